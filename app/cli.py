@@ -1,0 +1,157 @@
+"""``kith node``: the same peer without Qt, speaking JSON lines.
+
+One command object per line on standard input, one event object per line on standard output,
+logs on standard error. A command is one small async function registered with ``@command``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+from app.client import KithClient, NodeNotRunning
+from app.core.events import Event, NodeStopped
+from app.node.node import ConfigError
+from app.store.profile import ProfileError
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 1 << 20  # a command line longer than 1 MiB is refused
+
+Reply = dict[str, Any] | Event | None
+CommandFn = Callable[[KithClient, dict[str, Any]], Awaitable[Reply]]
+COMMANDS: dict[str, CommandFn] = {}
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; its message goes back as an error event."""
+
+
+class Quit(Exception):
+    pass
+
+
+def command(name: str) -> Callable[[CommandFn], CommandFn]:
+    def register(fn: CommandFn) -> CommandFn:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def require(args: dict[str, Any], key: str, kind: type = str) -> Any:
+    value = args.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise CommandError(f"'{key}' must be a {kind.__name__}")
+    return value
+
+
+@command("status")
+async def _status(client: KithClient, args: dict[str, Any]) -> Reply:
+    return await client.status()
+
+
+@command("quit")
+async def _quit(client: KithClient, args: dict[str, Any]) -> Reply:
+    raise Quit
+
+
+class JsonLines:
+    """Writes one JSON object per line, flushed, from the loop thread only."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, obj: dict[str, Any] | Event) -> None:
+        data = obj.to_json() if isinstance(obj, Event) else obj
+        self._out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._out.flush()
+
+    def error(self, message: str, **extra: Any) -> None:
+        self.write({"event": "error", "message": message, **extra})
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """Blocking reads in a thread: portable (Windows has no async stdin) and simple."""
+    try:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+    finally:
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def handle_line(client: KithClient, line: str, out: JsonLines) -> None:
+    """Parse and run one command line; raises ``Quit`` for quit."""
+    if len(line) > MAX_LINE:
+        out.error("command line too long")
+        return
+    try:
+        request = json.loads(line)
+    except ValueError as exc:
+        out.error(f"malformed JSON: {exc}")
+        return
+    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+        out.error('a command is a JSON object with a "cmd" string')
+        return
+    name = request["cmd"]
+    fn = COMMANDS.get(name)
+    if fn is None:
+        out.error(f"unknown command {name!r}", cmd=name)
+        return
+    try:
+        reply = await fn(client, request)
+    except Quit:
+        raise
+    except (CommandError, NodeNotRunning, ValueError) as exc:
+        out.error(str(exc), cmd=name)
+        return
+    if reply is not None:
+        out.write(reply)
+
+
+async def serve(client: KithClient, out: JsonLines) -> int:
+    loop = asyncio.get_running_loop()
+    stopped = loop.create_future()
+
+    def on_event(event: Event) -> None:
+        out.write(event)
+        if isinstance(event, NodeStopped) and not stopped.done():
+            stopped.set_result(None)
+
+    client.subscribe(on_event)
+    try:
+        await client.start()  # the ready event reaches on_event
+    except (ProfileError, ConfigError) as exc:
+        out.error(str(exc))
+        return 1
+    except Exception as exc:
+        log.exception("could not start")
+        out.error(f"could not start: {exc}")
+        return 1
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True, name="stdin").start()
+    try:
+        while True:
+            next_line = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({next_line, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if stopped in done:
+                next_line.cancel()
+                return 1  # the network died; node_failed was already printed
+            line = next_line.result()
+            if line is None:
+                return 0
+            if line.strip():
+                await handle_line(client, line, out)
+    except Quit:
+        return 0
+    finally:
+        await client.stop()
+
+
+def run_node(client: KithClient) -> int:
+    return asyncio.run(serve(client, JsonLines(sys.stdout)))

@@ -1,0 +1,222 @@
+"""The one seam between the interfaces and the peer, and the one place that knows about threads.
+
+The peer (``app.node``) runs on trio in its own thread: py-libp2p is trio-only, and a thread of
+its own gives the network a third more throughput than trio guest mode on the Qt loop while
+keeping network CPU work off the UI thread (docs/architecture.md). Callers live on an asyncio
+loop (qasync in the GUI, plain asyncio in the headless node) and see only:
+
+* awaitable methods (``start``, ``status``, ...) that run the matching node method in trio, and
+* events (``app.core.events``) delivered to subscribers on the caller's loop thread.
+
+Crossing rules: asyncio -> trio only through ``TrioToken.run_sync_soon``; trio -> asyncio only
+through ``loop.call_soon_threadsafe``. Nothing else crosses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
+from app.store.profile import Profile
+
+if TYPE_CHECKING:
+    from app.node.node import KithNode, NodeConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Listener = Callable[[Event], None]
+
+
+class NodeNotRunning(RuntimeError):
+    """The peer is not running (not started yet, stopped, or crashed)."""
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class KithClient:
+    """Runs a ``KithNode`` in a network thread and exposes it to an asyncio loop."""
+
+    def __init__(self, profile: Profile, config: NodeConfig | None = None) -> None:
+        self.profile = profile
+        self._config = config
+        self._listeners: list[Listener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._node: KithNode | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._finished: asyncio.Future[None] | None = None
+        self.ready: NodeReady | None = None
+
+    # -- events -------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` on the loop thread for every event; returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _dispatch(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.name)
+
+    def _publish(self, event: Event) -> None:
+        """Called in the network thread: hand the event to the loop thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._dispatch, event)
+        except RuntimeError:  # the loop closed between the check and the call
+            log.debug("dropped %s: loop closed", event.name)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._node is not None
+
+    async def start(self) -> NodeReady:
+        """Start the network thread and wait until the host listens; raises what stopped it."""
+        if self._thread is not None:
+            raise RuntimeError("a client starts once")
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[NodeReady] = self._loop.create_future()
+        self._finished = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(ready,), name="kith-network", daemon=True
+        )
+        self._thread.start()
+        self.ready = await ready
+        # A full collection over libp2p's objects stalls the UI 40-55 ms: freeze them once.
+        gc.collect()
+        gc.freeze()
+        return self.ready
+
+    def _resolve(self, fut: asyncio.Future[Any], result: Any = None,
+                 error: BaseException | None = None) -> None:
+        """Settle an asyncio future from the network thread."""
+
+        def settle() -> None:
+            self._pending.discard(fut)
+            if fut.done():
+                return
+            if isinstance(error, asyncio.CancelledError):
+                fut.cancel()
+            elif error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            log.debug("loop closed before a result could be delivered")
+
+    def _thread_main(self, ready: asyncio.Future[NodeReady]) -> None:
+        failure: BaseException | None = None
+        try:
+            trio.run(self._trio_main, ready)
+        except BaseException as exc:
+            failure = _leaf(exc)
+            log.error("network thread failed", exc_info=failure)
+        finally:
+            self._node = None
+            self._token = None
+            if failure is not None and not ready.done():
+                self._resolve(ready, error=failure)
+            elif failure is not None:
+                self._publish(NodeFailed(message=f"The network stopped: {failure}"))
+            for fut in list(self._pending):
+                self._resolve(fut, error=NodeNotRunning("the network stopped"))
+            self._publish(NodeStopped())
+            if self._finished is not None:
+                self._resolve(self._finished)
+
+    async def _trio_main(self, ready: asyncio.Future[NodeReady]) -> None:
+        # Imported here: libp2p costs ~0.6 s to import and belongs to this thread.
+        from app.node.node import KithNode, NodeConfig
+
+        self._token = trio.lowlevel.current_trio_token()
+        node = KithNode(self.profile, self._config or NodeConfig(), self._publish)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            result = await nursery.start(node.run)
+            self._node = node
+            self._resolve(ready, result)
+
+    async def stop(self) -> None:
+        """Shut the network down and wait for the thread; safe to call more than once."""
+        if self._thread is None or self._finished is None:
+            return
+        token, nursery = self._token, self._nursery
+        if token is not None and nursery is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(nursery.cancel_scope.cancel)
+        await asyncio.shield(self._finished)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    # -- calls --------------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[[KithNode], Awaitable[T]]) -> T:
+        """Run ``fn(node)`` in the network thread and await its result here.
+
+        Cancelling the awaiting task cancels the trio side too.
+        """
+        node, token, nursery, loop = self._node, self._token, self._nursery, self._loop
+        if node is None or token is None or nursery is None or loop is None:
+            raise NodeNotRunning("the network is not running")
+        fut: asyncio.Future[T] = loop.create_future()
+        self._pending.add(fut)
+        scope = trio.CancelScope()
+
+        async def runner() -> None:
+            with scope:
+                try:
+                    result = await fn(node)
+                except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
+                    self._resolve(fut, error=exc)
+                    return
+                self._resolve(fut, result)
+            if scope.cancelled_caught:
+                self._resolve(fut, error=asyncio.CancelledError())
+
+        def schedule() -> None:
+            # Runs in trio; the nursery may have closed since the call was made.
+            try:
+                nursery.start_soon(runner)
+            except RuntimeError:
+                self._resolve(fut, error=NodeNotRunning("the network is not running"))
+
+        try:
+            token.run_sync_soon(schedule)
+        except trio.RunFinishedError:
+            self._pending.discard(fut)
+            raise NodeNotRunning("the network is not running") from None
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(scope.cancel)
+            raise
+
+    async def status(self) -> NodeStatus:
+        return await self.call(lambda node: node.status())

@@ -1,0 +1,81 @@
+"""``kith:`` contact links: who someone is and where to reach them.
+
+A link looks like ``kith:contact?id=12D3KooW...&name=Ada&addr=/ip4/192.0.2.7/tcp/4001``.
+The peer id is what matters: Noise authenticates it on every connection, so a tampered
+address can at worst fail to connect, never impersonate. Everything else is a hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, quote, urlencode
+
+from app.core.identity import is_valid_peer_id
+
+SCHEME = "kith:"
+MAX_LINK_LENGTH = 8192
+MAX_ADDRS = 16
+MAX_ADDR_LENGTH = 256
+MAX_NAME_LENGTH = 64
+
+
+class InvalidInvite(ValueError):
+    """A ``kith:`` link that cannot be used, with a message fit for the user."""
+
+
+def clean_display_name(name: str) -> str:
+    """Trim and bound a display name; raises ``ValueError`` for an empty one."""
+    cleaned = " ".join("".join(ch for ch in name if ch.isprintable()).split())
+    if not cleaned:
+        raise ValueError("a display name cannot be empty")
+    return cleaned[:MAX_NAME_LENGTH]
+
+
+def strip_p2p(addr: str) -> str:
+    """``/ip4/1.2.3.4/tcp/5/p2p/12D3...`` -> ``/ip4/1.2.3.4/tcp/5``; other addresses unchanged."""
+    head, sep, tail = addr.rpartition("/p2p/")
+    if sep and "/" not in tail:
+        return head
+    return addr
+
+
+@dataclass(frozen=True)
+class ContactInvite:
+    peer_id: str
+    name: str = ""
+    addrs: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_link(self) -> str:
+        query: list[tuple[str, str]] = [("id", self.peer_id)]
+        if self.name:
+            query.append(("name", self.name))
+        query.extend(("addr", a) for a in self.addrs[:MAX_ADDRS])
+        return SCHEME + "contact?" + urlencode(query, quote_via=quote, safe="/")
+
+
+def parse_invite(link: str) -> ContactInvite:
+    """Parse a link pasted or clicked by the user; errors say what is wrong in plain words."""
+    link = link.strip()
+    if len(link) > MAX_LINK_LENGTH:
+        raise InvalidInvite("this link is too long to be a Kith invite")
+    if not link.lower().startswith(SCHEME):
+        raise InvalidInvite("a Kith invite starts with 'kith:'")
+    rest = link[len(SCHEME):].lstrip("/")
+    kind, _, query = rest.partition("?")
+    if kind != "contact":
+        raise InvalidInvite(f"this Kith link is not a contact invite ({kind or 'empty'})")
+    try:
+        params = parse_qs(query, keep_blank_values=True, max_num_fields=MAX_ADDRS + 4)
+    except ValueError:
+        raise InvalidInvite("the invite carries too many fields") from None
+    ids = params.get("id", [])
+    if len(ids) != 1 or not is_valid_peer_id(ids[0]):
+        raise InvalidInvite("the invite does not carry a valid peer id")
+    name = params.get("name", [""])[0]
+    name = clean_display_name(name) if name.strip() else ""
+    addrs = []
+    for addr in params.get("addr", []):
+        if not addr.startswith("/") or len(addr) > MAX_ADDR_LENGTH:
+            raise InvalidInvite(f"the invite carries a malformed address: {addr[:40]!r}")
+        addrs.append(strip_p2p(addr))
+    return ContactInvite(peer_id=ids[0], name=name, addrs=tuple(addrs))

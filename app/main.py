@@ -1,0 +1,111 @@
+"""The ``kith`` command: the desktop app, ``kith node`` (headless), and ``kith --version``.
+
+Kept free of Qt and libp2p imports so that ``kith node`` and ``kith --version`` start fast and
+work without a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from app import __version__
+
+NO_DISPLAY_HELP = """\
+Kith is a desktop app and needs a graphical session, but no display was found
+(neither DISPLAY nor WAYLAND_DISPLAY is set).
+
+  * Start it from your desktop (menu or double-click), or from a terminal inside it.
+  * On a machine without a screen, run it on a virtual one:   xvfb-run -a kith
+  * Or run the same peer headless, speaking JSON lines:         kith node --profile DIR
+    (see docs/cli.md)
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="profile folder (default: the platform's user data folder, e.g. ~/.local/share/kith)",
+    )
+    parser.add_argument(
+        "--listen", action="append", default=[], metavar="MULTIADDR",
+        help="listen address such as /ip4/127.0.0.1/tcp/0 (repeatable; default: all interfaces)",
+    )
+
+
+def gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kith", description="Peer-to-peer chat and file sharing.",
+        epilog="Run 'kith node --help' for the headless peer.",
+    )
+    parser.add_argument("--version", action="version", version=f"kith {__version__}")
+    _common(parser)
+    parser.add_argument("link", nargs="?", help="a kith: link to open")
+    return parser
+
+
+def node_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kith node", description="Run a headless Kith peer speaking JSON lines on stdio.",
+    )
+    _common(parser)
+    parser.add_argument("--name", help="display name (used when the profile is created)")
+    return parser
+
+
+def has_display() -> bool:
+    if not sys.platform.startswith("linux"):
+        return True
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main_node(argv: list[str]) -> int:
+    from app.cli import JsonLines, run_node
+    from app.client import KithClient
+    from app.core.invite import clean_display_name
+    from app.logs import setup_logging
+    from app.node.node import NodeConfig
+    from app.store.profile import Profile, ProfileError
+
+    args = node_parser().parse_args(argv)
+    out = JsonLines(sys.stdout)
+    try:
+        profile = Profile.open(args.profile)
+    except ProfileError as exc:
+        out.error(str(exc))
+        return 1
+    with profile:
+        setup_logging(profile.log_path, stderr=True)
+        try:
+            if args.name is not None:
+                name = clean_display_name(args.name)
+                if name != profile.settings.display_name:
+                    profile.initialise(name)
+            elif not profile.is_initialised:
+                profile.initialise("Kith node")
+        except (ProfileError, ValueError) as exc:
+            out.error(str(exc))
+            return 1
+        client = KithClient(profile, NodeConfig(listen=tuple(args.listen)))
+        return run_node(client)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["node"]:
+        return main_node(argv[1:])
+    args = gui_parser().parse_args(argv)
+    if not has_display():
+        sys.stderr.write(NO_DISPLAY_HELP)
+        return 2
+    from ui.app import run_gui
+
+    return run_gui(profile_dir=args.profile, listen=tuple(args.listen), link=args.link)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Unsigned-varint length-prefixed frames on libp2p streams, with limits, and safe handlers.
+
+Every protocol handler goes through ``guarded``: an exception that escapes a py-libp2p stream
+handler wedges the whole connection, so each one is caught, logged, and the stream reset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+log = logging.getLogger(__name__)
+
+MAX_VARINT_BYTES = 5  # enough for any frame limit below 2**35
+
+
+class FrameError(Exception):
+    """A peer sent a frame that breaks the protocol (malformed or over a limit)."""
+
+
+class Stream(Protocol):
+    async def read(self, n: int | None = None) -> bytes: ...
+    async def write(self, data: bytes) -> None: ...
+    async def reset(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def encode_varint(value: int) -> bytes:
+    if value < 0:
+        raise ValueError("varints are unsigned")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_frame(payload: bytes) -> bytes:
+    return encode_varint(len(payload)) + payload
+
+
+async def _read_exactly(stream: Stream, n: int) -> bytes:
+    """Read ``n`` bytes; py-libp2p raises ``StreamEOF`` at the end instead of returning b''."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.read(n - len(buf))
+        if not chunk:
+            raise FrameError("stream ended inside a frame")
+        buf += chunk
+    return bytes(buf)
+
+
+async def read_varint(stream: Stream) -> int:
+    value = 0
+    for i in range(MAX_VARINT_BYTES):
+        byte = (await _read_exactly(stream, 1))[0]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if i and byte == 0:
+                raise FrameError("non-minimal varint")
+            return value
+    raise FrameError("varint too long")
+
+
+async def read_frame(stream: Stream, max_size: int) -> bytes:
+    """Read one frame; a declared length over ``max_size`` is refused before reading it."""
+    length = await read_varint(stream)
+    if length > max_size:
+        raise FrameError(f"frame of {length} bytes exceeds the limit of {max_size}")
+    return await _read_exactly(stream, length)
+
+
+async def write_frame(stream: Stream, payload: bytes) -> None:
+    await stream.write(encode_frame(payload))
+
+
+Handler = Callable[[Stream], Awaitable[None]]
+
+
+def guarded(protocol: str, handler: Handler, timeout: float = 60.0) -> Handler:
+    """Wrap a stream handler so nothing escapes and nothing runs forever."""
+
+    async def run(stream: Stream) -> None:
+        try:
+            with trio.fail_after(timeout):
+                await handler(stream)
+        except Exception as exc:
+            peer = getattr(getattr(stream, "muxed_conn", None), "peer_id", "?")
+            log.warning("%s: dropped stream from %s: %s", protocol, peer, exc, exc_info=True)
+            try:
+                await stream.reset()
+            except Exception:
+                log.debug("%s: reset failed", protocol, exc_info=True)
+
+    return run

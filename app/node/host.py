@@ -1,0 +1,42 @@
+"""Building the libp2p host: TCP + Noise only + Yamux, with the profile's Ed25519 key.
+
+py-libp2p's default host also offers and accepts ``/plaintext/2.0.0`` and ``/secio/1.0.0``, and
+falls back to them when Noise is refused. Kith passes an explicit security table with Noise alone,
+so a peer offering anything else is answered ``na`` and cannot connect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import multiaddr
+from libp2p import create_yamux_muxer_option, new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import Ed25519PrivateKey
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from app.core.identity import Identity
+
+
+def key_pair(identity: Identity) -> KeyPair:
+    private = Ed25519PrivateKey.new(identity.seed)
+    return KeyPair(private, private.get_public_key())
+
+
+def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr]) -> IHost:
+    """A host that listens on ``listen_addrs`` (bound when built) and speaks only Noise."""
+    keys = key_pair(identity)
+    noise = NoiseTransport(keys, noise_privkey=new_x25519_key_pair().private_key)
+    return new_host(
+        key_pair=keys,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        muxer_opt=create_yamux_muxer_option(),
+        listen_addrs=list(listen_addrs),
+        enable_mDNS=False,
+        enable_upnp=False,
+        bootstrap=None,
+    )

@@ -1,0 +1,209 @@
+"""The Kith peer on trio: owns the libp2p host, the database and the protocol services.
+
+Everything here runs in the network thread. The outside world reaches it only through
+``app.client.KithClient``, which calls the async methods below and receives ``emit``-ed events.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.utils.address_validation import expand_wildcard_address
+
+from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus
+from app.core.invite import ContactInvite, strip_p2p
+from app.node.host import build_host
+from app.store.db import open_database
+from app.store.profile import Profile
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Event], None]
+
+
+class ConfigError(ValueError):
+    """A bad command-line or settings value, with a message for the user."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How to run the peer.
+
+    ``listen`` overrides the default: the profile's remembered port on ``interface``
+    (all interfaces unless told otherwise).
+    """
+
+    listen: tuple[str, ...] = ()
+    interface: str = "0.0.0.0"
+
+
+def parse_listen_addrs(addrs: tuple[str, ...]) -> list[multiaddr.Multiaddr]:
+    parsed = []
+    for text in addrs:
+        try:
+            addr = multiaddr.Multiaddr(text)
+        except Exception as exc:  # noqa: BLE001 - multiaddr raises a zoo of types
+            raise ConfigError(f"{text!r} is not a multiaddress: {exc}") from None
+        protocols = [p.name for p in addr.protocols()]
+        if protocols[:1] not in (["ip4"], ["ip6"]) or protocols[1:] != ["tcp"]:
+            raise ConfigError(f"{text!r}: Kith listens on /ip4/.../tcp/PORT or /ip6/.../tcp/PORT")
+        parsed.append(addr)
+    return parsed
+
+
+def _with_port(addr: multiaddr.Multiaddr, port: int) -> multiaddr.Multiaddr:
+    parts = str(addr).split("/")
+    parts[4] = str(port)
+    return multiaddr.Multiaddr("/".join(parts))
+
+
+class _ConnectionWatcher(INotifee):
+    """Turns libp2p's connection notifications into ``ConnectionsChanged`` events."""
+
+    def __init__(self, node: KithNode) -> None:
+        self._node = node
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._node.connections_changed()
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._node.connections_changed()
+
+    async def listen(self, network: INetwork, multiaddr: Any) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, multiaddr: Any) -> None:
+        pass
+
+
+class KithNode:
+    def __init__(self, profile: Profile, config: NodeConfig, emit: Emit) -> None:
+        self.profile = profile
+        self.identity = profile.identity
+        self.config = config
+        self._emit = emit
+        self._host: IHost | None = None
+        self._db: sqlite3.Connection | None = None
+        self._last_connection_count = 0
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def host(self) -> IHost:
+        if self._host is None:
+            raise RuntimeError("the node is not running")
+        return self._host
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        """Where the node's background tasks live; one that raises stops the node."""
+        if self._nursery is None:
+            raise RuntimeError("the node is not running")
+        return self._nursery
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the node is not running")
+        return self._db
+
+    def _requested_listen_addrs(self) -> list[multiaddr.Multiaddr]:
+        if self.config.listen:
+            return parse_listen_addrs(self.config.listen)
+        port = self.profile.settings.listen_port
+        return [multiaddr.Multiaddr(f"/ip4/{self.config.interface}/tcp/{port}")]
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the database, listen, announce readiness, then serve until cancelled."""
+        self._db = open_database(self.profile.db_path)
+        try:
+            requested = self._requested_listen_addrs()
+            host = build_host(self.identity, requested)
+            self._host = host
+            async with host.run(requested), trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._listen_fallback(requested)
+                self._remember_port()
+                host.get_network().register_notifee(_ConnectionWatcher(self))
+                ready = NodeReady(
+                    peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
+                )
+                log.info("listening as %s on %s", ready.peer_id, ", ".join(ready.addrs))
+                task_status.started(ready)
+                self._emit(ready)
+                await trio.sleep_forever()
+        finally:
+            self._host = None
+            self._nursery = None
+            self._db.close()
+            self._db = None
+
+    async def _listen_fallback(self, requested: list[multiaddr.Multiaddr]) -> None:
+        """A remembered port that is now taken falls back to a free one, not to silence."""
+        if self.host.get_addrs():
+            return
+        if self.config.listen:
+            raise ConfigError(
+                "Cannot listen on " + ", ".join(str(a) for a in requested) + ": address in use"
+            )
+        log.warning("port %s is taken; listening on a free one", self.profile.settings.listen_port)
+        await self.host.get_network().listen(*(_with_port(a, 0) for a in requested))
+        if not self.host.get_addrs():
+            raise ConfigError("Cannot listen on any TCP port")
+
+    def _remember_port(self) -> None:
+        if self.config.listen:
+            return
+        ports = {int(a.value_for_protocol("tcp")) for a in self.host.get_transport_addrs()}
+        port = min(ports)
+        if port != self.profile.settings.listen_port:
+            self.profile.settings.listen_port = port
+            self.profile.save_settings()
+
+    def addrs(self) -> list[str]:
+        """Full multiaddrs ending in ``/p2p/<id>``, wildcards expanded to real interfaces."""
+        out: list[str] = []
+        suffix = f"/p2p/{self.identity.peer_id}"
+        for addr in self.host.get_transport_addrs():
+            for concrete in expand_wildcard_address(addr):
+                text = strip_p2p(str(concrete)) + suffix
+                if text not in out:
+                    out.append(text)
+        # Addresses others can use first; loopback last.
+        return sorted(out, key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
+
+    def invite(self) -> str:
+        return ContactInvite(
+            peer_id=self.identity.peer_id,
+            name=self.profile.settings.display_name,
+            addrs=tuple(strip_p2p(a) for a in self.addrs()),
+        ).to_link()
+
+    def connection_count(self) -> int:
+        return len(self.host.get_connected_peers()) if self._host else 0
+
+    def connections_changed(self) -> None:
+        count = self.connection_count()
+        if count != self._last_connection_count:
+            self._last_connection_count = count
+            self._emit(ConnectionsChanged(connections=count))
+
+    async def status(self) -> NodeStatus:
+        return NodeStatus(
+            peer_id=self.identity.peer_id,
+            addrs=tuple(self.addrs()),
+            invite=self.invite(),
+            connections=self.connection_count(),
+        )

@@ -1,0 +1,70 @@
+"""The profile's SQLite database: WAL mode, a schema version, and ordered migrations.
+
+Only the network thread writes (one writer); the connection is created in that thread.
+Migrations are a list of SQL scripts: version N is the state after the first N have run,
+each in its own transaction, so a crash mid-upgrade leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from app.store.profile import ProfileCorrupt
+
+# Append only. Never edit a migration that has shipped: add a new one.
+MIGRATIONS: list[str] = [
+    # 1: the address book (what we learned about where peers are).
+    """
+    CREATE TABLE peer_addrs (
+        peer_id   TEXT NOT NULL,
+        addr      TEXT NOT NULL,
+        source    TEXT NOT NULL,          -- 'invite', 'identify', 'self'
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (peer_id, addr)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found before."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    if conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
+        conn.execute("INSERT INTO schema_version VALUES (0)")
+        conn.commit()
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise ProfileCorrupt(
+            f"This profile was written by a newer Kith (schema {found}, this one knows "
+            f"{SCHEMA_VERSION}). Update Kith to open it."
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        with conn:  # one transaction per migration
+            conn.executescript("BEGIN;" + MIGRATIONS[version - 1] + ";")
+            conn.execute("UPDATE schema_version SET version = ?", (version,))
+    return found
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate; a damaged file raises ``ProfileCorrupt``."""
+    try:
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        migrate(conn)
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise ProfileCorrupt(
+            f"The database {path} is damaged or not a Kith database ({exc}). "
+            "Restore it from a backup, or move it away to start with an empty history."
+        ) from exc

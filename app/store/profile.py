@@ -1,0 +1,225 @@
+"""A profile directory: identity key, settings, database and log, guarded by a lock.
+
+One directory per person. Only one Kith may use a profile at a time: the lock is an OS file
+lock (released by the kernel even when the process is killed), so a second Kith gets a clear
+``ProfileInUse`` instead of two writers corrupting the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import platformdirs
+
+from app.core.identity import Identity, InvalidKeyFile
+from app.core.invite import clean_display_name
+
+KEY_FILE = "identity.key"
+SETTINGS_FILE = "settings.json"
+DB_FILE = "kith.db"
+LOG_FILE = "kith.log"
+LOCK_FILE = "kith.lock"
+
+
+class ProfileError(Exception):
+    """A profile problem with a message meant for the user."""
+
+
+class ProfileInUse(ProfileError):
+    pass
+
+
+class ProfileCorrupt(ProfileError):
+    pass
+
+
+def default_profile_dir() -> Path:
+    return Path(platformdirs.user_data_dir("kith", appauthor=False)) / "default"
+
+
+@dataclass
+class Settings:
+    """User settings persisted as JSON; unknown keys from newer versions are kept."""
+
+    display_name: str = ""
+    listen_port: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        if not isinstance(data, dict):
+            raise ValueError("settings must be a JSON object")
+        known = {f: data[f] for f in ("display_name", "listen_port") if f in data}
+        if not isinstance(known.get("display_name", ""), str):
+            raise ValueError("display_name must be text")
+        port = known.get("listen_port", 0)
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError("listen_port must be a port number")
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(extra=extra, **known)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        return {**extra, **data}
+
+
+def _write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode) if hasattr(os, "fchmod") else None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _FileLock:
+    """An exclusive, non-blocking OS lock on a file, held until ``release``."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh: IO[bytes] | None = None
+        fh = open(path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()).encode())
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class Profile:
+    """An opened, locked profile directory. Use ``Profile.open`` and ``close``."""
+
+    def __init__(self, path: Path, lock: _FileLock) -> None:
+        self.path = path
+        self._lock = lock
+        self._identity: Identity | None = None
+        self.settings = self._load_settings()
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Profile:
+        """Create the directory if needed and take its lock; raises ``ProfileError``."""
+        path = (path or default_profile_dir()).expanduser().resolve()
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ProfileError(f"Cannot create the profile folder {path}: {exc.strerror}") from exc
+        if not path.is_dir():
+            raise ProfileError(f"The profile path {path} is not a folder.")
+        try:
+            lock = _FileLock(path / LOCK_FILE)
+        except PermissionError as exc:
+            raise ProfileError(f"The profile folder {path} is not writable.") from exc
+        except OSError as exc:
+            raise ProfileInUse(
+                f"The profile {path} is already in use by another Kith. "
+                "Close that one first, or start this one with --profile pointing elsewhere."
+            ) from exc
+        try:
+            return cls(path, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def close(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> Profile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG_FILE
+
+    @property
+    def key_path(self) -> Path:
+        return self.path / KEY_FILE
+
+    @property
+    def is_initialised(self) -> bool:
+        """True once a display name was chosen and an identity exists (first run is over)."""
+        return self.key_path.exists() and bool(self.settings.display_name)
+
+    def initialise(self, display_name: str) -> Identity:
+        """First run: keep the chosen name and create the identity if there is none yet."""
+        self.settings.display_name = clean_display_name(display_name)
+        self.save_settings()
+        return self.identity
+
+    @property
+    def identity(self) -> Identity:
+        """The identity key, created on first use (mode 0600) and the same on every start."""
+        if self._identity is None:
+            self._identity = self._load_or_create_identity()
+        return self._identity
+
+    def _load_or_create_identity(self) -> Identity:
+        path = self.key_path
+        if path.exists():
+            try:
+                data = path.read_bytes()
+                return Identity.from_key_file(data)
+            except OSError as exc:
+                raise ProfileCorrupt(
+                    f"Cannot read the identity key {path}: {exc.strerror}."
+                ) from exc
+            except InvalidKeyFile as exc:
+                raise ProfileCorrupt(
+                    f"The identity key {path} is damaged ({exc}). Restore it from a backup; "
+                    "deleting it gives this profile a new identity that your contacts do not know."
+                ) from exc
+        identity = Identity.generate()
+        _write_atomically(path, identity.to_key_file(), mode=0o600)
+        return identity
+
+    def _load_settings(self) -> Settings:
+        path = self.path / SETTINGS_FILE
+        if not path.exists():
+            return Settings()
+        try:
+            return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ProfileCorrupt(f"Cannot read the settings {path}: {exc.strerror}.") from exc
+        except (ValueError, TypeError) as exc:
+            raise ProfileCorrupt(
+                f"The settings file {path} is damaged ({exc}). Fix or delete it to start over "
+                "with default settings; your identity and messages are kept."
+            ) from exc
+
+    def save_settings(self) -> None:
+        text = json.dumps(self.settings.to_json(), indent=2, sort_keys=True) + "\n"
+        _write_atomically(self.path / SETTINGS_FILE, text.encode("utf-8"))

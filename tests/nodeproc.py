@@ -1,0 +1,91 @@
+"""Driving ``kith node`` as a real subprocess over JSON lines, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+
+
+class NodeProcess:
+    """One ``kith node``; ``expect`` waits for an event matching the given fields."""
+
+    def __init__(self, profile: Path, *args: str, name: str | None = None) -> None:
+        cmd = [sys.executable, "-m", "app", "node", "--profile", str(profile)]
+        if not any(a == "--listen" for a in args):
+            cmd += ["--listen", LOOPBACK]
+        if name is not None:
+            cmd += ["--name", name]
+        cmd += list(args)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", bufsize=1,
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def send(self, obj: dict[str, Any] | str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, event: str, timeout: float = 20, **fields: Any) -> dict[str, Any]:
+        """The next not-yet-consumed event named ``event`` whose fields match."""
+        for i, seen in enumerate(self.seen):
+            if seen.get("event") == event and all(seen.get(k) == v for k, v in fields.items()):
+                return self.seen.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no {event} {fields} within {timeout}s; seen {self.seen}; "
+                    f"stderr tail: {''.join(self.stderr[-20:])}"
+                )
+            try:
+                got = self.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if got.get("event") == event and all(got.get(k) == v for k, v in fields.items()):
+                return got
+            self.seen.append(got)
+
+    def request(self, cmd: dict[str, Any], reply: str, timeout: float = 20) -> dict[str, Any]:
+        self.send(cmd)
+        return self.expect(reply, timeout=timeout)
+
+    def quit(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.send({"cmd": "quit"})
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
