@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any, TextIO
 
 from app.client import KithClient, NodeNotRunning
@@ -59,6 +60,81 @@ async def _status(client: KithClient, args: dict[str, Any]) -> Reply:
 @command("quit")
 async def _quit(client: KithClient, args: dict[str, Any]) -> Reply:
     raise Quit
+
+
+@command("add_contact")
+async def _add_contact(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.add_contact(require(args, "invite"))
+    return None  # the node announces contact_added
+
+
+@command("contacts")
+async def _contacts(client: KithClient, args: dict[str, Any]) -> Reply:
+    return {"event": "contacts", "contacts": [asdict(c) for c in await client.contacts()]}
+
+
+@command("accept")
+async def _accept(client: KithClient, args: dict[str, Any]) -> Reply:
+    info = await client.accept_request(require(args, "peer_id"))
+    return {"event": "accepted", "peer_id": info.peer_id}
+
+
+@command("block")
+async def _block(client: KithClient, args: dict[str, Any]) -> Reply:
+    info = await client.block(require(args, "peer_id"))
+    return {"event": "blocked", "peer_id": info.peer_id}
+
+
+@command("rename")
+async def _rename(client: KithClient, args: dict[str, Any]) -> Reply:
+    info = await client.rename_contact(require(args, "peer_id"), require(args, "name"))
+    return {"event": "renamed", "peer_id": info.peer_id, "name": info.name}
+
+
+@command("remove_contact")
+async def _remove(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.remove_contact(require(args, "peer_id"))
+    return None  # the node announces contact_removed
+
+
+@command("send")
+async def _send(client: KithClient, args: dict[str, Any]) -> Reply:
+    message = await client.send(require(args, "to"), require(args, "text"))
+    return {"event": "sent", "id": message.id, "to": message.peer_id}
+
+
+@command("retry")
+async def _retry(client: KithClient, args: dict[str, Any]) -> Reply:
+    message = await client.retry(require(args, "id"))
+    return {"event": "retrying", "id": message.id}
+
+
+@command("history")
+async def _history(client: KithClient, args: dict[str, Any]) -> Reply:
+    peer_id = require(args, "with")
+    limit = args.get("limit", 100)
+    before = args.get("before")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        raise CommandError("'limit' must be a number from 1 to 1000")
+    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
+        raise CommandError("'before' must be a message seq number")
+    messages = await client.history(peer_id, before, limit)
+    return {
+        "event": "history",
+        "with": peer_id,
+        "messages": [
+            {
+                "id": m.id, "seq": m.seq, "from": client.peer_id if m.outgoing else m.peer_id,
+                "text": m.text, "sent_at": m.sent_at_ms, "outgoing": m.outgoing,
+                "state": m.state.value,
+            }
+            for m in messages
+        ],
+    }
+
+
+# Events the GUI needs that would only be noise on the command line.
+HIDDEN_EVENTS = {"contact", "queued", "unread"}
 
 
 class JsonLines:
@@ -119,7 +195,8 @@ async def serve(client: KithClient, out: JsonLines) -> int:
     stopped = loop.create_future()
 
     def on_event(event: Event) -> None:
-        out.write(event)
+        if event.name not in HIDDEN_EVENTS:
+            out.write(event)
         if isinstance(event, NodeStopped) and not stopped.done():
             stopped.set_result(None)
 

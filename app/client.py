@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
+from app.core.records import ContactInfo, MessageInfo
 from app.store.profile import Profile
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ class KithClient:
             log.debug("dropped %s: loop closed", event.name)
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> str:
+        return self.profile.identity.peer_id
 
     @property
     def running(self) -> bool:
@@ -220,3 +225,66 @@ class KithClient:
 
     async def status(self) -> NodeStatus:
         return await self.call(lambda node: node.status())
+
+    # -- contacts -----------------------------------------------------------------------------
+
+    async def add_contact(self, invite: str) -> ContactInfo:
+        """Add from a ``kith:`` link; raises ``InvalidInvite``/``ContactError`` with plain words."""
+        return await self.call(lambda node: node.contacts.add_from_invite(invite))
+
+    async def contacts(self) -> list[ContactInfo]:
+        return await self.call(lambda node: _now(node.contacts.all()))
+
+    async def contact(self, peer_id: str) -> ContactInfo | None:
+        return await self.call(lambda node: _now(node.contacts.info(peer_id)))
+
+    async def accept_request(self, peer_id: str) -> ContactInfo:
+        return await self.call(lambda node: node.contacts.accept(peer_id))
+
+    async def block(self, peer_id: str) -> ContactInfo:
+        return await self.call(lambda node: node.contacts.block(peer_id))
+
+    async def rename_contact(self, peer_id: str, name: str) -> ContactInfo:
+        return await self.call(lambda node: node.contacts.rename(peer_id, name))
+
+    async def set_verified(self, peer_id: str, verified: bool) -> ContactInfo:
+        return await self.call(lambda node: node.contacts.set_verified(peer_id, verified))
+
+    async def remove_contact(self, peer_id: str) -> None:
+        await self.call(lambda node: node.contacts.remove(peer_id))
+
+    # -- direct messages ----------------------------------------------------------------------
+
+    async def send(self, peer_id: str, text: str) -> MessageInfo:
+        """Queue a message; raises ``MessageTooLarge``/``ContactError`` with plain words."""
+        return await self.call(lambda node: node.dms.send(peer_id, text))
+
+    async def retry(self, message_id: str) -> MessageInfo:
+        return await self.call(lambda node: node.dms.retry(message_id))
+
+    async def history(
+        self, peer_id: str, before_seq: int | None = None, limit: int = 100
+    ) -> list[MessageInfo]:
+        """Oldest first, the page just before ``before_seq`` (the newest page by default)."""
+        return await self.call(lambda node: node.dms.history(peer_id, before_seq, limit))
+
+    async def mark_read(self, peer_id: str) -> None:
+        await self.call(lambda node: node.dms.mark_read(peer_id))
+
+    async def unread_total(self) -> int:
+        return await self.call(lambda node: _now(node.messages.unread_total()))
+
+    async def draft(self, conversation: str) -> str:
+        return await self.call(lambda node: _now(node.messages.draft(conversation)))
+
+    async def set_draft(self, conversation: str, text: str) -> None:
+        def save(node: KithNode) -> Awaitable[None]:
+            node.messages.set_draft(conversation, text)
+            return _now(None)
+
+        await self.call(save)
+
+
+async def _now(value: T) -> T:
+    """Wrap a synchronous node query so ``call`` can run it in the network thread."""
+    return value

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from app.core.records import ContactInfo, MessageInfo
+
 
 @dataclass(frozen=True)
 class Event:
@@ -21,7 +23,8 @@ class Event:
         for f in fields(self):
             if isinstance(body[f.name], tuple):
                 body[f.name] = list(body[f.name])
-        return {"event": self.name, **body}
+        # ``from_`` and friends: Python keywords get a trailing underscore in the dataclass.
+        return {"event": self.name, **{k.rstrip("_"): v for k, v in body.items()}}
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,95 @@ class NodeFailed(Event):
 @dataclass(frozen=True)
 class NodeStopped(Event):
     name: ClassVar[str] = "stopped"
+
+
+@dataclass(frozen=True)
+class ContactAdded(Event):
+    name: ClassVar[str] = "contact_added"
+    peer_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class ContactChanged(Event):
+    """Anything about a contact changed (name, state, presence, unread, preview)."""
+
+    name: ClassVar[str] = "contact"
+    contact: ContactInfo
+
+
+@dataclass(frozen=True)
+class ContactRemoved(Event):
+    name: ClassVar[str] = "contact_removed"
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class ContactOnline(Event):
+    name: ClassVar[str] = "contact_online"
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class ContactOffline(Event):
+    name: ClassVar[str] = "contact_offline"
+    peer_id: str
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class MessageQueued(Event):
+    """An outgoing message was stored in the outbox (state sending)."""
+
+    name: ClassVar[str] = "queued"
+    message: MessageInfo
+
+
+@dataclass(frozen=True)
+class MessageSent(Event):
+    """The message left this device (written to the recipient's stream)."""
+
+    name: ClassVar[str] = "transmitted"
+    id: str
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class MessageDelivered(Event):
+    name: ClassVar[str] = "delivered"
+    id: str
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class MessageFailed(Event):
+    name: ClassVar[str] = "failed"
+    id: str
+    peer_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    """A new message from someone else; ``request`` when they are not a contact yet."""
+
+    name: ClassVar[str] = "message"
+    id: str
+    from_: str
+    text: str
+    sent_at: int
+    request: bool
+    message: MessageInfo
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        del body["message"]
+        return body
+
+
+@dataclass(frozen=True)
+class UnreadChanged(Event):
+    """The total of unread messages (for the tray and the window title)."""
+
+    name: ClassVar[str] = "unread"
+    total: int

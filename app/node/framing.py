@@ -7,6 +7,7 @@ handler wedges the whole connection, so each one is caught, logged, and the stre
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -84,12 +85,12 @@ async def write_frame(stream: Stream, payload: bytes) -> None:
 Handler = Callable[[Stream], Awaitable[None]]
 
 
-def guarded(protocol: str, handler: Handler, timeout: float = 60.0) -> Handler:
+def guarded(protocol: str, handler: Handler, timeout: float | None = 60.0) -> Handler:
     """Wrap a stream handler so nothing escapes and nothing runs forever."""
 
     async def run(stream: Stream) -> None:
         try:
-            with trio.fail_after(timeout):
+            with trio.fail_after(timeout if timeout is not None else math.inf):
                 await handler(stream)
         except Exception as exc:
             peer = getattr(getattr(stream, "muxed_conn", None), "peer_id", "?")

@@ -19,8 +19,11 @@ from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus
 from app.core.invite import ContactInvite, strip_p2p
+from app.node.contacts import ContactService
+from app.node.dm import DirectMessages
 from app.node.host import build_host
 from app.store.db import open_database
+from app.store.messages import MessageStore
 from app.store.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -77,10 +80,10 @@ class _ConnectionWatcher(INotifee):
         pass
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._node.connections_changed()
+        self._node.peer_connected(str(conn.muxed_conn.peer_id))
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._node.connections_changed()
+        self._node.peer_disconnected(str(conn.muxed_conn.peer_id))
 
     async def listen(self, network: INetwork, multiaddr: Any) -> None:
         pass
@@ -99,6 +102,8 @@ class KithNode:
         self._db: sqlite3.Connection | None = None
         self._last_connection_count = 0
         self._nursery: trio.Nursery | None = None
+        self._contacts: ContactService | None = None
+        self._dms: DirectMessages | None = None
 
     @property
     def host(self) -> IHost:
@@ -119,6 +124,25 @@ class KithNode:
             raise RuntimeError("the node is not running")
         return self._db
 
+    @property
+    def contacts(self) -> ContactService:
+        if self._contacts is None:
+            raise RuntimeError("the node is not running")
+        return self._contacts
+
+    @property
+    def dms(self) -> DirectMessages:
+        if self._dms is None:
+            raise RuntimeError("the node is not running")
+        return self._dms
+
+    @property
+    def messages(self) -> MessageStore:
+        return self.dms.store
+
+    def emit(self, event: Event) -> None:
+        self._emit(event)
+
     def _requested_listen_addrs(self) -> list[multiaddr.Multiaddr]:
         if self.config.listen:
             return parse_listen_addrs(self.config.listen)
@@ -136,7 +160,11 @@ class KithNode:
                 self._nursery = nursery
                 await self._listen_fallback(requested)
                 self._remember_port()
+                self._contacts = ContactService(self)
+                self._dms = DirectMessages(self)
                 host.get_network().register_notifee(_ConnectionWatcher(self))
+                self._contacts.start()
+                self._dms.start()
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
                 )
@@ -147,6 +175,8 @@ class KithNode:
         finally:
             self._host = None
             self._nursery = None
+            self._contacts = None
+            self._dms = None
             self._db.close()
             self._db = None
 
@@ -193,6 +223,18 @@ class KithNode:
 
     def connection_count(self) -> int:
         return len(self.host.get_connected_peers()) if self._host else 0
+
+    def is_connected(self, peer_id: str) -> bool:
+        connections = self.host.get_network().connections
+        return any(str(p) == peer_id and conns for p, conns in connections.items())
+
+    def peer_connected(self, peer_id: str) -> None:
+        self.contacts.connected(peer_id)
+        self.connections_changed()
+
+    def peer_disconnected(self, peer_id: str) -> None:
+        self.contacts.disconnected(peer_id)
+        self.connections_changed()
 
     def connections_changed(self) -> None:
         count = self.connection_count()

@@ -24,6 +24,40 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (peer_id, addr)
     );
     """,
+    # 2: contacts, direct messages (the outbox is the undelivered outgoing ones), drafts.
+    """
+    CREATE TABLE contacts (
+        peer_id       TEXT PRIMARY KEY,
+        state         TEXT NOT NULL CHECK (state IN ('contact', 'request', 'blocked')),
+        their_name    TEXT NOT NULL DEFAULT '',
+        local_name    TEXT,
+        verified      INTEGER NOT NULL DEFAULT 0,
+        added_at      REAL NOT NULL,
+        last_seen     REAL,
+        last_activity REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        peer_id    TEXT NOT NULL,
+        msg_id     BLOB NOT NULL,
+        outgoing   INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        sent_at    INTEGER NOT NULL,
+        stored_at  REAL NOT NULL,
+        state      TEXT NOT NULL,
+        error      TEXT,
+        read       INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (peer_id, outgoing, msg_id)
+    );
+    CREATE INDEX messages_by_peer ON messages (peer_id, seq);
+    CREATE INDEX messages_outbox ON messages (peer_id, seq)
+        WHERE outgoing = 1 AND state IN ('sending', 'sent');
+    CREATE INDEX messages_unread ON messages (peer_id) WHERE outgoing = 0 AND read = 0;
+    CREATE TABLE drafts (
+        conversation TEXT PRIMARY KEY,
+        text         TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,51 @@
+"""Read-only views of contacts and messages, as the interfaces see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ContactState(StrEnum):
+    CONTACT = "contact"
+    REQUEST = "request"  # wrote to us, not accepted yet
+    BLOCKED = "blocked"
+
+
+class Delivery(StrEnum):
+    SENDING = "sending"      # queued in the outbox, has not left this device
+    SENT = "sent"            # written to the recipient's stream
+    DELIVERED = "delivered"  # the recipient acknowledged after storing it
+    FAILED = "failed"        # refused by the recipient or unsendable; can be retried
+    RECEIVED = "received"    # an incoming message
+
+
+@dataclass(frozen=True)
+class ContactInfo:
+    peer_id: str
+    name: str                 # what to show: the local rename, else their own name, else short id
+    their_name: str
+    local_name: str | None
+    state: ContactState
+    verified: bool
+    online: bool
+    last_seen: float | None   # Unix time of the last connection, None if never
+    unread: int
+    last_message: str         # preview of the newest message, "" if none
+    last_activity: float      # Unix time, for ordering the list
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    seq: int                  # local order in the conversation (for paging)
+    id: str                   # the message id in hex, the same on both sides
+    peer_id: str              # the other side of the conversation
+    outgoing: bool
+    text: str
+    sent_at_ms: int           # sender's clock
+    state: Delivery
+    error: str | None = None
+
+
+def short_peer_id(peer_id: str) -> str:
+    return f"{peer_id[:8]}…{peer_id[-4:]}" if len(peer_id) > 14 else peer_id

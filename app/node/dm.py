@@ -1,0 +1,258 @@
+"""``/kith/dm/1.0.0``: sending from the persistent outbox, receiving, acknowledging.
+
+Sending: one task per peer with undelivered messages. It opens a stream, writes the outbox in
+order (up to ``WINDOW`` unacknowledged at once), marks each ``sent`` once written and
+``delivered`` when the ACK arrives, and keeps the stream for ``IDLE`` seconds for the next
+message. If the stream breaks, everything unacknowledged is written again, in order, on a new
+one; the recipient deduplicates by message id, so each message is shown exactly once.
+
+Receiving: frames are handled in order. Each is decrypted, verified, deduplicated, stored, and
+only then acknowledged and announced. A frame that fails any check resets the stream (the
+connection stays usable); a blocked peer's streams are reset at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.id import ID
+
+from app.core import dm
+from app.core.events import (
+    ContactChanged,
+    MessageDelivered,
+    MessageFailed,
+    MessageQueued,
+    MessageReceived,
+    MessageSent,
+    UnreadChanged,
+)
+from app.core.records import ContactState, Delivery, MessageInfo
+from app.node.contacts import ContactError
+from app.node.framing import FrameError, Stream, encode_frame, guarded, read_frame, write_frame
+from app.node.signal import Signal
+from app.store.messages import MessageStore
+
+if TYPE_CHECKING:
+    from app.node.node import KithNode
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_ID = TProtocol(dm.PROTOCOL_ID)
+WINDOW = 64            # unacknowledged messages in flight per peer
+ACK_TIMEOUT = 30.0     # no ACK progress for this long: the stream is dead, start over
+IDLE = 20.0            # keep an idle outgoing stream this long for the next message
+RECEIVE_IDLE = 120.0   # a receiving stream with no frame for this long is closed
+OPEN_TIMEOUT = 10.0
+RETRY_PAUSE = 2.0
+
+
+class DeliveryStalled(Exception):
+    """The recipient stopped acknowledging on this stream."""
+
+
+class DirectMessages:
+    def __init__(self, node: KithNode) -> None:
+        self._node = node
+        self.store = MessageStore(node.db)
+        self._active: set[str] = set()
+        self._kick: dict[str, Signal] = {}
+
+    def start(self) -> None:
+        self._node.host.set_stream_handler(
+            PROTOCOL_ID, guarded(PROTOCOL_ID, self._receive, timeout=None)
+        )
+        self._node.contacts.on_connected.append(self.kick)
+        for peer_id in self.store.peers_with_outbox():
+            self.kick(peer_id)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(self, peer_id: str, text: str) -> MessageInfo:
+        state = self._node.contacts.store.state(peer_id)
+        if state is None:
+            raise ContactError("add this person as a contact before writing to them")
+        if state is ContactState.BLOCKED:
+            raise ContactError("this person is blocked; unblock them to write")
+        if state is ContactState.REQUEST:
+            await self._node.contacts.accept(peer_id)  # answering a request accepts it
+        msg_id = dm.new_message_id()
+        sent_at = int(time.time() * 1000)
+        # Encode once now so a bad text fails here, in the composer, not later in the outbox.
+        dm.encode_message(self._node.identity, peer_id, text, message_id=msg_id, sent_at_ms=sent_at)
+        info = self.store.queue_outgoing(peer_id, msg_id, text, sent_at)
+        self._node.emit(MessageQueued(message=info))
+        self._changed(peer_id)
+        self.kick(peer_id)
+        return info
+
+    async def retry(self, msg_id_hex: str) -> MessageInfo:
+        found = self.store.find_outgoing(msg_id_hex)
+        if found is None:
+            raise ContactError(f"no outgoing message {msg_id_hex}")
+        info = self.store.set_state(
+            found.peer_id, bytes.fromhex(found.id), Delivery.SENDING, only_from=(Delivery.FAILED,)
+        )
+        self.kick(found.peer_id)
+        return info or found
+
+    def kick(self, peer_id: str) -> None:
+        """Something to send, or the peer just connected: make sure a sender runs."""
+        signal = self._kick.setdefault(peer_id, Signal())
+        if peer_id in self._active:
+            signal.set()
+        elif self.store.outbox(peer_id, limit=1):
+            self._active.add(peer_id)
+            self._node.nursery.start_soon(self._deliver, peer_id)
+
+    async def _deliver(self, peer_id: str) -> None:
+        try:
+            while self.store.outbox(peer_id, limit=1):
+                if self._node.contacts.store.state(peer_id) is not ContactState.CONTACT:
+                    return
+                if not self._node.is_connected(peer_id) and not await self._node.contacts.dial(
+                    peer_id
+                ):
+                    return  # the dial loop calls kick() when the peer connects
+                try:
+                    await self._deliver_on_stream(peer_id)
+                except Exception as exc:  # noqa: BLE001 - retried on a fresh stream
+                    log.info("delivery to %s interrupted: %s", peer_id, exc)
+                    await trio.sleep(RETRY_PAUSE)
+        finally:
+            self._active.discard(peer_id)
+
+    async def _deliver_on_stream(self, peer_id: str) -> None:
+        with trio.fail_after(OPEN_TIMEOUT):
+            stream = await self._node.host.new_stream(ID.from_base58(peer_id), [PROTOCOL_ID])
+        signal = self._kick.setdefault(peer_id, Signal())
+        inflight: dict[bytes, MessageInfo] = {}
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_replies, stream, peer_id, inflight, signal)
+                last_seq = 0
+                while True:
+                    room = WINDOW - len(inflight)
+                    batch = (
+                        self.store.outbox(peer_id, after_seq=last_seq, limit=room) if room else []
+                    )
+                    if batch:
+                        await self._write_batch(stream, peer_id, batch, inflight)
+                        last_seq = batch[-1].seq
+                        continue
+                    if not inflight:
+                        if not await signal.wait(IDLE):
+                            break  # idle: close the stream; a new message opens another
+                        continue
+                    if not await signal.wait(ACK_TIMEOUT):
+                        raise DeliveryStalled(f"no acknowledgement for {ACK_TIMEOUT:.0f} s")
+                nursery.cancel_scope.cancel()
+            await stream.close()
+        except BaseException:
+            await stream.reset()
+            raise
+
+    async def _write_batch(
+        self, stream: Stream, peer_id: str, batch: list[MessageInfo],
+        inflight: dict[bytes, MessageInfo],
+    ) -> None:
+        frames = []
+        for message in batch:
+            msg_id = bytes.fromhex(message.id)
+            frames.append(encode_frame(dm.encode_message(
+                self._node.identity, peer_id, message.text,
+                message_id=msg_id, sent_at_ms=message.sent_at_ms,
+            )))
+            inflight[msg_id] = message
+        await stream.write(b"".join(frames))
+        for message in batch:
+            if message.state is Delivery.SENDING and self.store.set_state(
+                peer_id, bytes.fromhex(message.id), Delivery.SENT, only_from=(Delivery.SENDING,)
+            ):
+                self._node.emit(MessageSent(id=message.id, peer_id=peer_id))
+
+    async def _read_replies(
+        self, stream: Stream, peer_id: str, inflight: dict[bytes, MessageInfo], signal: Signal
+    ) -> None:
+        while True:
+            reply = dm.decode_reply(await read_frame(stream, dm.MAX_FRAME))
+            if inflight.pop(reply.message_id, None) is None:
+                raise FrameError("acknowledgement for a message not in flight")
+            if isinstance(reply, dm.Ack):
+                if self.store.set_state(
+                    peer_id, reply.message_id, Delivery.DELIVERED,
+                    only_from=(Delivery.SENDING, Delivery.SENT),
+                ):
+                    self._node.emit(MessageDelivered(id=reply.message_id.hex(), peer_id=peer_id))
+            else:
+                reason = reply.description
+                if self.store.set_state(peer_id, reply.message_id, Delivery.FAILED, reason):
+                    self._node.emit(
+                        MessageFailed(id=reply.message_id.hex(), peer_id=peer_id, reason=reason)
+                    )
+            signal.set()
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def _receive(self, stream: Stream) -> None:
+        peer_id = str(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
+        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+            log.info("refused a message stream from blocked %s", peer_id)
+            await stream.reset()
+            return
+        while True:
+            try:
+                with trio.fail_after(RECEIVE_IDLE):
+                    payload = await read_frame(stream, dm.MAX_FRAME)
+            except StreamEOF:
+                await stream.close()
+                return
+            try:
+                message = dm.decode_message(self._node.identity, peer_id, payload)
+            except dm.DmError as exc:
+                if exc.reject_reason is None or exc.message_id is None:
+                    raise  # guarded() logs it and resets the stream
+                log.info("rejecting a message from %s: %s", peer_id, exc)
+                await write_frame(stream, dm.encode_reject(exc.message_id, exc.reject_reason))
+                continue
+            await self._accept(stream, peer_id, message)
+
+    async def _accept(self, stream: Stream, peer_id: str, message: dm.DirectMessage) -> None:
+        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+            raise ContactError("blocked while the stream was open")
+        request = self._node.contacts.note_request(peer_id) or (
+            self._node.contacts.store.state(peer_id) is ContactState.REQUEST
+        )
+        stored = self.store.store_incoming(
+            peer_id, message.message_id, message.text, message.sent_at_ms
+        )
+        await write_frame(stream, dm.encode_ack(message.message_id))
+        if stored is None:
+            log.debug("duplicate message %s from %s", message.message_id.hex(), peer_id)
+            return
+        self._node.emit(MessageReceived(
+            id=stored.id, from_=peer_id, text=stored.text, sent_at=stored.sent_at_ms,
+            request=request, message=stored,
+        ))
+        self._changed(peer_id)
+        self._node.emit(UnreadChanged(total=self.store.unread_total()))
+
+    def _changed(self, peer_id: str) -> None:
+        info = self._node.contacts.info(peer_id)
+        if info is not None:
+            self._node.emit(ContactChanged(contact=info))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def history(self, peer_id: str, before_seq: int | None, limit: int) -> list[MessageInfo]:
+        return self.store.history(peer_id, before_seq, max(1, min(limit, 1000)))
+
+    async def mark_read(self, peer_id: str) -> None:
+        if self.store.mark_read(peer_id):
+            self._changed(peer_id)
+            self._node.emit(UnreadChanged(total=self.store.unread_total()))

@@ -1,0 +1,152 @@
+"""Direct messages in SQLite. The outbox is the outgoing messages not yet acknowledged."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from app.core.records import Delivery, MessageInfo
+
+_COLUMNS = "seq, msg_id, peer_id, outgoing, text, sent_at, state, error"
+
+
+def _info(row: tuple) -> MessageInfo:
+    seq, msg_id, peer_id, outgoing, text, sent_at, state, error = row
+    return MessageInfo(
+        seq=seq, id=bytes(msg_id).hex(), peer_id=peer_id, outgoing=bool(outgoing), text=text,
+        sent_at_ms=sent_at, state=Delivery(state), error=error,
+    )
+
+
+class MessageStore:
+    """All reads and writes of ``messages`` and ``drafts``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def queue_outgoing(
+        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int
+    ) -> MessageInfo:
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state) "
+                "VALUES (?, ?, 1, ?, ?, ?, ?)",
+                (peer_id, msg_id, text, sent_at_ms, time.time(), Delivery.SENDING.value),
+            )
+            self._conn.execute(
+                "UPDATE contacts SET last_activity = ? WHERE peer_id = ?", (time.time(), peer_id)
+            )
+        seq = cur.lastrowid
+        assert seq is not None
+        return MessageInfo(seq, msg_id.hex(), peer_id, True, text, sent_at_ms, Delivery.SENDING)
+
+    def store_incoming(
+        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int
+    ) -> MessageInfo | None:
+        """Store a received message; None if it was already stored (a replay or a resend)."""
+        now = time.time()
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state) "
+                "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (peer_id, msg_id, text, sent_at_ms, now, Delivery.RECEIVED.value),
+            )
+            if not cur.rowcount:
+                return None
+            self._conn.execute(
+                "UPDATE contacts SET last_activity = ? WHERE peer_id = ?", (now, peer_id)
+            )
+        seq = cur.lastrowid
+        assert seq is not None
+        return MessageInfo(seq, msg_id.hex(), peer_id, False, text, sent_at_ms, Delivery.RECEIVED)
+
+    def outbox(self, peer_id: str, after_seq: int = 0, limit: int = 64) -> list[MessageInfo]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND outgoing = 1 "
+            "AND state IN ('sending', 'sent') AND seq > ? ORDER BY seq LIMIT ?",
+            (peer_id, after_seq, limit),
+        )
+        return [_info(r) for r in rows]
+
+    def peers_with_outbox(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT peer_id FROM messages WHERE outgoing = 1 "
+            "AND state IN ('sending', 'sent')"
+        )
+        return [r[0] for r in rows]
+
+    def set_state(
+        self, peer_id: str, msg_id: bytes, state: Delivery, error: str | None = None,
+        only_from: tuple[Delivery, ...] = (),
+    ) -> MessageInfo | None:
+        """Move an outgoing message to ``state``; None if not found or not in ``only_from``."""
+        sql = "UPDATE messages SET state = ?, error = ? WHERE peer_id = ? AND outgoing = 1 " \
+              "AND msg_id = ?"
+        params: list[object] = [state.value, error, peer_id, msg_id]
+        if only_from:
+            sql += f" AND state IN ({','.join('?' * len(only_from))})"
+            params += [s.value for s in only_from]
+        with self._conn:
+            cur = self._conn.execute(sql, params)
+        if not cur.rowcount:
+            return None
+        return self.get(peer_id, msg_id, outgoing=True)
+
+    def get(self, peer_id: str, msg_id: bytes, outgoing: bool) -> MessageInfo | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND msg_id = ? AND outgoing = ?",
+            (peer_id, msg_id, int(outgoing)),
+        ).fetchone()
+        return _info(row) if row else None
+
+    def find_outgoing(self, msg_id_hex: str) -> MessageInfo | None:
+        try:
+            msg_id = bytes.fromhex(msg_id_hex)
+        except ValueError:
+            return None
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE msg_id = ? AND outgoing = 1", (msg_id,)
+        ).fetchone()
+        return _info(row) if row else None
+
+    def history(self, peer_id: str, before_seq: int | None = None, limit: int = 100
+                ) -> list[MessageInfo]:
+        """A page of the conversation, oldest first, ending just before ``before_seq``."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (peer_id, before_seq if before_seq is not None else 2**62, limit),
+        ).fetchall()
+        return [_info(r) for r in reversed(rows)]
+
+    def mark_read(self, peer_id: str) -> int:
+        with self._conn:
+            cur = self._conn.execute(
+                "UPDATE messages SET read = 1 WHERE peer_id = ? AND outgoing = 0 AND read = 0",
+                (peer_id,),
+            )
+        return cur.rowcount
+
+    def unread_total(self) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM messages m JOIN contacts c USING (peer_id) "
+            "WHERE m.outgoing = 0 AND m.read = 0 AND c.state != 'blocked'"
+        ).fetchone()
+        return int(row[0])
+
+    def draft(self, conversation: str) -> str:
+        row = self._conn.execute(
+            "SELECT text FROM drafts WHERE conversation = ?", (conversation,)
+        ).fetchone()
+        return row[0] if row else ""
+
+    def set_draft(self, conversation: str, text: str) -> None:
+        with self._conn:
+            if text:
+                self._conn.execute(
+                    "INSERT INTO drafts VALUES (?, ?) ON CONFLICT (conversation) "
+                    "DO UPDATE SET text = excluded.text",
+                    (conversation, text),
+                )
+            else:
+                self._conn.execute("DELETE FROM drafts WHERE conversation = ?", (conversation,))
