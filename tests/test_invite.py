@@ -46,6 +46,7 @@ def test_bad_links_say_what_is_wrong(link: str, words: str) -> None:
 
 def test_display_names_are_cleaned() -> None:
     assert clean_display_name("  Ada \t Lovelace\x00 ") == "Ada Lovelace"
+    assert clean_display_name("Ada\tLove\x07lace") == "Ada Lovelace"
     assert len(clean_display_name("x" * 500)) == 64
     with pytest.raises(ValueError):
         clean_display_name(" \n\t ")

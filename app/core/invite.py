@@ -25,7 +25,8 @@ class InvalidInvite(ValueError):
 
 def clean_display_name(name: str) -> str:
     """Trim and bound a display name; raises ``ValueError`` for an empty one."""
-    cleaned = " ".join("".join(ch for ch in name if ch.isprintable()).split())
+    visible = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in name)
+    cleaned = " ".join(visible.split())
     if not cleaned:
         raise ValueError("a display name cannot be empty")
     return cleaned[:MAX_NAME_LENGTH]
