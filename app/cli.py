@@ -16,8 +16,8 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from app.client import KithClient, NodeNotRunning
+from app.core.config import ConfigError
 from app.core.events import Event, NodeStopped
-from app.node.node import ConfigError
 from app.store.profile import ProfileError
 
 log = logging.getLogger(__name__)

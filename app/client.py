@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from app.core.config import NodeConfig
 from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
 from app.core.records import ContactInfo, MessageInfo
 from app.store.profile import Profile
 
 if TYPE_CHECKING:
-    from app.node.node import KithNode, NodeConfig
+    from app.node.node import KithNode
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class KithClient:
         self._node: KithNode | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._finished: asyncio.Future[None] | None = None
+        self._stop_requested = threading.Event()
         self.ready: NodeReady | None = None
 
     # -- events -------------------------------------------------------------------------------
@@ -146,8 +148,8 @@ class KithClient:
         finally:
             self._node = None
             self._token = None
-            if failure is not None and not ready.done():
-                self._resolve(ready, error=failure)
+            if not ready.done():
+                self._resolve(ready, error=failure or NodeNotRunning("stopped before it started"))
             elif failure is not None:
                 self._publish(NodeFailed(message=f"The network stopped: {failure}"))
             for fut in list(self._pending):
@@ -158,12 +160,14 @@ class KithClient:
 
     async def _trio_main(self, ready: asyncio.Future[NodeReady]) -> None:
         # Imported here: libp2p costs ~0.6 s to import and belongs to this thread.
-        from app.node.node import KithNode, NodeConfig
+        from app.node.node import KithNode
 
         self._token = trio.lowlevel.current_trio_token()
         node = KithNode(self.profile, self._config or NodeConfig(), self._publish)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._stop_requested.is_set():  # stop() ran before the nursery existed
+                nursery.cancel_scope.cancel()
             result = await nursery.start(node.run)
             self._node = node
             self._resolve(ready, result)
@@ -172,6 +176,7 @@ class KithClient:
         """Shut the network down and wait for the thread; safe to call more than once."""
         if self._thread is None or self._finished is None:
             return
+        self._stop_requested.set()
         token, nursery = self._token, self._nursery
         if token is not None and nursery is not None:
             with contextlib.suppress(trio.RunFinishedError):

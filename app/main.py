@@ -66,9 +66,9 @@ def has_display() -> bool:
 def main_node(argv: list[str]) -> int:
     from app.cli import JsonLines, run_node
     from app.client import KithClient
+    from app.core.config import NodeConfig
     from app.core.invite import clean_display_name
     from app.logs import setup_logging
-    from app.node.node import NodeConfig
     from app.store.profile import Profile, ProfileError
 
     args = node_parser().parse_args(argv)

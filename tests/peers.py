@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.client import KithClient
+from app.core.config import NodeConfig
 from app.core.events import Event, NodeReady
-from app.node.node import NodeConfig
 from app.store.profile import Profile
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"

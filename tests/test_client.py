@@ -11,8 +11,9 @@ import pytest
 import trio
 
 from app.client import KithClient, NodeNotRunning
+from app.core.config import ConfigError, NodeConfig
 from app.core.events import ConnectionsChanged, Event, NodeFailed, NodeReady, NodeStopped
-from app.node.node import ConfigError, KithNode, NodeConfig
+from app.node.node import KithNode
 from app.store.profile import Profile
 from tests.conftest import LOOPBACK
 

@@ -53,7 +53,7 @@ def test_conversation_and_burst_between_processes(tmp_path: Path) -> None:
 def test_messages_wait_for_a_stopped_recipient_who_returns_on_another_port(
     tmp_path: Path,
 ) -> None:
-    ada, bob, ready_a, ready_b = _pair(tmp_path)
+    ada, bob, _, ready_b = _pair(tmp_path)
     try:
         ada.expect("contact_online", peer_id=ready_b["peer_id"])
         assert bob.quit() == 0

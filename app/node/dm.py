@@ -115,10 +115,12 @@ class DirectMessages:
             while self.store.outbox(peer_id, limit=1):
                 if self._node.contacts.store.state(peer_id) is not ContactState.CONTACT:
                     return
-                if not self._node.is_connected(peer_id) and not await self._node.contacts.dial(
-                    peer_id
-                ):
-                    return  # the dial loop calls kick() when the peer connects
+                if not self._node.is_connected(peer_id):
+                    await self._node.contacts.dial(peer_id)
+                    # Checked again after the await: a connection that arrived meanwhile (its
+                    # kick found this task still active) must not be missed.
+                    if not self._node.is_connected(peer_id):
+                        return  # the dial loop calls kick() when the peer connects
                 try:
                     await self._deliver_on_stream(peer_id)
                 except Exception as exc:  # noqa: BLE001 - retried on a fresh stream

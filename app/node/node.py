@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import multiaddr
@@ -17,6 +16,7 @@ import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.utils.address_validation import expand_wildcard_address
 
+from app.core.config import ConfigError, NodeConfig
 from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
@@ -29,22 +29,6 @@ from app.store.profile import Profile
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Event], None]
-
-
-class ConfigError(ValueError):
-    """A bad command-line or settings value, with a message for the user."""
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """How to run the peer.
-
-    ``listen`` overrides the default: the profile's remembered port on ``interface``
-    (all interfaces unless told otherwise).
-    """
-
-    listen: tuple[str, ...] = ()
-    interface: str = "0.0.0.0"
 
 
 def parse_listen_addrs(addrs: tuple[str, ...]) -> list[multiaddr.Multiaddr]:
@@ -171,7 +155,10 @@ class KithNode:
                 log.info("listening as %s on %s", ready.peer_id, ", ".join(ready.addrs))
                 task_status.started(ready)
                 self._emit(ready)
-                await trio.sleep_forever()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    await self._disconnect_all()
         finally:
             self._host = None
             self._nursery = None
@@ -179,6 +166,15 @@ class KithNode:
             self._dms = None
             self._db.close()
             self._db = None
+
+    async def _disconnect_all(self) -> None:
+        """Close every connection so peers see us leave now, not at their next timeout."""
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            for peer in list(self.host.get_network().connections):
+                try:
+                    await self.host.disconnect(peer)
+                except Exception:
+                    log.debug("closing the connection to %s failed", peer, exc_info=True)
 
     async def _listen_fallback(self, requested: list[multiaddr.Multiaddr]) -> None:
         """A remembered port that is now taken falls back to a free one, not to silence."""

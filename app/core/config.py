@@ -1,0 +1,21 @@
+"""How to run a peer, importable without libp2p (the GUI builds it on the Qt thread)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A bad command-line or settings value, with a message for the user."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How to run the peer.
+
+    ``listen`` overrides the default: the profile's remembered port on ``interface``
+    (all interfaces unless told otherwise).
+    """
+
+    listen: tuple[str, ...] = ()
+    interface: str = "0.0.0.0"

@@ -1,0 +1,413 @@
+"""Gossipsub for group rooms, tuned for chat (py-libp2p 0.8.1).
+
+Each room is a topic. Payloads arrive here already encrypted and signed by Kith, so this layer
+only has to move opaque bytes quickly and must not drop ordinary chat bursts. py-libp2p's
+defaults do drop them (docs in ``GossipConfig``), so this module builds the router with chat
+values and runs a small ``Pubsub`` subclass that fixes the limits the constructor does not
+expose. Gossip stays a fast path, not a guarantee: rooms recover gaps with history sync.
+
+Receiving::
+
+    async with open_pubsub(host) as pubsub:
+        subscription = await pubsub.subscribe(topic)
+        async for message in subscription:      # or: message = await subscription.get()
+            message.data        # the published bytes, unchanged
+            message.from_id     # author's peer id bytes: libp2p.peer.id.ID(message.from_id)
+            message.seqno       # 8 bytes, big-endian counter per author
+            message.topicIDs    # [topic]
+
+Consume each subscription in its own task and keep the loop short (hand work to a channel or
+the store). Messages that arrive while ``subscription_buffer`` messages wait unread are dropped,
+counted in ``pubsub.dropped[topic]`` and logged. A publisher receives its own messages too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from libp2p.abc import IHost, INetStream, ISubscriptionAPI
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub_notifee import PubsubNotifee
+from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
+from libp2p.pubsub.subscription import TrioSubscriptionAPI
+from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils import encode_varint_prefixed
+
+log = logging.getLogger(__name__)
+
+# go-libp2p-pubsub's GossipSubDefaultProtocols order, newest first (its FloodSubID fallback is
+# left out: Kith peers all speak gossipsub). py-libp2p's /meshsub/1.3.0, 1.4.0 and 2.0.0 are its
+# own extensions; go's 1.3 means something else, so they are not offered.
+GOSSIP_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
+
+KIB = 1024
+
+
+class PayloadTooLarge(ValueError):
+    """A payload above ``GossipConfig.max_payload``; peers would drop it, so it is refused."""
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    """Gossipsub parameters for chat rooms, and why each differs from py-libp2p 0.8.1.
+
+    Mesh (the gossipsub spec's values, go-libp2p's too, except its D_low of 5):
+    ``degree`` D=6, ``degree_low`` 4, ``degree_high`` 12. Rooms are small, so usually every
+    member is a mesh neighbour and a post takes one hop per link.
+
+    ``heartbeat_interval`` 1 s (py-libp2p: 120 s). The heartbeat repairs the mesh after churn
+    and sends IHAVE gossip; at 120 s a peer that missed a message waits minutes for it.
+    ``gossip_window`` 3 and ``gossip_history`` 5 heartbeats (spec values) then mean IHAVE
+    covers the last 3 s and IWANT can fetch from the last 5 s.
+
+    ``seen_ttl`` 120 s: duplicates are recognised for two minutes (go's TimeCacheDuration).
+    ``fanout_ttl`` 60 s, ``prune_backoff`` 60 s, ``unsubscribe_backoff`` 10 s: spec values.
+
+    ``max_payload`` 128 KiB: Kith's sealed posts are at most ~70 KiB. Bigger ones are refused
+    on publish (``PayloadTooLarge``) and dropped, not relayed, when they arrive.
+    ``max_rpc_size`` 1 MiB stays go's frame limit: one frame may carry several messages (IWANT
+    answers), and a frame above it makes py-libp2p reset the peer's stream.
+
+    ``subscription_buffer`` 4096 messages (py-libp2p: 32, dropping silently): room for a burst
+    of 1000 posts while the reader is busy. Chat posts are ~1 KiB, so that is ~4 MiB.
+    ``outbound_queue_size`` 1024 RPCs per peer (py-libp2p and go: 32, then drop). Python drains
+    queues far more slowly than Go, and every relayed post also queues an IDONTWANT; our own
+    publishes wait (below) instead of overfilling them.
+    ``publish_stall`` 1 s: ``publish`` waits while a room peer's queue is over half full, but
+    stops waiting for a peer whose queue made no progress for this long (a dead link must not
+    slow a room down).
+
+    ``spam_protection`` off (py-libp2p: on, 10 msg/s per peer per topic, the relaying peer's
+    and the publisher's own included): a 300-post burst from one author must pass. Kith
+    authenticates and bounds payloads above this layer.
+    ``adaptive_gossip`` off: py-libp2p's "network health" rates any room smaller than D as
+    unhealthy and then stretches the heartbeat to 30-60 s, undoing the 1 s above.
+    ``eclipse_protection`` off: it grafts extra peers from other IPs without back-off checks;
+    go has no such mechanism and a small room gains nothing.
+    ``max_iwant_per_second`` 100 per peer (py-libp2p: 10): one IWANT per IHAVE, and with a 1 s
+    heartbeat a neighbour in many rooms legitimately sends more than 10 a second.
+    ``max_idontwant_ids`` 1000 per peer per heartbeat (go's value; py-libp2p: 10), and
+    ``idontwant_threshold`` 1 KiB (go's; py-libp2p sends them for every message, see
+    ``ChatGossipSub``).
+    ``max_subscriptions_per_peer`` 1000 topics tracked per remote peer (py-libp2p: 100): a
+    member of many rooms must not be silently ignored in some of them.
+    """
+
+    protocols: tuple[TProtocol, ...] = GOSSIP_PROTOCOLS
+    degree: int = 6
+    degree_low: int = 4
+    degree_high: int = 12
+    heartbeat_interval: int = 1
+    heartbeat_initial_delay: float = 0.1
+    gossip_window: int = 3
+    gossip_history: int = 5
+    seen_ttl: int = 120
+    fanout_ttl: int = 60
+    prune_backoff: int = 60
+    unsubscribe_backoff: int = 10
+    max_payload: int = 128 * KIB
+    max_rpc_size: int = DefaultMaxMessageSize
+    subscription_buffer: int = 4096
+    outbound_queue_size: int = 1024
+    publish_stall: float = 1.0
+    write_batch: int = 64 * KIB
+    spam_protection: bool = False
+    adaptive_gossip: bool = False
+    eclipse_protection: bool = False
+    max_iwant_per_second: float = 100.0
+    max_idontwant_ids: int = 1000
+    idontwant_threshold: int = 1 * KIB
+    max_subscriptions_per_peer: int = 1000
+
+
+class ChatGossipSub(GossipSub):
+    """py-libp2p's router, sending IDONTWANT only where gossipsub 1.2 means it to be sent.
+
+    0.8.1 sends one IDONTWANT RPC to every 1.2 mesh peer for every message, even tiny ones and
+    even for its own publishes. In a three-peer line that is six RPCs per post instead of two
+    and cut throughput by more than half. go-libp2p sends them only for messages of at least
+    1 KiB (``idontwant_threshold``) that it received from someone else; so do we. IDONTWANTs
+    that peers send us are still honoured.
+    """
+
+    def __init__(self, config: GossipConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.idontwant_threshold = config.idontwant_threshold
+
+    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
+        # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
+        message = self.mcache.get(msg_id)
+        if message is None or len(message.data) < self.idontwant_threshold:
+            return
+        if self.pubsub is not None and message.from_id == self.pubsub.my_id.to_bytes():
+            return
+        await super()._emit_idontwant_for_message(msg_id, topic_ids)
+
+
+def build_router(config: GossipConfig) -> ChatGossipSub:
+    """The gossipsub router with ``config``'s values (no peer scoring: all gates stay open)."""
+    router = ChatGossipSub(
+        config,
+        protocols=list(config.protocols),
+        degree=config.degree,
+        degree_low=config.degree_low,
+        degree_high=config.degree_high,
+        time_to_live=config.fanout_ttl,
+        gossip_window=config.gossip_window,
+        gossip_history=config.gossip_history,
+        heartbeat_initial_delay=config.heartbeat_initial_delay,
+        heartbeat_interval=config.heartbeat_interval,
+        do_px=False,  # peer exchange would dial strangers a peer names; Kith dials contacts
+        prune_back_off=config.prune_backoff,
+        unsubscribe_back_off=config.unsubscribe_backoff,
+        max_idontwant_messages=config.max_idontwant_ids,
+        adaptive_gossip_enabled=config.adaptive_gossip,
+        spam_protection_enabled=config.spam_protection,
+        eclipse_protection_enabled=config.eclipse_protection,
+    )
+    # Not constructor arguments in 0.8.1, only attributes set in __init__.
+    router.max_iwant_requests_per_second = config.max_iwant_per_second
+    return router
+
+
+class _QuietPendingQueue(logging.Filter):
+    """Drop 0.8.1's per-publish warning about peers that are connected but not in the room.
+
+    Its router queues every post for every connected peer not (yet) subscribed to the topic,
+    in case a subscription is about to arrive, keeps the last 100 for 30 s, and logs a warning
+    on each post beyond that: with one DM contact online, every room post logs a line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("pending message queue for peer")
+
+
+def _quiet_pending_queue_warnings() -> None:
+    logger = logging.getLogger("libp2p.pubsub.gossipsub")
+    if not any(isinstance(f, _QuietPendingQueue) for f in logger.filters):
+        logger.addFilter(_QuietPendingQueue())
+
+
+class _SizedQueues(dict[ID, RpcQueue]):
+    """``Pubsub.peer_queues`` that gives each new per-peer queue our capacity.
+
+    ``Pubsub._handle_new_peer`` builds ``RpcQueue()`` with the default 32 and has no parameter
+    for it; the queue is empty when it is stored here, so resizing it then is safe.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __setitem__(self, peer: ID, queue: RpcQueue) -> None:
+        inner = getattr(queue, "_queue", None)
+        if inner is not None and hasattr(inner, "max_size"):
+            inner.max_size = self.capacity
+        else:  # a py-libp2p upgrade moved it; tests/test_gossip.py notices
+            log.warning("cannot resize the outbound pubsub queue; it keeps its default size")
+        super().__setitem__(peer, queue)
+
+
+class KithPubsub(Pubsub):
+    """py-libp2p's ``Pubsub`` with chat-sized buffers, payload limits and hostile-input guards.
+
+    Overrides, each because 0.8.1 has no setting for it:
+    - ``subscribe``: the subscription channel holds ``subscription_buffer`` messages, not 32.
+    - ``notify_subscriptions``: a full (or closed) subscription drops with a count instead of
+      silently (or by raising, which would stop the whole service).
+    - ``publish``: refuses payloads over ``max_payload`` and waits while room peers' outbound
+      queues are over half full, so a burst is paced instead of dropped.
+    - ``push_msg``: drops oversized payloads from peers, and an exception raised while handling
+      a peer's message (e.g. an undecodable signing key) is logged instead of cancelling the
+      service: in 0.8.1 one failing task stops all of pubsub.
+    - ``stream_handler``: an error escaping it would wedge the connection (DESIGN.md §2).
+    """
+
+    def __init__(self, host: IHost, router: ChatGossipSub, config: GossipConfig) -> None:
+        super().__init__(
+            host,
+            router,
+            seen_ttl=config.seen_ttl,
+            strict_signing=True,  # sign ours, verify theirs: what go and js expect
+            max_subscriptions_per_peer=config.max_subscriptions_per_peer,
+            max_inbound_rpc_size=config.max_rpc_size,
+        )
+        self.config = config
+        self.gossip = router  # typed access to the router (``self.router`` is the interface)
+        self.peer_queues = _SizedQueues(config.outbound_queue_size)
+        self.dropped: defaultdict[str, int] = defaultdict(int)
+        self.oversized = 0
+        self._stalled: set[ID] = set()
+
+    async def subscribe(self, topic_id: str) -> ISubscriptionAPI:
+        """Upstream ``Pubsub.subscribe`` with our channel size (the 32 is a module constant)."""
+        if topic_id in self.topic_ids:
+            return self.subscribed_topics_receive[topic_id]
+        send, receive = trio.open_memory_channel[rpc_pb2.Message](self.config.subscription_buffer)
+        subscription = TrioSubscriptionAPI(
+            receive, unsubscribe_fn=functools.partial(self.unsubscribe, topic_id)
+        )
+        self.subscribed_topics_send[topic_id] = send
+        self.subscribed_topics_receive[topic_id] = subscription
+        packet, subopt = self._build_announce_rpc(topic_id, subscribe=True)
+        await self.message_all_peers(packet.SerializeToString(), announce=subopt)
+        await self.router.join(topic_id)
+        return subscription
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        for topic in publish_message.topicIDs:
+            channel = self.subscribed_topics_send.get(topic)
+            if channel is None:
+                continue
+            try:
+                channel.send_nowait(publish_message)
+            except trio.WouldBlock:
+                self.dropped[topic] += 1
+                if self.dropped[topic] % 100 == 1:
+                    log.warning(
+                        "room %s: reader is %d messages behind; dropped %d so far",
+                        topic, self.config.subscription_buffer, self.dropped[topic],
+                    )
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the reader went away; unsubscribe will follow
+
+    async def publish(self, topic_id: str | list[str], data: bytes) -> None:
+        """Publish ``data`` (signed by the host key), pacing bursts to what peers can take."""
+        if len(data) > self.config.max_payload:
+            raise PayloadTooLarge(f"{len(data)} bytes > {self.config.max_payload}")
+        topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
+        await self._wait_for_outbound_room(topics)
+        await super().publish(topic_id, data)
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if msg_forwarder == self.my_id:
+            await super().push_msg(msg_forwarder, msg)
+            return
+        if len(msg.data) > self.config.max_payload:
+            self.oversized += 1
+            log.debug("dropping a %d-byte message from %s", len(msg.data), msg_forwarder)
+            return
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception:  # see the class docstring
+            log.warning("dropping a message from %s that py-libp2p failed on", msg_forwarder,
+                        exc_info=True)
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        try:
+            await super().stream_handler(stream)
+        except Exception:  # e.g. a protobuf DecodeError from a hostile peer
+            stopping = self.manager.is_cancelled or not self.manager.is_running
+            log.log(logging.DEBUG if stopping else logging.WARNING,
+                    "pubsub stream from %s failed", stream.muxed_conn.peer_id, exc_info=True)
+            with contextlib.suppress(Exception):  # already broken
+                await stream.reset()
+
+    async def handle_sending_messages(
+        self, peer_id: ID, stream: INetStream, queue: RpcQueue
+    ) -> None:
+        """Upstream's per-peer sender, but writing every queued RPC in one stream write.
+
+        Upstream writes one RPC per write; each costs a Yamux frame, a Noise frame and a
+        syscall here and a read plus a window update at the peer. In a burst the queue holds
+        many RPCs, and coalescing them (up to ``write_batch`` bytes) is what lets Python keep up.
+        """
+        try:
+            while True:
+                rpc = await queue.pop()
+                if rpc is None:
+                    return  # closed: the peer is gone
+                frames = [encode_varint_prefixed(rpc.SerializeToString())]
+                size = len(frames[0])
+                while size < self.config.write_batch and len(queue) > 0:
+                    more = await queue.pop()  # returns at once: the queue is not empty
+                    if more is None:
+                        break
+                    frames.append(encode_varint_prefixed(more.SerializeToString()))
+                    size += len(frames[-1])
+                await stream.write(b"".join(frames))
+        except Exception:  # StreamClosed, StreamReset, or anything else: as upstream
+            log.debug("pubsub sender for %s stopped", peer_id, exc_info=True)
+            self._handle_dead_peer(peer_id)
+
+    def _room_peers(self, topics: Iterable[str]) -> set[ID]:
+        peers: set[ID] = set()
+        for topic in topics:
+            peers |= self.peer_topics.get(topic, set())
+        return peers
+
+    async def _wait_for_outbound_room(self, topics: Sequence[str]) -> None:
+        """Wait until no live room peer has an outbound queue over half full.
+
+        A peer whose queue does not shrink for ``publish_stall`` seconds is marked stalled and
+        not waited for again until its queue drains below half.
+        """
+        limit = self.config.outbound_queue_size // 2
+        progress: dict[ID, tuple[int, float]] = {}
+        while True:
+            now = trio.current_time()
+            waiting = False
+            for peer in self._room_peers(topics):
+                queue = self.peer_queues.get(peer)
+                length = len(queue) if queue is not None else 0
+                if length < limit:
+                    self._stalled.discard(peer)
+                    continue
+                if peer in self._stalled:
+                    continue
+                seen = progress.get(peer)
+                if seen is None or length < seen[0]:
+                    progress[peer] = (length, now)
+                    waiting = True
+                elif now - seen[1] >= self.config.publish_stall:
+                    log.warning("pubsub peer %s is not draining its queue; not waiting", peer)
+                    self._stalled.add(peer)
+                else:
+                    waiting = True
+            if not waiting:
+                return
+            await trio.sleep(0.002)
+
+
+@asynccontextmanager
+async def open_pubsub(
+    host: IHost, config: GossipConfig = GossipConfig()
+) -> AsyncIterator[KithPubsub]:
+    """Run gossipsub on a running ``host`` until the block exits, then stop it cleanly.
+
+    Call inside ``async with host.run(...)``. Peers connected before this starts are registered
+    too (py-libp2p only notices connections opened later).
+    """
+    _quiet_pending_queue_warnings()
+    network = host.get_network()
+    notifees_before = list(getattr(network, "notifees", []))
+    router = build_router(config)
+    pubsub = KithPubsub(host, router, config)
+    try:
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            for peer in host.get_connected_peers():
+                pubsub.manager.run_task(pubsub.ensure_peer_stream, peer)
+            try:
+                yield pubsub
+            finally:
+                for protocol in router.get_protocols():
+                    host.remove_stream_handler(protocol)
+    finally:
+        for notifee in list(getattr(network, "notifees", [])):
+            if isinstance(notifee, PubsubNotifee) and notifee not in notifees_before:
+                network.remove_notifee(notifee)
+        # Its sweeper thread is never stopped by py-libp2p: one leaked thread per Pubsub.
+        pubsub.seen_messages.stop()

@@ -1,0 +1,92 @@
+"""Helpers for the GUI tests: a qasync loop per test, controllers that always shut down.
+
+Async code runs with ``loop.run_until_complete``; waiting happens inside coroutines
+(``ui.waits.wait_until``) so the one Qt loop keeps running, never with ``qWait`` inside a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import qasync
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app.store.profile import Profile
+from tests.conftest import LOOPBACK
+from ui.app import KithApp
+
+__all__ = ["LOOPBACK", "AppFactory", "RecordingKithApp", "network_threads", "new_qloop", "run"]
+
+NETWORK_THREAD = "kith-network"
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def new_qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    loop = qasync.QEventLoop(qapp)
+    try:
+        yield loop
+    finally:
+        loop.close()
+        del loop
+        # Collect the loop's Qt objects (its timer) here: left to chance, Python's GC may run in
+        # a later test's network thread, and Qt warns when timers die on another thread.
+        gc.collect()
+
+
+def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+    """Run ``coro`` on the qasync loop, bounded so a hang fails the test instead of the run."""
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def network_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == NETWORK_THREAD and t.is_alive()]
+
+
+def initialised_profile(path: Path, name: str = "Ada") -> Path:
+    with Profile.open(path) as profile:
+        profile.initialise(name)
+    return path
+
+
+class RecordingKithApp(KithApp):
+    """The real controller, with message boxes recorded instead of opened."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.boxes: list[tuple[str, str]] = []
+
+    def show_message(self, title: str, text: str) -> QMessageBox | None:
+        self.boxes.append((title, text))
+        return None
+
+
+class AppFactory:
+    """Makes controllers for a test and shuts every one of them down afterwards."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.apps: list[KithApp] = []
+
+    def __call__(
+        self,
+        profile_dir: Path,
+        listen: tuple[str, ...] = (LOOPBACK,),
+        link: str | None = None,
+        cls: type[KithApp] = RecordingKithApp,
+    ) -> Any:
+        app = cls(profile_dir, listen, link)
+        self.apps.append(app)
+        return app
+
+    def close_all(self) -> None:
+        for app in self.apps:
+            run(self.loop, app.shutdown())
+        assert not network_threads(), "a network thread outlived its test"
