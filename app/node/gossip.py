@@ -19,6 +19,12 @@ Receiving::
 Consume each subscription in its own task and keep the loop short (hand work to a channel or
 the store). Messages that arrive while ``subscription_buffer`` messages wait unread are dropped,
 counted in ``pubsub.dropped[topic]`` and logged. A publisher receives its own messages too.
+Publishing: ``await pubsub.publish(topic, data)``; it may wait briefly while peers catch up.
+
+Every message is signed with the host key and every received one is verified (py-libp2p's
+default, which go and js interoperate with). A room layer that can check its own envelope
+should also register ``pubsub.set_topic_validator(topic, fn, is_async_validator)``: a message
+it rejects is neither delivered nor relayed. Validators may be async (5 s timeout).
 """
 
 from __future__ import annotations
@@ -83,8 +89,9 @@ class GossipConfig:
     ``subscription_buffer`` 4096 messages (py-libp2p: 32, dropping silently): room for a burst
     of 1000 posts while the reader is busy. Chat posts are ~1 KiB, so that is ~4 MiB.
     ``outbound_queue_size`` 1024 RPCs per peer (py-libp2p and go: 32, then drop). Python drains
-    queues far more slowly than Go, and every relayed post also queues an IDONTWANT; our own
-    publishes wait (below) instead of overfilling them.
+    queues far more slowly than Go, and a relay forwards a burst as fast as it arrives; our own
+    publishes wait (below) instead of overfilling them. ``write_batch`` 64 KiB: queued RPCs are
+    written to a peer together, up to this many bytes per write.
     ``publish_stall`` 1 s: ``publish`` waits while a room peer's queue is over half full, but
     stops waiting for a peer whose queue made no progress for this long (a dead link must not
     slow a room down).
@@ -232,7 +239,9 @@ class KithPubsub(Pubsub):
     - ``push_msg``: drops oversized payloads from peers, and an exception raised while handling
       a peer's message (e.g. an undecodable signing key) is logged instead of cancelling the
       service: in 0.8.1 one failing task stops all of pubsub.
-    - ``stream_handler``: an error escaping it would wedge the connection (DESIGN.md §2).
+    - ``stream_handler``: an unparsable RPC frame raises out of it, and in 0.8.1 that takes
+      the host's whole Swarm down; now the stream is reset and the peer may open another.
+    - ``handle_sending_messages``: coalesces queued RPCs into one write (see its docstring).
     """
 
     def __init__(self, host: IHost, router: ChatGossipSub, config: GossipConfig) -> None:
