@@ -133,8 +133,65 @@ async def _history(client: KithClient, args: dict[str, Any]) -> Reply:
     }
 
 
+@command("create_room")
+async def _create_room(client: KithClient, args: dict[str, Any]) -> Reply:
+    description = args.get("description", "")
+    if not isinstance(description, str):
+        raise CommandError("'description' must be a str")
+    await client.create_room(require(args, "name"), description)
+    return None  # the node announces room_created
+
+
+@command("join_room")
+async def _join_room(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.join_room(require(args, "invite"))
+    return None  # the node announces room_joined
+
+
+@command("leave_room")
+async def _leave_room(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.leave_room(require(args, "room"))
+    return None  # the node announces room_left
+
+
+@command("rooms")
+async def _rooms(client: KithClient, args: dict[str, Any]) -> Reply:
+    return {"event": "rooms", "rooms": [asdict(r) for r in await client.rooms()]}
+
+
+@command("post")
+async def _post(client: KithClient, args: dict[str, Any]) -> Reply:
+    post = await client.post(require(args, "room"), require(args, "text"))
+    return {"event": "posted", "id": post.id, "room": post.room_id}
+
+
+@command("members")
+async def _members(client: KithClient, args: dict[str, Any]) -> Reply:
+    room = require(args, "room")
+    members = await client.room_members(room)
+    return {"event": "members", "room": room, "members": [asdict(m) for m in members]}
+
+
+@command("room_history")
+async def _room_history(client: KithClient, args: dict[str, Any]) -> Reply:
+    room = require(args, "room")
+    limit = args.get("limit", 100)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        raise CommandError("'limit' must be a number from 1 to 1000")
+    posts = await client.room_history(room, None, limit)
+    return {
+        "event": "room_history",
+        "room": room,
+        "posts": [
+            {"id": p.id, "from": p.author, "name": p.author_name, "text": p.text,
+             "sent_at": p.sent_at_ms, "lamport": p.lamport, "state": p.state.value}
+            for p in posts
+        ],
+    }
+
+
 # Events the GUI needs that would only be noise on the command line.
-HIDDEN_EVENTS = {"contact", "queued", "unread"}
+HIDDEN_EVENTS = {"contact", "queued", "unread", "room", "room_members", "room_post"}
 
 
 class JsonLines:

@@ -26,7 +26,7 @@ import trio
 
 from app.core.config import NodeConfig
 from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
-from app.core.records import ContactInfo, MessageInfo
+from app.core.records import ContactInfo, MessageInfo, RoomInfo, RoomMember, RoomPostInfo
 from app.store.profile import Profile
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ class KithClient:
         await self.call(lambda node: node.dms.mark_read(peer_id))
 
     async def unread_total(self) -> int:
-        return await self.call(lambda node: _now(node.messages.unread_total()))
+        return await self.call(lambda node: _now(node.unread_total()))
 
     async def draft(self, conversation: str) -> str:
         return await self.call(lambda node: _now(node.messages.draft(conversation)))
@@ -288,6 +288,36 @@ class KithClient:
             return _now(None)
 
         await self.call(save)
+
+    # -- rooms --------------------------------------------------------------------------------
+
+    async def create_room(self, name: str, description: str = "") -> RoomInfo:
+        return await self.call(lambda node: node.rooms.create(name, description))
+
+    async def join_room(self, invite: str) -> RoomInfo:
+        """Join from a ``kith:room`` link; raises ``InvalidInvite`` with plain words."""
+        return await self.call(lambda node: node.rooms.join(invite))
+
+    async def leave_room(self, room_id: str) -> None:
+        await self.call(lambda node: node.rooms.leave(room_id))
+
+    async def post(self, room_id: str, text: str) -> RoomPostInfo:
+        return await self.call(lambda node: node.rooms.post(room_id, text))
+
+    async def rooms(self) -> list[RoomInfo]:
+        return await self.call(lambda node: _now(node.rooms.rooms()))
+
+    async def room_members(self, room_id: str) -> list[RoomMember]:
+        return await self.call(lambda node: _now(node.rooms.members(room_id)))
+
+    async def room_history(
+        self, room_id: str, before: tuple[int, str, str] | None = None, limit: int = 100
+    ) -> list[RoomPostInfo]:
+        """Oldest first in the room's shared order, the page just before ``before``."""
+        return await self.call(lambda node: _now(node.rooms.history(room_id, before, limit)))
+
+    async def mark_room_read(self, room_id: str) -> None:
+        await self.call(lambda node: node.rooms.mark_read(room_id))
 
 
 async def _now(value: T) -> T:

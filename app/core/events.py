@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from app.core.records import ContactInfo, MessageInfo
+from app.core.records import ContactInfo, MessageInfo, RoomInfo, RoomMember, RoomPostInfo
 
 
 @dataclass(frozen=True)
@@ -157,3 +157,66 @@ class UnreadChanged(Event):
 
     name: ClassVar[str] = "unread"
     total: int
+
+
+@dataclass(frozen=True)
+class RoomCreated(Event):
+    name: ClassVar[str] = "room_created"
+    room_id: str
+    invite: str
+
+
+@dataclass(frozen=True)
+class RoomJoined(Event):
+    name: ClassVar[str] = "room_joined"
+    room_id: str
+
+
+@dataclass(frozen=True)
+class RoomLeft(Event):
+    name: ClassVar[str] = "room_left"
+    room_id: str
+
+
+@dataclass(frozen=True)
+class RoomChanged(Event):
+    """Anything in the room list entry changed (members, unread, preview)."""
+
+    name: ClassVar[str] = "room"
+    room: RoomInfo
+
+
+@dataclass(frozen=True)
+class RoomMembersChanged(Event):
+    name: ClassVar[str] = "room_members"
+    room_id: str
+    members: tuple[RoomMember, ...]
+
+
+@dataclass(frozen=True)
+class RoomPostAdded(Event):
+    """A post entered the room's history (ours as pending, or anyone's, live or synced)."""
+
+    name: ClassVar[str] = "room_post"
+    post: RoomPostInfo
+
+
+@dataclass(frozen=True)
+class RoomPostConfirmed(Event):
+    """Our pending post was handed to room peers."""
+
+    name: ClassVar[str] = "post_confirmed"
+    room: str
+    id: str
+
+
+@dataclass(frozen=True)
+class RoomMessage(Event):
+    """Someone else's post, live or synced, announced exactly once."""
+
+    name: ClassVar[str] = "room_message"
+    room: str
+    id: str
+    from_: str
+    text: str
+    sent_at: int

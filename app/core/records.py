@@ -49,3 +49,45 @@ class MessageInfo:
 
 def short_peer_id(peer_id: str) -> str:
     return f"{peer_id[:8]}…{peer_id[-4:]}" if len(peer_id) > 14 else peer_id
+
+
+class PostState(StrEnum):
+    PENDING = "pending"        # our own post, not yet seen to leave this device
+    CONFIRMED = "confirmed"    # our own post, handed to room peers
+    RECEIVED = "received"      # someone else's post
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    room_id: str               # hex
+    name: str
+    description: str
+    invite: str                # the kith:room link: anyone holding it can join
+    members: int               # members known (including us)
+    online: int                # members connected now (including us)
+    unread: int
+    last_message: str
+    last_activity: float
+
+
+@dataclass(frozen=True)
+class RoomMember:
+    peer_id: str
+    name: str
+    online: bool
+    last_seen: float | None
+    is_me: bool = False
+
+
+@dataclass(frozen=True)
+class RoomPostInfo:
+    room_id: str               # hex
+    id: str                    # post id hex
+    author: str                # peer id
+    author_name: str
+    outgoing: bool
+    text: str
+    sent_at_ms: int
+    lamport: int
+    state: PostState
+    order: tuple[int, str, str]  # (lamport, author key hex, post id hex): the room's shared order

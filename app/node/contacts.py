@@ -121,7 +121,7 @@ class ContactService:
         if self.is_online(peer_id):
             await self._node.host.disconnect(ID.from_base58(peer_id))
         self._changed(peer_id)
-        self._node.emit(UnreadChanged(total=self._node.messages.unread_total()))
+        self._node.emit(UnreadChanged(total=self._node.unread_total()))
         return self._require(peer_id)
 
     async def rename(self, peer_id: str, name: str) -> ContactInfo:
@@ -141,7 +141,7 @@ class ContactService:
         self.store.remove(peer_id)
         self._wake_dialer(peer_id)
         self._node.emit(ContactRemoved(peer_id=peer_id))
-        self._node.emit(UnreadChanged(total=self._node.messages.unread_total()))
+        self._node.emit(UnreadChanged(total=self._node.unread_total()))
 
     def note_request(self, peer_id: str) -> bool:
         """A stranger wrote to us: file them under requests. True if they were new."""

@@ -242,7 +242,7 @@ class DirectMessages:
             request=request, message=stored,
         ))
         self._changed(peer_id)
-        self._node.emit(UnreadChanged(total=self.store.unread_total()))
+        self._node.emit(UnreadChanged(total=self._node.unread_total()))
 
     def _changed(self, peer_id: str) -> None:
         info = self._node.contacts.info(peer_id)
@@ -257,4 +257,4 @@ class DirectMessages:
     async def mark_read(self, peer_id: str) -> None:
         if self.store.mark_read(peer_id):
             self._changed(peer_id)
-            self._node.emit(UnreadChanged(total=self.store.unread_total()))
+            self._node.emit(UnreadChanged(total=self._node.unread_total()))

@@ -21,7 +21,9 @@ from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
 from app.node.dm import DirectMessages
+from app.node.gossip import open_pubsub
 from app.node.host import build_host
+from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
 from app.store.profile import Profile
@@ -88,6 +90,7 @@ class KithNode:
         self._nursery: trio.Nursery | None = None
         self._contacts: ContactService | None = None
         self._dms: DirectMessages | None = None
+        self._rooms: RoomService | None = None
 
     @property
     def host(self) -> IHost:
@@ -121,6 +124,16 @@ class KithNode:
         return self._dms
 
     @property
+    def rooms(self) -> RoomService:
+        if self._rooms is None:
+            raise RuntimeError("the node is not running")
+        return self._rooms
+
+    def unread_total(self) -> int:
+        """Unread direct messages and room posts together (the tray's number)."""
+        return self.messages.unread_total() + self.rooms.store.unread_total()
+
+    @property
     def messages(self) -> MessageStore:
         return self.dms.store
 
@@ -140,15 +153,21 @@ class KithNode:
             requested = self._requested_listen_addrs()
             host = build_host(self.identity, requested)
             self._host = host
-            async with host.run(requested), trio.open_nursery() as nursery:
+            async with (
+                host.run(requested),
+                open_pubsub(host) as pubsub,
+                trio.open_nursery() as nursery,
+            ):
                 self._nursery = nursery
                 await self._listen_fallback(requested)
                 self._remember_port()
                 self._contacts = ContactService(self)
                 self._dms = DirectMessages(self)
+                self._rooms = RoomService(self, pubsub)
                 host.get_network().register_notifee(_ConnectionWatcher(self))
                 self._contacts.start()
                 self._dms.start()
+                self._rooms.start()
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
                 )
@@ -164,6 +183,7 @@ class KithNode:
             self._nursery = None
             self._contacts = None
             self._dms = None
+            self._rooms = None
             self._db.close()
             self._db = None
 
@@ -226,10 +246,13 @@ class KithNode:
 
     def peer_connected(self, peer_id: str) -> None:
         self.contacts.connected(peer_id)
+        self.rooms.peer_connected(peer_id)
         self.connections_changed()
 
     def peer_disconnected(self, peer_id: str) -> None:
         self.contacts.disconnected(peer_id)
+        if not self.is_connected(peer_id):
+            self.rooms.peer_disconnected(peer_id)
         self.connections_changed()
 
     def connections_changed(self) -> None:

@@ -58,6 +58,46 @@ MIGRATIONS: list[str] = [
         text         TEXT NOT NULL
     );
     """,
+    # 3: group rooms, their members and posts (posts keep the original envelope for sync).
+    """
+    CREATE TABLE rooms (
+        room_id       BLOB PRIMARY KEY,
+        key           BLOB NOT NULL,
+        name          TEXT NOT NULL,
+        description   TEXT NOT NULL DEFAULT '',
+        joined_at     REAL NOT NULL,
+        last_activity REAL NOT NULL,
+        lamport       INTEGER NOT NULL DEFAULT 0,
+        my_seq        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE room_members (
+        room_id   BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        peer_id   TEXT NOT NULL,
+        name      TEXT NOT NULL DEFAULT '',
+        addrs     TEXT NOT NULL DEFAULT '[]',
+        last_seen REAL,
+        PRIMARY KEY (room_id, peer_id)
+    );
+    CREATE TABLE room_posts (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_id    BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        post_id    BLOB NOT NULL,
+        author     TEXT NOT NULL,
+        author_key BLOB NOT NULL,
+        lamport    INTEGER NOT NULL,
+        author_seq INTEGER NOT NULL,
+        sent_at    INTEGER NOT NULL,
+        kind       INTEGER NOT NULL,
+        body       BLOB NOT NULL,
+        envelope   BLOB NOT NULL,
+        state      TEXT NOT NULL,
+        read       INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (room_id, author_key, post_id),
+        UNIQUE (room_id, author_key, author_seq)
+    );
+    CREATE INDEX room_posts_order ON room_posts (room_id, lamport, author_key, post_id);
+    CREATE INDEX room_posts_unread ON room_posts (room_id) WHERE read = 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
