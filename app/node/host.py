@@ -40,3 +40,14 @@ def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr]) 
         enable_upnp=False,
         bootstrap=None,
     )
+
+
+async def stop_auto_dialing(host: IHost) -> None:
+    """Call once the host runs: Kith alone decides whom to dial.
+
+    py-libp2p's connection manager otherwise dials up to 150 peers from the peerstore whenever
+    fewer than 100 are connected, including addresses that identify taught it.
+    """
+    auto_connector = getattr(host.get_network(), "auto_connector", None)
+    if auto_connector is not None:
+        await auto_connector.stop()

@@ -22,7 +22,7 @@ from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
 from app.node.dm import DirectMessages
 from app.node.gossip import open_pubsub
-from app.node.host import build_host
+from app.node.host import build_host, stop_auto_dialing
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
@@ -159,6 +159,7 @@ class KithNode:
                 trio.open_nursery() as nursery,
             ):
                 self._nursery = nursery
+                await stop_auto_dialing(host)
                 await self._listen_fallback(requested)
                 self._remember_port()
                 self._contacts = ContactService(self)

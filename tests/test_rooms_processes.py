@@ -1,0 +1,55 @@
+"""Rooms between ``kith node`` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.nodeproc import NodeProcess
+
+
+def test_room_across_processes_with_a_member_who_restarts(tmp_path: Path) -> None:
+    nodes = {n: NodeProcess(tmp_path / n.lower(), name=n) for n in ("Ada", "Bob", "Cy")}
+    ada, bob, cy = nodes["Ada"], nodes["Bob"], nodes["Cy"]
+    try:
+        ready = {n: p.expect("ready") for n, p in nodes.items()}
+        created = ada.request({"cmd": "create_room", "name": "Ops"}, "room_created")
+        room, invite = created["room_id"], created["invite"]
+        assert invite.startswith(f"kith:room?id={room}&key=")
+        for member in (bob, cy):
+            assert member.request({"cmd": "join_room", "invite": invite},
+                                  "room_joined")["room_id"] == room
+
+        posted = ada.request({"cmd": "post", "room": room, "text": "hello room"}, "posted")
+        for member in (bob, cy):
+            got = member.expect("room_message", timeout=30)
+            assert (got["room"], got["id"], got["from"], got["text"]) == (
+                room, posted["id"], ready["Ada"]["peer_id"], "hello room"
+            )
+
+        members = bob.request({"cmd": "members", "room": room}, "members")
+        for _ in range(50):  # announces spread within a few seconds
+            if len(members["members"]) == 3:
+                break
+            members = bob.request({"cmd": "members", "room": room}, "members")
+        assert {m["name"] for m in members["members"]} == {"Ada", "Bob", "Cy"}
+
+        assert cy.quit() == 0
+        for i in range(20):
+            author = ada if i % 2 else bob
+            author.request({"cmd": "post", "room": room, "text": f"away {i}"}, "posted")
+        cy = NodeProcess(tmp_path / "cy")
+        assert cy.expect("ready")["addrs"] != ready["Cy"]["addrs"]
+        caught_up = sorted(cy.expect("room_message", timeout=60)["text"] for _ in range(20))
+        assert caught_up == sorted(f"away {i}" for i in range(20))
+
+        histories = [
+            [p["id"] for p in node.request({"cmd": "room_history", "room": room, "limit": 100},
+                                           "room_history")["posts"]]
+            for node in (ada, bob, cy)
+        ]
+        assert len(histories[0]) == 21 and histories[0] == histories[1] == histories[2]
+        bad = ada.request({"cmd": "post", "room": "nope", "text": "x"}, "error")
+        assert "not a room id" in bad["message"]
+    finally:
+        for node in (ada, bob, cy):
+            node.quit()
