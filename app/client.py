@@ -64,6 +64,9 @@ class KithClient:
         self._pending: set[asyncio.Future[Any]] = set()
         self._finished: asyncio.Future[None] | None = None
         self._stop_requested = threading.Event()
+        self._queue_lock = threading.Lock()
+        self._queued: list[Event] = []
+        self._drain_scheduled = False
         self.ready: NodeReady | None = None
 
     # -- events -------------------------------------------------------------------------------
@@ -81,14 +84,30 @@ class KithClient:
                 log.exception("event listener failed on %s", event.name)
 
     def _publish(self, event: Event) -> None:
-        """Called in the network thread: hand the event to the loop thread."""
+        """Called in the network thread: hand the event to the loop thread.
+
+        Events queue up and one wake-up of the loop delivers all that arrived meanwhile, in
+        order: a burst costs one cross-thread call, not one per event.
+        """
         loop = self._loop
         if loop is None or loop.is_closed():
             return
+        with self._queue_lock:
+            self._queued.append(event)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
         try:
-            loop.call_soon_threadsafe(self._dispatch, event)
+            loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop closed between the check and the call
             log.debug("dropped %s: loop closed", event.name)
+
+    def _drain(self) -> None:
+        with self._queue_lock:
+            events, self._queued = self._queued, []
+            self._drain_scheduled = False
+        for event in events:
+            self._dispatch(event)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -37,6 +37,10 @@ MAX_FRAME = 65536 + 1024  # largest payload a reader accepts; a full message is 
 MESSAGE_ID_SIZE = 16
 VERSION = 1
 KIND_TEXT = 1
+KIND_FILE_OFFER = 2    # body: UTF-8 JSON file offer (docs/protocol.md section 9)
+KIND_FILE_CONTROL = 3  # body: UTF-8 JSON {"transfer", "action"[, "reason"]}
+KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL})
+MAX_FILE_BODY_BYTES = 4096  # kinds 2 and 3
 
 FRAME_MESSAGE = 0x01
 FRAME_ACK = 0x02
@@ -221,6 +225,35 @@ def seal_inner(
     return bytes([FRAME_MESSAGE]) + bytes(sealed)
 
 
+def _body_limit(kind: int) -> int:
+    return MAX_TEXT_BYTES if kind == KIND_TEXT else MAX_FILE_BODY_BYTES
+
+
+def encode_payload(
+    identity: Identity,
+    recipient: str,
+    kind: int,
+    body: bytes,
+    *,
+    message_id: bytes,
+    sent_at_ms: int,
+    nonce: bytes | None = None,
+) -> bytes:
+    """A whole MESSAGE payload of any known kind, refused if the recipient would refuse it."""
+    if kind not in KINDS:
+        raise UnsupportedKind(f"unsupported message kind {kind}")
+    if not body:
+        raise EmptyMessage("the message is empty")
+    limit = _body_limit(kind)
+    if len(body) > limit:
+        raise MessageTooLarge(f"the message is too long ({len(body)} bytes; the limit is {limit})")
+    recipient_key = public_key_from_peer_id(recipient)  # raises InvalidPeerId
+    inner = encode_inner(
+        identity, recipient_key, body, message_id=message_id, sent_at_ms=sent_at_ms, kind=kind
+    )
+    return seal_inner(identity, recipient, inner, nonce)
+
+
 def encode_message(
     identity: Identity,
     recipient: str,
@@ -229,23 +262,18 @@ def encode_message(
     message_id: bytes,
     sent_at_ms: int,
     nonce: bytes | None = None,
+    kind: int = KIND_TEXT,
 ) -> bytes:
-    """A whole MESSAGE payload (type byte included); a fresh random nonce unless given."""
+    """A whole MESSAGE payload (type byte included); a fresh random nonce unless given.
+
+    ``text`` is the body as text: the message for kind 1, the JSON for file kinds.
+    """
     try:
         body = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, e.g. from a broken clipboard
         raise DmError("the text is not valid Unicode") from None
-    if not body:
-        raise EmptyMessage("the message is empty")
-    if len(body) > MAX_TEXT_BYTES:
-        raise MessageTooLarge(
-            f"the message is too long ({len(body)} bytes; the limit is {MAX_TEXT_BYTES})"
-        )
-    recipient_key = public_key_from_peer_id(recipient)  # raises InvalidPeerId
-    inner = encode_inner(
-        identity, recipient_key, body, message_id=message_id, sent_at_ms=sent_at_ms
-    )
-    return seal_inner(identity, recipient, inner, nonce)
+    return encode_payload(identity, recipient, kind, body, message_id=message_id,
+                          sent_at_ms=sent_at_ms, nonce=nonce)
 
 
 def decode_message(identity: Identity, sender: str, payload: bytes) -> DirectMessage:
@@ -289,13 +317,13 @@ def decode_message(identity: Identity, sender: str, payload: bytes) -> DirectMes
         nacl.signing.VerifyKey(sender_key).verify(_signed_part(unsigned), signature)
     except nacl.exceptions.CryptoError:
         raise BadSignature("the signature does not match", message_id=message_id) from None
-    if kind != KIND_TEXT:
+    if kind not in KINDS:
         raise UnsupportedKind(f"unsupported message kind {kind}", message_id=message_id)
 
     body = unsigned[HEADER_SIZE:]
     if not body:
         raise EmptyMessage("the message is empty", message_id=message_id)
-    if len(body) > MAX_TEXT_BYTES:
+    if len(body) > _body_limit(kind):
         raise MessageTooLarge("the message is too large", message_id=message_id)
     try:
         text = body.decode("utf-8")

@@ -45,6 +45,7 @@ class MessageInfo:
     sent_at_ms: int           # sender's clock
     state: Delivery
     error: str | None = None
+    kind: int = 1             # 1 text; 2 file offer, 3 file control (``text`` is their JSON)
 
 
 def short_peer_id(peer_id: str) -> str:

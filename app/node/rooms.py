@@ -58,6 +58,7 @@ MAX_SYNC_PAGES = 1000
 DIAL_TIMEOUT = 10.0
 MAX_ROOM_DIALS = 8            # members dialled per room when we have no room peer connected
 ONLINE_WINDOW = 2.5 * ANNOUNCE_INTERVAL
+SUMMARY_DELAY = 0.1           # coalesce room-list and unread updates during bursts
 
 
 class RoomServiceError(ValueError):
@@ -92,6 +93,9 @@ class RoomService:
         self._pubsub = pubsub
         self.store = RoomStore(node.db)
         self._live: dict[bytes, _LiveRoom] = {}
+        self._dirty: dict[bytes, set[str]] = {}
+        self._flush_pending = False
+        self._names: dict[bytes, dict[str, str]] = {}
 
     @property
     def _me(self) -> str:
@@ -228,9 +232,31 @@ class RoomService:
             raise RoomServiceError(f"you are not in room {room_id_hex}")
         return stored
 
-    def _changed(self, room_id: bytes) -> None:
-        if self.store.room(room_id) is not None:
+    def _changed(self, room_id: bytes, unread: bool = False, members: bool = False) -> None:
+        """Announce the room's list entry (and unread total, member list) soon, coalesced:
+        a burst of posts costs one summary per ``SUMMARY_DELAY``, not one per post."""
+        self._dirty.setdefault(room_id, set()).update(
+            {"room"} | ({"unread"} if unread else set()) | ({"members"} if members else set())
+        )
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._node.nursery.start_soon(self._flush_summaries)
+
+    async def _flush_summaries(self) -> None:
+        await trio.sleep(SUMMARY_DELAY)
+        self._flush_pending = False
+        dirty, self._dirty = self._dirty, {}
+        unread = False
+        for room_id, what in dirty.items():
+            if self.store.room(room_id) is None:
+                continue
+            if "members" in what:
+                self._node.emit(RoomMembersChanged(room_id=room_id.hex(),
+                                                   members=tuple(self.members(room_id.hex()))))
             self._node.emit(RoomChanged(room=self.info(room_id)))
+            unread = unread or "unread" in what
+        if unread:
+            self._node.emit(UnreadChanged(total=self._node.unread_total()))
 
     # -- the live room ------------------------------------------------------------------------
 
@@ -306,8 +332,7 @@ class RoomService:
         if post.kind == rc.KIND_TEXT:
             self._node.emit(RoomMessage(room=secrets.id_hex, id=info.id, from_=post.author,
                                         text=info.text, sent_at=post.sent_at_ms))
-        self._changed(secrets.room_id)
-        self._node.emit(UnreadChanged(total=self._node.unread_total()))
+        self._changed(secrets.room_id, unread=True)
         if post.author_seq > 1 and not self.store.has_seq(
             secrets.room_id, post.author_key, post.author_seq - 1
         ):
@@ -341,7 +366,6 @@ class RoomService:
         new = self.store.upsert_member(room_id, post.author, announce.name, announce.addrs,
                                        time.time())
         self._members_changed(room_id)
-        self._changed(room_id)
         if new and time.monotonic() - live.last_announce > REANNOUNCE_MIN_GAP:
             await self._announce(live)  # so the newcomer learns who is here now
         if not self._node.is_connected(post.author):
@@ -351,8 +375,8 @@ class RoomService:
             self._request_sync(live, post.author)  # they have seen posts we have not
 
     def _members_changed(self, room_id: bytes) -> None:
-        self._node.emit(RoomMembersChanged(room_id=room_id.hex(),
-                                           members=tuple(self.members(room_id.hex()))))
+        self._names.pop(room_id, None)
+        self._changed(room_id, members=True)
 
     async def _dial_member(self, peer_id: str, addrs: tuple[str, ...]) -> bool:
         parsed = []
@@ -493,7 +517,10 @@ class RoomService:
 
     def _post_info(self, post: StoredPost, names: dict[str, str] | None = None) -> RoomPostInfo:
         if names is None:
-            names = {m.peer_id: m.name for m in self.store.members(post.room_id)}
+            names = self._names.get(post.room_id) or {}
+            if not names:
+                names = {m.peer_id: m.name for m in self.store.members(post.room_id)}
+                self._names[post.room_id] = names
         me = post.author == self._me
         name = self._node.profile.settings.display_name if me else names.get(post.author, "")
         return RoomPostInfo(

@@ -14,7 +14,8 @@ _CONTACT_QUERY = """
 SELECT c.peer_id, c.their_name, c.local_name, c.state, c.verified, c.last_seen, c.last_activity,
        (SELECT count(*) FROM messages m
          WHERE m.peer_id = c.peer_id AND m.outgoing = 0 AND m.read = 0) AS unread,
-       (SELECT m.text FROM messages m WHERE m.peer_id = c.peer_id ORDER BY m.seq DESC LIMIT 1)
+       (SELECT m.text FROM messages m WHERE m.peer_id = c.peer_id AND m.kind = 1
+         ORDER BY m.seq DESC LIMIT 1)
 FROM contacts c
 """
 

@@ -98,6 +98,37 @@ MIGRATIONS: list[str] = [
     CREATE INDEX room_posts_order ON room_posts (room_id, lamport, author_key, post_id);
     CREATE INDEX room_posts_unread ON room_posts (room_id) WHERE read = 0;
     """,
+    # 4: file transfers. Direct messages get a kind (1 text, 2 file offer, 3 file control) so
+    # offers and controls travel through the same persistent outbox. One row per transfer,
+    # either side; ``verified`` is a bitmap of verified chunks so a resume never re-fetches.
+    """
+    ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE transfers (
+        transfer_id BLOB PRIMARY KEY,
+        outgoing    INTEGER NOT NULL,
+        peer_id     TEXT NOT NULL,        -- the other side, or the room file's author
+        room_id     BLOB,                 -- set for files shared in a room
+        name        TEXT NOT NULL,        -- as offered (incoming: untrusted, display only)
+        size        INTEGER NOT NULL,
+        chunk_size  INTEGER NOT NULL,
+        root        BLOB NOT NULL,
+        hash        BLOB NOT NULL,
+        mime        TEXT NOT NULL,
+        state       TEXT NOT NULL,        -- offered, receiving, complete, declined, cancelled, failed
+        reason      TEXT,
+        path        TEXT,                 -- outgoing: the source; incoming: the final file
+        dir         TEXT,                 -- incoming: the folder chosen on accept
+        part_path   TEXT,                 -- incoming: the .part being written
+        src_size    INTEGER,              -- outgoing: the source as hashed, to notice changes
+        src_mtime   INTEGER,
+        hashes      BLOB,                 -- the chunk hash list (incoming: once verified)
+        verified    BLOB,                 -- incoming: bitmap, bit i of byte i//8 (LSB first)
+        done_bytes  INTEGER NOT NULL DEFAULT 0,
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    CREATE INDEX transfers_by_state ON transfers (state);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,14 +7,14 @@ import time
 
 from app.core.records import Delivery, MessageInfo
 
-_COLUMNS = "seq, msg_id, peer_id, outgoing, text, sent_at, state, error"
+_COLUMNS = "seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind"
 
 
 def _info(row: tuple) -> MessageInfo:
-    seq, msg_id, peer_id, outgoing, text, sent_at, state, error = row
+    seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind = row
     return MessageInfo(
         seq=seq, id=bytes(msg_id).hex(), peer_id=peer_id, outgoing=bool(outgoing), text=text,
-        sent_at_ms=sent_at, state=Delivery(state), error=error,
+        sent_at_ms=sent_at, state=Delivery(state), error=error, kind=kind,
     )
 
 
@@ -25,31 +25,36 @@ class MessageStore:
         self._conn = conn
 
     def queue_outgoing(
-        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int
+        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int, kind: int = 1
     ) -> MessageInfo:
         with self._conn:
             cur = self._conn.execute(
-                "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state) "
-                "VALUES (?, ?, 1, ?, ?, ?, ?)",
-                (peer_id, msg_id, text, sent_at_ms, time.time(), Delivery.SENDING.value),
+                "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state, "
+                "kind) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
+                (peer_id, msg_id, text, sent_at_ms, time.time(), Delivery.SENDING.value, kind),
             )
             self._conn.execute(
                 "UPDATE contacts SET last_activity = ? WHERE peer_id = ?", (time.time(), peer_id)
             )
         seq = cur.lastrowid
         assert seq is not None
-        return MessageInfo(seq, msg_id.hex(), peer_id, True, text, sent_at_ms, Delivery.SENDING)
+        return MessageInfo(seq, msg_id.hex(), peer_id, True, text, sent_at_ms, Delivery.SENDING,
+                           kind=kind)
 
     def store_incoming(
-        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int
+        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int, kind: int = 1
     ) -> MessageInfo | None:
-        """Store a received message; None if it was already stored (a replay or a resend)."""
+        """Store a received message; None if it was already stored (a replay or a resend).
+
+        File offers and controls (kind 2, 3) are stored read: the file events announce them.
+        """
         now = time.time()
         with self._conn:
             cur = self._conn.execute(
-                "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state) "
-                "VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (peer_id, msg_id, text, sent_at_ms, now, Delivery.RECEIVED.value),
+                "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state, "
+                "kind, read) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (peer_id, msg_id, text, sent_at_ms, now, Delivery.RECEIVED.value, kind,
+                 int(kind != 1)),
             )
             if not cur.rowcount:
                 return None
@@ -58,7 +63,8 @@ class MessageStore:
             )
         seq = cur.lastrowid
         assert seq is not None
-        return MessageInfo(seq, msg_id.hex(), peer_id, False, text, sent_at_ms, Delivery.RECEIVED)
+        return MessageInfo(seq, msg_id.hex(), peer_id, False, text, sent_at_ms, Delivery.RECEIVED,
+                           kind=kind)
 
     def outbox(self, peer_id: str, after_seq: int = 0, limit: int = 64) -> list[MessageInfo]:
         rows = self._conn.execute(
@@ -113,7 +119,7 @@ class MessageStore:
                 ) -> list[MessageInfo]:
         """A page of the conversation, oldest first, ending just before ``before_seq``."""
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND seq < ? "
+            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND seq < ? AND kind = 1 "
             "ORDER BY seq DESC LIMIT ?",
             (peer_id, before_seq if before_seq is not None else 2**62, limit),
         ).fetchall()

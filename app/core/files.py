@@ -1,0 +1,325 @@
+"""File transfer payloads (``/kith/file/1.0.0``, docs/protocol.md section 9): pure, no I/O.
+
+A file is offered with a small JSON object that commits to its content: the size, the chunk
+size, ``root`` (BLAKE2b-256 of the concatenated per-chunk hashes) and ``hash`` (BLAKE2b-256 of
+the whole content). The receiver pulls the hash list, checks it against ``root``, then pulls
+chunks and checks each against its hash, so nothing unverified is ever kept. This module parses
+and builds those offers, the binary request/response frames of the pull protocol, and turns a
+peer's file name into something that is only ever a name, never a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_ID = "/kith/file/1.0.0"
+
+TRANSFER_ID_SIZE = 16
+HASH_SIZE = 32
+DEFAULT_CHUNK_SIZE = 1 << 20          # 1 MiB
+MIN_CHUNK_SIZE = 64 << 10             # 64 KiB
+MAX_CHUNK_SIZE = 4 << 20              # 4 MiB
+MAX_SIZE = 1 << 50
+MAX_CHUNKS = 1 << 24                  # the hash list stays <= 512 MiB even for absurd offers
+MAX_OFFER_BYTES = 4096                # DM kind 2 body
+MAX_ROOM_FILE_BYTES = 8192            # room kind 3 body
+MAX_NAME_CHARS = 255
+MAX_MIME_CHARS = 255
+MAX_REASON_CHARS = 200
+MAX_SAFE_NAME_BYTES = 200
+
+OP_GET_HASHES = 1
+OP_GET_CHUNKS = 2
+OP_HAVE = 3
+MAX_CHUNKS_PER_REQUEST = 64
+MAX_HASHES_PER_FRAME = 65536
+MAX_REQUEST = TRANSFER_ID_SIZE + 1 + 4 + 4 * MAX_CHUNKS_PER_REQUEST   # 277
+MAX_RESPONSE = 4 + MAX_CHUNK_SIZE                                    # one chunk frame
+MAX_HASHES_FRAME = MAX_HASHES_PER_FRAME * HASH_SIZE                  # 2 MiB
+
+ACTIONS = frozenset({"decline", "cancel", "complete", "fail"})
+
+_U32 = struct.Struct(">I")
+
+
+class FileError(ValueError):
+    """A file payload from a peer (or a request from the user) that cannot be used."""
+
+
+def new_transfer_id() -> bytes:
+    return os.urandom(TRANSFER_ID_SIZE)
+
+
+def blake(data: bytes = b"") -> Any:
+    """A fresh BLAKE2b-256 hasher (the only hash of this protocol)."""
+    return hashlib.blake2b(data, digest_size=HASH_SIZE)
+
+
+def chunk_hash(data: bytes) -> bytes:
+    return bytes(blake(data).digest())
+
+
+def root_of(hashes: bytes) -> bytes:
+    """The commitment in the offer: BLAKE2b-256 over the concatenated chunk hashes."""
+    return bytes(blake(hashes).digest())
+
+
+EMPTY_HASH = chunk_hash(b"")
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    return -(-size // chunk_size)
+
+
+def chunk_length(index: int, size: int, chunk_size: int) -> int:
+    """Bytes in chunk ``index``: ``chunk_size`` except for the last one."""
+    return min(chunk_size, size - index * chunk_size)
+
+
+def choose_chunk_size(size: int) -> int:
+    """1 MiB, grown (to at most 4 MiB) only when a file would need over MAX_CHUNKS chunks."""
+    chunk = DEFAULT_CHUNK_SIZE
+    while chunk < MAX_CHUNK_SIZE and chunk_count(size, chunk) > MAX_CHUNKS:
+        chunk *= 2
+    return chunk
+
+
+# ---- offers and controls --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileOffer:
+    """What the sender commits to; ``transfer``, ``root`` and ``hash`` are raw bytes."""
+
+    transfer: bytes
+    name: str
+    size: int
+    chunk_size: int
+    root: bytes
+    hash: bytes
+    mime: str = "application/octet-stream"
+
+    @property
+    def chunks(self) -> int:
+        return chunk_count(self.size, self.chunk_size)
+
+    @property
+    def id_hex(self) -> str:
+        return self.transfer.hex()
+
+    def to_json(self) -> bytes:
+        body = json.dumps({
+            "transfer": self.transfer.hex(), "name": self.name, "size": self.size,
+            "chunk_size": self.chunk_size, "root": self.root.hex(), "hash": self.hash.hex(),
+            "mime": self.mime,
+        }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(body) > MAX_OFFER_BYTES:
+            raise FileError("the file offer is too large (the name is too long)")
+        return body
+
+
+def _object(body: bytes, limit: int) -> dict[str, Any]:
+    if len(body) > limit:
+        raise FileError("the file payload is too large")
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise FileError("the file payload is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise FileError("the file payload is not a JSON object")
+    return value
+
+
+def _hex(value: Any, size: int, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 * size:
+        raise FileError(f"the offer's {what} is not {size} bytes of hex")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise FileError(f"the offer's {what} is not hex") from None
+
+
+def _int(value: Any, low: int, high: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise FileError(f"the offer's {what} is out of range")
+    return value
+
+
+def transfer_id_of(body: bytes, limit: int = MAX_ROOM_FILE_BYTES) -> bytes:
+    return _hex(_object(body, limit).get("transfer"), TRANSFER_ID_SIZE, "transfer id")
+
+
+def parse_offer(body: bytes, limit: int = MAX_OFFER_BYTES) -> FileOffer:
+    """Validate an offer from a peer: every field present, typed and within its limit."""
+    value = _object(body, limit)
+    name = value.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise FileError("the offer's name is missing or too long")
+    mime = value.get("mime", "application/octet-stream")
+    if not isinstance(mime, str) or len(mime) > MAX_MIME_CHARS:
+        raise FileError("the offer's mime type is malformed")
+    size = _int(value.get("size"), 0, MAX_SIZE, "size")
+    chunk_size = _int(value.get("chunk_size"), MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, "chunk size")
+    if chunk_count(size, chunk_size) > MAX_CHUNKS:
+        raise FileError("the offer has too many chunks")
+    offer = FileOffer(
+        transfer=_hex(value.get("transfer"), TRANSFER_ID_SIZE, "transfer id"), name=name,
+        size=size, chunk_size=chunk_size, root=_hex(value.get("root"), HASH_SIZE, "root"),
+        hash=_hex(value.get("hash"), HASH_SIZE, "hash"), mime=mime,
+    )
+    if size == 0 and (offer.root != root_of(b"") or offer.hash != EMPTY_HASH):
+        raise FileError("an empty file's offer must carry the hashes of nothing")
+    return offer
+
+
+@dataclass(frozen=True)
+class FileControl:
+    """decline / cancel / complete / fail, about one transfer, with an optional reason."""
+
+    transfer: bytes
+    action: str
+    reason: str = ""
+
+    def to_json(self) -> bytes:
+        body: dict[str, str] = {"transfer": self.transfer.hex(), "action": self.action}
+        if self.reason:
+            body["reason"] = self.reason[:MAX_REASON_CHARS]
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def parse_control(body: bytes) -> FileControl:
+    value = _object(body, MAX_OFFER_BYTES)
+    action = value.get("action")
+    if action not in ACTIONS:
+        raise FileError("unknown file control action")
+    reason = value.get("reason", "")
+    if not isinstance(reason, str):
+        raise FileError("the control's reason is not text")
+    transfer = _hex(value.get("transfer"), TRANSFER_ID_SIZE, "transfer id")
+    return FileControl(transfer, str(action), reason[:MAX_REASON_CHARS])
+
+
+# ---- the pull protocol ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    transfer: bytes
+    op: int
+    indexes: tuple[int, ...] = ()
+
+
+def encode_request(transfer: bytes, op: int, indexes: tuple[int, ...] | list[int] = ()) -> bytes:
+    if len(transfer) != TRANSFER_ID_SIZE:
+        raise ValueError("a transfer id is 16 bytes")
+    head = transfer + bytes([op])
+    if op != OP_GET_CHUNKS:
+        return head
+    if not 1 <= len(indexes) <= MAX_CHUNKS_PER_REQUEST:
+        raise ValueError("1 to 64 chunks per request")
+    return head + _U32.pack(len(indexes)) + b"".join(_U32.pack(i) for i in indexes)
+
+
+def decode_request(payload: bytes) -> FileRequest:
+    """Parse a request frame; any deviation from the layout is a FileError (reset)."""
+    if len(payload) < TRANSFER_ID_SIZE + 1 or len(payload) > MAX_REQUEST:
+        raise FileError("file request of the wrong size")
+    transfer, op = payload[:TRANSFER_ID_SIZE], payload[TRANSFER_ID_SIZE]
+    rest = payload[TRANSFER_ID_SIZE + 1:]
+    if op in (OP_GET_HASHES, OP_HAVE):
+        if rest:
+            raise FileError("trailing bytes in a file request")
+        return FileRequest(transfer, op)
+    if op != OP_GET_CHUNKS:
+        raise FileError(f"unknown file request op {op}")
+    if len(rest) < 4:
+        raise FileError("chunk request without a count")
+    (count,) = _U32.unpack_from(rest)
+    if not 1 <= count <= MAX_CHUNKS_PER_REQUEST or len(rest) != 4 + 4 * count:
+        raise FileError("chunk request count does not match its length")
+    indexes = tuple(_U32.unpack_from(rest, 4 + 4 * i)[0] for i in range(count))
+    return FileRequest(transfer, op, indexes)
+
+
+def encode_chunk_header(index: int) -> bytes:
+    """A chunk frame is ``index (u32) || data``; the header is written before the data."""
+    return _U32.pack(index)
+
+
+def decode_chunk(payload: bytes) -> tuple[int, bytes]:
+    if len(payload) < 4:
+        raise FileError("chunk frame too short")
+    return _U32.unpack_from(payload)[0], payload[4:]
+
+
+# ---- names from peers -----------------------------------------------------------------------
+
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{p}{n}" for p in ("COM", "LPT") for n in "123456789¹²³"
+}
+_FORBIDDEN = set('<>:"/\\|?*')
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` within ``limit`` UTF-8 bytes (never a broken character)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 16 or not ext.isalnum():
+        return name, ""
+    return stem, "." + ext
+
+
+def _fit(stem: str, ext: str, limit: int) -> str:
+    if len(ext.encode("utf-8")) >= limit // 2:
+        ext = ""
+    return _cut_utf8(stem, limit - len(ext.encode("utf-8"))).rstrip(" .") + ext
+
+
+def clean_file_name(name: str) -> str:
+    """A peer's name reduced to one harmless path component (before collision handling)."""
+    name = unicodedata.normalize("NFC", name)
+    # Path separators and Windows-reserved punctuation become "_"; control and format
+    # characters (newlines, bidi overrides) go entirely.
+    kept = "".join(
+        " " if ch.isspace() else "_" if ch in _FORBIDDEN else ch
+        for ch in name
+        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+    )
+    kept = " ".join(kept.split())         # no tabs or runs of spaces
+    kept = kept.strip(" .")              # no leading dots (hidden, "..") or trailing dots
+    stem, ext = _split_ext(kept)
+    base = stem.split(".", 1)[0].rstrip(" ").upper()
+    if base in _RESERVED:
+        stem = "_" + stem                 # CON, con.txt, Lpt1.tar.gz -> _CON ...
+    if not stem.strip("._ "):
+        stem = "file"
+    return _fit(stem, ext, MAX_SAFE_NAME_BYTES) or "file"
+
+
+def safe_file_name(name: str, existing: Callable[[str], bool]) -> str:
+    """A name safe to create in the chosen folder that ``existing`` says is still free.
+
+    Never a path: no separators, no ``..``, no leading dot, no control characters, no device
+    names, at most 200 UTF-8 bytes keeping the extension; a taken name gets " (1)", " (2)"...
+    """
+    clean = clean_file_name(name)
+    if not existing(clean):
+        return clean
+    stem, ext = _split_ext(clean)
+    for n in range(1, 100000):
+        suffix = f" ({n})"
+        room = MAX_SAFE_NAME_BYTES - len((suffix + ext).encode("utf-8"))
+        candidate = _cut_utf8(stem, room).rstrip(" .") + suffix + ext
+        if not existing(candidate):
+            return candidate
+    raise FileError("no free name for this file in the chosen folder")

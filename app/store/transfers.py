@@ -1,0 +1,131 @@
+"""File transfers in SQLite: offers we made, offers we got, and which chunks are verified."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from app.core.files import FileOffer
+
+
+@dataclass
+class StoredTransfer:
+    offer: FileOffer
+    outgoing: bool
+    peer_id: str
+    room_id: bytes | None
+    state: str
+    reason: str | None
+    path: str | None
+    dir: str | None
+    part_path: str | None
+    src_size: int | None
+    src_mtime: int | None
+    hashes: bytes | None
+    verified: bytearray
+    done_bytes: int
+
+    @property
+    def id_hex(self) -> str:
+        return self.offer.transfer.hex()
+
+
+_COLUMNS = (
+    "transfer_id, name, size, chunk_size, root, hash, mime, outgoing, peer_id, room_id, state, "
+    "reason, path, dir, part_path, src_size, src_mtime, hashes, verified, done_bytes"
+)
+
+
+def _row(row: tuple) -> StoredTransfer:
+    (tid, name, size, chunk, root, hsh, mime, outgoing, peer_id, room_id, state, reason, path,
+     folder, part, src_size, src_mtime, hashes, verified, done) = row
+    offer = FileOffer(bytes(tid), name, size, chunk, bytes(root), bytes(hsh), mime)
+    return StoredTransfer(
+        offer, bool(outgoing), peer_id, bytes(room_id) if room_id is not None else None, state,
+        reason, path, folder, part, src_size, src_mtime,
+        bytes(hashes) if hashes is not None else None,
+        bytearray(verified) if verified is not None else bytearray((offer.chunks + 7) // 8),
+        done,
+    )
+
+
+class TransferStore:
+    """All reads and writes of ``transfers``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, offer: FileOffer, *, outgoing: bool, peer_id: str, room_id: bytes | None,
+            state: str, path: str | None = None, src_size: int | None = None,
+            src_mtime: int | None = None, hashes: bytes | None = None) -> bool:
+        """Record a transfer; False if its id is already known (a replayed offer)."""
+        now = time.time()
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO transfers (transfer_id, outgoing, peer_id, room_id, name, size, "
+                "chunk_size, root, hash, mime, state, path, src_size, src_mtime, hashes, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (offer.transfer, int(outgoing), peer_id, room_id, offer.name, offer.size,
+                 offer.chunk_size, offer.root, offer.hash, offer.mime, state, path, src_size,
+                 src_mtime, hashes, now, now),
+            )
+        return bool(cur.rowcount)
+
+    def get(self, transfer_id: bytes) -> StoredTransfer | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM transfers WHERE transfer_id = ?", (transfer_id,)
+        ).fetchone()
+        return _row(row) if row else None
+
+    def all(self) -> list[StoredTransfer]:
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM transfers ORDER BY created_at")
+        return [_row(r) for r in rows]
+
+    def in_state(self, state: str, outgoing: bool) -> list[StoredTransfer]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM transfers WHERE state = ? AND outgoing = ? "
+            "ORDER BY created_at", (state, int(outgoing)),
+        )
+        return [_row(r) for r in rows]
+
+    def set_state(self, transfer_id: bytes, state: str, reason: str | None = None,
+                  only_from: tuple[str, ...] = ()) -> bool:
+        sql = "UPDATE transfers SET state = ?, reason = ?, updated_at = ? WHERE transfer_id = ?"
+        params: list[object] = [state, reason, time.time(), transfer_id]
+        if only_from:
+            sql += f" AND state IN ({','.join('?' * len(only_from))})"
+            params += list(only_from)
+        with self._conn:
+            return bool(self._conn.execute(sql, params).rowcount)
+
+    def start_receiving(self, transfer_id: bytes, folder: str, part_path: str) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE transfers SET state = 'receiving', reason = NULL, dir = ?, part_path = ?, "
+                "updated_at = ? WHERE transfer_id = ?",
+                (folder, part_path, time.time(), transfer_id),
+            )
+
+    def set_hashes(self, transfer_id: bytes, hashes: bytes) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE transfers SET hashes = ? WHERE transfer_id = ?", (hashes, transfer_id)
+            )
+
+    def save_progress(self, transfer_id: bytes, verified: bytes, done_bytes: int) -> None:
+        """One commit for a batch of verified chunks (the data is already written)."""
+        with self._conn:
+            self._conn.execute(
+                "UPDATE transfers SET verified = ?, done_bytes = ?, updated_at = ? "
+                "WHERE transfer_id = ?", (verified, done_bytes, time.time(), transfer_id),
+            )
+
+    def complete(self, transfer_id: bytes, path: str) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE transfers SET state = 'complete', path = ?, reason = NULL, "
+                "part_path = NULL, updated_at = ? WHERE transfer_id = ?",
+                (path, time.time(), transfer_id),
+            )
