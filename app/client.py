@@ -335,6 +335,10 @@ class KithClient:
         """Oldest first in the room's shared order, the page just before ``before``."""
         return await self.call(lambda node: _now(node.rooms.history(room_id, before, limit)))
 
+    async def member_invite(self, room_id: str, peer_id: str) -> str:
+        """A ``kith:`` contact link for a room member (to add them as a contact)."""
+        return await self.call(lambda node: _now(node.rooms.member_invite(room_id, peer_id)))
+
     async def mark_room_read(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.mark_read(room_id))
 

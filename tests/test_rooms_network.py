@@ -216,3 +216,19 @@ def test_a_subscriber_without_the_key_sees_only_ciphertext(tmp_path: Path) -> No
                 assert post.kind != rc.KIND_TEXT or post.text in texts
 
     run(scenario)
+
+
+def test_a_room_member_can_be_added_as_a_contact(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            room = await ada.client.create_room("Meet")
+            await bob.client.join_room(room.invite)
+            await ada.wait_for(lambda: any(
+                len(e.members) == 2 for e in ada.named("room_members")  # type: ignore[attr-defined]
+            ), what="Bob's announce")
+            link = await ada.client.member_invite(room.room_id, bob.peer_id)
+            contact = await ada.client.add_contact(link)
+            assert (contact.peer_id, contact.name) == (bob.peer_id, "Bob")
+            await ada.wait_event("contact_online", peer_id=bob.peer_id)
+
+    run(scenario)

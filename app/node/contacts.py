@@ -95,9 +95,19 @@ class ContactService:
         assert info is not None
         self._node.emit(ContactAdded(peer_id=info.peer_id, display_name=info.name))
         self._node.emit(ContactChanged(contact=info))
+        self._announce_if_connected(invite.peer_id)
         self._keep_connected(invite.peer_id)
         self._wake_dialer(invite.peer_id)
         return info
+
+    def _announce_if_connected(self, peer_id: str) -> None:
+        """A peer already connected (say, through a room) is online the moment they are added."""
+        if self.is_online(peer_id):
+            self.store.seen(peer_id)
+            self._node.emit(ContactOnline(peer_id=peer_id))
+            self._node.nursery.start_soon(self._learn_profile, peer_id)
+            for hook in self.on_connected:
+                hook(peer_id)
 
     def _require(self, peer_id: str) -> ContactInfo:
         info = self.info(peer_id) if is_valid_peer_id(peer_id) else None

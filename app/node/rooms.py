@@ -36,7 +36,8 @@ from app.core.events import (
     RoomPostConfirmed,
     UnreadChanged,
 )
-from app.core.invite import clean_display_name, strip_p2p
+from app.core.invite import MAX_ADDRS as MAX_INVITE_ADDRS
+from app.core.invite import ContactInvite, clean_display_name, strip_p2p
 from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 from app.node.gossip import KithPubsub
@@ -189,6 +190,15 @@ class RoomService:
             out.append(RoomMember(member.peer_id, member.name or member.peer_id[:12], online,
                                   member.last_seen))
         return out
+
+    def member_invite(self, room_id_hex: str, peer_id: str) -> str:
+        """A contact link for a room member, from what their announces taught us."""
+        room_id = self._require(room_id_hex).secrets.room_id
+        for member in self.store.members(room_id):
+            if member.peer_id == peer_id:
+                addrs = tuple(strip_p2p(a) for a in member.addrs)[: MAX_INVITE_ADDRS]
+                return ContactInvite(peer_id, member.name, addrs).to_link()
+        raise RoomServiceError("this person is not a member of the room")
 
     def history(self, room_id_hex: str, before: tuple[int, str, str] | None, limit: int
                 ) -> list[RoomPostInfo]:
