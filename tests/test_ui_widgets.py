@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStopped
+from app.core.records import ContactInfo, ContactState
 from tests.ui_helpers import new_qloop, run
 from ui.bridge import EventBridge, TaskRunner
 from ui.composer import Composer
@@ -288,15 +289,22 @@ def test_copy_invite_shortcut(qtbot: QtBot, window: MainWindow) -> None:
     assert QApplication.clipboard().text() == READY.invite
 
 
-def test_opening_a_conversation_enables_the_composer(qtbot: QtBot, window: MainWindow) -> None:
-    window.sidebar.model.add_entry(Section.CONTACTS, "b", "Bob")
-    assert not window.composer.edit.isEnabled()
+def _contact(peer_id: str, name: str) -> ContactInfo:
+    return ContactInfo(
+        peer_id=peer_id, name=name, their_name=name, local_name=None,
+        state=ContactState.CONTACT, verified=False, online=False, last_seen=None, unread=0,
+        last_message="", last_activity=0.0,
+    )
+
+
+def test_search_and_enter_open_a_contact(qtbot: QtBot, window: MainWindow) -> None:
+    window.sidebar.model.upsert_contact(_contact(PEER, "Bob"))
+    assert window.conversation.current_peer is None
     window.sidebar.search.setFocus()
     qtbot.keyClicks(window.sidebar.search, "bob")
     qtbot.keyClick(window.sidebar.search, Qt.Key.Key_Return)
-    assert window.composer.edit.isEnabled()
-    assert window.conversation_title.text() == "Bob"
-    assert "Bob" in window.conversation.empty_text()
+    assert window.conversation.current_peer == PEER
+    assert window.sidebar.view.currentIndex().data() == "Bob"
 
 
 def test_about_box_shows_the_version(qtbot: QtBot, window: MainWindow) -> None:
@@ -390,13 +398,16 @@ def test_the_window_follows_a_dark_palette(qtbot: QtBot, window: MainWindow) -> 
 def test_tab_walks_from_search_to_the_list_to_the_composer(
     qtbot: QtBot, window: MainWindow
 ) -> None:
-    window.sidebar.model.add_entry(Section.CONTACTS, "b", "Bob")
-    window.open_conversation("contacts", "b")
+    window.sidebar.model.upsert_contact(_contact(PEER, "Bob"))
+    window.open_peer(PEER)
+    window.conversation.composer.set_target("Bob")  # no client here: enable it by hand
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     window.sidebar.search.setFocus()
     qtbot.waitUntil(window.sidebar.search.hasFocus)
     qtbot.keyClick(window.sidebar.search, Qt.Key.Key_Tab)
+    qtbot.waitUntil(window.sidebar.add_button.hasFocus)
+    qtbot.keyClick(window.sidebar.add_button, Qt.Key.Key_Tab)
     qtbot.waitUntil(window.sidebar.view.hasFocus)
     qtbot.keyClick(window.sidebar.view, Qt.Key.Key_Tab)
-    qtbot.waitUntil(window.composer.edit.hasFocus)
+    qtbot.waitUntil(window.conversation.composer.edit.hasFocus)

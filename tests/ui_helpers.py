@@ -31,9 +31,12 @@ T = TypeVar("T")
 @contextlib.contextmanager
 def new_qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     loop = qasync.QEventLoop(qapp)
+    # Slots schedule coroutines with asyncio.ensure_future(): they must land on this loop.
+    asyncio.set_event_loop(loop)
     try:
         yield loop
     finally:
+        asyncio.set_event_loop(None)
         loop.close()
         del loop
         # Collect the loop's Qt objects (its timer) here: left to chance, Python's GC may run in

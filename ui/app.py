@@ -9,6 +9,7 @@ same code with pytest-qt's application; ``run_gui`` is the thin wrapper ``kith``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from app import __version__
 from app.core.config import NodeConfig
 from app.core.invite import InvalidInvite, parse_invite
+from app.core.room import invite_kind, parse_room_invite
 from app.store.profile import Profile, ProfileError
 from ui.bridge import EventBridge, TaskRunner
 from ui.first_run import FirstRunDialog
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 FIRST_PAINT_TIMEOUT = 2.0
 STOP_TIMEOUT = 10.0
+DRAFT_SAVE_TIMEOUT = 1.0
 
 
 def configure_application(app: QApplication) -> None:
@@ -121,7 +124,8 @@ class KithApp(QObject):
 
         self.state = NodeState(self.profile.settings.display_name, peer_id, self)
         self.bridge.received.connect(self.state.apply)
-        self.window = MainWindow(self.state)
+        self.window = MainWindow(self.state, self.runner)
+        self.bridge.received.connect(self.window.handle_event)
         self.window.closed.connect(self._on_window_closed)
         self.runner.failed.connect(self._show_error)
         self.window.show()
@@ -167,13 +171,25 @@ class KithApp(QObject):
             self.show_message(self.tr("Kith is offline"), message)
             return
         self.state.apply(ready)
+        if self.window is not None:
+            self.window.set_client(self.client)
+            self._open_link()
+
+    def _open_link(self) -> None:
+        """The ``kith:`` link Kith was started with opens, prefilled, once the network is up."""
+        link, self.pending_link = self.pending_link, None
+        if link and self.window is not None:
+            self.window.show_add_contact(link)
 
     def _check_link(self) -> None:
-        """Keep a clicked ``kith:`` invite for later (issue 3 opens it); say if it is broken."""
+        """Keep a clicked ``kith:`` link until the network is up; say at once if it is broken."""
         if not self.pending_link:
             return
         try:
-            parse_invite(self.pending_link)
+            if invite_kind(self.pending_link) == "room":
+                parse_room_invite(self.pending_link)
+            else:
+                parse_invite(self.pending_link)
         except InvalidInvite as exc:
             self.pending_link = None
             self._show_error(self.tr("The link Kith was opened with cannot be used: {error}.")
@@ -235,6 +251,11 @@ class KithApp(QObject):
 
     async def _stop_everything(self) -> None:
         if self.window is not None:
+            # Let the last keystrokes reach the database before anything is cancelled.
+            self.window.conversation.save_draft()
+            await asyncio.sleep(0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runner.idle(), DRAFT_SAVE_TIMEOUT)
             self.window.close()
         await self.runner.cancel_all()
         if self.client is not None:

@@ -86,6 +86,11 @@ class TaskRunner(QObject):
     def pending(self) -> int:
         return len(self._tasks)
 
+    async def idle(self) -> None:
+        """Wait until every task started so far has finished."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def cancel_all(self) -> None:
         """Cancel what is still running and wait for it (used on shutdown)."""
         tasks = list(self._tasks)

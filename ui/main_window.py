@@ -1,14 +1,18 @@
-"""The main window: sidebar (you, search, rooms and contacts, your invite) and the conversation.
+"""The main window: sidebar (you, search, requests, rooms and contacts, your invite) and the
+conversation.
 
-It only arranges widgets and routes between them; what the network says arrives through
-``NodeState`` (fed by the controller from client events), and closing the window only emits
-``closed`` so the controller can shut the network down in order.
+It arranges widgets and routes between them: client events arrive through ``handle_event``
+(every one is also forwarded to the conversation), user actions go to the client through the
+``TaskRunner``, and closing the window only emits ``closed`` so the controller can shut the
+network down in order. The client arrives with ``set_client`` once the network is up; until
+then the window works, it just has nobody to talk to.
 """
 
 from __future__ import annotations
 
 import html
 import itertools
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -20,24 +24,41 @@ from PySide6.QtGui import (
     QPalette,
 )
 from PySide6.QtWidgets import (
-    QLabel,
+    QInputDialog,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from app import __version__
+from app.core.events import (
+    ContactChanged,
+    ContactRemoved,
+    Event,
+    MessageReceived,
+    UnreadChanged,
+)
+from app.core.records import ContactInfo, ContactState, short_peer_id
 from ui import palette as pal
-from ui.composer import Composer
+from ui.add_contact import AddContactDialog
+from ui.blocked_dialog import BlockedDialog
+from ui.bridge import TaskRunner
+from ui.contact_details import ContactDetailsDialog
 from ui.conversation import ConversationView
 from ui.error_banner import ErrorBanner
 from ui.identity_panel import IdentityPanel
 from ui.node_state import NodeState
 from ui.profile_header import ProfileHeader
+from ui.request_bar import RequestBar
 from ui.resources import app_icon, tinted_icon
-from ui.sidebar import Section, Sidebar
+from ui.sidebar import ContactAction, Section, Sidebar
+from ui.tray import Tray
+
+if TYPE_CHECKING:
+    from app.client import KithClient
 
 SIDEBAR_WIDTH = 280
 DEFAULT_SIZE = QSize(1100, 720)
@@ -56,9 +77,18 @@ class _SidebarPane(QWidget):
 class MainWindow(QMainWindow):
     closed = Signal()
 
-    def __init__(self, state: NodeState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: NodeState, runner: TaskRunner | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self.runner = runner if runner is not None else TaskRunner(self)
+        self.client: KithClient | None = None
+        self.unread_total = 0
+        self.add_dialog: AddContactDialog | None = None
+        self.details_dialogs: dict[str, ContactDetailsDialog] = {}
+        self.blocked_dialog: BlockedDialog | None = None
+        self.rename_dialog: QInputDialog | None = None
+        self.remove_box: QMessageBox | None = None
         self.setWindowIcon(app_icon())
         self.resize(DEFAULT_SIZE)
         self.setMinimumSize(QSize(720, 480))
@@ -66,6 +96,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_body()
+        self.tray = Tray(self.isActiveWindow, self, self.quit_action)
+        self.tray.open_requested.connect(self.bring_forward)
         state.changed.connect(self._refresh_title)
         state.failed.connect(self.show_error)
         self._refresh_title()
@@ -77,6 +109,13 @@ class MainWindow(QMainWindow):
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.quit_action.triggered.connect(self.close)
+
+        self.add_contact_action = QAction(self.tr("&Add Contact…"), self)
+        self.add_contact_action.setShortcut(QKeySequence("Ctrl+N"))
+        self.add_contact_action.triggered.connect(lambda: self.show_add_contact())
+
+        self.blocked_action = QAction(self.tr("&Blocked People…"), self)
+        self.blocked_action.triggered.connect(self.show_blocked)
 
         self.identity_action = QAction(self.tr("Your &Invite and Identity"), self)
         self.identity_action.setShortcut(QKeySequence("Ctrl+I"))
@@ -100,6 +139,7 @@ class MainWindow(QMainWindow):
         text = self.palette().color(QPalette.ColorRole.WindowText)
         self.identity_action.setIcon(tinted_icon("user", text))
         self.copy_invite_action.setIcon(tinted_icon("copy", text))
+        self.add_contact_action.setIcon(tinted_icon("plus", text))
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
@@ -108,7 +148,10 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu(self.tr("&File"))
+        file_menu.addAction(self.add_contact_action)
         file_menu.addAction(self.copy_invite_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.blocked_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = self.menuBar().addMenu(self.tr("&View"))
@@ -131,7 +174,9 @@ class MainWindow(QMainWindow):
         self.header.set_you_action(self.identity_action)
         left_layout.addWidget(self.header)
         self.sidebar = Sidebar(left)
-        self.sidebar.activated.connect(self.open_conversation)
+        self.sidebar.activated.connect(self._on_sidebar_activated)
+        self.sidebar.contact_action.connect(self.contact_action)
+        self.sidebar.add_requested.connect(lambda: self.show_add_contact())
         left_layout.addWidget(self.sidebar, 1)
         self.identity_panel = IdentityPanel(self.state, left)
         self.identity_panel.expanded_changed.connect(self.identity_action.setChecked)
@@ -155,23 +200,20 @@ class MainWindow(QMainWindow):
         self.banner.dismissed.connect(lambda: banner_box.setContentsMargins(0, 0, 0, 0))
         self._banner_box = banner_box
 
-        self.conversation_title = QLabel(centre)
-        font = self.conversation_title.font()
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        self.conversation_title.setFont(font)
-        self.conversation_title.setContentsMargins(20, 14, 20, 12)
-        self.conversation_title.setTextFormat(Qt.TextFormat.PlainText)
-        self.conversation_title.hide()
-        centre_layout.addWidget(self.conversation_title)
-        self.conversation = ConversationView(centre)
-        centre_layout.addWidget(self.conversation, 1)
+        self.request_bar = RequestBar(centre)
+        self.request_bar.accept_requested.connect(self.accept_request)
+        self.request_bar.block_requested.connect(self.block)
+        request_box = QVBoxLayout()
+        request_box.setContentsMargins(16, 12, 16, 0)
+        request_box.addWidget(self.request_bar)
+        centre_layout.addLayout(request_box)
+        self._request_box = request_box
+        self._set_request_margins(False)
 
-        self.composer = Composer(centre)
-        composer_box = QVBoxLayout()
-        composer_box.setContentsMargins(16, 8, 16, 16)
-        composer_box.addWidget(self.composer)
-        centre_layout.addLayout(composer_box)
+        self.conversation = ConversationView(self.runner, centre)
+        self.conversation.read.connect(self.mark_read)
+        self.conversation.details_requested.connect(self.show_details)
+        centre_layout.addWidget(self.conversation, 1)
 
         splitter.addWidget(left)
         splitter.addWidget(centre)
@@ -182,14 +224,23 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
         self._set_tab_order()
 
+    def _set_request_margins(self, shown: bool) -> None:
+        if shown:
+            self._request_box.setContentsMargins(16, 12, 16, 0)
+        else:
+            self._request_box.setContentsMargins(0, 0, 0, 0)
+
     def _set_tab_order(self) -> None:
-        """Tab walks the way people read the window: find, pick, write, then your invite."""
+        """Tab walks the way people read the window: find, pick, decide, write, your invite."""
         panel = self.identity_panel
-        chain = [
+        chain: list[QWidget] = [
             self.sidebar.search,
+            self.sidebar.add_button,
             self.sidebar.view,
-            self.composer.edit,
-            self.composer.send_button,
+            self.request_bar.accept_button,
+            self.request_bar.block_button,
+            self.conversation.composer.edit,
+            self.conversation.composer.send_button,
             panel.details_button,
             panel.invite_edit,
             panel.copy_button,
@@ -200,10 +251,270 @@ class MainWindow(QMainWindow):
         for first, second in itertools.pairwise(chain):
             self.setTabOrder(first, second)
 
+    # -- the client -------------------------------------------------------------------------
+
+    def set_client(self, client: KithClient | None) -> None:
+        """The network is up (or gone): load contacts and the unread count, enable actions."""
+        self.client = client
+        self.conversation.set_client(client)
+        if self.add_dialog is not None:
+            self.add_dialog.set_adder(client.add_contact if client is not None else None)
+        if client is not None:
+            self.sidebar.model.begin_load()
+            self.runner.run(self._load(client), self.tr("Loading your contacts"))
+
+    async def _load(self, client: KithClient) -> None:
+        contacts = await client.contacts()
+        self.sidebar.model.load(contacts)
+        self._refresh_dialogs()
+        self._set_unread(await client.unread_total())
+
+    def _run(self, what: str, call_name: str, *args: object) -> None:
+        """Call ``client.<call_name>(*args)`` in the background; failures go to the banner."""
+        client = self.client
+        if client is None:
+            self.show_error(self.tr("{what} failed: Kith is not online.").format(what=what))
+            return
+        self.runner.run(getattr(client, call_name)(*args), what)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def handle_event(self, event: Event) -> None:
+        """Every client event comes here (the controller connects the bridge)."""
+        model = self.sidebar.model
+        if isinstance(event, ContactChanged):
+            info = event.contact
+            model.upsert_contact(info)
+            self._contact_changed(info)
+        elif isinstance(event, ContactRemoved):
+            model.remove_contact(event.peer_id)
+            if self.conversation.current_peer == event.peer_id:
+                self.close_conversation()
+            dialog = self.details_dialogs.pop(event.peer_id, None)
+            if dialog is not None:
+                dialog.close()
+            self._refresh_dialogs()
+        elif isinstance(event, UnreadChanged):
+            self._set_unread(event.total)
+        elif isinstance(event, MessageReceived):
+            known = model.contact(event.from_)
+            sender = known.name if known is not None else short_peer_id(event.from_)
+            self.tray.message_received(event, sender)
+        self.conversation.handle_event(event)
+
+    def _contact_changed(self, info: ContactInfo) -> None:
+        if self.conversation.current_peer == info.peer_id:
+            if info.state is ContactState.BLOCKED:
+                self.close_conversation()
+            else:
+                self.conversation.update_contact(info)
+                self._show_request_bar(info)
+        dialog = self.details_dialogs.get(info.peer_id)
+        if dialog is not None:
+            if info.state is ContactState.BLOCKED:
+                self.details_dialogs.pop(info.peer_id)
+                dialog.close()
+            else:
+                dialog.update_contact(info)
+        self._refresh_dialogs()
+
+    def _refresh_dialogs(self) -> None:
+        if self.blocked_dialog is not None:
+            self.blocked_dialog.set_blocked(self.sidebar.model.blocked())
+
+    def _set_unread(self, total: int) -> None:
+        self.unread_total = total
+        self.tray.set_unread(total)
+        self._refresh_title()
+
+    # -- conversations ----------------------------------------------------------------------
+
+    def _on_sidebar_activated(self, section: str, key: str) -> None:
+        if section in (Section.CONTACTS.value, Section.REQUESTS.value):
+            self.open_peer(key)
+
+    def open_peer(self, peer_id: str) -> bool:
+        """Open the conversation with a contact or a request; False if we do not know them."""
+        info = self.sidebar.model.contact(peer_id)
+        if info is None or info.state is ContactState.BLOCKED:
+            return False
+        self.sidebar.select_peer(peer_id)
+        if self.conversation.current_peer != peer_id:
+            self.conversation.open_contact(info)
+        self._show_request_bar(info)
+        return True
+
+    def _show_request_bar(self, info: ContactInfo) -> None:
+        """Requests are read-only until accepted: the bar decides, the composer waits."""
+        request = info.state is ContactState.REQUEST
+        if request:
+            self.request_bar.show_request(info)
+        else:
+            self.request_bar.clear()
+        self._set_request_margins(request)
+        self.conversation.composer.setEnabled(not request)
+
+    def close_conversation(self) -> None:
+        self.conversation.close_conversation()
+        self.request_bar.clear()
+        self._set_request_margins(False)
+        self.sidebar.select_peer(None)
+
+    def mark_read(self, peer_id: str) -> None:
+        if self.client is not None:
+            self.runner.run(self.client.mark_read(peer_id), self.tr("Marking messages read"))
+
+    def bring_forward(self, peer_id: str = "") -> None:
+        """From the tray or a notification: show the window, and that conversation."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if peer_id:
+            self.open_peer(peer_id)
+
+    # -- contact actions --------------------------------------------------------------------
+
+    def contact_action(self, action: str, peer_id: str) -> None:
+        """From the sidebar's context menu and the details page."""
+        match ContactAction(action):
+            case ContactAction.OPEN:
+                self.open_peer(peer_id)
+            case ContactAction.ACCEPT:
+                self.accept_request(peer_id)
+            case ContactAction.RENAME:
+                self.ask_rename(peer_id)
+            case ContactAction.DETAILS:
+                self.show_details(peer_id)
+            case ContactAction.BLOCK:
+                self.block(peer_id)
+            case ContactAction.REMOVE:
+                self.confirm_remove(peer_id)
+
+    def accept_request(self, peer_id: str) -> None:
+        self._run(self.tr("Accepting the request"), "accept_request", peer_id)
+
+    def block(self, peer_id: str) -> None:
+        self._run(self.tr("Blocking"), "block", peer_id)
+
+    def rename(self, peer_id: str, name: str) -> None:
+        self._run(self.tr("Renaming"), "rename_contact", peer_id, name)
+
+    def set_verified(self, peer_id: str, verified: bool) -> None:
+        self._run(self.tr("Marking as verified"), "set_verified", peer_id, verified)
+
+    def ask_rename(self, peer_id: str) -> None:
+        info = self.sidebar.model.contact(peer_id)
+        if info is None:
+            return
+        if self.rename_dialog is not None:
+            self.rename_dialog.deleteLater()
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(self.tr("Rename Contact"))
+        dialog.setLabelText(
+            self.tr("A name only you see for {name}. Leave it empty to use the name they chose.")
+            .format(name=info.name)
+        )
+        dialog.setTextValue(info.local_name or info.name)
+        dialog.textValueSelected.connect(lambda name: self.rename(peer_id, name))
+        self.rename_dialog = dialog
+        dialog.open()
+
+    def confirm_remove(self, peer_id: str) -> None:
+        info = self.sidebar.model.contact(peer_id)
+        if info is None:
+            return
+        if self.remove_box is not None:
+            self.remove_box.deleteLater()
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Remove Contact"),
+                          self.tr("Remove {name} and your whole conversation with them? This "
+                                  "cannot be undone.").format(name=info.name),
+                          QMessageBox.StandardButton.Cancel, self)
+        remove = box.addButton(self.tr("Remove"), QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(
+            lambda _: self._run(self.tr("Removing the contact"), "remove_contact", peer_id)
+            if box.clickedButton() is remove else None
+        )
+        self.remove_box = box
+        box.open()
+
+    def remove_button(self) -> QPushButton | None:
+        """The confirming button of the open "Remove contact?" box (for keyboard and tests)."""
+        box = self.remove_box
+        if box is None:
+            return None
+        for button in box.buttons():
+            if box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
+                return button if isinstance(button, QPushButton) else None
+        return None
+
+    def show_details(self, peer_id: str) -> ContactDetailsDialog | None:
+        info = self.sidebar.model.contact(peer_id)
+        if info is None or info.state is ContactState.BLOCKED:
+            return None
+        dialog = self.details_dialogs.get(peer_id)
+        if dialog is None:
+            dialog = ContactDetailsDialog(self.state.peer_id, info, self)
+            dialog.rename_requested.connect(self.rename)
+            dialog.verified_toggled.connect(self.set_verified)
+            dialog.action_requested.connect(self.contact_action)
+            dialog.finished.connect(lambda _: self._forget_details(peer_id, dialog))
+            self.details_dialogs[peer_id] = dialog
+        dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _forget_details(self, peer_id: str, dialog: ContactDetailsDialog) -> None:
+        if self.details_dialogs.get(peer_id) is dialog:
+            del self.details_dialogs[peer_id]
+        dialog.deleteLater()
+
+    def show_blocked(self) -> BlockedDialog:
+        if self.blocked_dialog is None:
+            self.blocked_dialog = BlockedDialog(self)
+            self.blocked_dialog.unblock_requested.connect(self.accept_request)
+        self.blocked_dialog.set_blocked(self.sidebar.model.blocked())
+        self.blocked_dialog.open()
+        return self.blocked_dialog
+
+    def show_add_contact(self, link: str | None = None) -> AddContactDialog:
+        """File ▸ Add Contact…, Ctrl+N, "+", or a ``kith:`` link Kith was started with."""
+        if self.add_dialog is None:
+            dialog = AddContactDialog(
+                self.runner, self.state.peer_id,
+                self.client.add_contact if self.client is not None else None, self,
+            )
+            dialog.added.connect(self._contact_added)
+            dialog.finished.connect(lambda _: self._forget_add_dialog(dialog))
+            self.add_dialog = dialog
+        if link is not None:
+            self.add_dialog.set_link(link)
+        self.add_dialog.open()
+        self.add_dialog.link_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        return self.add_dialog
+
+    def _forget_add_dialog(self, dialog: AddContactDialog) -> None:
+        if self.add_dialog is dialog:
+            self.add_dialog = None
+        dialog.deleteLater()
+
+    def _contact_added(self, info: ContactInfo) -> None:
+        if self.sidebar.model.contact(info.peer_id) is None:  # events may already be newer
+            self.sidebar.model.upsert_contact(info)
+        if self.sidebar.query() and self.sidebar.index_of(info.peer_id) is None:
+            self.sidebar.search.clear()  # the new contact must be visible to be selected
+        self.open_peer(info.peer_id)
+
     # -- behaviour --------------------------------------------------------------------------
 
     def _refresh_title(self) -> None:
-        self.setWindowTitle(self.tr("Kith — {name}").format(name=self.state.display_name))
+        title = self.tr("Kith — {name}").format(name=self.state.display_name)
+        if self.unread_total:
+            title = self.tr("({count}) {title}").format(count=self.unread_total, title=title)
+        self.setWindowTitle(title)
 
     def show_error(self, message: str) -> None:
         """Show a problem in the banner (plain words; details are in the log)."""
@@ -218,21 +529,6 @@ class MainWindow(QMainWindow):
         self.identity_panel.set_expanded(on)
         if on:
             self.identity_panel.copy_button.setFocus(Qt.FocusReason.ShortcutFocusReason)
-
-    def open_conversation(self, section: str, key: str) -> None:
-        """Point the composer at a room or contact picked in the sidebar."""
-        names = dict(self.sidebar.model.entries(Section(section)))
-        name = names.get(key, key)
-        self.conversation_title.setText(name)
-        self.conversation_title.show()
-        self.composer.set_target(name)
-        self.conversation.set_empty_state(
-            self.tr("No messages yet"),
-            self.tr("This is the start of your conversation with {name}. Say hello!").format(
-                name=name
-            ),
-        )
-        self.composer.edit.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def show_about(self) -> None:
         if self._about is None:
@@ -260,5 +556,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         event.accept()
+        self.tray.hide()
         self.closed.emit()
-

@@ -1,21 +1,29 @@
-"""The navigable part of the sidebar: a search box over one list of rooms and contacts.
+"""The navigable part of the sidebar: a search box over one list of requests, rooms and contacts.
 
-One tree with two sections keeps a single scroll area and a single keyboard cursor. Each section
-owns a placeholder row that tells a newcomer what to do next, or that the search matched nothing;
-the filter proxy shows it exactly when the section has no visible entries. Later issues replace
-``SidebarModel`` with real room and contact models; the view, delegate and filter stay.
+One tree with sections keeps a single scroll area and a single keyboard cursor. Rooms and
+Contacts each own a placeholder row that tells a newcomer what to do next, or that the search
+matched nothing; the filter proxy shows it exactly when the section has no visible entries.
+Message requests from strangers get a section of their own that only exists while there are any.
+
+The model is fed from ``client.contacts()`` once and then from contact events; blocked peers are
+kept (for "Blocked people…") but never listed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from enum import Enum, IntEnum
 
 from PySide6.QtCore import (
+    QCoreApplication,
+    QDateTime,
     QEvent,
+    QLocale,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QRect,
     QRectF,
     QSize,
@@ -24,6 +32,9 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QContextMenuEvent,
     QFont,
     QFontMetrics,
     QIcon,
@@ -37,18 +48,22 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
+    QHBoxLayout,
     QLineEdit,
+    QMenu,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
+from app.core.records import ContactInfo, ContactState
 from ui import palette as pal
 from ui.avatar import paint_avatar
-from ui.resources import tinted_icon
+from ui.resources import tinted_icon, tinted_pixmap
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -56,9 +71,11 @@ KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
 SHOWN_ROLE = Qt.ItemDataRole.UserRole + 3
 SECTION_ROLE = Qt.ItemDataRole.UserRole + 4
+CONTACT_ROLE = Qt.ItemDataRole.UserRole + 5  # the ContactInfo behind a contact or request row
 
 
 class Section(Enum):
+    REQUESTS = "requests"
     ROOMS = "rooms"
     CONTACTS = "contacts"
 
@@ -69,17 +86,49 @@ class RowKind(IntEnum):
     ENTRY = 2
 
 
+class ContactAction(Enum):
+    """What the context menu (and the details page) can ask the window to do with a peer."""
+
+    OPEN = "open"
+    ACCEPT = "accept"
+    RENAME = "rename"
+    DETAILS = "details"
+    BLOCK = "block"
+    REMOVE = "remove"
+
+
 def _matches(name: str, query: str) -> bool:
     return query.casefold() in name.casefold()
 
 
+def _order(info: ContactInfo) -> tuple[float, str]:
+    return (-info.last_activity, info.peer_id)
+
+
+def last_seen_text(info: ContactInfo) -> str:
+    """The tooltip of a contact row: online, or when they were last seen."""
+    if info.online:
+        return QCoreApplication.translate("Sidebar", "Online")
+    if info.last_seen is None:
+        return QCoreApplication.translate("Sidebar", "Not seen yet")
+    when = QDateTime.fromSecsSinceEpoch(int(info.last_seen))
+    if time.time() - info.last_seen < 86_400:
+        shown = QLocale().toString(when.time(), QLocale.FormatType.ShortFormat)
+    else:
+        shown = QLocale().toString(when, QLocale.FormatType.ShortFormat)
+    return QCoreApplication.translate("Sidebar", "Last seen {when}").format(when=shown)
+
+
 class SidebarModel(QStandardItemModel):
-    """Two sections, each a placeholder row followed by entries (key, display name)."""
+    """Sections of placeholder rows followed by entries; contact rows carry their ContactInfo."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sections: dict[Section, QStandardItem] = {}
+        self._known: dict[str, ContactInfo] = {}  # everyone, blocked included
+        self._touched: set[str] | None = None  # peers changed by events during a load
         for section, title in (
+            (Section.REQUESTS, self.tr("Requests")),
             (Section.ROOMS, self.tr("Rooms")),
             (Section.CONTACTS, self.tr("Contacts")),
         ):
@@ -90,7 +139,7 @@ class SidebarModel(QStandardItemModel):
             placeholder = QStandardItem(self.empty_text(section))
             placeholder.setData(RowKind.PLACEHOLDER, KIND_ROLE)
             placeholder.setData(section.value, SECTION_ROLE)
-            placeholder.setData(True, SHOWN_ROLE)
+            placeholder.setData(section is not Section.REQUESTS, SHOWN_ROLE)
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             item.appendRow(placeholder)
             self.appendRow(item)
@@ -99,6 +148,8 @@ class SidebarModel(QStandardItemModel):
     def empty_text(self, section: Section) -> str:
         if section is Section.ROOMS:
             return self.tr("No rooms yet.")
+        if section is Section.REQUESTS:
+            return ""
         return self.tr("No contacts yet. Share your invite below so people can add you.")
 
     def no_match_text(self, section: Section, query: str) -> str:
@@ -115,6 +166,7 @@ class SidebarModel(QStandardItemModel):
         return item
 
     def entries(self, section: Section) -> list[tuple[str, str]]:
+        """(key, shown name) of a section's rows, in display order."""
         parent = self._sections[section]
         out = []
         for row in range(1, parent.rowCount()):
@@ -124,13 +176,17 @@ class SidebarModel(QStandardItemModel):
         return out
 
     def add_entry(self, section: Section, key: str, name: str) -> QStandardItem:
+        item = self._entry_item(section, key, name)
+        self._sections[section].appendRow([item])
+        return item
+
+    def _entry_item(self, section: Section, key: str, name: str) -> QStandardItem:
         item = QStandardItem(name)
         item.setData(RowKind.ENTRY, KIND_ROLE)
         item.setData(key, KEY_ROLE)
         item.setData(section.value, SECTION_ROLE)
         item.setToolTip(name)
         item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-        self._sections[section].appendRow(item)
         return item
 
     def set_entries(self, section: Section, entries: Iterable[tuple[str, str]]) -> None:
@@ -140,9 +196,111 @@ class SidebarModel(QStandardItemModel):
         for key, name in entries:
             self.add_entry(section, key, name)
 
+    # -- contacts ---------------------------------------------------------------------------
+
+    def contact(self, peer_id: str) -> ContactInfo | None:
+        """What we know about a peer (contact, request or blocked)."""
+        return self._known.get(peer_id)
+
+    def contacts(self, section: Section = Section.CONTACTS) -> list[ContactInfo]:
+        parent = self._sections[section]
+        out = []
+        for row in range(1, parent.rowCount()):
+            child = parent.child(row)
+            info = child.data(CONTACT_ROLE) if child is not None else None
+            if isinstance(info, ContactInfo):
+                out.append(info)
+        return out
+
+    def blocked(self) -> list[ContactInfo]:
+        found = [c for c in self._known.values() if c.state is ContactState.BLOCKED]
+        return sorted(found, key=lambda c: c.name.casefold())
+
+    def begin_load(self) -> None:
+        """A ``contacts()`` snapshot was asked for: remember which peers events touch meanwhile."""
+        self._touched = set()
+
+    def load(self, infos: Iterable[ContactInfo]) -> None:
+        """Apply a snapshot; peers that events changed since ``begin_load`` keep the newer data."""
+        touched = self._touched or set()
+        self._touched = None
+        fresh = {c.peer_id: c for c in infos}
+        for peer_id in [p for p in self._known if p not in fresh and p not in touched]:
+            self._drop(peer_id)
+        for info in fresh.values():
+            if info.peer_id not in touched:
+                self._apply(info)
+
+    def upsert_contact(self, info: ContactInfo) -> None:
+        if self._touched is not None:
+            self._touched.add(info.peer_id)
+        self._apply(info)
+
+    def remove_contact(self, peer_id: str) -> None:
+        if self._touched is not None:
+            self._touched.add(peer_id)
+        self._drop(peer_id)
+
+    def _find(self, peer_id: str) -> tuple[Section, int] | None:
+        for section in (Section.REQUESTS, Section.CONTACTS):
+            parent = self._sections[section]
+            for row in range(1, parent.rowCount()):
+                child = parent.child(row)
+                if child is not None and child.data(KEY_ROLE) == peer_id:
+                    return section, row
+        return None
+
+    def _drop(self, peer_id: str) -> None:
+        self._known.pop(peer_id, None)
+        found = self._find(peer_id)
+        if found is not None:
+            section, row = found
+            self._sections[section].removeRow(row)
+
+    def _apply(self, info: ContactInfo) -> None:
+        self._known[info.peer_id] = info
+        target = {
+            ContactState.REQUEST: Section.REQUESTS,
+            ContactState.CONTACT: Section.CONTACTS,
+        }.get(info.state)
+        found = self._find(info.peer_id)
+        if target is None:  # blocked: kept for the "Blocked people" dialog, never listed
+            if found is not None:
+                self._sections[found[0]].removeRow(found[1])
+            return
+        parent = self._sections[target]
+        others = [c for c in self.contacts(target) if c.peer_id != info.peer_id]
+        position = 1 + sum(1 for c in others if _order(c) < _order(info))
+        if found is not None and found[0] is target and found[1] == position:
+            item = parent.child(position)
+            assert item is not None
+            self._fill(item, info)  # in place: keeps the selection and the scroll position
+            return
+        if found is not None:
+            self._sections[found[0]].removeRow(found[1])
+        item = self._entry_item(target, info.peer_id, info.name)
+        self._fill(item, info)
+        parent.insertRow(position, [item])  # the list form hands ownership to Qt
+
+    def _fill(self, item: QStandardItem, info: ContactInfo) -> None:
+        item.setData(info, CONTACT_ROLE)
+        if item.text() != info.name:
+            item.setText(info.name)
+        item.setToolTip(last_seen_text(info))
+        parts = [info.name, self.tr("online") if info.online else self.tr("offline")]
+        if info.verified:
+            parts.append(self.tr("verified"))
+        if info.unread:
+            parts.append(self.tr("{count} unread").format(count=info.unread))
+        if info.state is ContactState.REQUEST:
+            parts.append(self.tr("message request"))
+        item.setData(", ".join(parts), Qt.ItemDataRole.AccessibleTextRole)
+
+    # -- placeholders -----------------------------------------------------------------------
+
     def update_placeholders(self, query: str) -> None:
         """Show a section's placeholder when it has no entry matching ``query``."""
-        for section in Section:
+        for section in (Section.ROOMS, Section.CONTACTS):
             names = [name for _, name in self.entries(section)]
             placeholder = self.placeholder(section)
             if not names:
@@ -158,7 +316,8 @@ class SidebarModel(QStandardItemModel):
 
 
 class SidebarFilter(QSortFilterProxyModel):
-    """Filters entries by name; sections always show, placeholders when the model says so."""
+    """Filters entries by name; sections show (Requests only with a match), placeholders when
+    the model says so."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -177,13 +336,20 @@ class SidebarFilter(QSortFilterProxyModel):
             return bool(index.data(SHOWN_ROLE))
         if kind == RowKind.ENTRY:
             return _matches(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), self._query)
+        if index.data(SECTION_ROLE) == Section.REQUESTS.value:
+            return any(
+                _matches(str(model.index(row, 0, index).data() or ""), self._query)
+                for row in range(1, model.rowCount(index))
+            )
         return True
 
 
 class SidebarDelegate(QStyledItemDelegate):
-    """Paints section titles, wrapped placeholder text, and entries with an avatar."""
+    """Paints section titles, wrapped placeholder text, and entries with an avatar; contacts
+    get presence, the verified mark, a message preview and an unread badge."""
 
     ENTRY_HEIGHT = 44
+    CONTACT_HEIGHT = 54
     PAD = 16
 
     def __init__(self, view: QTreeView) -> None:
@@ -215,6 +381,8 @@ class SidebarDelegate(QStyledItemDelegate):
                 str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
             )
             return QSize(width, rect.height() + 10)
+        if isinstance(index.data(CONTACT_ROLE), ContactInfo):
+            return QSize(width, self.CONTACT_HEIGHT)
         return QSize(width, self.ENTRY_HEIGHT)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
@@ -237,17 +405,15 @@ class SidebarDelegate(QStyledItemDelegate):
                 text_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap), text
             )
         else:
-            self._paint_entry(painter, option, rect, palette, text)
+            info = index.data(CONTACT_ROLE)
+            if isinstance(info, ContactInfo):
+                self._paint_contact(painter, option, rect, palette, info)
+            else:
+                self._paint_entry(painter, option, rect, palette, text)
         painter.restore()
 
-    def _paint_entry(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        rect: QRect,
-        palette: QPalette,
-        text: str,
-    ) -> None:
+    def _card(self, painter: QPainter, option: QStyleOptionViewItem, rect: QRect,
+              palette: QPalette) -> tuple[QRectF, bool]:
         state = option.state
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         card = QRectF(rect.adjusted(8, 2, -8, -2))
@@ -260,6 +426,17 @@ class SidebarDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(pal.hairline(palette))
             painter.drawRoundedRect(card, 8, 8)
+        return card, selected
+
+    def _paint_entry(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        rect: QRect,
+        palette: QPalette,
+        text: str,
+    ) -> None:
+        card, selected = self._card(painter, option, rect, palette)
         avatar = QRectF(card.left() + 8, card.center().y() - 14, 28, 28)
         paint_avatar(painter, avatar, text)
         role = (
@@ -274,9 +451,106 @@ class SidebarDelegate(QStyledItemDelegate):
             text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, elided
         )
 
+    def _paint_contact(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        rect: QRect,
+        palette: QPalette,
+        info: ContactInfo,
+    ) -> None:
+        card, selected = self._card(painter, option, rect, palette)
+        # The view's own palette has a transparent background (it sits on the sidebar pane):
+        # blend against the window's colours instead.
+        window_palette = self._view.window().palette()
+        row_bg = (
+            palette.color(QPalette.ColorRole.Highlight) if selected
+            else pal.sidebar_background(window_palette)
+        )
+        avatar = QRectF(card.left() + 8, card.center().y() - 16, 32, 32)
+        paint_avatar(painter, avatar, info.name)
+        # Presence dot on the avatar, ringed in the row colour so it reads on any avatar hue.
+        dot = QRectF(avatar.right() - 9, avatar.bottom() - 9, 11, 11)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(row_bg)
+        painter.drawEllipse(dot.adjusted(-2, -2, 2, 2))
+        painter.setBrush(pal.ONLINE if info.online else pal.muted_text(window_palette))
+        painter.drawEllipse(dot)
+
+        text_colour = palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.WindowText
+        )
+        muted = pal.mix(text_colour, row_bg, 0.4)
+        left = int(avatar.right() + 10)
+        right = int(card.right() - 8)
+
+        badge_width = 0
+        if info.unread:
+            badge_width = self._paint_badge(painter, option, right, card, info.unread, selected,
+                                            palette)
+        name_font = QFont(option.font)
+        name_font.setBold(info.unread > 0)
+        metrics = QFontMetrics(name_font)
+        line_height = metrics.height()
+        top = int(card.center().y() - line_height - 1)
+        mark = 14 if info.verified else 0
+        name_width = max(10, right - left - badge_width - (mark + 4 if mark else 0) - 4)
+        name = metrics.elidedText(info.name, Qt.TextElideMode.ElideRight, name_width)
+        painter.setFont(name_font)
+        painter.setPen(text_colour)
+        painter.drawText(QRect(left, top, name_width, line_height),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        if mark:
+            x = left + metrics.horizontalAdvance(name) + 4
+            colour = text_colour if selected else pal.accent(palette)
+            pixmap = tinted_pixmap("verified", colour, mark, painter.device().devicePixelRatioF())
+            painter.drawPixmap(x, top + (line_height - mark) // 2, pixmap)
+
+        preview = info.last_message
+        if info.state is ContactState.REQUEST and not preview:
+            preview = self.tr("Message request")
+        preview = " ".join(preview.split())
+        painter.setFont(option.font)
+        painter.setPen(muted)
+        small = option.fontMetrics
+        preview_width = max(10, right - left - badge_width - 4)
+        painter.drawText(
+            QRect(left, int(card.center().y() + 1), preview_width, small.height()),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            small.elidedText(preview, Qt.TextElideMode.ElideRight, preview_width),
+        )
+
+    def _paint_badge(self, painter: QPainter, option: QStyleOptionViewItem, right: int,
+                     card: QRectF, count: int, selected: bool, palette: QPalette) -> int:
+        text = str(count) if count < 1000 else "999+"
+        font = QFont(option.font)
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 0.85)
+        metrics = QFontMetrics(font)
+        height = metrics.height() + 4
+        width = max(height, metrics.horizontalAdvance(text) + 10)
+        badge = QRectF(right - width, card.center().y() - height / 2, width, height)
+        fill = palette.color(QPalette.ColorRole.HighlightedText) if selected else pal.accent(
+            palette)
+        ink = pal.accent(palette) if selected else palette.color(
+            QPalette.ColorRole.HighlightedText)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(badge, height / 2, height / 2)
+        painter.setFont(font)
+        painter.setPen(QColor(ink))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        return width + 6
+
 
 class SidebarView(QTreeView):
-    """The tree without tree chrome: no header, no indentation, no collapsing."""
+    """The tree without tree chrome: no header, no indentation, no collapsing.
+
+    The context menu (right click, the Menu key, Shift+F10) is asked for with
+    ``menu_requested(index, global position)`` so the owner decides what it offers.
+    """
+
+    menu_requested = Signal(QModelIndex, QPoint)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -302,11 +576,41 @@ class SidebarView(QTreeView):
             # Wrapped placeholder text changes height with the width.
             self.scheduleDelayedItemsLayout()
 
+    def _menu_at_current(self) -> None:
+        index = self.currentIndex()
+        if index.isValid():
+            centre = self.visualRect(index).center()
+            self.menu_requested.emit(index, self.viewport().mapToGlobal(centre))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        shift_f10 = (event.key() == Qt.Key.Key_F10
+                     and event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if event.key() == Qt.Key.Key_Menu or shift_f10:
+            self._menu_at_current()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        if event.reason() == QContextMenuEvent.Reason.Keyboard:
+            self._menu_at_current()
+            return
+        index = self.indexAt(event.pos())
+        if index.isValid():
+            self.setCurrentIndex(index)
+            self.menu_requested.emit(index, event.globalPos())
+
 
 class Sidebar(QWidget):
-    """Search box and list; ``activated(section, key)`` when an entry is opened."""
+    """Search box, "+" (add a contact) and the list.
+
+    ``activated(section, key)`` when an entry is opened; ``contact_action(action, peer id)``
+    from the context menu; ``add_requested`` from the "+" button.
+    """
 
     activated = Signal(str, str)
+    contact_action = Signal(str, str)
+    add_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -324,9 +628,16 @@ class Sidebar(QWidget):
         )
         self.search.textChanged.connect(self._on_query)
         self.search.installEventFilter(self)
-        search_row = QVBoxLayout()
-        search_row.setContentsMargins(12, 0, 12, 0)
-        search_row.addWidget(self.search)
+        self.add_button = QToolButton(self)
+        self.add_button.setAutoRaise(True)
+        self.add_button.setToolTip(self.tr("Add a contact (Ctrl+N)"))
+        self.add_button.setAccessibleName(self.tr("Add a contact"))
+        self.add_button.clicked.connect(self.add_requested)
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(12, 0, 8, 0)
+        search_row.setSpacing(4)
+        search_row.addWidget(self.search, 1)
+        search_row.addWidget(self.add_button)
         layout.addLayout(search_row)
 
         self.model = SidebarModel(self)
@@ -337,9 +648,13 @@ class Sidebar(QWidget):
         self.view.setAccessibleName(self.tr("Rooms and contacts"))
         self.view.activated.connect(self._on_activated)
         self.view.clicked.connect(self._on_activated)
+        self.view.menu_requested.connect(self._show_menu)
         layout.addWidget(self.view, 1)
+        self.menu: QMenu | None = None  # the last context menu shown (tests look at it)
+        self._open_key: str | None = None
 
-        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset):
+        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset,
+                       self.model.dataChanged):
             signal.connect(self._refresh)
         self.proxy.rowsInserted.connect(lambda *_: self.view.expandAll())
         self.proxy.layoutChanged.connect(lambda *_: self.view.expandAll())
@@ -351,6 +666,7 @@ class Sidebar(QWidget):
         self._search_icon.setIcon(
             tinted_icon("search", palette.color(QPalette.ColorRole.PlaceholderText))
         )
+        self.add_button.setIcon(tinted_icon("plus", palette.color(QPalette.ColorRole.WindowText)))
         self.search.setStyleSheet(
             f"""
             QLineEdit#search {{
@@ -374,40 +690,81 @@ class Sidebar(QWidget):
 
     def _refresh(self, *_: object) -> None:
         query = self.query()
-        self.model.update_placeholders(query)
+        self.model.blockSignals(True)  # placeholder text is not a change worth re-filtering for
+        try:
+            self.model.update_placeholders(query)
+        finally:
+            self.model.blockSignals(False)
         self.proxy.set_query(query)
         self.view.expandAll()
+        self._restore_selection()
+
+    # -- what is shown ----------------------------------------------------------------------
+
+    def _visible(self, kind: RowKind) -> list[QModelIndex]:
+        found = []
+        for row in range(self.proxy.rowCount()):
+            section = self.proxy.index(row, 0)
+            for child in range(self.proxy.rowCount(section)):
+                index = self.proxy.index(child, 0, section)
+                if index.data(KIND_ROLE) == kind:
+                    found.append(index)
+        return found
 
     def visible_entries(self) -> list[str]:
         """Names of the entries the filter lets through, in display order."""
-        names = []
-        for row in range(self.proxy.rowCount()):
-            section = self.proxy.index(row, 0)
-            for child in range(self.proxy.rowCount(section)):
-                index = self.proxy.index(child, 0, section)
-                if index.data(KIND_ROLE) == RowKind.ENTRY:
-                    names.append(str(index.data(Qt.ItemDataRole.DisplayRole)))
-        return names
+        return [str(i.data(Qt.ItemDataRole.DisplayRole)) for i in self._visible(RowKind.ENTRY)]
+
+    def visible_sections(self) -> list[str]:
+        return [
+            str(self.proxy.index(row, 0).data(SECTION_ROLE)) for row in range(self.proxy.rowCount())
+        ]
 
     def placeholder_texts(self) -> list[str]:
         """The placeholder rows currently shown (empty states and "no match")."""
-        texts = []
-        for row in range(self.proxy.rowCount()):
-            section = self.proxy.index(row, 0)
-            for child in range(self.proxy.rowCount(section)):
-                index = self.proxy.index(child, 0, section)
-                if index.data(KIND_ROLE) == RowKind.PLACEHOLDER:
-                    texts.append(str(index.data(Qt.ItemDataRole.DisplayRole)))
-        return texts
+        return [
+            str(i.data(Qt.ItemDataRole.DisplayRole)) for i in self._visible(RowKind.PLACEHOLDER)
+        ]
+
+    def index_of(self, peer_id: str) -> QModelIndex | None:
+        """The visible row of a peer, if the filter shows it."""
+        for index in self._visible(RowKind.ENTRY):
+            if index.data(KEY_ROLE) == peer_id:
+                return index
+        return None
+
+    def row_info(self, peer_id: str) -> ContactInfo | None:
+        """The ContactInfo a visible row shows."""
+        index = self.index_of(peer_id)
+        info = index.data(CONTACT_ROLE) if index is not None else None
+        return info if isinstance(info, ContactInfo) else None
 
     def _first_entry(self) -> QModelIndex | None:
-        for row in range(self.proxy.rowCount()):
-            section = self.proxy.index(row, 0)
-            for child in range(self.proxy.rowCount(section)):
-                index = self.proxy.index(child, 0, section)
-                if index.data(KIND_ROLE) == RowKind.ENTRY:
-                    return index
-        return None
+        entries = self._visible(RowKind.ENTRY)
+        return entries[0] if entries else None
+
+    # -- selection --------------------------------------------------------------------------
+
+    def select_peer(self, peer_id: str | None) -> None:
+        """Highlight the open conversation's row (kept across re-ordering); None clears it."""
+        self._open_key = peer_id
+        if peer_id is None:
+            self.view.clearSelection()
+            return
+        self._restore_selection()
+
+    def _restore_selection(self) -> None:
+        if self._open_key is None:
+            return
+        index = self.index_of(self._open_key)
+        if index is None:
+            return
+        selection = self.view.selectionModel()
+        if selection is not None and not selection.isSelected(index):
+            self.view.setCurrentIndex(index)
+            self.view.scrollTo(index)
+
+    # -- keyboard and menus -----------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Down in the search box moves into the list; Enter opens the first match."""
@@ -427,4 +784,43 @@ class Sidebar(QWidget):
     def _on_activated(self, index: QModelIndex) -> None:
         if index.data(KIND_ROLE) != RowKind.ENTRY:
             return
-        self.activated.emit(str(index.data(SECTION_ROLE)), str(index.data(KEY_ROLE)))
+        key = str(index.data(KEY_ROLE))
+        self._open_key = key
+        self.activated.emit(str(index.data(SECTION_ROLE)), key)
+
+    def contact_menu(self, peer_id: str) -> QMenu | None:
+        """The actions offered for a contact or a request; None for anything else."""
+        info = self.model.contact(peer_id)
+        if info is None or info.state is ContactState.BLOCKED:
+            return None
+        menu = QMenu(self)
+        menu.setAccessibleName(self.tr("Actions for {name}").format(name=info.name))
+
+        def add(text: str, action: ContactAction) -> QAction:
+            item = menu.addAction(text)
+            item.setObjectName(action.value)
+            item.triggered.connect(lambda: self.contact_action.emit(action.value, peer_id))
+            return item
+
+        add(self.tr("&Open"), ContactAction.OPEN)
+        if info.state is ContactState.REQUEST:
+            add(self.tr("&Accept"), ContactAction.ACCEPT)
+        else:
+            add(self.tr("&Rename…"), ContactAction.RENAME)
+            add(self.tr("&Details and verification…"), ContactAction.DETAILS)
+        menu.addSeparator()
+        add(self.tr("&Block"), ContactAction.BLOCK)
+        if info.state is ContactState.CONTACT:
+            add(self.tr("Re&move…"), ContactAction.REMOVE)
+        return menu
+
+    def _show_menu(self, index: QModelIndex, where: QPoint) -> None:
+        if index.data(KIND_ROLE) != RowKind.ENTRY:
+            return
+        menu = self.contact_menu(str(index.data(KEY_ROLE)))
+        if menu is None:
+            return
+        if self.menu is not None:
+            self.menu.deleteLater()
+        self.menu = menu
+        menu.popup(where)

@@ -1,0 +1,133 @@
+"""Who you are talking to: avatar, name, verified mark and presence, above the messages.
+
+The whole header is one button (click, or Enter/Space when focused) that asks for the contact's
+details, so there is a keyboard path and one large target instead of a tiny "info" icon.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from app.core.records import ContactInfo
+from ui import palette as pal
+from ui.avatar import Avatar
+from ui.resources import tinted_pixmap
+
+
+class ConversationHeader(QWidget):
+    activated = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip(self.tr("Show contact details"))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(20, 10, 20, 10)
+        layout.setSpacing(12)
+        self.avatar = Avatar("", 38, self)
+        layout.addWidget(self.avatar)
+        text = QVBoxLayout()
+        text.setSpacing(1)
+        line = QHBoxLayout()
+        line.setSpacing(6)
+        self.name_label = QLabel(self)
+        self.name_label.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.name_label.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.12)
+        self.name_label.setFont(font)
+        line.addWidget(self.name_label)
+        self.verified_mark = QLabel(self)
+        self.verified_mark.setToolTip(self.tr("Verified: you compared safety numbers"))
+        self.verified_mark.setAccessibleName(self.tr("Verified"))
+        line.addWidget(self.verified_mark)
+        line.addStretch(1)
+        text.addLayout(line)
+        self.presence_label = QLabel(self)
+        self.presence_label.setTextFormat(Qt.TextFormat.PlainText)
+        text.addWidget(self.presence_label)
+        layout.addLayout(text, 1)
+        self._contact: ContactInfo | None = None
+        self._tint()
+
+    def set_contact(self, contact: ContactInfo) -> None:
+        self._contact = contact
+        self.avatar.set_name(contact.name)
+        self.name_label.setText(contact.name)
+        self.verified_mark.setVisible(contact.verified)
+        self.presence_label.setText(self.presence_text(contact))
+        self.setAccessibleName(self.tr("{name}, {presence}. Show details").format(
+            name=contact.name, presence=self.presence_label.text()))
+        self._tint()
+
+    def presence_text(self, contact: ContactInfo, now: datetime | None = None) -> str:
+        if contact.online:
+            return self.tr("online")
+        if contact.last_seen is None:
+            return self.tr("offline")
+        seen = datetime.fromtimestamp(contact.last_seen)
+        now = now or datetime.now()
+        days = (now.date() - seen.date()).days
+        time = seen.strftime("%H:%M")
+        if days <= 0:
+            return self.tr("last seen today at {time}").format(time=time)
+        if days == 1:
+            return self.tr("last seen yesterday at {time}").format(time=time)
+        return self.tr("last seen {date}").format(date=seen.strftime("%d %b %Y").lstrip("0"))
+
+    def _tint(self) -> None:
+        palette = self.palette()
+        online = self._contact is not None and self._contact.online
+        colour = pal.ONLINE if online else pal.muted_text(palette)
+        labels = self.presence_label.palette()
+        labels.setColor(QPalette.ColorRole.WindowText, colour)
+        self.presence_label.setPalette(labels)
+        ratio = self.devicePixelRatioF()
+        self.verified_mark.setPixmap(tinted_pixmap("check", pal.ONLINE, 16, ratio))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._tint()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
+            event.position().toPoint()
+        ):
+            self.activated.emit()
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.activated.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        self.update()
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        self.update()
+        super().focusOutEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        palette = self.palette()
+        painter.setPen(pal.hairline(palette))
+        painter.drawLine(0, self.height() - 1, self.width(), self.height() - 1)
+        if self.hasFocus():
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(pal.accent(palette))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(QRectF(self.rect()).adjusted(4, 4, -4, -5), 8, 8)
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, super().sizeHint().height())
