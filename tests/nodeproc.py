@@ -32,13 +32,16 @@ class NodeProcess:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self.stderr: list[str] = []
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []  # (monotonic time read, event)
         threading.Thread(target=self._pump, daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.events.put(json.loads(line))
+            event = json.loads(line)
+            self.arrivals.append((time.monotonic(), event))
+            self.events.put(event)
 
     def _drain_stderr(self) -> None:
         assert self.proc.stderr is not None
