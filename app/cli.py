@@ -52,6 +52,13 @@ def require(args: dict[str, Any], key: str, kind: type = str) -> Any:
     return value
 
 
+def page_limit(args: dict[str, Any], default: int = 100) -> int:
+    limit = args.get("limit", default)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        raise CommandError("'limit' must be a number from 1 to 1000")
+    return limit
+
+
 @command("status")
 async def _status(client: KithClient, args: dict[str, Any]) -> Reply:
     return await client.status()
@@ -112,10 +119,8 @@ async def _retry(client: KithClient, args: dict[str, Any]) -> Reply:
 @command("history")
 async def _history(client: KithClient, args: dict[str, Any]) -> Reply:
     peer_id = require(args, "with")
-    limit = args.get("limit", 100)
+    limit = page_limit(args)
     before = args.get("before")
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-        raise CommandError("'limit' must be a number from 1 to 1000")
     if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
         raise CommandError("'before' must be a message seq number")
     messages = await client.history(peer_id, before, limit)
@@ -175,9 +180,7 @@ async def _members(client: KithClient, args: dict[str, Any]) -> Reply:
 @command("room_history")
 async def _room_history(client: KithClient, args: dict[str, Any]) -> Reply:
     room = require(args, "room")
-    limit = args.get("limit", 100)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-        raise CommandError("'limit' must be a number from 1 to 1000")
+    limit = page_limit(args)
     posts = await client.room_history(room, None, limit)
     return {
         "event": "room_history",
@@ -188,6 +191,35 @@ async def _room_history(client: KithClient, args: dict[str, Any]) -> Reply:
             for p in posts
         ],
     }
+
+
+@command("send_file")
+async def _send_file(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.send_file(require(args, "to"), require(args, "path"))
+    return None  # the node announces file_offered
+
+
+@command("accept_file")
+async def _accept_file(client: KithClient, args: dict[str, Any]) -> Reply:
+    info = await client.accept_file(require(args, "transfer"), require(args, "dir"))
+    return {"event": "file_accepted", "transfer": info.transfer}
+
+
+@command("decline_file")
+async def _decline_file(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.decline_file(require(args, "transfer"))
+    return None  # the node announces file_declined
+
+
+@command("cancel_file")
+async def _cancel_file(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.cancel_file(require(args, "transfer"))
+    return None  # the node announces file_cancelled
+
+
+@command("transfers")
+async def _transfers(client: KithClient, args: dict[str, Any]) -> Reply:
+    return {"event": "transfers", "transfers": [asdict(t) for t in await client.transfers()]}
 
 
 # Events the GUI needs that would only be noise on the command line.

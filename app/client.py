@@ -26,7 +26,14 @@ import trio
 
 from app.core.config import NodeConfig
 from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
-from app.core.records import ContactInfo, MessageInfo, RoomInfo, RoomMember, RoomPostInfo
+from app.core.records import (
+    ContactInfo,
+    MessageInfo,
+    RoomInfo,
+    RoomMember,
+    RoomPostInfo,
+    TransferInfo,
+)
 from app.store.profile import Profile
 
 if TYPE_CHECKING:
@@ -341,6 +348,28 @@ class KithClient:
 
     async def mark_room_read(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.mark_read(room_id))
+
+    # -- files --------------------------------------------------------------------------------
+
+    async def send_file(self, to: str, path: str) -> TransferInfo:
+        """Offer a file to a contact (peer id) or a room (room id); returns once it is hashed.
+
+        Raises ``TransferError`` with plain words (not a file, not a contact, ...).
+        """
+        return await self.call(lambda node: node.files.send(to, path))
+
+    async def accept_file(self, transfer: str, folder: str) -> TransferInfo:
+        """Start (or resume after a failure) downloading an offered file into ``folder``."""
+        return await self.call(lambda node: node.files.accept(transfer, folder))
+
+    async def decline_file(self, transfer: str) -> None:
+        await self.call(lambda node: node.files.decline(transfer))
+
+    async def cancel_file(self, transfer: str) -> None:
+        await self.call(lambda node: node.files.cancel(transfer))
+
+    async def transfers(self) -> list[TransferInfo]:
+        return await self.call(lambda node: _now(node.files.transfers()))
 
 
 async def _now(value: T) -> T:

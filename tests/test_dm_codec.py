@@ -231,10 +231,24 @@ def test_unsupported_version_carries_message_id() -> None:
 
 
 def test_unsupported_kind_carries_message_id() -> None:
+    # Kinds 2 and 3 are file offers and controls (section 9); 4 is not known yet.
     with pytest.raises(dm.UnsupportedKind) as info:
-        dm.decode_message(BOB, ALICE.peer_id, sealed(inner(b"\x89PNG", kind=2)))
+        dm.decode_message(BOB, ALICE.peer_id, sealed(inner(b"\x89PNG", kind=4)))
     assert info.value.message_id == MID
     assert info.value.reject_reason == dm.REJECT_UNSUPPORTED_KIND
+
+
+def test_file_kinds_carry_json_bodies_within_their_limit() -> None:
+    body = b'{"transfer":"00","action":"cancel"}'
+    for kind in (dm.KIND_FILE_OFFER, dm.KIND_FILE_CONTROL):
+        payload = dm.encode_payload(ALICE, BOB.peer_id, kind, body, message_id=MID, sent_at_ms=T)
+        message = dm.decode_message(BOB, ALICE.peer_id, payload)
+        assert (message.kind, message.text) == (kind, body.decode())
+        with pytest.raises(dm.MessageTooLarge):
+            dm.decode_message(BOB, ALICE.peer_id, sealed(inner(b"x" * 4097, kind=kind)))
+        with pytest.raises(dm.MessageTooLarge):
+            dm.encode_payload(ALICE, BOB.peer_id, kind, b"x" * 4097, message_id=MID,
+                              sent_at_ms=T)
 
 
 def test_unsupported_kind_is_checked_after_the_signature() -> None:

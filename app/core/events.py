@@ -220,3 +220,74 @@ class RoomMessage(Event):
     from_: str
     text: str
     sent_at: int
+
+
+@dataclass(frozen=True)
+class FileOffered(Event):
+    """We offered a file (to a contact, or in a room); it is hashed and ready to be served."""
+
+    name: ClassVar[str] = "file_offered"
+    transfer: str
+    to: str
+    name_: str
+    size: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class FileOffer(Event):
+    """Someone offers us a file; ``room`` is set when it was shared in a room."""
+
+    name: ClassVar[str] = "file_offer"
+    transfer: str
+    from_: str
+    name_: str
+    size: int
+    hash: str
+    mime: str
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class FileProgress(Event):
+    """Verified (receiver) or served (sender) bytes; throttled to a few per second."""
+
+    name: ClassVar[str] = "file_progress"
+    transfer: str
+    bytes: int
+    size: int
+
+
+@dataclass(frozen=True)
+class FileComplete(Event):
+    """Receiver: the file is whole, verified and renamed to ``path``. Sender: they have it."""
+
+    name: ClassVar[str] = "file_complete"
+    transfer: str
+    path: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class FileFailed(Event):
+    name: ClassVar[str] = "file_failed"
+    transfer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileDeclined(Event):
+    """The offer was declined; ``by`` is "me" or "peer"."""
+
+    name: ClassVar[str] = "file_declined"
+    transfer: str
+    by: str
+
+
+@dataclass(frozen=True)
+class FileCancelled(Event):
+    """The transfer was cancelled; ``by`` is "me" or "peer"."""
+
+    name: ClassVar[str] = "file_cancelled"
+    transfer: str
+    by: str

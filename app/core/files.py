@@ -30,7 +30,8 @@ MAX_SIZE = 1 << 50
 MAX_CHUNKS = 1 << 24                  # the hash list stays <= 512 MiB even for absurd offers
 MAX_OFFER_BYTES = 4096                # DM kind 2 body
 MAX_ROOM_FILE_BYTES = 8192            # room kind 3 body
-MAX_NAME_CHARS = 255
+MAX_NAME_CHARS = 255                  # writers; readers take up to 1024 and make them safe
+MAX_READ_NAME_CHARS = 1024
 MAX_MIME_CHARS = 255
 MAX_REASON_CHARS = 200
 MAX_SAFE_NAME_BYTES = 200
@@ -160,7 +161,7 @@ def parse_offer(body: bytes, limit: int = MAX_OFFER_BYTES) -> FileOffer:
     """Validate an offer from a peer: every field present, typed and within its limit."""
     value = _object(body, limit)
     name = value.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_READ_NAME_CHARS:
         raise FileError("the offer's name is missing or too long")
     mime = value.get("mime", "application/octet-stream")
     if not isinstance(mime, str) or len(mime) > MAX_MIME_CHARS:

@@ -92,3 +92,21 @@ class RoomPostInfo:
     lamport: int
     state: PostState
     order: tuple[int, str, str]  # (lamport, author key hex, post id hex): the room's shared order
+
+
+@dataclass(frozen=True)
+class TransferInfo:
+    """One file transfer as the interfaces see it (either direction, direct or in a room)."""
+
+    transfer: str              # transfer id hex, the same on every side
+    outgoing: bool
+    peer_id: str               # the other side; for a room file, its author
+    room_id: str | None        # hex, for files shared in a room
+    name: str                  # as offered (display only; the saved name is in ``path``)
+    size: int
+    hash: str                  # BLAKE2b-256 of the content, hex
+    state: str                 # offered, receiving, complete, declined, cancelled, failed
+    bytes: int                 # verified (incoming) or served (outgoing) bytes so far
+    path: str | None           # outgoing: the source; incoming: the saved file once complete
+    reason: str | None         # why it failed
+    served: int = 0            # chunks this node served for it since start (all requesters)

@@ -91,6 +91,27 @@ class DirectMessages:
         self.kick(peer_id)
         return info
 
+    def send_file_message(self, peer_id: str, kind: int, body: bytes) -> MessageInfo:
+        """Queue a file offer or control (kind 2, 3) in the same persistent outbox as text.
+
+        Unlike ``send`` this never accepts a message request: declining a stranger's file
+        must not make them a contact. The outbox only delivers to contacts, so a control for
+        someone still in requests waits until they are accepted.
+        """
+        state = self._node.contacts.store.state(peer_id)
+        if state is None:
+            raise ContactError("add this person as a contact before sending them files")
+        if state is ContactState.BLOCKED:
+            raise ContactError("this person is blocked; unblock them to send files")
+        msg_id = dm.new_message_id()
+        sent_at = int(time.time() * 1000)
+        text = body.decode("utf-8")
+        dm.encode_message(self._node.identity, peer_id, text, message_id=msg_id,
+                          sent_at_ms=sent_at, kind=kind)
+        info = self.store.queue_outgoing(peer_id, msg_id, text, sent_at, kind=kind)
+        self.kick(peer_id)
+        return info
+
     async def retry(self, msg_id_hex: str) -> MessageInfo:
         found = self.store.find_outgoing(msg_id_hex)
         if found is None:
@@ -168,14 +189,14 @@ class DirectMessages:
             msg_id = bytes.fromhex(message.id)
             frames.append(encode_frame(dm.encode_message(
                 self._node.identity, peer_id, message.text,
-                message_id=msg_id, sent_at_ms=message.sent_at_ms,
+                message_id=msg_id, sent_at_ms=message.sent_at_ms, kind=message.kind,
             )))
             inflight[msg_id] = message
         await stream.write(b"".join(frames))
         for message in batch:
             if message.state is Delivery.SENDING and self.store.set_state(
                 peer_id, bytes.fromhex(message.id), Delivery.SENT, only_from=(Delivery.SENDING,)
-            ):
+            ) and message.kind == dm.KIND_TEXT:
                 self._node.emit(MessageSent(id=message.id, peer_id=peer_id))
 
     async def _read_replies(
@@ -183,20 +204,24 @@ class DirectMessages:
     ) -> None:
         while True:
             reply = dm.decode_reply(await read_frame(stream, dm.MAX_FRAME))
-            if inflight.pop(reply.message_id, None) is None:
+            message = inflight.pop(reply.message_id, None)
+            if message is None:
                 raise FrameError("acknowledgement for a message not in flight")
+            text = message.kind == dm.KIND_TEXT
             if isinstance(reply, dm.Ack):
                 if self.store.set_state(
                     peer_id, reply.message_id, Delivery.DELIVERED,
                     only_from=(Delivery.SENDING, Delivery.SENT),
-                ):
+                ) and text:
                     self._node.emit(MessageDelivered(id=reply.message_id.hex(), peer_id=peer_id))
             else:
                 reason = reply.description
                 if self.store.set_state(peer_id, reply.message_id, Delivery.FAILED, reason):
-                    self._node.emit(
-                        MessageFailed(id=reply.message_id.hex(), peer_id=peer_id, reason=reason)
-                    )
+                    if text:
+                        self._node.emit(MessageFailed(
+                            id=reply.message_id.hex(), peer_id=peer_id, reason=reason))
+                    else:
+                        self._node.files.message_refused(message, reason)
             signal.set()
 
     # -- receiving ----------------------------------------------------------------------------
@@ -231,11 +256,14 @@ class DirectMessages:
             self._node.contacts.store.state(peer_id) is ContactState.REQUEST
         )
         stored = self.store.store_incoming(
-            peer_id, message.message_id, message.text, message.sent_at_ms
+            peer_id, message.message_id, message.text, message.sent_at_ms, kind=message.kind
         )
         await write_frame(stream, dm.encode_ack(message.message_id))
         if stored is None:
             log.debug("duplicate message %s from %s", message.message_id.hex(), peer_id)
+            return
+        if message.kind != dm.KIND_TEXT:
+            self._node.files.direct_message(peer_id, message)  # offers and controls
             return
         self._node.emit(MessageReceived(
             id=stored.id, from_=peer_id, text=stored.text, sent_at=stored.sent_at_ms,

@@ -21,6 +21,7 @@ from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
 from app.node.dm import DirectMessages
+from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.host import build_host, stop_auto_dialing
 from app.node.rooms import RoomService
@@ -91,6 +92,7 @@ class KithNode:
         self._contacts: ContactService | None = None
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
+        self._files: FileTransfers | None = None
 
     @property
     def host(self) -> IHost:
@@ -129,6 +131,12 @@ class KithNode:
             raise RuntimeError("the node is not running")
         return self._rooms
 
+    @property
+    def files(self) -> FileTransfers:
+        if self._files is None:
+            raise RuntimeError("the node is not running")
+        return self._files
+
     def unread_total(self) -> int:
         """Unread direct messages and room posts together (the tray's number)."""
         return self.messages.unread_total() + self.rooms.store.unread_total()
@@ -165,10 +173,12 @@ class KithNode:
                 self._contacts = ContactService(self)
                 self._dms = DirectMessages(self)
                 self._rooms = RoomService(self, pubsub)
+                self._files = FileTransfers(self)
                 host.get_network().register_notifee(_ConnectionWatcher(self))
                 self._contacts.start()
                 self._dms.start()
                 self._rooms.start()
+                self._files.start()
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
                 )
@@ -185,6 +195,7 @@ class KithNode:
             self._contacts = None
             self._dms = None
             self._rooms = None
+            self._files = None
             self._db.close()
             self._db = None
 
@@ -248,6 +259,7 @@ class KithNode:
     def peer_connected(self, peer_id: str) -> None:
         self.contacts.connected(peer_id)
         self.rooms.peer_connected(peer_id)
+        self.files.peer_connected(peer_id)
         self.connections_changed()
 
     def peer_disconnected(self, peer_id: str) -> None:

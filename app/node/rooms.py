@@ -153,15 +153,26 @@ class RoomService:
         self._node.emit(UnreadChanged(total=self._node.unread_total()))
 
     async def post(self, room_id_hex: str, text: str) -> RoomPostInfo:
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise rc.MalformedPost("the text is not valid Unicode") from None
+        return await self._post(room_id_hex, rc.KIND_TEXT, body)
+
+    async def post_file(self, room_id_hex: str, body: bytes) -> RoomPostInfo:
+        """Announce a shared file (kind 3; the body is its offer, see app.node.files)."""
+        return await self._post(room_id_hex, rc.KIND_FILE, body)
+
+    async def _post(self, room_id_hex: str, kind: int, body: bytes) -> RoomPostInfo:
         stored = self._require(room_id_hex)
         secrets = stored.secrets
-        # Encode with placeholder numbers first: a bad text fails before numbers are reserved.
-        rc.encode_text_post(self._node.identity, secrets, text, lamport=1, author_seq=1,
-                            sent_at_ms=0)
+        # Encode with placeholder numbers first: a bad body fails before numbers are reserved.
+        rc.encode_post(self._node.identity, secrets, kind=kind, body=body, lamport=1,
+                       author_seq=1, sent_at_ms=0)
         lamport, seq = self.store.next_post_numbers(secrets.room_id)
-        envelope = rc.encode_text_post(
-            self._node.identity, secrets, text, lamport=lamport, author_seq=seq,
-            sent_at_ms=int(time.time() * 1000),
+        envelope = rc.encode_post(
+            self._node.identity, secrets, kind=kind, body=body, lamport=lamport,
+            author_seq=seq, sent_at_ms=int(time.time() * 1000),
         )
         post = rc.decode_post(secrets, envelope)
         self.store.store_post(post, envelope, PostState.PENDING.value, read=True)
@@ -342,6 +353,8 @@ class RoomService:
         if post.kind == rc.KIND_TEXT:
             self._node.emit(RoomMessage(room=secrets.id_hex, id=info.id, from_=post.author,
                                         text=info.text, sent_at=post.sent_at_ms))
+        elif post.kind == rc.KIND_FILE:
+            self._node.files.room_file(secrets.room_id, post.author, post.body)
         self._changed(secrets.room_id, unread=True)
         if post.author_seq > 1 and not self.store.has_seq(
             secrets.room_id, post.author_key, post.author_seq - 1
@@ -404,6 +417,10 @@ class RoomService:
             except Exception as exc:  # noqa: BLE001 - unreachable members are normal
                 log.debug("could not reach room member %s: %s", peer_id, exc)
         return False
+
+    async def reach_members(self, room_id: bytes) -> None:
+        """Connect to some members of a room (a file fetch found none connected)."""
+        await self._reach_members(room_id)
 
     async def _reach_members(self, room_id: bytes) -> None:
         """Connect to some members (after start or join) so gossip and sync have peers."""

@@ -114,7 +114,7 @@ MIGRATIONS: list[str] = [
         root        BLOB NOT NULL,
         hash        BLOB NOT NULL,
         mime        TEXT NOT NULL,
-        state       TEXT NOT NULL,        -- offered, receiving, complete, declined, cancelled, failed
+        state       TEXT NOT NULL,        -- offered receiving complete declined cancelled failed
         reason      TEXT,
         path        TEXT,                 -- outgoing: the source; incoming: the final file
         dir         TEXT,                 -- incoming: the folder chosen on accept

@@ -1,0 +1,860 @@
+"""``/kith/file/1.0.0``: offering, serving and fetching files, verified chunk by chunk.
+
+Offers travel as direct messages (kind 2, so an offline contact gets them from the outbox) or
+as room posts (kind 3). The receiver pulls: it fetches the chunk hash list, checks it against
+the offer's ``root``, then asks each source for a few chunks at a time, verifies every chunk
+in a worker thread and writes it at its offset in a ``.part`` file. Verified chunks are recorded
+in SQLite in batches, so a transfer interrupted in any way (connection lost, either app closed
+or killed) resumes where it stopped as soon as a source is reachable again, without fetching
+verified data twice. When every chunk is in, the whole file is hashed once more (in a thread)
+and only then renamed to a name that ``safe_file_name`` made harmless.
+
+Room files have several sources: the author and every member that completed a download. A
+fetch asks connected members whether they hold the file (HAVE) and spreads chunk requests
+over all of them in parallel. Hashing and disk I/O never run on the trio loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import mimetypes
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.id import ID
+
+from app.core import dm
+from app.core import files as fc
+from app.core.events import (
+    FileCancelled,
+    FileComplete,
+    FileDeclined,
+    FileFailed,
+    FileOffer,
+    FileOffered,
+    FileProgress,
+)
+from app.core.records import ContactState, MessageInfo, TransferInfo
+from app.node.framing import FrameError, Stream, encode_varint, guarded, read_frame, write_frame
+from app.node.signal import Signal
+from app.store.transfers import StoredTransfer, TransferStore
+
+if TYPE_CHECKING:
+    from app.node.node import KithNode
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_ID = TProtocol(fc.PROTOCOL_ID)
+IN_FLIGHT = 8               # chunks requested and not yet received, per source
+BATCH = 4                   # chunks per request (a new one goes out when half are in)
+SAVE_CHUNKS = 16            # commit verified chunks to SQLite at least this often...
+SAVE_SECONDS = 0.5          # ...or this often, whichever comes first
+PROGRESS_SECONDS = 0.25     # at most 4 progress events per second per transfer
+MAX_BAD_CHUNKS = 3          # a source that sends this many bad chunks is dropped
+READ_TIMEOUT = 30.0         # no frame for this long: the source is gone
+SERVE_IDLE = 120.0          # a serving stream with no request for this long is closed
+OPEN_TIMEOUT = 10.0
+HAVE_TIMEOUT = 5.0
+RETRY_SECONDS = 2.0         # between rounds when no source is reachable or all failed
+WAIT_SECONDS = 15.0         # a waiting download re-checks its sources at least this often
+
+
+class TransferError(ValueError):
+    """A file operation the user asked for that cannot be done; the message says why."""
+
+
+class TransferFailed(Exception):
+    """The download cannot go on; ``reason`` is for the user, ``keep_part`` allows a retry."""
+
+    def __init__(self, reason: str, keep_part: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.keep_part = keep_part
+
+
+class BadSource(Exception):
+    """One source misbehaved (bad data or layout); others may still serve."""
+
+
+def read_chunk(path: str, offset: int, length: int) -> bytes:
+    """Read one chunk of a file being served (runs in a worker thread)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def _hash_file(path: str, chunk_size: int) -> tuple[bytes, bytes, int]:
+    """(chunk hashes, whole-file hash, bytes read) in one streaming pass (worker thread)."""
+    hashes = bytearray()
+    whole = fc.blake()
+    size = 0
+    with open(path, "rb") as f:
+        while data := f.read(chunk_size):
+            whole.update(data)
+            hashes += fc.chunk_hash(data)
+            size += len(data)
+    return bytes(hashes), bytes(whole.digest()), size
+
+
+def _whole_hash(path: str, block: int = 4 << 20) -> bytes:
+    whole = fc.blake()
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            whole.update(data)
+    return bytes(whole.digest())
+
+
+def _bad_chunks(path: str, offer: fc.FileOffer, hashes: bytes) -> list[int]:
+    """Chunks of a complete .part that do not match their hash (repair after a crash)."""
+    bad = []
+    with open(path, "rb") as f:
+        for i in range(offer.chunks):
+            data = f.read(offer.chunk_size)
+            if fc.chunk_hash(data) != hashes[i * 32:(i + 1) * 32]:
+                bad.append(i)
+    return bad
+
+
+def _write_at(f: BinaryIO, offset: int, data: bytes, expected: bytes) -> bool:
+    """Verify a chunk against its hash and write it at its offset (worker thread)."""
+    if fc.chunk_hash(data) != expected:
+        return False
+    f.seek(offset)
+    view = memoryview(data)
+    while view:
+        written = f.write(view)
+        view = view[written or 0:]
+    return True
+
+
+def _create_part(folder: str, name: str) -> tuple[str, str]:
+    """Pick a safe name in ``folder`` and create its empty ``.part`` (worker thread)."""
+    os.makedirs(folder, exist_ok=True)
+    base = Path(folder)
+
+    def taken(candidate: str) -> bool:
+        return (base / candidate).exists() or (base / (candidate + ".part")).exists()
+
+    safe = fc.safe_file_name(name, taken)
+    part = base / (safe + ".part")
+    with open(part, "xb"):
+        pass
+    return safe, str(part)
+
+
+def _publish(part: str, folder: str, name: str) -> str:
+    """Give a finished .part its final name without ever replacing an existing file."""
+    base = Path(folder)
+    for _ in range(100):
+        final = base / fc.safe_file_name(name, lambda c: (base / c).exists())
+        try:
+            os.link(part, final)      # fails if the name was taken meanwhile
+        except FileExistsError:
+            continue
+        except OSError:               # no hard links here (e.g. FAT): check, then rename
+            if final.exists():
+                continue
+            os.rename(part, final)
+            return str(final)
+        os.unlink(part)
+        return str(final)
+    raise OSError("no free name for the file")
+
+
+def _bit(bitmap: bytearray, i: int) -> bool:
+    return bool(bitmap[i >> 3] & (1 << (i & 7)))
+
+
+def _set_bit(bitmap: bytearray, i: int, value: bool = True) -> None:
+    if value:
+        bitmap[i >> 3] |= 1 << (i & 7)
+    else:
+        bitmap[i >> 3] &= ~(1 << (i & 7)) & 0xFF
+
+
+def _parse_id(transfer_hex: str) -> bytes:
+    try:
+        raw = bytes.fromhex(transfer_hex)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) != fc.TRANSFER_ID_SIZE:
+        raise TransferError(f"not a transfer id: {transfer_hex!r}")
+    return raw
+
+
+@dataclass
+class _Download:
+    """A running download: what is verified, what is wanted, who misbehaved."""
+
+    t: StoredTransfer
+    hashes: bytes = b""
+    pending: deque[int] = field(default_factory=deque)
+    bad: dict[str, int] = field(default_factory=dict)
+    banned: set[str] = field(default_factory=set)
+    unsaved: int = 0
+    saved_at: float = 0.0
+    progress_at: float = 0.0
+    readers: dict[str, trio.CancelScope] = field(default_factory=dict)
+
+    @property
+    def offer(self) -> fc.FileOffer:
+        return self.t.offer
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.offer.chunks) if not _bit(self.t.verified, i)]
+
+
+class FileTransfers:
+    def __init__(self, node: KithNode) -> None:
+        self._node = node
+        self.store = TransferStore(node.db)
+        self._running: dict[bytes, trio.CancelScope] = {}
+        self._connected = Signal()
+        self.served: dict[bytes, int] = {}            # chunks served per transfer, this run
+        self._served_bits: dict[bytes, bytearray] = {}
+        self._served_bytes: dict[bytes, int] = {}
+        self._progress_at: dict[bytes, float] = {}
+        self.read_chunk = read_chunk                  # tests replace it to play a bad sender
+
+    def start(self) -> None:
+        self._node.host.set_stream_handler(
+            PROTOCOL_ID, guarded(PROTOCOL_ID, self._serve, timeout=None)
+        )
+        for t in self.store.in_state("receiving", outgoing=False):
+            self._spawn(t.offer.transfer)
+
+    def peer_connected(self, peer_id: str) -> None:
+        """A source may be back: waiting downloads look again now."""
+        self._connected.set()
+
+    # -- what the user does -------------------------------------------------------------------
+
+    async def send(self, to: str, path: str) -> TransferInfo:
+        source = Path(path).expanduser()
+        room_id: bytes | None = None
+        if len(to) == 2 * 16 and all(c in "0123456789abcdefABCDEF" for c in to):
+            room_id = bytes.fromhex(to)
+            if self._node.rooms.store.room(room_id) is None:
+                raise TransferError(f"you are not in room {to}")
+        else:
+            state = self._node.contacts.store.state(to)
+            if state is None:
+                raise TransferError("add this person as a contact before sending them files")
+            if state is ContactState.BLOCKED:
+                raise TransferError("this person is blocked; unblock them to send files")
+        try:
+            before = source.stat()
+        except OSError as exc:
+            raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not source.is_file():
+            raise TransferError(f"{path} is not a file")
+        chunk_size = fc.choose_chunk_size(before.st_size)
+        try:
+            hashes, whole, size = await trio.to_thread.run_sync(
+                _hash_file, str(source), chunk_size
+            )
+            after = source.stat()
+        except OSError as exc:
+            raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or (
+            size != after.st_size
+        ):
+            raise TransferError("the file changed while it was being read; try again")
+        name = source.name[: fc.MAX_NAME_CHARS] or "file"
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        offer = fc.FileOffer(fc.new_transfer_id(), name, size, chunk_size, fc.root_of(hashes),
+                             whole, mime[: fc.MAX_MIME_CHARS])
+        body = offer.to_json()  # raises if too large
+        self.store.add(offer, outgoing=True, peer_id="" if room_id else to, room_id=room_id,
+                       state="offered", path=str(source.resolve()), src_size=after.st_size,
+                       src_mtime=after.st_mtime_ns, hashes=hashes)
+        if room_id is not None:
+            await self._node.rooms.post_file(room_id.hex(), body)
+        else:
+            self._node.dms.send_file_message(to, dm.KIND_FILE_OFFER, body)
+        self._node.emit(FileOffered(transfer=offer.id_hex, to=to, name_=name, size=size,
+                                    hash=whole.hex()))
+        return self.info(offer.transfer)
+
+    async def accept(self, transfer_hex: str, folder: str) -> TransferInfo:
+        tid = _parse_id(transfer_hex)
+        t = self._incoming(tid)
+        if t.state == "failed" and t.part_path and os.path.exists(t.part_path):
+            # Retrying a failed download (a full disk, a bad sender): keep what is verified.
+            self.store.start_receiving(tid, t.dir or folder, t.part_path)
+        elif t.state in ("offered", "failed"):
+            target = str(Path(folder).expanduser().resolve())
+            try:
+                _, part = await trio.to_thread.run_sync(_create_part, target, t.offer.name)
+            except OSError as exc:
+                raise TransferError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+            self.store.start_receiving(tid, target, part)
+        else:
+            raise TransferError(f"this transfer is {t.state}")
+        self._spawn(tid)
+        return self.info(tid)
+
+    async def decline(self, transfer_hex: str) -> None:
+        tid = _parse_id(transfer_hex)
+        t = self._incoming(tid)
+        if not self.store.set_state(tid, "declined", only_from=("offered",)):
+            raise TransferError(f"only an offer can be declined; this transfer is {t.state}")
+        if t.room_id is None:
+            self._control(t.peer_id, fc.FileControl(tid, "decline"))
+        self._node.emit(FileDeclined(transfer=transfer_hex.lower(), by="me"))
+
+    async def cancel(self, transfer_hex: str) -> None:
+        tid = _parse_id(transfer_hex)
+        t = self.store.get(tid)
+        if t is None:
+            raise TransferError(f"no transfer {transfer_hex}")
+        allowed = ("offered",) if t.outgoing else ("offered", "receiving", "failed")
+        if not self.store.set_state(tid, "cancelled", only_from=allowed):
+            raise TransferError(f"this transfer is already {t.state}")
+        if not t.outgoing:
+            await self._stop(tid)
+            await self._remove_part(t)
+        if t.room_id is None:
+            self._control(t.peer_id, fc.FileControl(tid, "cancel"))
+        self._node.emit(FileCancelled(transfer=t.id_hex, by="me"))
+
+    def transfers(self) -> list[TransferInfo]:
+        return [self._info(t) for t in self.store.all()]
+
+    def info(self, tid: bytes) -> TransferInfo:
+        t = self.store.get(tid)
+        if t is None:
+            raise TransferError(f"no transfer {tid.hex()}")
+        return self._info(t)
+
+    def _info(self, t: StoredTransfer) -> TransferInfo:
+        tid = t.offer.transfer
+        if t.outgoing:
+            done = t.offer.size if t.state == "complete" else self._served_bytes.get(tid, 0)
+        else:
+            done = t.done_bytes
+        return TransferInfo(
+            transfer=t.id_hex, outgoing=t.outgoing, peer_id=t.peer_id,
+            room_id=t.room_id.hex() if t.room_id else None, name=t.offer.name, size=t.offer.size,
+            hash=t.offer.hash.hex(), state=t.state, bytes=done, path=t.path, reason=t.reason,
+            served=self.served.get(tid, 0),
+        )
+
+    def _incoming(self, tid: bytes) -> StoredTransfer:
+        t = self.store.get(tid)
+        if t is None or t.outgoing:
+            raise TransferError(f"no incoming transfer {tid.hex()}")
+        return t
+
+    def _control(self, peer_id: str, control: fc.FileControl) -> None:
+        try:
+            self._node.dms.send_file_message(peer_id, dm.KIND_FILE_CONTROL, control.to_json())
+        except Exception as exc:  # noqa: BLE001 - the local state changed anyway
+            log.info("could not tell %s about transfer %s: %s", peer_id,
+                     control.transfer.hex(), exc)
+
+    # -- offers and controls from peers -------------------------------------------------------
+
+    def direct_message(self, peer_id: str, message: dm.DirectMessage) -> None:
+        """A file offer (kind 2) or control (kind 3) arrived and was stored and acknowledged."""
+        body = message.text.encode("utf-8")
+        try:
+            if message.kind == dm.KIND_FILE_OFFER:
+                self._on_offer(peer_id, fc.parse_offer(body), None)
+            elif message.kind == dm.KIND_FILE_CONTROL:
+                self._on_control(peer_id, fc.parse_control(body))
+        except fc.FileError as exc:
+            log.info("ignored a file message from %s: %s", peer_id, exc)
+
+    def room_file(self, room_id: bytes, author: str, body: bytes) -> None:
+        """A kind-3 post from another member: a file shared in the room."""
+        try:
+            offer = fc.parse_offer(body, fc.MAX_ROOM_FILE_BYTES)
+        except fc.FileError as exc:
+            log.info("ignored a room file post by %s: %s", author, exc)
+            return
+        self._on_offer(author, offer, room_id)
+
+    def _on_offer(self, peer_id: str, offer: fc.FileOffer, room_id: bytes | None) -> None:
+        if not self.store.add(offer, outgoing=False, peer_id=peer_id, room_id=room_id,
+                              state="offered"):
+            log.info("ignored a repeated file offer %s from %s", offer.id_hex, peer_id)
+            return
+        self._node.emit(FileOffer(
+            transfer=offer.id_hex, from_=peer_id, name_=offer.name, size=offer.size,
+            hash=offer.hash.hex(), mime=offer.mime, room=room_id.hex() if room_id else None,
+        ))
+
+    def _on_control(self, peer_id: str, control: fc.FileControl) -> None:
+        tid = control.transfer
+        t = self.store.get(tid)
+        if t is None or t.peer_id != peer_id or t.room_id is not None:
+            log.info("ignored a file control for an unknown transfer from %s", peer_id)
+            return
+        if t.outgoing:
+            if control.action == "decline" and self.store.set_state(
+                    tid, "declined", only_from=("offered",)):
+                self._node.emit(FileDeclined(transfer=t.id_hex, by="peer"))
+            elif control.action == "cancel" and self.store.set_state(
+                    tid, "cancelled", only_from=("offered",)):
+                self._node.emit(FileCancelled(transfer=t.id_hex, by="peer"))
+            elif control.action == "complete" and self.store.set_state(
+                    tid, "complete", only_from=("offered",)):
+                self._node.emit(FileProgress(transfer=t.id_hex, bytes=t.offer.size,
+                                             size=t.offer.size))
+                self._node.emit(FileComplete(transfer=t.id_hex, path=t.path or "",
+                                             hash=t.offer.hash.hex()))
+            return
+        if control.action == "cancel" and self.store.set_state(
+                tid, "cancelled", only_from=("offered", "receiving", "failed")):
+            self._node.nursery.start_soon(self._cancelled_by_peer, t)
+        elif control.action == "fail" and self.store.set_state(
+                tid, "failed", control.reason or "the sender stopped the transfer",
+                only_from=("offered", "receiving")):
+            self._node.nursery.start_soon(self._stop, tid)
+            self._node.emit(FileFailed(
+                transfer=t.id_hex, reason=control.reason or "the sender stopped the transfer"))
+
+    async def _cancelled_by_peer(self, t: StoredTransfer) -> None:
+        await self._stop(t.offer.transfer)
+        await self._remove_part(t)
+        self._node.emit(FileCancelled(transfer=t.id_hex, by="peer"))
+
+    def message_refused(self, message: MessageInfo, reason: str) -> None:
+        """The recipient's Kith refused our offer (an older version, say)."""
+        if message.kind != dm.KIND_FILE_OFFER:
+            return
+        try:
+            tid = fc.transfer_id_of(message.text.encode("utf-8"))
+        except fc.FileError:
+            return
+        if self.store.set_state(tid, "failed", reason, only_from=("offered",)):
+            self._node.emit(FileFailed(transfer=tid.hex(), reason=reason))
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def _servable(self, t: StoredTransfer | None, peer_id: str) -> tuple[bool, str | None]:
+        """(allowed to ask, path we can serve from or None)."""
+        if t is None or peer_id == self._node.identity.peer_id:
+            return False, None
+        if t.room_id is not None:
+            members = {m.peer_id for m in self._node.rooms.store.members(t.room_id)}
+            if peer_id not in members or self._node.rooms.store.room(t.room_id) is None:
+                return False, None
+            if t.outgoing and t.state == "offered":
+                return True, t.path
+            if not t.outgoing and t.state == "complete" and t.path and os.path.exists(t.path):
+                return True, t.path
+            return True, None
+        if t.outgoing and t.peer_id == peer_id and t.state == "offered":
+            return True, t.path
+        return False, None
+
+    async def _serve(self, stream: Stream) -> None:
+        peer_id = str(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
+        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+            await stream.reset()
+            return
+        while True:
+            try:
+                with trio.fail_after(SERVE_IDLE):
+                    payload = await read_frame(stream, fc.MAX_REQUEST)
+            except StreamEOF:
+                await stream.close()
+                return
+            request = fc.decode_request(payload)
+            t = self.store.get(request.transfer)
+            allowed, path = self._servable(t, peer_id)
+            if not allowed or t is None:
+                raise FrameError("file request for a transfer this peer may not have")
+            if request.op == fc.OP_HAVE:
+                await write_frame(stream, b"\x01" if path else b"\x00")
+                continue
+            if path is None or t.hashes is None:
+                raise FrameError("file request for a file we do not hold")
+            if request.op == fc.OP_GET_HASHES:
+                step = fc.MAX_HASHES_FRAME
+                for offset in range(0, len(t.hashes), step):
+                    await write_frame(stream, t.hashes[offset:offset + step])
+                continue
+            await self._serve_chunks(stream, t, path, request.indexes, peer_id)
+
+    async def _serve_chunks(self, stream: Stream, t: StoredTransfer, path: str,
+                            indexes: tuple[int, ...], peer_id: str) -> None:
+        offer = t.offer
+        if any(i >= offer.chunks for i in indexes):
+            raise FrameError("chunk index out of range")
+        if t.outgoing:
+            await self._check_unchanged(t, path)
+        for i in indexes:
+            length = fc.chunk_length(i, offer.size, offer.chunk_size)
+            data = await trio.to_thread.run_sync(
+                self.read_chunk, path, i * offer.chunk_size, length
+            )
+            if len(data) != length:
+                if t.outgoing:
+                    await self._source_changed(t)
+                raise FrameError("the file is shorter than offered")
+            await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
+            self._count_served(t, i, length)
+
+    async def _check_unchanged(self, t: StoredTransfer, path: str) -> None:
+        try:
+            st = await trio.to_thread.run_sync(os.stat, path)
+            same = (st.st_size, st.st_mtime_ns) == (t.src_size, t.src_mtime)
+        except OSError:
+            same = False
+        if not same:
+            await self._source_changed(t)
+            raise FrameError("the offered file changed on disk")
+
+    async def _source_changed(self, t: StoredTransfer) -> None:
+        reason = "the file changed on disk"
+        if self.store.set_state(t.offer.transfer, "failed", reason, only_from=("offered",)):
+            log.warning("stopped serving %s: %s", t.path, reason)
+            self._node.emit(FileFailed(transfer=t.id_hex, reason=reason))
+            if t.room_id is None:
+                self._control(t.peer_id, fc.FileControl(t.offer.transfer, "fail", reason))
+
+    def _count_served(self, t: StoredTransfer, index: int, length: int) -> None:
+        tid = t.offer.transfer
+        self.served[tid] = self.served.get(tid, 0) + 1
+        if not t.outgoing or t.room_id is not None:
+            return
+        bits = self._served_bits.setdefault(tid, bytearray((t.offer.chunks + 7) // 8))
+        if not _bit(bits, index):
+            _set_bit(bits, index)
+            self._served_bytes[tid] = self._served_bytes.get(tid, 0) + length
+        now = time.monotonic()
+        done = self._served_bytes[tid]
+        if now - self._progress_at.get(tid, 0.0) >= PROGRESS_SECONDS or done == t.offer.size:
+            self._progress_at[tid] = now
+            self._node.emit(FileProgress(transfer=t.id_hex, bytes=done, size=t.offer.size))
+
+    # -- downloading --------------------------------------------------------------------------
+
+    def _spawn(self, tid: bytes) -> None:
+        if tid not in self._running:
+            scope = trio.CancelScope()
+            self._running[tid] = scope
+            self._node.nursery.start_soon(self._download, tid, scope)
+
+    async def _stop(self, tid: bytes) -> None:
+        scope = self._running.get(tid)
+        if scope is not None:
+            scope.cancel()
+            while tid in self._running:  # let it close the .part before anyone deletes it
+                await trio.sleep(0.01)
+
+    async def _remove_part(self, t: StoredTransfer) -> None:
+        fresh = self.store.get(t.offer.transfer)
+        part = (fresh or t).part_path
+        if part:
+            try:
+                await trio.to_thread.run_sync(os.unlink, part)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove %s: %s", part, exc)
+
+    async def _download(self, tid: bytes, scope: trio.CancelScope) -> None:
+        try:
+            with scope:
+                t = self.store.get(tid)
+                if t is None or t.state != "receiving" or not t.part_path:
+                    return
+                job = _Download(t)
+                self._emit_progress(job, force=True)  # after a restart: what is verified
+                try:
+                    await self._download_loop(job)
+                except TransferFailed as exc:
+                    self._failed(job, exc)
+                    if not exc.keep_part:
+                        await self._remove_part(t)
+        finally:
+            self._running.pop(tid, None)
+
+    def _failed(self, job: _Download, exc: TransferFailed) -> None:
+        tid = job.offer.transfer
+        self._save(job)
+        log.warning("transfer %s failed: %s", job.t.id_hex, exc.reason)
+        if self.store.set_state(tid, "failed", exc.reason, only_from=("receiving",)):
+            self._node.emit(FileFailed(transfer=job.t.id_hex, reason=exc.reason))
+
+    async def _download_loop(self, job: _Download) -> None:
+        offer = job.offer
+        while True:
+            have_hashes = job.t.hashes is not None or offer.chunks == 0
+            if have_hashes:
+                job.hashes = job.t.hashes or b""
+                if not job.missing():
+                    if await self._finish(job):
+                        return
+                    continue
+            sources = await self._sources(job)
+            if not sources:
+                await self._connected.wait(WAIT_SECONDS)
+                continue
+            if not have_hashes:
+                await self._fetch_hashes(job, sources)
+                continue
+            before = job.t.done_bytes
+            await self._fetch_round(job, sources)
+            if job.t.done_bytes == before and job.missing():
+                await self._connected.wait(RETRY_SECONDS)
+
+    async def _sources(self, job: _Download) -> list[str]:
+        """Connected peers that can serve this file now (the sender, or room holders)."""
+        t = job.t
+        if t.room_id is None:
+            return [t.peer_id] if self._node.is_connected(t.peer_id) else []
+        me = self._node.identity.peer_id
+        candidates = {m.peer_id for m in self._node.rooms.store.members(t.room_id)}
+        candidates.add(t.peer_id)
+        candidates = {p for p in candidates if p != me and p not in job.banned}
+        connected = [p for p in candidates if self._node.is_connected(p)]
+        if not connected:
+            self._node.nursery.start_soon(self._node.rooms.reach_members, t.room_id)
+            return []
+        holders: list[str] = []
+
+        async def probe(peer_id: str) -> None:
+            if await self._have(peer_id, t.offer.transfer):
+                holders.append(peer_id)
+
+        async with trio.open_nursery() as nursery:
+            for peer_id in connected:
+                nursery.start_soon(probe, peer_id)
+        return sorted(holders, key=lambda p: p != t.peer_id)  # the author first
+
+    async def _have(self, peer_id: str, tid: bytes) -> bool:
+        try:
+            with trio.fail_after(HAVE_TIMEOUT):
+                stream = await self._node.host.new_stream(ID.from_base58(peer_id), [PROTOCOL_ID])
+                try:
+                    await write_frame(stream, fc.encode_request(tid, fc.OP_HAVE))
+                    answer = await read_frame(stream, 1)
+                    await stream.close()
+                except BaseException:
+                    await stream.reset()
+                    raise
+            return answer == b"\x01"
+        except Exception as exc:  # noqa: BLE001 - not a holder (or not reachable)
+            log.debug("HAVE %s from %s: %s", tid.hex(), peer_id, exc)
+            return False
+
+    async def _fetch_hashes(self, job: _Download, sources: list[str]) -> None:
+        offer = job.offer
+        want = offer.chunks * fc.HASH_SIZE
+        for peer_id in sources:
+            try:
+                with trio.fail_after(OPEN_TIMEOUT + READ_TIMEOUT):
+                    stream = await self._node.host.new_stream(
+                        ID.from_base58(peer_id), [PROTOCOL_ID])
+                    try:
+                        await write_frame(stream, fc.encode_request(offer.transfer,
+                                                                    fc.OP_GET_HASHES))
+                        got = bytearray()
+                        while len(got) < want:
+                            frame = await read_frame(stream, fc.MAX_HASHES_FRAME)
+                            if not frame or len(frame) % fc.HASH_SIZE:
+                                raise BadSource("malformed hash list frame")
+                            got += frame
+                        await stream.close()
+                    except BaseException:
+                        await stream.reset()
+                        raise
+            except Exception as exc:  # noqa: BLE001 - try the next source, or later
+                log.info("hash list of %s from %s: %s", offer.id_hex, peer_id, exc)
+                continue
+            if len(got) != want or fc.root_of(bytes(got)) != offer.root:
+                self._bad(job, peer_id, "its list of chunk hashes does not match the offer")
+                continue
+            job.hashes = job.t.hashes = bytes(got)
+            self.store.set_hashes(offer.transfer, job.hashes)
+            return
+        await self._connected.wait(RETRY_SECONDS)
+
+    def _bad(self, job: _Download, peer_id: str, what: str) -> None:
+        """Count a bad chunk from ``peer_id``; too many and it is dropped (or the transfer)."""
+        count = job.bad.get(peer_id, 0) + 1
+        job.bad[peer_id] = count
+        log.warning("transfer %s: %s sent bad data (%d): %s", job.t.id_hex, peer_id, count, what)
+        if count < MAX_BAD_CHUNKS:
+            return
+        job.banned.add(peer_id)
+        scope = job.readers.get(peer_id)
+        if scope is not None:
+            scope.cancel()
+        if job.t.room_id is None or not any(p not in job.banned for p in job.readers):
+            who = "the sender" if job.t.room_id is None else "every holder of the file"
+            raise TransferFailed(
+                f"{who} kept sending corrupted data ({count} bad chunks; last: {what})"
+            )
+
+    async def _fetch_round(self, job: _Download, sources: list[str]) -> None:
+        """Fetch missing chunks from all ``sources`` in parallel until none is left."""
+        job.pending = deque(job.missing())
+        offer = job.offer
+        path = job.t.part_path
+        assert path is not None
+        try:
+            f = await trio.to_thread.run_sync(open, path, "r+b", 0)
+        except FileNotFoundError:
+            # The .part vanished (deleted by hand): start over, nothing verified survives it.
+            f = await trio.to_thread.run_sync(open, path, "w+b", 0)
+            job.t.verified[:] = bytes(len(job.t.verified))
+            job.t.done_bytes = 0
+            job.pending = deque(range(offer.chunks))
+            self._save(job)
+        except OSError as exc:
+            raise TransferFailed(f"cannot open {path}: {exc.strerror or exc}") from None
+        send, receive = trio.open_memory_channel[tuple[str, int, bytes]](2 * IN_FLIGHT)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, job, f, receive)
+                async with send:
+                    for peer_id in sources:
+                        scope = trio.CancelScope()
+                        job.readers[peer_id] = scope
+                        nursery.start_soon(self._reader, job, peer_id, send.clone(), scope)
+        except BaseExceptionGroup as group:
+            failed, _ = group.split(TransferFailed)
+            if failed is None:
+                raise
+            first: BaseException = failed
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        finally:
+            job.readers.clear()
+            with trio.CancelScope(shield=True):
+                self._save(job)
+                await trio.to_thread.run_sync(f.close)
+
+    async def _reader(self, job: _Download, peer_id: str,
+                      send: trio.MemorySendChannel[tuple[str, int, bytes]],
+                      scope: trio.CancelScope) -> None:
+        offer = job.offer
+        inflight: deque[int] = deque()
+        try:
+            async with send:
+                with scope:
+                    with trio.fail_after(OPEN_TIMEOUT):
+                        stream = await self._node.host.new_stream(
+                            ID.from_base58(peer_id), [PROTOCOL_ID])
+                    try:
+                        while True:
+                            if len(inflight) <= IN_FLIGHT - BATCH and job.pending:
+                                batch = [job.pending.popleft()
+                                         for _ in range(min(BATCH, len(job.pending)))]
+                                inflight.extend(batch)
+                                await write_frame(stream, fc.encode_request(
+                                    offer.transfer, fc.OP_GET_CHUNKS, batch))
+                                continue
+                            if not inflight:
+                                break
+                            with trio.fail_after(READ_TIMEOUT):
+                                frame = await read_frame(stream, 4 + offer.chunk_size)
+                            index, data = fc.decode_chunk(frame)
+                            if index != inflight[0] or len(data) != fc.chunk_length(
+                                    index, offer.size, offer.chunk_size):
+                                raise BadSource("a chunk out of order or of the wrong size")
+                            inflight.popleft()
+                            await send.send((peer_id, index, data))
+                        await stream.close()
+                    except BaseException:
+                        with trio.CancelScope(shield=True):
+                            await stream.reset()
+                        raise
+        except BadSource as exc:
+            self._bad(job, peer_id, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the source went away; others or later
+            log.info("transfer %s: source %s stopped: %s", job.t.id_hex, peer_id, exc)
+        finally:
+            job.pending.extendleft(reversed(inflight))  # asked but never received: ask again
+
+    async def _writer(self, job: _Download, f: BinaryIO,
+                      receive: trio.MemoryReceiveChannel[tuple[str, int, bytes]]) -> None:
+        offer, t = job.offer, job.t
+        async with receive:
+            async for peer_id, index, data in receive:
+                if _bit(t.verified, index):
+                    continue
+                expected = job.hashes[index * 32:(index + 1) * 32]
+                try:
+                    ok = await trio.to_thread.run_sync(
+                        _write_at, f, index * offer.chunk_size, data, expected)
+                except OSError as exc:
+                    job.pending.appendleft(index)
+                    if exc.errno == errno.ENOSPC:
+                        raise TransferFailed(
+                            "the disk is full; the verified part is kept in "
+                            f"{t.part_path} and the transfer resumes from there when accepted "
+                            "again after freeing space") from None
+                    raise TransferFailed(f"cannot write the file: {exc.strerror or exc}") from None
+                if not ok:
+                    job.pending.appendleft(index)  # ask again, maybe from someone else
+                    self._bad(job, peer_id, f"chunk {index} failed verification")
+                    continue
+                _set_bit(t.verified, index)
+                t.done_bytes += len(data)
+                job.unsaved += 1
+                now = time.monotonic()
+                if job.unsaved >= SAVE_CHUNKS or now - job.saved_at >= SAVE_SECONDS:
+                    self._save(job)
+                self._emit_progress(job)
+
+    def _save(self, job: _Download) -> None:
+        job.unsaved = 0
+        job.saved_at = time.monotonic()
+        self.store.save_progress(job.offer.transfer, bytes(job.t.verified), job.t.done_bytes)
+
+    def _emit_progress(self, job: _Download, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - job.progress_at >= PROGRESS_SECONDS:
+            job.progress_at = now
+            self._node.emit(FileProgress(transfer=job.t.id_hex, bytes=job.t.done_bytes,
+                                         size=job.offer.size))
+
+    async def _finish(self, job: _Download) -> bool:
+        """Check the whole file, rename it, tell the sender; False if chunks need fetching."""
+        t, offer = job.t, job.offer
+        part, folder = t.part_path, t.dir
+        assert part is not None and folder is not None
+        try:
+            if not os.path.exists(part) and offer.size == 0:
+                await trio.to_thread.run_sync(lambda: open(part, "wb").close())
+            whole = await trio.to_thread.run_sync(_whole_hash, part)
+            if whole != offer.hash:
+                # Verified chunks lost on the way to the disk (a crash before the OS wrote
+                # them): find them, forget them, fetch them again.
+                bad = await trio.to_thread.run_sync(_bad_chunks, part, offer, job.hashes)
+                if not bad:
+                    raise TransferFailed("the file does not match the hash in the offer",
+                                         keep_part=False)
+                for i in bad:
+                    if _bit(t.verified, i):
+                        _set_bit(t.verified, i, False)
+                        t.done_bytes -= fc.chunk_length(i, offer.size, offer.chunk_size)
+                self._save(job)
+                return False
+            final = await trio.to_thread.run_sync(_publish, part, folder, offer.name)
+        except OSError as exc:
+            raise TransferFailed(f"cannot finish the file: {exc.strerror or exc}") from None
+        t.done_bytes = offer.size
+        self._save(job)
+        self.store.complete(offer.transfer, final)
+        self._emit_progress(job, force=True)
+        self._node.emit(FileComplete(transfer=t.id_hex, path=final, hash=offer.hash.hex()))
+        if t.room_id is None:
+            self._control(t.peer_id, fc.FileControl(offer.transfer, "complete"))
+        return True
