@@ -131,7 +131,7 @@ async def _history(client: KithClient, args: dict[str, Any]) -> Reply:
             {
                 "id": m.id, "seq": m.seq, "from": client.peer_id if m.outgoing else m.peer_id,
                 "text": m.text, "sent_at": m.sent_at_ms, "outgoing": m.outgoing,
-                "state": m.state.value,
+                "state": m.state.value, "kind": m.kind, "transfer": m.transfer,
             }
             for m in messages
         ],
@@ -187,22 +187,67 @@ async def _room_history(client: KithClient, args: dict[str, Any]) -> Reply:
         "room": room,
         "posts": [
             {"id": p.id, "from": p.author, "name": p.author_name, "text": p.text,
-             "sent_at": p.sent_at_ms, "lamport": p.lamport, "state": p.state.value}
+             "sent_at": p.sent_at_ms, "lamport": p.lamport, "state": p.state.value,
+             "kind": p.kind, "transfer": p.transfer}
             for p in posts
         ],
     }
 
 
+def optional_str(args: dict[str, Any], key: str, default: str | None = None) -> str | None:
+    value = args.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise CommandError(f"'{key}' must be a str")
+    return value
+
+
 @command("send_file")
 async def _send_file(client: KithClient, args: dict[str, Any]) -> Reply:
-    await client.send_file(require(args, "to"), require(args, "path"))
+    await client.send_file(require(args, "to"), require(args, "path"), optional_str(args, "name"))
     return None  # the node announces file_offered
 
 
 @command("accept_file")
 async def _accept_file(client: KithClient, args: dict[str, Any]) -> Reply:
-    info = await client.accept_file(require(args, "transfer"), require(args, "dir"))
-    return {"event": "file_accepted", "transfer": info.transfer}
+    await client.accept_file(require(args, "transfer"), optional_str(args, "dir", "") or "")
+    return None  # the node announces file_accepted (file_resumed for a paused transfer)
+
+
+@command("pause_file")
+async def _pause_file(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.pause_file(require(args, "transfer"))
+    return None  # the node announces file_paused
+
+
+@command("resume_file")
+async def _resume_file(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.resume_file(require(args, "transfer"))
+    return None  # the node announces file_resumed
+
+
+@command("transfer")
+async def _transfer(client: KithClient, args: dict[str, Any]) -> Reply:
+    transfer = require(args, "transfer")
+    info = await client.transfer(transfer)
+    return {"event": "transfer", "transfer": transfer,
+            "info": asdict(info) if info is not None else None}
+
+
+@command("file_settings")
+async def _file_settings(client: KithClient, args: dict[str, Any]) -> Reply:
+    folder, limit = await client.file_settings()
+    return {"event": "file_settings", "download_dir": folder, "auto_accept_verified_bytes": limit}
+
+
+@command("set_file_settings")
+async def _set_file_settings(client: KithClient, args: dict[str, Any]) -> Reply:
+    current_dir, current_limit = await client.file_settings()
+    folder = optional_str(args, "download_dir", current_dir) or ""
+    limit = args.get("auto_accept_verified_bytes", current_limit)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise CommandError("'auto_accept_verified_bytes' must be an int")
+    folder, limit = await client.set_file_settings(folder, limit)
+    return {"event": "file_settings", "download_dir": folder, "auto_accept_verified_bytes": limit}
 
 
 @command("decline_file")
@@ -284,7 +329,9 @@ async def serve(client: KithClient, out: JsonLines) -> int:
     stopped = loop.create_future()
 
     def on_event(event: Event) -> None:
-        if event.name not in HIDDEN_EVENTS:
+        # File offers also appear as conversation messages (kind 2) for the GUI; here
+        # file_offer / file_offered say it, so those message events are not printed.
+        if event.name not in HIDDEN_EVENTS and getattr(event, "kind", 1) == 1:
             out.write(event)
         if isinstance(event, NodeStopped) and not stopped.done():
             stopped.set_result(None)

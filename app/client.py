@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -71,6 +72,7 @@ class KithClient:
         self._pending: set[asyncio.Future[Any]] = set()
         self._finished: asyncio.Future[None] | None = None
         self._stop_requested = threading.Event()
+        self._ordered: trio.MemorySendChannel[Callable[[], Awaitable[None]]] | None = None
         self._queue_lock = threading.Lock()
         self._queued: list[Event] = []
         self._drain_scheduled = False
@@ -190,13 +192,25 @@ class KithClient:
 
         self._token = trio.lowlevel.current_trio_token()
         node = KithNode(self.profile, self._config or NodeConfig(), self._publish)
+        ordered_in, ordered_out = trio.open_memory_channel[Callable[[], Awaitable[None]]](
+            math.inf
+        )
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self._ordered = ordered_in
             if self._stop_requested.is_set():  # stop() ran before the nursery existed
                 nursery.cancel_scope.cancel()
+            nursery.start_soon(self._run_in_order, ordered_out)
             result = await nursery.start(node.run)
             self._node = node
             self._resolve(ready, result)
+
+    @staticmethod
+    async def _run_in_order(
+        calls: trio.MemoryReceiveChannel[Callable[[], Awaitable[None]]],
+    ) -> None:
+        async for runner in calls:
+            await runner()  # each runner reports its own result or error
 
     async def stop(self) -> None:
         """Shut the network down and wait for the thread; safe to call more than once."""
@@ -212,10 +226,12 @@ class KithClient:
 
     # -- calls --------------------------------------------------------------------------------
 
-    async def call(self, fn: Callable[[KithNode], Awaitable[T]]) -> T:
+    async def call(self, fn: Callable[[KithNode], Awaitable[T]], *, ordered: bool = False) -> T:
         """Run ``fn(node)`` in the network thread and await its result here.
 
-        Cancelling the awaiting task cancels the trio side too.
+        Cancelling the awaiting task cancels the trio side too. Trio starts concurrent tasks in
+        no particular order, so calls whose order matters (sending, posting) pass
+        ``ordered=True``: they run one after another, in the order they were made.
         """
         node, token, nursery, loop = self._node, self._token, self._nursery, self._loop
         if node is None or token is None or nursery is None or loop is None:
@@ -238,8 +254,11 @@ class KithClient:
         def schedule() -> None:
             # Runs in trio; the nursery may have closed since the call was made.
             try:
-                nursery.start_soon(runner)
-            except RuntimeError:
+                if ordered and self._ordered is not None:
+                    self._ordered.send_nowait(runner)
+                else:
+                    nursery.start_soon(runner)
+            except (RuntimeError, trio.ClosedResourceError, trio.BrokenResourceError):
                 self._resolve(fut, error=NodeNotRunning("the network is not running"))
 
         try:
@@ -288,7 +307,7 @@ class KithClient:
 
     async def send(self, peer_id: str, text: str) -> MessageInfo:
         """Queue a message; raises ``MessageTooLarge``/``ContactError`` with plain words."""
-        return await self.call(lambda node: node.dms.send(peer_id, text))
+        return await self.call(lambda node: node.dms.send(peer_id, text), ordered=True)
 
     async def retry(self, message_id: str) -> MessageInfo:
         return await self.call(lambda node: node.dms.retry(message_id))
@@ -328,7 +347,7 @@ class KithClient:
         await self.call(lambda node: node.rooms.leave(room_id))
 
     async def post(self, room_id: str, text: str) -> RoomPostInfo:
-        return await self.call(lambda node: node.rooms.post(room_id, text))
+        return await self.call(lambda node: node.rooms.post(room_id, text), ordered=True)
 
     async def rooms(self) -> list[RoomInfo]:
         return await self.call(lambda node: _now(node.rooms.rooms()))
@@ -351,16 +370,49 @@ class KithClient:
 
     # -- files --------------------------------------------------------------------------------
 
-    async def send_file(self, to: str, path: str) -> TransferInfo:
+    async def send_file(self, to: str, path: str, name: str | None = None) -> TransferInfo:
         """Offer a file to a contact (peer id) or a room (room id); returns once it is hashed.
 
-        Raises ``TransferError`` with plain words (not a file, not a contact, ...).
+        ``name`` is what the receiver sees (default: the file's name); a relative path with
+        "/" separators ("Photos/2024/a.jpg", for a dropped folder) is recreated inside the
+        receiver's folder, every component made safe. Raises ``TransferError`` with plain
+        words (not a file, not a contact, ...).
         """
-        return await self.call(lambda node: node.files.send(to, path))
+        return await self.call(lambda node: node.files.send(to, path, name))
 
-    async def accept_file(self, transfer: str, folder: str) -> TransferInfo:
-        """Start (or resume after a failure) downloading an offered file into ``folder``."""
+    async def accept_file(self, transfer: str, folder: str = "") -> TransferInfo:
+        """Start downloading an offered file into ``folder`` (empty: the download folder).
+
+        A failed or paused transfer continues from its verified part, in its first folder.
+        """
         return await self.call(lambda node: node.files.accept(transfer, folder))
+
+    async def pause_file(self, transfer: str) -> TransferInfo:
+        """Stop fetching a download; its verified part is kept (state "paused", also after a
+        restart) until ``resume_file``. Announced as ``FilePaused``."""
+        return await self.call(lambda node: node.files.pause(transfer))
+
+    async def resume_file(self, transfer: str) -> TransferInfo:
+        """Continue a paused download. Announced as ``FileResumed``."""
+        return await self.call(lambda node: node.files.resume(transfer))
+
+    async def transfer(self, transfer: str) -> TransferInfo | None:
+        """One transfer by id (hex); None if unknown."""
+        return await self.call(lambda node: _now(node.files.lookup(transfer)))
+
+    async def file_settings(self) -> tuple[str, int]:
+        """(download folder, auto-accept limit in bytes for verified contacts; 0 = off).
+
+        The folder is the effective one: the platform's downloads folder / Kith by default.
+        """
+        return await self.call(lambda node: _now(node.files.file_settings()))
+
+    async def set_file_settings(self, download_dir: str, auto_accept_verified_bytes: int
+                                ) -> tuple[str, int]:
+        """Save both (validated; raises ``TransferError``); "" restores the default folder.
+        Returns ``file_settings()`` as saved."""
+        return await self.call(
+            lambda node: node.files.set_file_settings(download_dir, auto_accept_verified_bytes))
 
     async def decline_file(self, transfer: str) -> None:
         await self.call(lambda node: node.files.decline(transfer))

@@ -193,3 +193,24 @@ def test_remembered_port_is_reused_and_falls_back_when_taken(tmp_path: Path) -> 
         assert asyncio.run(start_on_profile()) != first
     finally:
         blocker.close()
+
+
+def test_ordered_calls_run_in_the_order_they_were_made(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        client = _client(tmp_path / "a")
+        await client.start()
+        seen: list[int] = []
+
+        async def record(i: int) -> int:
+            await trio.lowlevel.checkpoint()
+            seen.append(i)
+            return i
+
+        results = await asyncio.gather(*(
+            client.call(lambda node, i=i: record(i), ordered=True) for i in range(200)
+        ))
+        assert results == list(range(200)) and seen == list(range(200))
+        await client.stop()
+        client.profile.close()
+
+    asyncio.run(scenario())

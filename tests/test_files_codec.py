@@ -136,3 +136,17 @@ def test_hashes() -> None:
     assert fc.chunk_count(0, 10) == 0 and fc.chunk_count(11, 10) == 2
     assert fc.chunk_length(1, 11, 10) == 1
     assert fc.choose_chunk_size(10 << 30) == fc.DEFAULT_CHUNK_SIZE
+
+
+@pytest.mark.parametrize(("name", "folders", "leaf"), [
+    ("Photos/2024/a.jpg", ["Photos", "2024"], "a.jpg"),
+    ("../../etc/passwd", ["etc"], "passwd"),
+    ("/abs/x", ["abs"], "x"),
+    ("a//./b/../c", ["a", "b"], "c"),
+    ("..\\..\\win.txt", [], "_.._win.txt"),       # a backslash is not a separator here
+    ("../..", [], "file"),
+    ("CON/.hidden/x", ["_CON", "hidden"], "x"),
+    ("/".join(["d"] * 40) + "/f", ["d"] * fc.MAX_FOLDER_DEPTH, "f"),
+])
+def test_relative_names_stay_inside(name: str, folders: list[str], leaf: str) -> None:
+    assert fc.split_relative_name(name) == (folders, leaf)

@@ -115,10 +115,13 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
             done = await bob.wait_event("file_complete", count=len(names), timeout=60)
             saved = sorted(Path(field(e, "path")) for e in done)
             for path in saved:
-                assert path.parent == inbox and not path.name.startswith(".")
+                assert path.is_relative_to(inbox) and not path.name.startswith(".")
                 assert len(path.name.encode()) <= 200
-            assert sorted(p.name for p in saved) == sorted(
-                fc.clean_file_name(n) for n in names)
+            # "/" separates folders (recreated inside the inbox); nothing else is a path.
+            assert sorted(saved) == sorted(
+                inbox.joinpath(*fc.split_relative_name(n)[0], fc.split_relative_name(n)[1])
+                for n in names)
+            assert inbox / "x" in saved and inbox / "etc" / "passwd" in saved
             assert node is not None
 
     run(scenario)
@@ -362,3 +365,228 @@ async def _wait_members(peer: Peer, room_id: str, count: int) -> None:
 
 async def _served(peer: Peer, transfer: str) -> int:
     return sum(t.served for t in await peer.client.transfers() if t.transfer == transfer)
+
+
+# ---- what the window relies on: history, pause/resume, folders, settings ----------------------
+
+
+def test_file_offers_are_in_history_and_events(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        source = tmp_path / "notes.txt"
+        source.write_text("hello")
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            await ada.client.send(bob.peer_id, "first")
+            info = await ada.client.send_file(bob.peer_id, str(source))
+            (queued,) = [e for e in ada.named("queued") if field(e, "message").kind == 2]
+            mine = field(queued, "message")
+            assert (mine.transfer, mine.text, mine.outgoing) == (info.transfer, "notes.txt", True)
+            (got,) = await bob.wait_event("message", kind=2)
+            theirs = field(got, "message")
+            assert (theirs.transfer, theirs.text, field(got, "text")) == (
+                info.transfer, "notes.txt", "notes.txt")
+            assert bob.named("file_offer")  # announced before the message: the transfer exists
+            assert (await bob.client.transfer(info.transfer)).state == "offered"  # type: ignore[union-attr]
+            assert await bob.client.transfer("00" * 16) is None
+            for peer, other in ((ada, bob), (bob, ada)):
+                history = await peer.client.history(other.peer_id)
+                assert [(m.kind, m.text, m.transfer) for m in history][-1] == (
+                    2, "notes.txt", info.transfer)
+                assert [m.text for m in history if m.kind == 1] == ["first"]
+                contact = await peer.client.contact(other.peer_id)
+                assert contact is not None and contact.last_message == "📎 notes.txt"
+            await ada.wait_event("delivered", kind=2)
+            # Controls are never shown.
+            await bob.client.decline_file(info.transfer)
+            await ada.wait_event("file_declined", transfer=info.transfer)
+            assert [m.kind for m in await ada.client.history(bob.peer_id)] == [1, 2]
+
+    run(scenario)
+
+
+def test_room_files_are_in_room_history(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        source = tmp_path / "slides.pdf"
+        source.write_bytes(b"%PDF")
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            room = await ada.client.create_room("Files")
+            await bob.client.join_room(room.invite)
+            await _wait_members(ada, room.room_id, 2)
+            await _wait_members(bob, room.room_id, 2)
+            await ada.client.post(room.room_id, "look")
+            info = await ada.client.send_file(room.room_id, str(source))
+            (mine,) = [e for e in ada.named("room_post") if field(e, "post").kind == 3]
+            assert (field(mine, "post").transfer, field(mine, "post").text) == (
+                info.transfer, "slides.pdf")
+            await bob.wait_for(lambda: any(field(e, "post").kind == 3
+                                           for e in bob.named("room_post")), what="file post")
+            (theirs,) = [e for e in bob.named("room_post") if field(e, "post").kind == 3]
+            assert field(theirs, "post").transfer == info.transfer
+            assert await bob.client.transfer(info.transfer) is not None
+            for peer in (ada, bob):
+                posts = await peer.client.room_history(room.room_id)
+                assert [(p.kind, p.text, p.transfer) for p in posts] == [
+                    (1, "look", None), (3, "slides.pdf", info.transfer)]
+            (listed,) = await bob.client.rooms()
+            assert listed.last_message == "📎 slides.pdf"
+
+    run(scenario)
+
+
+def test_pause_keeps_the_part_survives_a_restart_and_resumes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        source = tmp_path / "big.bin"
+        expected = make_file(source, 150 * MiB)
+        inbox = tmp_path / "inbox"
+        async with peers(tmp_path, "Ada") as (ada,):
+            bob = await Peer(tmp_path / "bob", "Bob").start()
+            try:
+                await befriend(ada, bob)
+                tid = await offer_and_accept(ada, bob, source, inbox)
+                await bob.wait_for(lambda: any(field(e, "bytes") >= 10 * MiB for e in bob.named(
+                    "file_progress")), what="some progress")
+                assert any(field(e, "speed") > 0 for e in bob.named("file_progress"))
+                moving = await bob.client.transfer(tid)
+                assert moving is not None and moving.state == "receiving" and moving.speed > 0
+                paused = await bob.client.pause_file(tid)
+                (event,) = await bob.wait_event("file_paused", transfer=tid)
+                assert paused.state == "paused" and field(event, "bytes") == paused.bytes > 0
+                with pytest.raises(ValueError, match="paused"):
+                    await bob.client.pause_file(tid)
+                with pytest.raises(ValueError, match="receiver"):
+                    await ada.client.pause_file(tid)
+                await asyncio.sleep(0.5)
+                still = await bob.client.transfer(tid)
+                assert still is not None and still.bytes == paused.bytes and still.speed == 0
+                assert len(list(inbox.glob("*.part"))) == 1
+            finally:
+                await bob.stop()
+            bob = await Peer(tmp_path / "bob", "Bob").start()  # paused stays paused
+            try:
+                await asyncio.sleep(1.0)
+                after = await bob.client.transfer(tid)
+                assert after is not None and after.state == "paused"
+                assert after.bytes == paused.bytes
+                served = await _served(ada, tid)
+                await bob.client.resume_file(tid)
+                await bob.wait_event("file_resumed", transfer=tid)
+                (done,) = await bob.wait_event("file_complete", transfer=tid, timeout=120)
+                assert file_hash(field(done, "path")) == expected
+                # Only what was missing was fetched again (plus what was in flight).
+                again = await _served(ada, tid) - served
+                assert again <= 150 - paused.bytes // MiB + 2 * node_files.IN_FLIGHT
+            finally:
+                await bob.stop()
+
+    run(scenario)
+
+
+def test_a_folder_is_recreated_inside_the_chosen_folder(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        inbox = tmp_path / "inbox"
+        (inbox / "Photos").mkdir(parents=True)
+        (inbox / "Photos" / "a.jpg").write_bytes(b"mine")   # the file name gets a number
+        (inbox / "Taken").write_bytes(b"a file, not a folder")
+        deep = "/".join(f"d{i}" for i in range(20)) + "/deep.txt"
+        cases = {
+            "Photos/2024/a.jpg": inbox / "Photos" / "2024" / "a.jpg",
+            "Photos/a.jpg": inbox / "Photos" / "a (1).jpg",
+            "../../escape.txt": inbox / "escape.txt",
+            "/etc/cron.d/job": inbox / "etc" / "cron.d" / "job",
+            "a//./b/../c.txt": inbox / "a" / "b" / "c.txt",
+            "..\\..\\win.txt": inbox / "win.txt",  # the sender reads "\\" as "/"
+            "CON/x.txt": inbox / "_CON" / "x.txt",
+            "Taken/y.txt": inbox / "Taken (1)" / "y.txt",
+            deep: inbox.joinpath(*[f"d{i}" for i in range(fc.MAX_FOLDER_DEPTH)], "deep.txt"),
+        }
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            ids = {}
+            for i, name in enumerate(cases):
+                source = tmp_path / f"src{i}"
+                source.write_bytes(name.encode())
+                info = await ada.client.send_file(bob.peer_id, str(source), name=name)
+                ids[info.transfer] = name
+            await bob.wait_event("file_offer", count=len(cases))
+            for tid in ids:
+                await bob.client.accept_file(tid, str(inbox))
+            done = await bob.wait_event("file_complete", count=len(cases), timeout=60)
+            for event in done:
+                name = ids[field(event, "transfer")]
+                path = Path(field(event, "path"))
+                assert path == cases[name], name
+                assert path.read_bytes() == name.encode()
+            assert (inbox / "Photos" / "a.jpg").read_bytes() == b"mine"
+            with pytest.raises(ValueError, match="name"):
+                await ada.client.send_file(bob.peer_id, str(tmp_path / "src0"), name="/")
+
+    run(scenario)
+
+
+def test_auto_accept_from_verified_contacts_only(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        downloads = tmp_path / "downloads"
+        small, large = tmp_path / "small.txt", tmp_path / "large.bin"
+        small.write_bytes(b"x" * 1000)
+        make_file(large, 3 * MiB)
+        async with peers(tmp_path, "Ada", "Bob", "Cy") as (ada, bob, cy):
+            await befriend(ada, bob)
+            await befriend(cy, bob)
+            assert (await bob.client.file_settings())[1] == 0
+            with pytest.raises(ValueError, match="absolute"):
+                await bob.client.set_file_settings("relative/dir", 10)
+            with pytest.raises(ValueError, match="auto-accept"):
+                await bob.client.set_file_settings(str(downloads), -1)
+            saved = await bob.client.set_file_settings(str(downloads), MiB)
+            assert saved == (str(downloads), MiB) == await bob.client.file_settings()
+            assert bob.profile.settings.auto_accept_verified_bytes == MiB
+            assert '"auto_accept_verified_bytes": 1048576' in (
+                bob.path / "settings.json").read_text()
+            await bob.client.set_verified(ada.peer_id, True)
+
+            verified = await ada.client.send_file(bob.peer_id, str(small))
+            too_big = await ada.client.send_file(bob.peer_id, str(large))
+            unverified = await cy.client.send_file(bob.peer_id, str(small))
+            (accepted,) = await bob.wait_event("file_accepted", transfer=verified.transfer)
+            assert field(accepted, "auto") and field(accepted, "dir") == str(downloads)
+            (done,) = await bob.wait_event("file_complete", transfer=verified.transfer)
+            assert Path(field(done, "path")) == downloads / "small.txt"
+            await bob.wait_event("file_offer", transfer=unverified.transfer)
+            await bob.wait_event("file_offer", transfer=too_big.transfer)
+            await asyncio.sleep(0.5)
+            for tid in (too_big.transfer, unverified.transfer):
+                info = await bob.client.transfer(tid)
+                assert info is not None and info.state == "offered"
+            assert len(bob.named("file_accepted")) == 1
+            # Accepting with no folder uses the download folder.
+            await bob.client.accept_file(unverified.transfer)
+            (done,) = await bob.wait_event("file_complete", transfer=unverified.transfer)
+            assert Path(field(done, "path")) == downloads / "small (1).txt"
+
+    run(scenario)
+
+
+def test_the_whole_hash_follows_chunks_written_out_of_order(tmp_path: Path) -> None:
+    data = os.urandom(5 * 65536 + 10)
+    chunk = 65536
+    hashes = b"".join(fc.chunk_hash(data[i:i + chunk]) for i in range(0, len(data), chunk))
+    offer = fc.FileOffer(fc.new_transfer_id(), "x", len(data), chunk, fc.root_of(hashes),
+                         fc.chunk_hash(data))
+    part = tmp_path / "x.part"
+    part.write_bytes(b"")
+    verified = bytearray(1)
+    whole = node_files._WholeHash()
+    with open(part, "r+b", 0) as f:
+        for i in (1, 0, 3, 2, 5):   # chunk 4 is left for the final read-back
+            piece = data[i * chunk:(i + 1) * chunk]
+            assert node_files._store_chunk(f, whole, offer, verified, i, piece,
+                                           hashes[i * 32:(i + 1) * 32])
+            node_files._set_bit(verified, i)
+        assert whole.next == 4
+        assert not node_files._store_chunk(f, whole, offer, verified, 4, b"bad" * 10,
+                                           hashes[4 * 32:5 * 32])
+        node_files._write_at(f, 4 * chunk, data[4 * chunk:5 * chunk], hashes[4 * 32:5 * 32])
+    node_files._set_bit(verified, 4)
+    assert whole.digest(str(part), offer, verified) == offer.hash
+    # A fresh one (after a restart) reads everything back from the file.
+    assert node_files._WholeHash().digest(str(part), offer, verified) == offer.hash

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate, open_database, schema_version
-from app.store.profile import Profile, ProfileCorrupt, ProfileError, ProfileInUse
+from app.store.profile import (
+    Profile,
+    ProfileCorrupt,
+    ProfileError,
+    ProfileInUse,
+    default_download_dir,
+)
 
 
 def test_first_run_creates_a_private_identity_that_persists(profile_dir: Path) -> None:
@@ -38,6 +44,27 @@ def test_unknown_settings_are_kept(profile_dir: Path) -> None:
         profile.save_settings()
     data = json.loads((profile_dir / "settings.json").read_text())
     assert data["future_option"] == [1, 2] and data["listen_port"] == 4001
+
+
+def test_file_settings_round_trip_and_are_checked(profile_dir: Path) -> None:
+    with Profile.open(profile_dir) as profile:
+        assert (profile.settings.download_dir, profile.settings.auto_accept_verified_bytes) == (
+            "", 0)
+        assert default_download_dir().name == "Kith"
+        profile.settings.download_dir = "/data/in"
+        profile.settings.auto_accept_verified_bytes = 5000
+        profile.save_settings()
+    data = json.loads((profile_dir / "settings.json").read_text())
+    assert "extra" not in data and data["download_dir"] == "/data/in"
+    with Profile.open(profile_dir) as profile:
+        assert profile.settings.download_dir == "/data/in"
+        assert profile.settings.auto_accept_verified_bytes == 5000
+        assert profile.settings.extra == {}
+    for bad in ({"download_dir": 3}, {"auto_accept_verified_bytes": -1},
+                {"auto_accept_verified_bytes": True}):
+        (profile_dir / "settings.json").write_text(json.dumps(bad))
+        with pytest.raises(ProfileCorrupt):
+            Profile.open(profile_dir)
 
 
 def test_second_open_in_this_process_is_refused(profile_dir: Path) -> None:

@@ -116,6 +116,12 @@ class MessageSent(Event):
     name: ClassVar[str] = "transmitted"
     id: str
     peer_id: str
+    kind: int = 1   # 2: a file offer (the CLI does not print those)
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        del body["kind"]  # the CLI prints these for text messages only
+        return body
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,12 @@ class MessageDelivered(Event):
     name: ClassVar[str] = "delivered"
     id: str
     peer_id: str
+    kind: int = 1   # 2: a file offer (the CLI does not print those)
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        del body["kind"]  # the CLI prints these for text messages only
+        return body
 
 
 @dataclass(frozen=True)
@@ -144,10 +156,11 @@ class MessageReceived(Event):
     sent_at: int
     request: bool
     message: MessageInfo
+    kind: int = 1   # 2: a file offer (``text`` is its name; ``file_offer`` carries the details)
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
-        del body["message"]
+        del body["message"], body["kind"]  # the CLI prints text messages only
         return body
 
 
@@ -250,12 +263,42 @@ class FileOffer(Event):
 
 @dataclass(frozen=True)
 class FileProgress(Event):
-    """Verified (receiver) or served (sender) bytes; throttled to a few per second."""
+    """Verified (receiver) or served (sender) bytes; throttled to a few per second.
+
+    ``speed`` is bytes/s over the last few seconds, so a view can show time left.
+    """
 
     name: ClassVar[str] = "file_progress"
     transfer: str
     bytes: int
     size: int
+    speed: float = 0.0
+
+
+@dataclass(frozen=True)
+class FileAccepted(Event):
+    """An offer was accepted (by the user, or automatically: ``auto``); downloading starts."""
+
+    name: ClassVar[str] = "file_accepted"
+    transfer: str
+    dir: str
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class FilePaused(Event):
+    """The download stopped fetching; its verified part is kept (also across restarts)."""
+
+    name: ClassVar[str] = "file_paused"
+    transfer: str
+    bytes: int
+    size: int
+
+
+@dataclass(frozen=True)
+class FileResumed(Event):
+    name: ClassVar[str] = "file_resumed"
+    transfer: str
 
 
 @dataclass(frozen=True)

@@ -324,3 +324,20 @@ def safe_file_name(name: str, existing: Callable[[str], bool]) -> str:
         if not existing(candidate):
             return candidate
     raise FileError("no free name for this file in the chosen folder")
+
+
+MAX_FOLDER_DEPTH = 16
+
+
+def split_relative_name(name: str) -> tuple[list[str], str]:
+    """A peer's name with "/" separators as (safe folders, file name), never escaping.
+
+    A dropped folder is offered file by file with names like "Photos/2024/a.jpg". Every
+    component is made harmless with ``clean_file_name``; empty, "." and ".." components are
+    dropped (so nothing is absolute or climbs out), and at most ``MAX_FOLDER_DEPTH`` folders
+    are kept. The file name is not made unique here: the folder it lands in decides that.
+    """
+    parts = [p for p in name.split("/") if p.strip() not in ("", ".", "..")]
+    leaf = clean_file_name(parts[-1]) if parts else "file"
+    folders = [clean_file_name(p) for p in parts[:-1]][:MAX_FOLDER_DEPTH]
+    return folders, leaf

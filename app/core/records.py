@@ -45,7 +45,8 @@ class MessageInfo:
     sent_at_ms: int           # sender's clock
     state: Delivery
     error: str | None = None
-    kind: int = 1             # 1 text; 2 file offer, 3 file control (``text`` is their JSON)
+    kind: int = 1             # 1 text; 2 file offer (``text`` is the file name), 3 control
+    transfer: str | None = None  # kind 2: the offered transfer's id hex (see TransferInfo)
 
 
 def short_peer_id(peer_id: str) -> str:
@@ -92,6 +93,8 @@ class RoomPostInfo:
     lamport: int
     state: PostState
     order: tuple[int, str, str]  # (lamport, author key hex, post id hex): the room's shared order
+    kind: int = 1              # 1 text; 3 a shared file (``text`` is its name)
+    transfer: str | None = None  # kind 3: the transfer id hex (see TransferInfo)
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,9 @@ class TransferInfo:
     name: str                  # as offered (display only; the saved name is in ``path``)
     size: int
     hash: str                  # BLAKE2b-256 of the content, hex
-    state: str                 # offered, receiving, complete, declined, cancelled, failed
+    state: str                 # offered, receiving, paused, complete, declined, cancelled, failed
     bytes: int                 # verified (incoming) or served (outgoing) bytes so far
     path: str | None           # outgoing: the source; incoming: the saved file once complete
     reason: str | None         # why it failed
     served: int = 0            # chunks this node served for it since start (all requesters)
+    speed: float = 0.0         # bytes/s over the last few seconds; 0 when nothing moves

@@ -36,7 +36,7 @@ from app.core.records import ContactState, Delivery, MessageInfo
 from app.node.contacts import ContactError
 from app.node.framing import FrameError, Stream, encode_frame, guarded, read_frame, write_frame
 from app.node.signal import Signal
-from app.store.messages import MessageStore
+from app.store.messages import MessageStore, as_file_message
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
@@ -50,6 +50,7 @@ IDLE = 20.0            # keep an idle outgoing stream this long for the next mes
 RECEIVE_IDLE = 120.0   # a receiving stream with no frame for this long is closed
 OPEN_TIMEOUT = 10.0
 RETRY_PAUSE = 2.0
+_SHOWN = (dm.KIND_TEXT, dm.KIND_FILE_OFFER)  # kinds a conversation shows (controls are not)
 
 
 class DeliveryStalled(Exception):
@@ -196,8 +197,8 @@ class DirectMessages:
         for message in batch:
             if message.state is Delivery.SENDING and self.store.set_state(
                 peer_id, bytes.fromhex(message.id), Delivery.SENT, only_from=(Delivery.SENDING,)
-            ) and message.kind == dm.KIND_TEXT:
-                self._node.emit(MessageSent(id=message.id, peer_id=peer_id))
+            ) and message.kind in _SHOWN:
+                self._node.emit(MessageSent(id=message.id, peer_id=peer_id, kind=message.kind))
 
     async def _read_replies(
         self, stream: Stream, peer_id: str, inflight: dict[bytes, MessageInfo], signal: Signal
@@ -212,8 +213,9 @@ class DirectMessages:
                 if self.store.set_state(
                     peer_id, reply.message_id, Delivery.DELIVERED,
                     only_from=(Delivery.SENDING, Delivery.SENT),
-                ) and text:
-                    self._node.emit(MessageDelivered(id=reply.message_id.hex(), peer_id=peer_id))
+                ) and message.kind in _SHOWN:
+                    self._node.emit(MessageDelivered(id=reply.message_id.hex(), peer_id=peer_id,
+                                                     kind=message.kind))
             else:
                 reason = reply.description
                 if self.store.set_state(peer_id, reply.message_id, Delivery.FAILED, reason):
@@ -262,15 +264,25 @@ class DirectMessages:
         if stored is None:
             log.debug("duplicate message %s from %s", message.message_id.hex(), peer_id)
             return
+        shown = stored
         if message.kind != dm.KIND_TEXT:
-            self._node.files.direct_message(peer_id, message)  # offers and controls
-            return
+            # Offers and controls; a new, valid offer also appears in the conversation (after
+            # its transfer is recorded, so a view can look it up), with the file name as text.
+            new_offer = self._node.files.direct_message(peer_id, message)
+            as_file = as_file_message(stored) if new_offer else None
+            if as_file is None:
+                return
+            shown = as_file
         self._node.emit(MessageReceived(
-            id=stored.id, from_=peer_id, text=stored.text, sent_at=stored.sent_at_ms,
-            request=request, message=stored,
+            id=shown.id, from_=peer_id, text=shown.text, sent_at=shown.sent_at_ms,
+            request=request, message=shown, kind=shown.kind,
         ))
         self._changed(peer_id)
         self._node.emit(UnreadChanged(total=self._node.unread_total()))
+
+    def changed(self, peer_id: str) -> None:
+        """The contact's list entry (preview, unread) changed: tell the views."""
+        self._changed(peer_id)
 
     def _changed(self, peer_id: str) -> None:
         info = self._node.contacts.info(peer_id)

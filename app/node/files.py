@@ -34,17 +34,23 @@ from libp2p.peer.id import ID
 from app.core import dm
 from app.core import files as fc
 from app.core.events import (
+    FileAccepted,
     FileCancelled,
     FileComplete,
     FileDeclined,
     FileFailed,
     FileOffer,
     FileOffered,
+    FilePaused,
     FileProgress,
+    FileResumed,
+    MessageQueued,
 )
 from app.core.records import ContactState, MessageInfo, TransferInfo
 from app.node.framing import FrameError, Stream, encode_varint, guarded, read_frame, write_frame
 from app.node.signal import Signal
+from app.store.messages import as_file_message
+from app.store.profile import default_download_dir
 from app.store.transfers import StoredTransfer, TransferStore
 
 if TYPE_CHECKING:
@@ -65,6 +71,8 @@ OPEN_TIMEOUT = 10.0
 HAVE_TIMEOUT = 5.0
 RETRY_SECONDS = 2.0         # between rounds when no source is reachable or all failed
 WAIT_SECONDS = 15.0         # a waiting download re-checks its sources at least this often
+RATE_WINDOW = 5.0           # speed is measured over this many seconds...
+RATE_IDLE = 2.0             # ...and is 0 once nothing moved for this long
 
 
 class TransferError(ValueError):
@@ -135,24 +143,89 @@ def _write_at(f: BinaryIO, offset: int, data: bytes, expected: bytes) -> bool:
     return True
 
 
+class _WholeHash:
+    """BLAKE2b-256 of the content, fed in order while chunks are written (worker thread).
+
+    Chunks mostly arrive in order, so the hash of the whole file is ready when the last one
+    is written instead of costing one more pass over the file at the end. A chunk that
+    arrives ahead of the hash is read back from the ``.part`` once the hash reaches it (and,
+    after a restart, the part verified earlier is read back the same way), so the result is
+    always the hash of what is in the file.
+    """
+
+    def __init__(self) -> None:
+        self.hasher = fc.blake()
+        self.next = 0
+
+    def written(self, f: BinaryIO, offer: fc.FileOffer, verified: bytearray, index: int,
+                data: bytes) -> None:
+        if index == self.next:
+            self.hasher.update(data)
+            self.next += 1
+        self.catch_up(f, offer, verified)
+
+    def catch_up(self, f: BinaryIO, offer: fc.FileOffer, verified: bytearray) -> None:
+        while self.next < offer.chunks and _bit(verified, self.next):
+            length = fc.chunk_length(self.next, offer.size, offer.chunk_size)
+            f.seek(self.next * offer.chunk_size)
+            data = f.read(length)
+            if len(data) != length:
+                return  # a short .part: the final check reads the file and repairs it
+            self.hasher.update(data)
+            self.next += 1
+
+    def digest(self, path: str, offer: fc.FileOffer, verified: bytearray) -> bytes:
+        """The whole file's hash, reading only what was not hashed on the way in."""
+        with open(path, "rb") as f:
+            self.catch_up(f, offer, verified)
+        if self.next != offer.chunks:
+            return _whole_hash(path)
+        return bytes(self.hasher.digest())
+
+
+def _store_chunk(f: BinaryIO, whole: _WholeHash, offer: fc.FileOffer, verified: bytearray,
+                 index: int, data: bytes, expected: bytes) -> bool:
+    """Verify and write one chunk, and feed the whole-file hash (one worker-thread hop)."""
+    if not _write_at(f, index * offer.chunk_size, data, expected):
+        return False
+    whole.written(f, offer, verified, index, data)
+    return True
+
+
 def _create_part(folder: str, name: str) -> tuple[str, str]:
-    """Pick a safe name in ``folder`` and create its empty ``.part`` (worker thread)."""
+    """Pick a safe place in ``folder`` and create its empty ``.part`` (worker thread).
+
+    ``name`` may be a relative path ("Photos/2024/a.jpg", from a dropped folder): its
+    folders are created inside ``folder`` (an existing folder of that name is reused, a file
+    or link in the way gets a numbered name instead); only the file name is made unique.
+    """
     os.makedirs(folder, exist_ok=True)
     base = Path(folder)
+    folders, leaf = fc.split_relative_name(name)
+    for component in folders:
+        here = base
+
+        def in_the_way(candidate: str, here: Path = here) -> bool:
+            path = here / candidate
+            return path.is_symlink() or (path.exists() and not path.is_dir())
+
+        base = here / fc.safe_file_name(component, in_the_way)
+        base.mkdir(exist_ok=True)
 
     def taken(candidate: str) -> bool:
         return (base / candidate).exists() or (base / (candidate + ".part")).exists()
 
-    safe = fc.safe_file_name(name, taken)
+    safe = fc.safe_file_name(leaf, taken)
     part = base / (safe + ".part")
     with open(part, "xb"):
         pass
     return safe, str(part)
 
 
-def _publish(part: str, folder: str, name: str) -> str:
-    """Give a finished .part its final name without ever replacing an existing file."""
-    base = Path(folder)
+def _publish(part: str, name: str) -> str:
+    """Give a finished .part its final name (next to it) without replacing an existing file."""
+    base = Path(part).parent
+    name = fc.split_relative_name(name)[1]
     for _ in range(100):
         final = base / fc.safe_file_name(name, lambda c: (base / c).exists())
         try:
@@ -190,6 +263,28 @@ def _parse_id(transfer_hex: str) -> bytes:
     return raw
 
 
+class _Rate:
+    """Bytes per second over the last ``RATE_WINDOW`` seconds, from running totals."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def note(self, total: int) -> None:
+        now = time.monotonic()
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] > RATE_WINDOW:
+            self._samples.popleft()
+
+    def speed(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        now = time.monotonic()
+        (first_at, first), (last_at, last) = self._samples[0], self._samples[-1]
+        if now - last_at > RATE_IDLE:
+            return 0.0
+        return max(0.0, (last - first) / max(now - first_at, 0.5))
+
+
 @dataclass
 class _Download:
     """A running download: what is verified, what is wanted, who misbehaved."""
@@ -203,6 +298,7 @@ class _Download:
     saved_at: float = 0.0
     progress_at: float = 0.0
     readers: dict[str, trio.CancelScope] = field(default_factory=dict)
+    whole: _WholeHash = field(default_factory=_WholeHash)
 
     @property
     def offer(self) -> fc.FileOffer:
@@ -222,6 +318,8 @@ class FileTransfers:
         self._served_bits: dict[bytes, bytearray] = {}
         self._served_bytes: dict[bytes, int] = {}
         self._progress_at: dict[bytes, float] = {}
+        self._rates: dict[bytes, _Rate] = {}          # per transfer, either direction
+        self._sent_total: dict[bytes, int] = {}       # bytes served (repeats too), for speed
         self.read_chunk = read_chunk                  # tests replace it to play a bad sender
 
     def start(self) -> None:
@@ -237,8 +335,18 @@ class FileTransfers:
 
     # -- what the user does -------------------------------------------------------------------
 
-    async def send(self, to: str, path: str) -> TransferInfo:
+    async def send(self, to: str, path: str, name: str | None = None) -> TransferInfo:
+        """Hash ``path`` and offer it to a contact or a room.
+
+        ``name`` is what the receiver is told (default: the file's own name); it may be a
+        relative path with "/" separators for a file of a dropped folder ("Photos/a.jpg").
+        """
         source = Path(path).expanduser()
+        if name is not None:
+            name = "/".join(p for p in name.replace("\\", "/").split("/") if p)
+            if not name or len(name) > fc.MAX_NAME_CHARS:
+                raise TransferError(
+                    f"a file name is 1 to {fc.MAX_NAME_CHARS} characters")
         room_id: bytes | None = None
         if len(to) == 2 * 16 and all(c in "0123456789abcdefABCDEF" for c in to):
             room_id = bytes.fromhex(to)
@@ -268,8 +376,8 @@ class FileTransfers:
             size != after.st_size
         ):
             raise TransferError("the file changed while it was being read; try again")
-        name = source.name[: fc.MAX_NAME_CHARS] or "file"
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        name = name or source.name[: fc.MAX_NAME_CHARS] or "file"
+        mime = mimetypes.guess_type(name.rsplit("/", 1)[-1])[0] or "application/octet-stream"
         offer = fc.FileOffer(fc.new_transfer_id(), name, size, chunk_size, fc.root_of(hashes),
                              whole, mime[: fc.MAX_MIME_CHARS])
         body = offer.to_json()  # raises if too large
@@ -279,14 +387,53 @@ class FileTransfers:
         if room_id is not None:
             await self._node.rooms.post_file(room_id.hex(), body)
         else:
-            self._node.dms.send_file_message(to, dm.KIND_FILE_OFFER, body)
+            message = self._node.dms.send_file_message(to, dm.KIND_FILE_OFFER, body)
+            shown = as_file_message(message)
+            if shown is not None:  # the conversation shows the offer as a file card
+                self._node.emit(MessageQueued(message=shown))
+                self._node.dms.changed(to)
         self._node.emit(FileOffered(transfer=offer.id_hex, to=to, name_=name, size=size,
                                     hash=whole.hex()))
         return self.info(offer.transfer)
 
-    async def accept(self, transfer_hex: str, folder: str) -> TransferInfo:
+    def download_dir(self) -> str:
+        """The folder accepted files go to unless another is given."""
+        return self._node.profile.settings.download_dir or str(default_download_dir())
+
+    def file_settings(self) -> tuple[str, int]:
+        settings = self._node.profile.settings
+        return self.download_dir(), settings.auto_accept_verified_bytes
+
+    async def set_file_settings(self, download_dir: str, auto_accept_verified_bytes: int
+                                ) -> tuple[str, int]:
+        """Validate and save; the network thread is the only writer of the settings file."""
+        if not isinstance(download_dir, str):
+            raise TransferError("the download folder must be a path")
+        limit = auto_accept_verified_bytes
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= fc.MAX_SIZE:
+            raise TransferError("the auto-accept size must be 0 (off) or a number of bytes")
+        folder = ""
+        if download_dir.strip():
+            path = Path(download_dir.strip()).expanduser()
+            if not path.is_absolute():
+                raise TransferError("the download folder must be an absolute path")
+            if path.exists() and not path.is_dir():
+                raise TransferError(f"{path} is not a folder")
+            folder = str(path)
+        settings = self._node.profile.settings
+        settings.download_dir, settings.auto_accept_verified_bytes = folder, limit
+        await trio.to_thread.run_sync(self._node.profile.save_settings)
+        return self.file_settings()
+
+    async def accept(self, transfer_hex: str, folder: str = "", auto: bool = False
+                     ) -> TransferInfo:
+        """Start downloading into ``folder`` (empty: the download folder); a paused or
+        failed transfer continues from its verified part, in its first folder."""
         tid = _parse_id(transfer_hex)
         t = self._incoming(tid)
+        folder = folder or self.download_dir()
+        if t.state == "paused":
+            return await self.resume(transfer_hex)
         if t.state == "failed" and t.part_path and os.path.exists(t.part_path):
             # Retrying a failed download (a full disk, a bad sender): keep what is verified.
             self.store.start_receiving(tid, t.dir or folder, t.part_path)
@@ -300,6 +447,36 @@ class FileTransfers:
         else:
             raise TransferError(f"this transfer is {t.state}")
         self._spawn(tid)
+        info = self.info(tid)
+        fresh = self.store.get(tid)
+        self._node.emit(FileAccepted(transfer=info.transfer, dir=(fresh.dir if fresh else "")
+                                     or folder, auto=auto))
+        return info
+
+    async def pause(self, transfer_hex: str) -> TransferInfo:
+        """Stop fetching; the .part and its verified chunks stay (state "paused", kept
+        across restarts) until ``resume``."""
+        tid = _parse_id(transfer_hex)
+        t = self.store.get(tid)
+        if t is None:
+            raise TransferError(f"no transfer {transfer_hex}")
+        if t.outgoing:
+            raise TransferError("only the receiver can pause a transfer")
+        if not self.store.set_state(tid, "paused", only_from=("receiving",)):
+            raise TransferError(f"only a download in progress can be paused; it is {t.state}")
+        await self._stop(tid)
+        self._rates.pop(tid, None)
+        info = self.info(tid)
+        self._node.emit(FilePaused(transfer=info.transfer, bytes=info.bytes, size=info.size))
+        return info
+
+    async def resume(self, transfer_hex: str) -> TransferInfo:
+        tid = _parse_id(transfer_hex)
+        t = self._incoming(tid)
+        if not self.store.set_state(tid, "receiving", only_from=("paused",)):
+            raise TransferError(f"only a paused transfer can be resumed; it is {t.state}")
+        self._spawn(tid)
+        self._node.emit(FileResumed(transfer=t.id_hex))
         return self.info(tid)
 
     async def decline(self, transfer_hex: str) -> None:
@@ -316,7 +493,7 @@ class FileTransfers:
         t = self.store.get(tid)
         if t is None:
             raise TransferError(f"no transfer {transfer_hex}")
-        allowed = ("offered",) if t.outgoing else ("offered", "receiving", "failed")
+        allowed = ("offered",) if t.outgoing else ("offered", "receiving", "paused", "failed")
         if not self.store.set_state(tid, "cancelled", only_from=allowed):
             raise TransferError(f"this transfer is already {t.state}")
         if not t.outgoing:
@@ -328,6 +505,15 @@ class FileTransfers:
 
     def transfers(self) -> list[TransferInfo]:
         return [self._info(t) for t in self.store.all()]
+
+    def lookup(self, transfer_hex: str) -> TransferInfo | None:
+        """One transfer by id; None if unknown (or not an id)."""
+        try:
+            tid = _parse_id(transfer_hex)
+        except TransferError:
+            return None
+        t = self.store.get(tid)
+        return self._info(t) if t is not None else None
 
     def info(self, tid: bytes) -> TransferInfo:
         t = self.store.get(tid)
@@ -345,8 +531,12 @@ class FileTransfers:
             transfer=t.id_hex, outgoing=t.outgoing, peer_id=t.peer_id,
             room_id=t.room_id.hex() if t.room_id else None, name=t.offer.name, size=t.offer.size,
             hash=t.offer.hash.hex(), state=t.state, bytes=done, path=t.path, reason=t.reason,
-            served=self.served.get(tid, 0),
+            served=self.served.get(tid, 0), speed=self._speed(tid, t.state),
         )
+
+    def _speed(self, tid: bytes, state: str) -> float:
+        rate = self._rates.get(tid)
+        return rate.speed() if rate is not None and state in ("offered", "receiving") else 0.0
 
     def _incoming(self, tid: bytes) -> StoredTransfer:
         t = self.store.get(tid)
@@ -363,16 +553,20 @@ class FileTransfers:
 
     # -- offers and controls from peers -------------------------------------------------------
 
-    def direct_message(self, peer_id: str, message: dm.DirectMessage) -> None:
-        """A file offer (kind 2) or control (kind 3) arrived and was stored and acknowledged."""
+    def direct_message(self, peer_id: str, message: dm.DirectMessage) -> bool:
+        """A file offer (kind 2) or control (kind 3) arrived and was stored and acknowledged.
+
+        True for a new, valid offer (the conversation shows it).
+        """
         body = message.text.encode("utf-8")
         try:
             if message.kind == dm.KIND_FILE_OFFER:
-                self._on_offer(peer_id, fc.parse_offer(body), None)
-            elif message.kind == dm.KIND_FILE_CONTROL:
+                return self._on_offer(peer_id, fc.parse_offer(body), None)
+            if message.kind == dm.KIND_FILE_CONTROL:
                 self._on_control(peer_id, fc.parse_control(body))
         except fc.FileError as exc:
             log.info("ignored a file message from %s: %s", peer_id, exc)
+        return False
 
     def room_file(self, room_id: bytes, author: str, body: bytes) -> None:
         """A kind-3 post from another member: a file shared in the room."""
@@ -383,15 +577,32 @@ class FileTransfers:
             return
         self._on_offer(author, offer, room_id)
 
-    def _on_offer(self, peer_id: str, offer: fc.FileOffer, room_id: bytes | None) -> None:
+    def _on_offer(self, peer_id: str, offer: fc.FileOffer, room_id: bytes | None) -> bool:
         if not self.store.add(offer, outgoing=False, peer_id=peer_id, room_id=room_id,
                               state="offered"):
             log.info("ignored a repeated file offer %s from %s", offer.id_hex, peer_id)
-            return
+            return False
         self._node.emit(FileOffer(
             transfer=offer.id_hex, from_=peer_id, name_=offer.name, size=offer.size,
             hash=offer.hash.hex(), mime=offer.mime, room=room_id.hex() if room_id else None,
         ))
+        if room_id is None and self._auto_accepts(peer_id, offer):
+            self._node.nursery.start_soon(self._auto_accept, offer.id_hex)
+        return True
+
+    def _auto_accepts(self, peer_id: str, offer: fc.FileOffer) -> bool:
+        """A direct offer from a contact whose safety number was verified, small enough."""
+        limit = self._node.profile.settings.auto_accept_verified_bytes
+        if limit <= 0 or offer.size > limit:
+            return False
+        contact = self._node.contacts.store.get(peer_id)
+        return contact is not None and contact.state is ContactState.CONTACT and contact.verified
+
+    async def _auto_accept(self, transfer_hex: str) -> None:
+        try:
+            await self.accept(transfer_hex, "", auto=True)
+        except TransferError as exc:
+            log.warning("could not auto-accept %s: %s", transfer_hex, exc)
 
     def _on_control(self, peer_id: str, control: fc.FileControl) -> None:
         tid = control.transfer
@@ -414,11 +625,11 @@ class FileTransfers:
                                              hash=t.offer.hash.hex()))
             return
         if control.action == "cancel" and self.store.set_state(
-                tid, "cancelled", only_from=("offered", "receiving", "failed")):
+                tid, "cancelled", only_from=("offered", "receiving", "paused", "failed")):
             self._node.nursery.start_soon(self._cancelled_by_peer, t)
         elif control.action == "fail" and self.store.set_state(
                 tid, "failed", control.reason or "the sender stopped the transfer",
-                only_from=("offered", "receiving")):
+                only_from=("offered", "receiving", "paused")):
             self._node.nursery.start_soon(self._stop, tid)
             self._node.emit(FileFailed(
                 transfer=t.id_hex, reason=control.reason or "the sender stopped the transfer"))
@@ -533,11 +744,15 @@ class FileTransfers:
         if not _bit(bits, index):
             _set_bit(bits, index)
             self._served_bytes[tid] = self._served_bytes.get(tid, 0) + length
+        total = self._sent_total[tid] = self._sent_total.get(tid, 0) + length
+        rate = self._rates.setdefault(tid, _Rate())
+        rate.note(total)
         now = time.monotonic()
         done = self._served_bytes[tid]
         if now - self._progress_at.get(tid, 0.0) >= PROGRESS_SECONDS or done == t.offer.size:
             self._progress_at[tid] = now
-            self._node.emit(FileProgress(transfer=t.id_hex, bytes=done, size=t.offer.size))
+            self._node.emit(FileProgress(transfer=t.id_hex, bytes=done, size=t.offer.size,
+                                         speed=rate.speed()))
 
     # -- downloading --------------------------------------------------------------------------
 
@@ -713,6 +928,7 @@ class FileTransfers:
             f = await trio.to_thread.run_sync(open, path, "w+b", 0)
             job.t.verified[:] = bytes(len(job.t.verified))
             job.t.done_bytes = 0
+            job.whole = _WholeHash()
             job.pending = deque(range(offer.chunks))
             self._save(job)
         except OSError as exc:
@@ -792,7 +1008,7 @@ class FileTransfers:
                 expected = job.hashes[index * 32:(index + 1) * 32]
                 try:
                     ok = await trio.to_thread.run_sync(
-                        _write_at, f, index * offer.chunk_size, data, expected)
+                        _store_chunk, f, job.whole, offer, t.verified, index, data, expected)
                 except OSError as exc:
                     job.pending.appendleft(index)
                     if exc.errno == errno.ENOSPC:
@@ -807,6 +1023,7 @@ class FileTransfers:
                     continue
                 _set_bit(t.verified, index)
                 t.done_bytes += len(data)
+                self._rates.setdefault(offer.transfer, _Rate()).note(t.done_bytes)
                 job.unsaved += 1
                 now = time.monotonic()
                 if job.unsaved >= SAVE_CHUNKS or now - job.saved_at >= SAVE_SECONDS:
@@ -822,18 +1039,20 @@ class FileTransfers:
         now = time.monotonic()
         if force or now - job.progress_at >= PROGRESS_SECONDS:
             job.progress_at = now
-            self._node.emit(FileProgress(transfer=job.t.id_hex, bytes=job.t.done_bytes,
-                                         size=job.offer.size))
+            self._node.emit(FileProgress(
+                transfer=job.t.id_hex, bytes=job.t.done_bytes, size=job.offer.size,
+                speed=self._speed(job.offer.transfer, "receiving")))
 
     async def _finish(self, job: _Download) -> bool:
         """Check the whole file, rename it, tell the sender; False if chunks need fetching."""
         t, offer = job.t, job.offer
-        part, folder = t.part_path, t.dir
-        assert part is not None and folder is not None
+        part = t.part_path
+        assert part is not None
         try:
             if not os.path.exists(part) and offer.size == 0:
                 await trio.to_thread.run_sync(lambda: open(part, "wb").close())
-            whole = await trio.to_thread.run_sync(_whole_hash, part)
+            whole = await trio.to_thread.run_sync(job.whole.digest, part, offer, t.verified)
+            job.whole = _WholeHash()  # a repair below (or a retry) starts from the file
             if whole != offer.hash:
                 # Verified chunks lost on the way to the disk (a crash before the OS wrote
                 # them): find them, forget them, fetch them again.
@@ -847,12 +1066,14 @@ class FileTransfers:
                         t.done_bytes -= fc.chunk_length(i, offer.size, offer.chunk_size)
                 self._save(job)
                 return False
-            final = await trio.to_thread.run_sync(_publish, part, folder, offer.name)
+            # Shielded: a pause or cancel must not land between the rename and the record.
+            with trio.CancelScope(shield=True):
+                final = await trio.to_thread.run_sync(_publish, part, offer.name)
+                t.done_bytes = offer.size
+                self._save(job)
+                self.store.complete(offer.transfer, final)
         except OSError as exc:
             raise TransferFailed(f"cannot finish the file: {exc.strerror or exc}") from None
-        t.done_bytes = offer.size
-        self._save(job)
-        self.store.complete(offer.transfer, final)
         self._emit_progress(job, force=True)
         self._node.emit(FileComplete(transfer=t.id_hex, path=final, hash=offer.hash.hex()))
         if t.room_id is None:

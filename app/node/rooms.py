@@ -41,6 +41,7 @@ from app.core.invite import ContactInvite, clean_display_name, strip_p2p
 from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 from app.node.gossip import KithPubsub
+from app.store.messages import offer_summary
 from app.store.rooms import RoomStore, StoredPost, StoredRoom
 
 if TYPE_CHECKING:
@@ -218,11 +219,11 @@ class RoomService:
         if before is not None:
             cursor = (int(before[0]), bytes.fromhex(before[1]), bytes.fromhex(before[2]))
         names = {m.peer_id: m.name for m in self.store.members(room_id)}
-        return [
-            self._post_info(p, names)
-            for p in self.store.history(room_id, cursor, max(1, min(limit, 1000)))
-            if p.kind == rc.KIND_TEXT
-        ]
+        posts = (self._post_info(p, names)
+                 for p in self.store.history(room_id, cursor, max(1, min(limit, 1000)))
+                 if p.kind in (rc.KIND_TEXT, rc.KIND_FILE))
+        # A file post whose offer cannot be read has no transfer: it is left out.
+        return [p for p in posts if p.kind == rc.KIND_TEXT or p.transfer is not None]
 
     async def mark_read(self, room_id_hex: str) -> None:
         room_id = self._require(room_id_hex).secrets.room_id
@@ -348,13 +349,15 @@ class RoomService:
             return False  # a duplicate or an equivocation: shown once, never twice
         if self.store.upsert_member(secrets.room_id, post.author, "", (), None):
             self._members_changed(secrets.room_id)
+        if post.kind == rc.KIND_FILE:
+            # First, so the transfer exists when a view looks it up for the post's card.
+            self._node.files.room_file(secrets.room_id, post.author, post.body)
         info = self._post_info(self._stored(post, PostState.RECEIVED.value))
-        self._node.emit(RoomPostAdded(post=info))
+        if post.kind == rc.KIND_TEXT or info.transfer is not None:
+            self._node.emit(RoomPostAdded(post=info))
         if post.kind == rc.KIND_TEXT:
             self._node.emit(RoomMessage(room=secrets.id_hex, id=info.id, from_=post.author,
                                         text=info.text, sent_at=post.sent_at_ms))
-        elif post.kind == rc.KIND_FILE:
-            self._node.files.room_file(secrets.room_id, post.author, post.body)
         self._changed(secrets.room_id, unread=True)
         if post.author_seq > 1 and not self.store.has_seq(
             secrets.room_id, post.author_key, post.author_seq - 1
@@ -522,6 +525,9 @@ class RoomService:
         for pending in self.store.pending_posts(room_id):
             if self.store.envelope(room_id, pending.post_id) in served:
                 self._confirm(room_id, pending.post_id)  # a member now holds it
+        live = self._live.get(room_id)
+        if live is not None and peer_id not in live.synced_with:
+            self._request_sync(live, peer_id)  # a newcomer may hold posts nobody has yet
 
     async def _sync_loop(self, live: _LiveRoom) -> None:
         """A slow safety net: now and then, compare notes with one connected member."""
@@ -550,10 +556,16 @@ class RoomService:
                 self._names[post.room_id] = names
         me = post.author == self._me
         name = self._node.profile.settings.display_name if me else names.get(post.author, "")
+        text = post.body.decode("utf-8", "replace") if post.kind == rc.KIND_TEXT else ""
+        transfer = None
+        if post.kind == rc.KIND_FILE:
+            summary = offer_summary(post.body.decode("utf-8", "replace"))
+            if summary is not None:
+                transfer, text = summary
         return RoomPostInfo(
             room_id=post.room_id.hex(), id=post.post_id.hex(), author=post.author,
-            author_name=name or post.author[:12], outgoing=me,
-            text=post.body.decode("utf-8", "replace") if post.kind == rc.KIND_TEXT else "",
+            author_name=name or post.author[:12], outgoing=me, text=text,
             sent_at_ms=post.sent_at_ms, lamport=post.lamport, state=PostState(post.state),
             order=(post.lamport, post.author_key.hex(), post.post_id.hex()),
+            kind=post.kind, transfer=transfer,
         )

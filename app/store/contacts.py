@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable
 
 from app.core.records import ContactInfo, ContactState, short_peer_id
+from app.store.messages import offer_summary
 
 MAX_ADDRS_PER_PEER = 32
 
@@ -14,10 +16,22 @@ _CONTACT_QUERY = """
 SELECT c.peer_id, c.their_name, c.local_name, c.state, c.verified, c.last_seen, c.last_activity,
        (SELECT count(*) FROM messages m
          WHERE m.peer_id = c.peer_id AND m.outgoing = 0 AND m.read = 0) AS unread,
-       (SELECT m.text FROM messages m WHERE m.peer_id = c.peer_id AND m.kind = 1
+       (SELECT json_array(m.kind, m.text) FROM messages m
+         WHERE m.peer_id = c.peer_id AND m.kind IN (1, 2)
          ORDER BY m.seq DESC LIMIT 1)
 FROM contacts c
 """
+
+
+def message_preview(newest: str | None) -> str:
+    """The contact list's one line: the newest text, or "📎 name" for a file offer."""
+    if not newest:
+        return ""
+    kind, text = json.loads(newest)
+    if kind == 2:
+        summary = offer_summary(text)
+        text = f"📎 {summary[1]}" if summary else ""
+    return str(text).split("\n", 1)[0][:120]
 
 
 class ContactStore:
@@ -28,7 +42,7 @@ class ContactStore:
 
     def _info(self, row: tuple, online: bool) -> ContactInfo:
         peer_id, their, local, state, verified, last_seen, activity, unread, last = row
-        preview = (last or "").split("\n", 1)[0][:120]
+        preview = message_preview(last)
         return ContactInfo(
             peer_id=peer_id,
             name=local or their or short_peer_id(peer_id),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 import time
 
@@ -16,6 +18,35 @@ def _info(row: tuple) -> MessageInfo:
         seq=seq, id=bytes(msg_id).hex(), peer_id=peer_id, outgoing=bool(outgoing), text=text,
         sent_at_ms=sent_at, state=Delivery(state), error=error, kind=kind,
     )
+
+
+def offer_summary(text: str) -> tuple[str, str] | None:
+    """(transfer id hex, name) of a stored file offer's JSON; None if it is not usable."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    transfer, name = value.get("transfer"), value.get("name")
+    if not isinstance(transfer, str) or len(transfer) != 32 or not isinstance(name, str):
+        return None
+    try:
+        bytes.fromhex(transfer)
+    except ValueError:
+        return None
+    return transfer.lower(), name
+
+
+def as_file_message(info: MessageInfo) -> MessageInfo | None:
+    """A kind-2 message as views see it: ``text`` is the file name, ``transfer`` its id.
+
+    The offer's JSON stays in the database (the outbox re-sends it as is).
+    """
+    summary = offer_summary(info.text)
+    if summary is None:
+        return None
+    return dataclasses.replace(info, text=summary[1], transfer=summary[0])
 
 
 class MessageStore:
@@ -46,7 +77,8 @@ class MessageStore:
     ) -> MessageInfo | None:
         """Store a received message; None if it was already stored (a replay or a resend).
 
-        File offers and controls (kind 2, 3) are stored read: the file events announce them.
+        File controls (kind 3) are stored read: they are bookkeeping, never shown. Offers
+        (kind 2) count as unread like text: the conversation shows them as file cards.
         """
         now = time.time()
         with self._conn:
@@ -54,7 +86,7 @@ class MessageStore:
                 "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state, "
                 "kind, read) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (peer_id, msg_id, text, sent_at_ms, now, Delivery.RECEIVED.value, kind,
-                 int(kind != 1)),
+                 int(kind not in (1, 2))),
             )
             if not cur.rowcount:
                 return None
@@ -117,13 +149,24 @@ class MessageStore:
 
     def history(self, peer_id: str, before_seq: int | None = None, limit: int = 100
                 ) -> list[MessageInfo]:
-        """A page of the conversation, oldest first, ending just before ``before_seq``."""
+        """A page of the conversation, oldest first, ending just before ``before_seq``.
+
+        Text messages and file offers (kind 2, as ``as_file_message`` shows them); controls
+        are bookkeeping and never shown.
+        """
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND seq < ? AND kind = 1 "
+            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND seq < ? AND kind IN (1, 2) "
             "ORDER BY seq DESC LIMIT ?",
             (peer_id, before_seq if before_seq is not None else 2**62, limit),
         ).fetchall()
-        return [_info(r) for r in reversed(rows)]
+        out = []
+        for row in reversed(rows):
+            info: MessageInfo | None = _info(row)
+            if info is not None and info.kind == 2:
+                info = as_file_message(info)  # an offer we could not read is left out
+            if info is not None:
+                out.append(info)
+        return out
 
     def mark_read(self, peer_id: str) -> int:
         with self._conn:

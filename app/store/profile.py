@@ -43,24 +43,37 @@ def default_profile_dir() -> Path:
     return Path(platformdirs.user_data_dir("kith", appauthor=False)) / "default"
 
 
+def default_download_dir() -> Path:
+    """Where accepted files go unless the user chose a folder (``Settings.download_dir``)."""
+    return Path(platformdirs.user_downloads_dir()) / "Kith"
+
+
 @dataclass
 class Settings:
     """User settings persisted as JSON; unknown keys from newer versions are kept."""
 
     display_name: str = ""
     listen_port: int = 0
+    download_dir: str = ""                 # empty: the platform's downloads folder / Kith
+    auto_accept_verified_bytes: int = 0    # files from verified contacts up to this; 0 = off
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Settings:
         if not isinstance(data, dict):
             raise ValueError("settings must be a JSON object")
-        known = {f: data[f] for f in ("display_name", "listen_port") if f in data}
+        names = ("display_name", "listen_port", "download_dir", "auto_accept_verified_bytes")
+        known = {f: data[f] for f in names if f in data}
         if not isinstance(known.get("display_name", ""), str):
             raise ValueError("display_name must be text")
         port = known.get("listen_port", 0)
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError("listen_port must be a port number")
+        if not isinstance(known.get("download_dir", ""), str):
+            raise ValueError("download_dir must be text")
+        limit = known.get("auto_accept_verified_bytes", 0)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise ValueError("auto_accept_verified_bytes must be a number of bytes")
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(extra=extra, **known)
 

@@ -12,7 +12,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from app.core.room import KIND_TEXT, RoomPost, RoomSecrets
+from app.core.room import KIND_FILE, KIND_TEXT, RoomPost, RoomSecrets
+from app.store.messages import offer_summary
 
 _POST_COLUMNS = "room_id, post_id, author, author_key, lamport, sent_at, kind, body, state"
 _ORDER = "lamport, author_key, post_id"
@@ -121,10 +122,16 @@ class RoomStore:
             "SELECT count(*) FROM room_posts WHERE room_id = ? AND read = 0", (room_id,)
         ).fetchone()[0]
         last = self._conn.execute(
-            f"SELECT body FROM room_posts WHERE room_id = ? AND kind = ? ORDER BY {_ORDER_DESC} "
-            "LIMIT 1", (room_id, KIND_TEXT),
+            f"SELECT kind, body FROM room_posts WHERE room_id = ? AND kind IN (?, ?) "
+            f"ORDER BY {_ORDER_DESC} LIMIT 1", (room_id, KIND_TEXT, KIND_FILE),
         ).fetchone()
-        preview = bytes(last[0]).decode("utf-8", "replace").split("\n", 1)[0][:120] if last else ""
+        preview = ""
+        if last:
+            text = bytes(last[1]).decode("utf-8", "replace")
+            if last[0] == KIND_FILE:
+                summary = offer_summary(text)
+                text = f"📎 {summary[1]}" if summary else ""
+            preview = text.split("\n", 1)[0][:120]
         return int(unread), preview
 
     def mark_read(self, room_id: bytes) -> int:
