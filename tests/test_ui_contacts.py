@@ -21,6 +21,7 @@ from pytestqt.qtbot import QtBot
 from app.core.fingerprint import safety_number
 from app.core.identity import public_key_from_peer_id
 from app.core.records import ContactState
+from app.core.room import RoomInvite, RoomSecrets
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
 from ui.app import KithApp
@@ -133,9 +134,27 @@ def test_add_contact_checks_the_link_as_it_is_typed(
     assert not dialog.ok_button.isEnabled()
 
     dialog.set_link("kith:room?id=00&key=x&name=Book%20club")
-    assert "Room links open in the next version" in dialog.error()
+    assert dialog.error() == "The invite does not carry a valid room id."
     assert not dialog.ok_button.isEnabled()
 
+    # A good room link is not an error: the dialog offers to join and hands over the link.
+    room_link = RoomInvite(RoomSecrets.generate(), "Book club").to_link()
+    dialog.set_link(room_link)
+    assert dialog.error() == ""
+    assert "Book club" in dialog.status()
+    assert dialog.ok_button.isEnabled() and dialog.ok_button.text() == "Join Room…"
+    qtbot.keyClick(dialog.link_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.add_dialog is None)
+    join = window.join_dialog
+    assert join is not None and join.isVisible()
+    assert join.link_edit.text() == room_link
+    assert join.ok_button.isEnabled(), join.status()
+    qtbot.keyClick(join.link_edit, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.join_dialog is None)
+
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    dialog = window.add_dialog
+    assert dialog is not None
     qtbot.keyClick(dialog.link_edit, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window.add_dialog is None)
 

@@ -132,7 +132,7 @@ def test_empty_sidebar_tells_a_newcomer_what_to_do(sidebar: Sidebar) -> None:
     assert sidebar.search.isEnabled()
     assert sidebar.visible_entries() == []
     assert sidebar.placeholder_texts() == [
-        "No rooms yet.",
+        "No rooms yet. Create one with “+”, or join one from an invite link.",
         "No contacts yet. Share your invite below so people can add you.",
     ]
 

@@ -3,7 +3,8 @@
 There is no directory to search: an invite is the only way to find someone, so the dialog says
 exactly what is wrong with a link before anything is sent, and keeps network errors inline
 instead of in a separate box. It is opened with ``open()`` and awaits the client without a
-nested event loop.
+nested event loop. A room link pasted here is not an error: the dialog offers to join the room
+and hands the link to the Join Room dialog (``join_room_requested``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.core.invite import ContactInvite, InvalidInvite, parse_invite
 from app.core.records import ContactInfo, short_peer_id
-from app.core.room import invite_kind
+from app.core.room import invite_kind, parse_room_invite
 from ui import palette as pal
 from ui.bridge import TaskRunner
 
@@ -44,6 +45,7 @@ class AddContactDialog(QDialog):
     """``added(ContactInfo)`` once the contact is stored; the dialog then closes."""
 
     added = Signal(object)
+    join_room_requested = Signal(str)  # a room link was pasted and the user chose to join it
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class AddContactDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self._invite: ContactInvite | None = None
+        self._room_link: str | None = None
         self.validate()
 
     def set_adder(self, add: AddContact | None) -> None:
@@ -125,15 +128,24 @@ class AddContactDialog(QDialog):
     def validate(self, *_: object) -> bool:
         """Check the link as typed; OK is enabled only for a usable contact invite."""
         self._invite = None
+        self._room_link = None
         link = self.link_edit.text().strip()
         ok = False
+        self.ok_button.setText(self.tr("Add Contact"))
         if not link:
             self._say("", False)
         else:
             try:
                 kind = invite_kind(link)
                 if kind == "room":
-                    raise InvalidInvite(self.tr("room links open in the next version of Kith"))
+                    room = parse_room_invite(link)
+                    self._room_link = link
+                    self._say(self.tr("This link invites you to the room “{name}”, not to a "
+                                      "contact. Join the room instead?").format(name=room.name),
+                              False)
+                    self.ok_button.setText(self.tr("Join Room…"))
+                    self.ok_button.setEnabled(not self._busy)
+                    return True
                 invite = parse_invite(link)
                 if invite.peer_id == self._own_peer_id:
                     raise InvalidInvite(self.tr("this is your own invite: send it to others"))
@@ -153,7 +165,13 @@ class AddContactDialog(QDialog):
         return ok
 
     def submit(self) -> None:
-        if self._busy or not self.validate() or self._add is None:
+        if self._busy or not self.validate():
+            return
+        if self._room_link is not None:
+            self.join_room_requested.emit(self._room_link)
+            self.accept()
+            return
+        if self._add is None:
             return
         self._busy = True
         self.ok_button.setEnabled(False)

@@ -176,9 +176,18 @@ class KithApp(QObject):
             self._open_link()
 
     def _open_link(self) -> None:
-        """The ``kith:`` link Kith was started with opens, prefilled, once the network is up."""
+        """The ``kith:`` link Kith was started with opens, prefilled, once the network is up:
+        a room link in Join Room, a contact invite in Add Contact."""
         link, self.pending_link = self.pending_link, None
-        if link and self.window is not None:
+        if not link or self.window is None:
+            return
+        try:
+            room = invite_kind(link) == "room"
+        except InvalidInvite:
+            room = False  # already reported by _check_link; Add Contact says what is wrong
+        if room:
+            self.window.show_join_room(link)
+        else:
             self.window.show_add_contact(link)
 
     def _check_link(self) -> None:

@@ -29,6 +29,13 @@ def paint_avatar(painter: QPainter, rect: QRectF, name: str) -> None:
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(avatar_colour(name))
     painter.drawEllipse(rect)
+    painter.restore()
+    paint_initials(painter, rect, name)
+
+
+def paint_initials(painter: QPainter, rect: QRectF, name: str) -> None:
+    """White initials centred in ``rect`` (round avatars for people, squares for rooms)."""
+    painter.save()
     font = QFont(painter.font())
     font.setBold(True)
     font.setPixelSize(max(8, round(rect.height() * 0.4)))

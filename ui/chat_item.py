@@ -1,7 +1,8 @@
 """One message as the conversation view shows it: a small immutable row, not a widget.
 
-Direct messages and (next) group-room posts both become ``ChatItem``s, so one model and one
-delegate serve both; the author fields are there for rooms, where several people write.
+Direct messages and group-room posts both become ``ChatItem``s, so one model and one delegate
+serve both; the author fields are there for rooms, where several people write, and ``order`` is
+the room's shared order (posts synced late must slot in where every member sees them).
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.core.records import Delivery, MessageInfo
+from app.core.records import Delivery, MessageInfo, PostState, RoomPostInfo
+
+RoomOrder = tuple[int, str, str]  # (lamport, author key hex, post id hex)
+
+# A room post's state shown with the DM glyphs: pending is the clock, confirmed one tick.
+POST_DELIVERY = {
+    PostState.PENDING: Delivery.SENDING,
+    PostState.CONFIRMED: Delivery.SENT,
+    PostState.RECEIVED: Delivery.RECEIVED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +35,8 @@ class ChatItem:
     sent_at_ms: int          # the sender's clock
     state: Delivery
     error: str | None = None
+    order: RoomOrder | None = None  # rooms only: the key rows are sorted by
+    transfer: str | None = None     # a file card: the transfer it shows (ui.file_offer)
 
     @classmethod
     def from_message(
@@ -42,6 +54,22 @@ class ChatItem:
             sent_at_ms=info.sent_at_ms,
             state=info.state,
             error=info.error,
+        )
+
+    @classmethod
+    def from_post(cls, info: RoomPostInfo) -> ChatItem:
+        """A room post: the author is whoever wrote it; ``order`` places it in the room."""
+        return cls(
+            key=info.id,
+            seq=info.lamport,
+            conversation=info.room_id,
+            author_id=info.author,
+            author_name=info.author_name,
+            outgoing=info.outgoing,
+            text=info.text,
+            sent_at_ms=info.sent_at_ms,
+            state=POST_DELIVERY[info.state],
+            order=(int(info.order[0]), str(info.order[1]), str(info.order[2])),
         )
 
     def with_state(self, state: Delivery, error: str | None = None) -> ChatItem:

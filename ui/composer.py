@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, QObject, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtCore import QEvent, QMimeData, QObject, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -26,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app.core.dm import MAX_TEXT_BYTES
 from ui import palette as pal
+from ui.drop_target import local_paths
 from ui.resources import tinted_icon
 
 MAX_VISIBLE_LINES = 6
@@ -35,6 +45,8 @@ class ComposerEdit(QPlainTextEdit):
     """The text box; turns a plain Enter into ``send_requested``."""
 
     send_requested = Signal()
+    files_pasted = Signal(list)     # local paths from the clipboard
+    image_pasted = Signal(QImage)   # an image on the clipboard (a screenshot, a copied picture)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +68,22 @@ class ComposerEdit(QPlainTextEdit):
             event.accept()
             return
         super().keyPressEvent(event)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return bool(local_paths(source)) or source.hasImage() or super().canInsertFromMimeData(
+            source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        """Pasted files (or an image) are sent, not typed: their paths are no message."""
+        paths = local_paths(source)
+        if paths:
+            self.files_pasted.emit(paths)
+        elif source.hasImage() and not source.hasText():
+            image = source.imageData()
+            if isinstance(image, QImage) and not image.isNull():
+                self.image_pasted.emit(image)
+        else:
+            super().insertFromMimeData(source)
 
     def _fit_height(self, *_: object) -> None:
         lines = self.document().documentLayout().documentSize().height()  # lines, in plain text
@@ -96,6 +124,7 @@ class _ComposerBox(QFrame):
 class Composer(QFrame):
     submitted = Signal(str)
     edited = Signal()  # the user changed the text (not ``set_text``)
+    attach_requested = Signal()  # 📎 or Ctrl+Shift+A: choose files to send
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +136,16 @@ class Composer(QFrame):
         layout = QHBoxLayout(self.box)
         layout.setContentsMargins(12, 6, 6, 6)
         layout.setSpacing(8)
+        self.attach_button = QToolButton(self.box)
+        self.attach_button.setAutoRaise(True)
+        self.attach_button.setIconSize(QSize(20, 20))
+        self.attach_button.setToolTip(self.tr("Send files (Ctrl+Shift+A)"))
+        self.attach_button.setAccessibleName(self.tr("Send files"))
+        self.attach_button.clicked.connect(self.attach_requested)
+        layout.addWidget(self.attach_button, 0, Qt.AlignmentFlag.AlignBottom)
+        self.attach_shortcut = QShortcut(QKeySequence("Ctrl+Shift+A"), self)
+        self.attach_shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        self.attach_shortcut.activated.connect(self._attach_shortcut)
         self.edit = ComposerEdit(self.box)
         self.edit.setAccessibleName(self.tr("Message"))
         self.edit.send_requested.connect(self.submit)
@@ -137,6 +176,10 @@ class Composer(QFrame):
 
     def _tint(self) -> None:
         palette = self.palette()
+        self.attach_button.setIcon(tinted_icon(
+            "paperclip", palette.color(QPalette.ColorRole.PlaceholderText),
+            pal.mix(palette.color(QPalette.ColorRole.PlaceholderText),
+                    palette.color(QPalette.ColorRole.Base), 0.5)))
         self.send_button.setIcon(
             tinted_icon(
                 "send",
@@ -171,7 +214,12 @@ class Composer(QFrame):
             self.edit.setPlaceholderText(self.tr("Select a conversation to write"))
             self.clear_error()
         self._update_send_button()
+        self.attach_button.setEnabled(enabled)
         self.box.update()
+
+    def _attach_shortcut(self) -> None:
+        if self.attach_button.isEnabled() and self.isEnabled():
+            self.attach_requested.emit()
 
     def text(self) -> str:
         return self.edit.toPlainText()

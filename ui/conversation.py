@@ -1,4 +1,4 @@
-"""The centre of the window: who you talk to, the messages, and the composer.
+"""The centre of the window: who you talk to (a contact or a room), the messages, the composer.
 
 It turns client events into rows of a ``MessageListModel`` (a model and a delegate, never a widget
 per message: design section 4) and calls the client for pages of history, sends, retries and
@@ -6,10 +6,15 @@ drafts. Client calls are coroutines run by the shared ``TaskRunner``; every resu
 against the conversation still being open (``_generation``), because the user may have switched
 while it was on its way. Events that arrive while the first page loads are replayed after it, so
 nothing sent or delivered in that window is lost or shown twice.
+
+Contacts and rooms share one model, one list and one composer; what differs is small: a room
+shows authors' names, pages by the room's shared order instead of a local sequence, and slots
+posts that history sync brought late into their place (``MessageListModel.insert_sorted``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import TYPE_CHECKING
 
@@ -23,17 +28,38 @@ from app.core.events import (
     ContactOnline,
     ContactRemoved,
     Event,
+    FileOffer,
+    FileOffered,
     MessageDelivered,
     MessageFailed,
     MessageQueued,
     MessageReceived,
     MessageSent,
+    RoomChanged,
+    RoomLeft,
+    RoomMembersChanged,
+    RoomPostAdded,
+    RoomPostConfirmed,
 )
-from app.core.records import ContactInfo, Delivery, MessageInfo
+from app.core.records import (
+    ContactInfo,
+    Delivery,
+    MessageInfo,
+    RoomInfo,
+    RoomPostInfo,
+    short_peer_id,
+)
 from ui.bridge import TaskRunner
 from ui.chat_item import ChatItem
 from ui.composer import Composer
 from ui.conversation_header import ConversationHeader
+from ui.file_offer import (
+    as_file_item,
+    is_file_control,
+    is_file_post,
+    item_from_event,
+    messages_carry_files,
+)
 from ui.message_list import MessageListView
 from ui.message_model import MessageListModel
 
@@ -43,6 +69,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100
 DRAFT_DELAY_MS = 700
 _MESSAGE_EVENTS = (MessageQueued, MessageReceived, MessageSent, MessageDelivered, MessageFailed)
+_POST_EVENTS = (RoomPostAdded, RoomPostConfirmed)
 
 
 class ConversationView(QWidget):
@@ -50,6 +77,7 @@ class ConversationView(QWidget):
 
     read = Signal(str)               # the user has now seen this conversation's newest messages
     details_requested = Signal(str)  # the header was activated: show this peer's details
+    members_requested = Signal(str)  # the header of a room was activated: show its members
 
     def __init__(
         self, runner: TaskRunner | QWidget | None = None, parent: QWidget | None = None
@@ -64,13 +92,17 @@ class ConversationView(QWidget):
         self.setAutoFillBackground(True)
         self._client: KithClient | None = None
         self._contact: ContactInfo | None = None
+        self._room: RoomInfo | None = None
         self._generation = 0
         self._loading_first = False
         self._loading_older = False
         self._exhausted = False
         self._pending: list[Event] = []   # events that arrived while the first page loaded
         self._unseen = False
-        self._draft_peer: str | None = None
+        self._draft_key: str | None = None
+        # One send at a time: the network runs each call as its own (randomly scheduled) trio
+        # task, and posts typed in a row must get their numbers in the order they were typed.
+        self._send_lock = asyncio.Lock()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -112,6 +144,21 @@ class ConversationView(QWidget):
     def contact(self) -> ContactInfo | None:
         return self._contact
 
+    @property
+    def current_room(self) -> str | None:
+        return self._room.room_id if self._room is not None else None
+
+    @property
+    def room(self) -> RoomInfo | None:
+        return self._room
+
+    @property
+    def conversation_key(self) -> str | None:
+        """The open conversation's id: the peer id, or the room id (drafts are kept by it)."""
+        if self._room is not None:
+            return self._room.room_id
+        return self.current_peer
+
     def set_client(self, client: KithClient | None) -> None:
         """The running client, or ``None`` when the network stopped (the composer disables)."""
         if client is self._client:
@@ -122,19 +169,38 @@ class ConversationView(QWidget):
         self._update_composer()
         if client is not None and self._contact is not None:
             self.open_contact(self._contact)  # (re)load what the new client knows
+        elif client is not None and self._room is not None:
+            self.open_room(self._room)
 
     def open_contact(self, contact: ContactInfo) -> None:
         """Show ``contact``'s conversation: newest page at the bottom, their draft restored."""
-        if self._contact is not None and self._contact.peer_id != contact.peer_id:
+        same = self._begin_open(contact.peer_id)
+        self._contact, self._room = contact, None
+        self.model.show_author = False
+        self.header.set_contact(contact)
+        self._finish_open(contact.peer_id, same)
+
+    def open_room(self, room: RoomInfo) -> None:
+        """Show a room: newest page of posts at the bottom with authors' names, its draft."""
+        same = self._begin_open(room.room_id)
+        self._contact, self._room = None, room
+        self.model.show_author = True
+        self.header.set_room(room)
+        self._finish_open(room.room_id, same)
+
+    def _begin_open(self, key: str) -> bool:
+        """Save the draft of the conversation being left; True if ``key`` is already open."""
+        current = self.conversation_key
+        if current is not None and current != key:
             self.save_draft()
-        same = self._contact is not None and self._contact.peer_id == contact.peer_id
-        self._contact = contact
+        return current == key
+
+    def _finish_open(self, key: str, same: bool) -> None:
         self._generation += 1
         self._pending = []
         self._exhausted = False
         self._loading_older = False
         self._unseen = True
-        self.header.set_contact(contact)
         self.header.show()
         if not same:
             self.composer.set_text("")
@@ -147,10 +213,19 @@ class ConversationView(QWidget):
         if self._client is None:
             return
         generation = self._generation
-        self.runner.run(self._load_first(generation, contact.peer_id), self.tr("Loading messages"))
+        self.runner.run(self._load_first(generation, key), self.tr("Loading messages"))
         if not same:
-            self.runner.run(self._load_draft(generation, contact.peer_id),
-                            self.tr("Loading the draft"))
+            self.runner.run(self._load_draft(generation, key), self.tr("Loading the draft"))
+
+    def update_room(self, room: RoomInfo) -> None:
+        """New name or member counts for the open room (others are ignored)."""
+        if self._room is None or room.room_id != self._room.room_id:
+            return
+        self._room = room
+        self.header.set_room(room)
+        self._update_composer()
+        if self.model.rowCount() == 0:
+            self._show_empty_state()
 
     def update_contact(self, contact: ContactInfo) -> None:
         """New name, presence or verification for the open conversation (others are ignored)."""
@@ -166,6 +241,7 @@ class ConversationView(QWidget):
         """Back to the empty state; the draft is saved first."""
         self.save_draft()
         self._contact = None
+        self._room = None
         self._generation += 1
         self._pending = []
         self._loading_first = self._loading_older = False
@@ -178,8 +254,14 @@ class ConversationView(QWidget):
     def handle_event(self, event: Event) -> None:
         """Every client event comes here; only those about the open conversation matter."""
         peer = self.current_peer
+        if isinstance(event, FileOffered | FileOffer):
+            self._file_event(event)
+            return
         if isinstance(event, ContactChanged):
             self.update_contact(event.contact)
+            return
+        if self._room is not None:
+            self._handle_room_event(event, self._room.room_id)
             return
         if peer is None:
             return
@@ -202,6 +284,60 @@ class ConversationView(QWidget):
             self._pending.append(event)
             return
         self._apply(event)
+
+    def _handle_room_event(self, event: Event, room_id: str) -> None:
+        if isinstance(event, RoomChanged):
+            self.update_room(event.room)
+        elif isinstance(event, RoomLeft) and event.room_id == room_id:
+            self.close_conversation()
+        elif isinstance(event, RoomMembersChanged) and event.room_id == room_id:
+            for member in event.members:  # a name learnt after the post arrived
+                if not member.is_me and member.name:
+                    self.model.rename_author(member.peer_id, member.name)
+        elif isinstance(event, _POST_EVENTS) and self._event_room(event) == room_id:
+            if self._loading_first:
+                self._pending.append(event)
+            else:
+                self._apply(event)
+
+    def _file_event(self, event: FileOffered | FileOffer) -> None:
+        """A file offered in the open conversation: its card, even if no message event says so
+        (the row is keyed by the transfer, so the offer's message does not add a second one)."""
+        if messages_carry_files():
+            return
+        where = event.to if isinstance(event, FileOffered) else (event.room or event.from_)
+        if self.conversation_key is None or where != self.conversation_key:
+            return
+        if self._loading_first:
+            self._pending.append(event)
+        else:
+            self._apply(event)
+
+    def _add_file(self, event: FileOffered | FileOffer) -> None:
+        me = self._client.peer_id if self._client is not None else ""
+        my_name = self._client.profile.settings.display_name if self._client is not None else ""
+        their = self._contact.name if self._contact is not None else ""
+        item = item_from_event(event, me=me, my_name=my_name or self.tr("You"),
+                               their_name=their or short_peer_id(getattr(event, "from_", "")))
+        if self._room is not None and isinstance(event, FileOffer):
+            member = self.model.items()
+            their = next((i.author_name for i in member if i.author_id == event.from_), "")
+            item = dataclasses.replace(item, author_name=their or short_peer_id(event.from_))
+        added = self.model.insert_sorted(item) if self._room is not None else self.model.append(
+            item)
+        if added and item.outgoing:
+            self.messages.scroll_to_bottom()
+        elif added:
+            self._unseen = True
+            self._maybe_read()
+
+    @staticmethod
+    def _event_room(event: Event) -> str | None:
+        if isinstance(event, RoomPostAdded):
+            return event.post.room_id
+        if isinstance(event, RoomPostConfirmed):
+            return event.room
+        return None
 
     # -- compatibility with the window's placeholder API --------------------------------------
 
@@ -242,36 +378,71 @@ class ConversationView(QWidget):
             self.model.update_state(event.id, Delivery.DELIVERED)
         elif isinstance(event, MessageFailed):
             self.model.update_state(event.id, Delivery.FAILED, event.reason)
+        elif isinstance(event, RoomPostAdded):
+            if self._add_post(event.post) and not event.post.outgoing:
+                self._unseen = True
+                self._maybe_read()
+        elif isinstance(event, RoomPostConfirmed):
+            row = self.model.row_of(event.id)
+            if row is not None and self.model.item(row).state is Delivery.SENDING:
+                self.model.update_state(event.id, Delivery.SENT)
+        elif isinstance(event, FileOffered | FileOffer):
+            self._add_file(event)
 
     def _item(self, info: MessageInfo) -> ChatItem:
         contact = self._contact
         me = self._client.peer_id if self._client is not None else ""
         my_name = self._client.profile.settings.display_name if self._client is not None else ""
-        return ChatItem.from_message(
+        return as_file_item(ChatItem.from_message(
             info, me=me, my_name=my_name or self.tr("You"),
             their_name=contact.name if contact is not None else info.peer_id,
-        )
+        ), info)
 
     def _add(self, info: MessageInfo) -> bool:
+        if is_file_control(info):
+            return False
         added = self.model.append(self._item(info))
         if added and info.outgoing:
             self.messages.scroll_to_bottom()  # your own message: always show it
         return added
 
+    def _add_post(self, info: RoomPostInfo) -> bool:
+        if not info.text and not is_file_post(info):
+            return False
+        added = self.model.insert_sorted(as_file_item(ChatItem.from_post(info), info))
+        if added and info.outgoing:
+            self.messages.scroll_to_bottom()
+        return added
+
     # -- loading ------------------------------------------------------------------------------
 
-    async def _load_first(self, generation: int, peer: str) -> None:
+    async def _page(self, key: str, before: object) -> list[ChatItem]:
+        """One page of the open conversation, oldest first, as rows."""
         client = self._client
         assert client is not None
+        if self._room is not None:
+            cursor = before if isinstance(before, tuple) else None
+            posts = await client.room_history(key, cursor, PAGE_SIZE)
+            return [as_file_item(ChatItem.from_post(p), p) for p in posts
+                    if p.text or is_file_post(p)]
+        seq = before if isinstance(before, int) else None
+        return [self._item(info) for info in await client.history(key, seq, PAGE_SIZE)
+                if not is_file_control(info)]
+
+    def _is_last_page(self, page: list[ChatItem]) -> bool:
+        # Room pages may come back short without being the last (file posts are left out).
+        return not page if self._room is not None else len(page) < PAGE_SIZE
+
+    async def _load_first(self, generation: int, key: str) -> None:
         try:
-            page = await client.history(peer, None, PAGE_SIZE)
+            page = await self._page(key, None)
         finally:
             if generation == self._generation:
                 self._loading_first = False
         if generation != self._generation:
             return
-        self.model.reset(self._item(info) for info in page)
-        self._exhausted = len(page) < PAGE_SIZE
+        self.model.reset(page)
+        self._exhausted = self._is_last_page(page)
         pending, self._pending = self._pending, []
         for event in pending:
             self._apply(event)
@@ -289,31 +460,29 @@ class ConversationView(QWidget):
 
     def load_older(self) -> None:
         """Fetch the page before the oldest loaded message (the list asks near its top)."""
-        if (self._client is None or self._contact is None or self._loading_first
+        key = self.conversation_key
+        if (self._client is None or key is None or self._loading_first
                 or self._loading_older or self._exhausted):
             return
-        oldest = self.model.oldest_seq
+        oldest = self.model.oldest_order if self._room is not None else self.model.oldest_seq
         if oldest is None:
             return
         self._loading_older = True
         self.runner.run(
-            self._load_older(self._generation, self._contact.peer_id, oldest),
-            self.tr("Loading older messages"),
+            self._load_older(self._generation, key, oldest), self.tr("Loading older messages"),
         )
 
-    async def _load_older(self, generation: int, peer: str, before: int) -> None:
-        client = self._client
-        assert client is not None
+    async def _load_older(self, generation: int, key: str, before: object) -> None:
         try:
-            page = await client.history(peer, before, PAGE_SIZE)
+            page = await self._page(key, before)
         finally:
             if generation == self._generation:
                 self._loading_older = False
         if generation != self._generation:
             return
-        self._exhausted = len(page) < PAGE_SIZE
+        self._exhausted = self._is_last_page(page)
         with self.messages.keep_anchor():
-            self.model.prepend_page(self._item(info) for info in page)
+            self.model.prepend_page(page)
         if not self._exhausted:
             self._fill_viewport()
 
@@ -329,16 +498,19 @@ class ConversationView(QWidget):
     # -- sending ------------------------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        if self._client is None or self._contact is None:
+        key = self.conversation_key
+        if self._client is None or key is None:
             return
-        self.runner.run(self._send(self._generation, self._contact.peer_id, text),
-                        self.tr("Sending"))
+        self.runner.run(self._send(self._generation, key, text), self.tr("Sending"))
 
-    async def _send(self, generation: int, peer: str, text: str) -> None:
+    async def _send(self, generation: int, key: str, text: str) -> None:
         client = self._client
         assert client is not None
+        room = self._room is not None
         try:
-            info = await client.send(peer, text)
+            info: MessageInfo | RoomPostInfo
+            async with self._send_lock:
+                info = await client.post(key, text) if room else await client.send(key, text)
         except Exception as exc:  # noqa: BLE001 - shown where the user typed, text kept
             if generation == self._generation:
                 if not self.composer.text():
@@ -348,8 +520,13 @@ class ConversationView(QWidget):
                     self.tr("Not sent: {reason}").format(reason=message[:1].upper() + message[1:])
                 )
             return
-        if generation == self._generation:
-            self._add(info)  # usually already added by MessageQueued; append ignores repeats
+        if generation != self._generation:
+            return
+        # Usually already added by the event (MessageQueued, RoomPostAdded): repeats are ignored.
+        if isinstance(info, RoomPostInfo):
+            self._add_post(info)
+        else:
+            self._add(info)
 
     def retry(self, key: str) -> None:
         if self._client is None:
@@ -366,31 +543,31 @@ class ConversationView(QWidget):
 
     # -- drafts -------------------------------------------------------------------------------
 
-    async def _load_draft(self, generation: int, peer: str) -> None:
+    async def _load_draft(self, generation: int, key: str) -> None:
         client = self._client
         assert client is not None
-        text = await client.draft(peer)
+        text = await client.draft(key)
         if generation == self._generation and not self.composer.text():
             self.composer.set_text(text)
 
     def _schedule_draft(self) -> None:
-        self._draft_peer = self.current_peer
+        self._draft_key = self.conversation_key
         self._draft_timer.start()
 
     def save_draft(self) -> None:
         """Write the composer's text as the draft of the conversation it was typed in."""
         self._draft_timer.stop()
-        peer, client = self._draft_peer, self._client
-        if peer is None or client is None or peer != self.current_peer:
+        key, client = self._draft_key, self._client
+        if key is None or client is None or key != self.conversation_key:
             return
-        self._draft_peer = None
-        self.runner.run(client.set_draft(peer, self.composer.text()), self.tr("Saving the draft"))
+        self._draft_key = None
+        self.runner.run(client.set_draft(key, self.composer.text()), self.tr("Saving the draft"))
 
     # -- read marks ---------------------------------------------------------------------------
 
     def _maybe_read(self) -> None:
         """Emit ``read`` once the newest messages are really in front of the user."""
-        peer = self.current_peer
+        peer = self.conversation_key
         if (peer is None or not self._unseen or self._loading_first
                 or not self.isVisible() or not self.isActiveWindow()
                 or not self.messages.is_at_bottom()):
@@ -423,22 +600,29 @@ class ConversationView(QWidget):
     def _header_activated(self) -> None:
         if self._contact is not None:
             self.details_requested.emit(self._contact.peer_id)
+        elif self._room is not None:
+            self.members_requested.emit(self._room.room_id)
 
     def _update_composer(self) -> None:
-        if self._contact is None or self._client is None:
-            self.composer.set_target(None)
-        else:
-            self.composer.set_target(self._contact.name)
+        name = (self._contact.name if self._contact is not None
+                else self._room.name if self._room is not None else None)
+        self.composer.set_target(name if self._client is not None else None)
 
     def _show_empty_state(self) -> None:
-        if self._contact is None:
+        if self._room is not None and not self._loading_first:
+            self.messages.set_empty_state(
+                self.tr("No posts yet"),
+                self.tr("This is the start of {room}. Everyone in the room reads what you write "
+                        "here.").format(room=self._room.name),
+            )
+        elif self._contact is None and self._room is None:
             self.messages.set_empty_state(
                 self.tr("No conversation open"),
                 self.tr("Pick a contact or room on the left, or share your invite to start."),
             )
         elif self._loading_first:
             self.messages.set_empty_state("", "")
-        else:
+        elif self._contact is not None:
             self.messages.set_empty_state(
                 self.tr("No messages yet"),
                 self.tr("This is the start of your conversation with {name}. Say hello!").format(

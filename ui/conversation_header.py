@@ -1,7 +1,9 @@
 """Who you are talking to: avatar, name, verified mark and presence, above the messages.
 
 The whole header is one button (click, or Enter/Space when focused) that asks for the contact's
-details, so there is a keyboard path and one large target instead of a tiny "info" icon.
+details (for a room: its member list), so there is a keyboard path and one large target instead
+of a tiny "info" icon. A room adds two buttons on the right, driven by the window's actions so
+their shortcuts and checked state are the same everywhere: members and invite people.
 """
 
 from __future__ import annotations
@@ -9,10 +11,25 @@ from __future__ import annotations
 from datetime import datetime
 
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import (
+    QAction,
+    QFocusEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from app.core.records import ContactInfo
+from app.core.records import ContactInfo, RoomInfo
 from ui import palette as pal
 from ui.avatar import Avatar
 from ui.resources import tinted_pixmap
@@ -53,11 +70,53 @@ class ConversationHeader(QWidget):
         self.presence_label.setTextFormat(Qt.TextFormat.PlainText)
         text.addWidget(self.presence_label)
         layout.addLayout(text, 1)
+        self.members_button = QToolButton(self)
+        self.invite_button = QToolButton(self)
+        for button in (self.members_button, self.invite_button):
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setAutoRaise(True)
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+            button.hide()
+            layout.addWidget(button, 0, Qt.AlignmentFlag.AlignVCenter)
         self._contact: ContactInfo | None = None
+        self._room: RoomInfo | None = None
         self._tint()
+
+    def set_room_actions(self, members: QAction, invite: QAction) -> None:
+        """The window's "Members" and "Invite People…" actions, shown as buttons for rooms."""
+        self.members_button.setDefaultAction(members)
+        self.invite_button.setDefaultAction(invite)
+
+    def set_room(self, room: RoomInfo) -> None:
+        self._contact = None
+        self._room = room
+        self.avatar.set_name(room.name)
+        self.name_label.setText(room.name)
+        self.verified_mark.setVisible(False)
+        self.presence_label.setText(self.room_text(room))
+        self.setToolTip(room.description or self.tr("Show members"))
+        self.setAccessibleName(self.tr("{name}, {members}. Show members").format(
+            name=room.name, members=self.presence_label.text()))
+        for button in (self.members_button, self.invite_button):
+            button.setVisible(button.defaultAction() is not None)
+        self._tint()
+
+    def room_text(self, room: RoomInfo) -> str:
+        """"3 members, 2 online"."""
+        members = (self.tr("1 member") if room.members == 1
+                   else self.tr("{count} members").format(count=room.members))
+        return self.tr("{members}, {online} online").format(members=members, online=room.online)
+
+    @property
+    def room(self) -> RoomInfo | None:
+        return self._room
 
     def set_contact(self, contact: ContactInfo) -> None:
         self._contact = contact
+        self._room = None
+        self.members_button.hide()
+        self.invite_button.hide()
+        self.setToolTip(self.tr("Show contact details"))
         self.avatar.set_name(contact.name)
         self.name_label.setText(contact.name)
         self.verified_mark.setVisible(contact.verified)

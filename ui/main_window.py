@@ -1,5 +1,5 @@
-"""The main window: sidebar (you, search, requests, rooms and contacts, your invite) and the
-conversation.
+"""The main window: sidebar (you, search, requests, rooms and contacts, your invite), the
+conversation, and for rooms a member panel on the right.
 
 It arranges widgets and routes between them: client events arrive through ``handle_event``
 (every one is also forwarded to the conversation), user actions go to the client through the
@@ -14,7 +14,7 @@ import html
 import itertools
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -24,8 +24,10 @@ from PySide6.QtGui import (
     QPalette,
 )
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QInputDialog,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -39,23 +41,35 @@ from app.core.events import (
     ContactRemoved,
     Event,
     MessageReceived,
+    RoomChanged,
+    RoomCreated,
+    RoomJoined,
+    RoomLeft,
+    RoomMembersChanged,
+    RoomMessage,
+    RoomPostAdded,
     UnreadChanged,
 )
-from app.core.records import ContactInfo, ContactState, short_peer_id
+from app.core.records import ContactInfo, ContactState, RoomInfo, RoomMember, short_peer_id
 from ui import palette as pal
-from ui.add_contact import AddContactDialog
+from ui.add_contact import AddContactDialog, plain_words
 from ui.blocked_dialog import BlockedDialog
 from ui.bridge import TaskRunner
 from ui.contact_details import ContactDetailsDialog
 from ui.conversation import ConversationView
 from ui.error_banner import ErrorBanner
 from ui.identity_panel import IdentityPanel
+from ui.join_room import JoinRoomDialog
+from ui.member_panel import MemberPanel
+from ui.new_room import NewRoomDialog
 from ui.node_state import NodeState
 from ui.profile_header import ProfileHeader
 from ui.request_bar import RequestBar
 from ui.resources import app_icon, tinted_icon
-from ui.sidebar import ContactAction, Section, Sidebar
+from ui.room_invite import RoomInviteDialog
+from ui.sidebar import ContactAction, RoomAction, Section, Sidebar
 from ui.tray import Tray
+from ui.window_files import WindowFiles
 
 if TYPE_CHECKING:
     from app.client import KithClient
@@ -89,6 +103,12 @@ class MainWindow(QMainWindow):
         self.blocked_dialog: BlockedDialog | None = None
         self.rename_dialog: QInputDialog | None = None
         self.remove_box: QMessageBox | None = None
+        self.new_room_dialog: NewRoomDialog | None = None
+        self.join_dialog: JoinRoomDialog | None = None
+        self.invite_dialogs: dict[str, RoomInviteDialog] = {}
+        self.leave_box: QMessageBox | None = None
+        self.member_menu: QMenu | None = None
+        self._author_names: dict[str, str] = {}  # peer id -> name, from room posts
         self.setWindowIcon(app_icon())
         self.resize(DEFAULT_SIZE)
         self.setMinimumSize(QSize(720, 480))
@@ -96,6 +116,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_body()
+        self.files = WindowFiles(self)  # drops, file cards, transfers panel, file settings
         self.tray = Tray(self.isActiveWindow, self, self.quit_action)
         self.tray.open_requested.connect(self.bring_forward)
         state.changed.connect(self._refresh_title)
@@ -126,6 +147,32 @@ class MainWindow(QMainWindow):
         self.copy_invite_action = QAction(self.tr("&Copy Your Invite"), self)
         self.copy_invite_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
 
+        self.new_room_action = QAction(self.tr("&New Room…"), self)
+        self.new_room_action.setShortcut(QKeySequence("Ctrl+Shift+N"))
+        self.new_room_action.triggered.connect(lambda: self.show_new_room())
+
+        self.join_room_action = QAction(self.tr("&Join Room…"), self)
+        self.join_room_action.setShortcut(QKeySequence("Ctrl+J"))
+        self.join_room_action.triggered.connect(lambda: self.show_join_room())
+
+        self.members_action = QAction(self.tr("Room &Members"), self)
+        self.members_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        self.members_action.setCheckable(True)
+        self.members_action.setToolTip(self.tr("Show the room's members (Ctrl+Shift+M)"))
+        self.members_action.setIconText(self.tr("Members"))
+        self.members_action.toggled.connect(self._toggle_members)
+
+        self.invite_action = QAction(self.tr("&Invite People…"), self)
+        self.invite_action.setShortcut(QKeySequence("Ctrl+Shift+I"))
+        self.invite_action.setToolTip(self.tr("Invite people to this room (Ctrl+Shift+I)"))
+        self.invite_action.setIconText(self.tr("Invite"))
+        self.invite_action.triggered.connect(self._invite_to_open_room)
+
+        self.leave_action = QAction(self.tr("&Leave Room…"), self)
+        self.leave_action.triggered.connect(self._leave_open_room)
+        for action in (self.members_action, self.invite_action, self.leave_action):
+            action.setEnabled(False)  # only while a room is open
+
         self.search_action = QAction(self.tr("&Find Room or Contact"), self)
         self.search_action.setShortcut(QKeySequence.StandardKey.Find)
         self.search_action.triggered.connect(self.focus_search)
@@ -140,6 +187,9 @@ class MainWindow(QMainWindow):
         self.identity_action.setIcon(tinted_icon("user", text))
         self.copy_invite_action.setIcon(tinted_icon("copy", text))
         self.add_contact_action.setIcon(tinted_icon("plus", text))
+        self.new_room_action.setIcon(tinted_icon("plus", text))
+        self.members_action.setIcon(tinted_icon("user", text))
+        self.invite_action.setIcon(tinted_icon("copy", text))
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
@@ -149,6 +199,9 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         file_menu.addAction(self.add_contact_action)
+        file_menu.addAction(self.new_room_action)
+        file_menu.addAction(self.join_room_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.copy_invite_action)
         file_menu.addSeparator()
         file_menu.addAction(self.blocked_action)
@@ -157,6 +210,12 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu(self.tr("&View"))
         view_menu.addAction(self.search_action)
         view_menu.addAction(self.identity_action)
+        view_menu.addAction(self.members_action)
+        room_menu = self.menuBar().addMenu(self.tr("&Room"))
+        room_menu.addAction(self.invite_action)
+        room_menu.addAction(self.members_action)
+        room_menu.addSeparator()
+        room_menu.addAction(self.leave_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
         help_menu.addAction(self.about_action)
 
@@ -177,6 +236,8 @@ class MainWindow(QMainWindow):
         self.sidebar.activated.connect(self._on_sidebar_activated)
         self.sidebar.contact_action.connect(self.contact_action)
         self.sidebar.add_requested.connect(lambda: self.show_add_contact())
+        self.sidebar.room_action.connect(self.room_action)
+        self.sidebar.new_room_requested.connect(lambda: self.show_new_room())
         left_layout.addWidget(self.sidebar, 1)
         self.identity_panel = IdentityPanel(self.state, left)
         self.identity_panel.expanded_changed.connect(self.identity_action.setChecked)
@@ -213,7 +274,19 @@ class MainWindow(QMainWindow):
         self.conversation = ConversationView(self.runner, centre)
         self.conversation.read.connect(self.mark_read)
         self.conversation.details_requested.connect(self.show_details)
-        centre_layout.addWidget(self.conversation, 1)
+        self.conversation.members_requested.connect(
+            lambda _: self.members_action.setChecked(not self.members_action.isChecked()))
+        self.conversation.header.set_room_actions(self.members_action, self.invite_action)
+        self.member_panel = MemberPanel(centre)
+        self.member_panel.hide()
+        self.member_panel.close_requested.connect(lambda: self.members_action.setChecked(False))
+        self.member_panel.member_activated.connect(self.show_member_menu)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(0)
+        body.addWidget(self.conversation, 1)
+        body.addWidget(self.member_panel)
+        centre_layout.addLayout(body, 1)
 
         splitter.addWidget(left)
         splitter.addWidget(centre)
@@ -231,7 +304,8 @@ class MainWindow(QMainWindow):
             self._request_box.setContentsMargins(0, 0, 0, 0)
 
     def _set_tab_order(self) -> None:
-        """Tab walks the way people read the window: find, pick, decide, write, your invite."""
+        """Tab walks the way people read the window: find, pick, decide, write, the room's
+        members and invite, your invite."""
         panel = self.identity_panel
         chain: list[QWidget] = [
             self.sidebar.search,
@@ -241,6 +315,9 @@ class MainWindow(QMainWindow):
             self.request_bar.block_button,
             self.conversation.composer.edit,
             self.conversation.composer.send_button,
+            self.conversation.header.members_button,
+            self.conversation.header.invite_button,
+            self.member_panel.list,
             panel.details_button,
             panel.invite_edit,
             panel.copy_button,
@@ -256,16 +333,23 @@ class MainWindow(QMainWindow):
     def set_client(self, client: KithClient | None) -> None:
         """The network is up (or gone): load contacts and the unread count, enable actions."""
         self.client = client
+        self.files.set_client(client)
         self.conversation.set_client(client)
         if self.add_dialog is not None:
             self.add_dialog.set_adder(client.add_contact if client is not None else None)
+        if self.new_room_dialog is not None:
+            self.new_room_dialog.set_creator(client.create_room if client is not None else None)
+        if self.join_dialog is not None:
+            self.join_dialog.set_joiner(client.join_room if client is not None else None)
         if client is not None:
             self.sidebar.model.begin_load()
+            self.sidebar.model.begin_rooms_load()
             self.runner.run(self._load(client), self.tr("Loading your contacts"))
 
     async def _load(self, client: KithClient) -> None:
         contacts = await client.contacts()
         self.sidebar.model.load(contacts)
+        self.sidebar.model.load_rooms(await client.rooms())
         self._refresh_dialogs()
         self._set_unread(await client.unread_total())
 
@@ -300,7 +384,52 @@ class MainWindow(QMainWindow):
             known = model.contact(event.from_)
             sender = known.name if known is not None else short_peer_id(event.from_)
             self.tray.message_received(event, sender)
+        elif isinstance(event, RoomChanged):
+            model.upsert_room(event.room)
+            invite = self.invite_dialogs.get(event.room.room_id)
+            if invite is not None:
+                invite.set_room(event.room)
+        elif isinstance(event, RoomCreated | RoomJoined):
+            self._refresh_rooms()  # RoomChanged follows; this also covers a missed one
+        elif isinstance(event, RoomLeft):
+            self._room_left(event.room_id)
+        elif isinstance(event, RoomMembersChanged):
+            if self.member_panel.room_id == event.room_id:
+                self.member_panel.set_members(event.room_id, event.members)
+            for member in event.members:
+                if member.name and not member.is_me:
+                    self._author_names[member.peer_id] = member.name
+        elif isinstance(event, RoomPostAdded):
+            post = event.post
+            if post.author_name and not post.outgoing:
+                self._author_names.setdefault(post.author, post.author_name)
+        elif isinstance(event, RoomMessage):
+            room = model.room(event.room)
+            contact = model.contact(event.from_)
+            author = (contact.name if contact is not None
+                      else self._author_names.get(event.from_, short_peer_id(event.from_)))
+            self.tray.room_message(event, author, room.name if room is not None else "")
+        self.files.handle_event(event)
         self.conversation.handle_event(event)
+
+    def _refresh_rooms(self) -> None:
+        client = self.client
+        if client is None:
+            return
+
+        async def refresh() -> None:
+            self.sidebar.model.begin_rooms_load()
+            self.sidebar.model.load_rooms(await client.rooms())
+
+        self.runner.run(refresh(), self.tr("Loading your rooms"))
+
+    def _room_left(self, room_id: str) -> None:
+        self.sidebar.model.remove_room(room_id)
+        if self.conversation.current_room == room_id:
+            self.close_conversation()
+        invite = self.invite_dialogs.pop(room_id, None)
+        if invite is not None:
+            invite.close()
 
     def _contact_changed(self, info: ContactInfo) -> None:
         if self.conversation.current_peer == info.peer_id:
@@ -332,6 +461,53 @@ class MainWindow(QMainWindow):
     def _on_sidebar_activated(self, section: str, key: str) -> None:
         if section in (Section.CONTACTS.value, Section.REQUESTS.value):
             self.open_peer(key)
+        elif section == Section.ROOMS.value:
+            self.open_room(key)
+
+    def open_room(self, room_id: str) -> bool:
+        """Open a room's conversation (and its members, if the panel is on); False if unknown."""
+        info = self.sidebar.model.room(room_id)
+        if info is None:
+            return False
+        self.sidebar.select_peer(room_id)
+        if self.conversation.current_room != room_id:
+            self.conversation.open_room(info)
+        self.request_bar.clear()
+        self._set_request_margins(False)
+        self.conversation.composer.setEnabled(True)
+        self._set_room_actions(True)
+        self._show_members_panel()
+        return True
+
+    def _set_room_actions(self, room_open: bool) -> None:
+        for action in (self.members_action, self.invite_action, self.leave_action):
+            action.setEnabled(room_open)
+        if not room_open:
+            self.member_panel.hide()
+            self.member_panel.clear()
+
+    def _show_members_panel(self) -> None:
+        """Show the panel for the open room when the Members toggle is on."""
+        room_id = self.conversation.current_room
+        shown = room_id is not None and self.members_action.isChecked()
+        self.member_panel.setVisible(shown)
+        if not shown or room_id is None:
+            return
+        if self.member_panel.room_id != room_id:
+            self.member_panel.set_members(room_id, [])
+        client = self.client
+        if client is not None:
+            self.runner.run(self._load_members(client, room_id), self.tr("Loading the members"))
+
+    async def _load_members(self, client: KithClient, room_id: str) -> None:
+        members = await client.room_members(room_id)
+        if self.conversation.current_room == room_id:
+            self.member_panel.set_members(room_id, members)
+
+    def _toggle_members(self, on: bool) -> None:
+        self._show_members_panel()
+        if on and self.member_panel.isVisible():
+            self.member_panel.list.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def open_peer(self, peer_id: str) -> bool:
         """Open the conversation with a contact or a request; False if we do not know them."""
@@ -341,6 +517,7 @@ class MainWindow(QMainWindow):
         self.sidebar.select_peer(peer_id)
         if self.conversation.current_peer != peer_id:
             self.conversation.open_contact(info)
+        self._set_room_actions(False)
         self._show_request_bar(info)
         return True
 
@@ -356,23 +533,187 @@ class MainWindow(QMainWindow):
 
     def close_conversation(self) -> None:
         self.conversation.close_conversation()
+        self._set_room_actions(False)
         self.request_bar.clear()
         self._set_request_margins(False)
         self.sidebar.select_peer(None)
 
-    def mark_read(self, peer_id: str) -> None:
-        if self.client is not None:
-            self.runner.run(self.client.mark_read(peer_id), self.tr("Marking messages read"))
+    def mark_read(self, key: str) -> None:
+        """The conversation was read: a contact's messages or a room's posts."""
+        if self.client is None:
+            return
+        if self.sidebar.model.room(key) is not None:
+            self.runner.run(self.client.mark_room_read(key), self.tr("Marking posts read"))
+        else:
+            self.runner.run(self.client.mark_read(key), self.tr("Marking messages read"))
 
-    def bring_forward(self, peer_id: str = "") -> None:
-        """From the tray or a notification: show the window, and that conversation."""
+    def bring_forward(self, key: str = "") -> None:
+        """From the tray or a notification: show the window, and that conversation or room."""
         if self.isMinimized():
             self.showNormal()
         self.show()
         self.raise_()
         self.activateWindow()
-        if peer_id:
-            self.open_peer(peer_id)
+        if key and not self.open_room(key):
+            self.open_peer(key)
+
+    # -- rooms ------------------------------------------------------------------------------
+
+    def room_action(self, action: str, room_id: str) -> None:
+        """From a room's context menu in the sidebar."""
+        match RoomAction(action):
+            case RoomAction.OPEN:
+                self.open_room(room_id)
+            case RoomAction.INVITE:
+                self.show_room_invite(room_id)
+            case RoomAction.MEMBERS:
+                if self.open_room(room_id):
+                    self.members_action.setChecked(True)
+            case RoomAction.LEAVE:
+                self.confirm_leave(room_id)
+
+    def show_new_room(self) -> NewRoomDialog:
+        """File ▸ New Room…, Ctrl+Shift+N, or the "+" beside Rooms."""
+        if self.new_room_dialog is None:
+            dialog = NewRoomDialog(
+                self.runner, self.client.create_room if self.client is not None else None, self)
+            dialog.created.connect(self._room_ready)
+            dialog.finished.connect(lambda _: self._forget_new_room(dialog))
+            self.new_room_dialog = dialog
+        self.new_room_dialog.open()
+        self.new_room_dialog.name_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        return self.new_room_dialog
+
+    def _forget_new_room(self, dialog: NewRoomDialog) -> None:
+        if self.new_room_dialog is dialog:
+            self.new_room_dialog = None
+        dialog.deleteLater()
+
+    def show_join_room(self, link: str | None = None) -> JoinRoomDialog:
+        """File ▸ Join Room…, Ctrl+J, a room link in Add Contact, or one Kith was started with."""
+        if self.join_dialog is None:
+            dialog = JoinRoomDialog(
+                self.runner, self.client.join_room if self.client is not None else None,
+                self.sidebar.model.room, self,
+            )
+            dialog.joined.connect(self._room_ready)
+            dialog.finished.connect(lambda _: self._forget_join(dialog))
+            self.join_dialog = dialog
+        if link is not None:
+            self.join_dialog.set_link(link)
+        self.join_dialog.open()
+        self.join_dialog.link_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        return self.join_dialog
+
+    def _forget_join(self, dialog: JoinRoomDialog) -> None:
+        if self.join_dialog is dialog:
+            self.join_dialog = None
+        dialog.deleteLater()
+
+    def _room_ready(self, info: RoomInfo) -> None:
+        """A room was created or joined: list it (events may already be newer) and open it."""
+        if self.sidebar.model.room(info.room_id) is None:
+            self.sidebar.model.upsert_room(info)
+        if self.sidebar.query() and self.sidebar.index_of(info.room_id) is None:
+            self.sidebar.search.clear()
+        self.open_room(info.room_id)
+
+    def show_room_invite(self, room_id: str | None = None) -> RoomInviteDialog | None:
+        room_id = room_id or self.conversation.current_room
+        info = self.sidebar.model.room(room_id) if room_id else None
+        if info is None:
+            return None
+        dialog = self.invite_dialogs.get(info.room_id)
+        if dialog is None:
+            dialog = RoomInviteDialog(info, self)
+            dialog.finished.connect(lambda _: self._forget_invite(info.room_id, dialog))
+            self.invite_dialogs[info.room_id] = dialog
+        dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _forget_invite(self, room_id: str, dialog: RoomInviteDialog) -> None:
+        if self.invite_dialogs.get(room_id) is dialog:
+            del self.invite_dialogs[room_id]
+        dialog.deleteLater()
+
+    def _invite_to_open_room(self) -> None:
+        self.show_room_invite()
+
+    def _leave_open_room(self) -> None:
+        room_id = self.conversation.current_room
+        if room_id is not None:
+            self.confirm_leave(room_id)
+
+    def confirm_leave(self, room_id: str) -> None:
+        info = self.sidebar.model.room(room_id)
+        if info is None:
+            return
+        if self.leave_box is not None:
+            self.leave_box.deleteLater()
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Leave Room"),
+                          self.tr("Leave “{name}”? Its history is removed from this device. You "
+                                  "can only come back with its link.").format(name=info.name),
+                          QMessageBox.StandardButton.Cancel, self)
+        leave = box.addButton(self.tr("Leave"), QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(
+            lambda _: self._run(self.tr("Leaving the room"), "leave_room", room_id)
+            if box.clickedButton() is leave else None
+        )
+        self.leave_box = box
+        box.open()
+
+    def leave_button(self) -> QPushButton | None:
+        """The confirming button of the open "Leave room?" box (for keyboard and tests)."""
+        box = self.leave_box
+        if box is None:
+            return None
+        for button in box.buttons():
+            if box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
+                return button if isinstance(button, QPushButton) else None
+        return None
+
+    def show_member_menu(self, room_id: str, peer_id: str, where: QPoint) -> QMenu | None:
+        """A member was activated: add them as a contact, or open your conversation."""
+        member = self.member_panel.member(peer_id)
+        if member is None or member.is_me:
+            return None
+        menu = QMenu(self)
+        known = self.sidebar.model.contact(peer_id)
+        if known is not None and known.state is not ContactState.BLOCKED:
+            action = menu.addAction(self.tr("&Open Conversation"))
+            action.setObjectName("open")
+            action.triggered.connect(lambda: self.open_peer(peer_id))
+        else:
+            action = menu.addAction(self.tr("&Add {name} as a Contact").format(name=member.name))
+            action.setObjectName("add")
+            action.triggered.connect(lambda: self.add_member_contact(room_id, member))
+        if self.member_menu is not None:
+            self.member_menu.deleteLater()
+        self.member_menu = menu
+        menu.setActiveAction(action)
+        menu.popup(where)
+        return menu
+
+    def add_member_contact(self, room_id: str, member: RoomMember) -> None:
+        client = self.client
+        if client is None:
+            self.show_error(self.tr("Adding a contact failed: Kith is not online."))
+            return
+        self.runner.run(self._add_member(client, room_id, member), self.tr("Adding a contact"))
+
+    async def _add_member(self, client: KithClient, room_id: str, member: RoomMember) -> None:
+        try:
+            link = await client.member_invite(room_id, member.peer_id)
+            info = await client.add_contact(link)
+        except ValueError as exc:
+            self.show_error(self.tr("{name} could not be added: {reason}").format(
+                name=member.name, reason=plain_words(str(exc))))
+            return
+        if self.sidebar.model.contact(info.peer_id) is None:
+            self.sidebar.model.upsert_contact(info)
 
     # -- contact actions --------------------------------------------------------------------
 
@@ -488,6 +829,7 @@ class MainWindow(QMainWindow):
                 self.client.add_contact if self.client is not None else None, self,
             )
             dialog.added.connect(self._contact_added)
+            dialog.join_room_requested.connect(self.show_join_room)
             dialog.finished.connect(lambda _: self._forget_add_dialog(dialog))
             self.add_dialog = dialog
         if link is not None:

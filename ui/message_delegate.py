@@ -58,6 +58,7 @@ from PySide6.QtWidgets import (
 from app.core.records import Delivery
 from ui import palette as pal
 from ui.chat_item import ChatItem
+from ui.file_card import FileCardPainter
 from ui.message_model import MessageListModel, Role
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -139,6 +140,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     link_activated = Signal(str)
     retry_requested = Signal(str)  # the message key
+    file_action_requested = Signal(str, str)  # transfer id, FileAction value (a card button)
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
@@ -146,6 +148,7 @@ class MessageDelegate(QStyledItemDelegate):
         self._sizes: dict[tuple[str, int, int], int] = {}
         self._bubbles: OrderedDict[tuple[str, int, bool], _Bubble] = OrderedDict()
         self._fonts()
+        self.cards = FileCardPainter(self)  # rows with a ``transfer`` are file cards
 
     # -- fonts, colours, caches -----------------------------------------------------------------
 
@@ -297,6 +300,8 @@ class MessageDelegate(QStyledItemDelegate):
         item = model.item(row)
         width = self.content_width()
         flags = self._flags(model, row)
+        if item.transfer:
+            return QSize(width, self.cards.row_height(flags))
         packed = flags[0] | flags[1] << 1 | flags[2] << 2
         cache_key = (item.key, width, packed)
         height = self._sizes.get(cache_key)
@@ -324,6 +329,10 @@ class MessageDelegate(QStyledItemDelegate):
             return
         row = index.row()
         item = model.item(row)
+        if item.transfer:
+            flags = self._flags(model, row)
+            self.cards.paint(painter, option, item, flags, model.day_label(row) if flags[0] else "")
+            return
         rect: QRect = option.rect
         state: QStyle.StateFlag = option.state
         palette = self._view.palette()
@@ -457,6 +466,8 @@ class MessageDelegate(QStyledItemDelegate):
             return None
         row = index.row()
         item = model.item(row)
+        if item.transfer:  # a file card: no text layout, no links, no retry mark
+            return None
         bubble = self.bubble(item, self.content_width())
         flags = self._flags(model, row)
         box = self._bubble_rect(self._view.visualRect(index), bubble, item, flags)
@@ -523,6 +534,10 @@ class MessageDelegate(QStyledItemDelegate):
             and event.modifiers() == Qt.KeyboardModifier.NoModifier
         ):
             pos = event.position().toPoint()
+            action = self.cards.action_at(index, pos)
+            if action is not None:
+                self.file_action_requested.emit(model.data(index, Role.KEY), action.value)
+                return True
             if self.retry_hit(index, pos):
                 self.retry_requested.emit(model.data(index, Role.KEY))
                 return True
@@ -540,6 +555,8 @@ class MessageDelegate(QStyledItemDelegate):
         model = index.model()
         assert isinstance(model, MessageListModel)
         item = model.item(index.row())
+        if item.transfer:  # a file card has no text to select: no editor
+            return None  # type: ignore[return-value]
         editor = QTextBrowser(parent)
         editor.setObjectName("messageText")
         editor.setFrameShape(QFrame.Shape.NoFrame)

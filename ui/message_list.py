@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 
 from app.core.records import Delivery
 from ui import palette as pal
+from ui.file_actions import FileAction, action_label, delete_action
 from ui.message_delegate import MessageDelegate
 from ui.message_model import MessageListModel
 from ui.resources import app_icon
@@ -94,6 +95,7 @@ class MessageListView(QListView):
     near_top = Signal()             # scrolled near the oldest loaded row: load an older page
     reached_bottom = Signal()       # the newest message came into view
     retry_requested = Signal(str)   # message key
+    file_action_requested = Signal(str, str)  # transfer id, FileAction value
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -116,6 +118,7 @@ class MessageListView(QListView):
         self.setItemDelegate(self.delegate)
         self.delegate.link_activated.connect(self.open_link)
         self.delegate.retry_requested.connect(self.retry_requested)
+        self.delegate.file_action_requested.connect(self.file_action_requested)
         self.pill = _NewMessagesPill(self)
         self.pill.clicked.connect(self.scroll_to_bottom)
         self._title = self.tr("No conversation open")
@@ -258,6 +261,9 @@ class MessageListView(QListView):
             self.copy_selection()
             event.accept()
             return
+        if self._file_key(event):
+            event.accept()
+            return
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
             self.edit(self.currentIndex())  # the read-only text browser: select part, open links
             event.accept()
@@ -269,12 +275,39 @@ class MessageListView(QListView):
             return
         super().keyPressEvent(event)
 
+    def file_actions(self, index: QModelIndex) -> list[FileAction]:
+        """What a file card row offers now (primary first); empty for other rows."""
+        model = self.message_model()
+        if model is None or not index.isValid():
+            return []
+        return self.delegate.cards.actions(model.item(index.row()))
+
+    def _file_key(self, event: QKeyEvent) -> bool:
+        """On a file card: Enter does its primary action, Delete cancels or declines."""
+        index = self.currentIndex()
+        model = self.message_model()
+        if model is None or not index.isValid() or not model.item(index.row()).transfer:
+            return False
+        transfer = model.item(index.row()).transfer or ""
+        actions = self.file_actions(index)
+        action: FileAction | None = None
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            action = actions[0] if actions else None
+        elif event.key() == Qt.Key.Key_Delete:
+            action = delete_action(actions)
+        else:
+            return False
+        if action is not None:
+            self.file_action_requested.emit(transfer, action.value)
+        return True
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         super().mouseMoveEvent(event)
         pos = event.position().toPoint()
         index = self.indexAt(pos)
         pointing = index.isValid() and (
             self.delegate.link_at(index, pos) is not None or self.delegate.retry_hit(index, pos)
+            or self.delegate.cards.action_at(index, pos) is not None
         )
         self.viewport().setCursor(
             Qt.CursorShape.PointingHandCursor if pointing else Qt.CursorShape.ArrowCursor
@@ -305,12 +338,24 @@ class MessageListView(QListView):
             menu.addAction(open_link)
         if index.isValid() and model is not None:
             item = model.item(index.row())
-            if item.outgoing and item.state is Delivery.FAILED:
+            if item.transfer:
+                self._add_file_actions(menu, item.transfer, self.file_actions(index))
+            elif item.outgoing and item.state is Delivery.FAILED:
                 menu.addSeparator()
                 retry = QAction(self.tr("&Retry Sending"), menu)
                 retry.triggered.connect(lambda: self.retry_requested.emit(item.key))
                 menu.addAction(retry)
         return menu
+
+    def _add_file_actions(self, menu: QMenu, transfer: str, actions: list[FileAction]) -> None:
+        if actions:
+            menu.addSeparator()
+        for action in actions:
+            entry = QAction(action_label(action), menu)
+            entry.setObjectName(action.value)
+            entry.triggered.connect(
+                lambda _=False, a=action: self.file_action_requested.emit(transfer, a.value))
+            menu.addAction(entry)
 
     # -- look -----------------------------------------------------------------------------------
 

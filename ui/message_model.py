@@ -8,10 +8,16 @@ Keys map to *positions* that never change once given out (older pages get smalle
 prepending does not renumber the map; row = position - position of row 0. Day separators and
 message groups are not fake rows: ``starts_day``/``starts_group`` compare a row with the one
 above, and the delegate paints the date header inside the first row of each day.
+
+Room posts carry the room's shared order; ``insert_sorted`` puts a post that history sync brought
+late where it belongs instead of at the bottom. That is the one write that renumbers positions
+(of the rows below it), which stays cheap because late posts are rare and usually recent.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import IntEnum
@@ -29,7 +35,7 @@ from PySide6.QtCore import (
 )
 
 from app.core.records import Delivery
-from ui.chat_item import ChatItem
+from ui.chat_item import ChatItem, RoomOrder
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -86,6 +92,11 @@ class MessageListModel(QAbstractListModel):
     @property
     def oldest_seq(self) -> int | None:
         return self._items[0].seq if self._items else None
+
+    @property
+    def oldest_order(self) -> RoomOrder | None:
+        """The room order of row 0: the ``before`` cursor for the next older page."""
+        return self._items[0].order if self._items else None
 
     def starts_day(self, row: int) -> bool:
         return row == 0 or self._days[row] != self._days[row - 1]
@@ -224,6 +235,36 @@ class MessageListModel(QAbstractListModel):
         self.endInsertRows()
         return True
 
+    def insert_sorted(self, item: ChatItem) -> bool:
+        """Add a room post at its place in the room's order; False if that key is shown.
+
+        Usually that is the bottom (a live post); a post synced late lands above newer ones.
+        Rows must all carry an ``order`` (room conversations); without one it is appended.
+        """
+        if item.key in self._positions:
+            return False
+        if item.order is None or not self._items or (
+            self._items[-1].order is not None and self._items[-1].order < item.order
+        ):
+            return self.append(item)
+        orders = [i.order or (0, "", "") for i in self._items]
+        row = bisect.bisect_left(orders, item.order)
+        self.beginInsertRows(QModelIndex(), row, row)
+        if row == 0:
+            self._first -= 1  # like a page above: no position changes
+            self._positions[item.key] = self._first
+        else:
+            for below in self._items[row:]:  # shift everything under the new row down by one
+                self._positions[below.key] += 1
+            self._positions[item.key] = self._first + row
+        self._items.insert(row, item)
+        self._days.insert(row, item.day)
+        self.endInsertRows()
+        if row + 1 < len(self._items):  # the next row may no longer start a day or a group
+            after = self.index(row + 1)
+            self.dataChanged.emit(after, after)
+        return True
+
     def update_state(self, key: str, state: Delivery, error: str | None = None) -> bool:
         """A delivery state changed; False if the message is not loaded (nothing to do)."""
         row = self.row_of(key)
@@ -242,10 +283,7 @@ class MessageListModel(QAbstractListModel):
         changed = False
         for row, item in enumerate(self._items):
             if item.author_id == author_id and item.author_name != name:
-                self._items[row] = ChatItem(
-                    item.key, item.seq, item.conversation, item.author_id, name, item.outgoing,
-                    item.text, item.sent_at_ms, item.state, item.error,
-                )
+                self._items[row] = dataclasses.replace(item, author_name=name)
                 changed = True
         if changed and self._items:
             self.dataChanged.emit(self.index(0), self.index(len(self._items) - 1))

@@ -5,8 +5,10 @@ Contacts each own a placeholder row that tells a newcomer what to do next, or th
 matched nothing; the filter proxy shows it exactly when the section has no visible entries.
 Message requests from strangers get a section of their own that only exists while there are any.
 
-The model is fed from ``client.contacts()`` once and then from contact events; blocked peers are
-kept (for "Blocked people…") but never listed.
+The model is fed from ``client.contacts()`` and ``client.rooms()`` once and then from contact and
+room events; blocked peers are kept (for "Blocked people…") but never listed. Rooms and contacts
+alike are ordered by their last activity, newest first. The Rooms title carries a painted "+"
+(New Room; Ctrl+Shift+N is its keyboard path) so the way to make a room sits where rooms are.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from PySide6.QtGui import (
     QFontMetrics,
     QIcon,
     QKeyEvent,
+    QMouseEvent,
     QPainter,
     QPalette,
     QResizeEvent,
@@ -60,9 +63,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.records import ContactInfo, ContactState
+from app.core.records import ContactInfo, ContactState, RoomInfo
 from ui import palette as pal
-from ui.avatar import paint_avatar
+from ui.avatar import avatar_colour, paint_avatar, paint_initials
 from ui.resources import tinted_icon, tinted_pixmap
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -72,6 +75,7 @@ KEY_ROLE = Qt.ItemDataRole.UserRole + 2
 SHOWN_ROLE = Qt.ItemDataRole.UserRole + 3
 SECTION_ROLE = Qt.ItemDataRole.UserRole + 4
 CONTACT_ROLE = Qt.ItemDataRole.UserRole + 5  # the ContactInfo behind a contact or request row
+ROOM_ROLE = Qt.ItemDataRole.UserRole + 6     # the RoomInfo behind a room row
 
 
 class Section(Enum):
@@ -97,12 +101,34 @@ class ContactAction(Enum):
     REMOVE = "remove"
 
 
+class RoomAction(Enum):
+    """What a room's context menu can ask the window to do."""
+
+    OPEN = "open"
+    INVITE = "invite"
+    MEMBERS = "members"
+    LEAVE = "leave"
+
+
 def _matches(name: str, query: str) -> bool:
     return query.casefold() in name.casefold()
 
 
 def _order(info: ContactInfo) -> tuple[float, str]:
     return (-info.last_activity, info.peer_id)
+
+
+def _room_order(info: RoomInfo) -> tuple[float, str]:
+    return (-info.last_activity, info.room_id)
+
+
+def room_counts_text(info: RoomInfo) -> str:
+    """"3 members, 2 online": the room row's tooltip and part of its accessible text."""
+    members = (QCoreApplication.translate("Sidebar", "1 member") if info.members == 1
+               else QCoreApplication.translate("Sidebar", "{count} members")
+               .format(count=info.members))
+    return QCoreApplication.translate("Sidebar", "{members}, {online} online").format(
+        members=members, online=info.online)
 
 
 def last_seen_text(info: ContactInfo) -> str:
@@ -127,6 +153,8 @@ class SidebarModel(QStandardItemModel):
         self._sections: dict[Section, QStandardItem] = {}
         self._known: dict[str, ContactInfo] = {}  # everyone, blocked included
         self._touched: set[str] | None = None  # peers changed by events during a load
+        self._rooms: dict[str, RoomInfo] = {}
+        self._rooms_touched: set[str] | None = None  # rooms changed by events during a load
         for section, title in (
             (Section.REQUESTS, self.tr("Requests")),
             (Section.ROOMS, self.tr("Rooms")),
@@ -147,7 +175,7 @@ class SidebarModel(QStandardItemModel):
 
     def empty_text(self, section: Section) -> str:
         if section is Section.ROOMS:
-            return self.tr("No rooms yet.")
+            return self.tr("No rooms yet. Create one with “+”, or join one from an invite link.")
         if section is Section.REQUESTS:
             return ""
         return self.tr("No contacts yet. Share your invite below so people can add you.")
@@ -296,6 +324,88 @@ class SidebarModel(QStandardItemModel):
             parts.append(self.tr("message request"))
         item.setData(", ".join(parts), Qt.ItemDataRole.AccessibleTextRole)
 
+    # -- rooms ------------------------------------------------------------------------------
+
+    def room(self, room_id: str) -> RoomInfo | None:
+        return self._rooms.get(room_id)
+
+    def rooms(self) -> list[RoomInfo]:
+        """The rooms in display order."""
+        parent = self._sections[Section.ROOMS]
+        out = []
+        for row in range(1, parent.rowCount()):
+            child = parent.child(row)
+            info = child.data(ROOM_ROLE) if child is not None else None
+            if isinstance(info, RoomInfo):
+                out.append(info)
+        return out
+
+    def begin_rooms_load(self) -> None:
+        self._rooms_touched = set()
+
+    def load_rooms(self, infos: Iterable[RoomInfo]) -> None:
+        """Apply a ``rooms()`` snapshot; rooms events changed since the load began keep theirs."""
+        touched = self._rooms_touched or set()
+        self._rooms_touched = None
+        fresh = {r.room_id: r for r in infos}
+        for room_id in [r for r in self._rooms if r not in fresh and r not in touched]:
+            self._drop_room(room_id)
+        for info in fresh.values():
+            if info.room_id not in touched:
+                self._apply_room(info)
+
+    def upsert_room(self, info: RoomInfo) -> None:
+        if self._rooms_touched is not None:
+            self._rooms_touched.add(info.room_id)
+        self._apply_room(info)
+
+    def remove_room(self, room_id: str) -> None:
+        if self._rooms_touched is not None:
+            self._rooms_touched.add(room_id)
+        self._drop_room(room_id)
+
+    def _room_row(self, room_id: str) -> int | None:
+        parent = self._sections[Section.ROOMS]
+        for row in range(1, parent.rowCount()):
+            child = parent.child(row)
+            if child is not None and child.data(KEY_ROLE) == room_id:
+                return row
+        return None
+
+    def _drop_room(self, room_id: str) -> None:
+        self._rooms.pop(room_id, None)
+        row = self._room_row(room_id)
+        if row is not None:
+            self._sections[Section.ROOMS].removeRow(row)
+
+    def _apply_room(self, info: RoomInfo) -> None:
+        self._rooms[info.room_id] = info
+        parent = self._sections[Section.ROOMS]
+        found = self._room_row(info.room_id)
+        others = [r for r in self.rooms() if r.room_id != info.room_id]
+        position = 1 + sum(1 for r in others if _room_order(r) < _room_order(info))
+        if found == position:
+            item = parent.child(position)
+            assert item is not None
+            self._fill_room(item, info)  # in place: keeps the selection and the scroll position
+            return
+        if found is not None:
+            parent.removeRow(found)
+        item = self._entry_item(Section.ROOMS, info.room_id, info.name)
+        self._fill_room(item, info)
+        parent.insertRow(position, [item])
+
+    def _fill_room(self, item: QStandardItem, info: RoomInfo) -> None:
+        item.setData(info, ROOM_ROLE)
+        if item.text() != info.name:
+            item.setText(info.name)
+        counts = room_counts_text(info)
+        item.setToolTip(f"{info.description}\n{counts}" if info.description else counts)
+        parts = [self.tr("Room {name}").format(name=info.name), counts]
+        if info.unread:
+            parts.append(self.tr("{count} unread").format(count=info.unread))
+        item.setData(", ".join(parts), Qt.ItemDataRole.AccessibleTextRole)
+
     # -- placeholders -----------------------------------------------------------------------
 
     def update_placeholders(self, query: str) -> None:
@@ -355,6 +465,7 @@ class SidebarDelegate(QStyledItemDelegate):
     def __init__(self, view: QTreeView) -> None:
         super().__init__(view)
         self._view = view
+        self.hovered_add_room = False  # the mouse is over the Rooms title's "+"
 
     def _section_font(self, base: QFont) -> QFont:
         font = QFont(base)
@@ -381,9 +492,16 @@ class SidebarDelegate(QStyledItemDelegate):
                 str(index.data(Qt.ItemDataRole.DisplayRole) or ""),
             )
             return QSize(width, rect.height() + 10)
-        if isinstance(index.data(CONTACT_ROLE), ContactInfo):
+        if isinstance(index.data(CONTACT_ROLE), ContactInfo) or isinstance(
+            index.data(ROOM_ROLE), RoomInfo
+        ):
             return QSize(width, self.CONTACT_HEIGHT)
         return QSize(width, self.ENTRY_HEIGHT)
+
+    def add_room_rect(self, rect: QRect) -> QRect:
+        """Where the Rooms title's "+" is painted (and clicked), in viewport pixels."""
+        side = 22
+        return QRect(rect.right() - self.PAD - side + 6, rect.bottom() - side - 2, side, side)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
         kind = index.data(KIND_ROLE)
@@ -398,6 +516,8 @@ class SidebarDelegate(QStyledItemDelegate):
             painter.drawText(
                 text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, text
             )
+            if index.data(SECTION_ROLE) == Section.ROOMS.value:
+                self._paint_add_room(painter, rect, palette)
         elif kind == RowKind.PLACEHOLDER:
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             text_rect = rect.adjusted(self.PAD, 2, -self.PAD, -2)
@@ -406,11 +526,101 @@ class SidebarDelegate(QStyledItemDelegate):
             )
         else:
             info = index.data(CONTACT_ROLE)
+            room = index.data(ROOM_ROLE)
             if isinstance(info, ContactInfo):
                 self._paint_contact(painter, option, rect, palette, info)
+            elif isinstance(room, RoomInfo):
+                self._paint_room(painter, option, rect, palette, room)
             else:
                 self._paint_entry(painter, option, rect, palette, text)
         painter.restore()
+
+    def _paint_add_room(self, painter: QPainter, rect: QRect, palette: QPalette) -> None:
+        box = self.add_room_rect(rect)
+        hovered = self.hovered_add_room
+        if hovered:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(pal.hairline(palette))
+            painter.drawRoundedRect(QRectF(box), 6, 6)
+        colour = palette.color(
+            QPalette.ColorRole.WindowText if hovered else QPalette.ColorRole.PlaceholderText
+        )
+        ratio = painter.device().devicePixelRatioF()
+        pixmap = tinted_pixmap("plus", colour, 16, ratio)
+        painter.drawPixmap(box.left() + (box.width() - 16) // 2,
+                           box.top() + (box.height() - 16) // 2, pixmap)
+
+    def _paint_room(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        rect: QRect,
+        palette: QPalette,
+        info: RoomInfo,
+    ) -> None:
+        card, selected = self._card(painter, option, rect, palette)
+        window_palette = self._view.window().palette()
+        row_bg = (
+            palette.color(QPalette.ColorRole.Highlight) if selected
+            else pal.sidebar_background(window_palette)
+        )
+        # A rounded square, not a circle: rooms and people read apart at a glance.
+        avatar = QRectF(card.left() + 8, card.center().y() - 16, 32, 32)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(avatar_colour(info.name))
+        painter.drawRoundedRect(avatar, 9, 9)
+        paint_initials(painter, avatar, info.name)  # as the round avatars draw them
+
+        text_colour = (palette.color(QPalette.ColorRole.HighlightedText) if selected
+                       else window_palette.color(QPalette.ColorRole.WindowText))
+        muted = pal.mix(text_colour, row_bg, 0.4)
+        left = int(avatar.right() + 10)
+        right = int(card.right() - 8)
+
+        badge_width = 0
+        if info.unread:
+            badge_width = self._paint_badge(painter, option, right, card, info.unread, selected,
+                                            palette)
+        small = QFont(option.font)
+        small.setPointSizeF(option.font.pointSizeF() * 0.85)
+        small_metrics = QFontMetrics(small)
+        counts = f"{info.online}/{info.members}"
+        counts_width = small_metrics.horizontalAdvance(counts) + 14
+        name_font = QFont(option.font)
+        name_font.setBold(info.unread > 0)
+        metrics = QFontMetrics(name_font)
+        line_height = metrics.height()
+        top = int(card.center().y() - line_height - 1)
+        name_width = max(10, right - left - badge_width - counts_width - 6)
+        name = metrics.elidedText(info.name, Qt.TextElideMode.ElideRight, name_width)
+        painter.setFont(name_font)
+        painter.setPen(text_colour)
+        painter.drawText(QRect(left, top, name_width, line_height),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        # "● 2/3": online of members, right after the name.
+        x = left + metrics.horizontalAdvance(name) + 8
+        dot = QRectF(x, top + line_height / 2 - 3, 6, 6)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(pal.ONLINE if info.online > 1 else muted)
+        painter.drawEllipse(dot)
+        painter.setFont(small)
+        painter.setPen(muted)
+        painter.drawText(QRect(int(dot.right() + 3), top, counts_width, line_height),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, counts)
+
+        preview = " ".join(info.last_message.split()) or info.description
+        if not preview:
+            preview = room_counts_text(info)
+        painter.setFont(option.font)
+        painter.setPen(muted)
+        fm = option.fontMetrics
+        preview_width = max(10, right - left - badge_width - 4)
+        painter.drawText(
+            QRect(left, int(card.center().y() + 1), preview_width, fm.height()),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            fm.elidedText(preview, Qt.TextElideMode.ElideRight, preview_width),
+        )
 
     def _card(self, painter: QPainter, option: QStyleOptionViewItem, rect: QRect,
               palette: QPalette) -> tuple[QRectF, bool]:
@@ -551,6 +761,7 @@ class SidebarView(QTreeView):
     """
 
     menu_requested = Signal(QModelIndex, QPoint)
+    add_room_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -569,6 +780,49 @@ class SidebarView(QTreeView):
         self.viewport().setAutoFillBackground(False)
         self.delegate = SidebarDelegate(self)
         self.setItemDelegate(self.delegate)
+
+    def add_room_point(self) -> QPoint | None:
+        """The centre of the Rooms title's "+" in viewport pixels (for tests and hit testing)."""
+        model = self.model()
+        if model is None:
+            return None
+        for row in range(model.rowCount()):
+            index = model.index(row, 0)
+            if index.data(SECTION_ROLE) == Section.ROOMS.value:
+                return self.delegate.add_room_rect(self.visualRect(index)).center()
+        return None
+
+    def _over_add_room(self, pos: QPoint) -> bool:
+        index = self.indexAt(pos)
+        if index.data(KIND_ROLE) != RowKind.SECTION or (
+            index.data(SECTION_ROLE) != Section.ROOMS.value
+        ):
+            return False
+        return self.delegate.add_room_rect(self.visualRect(index)).adjusted(-3, -3, 3, 3).contains(
+            pos)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        over = self._over_add_room(event.position().toPoint())
+        if over != self.delegate.hovered_add_room:
+            self.delegate.hovered_add_room = over
+            self.viewport().setCursor(
+                Qt.CursorShape.PointingHandCursor if over else Qt.CursorShape.ArrowCursor)
+            self.viewport().update()
+        super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:
+        if self.delegate.hovered_add_room:
+            self.delegate.hovered_add_room = False
+            self.viewport().update()
+        super().leaveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if (event.button() == Qt.MouseButton.LeftButton
+                and self._over_add_room(event.position().toPoint())):
+            self.add_room_clicked.emit()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -610,7 +864,9 @@ class Sidebar(QWidget):
 
     activated = Signal(str, str)
     contact_action = Signal(str, str)
+    room_action = Signal(str, str)  # RoomAction value, room id
     add_requested = Signal()
+    new_room_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -649,6 +905,7 @@ class Sidebar(QWidget):
         self.view.activated.connect(self._on_activated)
         self.view.clicked.connect(self._on_activated)
         self.view.menu_requested.connect(self._show_menu)
+        self.view.add_room_clicked.connect(self.new_room_requested)
         layout.addWidget(self.view, 1)
         self.menu: QMenu | None = None  # the last context menu shown (tests look at it)
         self._open_key: str | None = None
@@ -739,6 +996,12 @@ class Sidebar(QWidget):
         info = index.data(CONTACT_ROLE) if index is not None else None
         return info if isinstance(info, ContactInfo) else None
 
+    def room_row_info(self, room_id: str) -> RoomInfo | None:
+        """The RoomInfo a visible room row shows."""
+        index = self.index_of(room_id)
+        info = index.data(ROOM_ROLE) if index is not None else None
+        return info if isinstance(info, RoomInfo) else None
+
     def _first_entry(self) -> QModelIndex | None:
         entries = self._visible(RowKind.ENTRY)
         return entries[0] if entries else None
@@ -814,10 +1077,35 @@ class Sidebar(QWidget):
             add(self.tr("Re&move…"), ContactAction.REMOVE)
         return menu
 
+    def room_menu(self, room_id: str) -> QMenu | None:
+        """Open, Invite people…, Members, Leave room… for a room; None for anything else."""
+        info = self.model.room(room_id)
+        if info is None:
+            return None
+        menu = QMenu(self)
+        menu.setAccessibleName(self.tr("Actions for {name}").format(name=info.name))
+
+        def add(text: str, action: RoomAction) -> QAction:
+            item = menu.addAction(text)
+            item.setObjectName(action.value)
+            item.triggered.connect(lambda: self.room_action.emit(action.value, room_id))
+            return item
+
+        add(self.tr("&Open"), RoomAction.OPEN)
+        add(self.tr("&Invite People…"), RoomAction.INVITE)
+        add(self.tr("&Members"), RoomAction.MEMBERS)
+        menu.addSeparator()
+        add(self.tr("&Leave Room…"), RoomAction.LEAVE)
+        return menu
+
     def _show_menu(self, index: QModelIndex, where: QPoint) -> None:
         if index.data(KIND_ROLE) != RowKind.ENTRY:
             return
-        menu = self.contact_menu(str(index.data(KEY_ROLE)))
+        key = str(index.data(KEY_ROLE))
+        if index.data(SECTION_ROLE) == Section.ROOMS.value:
+            menu = self.room_menu(key)
+        else:
+            menu = self.contact_menu(key)
         if menu is None:
             return
         if self.menu is not None:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from app.core.events import MessageReceived
+from app.core.events import MessageReceived, RoomMessage
 from ui import palette as pal
 from ui.resources import app_icon
 
@@ -53,12 +53,12 @@ def preview(text: str) -> str:
 class Tray(QObject):
     """Unread total in the tray, notifications for messages that arrive while you are away.
 
-    ``open_requested(peer)`` when a notification or the tray icon is clicked: the window comes
-    forward and opens that conversation (``""``: just come forward).
+    ``open_requested(key)`` when a notification or the tray icon is clicked: the window comes
+    forward and opens that conversation, a peer id or a room id (``""``: just come forward).
     """
 
     open_requested = Signal(str)
-    notified = Signal(str, str, str)  # title, body, peer id
+    notified = Signal(str, str, str)  # title, body, peer id or room id
 
     def __init__(self, window_active: Callable[[], bool], parent: QObject | None = None,
                  quit_action: QAction | None = None) -> None:
@@ -104,6 +104,14 @@ class Tray(QObject):
         else:
             title = sender
         self.notify(title, preview(event.text), event.from_)
+        return True
+
+    def room_message(self, event: RoomMessage, author: str, room: str) -> bool:
+        """Notify "<author> in <room>" unless the window is in front; True if it did."""
+        if self.window_active():
+            return False
+        title = self.tr("{author} in {room}").format(author=author, room=room)
+        self.notify(title, preview(event.text), event.room)
         return True
 
     def notify(self, title: str, body: str, peer: str) -> None:

@@ -1,0 +1,494 @@
+"""Drag-and-drop file transfer in the window, with real peers on 127.0.0.1.
+
+Files are dropped the way a desktop delivers them: ``QMimeData`` with file URLs sent as
+enter/move/drop events to the viewport of the sidebar's list (at a contact's or a room's row)
+or of the open conversation. Cards are driven through the same paths a user takes: a mouse
+click on the painted Accept button, the Delete key on a selected card, View ▸ Transfers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QImage,
+)
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.core.events import Event, FileOffered
+from app.core.records import TransferInfo
+from tests.peers import Peer
+from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from ui.app import KithApp
+from ui.drop_target import expand
+from ui.file_actions import FileAction
+from ui.main_window import MainWindow
+from ui.node_state import Presence
+from ui.waits import wait_until
+
+
+@pytest.fixture
+def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    with new_qloop(qapp) as loop:
+        asyncio.set_event_loop(loop)
+        try:
+            yield loop
+        finally:
+            asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
+    factory = AppFactory(qloop)
+    try:
+        yield factory
+    finally:
+        factory.close_all()
+
+
+def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
+    assert callable(condition)
+    run(qloop, wait_until(condition, timeout, what), timeout + 5)
+
+
+class Person:
+    """A running KithApp with its window and a log of its client's events."""
+
+    def __init__(self, app: KithApp) -> None:
+        assert app.client is not None and app.window is not None and app.state is not None
+        self.app = app
+        self.client = app.client
+        self.window: MainWindow = app.window
+        self.peer_id = app.state.peer_id
+        self.invite = app.state.invite
+        self.events: list[Event] = []
+        self.client.subscribe(self.events.append)
+
+    def offered(self) -> list[FileOffered]:
+        return [e for e in self.events if isinstance(e, FileOffered)]
+
+
+def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str) -> Person:
+    app = make_app(initialised_profile(path, name))
+    assert run(qloop, app.start()) is True
+    wait(qloop, lambda: app.state is not None and app.state.presence is Presence.ONLINE
+         and app.client is not None, f"{name} online")
+    return Person(app)
+
+
+def use_downloads(qloop: qasync.QEventLoop, person: Person, folder: Path) -> None:
+    """Accepted files go to ``folder``, never to the real Downloads folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    setter = getattr(person.client, "set_file_settings", None)
+    if setter is not None:
+        run(qloop, setter(str(folder), 0))
+    person.window.files.actions.fallback_dir = str(folder)
+
+
+def befriend(qloop: qasync.QEventLoop, a: Person, b: Person) -> None:
+    run(qloop, a.client.add_contact(b.invite))
+    run(qloop, b.client.add_contact(a.invite))
+    wait(qloop, lambda: (i := a.window.sidebar.row_info(b.peer_id)) is not None and i.online,
+         "each other online")
+    wait(qloop, lambda: (i := b.window.sidebar.row_info(a.peer_id)) is not None and i.online,
+         "each other online")
+
+
+def file_mime(*paths: Path) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def drag_to(viewport: QWidget, pos: QPoint, mime: QMimeData) -> tuple[bool, bool]:
+    """Enter and move over ``pos``; (enter accepted, move accepted)."""
+    action = Qt.DropAction.CopyAction
+    button, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(pos, action, mime, button, none)
+    QApplication.sendEvent(viewport, enter)
+    move = QDragMoveEvent(pos, action, mime, button, none)
+    QApplication.sendEvent(viewport, move)
+    return enter.isAccepted(), move.isAccepted()
+
+
+def drop_at(viewport: QWidget, pos: QPoint, mime: QMimeData) -> bool:
+    event = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, event)
+    return event.isAccepted()
+
+
+def drag_and_drop(viewport: QWidget, pos: QPoint, mime: QMimeData) -> bool:
+    """The whole gesture: enter, move, drop; True if the drop was taken."""
+    drag_to(viewport, pos, mime)
+    return drop_at(viewport, pos, mime)
+
+
+def row_point(window: MainWindow, key: str) -> QPoint:
+    index = window.sidebar.index_of(key)
+    assert index is not None, key
+    return window.sidebar.view.visualRect(index).center()
+
+
+def names_supported(person: Person) -> bool:
+    return "name" in inspect.signature(person.client.send_file).parameters
+
+
+def digest(path: str | Path) -> str:
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=32).hexdigest()
+
+
+def card_row(window: MainWindow, transfer: str) -> int | None:
+    return window.conversation.model.row_of(transfer)
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_a_folder_expands_to_its_files_with_relative_names_and_no_links(tmp_path: Path) -> None:
+    folder = tmp_path / "Folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "sub" / "b.txt").write_text("b")
+    (folder / "link.txt").symlink_to(folder / "a.txt")
+    (folder / "linkdir").symlink_to(folder / "sub")
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"x")
+    assert expand([str(single), str(folder)]) == [
+        (str(single), None),
+        (str(folder / "a.txt"), "Folder/a.txt"),
+        (str(folder / "sub" / "b.txt"), "Folder/sub/b.txt"),
+    ]
+
+
+# -- dropping -------------------------------------------------------------------------------------
+
+
+def test_drops_on_a_contact_a_room_and_the_conversation_send_there(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    bob = start(qloop, make_app, tmp_path / "bob", "Bob")
+    run(qloop, ada.client.add_contact(bob.invite))
+    window = ada.window
+    wait(qloop, lambda: window.sidebar.index_of(bob.peer_id) is not None, "Bob in the list")
+    room = run(qloop, ada.client.create_room("Plans"))
+    wait(qloop, lambda: window.sidebar.index_of(room.room_id) is not None, "the room listed")
+    window.close_conversation()
+    first = tmp_path / "first.txt"
+    first.write_text("to Bob")
+    second = tmp_path / "second.txt"
+    second.write_text("to the room")
+    viewport = window.sidebar.view.viewport()
+
+    # Over Bob's row: accepted, and his row is outlined while the drag hovers.
+    assert drag_to(viewport, row_point(window, bob.peer_id), file_mime(first)) == (True, True)
+    overlay = window.files.sidebar_drop.overlay
+    assert overlay.isVisible() and overlay.target is not None
+    assert overlay.target.key == bob.peer_id and overlay.target.rect is not None
+    assert drop_at(viewport, row_point(window, bob.peer_id), file_mime(first))
+    assert not overlay.isVisible()
+    wait(qloop, lambda: any(e.to == bob.peer_id and e.name_ == "first.txt"
+                            for e in ada.offered()), "the offer to Bob")
+
+    # Over the room's row.
+    assert drag_to(viewport, row_point(window, room.room_id), file_mime(second))[1]
+    assert overlay.target is not None and overlay.target.key == room.room_id
+    assert drop_at(viewport, row_point(window, room.room_id), file_mime(second))
+    wait(qloop, lambda: any(e.to == room.room_id and e.name_ == "second.txt"
+                            for e in ada.offered()), "the offer to the room")
+    in_room = next(e.transfer for e in ada.offered() if e.name_ == "second.txt")
+    assert window.open_room(room.room_id)
+    wait(qloop, lambda: card_row(window, in_room) is not None, "the card in the room")
+    room_item = window.conversation.model.item(card_row(window, in_room) or 0)
+    room_cards = window.conversation.messages.delegate.cards
+    wait(qloop, lambda: room_cards.status_of(room_item) == "Shared with the room",
+         "the room card's status")
+
+    # On the open conversation: the veil names who it goes to.
+    assert window.open_peer(bob.peer_id)
+    third = tmp_path / "third.txt"
+    third.write_text("into the conversation")
+    messages = window.conversation.messages.viewport()
+    centre = messages.rect().center()
+    assert drag_to(messages, centre, file_mime(third)) == (True, True)
+    assert window.files.conversation_drop.overlay.text() == "Drop to send to Bob"
+    assert drop_at(messages, centre, file_mime(third))
+    wait(qloop, lambda: any(e.to == bob.peer_id and e.name_ == "third.txt"
+                            for e in ada.offered()), "the offer from the conversation drop")
+    # ... and its card shows up there, waiting for Bob.
+    transfer = next(e.transfer for e in ada.offered() if e.name_ == "third.txt")
+    wait(qloop, lambda: card_row(window, transfer) is not None, "the card in the conversation")
+    cards = window.conversation.messages.delegate.cards
+    row = card_row(window, transfer)
+    assert row is not None
+    item = window.conversation.model.item(row)
+    wait(qloop, lambda: cards.status_of(item) == "Waiting for Bob to accept", "the waiting card")
+    assert cards.actions(item) == [FileAction.CANCEL]
+
+
+def test_text_drops_are_ignored_and_unreadable_files_are_reported(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    bob = start(qloop, make_app, tmp_path / "bob", "Bob")
+    run(qloop, ada.client.add_contact(bob.invite))
+    window = ada.window
+    wait(qloop, lambda: window.sidebar.index_of(bob.peer_id) is not None, "Bob in the list")
+    viewport = window.sidebar.view.viewport()
+    text = QMimeData()
+    text.setText("just some words")
+    assert drag_to(viewport, row_point(window, bob.peer_id), text) == (False, False)
+    assert not window.files.sidebar_drop.overlay.isVisible()
+    assert not drop_at(viewport, row_point(window, bob.peer_id), text)
+    messages = window.conversation.messages.viewport()
+    window.open_peer(bob.peer_id)
+    assert drag_to(messages, messages.rect().center(), text) == (False, False)
+    assert not window.files.conversation_drop.overlay.isVisible()
+
+    missing = tmp_path / "gone.txt"
+    assert drag_and_drop(viewport, row_point(window, bob.peer_id), file_mime(missing))
+    assert "“gone.txt” could not be sent" in window.banner.message()
+    run(qloop, window.runner.idle())
+    assert ada.offered() == []
+    assert run(qloop, ada.client.transfers()) == []
+
+
+def test_a_dropped_folder_sends_its_files_with_relative_names(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    bob = start(qloop, make_app, tmp_path / "bob", "Bob")
+    run(qloop, ada.client.add_contact(bob.invite))
+    window = ada.window
+    wait(qloop, lambda: window.sidebar.index_of(bob.peer_id) is not None, "Bob in the list")
+    folder = tmp_path / "Holiday"
+    (folder / "day 1").mkdir(parents=True)
+    (folder / "notes.txt").write_text("notes")
+    (folder / "day 1" / "beach.txt").write_text("sand")
+    (folder / "shortcut.txt").symlink_to(folder / "notes.txt")
+    window.open_peer(bob.peer_id)
+    messages = window.conversation.messages.viewport()
+    assert drag_and_drop(messages, messages.rect().center(), file_mime(folder))
+    expected = (["Holiday/day 1/beach.txt", "Holiday/notes.txt"] if names_supported(ada)
+                else ["beach.txt", "notes.txt"])
+    wait(qloop, lambda: sorted(e.name_ for e in ada.offered()) == expected,
+         f"offers named {expected}")
+    assert all(e.to == bob.peer_id for e in ada.offered())
+
+
+def test_a_pasted_image_and_attached_files_are_sent(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    bob = start(qloop, make_app, tmp_path / "bob", "Bob")
+    run(qloop, ada.client.add_contact(bob.invite))
+    window = ada.window
+    wait(qloop, lambda: window.sidebar.index_of(bob.peer_id) is not None, "Bob in the list")
+    window.open_peer(bob.peer_id)
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    image.fill(QColor("teal"))
+    mime = QMimeData()
+    mime.setImageData(image)
+    window.conversation.composer.edit.insertFromMimeData(mime)
+    wait(qloop, lambda: any(e.name_.endswith(".png") for e in ada.offered()), "a PNG offered")
+    assert window.conversation.composer.text() == ""
+
+    # Ctrl+Shift+A (the 📎 button's shortcut) opens the file chooser; the files chosen are sent.
+    window.raise_()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window, Qt.Key.Key_A,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    chooser = window.files.file_sender.dialog
+    assert chooser is not None and chooser.isVisible()
+    chosen = tmp_path / "chosen.txt"
+    chosen.write_text("picked")
+    chooser.filesSelected.emit([str(chosen)])
+    wait(qloop, lambda: any(e.name_ == "chosen.txt" for e in ada.offered()), "the chosen file")
+
+
+# -- two windows ---------------------------------------------------------------------------------
+
+
+def test_bob_accepts_a_dropped_file_in_his_window_and_declines_another(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    bob = start(qloop, make_app, tmp_path / "bob", "Bob")
+    use_downloads(qloop, bob, tmp_path / "bob-downloads")
+    befriend(qloop, ada, bob)
+    assert ada.window.open_peer(bob.peer_id)
+    assert bob.window.open_peer(ada.peer_id)
+    source = tmp_path / "photo.png"
+    picture = QImage(64, 48, QImage.Format.Format_RGB32)
+    picture.fill(QColor("orange"))
+    assert picture.save(str(source))
+
+    # Ada drops the picture on Bob's conversation.
+    messages = ada.window.conversation.messages.viewport()
+    assert drag_and_drop(messages, messages.rect().center(), file_mime(source))
+    wait(qloop, lambda: len(ada.offered()) == 1, "Ada's offer")
+    transfer = ada.offered()[0].transfer
+
+    # Bob's window shows the card with Accept; he clicks it.
+    bob_view = bob.window.conversation.messages
+    cards = bob_view.delegate.cards
+    wait(qloop, lambda: card_row(bob.window, transfer) is not None, "the card in Bob's window")
+    row = card_row(bob.window, transfer)
+    assert row is not None
+    index = bob.window.conversation.model.index(row)
+    item = bob.window.conversation.model.item(row)
+    wait(qloop, lambda: cards.actions(item)[:1] == [FileAction.ACCEPT], "Accept on the card")
+    assert cards.actions(item) == [FileAction.ACCEPT, FileAction.SAVE_AS, FileAction.DECLINE]
+    assert cards.status_of(item) == "Ada offers this file"
+    bob_view.scrollTo(index)
+    accept = cards.action_rect(index, FileAction.ACCEPT)
+    assert not accept.isEmpty()
+    qtbot.mouseClick(bob_view.viewport(), Qt.MouseButton.LeftButton, pos=accept.center())
+
+    def complete(person: Person) -> TransferInfo | None:
+        info = person.window.files.cache.get(transfer)
+        return info if info is not None and info.state == "complete" else None
+
+    wait(qloop, lambda: complete(bob) is not None, "the file complete for Bob")
+    received = complete(bob)
+    assert received is not None and received.path is not None
+    assert digest(received.path) == digest(source)
+    assert str(tmp_path / "bob-downloads") == os.path.dirname(received.path)
+    assert cards.status_of(item) == "Complete"
+    assert cards.actions(item) == [FileAction.OPEN, FileAction.SHOW]
+    wait(qloop, lambda: complete(ada) is not None, "the file complete for Ada")
+    menu = bob_view.context_menu(bob_view.visualRect(index).center())
+    assert [a.objectName() for a in menu.actions() if a.objectName()] == ["open", "show"]
+    opened: list[QUrl] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    bob_view.setCurrentIndex(index)
+    bob_view.setFocus()
+    qtbot.keyClick(bob_view, Qt.Key.Key_Return)  # Enter: the primary action, Open
+    assert opened == [QUrl.fromLocalFile(received.path)]
+    wait(qloop, lambda: cards.thumbnails.get(received.path or "") is not None,
+         "a thumbnail of the received picture")
+
+    # A second file: Bob selects its card and presses Delete to decline it.
+    other = tmp_path / "notes.txt"
+    other.write_text("maybe not")
+    assert drag_and_drop(messages, messages.rect().center(), file_mime(other))
+    wait(qloop, lambda: len(ada.offered()) == 2, "the second offer")
+    second = ada.offered()[1].transfer
+    wait(qloop, lambda: card_row(bob.window, second) is not None, "the second card")
+    second_row = card_row(bob.window, second)
+    assert second_row is not None
+    second_item = bob.window.conversation.model.item(second_row)
+    wait(qloop, lambda: FileAction.DECLINE in cards.actions(second_item), "Decline offered")
+    bob.window.activateWindow()
+    bob_view.setFocus()
+    bob_view.setCurrentIndex(bob.window.conversation.model.index(second_row))
+    qtbot.keyClick(bob_view, Qt.Key.Key_Delete)
+    wait(qloop, lambda: cards.status_of(second_item) == "Declined", "Declined for Bob")
+    ada_cards = ada.window.conversation.messages.delegate.cards
+    wait(qloop, lambda: (r := card_row(ada.window, second)) is not None
+         and ada_cards.status_of(ada.window.conversation.model.item(r)) == "Declined",
+         "Declined for Ada")
+
+    # Reopened, the conversation shows both cards again, from history.
+    bob.window.close_conversation()
+    assert bob.window.open_peer(ada.peer_id)
+    wait(qloop, lambda: card_row(bob.window, transfer) is not None
+         and card_row(bob.window, second) is not None, "both cards from history")
+
+    # View ▸ Transfers (Ctrl+Shift+T) lists both, newest first.
+    bob.window.files.transfers_action.trigger()
+    panel = bob.window.files.panel
+    assert panel.isVisible()
+    panel.refresh()
+    rows = panel.rows()
+    assert [name for name, _, _ in rows] == ["notes.txt", "photo.png"]
+    assert rows[0][1:] == ("Ada", "Declined") and rows[1][1:] == ("Ada", "Complete")
+    panel.select(transfer)
+    assert panel.current_actions() == [FileAction.OPEN, FileAction.SHOW]
+
+
+def test_save_as_pause_resume_and_cancel_while_the_sender_is_away(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    bob = start(qloop, make_app, tmp_path / "bob", "Bob")
+    ada = run(qloop, Peer(tmp_path / "ada", "Ada").start())
+    try:
+        run(qloop, bob.client.add_contact(ada.invite))
+        run(qloop, ada.client.add_contact(bob.invite))
+        wait(qloop, lambda: (i := bob.window.sidebar.row_info(ada.peer_id)) is not None
+             and i.online, "Ada online for Bob")
+        assert bob.window.open_peer(ada.peer_id)
+        source = tmp_path / "big.bin"
+        source.write_bytes(os.urandom(300_000))
+        offer = run(qloop, ada.client.send_file(bob.peer_id, str(source)))
+        view = bob.window.conversation.messages
+        cards = view.delegate.cards
+        wait(qloop, lambda: card_row(bob.window, offer.transfer) is not None, "Bob's card")
+    finally:
+        run(qloop, ada.stop())  # the sender goes away: the download cannot finish
+    row = card_row(bob.window, offer.transfer)
+    assert row is not None
+    item = bob.window.conversation.model.item(row)
+    index = bob.window.conversation.model.index(row)
+    wait(qloop, lambda: FileAction.SAVE_AS in cards.actions(item), "Save As… offered")
+
+    # Save As…: the folder dialog, answered.
+    view.scrollTo(index)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=cards.action_rect(index, FileAction.SAVE_AS).center())
+    dialog = bob.window.files.actions.save_dialog
+    assert dialog is not None and dialog.isVisible()
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    dialog.fileSelected.emit(str(chosen))
+    wait(qloop, lambda: cards.actions(item) == [FileAction.PAUSE, FileAction.CANCEL],
+         "Pause and Cancel while receiving")
+
+    # Pause with the mouse, resume with Enter, cancel with Delete.
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=cards.action_rect(index, FileAction.PAUSE).center())
+    wait(qloop, lambda: "Paused" in cards.status_of(item), "the paused card")
+    assert cards.actions(item) == [FileAction.RESUME, FileAction.CANCEL]
+    bob.window.activateWindow()
+    view.setFocus()
+    view.setCurrentIndex(index)
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    wait(qloop, lambda: cards.actions(item) == [FileAction.PAUSE, FileAction.CANCEL], "resumed")
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    wait(qloop, lambda: cards.status_of(item) == "Cancelled", "the cancelled card")
+    assert list(chosen.iterdir()) == []  # the .part is gone
+
+
+def test_file_settings_dialog_reads_and_saves_through_the_client(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    folder = tmp_path / "incoming"
+    use_downloads(qloop, ada, folder)
+    dialog = ada.window.files.show_settings()
+    wait(qloop, lambda: dialog.folder_edit.text() == str(folder), "the folder loaded")
+    assert dialog.auto_spin.value() == 0 and dialog.auto_spin.text() == "Off"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    dialog.folder_edit.setText(str(other))
+    dialog.auto_spin.setValue(5)
+    qtbot.keyClick(dialog.auto_spin, Qt.Key.Key_Return)
+    wait(qloop, lambda: ada.window.files.settings_dialog is None, "the dialog closed")
+    assert run(qloop, ada.client.file_settings()) == (str(other), 5_000_000)

@@ -1,0 +1,220 @@
+"""The window's one copy of every file transfer's live state, shared by cards and the panel.
+
+File cards are painted from this cache instead of from the message rows: a transfer's progress
+changes several times a second while the message that offered it never changes. It is filled
+from ``client.transfers()`` once, then kept current from the ``File*`` events (and a
+``client.transfer(id)`` look-up when an event says less than a ``TransferInfo`` does), and says
+``changed(transfer id)`` so whoever shows that transfer repaints it.
+
+Speed is taken from ``TransferInfo.speed`` when the client reports one, else estimated here
+from successive progress events (an exponential average, so a stalled link decays to zero).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.events import (
+    Event,
+    FileAccepted,
+    FileCancelled,
+    FileComplete,
+    FileDeclined,
+    FileFailed,
+    FileOffer,
+    FileOffered,
+    FilePaused,
+    FileProgress,
+    FileResumed,
+)
+from app.core.records import TransferInfo, short_peer_id
+
+if TYPE_CHECKING:
+    from app.client import KithClient
+    from ui.bridge import TaskRunner
+
+TERMINAL = frozenset({"complete", "declined", "cancelled", "failed"})
+SPEED_WEIGHT = 0.4  # of the newest sample in the running average
+
+
+@dataclasses.dataclass
+class _Rate:
+    at: float
+    bytes: int
+    speed: float = 0.0
+
+
+class TransferCache(QObject):
+    """TransferInfo by transfer id; ``changed(id)`` after every update, ``added(id)`` for new."""
+
+    changed = Signal(str)
+    added = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._infos: dict[str, TransferInfo] = {}
+        self._order: list[str] = []
+        self._rates: dict[str, _Rate] = {}
+        self._client: KithClient | None = None
+        self._runner: TaskRunner | None = None
+        self._asking: set[str] = set()
+        self._versions: dict[str, int] = {}  # bumped by events: a slower answer must not win
+        self.name_of: Callable[[str], str] = short_peer_id  # peer or room id -> shown name
+        self.is_room: Callable[[str], bool] = lambda _key: False  # the window knows its rooms
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, transfer: str) -> TransferInfo | None:
+        return self._infos.get(transfer)
+
+    def all(self) -> list[TransferInfo]:
+        """Newest first (the order they became known in this session, reversed)."""
+        return [self._infos[t] for t in reversed(self._order)]
+
+    def speed(self, transfer: str) -> float:
+        """Bytes per second now; 0 when idle or unknown."""
+        info = self._infos.get(transfer)
+        reported = getattr(info, "speed", None)
+        if isinstance(reported, int | float):
+            return float(reported)
+        rate = self._rates.get(transfer)
+        if rate is None or info is None or info.state in TERMINAL:
+            return 0.0
+        return rate.speed
+
+    def can_pause(self) -> bool:
+        """Pausing needs ``client.pause_file``; without it the action is not offered."""
+        return self._client is not None and hasattr(self._client, "pause_file")
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def set_client(self, client: KithClient | None, runner: TaskRunner | None) -> None:
+        self._client, self._runner = client, runner
+        if client is not None and runner is not None:
+            runner.run(self._load(client), self.tr("Loading file transfers"))
+
+    async def _load(self, client: KithClient) -> None:
+        self.load(await client.transfers())
+
+    def load(self, infos: Iterable[TransferInfo]) -> None:
+        for info in infos:
+            self.put(info)
+
+    def put(self, info: TransferInfo) -> None:
+        """Store an authoritative ``TransferInfo`` (from the client)."""
+        known = info.transfer in self._infos
+        self._note_progress(info.transfer, info.bytes)
+        self._infos[info.transfer] = info
+        if not known:
+            self._order.append(info.transfer)
+            self.added.emit(info.transfer)
+        self.changed.emit(info.transfer)
+
+    def handle_event(self, event: Event) -> None:
+        """Every client event comes here; the ``File*`` ones update the cache."""
+        if isinstance(event, FileOffered):
+            if event.transfer not in self._infos:
+                room = self.is_room(event.to)
+                self.put(TransferInfo(
+                    transfer=event.transfer, outgoing=True, peer_id="" if room else event.to,
+                    room_id=event.to if room else None,
+                    name=event.name_, size=event.size, hash=event.hash, state="offered",
+                    bytes=0, path=None, reason=None))
+            self.refresh(event.transfer)
+        elif isinstance(event, FileOffer):
+            if event.transfer not in self._infos:
+                self.put(TransferInfo(
+                    transfer=event.transfer, outgoing=False, peer_id=event.from_,
+                    room_id=event.room, name=event.name_, size=event.size, hash=event.hash,
+                    state="offered", bytes=0, path=None, reason=None))
+            self.refresh(event.transfer)
+        elif isinstance(event, FileProgress):
+            self._update(event.transfer, self._progress_changes(event))
+        elif isinstance(event, FileAccepted):
+            self._update(event.transfer, {"state": "receiving"}, refresh=True)
+        elif isinstance(event, FilePaused):
+            self._update(event.transfer, {"state": "paused", "bytes": event.bytes})
+        elif isinstance(event, FileResumed):
+            self._update(event.transfer, {"state": "receiving"})
+        elif isinstance(event, FileComplete):
+            info = self._infos.get(event.transfer)
+            path = event.path or (info.path if info is not None else None)
+            self._update(event.transfer, {"state": "complete", "path": path,
+                                          "bytes": info.size if info is not None else 0},
+                         refresh=info is None)
+        elif isinstance(event, FileFailed):
+            self._update(event.transfer, {"state": "failed", "reason": event.reason})
+        elif isinstance(event, FileDeclined):
+            self._update(event.transfer, {"state": "declined"})
+        elif isinstance(event, FileCancelled):
+            self._update(event.transfer, {"state": "cancelled"})
+
+    def _progress_changes(self, event: FileProgress) -> dict[str, Any]:
+        changes: dict[str, Any] = {"bytes": event.bytes, "size": event.size}
+        state = getattr(event, "state", None)
+        info = self._infos.get(event.transfer)
+        if isinstance(state, str) and state:
+            changes["state"] = state
+        elif info is not None and not info.outgoing and info.state == "offered":
+            changes["state"] = "receiving"
+        speed = getattr(event, "speed", None)
+        if isinstance(speed, int | float) and info is not None and hasattr(info, "speed"):
+            changes["speed"] = speed
+        return changes
+
+    def _update(self, transfer: str, changes: dict[str, Any], refresh: bool = False) -> None:
+        info = self._infos.get(transfer)
+        if info is None:  # not loaded yet (an event raced the first snapshot): ask
+            self.refresh(transfer)
+            return
+        if "bytes" in changes:
+            self._note_progress(transfer, int(changes["bytes"]))
+        self._versions[transfer] = self._versions.get(transfer, 0) + 1
+        fields = {f.name for f in dataclasses.fields(info)}
+        self._infos[transfer] = dataclasses.replace(
+            info, **{k: v for k, v in changes.items() if k in fields})
+        self.changed.emit(transfer)
+        if refresh:
+            self.refresh(transfer)
+
+    def _note_progress(self, transfer: str, done: int) -> None:
+        now = time.monotonic()
+        rate = self._rates.get(transfer)
+        if rate is None:
+            self._rates[transfer] = _Rate(now, done)
+            return
+        elapsed = now - rate.at
+        if elapsed < 0.05 or (done == rate.bytes and elapsed < 1.0):
+            return
+        sample = max(0.0, (done - rate.bytes) / elapsed)
+        rate.speed = sample if rate.speed == 0 else (
+            SPEED_WEIGHT * sample + (1 - SPEED_WEIGHT) * rate.speed)
+        rate.at, rate.bytes = now, done
+
+    def refresh(self, transfer: str) -> None:
+        """Ask the client for the full record (one question per transfer at a time)."""
+        client, runner = self._client, self._runner
+        if client is None or runner is None or transfer in self._asking:
+            return
+        self._asking.add(transfer)
+        runner.run(self._refresh(client, transfer), self.tr("Updating a file transfer"))
+
+    async def _refresh(self, client: KithClient, transfer: str) -> None:
+        version = self._versions.get(transfer, 0)
+        try:
+            lookup = getattr(client, "transfer", None)
+            if lookup is not None:
+                info = await lookup(transfer)
+            else:  # an older client: the whole list, then pick
+                info = next((t for t in await client.transfers() if t.transfer == transfer), None)
+        finally:
+            self._asking.discard(transfer)
+        if self._versions.get(transfer, 0) != version:
+            self.refresh(transfer)  # an event arrived meanwhile: this answer may be older
+        elif isinstance(info, TransferInfo):
+            self.put(info)
