@@ -10,7 +10,9 @@ then shuts down cleanly. ``packaging/screenshot.sh`` runs it under a private Xvf
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import cast
 
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.store.profile import Profile, ProfileError
 from ui.app import KithApp, configure_application
 from ui.node_state import Presence
+from ui.screenshot_scene import stage_conversation
 from ui.waits import wait_painted, wait_until
 
 EXPOSE_TIMEOUT = 10.0
@@ -33,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", action="append", default=[], metavar="MULTIADDR",
                    help="listen address (repeatable; default: all interfaces)")
     p.add_argument("--details", action="store_true", help="unfold the identity details")
+    p.add_argument("--scene", choices=("empty", "conversation"), default="empty",
+                   help="what to show: a new profile, or friends, a conversation and a room")
     return p
 
 
@@ -53,6 +58,7 @@ class _HeadlessKithApp(KithApp):
 
 async def shoot(args: argparse.Namespace) -> int:
     kith = _HeadlessKithApp(args.profile, tuple(args.listen))
+    teardown: Callable[[], Awaitable[None]] | None = None
     try:
         if not await kith.start():
             return 1
@@ -61,6 +67,8 @@ async def shoot(args: argparse.Namespace) -> int:
             print(f"screenshot: the peer did not come online: {kith.state.error}", file=sys.stderr)
             return 1
         window = kith.window
+        if args.scene == "conversation":
+            teardown = await stage_conversation(kith)
         if args.details:
             window.identity_action.setChecked(True)
         await wait_until(
@@ -75,11 +83,15 @@ async def shoot(args: argparse.Namespace) -> int:
         print(f"screenshot: {window.width()}x{window.height()} -> {args.out}")
         return 0
     finally:
+        if teardown is not None:
+            await teardown()
         await kith.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Library warnings (a friend redialling while the scene closes) are not the picture's.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         prepare_profile(args.profile, args.name)
     except (ProfileError, ValueError) as exc:

@@ -257,12 +257,16 @@ class KithNode:
         return any(str(p) == peer_id and conns for p, conns in connections.items())
 
     def peer_connected(self, peer_id: str) -> None:
+        if self._contacts is None:  # a late notification while shutting down
+            return
         self.contacts.connected(peer_id)
         self.rooms.peer_connected(peer_id)
         self.files.peer_connected(peer_id)
         self.connections_changed()
 
     def peer_disconnected(self, peer_id: str) -> None:
+        if self._contacts is None:  # connections closing after the services stopped
+            return
         self.contacts.disconnected(peer_id)
         if not self.is_connected(peer_id):
             self.rooms.peer_disconnected(peer_id)
