@@ -194,6 +194,13 @@ async def _room_history(client: KithClient, args: dict[str, Any]) -> Reply:
     }
 
 
+@command("search")
+async def _search(client: KithClient, args: dict[str, Any]) -> Reply:
+    text = require(args, "text")
+    hits = await client.search(text, page_limit(args, 50))
+    return {"event": "search", "text": text, "hits": [asdict(h) for h in hits]}
+
+
 def optional_str(args: dict[str, Any], key: str, default: str | None = None) -> str | None:
     value = args.get(key, default)
     if value is not None and not isinstance(value, str):

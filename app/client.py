@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
 import logging
 import math
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from app.core.config import NodeConfig
+from app.core.errors import NodeNotRunning
 from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
 from app.core.records import (
     ContactInfo,
@@ -33,9 +35,11 @@ from app.core.records import (
     RoomInfo,
     RoomMember,
     RoomPostInfo,
+    SearchHit,
     TransferInfo,
 )
-from app.store.profile import Profile
+from app.store.profile import Profile, Settings
+from app.store.search import SearchStore
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
@@ -44,10 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Listener = Callable[[Event], None]
-
-
-class NodeNotRunning(RuntimeError):
-    """The peer is not running (not started yet, stopped, or crashed)."""
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -276,6 +276,20 @@ class KithClient:
     async def status(self) -> NodeStatus:
         return await self.call(lambda node: node.status())
 
+    # -- settings -----------------------------------------------------------------------------
+
+    async def settings(self) -> Settings:
+        """A copy of the profile's settings as the node has them."""
+        return await self.call(lambda node: _now(copy.deepcopy(node.profile.settings)))
+
+    async def update_settings(self, **changes: Any) -> Settings:
+        """Change settings by name (validated: ``ValueError`` in plain words) and save them.
+
+        A new ``display_name`` applies at once (``ProfileChanged``); ``listen_port``, relays,
+        serving as a relay and LAN discovery apply at the next start. Returns the new copy.
+        """
+        return await self.call(lambda node: node.update_settings(changes), ordered=True)
+
     # -- contacts -----------------------------------------------------------------------------
 
     async def add_contact(self, invite: str) -> ContactInfo:
@@ -367,6 +381,19 @@ class KithClient:
 
     async def mark_room_read(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.mark_read(room_id))
+
+    # -- search -------------------------------------------------------------------------------
+
+    async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Messages and room posts matching ``text`` (every word; the last one as a prefix),
+        newest first, at most ``limit``. Empty or wordless text finds nothing."""
+
+        def query(node: KithNode) -> Awaitable[list[SearchHit]]:
+            store = SearchStore(node.db)
+            return _now(store.search(text, limit, node.profile.settings.display_name,
+                                     node.identity.peer_id))
+
+        return await self.call(query)
 
     # -- files --------------------------------------------------------------------------------
 

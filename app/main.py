@@ -42,6 +42,16 @@ def gui_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kith {__version__}")
     _common(parser)
+    parser.add_argument(
+        "--import", dest="import_file", type=Path, metavar="FILE",
+        help="import a profile exported from Kith into the (empty) --profile folder and exit; "
+             "the passphrase is read from KITH_PASSPHRASE or asked for",
+    )
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="try Kith alone: two windows (Ada and Bob) on throw-away profiles, already "
+             "contacts and in a room together; everything is deleted on exit",
+    )
     parser.add_argument("link", nargs="?", help="a kith: link to open")
     return parser
 
@@ -94,17 +104,42 @@ def main_node(argv: list[str]) -> int:
         return run_node(client)
 
 
+def main_import(source: Path, profile_dir: Path | None) -> int:
+    """``kith --import FILE``: a new computer takes over an old one, without a window."""
+    import getpass
+
+    from app.store.backup import BackupError, import_profile
+    from app.store.profile import ProfileError
+
+    passphrase = os.environ.get("KITH_PASSPHRASE")
+    if passphrase is None:
+        try:
+            passphrase = getpass.getpass("Passphrase for the backup: ")
+        except (EOFError, KeyboardInterrupt):
+            return 1
+    try:
+        peer_id = import_profile(source, profile_dir, passphrase)
+    except (BackupError, ProfileError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    sys.stdout.write(f"Imported {peer_id}. Start Kith with the same --profile to use it.\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["node"]:
         return main_node(argv[1:])
     args = gui_parser().parse_args(argv)
+    if args.import_file is not None:
+        return main_import(args.import_file, args.profile)
     if not has_display():
         sys.stderr.write(NO_DISPLAY_HELP)
         return 2
     from ui.app import run_gui
 
-    return run_gui(profile_dir=args.profile, listen=tuple(args.listen), link=args.link)
+    return run_gui(profile_dir=args.profile, listen=tuple(args.listen), link=args.link,
+                   demo=args.demo)
 
 
 if __name__ == "__main__":

@@ -77,9 +77,10 @@ SYS_PKGS=(
 if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
     SYS_PKGS=(python3-venv "${SYS_PKGS[@]}")
 fi
-# Headless display for screenshots and the display tests.
+# Headless display for screenshots and the display tests; desktop-file-validate for
+# tests/test_packaging.py.
 if [[ "$MODE" == dev ]]; then
-    SYS_PKGS+=(xvfb xauth)
+    SYS_PKGS+=(xvfb xauth desktop-file-utils)
 fi
 
 pkg_installed() {
@@ -130,7 +131,7 @@ else
     say "      Qt needs OpenGL/EGL, xkbcommon(-x11), fontconfig, dbus and the xcb-cursor,"
     say "      icccm, keysyms, shape, xkb, render-util, image and randr libraries;"
     if [[ "$MODE" == dev ]]; then
-        say "      --dev also needs Xvfb and xauth."
+        say "      --dev also needs Xvfb, xauth and desktop-file-utils."
     fi
     say "      install them with your distribution's package manager if Kith fails to start."
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.nodeproc import NodeProcess
+from tests.ports import ports_held
 
 
 def _pair(tmp_path: Path) -> tuple[NodeProcess, NodeProcess, dict, dict]:
@@ -63,8 +64,9 @@ def test_messages_wait_for_a_stopped_recipient_who_returns_on_another_port(
                         "sent")["id"]
             for i in range(3)
         ]
-        bob = NodeProcess(tmp_path / "bob")  # a new port: --listen .../tcp/0
-        ready_again = bob.expect("ready")
+        with ports_held(ready_b["addrs"]):  # the old port stays taken: Bob gets a new one
+            bob = NodeProcess(tmp_path / "bob")
+            ready_again = bob.expect("ready")
         assert ready_again["peer_id"] == ready_b["peer_id"]
         assert ready_again["addrs"] != ready_b["addrs"]
         received = [bob.expect("message", timeout=60) for _ in range(3)]

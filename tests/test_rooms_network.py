@@ -17,6 +17,7 @@ from app.node.gossip import open_pubsub
 from app.node.host import build_host
 from app.node.node import KithNode
 from tests.peers import Peer, peers
+from tests.ports import ports_held
 
 
 def run(coro_fn):  # type: ignore[no-untyped-def]
@@ -109,7 +110,8 @@ def test_member_stopped_during_posts_catches_up_on_a_new_port(tmp_path: Path) ->
             for i in range(20):
                 author = ada if i % 2 == 0 else bob
                 await author.client.post(room.room_id, f"while Cy was away {i}")
-            cy = await Peer(tmp_path / "cy", "Cy").start()
+            with ports_held(old_addrs):  # the old port stays taken: Cy restarts on a new one
+                cy = await Peer(tmp_path / "cy", "Cy").start()
             try:
                 assert cy.ready is not None and cy.ready.addrs != old_addrs
                 await _wait_history(cy, room.room_id, 21)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.nodeproc import NodeProcess
+from tests.ports import ports_held
 
 
 def test_room_across_processes_with_a_member_who_restarts(tmp_path: Path) -> None:
@@ -37,8 +38,9 @@ def test_room_across_processes_with_a_member_who_restarts(tmp_path: Path) -> Non
         for i in range(20):
             author = ada if i % 2 else bob
             author.request({"cmd": "post", "room": room, "text": f"away {i}"}, "posted")
-        cy = NodeProcess(tmp_path / "cy")
-        assert cy.expect("ready")["addrs"] != ready["Cy"]["addrs"]
+        with ports_held(ready["Cy"]["addrs"]):  # the old port stays taken: a new one
+            cy = NodeProcess(tmp_path / "cy")
+            assert cy.expect("ready")["addrs"] != ready["Cy"]["addrs"]
         caught_up = sorted(cy.expect("room_message", timeout=60)["text"] for _ in range(20))
         assert caught_up == sorted(f"away {i}" for i in range(20))
 

@@ -93,10 +93,7 @@ def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str)
 def use_downloads(qloop: qasync.QEventLoop, person: Person, folder: Path) -> None:
     """Accepted files go to ``folder``, never to the real Downloads folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    setter = getattr(person.client, "set_file_settings", None)
-    if setter is not None:
-        run(qloop, setter(str(folder), 0))
-    person.window.files.actions.fallback_dir = str(folder)
+    run(qloop, person.client.set_file_settings(str(folder), 0))
 
 
 def befriend(qloop: qasync.QEventLoop, a: Person, b: Person) -> None:

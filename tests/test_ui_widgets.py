@@ -251,6 +251,9 @@ def test_conversation_empty_state(qtbot: QtBot) -> None:
 # -- the window's keyboard paths --------------------------------------------------------------
 
 
+CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+
+
 def _shortcut(
     qtbot: QtBot, window: MainWindow, key: Qt.Key, modifiers: Qt.KeyboardModifier
 ) -> None:
@@ -272,9 +275,14 @@ def test_ctrl_i_shows_and_hides_your_identity(qtbot: QtBot, window: MainWindow) 
     assert window.identity_action.isChecked()
 
 
-def test_ctrl_f_focuses_search_and_ctrl_q_closes(qtbot: QtBot, window: MainWindow) -> None:
-    _shortcut(qtbot, window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+def test_ctrl_shift_f_focuses_the_filter_and_ctrl_q_closes(qtbot: QtBot, window: MainWindow
+                                                             ) -> None:
+    _shortcut(qtbot, window, Qt.Key.Key_F, CTRL_SHIFT)
     qtbot.waitUntil(window.sidebar.search.hasFocus)
+    _shortcut(qtbot, window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(window.search.panel.edit.hasFocus)  # Ctrl+F: search every message
+    qtbot.keyClick(window.search.panel.edit, Qt.Key.Key_Escape)
+    assert not window.search.panel.isVisible()
     with qtbot.waitSignal(window.closed, timeout=1000):
         _shortcut(qtbot, window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
 

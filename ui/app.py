@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import qasync
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QCoreApplication, QObject
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from app import __version__
@@ -27,9 +27,12 @@ from app.core.room import invite_kind, parse_room_invite
 from app.store.profile import Profile, ProfileError
 from ui.bridge import EventBridge, TaskRunner
 from ui.first_run import FirstRunDialog
+from ui.identity_page import ImportProfileDialog
 from ui.main_window import MainWindow
 from ui.node_state import NodeState
-from ui.resources import app_icon
+from ui.resources import app_icon, ensure_ui_font
+from ui.single_instance import Handover, InstanceServer, hand_over
+from ui.theme import apply_theme
 from ui.waits import signal_future, wait_painted
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ def configure_application(app: QApplication) -> None:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("kith")
     app.setWindowIcon(app_icon())
+    ensure_ui_font(app)  # only does something on a machine with no fonts (a bare bundle)
     # The window closing starts an orderly shutdown; Qt must not end the loop under it.
     app.setQuitOnLastWindowClosed(False)
 
@@ -78,6 +82,7 @@ class KithApp(QObject):
         self.state: NodeState | None = None
         self.window: MainWindow | None = None
         self.first_run_dialog: FirstRunDialog | None = None
+        self.import_dialog: ImportProfileDialog | None = None
         self.bridge = EventBridge(self)
         self.runner = TaskRunner(self)
         self.errors: list[str] = []  # every problem shown to the user, newest last
@@ -87,6 +92,7 @@ class KithApp(QObject):
         self._network: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
         self._boxes: list[QMessageBox] = []
+        self.instance_server: InstanceServer | None = None  # where a second start hands over
         # Windows closing start an orderly shutdown; Qt must not end the loop under it.
         QApplication.setQuitOnLastWindowClosed(False)
 
@@ -109,22 +115,28 @@ class KithApp(QObject):
 
             setup_logging(self.profile.log_path, stderr=True)
         log.info("Kith %s starting with profile %s", __version__, self.profile.path)
+        self.instance_server = InstanceServer(self.profile.path, self)
+        self.instance_server.requested.connect(self.handle_handover)
+        self.instance_server.listen()  # only now: holding the lock proves an old socket stale
         try:
             if not self.profile.is_initialised:
                 name = await self.ask_display_name()
                 if name is None:
                     await self.shutdown()
                     return False
-                self.profile.initialise(name)
+                if not self.profile.is_initialised:  # else a profile was imported
+                    self.profile.initialise(name)
             peer_id = self.profile.identity.peer_id
         except (ProfileError, ValueError, OSError) as exc:
             await self._fatal(str(exc))
             await self.shutdown()
             return False
 
+        apply_theme(self.profile.settings.theme)
         self.state = NodeState(self.profile.settings.display_name, peer_id, self)
         self.bridge.received.connect(self.state.apply)
         self.window = MainWindow(self.state, self.runner)
+        self.window.preferences.restore(self.profile.settings, self.profile.path)
         self.bridge.received.connect(self.window.handle_event)
         self.window.closed.connect(self._on_window_closed)
         self.runner.failed.connect(self._show_error)
@@ -139,6 +151,7 @@ class KithApp(QObject):
     async def ask_display_name(self) -> str | None:
         """The first-run dialog, awaited without a nested event loop; ``None`` if cancelled."""
         dialog = FirstRunDialog()
+        dialog.import_requested.connect(lambda: self._import_profile(dialog))
         self.first_run_dialog = dialog
         finished = signal_future(dialog.finished)
         dialog.open()
@@ -204,6 +217,20 @@ class KithApp(QObject):
             self._show_error(self.tr("The link Kith was opened with cannot be used: {error}.")
                              .format(error=exc))
 
+    def handle_handover(self, link: str) -> None:
+        """Kith was started again on this profile: come to the front and open its link."""
+        front = self.window if self.window is not None else self.first_run_dialog
+        if front is not None:
+            front.showNormal()
+            front.raise_()
+            front.activateWindow()
+        if not link:
+            return
+        self.pending_link = link
+        self._check_link()
+        if self.window is not None and self.window.client is not None:
+            self._open_link()  # else it opens once the network is up, as at start-up
+
     def _show_error(self, message: str) -> None:
         self.errors.append(message)
         if self.window is not None:
@@ -258,10 +285,43 @@ class KithApp(QObject):
             self._shutdown = asyncio.ensure_future(self._stop_everything())
         await asyncio.shield(self._shutdown)
 
+    def _import_profile(self, first_run: FirstRunDialog) -> ImportProfileDialog | None:
+        """First run ▸ Import a profile…: this computer takes over one exported elsewhere."""
+        if self.profile is None:
+            return None
+        dialog = ImportProfileDialog(self.profile, self.runner, first_run)
+        dialog.imported.connect(lambda _: first_run.done(FirstRunDialog.DialogCode.Accepted))
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        self.import_dialog = dialog
+        dialog.open()
+        return dialog
+
+    async def _save_geometry(self) -> None:
+        """The window opens where it was closed: saved by the node while it runs (it owns the
+        settings file then), directly when the network never started."""
+        if self.window is None or self.profile is None:
+            return
+        geometry = self.window.preferences.geometry()
+        if geometry == self.profile.settings.window_geometry:
+            return
+        client = self.client
+        try:
+            if client is not None and client.running:
+                await asyncio.wait_for(client.update_settings(window_geometry=geometry),
+                                       DRAFT_SAVE_TIMEOUT)
+            elif client is None and (self._network is None or self._network.done()):
+                self.profile.settings.window_geometry = geometry
+                self.profile.save_settings()
+        except Exception:
+            log.warning("the window's size and place were not saved", exc_info=True)
+
     async def _stop_everything(self) -> None:
+        if self.instance_server is not None:
+            self.instance_server.close()
         if self.window is not None:
             # Let the last keystrokes reach the database before anything is cancelled.
             self.window.conversation.save_draft()
+            await self._save_geometry()
             await asyncio.sleep(0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.runner.idle(), DRAFT_SAVE_TIMEOUT)
@@ -301,16 +361,30 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop, kith: KithApp) -> 
     return installed
 
 
-def run_gui(profile_dir: Path | None, listen: tuple[str, ...], link: str | None) -> int:
-    """Run the desktop app until its window closes; returns the process exit code."""
+def run_gui(profile_dir: Path | None, listen: tuple[str, ...], link: str | None,
+            *, demo: bool = False) -> int:
+    """Run the desktop app until its window closes; returns the process exit code.
+
+    A Kith already running on the profile gets the link and comes forward instead (exit 0).
+    """
     app = cast(QApplication | None, QApplication.instance()) or QApplication(sys.argv[:1])
     configure_application(app)
+    if demo:
+        from ui.demo import run_demo
+
+        return run_demo(app)
     loop = qasync.QEventLoop(app)
-    kith = KithApp(profile_dir, listen, link, setup_logs=True)
-    handled = _install_signal_handlers(loop, kith)
     try:
-        return int(loop.run_until_complete(kith.run()))
+        if loop.run_until_complete(hand_over(profile_dir, link)) is Handover.HANDED_OVER:
+            sys.stderr.write(QCoreApplication.translate(
+                "KithApp", "Kith is already running; brought it to the front.") + "\n")
+            return 0
+        kith = KithApp(profile_dir, listen, link, setup_logs=True)
+        handled = _install_signal_handlers(loop, kith)
+        try:
+            return int(loop.run_until_complete(kith.run()))
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
         loop.close()

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.errors import NodeNotRunning
 from app.core.events import Event
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,10 @@ class TaskRunner(QObject):
             return
         exc = task.exception()
         if exc is None:
+            return
+        if isinstance(exc, NodeNotRunning):
+            # The network stopped (quitting, or it failed and the banner already says so).
+            log.info("%s skipped: %s", what, exc)
             return
         log.error("%s failed", what, exc_info=exc)
         self.failed.emit(self.tr("{what} failed: {error}").format(what=what, error=exc))

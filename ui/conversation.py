@@ -47,7 +47,6 @@ from app.core.records import (
     MessageInfo,
     RoomInfo,
     RoomPostInfo,
-    short_peer_id,
 )
 from ui.bridge import TaskRunner
 from ui.chat_item import ChatItem
@@ -57,8 +56,6 @@ from ui.file_offer import (
     as_file_item,
     is_file_control,
     is_file_post,
-    item_from_event,
-    messages_carry_files,
 )
 from ui.message_list import MessageListView
 from ui.message_model import MessageListModel
@@ -67,6 +64,7 @@ if TYPE_CHECKING:
     from app.client import KithClient
 
 PAGE_SIZE = 100
+REVEAL_MAX_PAGES = 200  # how far back a search hit is looked for: 20,000 messages
 DRAFT_DELAY_MS = 700
 _MESSAGE_EVENTS = (MessageQueued, MessageReceived, MessageSent, MessageDelivered, MessageFailed)
 _POST_EVENTS = (RoomPostAdded, RoomPostConfirmed)
@@ -100,6 +98,7 @@ class ConversationView(QWidget):
         self._pending: list[Event] = []   # events that arrived while the first page loaded
         self._unseen = False
         self._draft_key: str | None = None
+        self._reveal: tuple[int, str, int] | None = None  # (generation, key, pages left)
         # One send at a time: the network runs each call as its own (randomly scheduled) trio
         # task, and posts typed in a row must get their numbers in the order they were typed.
         self._send_lock = asyncio.Lock()
@@ -255,8 +254,7 @@ class ConversationView(QWidget):
         """Every client event comes here; only those about the open conversation matter."""
         peer = self.current_peer
         if isinstance(event, FileOffered | FileOffer):
-            self._file_event(event)
-            return
+            return  # the offer's own message or room post makes its card
         if isinstance(event, ContactChanged):
             self.update_contact(event.contact)
             return
@@ -299,37 +297,6 @@ class ConversationView(QWidget):
                 self._pending.append(event)
             else:
                 self._apply(event)
-
-    def _file_event(self, event: FileOffered | FileOffer) -> None:
-        """A file offered in the open conversation: its card, even if no message event says so
-        (the row is keyed by the transfer, so the offer's message does not add a second one)."""
-        if messages_carry_files():
-            return
-        where = event.to if isinstance(event, FileOffered) else (event.room or event.from_)
-        if self.conversation_key is None or where != self.conversation_key:
-            return
-        if self._loading_first:
-            self._pending.append(event)
-        else:
-            self._apply(event)
-
-    def _add_file(self, event: FileOffered | FileOffer) -> None:
-        me = self._client.peer_id if self._client is not None else ""
-        my_name = self._client.profile.settings.display_name if self._client is not None else ""
-        their = self._contact.name if self._contact is not None else ""
-        item = item_from_event(event, me=me, my_name=my_name or self.tr("You"),
-                               their_name=their or short_peer_id(getattr(event, "from_", "")))
-        if self._room is not None and isinstance(event, FileOffer):
-            member = self.model.items()
-            their = next((i.author_name for i in member if i.author_id == event.from_), "")
-            item = dataclasses.replace(item, author_name=their or short_peer_id(event.from_))
-        added = self.model.insert_sorted(item) if self._room is not None else self.model.append(
-            item)
-        if added and item.outgoing:
-            self.messages.scroll_to_bottom()
-        elif added:
-            self._unseen = True
-            self._maybe_read()
 
     @staticmethod
     def _event_room(event: Event) -> str | None:
@@ -386,8 +353,6 @@ class ConversationView(QWidget):
             row = self.model.row_of(event.id)
             if row is not None and self.model.item(row).state is Delivery.SENDING:
                 self.model.update_state(event.id, Delivery.SENT)
-        elif isinstance(event, FileOffered | FileOffer):
-            self._add_file(event)
 
     def _item(self, info: MessageInfo) -> ChatItem:
         contact = self._contact
@@ -450,6 +415,7 @@ class ConversationView(QWidget):
         self.messages.scroll_to_bottom()
         self._maybe_read()
         self._fill_viewport()
+        self._continue_reveal()
 
     def _fill_viewport(self) -> None:
         """A short page that does not fill the window would never scroll to the top: load on."""
@@ -483,8 +449,44 @@ class ConversationView(QWidget):
         self._exhausted = self._is_last_page(page)
         with self.messages.keep_anchor():
             self.model.prepend_page(page)
-        if not self._exhausted:
+        if not self._exhausted and self._reveal is None:
             self._fill_viewport()
+        self._continue_reveal()
+
+    def reveal(self, key: str, max_pages: int = REVEAL_MAX_PAGES) -> None:
+        """Scroll to the message ``key`` of the open conversation and select it (a search hit),
+        loading older pages until it is there: at most ``max_pages``, then it gives up."""
+        self._reveal = (self._generation, key, max_pages)
+        self._continue_reveal()
+
+    def _continue_reveal(self) -> None:
+        """One step of ``reveal``: show the row if loaded, else ask for the next older page
+        (its arrival calls this again)."""
+        if self._reveal is None:
+            return
+        generation, key, pages_left = self._reveal
+        if generation != self._generation:
+            self._reveal = None  # another conversation was opened meanwhile
+            return
+        if self.loading:
+            return
+        index = self.model.index_of(key)
+        if index.isValid():
+            self._reveal = None
+            self.messages.executeDelayedItemsLayout()
+            self.messages.setCurrentIndex(index)
+            self.messages.scrollTo(index, self.messages.ScrollHint.PositionAtCenter)
+            self.messages.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
+        if self._exhausted or pages_left <= 0:
+            self._reveal = None
+            return
+        self._reveal = (generation, key, pages_left - 1)
+        self.load_older()
+
+    @property
+    def revealing(self) -> bool:
+        return self._reveal is not None
 
     @property
     def loading(self) -> bool:

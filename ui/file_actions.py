@@ -13,11 +13,12 @@ from collections.abc import Awaitable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QObject, QStandardPaths, QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.core.records import TransferInfo
+from app.store.profile import default_download_dir as profile_download_dir
 
 if TYPE_CHECKING:
     from app.client import KithClient
@@ -47,7 +48,7 @@ def is_transferring(info: TransferInfo) -> bool:
     return info.state == "offered" and 0 < info.bytes < info.size
 
 
-def actions_for(info: TransferInfo, can_pause: bool = True) -> list[FileAction]:
+def actions_for(info: TransferInfo) -> list[FileAction]:
     """The actions that make sense now, the primary one first."""
     state = info.state
     if state == "complete":
@@ -62,7 +63,7 @@ def actions_for(info: TransferInfo, can_pause: bool = True) -> list[FileAction]:
         return [FileAction.RESUME, FileAction.CANCEL]
     if state == "failed":
         return [FileAction.RETRY, FileAction.CANCEL]
-    return [FileAction.PAUSE, FileAction.CANCEL] if can_pause else [FileAction.CANCEL]
+    return [FileAction.PAUSE, FileAction.CANCEL]
 
 
 def delete_action(actions: list[FileAction]) -> FileAction | None:
@@ -89,7 +90,8 @@ def action_label(action: FileAction) -> str:
 
 
 def default_download_dir() -> str:
-    return QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DownloadLocation)
+    """Where accepted files go when File Settings name no folder (the client's own default)."""
+    return str(profile_download_dir())
 
 
 class FileActions(QObject):
@@ -103,12 +105,11 @@ class FileActions(QObject):
         self.cache = cache
         self.runner = runner
         self.client: KithClient | None = None
-        self.fallback_dir = default_download_dir()  # when the client keeps no download folder
         self.save_dialog: QFileDialog | None = None
 
     def available(self, transfer: str) -> list[FileAction]:
         info = self.cache.get(transfer)
-        return [] if info is None else actions_for(info, self.cache.can_pause())
+        return [] if info is None else actions_for(info)
 
     def perform(self, transfer: str, action: str) -> None:
         act = FileAction(action)
@@ -127,16 +128,15 @@ class FileActions(QObject):
             return
         what = action_label(act)
         if act in (FileAction.ACCEPT, FileAction.RETRY):
-            self.runner.run(self._accept(client, transfer, None), what)
+            self.runner.run(self._accept(client, transfer, ""), what)
         elif act is FileAction.DECLINE:
             self.runner.run(self._call(client.decline_file(transfer), what), what)
         elif act is FileAction.CANCEL:
             self.runner.run(self._call(client.cancel_file(transfer), what), what)
-        elif act in (FileAction.PAUSE, FileAction.RESUME):
-            method = getattr(client, "pause_file" if act is FileAction.PAUSE else "resume_file",
-                             None)
-            if method is not None:
-                self.runner.run(self._call(method(transfer), what), what)
+        elif act is FileAction.PAUSE:
+            self.runner.run(self._call(client.pause_file(transfer), what), what)
+        elif act is FileAction.RESUME:
+            self.runner.run(self._call(client.resume_file(transfer), what), what)
 
     async def _call(self, call: Awaitable[object], what: str) -> None:
         try:
@@ -144,9 +144,8 @@ class FileActions(QObject):
         except ValueError as exc:  # TransferError and friends: plain words
             self.failed.emit(self.tr("{what} failed: {reason}").format(what=what, reason=exc))
 
-    async def _accept(self, client: KithClient, transfer: str, folder: str | None) -> None:
-        if folder is None:
-            folder = "" if hasattr(client, "file_settings") else self.fallback_dir
+    async def _accept(self, client: KithClient, transfer: str, folder: str) -> None:
+        """Accept into ``folder``; "" is the client's download folder (File Settings)."""
         try:
             info = await client.accept_file(transfer, folder)
         except (ValueError, OSError) as exc:
@@ -162,7 +161,7 @@ class FileActions(QObject):
                              self.tr("Save the File In"))
         dialog.setFileMode(QFileDialog.FileMode.Directory)
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setDirectory(self.fallback_dir)
+        dialog.setDirectory(default_download_dir())
         dialog.fileSelected.connect(lambda folder: self.accept_into(transfer, folder))
         dialog.finished.connect(lambda _: dialog.deleteLater())
         if self.save_dialog is not None:

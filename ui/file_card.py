@@ -294,7 +294,7 @@ class FileCardPainter:
         info = self.info(item)
         if info is None or self.transfers is None:
             return []
-        return actions_for(info, self.transfers.can_pause())
+        return actions_for(info)
 
     def action_at(self, index: ModelIndex, pos: QPoint) -> FileAction | None:
         """The card button under ``pos`` (viewport pixels), if any."""

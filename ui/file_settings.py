@@ -79,16 +79,14 @@ class FileSettingsDialog(QDialog):
 
     def set_client(self, client: KithClient | None) -> None:
         self.client = client
-        supported = client is not None and hasattr(client, "file_settings")
+        online = client is not None
         for widget in (self.folder_edit, self.choose_button, self.auto_spin):
-            widget.setEnabled(supported)
+            widget.setEnabled(online)
         save = self.buttons.button(QDialogButtonBox.StandardButton.Save)
         if save is not None:
-            save.setEnabled(supported)
+            save.setEnabled(online)
         if client is None:
             self.note.setText(self.tr("Kith is not online; settings can be changed once it is."))
-        elif not supported:
-            self.note.setText(self.tr("This version of Kith keeps no file settings yet."))
         else:
             self.runner.run(self._load(client), self.tr("Loading the file settings"))
 
@@ -111,7 +109,7 @@ class FileSettingsDialog(QDialog):
 
     def save(self) -> None:
         client = self.client
-        if client is None or not hasattr(client, "set_file_settings"):
+        if client is None:
             self.reject()
             return
         folder = self.folder_edit.text().strip()

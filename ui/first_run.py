@@ -6,7 +6,7 @@ account and no server, which is worth saying up front because people expect a si
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDialog,
@@ -24,6 +24,8 @@ from ui.resources import app_icon
 
 
 class FirstRunDialog(QDialog):
+    import_requested = Signal()  # "Import a profile…": the controller owns the profile
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Welcome to Kith"))
@@ -79,6 +81,11 @@ class FirstRunDialog(QDialog):
             QDialogButtonBox.StandardButton.Cancel
         )
         self.cancel_button.setText(self.tr("Quit"))
+        self.import_button = QPushButton(self.tr("&Import a Profile…"), self)
+        self.import_button.setToolTip(self.tr("Move to this computer from one where you used "
+                                              "Kith, with a file made by Export Profile…"))
+        self.buttons.addButton(self.import_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.import_button.clicked.connect(self.import_requested)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)

@@ -67,9 +67,11 @@ from ui.profile_header import ProfileHeader
 from ui.request_bar import RequestBar
 from ui.resources import app_icon, tinted_icon
 from ui.room_invite import RoomInviteDialog
+from ui.settings_dialog import WindowSettings
 from ui.sidebar import ContactAction, RoomAction, Section, Sidebar
 from ui.tray import Tray
 from ui.window_files import WindowFiles
+from ui.window_search import WindowSearch
 
 if TYPE_CHECKING:
     from app.client import KithClient
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         self.leave_box: QMessageBox | None = None
         self.member_menu: QMenu | None = None
         self._author_names: dict[str, str] = {}  # peer id -> name, from room posts
+        self.title_note = ""  # e.g. "(demo)": said in the title so two windows are told apart
         self.setWindowIcon(app_icon())
         self.resize(DEFAULT_SIZE)
         self.setMinimumSize(QSize(720, 480))
@@ -119,6 +122,8 @@ class MainWindow(QMainWindow):
         self.files = WindowFiles(self)  # drops, file cards, transfers panel, file settings
         self.tray = Tray(self.isActiveWindow, self, self.quit_action)
         self.tray.open_requested.connect(self.bring_forward)
+        self.preferences = WindowSettings(self)  # Settings…, Your Identity…, Export Profile…
+        self.search = WindowSearch(self)  # Ctrl+F message search, Ctrl+K quick switcher
         state.changed.connect(self._refresh_title)
         state.failed.connect(self.show_error)
         self._refresh_title()
@@ -173,9 +178,15 @@ class MainWindow(QMainWindow):
         for action in (self.members_action, self.invite_action, self.leave_action):
             action.setEnabled(False)  # only while a room is open
 
-        self.search_action = QAction(self.tr("&Find Room or Contact"), self)
+        self.search_action = QAction(self.tr("&Search Messages…"), self)
         self.search_action.setShortcut(QKeySequence.StandardKey.Find)
-        self.search_action.triggered.connect(self.focus_search)
+        self.search_action.triggered.connect(lambda: self.search.show_search())
+        self.filter_action = QAction(self.tr("&Filter Rooms and Contacts"), self)
+        self.filter_action.setShortcut(QKeySequence("Ctrl+Shift+F"))
+        self.filter_action.triggered.connect(self.focus_search)
+        self.switcher_action = QAction(self.tr("&Go to Room or Contact…"), self)
+        self.switcher_action.setShortcut(QKeySequence("Ctrl+K"))
+        self.switcher_action.triggered.connect(lambda: self.search.show_switcher())
 
         self.about_action = QAction(self.tr("&About Kith"), self)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
@@ -209,6 +220,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         view_menu = self.menuBar().addMenu(self.tr("&View"))
         view_menu.addAction(self.search_action)
+        view_menu.addAction(self.switcher_action)
+        view_menu.addAction(self.filter_action)
         view_menu.addAction(self.identity_action)
         view_menu.addAction(self.members_action)
         room_menu = self.menuBar().addMenu(self.tr("&Room"))
@@ -334,6 +347,8 @@ class MainWindow(QMainWindow):
         """The network is up (or gone): load contacts and the unread count, enable actions."""
         self.client = client
         self.files.set_client(client)
+        self.preferences.set_client(client)
+        self.search.set_client(client)
         self.conversation.set_client(client)
         if self.add_dialog is not None:
             self.add_dialog.set_adder(client.add_contact if client is not None else None)
@@ -856,7 +871,13 @@ class MainWindow(QMainWindow):
         title = self.tr("Kith — {name}").format(name=self.state.display_name)
         if self.unread_total:
             title = self.tr("({count}) {title}").format(count=self.unread_total, title=title)
+        if self.title_note:
+            title = f"{title} {self.title_note}"
         self.setWindowTitle(title)
+
+    def set_title_note(self, note: str) -> None:
+        self.title_note = note
+        self._refresh_title()
 
     def show_error(self, message: str) -> None:
         """Show a problem in the banner (plain words; details are in the log)."""

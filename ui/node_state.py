@@ -18,6 +18,7 @@ from app.core.events import (
     NodeReady,
     NodeStatus,
     NodeStopped,
+    ProfileChanged,
 )
 
 
@@ -63,6 +64,9 @@ class NodeState(QObject):
             self.error = ""
         elif isinstance(event, ConnectionsChanged):
             self.connections = event.connections
+        elif isinstance(event, ProfileChanged):
+            self.display_name = event.display_name
+            self.invite = event.invite
         elif isinstance(event, NodeFailed):
             self._fail(event.message)
             return

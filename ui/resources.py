@@ -6,16 +6,66 @@ colour, so we substitute a palette colour before rendering instead of shipping o
 
 from __future__ import annotations
 
+import logging
+import sys
 from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+log = logging.getLogger(__name__)
+
+
+def _resources_dir() -> Path:
+    """``resources/`` beside the packages; in a PyInstaller bundle, in its data folder."""
+    bundle = getattr(sys, "_MEIPASS", None)  # set by PyInstaller's bootloader
+    if getattr(sys, "frozen", False) and bundle:
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+RESOURCES = _resources_dir()
 ICONS = RESOURCES / "icons"
 APP_ICON = ICONS / "kith.svg"
+FONTS = RESOURCES / "fonts"
+# What fontconfig reports when it has no font files at all: its generic aliases only.
+_GENERIC_FAMILIES = frozenset(
+    {"monospace", "sans serif", "sans-serif", "sans", "serif", "mono", "fixed", "cursive",
+     "fantasy", "system-ui"}
+)
+
+
+def system_has_fonts() -> bool:
+    """False on a machine with no font files (QFontDatabase knows only generic aliases)."""
+    return any(f.lower() not in _GENERIC_FAMILIES for f in QFontDatabase.families())
+
+
+def ensure_ui_font(app: QGuiApplication) -> str | None:
+    """On a machine with no fonts, load the bundled DejaVu Sans and make it the UI font.
+
+    Returns the family now used, or None when the system's fonts are used as they are (the
+    usual case: nothing is loaded then). Needs the application object; never fatal.
+    """
+    if system_has_fonts():
+        return None
+    families: list[str] = []
+    for path in sorted(FONTS.glob("*.ttf")):
+        font_id = QFontDatabase.addApplicationFont(str(path))
+        if font_id < 0:
+            log.warning("could not load the font %s", path)
+            continue
+        families += QFontDatabase.applicationFontFamilies(font_id)
+    if not families:
+        log.warning("no fonts on this system and none bundled in %s: text may not show", FONTS)
+        return None
+    font = QFont(app.font())
+    font.setFamilies([families[0]])
+    app.setFont(font)
+    # A warning: it is logged before logging is set up, and tells people to install fonts.
+    log.warning("no fonts installed on this system; using the bundled %s", families[0])
+    return families[0]
 
 
 def app_icon() -> QIcon:

@@ -4,16 +4,13 @@ File cards are painted from this cache instead of from the message rows: a trans
 changes several times a second while the message that offered it never changes. It is filled
 from ``client.transfers()`` once, then kept current from the ``File*`` events (and a
 ``client.transfer(id)`` look-up when an event says less than a ``TransferInfo`` does), and says
-``changed(transfer id)`` so whoever shows that transfer repaints it.
-
-Speed is taken from ``TransferInfo.speed`` when the client reports one, else estimated here
-from successive progress events (an exponential average, so a stalled link decays to zero).
+``changed(transfer id)`` so whoever shows that transfer repaints it. Speed is the client's
+(``TransferInfo.speed``, kept current from ``FileProgress.speed``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +36,6 @@ if TYPE_CHECKING:
     from ui.bridge import TaskRunner
 
 TERMINAL = frozenset({"complete", "declined", "cancelled", "failed"})
-SPEED_WEIGHT = 0.4  # of the newest sample in the running average
-
-
-@dataclasses.dataclass
-class _Rate:
-    at: float
-    bytes: int
-    speed: float = 0.0
 
 
 class TransferCache(QObject):
@@ -59,7 +48,6 @@ class TransferCache(QObject):
         super().__init__(parent)
         self._infos: dict[str, TransferInfo] = {}
         self._order: list[str] = []
-        self._rates: dict[str, _Rate] = {}
         self._client: KithClient | None = None
         self._runner: TaskRunner | None = None
         self._asking: set[str] = set()
@@ -79,17 +67,9 @@ class TransferCache(QObject):
     def speed(self, transfer: str) -> float:
         """Bytes per second now; 0 when idle or unknown."""
         info = self._infos.get(transfer)
-        reported = getattr(info, "speed", None)
-        if isinstance(reported, int | float):
-            return float(reported)
-        rate = self._rates.get(transfer)
-        if rate is None or info is None or info.state in TERMINAL:
+        if info is None or info.state in TERMINAL:
             return 0.0
-        return rate.speed
-
-    def can_pause(self) -> bool:
-        """Pausing needs ``client.pause_file``; without it the action is not offered."""
-        return self._client is not None and hasattr(self._client, "pause_file")
+        return info.speed
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -108,7 +88,6 @@ class TransferCache(QObject):
     def put(self, info: TransferInfo) -> None:
         """Store an authoritative ``TransferInfo`` (from the client)."""
         known = info.transfer in self._infos
-        self._note_progress(info.transfer, info.bytes)
         self._infos[info.transfer] = info
         if not known:
             self._order.append(info.transfer)
@@ -155,16 +134,11 @@ class TransferCache(QObject):
             self._update(event.transfer, {"state": "cancelled"})
 
     def _progress_changes(self, event: FileProgress) -> dict[str, Any]:
-        changes: dict[str, Any] = {"bytes": event.bytes, "size": event.size}
-        state = getattr(event, "state", None)
+        changes: dict[str, Any] = {"bytes": event.bytes, "size": event.size,
+                                   "speed": event.speed}
         info = self._infos.get(event.transfer)
-        if isinstance(state, str) and state:
-            changes["state"] = state
-        elif info is not None and not info.outgoing and info.state == "offered":
+        if info is not None and not info.outgoing and info.state == "offered":
             changes["state"] = "receiving"
-        speed = getattr(event, "speed", None)
-        if isinstance(speed, int | float) and info is not None and hasattr(info, "speed"):
-            changes["speed"] = speed
         return changes
 
     def _update(self, transfer: str, changes: dict[str, Any], refresh: bool = False) -> None:
@@ -172,8 +146,6 @@ class TransferCache(QObject):
         if info is None:  # not loaded yet (an event raced the first snapshot): ask
             self.refresh(transfer)
             return
-        if "bytes" in changes:
-            self._note_progress(transfer, int(changes["bytes"]))
         self._versions[transfer] = self._versions.get(transfer, 0) + 1
         fields = {f.name for f in dataclasses.fields(info)}
         self._infos[transfer] = dataclasses.replace(
@@ -181,20 +153,6 @@ class TransferCache(QObject):
         self.changed.emit(transfer)
         if refresh:
             self.refresh(transfer)
-
-    def _note_progress(self, transfer: str, done: int) -> None:
-        now = time.monotonic()
-        rate = self._rates.get(transfer)
-        if rate is None:
-            self._rates[transfer] = _Rate(now, done)
-            return
-        elapsed = now - rate.at
-        if elapsed < 0.05 or (done == rate.bytes and elapsed < 1.0):
-            return
-        sample = max(0.0, (done - rate.bytes) / elapsed)
-        rate.speed = sample if rate.speed == 0 else (
-            SPEED_WEIGHT * sample + (1 - SPEED_WEIGHT) * rate.speed)
-        rate.at, rate.bytes = now, done
 
     def refresh(self, transfer: str) -> None:
         """Ask the client for the full record (one question per transfer at a time)."""
@@ -207,11 +165,7 @@ class TransferCache(QObject):
     async def _refresh(self, client: KithClient, transfer: str) -> None:
         version = self._versions.get(transfer, 0)
         try:
-            lookup = getattr(client, "transfer", None)
-            if lookup is not None:
-                info = await lookup(transfer)
-            else:  # an older client: the whole list, then pick
-                info = next((t for t in await client.transfers() if t.transfer == transfer), None)
+            info = await client.transfer(transfer)
         finally:
             self._asking.discard(transfer)
         if self._versions.get(transfer, 0) != version:

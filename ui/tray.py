@@ -64,6 +64,7 @@ class Tray(QObject):
                  quit_action: QAction | None = None) -> None:
         super().__init__(parent)
         self.window_active = window_active
+        self.enabled = True  # Settings ▸ Notifications; the unread badge stays either way
         self.unread = 0
         self._last_peer = ""
         self.icon: QSystemTrayIcon | None = None
@@ -96,8 +97,8 @@ class Tray(QObject):
             self.icon.setToolTip(self.tooltip())
 
     def message_received(self, event: MessageReceived, sender: str) -> bool:
-        """Notify about ``event`` unless the window is in front; True if it did."""
-        if self.window_active():
+        """Notify about ``event`` unless the window is in front or notifications are off."""
+        if self.window_active() or not self.enabled:
             return False
         if event.request:
             title = self.tr("Message request from {name}").format(name=sender)
@@ -107,8 +108,8 @@ class Tray(QObject):
         return True
 
     def room_message(self, event: RoomMessage, author: str, room: str) -> bool:
-        """Notify "<author> in <room>" unless the window is in front; True if it did."""
-        if self.window_active():
+        """Notify "<author> in <room>" unless the window is in front or notifications are off."""
+        if self.window_active() or not self.enabled:
             return False
         title = self.tr("{author} in {room}").format(author=author, room=room)
         self.notify(title, preview(event.text), event.room)

@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from app.core.events import Event
-from app.core.records import ContactState, short_peer_id
+from app.core.records import ContactInfo, ContactState, RoomInfo, short_peer_id
 from ui.attach import FileSender
 from ui.drop_target import DropTarget, FileDropFilter
 from ui.file_actions import FileActions
@@ -187,10 +187,10 @@ class WindowFiles(QObject):
         key = str(index.data(KEY_ROLE))
         if index.data(SECTION_ROLE) == Section.ROOMS.value:
             room = index.data(ROOM_ROLE)
-            name = getattr(room, "name", "") or str(index.data())
+            name = room.name if isinstance(room, RoomInfo) else str(index.data())
         elif index.data(SECTION_ROLE) == Section.CONTACTS.value:
             contact = index.data(CONTACT_ROLE)
-            if getattr(contact, "state", None) is not ContactState.CONTACT:
+            if not isinstance(contact, ContactInfo) or contact.state is not ContactState.CONTACT:
                 return None
             name = str(index.data())
         else:

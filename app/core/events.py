@@ -47,6 +47,15 @@ class NodeStatus(Event):
 
 
 @dataclass(frozen=True)
+class ProfileChanged(Event):
+    """Our own display name changed (Settings): headers and the invite show it at once."""
+
+    name: ClassVar[str] = "profile_changed"
+    display_name: str
+    invite: str
+
+
+@dataclass(frozen=True)
 class ConnectionsChanged(Event):
     """The number of connected peers changed (so the window can show online/offline)."""
 

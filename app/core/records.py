@@ -114,3 +114,26 @@ class TransferInfo:
     reason: str | None         # why it failed
     served: int = 0            # chunks this node served for it since start (all requesters)
     speed: float = 0.0         # bytes/s over the last few seconds; 0 when nothing moves
+
+
+# The snippet of a ``SearchHit`` marks each matched word with these (control characters that
+# never occur in typed text), so an interface can escape the rest and style the matches.
+MATCH_START = "\x02"
+MATCH_END = "\x03"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One message or room post that matched a search, with what a results list shows."""
+
+    kind: str                  # "dm" or "room"
+    conversation: str          # the peer id, or the room id hex
+    conversation_name: str     # the contact's or the room's name
+    message_id: str            # message or post id hex (the conversation's row key)
+    seq: int                   # local arrival order in its table
+    order: tuple[int, str, str] | None  # rooms: the post's place in the room's shared order
+    author: str                # peer id of who wrote it
+    author_name: str
+    outgoing: bool
+    snippet: str               # the text around the match, matches between MATCH_START/END
+    sent_at_ms: int

@@ -6,6 +6,7 @@ Everything here runs in the network thread. The outside world reaches it only th
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError, NodeConfig
-from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus
+from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus, ProfileChanged
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
 from app.node.dm import DirectMessages
@@ -27,7 +28,7 @@ from app.node.host import build_host, stop_auto_dialing
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
-from app.store.profile import Profile
+from app.store.profile import Profile, Settings
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,17 @@ class KithNode:
         if count != self._last_connection_count:
             self._last_connection_count = count
             self._emit(ConnectionsChanged(connections=count))
+
+    async def update_settings(self, changes: dict[str, Any]) -> Settings:
+        """Validate and save (this thread is the settings file's one writer); a new display
+        name applies at once: invites, profile answers and room posts read it from here."""
+        old = self.profile.settings
+        new = old.with_changes(**changes)
+        self.profile.settings = new
+        await trio.to_thread.run_sync(self.profile.save_settings)
+        if new.display_name != old.display_name:
+            self._emit(ProfileChanged(display_name=new.display_name, invite=self.invite()))
+        return copy.deepcopy(new)
 
     async def status(self) -> NodeStatus:
         return NodeStatus(

@@ -129,6 +129,54 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transfers_by_state ON transfers (state);
     """,
+    # 5: full-text search over text messages and text room posts (app/store/search.py).
+    # ``search_docs`` numbers every indexed text in arrival order (docid, the FTS rowid, so
+    # "newest first" is a reverse rowid walk that stops after the page) and maps it back to its
+    # row; triggers keep both in step with ``messages`` and ``room_posts`` (a removed contact or
+    # room deletes its rows, and so its index entries). Existing texts are indexed here, oldest
+    # first by sender's time.
+    """
+    CREATE TABLE search_docs (
+        docid INTEGER PRIMARY KEY,
+        kind  INTEGER NOT NULL,           -- 0 a direct message, 1 a room post
+        row   INTEGER NOT NULL,           -- messages.seq or room_posts.seq
+        UNIQUE (kind, row)
+    );
+    CREATE VIRTUAL TABLE search_index USING fts5(
+        content, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3 4 5'
+    );
+    INSERT INTO search_docs (kind, row)
+        SELECT kind, row FROM (
+            SELECT 0 AS kind, seq AS row, sent_at FROM messages WHERE kind = 1
+            UNION ALL
+            SELECT 1 AS kind, seq AS row, sent_at FROM room_posts WHERE kind = 1
+        ) ORDER BY sent_at, kind, row;
+    INSERT INTO search_index (rowid, content)
+        SELECT d.docid, m.text FROM search_docs d JOIN messages m ON m.seq = d.row
+        WHERE d.kind = 0;
+    INSERT INTO search_index (rowid, content)
+        SELECT d.docid, CAST(p.body AS TEXT) FROM search_docs d JOIN room_posts p ON p.seq = d.row
+        WHERE d.kind = 1;
+    CREATE TRIGGER search_dm_added AFTER INSERT ON messages WHEN new.kind = 1 BEGIN
+        INSERT INTO search_docs (kind, row) VALUES (0, new.seq);
+        INSERT INTO search_index (rowid, content) VALUES (last_insert_rowid(), new.text);
+    END;
+    CREATE TRIGGER search_dm_removed AFTER DELETE ON messages WHEN old.kind = 1 BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT docid FROM search_docs WHERE kind = 0 AND row = old.seq);
+        DELETE FROM search_docs WHERE kind = 0 AND row = old.seq;
+    END;
+    CREATE TRIGGER search_post_added AFTER INSERT ON room_posts WHEN new.kind = 1 BEGIN
+        INSERT INTO search_docs (kind, row) VALUES (1, new.seq);
+        INSERT INTO search_index (rowid, content)
+            VALUES (last_insert_rowid(), CAST(new.body AS TEXT));
+    END;
+    CREATE TRIGGER search_post_removed AFTER DELETE ON room_posts WHEN old.kind = 1 BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT docid FROM search_docs WHERE kind = 1 AND row = old.seq);
+        DELETE FROM search_docs WHERE kind = 1 AND row = old.seq;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -48,32 +48,78 @@ def default_download_dir() -> Path:
     return Path(platformdirs.user_downloads_dir()) / "Kith"
 
 
+THEMES = ("system", "light", "dark")
+MAX_RELAYS = 16
+MAX_RELAY_LENGTH = 256
+MAX_GEOMETRY_LENGTH = 4096
+
+
+def _check_relays(value: Any) -> list[str]:
+    """Relay multiaddrs as typed: only their shape is checked here, libp2p parses them on use."""
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise ValueError("relays must be a list of addresses")
+    relays = [r.strip() for r in value if r.strip()]
+    if len(relays) > MAX_RELAYS:
+        raise ValueError(f"at most {MAX_RELAYS} relays can be listed")
+    for relay in relays:
+        if not relay.startswith("/") or len(relay) > MAX_RELAY_LENGTH or any(
+                c.isspace() for c in relay):
+            raise ValueError(
+                f"{relay[:60]!r} is not a relay address: it looks like /ip4/203.0.113.5/tcp/4001/"
+                "p2p/12D3Koo… (starts with / and is at most "
+                f"{MAX_RELAY_LENGTH} characters, without spaces)")
+    return relays
+
+
 @dataclass
 class Settings:
-    """User settings persisted as JSON; unknown keys from newer versions are kept."""
+    """User settings persisted as JSON; unknown keys from newer versions are kept.
+
+    Relays, serving as a relay and LAN discovery are stored for the connectivity work that
+    applies them; until then they are only remembered.
+    """
 
     display_name: str = ""
     listen_port: int = 0
     download_dir: str = ""                 # empty: the platform's downloads folder / Kith
     auto_accept_verified_bytes: int = 0    # files from verified contacts up to this; 0 = off
+    notifications: bool = True
+    theme: str = "system"                  # one of THEMES
+    relays: list[str] = field(default_factory=list)  # multiaddrs of relays to use
+    serve_relay: bool = False
+    lan_discovery: bool = True
+    window_geometry: str = ""              # base64 of QWidget.saveGeometry()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f for f in cls.__dataclass_fields__ if f != "extra")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Settings:
         if not isinstance(data, dict):
             raise ValueError("settings must be a JSON object")
-        names = ("display_name", "listen_port", "download_dir", "auto_accept_verified_bytes")
-        known = {f: data[f] for f in names if f in data}
+        known = {f: data[f] for f in cls.field_names() if f in data}
         if not isinstance(known.get("display_name", ""), str):
             raise ValueError("display_name must be text")
         port = known.get("listen_port", 0)
-        if not isinstance(port, int) or not 0 <= port <= 65535:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError("listen_port must be a port number")
         if not isinstance(known.get("download_dir", ""), str):
             raise ValueError("download_dir must be text")
         limit = known.get("auto_accept_verified_bytes", 0)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("auto_accept_verified_bytes must be a number of bytes")
+        for flag in ("notifications", "serve_relay", "lan_discovery"):
+            if not isinstance(known.get(flag, False), bool):
+                raise ValueError(f"{flag} must be true or false")
+        if known.get("theme", "system") not in THEMES:
+            raise ValueError("theme must be one of " + ", ".join(THEMES))
+        if "relays" in known:
+            known["relays"] = _check_relays(known["relays"])
+        geometry = known.get("window_geometry", "")
+        if not isinstance(geometry, str) or len(geometry) > MAX_GEOMETRY_LENGTH:
+            raise ValueError("window_geometry must be short text")
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(extra=extra, **known)
 
@@ -81,6 +127,15 @@ class Settings:
         data = asdict(self)
         extra = data.pop("extra")
         return {**extra, **data}
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A validated copy with ``changes`` applied; ``ValueError`` in plain words."""
+        unknown = set(changes) - set(self.field_names())
+        if unknown:
+            raise ValueError("unknown settings: " + ", ".join(sorted(unknown)))
+        if "display_name" in changes:
+            changes["display_name"] = clean_display_name(changes["display_name"])
+        return Settings.from_json({**self.to_json(), **changes})
 
 
 def _write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -232,6 +287,11 @@ class Profile:
                 f"The settings file {path} is damaged ({exc}). Fix or delete it to start over "
                 "with default settings; your identity and messages are kept."
             ) from exc
+
+    def reload(self) -> None:
+        """Read the settings and identity again (after an import replaced the files)."""
+        self._identity = None
+        self.settings = self._load_settings()
 
     def save_settings(self) -> None:
         text = json.dumps(self.settings.to_json(), indent=2, sort_keys=True) + "\n"

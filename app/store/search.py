@@ -1,0 +1,122 @@
+"""Full-text search over every conversation (SQLite FTS5, schema migration 5).
+
+The index (``search_index``) holds the text of direct messages and room posts of kind 1; triggers
+on ``messages`` and ``room_posts`` keep it in step, so nothing here writes. Each indexed text has
+a ``docid`` given in arrival order, and results are the newest ``limit`` by docid: FTS5 walks a
+term's list backwards and stops after the page, which keeps a query on a million messages in
+milliseconds even for words that occur in most of them (tests/benchmarks/search.py).
+
+User text never reaches FTS5 as syntax: ``match_expression`` keeps only word characters, quotes
+every word and adds the one ``*`` itself (a prefix on the last word, for search as you type).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from app.core.records import MATCH_END, MATCH_START, SearchHit, short_peer_id
+
+MAX_TERMS = 8          # words of a query that count; more only slow the query down
+MAX_TERM_CHARS = 64
+MAX_LIMIT = 200
+SNIPPET_TOKENS = 12    # words of context FTS5's snippet() keeps around the match
+
+_DM = 0
+_ROOM = 1
+# unicode61 splits on everything but letters, digits and private-use characters; "_" too.
+_WORD = re.compile(r"[^\W_]+")
+
+
+def match_expression(text: str) -> str | None:
+    """A safe FTS5 MATCH expression for what the user typed; None when there is nothing to find.
+
+    Every word is a quoted string (so ``"``, ``*``, ``-``, ``:``, ``NEAR(``, ``AND``... are
+    plain text, not syntax) and all must occur; the last one is a prefix of at least two
+    characters. A last word of one character is left out while others are there ("see you l"
+    keeps showing "see you"), and searched as a whole word when alone: every message has a word
+    starting with "a", and that query would read the whole index to help nobody. Prefixes of
+    2-5 characters have their own index (migration 5), so typing stays fast however many words
+    share a prefix.
+    """
+    words = [w[:MAX_TERM_CHARS] for w in _WORD.findall(text)][:MAX_TERMS]
+    if len(words) > 1 and len(words[-1]) == 1:
+        words.pop()
+    if not words:
+        return None
+    parts = [f'"{w}"' for w in words]
+    if len(words) > 1 or len(words[0]) > 1:
+        parts[-1] += "*"
+    return " ".join(parts)
+
+
+class SearchStore:
+    """Reads the search index; ``search`` returns hits newest first."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def search(self, text: str, limit: int = 50, my_name: str = "", me: str = ""
+               ) -> list[SearchHit]:
+        """The newest ``limit`` texts matching ``text``, from contacts (not blocked) and rooms.
+
+        ``my_name`` names our own messages, ``me`` (our peer id) tells our room posts apart.
+        A hit whose conversation is gone or blocked is skipped, so a page can come back shorter
+        than ``limit``.
+        """
+        expression = match_expression(text)
+        if expression is None:
+            return []
+        limit = max(1, min(limit, MAX_LIMIT))
+        rows = self._conn.execute(
+            "SELECT d.kind, d.row, hits.snip FROM (SELECT rowid, "
+            "snippet(search_index, 0, ?, ?, '…', ?) AS snip FROM search_index "
+            "WHERE search_index MATCH ? ORDER BY rowid DESC LIMIT ?) AS hits "
+            "JOIN search_docs d ON d.docid = hits.rowid ORDER BY hits.rowid DESC",
+            (MATCH_START, MATCH_END, SNIPPET_TOKENS, expression, limit),
+        ).fetchall()
+        out: list[SearchHit] = []
+        for kind, row, snip in rows:
+            hit = self._dm_hit(row, snip, my_name) if kind == _DM else self._post_hit(
+                row, snip, my_name, me)
+            if hit is not None:
+                out.append(hit)
+        return out
+
+    def _dm_hit(self, seq: int, snip: str, my_name: str) -> SearchHit | None:
+        found = self._conn.execute(
+            "SELECT m.peer_id, m.msg_id, m.outgoing, m.sent_at, c.local_name, c.their_name "
+            "FROM messages m JOIN contacts c USING (peer_id) "
+            "WHERE m.seq = ? AND c.state != 'blocked'", (seq,),
+        ).fetchone()
+        if found is None:
+            return None
+        peer_id, msg_id, outgoing, sent_at, local, their = found
+        name = local or their or short_peer_id(peer_id)
+        return SearchHit(
+            kind="dm", conversation=peer_id, conversation_name=name,
+            message_id=bytes(msg_id).hex(), seq=seq, order=None,
+            author="" if outgoing else peer_id,
+            author_name=(my_name or "You") if outgoing else name, outgoing=bool(outgoing),
+            snippet=snip, sent_at_ms=sent_at,
+        )
+
+    def _post_hit(self, seq: int, snip: str, my_name: str, me: str) -> SearchHit | None:
+        found = self._conn.execute(
+            "SELECT p.room_id, p.post_id, p.author, p.author_key, p.lamport, p.sent_at, r.name, "
+            "p.state, (SELECT name FROM room_members WHERE room_id = p.room_id "
+            "AND peer_id = p.author) FROM room_posts p JOIN rooms r USING (room_id) "
+            "WHERE p.seq = ?", (seq,),
+        ).fetchone()
+        if found is None:
+            return None
+        room_id, post_id, author, author_key, lamport, sent_at, room_name, state, member = found
+        outgoing = author == me or state != "received"
+        author_name = (my_name or "You") if outgoing else (member or author[:12])
+        return SearchHit(
+            kind="room", conversation=bytes(room_id).hex(), conversation_name=room_name,
+            message_id=bytes(post_id).hex(), seq=seq,
+            order=(lamport, bytes(author_key).hex(), bytes(post_id).hex()),
+            author=author, author_name=author_name, outgoing=outgoing, snippet=snip,
+            sent_at_ms=sent_at,
+        )

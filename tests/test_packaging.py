@@ -1,0 +1,383 @@
+"""Packaging: the icons, the launcher, its installer, the bundled font and the PyInstaller bundle.
+
+The bundle test really builds ``dist/kith/`` with packaging/build-linux.sh (about 40 s on two
+cores) into ``build/test-bundle/`` (git-ignored; PyInstaller's work folder there is reused by
+the next run in the same checkout), then starts the headless node from it with a bare
+environment, as a user of the bundle would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ICONS = ROOT / "resources" / "icons"
+HICOLOR = ICONS / "hicolor"
+DESKTOP = ROOT / "packaging" / "linux" / "kith.desktop"
+SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+BUNDLE_CACHE = ROOT / "build" / "test-bundle"
+LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; CI (setup.sh --dev) must have it, a bare local run may skip."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing: packaging/setup.sh --dev installs it")
+        pytest.skip(f"{name} is not installed (bash packaging/setup.sh --dev)")
+    return path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def desktop_entry(path: Path) -> dict[str, str]:
+    entry: dict[str, str] = {}
+    group = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            group = line
+        elif group == "[Desktop Entry]" and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            entry[key] = value
+    return entry
+
+
+# --- icons ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_png_icon_at_every_size(size: int) -> None:
+    path = HICOLOR / f"{size}x{size}" / "apps" / "kith.png"
+    assert path.is_file(), f"missing {path.relative_to(ROOT)}: run packaging/render_icons.py"
+    assert png_size(path) == (size, size)
+
+
+def test_scalable_icon_is_the_app_icon() -> None:
+    scalable = HICOLOR / "scalable" / "apps" / "kith.svg"
+    assert scalable.read_bytes() == (ICONS / "kith.svg").read_bytes()
+
+
+def test_windows_and_macos_icons() -> None:
+    ico = (ICONS / "kith.ico").read_bytes()
+    reserved, kind, count = struct.unpack("<HHH", ico[:6])
+    assert (reserved, kind) == (0, 1) and count >= 5
+    sides = set()
+    for i in range(count):
+        width, _h, _c, _r, _p, _b, length, offset = struct.unpack(
+            "<BBBBHHII", ico[6 + 16 * i : 22 + 16 * i]
+        )
+        assert ico[offset : offset + 8] == b"\x89PNG\r\n\x1a\n"
+        assert offset + length <= len(ico)
+        sides.add(width or 256)
+    assert {16, 32, 48, 256} <= sides
+
+    icns = (ICONS / "kith.icns").read_bytes()
+    assert icns[:4] == b"icns" and struct.unpack(">I", icns[4:8])[0] == len(icns)
+    types, pos = set(), 8
+    while pos < len(icns):
+        kind_bytes, length = icns[pos : pos + 4], struct.unpack(">I", icns[pos + 4 : pos + 8])[0]
+        types.add(kind_bytes)
+        pos += length
+    assert pos == len(icns)
+    assert {b"icp4", b"ic07", b"ic08", b"ic09"} <= types
+
+
+def test_rendered_icons_match_the_svg() -> None:
+    """render_icons.py reproduces the committed PNGs (no one edited the SVG and forgot them)."""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        sys.path.insert(0, "packaging")
+        import render_icons
+        from PySide6.QtGui import QGuiApplication, QImage
+        app = QGuiApplication([])
+        renderer = render_icons.QSvgRenderer(str(render_icons.SOURCE))
+        for size in (16, 48, 256):
+            fresh = render_icons.render(renderer, size)
+            path = render_icons.HICOLOR / f"{size}x{size}" / "apps" / "kith.png"
+            stored = QImage(str(path)).convertToFormat(fresh.format())
+            assert stored == fresh, f"{path} is stale: run packaging/render_icons.py"
+        print("same")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "same", out.stderr
+
+
+# --- launcher ------------------------------------------------------------------------------
+
+
+def test_desktop_file_validates() -> None:
+    validate = require_tool("desktop-file-validate")
+    out = subprocess.run([validate, str(DESKTOP)], capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
+
+
+def test_desktop_file_contents() -> None:
+    entry = desktop_entry(DESKTOP)
+    assert entry["Name"] == "Kith"
+    assert entry["Type"] == "Application"
+    assert entry["Exec"] == "kith %u"
+    assert entry["Icon"] == "kith"
+    assert entry["Terminal"] == "false"
+    assert "x-scheme-handler/kith" in entry["MimeType"].split(";")
+    assert {"Network", "InstantMessaging", "Chat"} <= set(entry["Categories"].split(";"))
+    # ui/app.py: app.setDesktopFileName("kith"); the launcher's file name and WM class match.
+    assert entry["StartupWMClass"] == "kith" and DESKTOP.stem == "kith"
+    assert 'setDesktopFileName("kith")' in (ROOT / "ui" / "app.py").read_text(encoding="utf-8")
+
+
+def test_install_and_uninstall_launcher(tmp_path: Path) -> None:
+    fake = tmp_path / "my apps" / "kith"  # a space: Exec must quote it
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    data, config = tmp_path / "data", tmp_path / "config"
+    (config).mkdir()
+    (config / "mimeapps.list").write_text(
+        "[Default Applications]\ntext/html=browser.desktop\nx-scheme-handler/kith=old.desktop\n"
+    )
+    env = {**os.environ, "XDG_DATA_HOME": str(data), "XDG_CONFIG_HOME": str(config)}
+    script = ROOT / "packaging" / "install-linux.sh"
+
+    subprocess.run(["bash", str(script), "--exec", str(fake)], env=env, check=True,
+                   capture_output=True, timeout=60)
+    installed = data / "applications" / "kith.desktop"
+    entry = desktop_entry(installed)
+    assert entry["Exec"] == f'"{fake}" %u'
+    assert entry["TryExec"] == str(fake)
+    for size in SIZES:
+        assert png_size(data / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "kith.png") == (
+            size, size,
+        )
+    assert (data / "icons" / "hicolor" / "scalable" / "apps" / "kith.svg").is_file()
+    mimeapps = (config / "mimeapps.list").read_text()
+    assert "x-scheme-handler/kith=kith.desktop" in mimeapps
+    assert "old.desktop" not in mimeapps and "text/html=browser.desktop" in mimeapps
+    if shutil.which("desktop-file-validate"):
+        subprocess.run(["desktop-file-validate", str(installed)], check=True)
+
+    subprocess.run(["bash", str(script), "--uninstall"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    assert not installed.exists()
+    assert not list((data / "icons").rglob("kith.*"))
+    mimeapps = (config / "mimeapps.list").read_text()
+    assert "kith.desktop" not in mimeapps and "text/html=browser.desktop" in mimeapps
+
+
+# --- bundled font --------------------------------------------------------------------------
+
+
+def test_font_and_licence_are_bundled() -> None:
+    fonts = ROOT / "resources" / "fonts"
+    assert (fonts / "DejaVuSans.ttf").stat().st_size > 100_000
+    assert "Bitstream Vera" in (fonts / "LICENSE").read_text(encoding="utf-8")
+
+
+def test_bundled_font_used_only_without_system_fonts(tmp_path: Path) -> None:
+    """With an empty fontconfig, configure_application falls back to the bundled DejaVu Sans."""
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n'
+        f"<fontconfig><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>\n"
+    )
+    script = textwrap.dedent(
+        """
+        from PySide6.QtGui import QFontInfo, QFontMetrics
+        from PySide6.QtWidgets import QApplication
+        from ui.app import configure_application
+        from ui.resources import system_has_fonts
+        app = QApplication([])
+        before = system_has_fonts()
+        configure_application(app)
+        print(before, QFontInfo(app.font()).family(),
+              QFontMetrics(app.font()).horizontalAdvance("Kith") > 0)
+        """
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FONTCONFIG_FILE": str(conf)}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "DejaVu", "Sans", "True"]
+
+
+def test_system_fonts_left_alone(qapp: object) -> None:
+    from ui.resources import ensure_ui_font, system_has_fonts
+
+    if not system_has_fonts():
+        pytest.skip("this machine has no fonts")
+    family = qapp.font().family()  # type: ignore[attr-defined]
+    assert ensure_ui_font(qapp) is None  # type: ignore[arg-type]
+    assert qapp.font().family() == family  # type: ignore[attr-defined]
+
+
+# --- the PyInstaller bundle ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Path:
+    """Build dist/kith/ once per session into build/test-bundle/ (reused between runs)."""
+    if not os.environ.get("CI"):
+        pytest.importorskip("PyInstaller", reason="bash packaging/setup.sh --dev installs it")
+    dist = BUNDLE_CACHE / "dist"
+    out = subprocess.run(
+        ["bash", str(ROOT / "packaging" / "build-linux.sh"),
+         "--dist", str(dist), "--work", str(BUNDLE_CACHE / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    sys.stdout.write(out.stdout)
+    exe = dist / "kith" / "kith"
+    assert os.access(exe, os.X_OK)
+    return exe
+
+
+def bare_env(home: Path) -> dict[str, str]:
+    """What a user's session would give the bundle: no venv, no PYTHONPATH, no Qt settings."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bundle_version_matches_source(bundle: Path, tmp_path: Path) -> None:
+    frozen = subprocess.run([str(bundle), "--version"], env=bare_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    source = subprocess.run([sys.executable, "-m", "app", "--version"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert frozen.returncode == 0, frozen.stderr
+    assert frozen.stdout.strip() == source.stdout.strip()
+    assert frozen.stdout.startswith("kith ")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bundle_carries_icon_and_font(bundle: Path) -> None:
+    internal = bundle.parent / "_internal"
+    assert (internal / "resources" / "icons" / "kith.svg").is_file()
+    assert (internal / "resources" / "fonts" / "DejaVuSans.ttf").is_file()
+    plugins = internal / "PySide6" / "Qt" / "plugins"
+    for plugin in ("platforms/libqxcb.so", "platforms/libqoffscreen.so",
+                   "imageformats/libqsvg.so", "iconengines/libqsvgicon.so"):
+        assert (plugins / plugin).is_file(), plugin
+
+
+def _lines(stream: object, into: queue.Queue[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        into.put(line)
+
+
+@pytest.fixture
+def node_proc(bundle: Path, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [str(bundle), "node", "--profile", str(tmp_path / "profile"), "--listen", LOOPBACK,
+         "--name", "Bundle"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, encoding="utf-8", bufsize=1, env=bare_env(tmp_path),
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bundle_headless_node_starts(node_proc: subprocess.Popen[str]) -> None:
+    out: queue.Queue[str] = queue.Queue()
+    err: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_lines, args=(node_proc.stdout, out), daemon=True).start()
+    threading.Thread(target=_lines, args=(node_proc.stderr, err), daemon=True).start()
+
+    def stderr_tail() -> str:
+        lines = []
+        while not err.empty():
+            lines.append(err.get())
+        return "".join(lines[-30:])
+
+    events = []
+    while True:
+        try:
+            line = out.get(timeout=60)
+        except queue.Empty:
+            pytest.fail(f"no ready event within 60 s; events {events}; stderr:\n{stderr_tail()}")
+        event = json.loads(line)
+        events.append(event)
+        assert event.get("event") != "error", f"{event}; stderr:\n{stderr_tail()}"
+        if event.get("event") == "ready":
+            break
+    assert event["peer_id"].startswith("12D3KooW")
+    assert any(addr.startswith("/ip4/127.0.0.1/tcp/") for addr in event["addrs"])
+    assert event["invite"].startswith("kith:contact?")
+
+    assert node_proc.stdin is not None
+    node_proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+    node_proc.stdin.flush()
+    assert node_proc.wait(timeout=30) == 0, stderr_tail()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bundle_gui_starts_without_system_fonts(bundle: Path, tmp_path: Path) -> None:
+    """The window opens from the bundle (offscreen) on a machine with no fonts at all."""
+    profile = tmp_path / "profile"
+    env = bare_env(tmp_path)
+    created = subprocess.run(  # a profile with a name, so no first-run dialog waits for input
+        [str(bundle), "node", "--profile", str(profile), "--listen", LOOPBACK, "--name", "Ada"],
+        input=json.dumps({"cmd": "quit"}) + "\n", env=env, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n'
+        f"<fontconfig><cachedir>{tmp_path / 'fc-cache'}</cachedir></fontconfig>\n"
+    )
+    gui_env = {**env, "QT_QPA_PLATFORM": "offscreen", "FONTCONFIG_FILE": str(conf)}
+    proc = subprocess.Popen(
+        [str(bundle), "--profile", str(profile), "--listen", LOOPBACK],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=gui_env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    try:
+        while not any("listening as" in line and "127.0.0.1" in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=60))
+            except queue.Empty:
+                pytest.fail("the bundle's window did not start its node:\n" + "".join(seen))
+        # Let the window load its lists; then nothing may have gone wrong so far. (What is
+        # logged while it shuts down, on terminate, is the app's business, not the bundle's.)
+        deadline = time.monotonic() + 3
+        while (remaining := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=remaining))
+        assert proc.poll() is None, "".join(seen)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = "".join(seen)
+    assert "Traceback" not in text, text
+    assert "using the bundled DejaVu Sans" in text, text

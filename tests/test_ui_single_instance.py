@@ -1,0 +1,245 @@
+"""One Kith per profile: a second start hands its link to the running one, through the real
+local socket (a second ``KithApp`` on the same profile would only fight over the lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QDir
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.core.identity import Identity
+from app.core.invite import ContactInvite
+from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from ui.app import KithApp
+from ui.node_state import Presence
+from ui.single_instance import (
+    MAX_LINE,
+    Handover,
+    decode_request,
+    encode_request,
+    hand_over,
+    server_name,
+)
+from ui.waits import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    with new_qloop(qapp) as loop:
+        asyncio.set_event_loop(loop)
+        try:
+            yield loop
+        finally:
+            asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
+    factory = AppFactory(qloop)
+    try:
+        yield factory
+    finally:
+        factory.close_all()
+
+
+def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
+    assert callable(condition)
+    run(qloop, wait_until(condition, timeout, what), timeout + 5)
+
+
+def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path) -> KithApp:
+    app = make_app(initialised_profile(path, "Ada"))
+    assert run(qloop, app.start()) is True
+    wait(qloop, lambda: app.state is not None and app.state.presence is Presence.ONLINE
+         and app.window is not None and app.window.client is not None, "Ada online")
+    return app
+
+
+def contact_link() -> str:
+    return ContactInvite(Identity.generate().peer_id, "Bob", ("/ip4/127.0.0.1/tcp/4001",)).to_link()
+
+
+def socket_path(profile: Path) -> str:
+    return os.path.join(QDir.tempPath(), server_name(profile))
+
+
+def send_background(qtbot: QtBot, app: KithApp) -> QWidget:
+    """Minimise Kith's window and make another window the active one."""
+    assert app.window is not None
+    app.window.showMinimized()
+    other = QWidget()
+    qtbot.addWidget(other)
+    other.show()
+    other.activateWindow()
+    qtbot.waitUntil(other.isActiveWindow)
+    return other
+
+
+def in_front(app: KithApp) -> bool:
+    window = app.window
+    active = QApplication.activeWindow()
+    return window is not None and not window.isMinimized() and active is not None and (
+        active is window or active.parentWidget() is window)
+
+
+# -- the protocol -----------------------------------------------------------------------------
+
+
+def test_requests_are_one_bounded_line() -> None:
+    link = contact_link()
+    assert decode_request(encode_request(link).rstrip(b"\n")) == link
+    assert decode_request(encode_request(None).rstrip(b"\n")) == ""
+    for bad in (b"", b"open ", b"close kith:x", b"open \xff\xfe", b"open a\tb"):
+        assert decode_request(bad) is None
+    with pytest.raises(ValueError):
+        encode_request("kith:contact?id=" + "x" * MAX_LINE)
+    with pytest.raises(ValueError):
+        encode_request("kith:a\nactivate")
+
+
+def test_the_socket_name_is_short_and_follows_the_resolved_profile(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    name = server_name(tmp_path / "p")
+    assert name == server_name(tmp_path / "x" / ".." / "p")
+    assert name != server_name(tmp_path / "q")
+    assert len(name) < 32
+
+
+# -- handing over, in one process -----------------------------------------------------------
+
+
+def test_nobody_running_means_start_as_usual(qloop: qasync.QEventLoop, tmp_path: Path) -> None:
+    assert run(qloop, hand_over(tmp_path / "nobody", contact_link())) is Handover.NOT_RUNNING
+
+
+def test_a_second_start_brings_the_window_forward_with_the_link_in_add_contact(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    window = app.window
+    assert window is not None and app.instance_server is not None
+    assert app.instance_server.listening
+    send_background(qtbot, app)
+    assert not in_front(app)
+
+    link = contact_link()
+    assert run(qloop, hand_over(profile, link)) is Handover.HANDED_OVER
+    wait(qloop, lambda: window.add_dialog is not None and window.add_dialog.isVisible(),
+         "Add Contact to open")
+    assert window.add_dialog is not None and window.add_dialog.link_edit.text() == link
+    wait(qloop, lambda: in_front(app), "the window in front")
+
+    # No link: only forward. A room link: Join Room, prefilled.
+    window.add_dialog.reject()
+    send_background(qtbot, app)
+    assert run(qloop, hand_over(profile, None)) is Handover.HANDED_OVER
+    wait(qloop, lambda: in_front(app), "the window in front again")
+    assert window.add_dialog is None and window.join_dialog is None
+    assert app.client is not None
+    room = run(qloop, app.client.create_room("Plans"))
+    assert run(qloop, hand_over(profile, room.invite)) is Handover.HANDED_OVER
+    wait(qloop, lambda: window.join_dialog is not None and window.join_dialog.isVisible(),
+         "Join Room to open")
+    assert window.join_dialog is not None and window.join_dialog.link_edit.text() == room.invite
+
+
+def test_a_broken_link_handed_over_is_reported_not_opened(
+    qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    assert run(qloop, hand_over(profile, "kith:contact?id=nonsense")) is Handover.HANDED_OVER
+    wait(qloop, lambda: any("cannot be used" in e for e in app.errors), "the error shown")
+    assert app.window is not None and app.window.add_dialog is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes leave no stale files")
+def test_garbage_and_oversized_requests_are_dropped(
+    qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    opened: list[str] = []
+    assert app.instance_server is not None
+    app.instance_server.requested.connect(opened.append)
+
+    for payload in (b"hello there\n", b"open " + b"x" * (MAX_LINE + 10)):
+        peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        peer.connect(socket_path(profile))
+        peer.setblocking(False)
+        peer.sendall(payload)
+        answer: list[bytes] = []
+
+        def hung_up(peer: socket.socket = peer, answer: list[bytes] = answer) -> bool:
+            with contextlib.suppress(BlockingIOError):
+                data = peer.recv(100)
+                answer.append(data)
+                return data == b""
+            return False
+
+        wait(qloop, hung_up, "the server to hang up")
+        peer.close()
+        assert b"ok" not in b"".join(answer)
+    assert opened == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes leave no stale files")
+def test_a_stale_socket_is_replaced(
+    qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    path = socket_path(profile)
+    crashed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    crashed.bind(path)  # a Kith that died without removing its socket
+    crashed.close()
+    try:
+        assert run(qloop, hand_over(profile, None)) is Handover.NOT_RUNNING
+        app = start(qloop, make_app, profile)
+        assert app.instance_server is not None and app.instance_server.listening
+        assert run(qloop, hand_over(profile, None)) is Handover.HANDED_OVER
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+# -- the real second process -------------------------------------------------------------------
+
+
+def test_kith_started_again_hands_its_link_over_and_exits(
+    qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    window = app.window
+    assert window is not None
+    link = contact_link()
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--profile", str(profile), link],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        wait(qloop, lambda: proc.poll() is not None, "the second Kith to exit", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "Kith is already running; brought it to the front." in err.decode()
+    wait(qloop, lambda: window.add_dialog is not None and window.add_dialog.isVisible(),
+         "Add Contact to open")
+    assert window.add_dialog is not None and window.add_dialog.link_edit.text() == link
