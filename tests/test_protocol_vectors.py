@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from app.core import dm
 from app.core.base58 import b58encode
 from app.core.fingerprint import key_fingerprint, qr_payload, safety_number
 from app.core.identity import Identity
+from tests.doc_vectors import parse_doc_vectors, render_doc_block
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS_FILE = ROOT / "tests" / "vectors" / "dm.json"
@@ -129,43 +129,6 @@ def compute_vectors(inputs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render_doc_block(vectors: dict[str, Any]) -> str:
-    """The fenced block for docs/protocol.md: hex wrapped at 64 digits, strings quoted."""
-    lines = ["```text"]
-    width = max(map(len, vectors)) + 2
-    for name, value in vectors.items():
-        if isinstance(value, str) and re.fullmatch(r"(?:[0-9a-f]{2})+", value) and len(value) > 64:
-            chunks = [value[i : i + 64] for i in range(0, len(value), 64)]
-            lines.append(name.ljust(width) + chunks[0])
-            lines.extend(" " * width + c for c in chunks[1:])
-        elif isinstance(value, str) and not re.fullmatch(r"[0-9A-Za-z:-]+", value):
-            lines.append(name.ljust(width) + json.dumps(value, ensure_ascii=False))
-        else:
-            lines.append(name.ljust(width) + str(value))
-    lines.append("```")
-    return "\n".join(lines)
-
-
-def parse_doc_vectors(markdown: str) -> dict[str, str]:
-    """Entries between the markers: ``name value``; indented lines continue a value."""
-    start, end = markdown.index(BEGIN), markdown.index(END)
-    entries: dict[str, str] = {}
-    current = None
-    for line in markdown[start + len(BEGIN) : end].splitlines():
-        if not line.strip() or line.startswith(("```", "#")):
-            continue
-        if line[0].isspace():
-            assert current is not None, f"continuation without a name: {line!r}"
-            entries[current] += line.strip()
-            continue
-        name, _, value = line.partition(" ")
-        assert name not in entries, f"{name} appears twice in the document"
-        value = value.strip()
-        entries[name] = json.loads(value) if value.startswith('"') else value
-        current = name
-    return entries
-
-
 def _load() -> dict[str, Any]:
     data = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
     vectors: dict[str, Any] = data["vectors"]
@@ -224,7 +187,7 @@ def _as_doc_values(vectors: dict[str, Any]) -> dict[str, str]:
 
 
 def test_document_carries_exactly_the_json_vectors() -> None:
-    in_doc = parse_doc_vectors(PROTOCOL_DOC.read_text(encoding="utf-8"))
+    in_doc = parse_doc_vectors(PROTOCOL_DOC.read_text(encoding="utf-8"), BEGIN, END)
     assert in_doc == _as_doc_values(_load())
 
 
@@ -236,7 +199,7 @@ def test_document_check_notices_a_changed_digit() -> None:
     start = doc.index(BEGIN)
     line_start = doc.index(signature[:64], start)
     tampered = doc[:line_start] + flipped[:64] + doc[line_start + 64 :]
-    assert parse_doc_vectors(tampered) != _as_doc_values(vectors)
+    assert parse_doc_vectors(tampered, BEGIN, END) != _as_doc_values(vectors)
 
 
 def write_vectors() -> None:
