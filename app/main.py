@@ -62,6 +62,13 @@ def node_parser() -> argparse.ArgumentParser:
     )
     _common(parser)
     parser.add_argument("--name", help="display name (used when the profile is created)")
+    parser.add_argument(
+        "--relay", action="append", default=[], metavar="MULTIADDR",
+        help="a circuit relay v2 to reserve a slot on, /ip4/H/tcp/P/p2p/ID (repeatable)",
+    )
+    parser.add_argument(
+        "--serve-relay", action="store_true", help="serve as a circuit relay v2 for others",
+    )
     return parser
 
 
@@ -100,7 +107,12 @@ def main_node(argv: list[str]) -> int:
         except (ProfileError, ValueError) as exc:
             out.error(str(exc))
             return 1
-        client = KithClient(profile, NodeConfig(listen=tuple(args.listen)))
+        client = KithClient(
+            profile,
+            NodeConfig(
+                listen=tuple(args.listen), relays=tuple(args.relay), serve_relay=args.serve_relay
+            ),
+        )
         return run_node(client)
 
 

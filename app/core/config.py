@@ -19,3 +19,7 @@ class NodeConfig:
 
     listen: tuple[str, ...] = ()
     interface: str = "0.0.0.0"
+    # Circuit relay v2: relays to reserve a slot on (``/ip4/H/tcp/P/p2p/ID``), and whether to
+    # serve as a relay for others.
+    relays: tuple[str, ...] = ()
+    serve_relay: bool = False

@@ -56,6 +56,15 @@ class ProfileChanged(Event):
 
 
 @dataclass(frozen=True)
+class RelayReserved(Event):
+    """A relay (``relay``: its peer id) holds a slot for us; ``addrs`` reach us through it."""
+
+    name: ClassVar[str] = "relay_reserved"
+    relay: str
+    addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ConnectionsChanged(Event):
     """The number of connected peers changed (so the window can show online/offline)."""
 

@@ -25,6 +25,7 @@ from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.host import build_host, stop_auto_dialing
+from app.node.relay import RelayService
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
@@ -94,6 +95,7 @@ class KithNode:
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
         self._files: FileTransfers | None = None
+        self._relay: RelayService | None = None
 
     @property
     def host(self) -> IHost:
@@ -180,6 +182,8 @@ class KithNode:
                 self._dms.start()
                 self._rooms.start()
                 self._files.start()
+                self._relay = RelayService(self)
+                await self._relay.start()
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
                 )
@@ -197,6 +201,7 @@ class KithNode:
             self._dms = None
             self._rooms = None
             self._files = None
+            self._relay = None
             self._db.close()
             self._db = None
 
@@ -240,8 +245,17 @@ class KithNode:
                 text = strip_p2p(str(concrete)) + suffix
                 if text not in out:
                     out.append(text)
-        # Addresses others can use first; loopback last.
-        return sorted(out, key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
+        # Addresses others can use first; loopback last; then relayed ones (circuit relay v2).
+        out.sort(key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
+        if self._relay is not None:
+            out.extend(a + suffix for a in self._relay.relayed_addrs() if a + suffix not in out)
+        return out
+
+    @property
+    def relay(self) -> RelayService:
+        if self._relay is None:
+            raise RuntimeError("the node is not running")
+        return self._relay
 
     def invite(self) -> str:
         return ContactInvite(

@@ -1,0 +1,249 @@
+"""Circuit relay v2: serving as a relay, reserving slots on relays, and dialing through them.
+
+Three roles, all on py-libp2p's ``libp2p.relay.circuit_v2``:
+
+* **Serve** (``NodeConfig.serve_relay``): the ``/libp2p/circuit/relay/0.2.0/hop`` handler is
+  registered with the limits below; peers reserve a slot and others reach them through us.
+* **Reserve** (``NodeConfig.relays``): for each configured relay a task connects, sends a HOP
+  ``RESERVE`` and renews it at half its lifetime (at once when the connection to the relay
+  drops), retrying with backoff while the relay is away. While a reservation holds, its
+  ``<relay>/p2p-circuit`` addresses join ``KithNode.addrs()`` (so ``ready``/``status`` and the
+  invite carry them) and a ``RelayReserved`` event says so. Relay discovery in py-libp2p polls
+  every 300 s, so Kith reserves explicitly and never runs it.
+* **Accept and dial** (always): the STOP handler upgrades relayed inbound connections, and
+  ``host.connect`` is wrapped so that a ``PeerInfo`` carrying ``/p2p-circuit`` addresses is
+  dialed directly first and through the relay when that fails. py-libp2p 0.8.1's swarm drops
+  relay addresses before choosing a transport, so registering the transport alone is not enough.
+
+A relayed connection is a stream inside our connection to the relay; py-libp2p upgrades it like
+any raw connection (``upgrade_outbound_connection`` / ``upgrade_inbound_connection``), so Noise
+(and Yamux) run end to end between the two peers: the relay forwards ciphertext.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import multiaddr
+import trio
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
+from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
+from libp2p.relay.circuit_v2.pb.circuit_pb2 import PeerId as CircuitPeer
+from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, CircuitV2Protocol
+from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
+from libp2p.relay.circuit_v2.resources import RelayLimits
+from libp2p.relay.circuit_v2.transport import CircuitV2Transport
+from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
+from libp2p.tools.anyio_service import background_trio_service
+
+from app.core.config import ConfigError
+from app.core.events import RelayReserved
+
+if TYPE_CHECKING:
+    from app.node.node import KithNode
+
+log = logging.getLogger(__name__)
+
+# What a Kith serving as a relay grants: an hour per circuit and per reservation, 256 MiB per
+# circuit (a DM or a room post is tiny; big files should go direct), a few circuits per peer.
+RELAY_LIMITS = RelayLimits(
+    duration=3600,
+    data=256 * 1024 * 1024,
+    max_circuit_conns=16,
+    max_reservations=64,
+    reservation_ttl=3600,
+)
+RESERVE_TIMEOUT = 10.0
+MIN_RENEW = 5.0
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 60.0
+WATCH_INTERVAL = 1.0  # how often a holder checks that its relay is still connected
+MAX_ADDRS_PER_RELAY = 4
+
+Connect = Callable[[PeerInfo], Awaitable[None]]
+
+
+def is_circuit(addr: multiaddr.Multiaddr | str) -> bool:
+    return "/p2p-circuit" in str(addr)
+
+
+def parse_relay_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Multiaddr]]:
+    """``/ip4/H/tcp/P/p2p/RELAY`` (or ip6) -> (relay id, address); a ConfigError otherwise."""
+    out: list[tuple[ID, multiaddr.Multiaddr]] = []
+    for text in texts:
+        try:
+            addr = multiaddr.Multiaddr(text)
+            names = [p.name for p in addr.protocols()]
+            peer = addr.get_peer_id()
+        except Exception as exc:  # noqa: BLE001 - multiaddr raises a zoo of types
+            raise ConfigError(f"relay {text!r} is not a multiaddress: {exc}") from None
+        if names[:1] not in (["ip4"], ["ip6"]) or names[1:] != ["tcp", "p2p"] or not peer:
+            raise ConfigError(f"relay {text!r}: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID")
+        try:
+            relay_id = ID.from_base58(str(peer))
+        except Exception:  # noqa: BLE001
+            raise ConfigError(f"relay {text!r}: bad peer id") from None
+        out.append((relay_id, addr))
+    return out
+
+
+def _without_p2p(addr: multiaddr.Multiaddr) -> str:
+    head, sep, tail = str(addr).rpartition("/p2p/")
+    return head if sep and "/" not in tail else str(addr)
+
+
+class RelayService:
+    def __init__(self, node: KithNode) -> None:
+        self._node = node
+        self._relays = parse_relay_addrs(node.config.relays)
+        self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
+        self._protocol: CircuitV2Protocol | None = None
+        self._transport: CircuitV2Transport | None = None
+
+    @property
+    def protocol(self) -> CircuitV2Protocol:
+        """The circuit v2 service (its ``resource_manager`` and active circuits, for stats)."""
+        if self._protocol is None:
+            raise RuntimeError("the relay service is not running")
+        return self._protocol
+
+    async def start(self) -> None:
+        host = self._node.host
+        serve = self._node.config.serve_relay
+        roles = RelayRole.STOP | (RelayRole.HOP if serve else RelayRole.STOP)
+        self._protocol = CircuitV2Protocol(host, limits=RELAY_LIMITS, allow_hop=serve)
+        # CLIENT is left out on purpose: with it the transport reserves on every relay it
+        # dials *through*; only the peers in ``relays`` reserve, and they do it here.
+        self._transport = CircuitV2Transport(
+            host, self._protocol, RelayConfig(roles=roles, limits=RELAY_LIMITS)
+        )
+        await self._node.nursery.start(self._run_protocol, self._protocol)
+        install_relay_dialing(host, self._transport)
+        if serve:
+            log.info("serving as a circuit relay v2")
+        for relay_id, addr in self._relays:
+            self._node.nursery.start_soon(self._keep_reserved, relay_id, addr)
+
+    @staticmethod
+    async def _run_protocol(
+        protocol: CircuitV2Protocol, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with background_trio_service(protocol):
+            await protocol.event_started.wait()
+            task_status.started()
+            await trio.sleep_forever()
+
+    def relayed_addrs(self) -> list[str]:
+        """Our ``<relay addr>/p2p-circuit`` addresses on every relay we hold a slot on."""
+        return [a for addrs in self._reserved.values() for a in addrs]
+
+    def reserved_relays(self) -> list[str]:
+        return list(self._reserved)
+
+    async def _keep_reserved(self, relay_id: ID, addr: multiaddr.Multiaddr) -> None:
+        """Hold a reservation on one relay forever; never raises (it lives in the node nursery)."""
+        relay = relay_id.to_base58()
+        backoff = FIRST_BACKOFF
+        while True:
+            try:
+                expire, circuit_addrs = await self._reserve(relay_id, addr)
+            except Exception as exc:  # noqa: BLE001 - an absent relay is normal; retry later
+                log.info("relay %s: reservation failed: %s", relay, exc)
+                self._reserved.pop(relay, None)
+                await trio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = FIRST_BACKOFF
+            fresh = self._reserved.get(relay) != circuit_addrs
+            self._reserved[relay] = circuit_addrs
+            if fresh:
+                log.info("relay %s: reserved, reachable at %s", relay, ", ".join(circuit_addrs))
+                self._node.emit(RelayReserved(relay=relay, addrs=tuple(self._full(circuit_addrs))))
+            renew_in = max(MIN_RENEW, (expire - time.time()) / 2)
+            deadline = trio.current_time() + renew_in
+            while trio.current_time() < deadline:
+                await trio.sleep(min(WATCH_INTERVAL, max(0.0, deadline - trio.current_time())))
+                if not self._node.is_connected(relay):
+                    log.info("relay %s: connection lost; reserving again", relay)
+                    self._reserved.pop(relay, None)
+                    break
+
+    def _full(self, addrs: tuple[str, ...]) -> list[str]:
+        return [f"{a}/p2p/{self._node.identity.peer_id}" for a in addrs]
+
+    async def _reserve(
+        self, relay_id: ID, addr: multiaddr.Multiaddr
+    ) -> tuple[float, tuple[str, ...]]:
+        """One HOP RESERVE round trip: (expiry as a Unix time, our circuit addresses)."""
+        host = self._node.host
+        with trio.fail_after(RESERVE_TIMEOUT):
+            await host.connect(PeerInfo(relay_id, [addr]))
+            stream = await host.new_stream(relay_id, [PROTOCOL_ID])
+            try:
+                await write_delimited_msg(
+                    stream,
+                    HopMessage(
+                        type=HopMessage.RESERVE, peer=CircuitPeer(id=host.get_id().to_bytes())
+                    ),
+                )
+                response = await read_delimited_msg(stream, HopMessage)
+            finally:
+                await stream.close()
+        status = StatusCode(response.status) if response.HasField("status") else StatusCode.OK
+        if status != StatusCode.OK:
+            raise ConnectionError(f"the relay refused: {status.name}")
+        if not response.HasField("reservation"):
+            raise ConnectionError("the relay answered without a reservation")
+        expire = float(response.reservation.expire or time.time() + 60)
+        bases = [_without_p2p(addr)]
+        for raw in response.reservation.addrs:
+            try:
+                base = _without_p2p(multiaddr.Multiaddr(raw))
+            except Exception:  # noqa: BLE001 - an odd address from the relay is skipped
+                continue
+            if base not in bases and not is_circuit(base):
+                bases.append(base)
+        relay = relay_id.to_base58()
+        return expire, tuple(f"{b}/p2p/{relay}/p2p-circuit" for b in bases[:MAX_ADDRS_PER_RELAY])
+
+
+def install_relay_dialing(host: IHost, transport: CircuitV2Transport) -> None:
+    """Make ``host.connect`` fall back to ``/p2p-circuit`` addresses when direct ones fail."""
+    direct_connect: Connect = host.connect
+
+    async def connect(peer_info: PeerInfo) -> None:
+        circuit = [a for a in peer_info.addrs if is_circuit(a)]
+        if not circuit:
+            await direct_connect(peer_info)
+            return
+        if host.get_network().connections.get(peer_info.peer_id):
+            return
+        direct = [a for a in peer_info.addrs if not is_circuit(a)]
+        error: Exception | None = None
+        if direct:
+            try:
+                await direct_connect(PeerInfo(peer_info.peer_id, direct))
+                return
+            except Exception as exc:  # noqa: BLE001 - fall back to the relays
+                log.debug("direct dial %s failed (%s); trying relays", peer_info.peer_id, exc)
+                error = exc
+        target = peer_info.peer_id.to_base58()
+        for addr in circuit:
+            full = addr if addr.get_peer_id() == target else addr.encapsulate(f"/p2p/{target}")
+            try:
+                await transport.dial(full)
+                log.info("connected to %s through %s", target, full)
+                return
+            except Exception as exc:  # noqa: BLE001 - try the next relay
+                log.debug("relayed dial %s failed: %s", full, exc)
+                error = exc
+        raise ConnectionError(f"could not reach {target} directly or through a relay: {error}")
+
+    setattr(host, "connect", connect)  # noqa: B010 - an instance attribute wraps the method
