@@ -9,8 +9,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # the GUI fixtures import Qt only when a test asks for them
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from tests.peers import Peer
+    from tests.ui_helpers import AppFactory
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
@@ -24,3 +32,42 @@ def profile_dir(tmp_path: Path) -> Path:
 def event_loop_runner() -> Iterator[asyncio.Runner]:
     with asyncio.Runner() as runner:
         yield runner
+
+
+# -- GUI tests (tests/test_ui_*.py) ---------------------------------------------------------
+
+
+@pytest.fixture
+def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    """The test's qasync loop, also the current loop: slots that qtbot triggers between
+    ``run`` calls schedule their tasks on it, as they would in the running app."""
+    from tests.ui_helpers import new_qloop
+
+    with new_qloop(qapp) as loop:
+        yield loop
+
+
+@pytest.fixture
+def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
+    """Makes ``KithApp`` controllers; every one is shut down after the test."""
+    from tests.ui_helpers import AppFactory
+
+    factory = AppFactory(qloop)
+    try:
+        yield factory
+    finally:
+        factory.close_all()
+
+
+@pytest.fixture
+def pat(qloop: qasync.QEventLoop, tmp_path: Path) -> Iterator[Peer]:
+    """A headless second peer, "Pat"."""
+    from tests.peers import Peer
+    from tests.ui_helpers import run
+
+    peer = Peer(tmp_path / "pat", "Pat")
+    run(qloop, peer.start())
+    try:
+        yield peer
+    finally:
+        run(qloop, peer.stop())

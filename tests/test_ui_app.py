@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ from tests.ui_helpers import (
     RecordingKithApp,
     initialised_profile,
     network_threads,
-    new_qloop,
     run,
 )
 from ui.app import KithApp
@@ -35,21 +33,6 @@ from ui.first_run import FirstRunDialog
 from ui.main_window import MainWindow
 from ui.node_state import Presence
 from ui.waits import wait_until
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        yield loop
-
-
-@pytest.fixture
-def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
-    factory = AppFactory(qloop)
-    try:
-        yield factory
-    finally:
-        factory.close_all()
 
 
 def started(qloop: qasync.QEventLoop, app: KithApp) -> MainWindow:

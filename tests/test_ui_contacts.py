@@ -7,7 +7,6 @@ Real widgets driven with qtbot, a real KithApp on a qasync loop, and real second
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.fingerprint import safety_number
@@ -23,34 +22,13 @@ from app.core.identity import public_key_from_peer_id
 from app.core.records import ContactState
 from app.core.room import RoomInvite, RoomSecrets
 from tests.peers import Peer
-from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from tests.ui_helpers import AppFactory, activate, initialised_profile, run, wait
 from ui.app import KithApp
 from ui.main_window import MainWindow
 from ui.node_state import Presence
 from ui.qr import qr_image
 from ui.sidebar import ContactAction
 from ui.waits import wait_until
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """The test's qasync loop, also the current loop: slots that qtbot triggers between
-    ``run`` calls schedule their tasks on it, as they would in the running app."""
-    with new_qloop(qapp) as loop:
-        asyncio.set_event_loop(loop)
-        try:
-            yield loop
-        finally:
-            asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
-    factory = AppFactory(qloop)
-    try:
-        yield factory
-    finally:
-        factory.close_all()
 
 
 class PeerFactory:
@@ -90,18 +68,6 @@ def online_window(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path,
     run(qloop, wait_until(lambda: state.presence is Presence.ONLINE and app.client is not None,
                           what="online"))
     return app, app.window
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
-
-
-def activate(qtbot: QtBot, widget: QWidget) -> None:
-    widget.show()
-    widget.raise_()
-    widget.activateWindow()
-    qtbot.waitUntil(widget.isActiveWindow)
 
 
 # -- the add contact dialog -------------------------------------------------------------------

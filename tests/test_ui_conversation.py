@@ -7,7 +7,7 @@ Stored history is seeded straight into the profile's SQLite database before the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,17 +23,11 @@ from app.core.events import MessageQueued
 from app.core.records import ContactInfo, Delivery
 from tests.benchmarks.history_view import seed_conversation
 from tests.peers import Peer, befriend, peers
-from tests.ui_helpers import new_qloop, run
+from tests.ui_helpers import run
 from ui.conversation import PAGE_SIZE, ConversationView
 from ui.message_delegate import Glyph
 from ui.message_model import Role
 from ui.waits import wait_until
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        yield loop
 
 
 def make_view(qtbot: QtBot, peer: Peer) -> ConversationView:

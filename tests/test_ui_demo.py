@@ -7,38 +7,21 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import qasync
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.core.events import Event, FileComplete, FileOffer
 from tests.test_ui_files import digest, drag_and_drop, file_mime
-from tests.ui_helpers import network_threads, new_qloop, run
+from tests.ui_helpers import network_threads, run, wait
 from ui.demo import Demo
 from ui.main_window import MainWindow
 from ui.waits import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        asyncio.set_event_loop(loop)
-        try:
-            yield loop
-        finally:
-            asyncio.set_event_loop(None)
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
 
 
 def texts(window: MainWindow) -> list[str]:

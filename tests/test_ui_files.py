@@ -8,11 +8,9 @@ click on the painted Accept button, the Delete key on a selected card, View ▸ 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,37 +30,12 @@ from pytestqt.qtbot import QtBot
 from app.core.events import Event, FileOffered
 from app.core.records import TransferInfo
 from tests.peers import Peer
-from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from tests.ui_helpers import AppFactory, run, start_online, wait
 from ui.app import KithApp
 from ui.drop_target import expand
 from ui.file_actions import FileAction
 from ui.main_window import MainWindow
-from ui.node_state import Presence
-from ui.waits import wait_until
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        asyncio.set_event_loop(loop)
-        try:
-            yield loop
-        finally:
-            asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
-    factory = AppFactory(qloop)
-    try:
-        yield factory
-    finally:
-        factory.close_all()
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
+from ui.settings_dialog import FILES_TAB
 
 
 class Person:
@@ -83,11 +56,7 @@ class Person:
 
 
 def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str) -> Person:
-    app = make_app(initialised_profile(path, name))
-    assert run(qloop, app.start()) is True
-    wait(qloop, lambda: app.state is not None and app.state.presence is Presence.ONLINE
-         and app.client is not None, f"{name} online")
-    return Person(app)
+    return Person(start_online(qloop, make_app, path, name))
 
 
 def use_downloads(qloop: qasync.QEventLoop, person: Person, folder: Path) -> None:
@@ -473,13 +442,14 @@ def test_save_as_pause_resume_and_cancel_while_the_sender_is_away(
     assert list(chosen.iterdir()) == []  # the .part is gone
 
 
-def test_file_settings_dialog_reads_and_saves_through_the_client(
+def test_settings_files_tab_reads_and_saves_through_the_client(
     qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
 ) -> None:
     ada = start(qloop, make_app, tmp_path / "ada", "Ada")
     folder = tmp_path / "incoming"
     use_downloads(qloop, ada, folder)
-    dialog = ada.window.files.show_settings()
+    dialog = ada.window.preferences.show_settings(FILES_TAB)
+    assert dialog.tabs.currentIndex() == FILES_TAB
     wait(qloop, lambda: dialog.folder_edit.text() == str(folder), "the folder loaded")
     assert dialog.auto_spin.value() == 0 and dialog.auto_spin.text() == "Off"
     other = tmp_path / "elsewhere"
@@ -487,5 +457,5 @@ def test_file_settings_dialog_reads_and_saves_through_the_client(
     dialog.folder_edit.setText(str(other))
     dialog.auto_spin.setValue(5)
     qtbot.keyClick(dialog.auto_spin, Qt.Key.Key_Return)
-    wait(qloop, lambda: ada.window.files.settings_dialog is None, "the dialog closed")
+    wait(qloop, lambda: ada.window.preferences.dialog is None, "the dialog closed")
     assert run(qloop, ada.client.file_settings()) == (str(other), 5_000_000)

@@ -8,90 +8,38 @@ only has to be there, a headless ``tests.peers.Peer``. Waits are on conditions, 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.dm import MAX_TEXT_BYTES
 from app.core.records import Delivery
 from app.core.room import MAX_POST_TEXT_BYTES, RoomInvite, parse_room_invite
+from tests import ui_helpers
 from tests.peers import Peer
-from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
 from ui.app import KithApp
 from ui.chat_item import ChatItem
 from ui.main_window import MainWindow
 from ui.message_model import MessageListModel
-from ui.node_state import Presence
 from ui.sidebar import RoomAction
-from ui.waits import wait_until
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+WAIT_S = 30  # room posts travel by gossip: allow more than the shared 20 s
 
 
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """Also the current loop, so slots qtbot triggers between ``run`` calls schedule on it."""
-    with new_qloop(qapp) as loop:
-        asyncio.set_event_loop(loop)
-        try:
-            yield loop
-        finally:
-            asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
-    factory = AppFactory(qloop)
-    try:
-        yield factory
-    finally:
-        factory.close_all()
-
-
-@pytest.fixture
-def pat(qloop: qasync.QEventLoop, tmp_path: Path) -> Iterator[Peer]:
-    """A headless second peer."""
-    peer = Peer(tmp_path / "pat", "Pat")
-    run(qloop, peer.start())
-    try:
-        yield peer
-    finally:
-        run(qloop, peer.stop())
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 30) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
+def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = WAIT_S) -> None:
+    ui_helpers.wait(qloop, condition, what, timeout)
 
 
 def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str,
           link: str | None = None) -> KithApp:
-    app = make_app(initialised_profile(path, name), link=link)
-    assert run(qloop, app.start()) is True
-    wait(qloop, lambda: app.state is not None and app.state.presence is Presence.ONLINE
-         and app.client is not None, f"{name} online")
-    return app
-
-
-def window_of(app: KithApp) -> MainWindow:
-    assert app.window is not None
-    return app.window
-
-
-def activate(qtbot: QtBot, widget: QWidget) -> None:
-    widget.show()
-    widget.raise_()
-    widget.activateWindow()
-    qtbot.waitUntil(widget.isActiveWindow)
+    return start_online(qloop, make_app, path, name, link, timeout=WAIT_S)
 
 
 def texts(window: MainWindow) -> list[str]:

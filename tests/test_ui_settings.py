@@ -23,7 +23,7 @@ from app.core.invite import parse_invite
 from app.core.records import Delivery, MessageInfo
 from app.store.backup import export_profile
 from app.store.profile import Profile
-from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from tests.ui_helpers import AppFactory, initialised_profile, run, wait
 from ui import palette as pal
 from ui.app import KithApp
 from ui.main_window import MainWindow
@@ -36,12 +36,6 @@ PASS = "correct horse battery"
 
 
 @pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        yield loop
-
-
-@pytest.fixture
 def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
     factory = AppFactory(qloop)
     try:
@@ -49,11 +43,6 @@ def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
     finally:
         factory.close_all()
         apply_theme("system")  # the palette is the application's: leave it as found
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
 
 
 def online(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str = "Ada"

@@ -3,13 +3,11 @@ local socket (a second ``KithApp`` on the same profile would only fight over the
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.identity import Identity
 from app.core.invite import ContactInvite
-from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
+from tests.ui_helpers import AppFactory, initialised_profile, run, wait
 from ui.app import KithApp
 from ui.node_state import Presence
 from ui.single_instance import (
@@ -31,33 +29,8 @@ from ui.single_instance import (
     hand_over,
     server_name,
 )
-from ui.waits import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        asyncio.set_event_loop(loop)
-        try:
-            yield loop
-        finally:
-            asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
-    factory = AppFactory(qloop)
-    try:
-        yield factory
-    finally:
-        factory.close_all()
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
 
 
 def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path) -> KithApp:

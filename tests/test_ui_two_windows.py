@@ -8,61 +8,17 @@ delivered where it was written.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import qasync
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.core.records import Delivery
-from tests.ui_helpers import AppFactory, initialised_profile, new_qloop, run
-from ui.app import KithApp
+from tests.ui_helpers import AppFactory, wait, window_of
+from tests.ui_helpers import start_online as start
 from ui.main_window import MainWindow
 from ui.message_model import Role
-from ui.node_state import Presence
-from ui.waits import wait_until
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """Also the current loop, so slots qtbot triggers between ``run`` calls schedule on it."""
-    with new_qloop(qapp) as loop:
-        asyncio.set_event_loop(loop)
-        try:
-            yield loop
-        finally:
-            asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
-    factory = AppFactory(qloop)
-    try:
-        yield factory
-    finally:
-        factory.close_all()
-
-
-def wait(qloop: qasync.QEventLoop, condition: object, what: str, timeout: float = 20) -> None:
-    assert callable(condition)
-    run(qloop, wait_until(condition, timeout, what), timeout + 5)
-
-
-def start(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str) -> KithApp:
-    app = make_app(initialised_profile(path, name))
-    assert run(qloop, app.start()) is True
-    wait(qloop, lambda: app.state is not None and app.state.presence is Presence.ONLINE
-         and app.client is not None, f"{name} online")
-    return app
-
-
-def window_of(app: KithApp) -> MainWindow:
-    assert app.window is not None
-    return app.window
 
 
 def activate(qtbot: QtBot, window: MainWindow) -> None:

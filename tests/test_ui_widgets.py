@@ -4,7 +4,7 @@ the error banner, the event bridge and keyboard paths in the main window."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import qasync
@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStopped
 from app.core.records import ContactInfo, ContactState
-from tests.ui_helpers import new_qloop, run
+from tests.ui_helpers import run
 from ui.bridge import EventBridge, TaskRunner
 from ui.composer import Composer
 from ui.conversation import ConversationView
@@ -31,12 +31,6 @@ READY = NodeReady(
     addrs=(f"/ip4/192.0.2.7/tcp/4001/p2p/{PEER}", f"/ip4/127.0.0.1/tcp/4001/p2p/{PEER}"),
     invite=f"kith:contact?id={PEER}&name=Ada&addr=/ip4/192.0.2.7/tcp/4001",
 )
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with new_qloop(qapp) as loop:
-        yield loop
 
 
 @pytest.fixture

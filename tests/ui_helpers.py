@@ -15,13 +15,28 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import qasync
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from pytestqt.qtbot import QtBot
 
 from app.store.profile import Profile
 from tests.conftest import LOOPBACK
 from ui.app import KithApp
+from ui.main_window import MainWindow
+from ui.node_state import Presence
+from ui.waits import wait_until
 
-__all__ = ["LOOPBACK", "AppFactory", "RecordingKithApp", "network_threads", "new_qloop", "run"]
+__all__ = [
+    "LOOPBACK",
+    "AppFactory",
+    "RecordingKithApp",
+    "activate",
+    "network_threads",
+    "new_qloop",
+    "run",
+    "start_online",
+    "wait",
+    "window_of",
+]
 
 NETWORK_THREAD = "kith-network"
 
@@ -47,6 +62,13 @@ def new_qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
 def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
     """Run ``coro`` on the qasync loop, bounded so a hang fails the test instead of the run."""
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def wait(qloop: asyncio.AbstractEventLoop, condition: object, what: str,
+         timeout: float = 20) -> None:
+    """Run the loop until ``condition()`` holds, failing with ``what`` after ``timeout`` s."""
+    assert callable(condition)
+    run(qloop, wait_until(condition, timeout, what), timeout + 5)
 
 
 def network_threads() -> list[threading.Thread]:
@@ -93,3 +115,26 @@ class AppFactory:
         for app in self.apps:
             run(self.loop, app.shutdown())
         assert not network_threads(), "a network thread outlived its test"
+
+
+def start_online(qloop: asyncio.AbstractEventLoop, make_app: AppFactory, path: Path, name: str,
+                 link: str | None = None, timeout: float = 20) -> KithApp:
+    """A new profile named ``name`` at ``path``, started and waited for until it is online."""
+    app = make_app(initialised_profile(path, name), link=link)
+    assert run(qloop, app.start()) is True
+    wait(qloop, lambda: app.state is not None and app.state.presence is Presence.ONLINE
+         and app.client is not None, f"{name} online", timeout)
+    return app
+
+
+def window_of(app: KithApp) -> MainWindow:
+    assert app.window is not None
+    return app.window
+
+
+def activate(qtbot: QtBot, widget: QWidget) -> None:
+    """Show ``widget``, bring it to the front and wait until it is the active window."""
+    widget.show()
+    widget.raise_()
+    widget.activateWindow()
+    qtbot.waitUntil(widget.isActiveWindow)

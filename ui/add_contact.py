@@ -11,37 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QWidget
 
 from app.core.invite import ContactInvite, InvalidInvite, parse_invite
 from app.core.records import ContactInfo, short_peer_id
 from app.core.room import invite_kind, parse_room_invite
-from ui import palette as pal
 from ui.bridge import TaskRunner
+from ui.link_dialog import LinkDialog, plain_words
 
 AddContact = Callable[[str], Awaitable[ContactInfo]]
 
 
-def plain_words(message: str) -> str:
-    """``a Kith invite starts with 'kith:'`` -> ``A Kith invite starts with 'kith:'.``"""
-    message = message.strip()
-    if not message:
-        return message
-    message = message[0].upper() + message[1:]
-    return message if message.endswith((".", "!", "?")) else message + "."
-
-
-class AddContactDialog(QDialog):
+class AddContactDialog(LinkDialog):
     """``added(ContactInfo)`` once the contact is stored; the dialog then closes."""
 
     added = Signal(object)
@@ -54,51 +37,21 @@ class AddContactDialog(QDialog):
         add: AddContact | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(self.tr("Add Contact"))
-        self.setMinimumWidth(460)
-        self._runner = runner
+        super().__init__(
+            runner,
+            title=self.tr("Add Contact"),
+            min_width=460,
+            intro=self.tr("Paste the invite link someone sent you. It starts with “kith:”."),
+            placeholder="kith:contact?id=…",
+            field_name=self.tr("Invite link"),
+            ok_text=self.tr("Add Contact"),
+            parent=parent,
+        )
         self._own_peer_id = own_peer_id
         self._add = add
-        self._busy = False
-
-        layout = QVBoxLayout(self)
-        layout.setSpacing(10)
-        intro = QLabel(
-            self.tr("Paste the invite link someone sent you. It starts with “kith:”."), self
-        )
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
-        self.link_edit = QLineEdit(self)
-        self.link_edit.setPlaceholderText("kith:contact?id=…")
-        self.link_edit.setAccessibleName(self.tr("Invite link"))
-        self.link_edit.setClearButtonEnabled(True)
-        self.link_edit.textChanged.connect(self.validate)
-        layout.addWidget(self.link_edit)
-        intro.setBuddy(self.link_edit)
-
-        self.status_label = QLabel(self)
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         small = QFont(self.status_label.font())
         small.setPointSizeF(small.pointSizeF() * 0.95)
         self.status_label.setFont(small)
-        layout.addWidget(self.status_label)
-
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        assert ok is not None
-        ok.setText(self.tr("Add Contact"))
-        self.ok_button: QPushButton = ok
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        assert cancel is not None
-        self.cancel_button: QPushButton = cancel
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
         self._invite: ContactInvite | None = None
         self._room_link: str | None = None
         self.validate()
@@ -107,23 +60,6 @@ class AddContactDialog(QDialog):
         """The coroutine that adds (``client.add_contact``); None while offline."""
         self._add = add
         self.validate()
-
-    def set_link(self, link: str) -> None:
-        self.link_edit.setText(link)
-        self.link_edit.setCursorPosition(0)
-
-    def error(self) -> str:
-        """The inline problem shown now, or empty."""
-        return self.status_label.text() if self.status_label.property("error") else ""
-
-    def status(self) -> str:
-        return self.status_label.text()
-
-    def _say(self, text: str, error: bool) -> None:
-        self.status_label.setText(text)
-        self.status_label.setProperty("error", error)
-        colour = pal.ERROR if error else pal.muted_text(self.palette())
-        self.status_label.setStyleSheet(f"color: {colour.name()};")
 
     def validate(self, *_: object) -> bool:
         """Check the link as typed; OK is enabled only for a usable contact invite."""
@@ -173,23 +109,6 @@ class AddContactDialog(QDialog):
             return
         if self._add is None:
             return
-        self._busy = True
-        self.ok_button.setEnabled(False)
-        self.link_edit.setReadOnly(True)
-        self._say(self.tr("Adding…"), False)
-        self._runner.run(self._submit(self.link_edit.text().strip(), self._add),
-                         self.tr("Adding a contact"))
-
-    async def _submit(self, link: str, add: AddContact) -> None:
-        try:
-            info = await add(link)
-        except Exception as exc:  # noqa: BLE001 - every failure is shown inline, in plain words
-            self._busy = False
-            self.link_edit.setReadOnly(False)
-            self.validate()
-            self._say(plain_words(str(exc)) or self.tr("The contact could not be added."), True)
-            self.ok_button.setEnabled(False)
-            return
-        self._busy = False
-        self.added.emit(info)
-        self.accept()
+        self._send(self._add, self.added.emit, doing=self.tr("Adding…"),
+                   failed=self.tr("The contact could not be added."),
+                   task=self.tr("Adding a contact"))

@@ -90,7 +90,7 @@ def action_label(action: FileAction) -> str:
 
 
 def default_download_dir() -> str:
-    """Where accepted files go when File Settings name no folder (the client's own default)."""
+    """Where accepted files go when Settings ▸ Files names no folder (the client's own default)."""
     return str(profile_download_dir())
 
 
@@ -145,7 +145,7 @@ class FileActions(QObject):
             self.failed.emit(self.tr("{what} failed: {reason}").format(what=what, reason=exc))
 
     async def _accept(self, client: KithClient, transfer: str, folder: str) -> None:
-        """Accept into ``folder``; "" is the client's download folder (File Settings)."""
+        """Accept into ``folder``; "" is the client's download folder (Settings ▸ Files)."""
         try:
             info = await client.accept_file(transfer, folder)
         except (ValueError, OSError) as exc:

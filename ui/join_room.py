@@ -10,98 +10,46 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
 
 from app.core.invite import InvalidInvite
 from app.core.records import RoomInfo
 from app.core.room import RoomInvite, invite_kind, parse_room_invite
-from ui import palette as pal
-from ui.add_contact import plain_words
 from ui.bridge import TaskRunner
+from ui.link_dialog import LinkDialog, plain_words
 
 JoinRoom = Callable[[str], Awaitable[RoomInfo]]
 KnownRoom = Callable[[str], RoomInfo | None]
 
 
-class JoinRoomDialog(QDialog):
+class JoinRoomDialog(LinkDialog):
     """``joined(RoomInfo)`` once the room is joined (or was already); the dialog then closes."""
 
     joined = Signal(object)
 
     def __init__(self, runner: TaskRunner, join: JoinRoom | None = None,
                  known: KnownRoom | None = None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(self.tr("Join Room"))
-        self.setMinimumWidth(480)
-        self._runner = runner
+        super().__init__(
+            runner,
+            title=self.tr("Join Room"),
+            min_width=480,
+            intro=self.tr(
+                "Paste the room link someone shared with you. It starts with “kith:room”."),
+            placeholder="kith:room?id=…",
+            field_name=self.tr("Room link"),
+            ok_text=self.tr("Join Room"),
+            parent=parent,
+        )
         self._join = join
         self._known = known
-        self._busy = False
         self._invite: RoomInvite | None = None
-
-        layout = QVBoxLayout(self)
-        layout.setSpacing(10)
-        intro = QLabel(
-            self.tr("Paste the room link someone shared with you. It starts with “kith:room”."),
-            self,
-        )
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
-        self.link_edit = QLineEdit(self)
-        self.link_edit.setPlaceholderText("kith:room?id=…")
-        self.link_edit.setAccessibleName(self.tr("Room link"))
-        self.link_edit.setClearButtonEnabled(True)
-        self.link_edit.textChanged.connect(self.validate)
-        layout.addWidget(self.link_edit)
-        intro.setBuddy(self.link_edit)
-
-        self.status_label = QLabel(self)
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.status_label)
-
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        assert ok is not None
-        ok.setText(self.tr("Join Room"))
-        self.ok_button: QPushButton = ok
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
         self.validate()
 
     def set_joiner(self, join: JoinRoom | None) -> None:
         """``client.join_room``, or None while offline."""
         self._join = join
         self.validate()
-
-    def set_link(self, link: str) -> None:
-        self.link_edit.setText(link)
-        self.link_edit.setCursorPosition(0)
-
-    def error(self) -> str:
-        return self.status_label.text() if self.status_label.property("error") else ""
-
-    def status(self) -> str:
-        return self.status_label.text()
-
-    def _say(self, text: str, error: bool) -> None:
-        self.status_label.setText(text)
-        self.status_label.setProperty("error", error)
-        colour = pal.ERROR if error else pal.muted_text(self.palette())
-        self.status_label.setStyleSheet(f"color: {colour.name()};")
 
     def _already(self) -> RoomInfo | None:
         if self._invite is None or self._known is None:
@@ -154,23 +102,6 @@ class JoinRoomDialog(QDialog):
             return
         if self._join is None:
             return
-        self._busy = True
-        self.ok_button.setEnabled(False)
-        self.link_edit.setReadOnly(True)
-        self._say(self.tr("Joining…"), False)
-        self._runner.run(self._submit(self.link_edit.text().strip(), self._join),
-                         self.tr("Joining a room"))
-
-    async def _submit(self, link: str, join: JoinRoom) -> None:
-        try:
-            info = await join(link)
-        except Exception as exc:  # noqa: BLE001 - every failure is shown inline, in plain words
-            self._busy = False
-            self.link_edit.setReadOnly(False)
-            self.validate()
-            self._say(plain_words(str(exc)) or self.tr("The room could not be joined."), True)
-            self.ok_button.setEnabled(False)
-            return
-        self._busy = False
-        self.joined.emit(info)
-        self.accept()
+        self._send(self._join, self.joined.emit, doing=self.tr("Joining…"),
+                   failed=self.tr("The room could not be joined."),
+                   task=self.tr("Joining a room"))

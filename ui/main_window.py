@@ -52,7 +52,7 @@ from app.core.events import (
 )
 from app.core.records import ContactInfo, ContactState, RoomInfo, RoomMember, short_peer_id
 from ui import palette as pal
-from ui.add_contact import AddContactDialog, plain_words
+from ui.add_contact import AddContactDialog
 from ui.blocked_dialog import BlockedDialog
 from ui.bridge import TaskRunner
 from ui.contact_details import ContactDetailsDialog
@@ -60,6 +60,7 @@ from ui.conversation import ConversationView
 from ui.error_banner import ErrorBanner
 from ui.identity_panel import IdentityPanel
 from ui.join_room import JoinRoomDialog
+from ui.link_dialog import plain_words
 from ui.member_panel import MemberPanel
 from ui.new_room import NewRoomDialog
 from ui.node_state import NodeState

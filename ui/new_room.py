@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 from app.core.records import RoomInfo
 from app.core.room import MAX_DESCRIPTION, MAX_NAME
 from ui import palette as pal
-from ui.add_contact import plain_words
 from ui.bridge import TaskRunner
+from ui.link_dialog import plain_words
 
 CreateRoom = Callable[[str, str], Awaitable[RoomInfo]]
 

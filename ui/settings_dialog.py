@@ -42,7 +42,6 @@ from app.core.invite import MAX_NAME_LENGTH
 from app.store.profile import MAX_RELAYS, Settings
 from ui import palette as pal
 from ui.file_actions import default_download_dir
-from ui.file_settings import MAX_AUTO_MB, MB
 from ui.identity_page import ExportProfileDialog, IdentityPage
 from ui.theme import apply_theme
 
@@ -50,6 +49,9 @@ if TYPE_CHECKING:
     from app.client import KithClient
     from ui.bridge import TaskRunner
     from ui.main_window import MainWindow
+
+MB = 1_000_000
+MAX_AUTO_MB = 100_000  # the auto-accept spin box's top, in MB
 
 PROFILE_TAB, FILES_TAB, NETWORK_TAB, NOTIFICATIONS_TAB, APPEARANCE_TAB = range(5)
 _TAB_OF_FIELD = {

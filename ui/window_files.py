@@ -2,9 +2,10 @@
 
 The window owns one ``WindowFiles``: it keeps the ``TransferCache`` current, gives the
 conversation's delegate its cards' data, makes the sidebar rows and the open conversation drop
-targets, connects the composer's 📎 and paste, adds View ▸ Transfers and File ▸ File Settings…,
-and repaints rows whose transfer changed at most ten times a second (progress arrives four times
-a second per transfer; several transfers at once must not repaint the list forty times).
+targets, connects the composer's 📎 and paste, adds View ▸ Transfers, and repaints rows whose
+transfer changed at most ten times a second (progress arrives four times a second per transfer;
+several transfers at once must not repaint the list forty times). The download folder and
+auto-accept live on the Files tab of File ▸ Settings… (Ctrl+,), not here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from app.core.records import ContactInfo, ContactState, RoomInfo, short_peer_id
 from ui.attach import FileSender
 from ui.drop_target import DropTarget, FileDropFilter
 from ui.file_actions import FileActions
-from ui.file_settings import FileSettingsDialog
 from ui.sidebar import CONTACT_ROLE, KEY_ROLE, KIND_ROLE, ROOM_ROLE, SECTION_ROLE, RowKind, Section
 from ui.transfer_cache import TransferCache
 from ui.transfers_panel import TransfersPanel
@@ -34,7 +34,7 @@ PANEL_WIDTH = 560
 
 
 class WindowFiles(QObject):
-    """File sending, cards, the transfers panel and the file settings of one ``MainWindow``."""
+    """File sending, cards and the transfers panel of one ``MainWindow``."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -74,7 +74,6 @@ class WindowFiles(QObject):
         self.panel = TransfersPanel(self.cache, self.actions, window)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
         self.panel.hide()
-        self.settings_dialog: FileSettingsDialog | None = None
         self._panel_shown = False
         self._build_actions()
 
@@ -88,15 +87,7 @@ class WindowFiles(QObject):
         self.transfers_action.setToolTip(self.tr("File transfers (Ctrl+Shift+T)"))
         self.transfers_action.toggled.connect(self._toggle_panel)
         self.panel.visibilityChanged.connect(self._panel_visibility)
-        self.settings_action = QAction(self.tr("File &Settings…"), window)
-        self.settings_action.triggered.connect(lambda: self.show_settings())
-        file_menu = self._menu("&File")
         view_menu = self._menu("&View")
-        if file_menu is not None:
-            file_menu.insertAction(window.quit_action, self.settings_action)
-            file_menu.insertSeparator(window.quit_action)
-        else:
-            window.addAction(self.settings_action)
         if view_menu is not None:
             view_menu.addAction(self.transfers_action)
         else:
@@ -126,20 +117,6 @@ class WindowFiles(QObject):
         if self.transfers_action.isChecked() != visible:
             self.transfers_action.setChecked(visible)
 
-    def show_settings(self) -> FileSettingsDialog:
-        """File ▸ File Settings…: the download folder and auto-accept from verified contacts."""
-        if self.settings_dialog is None:
-            dialog = FileSettingsDialog(self.window.runner, self.client, self.window)
-            dialog.finished.connect(lambda _: self._forget_settings(dialog))
-            self.settings_dialog = dialog
-        self.settings_dialog.open()
-        return self.settings_dialog
-
-    def _forget_settings(self, dialog: FileSettingsDialog) -> None:
-        if self.settings_dialog is dialog:
-            self.settings_dialog = None
-        dialog.deleteLater()
-
     # -- the client and its events ------------------------------------------------------------
 
     def set_client(self, client: KithClient | None) -> None:
@@ -147,8 +124,6 @@ class WindowFiles(QObject):
         self.actions.client = client
         self.file_sender.client = client
         self.cache.set_client(client, self.window.runner if client is not None else None)
-        if self.settings_dialog is not None:
-            self.settings_dialog.set_client(client)
 
     def handle_event(self, event: Event) -> None:
         self.cache.handle_event(event)
