@@ -69,6 +69,10 @@ def node_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--serve-relay", action="store_true", help="serve as a circuit relay v2 for others",
     )
+    parser.add_argument(
+        "--bootstrap", action="append", default=[], metavar="MULTIADDR",
+        help="a Kademlia DHT bootstrap peer, /ip4/H/tcp/P/p2p/ID (repeatable); none: no DHT lookups",
+    )
     return parser
 
 
@@ -110,7 +114,10 @@ def main_node(argv: list[str]) -> int:
         client = KithClient(
             profile,
             NodeConfig(
-                listen=tuple(args.listen), relays=tuple(args.relay), serve_relay=args.serve_relay
+                listen=tuple(args.listen),
+                relays=tuple(args.relay),
+                serve_relay=args.serve_relay,
+                bootstrap=tuple(args.bootstrap),
             ),
         )
         return run_node(client)

@@ -19,6 +19,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.events import MessageReceived
 from app.core.fingerprint import fingerprint_for_peer, format_digits
+from app.core.identity import Identity
 from app.core.invite import parse_invite
 from app.core.records import Delivery, MessageInfo
 from app.store.backup import export_profile
@@ -43,6 +44,9 @@ def make_app(qloop: qasync.QEventLoop) -> Iterator[AppFactory]:
     finally:
         factory.close_all()
         apply_theme("system")  # the palette is the application's: leave it as found
+
+
+RELAY_ID = Identity(bytes(32)).peer_id
 
 
 def online(qloop: qasync.QEventLoop, make_app: AppFactory, path: Path, name: str = "Ada"
@@ -96,14 +100,18 @@ def test_an_empty_name_or_a_bad_relay_is_refused_inline(
     assert dialog.tabs.currentIndex() == NETWORK_TAB
     assert "not a relay address" in dialog.error.text()
     assert "after Kith restarts" in dialog.restart_note.text()
-    dialog.relays_edit.setPlainText("/ip4/203.0.113.5/tcp/4001")
+    dialog.relays_edit.setPlainText("/ip4/203.0.113.5/tcp/4001")  # no /p2p/ relay id
+    dialog.save_button.click()
+    assert "not a relay address" in dialog.error.text()
+    relay = f"/ip4/203.0.113.5/tcp/4001/p2p/{RELAY_ID}"
+    dialog.relays_edit.setPlainText(relay)
     dialog.port_spin.setValue(40123)
     dialog.lan_check.setChecked(False)
     dialog.save_button.click()
     wait(qloop, lambda: window.preferences.dialog is None, "saved")
     assert app.profile is not None
     settings = app.profile.settings
-    assert settings.relays == ["/ip4/203.0.113.5/tcp/4001"]
+    assert settings.relays == [relay]
     assert settings.listen_port == 40123 and settings.lan_discovery is False
 
 
@@ -231,7 +239,8 @@ def test_settings_are_validated_in_plain_words() -> None:
 
     settings = Settings(display_name="Ada")
     with pytest.raises(ValueError, match="at most 16"):
-        settings.with_changes(relays=[f"/ip4/192.0.2.{i}/tcp/4001" for i in range(17)])
+        settings.with_changes(relays=[f"/ip4/192.0.2.{i}/tcp/4001/p2p/{RELAY_ID}"
+                                      for i in range(17)])
     with pytest.raises(ValueError, match="theme"):
         settings.with_changes(theme="purple")
     with pytest.raises(ValueError, match="unknown settings"):

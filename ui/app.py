@@ -171,7 +171,10 @@ class KithApp(QObject):
         try:
             from app.client import KithClient
 
-            self.client = KithClient(self.profile, NodeConfig(listen=self.listen))
+            settings = self.profile.settings
+            config = NodeConfig(listen=self.listen, relays=tuple(settings.relays),
+                                serve_relay=settings.serve_relay)
+            self.client = KithClient(self.profile, config)
             self.bridge.attach(self.client)
             ready = await self.client.start()
         except Exception as exc:  # noqa: BLE001 - every start failure is shown, none is fatal

@@ -23,3 +23,5 @@ class NodeConfig:
     # serve as a relay for others.
     relays: tuple[str, ...] = ()
     serve_relay: bool = False
+    # Kademlia DHT bootstrap peers (``/ip4/H/tcp/P/p2p/ID``); none means no DHT traffic is sent.
+    bootstrap: tuple[str, ...] = ()

@@ -21,6 +21,7 @@ from app.core.config import ConfigError, NodeConfig
 from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus, ProfileChanged
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
+from app.node.dht import DhtService
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
@@ -96,6 +97,7 @@ class KithNode:
         self._rooms: RoomService | None = None
         self._files: FileTransfers | None = None
         self._relay: RelayService | None = None
+        self._dht: DhtService | None = None
 
     @property
     def host(self) -> IHost:
@@ -178,6 +180,8 @@ class KithNode:
                 self._rooms = RoomService(self, pubsub)
                 self._files = FileTransfers(self)
                 host.get_network().register_notifee(_ConnectionWatcher(self))
+                self._dht = DhtService(self)
+                self._dht.start()
                 self._contacts.start()
                 self._dms.start()
                 self._rooms.start()
@@ -202,6 +206,7 @@ class KithNode:
             self._rooms = None
             self._files = None
             self._relay = None
+            self._dht = None
             self._db.close()
             self._db = None
 
@@ -256,6 +261,12 @@ class KithNode:
         if self._relay is None:
             raise RuntimeError("the node is not running")
         return self._relay
+
+    @property
+    def dht(self) -> DhtService:
+        if self._dht is None:
+            raise RuntimeError("the node is not running")
+        return self._dht
 
     def invite(self) -> str:
         return ContactInvite(

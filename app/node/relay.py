@@ -74,8 +74,13 @@ def is_circuit(addr: multiaddr.Multiaddr | str) -> bool:
     return "/p2p-circuit" in str(addr)
 
 
-def parse_relay_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Multiaddr]]:
-    """``/ip4/H/tcp/P/p2p/RELAY`` (or ip6) -> (relay id, address); a ConfigError otherwise."""
+def parse_relay_addrs(
+    texts: tuple[str, ...], what: str = "relay"
+) -> list[tuple[ID, multiaddr.Multiaddr]]:
+    """``/ip4/H/tcp/P/p2p/RELAY`` (or ip6) -> (relay id, address); a ConfigError otherwise.
+
+    ``what`` names the address in error messages (``--bootstrap`` reuses this check).
+    """
     out: list[tuple[ID, multiaddr.Multiaddr]] = []
     for text in texts:
         try:
@@ -83,13 +88,13 @@ def parse_relay_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Multia
             names = [p.name for p in addr.protocols()]
             peer = addr.get_peer_id()
         except Exception as exc:  # noqa: BLE001 - multiaddr raises a zoo of types
-            raise ConfigError(f"relay {text!r} is not a multiaddress: {exc}") from None
+            raise ConfigError(f"{what} {text!r} is not a multiaddress: {exc}") from None
         if names[:1] not in (["ip4"], ["ip6"]) or names[1:] != ["tcp", "p2p"] or not peer:
-            raise ConfigError(f"relay {text!r}: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID")
+            raise ConfigError(f"{what} {text!r}: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID")
         try:
             relay_id = ID.from_base58(str(peer))
         except Exception:  # noqa: BLE001
-            raise ConfigError(f"relay {text!r}: bad peer id") from None
+            raise ConfigError(f"{what} {text!r}: bad peer id") from None
         out.append((relay_id, addr))
     return out
 

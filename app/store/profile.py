@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ from typing import IO, Any
 
 import platformdirs
 
-from app.core.identity import Identity, InvalidKeyFile
+from app.core.identity import Identity, InvalidKeyFile, is_valid_peer_id
 from app.core.invite import clean_display_name
 
 KEY_FILE = "identity.key"
@@ -54,20 +55,23 @@ MAX_RELAY_LENGTH = 256
 MAX_GEOMETRY_LENGTH = 4096
 
 
+_RELAY_SHAPE = re.compile(r"/ip[46]/[^/\s]+/tcp/\d{1,5}/p2p/([1-9A-HJ-NP-Za-km-z]+)")
+
+
 def _check_relays(value: Any) -> list[str]:
-    """Relay multiaddrs as typed: only their shape is checked here, libp2p parses them on use."""
+    """Relay multiaddrs in the one shape the node accepts: /ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID."""
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise ValueError("relays must be a list of addresses")
     relays = [r.strip() for r in value if r.strip()]
     if len(relays) > MAX_RELAYS:
         raise ValueError(f"at most {MAX_RELAYS} relays can be listed")
     for relay in relays:
-        if not relay.startswith("/") or len(relay) > MAX_RELAY_LENGTH or any(
-                c.isspace() for c in relay):
+        shape = _RELAY_SHAPE.fullmatch(relay)
+        if (shape is None or len(relay) > MAX_RELAY_LENGTH
+                or not is_valid_peer_id(shape.group(1))):
             raise ValueError(
                 f"{relay[:60]!r} is not a relay address: it looks like /ip4/203.0.113.5/tcp/4001/"
-                "p2p/12D3Koo… (starts with / and is at most "
-                f"{MAX_RELAY_LENGTH} characters, without spaces)")
+                f"p2p/12D3Koo… (at most {MAX_RELAY_LENGTH} characters)")
     return relays
 
 
