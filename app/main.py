@@ -71,7 +71,11 @@ def node_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--bootstrap", action="append", default=[], metavar="MULTIADDR",
-        help="a Kademlia DHT bootstrap peer, /ip4/H/tcp/P/p2p/ID (repeatable); none: no DHT lookups",
+        help="a Kademlia DHT bootstrap peer, /ip4/H/tcp/P/p2p/ID (repeatable); none: no lookups",
+    )
+    parser.add_argument(
+        "--lan", action="store_true",
+        help="LAN discovery (mDNS) on the non-loopback IPv4 addresses listened on",
     )
     return parser
 
@@ -118,6 +122,7 @@ def main_node(argv: list[str]) -> int:
                 relays=tuple(args.relay),
                 serve_relay=args.serve_relay,
                 bootstrap=tuple(args.bootstrap),
+                lan_discovery=args.lan,
             ),
         )
         return run_node(client)

@@ -78,9 +78,9 @@ if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
     SYS_PKGS=(python3-venv "${SYS_PKGS[@]}")
 fi
 # Headless display for screenshots and the display tests; desktop-file-validate for
-# tests/test_packaging.py.
+# tests/test_packaging.py; ip (network namespaces) for tests/test_lan.py.
 if [[ "$MODE" == dev ]]; then
-    SYS_PKGS+=(xvfb xauth desktop-file-utils)
+    SYS_PKGS+=(xvfb xauth desktop-file-utils iproute2)
 fi
 
 pkg_installed() {
@@ -131,7 +131,7 @@ else
     say "      Qt needs OpenGL/EGL, xkbcommon(-x11), fontconfig, dbus and the xcb-cursor,"
     say "      icccm, keysyms, shape, xkb, render-util, image and randr libraries;"
     if [[ "$MODE" == dev ]]; then
-        say "      --dev also needs Xvfb, xauth and desktop-file-utils."
+        say "      --dev also needs Xvfb, xauth, desktop-file-utils and iproute2."
     fi
     say "      install them with your distribution's package manager if Kith fails to start."
 fi

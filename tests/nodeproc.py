@@ -18,8 +18,11 @@ LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 class NodeProcess:
     """One ``kith node``; ``expect`` waits for an event matching the given fields."""
 
-    def __init__(self, profile: Path, *args: str, name: str | None = None) -> None:
-        cmd = [sys.executable, "-m", "app", "node", "--profile", str(profile)]
+    def __init__(
+        self, profile: Path, *args: str, name: str | None = None, prefix: list[str] | None = None
+    ) -> None:
+        """``prefix`` goes before the command, e.g. ``["ip", "netns", "exec", "NS"]``."""
+        cmd = [*(prefix or []), sys.executable, "-m", "app", "node", "--profile", str(profile)]
         if not any(a == "--listen" for a in args):
             cmd += ["--listen", LOOPBACK]
         if name is not None:

@@ -173,7 +173,8 @@ class KithApp(QObject):
 
             settings = self.profile.settings
             config = NodeConfig(listen=self.listen, relays=tuple(settings.relays),
-                                serve_relay=settings.serve_relay)
+                                serve_relay=settings.serve_relay,
+                                lan_discovery=settings.lan_discovery)
             self.client = KithClient(self.profile, config)
             self.bridge.attach(self.client)
             ready = await self.client.start()

@@ -25,3 +25,5 @@ class NodeConfig:
     serve_relay: bool = False
     # Kademlia DHT bootstrap peers (``/ip4/H/tcp/P/p2p/ID``); none means no DHT traffic is sent.
     bootstrap: tuple[str, ...] = ()
+    # mDNS on the LAN (``app.node.lan``): only on the non-loopback IPv4 addresses listened on.
+    lan_discovery: bool = False

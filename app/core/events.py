@@ -73,6 +73,15 @@ class ConnectionsChanged(Event):
 
 
 @dataclass(frozen=True)
+class PeerNearby(Event):
+    """A Kith peer announced itself on the LAN (mDNS); ``name_`` is "name" in JSON."""
+
+    name: ClassVar[str] = "peer_nearby"
+    peer_id: str
+    name_: str
+
+
+@dataclass(frozen=True)
 class NodeFailed(Event):
     """The network thread died; the message is for the user, details went to the log."""
 

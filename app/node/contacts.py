@@ -28,7 +28,7 @@ from app.core.events import (
     UnreadChanged,
 )
 from app.core.identity import is_valid_peer_id
-from app.core.invite import ContactInvite, clean_display_name, parse_invite
+from app.core.invite import ContactInvite, clean_display_name, parse_invite, strip_p2p
 from app.core.records import ContactInfo, ContactState
 from app.node.profile_exchange import ProfileExchange, encode_profile
 from app.node.signal import Signal
@@ -233,9 +233,31 @@ class ContactService:
             self._dialing.discard(peer_id)
 
     async def dial(self, peer_id: str) -> bool:
-        """One attempt over every address we know; True when connected."""
+        """One attempt over every address we know; True when connected.
+
+        When those fail and DHT bootstrap peers are configured, the peer is looked up by id in
+        the DHT; addresses it finds that we did not know are stored (source ``dht``) and dialed.
+        """
+        known = self.store.addrs(peer_id)
+        if await self._dial_addrs(peer_id, known):
+            return True
+        dht = self._node.dht
+        if not dht.enabled or self.store.state(peer_id) is not ContactState.CONTACT:
+            return False
+        tried = {strip_p2p(a) for a in known}
+        found = [a for a in await dht.find_addrs(peer_id) if a not in tried]
+        if self._node.is_connected(peer_id):  # the lookup itself may have reached them
+            if found:
+                self.store.add_addrs(peer_id, found, "dht")
+            return True
+        if not found:
+            return False
+        self.store.add_addrs(peer_id, found, "dht")
+        return await self._dial_addrs(peer_id, found)
+
+    async def _dial_addrs(self, peer_id: str, texts: list[str]) -> bool:
         addrs = []
-        for text in self.store.addrs(peer_id):
+        for text in texts:
             try:
                 addrs.append(multiaddr.Multiaddr(text))
             except Exception:  # noqa: BLE001 - a stale or odd address is skipped

@@ -18,6 +18,7 @@ Without bootstrap peers no DHT message ever leaves this node.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,13 @@ MAX_BACKOFF = 60.0
 def parse_bootstrap_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Multiaddr]]:
     """``/ip4/H/tcp/P/p2p/ID`` (or ip6) -> (peer id, address); a ConfigError otherwise."""
     return parse_relay_addrs(texts, what="bootstrap peer")
+
+
+def _unblock(network: object, peer_id: ID) -> None:
+    """Forget the swarm's "failed all addresses" mark (60 s in py-libp2p 0.8.1) for a peer."""
+    unblock = getattr(network, "unblock_peer", None)
+    if unblock is not None:
+        unblock(peer_id)
 
 
 class DhtService:
@@ -84,12 +92,10 @@ class DhtService:
         try:
             self.inbound_from.add(str(stream.muxed_conn.peer_id))
             await self.kad.handle_stream(stream)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("DHT: handling a stream failed", exc_info=True)
-            try:
+            with contextlib.suppress(Exception):
                 await stream.reset()
-            except Exception:  # noqa: BLE001
-                pass
 
     async def _connect_bootstrap(self) -> int:
         """Connect to every bootstrap peer not yet connected; how many are connected now."""
@@ -113,7 +119,7 @@ class DhtService:
         while True:
             try:
                 ok = await self._connect_bootstrap() > 0 and await self._publish()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("DHT: publishing failed", exc_info=True)
                 ok = False
             if not ok:
@@ -155,8 +161,10 @@ class DhtService:
                 await self._connect_bootstrap()
                 self.kad.routing_table.remove_peer(target)
                 host.get_peerstore().clear_addrs(target)
+                _unblock(host.get_network(), target)  # new addresses deserve a dial
                 await self.kad.peer_routing.find_closest_peers_network(target.to_bytes())
             found = host.get_peerstore().addrs(target)
+            _unblock(host.get_network(), target)
         except Exception as exc:  # noqa: BLE001 - not found is an answer too
             log.debug("DHT: lookup of %s failed: %s", peer_id, exc)
             return []

@@ -26,6 +26,7 @@ from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.host import build_host, stop_auto_dialing
+from app.node.lan import LanDiscovery
 from app.node.relay import RelayService
 from app.node.rooms import RoomService
 from app.store.db import open_database
@@ -98,6 +99,7 @@ class KithNode:
         self._files: FileTransfers | None = None
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
+        self._lan: LanDiscovery | None = None
 
     @property
     def host(self) -> IHost:
@@ -188,6 +190,9 @@ class KithNode:
                 self._files.start()
                 self._relay = RelayService(self)
                 await self._relay.start()
+                if self.config.lan_discovery:
+                    self._lan = LanDiscovery(self)
+                    nursery.start_soon(self._lan.run)
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
                 )
@@ -207,6 +212,7 @@ class KithNode:
             self._files = None
             self._relay = None
             self._dht = None
+            self._lan = None
             self._db.close()
             self._db = None
 
@@ -261,6 +267,11 @@ class KithNode:
         if self._relay is None:
             raise RuntimeError("the node is not running")
         return self._relay
+
+    @property
+    def lan(self) -> LanDiscovery | None:
+        """LAN discovery when ``lan_discovery`` is set (``active`` while mDNS runs)."""
+        return self._lan
 
     @property
     def dht(self) -> DhtService:

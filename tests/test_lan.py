@@ -1,0 +1,147 @@
+"""LAN discovery (mDNS) between real ``kith node`` processes in private network namespaces.
+
+All multicast stays inside two namespaces this test creates, joined by a veth pair on the
+documentation network 192.0.2.0/24; nothing is sent on the machine's real interfaces. Needs root
+and ``ip netns`` (CI runs as root): without them the test fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.client import KithClient
+from app.core.config import NodeConfig
+from app.core.events import PeerNearby
+from app.core.invite import ContactInvite
+from app.node.lan import lan_ipv4
+from app.store.profile import Profile
+from tests.nodeproc import NodeProcess
+from tests.peers import LOOPBACK, Peer
+
+ADA_IP = "192.0.2.1"
+BOB_IP = "192.0.2.2"
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    if done.returncode != 0:
+        raise AssertionError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
+
+
+@contextmanager
+def two_namespaces() -> Iterator[tuple[str, str]]:
+    """Namespaces A (192.0.2.1) and B (192.0.2.2) joined by a veth pair; removed afterwards."""
+    if shutil.which("ip") is None:
+        raise AssertionError("test_lan needs the `ip` command (iproute2) to create namespaces")
+    if os.geteuid() != 0:
+        raise AssertionError("test_lan needs root to create network namespaces (CI runs as root)")
+    tag = uuid.uuid4().hex[:6]
+    ns_a, ns_b = f"kith-a-{tag}", f"kith-b-{tag}"
+    veth_a, veth_b = f"kva{tag}", f"kvb{tag}"
+    created: list[str] = []
+    try:
+        for ns in (ns_a, ns_b):
+            _ip("netns", "add", ns)
+            created.append(ns)
+        _ip("link", "add", veth_a, "type", "veth", "peer", "name", veth_b)
+        for ns, dev, addr in ((ns_a, veth_a, ADA_IP), (ns_b, veth_b, BOB_IP)):
+            _ip("link", "set", dev, "netns", ns)
+            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "multicast", "on", "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield ns_a, ns_b
+    finally:
+        for ns in created:  # deleting a namespace deletes its end of the veth, and so the pair
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def _bob_id(path: Path) -> str:
+    profile = Profile.open(path)
+    try:
+        profile.initialise("Bob")
+        return profile.identity.peer_id
+    finally:
+        profile.close()
+
+
+@pytest.mark.slow
+def test_nearby_peers_and_a_known_contact_reconnected_over_mdns(tmp_path: Path) -> None:
+    bob_id = _bob_id(tmp_path / "bob")
+    nodes: list[NodeProcess] = []
+    with two_namespaces() as (ns_a, ns_b):
+        try:
+            ada = NodeProcess(tmp_path / "ada", "--lan", "--listen", f"/ip4/{ADA_IP}/tcp/0",
+                              name="Ada", prefix=["ip", "netns", "exec", ns_a])
+            nodes.append(ada)
+            ada_id = ada.expect("ready")["peer_id"]
+            # Ada knows Bob, at an address where he is not (a closed port).
+            wrong = ContactInvite(bob_id, "Bob", (f"/ip4/{BOB_IP}/tcp/1",)).to_link()
+            ada.request({"cmd": "add_contact", "invite": wrong}, "contact_added")
+
+            bob = NodeProcess(tmp_path / "bob", "--lan", "--listen", f"/ip4/{BOB_IP}/tcp/0",
+                              name="Bob", prefix=["ip", "netns", "exec", ns_b])
+            nodes.append(bob)
+            bob.expect("ready")
+
+            ada.expect("peer_nearby", timeout=15, peer_id=bob_id, name="Bob")
+            bob.expect("peer_nearby", timeout=15, peer_id=ada_id, name="Ada")
+            # Bob's record gave Ada his real address: her dialer reaches him, a DM arrives.
+            ada.expect("contact_online", timeout=15, peer_id=bob_id)
+            sent = ada.request({"cmd": "send", "to": bob_id, "text": "found you"}, "sent")
+            ada.expect("delivered", timeout=15, id=sent["id"])
+            got = bob.expect("message", timeout=10, request=True)
+            assert got["text"] == "found you"
+        finally:
+            for node in nodes:
+                with suppress(subprocess.TimeoutExpired):
+                    assert node.quit() == 0, "".join(node.stderr[-20:])
+
+
+def test_lan_addresses_exclude_loopback_and_relayed() -> None:
+    pid = "/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+    assert lan_ipv4([
+        "/ip4/127.0.0.1/tcp/5" + pid, "/ip6/::1/tcp/5" + pid, "/ip4/192.0.2.7/tcp/6" + pid,
+        "/ip4/192.0.2.9/tcp/7" + pid + "/p2p-circuit" + pid,
+    ]) == {"192.0.2.7": 6}
+    assert lan_ipv4(["/ip4/127.0.0.1/tcp/5" + pid]) == {}
+
+
+def test_loopback_only_node_starts_no_zeroconf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zeroconf
+
+    made: list[Any] = []
+
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        made.append(args)
+        raise AssertionError("zeroconf must not start on a loopback-only node")
+
+    monkeypatch.setattr(zeroconf, "Zeroconf", forbidden)
+
+    async def scenario() -> None:
+        peer = Peer(tmp_path / "ada", "Ada")
+        peer.client = KithClient(peer.profile, NodeConfig(listen=(LOOPBACK,), lan_discovery=True))
+        peer.client.subscribe(peer.events.append)
+        await peer.start()
+        try:
+            await asyncio.sleep(0.5)  # the LAN task has had its chance to start
+            node = peer.client._node
+            assert node is not None and node.lan is not None
+            assert not node.lan.active
+            assert not [e for e in peer.events if isinstance(e, PeerNearby)]
+        finally:
+            await peer.stop()
+
+    asyncio.run(scenario())
+    assert made == []
