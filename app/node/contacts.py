@@ -14,10 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import multiaddr
-import trio
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo
 
 from app.core.events import (
     ContactAdded,
@@ -30,6 +27,7 @@ from app.core.events import (
 from app.core.identity import is_valid_peer_id
 from app.core.invite import ContactInvite, clean_display_name, parse_invite, strip_p2p
 from app.core.records import ContactInfo, ContactState
+from app.node.host import connect_at
 from app.node.profile_exchange import ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
@@ -256,18 +254,4 @@ class ContactService:
         return await self._dial_addrs(peer_id, found)
 
     async def _dial_addrs(self, peer_id: str, texts: list[str]) -> bool:
-        addrs = []
-        for text in texts:
-            try:
-                addrs.append(multiaddr.Multiaddr(text))
-            except Exception:  # noqa: BLE001 - a stale or odd address is skipped
-                log.debug("skipping unusable address %s", text)
-        if not addrs:
-            return False
-        with trio.move_on_after(DIAL_TIMEOUT):
-            try:
-                await self._node.host.connect(PeerInfo(ID.from_base58(peer_id), addrs))
-                return True
-            except Exception as exc:  # noqa: BLE001 - unreachable is normal; retried later
-                log.debug("dial %s failed: %s", peer_id, exc)
-        return False
+        return await connect_at(self._node.host, peer_id, texts, DIAL_TIMEOUT)

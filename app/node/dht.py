@@ -32,6 +32,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
 from app.core.invite import strip_p2p
+from app.node.host import forget_failed_dials
 from app.node.relay import parse_relay_addrs
 
 if TYPE_CHECKING:
@@ -50,13 +51,6 @@ MAX_BACKOFF = 60.0
 def parse_bootstrap_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Multiaddr]]:
     """``/ip4/H/tcp/P/p2p/ID`` (or ip6) -> (peer id, address); a ConfigError otherwise."""
     return parse_relay_addrs(texts, what="bootstrap peer")
-
-
-def _unblock(network: object, peer_id: ID) -> None:
-    """Forget the swarm's "failed all addresses" mark (60 s in py-libp2p 0.8.1) for a peer."""
-    unblock = getattr(network, "unblock_peer", None)
-    if unblock is not None:
-        unblock(peer_id)
 
 
 class DhtService:
@@ -161,10 +155,10 @@ class DhtService:
                 await self._connect_bootstrap()
                 self.kad.routing_table.remove_peer(target)
                 host.get_peerstore().clear_addrs(target)
-                _unblock(host.get_network(), target)  # new addresses deserve a dial
+                forget_failed_dials(host, target)  # new addresses deserve a dial
                 await self.kad.peer_routing.find_closest_peers_network(target.to_bytes())
             found = host.get_peerstore().addrs(target)
-            _unblock(host.get_network(), target)
+            forget_failed_dials(host, target)
         except Exception as exc:  # noqa: BLE001 - not found is an answer too
             log.debug("DHT: lookup of %s failed: %s", peer_id, exc)
             return []

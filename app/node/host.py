@@ -7,19 +7,26 @@ so a peer offering anything else is answered ``na`` and cannot connect.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import multiaddr
+import trio
 from libp2p import create_yamux_muxer_option, new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from app.core.identity import Identity
+from app.core.invite import strip_p2p
+
+log = logging.getLogger(__name__)
 
 
 def key_pair(identity: Identity) -> KeyPair:
@@ -51,3 +58,37 @@ async def stop_auto_dialing(host: IHost) -> None:
     auto_connector = getattr(host.get_network(), "auto_connector", None)
     if auto_connector is not None:
         await auto_connector.stop()
+
+
+def forget_failed_dials(host: IHost, peer: ID) -> None:
+    """Lift py-libp2p's "every address failed" mark, which refuses a peer for 60 s."""
+    unblock = getattr(host.get_network(), "unblock_peer", None)
+    if callable(unblock):
+        unblock(peer)
+
+
+async def connect_at(host: IHost, peer_id: str, addrs: Sequence[str], timeout: float) -> bool:
+    """Connect to ``peer_id`` trying ``addrs`` one by one, in order; True once connected.
+
+    py-libp2p 0.8.1 dials only the first TCP address its peerstore holds for a peer and then
+    refuses the peer for 60 s, so a stale address would hide every fresh one. Here each
+    address gets its own attempt (and ``timeout``) with only itself in the peerstore.
+    """
+    peer = ID.from_base58(peer_id)
+    for text in addrs:
+        try:
+            addr = multiaddr.Multiaddr(strip_p2p(text))
+        except Exception:  # noqa: BLE001 - multiaddr raises a zoo of types; skip odd ones
+            log.debug("skipping unusable address %s", text)
+            continue
+        if peer in host.get_network().connections:
+            return True
+        host.get_peerstore().clear_addrs(peer)
+        forget_failed_dials(host, peer)
+        with trio.move_on_after(timeout):
+            try:
+                await host.connect(PeerInfo(peer, [addr]))
+                return True
+            except Exception as exc:  # noqa: BLE001 - unreachable is normal; callers retry
+                log.debug("dialling %s at %s failed: %s", peer_id, text, exc)
+    return False

@@ -28,6 +28,7 @@ from app.core.events import PeerNearby
 from app.core.identity import is_valid_peer_id
 from app.core.invite import clean_display_name
 from app.core.records import ContactState
+from app.node.host import connect_at
 
 if TYPE_CHECKING:
     from zeroconf import ServiceInfo, Zeroconf
@@ -178,38 +179,12 @@ class LanDiscovery:
         if addrs and contacts.store.state(peer_id) is ContactState.CONTACT:
             contacts.store.add_addrs(peer_id, addrs, "lan")
             if not self._node.is_connected(peer_id):
-                self._forget_failures(peer_id)
                 self._node.nursery.start_soon(self._dial, peer_id, addrs)
 
     async def _dial(self, peer_id: str, addrs: list[str]) -> None:
-        """Dial the LAN addresses now rather than at the contact's next back-off.
-
-        Only these addresses: py-libp2p's swarm dials one address per transport (the first in its
-        peerstore), so a stale TCP address learned earlier would hide the LAN one.
-        """
-        from libp2p.peer.id import ID
-        from libp2p.peer.peerinfo import PeerInfo
-
-        peer = ID.from_base58(peer_id)
-        ok = False
-        with trio.move_on_after(DIAL_TIMEOUT):
-            try:
-                self._node.host.get_peerstore().clear_addrs(peer)
-                await self._node.host.connect(
-                    PeerInfo(peer, [multiaddr.Multiaddr(a) for a in addrs])
-                )
-                ok = True
-            except Exception as exc:  # noqa: BLE001 - unreachable is normal; the dialer retries
-                log.debug("dialing %s on the LAN failed: %s", peer_id, exc)
+        """Dial the LAN addresses now rather than at the contact's next back-off."""
+        ok = await connect_at(self._node.host, peer_id, addrs, DIAL_TIMEOUT)
         log.info("dialing nearby contact %s: %s", peer_id, "connected" if ok else "failed")
-
-    def _forget_failures(self, peer_id: str) -> None:
-        """py-libp2p refuses to dial a peer whose addresses all failed in the last 60 s (its
-        swarm's negative cache), new addresses or not: a fresh LAN address lifts that."""
-        cache = getattr(self._node.host.get_network(), "_negative_peer_cache", None)
-        evict = getattr(cache, "evict", None)
-        if callable(evict):
-            evict(peer_id)
 
     @staticmethod
     def _addrs(info: ServiceInfo) -> list[str]:

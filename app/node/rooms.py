@@ -17,11 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import multiaddr
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo
 from libp2p.pubsub.pb import rpc_pb2
 
 from app.core import room as rc
@@ -41,6 +39,7 @@ from app.core.invite import ContactInvite, clean_display_name, strip_p2p
 from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 from app.node.gossip import KithPubsub
+from app.node.host import connect_at
 from app.store.messages import offer_summary
 from app.store.rooms import RoomStore, StoredPost, StoredRoom
 
@@ -405,21 +404,7 @@ class RoomService:
         self._changed(room_id, members=True)
 
     async def _dial_member(self, peer_id: str, addrs: tuple[str, ...]) -> bool:
-        parsed = []
-        for addr in addrs:
-            try:
-                parsed.append(multiaddr.Multiaddr(strip_p2p(addr)))
-            except Exception:  # noqa: BLE001 - an odd address is skipped
-                continue
-        if not parsed:
-            return False
-        with trio.move_on_after(DIAL_TIMEOUT):
-            try:
-                await self._node.host.connect(PeerInfo(ID.from_base58(peer_id), parsed))
-                return True
-            except Exception as exc:  # noqa: BLE001 - unreachable members are normal
-                log.debug("could not reach room member %s: %s", peer_id, exc)
-        return False
+        return await connect_at(self._node.host, peer_id, addrs, DIAL_TIMEOUT)
 
     async def reach_members(self, room_id: bytes) -> None:
         """Connect to some members of a room (a file fetch found none connected)."""
