@@ -132,7 +132,7 @@ def test_any_name_is_one_harmless_component(name: str) -> None:
 
 def test_hashes() -> None:
     assert fc.EMPTY_HASH.hex() == (
-        "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8")
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # sha256sum of nothing
     assert fc.chunk_count(0, 10) == 0 and fc.chunk_count(11, 10) == 2
     assert fc.chunk_length(1, 11, 10) == 1
     assert fc.choose_chunk_size(10 << 30) == fc.DEFAULT_CHUNK_SIZE

@@ -25,8 +25,8 @@ def run(coro_fn):  # type: ignore[no-untyped-def]
 
 
 def make_file(path: Path, size: int) -> str:
-    """Random content written in pieces (never whole in memory); returns its BLAKE2b-256."""
-    whole = hashlib.blake2b(digest_size=32)
+    """Random content written in pieces (never whole in memory); returns its SHA-256."""
+    whole = hashlib.sha256()
     with open(path, "wb") as f:
         left = size
         while left:
@@ -38,7 +38,7 @@ def make_file(path: Path, size: int) -> str:
 
 
 def file_hash(path: str | Path) -> str:
-    whole = hashlib.blake2b(digest_size=32)
+    whole = hashlib.sha256()
     with open(path, "rb") as f:
         while data := f.read(4 * MiB):
             whole.update(data)

@@ -25,24 +25,24 @@ CHUNK_SIZE = 65536
 TRANSFER = bytes(range(0xA0, 0xB0))
 
 
-def _b2(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32).digest()
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def vectors() -> list[tuple[str, str]]:
     chunks = [CONTENT[i : i + CHUNK_SIZE] for i in range(0, len(CONTENT), CHUNK_SIZE)]
-    hashes = b"".join(_b2(c) for c in chunks)
-    offer = fc.FileOffer(TRANSFER, "hello.bin", len(CONTENT), CHUNK_SIZE, _b2(hashes),
-                         _b2(CONTENT), "application/octet-stream")
+    hashes = b"".join(_sha256(c) for c in chunks)
+    offer = fc.FileOffer(TRANSFER, "hello.bin", len(CONTENT), CHUNK_SIZE, _sha256(hashes),
+                         _sha256(CONTENT), "application/octet-stream")
     request = fc.encode_request(TRANSFER, fc.OP_GET_CHUNKS, [0, 4])
     return [
         ("content", "262148 bytes: byte i is (i + i div 65536) mod 256 for i < 262144, then "
                     "the ASCII bytes 'kith'"),
         ("chunk_size", str(CHUNK_SIZE)),
         ("transfer", TRANSFER.hex()),
-        *[(f"chunk_hash[{i}]", _b2(c).hex()) for i, c in enumerate(chunks)],
-        ("root", _b2(hashes).hex()),
-        ("hash (whole file)", _b2(CONTENT).hex()),
+        *[(f"chunk_hash[{i}]", _sha256(c).hex()) for i, c in enumerate(chunks)],
+        ("root", _sha256(hashes).hex()),
+        ("hash (whole file)", _sha256(CONTENT).hex()),
         ("offer body (DM kind 2)", offer.to_json().decode()),
         ("GET_HASHES request frame", encode_frame(
             fc.encode_request(TRANSFER, fc.OP_GET_HASHES)).hex()),

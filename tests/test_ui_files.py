@@ -115,7 +115,7 @@ def names_supported(person: Person) -> bool:
 
 
 def digest(path: str | Path) -> str:
-    return hashlib.blake2b(Path(path).read_bytes(), digest_size=32).hexdigest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def card_row(window: MainWindow, transfer: str) -> int | None:

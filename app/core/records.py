@@ -107,7 +107,7 @@ class TransferInfo:
     room_id: str | None        # hex, for files shared in a room
     name: str                  # as offered (display only; the saved name is in ``path``)
     size: int
-    hash: str                  # BLAKE2b-256 of the content, hex
+    hash: str                  # SHA-256 of the content, hex
     state: str                 # offered, receiving, paused, complete, declined, cancelled, failed
     bytes: int                 # verified (incoming) or served (outgoing) bytes so far
     path: str | None           # outgoing: the source; incoming: the saved file once complete

@@ -22,6 +22,7 @@ import mimetypes
 import os
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -47,6 +48,7 @@ from app.core.events import (
     MessageQueued,
 )
 from app.core.records import ContactState, MessageInfo, TransferInfo
+from app.node.byte_path import BULK_WINDOW, widen_receive_window
 from app.node.framing import FrameError, Stream, encode_varint, guarded, read_frame, write_frame
 from app.node.signal import Signal
 from app.store.messages import as_file_message
@@ -100,20 +102,29 @@ def read_chunk(path: str, offset: int, length: int) -> bytes:
 
 
 def _hash_file(path: str, chunk_size: int) -> tuple[bytes, bytes, int]:
-    """(chunk hashes, whole-file hash, bytes read) in one streaming pass (worker thread)."""
+    """(chunk hashes, whole-file hash, bytes read) in one streaming pass (worker thread).
+
+    The whole-file hash runs in a second thread beside the chunk hashes (hashlib releases the
+    GIL), so a large file is ready to offer in about half the time.
+    """
     hashes = bytearray()
-    whole = fc.blake()
+    whole = fc.hasher()
     size = 0
-    with open(path, "rb") as f:
+    with open(path, "rb") as f, ThreadPoolExecutor(1, "kith-hash") as pool:
+        feeding: Future[None] | None = None
         while data := f.read(chunk_size):
-            whole.update(data)
+            if feeding is not None:
+                feeding.result()
+            feeding = pool.submit(whole.update, data)
             hashes += fc.chunk_hash(data)
             size += len(data)
+        if feeding is not None:
+            feeding.result()
     return bytes(hashes), bytes(whole.digest()), size
 
 
 def _whole_hash(path: str, block: int = 4 << 20) -> bytes:
-    whole = fc.blake()
+    whole = fc.hasher()
     with open(path, "rb") as f:
         while data := f.read(block):
             whole.update(data)
@@ -144,7 +155,7 @@ def _write_at(f: BinaryIO, offset: int, data: bytes, expected: bytes) -> bool:
 
 
 class _WholeHash:
-    """BLAKE2b-256 of the content, fed in order while chunks are written (worker thread).
+    """SHA-256 of the content, fed in order while chunks are written (worker thread).
 
     Chunks mostly arrive in order, so the hash of the whole file is ready when the last one
     is written instead of costing one more pass over the file at the end. A chunk that
@@ -154,7 +165,7 @@ class _WholeHash:
     """
 
     def __init__(self) -> None:
-        self.hasher = fc.blake()
+        self.hasher = fc.hasher()
         self.next = 0
 
     def written(self, f: BinaryIO, offer: fc.FileOffer, verified: bytearray, index: int,
@@ -703,13 +714,15 @@ class FileTransfers:
         offer = t.offer
         if any(i >= offer.chunks for i in indexes):
             raise FrameError("chunk index out of range")
-        if t.outgoing:
-            await self._check_unchanged(t, path)
+        unchanged = (t.src_size, t.src_mtime) if t.outgoing else None
         for i in indexes:
             length = fc.chunk_length(i, offer.size, offer.chunk_size)
             data = await trio.to_thread.run_sync(
-                self.read_chunk, path, i * offer.chunk_size, length
-            )
+                self._read_served, path, i * offer.chunk_size, length, unchanged)
+            unchanged = None  # checked once per request
+            if data is None:
+                await self._source_changed(t)
+                raise FrameError("the offered file changed on disk")
             if len(data) != length:
                 if t.outgoing:
                     await self._source_changed(t)
@@ -717,15 +730,21 @@ class FileTransfers:
             await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
             self._count_served(t, i, length)
 
-    async def _check_unchanged(self, t: StoredTransfer, path: str) -> None:
-        try:
-            st = await trio.to_thread.run_sync(os.stat, path)
-            same = (st.st_size, st.st_mtime_ns) == (t.src_size, t.src_mtime)
-        except OSError:
-            same = False
-        if not same:
-            await self._source_changed(t)
-            raise FrameError("the offered file changed on disk")
+    def _read_served(self, path: str, offset: int, length: int,
+                     unchanged: tuple[int | None, int | None] | None) -> bytes | None:
+        """One chunk to serve (worker thread); None if the offered file changed on disk.
+
+        ``unchanged`` is the (size, mtime) the offer was made from, checked before reading,
+        in the same thread hop.
+        """
+        if unchanged is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            if (st.st_size, st.st_mtime_ns) != unchanged:
+                return None
+        return self.read_chunk(path, offset, length)
 
     async def _source_changed(self, t: StoredTransfer) -> None:
         reason = "the file changed on disk"
@@ -967,6 +986,7 @@ class FileTransfers:
                     with trio.fail_after(OPEN_TIMEOUT):
                         stream = await self._node.host.new_stream(
                             ID.from_base58(peer_id), [PROTOCOL_ID])
+                        await widen_receive_window(stream, BULK_WINDOW)
                     try:
                         while True:
                             if len(inflight) <= IN_FLIGHT - BATCH and job.pending:

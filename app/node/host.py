@@ -25,6 +25,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from app.core.identity import Identity
 from app.core.invite import strip_p2p
+from app.node.byte_path import tune_byte_path
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def key_pair(identity: Identity) -> KeyPair:
 
 def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr]) -> IHost:
     """A host that listens on ``listen_addrs`` (bound when built) and speaks only Noise."""
+    tune_byte_path()
     keys = key_pair(identity)
     noise = NoiseTransport(keys, noise_privkey=new_x25519_key_pair().private_key)
     return new_host(

@@ -1,6 +1,7 @@
 """File transfer benchmark: two ``kith node`` processes on 127.0.0.1, and magic-wormhole.
 
-    .venv/bin/python -m tests.benchmarks.files [--size 1024] [--dir /tmp] [--no-wormhole]
+    .venv/bin/python -m tests.benchmarks.files [--size 1024] [--runs 3] [--gui-size 512]
+                                               [--dir /tmp] [--no-wormhole]
 
 Moves a random file of ``--size`` MiB from one node to the other and prints a table: the time
 to hash and offer it, the time from accept to the verified, renamed file, the whole send ->
@@ -9,9 +10,13 @@ process. Memory should stay flat: it does not grow with the file size.
 
 Then it moves the same file with magic-wormhole (``pip install -e '.[bench]'``, not part of
 ``dev``) through a mailbox server and a transit relay it runs on 127.0.0.1, and prints both
-send -> file-on-disk times and their ratio. Both wormhole sides run ``--no-listen``: their
+send -> file-on-disk times and their ratio; Kith and wormhole runs alternate, and medians are
+compared, so a busy machine hurts both alike. Both wormhole sides run ``--no-listen``: their
 direct-connection hints would name this machine's other interfaces, and the benchmark stays on
 127.0.0.1, so the bytes go through the local relay (one extra local hop).
+
+Last, a Kith window in its own process (``file_ui_stall``) receives ``--gui-size`` MiB with the
+conversation open, and its worst Qt-thread stall and peak memory are printed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import hashlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +48,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def make_file(path: Path, size: int) -> str:
-    whole = hashlib.blake2b(digest_size=32)
+    whole = hashlib.sha256()
     with open(path, "wb") as f:
         left = size
         while left:
@@ -54,7 +60,7 @@ def make_file(path: Path, size: int) -> str:
 
 
 def file_hash(path: Path) -> str:
-    whole = hashlib.blake2b(digest_size=32)
+    whole = hashlib.sha256()
     with open(path, "rb") as f:
         while data := f.read(4 * MiB):
             whole.update(data)
@@ -196,25 +202,52 @@ def run_wormhole(tmp: Path, source: Path, expected: str) -> WormholeResult | str
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_gui(size_mib: int) -> list[str]:
+    """The window's side: ``file_ui_stall`` in its own process (Qt wants a fresh process)."""
+    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.file_ui_stall",
+                           "--size", str(size_mib)], capture_output=True, text=True,
+                          timeout=1800, check=False)
+    if done.returncode:
+        return [f"failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"]
+    return done.stdout.strip().splitlines()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024, help="file size in MiB (default 1024)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="Kith and wormhole runs, alternating; medians are compared (3)")
+    parser.add_argument("--gui-size", type=int, default=512,
+                        help="MiB the window receives for the stall figures (512; 0 skips)")
     parser.add_argument("--dir", default=None, help="where to put the temporary files")
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
     args = parser.parse_args()
     size = args.size * MiB
+    kiths: list[KithResult] = []
+    worms: list[WormholeResult] = []
+    worm_error = "skipped (--no-wormhole)" if args.no_wormhole else ""
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         source = tmp / "payload.bin"
         expected = make_file(source, size)
-        kith = run_kith(tmp, source, expected)
-        shutil.rmtree(tmp / "in", ignore_errors=True)  # the disk holds one copy at a time
-        worm: WormholeResult | str = "skipped (--no-wormhole)"
-        if not args.no_wormhole:
+        for run in range(args.runs):
+            run_dir = tmp / f"run{run}"
+            run_dir.mkdir()
+            kiths.append(run_kith(run_dir, source, expected))
+            shutil.rmtree(run_dir, ignore_errors=True)  # the disk holds one copy at a time
+            if worm_error:
+                continue
+            run_dir.mkdir()
             try:
-                worm = run_wormhole(tmp, source, expected)
+                worm = run_wormhole(run_dir, source, expected)
             except (OSError, RuntimeError) as exc:
                 worm = f"unavailable: {exc}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if isinstance(worm, str):
+                worm_error = worm
+            else:
+                worms.append(worm)
+    gui = run_gui(args.gui_size) if args.gui_size > 0 else []
 
     mb = size / 1e6
 
@@ -224,18 +257,33 @@ def main() -> None:
     def timed(seconds: float) -> str:
         return f"{seconds:8.2f} s {mb / seconds:8.1f} MB/s"
 
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
     row("file", f"{args.size} MiB ({mb:.0f} MB), Kith chunks of 1 MiB, {os.cpu_count()} CPUs")
-    row("Kith hash + offer (sender)", timed(kith.hashed_s))
-    row("Kith accept -> verified file", timed(kith.moved_s))
-    row("Kith send -> file on disk", timed(kith.total_s))
-    row("Kith peak RSS sender", f"{kith.peak_a:8.1f} MiB (idle before: {kith.base_a:.1f} MiB)")
-    row("Kith peak RSS receiver", f"{kith.peak_b:8.1f} MiB (idle before: {kith.base_b:.1f} MiB)")
-    if isinstance(worm, str):
-        row("wormhole send -> file on disk", f"unavailable: {worm}")
-        return
-    row("wormhole send -> file on disk", timed(worm.total_s) + " (via a local transit relay)")
-    row("wormhole peak RSS send / receive", f"{worm.peak_send:8.1f} / {worm.peak_receive:.1f} MiB")
-    row("ratio Kith / wormhole (time)", f"{kith.total_s / worm.total_s:8.2f}x")
+    row("runs (medians below)", str(args.runs))
+    row("Kith hash + offer (sender)", timed(median([k.hashed_s for k in kiths])))
+    row("Kith accept -> verified file", timed(median([k.moved_s for k in kiths])))
+    kith_total = median([k.total_s for k in kiths])
+    row("Kith send -> file on disk", timed(kith_total))
+    row("  each run", ", ".join(f"{k.total_s:.2f} s" for k in kiths))
+    row("Kith peak RSS sender", f"{max(k.peak_a for k in kiths):8.1f} MiB "
+                                f"(idle before: {kiths[0].base_a:.1f} MiB)")
+    row("Kith peak RSS receiver", f"{max(k.peak_b for k in kiths):8.1f} MiB "
+                                  f"(idle before: {kiths[0].base_b:.1f} MiB)")
+    if worms:
+        worm_total = median([w.total_s for w in worms])
+        row("wormhole send -> file on disk", timed(worm_total) + " (via a local transit relay)")
+        row("  each run", ", ".join(f"{w.total_s:.2f} s" for w in worms))
+        row("wormhole peak RSS send / receive",
+            f"{max(w.peak_send for w in worms):8.1f} / "
+            f"{max(w.peak_receive for w in worms):.1f} MiB")
+        row("ratio Kith / wormhole (time)", f"{kith_total / worm_total:8.2f}x")
+    if worm_error:
+        row("wormhole", worm_error)
+    for line in gui:
+        row("GUI receiving", line)
+
 
 if __name__ == "__main__":
     main()
