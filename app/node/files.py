@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol(fc.PROTOCOL_ID)
 IN_FLIGHT = 8               # chunks requested and not yet received, per source
+WRITE_QUEUE = 4             # received chunks waiting for the disk writer, at most
 BATCH = 4                   # chunks per request (a new one goes out when half are in)
 SAVE_CHUNKS = 16            # commit verified chunks to SQLite at least this often...
 SAVE_SECONDS = 0.5          # ...or this often, whichever comes first
@@ -952,7 +953,9 @@ class FileTransfers:
             self._save(job)
         except OSError as exc:
             raise TransferFailed(f"cannot open {path}: {exc.strerror or exc}") from None
-        send, receive = trio.open_memory_channel[tuple[str, int, bytes]](2 * IN_FLIGHT)
+        # Received chunks wait here for the writer: few, so memory stays bounded when the disk
+        # is slower than the network (what is requested but unread waits in Yamux).
+        send, receive = trio.open_memory_channel[tuple[str, int, bytes]](WRITE_QUEUE)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, job, f, receive)

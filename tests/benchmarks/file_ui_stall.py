@@ -89,6 +89,7 @@ async def scenario(size_mib: int, tmp: Path) -> None:
         window.conversation.open_contact(contact)
         sender.send({"cmd": "send_file", "to": kith.state.peer_id, "path": str(source)})
         offer = await asyncio.wait_for(offers.get(), 120)
+        idle_mib = peak_rss_mib(os.getpid())
         probe = StallProbe()
         probe.start()
         started = time.perf_counter()
@@ -107,7 +108,8 @@ async def scenario(size_mib: int, tmp: Path) -> None:
             ("worst lateness", f"{late[-1]:.1f} ms"),
             ("p99 lateness", f"{late[int(0.99 * (len(late) - 1))]:.1f} ms"),
             ("ticks over 16 ms late", str(sum(1 for x in late if x > 16))),
-            ("peak memory (window process)", f"{peak_rss_mib(os.getpid()):.0f} MiB"),
+            ("peak memory (window process)",
+             f"{peak_rss_mib(os.getpid()):.0f} MiB (before the transfer: {idle_mib:.0f} MiB)"),
             ("peak memory (sender process)", f"{peak_rss_mib(sender.proc.pid):.0f} MiB"),
         ]
         width = max(len(k) for k, _ in rows)
