@@ -286,7 +286,8 @@ class KithClient:
         """Change settings by name (validated: ``ValueError`` in plain words) and save them.
 
         A new ``display_name`` applies at once (``ProfileChanged``); ``listen_port``, relays,
-        serving as a relay and LAN discovery apply at the next start. Returns the new copy.
+        serving as a relay, DHT bootstrap peers and LAN discovery apply at the next start.
+        Returns the new copy.
         """
         return await self.call(lambda node: node.update_settings(changes), ordered=True)
 

@@ -26,3 +26,6 @@ def setup_logging(log_path: Path | None, *, stderr: bool, level: int = logging.I
         root.addHandler(stream)
     # libp2p is chatty at INFO (every dial, every identify); keep its warnings.
     logging.getLogger("libp2p").setLevel(max(level, logging.WARNING))
+    # ... and logs every refused or unreachable TCP dial as an ERROR: with contacts offline that
+    # is a line per redial. Kith's own dialer reports unreachable contacts (once per backoff step).
+    logging.getLogger("libp2p.transport.tcp.tcp").setLevel(logging.CRITICAL)

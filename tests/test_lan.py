@@ -118,3 +118,29 @@ def test_loopback_only_node_starts_no_zeroconf(
 
     asyncio.run(scenario())
     assert made == []
+
+
+@pytest.mark.slow
+def test_lan_discovery_follows_an_address_that_appears_after_start(tmp_path: Path) -> None:
+    """A Kith started before its network was up announces itself once an address arrives."""
+    nodes: list[NodeProcess] = []
+    with namespaces("a", "b") as net:
+        dev_a, _ = net.link("a", "192.0.2.99/24", "b", f"{BOB_IP}/24")
+        net.run("a", "addr", "flush", "dev", dev_a)  # Ada's link is up, without an address
+        try:
+            ada = NodeProcess(tmp_path / "ada", "--lan", "--listen", "/ip4/0.0.0.0/tcp/0",
+                              name="Ada", prefix=net.exec("a"))
+            nodes.append(ada)
+            ada_id = ada.expect("ready")["peer_id"]
+            bob = NodeProcess(tmp_path / "bob", "--lan", "--listen", f"/ip4/{BOB_IP}/tcp/0",
+                              name="Bob", prefix=net.exec("b"))
+            nodes.append(bob)
+            bob_id = bob.expect("ready")["peer_id"]
+
+            net.run("a", "addr", "add", f"{ADA_IP}/24", "dev", dev_a)  # DHCP answered
+            ada.expect("peer_nearby", timeout=15, peer_id=bob_id, name="Bob")
+            bob.expect("peer_nearby", timeout=15, peer_id=ada_id, name="Ada")
+        finally:
+            for node in nodes:
+                with suppress(subprocess.TimeoutExpired):
+                    assert node.quit() == 0, "".join(node.stderr[-20:])

@@ -174,6 +174,7 @@ class KithApp(QObject):
             settings = self.profile.settings
             config = NodeConfig(listen=self.listen, relays=tuple(settings.relays),
                                 serve_relay=settings.serve_relay,
+                                bootstrap=tuple(settings.bootstrap),
                                 lan_discovery=settings.lan_discovery)
             self.client = KithClient(self.profile, config)
             self.bridge.attach(self.client)

@@ -27,6 +27,7 @@ from app.core.fingerprint import format_digits, qr_payload, safety_number
 from app.core.identity import public_key_from_peer_id
 from app.core.records import ContactInfo
 from ui.qr import QrCode
+from ui.reachability import as_tooltip, route_text, route_tooltip
 from ui.sidebar import ContactAction
 
 
@@ -76,6 +77,10 @@ class ContactDetailsDialog(QDialog):
         form.addRow(self.tr("Peer id"), self.peer_id_label)
         self.presence_label = QLabel(self)
         form.addRow(self.tr("Status"), self.presence_label)
+        self.route_label = QLabel(self)
+        self.route_label.setObjectName("route")
+        self._route = ""
+        form.addRow(self.tr("Connection"), self.route_label)
         layout.addLayout(form)
 
         title = QLabel(self.tr("Safety number"), self)
@@ -160,6 +165,7 @@ class ContactDetailsDialog(QDialog):
                 when=QLocale().toString(when, QLocale.FormatType.ShortFormat)
             )
         self.presence_label.setText(presence)
+        self._show_route()
         self.explanation.setText(
             self.tr(
                 "Compare these numbers with {name} in person or on a call. If they match, your "
@@ -169,6 +175,17 @@ class ContactDetailsDialog(QDialog):
         self.verified_box.blockSignals(True)
         self.verified_box.setChecked(contact.verified)
         self.verified_box.blockSignals(False)
+
+    def set_route(self, route: str) -> None:
+        """How we reach them now (``ui.reachability``); "" while not connected."""
+        self._route = route
+        self._show_route()
+
+    def _show_route(self) -> None:
+        route = self._route if self._contact.online else ""
+        text = route_text(route)
+        self.route_label.setText(text[:1].upper() + text[1:] if text else self.tr("None"))
+        self.route_label.setToolTip(as_tooltip(route_tooltip(route)))
 
     def _rename(self) -> None:
         name = self.name_edit.text().strip()

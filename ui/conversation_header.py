@@ -8,6 +8,7 @@ their shortcuts and checked state are the same everywhere: members and invite pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.core.records import ContactInfo, RoomInfo
 from ui import palette as pal
 from ui.avatar import Avatar
+from ui.reachability import as_tooltip, route_text, route_tooltip
 from ui.resources import tinted_pixmap
 
 
@@ -80,6 +82,8 @@ class ConversationHeader(QWidget):
             layout.addWidget(button, 0, Qt.AlignmentFlag.AlignVCenter)
         self._contact: ContactInfo | None = None
         self._room: RoomInfo | None = None
+        # How we reach a peer now ("relay", "local", ...); the window points this at its routes.
+        self.route_of: Callable[[str], str] = lambda _peer: ""
         self._tint()
 
     def set_room_actions(self, members: QAction, invite: QAction) -> None:
@@ -94,6 +98,7 @@ class ConversationHeader(QWidget):
         self.name_label.setText(room.name)
         self.verified_mark.setVisible(False)
         self.presence_label.setText(self.room_text(room))
+        self.presence_label.setToolTip("")
         self.setToolTip(room.description or self.tr("Show members"))
         self.setAccessibleName(self.tr("{name}, {members}. Show members").format(
             name=room.name, members=self.presence_label.text()))
@@ -111,6 +116,15 @@ class ConversationHeader(QWidget):
     def room(self) -> RoomInfo | None:
         return self._room
 
+    @property
+    def contact(self) -> ContactInfo | None:
+        return self._contact
+
+    def refresh_route(self, peer_id: str) -> None:
+        """The route to ``peer_id`` changed: say so if it is the contact shown."""
+        if self._contact is not None and self._contact.peer_id == peer_id:
+            self.set_contact(self._contact)
+
     def set_contact(self, contact: ContactInfo) -> None:
         self._contact = contact
         self._room = None
@@ -120,7 +134,13 @@ class ConversationHeader(QWidget):
         self.avatar.set_name(contact.name)
         self.name_label.setText(contact.name)
         self.verified_mark.setVisible(contact.verified)
-        self.presence_label.setText(self.presence_text(contact))
+        text = self.presence_text(contact)
+        route = self.route_of(contact.peer_id) if contact.online else ""
+        if route_text(route):
+            text = self.tr("{presence} · {route}").format(presence=text, route=route_text(route))
+        self.presence_label.setText(text)
+        self.presence_label.setToolTip(
+            as_tooltip(route_tooltip(route)) if contact.online else "")
         self.setAccessibleName(self.tr("{name}, {presence}. Show details").format(
             name=contact.name, presence=self.presence_label.text()))
         self._tint()

@@ -39,6 +39,7 @@ from app import __version__
 from app.core.events import (
     ContactChanged,
     ContactRemoved,
+    ContactRoute,
     Event,
     MessageReceived,
     RoomChanged,
@@ -50,6 +51,7 @@ from app.core.events import (
     RoomPostAdded,
     UnreadChanged,
 )
+from app.core.invite import ContactInvite
 from app.core.records import ContactInfo, ContactState, RoomInfo, RoomMember, short_peer_id
 from ui import palette as pal
 from ui.add_contact import AddContactDialog
@@ -62,6 +64,7 @@ from ui.identity_panel import IdentityPanel
 from ui.join_room import JoinRoomDialog
 from ui.link_dialog import plain_words
 from ui.member_panel import MemberPanel
+from ui.nearby_panel import NearbyPanel
 from ui.new_room import NewRoomDialog
 from ui.node_state import NodeState
 from ui.profile_header import ProfileHeader
@@ -112,6 +115,7 @@ class MainWindow(QMainWindow):
         self.leave_box: QMessageBox | None = None
         self.member_menu: QMenu | None = None
         self._author_names: dict[str, str] = {}  # peer id -> name, from room posts
+        self.routes: dict[str, str] = {}  # peer id -> how we reach them now (ContactRoute)
         self.title_note = ""  # e.g. "(demo)": said in the title so two windows are told apart
         self.setWindowIcon(app_icon())
         self.resize(DEFAULT_SIZE)
@@ -253,6 +257,10 @@ class MainWindow(QMainWindow):
         self.sidebar.room_action.connect(self.room_action)
         self.sidebar.new_room_requested.connect(lambda: self.show_new_room())
         left_layout.addWidget(self.sidebar, 1)
+        self.nearby = NearbyPanel(left)
+        self.nearby.is_known = lambda peer: self.sidebar.model.contact(peer) is not None
+        self.nearby.request_requested.connect(self.request_nearby)
+        left_layout.addWidget(self.nearby)
         self.identity_panel = IdentityPanel(self.state, left)
         self.identity_panel.expanded_changed.connect(self.identity_action.setChecked)
         self.copy_invite_action.triggered.connect(self.identity_panel.copy_invite)
@@ -291,6 +299,7 @@ class MainWindow(QMainWindow):
         self.conversation.members_requested.connect(
             lambda _: self.members_action.setChecked(not self.members_action.isChecked()))
         self.conversation.header.set_room_actions(self.members_action, self.invite_action)
+        self.conversation.header.route_of = lambda peer: self.routes.get(peer, "")
         self.member_panel = MemberPanel(centre)
         self.member_panel.hide()
         self.member_panel.close_requested.connect(lambda: self.members_action.setChecked(False))
@@ -394,6 +403,8 @@ class MainWindow(QMainWindow):
             if dialog is not None:
                 dialog.close()
             self._refresh_dialogs()
+        elif isinstance(event, ContactRoute):
+            self._route_changed(event.peer_id, event.route)
         elif isinstance(event, UnreadChanged):
             self._set_unread(event.total)
         elif isinstance(event, MessageReceived):
@@ -426,7 +437,54 @@ class MainWindow(QMainWindow):
                       else self._author_names.get(event.from_, short_peer_id(event.from_)))
             self.tray.room_message(event, author, room.name if room is not None else "")
         self.files.handle_event(event)
+        self.nearby.handle_event(event)
+        if isinstance(event, ContactChanged | ContactRemoved):
+            self.nearby.refresh()  # a new contact leaves Nearby, a removed one may come back
         self.conversation.handle_event(event)
+
+    def _route_changed(self, peer_id: str, route: str) -> None:
+        if route:
+            self.routes[peer_id] = route
+        else:
+            self.routes.pop(peer_id, None)
+        self.conversation.header.refresh_route(peer_id)
+        dialog = self.details_dialogs.get(peer_id)
+        if dialog is not None:
+            dialog.set_route(route)
+
+    # -- nearby -----------------------------------------------------------------------------
+
+    def request_nearby(self, peer_id: str) -> None:
+        """Nearby ▸ Send request: add them from their LAN announcement and say hello, which
+        they see as a message request (the same path as any stranger writing first)."""
+        found = self.nearby.peer(peer_id)
+        client = self.client
+        if found is None or client is None:
+            self.nearby.request_failed(peer_id)
+            if client is None:
+                self.show_error(self.tr("Sending a request failed: Kith is not online."))
+            return
+        name, addrs = found
+        self.runner.run(self._request_nearby(client, peer_id, name, addrs),
+                        self.tr("Sending a contact request"))
+
+    async def _request_nearby(self, client: KithClient, peer_id: str, name: str,
+                              addrs: tuple[str, ...]) -> None:
+        link = ContactInvite(peer_id=peer_id, name=name, addrs=addrs).to_link()
+        greeting = self.tr("Hi, this is {name}. I found you on the local network and added "
+                           "you as a contact.").format(name=self.state.display_name)
+        try:
+            info = await client.add_contact(link)
+            await client.send(peer_id, greeting)
+        except ValueError as exc:
+            self.nearby.request_failed(peer_id)
+            self.show_error(self.tr("The request to {name} was not sent: {reason}").format(
+                name=name or short_peer_id(peer_id), reason=plain_words(str(exc))))
+            return
+        except BaseException:
+            self.nearby.request_failed(peer_id)
+            raise
+        self._contact_added(info)
 
     def _refresh_rooms(self) -> None:
         client = self.client
@@ -814,6 +872,7 @@ class MainWindow(QMainWindow):
         dialog = self.details_dialogs.get(peer_id)
         if dialog is None:
             dialog = ContactDetailsDialog(self.state.peer_id, info, self)
+            dialog.set_route(self.routes.get(peer_id, ""))
             dialog.rename_requested.connect(self.rename)
             dialog.verified_toggled.connect(self.set_verified)
             dialog.action_requested.connect(self.contact_action)

@@ -19,7 +19,9 @@ from app.core.events import (
     NodeStatus,
     NodeStopped,
     ProfileChanged,
+    ReachabilityChanged,
 )
+from app.core.invite import strip_p2p
 
 
 class Presence(Enum):
@@ -51,6 +53,9 @@ class NodeState(QObject):
         self.connections = 0
         self.presence = Presence.CONNECTING
         self.error = ""
+        self.reachability = ""  # "" until the node says; see ui.reachability
+        self.relays: tuple[str, ...] = ()
+        self.reach_addrs: tuple[str, ...] = ()
 
     def apply(self, event: Event) -> None:
         """Fold one client event in; unknown events are ignored (later issues add more)."""
@@ -60,8 +65,19 @@ class NodeState(QObject):
             self.invite = event.invite
             if isinstance(event, NodeStatus):
                 self.connections = event.connections
+            if event.reachability != self.reachability or isinstance(event, NodeReady):
+                self.reachability = event.reachability
+                self.relays = ()  # until ReachabilityChanged names them
+                self.reach_addrs = tuple(
+                    strip_p2p(a) for a in event.addrs
+                    if "/p2p-circuit" not in a and not a.startswith(("/ip4/127.", "/ip6/::1/"))
+                )
             self.presence = Presence.ONLINE
             self.error = ""
+        elif isinstance(event, ReachabilityChanged):
+            self.reachability = event.state
+            self.relays = event.relays
+            self.reach_addrs = event.addrs
         elif isinstance(event, ConnectionsChanged):
             self.connections = event.connections
         elif isinstance(event, ProfileChanged):
@@ -73,6 +89,7 @@ class NodeState(QObject):
         elif isinstance(event, NodeStopped):
             self.presence = Presence.OFFLINE
             self.connections = 0
+            self.reachability = "offline"
         else:
             return
         self.changed.emit()
@@ -84,6 +101,7 @@ class NodeState(QObject):
     def _fail(self, message: str) -> None:
         self.presence = Presence.OFFLINE
         self.connections = 0
+        self.reachability = "offline"
         self.error = message
         self.changed.emit()
         self.failed.emit(message)

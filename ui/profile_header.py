@@ -7,8 +7,9 @@ from PySide6.QtGui import QAction, QFont, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from ui.avatar import Avatar
-from ui.node_state import NodeState
+from ui.node_state import NodeState, Presence
 from ui.presence import PresenceIndicator
+from ui.reachability import as_tooltip, own_text, own_tooltip
 
 
 class ProfileHeader(QWidget):
@@ -34,6 +35,10 @@ class ProfileHeader(QWidget):
 
         self.presence = PresenceIndicator(self)
         text.addWidget(self.presence)
+        self.reach_label = QLabel(self)
+        self.reach_label.setObjectName("reachability")
+        self.reach_label.setWordWrap(True)
+        text.addWidget(self.reach_label)
         self.peers_label = QLabel(self)
         text.addWidget(self.peers_label)
         layout.addLayout(text, 1)
@@ -55,7 +60,7 @@ class ProfileHeader(QWidget):
     def _muted(self) -> None:
         small = QFont(self.peers_label.font())
         small.setPointSizeF(small.pointSizeF() * 0.92)
-        for label in (self.peers_label, self.presence.label()):
+        for label in (self.peers_label, self.reach_label, self.presence.label()):
             label.setFont(small)
             label.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # follows theme changes
 
@@ -65,3 +70,9 @@ class ProfileHeader(QWidget):
         self.avatar.set_name(state.display_name)
         self.presence.set_presence(state.presence)
         self.peers_label.setText(state.connections_text())
+        self.reach_label.setText(own_text(state.reachability))
+        tip = own_tooltip(state.reachability, state.relays, state.reach_addrs,
+                          state.presence is Presence.ONLINE)
+        self.reach_label.setToolTip(as_tooltip(tip))
+        self.reach_label.setAccessibleName(self.reach_label.text())
+        self.reach_label.setAccessibleDescription(tip)

@@ -43,6 +43,7 @@ from app.store.profile import MAX_RELAYS, Settings
 from ui import palette as pal
 from ui.file_actions import default_download_dir
 from ui.identity_page import ExportProfileDialog, IdentityPage
+from ui.reachability import as_tooltip
 from ui.theme import apply_theme
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ PROFILE_TAB, FILES_TAB, NETWORK_TAB, NOTIFICATIONS_TAB, APPEARANCE_TAB = range(5
 _TAB_OF_FIELD = {
     "display_name": PROFILE_TAB, "download_dir": FILES_TAB,
     "auto_accept_verified_bytes": FILES_TAB, "listen_port": NETWORK_TAB, "relays": NETWORK_TAB,
-    "serve_relay": NETWORK_TAB, "lan_discovery": NETWORK_TAB,
+    "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "lan_discovery": NETWORK_TAB,
     "notifications": NOTIFICATIONS_TAB, "theme": APPEARANCE_TAB,
 }
 _THEME_LABELS = (("system", "Same as the system"), ("light", "Light"), ("dark", "Dark"))
@@ -176,6 +177,22 @@ class SettingsDialog(QDialog):
         relays_label.setBuddy(self.relays_edit)
         form.addRow(relays_label)
         form.addRow(self.relays_edit)
+        self.bootstrap_edit = QPlainTextEdit(page)
+        self.bootstrap_edit.setTabChangesFocus(True)
+        self.bootstrap_edit.setAccessibleName(self.tr("DHT bootstrap peers"))
+        self.bootstrap_edit.setPlaceholderText("/ip4/198.51.100.7/tcp/4001/p2p/12D3KooW…")
+        self.bootstrap_edit.setFixedHeight(self.fontMetrics().height() * 4)
+        self.bootstrap_edit.setToolTip(as_tooltip(self.tr(
+            "Any Kith (or libp2p DHT peer) you trust to be online. Kith publishes your current "
+            "addresses through them and finds contacts who moved. None are built in; with none "
+            "listed Kith sends no DHT messages.")))
+        bootstrap_label = QLabel(
+            self.tr("&Bootstrap peers for finding contacts who moved (DHT; one address a "
+                    "line):"), page)
+        bootstrap_label.setWordWrap(True)
+        bootstrap_label.setBuddy(self.bootstrap_edit)
+        form.addRow(bootstrap_label)
+        form.addRow(self.bootstrap_edit)
         self.serve_relay_check = QCheckBox(self.tr("&Serve as a relay for others"), page)
         form.addRow(self.serve_relay_check)
         self.lan_check = QCheckBox(self.tr("Find contacts on the &local network"), page)
@@ -250,6 +267,7 @@ class SettingsDialog(QDialog):
         self.auto_spin.setValue(min(MAX_AUTO_MB, round(settings.auto_accept_verified_bytes / MB)))
         self.port_spin.setValue(settings.listen_port)
         self.relays_edit.setPlainText("\n".join(settings.relays))
+        self.bootstrap_edit.setPlainText("\n".join(settings.bootstrap))
         self.serve_relay_check.setChecked(settings.serve_relay)
         self.lan_check.setChecked(settings.lan_discovery)
         self.notify_check.setChecked(settings.notifications)
@@ -268,6 +286,7 @@ class SettingsDialog(QDialog):
             "display_name": self.name_edit.text(),
             "listen_port": self.port_spin.value(),
             "relays": self.relays_edit.toPlainText().splitlines(),
+            "bootstrap": self.bootstrap_edit.toPlainText().splitlines(),
             "serve_relay": self.serve_relay_check.isChecked(),
             "lan_discovery": self.lan_check.isChecked(),
             "notifications": self.notify_check.isChecked(),
@@ -276,7 +295,7 @@ class SettingsDialog(QDialog):
         current = loaded.to_json()
         out = {}
         for name, value in wanted.items():
-            if name == "relays":
+            if name in ("relays", "bootstrap"):
                 value = [line.strip() for line in value if line.strip()]
             if name == "display_name" and value.strip() == current[name]:
                 continue

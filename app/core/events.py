@@ -35,6 +35,7 @@ class NodeReady(Event):
     peer_id: str
     addrs: tuple[str, ...]
     invite: str
+    reachability: str = "offline"  # see ReachabilityChanged
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class NodeStatus(Event):
     addrs: tuple[str, ...]
     invite: str
     connections: int
+    reachability: str = "offline"  # see ReachabilityChanged
+
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,38 @@ class PeerNearby(Event):
     name: ClassVar[str] = "peer_nearby"
     peer_id: str
     name_: str
+    addrs: tuple[str, ...] = ()  # its LAN addresses (/ip4/H/tcp/P), for a contact request
+
+
+@dataclass(frozen=True)
+class PeerGone(Event):
+    """A peer that was ``PeerNearby`` withdrew its LAN announcement (left, or quit Kith)."""
+
+    name: ClassVar[str] = "peer_gone"
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class ReachabilityChanged(Event):
+    """How others can reach us changed (``app.node.reachability``; ``NodeReady`` says where it
+    started): ``state`` is ``direct``, ``relay``, ``lan`` or ``offline``; ``relays`` the relays
+    holding a slot for us; ``addrs`` our non-loopback listen addresses (without ``/p2p``)."""
+
+    name: ClassVar[str] = "reachability"
+    state: str
+    relays: tuple[str, ...] = ()
+    addrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContactRoute(Event):
+    """How we are connected to a peer now: ``direct``, ``relay``, ``lan``, ``local`` (this
+    computer), or ``""`` once no connection is left. Sent for every connected peer, so the
+    window knows the route of someone added while already connected."""
+
+    name: ClassVar[str] = "contact_route"
+    peer_id: str
+    route: str
 
 
 @dataclass(frozen=True)
@@ -361,3 +396,13 @@ class FileCancelled(Event):
     name: ClassVar[str] = "file_cancelled"
     transfer: str
     by: str
+
+
+@dataclass(frozen=True)
+class ConnectionUpgraded(Event):
+    """A peer reached only through a relay is now directly connected (DCUtR, or a direct dial
+    that succeeded later); ``addr`` is the direct connection's remote address."""
+
+    name: ClassVar[str] = "connection_upgraded"
+    peer_id: str
+    addr: str

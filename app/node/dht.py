@@ -9,7 +9,10 @@ records. Kith drives the DHT itself:
 * **Bootstrap and publish** (``NodeConfig.bootstrap`` non-empty): a task connects to the
   bootstrap peers and looks up our own id. That FIND_NODE puts us (and our signed peer record,
   with our current addresses) into the routing tables of the peers closest to us, which is how
-  others find us. It repeats every ``REFRESH_INTERVAL``, and soon after a bootstrap peer drops.
+  others find us. The record lists ``host.get_addrs()``: our listen addresses and, while a
+  relay holds a slot for us, our circuits through it (``relay.install_advertised_addrs``),
+  which is what makes a peer behind NAT findable. It repeats every ``REFRESH_INTERVAL``, soon
+  after a bootstrap peer drops, and within ``WATCH_INTERVAL`` of our addresses changing.
 * **Find** (``find_addrs``, only with bootstrap peers): an iterative FIND_NODE for a peer id;
   the closest peers answer with the addresses they know for it.
 
@@ -32,8 +35,9 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
 from app.core.invite import strip_p2p
-from app.node.host import forget_failed_dials
+from app.node.host import connect_at, forget_failed_dials
 from app.node.relay import parse_relay_addrs
+from app.node.signal import Signal
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
@@ -61,6 +65,8 @@ class DhtService:
         self.lookups = 0  # find_addrs calls that went to the network
         self.published = 0  # successful self-lookups (our record refreshed)
         self.inbound_from: set[str] = set()  # peers that sent us DHT requests
+        self._wake = Signal()  # publish_now(): republish at once
+        self._published_addrs: set[str] = set()  # what our last published record said
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +87,10 @@ class DhtService:
             log.info("DHT: bootstrapping from %d peer(s)", len(self._bootstrap))
             self._node.nursery.start_soon(self._keep_published)
 
+    def publish_now(self) -> None:
+        """The network changed: reconnect to bootstrap peers and republish our record now."""
+        self._wake.set()
+
     async def _handle(self, stream: INetStream) -> None:
         """Answer one inbound DHT stream; never lets an exception escape (it wedges the conn)."""
         try:
@@ -96,13 +106,14 @@ class DhtService:
         host = self._node.host
         count = 0
         for peer_id, addr in self._bootstrap:
-            if not self._node.is_connected(peer_id.to_base58()):
-                try:
-                    with trio.fail_after(CONNECT_TIMEOUT):
-                        await host.connect(PeerInfo(peer_id, [addr]))
-                except Exception as exc:  # noqa: BLE001 - an absent bootstrap peer is normal
-                    log.info("DHT: bootstrap peer %s unreachable: %s", peer_id, exc)
-                    continue
+            peer = peer_id.to_base58()
+            # connect_at lifts py-libp2p's 60 s refusal after a failed dial (a bootstrap peer
+            # that restarts is back long before that) and dials exactly this address.
+            if not self._node.is_connected(peer) and not await connect_at(
+                host, peer, [str(addr)], CONNECT_TIMEOUT
+            ):
+                log.info("DHT: bootstrap peer %s unreachable at %s", peer, addr)
+                continue
             await self.kad.routing_table.add_peer(PeerInfo(peer_id, [addr]))
             count += 1
         return count
@@ -117,13 +128,17 @@ class DhtService:
                 log.warning("DHT: publishing failed", exc_info=True)
                 ok = False
             if not ok:
-                await trio.sleep(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                woken = await self._wake.wait(backoff * random.uniform(0.8, 1.2))
+                backoff = FIRST_BACKOFF if woken else min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = FIRST_BACKOFF
             deadline = trio.current_time() + REFRESH_INTERVAL
             while trio.current_time() < deadline:
-                await trio.sleep(WATCH_INTERVAL)
+                if await self._wake.wait(WATCH_INTERVAL):
+                    break  # the network changed: our addresses may have too
+                if self._advertised() != self._published_addrs:
+                    log.info("DHT: our addresses changed; publishing them")
+                    break
                 if not any(self._node.is_connected(p.to_base58()) for p, _ in self._bootstrap):
                     log.info("DHT: lost every bootstrap peer; reconnecting")
                     break
@@ -131,14 +146,23 @@ class DhtService:
     async def _publish(self) -> bool:
         """A lookup of our own id: the peers it asks store our signed record and addresses."""
         kad = self.kad
+        # Our signed record (host.get_addrs(): listen addresses and circuits through the
+        # relays holding a slot for us) rides on every request of this lookup.
+        advertised = self._advertised()
         with trio.move_on_after(LOOKUP_TIMEOUT):
             await kad.peer_routing.find_closest_peers_network(self._node.host.get_id().to_bytes())
             kad.value_store.cleanup_expired()
             kad.provider_store.cleanup_expired()
             self.published += 1
+            if advertised != self._published_addrs:
+                log.info("DHT: published our addresses: %s", ", ".join(sorted(advertised)))
+            self._published_addrs = advertised
             log.debug("DHT: own record refreshed (%d in routing table)", kad.routing_table.size())
             return True
         return False
+
+    def _advertised(self) -> set[str]:
+        return {str(a) for a in self._node.host.get_addrs()}
 
     async def find_addrs(self, peer_id: str) -> list[str]:
         """The addresses the DHT knows for ``peer_id`` (without ``/p2p``); [] when none or off.

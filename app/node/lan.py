@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import multiaddr
 import trio
 
-from app.core.events import PeerNearby
+from app.core.events import PeerGone, PeerNearby
 from app.core.identity import is_valid_peer_id
 from app.core.invite import clean_display_name
 from app.core.records import ContactState
@@ -72,17 +72,37 @@ class LanDiscovery:
         self._zc: Zeroconf | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self.nearby: dict[str, str] = {}  # peer id -> name, as announced
+        self._refresh = trio.Event()
 
     @property
     def active(self) -> bool:
         return self._zc is not None
 
+    def refresh(self) -> None:
+        """The machine's network changed: announce on the addresses Kith listens on now."""
+        self._refresh.set()
+
     async def run(self) -> None:
-        """Serve until cancelled (a task in the node's nursery)."""
-        ips = lan_ipv4(self._node.addrs())
-        if not ips:
-            log.info("LAN discovery off: Kith listens on no LAN IPv4 address")
-            return
+        """Serve until cancelled (a task in the node's nursery), following address changes."""
+        while True:
+            self._refresh = trio.Event()
+            ips = lan_ipv4(self._node.addrs())
+            if not ips:
+                log.info("LAN discovery off: Kith listens on no LAN IPv4 address")
+                await self._refresh.wait()
+                continue
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._serve, ips)
+                while lan_ipv4(self._node.addrs()) == ips:
+                    await self._refresh.wait()
+                    self._refresh = trio.Event()
+                nursery.cancel_scope.cancel()
+            for peer_id in list(self.nearby):  # they were nearby on the network we left
+                del self.nearby[peer_id]
+                self._node.emit(PeerGone(peer_id=peer_id))
+
+    async def _serve(self, ips: dict[str, int]) -> None:
+        """Announce and browse on ``ips`` until cancelled."""
         from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
 
         self._token = trio.lowlevel.current_trio_token()
@@ -135,7 +155,8 @@ class LanDiscovery:
             return
         if change == "Removed":
             peer_id = name.removesuffix("." + SERVICE_TYPE)
-            self.nearby.pop(peer_id, None)
+            if self.nearby.pop(peer_id, None) is not None:
+                self._node.emit(PeerGone(peer_id=peer_id))
             return
         with contextlib.suppress(RuntimeError):  # the node is stopping
             self._node.nursery.start_soon(self._resolve, name)
@@ -173,7 +194,7 @@ class LanDiscovery:
             return
         if self.nearby.get(peer_id) != name:
             self.nearby[peer_id] = name
-            self._node.emit(PeerNearby(peer_id=peer_id, name_=name))
+            self._node.emit(PeerNearby(peer_id=peer_id, name_=name, addrs=tuple(addrs)))
         log.debug("nearby on the LAN: %s (%s) at %s", peer_id, name, ", ".join(addrs) or "-")
         contacts = self._node.contacts
         if addrs and contacts.store.state(peer_id) is ContactState.CONTACT:

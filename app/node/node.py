@@ -18,15 +18,25 @@ from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError, NodeConfig
-from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStatus, ProfileChanged
+from app.core.events import (
+    ConnectionsChanged,
+    Event,
+    NodeReady,
+    NodeStatus,
+    ProfileChanged,
+    RelayReserved,
+)
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
 from app.node.dht import DhtService
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
+from app.node.hole_punch import HolePunching
 from app.node.host import build_host, stop_auto_dialing
 from app.node.lan import LanDiscovery
+from app.node.netwatch import NetWatch
+from app.node.reachability import Reachability
 from app.node.relay import RelayService
 from app.node.rooms import RoomService
 from app.store.db import open_database
@@ -100,6 +110,9 @@ class KithNode:
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
         self._lan: LanDiscovery | None = None
+        self.netwatch = NetWatch(self.network_changed)
+        self._hole_punch: HolePunching | None = None
+        self._reach: Reachability | None = None
 
     @property
     def host(self) -> IHost:
@@ -154,6 +167,13 @@ class KithNode:
 
     def emit(self, event: Event) -> None:
         self._emit(event)
+        if isinstance(event, RelayReserved) and self._reach is not None:
+            self._reach.check()  # a new slot can change how we are reachable
+
+    @property
+    def running(self) -> bool:
+        """Listening, with every service up (between ``NodeReady`` and shutdown)."""
+        return self._host is not None and self._relay is not None
 
     def _requested_listen_addrs(self) -> list[multiaddr.Multiaddr]:
         if self.config.listen:
@@ -190,15 +210,21 @@ class KithNode:
                 self._files.start()
                 self._relay = RelayService(self)
                 await self._relay.start()
+                self._hole_punch = HolePunching(self)
+                await self._hole_punch.start()
                 if self.config.lan_discovery:
                     self._lan = LanDiscovery(self)
                     nursery.start_soon(self._lan.run)
+                nursery.start_soon(self.netwatch.run)
+                self._reach = Reachability(self)
                 ready = NodeReady(
-                    peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite()
+                    peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite(),
+                    reachability=self._reach.initial(),
                 )
                 log.info("listening as %s on %s", ready.peer_id, ", ".join(ready.addrs))
                 task_status.started(ready)
                 self._emit(ready)
+                nursery.start_soon(self._reach.run)
                 try:
                     await trio.sleep_forever()
                 finally:
@@ -211,19 +237,33 @@ class KithNode:
             self._rooms = None
             self._files = None
             self._relay = None
+            self._hole_punch = None
             self._dht = None
             self._lan = None
+            self._reach = None
             self._db.close()
             self._db = None
 
     async def _disconnect_all(self) -> None:
-        """Close every connection so peers see us leave now, not at their next timeout."""
-        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-            for peer in list(self.host.get_network().connections):
-                try:
-                    await self.host.disconnect(peer)
-                except Exception:
-                    log.debug("closing the connection to %s failed", peer, exc_info=True)
+        """Close every connection so peers see us leave now, not at their next timeout.
+
+        Each connection is closed itself, down to its muxer: py-libp2p's per-peer close skips
+        the second of two connections to one peer (it walks the list it removes from), and a
+        connection already marked closed may still have its socket open.
+        """
+        network = self.host.get_network()
+        conns = [conn for per_peer in list(network.connections.values())
+                 for conn in (per_peer if isinstance(per_peer, list) else [per_peer])]
+        with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+            for conn in conns:
+                with trio.move_on_after(0.5):
+                    try:
+                        await conn.close()
+                        if not conn.muxed_conn.is_closed:
+                            await conn.muxed_conn.close()
+                    except Exception:  # leaving anyway; the socket goes with the process
+                        log.debug("closing a connection to %s failed",
+                                  conn.muxed_conn.peer_id, exc_info=True)
 
     async def _listen_fallback(self, requested: list[multiaddr.Multiaddr]) -> None:
         """A remembered port that is now taken falls back to a free one, not to silence."""
@@ -279,6 +319,12 @@ class KithNode:
             raise RuntimeError("the node is not running")
         return self._dht
 
+    @property
+    def reachability(self) -> Reachability:
+        if self._reach is None:
+            raise RuntimeError("the node is not running")
+        return self._reach
+
     def invite(self) -> str:
         return ContactInvite(
             peer_id=self.identity.peer_id,
@@ -299,7 +345,10 @@ class KithNode:
         self.contacts.connected(peer_id)
         self.rooms.peer_connected(peer_id)
         self.files.peer_connected(peer_id)
+        if self._hole_punch is not None:
+            self._hole_punch.peer_connected(peer_id)
         self.connections_changed()
+        self._routes_changed(peer_id)
 
     def peer_disconnected(self, peer_id: str) -> None:
         if self._contacts is None:  # connections closing after the services stopped
@@ -307,7 +356,29 @@ class KithNode:
         self.contacts.disconnected(peer_id)
         if not self.is_connected(peer_id):
             self.rooms.peer_disconnected(peer_id)
+        if self._hole_punch is not None:
+            self._hole_punch.peer_disconnected(peer_id)
         self.connections_changed()
+        self._routes_changed(peer_id)
+
+    def network_changed(self) -> None:
+        """An interface address or link changed (``NetWatch``): reconnect now, not after the
+        backoffs run out; renew relay slots and our DHT record, which may be stale too."""
+        if self._contacts is None or self._relay is None:
+            return
+        self.contacts.network_changed()
+        self.relay.reserve_now()
+        if self.dht.enabled:
+            self.dht.publish_now()
+        if self._lan is not None:
+            self._lan.refresh()
+        if self._reach is not None:
+            self._reach.check()
+
+    def _routes_changed(self, peer_id: str) -> None:
+        if self._reach is not None:
+            self._reach.update_route(peer_id)
+            self._reach.check()  # losing a relay's connection loses its slot
 
     def connections_changed(self) -> None:
         count = self.connection_count()
@@ -332,4 +403,5 @@ class KithNode:
             addrs=tuple(self.addrs()),
             invite=self.invite(),
             connections=self.connection_count(),
+            reachability=self._reach.check() if self._reach is not None else "offline",
         )

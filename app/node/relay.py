@@ -6,9 +6,11 @@ Three roles, all on py-libp2p's ``libp2p.relay.circuit_v2``:
   registered with the limits below; peers reserve a slot and others reach them through us.
 * **Reserve** (``NodeConfig.relays``): for each configured relay a task connects, sends a HOP
   ``RESERVE`` and renews it at half its lifetime (at once when the connection to the relay
-  drops), retrying with backoff while the relay is away. While a reservation holds, its
-  ``<relay>/p2p-circuit`` addresses join ``KithNode.addrs()`` (so ``ready``/``status`` and the
-  invite carry them) and a ``RelayReserved`` event says so. Relay discovery in py-libp2p polls
+  drops), retrying with backoff (1 s doubling to 60 s, forever) while the relay is away. While
+  a reservation holds, its ``<relay>/p2p-circuit`` addresses, one per address the relay
+  listens on, join ``KithNode.addrs()`` (so ``status`` and the invite carry them) and
+  ``host.get_addrs()`` (so identify and our signed record in the DHT carry them), and a
+  ``RelayReserved`` event says so. Relay discovery in py-libp2p polls
   every 300 s, so Kith reserves explicitly and never runs it.
 * **Accept and dial** (always): the STOP handler upgrades relayed inbound connections, and
   ``host.connect`` is wrapped so that a ``PeerInfo`` carrying ``/p2p-circuit`` addresses is
@@ -22,6 +24,7 @@ any raw connection (``upgrade_outbound_connection`` / ``upgrade_inbound_connecti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -42,9 +45,12 @@ from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError
 from app.core.events import RelayReserved
+from app.node.host import connect_at
+from app.node.signal import Signal
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
@@ -111,6 +117,7 @@ class RelayService:
         self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
         self._protocol: CircuitV2Protocol | None = None
         self._transport: CircuitV2Transport | None = None
+        self._wake = Signal()  # reserve_now(): every holder reserves again at once
 
     @property
     def protocol(self) -> CircuitV2Protocol:
@@ -131,6 +138,7 @@ class RelayService:
         )
         await self._node.nursery.start(self._run_protocol, self._protocol)
         install_relay_dialing(host, self._transport)
+        install_advertised_addrs(host, self.relayed_addrs)
         if serve:
             log.info("serving as a circuit relay v2")
         for relay_id, addr in self._relays:
@@ -144,6 +152,10 @@ class RelayService:
             await protocol.event_started.wait()
             task_status.started()
             await trio.sleep_forever()
+
+    def reserve_now(self) -> None:
+        """The network changed: renew every reservation now instead of after a backoff."""
+        self._wake.set()
 
     def relayed_addrs(self) -> list[str]:
         """Our ``<relay addr>/p2p-circuit`` addresses on every relay we hold a slot on."""
@@ -162,8 +174,8 @@ class RelayService:
             except Exception as exc:  # noqa: BLE001 - an absent relay is normal; retry later
                 log.info("relay %s: reservation failed: %s", relay, exc)
                 self._reserved.pop(relay, None)
-                await trio.sleep(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                woken = await self._wake.wait(backoff * random.uniform(0.8, 1.2))
+                backoff = FIRST_BACKOFF if woken else min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = FIRST_BACKOFF
             fresh = self._reserved.get(relay) != circuit_addrs
@@ -171,14 +183,23 @@ class RelayService:
             if fresh:
                 log.info("relay %s: reserved, reachable at %s", relay, ", ".join(circuit_addrs))
                 self._node.emit(RelayReserved(relay=relay, addrs=tuple(self._full(circuit_addrs))))
+                self._publish_addrs()
             renew_in = max(MIN_RENEW, (expire - time.time()) / 2)
             deadline = trio.current_time() + renew_in
             while trio.current_time() < deadline:
-                await trio.sleep(min(WATCH_INTERVAL, max(0.0, deadline - trio.current_time())))
+                if await self._wake.wait(
+                    min(WATCH_INTERVAL, max(0.0, deadline - trio.current_time()))
+                ):
+                    break  # the network changed: our slot may be gone, renew it now
                 if not self._node.is_connected(relay):
                     log.info("relay %s: connection lost; reserving again", relay)
                     self._reserved.pop(relay, None)
                     break
+
+    def _publish_addrs(self) -> None:
+        """Our circuits changed: put them in the DHT now (peers may be looking us up)."""
+        with contextlib.suppress(RuntimeError):  # no DHT (yet); its loop checks too
+            self._node.dht.publish_now()
 
     def _full(self, addrs: tuple[str, ...]) -> list[str]:
         return [f"{a}/p2p/{self._node.identity.peer_id}" for a in addrs]
@@ -189,7 +210,12 @@ class RelayService:
         """One HOP RESERVE round trip: (expiry as a Unix time, our circuit addresses)."""
         host = self._node.host
         with trio.fail_after(RESERVE_TIMEOUT):
-            await host.connect(PeerInfo(relay_id, [addr]))
+            # connect_at, not host.connect: it lifts py-libp2p's 60 s refusal of a peer whose
+            # dials all failed (the relay was down a moment ago) and dials exactly ``addr``,
+            # not another address of the relay that identify taught us (say, a leg we cannot
+            # route to).
+            if not await connect_at(host, relay_id.to_base58(), [str(addr)], RESERVE_TIMEOUT):
+                raise ConnectionError(f"cannot connect to {addr}")
             stream = await host.new_stream(relay_id, [PROTOCOL_ID])
             try:
                 await write_delimited_msg(
@@ -207,16 +233,54 @@ class RelayService:
         if not response.HasField("reservation"):
             raise ConnectionError("the relay answered without a reservation")
         expire = float(response.reservation.expire or time.time() + 60)
+        # The address we reached the relay at first, then every other one it listens on (a
+        # relay with a leg in two networks is reachable from both); loopback only if that is
+        # how we reached it, since a loopback address means another machine to everyone else.
         bases = [_without_p2p(addr)]
+        local_ok = _is_loopback(bases[0])
         for raw in response.reservation.addrs:
             try:
                 base = _without_p2p(multiaddr.Multiaddr(raw))
             except Exception:  # noqa: BLE001 - an odd address from the relay is skipped
                 continue
-            if base not in bases and not is_circuit(base):
-                bases.append(base)
+            if base in bases or is_circuit(base) or (_is_loopback(base) and not local_ok):
+                continue
+            bases.append(base)
         relay = relay_id.to_base58()
         return expire, tuple(f"{b}/p2p/{relay}/p2p-circuit" for b in bases[:MAX_ADDRS_PER_RELAY])
+
+
+def _is_loopback(addr: str) -> bool:
+    return addr.startswith(("/ip4/127.", "/ip6/::1/"))
+
+
+def install_advertised_addrs(host: IHost, relayed: Callable[[], list[str]]) -> None:
+    """Make ``host.get_addrs`` what others should dial: wildcards expanded, circuits added.
+
+    ``get_addrs`` feeds identify, our signed peer record (sent with every DHT request, so
+    the peers closest to us hand it to whoever looks us up) and, on a relay, the addresses
+    a reservation answer lists. py-libp2p leaves ``/ip4/0.0.0.0`` in it (a relay listening on
+    every interface would advertise none) and knows nothing of our reservations (a peer
+    behind NAT would publish only addresses nobody can reach). go-libp2p does both.
+    """
+    listen_addrs = host.get_addrs
+
+    def get_addrs() -> list[multiaddr.Multiaddr]:
+        suffix = multiaddr.Multiaddr(f"/p2p/{host.get_id()}")
+        out: list[multiaddr.Multiaddr] = []
+        for addr in listen_addrs():
+            if "/ip4/0.0.0.0/" in str(addr) or "/ip6/::/" in str(addr):
+                concrete = [a.encapsulate(suffix) for a in expand_wildcard_address(addr)]
+            else:
+                concrete = [addr]
+            out.extend(a for a in concrete if a not in out)
+        for text in relayed():
+            circuit = multiaddr.Multiaddr(text).encapsulate(suffix)
+            if circuit not in out:
+                out.append(circuit)
+        return out
+
+    setattr(host, "get_addrs", get_addrs)  # noqa: B010 - an instance attribute wraps the method
 
 
 def install_relay_dialing(host: IHost, transport: CircuitV2Transport) -> None:

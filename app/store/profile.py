@@ -58,20 +58,23 @@ MAX_GEOMETRY_LENGTH = 4096
 _RELAY_SHAPE = re.compile(r"/ip[46]/[^/\s]+/tcp/\d{1,5}/p2p/([1-9A-HJ-NP-Za-km-z]+)")
 
 
-def _check_relays(value: Any) -> list[str]:
-    """Relay multiaddrs in the one shape the node accepts: /ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID."""
+def _check_relays(value: Any, what: str = "relay", plural: str = "relays") -> list[str]:
+    """Peer multiaddrs in the one shape the node accepts: /ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID.
+
+    Relays and DHT bootstrap peers share it; ``what`` and ``plural`` name them in messages.
+    """
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
-        raise ValueError("relays must be a list of addresses")
+        raise ValueError(f"{plural} must be a list of addresses")
     relays = [r.strip() for r in value if r.strip()]
     if len(relays) > MAX_RELAYS:
-        raise ValueError(f"at most {MAX_RELAYS} relays can be listed")
+        raise ValueError(f"at most {MAX_RELAYS} {plural} can be listed")
     for relay in relays:
         shape = _RELAY_SHAPE.fullmatch(relay)
         if (shape is None or len(relay) > MAX_RELAY_LENGTH
                 or not is_valid_peer_id(shape.group(1))):
             raise ValueError(
-                f"{relay[:60]!r} is not a relay address: it looks like /ip4/203.0.113.5/tcp/4001/"
-                f"p2p/12D3Koo… (at most {MAX_RELAY_LENGTH} characters)")
+                f"{relay[:60]!r} is not a {what} address: it looks like /ip4/203.0.113.5/tcp/"
+                f"4001/p2p/12D3Koo… (at most {MAX_RELAY_LENGTH} characters)")
     return relays
 
 
@@ -79,8 +82,8 @@ def _check_relays(value: Any) -> list[str]:
 class Settings:
     """User settings persisted as JSON; unknown keys from newer versions are kept.
 
-    Relays, serving as a relay and LAN discovery are stored for the connectivity work that
-    applies them; until then they are only remembered.
+    Relays, serving as a relay, DHT bootstrap peers and LAN discovery apply when the node
+    starts (the window passes them to ``NodeConfig``).
     """
 
     display_name: str = ""
@@ -91,6 +94,7 @@ class Settings:
     theme: str = "system"                  # one of THEMES
     relays: list[str] = field(default_factory=list)  # multiaddrs of relays to use
     serve_relay: bool = False
+    bootstrap: list[str] = field(default_factory=list)  # DHT bootstrap peers' multiaddrs
     lan_discovery: bool = True
     window_geometry: str = ""              # base64 of QWidget.saveGeometry()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -121,6 +125,9 @@ class Settings:
             raise ValueError("theme must be one of " + ", ".join(THEMES))
         if "relays" in known:
             known["relays"] = _check_relays(known["relays"])
+        if "bootstrap" in known:
+            known["bootstrap"] = _check_relays(known["bootstrap"], "bootstrap peer",
+                                               "bootstrap peers")
         geometry = known.get("window_geometry", "")
         if not isinstance(geometry, str) or len(geometry) > MAX_GEOMETRY_LENGTH:
             raise ValueError("window_geometry must be short text")

@@ -1,0 +1,179 @@
+"""DCUtR: upgrading a relayed connection to a direct one (``/libp2p/dcutr``).
+
+A connection through a circuit relay works, but every byte crosses the relay, which limits each
+circuit (``app.node.relay.RELAY_LIMITS``) and adds a round trip. py-libp2p 0.8.1's
+``DCUtRProtocol`` runs here as it ships: every couple of seconds it looks for peers we reach
+only through ``/p2p-circuit``, first dials the direct addresses identify taught us ("unilateral
+upgrade"), and otherwise exchanges CONNECT/SYNC over the relayed connection and dials the
+addresses the peer observed for itself, from our listening port, at the same moment as the peer
+(TCP simultaneous open). Once a direct connection verifies, the relayed one is closed after
+60 s. Both peers answer ``/libp2p/dcutr``, so either may start.
+
+Kith adds a log line and a ``ConnectionUpgraded`` event when a peer we reached only through a
+relay becomes directly connected, and works around three things in py-libp2p 0.8.1 (see
+``_ReportingDCUtR``): duplicate dials of one socket address, a Noise role mismatch when the
+initiator's SYN reaches a listener, and an unbounded address list from the peer. What was
+tried and measured is in ``docs/networking.md`` ("DCUtR").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+from libp2p.peer.id import ID
+from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from app.core.events import ConnectionUpgraded
+
+if TYPE_CHECKING:
+    from app.node.node import KithNode
+
+log = logging.getLogger(__name__)
+
+MAX_TRACKED = 4096  # relayed-only peers remembered at once
+MAX_PEER_ADDRS = 8  # addresses taken from a peer's CONNECT (py-libp2p takes all of them)
+# How much later than the spec's RTT/2 the DCUtR initiator dials (see _perform_hole_punch).
+INITIATOR_LAG = 0.05
+
+
+def remote_addrs(node: KithNode, peer_id: str) -> list[str]:
+    """The remote transport address of every live connection to ``peer_id``."""
+    conns: Any = node.host.get_network().connections.get(ID.from_base58(peer_id))
+    conns = conns if isinstance(conns, list) else [conns] if conns else []
+    out: list[str] = []
+    for conn in conns:
+        try:
+            out.extend(str(a) for a in conn.get_transport_addresses())
+        except Exception:  # noqa: BLE001 - a closing connection may not say
+            continue
+    return out
+
+
+class _ReportingDCUtR(DCUtRProtocol):
+    """py-libp2p's DCUtR, saying which of its two paths made a connection direct.
+
+    Its own log lines never reach Kith's log: importing libp2p detaches the ``libp2p`` logger
+    (``propagate = False``, no handler) unless ``LIBP2P_DEBUG`` is set.
+    """
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self.direct_dials = 0  # step 0: dialling addresses identify taught us worked
+        self.hole_punches = 0  # CONNECT/SYNC over the relay, then simultaneous dials, worked
+        self.failures = 0
+        self._dialing: set[tuple[ID, str]] = set()
+
+    def _decode_observed_addrs(self, addr_bytes: list[bytes]) -> list[Multiaddr]:
+        """At most ``MAX_PEER_ADDRS`` plain TCP addresses: each is dialled three times, so an
+        unbounded list from a hostile peer would make us dial wherever it likes."""
+        out: list[Multiaddr] = []
+        for addr in super()._decode_observed_addrs(addr_bytes):
+            names = [p.name for p in addr.protocols()]
+            if names[:2] in (["ip4", "tcp"], ["ip6", "tcp"]) and "p2p-circuit" not in names:
+                out.append(addr)
+            if len(out) == MAX_PEER_ADDRS:
+                break
+        return out
+
+    async def _dial_peer(
+        self,
+        peer_id: ID,
+        addr: Multiaddr,
+        source: tuple[str, int] | None = None,
+        as_responder: bool = False,
+    ) -> None:
+        """One dial per address at a time. py-libp2p dials ``A`` and ``A/p2p/ID`` (the same
+        socket address) in parallel from the same source port; the second connect collides with
+        the first, and with the simultaneous open that the hole punch is made of, the round
+        then fails on both sides (seen here in several runs before this guard)."""
+        key = (peer_id, str(addr).split("/p2p/")[0])
+        if key in self._dialing:
+            return
+        self._dialing.add(key)
+        try:
+            await super()._dial_peer(peer_id, addr, source, as_responder)
+        finally:
+            self._dialing.discard(key)
+
+    async def _try_unilateral_upgrade(self, peer_id: ID) -> bool:
+        ok = await super()._try_unilateral_upgrade(peer_id)
+        if ok:
+            self.direct_dials += 1
+            log.info("DCUtR %s: a direct dial to its known addresses worked", peer_id)
+        return ok
+
+    async def _perform_hole_punch(
+        self, peer_id: ID, addrs: list[Any], as_responder: bool = False
+    ) -> bool:
+        """The initiator (``as_responder``) upgrades its dial as the Noise responder, which is
+        right only when the two SYNs merge into one simultaneous-open connection. When its SYN
+        reaches the other peer's *listener* first, that peer accepts it as inbound and is the
+        responder too: both wait for the other's handshake until the 5 s round times out (seen
+        here in a quarter of first rounds, and ``EADDRNOTAVAIL`` on the other side's dial).
+        Dialling ``INITIATOR_LAG`` later lets the other peer's SYN arrive first: a listener
+        accepts it (roles agree), or, behind a NAT that dropped it, our later SYN meets its
+        socket still in SYN-SENT, which is the simultaneous open the roles were chosen for."""
+        if as_responder:
+            await trio.sleep(INITIATOR_LAG)
+        ok = await super()._perform_hole_punch(peer_id, addrs, as_responder)
+        if ok:
+            self.hole_punches += 1
+        else:
+            self.failures += 1
+        log.info(
+            "DCUtR %s: hole punch %s (%s, %d address(es) from CONNECT)",
+            peer_id, "worked" if ok else "failed", "initiator" if as_responder else "responder",
+            len(addrs),
+        )
+        return ok
+
+
+class HolePunching:
+    def __init__(self, node: KithNode) -> None:
+        self._node = node
+        self._relayed_only: set[str] = set()
+        self.upgraded = 0
+        self._protocol: _ReportingDCUtR | None = None
+
+    async def start(self) -> None:
+        self._protocol = _ReportingDCUtR(self._node.host)
+        await self._node.nursery.start(self._run, self._protocol)
+
+    @staticmethod
+    async def _run(protocol: DCUtRProtocol, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with background_trio_service(protocol):
+            await protocol.event_started.wait()
+            task_status.started()
+            await trio.sleep_forever()
+
+    def info(self) -> dict[str, int]:
+        """Counters for tests and diagnostics."""
+        p = self._protocol
+        return {
+            "upgraded": self.upgraded,
+            "direct_dials": p.direct_dials if p else 0,
+            "hole_punches": p.hole_punches if p else 0,
+            "failures": p.failures if p else 0,
+        }
+
+    def peer_connected(self, peer_id: str) -> None:
+        """Called for every new connection: notices relayed-only peers and their upgrade."""
+        addrs = remote_addrs(self._node, peer_id)
+        direct = [a for a in addrs if "/p2p-circuit" not in a]
+        if not direct:
+            if addrs and len(self._relayed_only) < MAX_TRACKED:
+                self._relayed_only.add(peer_id)
+            return
+        if peer_id in self._relayed_only:
+            self._relayed_only.discard(peer_id)
+            self.upgraded += 1
+            log.info("connection to %s upgraded from relayed to direct (%s)", peer_id, direct[0])
+            self._node.emit(ConnectionUpgraded(peer_id=peer_id, addr=direct[0]))
+
+    def peer_disconnected(self, peer_id: str) -> None:
+        if not self._node.is_connected(peer_id):
+            self._relayed_only.discard(peer_id)
