@@ -135,7 +135,8 @@ def test_hashes() -> None:
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # sha256sum of nothing
     assert fc.chunk_count(0, 10) == 0 and fc.chunk_count(11, 10) == 2
     assert fc.chunk_length(1, 11, 10) == 1
-    assert fc.choose_chunk_size(10 << 30) == fc.DEFAULT_CHUNK_SIZE
+    assert fc.choose_chunk_size(fc.LARGE_FILE - 1) == fc.DEFAULT_CHUNK_SIZE
+    assert fc.choose_chunk_size(fc.LARGE_FILE) == fc.choose_chunk_size(1 << 50) == 4 << 20
 
 
 @pytest.mark.parametrize(("name", "folders", "leaf"), [

@@ -319,7 +319,7 @@ def test_a_full_disk_fails_cleanly_and_resumes(tmp_path: Path, monkeypatch: Any)
             assert file_hash(field(done, "path")) == expected
             assert Path(field(done, "path")).parent == tmp_path / "inbox"
             (mine,) = await ada.client.transfers()
-            assert mine.served <= 8 + 2 * node_files.IN_FLIGHT - 3
+            assert mine.served <= 8 + 2 * (node_files.IN_FLIGHT_BYTES // MiB) - 3
 
     run(scenario)
 
@@ -474,7 +474,7 @@ def test_pause_keeps_the_part_survives_a_restart_and_resumes(tmp_path: Path) -> 
                 assert file_hash(field(done, "path")) == expected
                 # Only what was missing was fetched again (plus what was in flight).
                 again = await _served(ada, tid) - served
-                assert again <= 150 - paused.bytes // MiB + 2 * node_files.IN_FLIGHT
+                assert again <= 150 - paused.bytes // MiB + 2 * (node_files.IN_FLIGHT_BYTES // MiB)
             finally:
                 await bob.stop()
 

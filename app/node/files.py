@@ -49,7 +49,15 @@ from app.core.events import (
 )
 from app.core.records import ContactState, MessageInfo, TransferInfo
 from app.node.byte_path import BULK_WINDOW, widen_receive_window
-from app.node.framing import FrameError, Stream, encode_varint, guarded, read_frame, write_frame
+from app.node.framing import (
+    FrameError,
+    Stream,
+    encode_varint,
+    guarded,
+    read_frame,
+    read_frame_into,
+    write_frame,
+)
 from app.node.signal import Signal
 from app.store.messages import as_file_message
 from app.store.profile import default_download_dir
@@ -61,14 +69,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol(fc.PROTOCOL_ID)
-IN_FLIGHT = 8               # chunks requested and not yet received, per source
-WRITE_QUEUE = 4             # received chunks waiting for the disk writer, at most
-BATCH = 4                   # chunks per request (a new one goes out when half are in)
+IN_FLIGHT_BYTES = 8 << 20   # requested and not yet received, per source (8 chunks of 1 MiB)
+WRITE_QUEUE_BYTES = 4 << 20  # received and waiting for the disk writer, at most
 SAVE_CHUNKS = 16            # commit verified chunks to SQLite at least this often...
 SAVE_SECONDS = 0.5          # ...or this often, whichever comes first
 PROGRESS_SECONDS = 0.25     # at most 4 progress events per second per transfer
 MAX_BAD_CHUNKS = 3          # a source that sends this many bad chunks is dropped
-READ_TIMEOUT = 30.0         # no frame for this long: the source is gone
+READ_TIMEOUT = 30.0         # no data for this long: the source is gone
 SERVE_IDLE = 120.0          # a serving stream with no request for this long is closed
 OPEN_TIMEOUT = 10.0
 HAVE_TIMEOUT = 5.0
@@ -143,7 +150,7 @@ def _bad_chunks(path: str, offer: fc.FileOffer, hashes: bytes) -> list[int]:
     return bad
 
 
-def _write_at(f: BinaryIO, offset: int, data: bytes, expected: bytes) -> bool:
+def _write_at(f: BinaryIO, offset: int, data: bytes | memoryview, expected: bytes) -> bool:
     """Verify a chunk against its hash and write it at its offset (worker thread)."""
     if fc.chunk_hash(data) != expected:
         return False
@@ -170,7 +177,7 @@ class _WholeHash:
         self.next = 0
 
     def written(self, f: BinaryIO, offer: fc.FileOffer, verified: bytearray, index: int,
-                data: bytes) -> None:
+                data: bytes | memoryview) -> None:
         if index == self.next:
             self.hasher.update(data)
             self.next += 1
@@ -196,7 +203,7 @@ class _WholeHash:
 
 
 def _store_chunk(f: BinaryIO, whole: _WholeHash, offer: fc.FileOffer, verified: bytearray,
-                 index: int, data: bytes, expected: bytes) -> bool:
+                 index: int, data: bytes | memoryview, expected: bytes) -> bool:
     """Verify and write one chunk, and feed the whole-file hash (one worker-thread hop)."""
     if not _write_at(f, index * offer.chunk_size, data, expected):
         return False
@@ -955,7 +962,8 @@ class FileTransfers:
             raise TransferFailed(f"cannot open {path}: {exc.strerror or exc}") from None
         # Received chunks wait here for the writer: few, so memory stays bounded when the disk
         # is slower than the network (what is requested but unread waits in Yamux).
-        send, receive = trio.open_memory_channel[tuple[str, int, bytes]](WRITE_QUEUE)
+        queue = max(1, WRITE_QUEUE_BYTES // offer.chunk_size)
+        send, receive = trio.open_memory_channel[tuple[str, int, memoryview]](queue)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, job, f, receive)
@@ -979,10 +987,12 @@ class FileTransfers:
                 await trio.to_thread.run_sync(f.close)
 
     async def _reader(self, job: _Download, peer_id: str,
-                      send: trio.MemorySendChannel[tuple[str, int, bytes]],
+                      send: trio.MemorySendChannel[tuple[str, int, memoryview]],
                       scope: trio.CancelScope) -> None:
         offer = job.offer
         inflight: deque[int] = deque()
+        in_flight = max(2, IN_FLIGHT_BYTES // offer.chunk_size)
+        batch_size = min(in_flight // 2, fc.MAX_CHUNKS_PER_REQUEST)  # asked for at half-empty
         try:
             async with send:
                 with scope:
@@ -992,17 +1002,17 @@ class FileTransfers:
                         await widen_receive_window(stream, BULK_WINDOW)
                     try:
                         while True:
-                            if len(inflight) <= IN_FLIGHT - BATCH and job.pending:
+                            if len(inflight) <= in_flight - batch_size and job.pending:
                                 batch = [job.pending.popleft()
-                                         for _ in range(min(BATCH, len(job.pending)))]
+                                         for _ in range(min(batch_size, len(job.pending)))]
                                 inflight.extend(batch)
                                 await write_frame(stream, fc.encode_request(
                                     offer.transfer, fc.OP_GET_CHUNKS, batch))
                                 continue
                             if not inflight:
                                 break
-                            with trio.fail_after(READ_TIMEOUT):
-                                frame = await read_frame(stream, 4 + offer.chunk_size)
+                            frame = await read_frame_into(stream, 4 + offer.chunk_size,
+                                                          idle=READ_TIMEOUT)
                             index, data = fc.decode_chunk(frame)
                             if index != inflight[0] or len(data) != fc.chunk_length(
                                     index, offer.size, offer.chunk_size):
@@ -1022,7 +1032,7 @@ class FileTransfers:
             job.pending.extendleft(reversed(inflight))  # asked but never received: ask again
 
     async def _writer(self, job: _Download, f: BinaryIO,
-                      receive: trio.MemoryReceiveChannel[tuple[str, int, bytes]]) -> None:
+                      receive: trio.MemoryReceiveChannel[tuple[str, int, memoryview]]) -> None:
         offer, t = job.offer, job.t
         async with receive:
             async for peer_id, index, data in receive:

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.files import choose_chunk_size
 from tests.nodeproc import NodeProcess
 
 MiB = 1 << 20
@@ -266,7 +267,9 @@ def main() -> None:
     def median(values: list[float]) -> float:
         return statistics.median(values)
 
-    row("file", f"{args.size} MiB ({mb:.0f} MB), Kith chunks of 1 MiB, {os.cpu_count()} CPUs")
+    chunk_mib = choose_chunk_size(size) // MiB
+    row("file", f"{args.size} MiB ({mb:.0f} MB), Kith chunks of {chunk_mib} MiB, "
+                f"{os.cpu_count()} CPUs")
     row("runs (medians below)", str(args.runs))
     row("Kith hash + offer (sender)", timed(median([k.hashed_s for k in kiths])))
     row("Kith accept -> verified file", timed(median([k.moved_s for k in kiths])))
