@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QPoint, QSize, Qt, Signal
@@ -724,30 +725,29 @@ class MainWindow(QMainWindow):
         info = self.sidebar.model.room(room_id)
         if info is None:
             return
-        if self.leave_box is not None:
-            self.leave_box.deleteLater()
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Leave Room"),
-                          self.tr("Leave “{name}”? Its history is removed from this device. You "
-                                  "can only come back with its link.").format(name=info.name),
-                          QMessageBox.StandardButton.Cancel, self)
-        leave = box.addButton(self.tr("Leave"), QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(
-            lambda _: self._run(self.tr("Leaving the room"), "leave_room", room_id)
-            if box.clickedButton() is leave else None
-        )
-        self.leave_box = box
-        box.open()
+        self.leave_box = self._confirm(
+            self.leave_box, self.tr("Leave Room"),
+            self.tr("Leave “{name}”? Its history is removed from this device. You can only "
+                    "come back with its link.").format(name=info.name),
+            self.tr("Leave"),
+            lambda: self._run(self.tr("Leaving the room"), "leave_room", room_id))
 
     def leave_button(self) -> QPushButton | None:
         """The confirming button of the open "Leave room?" box (for keyboard and tests)."""
-        box = self.leave_box
-        if box is None:
-            return None
-        for button in box.buttons():
-            if box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
-                return button if isinstance(button, QPushButton) else None
-        return None
+        return _destructive_button(self.leave_box)
+
+    def _confirm(self, previous: QMessageBox | None, title: str, text: str, action: str,
+                 confirmed: Callable[[], object]) -> QMessageBox:
+        """A window-modal question with Cancel (the default) and a destructive ``action``."""
+        if previous is not None:
+            previous.deleteLater()
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Cancel, self)
+        button = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _: confirmed() if box.clickedButton() is button else None)
+        box.open()
+        return box
 
     def show_member_menu(self, room_id: str, peer_id: str, where: QPoint) -> QMenu | None:
         """A member was activated: add them as a contact, or open your conversation."""
@@ -840,30 +840,16 @@ class MainWindow(QMainWindow):
         info = self.sidebar.model.contact(peer_id)
         if info is None:
             return
-        if self.remove_box is not None:
-            self.remove_box.deleteLater()
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Remove Contact"),
-                          self.tr("Remove {name} and your whole conversation with them? This "
-                                  "cannot be undone.").format(name=info.name),
-                          QMessageBox.StandardButton.Cancel, self)
-        remove = box.addButton(self.tr("Remove"), QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(
-            lambda _: self._run(self.tr("Removing the contact"), "remove_contact", peer_id)
-            if box.clickedButton() is remove else None
-        )
-        self.remove_box = box
-        box.open()
+        self.remove_box = self._confirm(
+            self.remove_box, self.tr("Remove Contact"),
+            self.tr("Remove {name} and your whole conversation with them? This cannot be "
+                    "undone.").format(name=info.name),
+            self.tr("Remove"),
+            lambda: self._run(self.tr("Removing the contact"), "remove_contact", peer_id))
 
     def remove_button(self) -> QPushButton | None:
         """The confirming button of the open "Remove contact?" box (for keyboard and tests)."""
-        box = self.remove_box
-        if box is None:
-            return None
-        for button in box.buttons():
-            if box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
-                return button if isinstance(button, QPushButton) else None
-        return None
+        return _destructive_button(self.remove_box)
 
     def show_details(self, peer_id: str) -> ContactDetailsDialog | None:
         info = self.sidebar.model.contact(peer_id)
@@ -981,3 +967,12 @@ class MainWindow(QMainWindow):
         event.accept()
         self.tray.hide()
         self.closed.emit()
+
+
+def _destructive_button(box: QMessageBox | None) -> QPushButton | None:
+    if box is None:
+        return None
+    for button in box.buttons():
+        if box.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
+            return button if isinstance(button, QPushButton) else None
+    return None
