@@ -14,8 +14,9 @@ alike are ordered by their last activity, newest first. The Rooms title carries 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum, IntEnum
+from typing import TypeVar
 
 from PySide6.QtCore import (
     QCoreApplication,
@@ -145,6 +146,37 @@ def last_seen_text(info: ContactInfo) -> str:
     return QCoreApplication.translate("Sidebar", "Last seen {when}").format(when=shown)
 
 
+_Item = TypeVar("_Item")
+
+
+class _SnapshotLoad:
+    """A list snapshot asked for now arrives later; items events changed meanwhile are newer.
+
+    ``begin`` when the snapshot is requested, ``touch`` on every event, ``apply`` when it
+    arrives: items the snapshot lacks are dropped and the rest applied, except touched ones.
+    """
+
+    def __init__(self) -> None:
+        self._touched: set[str] | None = None
+
+    def begin(self) -> None:
+        self._touched = set()
+
+    def touch(self, key: str) -> None:
+        if self._touched is not None:
+            self._touched.add(key)
+
+    def apply(self, fresh: dict[str, _Item], known: list[str], put: Callable[[_Item], None],
+                 drop: Callable[[str], None]) -> None:
+        touched, self._touched = self._touched or set(), None
+        for key in known:
+            if key not in fresh and key not in touched:
+                drop(key)
+        for key, item in fresh.items():
+            if key not in touched:
+                put(item)
+
+
 class SidebarModel(QStandardItemModel):
     """Sections of placeholder rows followed by entries; contact rows carry their ContactInfo."""
 
@@ -152,9 +184,9 @@ class SidebarModel(QStandardItemModel):
         super().__init__(parent)
         self._sections: dict[Section, QStandardItem] = {}
         self._known: dict[str, ContactInfo] = {}  # everyone, blocked included
-        self._touched: set[str] | None = None  # peers changed by events during a load
+        self._contacts_load = _SnapshotLoad()
         self._rooms: dict[str, RoomInfo] = {}
-        self._rooms_touched: set[str] | None = None  # rooms changed by events during a load
+        self._rooms_load = _SnapshotLoad()
         for section, title in (
             (Section.REQUESTS, self.tr("Requests")),
             (Section.ROOMS, self.tr("Rooms")),
@@ -246,27 +278,19 @@ class SidebarModel(QStandardItemModel):
 
     def begin_load(self) -> None:
         """A ``contacts()`` snapshot was asked for: remember which peers events touch meanwhile."""
-        self._touched = set()
+        self._contacts_load.begin()
 
     def load(self, infos: Iterable[ContactInfo]) -> None:
         """Apply a snapshot; peers that events changed since ``begin_load`` keep the newer data."""
-        touched = self._touched or set()
-        self._touched = None
-        fresh = {c.peer_id: c for c in infos}
-        for peer_id in [p for p in self._known if p not in fresh and p not in touched]:
-            self._drop(peer_id)
-        for info in fresh.values():
-            if info.peer_id not in touched:
-                self._apply(info)
+        self._contacts_load.apply({c.peer_id: c for c in infos}, list(self._known),
+                                  self._apply, self._drop)
 
     def upsert_contact(self, info: ContactInfo) -> None:
-        if self._touched is not None:
-            self._touched.add(info.peer_id)
+        self._contacts_load.touch(info.peer_id)
         self._apply(info)
 
     def remove_contact(self, peer_id: str) -> None:
-        if self._touched is not None:
-            self._touched.add(peer_id)
+        self._contacts_load.touch(peer_id)
         self._drop(peer_id)
 
     def _find(self, peer_id: str) -> tuple[Section, int] | None:
@@ -341,27 +365,19 @@ class SidebarModel(QStandardItemModel):
         return out
 
     def begin_rooms_load(self) -> None:
-        self._rooms_touched = set()
+        self._rooms_load.begin()
 
     def load_rooms(self, infos: Iterable[RoomInfo]) -> None:
         """Apply a ``rooms()`` snapshot; rooms events changed since the load began keep theirs."""
-        touched = self._rooms_touched or set()
-        self._rooms_touched = None
-        fresh = {r.room_id: r for r in infos}
-        for room_id in [r for r in self._rooms if r not in fresh and r not in touched]:
-            self._drop_room(room_id)
-        for info in fresh.values():
-            if info.room_id not in touched:
-                self._apply_room(info)
+        self._rooms_load.apply({r.room_id: r for r in infos}, list(self._rooms),
+                               self._apply_room, self._drop_room)
 
     def upsert_room(self, info: RoomInfo) -> None:
-        if self._rooms_touched is not None:
-            self._rooms_touched.add(info.room_id)
+        self._rooms_load.touch(info.room_id)
         self._apply_room(info)
 
     def remove_room(self, room_id: str) -> None:
-        if self._rooms_touched is not None:
-            self._rooms_touched.add(room_id)
+        self._rooms_load.touch(room_id)
         self._drop_room(room_id)
 
     def _room_row(self, room_id: str) -> int | None:
