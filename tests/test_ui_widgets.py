@@ -413,3 +413,30 @@ def test_tab_walks_from_search_to_the_list_to_the_composer(
     qtbot.waitUntil(window.sidebar.view.hasFocus)
     qtbot.keyClick(window.sidebar.view, Qt.Key.Key_Tab)
     qtbot.waitUntil(window.conversation.composer.edit.hasFocus)
+
+
+def test_a_snapshot_never_undoes_what_events_did_meanwhile(qtbot: QtBot) -> None:
+    sidebar = Sidebar()
+    qtbot.addWidget(sidebar)
+    model = sidebar.model
+    stale = "12D3KooWStaleStaleStaleStaleStaleStaleStaleStale1"
+    added = "12D3KooWAddedAddedAddedAddedAddedAddedAddedAdded1"
+    removed = "12D3KooWGoneGoneGoneGoneGoneGoneGoneGoneGoneGone1"
+    model.upsert_contact(_contact(stale, "Stale"))
+    model.upsert_contact(_contact(removed, "Gone"))
+    model.begin_load()  # a contacts() snapshot is on its way; events keep coming
+    model.upsert_contact(_contact(added, "Added"))
+    model.remove_contact(removed)
+    model.upsert_contact(_contact(PEER, "Bob, renamed"))
+    # The snapshot was taken before those events: it lacks Added, still has Gone and old Bob.
+    model.load([_contact(PEER, "Bob"), _contact(removed, "Gone")])
+    assert model.contact(added) is not None
+    assert model.contact(removed) is None
+    contact = model.contact(PEER)
+    assert contact is not None and contact.name == "Bob, renamed"
+    assert model.contact(stale) is None  # untouched and not in the snapshot: gone
+    # Once applied, a later snapshot is the truth again.
+    model.load([_contact(PEER, "Bob")])
+    assert model.contact(added) is None
+    renamed = model.contact(PEER)
+    assert renamed is not None and renamed.name == "Bob"
