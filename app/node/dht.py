@@ -34,7 +34,7 @@ from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
-from app.core.invite import strip_p2p
+from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, strip_p2p
 from app.node.host import connect_at, forget_failed_dials
 from app.node.relay import parse_relay_addrs
 from app.node.signal import Signal
@@ -187,10 +187,12 @@ class DhtService:
             log.debug("DHT: lookup of %s failed: %s", peer_id, exc)
             return []
         out: list[str] = []
-        for addr in found:
+        for addr in found:  # what other peers told us: as bounded as an invite's addresses
             text = strip_p2p(str(addr))
-            if text not in out:
+            if len(text) <= MAX_ADDR_LENGTH and text not in out:
                 out.append(text)
+            if len(out) == MAX_ADDRS:
+                break
         log.info("DHT: %s is at %s", peer_id, ", ".join(out) or "(not found)")
         return out
 
