@@ -28,6 +28,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
 from app.core.events import ConnectionUpgraded
+from app.node.reachability import RELAY, connection_route, connections_to
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
@@ -38,19 +39,6 @@ MAX_TRACKED = 4096  # relayed-only peers remembered at once
 MAX_PEER_ADDRS = 8  # addresses taken from a peer's CONNECT (py-libp2p takes all of them)
 # How much later than the spec's RTT/2 the DCUtR initiator dials (see _perform_hole_punch).
 INITIATOR_LAG = 0.05
-
-
-def remote_addrs(node: KithNode, peer_id: str) -> list[str]:
-    """The remote transport address of every live connection to ``peer_id``."""
-    conns: Any = node.host.get_network().connections.get(ID.from_base58(peer_id))
-    conns = conns if isinstance(conns, list) else [conns] if conns else []
-    out: list[str] = []
-    for conn in conns:
-        try:
-            out.extend(str(a) for a in conn.get_transport_addresses())
-        except Exception:  # noqa: BLE001 - a closing connection may not say
-            continue
-    return out
 
 
 class _ReportingDCUtR(DCUtRProtocol):
@@ -162,18 +150,28 @@ class HolePunching:
 
     def peer_connected(self, peer_id: str) -> None:
         """Called for every new connection: notices relayed-only peers and their upgrade."""
-        addrs = remote_addrs(self._node, peer_id)
-        direct = [a for a in addrs if "/p2p-circuit" not in a]
+        conns = connections_to(self._node, peer_id)
+        direct = [c for c in conns if connection_route(c) != RELAY]
         if not direct:
-            if addrs and len(self._relayed_only) < MAX_TRACKED:
+            if conns and len(self._relayed_only) < MAX_TRACKED:
                 self._relayed_only.add(peer_id)
             return
         if peer_id in self._relayed_only:
             self._relayed_only.discard(peer_id)
             self.upgraded += 1
-            log.info("connection to %s upgraded from relayed to direct (%s)", peer_id, direct[0])
-            self._node.emit(ConnectionUpgraded(peer_id=peer_id, addr=direct[0]))
+            addr = _remote_addr(direct[0])
+            log.info("connection to %s upgraded from relayed to direct (%s)", peer_id, addr)
+            self._node.emit(ConnectionUpgraded(peer_id=peer_id, addr=addr))
 
     def peer_disconnected(self, peer_id: str) -> None:
         if not self._node.is_connected(peer_id):
             self._relayed_only.discard(peer_id)
+
+
+def _remote_addr(conn: Any) -> str:
+    """The multiaddr a direct connection reached (``""`` if the transport does not say)."""
+    try:
+        return next((str(a) for a in conn.get_transport_addresses()
+                     if "/p2p-circuit" not in str(a)), "")
+    except Exception:  # noqa: BLE001 - a closing connection may not say
+        return ""

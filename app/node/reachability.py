@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
+from libp2p.peer.id import ID
 
 from app.core.events import ContactRoute, ReachabilityChanged
 
@@ -114,6 +115,15 @@ def connection_route(conn: Any) -> str:
     return ""
 
 
+def connections_to(node: KithNode, peer_id: str) -> list[Any]:
+    """Every live connection (``INetConn``) to ``peer_id``."""
+    try:
+        conns: Any = node.host.get_network().connections.get(ID.from_base58(peer_id))
+    except ValueError:
+        return []
+    return conns if isinstance(conns, list) else [conns] if conns else []
+
+
 def best_route(routes: Iterable[str]) -> str:
     known = [r for r in routes if r in _ROUTE_RANK]
     return min(known, key=_ROUTE_RANK.__getitem__) if known else ""
@@ -169,10 +179,7 @@ class Reachability:
     def update_route(self, peer_id: str) -> None:
         """A connection to ``peer_id`` opened or closed: emit its route if it changed."""
         node = self._node
-        conns: Any = node.host.get_network().connections
-        found = next((c for p, c in conns.items() if str(p) == peer_id), None)
-        found = found if isinstance(found, list) else [found] if found else []
-        route = best_route(connection_route(c) for c in found)
+        route = best_route(connection_route(c) for c in connections_to(node, peer_id))
         if route == self.routes.get(peer_id, ""):
             return
         if route:
