@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
             self._tint()
 
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu(self.tr("&File"))
+        self.file_menu = file_menu = self.menuBar().addMenu(self.tr("&File"))
         file_menu.addAction(self.add_contact_action)
         file_menu.addAction(self.new_room_action)
         file_menu.addAction(self.join_room_action)
@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.blocked_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
-        view_menu = self.menuBar().addMenu(self.tr("&View"))
+        self.view_menu = view_menu = self.menuBar().addMenu(self.tr("&View"))
         view_menu.addAction(self.search_action)
         view_menu.addAction(self.switcher_action)
         view_menu.addAction(self.filter_action)

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -381,27 +380,10 @@ class WindowSettings(QObject):
         self.identity_page_action = QAction(self.tr("Your &Identity…"), window)
         self.identity_page_action.setShortcut(QKeySequence("Ctrl+Shift+Y"))
         self.identity_page_action.triggered.connect(lambda: self.show_identity())
-        file_menu = self._menu("&File")
-        if file_menu is not None:
-            file_menu.insertAction(window.quit_action, self.settings_action)
-            file_menu.insertAction(window.quit_action, self.export_action)
-            file_menu.insertSeparator(window.quit_action)
-        else:
-            window.addAction(self.settings_action)
-            window.addAction(self.export_action)
-        view_menu = self._menu("&View")
-        if view_menu is not None:
-            view_menu.addAction(self.identity_page_action)
-        else:
-            window.addAction(self.identity_page_action)
-
-    def _menu(self, title: str) -> QMenu | None:
-        wanted = QCoreApplication.translate("MainWindow", title)
-        for action in self.window.menuBar().actions():
-            menu = action.menu()
-            if isinstance(menu, QMenu) and menu.title() == wanted:
-                return menu
-        return None
+        window.file_menu.insertAction(window.quit_action, self.settings_action)
+        window.file_menu.insertAction(window.quit_action, self.export_action)
+        window.file_menu.insertSeparator(window.quit_action)
+        window.view_menu.addAction(self.identity_page_action)
 
     # -- applying ---------------------------------------------------------------------------
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QObject, QPoint, Qt, QTimer
+from PySide6.QtCore import QObject, QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QImage, QKeySequence
-from PySide6.QtWidgets import QMenu
 
 from app.core.events import Event
 from app.core.records import ContactInfo, ContactState, RoomInfo, short_peer_id
@@ -87,19 +86,7 @@ class WindowFiles(QObject):
         self.transfers_action.setToolTip(self.tr("File transfers (Ctrl+Shift+T)"))
         self.transfers_action.toggled.connect(self._toggle_panel)
         self.panel.visibilityChanged.connect(self._panel_visibility)
-        view_menu = self._menu("&View")
-        if view_menu is not None:
-            view_menu.addAction(self.transfers_action)
-        else:
-            window.addAction(self.transfers_action)
-
-    def _menu(self, title: str) -> QMenu | None:
-        wanted = QCoreApplication.translate("MainWindow", title)
-        for action in self.window.menuBar().actions():
-            menu = action.menu()
-            if isinstance(menu, QMenu) and menu.title() == wanted:
-                return menu
-        return None
+        window.view_menu.addAction(self.transfers_action)
 
     def _toggle_panel(self, on: bool) -> None:
         if on:
