@@ -17,13 +17,14 @@ LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
 
 class Peer:
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, config: NodeConfig | None = None) -> None:
+        """``config`` defaults to listening on 127.0.0.1 only."""
         self.path = path
         self.name = name
         self.profile = Profile.open(path)
         if not self.profile.is_initialised:
             self.profile.initialise(name)
-        self.client = KithClient(self.profile, NodeConfig(listen=(LOOPBACK,)))
+        self.client = KithClient(self.profile, config or NodeConfig(listen=(LOOPBACK,)))
         self.events: list[Event] = []
         self.client.subscribe(self.events.append)
         self.ready: NodeReady | None = None

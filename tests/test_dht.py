@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from app.client import KithClient
 from app.core.config import ConfigError, NodeConfig
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.dht import parse_bootstrap_addrs
@@ -22,13 +21,6 @@ from tests.peers import LOOPBACK, Peer
 
 def run(coro_fn):  # type: ignore[no-untyped-def]
     return asyncio.run(coro_fn())
-
-
-def _peer(tmp_path: Path, name: str, config: NodeConfig) -> Peer:
-    peer = Peer(tmp_path / name.lower(), name)
-    peer.client = KithClient(peer.profile, config)
-    peer.client.subscribe(peer.events.append)
-    return peer
 
 
 def _closed_port() -> int:
@@ -70,14 +62,14 @@ def test_node_parser_takes_repeatable_bootstrap() -> None:
 
 def test_contact_found_through_the_dht_when_known_addresses_fail(tmp_path: Path) -> None:
     async def scenario() -> None:
-        dee = _peer(tmp_path, "Dee", NodeConfig(listen=(LOOPBACK,)))
+        dee = Peer(tmp_path / "dee", "Dee", NodeConfig(listen=(LOOPBACK,)))
         started: list[Peer] = []
         try:
             started.append(await dee.start())
             assert dee.ready is not None
             boot = (dee.ready.addrs[0],)
-            bob = _peer(tmp_path, "Bob", NodeConfig(listen=(LOOPBACK,), bootstrap=boot))
-            ada = _peer(tmp_path, "Ada", NodeConfig(listen=(LOOPBACK,), bootstrap=boot))
+            bob = Peer(tmp_path / "bob", "Bob", NodeConfig(listen=(LOOPBACK,), bootstrap=boot))
+            ada = Peer(tmp_path / "ada", "Ada", NodeConfig(listen=(LOOPBACK,), bootstrap=boot))
             started.append(await bob.start())
             started.append(await ada.start())
 
@@ -144,14 +136,14 @@ def test_contact_found_through_the_dht_when_known_addresses_fail(tmp_path: Path)
 
 def test_no_dht_traffic_without_bootstrap(tmp_path: Path) -> None:
     async def scenario() -> None:
-        dee = _peer(tmp_path, "Dee", NodeConfig(listen=(LOOPBACK,)))
+        dee = Peer(tmp_path / "dee", "Dee", NodeConfig(listen=(LOOPBACK,)))
         started: list[Peer] = []
         try:
             started.append(await dee.start())
             assert dee.ready is not None
             boot = (dee.ready.addrs[0],)
-            bob = _peer(tmp_path, "Bob", NodeConfig(listen=(LOOPBACK,), bootstrap=boot))
-            ada = _peer(tmp_path, "Ada", NodeConfig(listen=(LOOPBACK,)))
+            bob = Peer(tmp_path / "bob", "Bob", NodeConfig(listen=(LOOPBACK,), bootstrap=boot))
+            ada = Peer(tmp_path / "ada", "Ada", NodeConfig(listen=(LOOPBACK,)))
             started.append(await bob.start())
             started.append(await ada.start())
 

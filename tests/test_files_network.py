@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -15,34 +14,14 @@ from app.core import files as fc
 from app.core.events import Event
 from app.node import files as node_files
 from app.node.node import KithNode
+from tests.payload import MiB, file_hash, make_file
 from tests.peers import Peer, befriend, peers
-
-MiB = 1 << 20
 
 
 def run(coro_fn):  # type: ignore[no-untyped-def]
     return asyncio.run(coro_fn())
 
 
-def make_file(path: Path, size: int) -> str:
-    """Random content written in pieces (never whole in memory); returns its SHA-256."""
-    whole = hashlib.sha256()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            data = os.urandom(min(left, 4 * MiB))
-            whole.update(data)
-            f.write(data)
-            left -= len(data)
-    return whole.hexdigest()
-
-
-def file_hash(path: str | Path) -> str:
-    whole = hashlib.sha256()
-    with open(path, "rb") as f:
-        while data := f.read(4 * MiB):
-            whole.update(data)
-    return whole.hexdigest()
 
 
 def field(event: Event, name: str) -> Any:

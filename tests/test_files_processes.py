@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.nodeproc import NodeProcess
-from tests.test_files_network import MiB, file_hash, make_file
+from tests.payload import MiB, file_hash, make_file
 
 SIZE = 300 * MiB
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from app.client import KithClient
 from app.core.config import NodeConfig
 from app.core.events import PeerNearby
 from app.core.invite import ContactInvite
@@ -103,9 +102,7 @@ def test_loopback_only_node_starts_no_zeroconf(
     monkeypatch.setattr(zeroconf, "Zeroconf", forbidden)
 
     async def scenario() -> None:
-        peer = Peer(tmp_path / "ada", "Ada")
-        peer.client = KithClient(peer.profile, NodeConfig(listen=(LOOPBACK,), lan_discovery=True))
-        peer.client.subscribe(peer.events.append)
+        peer = Peer(tmp_path / "ada", "Ada", NodeConfig(listen=(LOOPBACK,), lan_discovery=True))
         await peer.start()
         try:
             await asyncio.sleep(0.5)  # the LAN task has had its chance to start

@@ -12,7 +12,6 @@ import asyncio
 import socket
 from pathlib import Path
 
-from app.client import KithClient
 from app.core.config import NodeConfig
 from app.core.events import ContactRoute, NodeStatus, ReachabilityChanged
 from app.core.invite import ContactInvite, strip_p2p
@@ -60,21 +59,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _peer(tmp_path: Path, name: str, config: NodeConfig) -> Peer:
-    peer = Peer(tmp_path / name.lower(), name)
-    peer.client = KithClient(peer.profile, config)
-    peer.client.subscribe(peer.events.append)
-    return peer
-
-
 def test_reachability_follows_a_reservation_and_routes_name_the_relay(tmp_path: Path) -> None:
     async def scenario() -> None:
         port = _free_port()
-        relay = _peer(tmp_path, "Relay", NodeConfig(
+        relay = Peer(tmp_path / "relay", "Relay", NodeConfig(
             listen=(f"/ip4/127.0.0.1/tcp/{port}",), serve_relay=True))
         relay_addr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{relay.peer_id}"
-        bob = _peer(tmp_path, "Bob", NodeConfig(listen=(LOOPBACK,), relays=(relay_addr,)))
-        ada = _peer(tmp_path, "Ada", NodeConfig(listen=(LOOPBACK,)))
+        bob = Peer(tmp_path / "bob", "Bob", NodeConfig(listen=(LOOPBACK,), relays=(relay_addr,)))
+        ada = Peer(tmp_path / "ada", "Ada", NodeConfig(listen=(LOOPBACK,)))
         started: list[Peer] = []
         try:
             started.append(await bob.start())
@@ -118,8 +110,8 @@ def test_a_direct_loopback_connection_is_this_computer_and_closing_it_clears_it(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        ada = _peer(tmp_path, "Ada", NodeConfig(listen=(LOOPBACK,)))
-        bob = _peer(tmp_path, "Bob", NodeConfig(listen=(LOOPBACK,)))
+        ada = Peer(tmp_path / "ada", "Ada", NodeConfig(listen=(LOOPBACK,)))
+        bob = Peer(tmp_path / "bob", "Bob", NodeConfig(listen=(LOOPBACK,)))
         await ada.start()
         await bob.start()
         try:

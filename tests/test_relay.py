@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from app.client import KithClient
 from app.core.config import ConfigError, NodeConfig
 from app.core.events import RelayReserved
 from app.core.invite import ContactInvite, parse_invite, strip_p2p
@@ -22,13 +21,6 @@ from tests.peers import LOOPBACK, Peer
 
 def run(coro_fn):  # type: ignore[no-untyped-def]
     return asyncio.run(coro_fn())
-
-
-def _peer(tmp_path: Path, name: str, config: NodeConfig) -> Peer:
-    peer = Peer(tmp_path / name.lower(), name)
-    peer.client = KithClient(peer.profile, config)
-    peer.client.subscribe(peer.events.append)
-    return peer
 
 
 def test_relay_addr_parsing() -> None:
@@ -42,14 +34,15 @@ def test_relay_addr_parsing() -> None:
 
 def test_dm_through_a_relay_when_only_the_circuit_address_is_known(tmp_path: Path) -> None:
     async def scenario() -> None:
-        relay = _peer(tmp_path, "Relay", NodeConfig(listen=(LOOPBACK,), serve_relay=True))
+        relay = Peer(tmp_path / "relay", "Relay", NodeConfig(listen=(LOOPBACK,), serve_relay=True))
         started: list[Peer] = []
         try:
             started.append(await relay.start())
             assert relay.ready is not None
             relay_addr = relay.ready.addrs[0]
-            bob = _peer(tmp_path, "Bob", NodeConfig(listen=(LOOPBACK,), relays=(relay_addr,)))
-            ada = _peer(tmp_path, "Ada", NodeConfig(listen=(LOOPBACK,)))
+            bob = Peer(tmp_path / "bob", "Bob",
+                       NodeConfig(listen=(LOOPBACK,), relays=(relay_addr,)))
+            ada = Peer(tmp_path / "ada", "Ada", NodeConfig(listen=(LOOPBACK,)))
             started.append(await bob.start())
             started.append(await ada.start())
 

@@ -15,7 +15,6 @@ import qasync
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.client import KithClient
 from app.core.config import NodeConfig
 from app.core.events import ContactRoute, Event, MessageReceived, PeerGone, PeerNearby
 from app.core.fingerprint import fingerprint_for_peer, format_digits
@@ -93,8 +92,7 @@ def test_reachability_and_routes_through_a_relay_and_on_this_computer(
 ) -> None:
     # A relay on a port chosen now, started only after Ada's window is up.
     port = _free_port()
-    relay = Peer(tmp_path / "relay", "Relay")
-    relay.client = KithClient(relay.profile, NodeConfig(
+    relay = Peer(tmp_path / "relay", "Relay", NodeConfig(
         listen=(f"/ip4/127.0.0.1/tcp/{port}",), serve_relay=True))
     relay_addr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{relay.peer_id}"
     path = initialised_profile(tmp_path / "ada", "Ada")

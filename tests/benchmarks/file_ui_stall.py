@@ -26,8 +26,9 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core.events import Event, FileComplete, FileFailed, FileOffer
 from app.store.profile import Profile
-from tests.benchmarks.files import MiB, make_file, peak_rss_mib
+from tests.benchmarks.files import peak_rss_mib
 from tests.nodeproc import NodeProcess
+from tests.payload import MiB, make_file
 from ui.app import KithApp, configure_application
 
 TICK_MS = 16

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import shutil
 import socket
@@ -38,8 +37,7 @@ from pathlib import Path
 
 from app.core.files import choose_chunk_size
 from tests.nodeproc import NodeProcess
-
-MiB = 1 << 20
+from tests.payload import MiB, file_hash, make_file
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -49,24 +47,6 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def make_file(path: Path, size: int) -> str:
-    whole = hashlib.sha256()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            data = os.urandom(min(left, 4 * MiB))
-            whole.update(data)
-            f.write(data)
-            left -= len(data)
-    return whole.hexdigest()
-
-
-def file_hash(path: Path) -> str:
-    whole = hashlib.sha256()
-    with open(path, "rb") as f:
-        while data := f.read(4 * MiB):
-            whole.update(data)
-    return whole.hexdigest()
 
 
 @dataclass
