@@ -73,6 +73,25 @@ def test_delivery_is_hash_identical(tmp_path: Path, size: int) -> None:
     run(scenario)
 
 
+def test_large_chunks_arrive_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files from 256 MiB use 4 MiB chunks (two in flight, one waiting for the disk): the same
+    path, forced on a small file whose last chunk is short."""
+    monkeypatch.setattr(fc, "choose_chunk_size", lambda size: fc.MAX_CHUNK_SIZE)
+
+    async def scenario() -> None:
+        source = tmp_path / "source.bin"
+        expected = make_file(source, 2 * fc.MAX_CHUNK_SIZE + 5)
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
+            (done,) = await bob.wait_event("file_complete", transfer=tid, timeout=60)
+            assert file_hash(field(done, "path")) == expected == field(done, "hash")
+            (mine,) = await ada.client.transfers()
+            assert mine.served == 3
+
+    run(scenario)
+
+
 def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
     async def scenario() -> None:
         inbox = tmp_path / "inbox"
