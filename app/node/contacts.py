@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
-from libp2p.peer.id import ID
 
 from app.core.events import (
     ContactAdded,
@@ -149,6 +148,11 @@ class Redialer:
 
     def forget(self, peer_id: str) -> None:
         self._peers.pop(peer_id, None)  # its heap entries are dropped when they come due
+
+    def dialing(self, peer_id: str) -> bool:
+        """Whether a dial of ``peer_id`` is in flight now."""
+        peer = self._peers.get(peer_id)
+        return peer is not None and peer.in_flight
 
     def next_wait(self, peer_id: str) -> float | None:
         """Seconds until ``peer_id``'s next planned dial (None when not planned)."""
@@ -362,7 +366,7 @@ class ContactService:
         self.store.upsert(peer_id, ContactState.BLOCKED)
         self.redialer.forget(peer_id)
         if self.is_online(peer_id):
-            await self._node.host.disconnect(ID.from_base58(peer_id))
+            await self._node.disconnect(peer_id)
         self._changed(peer_id)
         self._node.emit(UnreadChanged(total=self._node.unread_total()))
         return self._require(peer_id)
@@ -400,7 +404,7 @@ class ContactService:
         """Called for every new connection (either direction)."""
         state = self.store.state(peer_id)
         if state is ContactState.BLOCKED:
-            self._node.nursery.start_soon(self._node.host.disconnect, ID.from_base58(peer_id))
+            self._node.nursery.start_soon(self._node.disconnect, peer_id)
             return
         if peer_id in self._online:
             return
@@ -447,8 +451,8 @@ class ContactService:
         the DHT; addresses it finds that we did not know are stored (source ``dht``) and dialed.
         """
         known = self.store.addrs(peer_id)
-        if await self._dial_addrs(peer_id, known):
-            return True
+        if await self._dial_addrs(peer_id, known) or self._node.is_connected(peer_id):
+            return True  # connected either way (they may have dialled us meanwhile)
         dht = self._node.dht
         if not dht.enabled or self.store.state(peer_id) is not ContactState.CONTACT:
             return False
@@ -457,6 +461,7 @@ class ContactService:
         tried = {strip_p2p(a) for a in known}
         found = [a for a in await dht.find_addrs(peer_id) if a not in tried]
         if self._node.is_connected(peer_id):  # the lookup itself may have reached them
+            self._dht_backoff.pop(peer_id, None)  # seen: the next outage may look up at once
             if found:
                 self.store.add_addrs(peer_id, found, "dht")
             return True

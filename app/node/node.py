@@ -15,6 +15,7 @@ from typing import Any
 import multiaddr
 import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.peer.id import ID
 from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError, NodeConfig
@@ -245,25 +246,18 @@ class KithNode:
             self._db = None
 
     async def _disconnect_all(self) -> None:
-        """Close every connection so peers see us leave now, not at their next timeout.
-
-        Each connection is closed itself, down to its muxer: py-libp2p's per-peer close skips
-        the second of two connections to one peer (it walks the list it removes from), and a
-        connection already marked closed may still have its socket open.
-        """
+        """Close every connection so peers see us leave now, not at their next timeout."""
         network = self.host.get_network()
         conns = [conn for per_peer in list(network.connections.values())
                  for conn in (per_peer if isinstance(per_peer, list) else [per_peer])]
         with trio.CancelScope(shield=True), trio.move_on_after(2.0):
-            for conn in conns:
-                with trio.move_on_after(0.5):
-                    try:
-                        await conn.close()
-                        if not conn.muxed_conn.is_closed:
-                            await conn.muxed_conn.close()
-                    except Exception:  # leaving anyway; the socket goes with the process
-                        log.debug("closing a connection to %s failed",
-                                  conn.muxed_conn.peer_id, exc_info=True)
+            await _close_connections(conns)
+
+    async def disconnect(self, peer_id: str) -> None:
+        """Close every connection to ``peer_id`` (py-libp2p's ``host.disconnect`` may leave
+        one open: see ``_close_connections``)."""
+        per_peer = self.host.get_network().connections.get(ID.from_base58(peer_id), [])
+        await _close_connections(list(per_peer if isinstance(per_peer, list) else [per_peer]))
 
     async def _listen_fallback(self, requested: list[multiaddr.Multiaddr]) -> None:
         """A remembered port that is now taken falls back to a free one, not to silence."""
@@ -405,3 +399,20 @@ class KithNode:
             connections=self.connection_count(),
             reachability=self._reach.check() if self._reach is not None else "offline",
         )
+
+
+async def _close_connections(conns: list[INetConn]) -> None:
+    """Close each connection itself, down to its muxer, half a second each at most.
+
+    py-libp2p's per-peer close skips the second of two connections to one peer (it walks the
+    list it removes from), and a connection already marked closed may still have its socket open.
+    """
+    for conn in conns:
+        with trio.move_on_after(0.5):
+            try:
+                await conn.close()
+                if not conn.muxed_conn.is_closed:
+                    await conn.muxed_conn.close()
+            except Exception:  # gone either way; the socket goes with the process at worst
+                log.debug("closing a connection to %s failed", conn.muxed_conn.peer_id,
+                          exc_info=True)
