@@ -1,4 +1,4 @@
-"""Random files for transfer tests and benchmarks, and their SHA-256."""
+"""Random files for transfer tests and benchmarks, their SHA-256 and their Kith hash."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def file_hash(path: str | Path) -> str:
         while data := f.read(4 * MiB):
             whole.update(data)
     return whole.hexdigest()
+
+
+def content_hash(path: str | Path, chunk: int = 0) -> str:
+    """What Kith calls the file's hash (docs/protocol.md section 9), computed independently:
+    SHA-256 over the SHA-256 of each chunk, chunks of 1 MiB, or 4 MiB from 256 MiB on."""
+    size = os.path.getsize(path)
+    chunk = chunk or (4 * MiB if size >= 256 * MiB else MiB)
+    hashes = hashlib.sha256()
+    with open(path, "rb") as f:
+        while data := f.read(chunk):
+            hashes.update(hashlib.sha256(data).digest())
+    return hashes.hexdigest()

@@ -17,8 +17,7 @@ TID = bytes(range(16))
 def offer(**changes: object) -> bytes:
     body: dict[str, object] = {
         "transfer": TID.hex(), "name": "a.txt", "size": 5, "chunk_size": fc.DEFAULT_CHUNK_SIZE,
-        "root": fc.root_of(fc.chunk_hash(b"hello")).hex(), "hash": fc.chunk_hash(b"hello").hex(),
-        "mime": "text/plain",
+        "hash": fc.content_hash(fc.chunk_hash(b"hello")).hex(), "mime": "text/plain",
     }
     body.update(changes)
     return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
@@ -33,8 +32,8 @@ def test_an_offer_round_trips() -> None:
 @pytest.mark.parametrize("changes", [
     {"size": -1}, {"size": 2**50 + 1}, {"size": True}, {"chunk_size": 1000},
     {"chunk_size": 8 << 20}, {"name": ""}, {"name": None}, {"name": 5},
-    {"transfer": "00"}, {"root": "zz" * 32}, {"hash": None}, {"mime": 7},
-    {"size": 0},  # an empty file must commit to the hashes of nothing
+    {"transfer": "00"}, {"hash": "zz" * 32}, {"hash": None}, {"mime": 7},
+    {"size": 0},  # an empty file must commit to the hash of nothing
 ])
 def test_bad_offers_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(fc.FileError):
@@ -48,7 +47,7 @@ def test_offer_limits() -> None:
         fc.parse_offer(b"{" * 5000)
     with pytest.raises(fc.FileError):
         fc.parse_offer(offer(size=2**50, chunk_size=fc.MIN_CHUNK_SIZE))  # too many chunks
-    empty = offer(size=0, root=fc.root_of(b"").hex(), hash=fc.EMPTY_HASH.hex())
+    empty = offer(size=0, hash=fc.EMPTY_HASH.hex())
     assert fc.parse_offer(empty).chunks == 0
 
 
@@ -133,6 +132,8 @@ def test_any_name_is_one_harmless_component(name: str) -> None:
 def test_hashes() -> None:
     assert fc.EMPTY_HASH.hex() == (
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # sha256sum of nothing
+    one = fc.chunk_hash(b"hello")
+    assert fc.content_hash(one) == fc.chunk_hash(one) != one  # a hash of chunk hashes
     assert fc.chunk_count(0, 10) == 0 and fc.chunk_count(11, 10) == 2
     assert fc.chunk_length(1, 11, 10) == 1
     assert fc.choose_chunk_size(fc.LARGE_FILE - 1) == fc.DEFAULT_CHUNK_SIZE

@@ -14,7 +14,7 @@ from app.core import files as fc
 from app.core.events import Event
 from app.node import files as node_files
 from app.node.node import KithNode
-from tests.payload import MiB, file_hash, make_file
+from tests.payload import MiB, content_hash, file_hash, make_file
 from tests.peers import Peer, befriend, peers
 
 
@@ -50,15 +50,16 @@ def test_delivery_is_hash_identical(tmp_path: Path, size: int) -> None:
         async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
             await befriend(ada, bob)
             info = await ada.client.send_file(bob.peer_id, str(source))
-            assert info.hash == expected and info.size == size
+            kith_hash = content_hash(source)
+            assert info.hash == kith_hash and info.size == size
             (offered,) = await ada.wait_event("file_offered", transfer=info.transfer)
             (offer,) = await bob.wait_event("file_offer", transfer=info.transfer)
             assert (field(offer, "from_"), field(offer, "name_"), field(offer, "size"),
                     field(offer, "hash"), field(offer, "room")) == (
-                ada.peer_id, "source.bin", size, expected, None)
+                ada.peer_id, "source.bin", size, kith_hash, None)
             await bob.client.accept_file(info.transfer, str(tmp_path / "inbox"))
             (done,) = await bob.wait_event("file_complete", transfer=info.transfer, timeout=120)
-            assert field(done, "hash") == expected
+            assert field(done, "hash") == kith_hash
             final = Path(field(done, "path"))
             assert final == tmp_path / "inbox" / "source.bin"
             assert final.stat().st_size == size and file_hash(final) == expected
@@ -85,7 +86,8 @@ def test_large_chunks_arrive_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             await befriend(ada, bob)
             tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
             (done,) = await bob.wait_event("file_complete", transfer=tid, timeout=60)
-            assert file_hash(field(done, "path")) == expected == field(done, "hash")
+            assert file_hash(field(done, "path")) == expected
+            assert field(done, "hash") == content_hash(source, fc.MAX_CHUNK_SIZE)
             (mine,) = await ada.client.transfers()
             assert mine.served == 3
 
@@ -130,7 +132,7 @@ async def _rename_offer(node: KithNode, transfer: str, name: str) -> None:
     t = node.files.store.get(bytes.fromhex(transfer))
     assert t is not None
     offer = fc.FileOffer(fc.new_transfer_id(), name, t.offer.size, t.offer.chunk_size,
-                         t.offer.root, t.offer.hash, t.offer.mime)
+                         t.offer.hash, t.offer.mime)
     node.files.store.add(offer, outgoing=True, peer_id=t.peer_id, room_id=None,
                          state="offered", path=t.path, src_size=t.src_size,
                          src_mtime=t.src_mtime, hashes=t.hashes)
@@ -564,27 +566,41 @@ def test_auto_accept_from_verified_contacts_only(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_the_whole_hash_follows_chunks_written_out_of_order(tmp_path: Path) -> None:
-    data = os.urandom(5 * 65536 + 10)
+@pytest.mark.parametrize("chunks", [0, 1, 3, 4, 5, 9])
+def test_chunk_hashes_from_two_threads_are_the_file_s_in_order(tmp_path: Path,
+                                                                chunks: int) -> None:
     chunk = 65536
+    data = os.urandom(max(0, chunks * chunk - 10))
+    path = tmp_path / "x"
+    path.write_bytes(data)
+    expected = b"".join(fc.chunk_hash(data[i:i + chunk]) for i in range(0, len(data), chunk))
+    assert node_files._hash_file(str(path), chunk, len(data)) == (expected, len(data))
+
+
+def test_only_chunks_verified_before_a_restart_are_read_back(tmp_path: Path) -> None:
+    chunk = 65536
+    data = os.urandom(5 * chunk + 10)
     hashes = b"".join(fc.chunk_hash(data[i:i + chunk]) for i in range(0, len(data), chunk))
-    offer = fc.FileOffer(fc.new_transfer_id(), "x", len(data), chunk, fc.root_of(hashes),
-                         fc.chunk_hash(data))
+    offer = fc.FileOffer(fc.new_transfer_id(), "x", len(data), chunk, fc.content_hash(hashes))
     part = tmp_path / "x.part"
     part.write_bytes(b"")
-    verified = bytearray(1)
-    whole = node_files._WholeHash()
+    written = bytearray(1)
     with open(part, "r+b", 0) as f:
-        for i in (1, 0, 3, 2, 5):   # chunk 4 is left for the final read-back
+        for i in (1, 0, 3, 2, 5):   # written (and verified) by this process, out of order
             piece = data[i * chunk:(i + 1) * chunk]
-            assert node_files._store_chunk(f, whole, offer, verified, i, piece,
-                                           hashes[i * 32:(i + 1) * 32])
-            node_files._set_bit(verified, i)
-        assert whole.next == 4
-        assert not node_files._store_chunk(f, whole, offer, verified, 4, b"bad" * 10,
-                                           hashes[4 * 32:5 * 32])
-        node_files._write_at(f, 4 * chunk, data[4 * chunk:5 * chunk], hashes[4 * 32:5 * 32])
-    node_files._set_bit(verified, 4)
-    assert whole.digest(str(part), offer, verified) == offer.hash
-    # A fresh one (after a restart) reads everything back from the file.
-    assert node_files._WholeHash().digest(str(part), offer, verified) == offer.hash
+            assert node_files._write_at(f, i * chunk, piece, hashes[i * 32:(i + 1) * 32])
+            node_files._set_bit(written, i)
+        assert not node_files._write_at(f, 4 * chunk, b"bad" * 10, hashes[4 * 32:5 * 32])
+        f.seek(4 * chunk)
+        f.write(b"lost in a crash".ljust(chunk, b"\0"))  # chunk 4: verified before a restart
+        f.seek(len(data))
+        f.write(b"beyond the end")
+    # Chunk 4 is read back and caught; the file is cut to the offered size.
+    assert node_files._bad_chunks(str(part), offer, hashes, written) == [4]
+    assert part.stat().st_size == len(data)
+    # What this process wrote itself is trusted, not read again.
+    with open(part, "r+b") as f:
+        f.write(b"x")
+    assert node_files._bad_chunks(str(part), offer, hashes, written) == [4]
+    # After a restart nothing is trusted: every chunk is read back.
+    assert node_files._bad_chunks(str(part), offer, hashes, bytearray(1)) == [0, 4]

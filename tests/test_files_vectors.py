@@ -33,7 +33,7 @@ def vectors() -> list[tuple[str, str]]:
     chunks = [CONTENT[i : i + CHUNK_SIZE] for i in range(0, len(CONTENT), CHUNK_SIZE)]
     hashes = b"".join(_sha256(c) for c in chunks)
     offer = fc.FileOffer(TRANSFER, "hello.bin", len(CONTENT), CHUNK_SIZE, _sha256(hashes),
-                         _sha256(CONTENT), "application/octet-stream")
+                         "application/octet-stream")
     request = fc.encode_request(TRANSFER, fc.OP_GET_CHUNKS, [0, 4])
     return [
         ("content", "262148 bytes: byte i is (i + i div 65536) mod 256 for i < 262144, then "
@@ -41,8 +41,7 @@ def vectors() -> list[tuple[str, str]]:
         ("chunk_size", str(CHUNK_SIZE)),
         ("transfer", TRANSFER.hex()),
         *[(f"chunk_hash[{i}]", _sha256(c).hex()) for i, c in enumerate(chunks)],
-        ("root", _sha256(hashes).hex()),
-        ("hash (whole file)", _sha256(CONTENT).hex()),
+        ("hash (SHA-256 of the five chunk hashes)", _sha256(hashes).hex()),
         ("offer body (DM kind 2)", offer.to_json().decode()),
         ("GET_HASHES request frame", encode_frame(
             fc.encode_request(TRANSFER, fc.OP_GET_HASHES)).hex()),
@@ -64,9 +63,11 @@ def test_vectors_follow_the_layout_byte_by_byte() -> None:
     )
     assert values["chunk 4 response frame"] == "08" + "00000004" + b"kith".hex()
     offer = fc.parse_offer(values["offer body (DM kind 2)"].encode())
-    assert offer.chunks == 5 and offer.root.hex() == values["root"]
+    assert offer.chunks == 5
+    assert offer.hash.hex() == values["hash (SHA-256 of the five chunk hashes)"]
+    assert offer.hash != _sha256(CONTENT)  # not sha256sum of the file
     body = json.loads(values["offer body (DM kind 2)"])
-    assert list(body) == ["transfer", "name", "size", "chunk_size", "root", "hash", "mime"]
+    assert list(body) == ["transfer", "name", "size", "chunk_size", "hash", "mime"]
 
 
 def test_document_carries_the_vectors() -> None:

@@ -20,6 +20,7 @@ from app.store.profile import (
     ProfileInUse,
     default_download_dir,
 )
+from app.store.transfers import TransferStore
 
 
 def test_first_run_creates_a_private_identity_that_persists(profile_dir: Path) -> None:
@@ -129,6 +130,25 @@ def test_migrations_step_by_step_keep_data(tmp_path: Path) -> None:
     assert migrate(conn) == 1
     assert schema_version(conn) == SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM peer_addrs").fetchone()[0] == 1
+    conn.close()
+
+
+def test_a_stored_transfer_keeps_its_chunk_commitment_as_its_hash(tmp_path: Path) -> None:
+    """Version 6: a file's hash became the SHA-256 of its chunk hashes, the old ``root``."""
+    conn = sqlite3.connect(tmp_path / "kith.db")
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (5)")
+    for script in MIGRATIONS[:5]:
+        conn.executescript(script)
+    conn.execute(
+        "INSERT INTO transfers (transfer_id, outgoing, peer_id, name, size, chunk_size, root, "
+        "hash, mime, state, created_at, updated_at) VALUES (?, 0, 'p', 'a', 1, 65536, ?, ?, 'x', "
+        "'receiving', 0, 0)", (b"t" * 16, b"r" * 32, b"w" * 32))
+    conn.commit()
+    assert migrate(conn) == 5
+    store = TransferStore(conn)
+    stored = store.get(b"t" * 16)
+    assert stored is not None and stored.offer.hash == b"r" * 32
     conn.close()
 
 

@@ -2,12 +2,13 @@
 
 Offers travel as direct messages (kind 2, so an offline contact gets them from the outbox) or
 as room posts (kind 3). The receiver pulls: it fetches the chunk hash list, checks it against
-the offer's ``root``, then asks each source for a few chunks at a time, verifies every chunk
+the offer's ``hash``, then asks each source for a few chunks at a time, verifies every chunk
 in a worker thread and writes it at its offset in a ``.part`` file. Verified chunks are recorded
 in SQLite in batches, so a transfer interrupted in any way (connection lost, either app closed
 or killed) resumes where it stopped as soon as a source is reachable again, without fetching
-verified data twice. When every chunk is in, the whole file is hashed once more (in a thread)
-and only then renamed to a name that ``safe_file_name`` made harmless.
+verified data twice. When every chunk is in, chunks verified before a restart are read back
+and checked once more (the OS may have lost them in a crash), and only then is the file
+renamed to a name that ``safe_file_name`` made harmless.
 
 Room files have several sources: the author and every member that completed a download. A
 fetch asks connected members whether they hold the file (HAVE) and spreads chunk requests
@@ -17,12 +18,13 @@ over all of them in parallel. Hashing and disk I/O never run on the trio loop.
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import mimetypes
 import os
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -109,42 +111,54 @@ def read_chunk(path: str, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-def _hash_file(path: str, chunk_size: int) -> tuple[bytes, bytes, int]:
-    """(chunk hashes, whole-file hash, bytes read) in one streaming pass (worker thread).
+HASH_THREADS = 2  # hashlib releases the GIL: a large file is hashed on two cores
 
-    The whole-file hash runs in a second thread beside the chunk hashes (hashlib releases the
-    GIL), so a large file is ready to offer in about half the time.
-    """
+
+def _hash_range(path: str, chunk_size: int, first: int, end: int) -> tuple[bytes, int]:
+    """(hashes of chunks ``first`` to ``end`` - 1, bytes read) of ``path`` (worker thread)."""
     hashes = bytearray()
-    whole = fc.hasher()
-    size = 0
-    with open(path, "rb") as f, ThreadPoolExecutor(1, "kith-hash") as pool:
-        feeding: Future[None] | None = None
-        while data := f.read(chunk_size):
-            if feeding is not None:
-                feeding.result()
-            feeding = pool.submit(whole.update, data)
+    read = 0
+    with open(path, "rb") as f:
+        f.seek(first * chunk_size)
+        for _ in range(first, end):
+            data = f.read(chunk_size)
+            if not data:
+                break
             hashes += fc.chunk_hash(data)
-            size += len(data)
-        if feeding is not None:
-            feeding.result()
-    return bytes(hashes), bytes(whole.digest()), size
+            read += len(data)
+    return bytes(hashes), read
 
 
-def _whole_hash(path: str, block: int = 4 << 20) -> bytes:
-    whole = fc.hasher()
-    with open(path, "rb") as f:
-        while data := f.read(block):
-            whole.update(data)
-    return bytes(whole.digest())
+def _hash_file(path: str, chunk_size: int, size: int) -> tuple[bytes, int]:
+    """(chunk hashes, bytes read) of a ``size``-byte file, its halves hashed side by side."""
+    chunks = fc.chunk_count(size, chunk_size)
+    if chunks < 2 * HASH_THREADS:
+        return _hash_range(path, chunk_size, 0, chunks)
+    bounds = [chunks * i // HASH_THREADS for i in range(HASH_THREADS + 1)]
+    with ThreadPoolExecutor(HASH_THREADS - 1, "kith-hash") as pool:
+        later = [pool.submit(_hash_range, path, chunk_size, a, b)
+                 for a, b in itertools.pairwise(bounds[1:])]
+        parts = [_hash_range(path, chunk_size, bounds[0], bounds[1])]
+        parts += [job.result() for job in later]
+    return b"".join(h for h, _ in parts), sum(n for _, n in parts)
 
 
-def _bad_chunks(path: str, offer: fc.FileOffer, hashes: bytes) -> list[int]:
-    """Chunks of a complete .part that do not match their hash (repair after a crash)."""
+def _bad_chunks(path: str, offer: fc.FileOffer, hashes: bytes, trusted: bytearray) -> list[int]:
+    """Chunks of a complete ``.part`` that do not match their hash (worker thread).
+
+    Chunks set in ``trusted`` were verified and written by this process, from the very buffer
+    that was hashed, and are not read again; the others (verified before a restart, when the OS
+    may have lost them in a crash) are read back. A file longer than the offer is cut to size.
+    """
     bad = []
-    with open(path, "rb") as f:
+    with open(path, "r+b") as f:
+        if os.fstat(f.fileno()).st_size > offer.size:
+            f.truncate(offer.size)
         for i in range(offer.chunks):
-            data = f.read(offer.chunk_size)
+            if _bit(trusted, i):
+                continue
+            f.seek(i * offer.chunk_size)
+            data = f.read(fc.chunk_length(i, offer.size, offer.chunk_size))
             if fc.chunk_hash(data) != hashes[i * 32:(i + 1) * 32]:
                 bad.append(i)
     return bad
@@ -159,55 +173,6 @@ def _write_at(f: BinaryIO, offset: int, data: bytes | memoryview, expected: byte
     while view:
         written = f.write(view)
         view = view[written or 0:]
-    return True
-
-
-class _WholeHash:
-    """SHA-256 of the content, fed in order while chunks are written (worker thread).
-
-    Chunks mostly arrive in order, so the hash of the whole file is ready when the last one
-    is written instead of costing one more pass over the file at the end. A chunk that
-    arrives ahead of the hash is read back from the ``.part`` once the hash reaches it (and,
-    after a restart, the part verified earlier is read back the same way), so the result is
-    always the hash of what is in the file.
-    """
-
-    def __init__(self) -> None:
-        self.hasher = fc.hasher()
-        self.next = 0
-
-    def written(self, f: BinaryIO, offer: fc.FileOffer, verified: bytearray, index: int,
-                data: bytes | memoryview) -> None:
-        if index == self.next:
-            self.hasher.update(data)
-            self.next += 1
-        self.catch_up(f, offer, verified)
-
-    def catch_up(self, f: BinaryIO, offer: fc.FileOffer, verified: bytearray) -> None:
-        while self.next < offer.chunks and _bit(verified, self.next):
-            length = fc.chunk_length(self.next, offer.size, offer.chunk_size)
-            f.seek(self.next * offer.chunk_size)
-            data = f.read(length)
-            if len(data) != length:
-                return  # a short .part: the final check reads the file and repairs it
-            self.hasher.update(data)
-            self.next += 1
-
-    def digest(self, path: str, offer: fc.FileOffer, verified: bytearray) -> bytes:
-        """The whole file's hash, reading only what was not hashed on the way in."""
-        with open(path, "rb") as f:
-            self.catch_up(f, offer, verified)
-        if self.next != offer.chunks:
-            return _whole_hash(path)
-        return bytes(self.hasher.digest())
-
-
-def _store_chunk(f: BinaryIO, whole: _WholeHash, offer: fc.FileOffer, verified: bytearray,
-                 index: int, data: bytes | memoryview, expected: bytes) -> bool:
-    """Verify and write one chunk, and feed the whole-file hash (one worker-thread hop)."""
-    if not _write_at(f, index * offer.chunk_size, data, expected):
-        return False
-    whole.written(f, offer, verified, index, data)
     return True
 
 
@@ -317,7 +282,11 @@ class _Download:
     saved_at: float = 0.0
     progress_at: float = 0.0
     readers: dict[str, trio.CancelScope] = field(default_factory=dict)
-    whole: _WholeHash = field(default_factory=_WholeHash)
+    # Chunks this process verified and wrote itself: the final check reads back only the rest.
+    written: bytearray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.written = bytearray(len(self.t.verified))
 
     @property
     def offer(self) -> fc.FileOffer:
@@ -385,8 +354,8 @@ class FileTransfers:
             raise TransferError(f"{path} is not a file")
         chunk_size = fc.choose_chunk_size(before.st_size)
         try:
-            hashes, whole, size = await trio.to_thread.run_sync(
-                _hash_file, str(source), chunk_size
+            hashes, size = await trio.to_thread.run_sync(
+                _hash_file, str(source), chunk_size, before.st_size
             )
             after = source.stat()
         except OSError as exc:
@@ -397,8 +366,8 @@ class FileTransfers:
             raise TransferError("the file changed while it was being read; try again")
         name = name or source.name[: fc.MAX_NAME_CHARS] or "file"
         mime = mimetypes.guess_type(name.rsplit("/", 1)[-1])[0] or "application/octet-stream"
-        offer = fc.FileOffer(fc.new_transfer_id(), name, size, chunk_size, fc.root_of(hashes),
-                             whole, mime[: fc.MAX_MIME_CHARS])
+        offer = fc.FileOffer(fc.new_transfer_id(), name, size, chunk_size,
+                             fc.content_hash(hashes), mime[: fc.MAX_MIME_CHARS])
         body = offer.to_json()  # raises if too large
         self.store.add(offer, outgoing=True, peer_id="" if room_id else to, room_id=room_id,
                        state="offered", path=str(source.resolve()), src_size=after.st_size,
@@ -412,7 +381,7 @@ class FileTransfers:
                 self._node.emit(MessageQueued(message=shown))
                 self._node.dms.changed(to)
         self._node.emit(FileOffered(transfer=offer.id_hex, to=to, name_=name, size=size,
-                                    hash=whole.hex()))
+                                    hash=offer.hash.hex()))
         return self.info(offer.transfer)
 
     def download_dir(self) -> str:
@@ -917,7 +886,7 @@ class FileTransfers:
             except Exception as exc:  # noqa: BLE001 - try the next source, or later
                 log.info("hash list of %s from %s: %s", offer.id_hex, peer_id, exc)
                 continue
-            if len(got) != want or fc.root_of(bytes(got)) != offer.root:
+            if len(got) != want or fc.content_hash(bytes(got)) != offer.hash:
                 self._bad(job, peer_id, "its list of chunk hashes does not match the offer")
                 continue
             job.hashes = job.t.hashes = bytes(got)
@@ -955,7 +924,7 @@ class FileTransfers:
             f = await trio.to_thread.run_sync(open, path, "w+b", 0)
             job.t.verified[:] = bytes(len(job.t.verified))
             job.t.done_bytes = 0
-            job.whole = _WholeHash()
+            job.written[:] = bytes(len(job.written))
             job.pending = deque(range(offer.chunks))
             self._save(job)
         except OSError as exc:
@@ -1041,7 +1010,7 @@ class FileTransfers:
                 expected = job.hashes[index * 32:(index + 1) * 32]
                 try:
                     ok = await trio.to_thread.run_sync(
-                        _store_chunk, f, job.whole, offer, t.verified, index, data, expected)
+                        _write_at, f, index * offer.chunk_size, data, expected)
                 except OSError as exc:
                     job.pending.appendleft(index)
                     if exc.errno == errno.ENOSPC:
@@ -1055,6 +1024,7 @@ class FileTransfers:
                     self._bad(job, peer_id, f"chunk {index} failed verification")
                     continue
                 _set_bit(t.verified, index)
+                _set_bit(job.written, index)
                 t.done_bytes += len(data)
                 self._rates.setdefault(offer.transfer, _Rate()).note(t.done_bytes)
                 job.unsaved += 1
@@ -1084,15 +1054,12 @@ class FileTransfers:
         try:
             if not os.path.exists(part) and offer.size == 0:
                 await trio.to_thread.run_sync(lambda: open(part, "wb").close())
-            whole = await trio.to_thread.run_sync(job.whole.digest, part, offer, t.verified)
-            job.whole = _WholeHash()  # a repair below (or a retry) starts from the file
-            if whole != offer.hash:
+            # The file's hash is the hash of its chunk hashes, checked against the offer when
+            # the list came. So the file matches it once every chunk on disk matches its hash.
+            bad = await trio.to_thread.run_sync(_bad_chunks, part, offer, job.hashes, job.written)
+            if bad:
                 # Verified chunks lost on the way to the disk (a crash before the OS wrote
-                # them): find them, forget them, fetch them again.
-                bad = await trio.to_thread.run_sync(_bad_chunks, part, offer, job.hashes)
-                if not bad:
-                    raise TransferFailed("the file does not match the hash in the offer",
-                                         keep_part=False)
+                # them): forget them, fetch them again.
                 for i in bad:
                     if _bit(t.verified, i):
                         _set_bit(t.verified, i, False)

@@ -177,6 +177,12 @@ MIGRATIONS: list[str] = [
         DELETE FROM search_docs WHERE kind = 1 AND row = old.seq;
     END;
     """,
+    # 6: a file's hash is its content hash (SHA-256 of the chunk hashes), which is what the
+    # offer's separate ``root`` used to hold; the SHA-256 of the whole content is gone.
+    """
+    UPDATE transfers SET hash = root;
+    ALTER TABLE transfers DROP COLUMN root;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

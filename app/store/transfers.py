@@ -32,15 +32,15 @@ class StoredTransfer:
 
 
 _COLUMNS = (
-    "transfer_id, name, size, chunk_size, root, hash, mime, outgoing, peer_id, room_id, state, "
+    "transfer_id, name, size, chunk_size, hash, mime, outgoing, peer_id, room_id, state, "
     "reason, path, dir, part_path, src_size, src_mtime, hashes, verified, done_bytes"
 )
 
 
 def _row(row: tuple) -> StoredTransfer:
-    (tid, name, size, chunk, root, hsh, mime, outgoing, peer_id, room_id, state, reason, path,
+    (tid, name, size, chunk, hsh, mime, outgoing, peer_id, room_id, state, reason, path,
      folder, part, src_size, src_mtime, hashes, verified, done) = row
-    offer = FileOffer(bytes(tid), name, size, chunk, bytes(root), bytes(hsh), mime)
+    offer = FileOffer(bytes(tid), name, size, chunk, bytes(hsh), mime)
     return StoredTransfer(
         offer, bool(outgoing), peer_id, bytes(room_id) if room_id is not None else None, state,
         reason, path, folder, part, src_size, src_mtime,
@@ -64,11 +64,11 @@ class TransferStore:
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO transfers (transfer_id, outgoing, peer_id, room_id, name, size, "
-                "chunk_size, root, hash, mime, state, path, src_size, src_mtime, hashes, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "chunk_size, hash, mime, state, path, src_size, src_mtime, hashes, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (offer.transfer, int(outgoing), peer_id, room_id, offer.name, offer.size,
-                 offer.chunk_size, offer.root, offer.hash, offer.mime, state, path, src_size,
+                 offer.chunk_size, offer.hash, offer.mime, state, path, src_size,
                  src_mtime, hashes, now, now),
             )
         return bool(cur.rowcount)

@@ -28,7 +28,7 @@ from app.core.events import Event, FileComplete, FileFailed, FileOffer
 from app.store.profile import Profile
 from tests.benchmarks.files import peak_rss_mib
 from tests.nodeproc import NodeProcess
-from tests.payload import MiB, make_file
+from tests.payload import MiB, content_hash, file_hash, make_file
 from ui.app import KithApp, configure_application
 
 TICK_MS = 16
@@ -99,7 +99,8 @@ async def scenario(size_mib: int, tmp: Path) -> None:
         elapsed = time.perf_counter() - started
         probe.stop()
         assert isinstance(result, FileComplete), result
-        assert result.hash == expected, "hash mismatch"
+        assert result.hash == content_hash(source), "hash mismatch"
+        assert file_hash(result.path) == expected, "the received file differs"
         late = sorted(probe.late_ms)
         rows = [
             ("file", f"{size_mib} MiB"),

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from app.core.files import choose_chunk_size
 from tests.nodeproc import NodeProcess
-from tests.payload import MiB, file_hash, make_file
+from tests.payload import MiB, content_hash, file_hash, make_file
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -60,7 +60,7 @@ class KithResult:
     base_b: float
 
 
-def run_kith(tmp: Path, source: Path, expected: str) -> KithResult:
+def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str) -> KithResult:
     ada = NodeProcess(tmp / "ada", name="Ada")
     bob = NodeProcess(tmp / "bob", name="Bob")
     try:
@@ -81,8 +81,9 @@ def run_kith(tmp: Path, source: Path, expected: str) -> KithResult:
                     "file_accepted")
         done = bob.expect("file_complete", transfer=tid, timeout=3600)
         finished = time.perf_counter()
-        assert done["hash"] == expected, "hash mismatch"
+        assert done["hash"] == kith_hash, "hash mismatch"
         peak_a, peak_b = peak_rss_mib(ada.proc.pid), peak_rss_mib(bob.proc.pid)
+        assert file_hash(done["path"]) == expected, "the received file differs"
     finally:
         ada.quit(timeout=30)
         bob.quit(timeout=30)
@@ -212,6 +213,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         source = tmp / "payload.bin"
         expected = make_file(source, size)
+        kith_hash = content_hash(source)
         for run in range(args.runs):
             # Alternate who goes first: on a VM, the first writer of fresh memory pays for the
             # host backing it, and the next one reuses what the first freed.
@@ -221,7 +223,7 @@ def main() -> None:
                 run_dir.mkdir()
                 try:
                     if who == "kith":
-                        kiths.append(run_kith(run_dir, source, expected))
+                        kiths.append(run_kith(run_dir, source, expected, kith_hash))
                     elif not worm_error:
                         worm = run_wormhole(run_dir, source, expected)
                         if isinstance(worm, str):
