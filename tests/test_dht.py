@@ -129,7 +129,14 @@ def test_contact_found_through_the_dht_when_known_addresses_fail(tmp_path: Path)
 
             # Ada may have reached Bob already while bootstrapping (a Kademlia lookup connects to
             # the peers it asks, and D knows Bob). Once she forgets him, the dial loop must find
-            # him by id.
+            # him by id. She forgets him once idle: a lookup still running could reach him again
+            # before his old connection's end is noticed, and he would never show offline.
+            await _poll(
+                ada,
+                lambda node: node.dht.published >= 1
+                and not node.contacts.redialer.dialing(bob.peer_id),
+                "Ada never finished her first lookups",
+            )
             before = await ada.client.call(_forget(bob))
             await ada.wait_event("contact_offline", peer_id=bob.peer_id, timeout=10)
             await ada.wait_event("contact_online", count=2, peer_id=bob.peer_id, timeout=30)

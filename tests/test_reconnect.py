@@ -175,6 +175,40 @@ def test_a_peer_that_hangs_up_at_once_is_not_redialled_in_a_tight_loop() -> None
     _run(scenario)
 
 
+def test_a_connection_that_comes_and_goes_during_a_dial_is_redialled_soon() -> None:
+    """The peer connects while a slow dial is in flight (it dialled us, or a lookup reached it),
+    the dial sees it connected, and the connection drops before the dial returns. The redial
+    planned by the drop must stand: the dial's success must not replace it with the
+    connected-check two minutes later."""
+
+    async def scenario() -> None:
+        connected: set[str] = set()
+        dials: list[float] = []
+
+        async def dial(peer_id: str) -> bool:
+            dials.append(trio.current_time())
+            if len(dials) > 1:
+                return False
+            await trio.sleep(1)
+            connected.add(peer_id)  # reached: the dial will say so
+            redialer.peer_connected(peer_id)
+            await trio.sleep(1)
+            connected.discard(peer_id)  # ... but the connection drops first
+            redialer.peer_disconnected(peer_id)
+            await trio.sleep(0.5)
+            return True
+
+        redialer = Redialer(lambda p: True, connected.__contains__, dial)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(redialer.run)
+            redialer.schedule("p", 0.0)
+            await trio.sleep(10)
+            assert len(dials) >= 2 and dials[1] < 2 + 2 * FIRST_BACKOFF, dials
+            nursery.cancel_scope.cancel()
+
+    _run(scenario)
+
+
 def test_dials_in_flight_are_bounded_whatever_the_number_of_contacts() -> None:
     async def scenario() -> None:
         net = _Net(dial_seconds=10.0)  # every dial hangs until its timeout

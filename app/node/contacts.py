@@ -102,7 +102,7 @@ class Redialer:
     """Every contact's next dial in one heap, driven by one task, with bounded parallel dials.
 
     ``want(peer)`` says whether a peer should still be kept connected (a contact); ``dial``
-    makes one attempt and says whether it connected; ``connected(peer)`` is the node's view.
+    makes one attempt; ``connected(peer)`` is the node's view, and what decides the next plan.
     """
 
     def __init__(
@@ -227,23 +227,27 @@ class Redialer:
                 await self._changed.wait(max(0.0, wait))
 
     async def _attempt(self, peer_id: str, peer: _Peer) -> None:
+        """One dial, then the next plan. What counts is whether the peer is connected when the
+        dial ends, not what the dial said: a connection it saw may have dropped since."""
+        planned = peer.due
         try:
-            ok = await self._dial(peer_id)
+            await self._dial(peer_id)
         except Exception:
             log.warning("redialling %s failed", peer_id, exc_info=True)
-            ok = False
         finally:
             peer.in_flight = False
             self._slots.release()
         if self._peers.get(peer_id) is not peer:
             return  # forgotten meanwhile
-        if ok or self._connected(peer_id):
+        if self._connected(peer_id):
             peer.backoff.reset()
             self.schedule(peer_id, CONNECTED_CHECK)
             return
         if peer.again:
             self.schedule(peer_id, 0.0)
             return
+        if peer.due != planned:
+            return  # a connection came and went during the dial: its drop planned the redial
         nominal = peer.backoff.nominal
         wait = peer.backoff.next()
         if peer.backoff.nominal == peer.backoff.cap != nominal:  # once per outage, not per dial
