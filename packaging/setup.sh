@@ -78,9 +78,10 @@ if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
     SYS_PKGS=(python3-venv "${SYS_PKGS[@]}")
 fi
 # Headless display for screenshots and the display tests; desktop-file-validate for
-# tests/test_packaging.py; ip (network namespaces) for tests/test_lan.py.
+# tests/test_packaging.py; ip (network namespaces) and nft (NAT routers in them) for the
+# tests/test_*netns*.py and tests/test_lan.py.
 if [[ "$MODE" == dev ]]; then
-    SYS_PKGS+=(xvfb xauth desktop-file-utils iproute2)
+    SYS_PKGS+=(xvfb xauth desktop-file-utils iproute2 nftables)
 fi
 
 pkg_installed() {
@@ -131,7 +132,7 @@ else
     say "      Qt needs OpenGL/EGL, xkbcommon(-x11), fontconfig, dbus and the xcb-cursor,"
     say "      icccm, keysyms, shape, xkb, render-util, image and randr libraries;"
     if [[ "$MODE" == dev ]]; then
-        say "      --dev also needs Xvfb, xauth, desktop-file-utils and iproute2."
+        say "      --dev also needs Xvfb, xauth, desktop-file-utils, iproute2 and nftables."
     fi
     say "      install them with your distribution's package manager if Kith fails to start."
 fi

@@ -1,8 +1,9 @@
 """Private network namespaces for tests: built with ``ip netns`` and veth pairs, removed after.
 
 Only documentation ranges are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24), so nothing a
-test sends can leave the namespaces it built. Needs root and iproute2 (CI runs as root); without
-them the tests using this fail with that reason rather than skip silently.
+test sends can leave the namespaces it built. Needs root and iproute2, and nftables for NAT
+routers (CI runs as root, and the setup script installs both); without them the tests using
+this are skipped with that reason, and in CI they fail.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ def ip(*args: str) -> None:
         raise AssertionError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
 
 
-def require_netns() -> None:
-    """Skip with the reason when namespaces cannot be built here; in CI (``CI=true``) fail."""
+def require_netns(nat: bool = False) -> None:
+    """Skip with the reason when namespaces (and, with ``nat``, NAT routers) cannot be built
+    here; in CI (``CI=true``) fail."""
     reason = None
     if shutil.which("ip") is None:
         reason = "needs the `ip` command (iproute2) to build network namespaces"
+    elif nat and shutil.which("nft") is None:
+        reason = "needs the `nft` command (nftables) to build NAT routers"
     elif os.geteuid() != 0:
         reason = "needs root to build network namespaces (CI runs as root)"
     if reason is None:
@@ -66,6 +70,32 @@ class Netns:
             ip("-n", ns, "link", "set", dev, "multicast", "on", "up")
         return dev_a, dev_b
 
+    def home_router(self, short: str, outside: str, *, random_ports: bool = False) -> None:
+        """Make namespace ``short`` a home router: it forwards, masquerades what leaves through
+        device ``outside``, and drops every connection that starts from outside (no RST, as a
+        home router's firewall does). It keeps a connection's source port when it can, as
+        Linux and most home routers do; ``random_ports`` picks a new one for every connection
+        (a "symmetric" NAT, as some carrier-grade NATs are). Needs ``nft`` (nftables)."""
+        masquerade = "masquerade random" if random_ports else "masquerade"
+        subprocess.run([*self.exec(short), "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        rules = f"""
+table ip kith_nat {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; oifname "{outside}" {masquerade};
+    }}
+    chain input {{
+        type filter hook input priority filter; iifname "{outside}" ct state new drop;
+    }}
+    chain forward {{
+        type filter hook forward priority filter; iifname "{outside}" ct state new drop;
+    }}
+}}
+"""
+        done = subprocess.run([*self.exec(short), "nft", "-f", "-"], input=rules,
+                              capture_output=True, text=True, timeout=10)
+        if done.returncode != 0:
+            raise AssertionError(f"nft failed in {short}: {done.stderr.strip()}")
+
     def run(self, short: str, *cmd: str) -> None:
         """Run ``ip`` inside namespace ``short``, e.g. ``run("b", "addr", "del", ...)``."""
         ip("-n", self.names[short], *cmd)
@@ -81,9 +111,10 @@ class Netns:
 
 
 @contextmanager
-def namespaces(*shorts: str) -> Iterator[Netns]:
-    """Namespaces named by ``shorts``, torn down when the block ends, however it ends."""
-    require_netns()
+def namespaces(*shorts: str, nat: bool = False) -> Iterator[Netns]:
+    """Namespaces named by ``shorts``, torn down when the block ends, however it ends; ``nat``
+    when some of them will be home routers."""
+    require_netns(nat)
     net = Netns()
     try:
         for short in shorts:

@@ -1,21 +1,24 @@
 """DCUtR between real ``kith node`` processes: a relayed connection becomes a direct one.
 
-Three namespaces: A on 198.51.100.0/24 and B on 203.0.113.0/24, each with R as its router
-(R forwards between them, ``net.ipv4.ip_forward=1`` inside R only) and R also serving as a
-circuit relay. B reserves a slot on R; A knows B only by B's ``/p2p-circuit`` address, so A first
+Without NAT: A on 198.51.100.0/24 and B on 203.0.113.0/24, each with R as its router (R
+forwards between them, ``net.ipv4.ip_forward=1`` inside R only) and R also serving as a circuit
+relay. B reserves a slot on R; A knows B only by B's ``/p2p-circuit`` address, so A first
 reaches B through the relay. DCUtR then gives them a direct connection; the relay is stopped
-and a message still arrives, so it went over the direct connection. There is no NAT here (none
-can be built without iptables/nft): this proves the protocol and the wiring, not NAT traversal.
+and a message still arrives, so it went over the direct connection. DCUtR first tries a plain
+direct dial to the addresses identify taught (its "step 0"); here that alone succeeds. The
+``hole_punch`` case turns step 0 off in both peers (a ``sitecustomize`` on their
+``PYTHONPATH``), so the CONNECT/SYNC exchange over the relay and the simultaneous dials from the
+listening ports must make the connection.
 
-DCUtR first tries a plain direct dial to the addresses identify taught (its "step 0"); here
-that alone succeeds. The ``hole_punch`` case turns step 0 off in both peers (a
-``sitecustomize`` on their ``PYTHONPATH``), so the CONNECT/SYNC exchange over the relay and the
-simultaneous dials from the listening ports must make the connection. Needs root and ``ip netns``.
+Through NAT: A and B each behind a home router (nftables: masquerade, and inbound connections
+dropped), R on the "internet" between the routers. Step 0 cannot work there; only the hole
+punch can, and it does when the routers keep source ports. Needs root, ``ip`` and ``nft``.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -116,6 +119,105 @@ def test_relayed_connection_is_upgraded_to_direct_by_dcutr(
             for node in nodes:
                 with suppress(subprocess.TimeoutExpired):
                     node.quit()
+
+
+# Two homes behind NAT routers, and R on the internet between them. Private ranges are halves
+# of 192.0.2.0/24, which R has no route to; the routers' public addresses are on R's two legs.
+HOME_A, ROUTER_A_IN, ROUTER_A_OUT = "192.0.2.2", "192.0.2.1", "198.51.100.2"
+HOME_B, ROUTER_B_IN, ROUTER_B_OUT = "192.0.2.130", "192.0.2.129", "203.0.113.2"
+R_TO_A, R_TO_B = "198.51.100.1", "203.0.113.1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ports", ["kept", "random"])
+def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -> None:
+    """A and B each sit behind a home router that masquerades and drops every connection that
+    starts outside. Neither can dial the other; they meet through R's relay. Where the routers
+    keep source ports, DCUtR's simultaneous dials open a direct connection through both NATs
+    (to B's public address). Where they pick random ports, the predicted addresses are wrong,
+    the hole punch fails, and the conversation carries on through the relay."""
+    nodes: list[NodeProcess] = []
+    with namespaces("a", "na", "r", "nb", "b", nat=True) as net:
+        net.link("a", f"{HOME_A}/25", "na", f"{ROUTER_A_IN}/25")
+        _, na_out = net.link("r", f"{R_TO_A}/24", "na", f"{ROUTER_A_OUT}/24")
+        _, nb_out = net.link("r", f"{R_TO_B}/24", "nb", f"{ROUTER_B_OUT}/24")
+        net.link("b", f"{HOME_B}/25", "nb", f"{ROUTER_B_IN}/25")
+        net.run("a", "route", "add", "default", "via", ROUTER_A_IN)
+        net.run("b", "route", "add", "default", "via", ROUTER_B_IN)
+        net.run("na", "route", "add", "default", "via", R_TO_A)
+        net.run("nb", "route", "add", "default", "via", R_TO_B)
+        subprocess.run([*net.exec("r"), "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        net.home_router("na", na_out, random_ports=ports == "random")
+        net.home_router("nb", nb_out, random_ports=ports == "random")
+        try:
+            relay = NodeProcess(
+                tmp_path / "relay", "--serve-relay", "--listen", f"/ip4/{R_TO_A}/tcp/{R_PORT}",
+                "--listen", f"/ip4/{R_TO_B}/tcp/{R_PORT}", name="Relay", prefix=net.exec("r"),
+            )
+            nodes.append(relay)
+            relay_id = relay.expect("ready")["peer_id"]
+            bob = NodeProcess(
+                tmp_path / "bob", "--listen", f"/ip4/{HOME_B}/tcp/0",
+                "--relay", f"/ip4/{R_TO_B}/tcp/{R_PORT}/p2p/{relay_id}",
+                name="Bob", prefix=net.exec("b"),
+            )
+            nodes.append(bob)
+            bob_ready = bob.expect("ready")
+            bob_id = bob_ready["peer_id"]
+            ada = NodeProcess(tmp_path / "ada", "--listen", f"/ip4/{HOME_A}/tcp/0", name="Ada",
+                              prefix=net.exec("a"))
+            nodes.append(ada)
+            ada.expect("ready")
+
+            # No way in: not B's own address, not B's router (which drops what it did not ask
+            # for, so the dial times out rather than being refused).
+            bob_port = int(strip_p2p(bob_ready["addrs"][0]).rsplit("/", 1)[1])
+            for host in (HOME_B, ROUTER_B_OUT):
+                probe = subprocess.run(
+                    [*net.exec("a"), sys.executable, "-c", PROBE, host, str(bob_port)],
+                    capture_output=True, text=True, timeout=10,
+                )
+                assert probe.stdout.strip() in ("unreachable", "timed out"), (host, probe)
+
+            reserved = bob.expect("relay_reserved", timeout=20, relay=relay_id)
+            circuits = tuple(strip_p2p(a) for a in reserved["addrs"])
+            invite = ContactInvite(bob_id, "Bob", tuple(strip_p2p(a) for a in bob_ready["addrs"])
+                                   + circuits).to_link()
+            ada.request({"cmd": "add_contact", "invite": invite}, "contact_added")
+            ada.expect("contact_online", timeout=30, peer_id=bob_id)
+
+            if ports == "random":
+                _wait_logged([ada, bob], ["hole punch failed"], timeout=30)
+                sent = ada.request({"cmd": "send", "to": bob_id, "text": "via R"}, "sent")
+                ada.expect("delivered", timeout=15, id=sent["id"])
+                assert bob.expect("message", timeout=10)["text"] == "via R"
+                assert not any(e.get("event") == "connection_upgraded" for e in ada.seen)
+                return
+
+            upgraded = ada.expect("connection_upgraded", timeout=60, peer_id=bob_id)
+            assert upgraded["addr"].startswith(f"/ip4/{ROUTER_B_OUT}/tcp/"), upgraded
+            _wait_logged([ada, bob], ["hole punch worked"])
+
+            assert relay.quit() == 0
+            sent = ada.request({"cmd": "send", "to": bob_id, "text": "through two NATs"}, "sent")
+            ada.expect("delivered", timeout=15, id=sent["id"])
+            assert bob.expect("message", timeout=10)["text"] == "through two NATs"
+        finally:
+            for node in nodes:
+                with suppress(subprocess.TimeoutExpired):
+                    node.quit()
+
+
+PROBE = """\
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+    print("connected")
+except socket.timeout:
+    print("timed out")
+except OSError as exc:
+    print("unreachable" if exc.errno in (101, 113) else f"refused {exc}")
+"""
 
 
 def test_addresses_from_a_peers_connect_are_capped_to_plain_tcp() -> None:
