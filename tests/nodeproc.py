@@ -81,6 +81,14 @@ class NodeProcess:
         self.send(cmd)
         return self.expect(reply, timeout=timeout)
 
+    def message(self, peer: NodeProcess, peer_id: str, text: str) -> dict[str, Any]:
+        """Send ``text`` to ``peer`` and wait until it is delivered; the peer's event."""
+        sent = self.request({"cmd": "send", "to": peer_id, "text": text}, "sent")
+        self.expect("delivered", timeout=15, id=sent["id"])
+        got = peer.expect("message", timeout=10)
+        assert got["text"] == text, got
+        return got
+
     def quit(self, timeout: float = 10) -> int:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError):

@@ -22,11 +22,12 @@ import sys
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.core.invite import ContactInvite, strip_p2p
-from tests.netns import namespaces
+from tests.netns import Netns, namespaces
 from tests.nodeproc import NodeProcess
 
 A_IP, A_GW = "198.51.100.2", "198.51.100.1"
@@ -54,6 +55,33 @@ def _wait_logged(nodes: list[NodeProcess], wanted: list[str], timeout: float = 1
         time.sleep(0.05)  # polling the log for a condition, not sleeping in its place
 
 
+def _relay_bob_ada(
+    tmp_path: Path, net: Netns, nodes: list[NodeProcess], relay_ips: tuple[str, str],
+    bob_ip: str, ada_ip: str,
+) -> tuple[NodeProcess, str, NodeProcess, dict[str, Any], NodeProcess]:
+    """R relaying on both its legs, Bob holding a slot through the second, and Ada: (relay,
+    its peer id, Bob, Bob's ``ready``, Ada), each also appended to ``nodes`` to be stopped."""
+    relay = NodeProcess(
+        tmp_path / "relay", "--serve-relay",
+        *(arg for ip in relay_ips for arg in ("--listen", f"/ip4/{ip}/tcp/{R_PORT}")),
+        name="Relay", prefix=net.exec("r"),
+    )
+    nodes.append(relay)
+    relay_id = relay.expect("ready")["peer_id"]
+    bob = NodeProcess(
+        tmp_path / "bob", "--listen", f"/ip4/{bob_ip}/tcp/0",
+        "--relay", f"/ip4/{relay_ips[1]}/tcp/{R_PORT}/p2p/{relay_id}",
+        name="Bob", prefix=net.exec("b"),
+    )
+    nodes.append(bob)
+    bob_ready = bob.expect("ready")
+    ada = NodeProcess(tmp_path / "ada", "--listen", f"/ip4/{ada_ip}/tcp/0", name="Ada",
+                      prefix=net.exec("a"))
+    nodes.append(ada)
+    ada.expect("ready")
+    return relay, relay_id, bob, bob_ready, ada
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["any", "hole_punch"])
 def test_relayed_connection_is_upgraded_to_direct_by_dcutr(
@@ -72,23 +100,9 @@ def test_relayed_connection_is_upgraded_to_direct_by_dcutr(
         net.run("b", "route", "add", "default", "via", B_GW)
         subprocess.run([*net.exec("r"), "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
         try:
-            relay = NodeProcess(
-                tmp_path / "relay", "--serve-relay", "--listen", f"/ip4/{A_GW}/tcp/{R_PORT}",
-                "--listen", f"/ip4/{B_GW}/tcp/{R_PORT}", name="Relay", prefix=net.exec("r"),
-            )
-            nodes.append(relay)
-            relay_id = relay.expect("ready")["peer_id"]
-            bob = NodeProcess(
-                tmp_path / "bob", "--listen", f"/ip4/{B_IP}/tcp/0",
-                "--relay", f"/ip4/{B_GW}/tcp/{R_PORT}/p2p/{relay_id}",
-                name="Bob", prefix=net.exec("b"),
-            )
-            nodes.append(bob)
-            bob_id = bob.expect("ready")["peer_id"]
-            ada = NodeProcess(tmp_path / "ada", "--listen", f"/ip4/{A_IP}/tcp/0", name="Ada",
-                              prefix=net.exec("a"))
-            nodes.append(ada)
-            ada.expect("ready")
+            relay, relay_id, bob, bob_ready, ada = _relay_bob_ada(
+                tmp_path, net, nodes, (A_GW, B_GW), B_IP, A_IP)
+            bob_id = bob_ready["peer_id"]
 
             reserved = bob.expect("relay_reserved", timeout=20, relay=relay_id)
             circuits = tuple(strip_p2p(a) for a in reserved["addrs"])
@@ -108,9 +122,7 @@ def test_relayed_connection_is_upgraded_to_direct_by_dcutr(
 
             # With the relay gone, only the direct connection is left, and it carries a DM.
             assert relay.quit() == 0
-            sent = ada.request({"cmd": "send", "to": bob_id, "text": "direct now"}, "sent")
-            ada.expect("delivered", timeout=15, id=sent["id"])
-            assert bob.expect("message", timeout=10)["text"] == "direct now"
+            ada.message(bob, bob_id, "direct now")
             assert not any(
                 e.get("event") == "contact_offline" and e.get("peer_id") == bob_id
                 for e in ada.seen
@@ -150,24 +162,9 @@ def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -
         net.home_router("na", na_out, random_ports=ports == "random")
         net.home_router("nb", nb_out, random_ports=ports == "random")
         try:
-            relay = NodeProcess(
-                tmp_path / "relay", "--serve-relay", "--listen", f"/ip4/{R_TO_A}/tcp/{R_PORT}",
-                "--listen", f"/ip4/{R_TO_B}/tcp/{R_PORT}", name="Relay", prefix=net.exec("r"),
-            )
-            nodes.append(relay)
-            relay_id = relay.expect("ready")["peer_id"]
-            bob = NodeProcess(
-                tmp_path / "bob", "--listen", f"/ip4/{HOME_B}/tcp/0",
-                "--relay", f"/ip4/{R_TO_B}/tcp/{R_PORT}/p2p/{relay_id}",
-                name="Bob", prefix=net.exec("b"),
-            )
-            nodes.append(bob)
-            bob_ready = bob.expect("ready")
+            relay, relay_id, bob, bob_ready, ada = _relay_bob_ada(
+                tmp_path, net, nodes, (R_TO_A, R_TO_B), HOME_B, HOME_A)
             bob_id = bob_ready["peer_id"]
-            ada = NodeProcess(tmp_path / "ada", "--listen", f"/ip4/{HOME_A}/tcp/0", name="Ada",
-                              prefix=net.exec("a"))
-            nodes.append(ada)
-            ada.expect("ready")
 
             # No way in: not B's own address, not B's router (which drops what it did not ask
             # for, so the dial times out rather than being refused).
@@ -188,9 +185,7 @@ def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -
 
             if ports == "random":
                 _wait_logged([ada, bob], ["hole punch failed"], timeout=30)
-                sent = ada.request({"cmd": "send", "to": bob_id, "text": "via R"}, "sent")
-                ada.expect("delivered", timeout=15, id=sent["id"])
-                assert bob.expect("message", timeout=10)["text"] == "via R"
+                ada.message(bob, bob_id, "via R")
                 assert not any(e.get("event") == "connection_upgraded" for e in ada.seen)
                 return
 
@@ -199,9 +194,7 @@ def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -
             _wait_logged([ada, bob], ["hole punch worked"])
 
             assert relay.quit() == 0
-            sent = ada.request({"cmd": "send", "to": bob_id, "text": "through two NATs"}, "sent")
-            ada.expect("delivered", timeout=15, id=sent["id"])
-            assert bob.expect("message", timeout=10)["text"] == "through two NATs"
+            ada.message(bob, bob_id, "through two NATs")
         finally:
             for node in nodes:
                 with suppress(subprocess.TimeoutExpired):

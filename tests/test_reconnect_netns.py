@@ -91,9 +91,7 @@ def test_contact_reconnects_as_soon_as_the_link_comes_back(tmp_path: Path) -> No
             assert took < RECONNECT_WITHIN < pending - 5, (took, pending)
             assert any("network changed: redialling" in line for line in ada.stderr)
 
-            sent = ada.request({"cmd": "send", "to": bob_id, "text": "back online"}, "sent")
-            ada.expect("delivered", timeout=15, id=sent["id"])
-            assert bob.expect("message", timeout=10)["text"] == "back online"
+            ada.message(bob, bob_id, "back online")
         finally:
             for node in nodes:
                 with suppress(subprocess.TimeoutExpired):
