@@ -81,13 +81,11 @@ class NodeProcess:
         self.send(cmd)
         return self.expect(reply, timeout=timeout)
 
-    def message(self, peer: NodeProcess, peer_id: str, text: str) -> dict[str, Any]:
-        """Send ``text`` to ``peer`` and wait until it is delivered; the peer's event."""
+    def message(self, peer: NodeProcess, peer_id: str, text: str) -> None:
+        """Send ``text`` to ``peer``: delivered (acknowledged) and received, within 20 s."""
         sent = self.request({"cmd": "send", "to": peer_id, "text": text}, "sent")
-        self.expect("delivered", timeout=15, id=sent["id"])
-        got = peer.expect("message", timeout=10)
-        assert got["text"] == text, got
-        return got
+        self.expect("delivered", timeout=20, id=sent["id"])
+        assert peer.expect("message", timeout=20, id=sent["id"])["text"] == text
 
     def quit(self, timeout: float = 10) -> int:
         if self.proc.poll() is None:

@@ -133,13 +133,6 @@ def _reserved_invite(node: NodeProcess, relay_id: str) -> str:
     return str(status["invite"])
 
 
-def _message(sender: NodeProcess, receiver: NodeProcess, to: str, text: str) -> None:
-    """``text`` from sender to receiver: delivered (acknowledged) and received, within 20 s."""
-    sent = sender.request({"cmd": "send", "to": to, "text": text}, "sent")
-    sender.expect("delivered", timeout=20, id=sent["id"])
-    assert receiver.expect("message", timeout=20, id=sent["id"])["text"] == text
-
-
 def _relayed(node: NodeProcess, peer_id: str) -> bool:
     """The node's log says it reached ``peer_id`` through a ``/p2p-circuit`` address."""
     return any(f"connected to {peer_id} through" in line for line in node.stderr)
@@ -182,8 +175,8 @@ def test_messages_both_ways_a_5mb_file_and_the_outbox_through_the_relay(tmp_path
         ada.expect("contact_online", timeout=20, peer_id=bob_id)
         bob.expect("contact_online", timeout=20, peer_id=ada_id)
 
-        _message(ada, bob, bob_id, "hello through the relay")
-        _message(bob, ada, ada_id, "and back through it")
+        ada.message(bob, bob_id, "hello through the relay")
+        bob.message(ada, ada_id, "and back through it")
         # Whoever dialed first logged the circuit it used (the log line follows the connection).
         assert _relayed(ada, bob_id) or _relayed(bob, ada_id), "".join(ada.stderr + bob.stderr)
 
@@ -212,6 +205,60 @@ def test_messages_both_ways_a_5mb_file_and_the_outbox_through_the_relay(tmp_path
         assert bob.expect("message", timeout=20, id=queued["id"])["text"] == "while you were away"
 
 
+CIRCUIT_CAP = 4 * 1024 * 1024
+SMALL_CIRCUITS = f"""\
+import dataclasses
+
+import app.node.relay as relay
+
+relay.RELAY_LIMITS = dataclasses.replace(relay.RELAY_LIMITS, data={CIRCUIT_CAP})
+"""
+
+
+def test_a_file_larger_than_a_circuit_allows_resumes_over_new_circuits(tmp_path: Path) -> None:
+    """A relay caps what one circuit carries (a Kith relay: 256 MiB). With a 4 MiB cap, a 10 MiB
+    file needs several circuits: each is cut when its budget is spent, the contacts reconnect
+    through R, and the download goes on from its last verified chunk, never from the start."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SMALL_CIRCUITS)
+    with world(tmp_path) as w:
+        listen = [arg for ip in (R_A_IP, R_B_IP) for arg in ("--listen", f"/ip4/{ip}/tcp/{R_PORT}")]
+        relay = NodeProcess(w.root / "relay", "--serve-relay", *listen, name="Relay",
+                            prefix=[*w.net.exec("r"), "env", f"PYTHONPATH={site}"])
+        w.nodes.append(relay)
+        relay.expect("ready")
+        ada = w.node("a", "ada", "--listen", f"/ip4/{A_IP}/tcp/0",
+                     "--relay", w.relay_addr(R_A_IP), name="Ada")
+        bob = w.node("b", "bob", "--listen", f"/ip4/{B_IP}/tcp/0",
+                     "--relay", w.relay_addr(R_B_IP), name="Bob")
+        ada_id, bob_id = ada.expect("ready")["peer_id"], bob.expect("ready")["peer_id"]
+        ada.request({"cmd": "add_contact", "invite": _reserved_invite(bob, w.relay_id)},
+                    "contact_added")
+        bob.request({"cmd": "add_contact", "invite": _reserved_invite(ada, w.relay_id)},
+                    "contact_added")
+        ada.expect("contact_online", timeout=20, peer_id=bob_id)
+
+        data = os.urandom(10 * 1024 * 1024)
+        source = tmp_path / "ten-megabytes.bin"
+        source.write_bytes(data)
+        offer = ada.request({"cmd": "send_file", "to": bob_id, "path": str(source)}, "file_offered")
+        bob.expect("file_offer", timeout=20, transfer=offer["transfer"])
+        bob.request({"cmd": "accept_file", "transfer": offer["transfer"],
+                     "dir": str(tmp_path / "downloads")}, "file_accepted")
+        done = bob.expect("file_complete", timeout=120, transfer=offer["transfer"])
+        assert hashlib.sha256(Path(done["path"]).read_bytes()).digest() == \
+            hashlib.sha256(data).digest()
+
+        cuts = [e for e in bob.seen if e.get("event") == "contact_offline"
+                and e.get("peer_id") == ada_id]
+        assert len(cuts) >= 2, "the cap should have cut at least two circuits"
+        progress = [e["bytes"] for e in bob.seen if e.get("event") == "file_progress"
+                    and e.get("transfer") == offer["transfer"]]
+        assert progress == sorted(progress), progress  # resumed each time, never restarted
+        ada.message(bob, bob_id, "the last circuit still works")
+
+
 def test_reservations_recover_after_the_relay_restarts(tmp_path: Path) -> None:
     with world(tmp_path) as w:
         relay = w.relay()
@@ -226,7 +273,7 @@ def test_reservations_recover_after_the_relay_restarts(tmp_path: Path) -> None:
         ada.request({"cmd": "add_contact", "invite": _reserved_invite(bob, w.relay_id)},
                     "contact_added")
         ada.expect("contact_online", timeout=20, peer_id=bob_id)
-        _message(ada, bob, bob_id, "before the relay restarts")
+        ada.message(bob, bob_id, "before the relay restarts")
 
         relay.kill()  # no goodbye: the holders see their connections to R break
         w.nodes.remove(relay)
@@ -237,7 +284,7 @@ def test_reservations_recover_after_the_relay_restarts(tmp_path: Path) -> None:
         _reserved_invite(ada, w.relay_id)
         _reserved_invite(bob, w.relay_id)
         ada.expect("contact_online", timeout=30, peer_id=bob_id)
-        _message(ada, bob, bob_id, "after the relay came back")
+        ada.message(bob, bob_id, "after the relay came back")
 
 
 def test_the_relay_is_found_by_mdns_on_the_shared_link(tmp_path: Path) -> None:
@@ -280,7 +327,7 @@ def test_a_contact_that_moved_is_found_again_through_the_dht(tmp_path: Path) -> 
         ada.expect("ready")
         ada.request({"cmd": "add_contact", "invite": old_invite}, "contact_added")
         ada.expect("contact_online", timeout=40, peer_id=bob_id)
-        _message(ada, bob, bob_id, "found you through the DHT")
+        ada.message(bob, bob_id, "found you through the DHT")
 
         # The DHT lookup is what found him: it answered with his circuit through R.
         found = [line for line in ada.stderr if f"DHT: {bob_id} is at" in line]
