@@ -7,13 +7,16 @@ still delivers a direct message, over a connection that runs through R.
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
 
+import app.node.relay as relay_module
 from app.core.config import ConfigError, NodeConfig
 from app.core.events import RelayReserved
 from app.core.invite import ContactInvite, parse_invite, strip_p2p
+from app.node.host import connect_at
 from app.node.node import KithNode
 from app.node.relay import parse_relay_addrs
 from tests.peers import LOOPBACK, Peer
@@ -93,6 +96,53 @@ def test_dm_through_a_relay_when_only_the_circuit_address_is_known(tmp_path: Pat
                 return len(node.relay.protocol._active_relays)
 
             assert await relay.client.call(circuits) >= 1
+        finally:
+            await asyncio.gather(*(p.stop() for p in started), return_exceptions=True)
+
+    run(scenario)
+
+
+def test_a_slot_lost_with_its_connection_is_reserved_again_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay restarts (forgetting every slot) and Ada is connected to it again at once, as
+    a dial through it would do. She must notice that the connection her slot lived on closed
+    and reserve again, not trust "connected to the relay" until the next periodic check (set
+    to a minute here, so only the closed connection can be what tells her)."""
+    monkeypatch.setattr(relay_module, "WATCH_INTERVAL", 60.0)
+
+    async def scenario() -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            listen = f"/ip4/127.0.0.1/tcp/{sock.getsockname()[1]}"
+        relay_config = NodeConfig(listen=(listen,), serve_relay=True)
+        relay = Peer(tmp_path / "relay", "Relay", relay_config)
+        started = [await relay.start()]
+        try:
+            relay_addr = f"{listen}/p2p/{relay.peer_id}"
+            ada_config = NodeConfig(listen=(LOOPBACK,), relays=(relay_addr,))
+            ada = Peer(tmp_path / "ada", "Ada", ada_config)
+            started.append(await ada.start())
+            await ada.wait_event("relay_reserved", timeout=15)
+
+            await relay.stop()
+            started.remove(relay)
+            relay = Peer(tmp_path / "relay", "Relay", relay_config)
+            started.append(await relay.start())
+
+            async def reconnect(node: KithNode) -> bool:
+                return await connect_at(node.host, relay.peer_id, [relay_addr], 5.0)
+
+            assert await ada.client.call(reconnect)
+            await ada.wait_event("relay_reserved", count=2, timeout=15)
+
+            async def holds_ada(node: KithNode) -> bool:
+                from libp2p.peer.id import ID
+
+                manager = node.relay.protocol.resource_manager
+                return bool(manager.has_reservation(ID.from_base58(ada.peer_id)))
+
+            assert await relay.client.call(holds_ada)  # the new relay really holds Ada's slot
         finally:
             await asyncio.gather(*(p.stop() for p in started), return_exceptions=True)
 

@@ -352,6 +352,8 @@ class KithNode:
             self.rooms.peer_disconnected(peer_id)
         if self._hole_punch is not None:
             self._hole_punch.peer_disconnected(peer_id)
+        if self._relay is not None:
+            self._relay.peer_disconnected(peer_id)
         self.connections_changed()
         self._routes_changed(peer_id)
 

@@ -50,6 +50,7 @@ from libp2p.utils.address_validation import expand_wildcard_address
 from app.core.config import ConfigError
 from app.core.events import RelayReserved
 from app.node.host import connect_at
+from app.node.reachability import connections_to
 from app.node.signal import Signal
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ class RelayService:
         self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
         self._protocol: CircuitV2Protocol | None = None
         self._transport: CircuitV2Transport | None = None
-        self._wake = Signal()  # reserve_now(): every holder reserves again at once
+        self._wake = Signal()  # a network change, or a connection to one of our relays closed
+        self._network_changes = 0  # reserve_now() calls: each renews every reservation
 
     @property
     def protocol(self) -> CircuitV2Protocol:
@@ -155,7 +157,13 @@ class RelayService:
 
     def reserve_now(self) -> None:
         """The network changed: renew every reservation now instead of after a backoff."""
+        self._network_changes += 1
         self._wake.set()
+
+    def peer_disconnected(self, peer_id: str) -> None:
+        """A connection closed: if it was to one of our relays, its holder checks its slot now."""
+        if any(relay_id.to_base58() == peer_id for relay_id, _ in self._relays):
+            self._wake.set()
 
     def relayed_addrs(self) -> list[str]:
         """Our ``<relay addr>/p2p-circuit`` addresses on every relay we hold a slot on."""
@@ -169,8 +177,9 @@ class RelayService:
         relay = relay_id.to_base58()
         backoff = FIRST_BACKOFF
         while True:
+            changes = self._network_changes
             try:
-                expire, circuit_addrs = await self._reserve(relay_id, addr)
+                expire, circuit_addrs, via = await self._reserve(relay_id, addr)
             except Exception as exc:  # noqa: BLE001 - an absent relay is normal; retry later
                 log.info("relay %s: reservation failed: %s", relay, exc)
                 self._reserved.pop(relay, None)
@@ -187,14 +196,22 @@ class RelayService:
             renew_in = max(MIN_RENEW, (expire - time.time()) / 2)
             deadline = trio.current_time() + renew_in
             while trio.current_time() < deadline:
-                if await self._wake.wait(
+                await self._wake.wait(
                     min(WATCH_INTERVAL, max(0.0, deadline - trio.current_time()))
-                ):
+                )
+                if self._network_changes != changes:
                     break  # the network changed: our slot may be gone, renew it now
-                if not self._node.is_connected(relay):
+                if not self._holds(relay, via):
                     log.info("relay %s: connection lost; reserving again", relay)
                     self._reserved.pop(relay, None)
                     break
+
+    def _holds(self, relay: str, via: object) -> bool:
+        """Whether the connection our slot was reserved over is still open. A slot lives and
+        dies with it: a relay that restarted has forgotten us, even if something else of ours
+        has reconnected to it meanwhile."""
+        return any(c.muxed_conn is via and not c.is_closed
+                   for c in connections_to(self._node, relay))
 
     def _publish_addrs(self) -> None:
         """Our circuits changed: put them in the DHT now (peers may be looking us up)."""
@@ -206,8 +223,9 @@ class RelayService:
 
     async def _reserve(
         self, relay_id: ID, addr: multiaddr.Multiaddr
-    ) -> tuple[float, tuple[str, ...]]:
-        """One HOP RESERVE round trip: (expiry as a Unix time, our circuit addresses)."""
+    ) -> tuple[float, tuple[str, ...], object]:
+        """One HOP RESERVE round trip: (expiry as a Unix time, our circuit addresses, the
+        muxed connection the slot is held over)."""
         host = self._node.host
         with trio.fail_after(RESERVE_TIMEOUT):
             # connect_at, not host.connect: it lifts py-libp2p's 60 s refusal of a peer whose
@@ -217,6 +235,7 @@ class RelayService:
             if not await connect_at(host, relay_id.to_base58(), [str(addr)], RESERVE_TIMEOUT):
                 raise ConnectionError(f"cannot connect to {addr}")
             stream = await host.new_stream(relay_id, [PROTOCOL_ID])
+            via = stream.muxed_conn
             try:
                 await write_delimited_msg(
                     stream,
@@ -247,7 +266,8 @@ class RelayService:
                 continue
             bases.append(base)
         relay = relay_id.to_base58()
-        return expire, tuple(f"{b}/p2p/{relay}/p2p-circuit" for b in bases[:MAX_ADDRS_PER_RELAY])
+        circuits = tuple(f"{b}/p2p/{relay}/p2p-circuit" for b in bases[:MAX_ADDRS_PER_RELAY])
+        return expire, circuits, via
 
 
 def _is_loopback(addr: str) -> bool:
