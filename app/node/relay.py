@@ -176,6 +176,7 @@ class RelayService:
         """Hold a reservation on one relay forever; never raises (it lives in the node nursery)."""
         relay = relay_id.to_base58()
         backoff = FIRST_BACKOFF
+        held_over: object = None  # the connection our current slot lives on
         while True:
             changes = self._network_changes
             try:
@@ -187,7 +188,10 @@ class RelayService:
                 backoff = FIRST_BACKOFF if woken else min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = FIRST_BACKOFF
-            fresh = self._reserved.get(relay) != circuit_addrs
+            # A renewal over the same connection is the same slot; over another one (the relay
+            # restarted, say) it is a new slot even if the addresses are the same.
+            fresh = self._reserved.get(relay) != circuit_addrs or via is not held_over
+            held_over = via
             self._reserved[relay] = circuit_addrs
             if fresh:
                 log.info("relay %s: reserved, reachable at %s", relay, ", ".join(circuit_addrs))
@@ -201,7 +205,7 @@ class RelayService:
                 )
                 if self._network_changes != changes:
                     break  # the network changed: our slot may be gone, renew it now
-                if not self._holds(relay, via):
+                if not self._holds(relay, held_over):
                     log.info("relay %s: connection lost; reserving again", relay)
                     self._reserved.pop(relay, None)
                     break
