@@ -11,11 +11,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+_PROBE = """\
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    print("connected")
+except socket.timeout:
+    print("timed out")
+except OSError as exc:
+    print("unreachable" if exc.errno in (101, 113) else f"refused {exc}")
+"""
 
 
 def ip(*args: str) -> None:
@@ -95,6 +107,13 @@ table ip kith_nat {{
                               capture_output=True, text=True, timeout=10)
         if done.returncode != 0:
             raise AssertionError(f"nft failed in {short}: {done.stderr.strip()}")
+
+    def tcp_probe(self, short: str, ip: str, port: int, timeout: float = 2.0) -> str:
+        """A plain TCP connection from namespace ``short`` to ip:port: ``"connected"``,
+        ``"timed out"`` (dropped), ``"unreachable"`` (no route) or ``"refused ..."``."""
+        done = subprocess.run([*self.exec(short), sys.executable, "-c", _PROBE, ip, str(port),
+                               str(timeout)], capture_output=True, text=True, timeout=timeout + 8)
+        return done.stdout.strip() or done.stderr.strip()
 
     def run(self, short: str, *cmd: str) -> None:
         """Run ``ip`` inside namespace ``short``, e.g. ``run("b", "addr", "del", ...)``."""

@@ -16,7 +16,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -51,12 +50,18 @@ class World:
     nodes: list[NodeProcess] = field(default_factory=list)
     relay_id: str = ""
 
-    def node(self, ns: str, profile: str, *args: str, name: str) -> NodeProcess:
-        proc = NodeProcess(self.root / profile, *args, name=name, prefix=self.net.exec(ns))
+    def node(self, ns: str, profile: str, *args: str, name: str,
+             pythonpath: Path | None = None) -> NodeProcess:
+        """A node in namespace ``ns``; ``pythonpath`` (a ``sitecustomize``, say) for it alone."""
+        prefix = self.net.exec(ns)
+        if pythonpath is not None:
+            prefix += ["env", f"PYTHONPATH={pythonpath}"]
+        proc = NodeProcess(self.root / profile, *args, name=name, prefix=prefix)
         self.nodes.append(proc)
         return proc
 
-    def relay(self, *extra: str, wildcard: bool = False) -> NodeProcess:
+    def relay(self, *extra: str, wildcard: bool = False,
+              pythonpath: Path | None = None) -> NodeProcess:
         """R, serving as a relay on both legs, on a fixed port (the same after a restart).
 
         ``wildcard`` listens on 0.0.0.0, as a relay on a public host would by default.
@@ -65,7 +70,8 @@ class World:
             f"/ip4/{R_A_IP}/tcp/{R_PORT}", f"/ip4/{R_B_IP}/tcp/{R_PORT}"
         ]
         listen = [arg for leg in legs for arg in ("--listen", leg)]
-        return self.node("r", "relay", "--serve-relay", *listen, *extra, name="Relay")
+        return self.node("r", "relay", "--serve-relay", *listen, *extra, name="Relay",
+                         pythonpath=pythonpath)
 
     def relay_addr(self, ip: str) -> str:
         return f"/ip4/{ip}/tcp/{R_PORT}/p2p/{self.relay_id}"
@@ -92,21 +98,6 @@ def _peer_id(path: Path, name: str) -> str:
     with Profile.open(path) as profile:
         profile.initialise(name)
         return profile.identity.peer_id
-
-
-def _tcp_connects(net: Netns, ns: str, ip: str, port: int) -> bool:
-    """Whether a plain TCP connection from namespace ``ns`` to ip:port succeeds."""
-    probe = (
-        "import socket,sys\n"
-        "try:\n"
-        f"    socket.create_connection(({ip!r}, {port}), timeout=3).close()\n"
-        "except OSError as e:\n"
-        "    print(e); sys.exit(1)\n"
-    )
-    done = subprocess.run(
-        [*net.exec(ns), sys.executable, "-c", probe], capture_output=True, text=True, timeout=10
-    )
-    return done.returncode == 0
 
 
 def _port(addrs: list[str], ip: str) -> int:
@@ -162,9 +153,9 @@ def test_messages_both_ways_a_5mb_file_and_the_outbox_through_the_relay(tmp_path
         bob_port = _port(bob.request({"cmd": "status"}, "status")["addrs"], B_IP)
 
         # The topology: A reaches R, but has no way to B's address (no route, no forwarding).
-        assert _tcp_connects(w.net, "a", R_A_IP, R_PORT)
-        assert not _tcp_connects(w.net, "a", B_IP, bob_port)
-        assert not _tcp_connects(w.net, "b", A_IP, R_PORT)
+        assert w.net.tcp_probe("a", R_A_IP, R_PORT) == "connected"
+        assert w.net.tcp_probe("a", B_IP, bob_port) != "connected"
+        assert w.net.tcp_probe("b", A_IP, R_PORT) != "connected"
 
         ada_invite = _reserved_invite(ada, w.relay_id)
         bob_invite = _reserved_invite(bob, w.relay_id)
@@ -223,11 +214,7 @@ def test_a_file_larger_than_a_circuit_allows_resumes_over_new_circuits(tmp_path:
     site.mkdir()
     (site / "sitecustomize.py").write_text(SMALL_CIRCUITS)
     with world(tmp_path) as w:
-        listen = [arg for ip in (R_A_IP, R_B_IP) for arg in ("--listen", f"/ip4/{ip}/tcp/{R_PORT}")]
-        relay = NodeProcess(w.root / "relay", "--serve-relay", *listen, name="Relay",
-                            prefix=[*w.net.exec("r"), "env", f"PYTHONPATH={site}"])
-        w.nodes.append(relay)
-        relay.expect("ready")
+        w.relay(pythonpath=site).expect("ready")
         ada = w.node("a", "ada", "--listen", f"/ip4/{A_IP}/tcp/0",
                      "--relay", w.relay_addr(R_A_IP), name="Ada")
         bob = w.node("b", "bob", "--listen", f"/ip4/{B_IP}/tcp/0",

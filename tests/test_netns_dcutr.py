@@ -18,7 +18,6 @@ punch can, and it does when the routers keep source ports. Needs root, ``ip`` an
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -170,11 +169,8 @@ def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -
             # for, so the dial times out rather than being refused).
             bob_port = int(strip_p2p(bob_ready["addrs"][0]).rsplit("/", 1)[1])
             for host in (HOME_B, ROUTER_B_OUT):
-                probe = subprocess.run(
-                    [*net.exec("a"), sys.executable, "-c", PROBE, host, str(bob_port)],
-                    capture_output=True, text=True, timeout=10,
-                )
-                assert probe.stdout.strip() in ("unreachable", "timed out"), (host, probe)
+                probe = net.tcp_probe("a", host, bob_port)
+                assert probe in ("unreachable", "timed out"), (host, probe)
 
             reserved = bob.expect("relay_reserved", timeout=20, relay=relay_id)
             circuits = tuple(strip_p2p(a) for a in reserved["addrs"])
@@ -199,18 +195,6 @@ def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -
             for node in nodes:
                 with suppress(subprocess.TimeoutExpired):
                     node.quit()
-
-
-PROBE = """\
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
-    print("connected")
-except socket.timeout:
-    print("timed out")
-except OSError as exc:
-    print("unreachable" if exc.errno in (101, 113) else f"refused {exc}")
-"""
 
 
 def test_addresses_from_a_peers_connect_are_capped_to_plain_tcp() -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
-from libp2p.abc import IHost
+from libp2p.abc import IHost, IMuxedConn
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
@@ -176,7 +176,7 @@ class RelayService:
         """Hold a reservation on one relay forever; never raises (it lives in the node nursery)."""
         relay = relay_id.to_base58()
         backoff = FIRST_BACKOFF
-        held_over: object = None  # the connection our current slot lives on
+        held_over: IMuxedConn | None = None  # the connection our current slot lives on
         while True:
             changes = self._network_changes
             try:
@@ -210,7 +210,7 @@ class RelayService:
                     self._reserved.pop(relay, None)
                     break
 
-    def _holds(self, relay: str, via: object) -> bool:
+    def _holds(self, relay: str, via: IMuxedConn | None) -> bool:
         """Whether the connection our slot was reserved over is still open. A slot lives and
         dies with it: a relay that restarted has forgotten us, even if something else of ours
         has reconnected to it meanwhile."""
@@ -227,7 +227,7 @@ class RelayService:
 
     async def _reserve(
         self, relay_id: ID, addr: multiaddr.Multiaddr
-    ) -> tuple[float, tuple[str, ...], object]:
+    ) -> tuple[float, tuple[str, ...], IMuxedConn]:
         """One HOP RESERVE round trip: (expiry as a Unix time, our circuit addresses, the
         muxed connection the slot is held over)."""
         host = self._node.host
