@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(NO_DISPLAY_HELP)
         return 2
     preload_network_stack()
-    from ui.app import run_gui
+    from ui.shell.app import run_gui
 
     return run_gui(profile_dir=args.profile, listen=tuple(args.listen), link=args.link,
                    demo=args.demo)

@@ -4,7 +4,7 @@
 #   bash packaging/screenshot.sh OUT.png [kith args...]
 #
 # Uses a throw-away profile unless --profile DIR is among the args, and listens
-# only on 127.0.0.1. The exit code is that of `python -m ui.screenshot`.
+# only on 127.0.0.1. The exit code is that of `python -m ui.shell.screenshot`.
 # KITH_SCREENSHOT_TIMEOUT (seconds, default 180) bounds the whole run.
 set -euo pipefail
 
@@ -135,7 +135,7 @@ command -v timeout >/dev/null 2>&1 || TIMEOUT=()
 
 env -u WAYLAND_DISPLAY DISPLAY=":$DISPLAY_NUM" QT_QPA_PLATFORM=xcb \
     XDG_RUNTIME_DIR="$TMP/runtime" \
-    "${TIMEOUT[@]}" "$PY" -m ui.screenshot "${ARGS[@]}" &
+    "${TIMEOUT[@]}" "$PY" -m ui.shell.screenshot "${ARGS[@]}" &
 APP_PID=$!
 rc=0
 wait "$APP_PID" || rc=$?
@@ -146,6 +146,6 @@ if ((rc == 124)); then
 elif ((rc == 0)); then
     echo "screenshot: saved $OUT"
 else
-    echo "screenshot: ui.screenshot failed with exit code $rc" >&2
+    echo "screenshot: ui.shell.screenshot failed with exit code $rc" >&2
 fi
 exit "$rc"

@@ -144,9 +144,10 @@ def test_desktop_file_contents() -> None:
     assert entry["Terminal"] == "false"
     assert "x-scheme-handler/kith" in entry["MimeType"].split(";")
     assert {"Network", "InstantMessaging", "Chat"} <= set(entry["Categories"].split(";"))
-    # ui/app.py: app.setDesktopFileName("kith"); the launcher's file name and WM class match.
+    # ui/shell/app.py: app.setDesktopFileName("kith"); the launcher's file name and WM class match.
     assert entry["StartupWMClass"] == "kith" and DESKTOP.stem == "kith"
-    assert 'setDesktopFileName("kith")' in (ROOT / "ui" / "app.py").read_text(encoding="utf-8")
+    app_py = ROOT / "ui" / "shell" / "app.py"
+    assert 'setDesktopFileName("kith")' in app_py.read_text(encoding="utf-8")
 
 
 def test_install_and_uninstall_launcher(tmp_path: Path) -> None:
@@ -207,8 +208,8 @@ def test_bundled_font_used_only_without_system_fonts(tmp_path: Path) -> None:
         """
         from PySide6.QtGui import QFontInfo, QFontMetrics
         from PySide6.QtWidgets import QApplication
-        from ui.app import configure_application
-        from ui.resources import system_has_fonts
+        from ui.shell.app import configure_application
+        from ui.style.resources import system_has_fonts
         app = QApplication([])
         before = system_has_fonts()
         configure_application(app)
@@ -224,7 +225,7 @@ def test_bundled_font_used_only_without_system_fonts(tmp_path: Path) -> None:
 
 
 def test_system_fonts_left_alone(qapp: object) -> None:
-    from ui.resources import ensure_ui_font, system_has_fonts
+    from ui.style.resources import ensure_ui_font, system_has_fonts
 
     if not system_has_fonts():
         pytest.skip("this machine has no fonts")

@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
-import ui.app
+import ui.shell.app
 from app.client import KithClient
 from app.core.events import NodeFailed
 from app.store.profile import Profile
@@ -28,11 +28,11 @@ from tests.ui_helpers import (
     network_threads,
     run,
 )
-from ui.app import KithApp
-from ui.first_run import FirstRunDialog
-from ui.main_window import MainWindow
-from ui.node_state import Presence
+from ui.identity.first_run import FirstRunDialog
+from ui.identity.node_state import Presence
+from ui.shell.app import KithApp
 from ui.waits import wait_until
+from ui.window.main_window import MainWindow
 
 
 def started(qloop: qasync.QEventLoop, app: KithApp) -> MainWindow:
@@ -349,7 +349,7 @@ def test_run_gui_returns_1_when_the_profile_is_in_use(
     monkeypatch.setattr(KithApp, "show_message", RecordingKithApp.show_message)
     monkeypatch.setattr(KithApp, "boxes", [], raising=False)
     with Profile.open(profile_dir):
-        assert ui.app.run_gui(profile_dir=profile_dir, listen=(LOOPBACK,), link=None) == 1
+        assert ui.shell.app.run_gui(profile_dir=profile_dir, listen=(LOOPBACK,), link=None) == 1
     assert not network_threads()
 
 
@@ -376,7 +376,7 @@ def test_run_gui_runs_until_the_window_closes(
 
     QTimer.singleShot(0, close_when_online)
     began = time.monotonic()
-    code = ui.app.run_gui(profile_dir=profile_dir, listen=(LOOPBACK,), link=None)
+    code = ui.shell.app.run_gui(profile_dir=profile_dir, listen=(LOOPBACK,), link=None)
     assert code == 0
     assert seen == ["Kith — Ada"]
     assert time.monotonic() - began < 20

@@ -24,8 +24,8 @@ from app.core.records import ContactState
 from app.store.profile import Profile
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, initialised_profile, run, start_online, wait, window_of
-from ui.reachability import own_text, route_text
-from ui.settings_dialog import NETWORK_TAB
+from ui.identity.reachability import own_text, route_text
+from ui.settings.settings_dialog import NETWORK_TAB
 
 OTHER_ID = Identity(bytes(range(32))).peer_id
 

@@ -23,12 +23,12 @@ from app.core.records import ContactState
 from app.core.room import RoomInvite, RoomSecrets
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, activate, initialised_profile, run, wait
-from ui.app import KithApp
-from ui.main_window import MainWindow
-from ui.node_state import Presence
-from ui.qr import qr_image
-from ui.sidebar import ContactAction
+from ui.identity.node_state import Presence
+from ui.shell.app import KithApp
+from ui.sidebar.model import ContactAction
 from ui.waits import wait_until
+from ui.widgets.qr import qr_image
+from ui.window.main_window import MainWindow
 
 
 class PeerFactory:

@@ -24,9 +24,9 @@ from app.core.records import ContactInfo, Delivery
 from tests.benchmarks.history_view import seed_conversation
 from tests.peers import Peer, befriend, peers
 from tests.ui_helpers import run
-from ui.conversation import PAGE_SIZE, ConversationView
-from ui.message_delegate import Glyph
-from ui.message_model import Role
+from ui.conversation.message_delegate import Glyph
+from ui.conversation.message_model import Role
+from ui.conversation.view import PAGE_SIZE, ConversationView
 from ui.waits import wait_until
 
 

@@ -17,9 +17,9 @@ from pytestqt.qtbot import QtBot
 from app.core.events import Event, FileComplete, FileOffer
 from tests.test_ui_files import digest, drag_and_drop, file_mime
 from tests.ui_helpers import network_threads, run, wait
-from ui.demo import Demo
-from ui.main_window import MainWindow
+from ui.shell.demo import Demo
 from ui.waits import wait_until
+from ui.window.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 

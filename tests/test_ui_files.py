@@ -31,11 +31,11 @@ from app.core.events import Event, FileOffered
 from app.core.records import TransferInfo
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, run, start_online, wait
-from ui.app import KithApp
-from ui.drop_target import expand
-from ui.file_actions import FileAction
-from ui.main_window import MainWindow
-from ui.settings_dialog import FILES_TAB
+from ui.files.drop_target import expand
+from ui.files.file_actions import FileAction
+from ui.settings.settings_dialog import FILES_TAB
+from ui.shell.app import KithApp
+from ui.window.main_window import MainWindow
 
 
 class Person:

@@ -22,11 +22,11 @@ from app.core.room import MAX_POST_TEXT_BYTES, RoomInvite, parse_room_invite
 from tests import ui_helpers
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
-from ui.app import KithApp
-from ui.chat_item import ChatItem
-from ui.main_window import MainWindow
-from ui.message_model import MessageListModel
-from ui.sidebar import RoomAction
+from ui.conversation.chat_item import ChatItem
+from ui.conversation.message_model import MessageListModel
+from ui.shell.app import KithApp
+from ui.sidebar.model import RoomAction
+from ui.window.main_window import MainWindow
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier

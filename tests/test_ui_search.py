@@ -17,10 +17,10 @@ from app.core.records import MATCH_END, MATCH_START
 from tests import ui_helpers
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
-from ui.app import KithApp
-from ui.main_window import MainWindow
-from ui.quick_switcher import Candidate, rank, ranked
-from ui.search_panel import hit_time, snippet_html
+from ui.search.quick_switcher import Candidate, rank, ranked
+from ui.search.search_panel import hit_time, snippet_html
+from ui.shell.app import KithApp
+from ui.window.main_window import MainWindow
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 WAIT_S = 30  # search waits on rooms synced by gossip: allow more than the shared 20 s

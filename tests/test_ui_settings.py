@@ -25,13 +25,13 @@ from app.core.records import Delivery, MessageInfo
 from app.store.backup import export_profile
 from app.store.profile import Profile
 from tests.ui_helpers import AppFactory, initialised_profile, run, wait
-from ui import palette as pal
-from ui.app import KithApp
-from ui.main_window import MainWindow
-from ui.node_state import Presence
-from ui.settings_dialog import APPEARANCE_TAB, NETWORK_TAB, SettingsDialog
-from ui.theme import apply_theme
+from ui.identity.node_state import Presence
+from ui.settings.settings_dialog import APPEARANCE_TAB, NETWORK_TAB, SettingsDialog
+from ui.shell.app import KithApp
+from ui.style import palette as pal
+from ui.style.theme import apply_theme
 from ui.waits import wait_until
+from ui.window.main_window import MainWindow
 
 PASS = "correct horse battery"
 

@@ -19,9 +19,9 @@ from pytestqt.qtbot import QtBot
 from app.core.identity import Identity
 from app.core.invite import ContactInvite
 from tests.ui_helpers import AppFactory, initialised_profile, run, wait
-from ui.app import KithApp
-from ui.node_state import Presence
-from ui.single_instance import (
+from ui.identity.node_state import Presence
+from ui.shell.app import KithApp
+from ui.shell.single_instance import (
     MAX_LINE,
     Handover,
     decode_request,

@@ -17,8 +17,8 @@ from pytestqt.qtbot import QtBot
 from app.core.records import Delivery
 from tests.ui_helpers import AppFactory, wait, window_of
 from tests.ui_helpers import start_online as start
-from ui.main_window import MainWindow
-from ui.message_model import Role
+from ui.conversation.message_model import Role
+from ui.window.main_window import MainWindow
 
 
 def activate(qtbot: QtBot, window: MainWindow) -> None:

@@ -17,13 +17,13 @@ from app.core.events import ConnectionsChanged, Event, NodeReady, NodeStopped
 from app.core.records import ContactInfo, ContactState
 from tests.ui_helpers import run
 from ui.bridge import EventBridge, TaskRunner
-from ui.composer import Composer
-from ui.conversation import ConversationView
-from ui.elided_field import ElidedField
-from ui.error_banner import ErrorBanner
-from ui.main_window import MainWindow
-from ui.node_state import NodeState, Presence
-from ui.sidebar import Section, Sidebar
+from ui.conversation.composer import Composer
+from ui.conversation.view import ConversationView
+from ui.identity.node_state import NodeState, Presence
+from ui.sidebar.model import Section, Sidebar
+from ui.widgets.elided_field import ElidedField
+from ui.widgets.error_banner import ErrorBanner
+from ui.window.main_window import MainWindow
 
 PEER = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
 READY = NodeReady(

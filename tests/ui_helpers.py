@@ -20,10 +20,10 @@ from pytestqt.qtbot import QtBot
 
 from app.store.profile import Profile
 from tests.conftest import LOOPBACK
-from ui.app import KithApp
-from ui.main_window import MainWindow
-from ui.node_state import Presence
+from ui.identity.node_state import Presence
+from ui.shell.app import KithApp
 from ui.waits import wait_until
+from ui.window.main_window import MainWindow
 
 __all__ = [
     "LOOPBACK",

@@ -34,7 +34,7 @@ from app.store.profile import Profile
 from tests.benchmarks.files import peak_rss_mib
 from tests.nodeproc import NodeProcess
 from tests.payload import MiB, content_hash, file_hash, make_file
-from ui.app import KithApp, configure_application
+from ui.shell.app import KithApp, configure_application
 
 TICK_MS = 16
 

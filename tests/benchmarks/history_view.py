@@ -116,7 +116,7 @@ def main() -> None:
 
     from app.client import KithClient
     from app.core.config import NodeConfig
-    from ui.conversation import ConversationView
+    from ui.conversation.view import ConversationView
     from ui.waits import wait_until
 
     app = QApplication([])

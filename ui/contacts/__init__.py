@@ -1,0 +1,1 @@
+"""Dialogs about contacts: adding one from a link, their details and verification, blocking."""

@@ -1,0 +1,454 @@
+"""Paints a file message as a card inside ``MessageDelegate``, and hit-tests its buttons.
+
+A card is a row like any other (no widget per message): its geometry is a pure function of
+the row rectangle, so painting and clicking agree without storing anything. The height never
+depends on the transfer's state, which changes every few hundred milliseconds, so progress
+repaints a row without relaying out the list. Live state comes from the ``TransferCache``;
+image previews from the ``ThumbnailCache`` (decoded off the Qt thread).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import (
+    QCoreApplication,
+    QMimeDatabase,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QPointF,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
+
+from app.core.records import TransferInfo, short_peer_id
+from ui.conversation.chat_item import ChatItem
+from ui.files.file_actions import FileAction, action_label, actions_for, is_transferring
+from ui.files.thumbnails import ThumbnailCache
+from ui.style import palette as pal
+
+if TYPE_CHECKING:
+    from ui.conversation.message_delegate import MessageDelegate
+    from ui.files.transfer_cache import TransferCache
+
+CARD_WIDTH = 340
+PAD = 10
+ICON = 44
+BAR = 4
+BUTTON_H = 26
+BUTTON_GAP = 6
+RADIUS = 12
+
+
+class FileKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    ARCHIVE = "archive"
+    DOCUMENT = "document"
+    OTHER = "other"
+
+
+ARCHIVES = ("zip", "tar", "gzip", "x-7z", "x-rar", "x-bzip", "x-xz", "zstd", "compressed")
+DOCUMENTS = ("pdf", "text/", "document", "msword", "spreadsheet", "presentation", "rtf", "epub")
+ModelIndex = QModelIndex | QPersistentModelIndex
+KIND_HUES = {
+    FileKind.IMAGE: QColor("#2f9e73"), FileKind.VIDEO: QColor("#c2417c"),
+    FileKind.AUDIO: QColor("#8a5cd6"), FileKind.ARCHIVE: QColor("#c98a1b"),
+    FileKind.DOCUMENT: QColor("#3a78d4"), FileKind.OTHER: QColor("#7a8491"),
+}
+_MIME = QMimeDatabase()
+
+
+def file_kind(name: str, mime: str = "") -> FileKind:
+    """image/video/audio/archive/document/other, from the media type or the name's extension."""
+    if not mime or mime == "application/octet-stream":
+        mime = _MIME.mimeTypeForFile(name, QMimeDatabase.MatchMode.MatchExtension).name()
+    for prefix, kind in (("image/", FileKind.IMAGE), ("video/", FileKind.VIDEO),
+                         ("audio/", FileKind.AUDIO)):
+        if mime.startswith(prefix):
+            return kind
+    if any(part in mime for part in ARCHIVES):
+        return FileKind.ARCHIVE
+    if any(part in mime for part in DOCUMENTS):
+        return FileKind.DOCUMENT
+    return FileKind.OTHER
+
+
+def human_size(size: float) -> str:
+    """1 023 bytes, 1.0 KB, 12.5 MB: decimal units, as file managers show them."""
+    if size < 1000:
+        return QCoreApplication.translate("FileCard", "{n} bytes").format(n=int(size))
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        size /= 1000
+        if size < 1000 or unit == "PB":
+            return f"{size:.1f} {unit}" if size < 100 else f"{size:.0f} {unit}"
+    return ""
+
+
+def duration_text(seconds: float) -> str:
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return QCoreApplication.translate("FileCard", "{n} s left").format(n=seconds)
+    if seconds < 3600:
+        return QCoreApplication.translate("FileCard", "{n} min left").format(
+            n=math.ceil(seconds / 60))
+    return QCoreApplication.translate("FileCard", "{h} h {m} min left").format(
+        h=seconds // 3600, m=seconds % 3600 // 60)
+
+
+def status_text(info: TransferInfo | None, speed: float, peer_name: str) -> str:
+    """One line that says where the transfer stands, in plain words."""
+    tr = QCoreApplication.translate
+    if info is None:
+        return tr("FileCard", "Looking up the file…")
+    state = info.state
+    if is_transferring(info):
+        percent = int(100 * info.bytes / info.size) if info.size else 100
+        parts = [tr("FileCard", "{p}%").format(p=percent)]
+        if state == "paused":
+            parts.append(tr("FileCard", "Paused"))
+        elif speed > 0:
+            parts.append(tr("FileCard", "{speed}/s").format(speed=human_size(speed)))
+            parts.append(duration_text((info.size - info.bytes) / speed))
+        return " · ".join(parts)
+    if state == "complete":
+        return tr("FileCard", "Complete")
+    if state == "declined":
+        return tr("FileCard", "Declined")
+    if state == "cancelled":
+        return tr("FileCard", "Cancelled")
+    if state == "failed":
+        return tr("FileCard", "Failed: {reason}").format(
+            reason=info.reason or tr("FileCard", "unknown reason"))
+    if info.outgoing:
+        if info.room_id:
+            return tr("FileCard", "Shared with the room")
+        return tr("FileCard", "Waiting for {name} to accept").format(name=peer_name)
+    if state == "receiving":
+        return tr("FileCard", "Starting…")
+    return tr("FileCard", "{name} offers this file").format(name=peer_name)
+
+
+def paint_kind_glyph(painter: QPainter, rect: QRectF, kind: FileKind, palette: QPalette) -> None:
+    """A page with a folded corner in the kind's hue, and a small mark for the kind on it."""
+    hue = KIND_HUES[kind]
+    base = palette.color(QPalette.ColorRole.Base)
+    fill = pal.mix(base, hue, 0.22 if pal.is_dark(palette) else 0.14)
+    ink = hue.lighter(135) if pal.is_dark(palette) else hue
+    w, h = rect.width() * 0.72, rect.height() * 0.9
+    page = QRectF(rect.center().x() - w / 2, rect.center().y() - h / 2, w, h)
+    fold = w * 0.32
+    path = QPainterPath(QPointF(page.left() + 4, page.top()))
+    path.lineTo(page.right() - fold, page.top())
+    path.lineTo(page.right(), page.top() + fold)
+    path.lineTo(page.right(), page.bottom() - 4)
+    path.quadTo(page.right(), page.bottom(), page.right() - 4, page.bottom())
+    path.lineTo(page.left() + 4, page.bottom())
+    path.quadTo(page.left(), page.bottom(), page.left(), page.bottom() - 4)
+    path.lineTo(page.left(), page.top() + 4)
+    path.quadTo(page.left(), page.top(), page.left() + 4, page.top())
+    pen = QPen(ink, 1.4)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    painter.setPen(pen)
+    painter.setBrush(fill)
+    painter.drawPath(path)
+    corner = QPainterPath(QPointF(page.right() - fold, page.top()))
+    corner.lineTo(page.right() - fold, page.top() + fold)
+    corner.lineTo(page.right(), page.top() + fold)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.drawPath(corner)
+    c = QPointF(page.center().x(), page.center().y() + h * 0.1)
+    s = w * 0.22
+    painter.setBrush(ink)
+    if kind is FileKind.IMAGE:
+        mountain = QPainterPath(QPointF(c.x() - s * 1.3, c.y() + s))
+        mountain.lineTo(c.x() - s * 0.3, c.y() - s * 0.2)
+        mountain.lineTo(c.x() + s * 0.4, c.y() + s * 0.5)
+        mountain.lineTo(c.x() + s * 0.8, c.y() + s * 0.1)
+        mountain.lineTo(c.x() + s * 1.3, c.y() + s)
+        mountain.closeSubpath()
+        painter.drawPath(mountain)
+        painter.drawEllipse(QPointF(c.x() + s * 0.7, c.y() - s * 0.8), s * 0.3, s * 0.3)
+    elif kind is FileKind.VIDEO:
+        play = QPainterPath(QPointF(c.x() - s * 0.7, c.y() - s))
+        play.lineTo(c.x() + s, c.y())
+        play.lineTo(c.x() - s * 0.7, c.y() + s)
+        play.closeSubpath()
+        painter.drawPath(play)
+    elif kind is FileKind.AUDIO:
+        painter.drawEllipse(QPointF(c.x() - s * 0.5, c.y() + s * 0.7), s * 0.45, s * 0.35)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawLine(QPointF(c.x() - s * 0.08, c.y() + s * 0.7),
+                         QPointF(c.x() - s * 0.08, c.y() - s))
+        painter.drawLine(QPointF(c.x() - s * 0.08, c.y() - s),
+                         QPointF(c.x() + s * 0.8, c.y() - s * 0.6))
+    elif kind is FileKind.ARCHIVE:
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        x = page.left() + w * 0.42
+        for i in range(4):
+            y = page.top() + 5 + i * s * 0.7
+            painter.drawLine(QPointF(x, y), QPointF(x + s * 0.5, y))
+        painter.drawRoundedRect(QRectF(x - 1, c.y(), s * 0.8, s * 0.9), 2, 2)
+    elif kind is FileKind.DOCUMENT:
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for i, share in enumerate((1.0, 1.0, 0.6)):
+            y = c.y() - s * 0.8 + i * s * 0.8
+            left = c.x() - s * 1.1
+            painter.drawLine(QPointF(left, y), QPointF(left + 2.2 * s * share, y))
+
+
+class FileCardPainter:
+    """Geometry, painting and hit-testing of file rows, for one ``MessageDelegate``."""
+
+    def __init__(self, delegate: MessageDelegate) -> None:
+        self._d = delegate
+        self.transfers: TransferCache | None = None
+        self.thumbnails = ThumbnailCache(QSize(ICON * 2, ICON * 2), delegate)
+        self.name_of: Callable[[str], str] = short_peer_id  # the window knows better names
+        self.thumbnails.ready.connect(lambda _path: delegate._view.viewport().update())
+
+    # -- geometry -------------------------------------------------------------------------------
+
+    def info(self, item: ChatItem) -> TransferInfo | None:
+        return self.transfers.get(item.transfer or "") if self.transfers is not None else None
+
+    def body_height(self) -> int:
+        small = self._d.small_fm.height()
+        return 2 * PAD + ICON + 8 + BAR + 4 + small + 8 + BUTTON_H
+
+    def row_height(self, flags: tuple[bool, bool, bool]) -> int:
+        day, group, author = flags
+        d = self._d
+        from ui.conversation.message_delegate import GROUP_GAP, INNER_GAP
+
+        height = (GROUP_GAP if group else INNER_GAP) + self.body_height() + 1
+        if day:
+            height += d.day_h - GROUP_GAP // 2
+        if author:
+            height += d.author_h
+        return height
+
+    def card_rect(self, rect: QRect, item: ChatItem, flags: tuple[bool, bool, bool]) -> QRect:
+        from ui.conversation.message_delegate import GROUP_GAP, INNER_GAP, SIDE_MARGIN
+
+        day, group, author = flags
+        d = self._d
+        top = rect.top() + (GROUP_GAP if group else INNER_GAP)
+        if day:
+            top += d.day_h - GROUP_GAP // 2
+        width = min(CARD_WIDTH, max(200, rect.width() - 2 * SIDE_MARGIN - 40))
+        height = self.body_height() + (d.author_h if author else 0)
+        if item.outgoing:
+            left = rect.right() - SIDE_MARGIN - width + 1
+        else:
+            left = rect.left() + SIDE_MARGIN
+        return QRect(left, top, width, height)
+
+    def _inner(self, box: QRect, author: bool) -> QRect:
+        return box.adjusted(PAD, PAD + (self._d.author_h if author else 0), -PAD, -PAD)
+
+    def button_rects(self, box: QRect, author: bool, actions: list[FileAction]) -> list[
+            tuple[FileAction, QRect]]:
+        inner = self._inner(box, author)
+        metrics = QFontMetrics(self._button_font())
+        x, y = inner.left(), inner.bottom() - BUTTON_H + 1
+        out = []
+        for action in actions:
+            width = metrics.horizontalAdvance(action_label(action)) + 22
+            if x + width > inner.right() - 30:  # keep room for the time
+                break
+            out.append((action, QRect(x, y, width, BUTTON_H)))
+            x += width + BUTTON_GAP
+        return out
+
+    def _button_font(self) -> QFont:
+        font = QFont(self._d.small)
+        font.setWeight(QFont.Weight.DemiBold)
+        return font
+
+    def _geometry(self, index: ModelIndex) -> tuple[ChatItem, QRect, bool] | None:
+        from ui.conversation.message_model import MessageListModel
+
+        model = index.model()
+        if not isinstance(model, MessageListModel) or not index.isValid():
+            return None
+        row = index.row()
+        item = model.item(row)
+        if not item.transfer:
+            return None
+        flags = self._d._flags(model, row)
+        box = self.card_rect(self._d._view.visualRect(index), item, flags)
+        return item, box, flags[2]
+
+    def actions(self, item: ChatItem) -> list[FileAction]:
+        info = self.info(item)
+        if info is None or self.transfers is None:
+            return []
+        return actions_for(info)
+
+    def action_at(self, index: ModelIndex, pos: QPoint) -> FileAction | None:
+        """The card button under ``pos`` (viewport pixels), if any."""
+        found = self._geometry(index)
+        if found is None:
+            return None
+        item, box, author = found
+        for action, rect in self.button_rects(box, author, self.actions(item)):
+            if rect.contains(pos):
+                return action
+        return None
+
+    def action_rect(self, index: ModelIndex, action: FileAction) -> QRect:
+        """Where a card button is painted (for keyboard focus rings and tests); empty if absent."""
+        found = self._geometry(index)
+        if found is None:
+            return QRect()
+        item, box, author = found
+        for act, rect in self.button_rects(box, author, self.actions(item)):
+            if act is action:
+                return rect
+        return QRect()
+
+    def status_of(self, item: ChatItem) -> str:
+        """The card's status line ("Waiting for Bob to accept", "45% · 1.2 MB/s · 3 s left")."""
+        info = self.info(item)
+        speed = self.transfers.speed(item.transfer or "") if self.transfers is not None else 0.0
+        peer = self.name_of(info.peer_id) if info is not None else ""
+        return status_text(info, speed, peer)
+
+    # -- painting -------------------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, item: ChatItem,
+              flags: tuple[bool, bool, bool], day_label: str) -> None:
+        d = self._d
+        rect: QRect = option.rect
+        palette = d._view.palette()
+        box = self.card_rect(rect, item, flags)
+        info = self.info(item)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        state = option.state
+        if state & QStyle.StateFlag.State_Selected:
+            band = pal.mix(palette.color(QPalette.ColorRole.Base), pal.accent(palette),
+                           0.22 if pal.is_dark(palette) else 0.14)
+            painter.fillRect(QRect(rect.left(), box.top() - 2, rect.width(), box.height() + 4),
+                             band)
+        if flags[0]:
+            d._paint_day(painter, rect, day_label, palette)
+
+        fill, fore, meta, _ = d._colours(False)  # neutral card on both sides: buttons read
+        border = pal.accent(palette) if item.outgoing else pal.hairline(palette)
+        painter.setPen(QPen(border, 1.2))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(QRectF(box).adjusted(0.5, 0.5, -0.5, -0.5), RADIUS, RADIUS)
+        if state & QStyle.StateFlag.State_HasFocus and d._view.hasFocus():
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(pal.mix(fill, fore, 0.5), 1.5))
+            painter.drawRoundedRect(QRectF(box).adjusted(-2.5, -2.5, 2.5, 2.5),
+                                    RADIUS + 2, RADIUS + 2)
+        inner = self._inner(box, flags[2])
+        if flags[2]:
+            painter.setFont(d.bold_small)
+            painter.setPen(d.author_colour(item.author_id, palette))
+            painter.drawText(QRect(inner.left(), box.top() + PAD - 1, inner.width(), d.author_h),
+                             int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
+                             item.author_name)
+
+        name = info.name if info is not None else item.text
+        icon = QRect(inner.left(), inner.top(), ICON, ICON)
+        self._paint_icon(painter, icon, name, info, palette)
+
+        text_left = icon.right() + 10
+        text_w = inner.right() - text_left
+        bold = QFont(d.font)
+        bold.setWeight(QFont.Weight.DemiBold)
+        painter.setFont(bold)
+        painter.setPen(fore)
+        name_h = QFontMetrics(bold).height()
+        painter.drawText(QRect(text_left, icon.top() + 2, text_w, name_h),
+                         int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         QFontMetrics(bold).elidedText(name, Qt.TextElideMode.ElideMiddle, text_w))
+        painter.setFont(d.small)
+        painter.setPen(meta)
+        size = human_size(info.size) if info is not None else ""
+        painter.drawText(QRect(text_left, icon.top() + 4 + name_h, text_w, d.small_fm.height()),
+                         int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), size)
+
+        status_top = icon.bottom() + 9
+        if info is not None and is_transferring(info):
+            track = QRectF(inner.left(), status_top, inner.width(), BAR)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(pal.mix(fill, fore, 0.15))
+            painter.drawRoundedRect(track, BAR / 2, BAR / 2)
+            share = min(1.0, info.bytes / info.size) if info.size else 1.0
+            painter.setBrush(pal.muted_text(palette) if info.state == "paused"
+                             else pal.accent(palette))
+            painter.drawRoundedRect(QRectF(track.left(), track.top(), track.width() * share, BAR),
+                                    BAR / 2, BAR / 2)
+        status = self.status_of(item)
+        colour = pal.ERROR if info is not None and info.state == "failed" else meta
+        painter.setPen(colour)
+        painter.setFont(d.small)
+        status_rect = QRect(inner.left(), status_top + BAR + 4, inner.width(), d.small_fm.height())
+        painter.drawText(status_rect, int(Qt.AlignmentFlag.AlignLeft
+                                          | Qt.AlignmentFlag.AlignVCenter),
+                         d.small_fm.elidedText(status, Qt.TextElideMode.ElideRight, inner.width()))
+
+        buttons = self.button_rects(box, flags[2], self.actions(item))
+        for i, (action, button) in enumerate(buttons):
+            self._paint_button(painter, button, action_label(action), i == 0, palette, fill, fore)
+        time = item.local_time.strftime("%H:%M")
+        painter.setFont(d.small)
+        painter.setPen(meta)
+        time_rect = QRect(inner.left(), inner.bottom() - BUTTON_H + 1, inner.width(), BUTTON_H)
+        painter.drawText(time_rect, int(Qt.AlignmentFlag.AlignRight
+                                        | Qt.AlignmentFlag.AlignVCenter), time)
+        painter.restore()
+
+    def _paint_icon(self, painter: QPainter, icon: QRect, name: str, info: TransferInfo | None,
+                    palette: QPalette) -> None:
+        kind = file_kind(name)
+        path = info.path if info is not None else None
+        if kind is FileKind.IMAGE and path and (info is not None and (
+                info.outgoing or info.state == "complete")):
+            pixmap = self.thumbnails.get(path)
+            if pixmap is not None:
+                painter.save()
+                clip = QPainterPath()
+                clip.addRoundedRect(QRectF(icon), 8, 8)
+                painter.setClipPath(clip)
+                source = QRect(QPoint(0, 0), pixmap.size())
+                side = min(source.width(), source.height())
+                source = QRect((source.width() - side) // 2, (source.height() - side) // 2,
+                               side, side)
+                painter.drawPixmap(icon, pixmap, source)
+                painter.restore()
+                return
+        paint_kind_glyph(painter, QRectF(icon), kind, palette)
+
+    def _paint_button(self, painter: QPainter, rect: QRect, label: str, primary: bool,
+                      palette: QPalette, fill: QColor, fore: QColor) -> None:
+        accent = pal.accent(palette)
+        painter.setFont(self._button_font())
+        shape = QRectF(rect).adjusted(0.5, 0.5, -0.5, -0.5)
+        if primary:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(accent)
+            painter.drawRoundedRect(shape, BUTTON_H / 2, BUTTON_H / 2)
+            painter.setPen(palette.color(QPalette.ColorRole.HighlightedText))
+        else:
+            painter.setPen(QPen(pal.mix(fill, fore, 0.3), 1))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(shape, BUTTON_H / 2, BUTTON_H / 2)
+            painter.setPen(fore)
+        painter.drawText(shape, Qt.AlignmentFlag.AlignCenter, label)

@@ -1,0 +1,609 @@
+"""Paints a ``MessageListModel`` row as a chat bubble: no widget per message (design section 4).
+
+Text is wrapped with a ``QTextLayout`` built once per (message, width) and cached: ``sizeHint``
+runs for every loaded row on each relayout, so the row height is cached separately from the
+(heavier) layouts, which only the visible rows need. Links are format ranges in that layout, so
+hit-testing a click is a lookup in the same object that painted it. Day headers and author names
+are painted inside the row they belong to instead of being fake rows.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QPointF,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QTextCharFormat,
+    QTextLayout,
+    QTextLine,
+    QTextOption,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTextBrowser,
+    QWidget,
+)
+
+from app.core.records import Delivery
+from ui.conversation.chat_item import ChatItem
+from ui.conversation.file_card import FileCardPainter
+from ui.conversation.message_model import MessageListModel, Role
+from ui.style import palette as pal
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+URL_PATTERN = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.IGNORECASE)
+TRAILING = ".,;:!?'\""
+
+SIDE_MARGIN = 16         # viewport edge to bubble
+PAD_H, PAD_V = 12, 7     # inside the bubble
+RADIUS = 14
+GROUP_GAP, INNER_GAP = 10, 2
+MAX_BUBBLE = 620
+BUBBLE_SHARE = 0.78      # of the content width
+GLYPH = 16               # delivery glyph box
+FAILED = 20              # the red "!" left of a failed bubble
+META_GAP = 10
+SIZE_CACHE_LIMIT = 50_000
+LAYOUT_CACHE_LIMIT = 600
+
+
+class Glyph(StrEnum):
+    """The delivery mark drawn on an outgoing bubble."""
+
+    NONE = ""
+    CLOCK = "clock"          # sending
+    TICK = "tick"            # sent
+    DOUBLE_TICK = "double"   # delivered
+    FAILED = "failed"        # red "!", click to retry
+
+
+GLYPHS = {
+    Delivery.SENDING: Glyph.CLOCK,
+    Delivery.SENT: Glyph.TICK,
+    Delivery.DELIVERED: Glyph.DOUBLE_TICK,
+    Delivery.FAILED: Glyph.FAILED,
+    Delivery.RECEIVED: Glyph.NONE,
+}
+
+
+def find_links(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of every http(s) URL, without trailing punctuation or an unpaired ')'."""
+    links = []
+    for match in URL_PATTERN.finditer(text):
+        url = match.group(0)
+        while url and (url[-1] in TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))):
+            url = url[:-1]
+        if len(url) > len("https://") and QUrl(url, QUrl.ParsingMode.StrictMode).isValid():
+            links.append((match.start(), match.start() + len(url), url))
+    return links
+
+
+def linkified_html(text: str) -> str:
+    """The text as HTML with its links as anchors (for the read-only text browser)."""
+    parts, last = [], 0
+    for start, end, url in find_links(text):
+        parts.append(html.escape(text[last:start]))
+        parts.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>')
+        last = end
+    parts.append(html.escape(text[last:]))
+    body = "".join(parts).replace("\n", "<br>")
+    return f'<div style="white-space: pre-wrap">{body}</div>'
+
+
+@dataclass
+class _Bubble:
+    """One message laid out at one width."""
+
+    layout: QTextLayout
+    links: list[tuple[int, int, str]]
+    time: str
+    width: int               # the bubble
+    height: int
+    text_width: float        # the widest line
+    meta_inline: bool        # time and ticks share the last text line
+
+
+class MessageDelegate(QStyledItemDelegate):
+    """Bubbles, day headers, times, delivery glyphs and links for ``MessageListModel`` rows."""
+
+    link_activated = Signal(str)
+    retry_requested = Signal(str)  # the message key
+    file_action_requested = Signal(str, str)  # transfer id, FileAction value (a card button)
+
+    def __init__(self, view: QAbstractItemView) -> None:
+        super().__init__(view)
+        self._view = view
+        self._sizes: dict[tuple[str, int, int], int] = {}
+        self._bubbles: OrderedDict[tuple[str, int, bool], _Bubble] = OrderedDict()
+        self._fonts()
+        self.cards = FileCardPainter(self)  # rows with a ``transfer`` are file cards
+
+    # -- fonts, colours, caches -----------------------------------------------------------------
+
+    def _fonts(self) -> None:
+        self.font = QFont(self._view.font())
+        self.small = QFont(self.font)
+        self.small.setPointSizeF(max(7.0, self.font.pointSizeF() * 0.8))
+        self.bold_small = QFont(self.small)
+        self.bold_small.setBold(True)
+        self.day_font = QFont(self.small)
+        self.day_font.setWeight(QFont.Weight.DemiBold)
+        self.fm = QFontMetrics(self.font)
+        self.small_fm = QFontMetrics(self.small)
+        self.author_h = QFontMetrics(self.bold_small).height() + 2
+        self.day_h = self.small_fm.height() + 26
+
+    def invalidate(self) -> None:
+        """Forget every layout (the font or palette changed)."""
+        self._sizes.clear()
+        self._bubbles.clear()
+        self._fonts()
+
+    def content_width(self) -> int:
+        """The width rows are laid out for; independent of the scroll bar showing, so a bar
+        that appears cannot change the heights that made it appear."""
+        bar = self._view.verticalScrollBar().sizeHint().width()
+        return max(200, self._view.width() - 2 * self._view.frameWidth() - bar)
+
+    def _max_text_width(self, width: int) -> int:
+        bubble = min(MAX_BUBBLE, int((width - 2 * SIDE_MARGIN - FAILED) * BUBBLE_SHARE))
+        return max(80, bubble - 2 * PAD_H)
+
+    def _colours(self, outgoing: bool) -> tuple[QColor, QColor, QColor, QColor]:
+        """Bubble, text, meta and link colours from the palette (light and dark alike)."""
+        palette = self._view.palette()
+        base = palette.color(QPalette.ColorRole.Base)
+        text = palette.color(QPalette.ColorRole.Text)
+        if outgoing:
+            bubble = pal.accent(palette)
+            fore = palette.color(QPalette.ColorRole.HighlightedText)
+            return bubble, fore, pal.mix(fore, bubble, 0.28), fore
+        bubble = pal.mix(base, text, 0.13 if pal.is_dark(palette) else 0.07)
+        link = palette.color(QPalette.ColorRole.Link)
+        if pal.is_dark(palette) and link.lightnessF() < 0.55:
+            link = link.lighter(160)
+        return bubble, text, pal.mix(text, bubble, 0.45), link
+
+    # -- geometry -------------------------------------------------------------------------------
+
+    def bubble(self, item: ChatItem, width: int) -> _Bubble:
+        """The cached layout of ``item`` for a row ``width`` wide."""
+        text_width = self._max_text_width(width)
+        cache_key = (item.key, text_width, item.outgoing)
+        found = self._bubbles.get(cache_key)
+        if found is not None:  # a key's text never changes
+            self._bubbles.move_to_end(cache_key)
+            return found
+        made = self._lay_out(item, text_width)
+        self._bubbles[cache_key] = made
+        if len(self._bubbles) > LAYOUT_CACHE_LIMIT:
+            self._bubbles.popitem(last=False)
+        return made
+
+    def _lay_out(self, item: ChatItem, text_width: int) -> _Bubble:
+        text = item.text.replace("\n", "\u2028")  # QTextLayout breaks lines on U+2028 only
+        layout = QTextLayout(text, self.font)
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        layout.setTextOption(option)
+        links = find_links(item.text)
+        if links:
+            link_colour = self._colours(item.outgoing)[3]
+            ranges = []
+            for start, end, _ in links:
+                fmt = QTextCharFormat()
+                fmt.setForeground(link_colour)
+                fmt.setFontUnderline(True)
+                span = QTextLayout.FormatRange()
+                span.start, span.length, span.format = start, end - start, fmt
+                ranges.append(span)
+            layout.setFormats(ranges)
+        layout.setCacheEnabled(True)
+        layout.beginLayout()
+        y, widest, last = 0.0, 0.0, 0.0
+        while True:
+            line = layout.createLine()
+            if not line.isValid():
+                break
+            line.setLineWidth(text_width)
+            line.setPosition(QPointF(0, y))
+            y += line.height()
+            last = line.naturalTextWidth()
+            widest = max(widest, last)
+        layout.endLayout()
+
+        time = item.local_time.strftime("%H:%M")
+        meta = self._meta_width(time, item.outgoing)
+        inline = last + META_GAP + meta <= text_width
+        if inline:
+            content_w = max(widest, last + META_GAP + meta)
+            content_h = y
+        else:
+            content_w = max(widest, meta)
+            content_h = y + self.small_fm.height()
+        return _Bubble(
+            layout=layout, links=links, time=time,
+            width=math.ceil(content_w) + 2 * PAD_H, height=math.ceil(content_h) + 2 * PAD_V,
+            text_width=widest, meta_inline=inline,
+        )
+
+    def _meta_width(self, time: str, outgoing: bool) -> int:
+        return self.small_fm.horizontalAdvance(time) + (GLYPH + 3 if outgoing else 0)
+
+    def _flags(self, model: MessageListModel, row: int) -> tuple[bool, bool, bool]:
+        return model.starts_day(row), model.starts_group(row), model.shows_author(row)
+
+    def _row_height(self, bubble: _Bubble, flags: tuple[bool, bool, bool]) -> int:
+        day, group, author = flags
+        height = (GROUP_GAP if group else INNER_GAP) + bubble.height + 1
+        if day:
+            height += self.day_h - GROUP_GAP // 2
+        if author:
+            height += self.author_h
+        return height
+
+    def _bubble_rect(
+        self, rect: QRect, bubble: _Bubble, item: ChatItem, flags: tuple[bool, bool, bool]
+    ) -> QRect:
+        day, group, author = flags
+        top = rect.top() + (GROUP_GAP if group else INNER_GAP)
+        if day:
+            top += self.day_h - GROUP_GAP // 2
+        height = bubble.height + (self.author_h if author else 0)
+        width = bubble.width
+        if author:  # the name may be wider than a short message
+            name = QFontMetrics(self.bold_small).horizontalAdvance(item.author_name) + 2 * PAD_H
+            width = max(width, min(name, self._max_text_width(rect.width()) + 2 * PAD_H))
+        if item.outgoing:
+            left = rect.right() - SIDE_MARGIN - width + 1
+        else:
+            left = rect.left() + SIDE_MARGIN
+        return QRect(left, top, width, height)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: ModelIndex) -> QSize:
+        model = index.model()
+        if not isinstance(model, MessageListModel):
+            return super().sizeHint(option, index)
+        row = index.row()
+        item = model.item(row)
+        width = self.content_width()
+        flags = self._flags(model, row)
+        if item.transfer:
+            return QSize(width, self.cards.row_height(flags))
+        packed = flags[0] | flags[1] << 1 | flags[2] << 2
+        cache_key = (item.key, width, packed)
+        height = self._sizes.get(cache_key)
+        if height is None:
+            height = self._row_height(self.bubble(item, width), flags)
+            if len(self._sizes) > SIZE_CACHE_LIMIT:
+                self._sizes.clear()
+            self._sizes[cache_key] = height
+        return QSize(width, height)
+
+    # -- painting -------------------------------------------------------------------------------
+
+    def glyph(self, index: ModelIndex) -> Glyph:
+        """The delivery mark this row shows (what tests and screen readers can ask for)."""
+        model = index.model()
+        if not isinstance(model, MessageListModel):
+            return Glyph.NONE
+        item = model.item(index.row())
+        return GLYPHS[item.state] if item.outgoing else Glyph.NONE
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
+        model = index.model()
+        if not isinstance(model, MessageListModel):
+            super().paint(painter, option, index)
+            return
+        row = index.row()
+        item = model.item(row)
+        if item.transfer:
+            flags = self._flags(model, row)
+            self.cards.paint(painter, option, item, flags, model.day_label(row) if flags[0] else "")
+            return
+        rect: QRect = option.rect
+        state: QStyle.StateFlag = option.state
+        palette = self._view.palette()
+        bubble = self.bubble(item, self.content_width())
+        flags = self._flags(model, row)
+        box = self._bubble_rect(rect, bubble, item, flags)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+
+        if state & QStyle.StateFlag.State_Selected:
+            band = pal.mix(
+                palette.color(QPalette.ColorRole.Base), pal.accent(palette),
+                0.22 if pal.is_dark(palette) else 0.14,
+            )
+            painter.fillRect(QRect(rect.left(), box.top() - 2, rect.width(), box.height() + 4),
+                             band)
+        if flags[0]:
+            self._paint_day(painter, rect, model.day_label(row), palette)
+
+        fill, fore, meta, _ = self._colours(item.outgoing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(QRectF(box), RADIUS, RADIUS)
+        if state & QStyle.StateFlag.State_HasFocus and self._view.hasFocus():
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(pal.mix(fill, palette.color(QPalette.ColorRole.Text), 0.5), 1.5))
+            painter.drawRoundedRect(QRectF(box).adjusted(-2.5, -2.5, 2.5, 2.5),
+                                    RADIUS + 2, RADIUS + 2)
+
+        top = box.top() + PAD_V
+        if flags[2]:
+            painter.setFont(self.bold_small)
+            painter.setPen(self.author_colour(item.author_id, palette))
+            painter.drawText(
+                QRect(box.left() + PAD_H, top - 1, box.width() - 2 * PAD_H, self.author_h),
+                int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
+                QFontMetrics(self.bold_small).elidedText(
+                    item.author_name, Qt.TextElideMode.ElideRight, box.width() - 2 * PAD_H
+                ),
+            )
+            top += self.author_h
+        painter.setPen(fore)
+        painter.setFont(self.font)
+        bubble.layout.draw(painter, QPointF(box.left() + PAD_H, top))
+
+        meta_w = self._meta_width(bubble.time, item.outgoing)
+        meta_h = self.small_fm.height()
+        meta_rect = QRect(box.right() - PAD_H - meta_w + 1, box.bottom() - PAD_V - meta_h + 2,
+                          meta_w, meta_h)
+        painter.setFont(self.small)
+        painter.setPen(meta)
+        painter.drawText(meta_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         bubble.time)
+        if item.outgoing:
+            glyph_box = QRectF(meta_rect.right() - GLYPH + 1, meta_rect.center().y() - GLYPH / 2,
+                               GLYPH, GLYPH)
+            if item.state is Delivery.FAILED:  # one large "!" beside the bubble, not two
+                self._paint_failed(painter, self.failed_rect(box), palette)
+            else:
+                self._paint_glyph(painter, GLYPHS[item.state], glyph_box, meta, fore)
+        painter.restore()
+
+    def _paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None:
+        base = palette.color(QPalette.ColorRole.Base)
+        text = palette.color(QPalette.ColorRole.Text)
+        metrics = QFontMetrics(self.day_font)
+        width = metrics.horizontalAdvance(label) + 24
+        height = metrics.height() + 8
+        top = rect.top() + (self.day_h - height) // 2 + 2
+        pill = QRectF(rect.center().x() - width / 2, top, width, height)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(pal.mix(base, text, 0.1 if pal.is_dark(palette) else 0.055))
+        painter.drawRoundedRect(pill, height / 2, height / 2)
+        painter.setFont(self.day_font)
+        painter.setPen(pal.mix(text, base, 0.38))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, label)
+
+    def _paint_glyph(
+        self, painter: QPainter, glyph: Glyph, box: QRectF, meta: QColor, fore: QColor
+    ) -> None:
+        pen = QPen(meta, 1.4)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        c = box.center()
+        if glyph is Glyph.CLOCK:
+            painter.setPen(pen)
+            painter.drawEllipse(c, 5.0, 5.0)
+            path = QPainterPath(QPointF(c.x(), c.y() - 3))
+            path.lineTo(c)
+            path.lineTo(c.x() + 2.5, c.y() + 1.5)
+            painter.drawPath(path)
+        elif glyph in (Glyph.TICK, Glyph.DOUBLE_TICK):
+            if glyph is Glyph.DOUBLE_TICK:
+                pen.setColor(fore)  # delivered reads brighter than merely sent
+            painter.setPen(pen)
+            offsets = (-3.0, 1.5) if glyph is Glyph.DOUBLE_TICK else (-1.0,)
+            for dx in offsets:
+                path = QPainterPath(QPointF(c.x() + dx - 4, c.y()))
+                path.lineTo(c.x() + dx - 1, c.y() + 3)
+                path.lineTo(c.x() + dx + 4.5, c.y() - 3.5)
+                painter.drawPath(path)
+
+    def failed_rect(self, box: QRect) -> QRect:
+        """The red "!" beside a failed bubble: click it to retry."""
+        return QRect(box.left() - FAILED - 6, box.center().y() - FAILED // 2, FAILED, FAILED)
+
+    def _paint_failed(self, painter: QPainter, rect: QRect, palette: QPalette) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(pal.ERROR)
+        painter.drawEllipse(QRectF(rect))
+        font = QFont(self.font)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor("white"))
+        painter.drawText(QRectF(rect), Qt.AlignmentFlag.AlignCenter, "!")
+
+    @staticmethod
+    def author_colour(author_id: str, palette: QPalette) -> QColor:
+        """Each room member keeps a hue; lightness follows the theme so names stay readable."""
+        hue = zlib.crc32(author_id.encode("utf-8")) % 360
+        return QColor.fromHsl(hue, 170, 175 if pal.is_dark(palette) else 90)
+
+    # -- hit testing ----------------------------------------------------------------------------
+
+    def _geometry(self, index: ModelIndex) -> tuple[ChatItem, _Bubble, QRect, QPoint] | None:
+        """The item, its layout, its bubble and the origin of its text, in viewport pixels."""
+        model = index.model()
+        if not isinstance(model, MessageListModel) or not index.isValid():
+            return None
+        row = index.row()
+        item = model.item(row)
+        if item.transfer:  # a file card: no text layout, no links, no retry mark
+            return None
+        bubble = self.bubble(item, self.content_width())
+        flags = self._flags(model, row)
+        box = self._bubble_rect(self._view.visualRect(index), bubble, item, flags)
+        origin = QPoint(box.left() + PAD_H, box.top() + PAD_V + (self.author_h if flags[2] else 0))
+        return item, bubble, box, origin
+
+    def link_at(self, index: ModelIndex, pos: QPoint) -> str | None:
+        """The URL under ``pos`` (viewport coordinates), if any."""
+        found = self._geometry(index)
+        if found is None:
+            return None
+        _, bubble, _, origin = found
+        if not bubble.links:
+            return None
+        x, y = pos.x() - origin.x(), pos.y() - origin.y()
+        layout = bubble.layout
+        for i in range(layout.lineCount()):
+            line = layout.lineAt(i)
+            if line.y() <= y < line.y() + line.height():
+                if not 0 <= x <= line.naturalTextWidth():
+                    return None
+                cursor = line.xToCursor(x, QTextLine.CursorPosition.CursorOnCharacter)
+                for start, end, url in bubble.links:
+                    if start <= cursor < end:
+                        return url
+                return None
+        return None
+
+    def link_rect(self, index: ModelIndex, link: int = 0) -> QRect:
+        """Where the ``link``-th URL starts (for tests and keyboard users), viewport pixels."""
+        found = self._geometry(index)
+        if found is None or link >= len(found[1].links):
+            return QRect()
+        _, bubble, _, origin = found
+        start = bubble.links[link][0]
+        line = bubble.layout.lineForTextPosition(start)
+        x = line.cursorToX(start)
+        if isinstance(x, tuple):  # PySide returns (x, cursor) for the in/out argument
+            x = x[0]
+        assert isinstance(x, float | int)
+        return QRect(origin.x() + int(x), origin.y() + int(line.y()), 12, int(line.height()))
+
+    def retry_hit(self, index: ModelIndex, pos: QPoint) -> bool:
+        found = self._geometry(index)
+        if found is None:
+            return False
+        item, _, box, _ = found
+        if not (item.outgoing and item.state is Delivery.FAILED):
+            return False
+        return self.failed_rect(box).adjusted(-4, -4, 4, 4).contains(pos)
+
+    def failed_point(self, index: ModelIndex) -> QPoint:
+        found = self._geometry(index)
+        return QPoint() if found is None else self.failed_rect(found[2]).center()
+
+    def editorEvent(
+        self, event: QEvent, model: QAbstractItemModel, option: QStyleOptionViewItem,
+        index: ModelIndex,
+    ) -> bool:
+        if (
+            event.type() == QEvent.Type.MouseButtonRelease
+            and isinstance(event, QMouseEvent)
+            and event.button() == Qt.MouseButton.LeftButton
+            and event.modifiers() == Qt.KeyboardModifier.NoModifier
+        ):
+            pos = event.position().toPoint()
+            action = self.cards.action_at(index, pos)
+            if action is not None:
+                self.file_action_requested.emit(model.data(index, Role.KEY), action.value)
+                return True
+            if self.retry_hit(index, pos):
+                self.retry_requested.emit(model.data(index, Role.KEY))
+                return True
+            url = self.link_at(index, pos)
+            if url is not None:
+                self.link_activated.emit(url)
+                return True
+        return super().editorEvent(event, model, option, index)
+
+    # -- the read-only editor: select part of a message, click its links -------------------------
+
+    def createEditor(
+        self, parent: QWidget, option: QStyleOptionViewItem, index: ModelIndex
+    ) -> QWidget:
+        model = index.model()
+        assert isinstance(model, MessageListModel)
+        item = model.item(index.row())
+        if item.transfer:  # a file card has no text to select: no editor
+            return None  # type: ignore[return-value]
+        editor = QTextBrowser(parent)
+        editor.setObjectName("messageText")
+        editor.setFrameShape(QFrame.Shape.NoFrame)
+        editor.setReadOnly(True)
+        editor.setOpenLinks(False)
+        editor.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        editor.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        editor.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        editor.document().setDocumentMargin(0)
+        editor.setFont(self.font)
+        fill, fore, _, link = self._colours(item.outgoing)
+        palette = editor.palette()
+        for role, colour in (
+            (QPalette.ColorRole.Base, fill), (QPalette.ColorRole.Text, fore),
+            (QPalette.ColorRole.Link, link), (QPalette.ColorRole.LinkVisited, link),
+        ):
+            palette.setColor(role, colour)
+        palette.setColor(QPalette.ColorRole.Highlight, pal.mix(fill, fore, 0.35))
+        palette.setColor(QPalette.ColorRole.HighlightedText, fore)
+        editor.setPalette(palette)
+        editor.document().setDefaultStyleSheet(
+            f"a {{ color: {link.name()}; text-decoration: underline; }}"
+        )
+        editor.setHtml(linkified_html(item.text))
+        editor.anchorClicked.connect(lambda url: self.link_activated.emit(url.toString()))
+        editor.setAccessibleName(self.tr("Message text"))
+        return editor
+
+    def setEditorData(self, editor: QWidget, index: ModelIndex) -> None:
+        """The text was set when the editor was made; nothing is ever written back."""
+
+    def setModelData(
+        self, editor: QWidget, model: QAbstractItemModel, index: ModelIndex
+    ) -> None:
+        """Read-only: the browser only selects and opens links."""
+
+    def updateEditorGeometry(
+        self, editor: QWidget, option: QStyleOptionViewItem, index: ModelIndex
+    ) -> None:
+        found = self._geometry(index)
+        if found is None:
+            return
+        _, bubble, box, origin = found
+        width = max(40, box.right() - PAD_H - origin.x() + 2)
+        if isinstance(editor, QTextBrowser):
+            editor.document().setTextWidth(width)
+            height = math.ceil(editor.document().size().height())
+        else:
+            height = bubble.height
+        editor.setGeometry(QRect(origin.x(), origin.y(), width, max(height, self.fm.height())))

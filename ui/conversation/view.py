@@ -1,0 +1,633 @@
+"""The centre of the window: who you talk to (a contact or a room), the messages, the composer.
+
+It turns client events into rows of a ``MessageListModel`` (a model and a delegate, never a widget
+per message: design section 4) and calls the client for pages of history, sends, retries and
+drafts. Client calls are coroutines run by the shared ``TaskRunner``; every result is checked
+against the conversation still being open (``_generation``), because the user may have switched
+while it was on its way. Events that arrive while the first page loads are replayed after it, so
+nothing sent or delivered in that window is lost or shown twice.
+
+Contacts and rooms share one model, one list and one composer; what differs is small: a room
+shows authors' names, pages by the room's shared order instead of a local sequence, and slots
+posts that history sync brought late into their place (``MessageListModel.insert_sorted``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QPalette, QShowEvent
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from app.core.events import (
+    ContactChanged,
+    ContactOffline,
+    ContactOnline,
+    ContactRemoved,
+    Event,
+    FileOffer,
+    FileOffered,
+    MessageDelivered,
+    MessageFailed,
+    MessageQueued,
+    MessageReceived,
+    MessageSent,
+    RoomChanged,
+    RoomLeft,
+    RoomMembersChanged,
+    RoomPostAdded,
+    RoomPostConfirmed,
+)
+from app.core.records import (
+    ContactInfo,
+    Delivery,
+    MessageInfo,
+    RoomInfo,
+    RoomPostInfo,
+)
+from ui.bridge import TaskRunner
+from ui.conversation.chat_item import ChatItem
+from ui.conversation.composer import Composer
+from ui.conversation.file_offer import (
+    as_file_item,
+    is_file_control,
+    is_file_post,
+)
+from ui.conversation.header import ConversationHeader
+from ui.conversation.message_list import MessageListView
+from ui.conversation.message_model import MessageListModel
+
+if TYPE_CHECKING:
+    from app.client import KithClient
+
+PAGE_SIZE = 100
+REVEAL_MAX_PAGES = 200  # how far back a search hit is looked for: 20,000 messages
+DRAFT_DELAY_MS = 700
+_MESSAGE_EVENTS = (MessageQueued, MessageReceived, MessageSent, MessageDelivered, MessageFailed)
+_POST_EVENTS = (RoomPostAdded, RoomPostConfirmed)
+
+
+class ConversationView(QWidget):
+    """The centre of the window: a header, the message list and the composer."""
+
+    read = Signal(str)               # the user has now seen this conversation's newest messages
+    details_requested = Signal(str)  # the header was activated: show this peer's details
+    members_requested = Signal(str)  # the header of a room was activated: show its members
+
+    def __init__(
+        self, runner: TaskRunner | QWidget | None = None, parent: QWidget | None = None
+    ) -> None:
+        # ``ConversationView(parent)`` is still accepted while the window moves to the new
+        # signature; a private runner is made when none is given.
+        if isinstance(runner, QWidget) and parent is None:
+            runner, parent = None, runner
+        super().__init__(parent)
+        self.runner = runner if isinstance(runner, TaskRunner) else TaskRunner(self)
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        self.setAutoFillBackground(True)
+        self._client: KithClient | None = None
+        self._contact: ContactInfo | None = None
+        self._room: RoomInfo | None = None
+        self._generation = 0
+        self._loading_first = False
+        self._loading_older = False
+        self._exhausted = False
+        self._pending: list[Event] = []   # events that arrived while the first page loaded
+        self._unseen = False
+        self._draft_key: str | None = None
+        self._reveal: tuple[int, str, int] | None = None  # (generation, key, pages left)
+        # One send at a time: the network runs each call as its own (randomly scheduled) trio
+        # task, and posts typed in a row must get their numbers in the order they were typed.
+        self._send_lock = asyncio.Lock()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.header = ConversationHeader(self)
+        self.header.activated.connect(self._header_activated)
+        self.header.hide()
+        layout.addWidget(self.header)
+        self.model = MessageListModel(self)
+        self.messages = MessageListView(self)
+        self.messages.setModel(self.model)
+        self.messages.near_top.connect(self.load_older)
+        self.messages.reached_bottom.connect(self._maybe_read)
+        self.messages.retry_requested.connect(self.retry)
+        layout.addWidget(self.messages, 1)
+        self.composer = Composer(self)
+        self.composer.submitted.connect(self.send)
+        self.composer.edited.connect(self._schedule_draft)
+        composer_box = QVBoxLayout()
+        composer_box.setContentsMargins(16, 8, 16, 16)
+        composer_box.addWidget(self.composer)
+        layout.addLayout(composer_box)
+        self.setFocusProxy(self.composer.edit)
+
+        self._watched_window: QWidget | None = None
+        self._draft_timer = QTimer(self)
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_DELAY_MS)
+        self._draft_timer.timeout.connect(self.save_draft)
+        self._show_empty_state()
+
+    # -- the contract with the window ---------------------------------------------------------
+
+    @property
+    def current_peer(self) -> str | None:
+        return self._contact.peer_id if self._contact is not None else None
+
+    @property
+    def contact(self) -> ContactInfo | None:
+        return self._contact
+
+    @property
+    def current_room(self) -> str | None:
+        return self._room.room_id if self._room is not None else None
+
+    @property
+    def room(self) -> RoomInfo | None:
+        return self._room
+
+    @property
+    def conversation_key(self) -> str | None:
+        """The open conversation's id: the peer id, or the room id (drafts are kept by it)."""
+        if self._room is not None:
+            return self._room.room_id
+        return self.current_peer
+
+    def set_client(self, client: KithClient | None) -> None:
+        """The running client, or ``None`` when the network stopped (the composer disables)."""
+        if client is self._client:
+            return
+        if client is None:
+            self.save_draft()
+        self._client = client
+        self._update_composer()
+        if client is not None and self._contact is not None:
+            self.open_contact(self._contact)  # (re)load what the new client knows
+        elif client is not None and self._room is not None:
+            self.open_room(self._room)
+
+    def open_contact(self, contact: ContactInfo) -> None:
+        """Show ``contact``'s conversation: newest page at the bottom, their draft restored."""
+        same = self._begin_open(contact.peer_id)
+        self._contact, self._room = contact, None
+        self.model.show_author = False
+        self.header.set_contact(contact)
+        self._finish_open(contact.peer_id, same)
+
+    def open_room(self, room: RoomInfo) -> None:
+        """Show a room: newest page of posts at the bottom with authors' names, its draft."""
+        same = self._begin_open(room.room_id)
+        self._contact, self._room = None, room
+        self.model.show_author = True
+        self.header.set_room(room)
+        self._finish_open(room.room_id, same)
+
+    def _begin_open(self, key: str) -> bool:
+        """Save the draft of the conversation being left; True if ``key`` is already open."""
+        current = self.conversation_key
+        if current is not None and current != key:
+            self.save_draft()
+        return current == key
+
+    def _finish_open(self, key: str, same: bool) -> None:
+        self._generation += 1
+        self._pending = []
+        self._exhausted = False
+        self._loading_older = False
+        self._unseen = True
+        self.header.show()
+        if not same:
+            self.composer.set_text("")
+            self.composer.clear_error()
+        self._update_composer()
+        self._loading_first = self._client is not None
+        self.model.clear()
+        self._show_empty_state()
+        self.composer.edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        if self._client is None:
+            return
+        generation = self._generation
+        self.runner.run(self._load_first(generation, key), self.tr("Loading messages"))
+        if not same:
+            self.runner.run(self._load_draft(generation, key), self.tr("Loading the draft"))
+
+    def update_room(self, room: RoomInfo) -> None:
+        """New name or member counts for the open room (others are ignored)."""
+        if self._room is None or room.room_id != self._room.room_id:
+            return
+        self._room = room
+        self.header.set_room(room)
+        self._update_composer()
+        if self.model.rowCount() == 0:
+            self._show_empty_state()
+
+    def update_contact(self, contact: ContactInfo) -> None:
+        """New name, presence or verification for the open conversation (others are ignored)."""
+        if self._contact is None or contact.peer_id != self._contact.peer_id:
+            return
+        self._contact = contact
+        self.header.set_contact(contact)
+        self._update_composer()
+        if self.model.rowCount() == 0:
+            self._show_empty_state()
+
+    def close_conversation(self) -> None:
+        """Back to the empty state; the draft is saved first."""
+        self.save_draft()
+        self._contact = None
+        self._room = None
+        self._generation += 1
+        self._pending = []
+        self._loading_first = self._loading_older = False
+        self.header.hide()
+        self.model.clear()
+        self.composer.set_text("")
+        self._update_composer()
+        self._show_empty_state()
+
+    def handle_event(self, event: Event) -> None:
+        """Every client event comes here; only those about the open conversation matter."""
+        peer = self.current_peer
+        if isinstance(event, FileOffered | FileOffer):
+            return  # the offer's own message or room post makes its card
+        if isinstance(event, ContactChanged):
+            self.update_contact(event.contact)
+            return
+        if self._room is not None:
+            self._handle_room_event(event, self._room.room_id)
+            return
+        if peer is None:
+            return
+        if isinstance(event, ContactOnline | ContactOffline) and event.peer_id == peer:
+            assert self._contact is not None
+            last_seen = event.last_seen if isinstance(event, ContactOffline) else None
+            self.update_contact(dataclasses.replace(
+                self._contact, online=isinstance(event, ContactOnline),
+                last_seen=last_seen or self._contact.last_seen,
+            ))
+            return
+        if isinstance(event, ContactRemoved) and event.peer_id == peer:
+            self.close_conversation()
+            return
+        if not isinstance(event, _MESSAGE_EVENTS):
+            return
+        if self._event_peer(event) != peer:
+            return
+        if self._loading_first:
+            self._pending.append(event)
+            return
+        self._apply(event)
+
+    def _handle_room_event(self, event: Event, room_id: str) -> None:
+        if isinstance(event, RoomChanged):
+            self.update_room(event.room)
+        elif isinstance(event, RoomLeft) and event.room_id == room_id:
+            self.close_conversation()
+        elif isinstance(event, RoomMembersChanged) and event.room_id == room_id:
+            for member in event.members:  # a name learnt after the post arrived
+                if not member.is_me and member.name:
+                    self.model.rename_author(member.peer_id, member.name)
+        elif isinstance(event, _POST_EVENTS) and self._event_room(event) == room_id:
+            if self._loading_first:
+                self._pending.append(event)
+            else:
+                self._apply(event)
+
+    @staticmethod
+    def _event_room(event: Event) -> str | None:
+        if isinstance(event, RoomPostAdded):
+            return event.post.room_id
+        if isinstance(event, RoomPostConfirmed):
+            return event.room
+        return None
+
+    # -- compatibility with the window's placeholder API --------------------------------------
+
+    def set_empty_state(self, title: str, hint: str) -> None:
+        self.messages.set_empty_state(title, hint)
+
+    def empty_text(self) -> str:
+        return self.messages.empty_text()
+
+    def empty_title(self) -> str:
+        return self.messages.empty_title()
+
+    def is_empty(self) -> bool:
+        return self.messages.is_empty()
+
+    # -- events -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event_peer(event: Event) -> str | None:
+        if isinstance(event, MessageQueued | MessageReceived):
+            return event.message.peer_id
+        if isinstance(event, MessageSent | MessageDelivered | MessageFailed):
+            return event.peer_id
+        return None
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, MessageQueued):
+            self._add(event.message)
+        elif isinstance(event, MessageReceived):
+            if self._add(event.message):
+                self._unseen = True
+                self._maybe_read()
+        elif isinstance(event, MessageSent):
+            row = self.model.row_of(event.id)
+            if row is not None and self.model.item(row).state is Delivery.SENDING:
+                self.model.update_state(event.id, Delivery.SENT)
+        elif isinstance(event, MessageDelivered):
+            self.model.update_state(event.id, Delivery.DELIVERED)
+        elif isinstance(event, MessageFailed):
+            self.model.update_state(event.id, Delivery.FAILED, event.reason)
+        elif isinstance(event, RoomPostAdded):
+            if self._add_post(event.post) and not event.post.outgoing:
+                self._unseen = True
+                self._maybe_read()
+        elif isinstance(event, RoomPostConfirmed):
+            row = self.model.row_of(event.id)
+            if row is not None and self.model.item(row).state is Delivery.SENDING:
+                self.model.update_state(event.id, Delivery.SENT)
+
+    def _item(self, info: MessageInfo) -> ChatItem:
+        contact = self._contact
+        me = self._client.peer_id if self._client is not None else ""
+        my_name = self._client.profile.settings.display_name if self._client is not None else ""
+        return as_file_item(ChatItem.from_message(
+            info, me=me, my_name=my_name or self.tr("You"),
+            their_name=contact.name if contact is not None else info.peer_id,
+        ), info)
+
+    def _add(self, info: MessageInfo) -> bool:
+        if is_file_control(info):
+            return False
+        added = self.model.append(self._item(info))
+        if added and info.outgoing:
+            self.messages.scroll_to_bottom()  # your own message: always show it
+        return added
+
+    def _add_post(self, info: RoomPostInfo) -> bool:
+        if not info.text and not is_file_post(info):
+            return False
+        added = self.model.insert_sorted(as_file_item(ChatItem.from_post(info), info))
+        if added and info.outgoing:
+            self.messages.scroll_to_bottom()
+        return added
+
+    # -- loading ------------------------------------------------------------------------------
+
+    async def _page(self, key: str, before: object) -> list[ChatItem]:
+        """One page of the open conversation, oldest first, as rows."""
+        client = self._client
+        assert client is not None
+        if self._room is not None:
+            cursor = before if isinstance(before, tuple) else None
+            posts = await client.room_history(key, cursor, PAGE_SIZE)
+            return [as_file_item(ChatItem.from_post(p), p) for p in posts
+                    if p.text or is_file_post(p)]
+        seq = before if isinstance(before, int) else None
+        return [self._item(info) for info in await client.history(key, seq, PAGE_SIZE)
+                if not is_file_control(info)]
+
+    def _is_last_page(self, page: list[ChatItem]) -> bool:
+        # Room pages may come back short without being the last (file posts are left out).
+        return not page if self._room is not None else len(page) < PAGE_SIZE
+
+    async def _load_first(self, generation: int, key: str) -> None:
+        try:
+            page = await self._page(key, None)
+        finally:
+            if generation == self._generation:
+                self._loading_first = False
+        if generation != self._generation:
+            return
+        self.model.reset(page)
+        self._exhausted = self._is_last_page(page)
+        pending, self._pending = self._pending, []
+        for event in pending:
+            self._apply(event)
+        self._show_empty_state()
+        self.messages.scroll_to_bottom()
+        self._maybe_read()
+        self._fill_viewport()
+        self._continue_reveal()
+
+    def _fill_viewport(self) -> None:
+        """A short page that does not fill the window would never scroll to the top: load on."""
+        self.messages.executeDelayedItemsLayout()
+        bar = self.messages.verticalScrollBar()
+        if bar.value() <= self.messages.viewport().height():
+            self.load_older()
+
+    def load_older(self) -> None:
+        """Fetch the page before the oldest loaded message (the list asks near its top)."""
+        key = self.conversation_key
+        if (self._client is None or key is None or self._loading_first
+                or self._loading_older or self._exhausted):
+            return
+        oldest = self.model.oldest_order if self._room is not None else self.model.oldest_seq
+        if oldest is None:
+            return
+        self._loading_older = True
+        self.runner.run(
+            self._load_older(self._generation, key, oldest), self.tr("Loading older messages"),
+        )
+
+    async def _load_older(self, generation: int, key: str, before: object) -> None:
+        try:
+            page = await self._page(key, before)
+        finally:
+            if generation == self._generation:
+                self._loading_older = False
+        if generation != self._generation:
+            return
+        self._exhausted = self._is_last_page(page)
+        with self.messages.keep_anchor():
+            self.model.prepend_page(page)
+        if not self._exhausted and self._reveal is None:
+            self._fill_viewport()
+        self._continue_reveal()
+
+    def reveal(self, key: str, max_pages: int = REVEAL_MAX_PAGES) -> None:
+        """Scroll to the message ``key`` of the open conversation and select it (a search hit),
+        loading older pages until it is there: at most ``max_pages``, then it gives up."""
+        self._reveal = (self._generation, key, max_pages)
+        self._continue_reveal()
+
+    def _continue_reveal(self) -> None:
+        """One step of ``reveal``: show the row if loaded, else ask for the next older page
+        (its arrival calls this again)."""
+        if self._reveal is None:
+            return
+        generation, key, pages_left = self._reveal
+        if generation != self._generation:
+            self._reveal = None  # another conversation was opened meanwhile
+            return
+        if self.loading:
+            return
+        index = self.model.index_of(key)
+        if index.isValid():
+            self._reveal = None
+            self.messages.executeDelayedItemsLayout()
+            self.messages.setCurrentIndex(index)
+            self.messages.scrollTo(index, self.messages.ScrollHint.PositionAtCenter)
+            self.messages.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
+        if self._exhausted or pages_left <= 0:
+            self._reveal = None
+            return
+        self._reveal = (generation, key, pages_left - 1)
+        self.load_older()
+
+    @property
+    def revealing(self) -> bool:
+        return self._reveal is not None
+
+    @property
+    def loading(self) -> bool:
+        return self._loading_first or self._loading_older
+
+    @property
+    def history_complete(self) -> bool:
+        """Every stored message of this conversation is loaded."""
+        return self._exhausted
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        key = self.conversation_key
+        if self._client is None or key is None:
+            return
+        self.runner.run(self._send(self._generation, key, text), self.tr("Sending"))
+
+    async def _send(self, generation: int, key: str, text: str) -> None:
+        client = self._client
+        assert client is not None
+        room = self._room is not None
+        try:
+            info: MessageInfo | RoomPostInfo
+            async with self._send_lock:
+                info = await client.post(key, text) if room else await client.send(key, text)
+        except Exception as exc:  # noqa: BLE001 - shown where the user typed, text kept
+            if generation == self._generation:
+                if not self.composer.text():
+                    self.composer.set_text(text)
+                message = str(exc) or type(exc).__name__
+                self.composer.show_error(
+                    self.tr("Not sent: {reason}").format(reason=message[:1].upper() + message[1:])
+                )
+            return
+        if generation != self._generation:
+            return
+        # Usually already added by the event (MessageQueued, RoomPostAdded): repeats are ignored.
+        if isinstance(info, RoomPostInfo):
+            self._add_post(info)
+        else:
+            self._add(info)
+
+    def retry(self, key: str) -> None:
+        if self._client is None:
+            return
+        self.runner.run(self._retry(self._generation, key), self.tr("Retrying"))
+
+    async def _retry(self, generation: int, key: str) -> None:
+        client = self._client
+        assert client is not None
+        info = await client.retry(key)
+        if generation == self._generation:
+            # retry() publishes no event for going back to "sending"; the result says it.
+            self.model.update_state(info.id, info.state, info.error)
+
+    # -- drafts -------------------------------------------------------------------------------
+
+    async def _load_draft(self, generation: int, key: str) -> None:
+        client = self._client
+        assert client is not None
+        text = await client.draft(key)
+        if generation == self._generation and not self.composer.text():
+            self.composer.set_text(text)
+
+    def _schedule_draft(self) -> None:
+        self._draft_key = self.conversation_key
+        self._draft_timer.start()
+
+    def save_draft(self) -> None:
+        """Write the composer's text as the draft of the conversation it was typed in."""
+        self._draft_timer.stop()
+        key, client = self._draft_key, self._client
+        if key is None or client is None or key != self.conversation_key:
+            return
+        self._draft_key = None
+        self.runner.run(client.set_draft(key, self.composer.text()), self.tr("Saving the draft"))
+
+    # -- read marks ---------------------------------------------------------------------------
+
+    def _maybe_read(self) -> None:
+        """Emit ``read`` once the newest messages are really in front of the user."""
+        peer = self.conversation_key
+        if (peer is None or not self._unseen or self._loading_first
+                or not self.isVisible() or not self.isActiveWindow()
+                or not self.messages.is_at_bottom()):
+            return
+        self._unseen = False
+        self.read.emit(peer)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        # Activation is reported to the top-level window, not to this child: watch it there.
+        window = self.window()
+        if window is not self and window is not self._watched_window:
+            window.installEventFilter(self)
+            self._watched_window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._watched_window and event.type() in (
+            QEvent.Type.WindowActivate, QEvent.Type.ActivationChange
+        ):
+            QTimer.singleShot(0, self._maybe_read)
+        return super().eventFilter(watched, event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange:
+            self._maybe_read()
+
+    # -- small things -------------------------------------------------------------------------
+
+    def _header_activated(self) -> None:
+        if self._contact is not None:
+            self.details_requested.emit(self._contact.peer_id)
+        elif self._room is not None:
+            self.members_requested.emit(self._room.room_id)
+
+    def _update_composer(self) -> None:
+        name = (self._contact.name if self._contact is not None
+                else self._room.name if self._room is not None else None)
+        self.composer.set_target(name if self._client is not None else None)
+
+    def _show_empty_state(self) -> None:
+        if self._room is not None and not self._loading_first:
+            self.messages.set_empty_state(
+                self.tr("No posts yet"),
+                self.tr("This is the start of {room}. Everyone in the room reads what you write "
+                        "here.").format(room=self._room.name),
+            )
+        elif self._contact is None and self._room is None:
+            self.messages.set_empty_state(
+                self.tr("No conversation open"),
+                self.tr("Pick a contact or room on the left, or share your invite to start."),
+            )
+        elif self._loading_first:
+            self.messages.set_empty_state("", "")
+        elif self._contact is not None:
+            self.messages.set_empty_state(
+                self.tr("No messages yet"),
+                self.tr("This is the start of your conversation with {name}. Say hello!").format(
+                    name=self._contact.name
+                ),
+            )

@@ -1,0 +1,185 @@
+"""What can be done with a file transfer, and doing it: one place for cards, menus and the panel.
+
+The card buttons, the conversation's context menu, its Enter/Delete keys and the transfers
+panel all offer the same actions for the same state, so the rules live here once
+(``actions_for``) and so does carrying them out (``FileActions.perform``), including the one
+dialog (Save As…) and handing finished files to the desktop (Open, Show in Folder).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QCoreApplication, QObject, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from app.core.records import TransferInfo
+from app.store.profile import default_download_dir as profile_download_dir
+
+if TYPE_CHECKING:
+    from app.client import KithClient
+    from ui.bridge import TaskRunner
+    from ui.files.transfer_cache import TransferCache
+
+
+class FileAction(StrEnum):
+    ACCEPT = "accept"
+    SAVE_AS = "save_as"
+    DECLINE = "decline"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+    OPEN = "open"
+    SHOW = "show"
+
+
+ACTIVE = frozenset({"receiving", "sending", "paused"})
+
+
+def is_transferring(info: TransferInfo) -> bool:
+    """Bytes are moving (or paused part-way): the card shows a progress bar."""
+    if info.state in ACTIVE:
+        return True
+    return info.state == "offered" and 0 < info.bytes < info.size
+
+
+def actions_for(info: TransferInfo) -> list[FileAction]:
+    """The actions that make sense now, the primary one first."""
+    state = info.state
+    if state == "complete":
+        return [FileAction.OPEN, FileAction.SHOW] if info.path else []
+    if state in ("declined", "cancelled"):
+        return []
+    if info.outgoing:
+        return [] if state == "failed" else [FileAction.CANCEL]
+    if state == "offered":
+        return [FileAction.ACCEPT, FileAction.SAVE_AS, FileAction.DECLINE]
+    if state == "paused":
+        return [FileAction.RESUME, FileAction.CANCEL]
+    if state == "failed":
+        return [FileAction.RETRY, FileAction.CANCEL]
+    return [FileAction.PAUSE, FileAction.CANCEL]
+
+
+def delete_action(actions: list[FileAction]) -> FileAction | None:
+    """What the Delete key does: cancel or decline, never anything else."""
+    for action in (FileAction.CANCEL, FileAction.DECLINE):
+        if action in actions:
+            return action
+    return None
+
+
+def action_label(action: FileAction) -> str:
+    labels = {
+        FileAction.ACCEPT: QCoreApplication.translate("FileAction", "Accept"),
+        FileAction.SAVE_AS: QCoreApplication.translate("FileAction", "Save As…"),
+        FileAction.DECLINE: QCoreApplication.translate("FileAction", "Decline"),
+        FileAction.PAUSE: QCoreApplication.translate("FileAction", "Pause"),
+        FileAction.RESUME: QCoreApplication.translate("FileAction", "Resume"),
+        FileAction.CANCEL: QCoreApplication.translate("FileAction", "Cancel"),
+        FileAction.RETRY: QCoreApplication.translate("FileAction", "Try Again"),
+        FileAction.OPEN: QCoreApplication.translate("FileAction", "Open"),
+        FileAction.SHOW: QCoreApplication.translate("FileAction", "Show in Folder"),
+    }
+    return labels[action]
+
+
+def default_download_dir() -> str:
+    """Where accepted files go when Settings ▸ Files names no folder (the client's own default)."""
+    return str(profile_download_dir())
+
+
+class FileActions(QObject):
+    """Carries out a ``FileAction`` through the client; problems come out of ``failed``."""
+
+    failed = Signal(str)
+
+    def __init__(self, cache: TransferCache, runner: TaskRunner,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self.runner = runner
+        self.client: KithClient | None = None
+        self.save_dialog: QFileDialog | None = None
+
+    def available(self, transfer: str) -> list[FileAction]:
+        info = self.cache.get(transfer)
+        return [] if info is None else actions_for(info)
+
+    def perform(self, transfer: str, action: str) -> None:
+        act = FileAction(action)
+        info = self.cache.get(transfer)
+        if info is None or act not in self.available(transfer):
+            return
+        if act in (FileAction.OPEN, FileAction.SHOW):
+            self._open(info, act)
+            return
+        if act is FileAction.SAVE_AS:
+            self.choose_folder(transfer)
+            return
+        client = self.client
+        if client is None:
+            self.failed.emit(self.tr("Kith is not online."))
+            return
+        what = action_label(act)
+        if act in (FileAction.ACCEPT, FileAction.RETRY):
+            self.runner.run(self._accept(client, transfer, ""), what)
+        elif act is FileAction.DECLINE:
+            self.runner.run(self._call(client.decline_file(transfer), what), what)
+        elif act is FileAction.CANCEL:
+            self.runner.run(self._call(client.cancel_file(transfer), what), what)
+        elif act is FileAction.PAUSE:
+            self.runner.run(self._call(client.pause_file(transfer), what), what)
+        elif act is FileAction.RESUME:
+            self.runner.run(self._call(client.resume_file(transfer), what), what)
+
+    async def _call(self, call: Awaitable[object], what: str) -> None:
+        try:
+            await call
+        except ValueError as exc:  # TransferError and friends: plain words
+            self.failed.emit(self.tr("{what} failed: {reason}").format(what=what, reason=exc))
+
+    async def _accept(self, client: KithClient, transfer: str, folder: str) -> None:
+        """Accept into ``folder``; "" is the client's download folder (Settings ▸ Files)."""
+        try:
+            info = await client.accept_file(transfer, folder)
+        except (ValueError, OSError) as exc:
+            self.failed.emit(self.tr("The file could not be accepted: {reason}").format(
+                reason=exc))
+            return
+        self.cache.put(info)
+
+    def choose_folder(self, transfer: str) -> QFileDialog:
+        """Save As…: pick a folder, then accept into it (non-modal: the loop keeps running)."""
+        parent = self.parent()
+        dialog = QFileDialog(parent if isinstance(parent, QWidget) else None,
+                             self.tr("Save the File In"))
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setDirectory(default_download_dir())
+        dialog.fileSelected.connect(lambda folder: self.accept_into(transfer, folder))
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        if self.save_dialog is not None:
+            self.save_dialog.close()
+        self.save_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def accept_into(self, transfer: str, folder: str) -> None:
+        client = self.client
+        if client is None or not folder:
+            return
+        self.runner.run(self._accept(client, transfer, folder), self.tr("Accepting a file"))
+
+    def _open(self, info: TransferInfo, action: FileAction) -> None:
+        path = info.path or ""
+        target = path if action is FileAction.OPEN else os.path.dirname(path)
+        if not target or not os.path.exists(target):
+            self.failed.emit(self.tr("“{name}” is no longer there.").format(name=info.name))
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(target))

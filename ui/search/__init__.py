@@ -1,0 +1,1 @@
+"""Finding things: message search (Ctrl+F) and the quick switcher (Ctrl+K)."""

@@ -1,0 +1,1 @@
+"""File ▸ Settings…: everything a person may change."""

@@ -1,0 +1,463 @@
+"""File ▸ Settings… (Ctrl+,): everything a person may change, in five tabs, saved together.
+
+Settings live in the profile and the network thread is their one writer, so the dialog reads
+and writes them through the client: ``update_settings`` for most, ``set_file_settings`` for the
+download folder and auto-accept (the file service owns their validation, in one place). Values
+are checked here first with the same ``Settings`` rules, so a mistake is named next to the
+field without a round trip. What can apply at once does (your name, theme, notifications);
+the network tab says plainly that its changes wait for the next start.
+
+``WindowSettings`` wires the dialog, Your Identity… and Export Profile… into a ``MainWindow``
+and applies what was saved (theme, notifications, the window's geometry).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.invite import MAX_NAME_LENGTH
+from app.store.profile import MAX_RELAYS, Settings
+from ui.files.file_actions import default_download_dir
+from ui.identity.identity_page import ExportProfileDialog, IdentityPage
+from ui.identity.reachability import as_tooltip
+from ui.style import palette as pal
+from ui.style.theme import apply_theme
+
+if TYPE_CHECKING:
+    from app.client import KithClient
+    from ui.bridge import TaskRunner
+    from ui.window.main_window import MainWindow
+
+MB = 1_000_000
+MAX_AUTO_MB = 100_000  # the auto-accept spin box's top, in MB
+
+PROFILE_TAB, FILES_TAB, NETWORK_TAB, NOTIFICATIONS_TAB, APPEARANCE_TAB = range(5)
+_TAB_OF_FIELD = {
+    "display_name": PROFILE_TAB, "download_dir": FILES_TAB,
+    "auto_accept_verified_bytes": FILES_TAB, "listen_port": NETWORK_TAB, "relays": NETWORK_TAB,
+    "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "lan_discovery": NETWORK_TAB,
+    "notifications": NOTIFICATIONS_TAB, "theme": APPEARANCE_TAB,
+}
+_THEME_LABELS = (("system", "Same as the system"), ("light", "Light"), ("dark", "Dark"))
+
+
+def _plain(error: Exception) -> str:
+    text = str(error)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+class SettingsDialog(QDialog):
+    """Profile, Files, Network, Notifications, Appearance; ``saved(Settings)`` once stored."""
+
+    saved = Signal(object)
+
+    def __init__(self, runner: TaskRunner, client: KithClient | None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Settings"))
+        self.setMinimumWidth(520)
+        self.runner = runner
+        self.client: KithClient | None = None
+        self.loaded: Settings | None = None
+        self.loaded_folder = ""
+        self.folder_dialog: QFileDialog | None = None
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self._profile_tab(), self.tr("&Profile"))
+        self.tabs.addTab(self._files_tab(), self.tr("&Files"))
+        self.tabs.addTab(self._network_tab(), self.tr("&Network"))
+        self.tabs.addTab(self._notifications_tab(), self.tr("N&otifications"))
+        self.tabs.addTab(self._appearance_tab(), self.tr("&Appearance"))
+        layout.addWidget(self.tabs)
+        self.error = QLabel(self)
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        palette = self.error.palette()
+        palette.setColor(self.error.foregroundRole(), pal.ERROR)
+        self.error.setPalette(palette)
+        self.error.hide()
+        layout.addWidget(self.error)
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.set_client(client)
+
+    # -- pages ------------------------------------------------------------------------------
+
+    def _profile_tab(self) -> QWidget:
+        page = QWidget(self)
+        form = QFormLayout(page)
+        self.name_edit = QLineEdit(page)
+        self.name_edit.setMaxLength(MAX_NAME_LENGTH)
+        self.name_edit.setAccessibleName(self.tr("Display name"))
+        label = QLabel(self.tr("Display &name:"), page)
+        label.setBuddy(self.name_edit)
+        form.addRow(label, self.name_edit)
+        hint = QLabel(self.tr("What your contacts and rooms see. It changes for them the next "
+                              "time they hear from you."), page)
+        hint.setWordWrap(True)
+        form.addRow(hint)
+        return page
+
+    def _files_tab(self) -> QWidget:
+        page = QWidget(self)
+        form = QFormLayout(page)
+        self.folder_edit = QLineEdit(page)
+        self.folder_edit.setPlaceholderText(default_download_dir())
+        self.folder_edit.setAccessibleName(self.tr("Download folder"))
+        self.choose_button = QPushButton(self.tr("&Choose…"), page)
+        self.choose_button.clicked.connect(self.choose_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.folder_edit, 1)
+        row.addWidget(self.choose_button)
+        label = QLabel(self.tr("&Download folder:"), page)
+        label.setBuddy(self.folder_edit)
+        form.addRow(label, row)
+        self.auto_spin = QSpinBox(page)
+        self.auto_spin.setRange(0, MAX_AUTO_MB)
+        self.auto_spin.setSuffix(self.tr(" MB"))
+        self.auto_spin.setSpecialValueText(self.tr("Off"))
+        self.auto_spin.setAccessibleName(self.tr("Auto-accept limit"))
+        auto_label = QLabel(self.tr("&Auto-accept from verified contacts up to:"), page)
+        auto_label.setBuddy(self.auto_spin)
+        form.addRow(auto_label, self.auto_spin)
+        hint = QLabel(self.tr(
+            "Files from anyone else, and larger files, always wait for you to accept them."), page)
+        hint.setWordWrap(True)
+        form.addRow(hint)
+        return page
+
+    def _network_tab(self) -> QWidget:
+        page = QWidget(self)
+        form = QFormLayout(page)
+        self.port_spin = QSpinBox(page)
+        self.port_spin.setRange(0, 65535)
+        self.port_spin.setSpecialValueText(self.tr("Any free port"))
+        self.port_spin.setAccessibleName(self.tr("Listen port"))
+        port_label = QLabel(self.tr("&Listen port:"), page)
+        port_label.setBuddy(self.port_spin)
+        form.addRow(port_label, self.port_spin)
+        self.relays_edit = QPlainTextEdit(page)
+        self.relays_edit.setTabChangesFocus(True)
+        self.relays_edit.setAccessibleName(self.tr("Relays"))
+        self.relays_edit.setPlaceholderText("/ip4/203.0.113.5/tcp/4001/p2p/12D3KooW…")
+        self.relays_edit.setFixedHeight(self.fontMetrics().height() * 5)
+        relays_label = QLabel(self.tr("&Relays (one address a line, at most {count}):").format(
+            count=MAX_RELAYS), page)
+        relays_label.setWordWrap(True)
+        relays_label.setBuddy(self.relays_edit)
+        form.addRow(relays_label)
+        form.addRow(self.relays_edit)
+        self.bootstrap_edit = QPlainTextEdit(page)
+        self.bootstrap_edit.setTabChangesFocus(True)
+        self.bootstrap_edit.setAccessibleName(self.tr("DHT bootstrap peers"))
+        self.bootstrap_edit.setPlaceholderText("/ip4/198.51.100.7/tcp/4001/p2p/12D3KooW…")
+        self.bootstrap_edit.setFixedHeight(self.fontMetrics().height() * 4)
+        self.bootstrap_edit.setToolTip(as_tooltip(self.tr(
+            "Any Kith (or libp2p DHT peer) you trust to be online. Kith publishes your current "
+            "addresses through them and finds contacts who moved. None are built in; with none "
+            "listed Kith sends no DHT messages.")))
+        bootstrap_label = QLabel(
+            self.tr("&Bootstrap peers for finding contacts who moved (DHT; one address a "
+                    "line):"), page)
+        bootstrap_label.setWordWrap(True)
+        bootstrap_label.setBuddy(self.bootstrap_edit)
+        form.addRow(bootstrap_label)
+        form.addRow(self.bootstrap_edit)
+        self.serve_relay_check = QCheckBox(self.tr("&Serve as a relay for others"), page)
+        form.addRow(self.serve_relay_check)
+        self.lan_check = QCheckBox(self.tr("Find contacts on the &local network"), page)
+        form.addRow(self.lan_check)
+        self.restart_note = QLabel(self.tr("Changes on this page apply after Kith restarts."),
+                                   page)
+        self.restart_note.setWordWrap(True)
+        self.restart_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        form.addRow(self.restart_note)
+        return page
+
+    def _notifications_tab(self) -> QWidget:
+        page = QWidget(self)
+        layout = QVBoxLayout(page)
+        self.notify_check = QCheckBox(
+            self.tr("&Show a notification when a message arrives while Kith is in the "
+                    "background"), page)
+        layout.addWidget(self.notify_check)
+        hint = QLabel(self.tr("Unread counts in the tray and the title stay either way."), page)
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        layout.addStretch(1)
+        return page
+
+    def _appearance_tab(self) -> QWidget:
+        page = QWidget(self)
+        form = QFormLayout(page)
+        self.theme_combo = QComboBox(page)
+        for value, text in _THEME_LABELS:
+            self.theme_combo.addItem(QCoreApplication.translate("SettingsDialog", text), value)
+        self.theme_combo.setAccessibleName(self.tr("Theme"))
+        label = QLabel(self.tr("&Theme:"), page)
+        label.setBuddy(self.theme_combo)
+        form.addRow(label, self.theme_combo)
+        return page
+
+    def choose_folder(self) -> QFileDialog:
+        dialog = QFileDialog(self, self.tr("Download Folder"))
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setDirectory(self.folder_edit.text() or default_download_dir())
+        dialog.fileSelected.connect(self.folder_edit.setText)
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        self.folder_dialog = dialog
+        dialog.open()
+        return dialog
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def set_client(self, client: KithClient | None) -> None:
+        self.client = client
+        self.save_button.setEnabled(False)
+        if client is None:
+            self.note.setText(self.tr("Kith is not online; settings can be changed once it is."))
+            return
+        self.note.clear()
+        self.runner.run(self._load(client), self.tr("Loading the settings"))
+
+    async def _load(self, client: KithClient) -> None:
+        settings = await client.settings()
+        folder, _ = await client.file_settings()
+        if client is not self.client:
+            return
+        self.show_settings(settings, folder)
+        self.save_button.setEnabled(True)
+
+    def show_settings(self, settings: Settings, folder: str) -> None:
+        self.loaded = settings
+        self.loaded_folder = folder
+        self.name_edit.setText(settings.display_name)
+        self.folder_edit.setText(folder)
+        self.auto_spin.setValue(min(MAX_AUTO_MB, round(settings.auto_accept_verified_bytes / MB)))
+        self.port_spin.setValue(settings.listen_port)
+        self.relays_edit.setPlainText("\n".join(settings.relays))
+        self.bootstrap_edit.setPlainText("\n".join(settings.bootstrap))
+        self.serve_relay_check.setChecked(settings.serve_relay)
+        self.lan_check.setChecked(settings.lan_discovery)
+        self.notify_check.setChecked(settings.notifications)
+        index = self.theme_combo.findData(settings.theme)
+        self.theme_combo.setCurrentIndex(max(0, index))
+
+    def is_loaded(self) -> bool:
+        return self.loaded is not None
+
+    # -- saving -----------------------------------------------------------------------------
+
+    def changes(self) -> dict[str, Any]:
+        """What differs from the loaded settings (files apart: they have their own call)."""
+        loaded = self.loaded or Settings()
+        wanted: dict[str, Any] = {
+            "display_name": self.name_edit.text(),
+            "listen_port": self.port_spin.value(),
+            "relays": self.relays_edit.toPlainText().splitlines(),
+            "bootstrap": self.bootstrap_edit.toPlainText().splitlines(),
+            "serve_relay": self.serve_relay_check.isChecked(),
+            "lan_discovery": self.lan_check.isChecked(),
+            "notifications": self.notify_check.isChecked(),
+            "theme": self.theme_combo.currentData(),
+        }
+        current = loaded.to_json()
+        out = {}
+        for name, value in wanted.items():
+            if name in ("relays", "bootstrap"):
+                value = [line.strip() for line in value if line.strip()]
+            if name == "display_name" and value.strip() == current[name]:
+                continue
+            if current[name] != value:
+                out[name] = value
+        return out
+
+    def show_error(self, message: str, tab: int | None = None) -> None:
+        self.error.setText(message)
+        self.error.show()
+        if tab is not None:
+            self.tabs.setCurrentIndex(tab)
+        self.save_button.setEnabled(True)
+
+    def _check(self, changes: dict[str, Any]) -> Settings | None:
+        loaded = self.loaded or Settings()
+        for name, value in changes.items():  # one at a time, to name the tab that is wrong
+            try:
+                loaded.with_changes(**{name: value})
+            except ValueError as exc:
+                if name == "display_name":
+                    message = self.tr("Your name cannot be empty.")
+                else:
+                    message = _plain(exc)
+                self.show_error(message, _TAB_OF_FIELD.get(name))
+                return None
+        return loaded.with_changes(**changes)
+
+    def save(self) -> None:
+        client = self.client
+        if client is None or self.loaded is None:
+            return
+        changes = self.changes()
+        if self._check(changes) is None:
+            return
+        self.error.hide()
+        folder = self.folder_edit.text().strip()
+        auto_bytes = self.auto_spin.value() * MB
+        files = None
+        loaded_auto = min(MAX_AUTO_MB, round(self.loaded.auto_accept_verified_bytes / MB)) * MB
+        if folder != self.loaded_folder or auto_bytes != loaded_auto:
+            files = (folder, auto_bytes)
+        self.save_button.setEnabled(False)
+        self.runner.run(self._save(client, changes, files), self.tr("Saving the settings"))
+
+    async def _save(self, client: KithClient, changes: dict[str, Any],
+                    files: tuple[str, int] | None) -> None:
+        if files is not None:
+            try:
+                await client.set_file_settings(*files)
+            except (ValueError, OSError) as exc:
+                self.show_error(_plain(exc), FILES_TAB)
+                return
+        try:
+            settings = await client.update_settings(**changes) if changes else (
+                await client.settings())
+        except ValueError as exc:
+            self.show_error(_plain(exc))
+            return
+        self.saved.emit(settings)
+        self.accept()
+
+
+class WindowSettings(QObject):
+    """Settings…, Your Identity… and Export Profile… in a ``MainWindow``, and what they apply."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.client: KithClient | None = None
+        self.profile_dir: Path | None = None
+        self.dialog: SettingsDialog | None = None
+        self.identity_page: IdentityPage | None = None
+        self.export_dialog: ExportProfileDialog | None = None
+
+        self.settings_action = QAction(self.tr("&Settings…"), window)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(lambda: self.show_settings())
+        self.export_action = QAction(self.tr("&Export Profile…"), window)
+        self.export_action.triggered.connect(lambda: self.show_export())
+        self.export_action.setEnabled(False)
+        self.identity_page_action = QAction(self.tr("Your &Identity…"), window)
+        self.identity_page_action.setShortcut(QKeySequence("Ctrl+Shift+Y"))
+        self.identity_page_action.triggered.connect(lambda: self.show_identity())
+        window.file_menu.insertAction(window.quit_action, self.settings_action)
+        window.file_menu.insertAction(window.quit_action, self.export_action)
+        window.file_menu.insertSeparator(window.quit_action)
+        window.view_menu.addAction(self.identity_page_action)
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def restore(self, settings: Settings, profile_dir: Path) -> None:
+        """At start, before the window shows: its size and place, notifications on or off."""
+        self.profile_dir = profile_dir
+        self.export_action.setEnabled(True)
+        self.window.tray.enabled = settings.notifications
+        if settings.window_geometry:
+            try:
+                data = base64.b64decode(settings.window_geometry, validate=True)
+            except ValueError:
+                return
+            self.window.restoreGeometry(QByteArray(data))
+
+    def geometry(self) -> str:
+        """What ``restore`` takes back: ``saveGeometry`` as base64 text."""
+        return base64.b64encode(bytes(self.window.saveGeometry().data())).decode("ascii")
+
+    def apply(self, settings: Settings) -> None:
+        """Saved in the dialog: what applies without a restart does so now."""
+        apply_theme(settings.theme)
+        self.window.tray.enabled = settings.notifications
+
+    # -- dialogs ----------------------------------------------------------------------------
+
+    def set_client(self, client: KithClient | None) -> None:
+        self.client = client
+        if self.dialog is not None:
+            self.dialog.set_client(client)
+
+    def show_settings(self, tab: int = PROFILE_TAB) -> SettingsDialog:
+        if self.dialog is None:
+            dialog = SettingsDialog(self.window.runner, self.client, self.window)
+            dialog.saved.connect(self.apply)
+            dialog.finished.connect(lambda _: self._forget(dialog))
+            dialog.tabs.setCurrentIndex(tab)
+            self.dialog = dialog
+        self.dialog.open()
+        self.dialog.raise_()
+        return self.dialog
+
+    def _forget(self, dialog: SettingsDialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()
+
+    def show_identity(self) -> IdentityPage:
+        if self.identity_page is None:
+            page = IdentityPage(self.window.state, self.window)
+            page.export_requested.connect(lambda: self.show_export())
+            page.finished.connect(lambda _: self._forget_identity(page))
+            self.identity_page = page
+        self.identity_page.open()
+        self.identity_page.raise_()
+        self.identity_page.copy_button.setFocus(Qt.FocusReason.OtherFocusReason)
+        return self.identity_page
+
+    def _forget_identity(self, page: IdentityPage) -> None:
+        if self.identity_page is page:
+            self.identity_page = None
+        page.deleteLater()
+
+    def show_export(self) -> ExportProfileDialog | None:
+        if self.profile_dir is None:
+            return None
+        if self.export_dialog is None:
+            dialog = ExportProfileDialog(self.profile_dir, self.window.runner, self.window)
+            dialog.finished.connect(lambda _: self._forget_export(dialog))
+            self.export_dialog = dialog
+        self.export_dialog.open()
+        return self.export_dialog
+
+    def _forget_export(self, dialog: ExportProfileDialog) -> None:
+        if self.export_dialog is dialog:
+            self.export_dialog = None
+        dialog.deleteLater()

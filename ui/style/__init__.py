@@ -1,0 +1,1 @@
+"""How everything looks: colours from the system palette, tinted icons and fonts, light/dark."""

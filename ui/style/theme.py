@@ -1,0 +1,92 @@
+"""Appearance: follow the system, or force light or dark (Settings ▸ Appearance).
+
+Every widget derives its colours from the palette (``ui/style/palette.py``) and re-tints on
+``PaletteChange``, so switching is just replacing the application palette, at once and
+without a restart. Forced light and dark use the Fusion style, because native styles (Windows,
+macOS) draw from the platform's colours and ignore an application palette; "system" restores
+the style and palette Qt started with.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+THEMES = ("system", "light", "dark")
+
+_original: tuple[str, QPalette] | None = None
+_current = "system"
+
+Role = QPalette.ColorRole
+Group = QPalette.ColorGroup
+
+
+def _remember_original(app: QApplication) -> tuple[str, QPalette]:
+    global _original
+    if _original is None:
+        _original = (app.style().name(), QPalette(app.palette()))
+    return _original
+
+
+def light_palette() -> QPalette:
+    palette = QPalette()
+    colours = {
+        Role.Window: "#f3f3f5", Role.WindowText: "#1d1d1f", Role.Base: "#ffffff",
+        Role.AlternateBase: "#f5f5f7", Role.ToolTipBase: "#ffffff", Role.ToolTipText: "#1d1d1f",
+        Role.PlaceholderText: "#6e6e73", Role.Text: "#1d1d1f", Role.Button: "#ececef",
+        Role.ButtonText: "#1d1d1f", Role.BrightText: "#d93f3f", Role.Highlight: "#2f6fdf",
+        Role.HighlightedText: "#ffffff", Role.Link: "#2f6fdf", Role.LinkVisited: "#7a4fd0",
+        Role.Light: "#ffffff", Role.Midlight: "#e4e4e8", Role.Mid: "#c4c4c8",
+        Role.Dark: "#9d9da2", Role.Shadow: "#5a5a5e",
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, QColor(colour))
+    for role in (Role.WindowText, Role.Text, Role.ButtonText):
+        palette.setColor(Group.Disabled, role, QColor("#a1a1a6"))
+    return palette
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    colours = {
+        Role.Window: "#232326", Role.WindowText: "#e8e8ea", Role.Base: "#1b1b1d",
+        Role.AlternateBase: "#26262a", Role.ToolTipBase: "#2c2c30", Role.ToolTipText: "#e8e8ea",
+        Role.PlaceholderText: "#8e8e93", Role.Text: "#e8e8ea", Role.Button: "#2f2f33",
+        Role.ButtonText: "#e8e8ea", Role.BrightText: "#ff6b6b", Role.Highlight: "#3d7ff0",
+        Role.HighlightedText: "#ffffff", Role.Link: "#6ea2ff", Role.LinkVisited: "#a58af0",
+        Role.Light: "#3a3a3f", Role.Midlight: "#323236", Role.Mid: "#28282b",
+        Role.Dark: "#141416", Role.Shadow: "#000000",
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, QColor(colour))
+    for role in (Role.WindowText, Role.Text, Role.ButtonText):
+        palette.setColor(Group.Disabled, role, QColor("#6b6b70"))
+    return palette
+
+
+def apply_theme(theme: str, app: QApplication | None = None) -> None:
+    """Switch the whole application to ``theme`` ("system", "light" or "dark") now."""
+    global _current
+    if theme not in THEMES:
+        raise ValueError(f"unknown theme {theme!r}")
+    app = app or QApplication.instance()  # type: ignore[assignment]
+    if not isinstance(app, QApplication):
+        return
+    style_name, palette = _remember_original(app)
+    if theme == "system":
+        if _current != "system":
+            style = QStyleFactory.create(style_name)
+            if style is not None:
+                app.setStyle(style)
+            app.setPalette(palette)
+    else:
+        if app.style().name().lower() != "fusion":
+            fusion = QStyleFactory.create("Fusion")
+            if fusion is not None:
+                app.setStyle(fusion)
+        app.setPalette(dark_palette() if theme == "dark" else light_palette())
+    _current = theme
+
+
+def current_theme() -> str:
+    return _current

@@ -1,0 +1,71 @@
+"""The window's search and quick switcher: Ctrl+F searches messages, Ctrl+K jumps to a
+conversation, Ctrl+Shift+F keeps the sidebar's own name filter one key away.
+
+Kept apart from ``MainWindow`` (like ``WindowFiles``) so the window only builds the actions and
+hands the client over; this wires the panels to the sidebar and the conversation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.core.records import SearchHit
+from ui.search.quick_switcher import Candidate, QuickSwitcher
+from ui.search.search_panel import SearchPanel
+from ui.sidebar.model import Section
+
+if TYPE_CHECKING:
+    from app.client import KithClient
+    from ui.window.main_window import MainWindow
+
+
+class WindowSearch:
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.panel = SearchPanel(window.runner, window)
+        self.panel.hit_activated.connect(self.open_hit)
+        self.switcher = QuickSwitcher(window)
+        self.switcher.chosen.connect(self.switch_to)
+
+    def set_client(self, client: KithClient | None) -> None:
+        self.panel.set_searcher(client.search if client is not None else None)
+
+    def show_search(self) -> SearchPanel:
+        """View ▸ Search Messages…, Ctrl+F."""
+        self.switcher.close_panel(restore_focus=False)
+        self.panel.open()
+        return self.panel
+
+    def show_switcher(self) -> QuickSwitcher:
+        """View ▸ Go to Room or Contact…, Ctrl+K: rooms and contacts, most recent first."""
+        self.panel.close_panel(restore_focus=False)
+        model = self.window.sidebar.model
+        entries: list[tuple[float, Candidate]] = [
+            (room.last_activity, Candidate("room", room.room_id, room.name))
+            for room in model.rooms()
+        ]
+        for section in (Section.CONTACTS, Section.REQUESTS):
+            detail = self.window.tr("request") if section is Section.REQUESTS else ""
+            entries.extend(
+                (info.last_activity, Candidate("contact", info.peer_id, info.name, detail))
+                for info in model.contacts(section)
+            )
+        entries.sort(key=lambda e: -e[0])
+        self.switcher.open_with([c for _, c in entries])
+        return self.switcher
+
+    def switch_to(self, kind: str, key: str) -> None:
+        if kind == "room":
+            self.window.open_room(key)
+        else:
+            self.window.open_peer(key)
+
+    def open_hit(self, hit: SearchHit) -> None:
+        """Open the hit's conversation and scroll to the message, selected."""
+        window = self.window
+        opened = window.open_room(hit.conversation) if hit.kind == "room" else window.open_peer(
+            hit.conversation)
+        if opened:
+            window.conversation.reveal(hit.message_id)
+        else:
+            window.show_error(window.tr("That conversation is no longer in your list."))
