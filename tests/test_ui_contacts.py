@@ -25,7 +25,7 @@ from tests.peers import Peer
 from tests.ui_helpers import AppFactory, activate, initialised_profile, run, wait
 from ui.identity.node_state import Presence
 from ui.shell.app import KithApp
-from ui.sidebar.model import ContactAction
+from ui.sidebar.actions import ContactAction
 from ui.waits import wait_until
 from ui.widgets.qr import qr_image
 from ui.window.main_window import MainWindow

@@ -25,7 +25,7 @@ from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
 from ui.conversation.chat_item import ChatItem
 from ui.conversation.message_model import MessageListModel
 from ui.shell.app import KithApp
-from ui.sidebar.model import RoomAction
+from ui.sidebar.actions import RoomAction
 from ui.window.main_window import MainWindow
 
 CTRL = Qt.KeyboardModifier.ControlModifier

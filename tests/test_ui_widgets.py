@@ -20,7 +20,8 @@ from ui.bridge import EventBridge, TaskRunner
 from ui.conversation.composer import Composer
 from ui.conversation.view import ConversationView
 from ui.identity.node_state import NodeState, Presence
-from ui.sidebar.model import Section, Sidebar
+from ui.sidebar.model import Section
+from ui.sidebar.view import Sidebar
 from ui.widgets.elided_field import ElidedField
 from ui.widgets.error_banner import ErrorBanner
 from ui.window.main_window import MainWindow

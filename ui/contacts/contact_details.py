@@ -27,7 +27,7 @@ from app.core.fingerprint import format_digits, qr_payload, safety_number
 from app.core.identity import public_key_from_peer_id
 from app.core.records import ContactInfo
 from ui.identity.reachability import as_tooltip, route_text, route_tooltip
-from ui.sidebar.model import ContactAction
+from ui.sidebar.actions import ContactAction
 from ui.widgets.qr import QrCode
 
 

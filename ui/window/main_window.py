@@ -68,8 +68,10 @@ from ui.rooms.member_panel import MemberPanel
 from ui.rooms.new_room import NewRoomDialog
 from ui.rooms.room_invite import RoomInviteDialog
 from ui.settings.settings_dialog import WindowSettings
-from ui.sidebar.model import ContactAction, RoomAction, Section, Sidebar
+from ui.sidebar.actions import ContactAction, RoomAction
+from ui.sidebar.model import Section
 from ui.sidebar.nearby_panel import NearbyPanel
+from ui.sidebar.view import Sidebar
 from ui.style import palette as pal
 from ui.style.resources import app_icon, tinted_icon
 from ui.widgets.error_banner import ErrorBanner
