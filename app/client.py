@@ -125,6 +125,11 @@ class KithClient:
         return self.profile.identity.peer_id
 
     @property
+    def display_name(self) -> str:
+        """Our name as contacts see it now (Settings changes it at once: ``ProfileChanged``)."""
+        return self.profile.settings.display_name
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self._node is not None
 

@@ -172,10 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(NO_DISPLAY_HELP)
         return 2
     preload_network_stack()
+    if args.demo:
+        from ui.shell.demo import run_demo
+
+        return run_demo()
     from ui.shell.app import run_gui
 
-    return run_gui(profile_dir=args.profile, listen=tuple(args.listen), link=args.link,
-                   demo=args.demo)
+    return run_gui(profile_dir=args.profile, listen=tuple(args.listen), link=args.link)
 
 
 if __name__ == "__main__":

@@ -333,9 +333,10 @@ def test_a_broken_link_is_reported_and_an_invite_is_kept(
     kept = make_app(initialised_profile(tmp_path / "b"), link=invite)
     window = started(qloop, kept)
     # Once the network is up, the invite opens in the Add Contact dialog, prefilled.
-    run(qloop, wait_until(lambda: window.add_dialog is not None, what="the Add Contact dialog"))
-    assert window.add_dialog is not None
-    assert window.add_dialog.link_edit.text() == invite
+    run(qloop, wait_until(lambda: window.contacts.add_dialog is not None,
+                          what="the Add Contact dialog"))
+    assert window.contacts.add_dialog is not None
+    assert window.contacts.add_dialog.link_edit.text() == invite
     assert kept.pending_link is None
     assert window.banner.message() == ""
 

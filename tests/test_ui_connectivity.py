@@ -137,10 +137,10 @@ def test_reachability_and_routes_through_a_relay_and_on_this_computer(
             assert first == "relay"
             assert window.open_peer(bob.peer_id)
             header = window.conversation.header
-            wait(qloop, lambda: window.routes.get(bob.peer_id, "") != "", "Bob's route")
-            route = window.routes[bob.peer_id]
+            wait(qloop, lambda: window.contacts.routes.get(bob.peer_id, "") != "", "Bob's route")
+            route = window.contacts.routes[bob.peer_id]
             assert header.presence_label.text() == f"online · {route_text(route)}"
-            dialog = window.show_details(bob.peer_id)
+            dialog = window.contacts.show_details(bob.peer_id)
             assert dialog is not None
             shown = route_text(route)
             assert dialog.route_label.text() == shown[:1].upper() + shown[1:]
@@ -157,16 +157,16 @@ def test_reachability_and_routes_through_a_relay_and_on_this_computer(
         run(qloop, pat.client.add_contact(app.state.invite))
         run(qloop, pat.client.send(ada_id, "hello from next door"))
         wait(qloop, lambda: window.sidebar.model.contact(pat.peer_id) is not None
-             and window.routes.get(pat.peer_id) == "local", "Pat's request and route")
+             and window.contacts.routes.get(pat.peer_id) == "local", "Pat's request and route")
         assert window.open_peer(pat.peer_id)
         wait(qloop, lambda: window.conversation.header.presence_label.text()
              == "online · on this computer", "Pat's header")
-        dialog = window.show_details(pat.peer_id)
+        dialog = window.contacts.show_details(pat.peer_id)
         assert dialog is not None and dialog.route_label.text() == "On this computer"
 
         # Pat quits: no connection is left, and no route is named.
         run(qloop, pat.stop())
-        wait(qloop, lambda: pat.peer_id not in window.routes, "Pat's route cleared")
+        wait(qloop, lambda: pat.peer_id not in window.contacts.routes, "Pat's route cleared")
         assert "·" not in window.conversation.header.presence_label.text()
         assert dialog.route_label.text() == "None"
         dialog.close()

@@ -79,7 +79,7 @@ def test_add_contact_checks_the_link_as_it_is_typed(
     app, window = online_window(qloop, make_app, tmp_path / "ada")
     activate(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # File > Add
-    dialog = window.add_dialog
+    dialog = window.contacts.add_dialog
     assert dialog is not None
     qtbot.waitUntil(dialog.isVisible)
     assert not dialog.ok_button.isEnabled()
@@ -110,19 +110,19 @@ def test_add_contact_checks_the_link_as_it_is_typed(
     assert "Book club" in dialog.status()
     assert dialog.ok_button.isEnabled() and dialog.ok_button.text() == "Join Room…"
     qtbot.keyClick(dialog.link_edit, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.add_dialog is None)
-    join = window.join_dialog
+    qtbot.waitUntil(lambda: window.contacts.add_dialog is None)
+    join = window.rooms.join_dialog
     assert join is not None and join.isVisible()
     assert join.link_edit.text() == room_link
     assert join.ok_button.isEnabled(), join.status()
     qtbot.keyClick(join.link_edit, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: window.join_dialog is None)
+    qtbot.waitUntil(lambda: window.rooms.join_dialog is None)
 
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
-    dialog = window.add_dialog
+    dialog = window.contacts.add_dialog
     assert dialog is not None
     qtbot.keyClick(dialog.link_edit, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: window.add_dialog is None)
+    qtbot.waitUntil(lambda: window.contacts.add_dialog is None)
 
 
 def test_adding_a_real_peer_lists_it_online_and_selects_it(
@@ -133,7 +133,7 @@ def test_adding_a_real_peer_lists_it_online_and_selects_it(
     _, window = online_window(qloop, make_app, tmp_path / "ada")
     assert window.sidebar.placeholder_texts()[-1].startswith("No contacts yet")
     qtbot.mouseClick(window.sidebar.add_button, Qt.MouseButton.LeftButton)  # the "+" button
-    dialog = window.add_dialog
+    dialog = window.contacts.add_dialog
     assert dialog is not None
     qtbot.keyClicks(dialog.link_edit, bob.invite)
     assert dialog.error() == ""
@@ -141,7 +141,7 @@ def test_adding_a_real_peer_lists_it_online_and_selects_it(
     assert dialog.ok_button.isEnabled()
     qtbot.keyClick(dialog.link_edit, Qt.Key.Key_Return)
 
-    wait(qloop, lambda: window.add_dialog is None, "the dialog to close")
+    wait(qloop, lambda: window.contacts.add_dialog is None, "the dialog to close")
     assert window.conversation.current_peer == bob.peer_id
     assert window.sidebar.view.currentIndex().data() == "Bob"
     wait(qloop, lambda: (info := window.sidebar.row_info(bob.peer_id)) is not None and info.online,
@@ -158,9 +158,9 @@ def test_a_link_kith_was_started_with_opens_the_dialog_once_online(
 ) -> None:
     bob = make_peer("Bob")
     app, window = online_window(qloop, make_app, tmp_path / "ada", link=bob.invite)
-    wait(qloop, lambda: window.add_dialog is not None and window.add_dialog.isVisible(),
+    wait(qloop, lambda: (shown := window.contacts.add_dialog) is not None and shown.isVisible(),
          "the add contact dialog")
-    dialog = window.add_dialog
+    dialog = window.contacts.add_dialog
     assert dialog is not None
     assert dialog.link_edit.text() == bob.invite
     assert dialog.ok_button.isEnabled()
@@ -219,7 +219,7 @@ def test_a_stranger_writes_first_then_accept_and_block(
     assert "requests" not in sidebar.visible_sections()
     assert "Dave" not in sidebar.visible_entries()
 
-    blocked = window.show_blocked()
+    blocked = window.contacts.show_blocked()
     assert blocked.peers() == [dave.peer_id]
     qtbot.mouseClick(blocked.unblock_button, Qt.MouseButton.LeftButton)
     wait(qloop, lambda: blocked.peers() == [], "Dave unblocked")
@@ -263,7 +263,7 @@ def test_context_menu_rename_details_verify_and_remove(
     # Rename…
     rename = next(a for a in menu.actions() if a.objectName() == ContactAction.RENAME.value)
     rename.trigger()
-    dialog = window.rename_dialog
+    dialog = window.contacts.rename_dialog
     assert dialog is not None
     qtbot.waitUntil(dialog.isVisible)
     dialog.setTextValue("Bobby Tables")
@@ -275,7 +275,7 @@ def test_context_menu_rename_details_verify_and_remove(
 
     # Details and verification…
     sidebar.contact_action.emit(ContactAction.DETAILS.value, bob.peer_id)
-    details = window.details_dialogs.get(bob.peer_id)
+    details = window.contacts.details_dialogs.get(bob.peer_id)
     assert details is not None
     qtbot.waitUntil(details.isVisible)
     assert details.peer_id_label.text() == bob.peer_id
@@ -310,11 +310,11 @@ def test_context_menu_rename_details_verify_and_remove(
 
     # Remove… asks first.
     qtbot.mouseClick(details.remove_button, Qt.MouseButton.LeftButton)
-    button = window.remove_button()
+    button = window.contacts.remove_button()
     assert button is not None
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     wait(qloop, lambda: sidebar.row_info(bob.peer_id) is None, "Bob removed")
-    assert bob.peer_id not in window.details_dialogs
+    assert bob.peer_id not in window.contacts.details_dialogs
     assert sidebar.placeholder_texts()[-1].startswith("No contacts yet")
 
 

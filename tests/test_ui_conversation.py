@@ -24,6 +24,7 @@ from app.core.records import ContactInfo, Delivery
 from tests.benchmarks.history_view import seed_conversation
 from tests.peers import Peer, befriend, peers
 from tests.ui_helpers import run
+from ui.bridge import EventBridge
 from ui.conversation.message_delegate import Glyph
 from ui.conversation.message_model import Role
 from ui.conversation.view import PAGE_SIZE, ConversationView
@@ -38,7 +39,9 @@ def make_view(qtbot: QtBot, peer: Peer) -> ConversationView:
     qtbot.waitExposed(view)
     view.activateWindow()
     qtbot.waitUntil(view.isActiveWindow)
-    peer.client.subscribe(view.handle_event)
+    events = EventBridge(view)
+    events.attach(peer.client)
+    view.listen(events)
     view.set_client(peer.client)
     return view
 

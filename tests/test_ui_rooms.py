@@ -74,7 +74,7 @@ def test_two_windows_share_a_room(
     # Ada: File > New Room (Ctrl+Shift+N), typed.
     activate(qtbot, ada)
     qtbot.keyClick(ada, Qt.Key.Key_N, CTRL_SHIFT)
-    dialog = ada.new_room_dialog
+    dialog = ada.rooms.new_room_dialog
     assert dialog is not None
     qtbot.waitUntil(dialog.isVisible)
     assert not dialog.ok_button.isEnabled()  # a name is required
@@ -82,7 +82,7 @@ def test_two_windows_share_a_room(
     qtbot.keyClicks(dialog.description_edit, "One book a month")
     assert dialog.ok_button.isEnabled()
     qtbot.keyClick(dialog.name_edit, Qt.Key.Key_Return)
-    wait(qloop, lambda: ada.new_room_dialog is None, "the New Room dialog to close")
+    wait(qloop, lambda: ada.rooms.new_room_dialog is None, "the New Room dialog to close")
     room_id = ada.conversation.current_room
     assert room_id is not None
     row = ada.sidebar.room_row_info(room_id)
@@ -95,7 +95,7 @@ def test_two_windows_share_a_room(
     # Its invite, copied from the invite dialog (Ctrl+Shift+I).
     activate(qtbot, ada)
     qtbot.keyClick(ada, Qt.Key.Key_I, CTRL_SHIFT)
-    invite = ada.invite_dialogs.get(room_id)
+    invite = ada.rooms.invite_dialogs.get(room_id)
     assert invite is not None
     qtbot.waitUntil(invite.isVisible)
     assert invite.warning_label.text() == (
@@ -108,12 +108,12 @@ def test_two_windows_share_a_room(
     link = QGuiApplication.clipboard().text()
     assert link == invite.link() and parse_room_invite(link).name == "Book club"
     qtbot.keyClick(invite, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: room_id not in ada.invite_dialogs)
+    qtbot.waitUntil(lambda: room_id not in ada.rooms.invite_dialogs)
 
     # Bob: File > Join Room (Ctrl+J), pastes it.
     activate(qtbot, bob)
     qtbot.keyClick(bob, Qt.Key.Key_J, CTRL)
-    join = bob.join_dialog
+    join = bob.rooms.join_dialog
     assert join is not None
     qtbot.waitUntil(join.isVisible)
     qtbot.keyClicks(join.link_edit, "kith:room?id=nope")
@@ -125,7 +125,7 @@ def test_two_windows_share_a_room(
     assert join.link_edit.text() == link
     assert join.error() == "" and "Book club" in join.status()
     qtbot.keyClick(join.link_edit, Qt.Key.Key_Return)
-    wait(qloop, lambda: bob.join_dialog is None, "the Join Room dialog to close")
+    wait(qloop, lambda: bob.rooms.join_dialog is None, "the Join Room dialog to close")
     assert bob.conversation.current_room == room_id
     assert bob.sidebar.view.currentIndex().data() == "Book club"
     for window in (ada, bob):
@@ -185,7 +185,7 @@ def test_two_windows_share_a_room(
     panel.list.setFocus()
     panel.list.setCurrentRow(1)
     qtbot.keyClick(panel.list, Qt.Key.Key_Return)
-    menu = ada.member_menu
+    menu = ada.rooms.member_menu
     assert menu is not None
     add = next(a for a in menu.actions() if a.objectName() == "add")
     assert add.text() == "&Add Bob as a Contact"
@@ -194,13 +194,13 @@ def test_two_windows_share_a_room(
     wait(qloop, lambda: ada.sidebar.row_info(bob_id) is not None, "Bob under Contacts")
     assert [c.peer_id for c in ada.sidebar.model.contacts()] == [bob_id]
     qtbot.keyClick(panel.list, Qt.Key.Key_Return)  # now a contact: open the conversation
-    menu = ada.member_menu
+    menu = ada.rooms.member_menu
     assert menu is not None
     opener = next(a for a in menu.actions() if a.objectName() == "open")
     menu.close()
     opener.trigger()
     assert ada.conversation.current_peer == bob_id
-    assert not ada.member_panel.isVisible() and not ada.members_action.isEnabled()
+    assert not ada.member_panel.isVisible() and not ada.rooms.members_action.isEnabled()
 
     # With another conversation open and the window away, Bob's post: badge and notification.
     notes: list[tuple[str, str, str]] = []
@@ -231,7 +231,7 @@ def test_two_windows_share_a_room(
     assert names == ["open", "invite", "members", "leave"]
     leave = next(a for a in menu.actions() if a.objectName() == RoomAction.LEAVE.value)
     leave.trigger()
-    button = ada.leave_button()
+    button = ada.rooms.leave_button()
     assert button is not None
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     wait(qloop, lambda: ada.sidebar.room_row_info(room_id) is None, "the room row gone")
@@ -255,7 +255,7 @@ def test_a_synced_older_post_is_inserted_in_order(
     wen_app = start(qloop, make_app, tmp_path / "wen", "Wen")
     wen = window_of(wen_app)
     activate(qtbot, wen)
-    join = wen.show_join_room(lonely)
+    join = wen.rooms.show_join_room(lonely)
     assert join.ok_button.isEnabled(), join.status()
     join.ok_button.click()
     wait(qloop, lambda: wen.conversation.current_room == room.room_id, "the room open")
@@ -335,9 +335,9 @@ def test_a_room_link_kith_was_started_with_opens_the_join_dialog(
     room = run(qloop, pat.client.create_room("Garden", "Tomatoes and such"))
     app = start(qloop, make_app, tmp_path / "ada", "Ada", link=room.invite)
     window = window_of(app)
-    wait(qloop, lambda: window.join_dialog is not None and window.join_dialog.isVisible(),
+    wait(qloop, lambda: (shown := window.rooms.join_dialog) is not None and shown.isVisible(),
          "the Join Room dialog")
-    join = window.join_dialog
+    join = window.rooms.join_dialog
     assert join is not None and join.link_edit.text() == room.invite
     assert "Garden" in join.status() and "Tomatoes and such" in join.status()
     assert app.pending_link is None

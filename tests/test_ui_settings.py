@@ -142,13 +142,13 @@ def test_notifications_off_means_the_tray_stays_quiet(
     info = MessageInfo(1, "00", peer, False, "psst", 0, Delivery.DELIVERED)
     event = MessageReceived(id="00", from_=peer, text="psst", sent_at=0, request=True,
                             message=info)
-    window.handle_event(event)
+    window.events.publish(event)
     assert len(notified) == 1
     dialog = open_settings(qloop, window)
     dialog.notify_check.setChecked(False)
     dialog.save_button.click()
     wait(qloop, lambda: window.preferences.dialog is None, "saved")
-    window.handle_event(event)
+    window.events.publish(event)
     assert len(notified) == 1
     assert app.profile is not None and app.profile.settings.notifications is False
 

@@ -111,23 +111,25 @@ def test_a_second_start_brings_the_window_forward_with_the_link_in_add_contact(
 
     link = contact_link()
     assert run(qloop, hand_over(profile, link)) is Handover.HANDED_OVER
-    wait(qloop, lambda: window.add_dialog is not None and window.add_dialog.isVisible(),
+    wait(qloop, lambda: (shown := window.contacts.add_dialog) is not None and shown.isVisible(),
          "Add Contact to open")
-    assert window.add_dialog is not None and window.add_dialog.link_edit.text() == link
+    shown = window.contacts.add_dialog
+    assert shown is not None and shown.link_edit.text() == link
     wait(qloop, lambda: in_front(app), "the window in front")
 
     # No link: only forward. A room link: Join Room, prefilled.
-    window.add_dialog.reject()
+    shown.reject()
     send_background(qtbot, app)
     assert run(qloop, hand_over(profile, None)) is Handover.HANDED_OVER
     wait(qloop, lambda: in_front(app), "the window in front again")
-    assert window.add_dialog is None and window.join_dialog is None
+    assert window.contacts.add_dialog is None and window.rooms.join_dialog is None
     assert app.client is not None
     room = run(qloop, app.client.create_room("Plans"))
     assert run(qloop, hand_over(profile, room.invite)) is Handover.HANDED_OVER
-    wait(qloop, lambda: window.join_dialog is not None and window.join_dialog.isVisible(),
+    wait(qloop, lambda: (shown := window.rooms.join_dialog) is not None and shown.isVisible(),
          "Join Room to open")
-    assert window.join_dialog is not None and window.join_dialog.link_edit.text() == room.invite
+    shown = window.rooms.join_dialog
+    assert shown is not None and shown.link_edit.text() == room.invite
 
 
 def test_a_broken_link_handed_over_is_reported_not_opened(
@@ -137,7 +139,7 @@ def test_a_broken_link_handed_over_is_reported_not_opened(
     app = start(qloop, make_app, profile)
     assert run(qloop, hand_over(profile, "kith:contact?id=nonsense")) is Handover.HANDED_OVER
     wait(qloop, lambda: any("cannot be used" in e for e in app.errors), "the error shown")
-    assert app.window is not None and app.window.add_dialog is None
+    assert app.window is not None and app.window.contacts.add_dialog is None
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="named pipes leave no stale files")
@@ -213,6 +215,7 @@ def test_kith_started_again_hands_its_link_over_and_exits(
         _, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "Kith is already running; brought it to the front." in err.decode()
-    wait(qloop, lambda: window.add_dialog is not None and window.add_dialog.isVisible(),
+    wait(qloop, lambda: (shown := window.contacts.add_dialog) is not None and shown.isVisible(),
          "Add Contact to open")
-    assert window.add_dialog is not None and window.add_dialog.link_edit.text() == link
+    shown = window.contacts.add_dialog
+    assert shown is not None and shown.link_edit.text() == link

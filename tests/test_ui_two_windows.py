@@ -31,13 +31,13 @@ def add_through_the_dialog(qtbot: QtBot, qloop: qasync.QEventLoop, window: MainW
                            invite: str) -> None:
     activate(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
-    dialog = window.add_dialog
+    dialog = window.contacts.add_dialog
     assert dialog is not None
     qtbot.waitUntil(dialog.isVisible)
     qtbot.keyClicks(dialog.link_edit, invite)
     assert dialog.ok_button.isEnabled(), dialog.status()
     qtbot.keyClick(dialog.link_edit, Qt.Key.Key_Return)
-    wait(qloop, lambda: window.add_dialog is None, "the Add Contact dialog to close")
+    wait(qloop, lambda: window.contacts.add_dialog is None, "the Add Contact dialog to close")
 
 
 def texts(window: MainWindow) -> list[str]:

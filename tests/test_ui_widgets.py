@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import qasync
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
@@ -342,6 +342,60 @@ def test_bridge_reemits_events_until_detached(qtbot: QtBot) -> None:
     assert blocker.args == [READY]
     bridge.detach()
     assert client.listeners == []
+
+
+def test_bridge_delivers_events_by_type_in_the_order_handlers_subscribed(qtbot: QtBot) -> None:
+    bridge = EventBridge()
+    seen: list[tuple[str, str]] = []
+    bridge.subscribe(Event, lambda e: seen.append(("every", e.name)))
+    unsubscribe = bridge.subscribe(NodeStopped, lambda e: seen.append(("stopped", e.name)))
+    bridge.subscribe(ConnectionsChanged, lambda e: seen.append(("count", str(e.connections))))
+    bridge.subscribe(NodeStopped, lambda e: seen.append(("stopped again", e.name)))
+    bridge.publish(NodeStopped())
+    bridge.publish(ConnectionsChanged(connections=3))
+    assert seen == [("every", "stopped"), ("stopped", "stopped"), ("stopped again", "stopped"),
+                    ("every", "connections"), ("count", "3")]
+    seen.clear()
+    unsubscribe()
+    bridge.received.emit(NodeStopped())  # the signal is the way in, for tests and the client
+    assert seen == [("every", "stopped"), ("stopped again", "stopped")]
+
+
+class _Subscriber(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Event] = []
+
+    def stopped(self, event: NodeStopped) -> None:
+        self.seen.append(event)
+
+
+def test_a_destroyed_subscriber_stops_receiving(qtbot: QtBot) -> None:
+    bridge = EventBridge()
+    subscriber = _Subscriber()
+    bridge.subscribe(NodeStopped, subscriber.stopped)
+    bridge.publish(NodeStopped())
+    seen = subscriber.seen
+    assert len(seen) == 1
+    with qtbot.waitSignal(subscriber.destroyed, timeout=1000):
+        subscriber.deleteLater()
+    bridge.publish(NodeStopped())
+    assert len(seen) == 1
+
+
+def test_a_failing_handler_does_not_keep_the_event_from_the_others(qtbot: QtBot) -> None:
+    bridge = EventBridge()
+    seen: list[Event] = []
+
+    def broken(_event: NodeStopped) -> None:
+        raise RuntimeError("a broken widget")
+
+    bridge.subscribe(NodeStopped, broken)
+    bridge.subscribe(NodeStopped, seen.append)
+    with qtbot.captureExceptions() as exceptions:
+        bridge.publish(NodeStopped())
+    assert seen == [NodeStopped()]
+    assert [str(exc) for _, exc, _ in exceptions] == ["a broken widget"]
 
 
 def test_task_runner_reports_failures(qtbot: QtBot, qloop: qasync.QEventLoop) -> None:

@@ -116,6 +116,7 @@ def main() -> None:
 
     from app.client import KithClient
     from app.core.config import NodeConfig
+    from ui.bridge import EventBridge
     from ui.conversation.view import ConversationView
     from ui.waits import wait_until
 
@@ -135,7 +136,9 @@ def main() -> None:
         view = ConversationView()
         view.resize(900, 700)
         view.show()
-        unsubscribe = client.subscribe(view.handle_event)
+        events = EventBridge(view)
+        events.attach(client)
+        view.listen(events)
         view.set_client(client)
         contact = await client.contact(peer)
         assert contact is not None
@@ -181,7 +184,7 @@ def main() -> None:
             results.append(("RSS before open / after", f"{rss_before:.0f} MiB / "
                             f"{rss_mib():.0f} MiB"))
         finally:
-            unsubscribe()
+            events.detach()
             view.close()
             await client.stop()
             profile.close()

@@ -1,21 +1,27 @@
 """The centre of the window: who you talk to (a contact or a room), the messages, the composer.
 
-It turns client events into rows of a ``MessageListModel`` (a model and a delegate, never a widget
-per message: design section 4) and calls the client for pages of history, sends, retries and
-drafts. Client calls are coroutines run by the shared ``TaskRunner``; every result is checked
-against the conversation still being open (``_generation``), because the user may have switched
-while it was on its way. Events that arrive while the first page loads are replayed after it, so
-nothing sent or delivered in that window is lost or shown twice.
+It turns the client events it subscribes to into rows of a ``MessageListModel`` (a model and a
+delegate, never a widget per message: docs/architecture.md, "The window") and calls the client
+for pages of history, sends, retries and drafts. Client calls are coroutines run by the shared
+``TaskRunner``; every result is checked against the conversation still being open
+(``_generation``), because the user may have switched while it was on its way. Events that
+arrive while the first page loads are applied after it, so nothing sent or delivered meanwhile
+is lost or shown twice.
 
 Contacts and rooms share one model, one list and one composer; what differs is small: a room
 shows authors' names, pages by the room's shared order instead of a local sequence, and slots
 posts that history sync brought late into their place (``MessageListModel.insert_sorted``).
+
+Length: every part here reads and writes the same few facts about the open conversation (which
+one, its generation, whether its first page is loading, what waits for it); split, they would be
+passed around instead of kept in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -27,9 +33,6 @@ from app.core.events import (
     ContactOffline,
     ContactOnline,
     ContactRemoved,
-    Event,
-    FileOffer,
-    FileOffered,
     MessageDelivered,
     MessageFailed,
     MessageQueued,
@@ -62,12 +65,11 @@ from ui.conversation.message_model import MessageListModel
 
 if TYPE_CHECKING:
     from app.client import KithClient
+    from ui.bridge import EventBridge
 
 PAGE_SIZE = 100
 REVEAL_MAX_PAGES = 200  # how far back a search hit is looked for: 20,000 messages
 DRAFT_DELAY_MS = 700
-_MESSAGE_EVENTS = (MessageQueued, MessageReceived, MessageSent, MessageDelivered, MessageFailed)
-_POST_EVENTS = (RoomPostAdded, RoomPostConfirmed)
 
 
 class ConversationView(QWidget):
@@ -77,15 +79,9 @@ class ConversationView(QWidget):
     details_requested = Signal(str)  # the header was activated: show this peer's details
     members_requested = Signal(str)  # the header of a room was activated: show its members
 
-    def __init__(
-        self, runner: TaskRunner | QWidget | None = None, parent: QWidget | None = None
-    ) -> None:
-        # ``ConversationView(parent)`` is still accepted while the window moves to the new
-        # signature; a private runner is made when none is given.
-        if isinstance(runner, QWidget) and parent is None:
-            runner, parent = None, runner
+    def __init__(self, runner: TaskRunner | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.runner = runner if isinstance(runner, TaskRunner) else TaskRunner(self)
+        self.runner = runner if runner is not None else TaskRunner(self)  # own one when alone
         self.setBackgroundRole(QPalette.ColorRole.Base)
         self.setAutoFillBackground(True)
         self._client: KithClient | None = None
@@ -95,7 +91,7 @@ class ConversationView(QWidget):
         self._loading_first = False
         self._loading_older = False
         self._exhausted = False
-        self._pending: list[Event] = []   # events that arrived while the first page loaded
+        self._pending: list[Callable[[], object]] = []  # events come while the first page loads
         self._unseen = False
         self._draft_key: str | None = None
         self._reveal: tuple[int, str, int] | None = None  # (generation, key, pages left)
@@ -250,66 +246,113 @@ class ConversationView(QWidget):
         self._update_composer()
         self._show_empty_state()
 
-    def handle_event(self, event: Event) -> None:
-        """Every client event comes here; only those about the open conversation matter."""
-        peer = self.current_peer
-        if isinstance(event, FileOffered | FileOffer):
-            return  # the offer's own message or room post makes its card
-        if isinstance(event, ContactChanged):
-            self.update_contact(event.contact)
+    def listen(self, events: EventBridge) -> None:
+        """Subscribe to what a conversation shows; each handler ignores other conversations."""
+        events.subscribe(ContactChanged, self._contact_changed)
+        events.subscribe(ContactOnline, self._presence_changed)
+        events.subscribe(ContactOffline, self._presence_changed)
+        events.subscribe(ContactRemoved, self._contact_removed)
+        events.subscribe(MessageQueued, self._message_queued)
+        events.subscribe(MessageReceived, self._message_received)
+        events.subscribe(MessageSent, self._message_sent)
+        events.subscribe(MessageDelivered, self._message_delivered)
+        events.subscribe(MessageFailed, self._message_failed)
+        events.subscribe(RoomChanged, self._room_changed)
+        events.subscribe(RoomLeft, self._room_left)
+        events.subscribe(RoomMembersChanged, self._members_changed)
+        events.subscribe(RoomPostAdded, self._post_added)
+        events.subscribe(RoomPostConfirmed, self._post_confirmed)
+
+    # -- the open contact's events ------------------------------------------------------------
+
+    def _contact_changed(self, event: ContactChanged) -> None:
+        self.update_contact(event.contact)
+
+    def _presence_changed(self, event: ContactOnline | ContactOffline) -> None:
+        if self._contact is None or event.peer_id != self._contact.peer_id:
             return
-        if self._room is not None:
-            self._handle_room_event(event, self._room.room_id)
-            return
-        if peer is None:
-            return
-        if isinstance(event, ContactOnline | ContactOffline) and event.peer_id == peer:
-            assert self._contact is not None
-            last_seen = event.last_seen if isinstance(event, ContactOffline) else None
-            self.update_contact(dataclasses.replace(
-                self._contact, online=isinstance(event, ContactOnline),
-                last_seen=last_seen or self._contact.last_seen,
-            ))
-            return
-        if isinstance(event, ContactRemoved) and event.peer_id == peer:
+        last_seen = event.last_seen if isinstance(event, ContactOffline) else None
+        self.update_contact(dataclasses.replace(
+            self._contact, online=isinstance(event, ContactOnline),
+            last_seen=last_seen or self._contact.last_seen,
+        ))
+
+    def _contact_removed(self, event: ContactRemoved) -> None:
+        if event.peer_id == self.current_peer:
             self.close_conversation()
+
+    def _message_queued(self, event: MessageQueued) -> None:
+        self._for_contact(event.message.peer_id, lambda: self._add(event.message))
+
+    def _message_received(self, event: MessageReceived) -> None:
+        def apply() -> None:
+            if self._add(event.message):
+                self._unseen = True
+                self._maybe_read()
+
+        self._for_contact(event.message.peer_id, apply)
+
+    def _message_sent(self, event: MessageSent) -> None:
+        self._for_contact(event.peer_id, lambda: self._sent(event.id))
+
+    def _message_delivered(self, event: MessageDelivered) -> None:
+        self._for_contact(event.peer_id,
+                          lambda: self.model.update_state(event.id, Delivery.DELIVERED))
+
+    def _message_failed(self, event: MessageFailed) -> None:
+        self._for_contact(event.peer_id,
+                          lambda: self.model.update_state(event.id, Delivery.FAILED, event.reason))
+
+    def _for_contact(self, peer_id: str, apply: Callable[[], object]) -> None:
+        """Apply a message event if it is about the open contact."""
+        if peer_id == self.current_peer:
+            self._in_order(apply)
+
+    # -- the open room's events ---------------------------------------------------------------
+
+    def _room_changed(self, event: RoomChanged) -> None:
+        self.update_room(event.room)
+
+    def _room_left(self, event: RoomLeft) -> None:
+        if event.room_id == self.current_room:
+            self.close_conversation()
+
+    def _members_changed(self, event: RoomMembersChanged) -> None:
+        if event.room_id != self.current_room:
             return
-        if not isinstance(event, _MESSAGE_EVENTS):
-            return
-        if self._event_peer(event) != peer:
-            return
+        for member in event.members:  # a name learnt after the post arrived
+            if not member.is_me and member.name:
+                self.model.rename_author(member.peer_id, member.name)
+
+    def _post_added(self, event: RoomPostAdded) -> None:
+        def apply() -> None:
+            if self._add_post(event.post) and not event.post.outgoing:
+                self._unseen = True
+                self._maybe_read()
+
+        if event.post.room_id == self.current_room:
+            self._in_order(apply)
+
+    def _post_confirmed(self, event: RoomPostConfirmed) -> None:
+        if event.room == self.current_room:
+            self._in_order(lambda: self._sent(event.id))
+
+    # -- applying -----------------------------------------------------------------------------
+
+    def _in_order(self, apply: Callable[[], object]) -> None:
+        """Apply now, or after the first page if it is still loading (it may not have it)."""
         if self._loading_first:
-            self._pending.append(event)
-            return
-        self._apply(event)
+            self._pending.append(apply)
+        else:
+            apply()
 
-    def _handle_room_event(self, event: Event, room_id: str) -> None:
-        if isinstance(event, RoomChanged):
-            self.update_room(event.room)
-        elif isinstance(event, RoomLeft) and event.room_id == room_id:
-            self.close_conversation()
-        elif isinstance(event, RoomMembersChanged) and event.room_id == room_id:
-            for member in event.members:  # a name learnt after the post arrived
-                if not member.is_me and member.name:
-                    self.model.rename_author(member.peer_id, member.name)
-        elif isinstance(event, _POST_EVENTS) and self._event_room(event) == room_id:
-            if self._loading_first:
-                self._pending.append(event)
-            else:
-                self._apply(event)
+    def _sent(self, key: str) -> None:
+        """A message or post left: "sending" becomes "sent" (a later state is kept)."""
+        row = self.model.row_of(key)
+        if row is not None and self.model.item(row).state is Delivery.SENDING:
+            self.model.update_state(key, Delivery.SENT)
 
-    @staticmethod
-    def _event_room(event: Event) -> str | None:
-        if isinstance(event, RoomPostAdded):
-            return event.post.room_id
-        if isinstance(event, RoomPostConfirmed):
-            return event.room
-        return None
-
-    # -- compatibility with the window's placeholder API --------------------------------------
-
-    def set_empty_state(self, title: str, hint: str) -> None:
-        self.messages.set_empty_state(title, hint)
+    # -- the empty state ----------------------------------------------------------------------
 
     def empty_text(self) -> str:
         return self.messages.empty_text()
@@ -320,44 +363,10 @@ class ConversationView(QWidget):
     def is_empty(self) -> bool:
         return self.messages.is_empty()
 
-    # -- events -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _event_peer(event: Event) -> str | None:
-        if isinstance(event, MessageQueued | MessageReceived):
-            return event.message.peer_id
-        if isinstance(event, MessageSent | MessageDelivered | MessageFailed):
-            return event.peer_id
-        return None
-
-    def _apply(self, event: Event) -> None:
-        if isinstance(event, MessageQueued):
-            self._add(event.message)
-        elif isinstance(event, MessageReceived):
-            if self._add(event.message):
-                self._unseen = True
-                self._maybe_read()
-        elif isinstance(event, MessageSent):
-            row = self.model.row_of(event.id)
-            if row is not None and self.model.item(row).state is Delivery.SENDING:
-                self.model.update_state(event.id, Delivery.SENT)
-        elif isinstance(event, MessageDelivered):
-            self.model.update_state(event.id, Delivery.DELIVERED)
-        elif isinstance(event, MessageFailed):
-            self.model.update_state(event.id, Delivery.FAILED, event.reason)
-        elif isinstance(event, RoomPostAdded):
-            if self._add_post(event.post) and not event.post.outgoing:
-                self._unseen = True
-                self._maybe_read()
-        elif isinstance(event, RoomPostConfirmed):
-            row = self.model.row_of(event.id)
-            if row is not None and self.model.item(row).state is Delivery.SENDING:
-                self.model.update_state(event.id, Delivery.SENT)
-
     def _item(self, info: MessageInfo) -> ChatItem:
         contact = self._contact
         me = self._client.peer_id if self._client is not None else ""
-        my_name = self._client.profile.settings.display_name if self._client is not None else ""
+        my_name = self._client.display_name if self._client is not None else ""
         return as_file_item(ChatItem.from_message(
             info, me=me, my_name=my_name or self.tr("You"),
             their_name=contact.name if contact is not None else info.peer_id,
@@ -409,8 +418,8 @@ class ConversationView(QWidget):
         self.model.reset(page)
         self._exhausted = self._is_last_page(page)
         pending, self._pending = self._pending, []
-        for event in pending:
-            self._apply(event)
+        for apply in pending:
+            apply()
         self._show_empty_state()
         self.messages.scroll_to_bottom()
         self._maybe_read()

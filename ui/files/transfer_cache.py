@@ -2,9 +2,9 @@
 
 File cards are painted from this cache instead of from the message rows: a transfer's progress
 changes several times a second while the message that offered it never changes. It is filled
-from ``client.transfers()`` once, then kept current from the ``File*`` events (and a
-``client.transfer(id)`` look-up when an event says less than a ``TransferInfo`` does), and says
-``changed(transfer id)`` so whoever shows that transfer repaints it. Speed is the client's
+from ``client.transfers()`` once, then kept current from the ``File*`` events it subscribes to
+(and a ``client.transfer(id)`` look-up when an event says less than a ``TransferInfo`` does),
+and says ``changed(transfer id)`` so whoever shows that transfer repaints it. Speed is the client's
 (``TransferInfo.speed``, kept current from ``FileProgress.speed``).
 """
 
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 from app.core.events import (
-    Event,
     FileAccepted,
     FileCancelled,
     FileComplete,
@@ -33,7 +32,7 @@ from app.core.records import TransferInfo, short_peer_id
 
 if TYPE_CHECKING:
     from app.client import KithClient
-    from ui.bridge import TaskRunner
+    from ui.bridge import EventBridge, TaskRunner
 
 TERMINAL = frozenset({"complete", "declined", "cancelled", "failed"})
 
@@ -94,44 +93,63 @@ class TransferCache(QObject):
             self.added.emit(info.transfer)
         self.changed.emit(info.transfer)
 
-    def handle_event(self, event: Event) -> None:
-        """Every client event comes here; the ``File*`` ones update the cache."""
-        if isinstance(event, FileOffered):
-            if event.transfer not in self._infos:
-                room = self.is_room(event.to)
-                self.put(TransferInfo(
-                    transfer=event.transfer, outgoing=True, peer_id="" if room else event.to,
-                    room_id=event.to if room else None,
-                    name=event.name_, size=event.size, hash=event.hash, state="offered",
-                    bytes=0, path=None, reason=None))
-            self.refresh(event.transfer)
-        elif isinstance(event, FileOffer):
-            if event.transfer not in self._infos:
-                self.put(TransferInfo(
-                    transfer=event.transfer, outgoing=False, peer_id=event.from_,
-                    room_id=event.room, name=event.name_, size=event.size, hash=event.hash,
-                    state="offered", bytes=0, path=None, reason=None))
-            self.refresh(event.transfer)
-        elif isinstance(event, FileProgress):
-            self._update(event.transfer, self._progress_changes(event))
-        elif isinstance(event, FileAccepted):
-            self._update(event.transfer, {"state": "receiving"}, refresh=True)
-        elif isinstance(event, FilePaused):
-            self._update(event.transfer, {"state": "paused", "bytes": event.bytes})
-        elif isinstance(event, FileResumed):
-            self._update(event.transfer, {"state": "receiving"})
-        elif isinstance(event, FileComplete):
-            info = self._infos.get(event.transfer)
-            path = event.path or (info.path if info is not None else None)
-            self._update(event.transfer, {"state": "complete", "path": path,
-                                          "bytes": info.size if info is not None else 0},
-                         refresh=info is None)
-        elif isinstance(event, FileFailed):
-            self._update(event.transfer, {"state": "failed", "reason": event.reason})
-        elif isinstance(event, FileDeclined):
-            self._update(event.transfer, {"state": "declined"})
-        elif isinstance(event, FileCancelled):
-            self._update(event.transfer, {"state": "cancelled"})
+    def listen(self, events: EventBridge) -> None:
+        events.subscribe(FileOffered, self._offered)
+        events.subscribe(FileOffer, self._offer)
+        events.subscribe(FileProgress, self._progress)
+        events.subscribe(FileAccepted, self._accepted)
+        events.subscribe(FilePaused, self._paused)
+        events.subscribe(FileResumed, self._resumed)
+        events.subscribe(FileComplete, self._complete)
+        events.subscribe(FileFailed, self._failed)
+        events.subscribe(FileDeclined, self._declined)
+        events.subscribe(FileCancelled, self._cancelled)
+
+    def _offered(self, event: FileOffered) -> None:
+        if event.transfer not in self._infos:
+            room = self.is_room(event.to)
+            self.put(TransferInfo(
+                transfer=event.transfer, outgoing=True, peer_id="" if room else event.to,
+                room_id=event.to if room else None,
+                name=event.name_, size=event.size, hash=event.hash, state="offered",
+                bytes=0, path=None, reason=None))
+        self.refresh(event.transfer)
+
+    def _offer(self, event: FileOffer) -> None:
+        if event.transfer not in self._infos:
+            self.put(TransferInfo(
+                transfer=event.transfer, outgoing=False, peer_id=event.from_,
+                room_id=event.room, name=event.name_, size=event.size, hash=event.hash,
+                state="offered", bytes=0, path=None, reason=None))
+        self.refresh(event.transfer)
+
+    def _progress(self, event: FileProgress) -> None:
+        self._update(event.transfer, self._progress_changes(event))
+
+    def _accepted(self, event: FileAccepted) -> None:
+        self._update(event.transfer, {"state": "receiving"}, refresh=True)
+
+    def _paused(self, event: FilePaused) -> None:
+        self._update(event.transfer, {"state": "paused", "bytes": event.bytes})
+
+    def _resumed(self, event: FileResumed) -> None:
+        self._update(event.transfer, {"state": "receiving"})
+
+    def _complete(self, event: FileComplete) -> None:
+        info = self._infos.get(event.transfer)
+        path = event.path or (info.path if info is not None else None)
+        self._update(event.transfer, {"state": "complete", "path": path,
+                                      "bytes": info.size if info is not None else 0},
+                     refresh=info is None)
+
+    def _failed(self, event: FileFailed) -> None:
+        self._update(event.transfer, {"state": "failed", "reason": event.reason})
+
+    def _declined(self, event: FileDeclined) -> None:
+        self._update(event.transfer, {"state": "declined"})
+
+    def _cancelled(self, event: FileCancelled) -> None:
+        self._update(event.transfer, {"state": "cancelled"})
 
     def _progress_changes(self, event: FileProgress) -> dict[str, Any]:
         changes: dict[str, Any] = {"bytes": event.bytes, "size": event.size,

@@ -8,6 +8,7 @@ interpreting events, so "online" means the same thing everywhere.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
@@ -22,6 +23,14 @@ from app.core.events import (
     ReachabilityChanged,
 )
 from app.core.invite import strip_p2p
+
+if TYPE_CHECKING:
+    from ui.bridge import EventBridge
+
+EVENTS: tuple[type[Event], ...] = (
+    NodeReady, NodeStatus, ReachabilityChanged, ConnectionsChanged, ProfileChanged, NodeFailed,
+    NodeStopped,
+)
 
 
 class Presence(Enum):
@@ -57,8 +66,12 @@ class NodeState(QObject):
         self.relays: tuple[str, ...] = ()
         self.reach_addrs: tuple[str, ...] = ()
 
+    def listen(self, events: EventBridge) -> None:
+        for kind in EVENTS:
+            events.subscribe(kind, self.apply)
+
     def apply(self, event: Event) -> None:
-        """Fold one client event in; unknown events are ignored (later issues add more)."""
+        """Fold one client event in (``EVENTS``); others are ignored."""
         if isinstance(event, NodeReady | NodeStatus):
             self.peer_id = event.peer_id
             self.addrs = event.addrs

@@ -139,10 +139,9 @@ class KithApp(QObject):
 
         apply_theme(self.profile.settings.theme)
         self.state = NodeState(self.profile.settings.display_name, peer_id, self)
-        self.bridge.received.connect(self.state.apply)
-        self.window = MainWindow(self.state, self.runner)
+        self.state.listen(self.bridge)  # before the window: its parts see the state current
+        self.window = MainWindow(self.state, self.runner, self.bridge)
         self.window.preferences.restore(self.profile.settings, self.profile.path)
-        self.bridge.received.connect(self.window.handle_event)
         self.window.closed.connect(self._on_window_closed)
         self.runner.failed.connect(self._show_error)
         self.window.show()
@@ -209,9 +208,9 @@ class KithApp(QObject):
         except InvalidInvite:
             room = False  # already reported by _check_link; Add Contact says what is wrong
         if room:
-            self.window.show_join_room(link)
+            self.window.rooms.show_join_room(link)
         else:
-            self.window.show_add_contact(link)
+            self.window.contacts.show_add_contact(link)
 
     def _check_link(self) -> None:
         """Keep a clicked ``kith:`` link until the network is up; say at once if it is broken."""
@@ -371,19 +370,19 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop, kith: KithApp) -> 
     return installed
 
 
-def run_gui(profile_dir: Path | None, listen: tuple[str, ...], link: str | None,
-            *, demo: bool = False) -> int:
+def application() -> QApplication:
+    """The process's QApplication, made and configured on first use."""
+    app = cast(QApplication | None, QApplication.instance()) or QApplication(sys.argv[:1])
+    configure_application(app)
+    return app
+
+
+def run_gui(profile_dir: Path | None, listen: tuple[str, ...], link: str | None) -> int:
     """Run the desktop app until its window closes; returns the process exit code.
 
     A Kith already running on the profile gets the link and comes forward instead (exit 0).
     """
-    app = cast(QApplication | None, QApplication.instance()) or QApplication(sys.argv[:1])
-    configure_application(app)
-    if demo:
-        from ui.shell.demo import run_demo
-
-        return run_demo(app)
-    loop = qasync.QEventLoop(app)
+    loop = qasync.QEventLoop(application())
     try:
         if loop.run_until_complete(hand_over(profile_dir, link)) is Handover.HANDED_OVER:
             sys.stderr.write(QCoreApplication.translate(

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import qasync
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QApplication
 
 from app.core.records import RoomInfo
 from app.store.profile import Profile
-from ui.shell.app import KithApp
+from ui.shell.app import KithApp, application
 from ui.waits import wait_until
 from ui.window.main_window import MainWindow
 
@@ -175,9 +174,9 @@ def place_side_by_side(windows: list[MainWindow]) -> None:
         window.move(area.x() + number * width, area.y())
 
 
-def run_demo(app: QApplication) -> int:
-    """``kith --demo`` on an existing QApplication; returns the process exit code."""
-    loop = qasync.QEventLoop(app)
+def run_demo() -> int:
+    """``kith --demo``: run it until a window closes; returns the process exit code."""
+    loop = qasync.QEventLoop(application())
     demo = Demo()
     handled: list[signal.Signals] = []
     for signum in (signal.SIGINT, signal.SIGTERM):

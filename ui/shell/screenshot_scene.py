@@ -14,7 +14,14 @@ from pathlib import Path
 
 from app.client import KithClient
 from app.core.config import NodeConfig
-from app.core.events import ContactChanged, Event, RoomChanged
+from app.core.events import (
+    ContactChanged,
+    ContactOnline,
+    Event,
+    MessageReceived,
+    RoomChanged,
+    RoomMessage,
+)
 from app.store.profile import Profile
 from ui.shell.app import KithApp
 from ui.waits import wait_until
@@ -34,8 +41,9 @@ ROOM_POSTS = [
 ]
 
 
-async def _friend(root: Path, name: str) -> tuple[KithClient, list[Event]]:
+async def _friend(root: Path, name: str, profiles: list[Profile]) -> tuple[KithClient, list[Event]]:
     profile = Profile.open(root / name.lower())
+    profiles.append(profile)
     profile.initialise(name)
     client = KithClient(profile, NodeConfig(listen=(LOOPBACK,)))
     events: list[Event] = []
@@ -50,29 +58,30 @@ async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
     me, window = kith.client, kith.window
     root = Path(tempfile.mkdtemp(prefix="kith-scene-"))
     friends: list[KithClient] = []
+    profiles: list[Profile] = []
 
     async def teardown() -> None:
         for client in friends:
             await client.stop()
-            client.profile.close()
+        for profile in profiles:
+            profile.close()
         shutil.rmtree(root, ignore_errors=True)
 
     my_events: list[Event] = []
     me.subscribe(my_events.append)
-    bob, bob_events = await _friend(root, "Bob")
+    bob, bob_events = await _friend(root, "Bob", profiles)
     friends.append(bob)
-    cleo, _ = await _friend(root, "Cleo")
+    cleo, _ = await _friend(root, "Cleo", profiles)
     friends.append(cleo)
     for friend in (bob, cleo):
         assert friend.ready is not None
         await me.add_contact(friend.ready.invite)
         await friend.add_contact(kith.state.invite)
-    await wait_until(lambda: any(e.name == "contact_online" for e in bob_events),
+    await wait_until(lambda: any(isinstance(e, ContactOnline) for e in bob_events),
                      SCENE_TIMEOUT, "Bob online")
 
     def arrived(events: list[Event], text: str) -> Callable[[], bool]:
-        return lambda: any(e.name == "message" and getattr(e, "text", None) == text
-                           for e in events)
+        return lambda: any(isinstance(e, MessageReceived) and e.text == text for e in events)
 
     for who, text in CONVERSATION:  # one at a time, so both sides see the same order
         if who == "me":
@@ -86,7 +95,7 @@ async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
     await cleo.join_room(room.invite)
     for who, text in ROOM_POSTS:
         await (cleo if who == "other" else bob).post(room.room_id, text)
-    await wait_until(lambda: sum(e.name == "room_message" for e in my_events) >= len(ROOM_POSTS),
+    await wait_until(lambda: sum(isinstance(e, RoomMessage) for e in my_events) >= len(ROOM_POSTS),
                      SCENE_TIMEOUT, "the room posts")
     await wait_until(
         lambda: any(isinstance(e, RoomChanged) and e.room.unread >= len(ROOM_POSTS)

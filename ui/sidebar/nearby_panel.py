@@ -10,6 +10,7 @@ sidebar lists them. The panel hides itself while there is nobody to show.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QPalette
@@ -23,11 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.events import Event, NodeStopped, PeerGone, PeerNearby
+from app.core.events import ContactChanged, ContactRemoved, NodeStopped, PeerGone, PeerNearby
 from app.core.fingerprint import fingerprint_for_peer, format_digits
 from app.core.identity import InvalidPeerId
 from app.core.records import short_peer_id
 from ui.identity.reachability import as_tooltip
+
+if TYPE_CHECKING:
+    from ui.bridge import EventBridge
 
 MAX_HEIGHT = 230  # about three peers; more scroll
 
@@ -146,18 +150,30 @@ class NearbyPanel(QWidget):
 
     # -- what the node says -----------------------------------------------------------------
 
-    def handle_event(self, event: Event) -> None:
-        if isinstance(event, PeerNearby):
-            self._peers[event.peer_id] = (event.name_, tuple(event.addrs))
-            self.refresh()
-        elif isinstance(event, PeerGone):
-            self._peers.pop(event.peer_id, None)
-            self._sending.discard(event.peer_id)
-            self.refresh()
-        elif isinstance(event, NodeStopped):
-            self._peers.clear()
-            self._sending.clear()
-            self.refresh()
+    def listen(self, events: EventBridge) -> None:
+        events.subscribe(PeerNearby, self._found)
+        events.subscribe(PeerGone, self._gone)
+        events.subscribe(NodeStopped, self._stopped)
+        events.subscribe(ContactChanged, self._contacts_changed)
+        events.subscribe(ContactRemoved, self._contacts_changed)
+
+    def _found(self, event: PeerNearby) -> None:
+        self._peers[event.peer_id] = (event.name_, tuple(event.addrs))
+        self.refresh()
+
+    def _gone(self, event: PeerGone) -> None:
+        self._peers.pop(event.peer_id, None)
+        self._sending.discard(event.peer_id)
+        self.refresh()
+
+    def _stopped(self, _event: NodeStopped) -> None:
+        self._peers.clear()
+        self._sending.clear()
+        self.refresh()
+
+    def _contacts_changed(self, _event: ContactChanged | ContactRemoved) -> None:
+        """A new contact leaves Nearby, a removed one may come back (``is_known`` says which)."""
+        self.refresh()
 
     def peer(self, peer_id: str) -> tuple[str, tuple[str, ...]] | None:
         return self._peers.get(peer_id)

@@ -2,7 +2,7 @@
 
 The window owns one ``WindowFiles``: it keeps the ``TransferCache`` current, gives the
 conversation's delegate its cards' data, makes the sidebar rows and the open conversation drop
-targets, connects the composer's 📎 and paste, adds View ▸ Transfers, and repaints rows whose
+targets, connects the composer's 📎 and paste, makes View ▸ Transfers, and repaints rows whose
 transfer changed at most ten times a second (progress arrives four times a second per transfer;
 several transfers at once must not repaint the list forty times). The download folder and
 auto-accept live on the Files tab of File ▸ Settings… (Ctrl+,), not here.
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QImage, QKeySequence
 
-from app.core.events import Event
 from app.core.records import ContactInfo, ContactState, RoomInfo, short_peer_id
 from ui.files.attach import FileSender
 from ui.files.drop_target import DropTarget, FileDropFilter
@@ -34,16 +33,17 @@ from ui.sidebar.model import (
 
 if TYPE_CHECKING:
     from app.client import KithClient
-    from ui.window.main_window import MainWindow
+    from ui.bridge import EventBridge
+    from ui.window.frame import WindowFrame
 
 REPAINT_MS = 100  # at most ten repaints a second for changed transfers
 PANEL_WIDTH = 560
 
 
 class WindowFiles(QObject):
-    """File sending, cards and the transfers panel of one ``MainWindow``."""
+    """File sending, cards and the transfers panel of one window."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: WindowFrame) -> None:
         super().__init__(window)
         self.window = window
         self.client: KithClient | None = None
@@ -94,7 +94,6 @@ class WindowFiles(QObject):
         self.transfers_action.setToolTip(self.tr("File transfers (Ctrl+Shift+T)"))
         self.transfers_action.toggled.connect(self._toggle_panel)
         self.panel.visibilityChanged.connect(self._panel_visibility)
-        window.view_menu.addAction(self.transfers_action)
 
     def _toggle_panel(self, on: bool) -> None:
         if on:
@@ -120,8 +119,8 @@ class WindowFiles(QObject):
         self.file_sender.client = client
         self.cache.set_client(client, self.window.runner if client is not None else None)
 
-    def handle_event(self, event: Event) -> None:
-        self.cache.handle_event(event)
+    def listen(self, events: EventBridge) -> None:
+        self.cache.listen(events)
 
     def name_of(self, key: str) -> str:
         """A peer's or a room's name as this window shows it."""

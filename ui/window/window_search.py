@@ -1,13 +1,16 @@
 """The window's search and quick switcher: Ctrl+F searches messages, Ctrl+K jumps to a
 conversation, Ctrl+Shift+F keeps the sidebar's own name filter one key away.
 
-Kept apart from ``MainWindow`` (like ``WindowFiles``) so the window only builds the actions and
-hands the client over; this wires the panels to the sidebar and the conversation.
+Kept apart from ``MainWindow`` (like ``WindowFiles``): this makes the three actions and wires the
+panels to the sidebar and the conversation; the window places the actions in its menus.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
 
 from app.core.records import SearchHit
 from ui.search.quick_switcher import Candidate, QuickSwitcher
@@ -16,19 +19,36 @@ from ui.sidebar.model import Section
 
 if TYPE_CHECKING:
     from app.client import KithClient
-    from ui.window.main_window import MainWindow
+    from ui.window.frame import WindowFrame
 
 
-class WindowSearch:
-    def __init__(self, window: MainWindow) -> None:
+class WindowSearch(QObject):
+    def __init__(self, window: WindowFrame) -> None:
+        super().__init__(window)
         self.window = window
         self.panel = SearchPanel(window.runner, window)
         self.panel.hit_activated.connect(self.open_hit)
         self.switcher = QuickSwitcher(window)
         self.switcher.chosen.connect(self.switch_to)
 
+        self.search_action = QAction(self.tr("&Search Messages…"), window)
+        self.search_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.search_action.triggered.connect(lambda: self.show_search())
+        self.filter_action = QAction(self.tr("&Filter Rooms and Contacts"), window)
+        self.filter_action.setShortcut(QKeySequence("Ctrl+Shift+F"))
+        self.filter_action.triggered.connect(self.focus_filter)
+        self.switcher_action = QAction(self.tr("&Go to Room or Contact…"), window)
+        self.switcher_action.setShortcut(QKeySequence("Ctrl+K"))
+        self.switcher_action.triggered.connect(lambda: self.show_switcher())
+
     def set_client(self, client: KithClient | None) -> None:
         self.panel.set_searcher(client.search if client is not None else None)
+
+    def focus_filter(self) -> None:
+        """View ▸ Filter Rooms and Contacts, Ctrl+Shift+F: the sidebar's search box."""
+        search = self.window.sidebar.search
+        search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        search.selectAll()
 
     def show_search(self) -> SearchPanel:
         """View ▸ Search Messages…, Ctrl+F."""

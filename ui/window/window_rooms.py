@@ -1,0 +1,356 @@
+"""Rooms in the main window: creating, joining, inviting to and leaving rooms, the member panel,
+and keeping the sidebar's list and the open dialogs current from room events.
+
+Every way to act on a room ends here: File ▸ New Room… (Ctrl+Shift+N) and Join Room… (Ctrl+J),
+the Room menu (Invite People…, Members, Leave Room…), the "+" beside Rooms, a room's context
+menu, the conversation header's buttons and a member's menu. The room actions are enabled only
+while a room is open. Kept apart from ``MainWindow`` (like ``WindowFiles``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QPoint, Qt
+from PySide6.QtGui import QAction, QKeySequence, QPalette
+from PySide6.QtWidgets import QMenu, QMessageBox, QPushButton
+
+from app.core.events import (
+    RoomChanged,
+    RoomCreated,
+    RoomJoined,
+    RoomLeft,
+    RoomMembersChanged,
+    RoomPostAdded,
+)
+from app.core.records import ContactState, RoomInfo, RoomMember, short_peer_id
+from ui.rooms.join_room import JoinRoomDialog
+from ui.rooms.new_room import NewRoomDialog
+from ui.rooms.room_invite import RoomInviteDialog
+from ui.sidebar.actions import RoomAction
+from ui.style.resources import tinted_icon
+from ui.widgets.confirm import confirm, destructive_button
+from ui.widgets.link_dialog import plain_words
+
+if TYPE_CHECKING:
+    from app.client import KithClient
+    from ui.bridge import EventBridge
+    from ui.window.frame import WindowFrame
+
+
+class WindowRooms(QObject):
+    """The room actions, dialogs and member panel of one window."""
+
+    def __init__(self, window: WindowFrame) -> None:
+        super().__init__(window)
+        self.window = window
+        self.new_room_dialog: NewRoomDialog | None = None
+        self.join_dialog: JoinRoomDialog | None = None
+        self.invite_dialogs: dict[str, RoomInviteDialog] = {}
+        self.leave_box: QMessageBox | None = None
+        self.member_menu: QMenu | None = None
+        self._author_names: dict[str, str] = {}  # peer id -> name, from room posts
+        self._build_actions()
+        self._tint()
+        window.palette_changed.connect(self._tint)
+
+        window.sidebar.room_action.connect(self.room_action)
+        window.sidebar.new_room_requested.connect(lambda: self.show_new_room())
+        window.conversation.members_requested.connect(
+            lambda _: self.members_action.setChecked(not self.members_action.isChecked()))
+        window.conversation.header.set_room_actions(self.members_action, self.invite_action)
+        window.member_panel.close_requested.connect(lambda: self.members_action.setChecked(False))
+        window.member_panel.member_activated.connect(self.show_member_menu)
+        window.conversation_changed.connect(self._conversation_changed)
+
+    def _build_actions(self) -> None:
+        window = self.window
+        self.new_room_action = QAction(self.tr("&New Room…"), window)
+        self.new_room_action.setShortcut(QKeySequence("Ctrl+Shift+N"))
+        self.new_room_action.triggered.connect(lambda: self.show_new_room())
+
+        self.join_room_action = QAction(self.tr("&Join Room…"), window)
+        self.join_room_action.setShortcut(QKeySequence("Ctrl+J"))
+        self.join_room_action.triggered.connect(lambda: self.show_join_room())
+
+        self.members_action = QAction(self.tr("Room &Members"), window)
+        self.members_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        self.members_action.setCheckable(True)
+        self.members_action.setToolTip(self.tr("Show the room's members (Ctrl+Shift+M)"))
+        self.members_action.setIconText(self.tr("Members"))
+        self.members_action.toggled.connect(self._toggle_members)
+
+        self.invite_action = QAction(self.tr("&Invite People…"), window)
+        self.invite_action.setShortcut(QKeySequence("Ctrl+Shift+I"))
+        self.invite_action.setToolTip(self.tr("Invite people to this room (Ctrl+Shift+I)"))
+        self.invite_action.setIconText(self.tr("Invite"))
+        self.invite_action.triggered.connect(lambda: self.show_room_invite())
+
+        self.leave_action = QAction(self.tr("&Leave Room…"), window)
+        self.leave_action.triggered.connect(self._leave_open_room)
+        for action in (self.members_action, self.invite_action, self.leave_action):
+            action.setEnabled(False)  # only while a room is open
+
+    def _tint(self) -> None:
+        text = self.window.palette().color(QPalette.ColorRole.WindowText)
+        self.new_room_action.setIcon(tinted_icon("plus", text))
+        self.members_action.setIcon(tinted_icon("user", text))
+        self.invite_action.setIcon(tinted_icon("copy", text))
+
+    # -- the client and its events ----------------------------------------------------------
+
+    def set_client(self, client: KithClient | None) -> None:
+        if self.new_room_dialog is not None:
+            self.new_room_dialog.set_creator(client.create_room if client is not None else None)
+        if self.join_dialog is not None:
+            self.join_dialog.set_joiner(client.join_room if client is not None else None)
+        if client is not None:
+            self.window.sidebar.model.begin_rooms_load()
+
+    async def load(self, client: KithClient) -> None:
+        """The rooms snapshot (``set_client`` began it; events since then stay newer)."""
+        self.window.sidebar.model.load_rooms(await client.rooms())
+
+    def listen(self, events: EventBridge) -> None:
+        events.subscribe(RoomChanged, self._room_changed)
+        events.subscribe(RoomCreated, self._refresh_rooms)
+        events.subscribe(RoomJoined, self._refresh_rooms)
+        events.subscribe(RoomLeft, self._room_left)
+        events.subscribe(RoomMembersChanged, self._members_changed)
+        events.subscribe(RoomPostAdded, self._post_added)
+
+    def _room_changed(self, event: RoomChanged) -> None:
+        self.window.sidebar.model.upsert_room(event.room)
+        invite = self.invite_dialogs.get(event.room.room_id)
+        if invite is not None:
+            invite.set_room(event.room)
+
+    def _refresh_rooms(self, _event: RoomCreated | RoomJoined) -> None:
+        """RoomChanged follows; a fresh list also covers a missed one."""
+        client = self.window.client
+        if client is None:
+            return
+
+        async def refresh() -> None:
+            self.window.sidebar.model.begin_rooms_load()
+            self.window.sidebar.model.load_rooms(await client.rooms())
+
+        self.window.runner.run(refresh(), self.tr("Loading your rooms"))
+
+    def _room_left(self, event: RoomLeft) -> None:
+        room_id = event.room_id
+        self.window.sidebar.model.remove_room(room_id)
+        if self.window.conversation.current_room == room_id:
+            self.window.close_conversation()
+        invite = self.invite_dialogs.pop(room_id, None)
+        if invite is not None:
+            invite.close()
+
+    def _members_changed(self, event: RoomMembersChanged) -> None:
+        panel = self.window.member_panel
+        if panel.room_id == event.room_id:
+            panel.set_members(event.room_id, event.members)
+        for member in event.members:
+            if member.name and not member.is_me:
+                self._author_names[member.peer_id] = member.name
+
+    def _post_added(self, event: RoomPostAdded) -> None:
+        post = event.post
+        if post.author_name and not post.outgoing:
+            self._author_names.setdefault(post.author, post.author_name)
+
+    def author_name(self, peer_id: str) -> str:
+        """A room member's name as this window knows it: a contact's, else the room's."""
+        contact = self.window.sidebar.model.contact(peer_id)
+        if contact is not None:
+            return contact.name
+        return self._author_names.get(peer_id, short_peer_id(peer_id))
+
+    # -- the open room and its members ------------------------------------------------------
+
+    def _conversation_changed(self) -> None:
+        """Room actions only while a room is open; its members if the Members toggle is on."""
+        room_open = self.window.conversation.current_room is not None
+        for action in (self.members_action, self.invite_action, self.leave_action):
+            action.setEnabled(room_open)
+        if room_open:
+            self._show_members_panel()
+        else:
+            self.window.member_panel.hide()
+            self.window.member_panel.clear()
+
+    def _show_members_panel(self) -> None:
+        """Show the panel for the open room when the Members toggle is on."""
+        window = self.window
+        room_id = window.conversation.current_room
+        panel = window.member_panel
+        shown = room_id is not None and self.members_action.isChecked()
+        panel.setVisible(shown)
+        if not shown or room_id is None:
+            return
+        if panel.room_id != room_id:
+            panel.set_members(room_id, [])
+        client = window.client
+        if client is not None:
+            window.runner.run(self._load_members(client, room_id),
+                              self.tr("Loading the members"))
+
+    async def _load_members(self, client: KithClient, room_id: str) -> None:
+        members = await client.room_members(room_id)
+        if self.window.conversation.current_room == room_id:
+            self.window.member_panel.set_members(room_id, members)
+
+    def _toggle_members(self, on: bool) -> None:
+        self._show_members_panel()
+        panel = self.window.member_panel
+        if on and panel.isVisible():
+            panel.list.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def show_member_menu(self, room_id: str, peer_id: str, where: QPoint) -> QMenu | None:
+        """A member was activated: add them as a contact, or open your conversation."""
+        window = self.window
+        member = window.member_panel.member(peer_id)
+        if member is None or member.is_me:
+            return None
+        menu = QMenu(window)
+        known = window.sidebar.model.contact(peer_id)
+        if known is not None and known.state is not ContactState.BLOCKED:
+            action = menu.addAction(self.tr("&Open Conversation"))
+            action.setObjectName("open")
+            action.triggered.connect(lambda: window.open_peer(peer_id))
+        else:
+            action = menu.addAction(self.tr("&Add {name} as a Contact").format(name=member.name))
+            action.setObjectName("add")
+            action.triggered.connect(lambda: self.add_member_contact(room_id, member))
+        if self.member_menu is not None:
+            self.member_menu.deleteLater()
+        self.member_menu = menu
+        menu.setActiveAction(action)
+        menu.popup(where)
+        return menu
+
+    def add_member_contact(self, room_id: str, member: RoomMember) -> None:
+        client = self.window.client
+        if client is None:
+            self.window.show_error(self.tr("Adding a contact failed: Kith is not online."))
+            return
+        self.window.runner.run(self._add_member(client, room_id, member),
+                               self.tr("Adding a contact"))
+
+    async def _add_member(self, client: KithClient, room_id: str, member: RoomMember) -> None:
+        try:
+            link = await client.member_invite(room_id, member.peer_id)
+            info = await client.add_contact(link)
+        except ValueError as exc:
+            self.window.show_error(self.tr("{name} could not be added: {reason}").format(
+                name=member.name, reason=plain_words(str(exc))))
+            return
+        if self.window.sidebar.model.contact(info.peer_id) is None:
+            self.window.sidebar.model.upsert_contact(info)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def room_action(self, action: str, room_id: str) -> None:
+        """From a room's context menu in the sidebar."""
+        match RoomAction(action):
+            case RoomAction.OPEN:
+                self.window.open_room(room_id)
+            case RoomAction.INVITE:
+                self.show_room_invite(room_id)
+            case RoomAction.MEMBERS:
+                if self.window.open_room(room_id):
+                    self.members_action.setChecked(True)
+            case RoomAction.LEAVE:
+                self.confirm_leave(room_id)
+
+    def show_new_room(self) -> NewRoomDialog:
+        """File ▸ New Room…, Ctrl+Shift+N, or the "+" beside Rooms."""
+        if self.new_room_dialog is None:
+            window = self.window
+            client = window.client
+            dialog = NewRoomDialog(
+                window.runner, client.create_room if client is not None else None, window)
+            dialog.created.connect(self._room_ready)
+            dialog.finished.connect(lambda _: self._forget_new_room(dialog))
+            self.new_room_dialog = dialog
+        self.new_room_dialog.open()
+        self.new_room_dialog.name_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        return self.new_room_dialog
+
+    def _forget_new_room(self, dialog: NewRoomDialog) -> None:
+        if self.new_room_dialog is dialog:
+            self.new_room_dialog = None
+        dialog.deleteLater()
+
+    def show_join_room(self, link: str | None = None) -> JoinRoomDialog:
+        """File ▸ Join Room…, Ctrl+J, a room link in Add Contact, or one Kith was started with."""
+        if self.join_dialog is None:
+            window = self.window
+            client = window.client
+            dialog = JoinRoomDialog(
+                window.runner, client.join_room if client is not None else None,
+                window.sidebar.model.room, window,
+            )
+            dialog.joined.connect(self._room_ready)
+            dialog.finished.connect(lambda _: self._forget_join(dialog))
+            self.join_dialog = dialog
+        if link is not None:
+            self.join_dialog.set_link(link)
+        self.join_dialog.open()
+        self.join_dialog.link_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        return self.join_dialog
+
+    def _forget_join(self, dialog: JoinRoomDialog) -> None:
+        if self.join_dialog is dialog:
+            self.join_dialog = None
+        dialog.deleteLater()
+
+    def _room_ready(self, info: RoomInfo) -> None:
+        """A room was created or joined: list it (events may already be newer) and open it."""
+        sidebar = self.window.sidebar
+        if sidebar.model.room(info.room_id) is None:
+            sidebar.model.upsert_room(info)
+        if sidebar.query() and sidebar.index_of(info.room_id) is None:
+            sidebar.search.clear()
+        self.window.open_room(info.room_id)
+
+    def show_room_invite(self, room_id: str | None = None) -> RoomInviteDialog | None:
+        room_id = room_id or self.window.conversation.current_room
+        info = self.window.sidebar.model.room(room_id) if room_id else None
+        if info is None:
+            return None
+        dialog = self.invite_dialogs.get(info.room_id)
+        if dialog is None:
+            dialog = RoomInviteDialog(info, self.window)
+            dialog.finished.connect(lambda _: self._forget_invite(info.room_id, dialog))
+            self.invite_dialogs[info.room_id] = dialog
+        dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _forget_invite(self, room_id: str, dialog: RoomInviteDialog) -> None:
+        if self.invite_dialogs.get(room_id) is dialog:
+            del self.invite_dialogs[room_id]
+        dialog.deleteLater()
+
+    def _leave_open_room(self) -> None:
+        room_id = self.window.conversation.current_room
+        if room_id is not None:
+            self.confirm_leave(room_id)
+
+    def confirm_leave(self, room_id: str) -> None:
+        info = self.window.sidebar.model.room(room_id)
+        if info is None:
+            return
+        self.leave_box = confirm(
+            self.window, self.leave_box, self.tr("Leave Room"),
+            self.tr("Leave “{name}”? Its history is removed from this device. You can only "
+                    "come back with its link.").format(name=info.name),
+            self.tr("Leave"),
+            lambda: self.window.call_client(self.tr("Leaving the room"),
+                                            lambda client: client.leave_room(room_id)))
+
+    def leave_button(self) -> QPushButton | None:
+        """The confirming button of the open "Leave room?" box (for keyboard and tests)."""
+        return destructive_button(self.leave_box)
