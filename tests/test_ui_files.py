@@ -9,12 +9,12 @@ click on the painted Accept button, the Delete key on a selected card, View ▸ 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 from pathlib import Path
 
 import pytest
 import qasync
+import shiboken6
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import (
     QColor,
@@ -108,10 +108,6 @@ def row_point(window: MainWindow, key: str) -> QPoint:
     index = window.sidebar.index_of(key)
     assert index is not None, key
     return window.sidebar.view.visualRect(index).center()
-
-
-def names_supported(person: Person) -> bool:
-    return "name" in inspect.signature(person.client.send_file).parameters
 
 
 def digest(path: str | Path) -> str:
@@ -250,8 +246,7 @@ def test_a_dropped_folder_sends_its_files_with_relative_names(
     window.open_peer(bob.peer_id)
     messages = window.conversation.messages.viewport()
     assert drag_and_drop(messages, messages.rect().center(), file_mime(folder))
-    expected = (["Holiday/day 1/beach.txt", "Holiday/notes.txt"] if names_supported(ada)
-                else ["beach.txt", "notes.txt"])
+    expected = ["Holiday/day 1/beach.txt", "Holiday/notes.txt"]
     wait(qloop, lambda: sorted(e.name_ for e in ada.offered()) == expected,
          f"offers named {expected}")
     assert all(e.to == bob.peer_id for e in ada.offered())
@@ -286,6 +281,33 @@ def test_a_pasted_image_and_attached_files_are_sent(
     chosen.write_text("picked")
     chooser.filesSelected.emit([str(chosen)])
     wait(qloop, lambda: any(e.name_ == "chosen.txt" for e in ada.offered()), "the chosen file")
+
+
+def test_the_paperclip_opens_the_chooser_again_after_it_was_cancelled(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    ada = start(qloop, make_app, tmp_path / "ada", "Ada")
+    run(qloop, ada.client.add_contact(pat.invite))
+    window = ada.window
+    wait(qloop, lambda: window.sidebar.index_of(pat.peer_id) is not None, "Pat in the list")
+    window.open_peer(pat.peer_id)
+    sender = window.files.file_sender
+    paperclip = window.conversation.composer.attach_button
+
+    qtbot.mouseClick(paperclip, Qt.MouseButton.LeftButton)
+    first = sender.dialog
+    assert first is not None and first.isVisible()
+    first.reject()  # Cancel: the chooser is deleted
+    qtbot.waitUntil(lambda: not shiboken6.isValid(first))
+
+    qtbot.mouseClick(paperclip, Qt.MouseButton.LeftButton)
+    second = sender.dialog
+    assert second is not None and second.isVisible()
+    chosen = tmp_path / "second try.txt"
+    chosen.write_text("picked")
+    second.filesSelected.emit([str(chosen)])
+    wait(qloop, lambda: any(e.name_ == "second try.txt" for e in ada.offered()),
+         "the file chosen the second time")
 
 
 # -- two windows ---------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ written as a PNG into a private temporary folder first.
 
 from __future__ import annotations
 
-import inspect
 import os
 import tempfile
 import time
@@ -19,7 +18,6 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from app.core.records import TransferInfo
 from ui.files.drop_target import MAX_FILES, expand
 
 if TYPE_CHECKING:
@@ -66,28 +64,30 @@ class FileSender(QObject):
 
     async def _send(self, client: KithClient, to: str, path: str, name: str | None) -> None:
         try:
-            if name is not None and "name" in inspect.signature(client.send_file).parameters:
-                info = await client.send_file(to, path, name=name)
-            else:
-                info = await client.send_file(to, path)
+            info = await client.send_file(to, path, name)
         except (ValueError, OSError) as exc:
             self.failed.emit(self.tr("“{name}” could not be sent: {reason}").format(
                 name=name or os.path.basename(path), reason=exc))
             return
-        if isinstance(info, TransferInfo):
-            self.sent.emit(info)
+        self.sent.emit(info)
 
     def choose(self, to: str, name: str, parent: QWidget | None) -> QFileDialog:
         """📎: pick one or more files (non-modal, so the event loop keeps running)."""
         dialog = QFileDialog(parent, self.tr("Send Files to {name}").format(name=name))
         dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
         dialog.filesSelected.connect(lambda paths: self.send(to, list(paths)))
-        dialog.finished.connect(lambda _: dialog.deleteLater())
+        dialog.finished.connect(lambda _: self._forget(dialog))
         if self.dialog is not None:
-            self.dialog.close()
+            self.dialog.close()  # one chooser at a time
         self.dialog = dialog
         dialog.open()
         return dialog
+
+    def _forget(self, dialog: QFileDialog) -> None:
+        """A chooser closed: it is deleted, so it must not be the one ``choose`` closes next."""
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()
 
     def save_pasted_image(self, image: QImage) -> str | None:
         """Write a pasted image as a PNG in a temporary folder that lives as long as Kith."""
