@@ -1,4 +1,4 @@
-"""Where messages are written: Enter sends, Shift+Enter starts a new line (design section 4).
+"""Where messages are written: Enter sends, Shift+Enter starts a new line.
 
 The composer knows nothing about sending; it emits ``submitted(text)`` and clears itself, and the
 conversation decides where the text goes. It grows with its text up to a few lines, then scrolls.

@@ -9,15 +9,14 @@ image previews from the ``ThumbnailCache`` (decoded off the Qt thread).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import (
-    QCoreApplication,
     QMimeDatabase,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QPoint,
     QPointF,
@@ -27,16 +26,18 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPen
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
+from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyleOptionViewItem
 
 from app.core.records import TransferInfo, short_peer_id
 from ui.conversation.chat_item import ChatItem
+from ui.conversation.message_model import MessageListModel
+from ui.conversation.row_spacing import GROUP_GAP, INNER_GAP, SIDE_MARGIN
 from ui.files.file_actions import FileAction, action_label, actions_for, is_transferring
 from ui.files.thumbnails import ThumbnailCache
+from ui.files.transfer_text import human_size, status_text
 from ui.style import palette as pal
 
 if TYPE_CHECKING:
-    from ui.conversation.message_delegate import MessageDelegate
     from ui.files.transfer_cache import TransferCache
 
 CARD_WIDTH = 340
@@ -81,61 +82,6 @@ def file_kind(name: str, mime: str = "") -> FileKind:
     if any(part in mime for part in DOCUMENTS):
         return FileKind.DOCUMENT
     return FileKind.OTHER
-
-
-def human_size(size: float) -> str:
-    """1 023 bytes, 1.0 KB, 12.5 MB: decimal units, as file managers show them."""
-    if size < 1000:
-        return QCoreApplication.translate("FileCard", "{n} bytes").format(n=int(size))
-    for unit in ("KB", "MB", "GB", "TB", "PB"):
-        size /= 1000
-        if size < 1000 or unit == "PB":
-            return f"{size:.1f} {unit}" if size < 100 else f"{size:.0f} {unit}"
-    return ""
-
-
-def duration_text(seconds: float) -> str:
-    seconds = max(1, math.ceil(seconds))
-    if seconds < 60:
-        return QCoreApplication.translate("FileCard", "{n} s left").format(n=seconds)
-    if seconds < 3600:
-        return QCoreApplication.translate("FileCard", "{n} min left").format(
-            n=math.ceil(seconds / 60))
-    return QCoreApplication.translate("FileCard", "{h} h {m} min left").format(
-        h=seconds // 3600, m=seconds % 3600 // 60)
-
-
-def status_text(info: TransferInfo | None, speed: float, peer_name: str) -> str:
-    """One line that says where the transfer stands, in plain words."""
-    tr = QCoreApplication.translate
-    if info is None:
-        return tr("FileCard", "Looking up the file…")
-    state = info.state
-    if is_transferring(info):
-        percent = int(100 * info.bytes / info.size) if info.size else 100
-        parts = [tr("FileCard", "{p}%").format(p=percent)]
-        if state == "paused":
-            parts.append(tr("FileCard", "Paused"))
-        elif speed > 0:
-            parts.append(tr("FileCard", "{speed}/s").format(speed=human_size(speed)))
-            parts.append(duration_text((info.size - info.bytes) / speed))
-        return " · ".join(parts)
-    if state == "complete":
-        return tr("FileCard", "Complete")
-    if state == "declined":
-        return tr("FileCard", "Declined")
-    if state == "cancelled":
-        return tr("FileCard", "Cancelled")
-    if state == "failed":
-        return tr("FileCard", "Failed: {reason}").format(
-            reason=info.reason or tr("FileCard", "unknown reason"))
-    if info.outgoing:
-        if info.room_id:
-            return tr("FileCard", "Shared with the room")
-        return tr("FileCard", "Waiting for {name} to accept").format(name=peer_name)
-    if state == "receiving":
-        return tr("FileCard", "Starting…")
-    return tr("FileCard", "{name} offers this file").format(name=peer_name)
 
 
 def paint_kind_glyph(painter: QPainter, rect: QRectF, kind: FileKind, palette: QPalette) -> None:
@@ -207,15 +153,36 @@ def paint_kind_glyph(painter: QPainter, rect: QRectF, kind: FileKind, palette: Q
             painter.drawLine(QPointF(left, y), QPointF(left + 2.2 * s * share, y))
 
 
+class CardHost(Protocol):
+    """What a card uses of the ``MessageDelegate`` that paints it: its view and fonts, and the
+    parts of a row that cards share with bubbles (day header, author line, colours)."""
+
+    view: QAbstractItemView
+    font: QFont
+    small: QFont
+    bold_small: QFont
+    small_fm: QFontMetrics
+    author_h: int
+    day_h: int
+
+    def row_flags(self, model: MessageListModel, row: int) -> tuple[bool, bool, bool]: ...
+
+    def paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None: ...
+
+    def colours(self, outgoing: bool) -> tuple[QColor, QColor, QColor, QColor]: ...
+
+    def author_colour(self, author_id: str, palette: QPalette) -> QColor: ...
+
+
 class FileCardPainter:
     """Geometry, painting and hit-testing of file rows, for one ``MessageDelegate``."""
 
-    def __init__(self, delegate: MessageDelegate) -> None:
+    def __init__(self, delegate: CardHost, parent: QObject) -> None:
         self._d = delegate
         self.transfers: TransferCache | None = None
-        self.thumbnails = ThumbnailCache(QSize(ICON * 2, ICON * 2), delegate)
+        self.thumbnails = ThumbnailCache(QSize(ICON * 2, ICON * 2), parent)
         self.name_of: Callable[[str], str] = short_peer_id  # the window knows better names
-        self.thumbnails.ready.connect(lambda _path: delegate._view.viewport().update())
+        self.thumbnails.ready.connect(lambda _path: delegate.view.viewport().update())
 
     # -- geometry -------------------------------------------------------------------------------
 
@@ -229,8 +196,6 @@ class FileCardPainter:
     def row_height(self, flags: tuple[bool, bool, bool]) -> int:
         day, group, author = flags
         d = self._d
-        from ui.conversation.message_delegate import GROUP_GAP, INNER_GAP
-
         height = (GROUP_GAP if group else INNER_GAP) + self.body_height() + 1
         if day:
             height += d.day_h - GROUP_GAP // 2
@@ -239,8 +204,6 @@ class FileCardPainter:
         return height
 
     def card_rect(self, rect: QRect, item: ChatItem, flags: tuple[bool, bool, bool]) -> QRect:
-        from ui.conversation.message_delegate import GROUP_GAP, INNER_GAP, SIDE_MARGIN
-
         day, group, author = flags
         d = self._d
         top = rect.top() + (GROUP_GAP if group else INNER_GAP)
@@ -277,8 +240,6 @@ class FileCardPainter:
         return font
 
     def _geometry(self, index: ModelIndex) -> tuple[ChatItem, QRect, bool] | None:
-        from ui.conversation.message_model import MessageListModel
-
         model = index.model()
         if not isinstance(model, MessageListModel) or not index.isValid():
             return None
@@ -286,8 +247,8 @@ class FileCardPainter:
         item = model.item(row)
         if not item.transfer:
             return None
-        flags = self._d._flags(model, row)
-        box = self.card_rect(self._d._view.visualRect(index), item, flags)
+        flags = self._d.row_flags(model, row)
+        box = self.card_rect(self._d.view.visualRect(index), item, flags)
         return item, box, flags[2]
 
     def actions(self, item: ChatItem) -> list[FileAction]:
@@ -331,7 +292,7 @@ class FileCardPainter:
               flags: tuple[bool, bool, bool], day_label: str) -> None:
         d = self._d
         rect: QRect = option.rect
-        palette = d._view.palette()
+        palette = d.view.palette()
         box = self.card_rect(rect, item, flags)
         info = self.info(item)
         painter.save()
@@ -344,14 +305,14 @@ class FileCardPainter:
             painter.fillRect(QRect(rect.left(), box.top() - 2, rect.width(), box.height() + 4),
                              band)
         if flags[0]:
-            d._paint_day(painter, rect, day_label, palette)
+            d.paint_day(painter, rect, day_label, palette)
 
-        fill, fore, meta, _ = d._colours(False)  # neutral card on both sides: buttons read
+        fill, fore, meta, _ = d.colours(False)  # neutral card on both sides: buttons read
         border = pal.accent(palette) if item.outgoing else pal.hairline(palette)
         painter.setPen(QPen(border, 1.2))
         painter.setBrush(fill)
         painter.drawRoundedRect(QRectF(box).adjusted(0.5, 0.5, -0.5, -0.5), RADIUS, RADIUS)
-        if state & QStyle.StateFlag.State_HasFocus and d._view.hasFocus():
+        if state & QStyle.StateFlag.State_HasFocus and d.view.hasFocus():
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(pal.mix(fill, fore, 0.5), 1.5))
             painter.drawRoundedRect(QRectF(box).adjusted(-2.5, -2.5, 2.5, 2.5),

@@ -1,4 +1,4 @@
-"""Paints a ``MessageListModel`` row as a chat bubble: no widget per message (design section 4).
+"""Paints a ``MessageListModel`` row as a chat bubble: no widget per message.
 
 Text is wrapped with a ``QTextLayout`` built once per (message, width) and cached: ``sizeHint``
 runs for every loaded row on each relayout, so the row height is cached separately from the
@@ -9,9 +9,7 @@ are painted inside the row they belong to instead of being fake rows.
 
 from __future__ import annotations
 
-import html
 import math
-import re
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,7 +26,6 @@ from PySide6.QtCore import (
     QRectF,
     QSize,
     Qt,
-    QUrl,
     Signal,
 )
 from PySide6.QtGui import (
@@ -58,18 +55,16 @@ from PySide6.QtWidgets import (
 from app.core.records import Delivery
 from ui.conversation.chat_item import ChatItem
 from ui.conversation.file_card import FileCardPainter
+from ui.conversation.links import find_links, linkified_html
 from ui.conversation.message_model import MessageListModel, Role
+from ui.conversation.row_spacing import GROUP_GAP, INNER_GAP, SIDE_MARGIN
 from ui.style import palette as pal
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
-URL_PATTERN = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.IGNORECASE)
-TRAILING = ".,;:!?'\""
 
-SIDE_MARGIN = 16         # viewport edge to bubble
 PAD_H, PAD_V = 12, 7     # inside the bubble
 RADIUS = 14
-GROUP_GAP, INNER_GAP = 10, 2
 MAX_BUBBLE = 620
 BUBBLE_SHARE = 0.78      # of the content width
 GLYPH = 16               # delivery glyph box
@@ -98,30 +93,6 @@ GLYPHS = {
 }
 
 
-def find_links(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, url) of every http(s) URL, without trailing punctuation or an unpaired ')'."""
-    links = []
-    for match in URL_PATTERN.finditer(text):
-        url = match.group(0)
-        while url and (url[-1] in TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))):
-            url = url[:-1]
-        if len(url) > len("https://") and QUrl(url, QUrl.ParsingMode.StrictMode).isValid():
-            links.append((match.start(), match.start() + len(url), url))
-    return links
-
-
-def linkified_html(text: str) -> str:
-    """The text as HTML with its links as anchors (for the read-only text browser)."""
-    parts, last = [], 0
-    for start, end, url in find_links(text):
-        parts.append(html.escape(text[last:start]))
-        parts.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>')
-        last = end
-    parts.append(html.escape(text[last:]))
-    body = "".join(parts).replace("\n", "<br>")
-    return f'<div style="white-space: pre-wrap">{body}</div>'
-
-
 @dataclass
 class _Bubble:
     """One message laid out at one width."""
@@ -144,16 +115,16 @@ class MessageDelegate(QStyledItemDelegate):
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
-        self._view = view
+        self.view = view
         self._sizes: dict[tuple[str, int, int], int] = {}
         self._bubbles: OrderedDict[tuple[str, int, bool], _Bubble] = OrderedDict()
         self._fonts()
-        self.cards = FileCardPainter(self)  # rows with a ``transfer`` are file cards
+        self.cards = FileCardPainter(self, self)  # rows with a ``transfer`` are file cards
 
     # -- fonts, colours, caches -----------------------------------------------------------------
 
     def _fonts(self) -> None:
-        self.font = QFont(self._view.font())
+        self.font = QFont(self.view.font())
         self.small = QFont(self.font)
         self.small.setPointSizeF(max(7.0, self.font.pointSizeF() * 0.8))
         self.bold_small = QFont(self.small)
@@ -174,16 +145,16 @@ class MessageDelegate(QStyledItemDelegate):
     def content_width(self) -> int:
         """The width rows are laid out for; independent of the scroll bar showing, so a bar
         that appears cannot change the heights that made it appear."""
-        bar = self._view.verticalScrollBar().sizeHint().width()
-        return max(200, self._view.width() - 2 * self._view.frameWidth() - bar)
+        bar = self.view.verticalScrollBar().sizeHint().width()
+        return max(200, self.view.width() - 2 * self.view.frameWidth() - bar)
 
     def _max_text_width(self, width: int) -> int:
         bubble = min(MAX_BUBBLE, int((width - 2 * SIDE_MARGIN - FAILED) * BUBBLE_SHARE))
         return max(80, bubble - 2 * PAD_H)
 
-    def _colours(self, outgoing: bool) -> tuple[QColor, QColor, QColor, QColor]:
+    def colours(self, outgoing: bool) -> tuple[QColor, QColor, QColor, QColor]:
         """Bubble, text, meta and link colours from the palette (light and dark alike)."""
-        palette = self._view.palette()
+        palette = self.view.palette()
         base = palette.color(QPalette.ColorRole.Base)
         text = palette.color(QPalette.ColorRole.Text)
         if outgoing:
@@ -220,7 +191,7 @@ class MessageDelegate(QStyledItemDelegate):
         layout.setTextOption(option)
         links = find_links(item.text)
         if links:
-            link_colour = self._colours(item.outgoing)[3]
+            link_colour = self.colours(item.outgoing)[3]
             ranges = []
             for start, end, _ in links:
                 fmt = QTextCharFormat()
@@ -262,7 +233,7 @@ class MessageDelegate(QStyledItemDelegate):
     def _meta_width(self, time: str, outgoing: bool) -> int:
         return self.small_fm.horizontalAdvance(time) + (GLYPH + 3 if outgoing else 0)
 
-    def _flags(self, model: MessageListModel, row: int) -> tuple[bool, bool, bool]:
+    def row_flags(self, model: MessageListModel, row: int) -> tuple[bool, bool, bool]:
         return model.starts_day(row), model.starts_group(row), model.shows_author(row)
 
     def _row_height(self, bubble: _Bubble, flags: tuple[bool, bool, bool]) -> int:
@@ -299,7 +270,7 @@ class MessageDelegate(QStyledItemDelegate):
         row = index.row()
         item = model.item(row)
         width = self.content_width()
-        flags = self._flags(model, row)
+        flags = self.row_flags(model, row)
         if item.transfer:
             return QSize(width, self.cards.row_height(flags))
         packed = flags[0] | flags[1] << 1 | flags[2] << 2
@@ -330,14 +301,14 @@ class MessageDelegate(QStyledItemDelegate):
         row = index.row()
         item = model.item(row)
         if item.transfer:
-            flags = self._flags(model, row)
+            flags = self.row_flags(model, row)
             self.cards.paint(painter, option, item, flags, model.day_label(row) if flags[0] else "")
             return
         rect: QRect = option.rect
         state: QStyle.StateFlag = option.state
-        palette = self._view.palette()
+        palette = self.view.palette()
         bubble = self.bubble(item, self.content_width())
-        flags = self._flags(model, row)
+        flags = self.row_flags(model, row)
         box = self._bubble_rect(rect, bubble, item, flags)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -351,13 +322,13 @@ class MessageDelegate(QStyledItemDelegate):
             painter.fillRect(QRect(rect.left(), box.top() - 2, rect.width(), box.height() + 4),
                              band)
         if flags[0]:
-            self._paint_day(painter, rect, model.day_label(row), palette)
+            self.paint_day(painter, rect, model.day_label(row), palette)
 
-        fill, fore, meta, _ = self._colours(item.outgoing)
+        fill, fore, meta, _ = self.colours(item.outgoing)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(fill)
         painter.drawRoundedRect(QRectF(box), RADIUS, RADIUS)
-        if state & QStyle.StateFlag.State_HasFocus and self._view.hasFocus():
+        if state & QStyle.StateFlag.State_HasFocus and self.view.hasFocus():
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(pal.mix(fill, palette.color(QPalette.ColorRole.Text), 0.5), 1.5))
             painter.drawRoundedRect(QRectF(box).adjusted(-2.5, -2.5, 2.5, 2.5),
@@ -396,7 +367,7 @@ class MessageDelegate(QStyledItemDelegate):
                 self._paint_glyph(painter, GLYPHS[item.state], glyph_box, meta, fore)
         painter.restore()
 
-    def _paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None:
+    def paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None:
         base = palette.color(QPalette.ColorRole.Base)
         text = palette.color(QPalette.ColorRole.Text)
         metrics = QFontMetrics(self.day_font)
@@ -469,8 +440,8 @@ class MessageDelegate(QStyledItemDelegate):
         if item.transfer:  # a file card: no text layout, no links, no retry mark
             return None
         bubble = self.bubble(item, self.content_width())
-        flags = self._flags(model, row)
-        box = self._bubble_rect(self._view.visualRect(index), bubble, item, flags)
+        flags = self.row_flags(model, row)
+        box = self._bubble_rect(self.view.visualRect(index), bubble, item, flags)
         origin = QPoint(box.left() + PAD_H, box.top() + PAD_V + (self.author_h if flags[2] else 0))
         return item, bubble, box, origin
 
@@ -567,7 +538,7 @@ class MessageDelegate(QStyledItemDelegate):
         editor.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         editor.document().setDocumentMargin(0)
         editor.setFont(self.font)
-        fill, fore, _, link = self._colours(item.outgoing)
+        fill, fore, _, link = self.colours(item.outgoing)
         palette = editor.palette()
         for role, colour in (
             (QPalette.ColorRole.Base, fill), (QPalette.ColorRole.Text, fore),

@@ -156,11 +156,6 @@ class MessageListView(QListView):
         self._set_new(0)
         self.reached_bottom.emit()
 
-    @property
-    def new_count(self) -> int:
-        """Messages that arrived below the viewport since the reader scrolled up."""
-        return self._new
-
     def pill_text(self) -> str:
         return self.pill.text() if self.pill.isVisible() else ""
 

@@ -1,4 +1,4 @@
-"""The rows of one conversation, for a ``QListView`` and ``MessageDelegate`` (design section 4).
+"""The rows of one conversation, for a ``QListView`` and ``MessageDelegate``.
 
 A conversation can hold 100,000 messages, so the view never owns a widget per message and the
 model only holds the pages loaded so far: ``prepend_page`` adds older ones at the top,

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.records import TransferInfo
-from ui.conversation.file_card import duration_text, human_size, status_text
 from ui.files.file_actions import (
     FileAction,
     FileActions,
@@ -40,6 +39,7 @@ from ui.files.file_actions import (
     is_transferring,
 )
 from ui.files.transfer_cache import TransferCache
+from ui.files.transfer_text import duration_text, human_size, status_text
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 PERCENT_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -86,7 +86,3 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
                 app.setStyle(fusion)
         app.setPalette(dark_palette() if theme == "dark" else light_palette())
     _current = theme
-
-
-def current_theme() -> str:
-    return _current
