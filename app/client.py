@@ -192,7 +192,8 @@ class KithClient:
                 self._resolve(self._finished)
 
     async def _trio_main(self, ready: asyncio.Future[NodeReady]) -> None:
-        # Imported here: libp2p costs ~0.6 s to import and belongs to this thread.
+        # Imported here: libp2p costs ~0.6 s to import, and only a running node needs it (the
+        # desktop app has imported it already, before Qt: app.main.preload_network_stack).
         from app.node.node import KithNode
 
         self._token = trio.lowlevel.current_trio_token()

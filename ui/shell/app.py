@@ -1,9 +1,10 @@
 """Starting and stopping the desktop app, in the order that keeps it feeling fast and safe.
 
-Order matters: the window is shown before the network starts (importing libp2p alone costs about
-0.6 s, and it happens off the Qt thread), and on close the network stops before the profile
-lock is released. ``KithApp`` owns that sequence and everything it creates, so tests drive the
-same code with pytest-qt's application; ``run_gui`` is the thin wrapper ``kith`` calls.
+Order matters: the window is shown before the network starts (building the host and listening
+happen off the Qt thread, and nobody should stare at nothing meanwhile), and on close the
+network stops before the profile lock is released. ``KithApp`` owns that sequence and
+everything it creates, so tests drive the same code with pytest-qt's application; ``run_gui``
+is the thin wrapper ``kith`` calls.
 """
 
 from __future__ import annotations
