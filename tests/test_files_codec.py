@@ -40,6 +40,20 @@ def test_bad_offers_are_refused(changes: dict[str, object]) -> None:
         fc.parse_offer(offer(**changes))
 
 
+def test_hex_is_either_case_and_nothing_else() -> None:
+    """docs/protocol.md 9.2: uppercase decodes to the same id; whitespace, which Python's
+    ``bytes.fromhex`` would skip (leaving a 15-byte id), is refused."""
+    upper = fc.parse_offer(offer(transfer=TID.hex().upper()))
+    assert upper.transfer == TID
+    for bad in (TID.hex()[:30] + "  ", TID.hex()[:30] + "\t\n", " " + TID.hex()[:31],
+                TID.hex()[:30] + "0x"):
+        assert len(bad) == 32
+        with pytest.raises(fc.FileError, match="not hex"):
+            fc.parse_offer(offer(transfer=bad))
+    control = {"transfer": TID.hex().upper(), "action": "cancel"}
+    assert fc.parse_control(json.dumps(control).encode()).transfer == TID
+
+
 def test_offer_limits() -> None:
     with pytest.raises(fc.FileError):
         fc.parse_offer(b"[1]")

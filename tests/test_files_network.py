@@ -233,14 +233,13 @@ def test_a_corrupted_chunk_is_fetched_again(tmp_path: Path) -> None:
             node = await node_of(ada)
             flipped: list[int] = []
 
-            def corrupt_once(path: str, offset: int, length: int) -> bytes:
-                data = node_files.read_chunk(path, offset, length)
-                if offset == 2 * MiB and not flipped:
-                    flipped.append(offset)
+            def corrupt_once(index: int, data: bytes) -> bytes:
+                if index == 2 and not flipped:
+                    flipped.append(index)
                     return bytes([data[0] ^ 1]) + data[1:]
                 return data
 
-            node.files.read_chunk = corrupt_once
+            node.files.send_hook = corrupt_once
             tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
             (done,) = await bob.wait_event("file_complete", transfer=tid)
             assert file_hash(field(done, "path")) == expected and flipped
@@ -258,11 +257,10 @@ def test_a_sender_that_keeps_corrupting_fails_the_transfer(tmp_path: Path) -> No
             await befriend(ada, bob)
             node = await node_of(ada)
 
-            def corrupt(path: str, offset: int, length: int) -> bytes:
-                data = node_files.read_chunk(path, offset, length)
+            def corrupt(index: int, data: bytes) -> bytes:
                 return bytes([data[0] ^ 1]) + data[1:]
 
-            node.files.read_chunk = corrupt
+            node.files.send_hook = corrupt
             tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
             (failed,) = await bob.wait_event("file_failed", transfer=tid)
             assert "corrupted" in field(failed, "reason")

@@ -150,13 +150,17 @@ def _object(body: bytes, limit: int) -> dict[str, Any]:
     return value
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def _hex(value: Any, size: int, what: str) -> bytes:
+    """Exactly ``2 * size`` hex digits, either case (``bytes.fromhex`` alone would also skip
+    whitespace and decode fewer bytes)."""
     if not isinstance(value, str) or len(value) != 2 * size:
         raise FileError(f"the offer's {what} is not {size} bytes of hex")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise FileError(f"the offer's {what} is not hex") from None
+    if not _HEX_DIGITS.issuperset(value):
+        raise FileError(f"the offer's {what} is not hex")
+    return bytes.fromhex(value)
 
 
 def _int(value: Any, low: int, high: int, what: str) -> int:
