@@ -143,6 +143,36 @@ def test_any_name_is_one_harmless_component(name: str) -> None:
     assert safe.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL", "COM1", "LPT1"}
 
 
+@pytest.mark.parametrize(("name", "shown"), [
+    ("Invoice_2024_\u202efdp.exe", "Invoice_2024_fdp.exe"),   # RIGHT-TO-LEFT OVERRIDE
+    ("a\u2066b\u2069c\u202ad\u202c.txt", "abcd.txt"),        # isolates and embeddings
+    ("zero\u200bwidth\u200d\ufeff\u00ad.pdf", "zerowidth.pdf"),
+    ("\u200e\u200fmarks.doc", "marks.doc"),
+    ("Photos/2024/\u202ea.jpg", "Photos/2024/a.jpg"),          # folders kept
+    ("line\u2028break\tand\nnewline", "line break and newline"),
+    ("\u202e\u200b", "file"),
+    ("Cafe\u0301 menu.pdf", "Café menu.pdf"),                  # NFC
+])
+def test_names_are_shown_as_what_they_are(name: str, shown: str) -> None:
+    """docs/protocol.md 9.6: an offer's name loses every control and format character before
+    it is shown or stored, so U+202E cannot make an .exe look like a .pdf."""
+    assert fc.visible_name(name) == shown
+    assert fc.parse_offer(offer(name=name)).name == shown
+    from app.store.messages import offer_summary
+
+    assert offer_summary(json.dumps({"transfer": TID.hex(), "name": name})) == (TID.hex(), shown)
+
+
+@given(st.text(max_size=300))
+def test_a_visible_name_hides_nothing(name: str) -> None:
+    import unicodedata
+
+    shown = fc.visible_name(name)
+    assert shown and shown == shown.strip() and "  " not in shown
+    assert all(ch == " " or (not ch.isspace() and unicodedata.category(ch)[0] != "C")
+               for ch in shown)
+
+
 def test_hashes() -> None:
     assert fc.EMPTY_HASH.hex() == (
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # sha256sum of nothing

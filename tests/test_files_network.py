@@ -100,7 +100,8 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
         async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
             await befriend(ada, bob)
             node = await node_of(ada)
-            names = ["../../x", "/etc/passwd", "CON", "a\nb", ".hidden", "é" * 300]
+            names = ["../../x", "/etc/passwd", "CON", "a\nb", ".hidden", "é" * 300,
+                     "Invoice_2024_\u202efdp.exe"]
             for i, name in enumerate(names):
                 source = tmp_path / f"plain{i}.txt"
                 source.write_bytes(name.encode())
@@ -108,8 +109,14 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
                 # Play a hostile sender: the offer carries the name, not the path.
                 await ada.client.call(lambda n, t=info.transfer, nm=name: _rename_offer(n, t, nm))
             offers = await bob.wait_event("file_offer", count=len(names) * 2)
-            hostile = [e for e in offers if field(e, "name_") in names]
+            # Shown as what they are: no control or format character (U+202E would show
+            # the .exe as "Invoice_2024_exe.pdf").
+            shown = [fc.visible_name(n) for n in names]
+            hostile = [e for e in offers if field(e, "name_") in shown]
             assert len(hostile) == len(names)
+            assert "Invoice_2024_fdp.exe" in shown
+            history = await bob.client.history(ada.peer_id)
+            assert {m.text for m in history if m.kind == 2} >= set(shown)
             for offer in hostile:
                 await bob.client.accept_file(field(offer, "transfer"), str(inbox))
             done = await bob.wait_event("file_complete", count=len(names), timeout=60)
@@ -122,6 +129,7 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
                 inbox.joinpath(*fc.split_relative_name(n)[0], fc.split_relative_name(n)[1])
                 for n in names)
             assert inbox / "x" in saved and inbox / "etc" / "passwd" in saved
+            assert inbox / "Invoice_2024_fdp.exe" in saved
             assert node is not None
 
     run(scenario)
