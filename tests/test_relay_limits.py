@@ -337,7 +337,8 @@ def test_a_peer_over_its_data_budget_is_cut_and_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each peer may move ``peer_budget`` bytes through the relay per window (both ends of a
-    circuit pay): past it, its circuits are cut and new ones refused until the window ends."""
+    circuit pay): past it, its circuits are cut and new ones refused until the window ends.
+    The relay's contacts have no budget (strangers cannot use it up to cut them off)."""
     budget = 3 * 1024 * 1024
     monkeypatch.setattr(relay_server, "LIMITS",
                         dataclasses.replace(relay_server.LIMITS, peer_budget=budget))
@@ -375,6 +376,12 @@ def test_a_peer_over_its_data_budget_is_cut_and_refused(
             assert await ada.client.call(connect) == StatusCode.RESOURCE_LIMIT_EXCEEDED
             (got,) = [t for t in await bob.client.transfers() if t.transfer == offer.transfer]
             assert got.state != "complete" and got.bytes <= budget
+
+            # The relay's contacts have no data budget: once both are, the circuit opens.
+            await relay.client.add_contact(ContactInvite(bob.peer_id, "Bob").to_link())
+            assert await ada.client.call(connect) == StatusCode.RESOURCE_LIMIT_EXCEEDED
+            await relay.client.add_contact(ContactInvite(ada.peer_id, "Ada").to_link())
+            assert await ada.client.call(connect) == StatusCode.OK
         finally:
             await asyncio.gather(*(p.stop() for p in started), return_exceptions=True)
 

@@ -213,12 +213,18 @@ class LanDiscovery:
             self._node.nursery.start_soon(self._prove_claims, peer_id)
 
     async def _prove_claims(self, peer_id: str) -> None:
-        """Prove the claims about ``peer_id`` one at a time (the latest one waiting wins)."""
+        """Prove the claims about ``peer_id`` one at a time (the latest one waiting wins).
+
+        A task in the node's nursery: whatever a claim does, it never escapes."""
         try:
             while (claim := self._claims.pop(peer_id, None)) is not None:
                 name, addrs = claim
-                async with self._slots:
-                    proven = await self._prove(peer_id, addrs)
+                try:
+                    async with self._slots:
+                        proven = await self._prove(peer_id, addrs)
+                except Exception:  # one bad claim must not stop the node
+                    log.warning("LAN: checking a record for %s failed", peer_id, exc_info=True)
+                    continue
                 if proven is None:
                     log.info("LAN: a record says %s is at %s; nothing there proves its key",
                              peer_id, ", ".join(addrs))

@@ -25,7 +25,8 @@ The rules (numbers in ``LIMITS``, listed in docs/networking.md):
   buckets per circuit, per peer (both ends pay) and in total: reading waits, so the sender is
   slowed by flow control, never cut. Each peer may move ``peer_budget`` bytes per
   ``budget_window``: past that its circuits are reset and new ones refused until the window
-  ends.
+  ends. The relay's contacts have no data budget: strangers sending to a contact cannot use
+  it up and cut the contact off.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class _Circuit:
     dst: str
     rate: TokenBucket
     data_left: int
+    budgeted: tuple[str, ...] = ()  # its ends that pay from a data budget (not contacts)
     cut: str = ""  # why a limit ended it
 
 
@@ -334,7 +336,8 @@ class RelayServer:
             await self._finish(stream, StatusCode.RESOURCE_LIMIT_EXCEEDED)
             return
         circuit = _Circuit(src, dst, _bucket(self.limits.circuit_rate, trio.current_time()),
-                           self.limits.circuit_data)
+                           self.limits.circuit_data,
+                           tuple(p for p in (src, dst) if not self._is_contact(p)))
         self._open(circuit)
         try:
             await self._run_circuit(stream, target, circuit)
@@ -352,7 +355,7 @@ class RelayServer:
                 continue
             if peer.circuits >= limits.circuits_per_peer:
                 return f"{peer_id} has {peer.circuits} circuits"
-            if peer.budget.spent(limits, now):
+            if peer.budget.spent(limits, now) and not self._is_contact(peer_id):
                 return f"{peer_id} spent its data budget"
         return None
 
@@ -444,9 +447,10 @@ class RelayServer:
         wait = max(wait, self._total.charge(amount, clock))
         for peer_id in (circuit.src, circuit.dst):
             peer = self._tracked(peer_id)
-            if peer.budget.spent(self.limits, now):
-                raise _OverBudget(f"{peer_id} spent its data budget")
-            peer.budget.used += amount
+            if peer_id in circuit.budgeted:
+                if peer.budget.spent(self.limits, now):
+                    raise _OverBudget(f"{peer_id} spent its data budget")
+                peer.budget.used += amount
             wait = max(wait, peer.rate.charge(amount, clock))
         return wait
 
