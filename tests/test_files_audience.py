@@ -74,6 +74,26 @@ def test_removing_a_contact_revokes_every_offer_to_them(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_direct_transfer_is_not_served_after_complete(tmp_path: Path) -> None:
+    """docs/protocol.md 9.3: once the receiver sent ``complete``, the sender serves nothing
+    more of it (a receiver that lost the file is sent it again)."""
+
+    async def scenario() -> None:
+        source = tmp_path / "once.bin"
+        make_file(source, MiB)
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            offer = await ada.client.send_file(bob.peer_id, str(source))
+            await bob.wait_event("file_offer", transfer=offer.transfer)
+            await bob.client.accept_file(offer.transfer, str(tmp_path / "inbox"))
+            await ada.wait_event("file_complete", transfer=offer.transfer)
+            for op, indexes in ((fc.OP_GET_CHUNKS, (0,)), (fc.OP_GET_HASHES, ())):
+                got = await _pull(bob, ada, offer.transfer, op, indexes)
+                assert isinstance(got, str) and got.startswith("refused"), (op, got[:20])
+
+    run(scenario)
+
+
 def test_a_room_member_serves_only_the_offered_bytes(tmp_path: Path) -> None:
     """Bob downloaded a room file, deleted it, and saved a private file of the same size under
     the same name. Cy, a member, asks Bob for the room file: she gets nothing of the private
