@@ -70,6 +70,10 @@ def node_parser() -> argparse.ArgumentParser:
         "--serve-relay", action="store_true", help="serve as a circuit relay v2 for others",
     )
     parser.add_argument(
+        "--relay-contacts-only", action="store_true",
+        help="with --serve-relay: only contacts may reserve a slot on this relay",
+    )
+    parser.add_argument(
         "--bootstrap", action="append", default=[], metavar="MULTIADDR",
         help="a Kademlia DHT bootstrap peer, /ip4/H/tcp/P/p2p/ID (repeatable); none: no lookups",
     )
@@ -96,7 +100,10 @@ def main_node(argv: list[str]) -> int:
     from app.logs import setup_logging
     from app.store.profile import Profile, ProfileError
 
-    args = node_parser().parse_args(argv)
+    parser = node_parser()
+    args = parser.parse_args(argv)
+    if args.relay_contacts_only and not args.serve_relay:
+        parser.error("--relay-contacts-only needs --serve-relay")
     out = JsonLines(sys.stdout)
     try:
         profile = Profile.open(args.profile)
@@ -121,6 +128,7 @@ def main_node(argv: list[str]) -> int:
                 listen=tuple(args.listen),
                 relays=tuple(args.relay),
                 serve_relay=args.serve_relay,
+                relay_contacts_only=args.relay_contacts_only,
                 bootstrap=tuple(args.bootstrap),
                 lan_discovery=args.lan,
             ),

@@ -26,7 +26,7 @@ KNOWN_CYCLES: list[frozenset[str]] = [
     frozenset({
         "app.node.contacts", "app.node.dht", "app.node.dm", "app.node.files",
         "app.node.hole_punch", "app.node.lan", "app.node.node", "app.node.reachability",
-        "app.node.relay", "app.node.rooms",
+        "app.node.relay", "app.node.relay_server", "app.node.rooms",
     }),
 ]
 

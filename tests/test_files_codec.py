@@ -40,6 +40,20 @@ def test_bad_offers_are_refused(changes: dict[str, object]) -> None:
         fc.parse_offer(offer(**changes))
 
 
+def test_hex_is_either_case_and_nothing_else() -> None:
+    """docs/protocol.md 9.2: uppercase decodes to the same id; whitespace, which Python's
+    ``bytes.fromhex`` would skip (leaving a 15-byte id), is refused."""
+    upper = fc.parse_offer(offer(transfer=TID.hex().upper()))
+    assert upper.transfer == TID
+    for bad in (TID.hex()[:30] + "  ", TID.hex()[:30] + "\t\n", " " + TID.hex()[:31],
+                TID.hex()[:30] + "0x"):
+        assert len(bad) == 32
+        with pytest.raises(fc.FileError, match="not hex"):
+            fc.parse_offer(offer(transfer=bad))
+    control = {"transfer": TID.hex().upper(), "action": "cancel"}
+    assert fc.parse_control(json.dumps(control).encode()).transfer == TID
+
+
 def test_offer_limits() -> None:
     with pytest.raises(fc.FileError):
         fc.parse_offer(b"[1]")
@@ -127,6 +141,36 @@ def test_any_name_is_one_harmless_component(name: str) -> None:
     assert safe not in (".", "..") and len(safe.encode("utf-8")) <= 200
     assert all(ch.isprintable() for ch in safe)
     assert safe.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL", "COM1", "LPT1"}
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("Invoice_2024_\u202efdp.exe", "Invoice_2024_fdp.exe"),   # RIGHT-TO-LEFT OVERRIDE
+    ("a\u2066b\u2069c\u202ad\u202c.txt", "abcd.txt"),        # isolates and embeddings
+    ("zero\u200bwidth\u200d\ufeff\u00ad.pdf", "zerowidth.pdf"),
+    ("\u200e\u200fmarks.doc", "marks.doc"),
+    ("Photos/2024/\u202ea.jpg", "Photos/2024/a.jpg"),          # folders kept
+    ("line\u2028break\tand\nnewline", "line break and newline"),
+    ("\u202e\u200b", "file"),
+    ("Cafe\u0301 menu.pdf", "Café menu.pdf"),                  # NFC
+])
+def test_names_are_shown_as_what_they_are(name: str, shown: str) -> None:
+    """docs/protocol.md 9.6: an offer's name loses every control and format character before
+    it is shown or stored, so U+202E cannot make an .exe look like a .pdf."""
+    assert fc.visible_name(name) == shown
+    assert fc.parse_offer(offer(name=name)).name == shown
+    from app.store.messages import offer_summary
+
+    assert offer_summary(json.dumps({"transfer": TID.hex(), "name": name})) == (TID.hex(), shown)
+
+
+@given(st.text(max_size=300))
+def test_a_visible_name_hides_nothing(name: str) -> None:
+    import unicodedata
+
+    shown = fc.visible_name(name)
+    assert shown and shown == shown.strip() and "  " not in shown
+    assert all(ch == " " or (not ch.isspace() and unicodedata.category(ch)[0] != "C")
+               for ch in shown)
 
 
 def test_hashes() -> None:

@@ -100,7 +100,8 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
         async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
             await befriend(ada, bob)
             node = await node_of(ada)
-            names = ["../../x", "/etc/passwd", "CON", "a\nb", ".hidden", "é" * 300]
+            names = ["../../x", "/etc/passwd", "CON", "a\nb", ".hidden", "é" * 300,
+                     "Invoice_2024_\u202efdp.exe"]
             for i, name in enumerate(names):
                 source = tmp_path / f"plain{i}.txt"
                 source.write_bytes(name.encode())
@@ -108,8 +109,14 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
                 # Play a hostile sender: the offer carries the name, not the path.
                 await ada.client.call(lambda n, t=info.transfer, nm=name: _rename_offer(n, t, nm))
             offers = await bob.wait_event("file_offer", count=len(names) * 2)
-            hostile = [e for e in offers if field(e, "name_") in names]
+            # Shown as what they are: no control or format character (U+202E would show
+            # the .exe as "Invoice_2024_exe.pdf").
+            shown = [fc.visible_name(n) for n in names]
+            hostile = [e for e in offers if field(e, "name_") in shown]
             assert len(hostile) == len(names)
+            assert "Invoice_2024_fdp.exe" in shown
+            history = await bob.client.history(ada.peer_id)
+            assert {m.text for m in history if m.kind == 2} >= set(shown)
             for offer in hostile:
                 await bob.client.accept_file(field(offer, "transfer"), str(inbox))
             done = await bob.wait_event("file_complete", count=len(names), timeout=60)
@@ -122,6 +129,7 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
                 inbox.joinpath(*fc.split_relative_name(n)[0], fc.split_relative_name(n)[1])
                 for n in names)
             assert inbox / "x" in saved and inbox / "etc" / "passwd" in saved
+            assert inbox / "Invoice_2024_fdp.exe" in saved
             assert node is not None
 
     run(scenario)
@@ -233,14 +241,13 @@ def test_a_corrupted_chunk_is_fetched_again(tmp_path: Path) -> None:
             node = await node_of(ada)
             flipped: list[int] = []
 
-            def corrupt_once(path: str, offset: int, length: int) -> bytes:
-                data = node_files.read_chunk(path, offset, length)
-                if offset == 2 * MiB and not flipped:
-                    flipped.append(offset)
+            def corrupt_once(index: int, data: bytes) -> bytes:
+                if index == 2 and not flipped:
+                    flipped.append(index)
                     return bytes([data[0] ^ 1]) + data[1:]
                 return data
 
-            node.files.read_chunk = corrupt_once
+            node.files.send_hook = corrupt_once
             tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
             (done,) = await bob.wait_event("file_complete", transfer=tid)
             assert file_hash(field(done, "path")) == expected and flipped
@@ -258,11 +265,10 @@ def test_a_sender_that_keeps_corrupting_fails_the_transfer(tmp_path: Path) -> No
             await befriend(ada, bob)
             node = await node_of(ada)
 
-            def corrupt(path: str, offset: int, length: int) -> bytes:
-                data = node_files.read_chunk(path, offset, length)
+            def corrupt(index: int, data: bytes) -> bytes:
                 return bytes([data[0] ^ 1]) + data[1:]
 
-            node.files.read_chunk = corrupt
+            node.files.send_hook = corrupt
             tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
             (failed,) = await bob.wait_event("file_failed", transfer=tid)
             assert "corrupted" in field(failed, "reason")

@@ -200,9 +200,9 @@ CIRCUIT_CAP = 4 * 1024 * 1024
 SMALL_CIRCUITS = f"""\
 import dataclasses
 
-import app.node.relay as relay
+import app.node.relay_server as relay_server
 
-relay.RELAY_LIMITS = dataclasses.replace(relay.RELAY_LIMITS, data={CIRCUIT_CAP})
+relay_server.LIMITS = dataclasses.replace(relay_server.LIMITS, circuit_data={CIRCUIT_CAP})
 """
 
 

@@ -93,7 +93,7 @@ def test_dm_through_a_relay_when_only_the_circuit_address_is_known(tmp_path: Pat
             }
 
             async def circuits(node: KithNode) -> int:
-                return len(node.relay.protocol._active_relays)
+                return node.relay.server.circuit_count()
 
             assert await relay.client.call(circuits) >= 1
         finally:
@@ -137,10 +137,7 @@ def test_a_slot_lost_with_its_connection_is_reserved_again_at_once(
             await ada.wait_event("relay_reserved", count=2, timeout=15)
 
             async def holds_ada(node: KithNode) -> bool:
-                from libp2p.peer.id import ID
-
-                manager = node.relay.protocol.resource_manager
-                return bool(manager.has_reservation(ID.from_base58(ada.peer_id)))
+                return ada.peer_id in node.relay.server.reserved_peers()
 
             assert await relay.client.call(holds_ada)  # the new relay really holds Ada's slot
         finally:

@@ -115,6 +115,24 @@ def test_an_empty_name_or_a_bad_relay_is_refused_inline(
     assert settings.listen_port == 40123 and settings.lan_discovery is False
 
 
+def test_relay_for_contacts_only_is_offered_with_serving_and_saved(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
+) -> None:
+    app, window = online(qloop, make_app, profile_dir)
+    dialog = open_settings(qloop, window)
+    dialog.tabs.setCurrentIndex(NETWORK_TAB)
+    assert not dialog.relay_contacts_check.isEnabled()  # only meaningful when serving
+    qtbot.keyClick(dialog.serve_relay_check, Qt.Key.Key_Space)
+    assert dialog.serve_relay_check.isChecked() and dialog.relay_contacts_check.isEnabled()
+    qtbot.keyClick(dialog.relay_contacts_check, Qt.Key.Key_Space)
+    dialog.save_button.click()
+    wait(qloop, lambda: window.preferences.dialog is None, "saved")
+    assert app.profile is not None
+    assert app.profile.settings.serve_relay and app.profile.settings.relay_contacts_only
+    dialog = open_settings(qloop, window)
+    assert dialog.relay_contacts_check.isChecked() and dialog.relay_contacts_check.isEnabled()
+
+
 def test_dark_theme_applies_at_once_and_is_kept(
     qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
 ) -> None:

@@ -19,10 +19,11 @@ class NodeConfig:
 
     listen: tuple[str, ...] = ()
     interface: str = "0.0.0.0"
-    # Circuit relay v2: relays to reserve a slot on (``/ip4/H/tcp/P/p2p/ID``), and whether to
-    # serve as a relay for others.
+    # Circuit relay v2: relays to reserve a slot on (``/ip4/H/tcp/P/p2p/ID``), whether to
+    # serve as a relay for others, and whether only contacts may hold a slot on us.
     relays: tuple[str, ...] = ()
     serve_relay: bool = False
+    relay_contacts_only: bool = False
     # Kademlia DHT bootstrap peers (``/ip4/H/tcp/P/p2p/ID``); none means no DHT traffic is sent.
     bootstrap: tuple[str, ...] = ()
     # mDNS on the LAN (``app.node.lan``): only on the non-loopback IPv4 addresses listened on.

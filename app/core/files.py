@@ -150,13 +150,17 @@ def _object(body: bytes, limit: int) -> dict[str, Any]:
     return value
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def _hex(value: Any, size: int, what: str) -> bytes:
+    """Exactly ``2 * size`` hex digits, either case (``bytes.fromhex`` alone would also skip
+    whitespace and decode fewer bytes)."""
     if not isinstance(value, str) or len(value) != 2 * size:
         raise FileError(f"the offer's {what} is not {size} bytes of hex")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise FileError(f"the offer's {what} is not hex") from None
+    if not _HEX_DIGITS.issuperset(value):
+        raise FileError(f"the offer's {what} is not hex")
+    return bytes.fromhex(value)
 
 
 def _int(value: Any, low: int, high: int, what: str) -> int:
@@ -170,11 +174,15 @@ def transfer_id_of(body: bytes, limit: int = MAX_ROOM_FILE_BYTES) -> bytes:
 
 
 def parse_offer(body: bytes, limit: int = MAX_OFFER_BYTES) -> FileOffer:
-    """Validate an offer from a peer: every field present, typed and within its limit."""
+    """Validate an offer from a peer: every field present, typed and within its limit.
+
+    Its name comes back as ``visible_name`` makes it: that is what is stored and shown.
+    """
     value = _object(body, limit)
     name = value.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_READ_NAME_CHARS:
         raise FileError("the offer's name is missing or too long")
+    name = visible_name(name)
     mime = value.get("mime", "application/octet-stream")
     if not isinstance(mime, str) or len(mime) > MAX_MIME_CHARS:
         raise FileError("the offer's mime type is malformed")
@@ -299,17 +307,29 @@ def _fit(stem: str, ext: str, limit: int) -> str:
     return _cut_utf8(stem, limit - len(ext.encode("utf-8"))).rstrip(" .") + ext
 
 
-def clean_file_name(name: str) -> str:
-    """A peer's name reduced to one harmless path component (before collision handling)."""
-    name = unicodedata.normalize("NFC", name)
-    # Path separators and Windows-reserved punctuation become "_"; control and format
-    # characters (newlines, bidi overrides) go entirely.
+def visible_name(name: str) -> str:
+    """A peer's file name as Kith shows and stores it: what it shows is what it is.
+
+    Unicode NFC; every whitespace character becomes a space; every other control or format
+    character (general category C: bidi overrides, embeddings and isolates such as U+202E,
+    which makes "Invoice_\u202efdp.exe" show as "Invoice_exe.pdf"; zero-width characters;
+    the byte-order mark; soft hyphens) is removed; runs of spaces become one and the ends are
+    trimmed; "file" if nothing is left. "/" (folders) is kept: ``split_relative_name`` deals
+    with it when saving.
+    """
     kept = "".join(
-        " " if ch.isspace() else "_" if ch in _FORBIDDEN else ch
-        for ch in name
+        " " if ch.isspace() else ch
+        for ch in unicodedata.normalize("NFC", name)
         if ch.isspace() or unicodedata.category(ch)[0] != "C"
     )
-    kept = " ".join(kept.split())         # no tabs or runs of spaces
+    return " ".join(kept.split()) or "file"
+
+
+def clean_file_name(name: str) -> str:
+    """A peer's name reduced to one harmless path component (before collision handling)."""
+    # What is shown (no control or format characters), then path separators and
+    # Windows-reserved punctuation become "_".
+    kept = "".join("_" if ch in _FORBIDDEN else ch for ch in visible_name(name))
     kept = kept.strip(" .")              # no leading dots (hidden, "..") or trailing dots
     stem, ext = _split_ext(kept)
     base = stem.split(".", 1)[0].rstrip(" ").upper()

@@ -24,12 +24,13 @@ class InvalidInvite(ValueError):
 
 
 def clean_display_name(name: str) -> str:
-    """Trim and bound a display name; raises ``ValueError`` for an empty one."""
+    """Trim and bound a display name (docs/protocol.md section 3 says how, character by
+    character); raises ``ValueError`` for an empty one."""
     visible = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in name)
-    cleaned = " ".join(visible.split())
+    cleaned = " ".join(visible.split())[:MAX_NAME_LENGTH].rstrip(" ")
     if not cleaned:
         raise ValueError("a display name cannot be empty")
-    return cleaned[:MAX_NAME_LENGTH]
+    return cleaned
 
 
 def strip_p2p(addr: str) -> str:

@@ -53,6 +53,23 @@ def short_peer_id(peer_id: str) -> str:
     return f"{peer_id[:8]}…{peer_id[-4:]}" if len(peer_id) > 14 else peer_id
 
 
+ID_TAG_CHARS = 8
+
+
+def id_tag(peer_id: str) -> str:
+    """"…" and the end of a peer id. Every Ed25519 peer id starts with "12D3KooW": the end is
+    what tells two people apart whose names look the same ("Bob", and "Bоb" with a Cyrillic
+    о). Making a key whose id ends the same takes about 58^8 tries."""
+    return "…" + peer_id[-ID_TAG_CHARS:]
+
+
+def contact_tag(contact: ContactInfo) -> str:
+    """What a list shows after a contact's name: nothing once the safety number was verified
+    (a verified mark is shown instead), the id tag until then, so a look-alike name never
+    passes for someone you know ("not verified", as Signal says)."""
+    return "" if contact.verified else id_tag(contact.peer_id)
+
+
 class PostState(StrEnum):
     PENDING = "pending"        # our own post, not yet seen to leave this device
     CONFIRMED = "confirmed"    # our own post, handed to room peers

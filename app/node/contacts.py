@@ -390,6 +390,7 @@ class ContactService:
     async def remove(self, peer_id: str) -> None:
         self._require(peer_id)
         self.store.remove(peer_id)
+        self._node.files.revoke_offers_to(peer_id)
         self.redialer.forget(peer_id)
         self._node.emit(ContactRemoved(peer_id=peer_id))
         self._node.emit(UnreadChanged(total=self._node.unread_total()))

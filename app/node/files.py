@@ -13,6 +13,13 @@ renamed to a name that ``safe_file_name`` made harmless.
 Room files have several sources: the author and every member that completed a download. A
 fetch asks connected members whether they hold the file (HAVE) and spreads chunk requests
 over all of them in parallel. Hashing and disk I/O never run on the trio loop.
+
+Serving keeps a file to its audience. A direct offer is served only to the contact it was
+made to while they are a contact (removing them revokes it); a room file only to the room's
+members. Every chunk served is checked against the offer's hash list first, so whatever
+happens to the file on disk (edited, replaced by another file of the same name) its bytes
+never go out under the offer: the sender's offer fails, and a member that held a room file
+stops serving it.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import mimetypes
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,7 +316,9 @@ class FileTransfers:
         self._progress_at: dict[bytes, float] = {}
         self._rates: dict[bytes, _Rate] = {}          # per transfer, either direction
         self._sent_total: dict[bytes, int] = {}       # bytes served (repeats too), for speed
-        self.read_chunk = read_chunk                  # tests replace it to play a bad sender
+        self._stale: set[bytes] = set()                # room files we no longer hold intact
+        # Tests set it to play a sender whose chunks go bad after the check: (index, data).
+        self.send_hook: Callable[[int, bytes], bytes] | None = None
 
     def start(self) -> None:
         self._node.host.set_stream_handler(
@@ -650,12 +660,24 @@ class FileTransfers:
                 return False, None
             if t.outgoing and t.state == "offered":
                 return True, t.path
-            if not t.outgoing and t.state == "complete" and t.path and os.path.exists(t.path):
+            if (not t.outgoing and t.state == "complete" and t.path
+                    and t.offer.transfer not in self._stale and os.path.exists(t.path)):
                 return True, t.path
             return True, None
-        if t.outgoing and t.peer_id == peer_id and t.state == "offered":
-            return True, t.path
+        if (t.outgoing and t.peer_id == peer_id and t.state == "offered"
+                and self._node.contacts.store.state(peer_id) is not None):
+            return True, t.path  # (a blocked peer's streams were refused before this)
         return False, None
+
+    def revoke_offers_to(self, peer_id: str) -> None:
+        """``peer_id`` is no longer a contact: every file still offered to them is cancelled,
+        so none of it can be fetched any more, even if they become a contact again."""
+        for t in self.store.in_state("offered", outgoing=True):
+            if t.room_id is None and t.peer_id == peer_id and self.store.set_state(
+                    t.offer.transfer, "cancelled", "the contact was removed",
+                    only_from=("offered",)):
+                log.info("revoked the offer of %s to %s", t.id_hex, peer_id)
+                self._node.emit(FileCancelled(transfer=t.id_hex, by="me"))
 
     async def _serve(self, stream: Stream) -> None:
         peer_id = str(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
@@ -688,32 +710,34 @@ class FileTransfers:
 
     async def _serve_chunks(self, stream: Stream, t: StoredTransfer, path: str,
                             indexes: tuple[int, ...], peer_id: str) -> None:
-        offer = t.offer
+        offer, hashes = t.offer, t.hashes
+        assert hashes is not None
         if any(i >= offer.chunks for i in indexes):
             raise FrameError("chunk index out of range")
         unchanged = (t.src_size, t.src_mtime) if t.outgoing else None
-        for i in indexes:
+        for n, i in enumerate(indexes):
+            if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
+                raise FrameError("the transfer was revoked while being served")
             length = fc.chunk_length(i, offer.size, offer.chunk_size)
             data = await trio.to_thread.run_sync(
-                self._read_served, path, i * offer.chunk_size, length, unchanged)
+                self._read_served, path, i * offer.chunk_size, length, unchanged,
+                hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
             unchanged = None  # checked once per request
             if data is None:
-                await self._source_changed(t)
-                raise FrameError("the offered file changed on disk")
-            if len(data) != length:
-                if t.outgoing:
-                    await self._source_changed(t)
-                raise FrameError("the file is shorter than offered")
+                await self._not_the_offered_file(t)
+                raise FrameError(f"{path} is no longer the offered file")
+            if self.send_hook is not None:
+                data = self.send_hook(i, data)
             await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
             self._count_served(t, i, length)
 
-    def _read_served(self, path: str, offset: int, length: int,
-                     unchanged: tuple[int | None, int | None] | None) -> bytes | None:
-        """One chunk to serve (worker thread); None if the offered file changed on disk.
-
-        ``unchanged`` is the (size, mtime) the offer was made from, checked before reading,
-        in the same thread hop.
-        """
+    @staticmethod
+    def _read_served(path: str, offset: int, length: int,
+                     unchanged: tuple[int | None, int | None] | None,
+                     expected: bytes) -> bytes | None:
+        """One chunk to serve (worker thread), or None when what is on disk is not the
+        offered file any more: its (size, mtime) is not ``unchanged`` (the sender's, checked
+        first), or the chunk is short or does not match its hash ``expected``."""
         if unchanged is not None:
             try:
                 st = os.stat(path)
@@ -721,10 +745,23 @@ class FileTransfers:
                 return None
             if (st.st_size, st.st_mtime_ns) != unchanged:
                 return None
-        return self.read_chunk(path, offset, length)
+        try:
+            data = read_chunk(path, offset, length)
+        except OSError:
+            return None
+        if len(data) != length or fc.chunk_hash(data) != expected:
+            return None
+        return data
 
-    async def _source_changed(self, t: StoredTransfer) -> None:
+    async def _not_the_offered_file(self, t: StoredTransfer) -> None:
+        """What is at ``t.path`` is not the offered file (any more): stop serving it."""
         reason = "the file changed on disk"
+        if not t.outgoing:
+            if t.offer.transfer not in self._stale:
+                self._stale.add(t.offer.transfer)
+                log.warning("stopped serving room file %s: %s is not that file any more",
+                            t.id_hex, t.path)
+            return
         if self.store.set_state(t.offer.transfer, "failed", reason, only_from=("offered",)):
             log.warning("stopped serving %s: %s", t.path, reason)
             self._node.emit(FileFailed(transfer=t.id_hex, reason=reason))

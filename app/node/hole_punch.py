@@ -1,7 +1,7 @@
 """DCUtR: upgrading a relayed connection to a direct one (``/libp2p/dcutr``).
 
 A connection through a circuit relay works, but every byte crosses the relay, which limits each
-circuit (``app.node.relay.RELAY_LIMITS``) and adds a round trip. py-libp2p 0.8.1's
+circuit (``app.node.relay_server.LIMITS``) and adds a round trip. py-libp2p 0.8.1's
 ``DCUtRProtocol`` runs here as it ships: every couple of seconds it looks for peers we reach
 only through ``/p2p-circuit``, first dials the direct addresses identify taught us ("unilateral
 upgrade"), and otherwise exchanges CONNECT/SYNC over the relayed connection and dials the

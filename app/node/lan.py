@@ -10,8 +10,14 @@ addresses. A node listening on loopback alone (or on nothing but IPv6) does not 
 at all, so it sends no multicast anywhere.
 
 zeroconf calls back on its own thread; the callbacks only hand the service name to trio
-(``TrioToken.run_sync_soon``). Everything else (resolving, validating, storing addresses,
-waking a contact's dialer, emitting ``PeerNearby``) happens in the network thread.
+(``TrioToken.run_sync_soon``). Everything else (resolving, validating, proving, storing
+addresses, emitting ``PeerNearby``) happens in the network thread.
+
+A record is a claim anyone on the LAN can make, in anyone's name. It counts only once a
+connection to one of its addresses proves the claimed key (Noise authenticates the peer id):
+only then is the peer reported nearby and, for a contact, that one proven address stored (and
+the connection kept). A record that proves nothing is logged and forgotten: it can neither
+show a peer as nearby that is not there nor fill a contact's address book.
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
+from libp2p.peer.id import ID
 
 from app.core.events import PeerGone, PeerNearby
 from app.core.identity import is_valid_peer_id
 from app.core.invite import clean_display_name
 from app.core.records import ContactState
-from app.node.host import connect_at
+from app.node.reachability import connections_to
 
 if TYPE_CHECKING:
     from zeroconf import ServiceInfo, Zeroconf
@@ -42,8 +49,9 @@ RESOLVE_TIMEOUT_MS = 3000
 MAX_PEER_ID = 64  # bytes; base58 Ed25519 peer ids are 52
 MAX_NAME = 200  # bytes of TXT value before clean_display_name trims it further
 MAX_ADDRS = 8  # addresses taken from one record
-DIAL_TIMEOUT = 10.0
-MAX_NEARBY = 256  # peers remembered at once (a hostile LAN cannot grow this without bound)
+PROVE_TIMEOUT = 5.0  # per address of a claim: a LAN peer answers fast or not at all
+MAX_PROVING = 4  # claims being proven at once
+MAX_NEARBY = 256  # peers remembered at once, and claims waiting (a hostile LAN is bounded)
 
 
 def lan_ipv4(addrs: list[str]) -> dict[str, int]:
@@ -71,8 +79,11 @@ class LanDiscovery:
         self._node = node
         self._zc: Zeroconf | None = None
         self._token: trio.lowlevel.TrioToken | None = None
-        self.nearby: dict[str, str] = {}  # peer id -> name, as announced
+        self.nearby: dict[str, str] = {}  # peer id -> name, as announced, once proven
         self._refresh = trio.Event()
+        self._claims: dict[str, tuple[str, list[str]]] = {}  # peer id -> latest (name, addrs)
+        self._proving: set[str] = set()
+        self._slots = trio.Semaphore(MAX_PROVING)
 
     @property
     def active(self) -> bool:
@@ -172,7 +183,7 @@ class LanDiscovery:
             self.found(info)
 
     def found(self, info: ServiceInfo) -> None:
-        """A resolved record: validate, remember, tell the interfaces, help the dialer."""
+        """A resolved record: validate it, then prove it (``_prove_claims``) before it counts."""
         props = info.properties or {}
         raw_id, raw_name = props.get(b"id"), props.get(b"name")
         if not isinstance(raw_id, bytes) or len(raw_id) > MAX_PEER_ID:
@@ -190,22 +201,70 @@ class LanDiscovery:
         if info.name != f"{peer_id}.{SERVICE_TYPE}":
             return  # the instance name must be the peer id it claims
         addrs = self._addrs(info)
-        if peer_id not in self.nearby and len(self.nearby) >= MAX_NEARBY:
+        if not addrs or (peer_id not in self.nearby and len(self.nearby) >= MAX_NEARBY):
             return
+        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+            return  # never dialed, never shown
+        if peer_id not in self._claims and len(self._claims) >= MAX_NEARBY:
+            return
+        self._claims[peer_id] = (name, addrs)  # a newer record replaces one not yet proven
+        if peer_id not in self._proving:
+            self._proving.add(peer_id)
+            self._node.nursery.start_soon(self._prove_claims, peer_id)
+
+    async def _prove_claims(self, peer_id: str) -> None:
+        """Prove the claims about ``peer_id`` one at a time (the latest one waiting wins).
+
+        A task in the node's nursery: whatever a claim does, it never escapes."""
+        try:
+            while (claim := self._claims.pop(peer_id, None)) is not None:
+                name, addrs = claim
+                try:
+                    async with self._slots:
+                        proven = await self._prove(peer_id, addrs)
+                except Exception:  # one bad claim must not stop the node
+                    log.warning("LAN: checking a record for %s failed", peer_id, exc_info=True)
+                    continue
+                if proven is None:
+                    log.info("LAN: a record says %s is at %s; nothing there proves its key",
+                             peer_id, ", ".join(addrs))
+                else:
+                    self._nearby(peer_id, name, proven)
+        finally:
+            self._proving.discard(peer_id)
+
+    async def _prove(self, peer_id: str, addrs: list[str]) -> str | None:
+        """The first of ``addrs`` where a connection authenticates ``peer_id``; None if none.
+
+        A connection we already have to one of them proves it; otherwise each is dialed in
+        turn (a contact's connection is kept, a stranger's closed once it proved the claim).
+        """
+        for conn in connections_to(self._node, peer_id):
+            if _remote_tcp(conn) in addrs:
+                return _remote_tcp(conn)
+        peer = ID.from_base58(peer_id)
+        network = self._node.host.get_network()
+        for addr in addrs:
+            with trio.move_on_after(PROVE_TIMEOUT):
+                try:
+                    conn = await network.dial_addr(multiaddr.Multiaddr(addr), peer)
+                except Exception as exc:  # noqa: BLE001 - refused, timed out, another key
+                    log.debug("LAN: %s at %s: %s", peer_id, addr, exc)
+                    continue
+                if self._node.contacts.store.state(peer_id) is not ContactState.CONTACT:
+                    await conn.close()
+                return addr
+        return None
+
+    def _nearby(self, peer_id: str, name: str, addr: str) -> None:
+        """A proven claim: report the peer, and store the address of a contact."""
         if self.nearby.get(peer_id) != name:
             self.nearby[peer_id] = name
-            self._node.emit(PeerNearby(peer_id=peer_id, name_=name, addrs=tuple(addrs)))
-        log.debug("nearby on the LAN: %s (%s) at %s", peer_id, name, ", ".join(addrs) or "-")
+            self._node.emit(PeerNearby(peer_id=peer_id, name_=name, addrs=(addr,)))
+        log.info("nearby on the LAN: %s (%s) at %s", peer_id, name, addr)
         contacts = self._node.contacts
-        if addrs and contacts.store.state(peer_id) is ContactState.CONTACT:
-            contacts.store.add_addrs(peer_id, addrs, "lan")
-            if not self._node.is_connected(peer_id):
-                self._node.nursery.start_soon(self._dial, peer_id, addrs)
-
-    async def _dial(self, peer_id: str, addrs: list[str]) -> None:
-        """Dial the LAN addresses now rather than at the contact's next back-off."""
-        ok = await connect_at(self._node.host, peer_id, addrs, DIAL_TIMEOUT)
-        log.info("dialing nearby contact %s: %s", peer_id, "connected" if ok else "failed")
+        if contacts.store.state(peer_id) is ContactState.CONTACT:
+            contacts.store.add_addrs(peer_id, [addr], "lan")
 
     @staticmethod
     def _addrs(info: ServiceInfo) -> list[str]:
@@ -229,3 +288,12 @@ class LanDiscovery:
                 continue
             out.append(text)
         return out
+
+
+def _remote_tcp(conn: object) -> str:
+    """``/ip4/IP/tcp/PORT`` of a connection's remote end ("" when unknown)."""
+    try:
+        remote = conn.muxed_conn.get_remote_address()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a closing connection may not know any more
+        return ""
+    return f"/ip4/{remote[0]}/tcp/{remote[1]}" if remote else ""

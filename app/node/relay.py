@@ -2,8 +2,9 @@
 
 Three roles, all on py-libp2p's ``libp2p.relay.circuit_v2``:
 
-* **Serve** (``NodeConfig.serve_relay``): the ``/libp2p/circuit/relay/0.2.0/hop`` handler is
-  registered with the limits below; peers reserve a slot and others reach them through us.
+* **Serve** (``NodeConfig.serve_relay``): ``app.node.relay_server`` answers
+  ``/libp2p/circuit/relay/0.2.0/hop`` with its limits per peer; peers reserve a slot and others
+  reach them through us (with ``relay_contacts_only``, only contacts get a slot).
 * **Reserve** (``NodeConfig.relays``): for each configured relay a task connects, sends a HOP
   ``RESERVE`` and renews it at half its lifetime (at once when the connection to the relay
   drops), retrying with backoff (1 s doubling to 60 s, forever) while the relay is away. While
@@ -41,7 +42,6 @@ from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import PeerId as CircuitPeer
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, CircuitV2Protocol
 from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
-from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
 from libp2p.tools.anyio_service import background_trio_service
@@ -51,6 +51,7 @@ from app.core.config import ConfigError
 from app.core.events import RelayReserved
 from app.node.host import connect_at
 from app.node.reachability import connections_to
+from app.node.relay_server import RelayServer
 from app.node.signal import Signal
 
 if TYPE_CHECKING:
@@ -58,15 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What a Kith serving as a relay grants: an hour per circuit and per reservation, 256 MiB per
-# circuit (a DM or a room post is tiny; big files should go direct), a few circuits per peer.
-RELAY_LIMITS = RelayLimits(
-    duration=3600,
-    data=256 * 1024 * 1024,
-    max_circuit_conns=16,
-    max_reservations=64,
-    reservation_ttl=3600,
-)
 RESERVE_TIMEOUT = 10.0
 MIN_RENEW = 5.0
 FIRST_BACKOFF = 1.0
@@ -118,31 +110,33 @@ class RelayService:
         self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
         self._protocol: CircuitV2Protocol | None = None
         self._transport: CircuitV2Transport | None = None
+        self._server: RelayServer | None = None
         self._wake = Signal()  # a network change, or a connection to one of our relays closed
         self._network_changes = 0  # reserve_now() calls: each renews every reservation
 
     @property
-    def protocol(self) -> CircuitV2Protocol:
-        """The circuit v2 service (its ``resource_manager`` and active circuits, for stats)."""
-        if self._protocol is None:
-            raise RuntimeError("the relay service is not running")
-        return self._protocol
+    def server(self) -> RelayServer:
+        """What we serve as a relay (slots and circuits, for stats); only with ``serve_relay``."""
+        if self._server is None:
+            raise RuntimeError("this node does not serve as a relay")
+        return self._server
 
     async def start(self) -> None:
         host = self._node.host
-        serve = self._node.config.serve_relay
-        roles = RelayRole.STOP | (RelayRole.HOP if serve else RelayRole.STOP)
-        self._protocol = CircuitV2Protocol(host, limits=RELAY_LIMITS, allow_hop=serve)
+        config = self._node.config
+        # py-libp2p answers STOP (circuits that reach us) and dials through relays. Its HOP
+        # side stays off (``allow_hop=False``): RelayServer answers HOP when we serve.
+        self._protocol = CircuitV2Protocol(host, allow_hop=False)
         # CLIENT is left out on purpose: with it the transport reserves on every relay it
         # dials *through*; only the peers in ``relays`` reserve, and they do it here.
         self._transport = CircuitV2Transport(
-            host, self._protocol, RelayConfig(roles=roles, limits=RELAY_LIMITS)
-        )
+            host, self._protocol, RelayConfig(roles=RelayRole.STOP))
         await self._node.nursery.start(self._run_protocol, self._protocol)
         install_relay_dialing(host, self._transport)
         install_advertised_addrs(host, self.relayed_addrs)
-        if serve:
-            log.info("serving as a circuit relay v2")
+        if config.serve_relay:
+            self._server = RelayServer(self._node, contacts_only=config.relay_contacts_only)
+            self._server.start()
         for relay_id, addr in self._relays:
             self._node.nursery.start_soon(self._keep_reserved, relay_id, addr)
 
@@ -161,9 +155,12 @@ class RelayService:
         self._wake.set()
 
     def peer_disconnected(self, peer_id: str) -> None:
-        """A connection closed: if it was to one of our relays, its holder checks its slot now."""
+        """A connection closed: if it was to one of our relays, its holder checks its slot now;
+        if it held a slot on us, the slot is gone."""
         if any(relay_id.to_base58() == peer_id for relay_id, _ in self._relays):
             self._wake.set()
+        if self._server is not None:
+            self._server.peer_disconnected(peer_id)
 
     def relayed_addrs(self) -> list[str]:
         """Our ``<relay addr>/p2p-circuit`` addresses on every relay we hold a slot on."""

@@ -11,6 +11,7 @@ from app.core.records import ContactInfo, ContactState, short_peer_id
 from app.store.messages import offer_summary
 
 MAX_ADDRS_PER_PEER = 32
+MAX_INVITE_ADDRS_PER_PEER = 16  # an invite carries at most 16; newer invites replace older ones
 
 _CONTACT_QUERY = """
 SELECT c.peer_id, c.their_name, c.local_name, c.state, c.verified, c.last_seen, c.last_activity,
@@ -147,16 +148,29 @@ class ContactStore:
         return [r[0] for r in rows]
 
     def add_addrs(self, peer_id: str, addrs: Iterable[str], source: str) -> None:
+        """Remember ``addrs`` (most recent first), within ``MAX_ADDRS_PER_PEER``.
+
+        The stalest go first, but addresses from an invite (what the user chose to trust) are
+        never pushed out by addresses from elsewhere: only by a newer invite's. An address an
+        invite names counts as the invite's, whatever taught it first.
+        """
         now = time.time()
         with self._conn:
             self._conn.executemany(
                 "INSERT INTO peer_addrs (peer_id, addr, source, last_seen) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (peer_id, addr) DO UPDATE SET last_seen = excluded.last_seen",
+                "ON CONFLICT (peer_id, addr) DO UPDATE SET last_seen = excluded.last_seen, "
+                "source = CASE WHEN excluded.source = 'invite' THEN 'invite' ELSE source END",
                 [(peer_id, a, source, now) for a in addrs],
             )
-            # Keep the book bounded: drop the stalest beyond the limit.
             self._conn.execute(
-                "DELETE FROM peer_addrs WHERE peer_id = ? AND addr NOT IN (SELECT addr FROM "
-                "peer_addrs WHERE peer_id = ? ORDER BY last_seen DESC LIMIT ?)",
+                "DELETE FROM peer_addrs WHERE peer_id = ? AND source = 'invite' AND addr NOT IN "
+                "(SELECT addr FROM peer_addrs WHERE peer_id = ? AND source = 'invite' "
+                "ORDER BY last_seen DESC LIMIT ?)",
+                (peer_id, peer_id, MAX_INVITE_ADDRS_PER_PEER),
+            )
+            self._conn.execute(
+                "DELETE FROM peer_addrs WHERE peer_id = ? AND source != 'invite' AND addr NOT IN "
+                "(SELECT addr FROM peer_addrs WHERE peer_id = ? "
+                "ORDER BY source = 'invite' DESC, last_seen DESC LIMIT ?)",
                 (peer_id, peer_id, MAX_ADDRS_PER_PEER),
             )

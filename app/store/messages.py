@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 
+from app.core.files import visible_name
 from app.core.records import Delivery, MessageInfo
 
 _COLUMNS = "seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind"
@@ -35,7 +36,7 @@ def offer_summary(text: str) -> tuple[str, str] | None:
         bytes.fromhex(transfer)
     except ValueError:
         return None
-    return transfer.lower(), name
+    return transfer.lower(), visible_name(name)
 
 
 def as_file_message(info: MessageInfo) -> MessageInfo | None:

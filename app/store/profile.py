@@ -94,6 +94,7 @@ class Settings:
     theme: str = "system"                  # one of THEMES
     relays: list[str] = field(default_factory=list)  # multiaddrs of relays to use
     serve_relay: bool = False
+    relay_contacts_only: bool = False      # serving: only contacts may hold a slot
     bootstrap: list[str] = field(default_factory=list)  # DHT bootstrap peers' multiaddrs
     lan_discovery: bool = True
     window_geometry: str = ""              # base64 of QWidget.saveGeometry()
@@ -118,7 +119,7 @@ class Settings:
         limit = known.get("auto_accept_verified_bytes", 0)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("auto_accept_verified_bytes must be a number of bytes")
-        for flag in ("notifications", "serve_relay", "lan_discovery"):
+        for flag in ("notifications", "serve_relay", "relay_contacts_only", "lan_discovery"):
             if not isinstance(known.get(flag, False), bool):
                 raise ValueError(f"{flag} must be true or false")
         if known.get("theme", "system") not in THEMES:

@@ -51,7 +51,8 @@ PROFILE_TAB, FILES_TAB, NETWORK_TAB, NOTIFICATIONS_TAB, APPEARANCE_TAB = range(5
 _TAB_OF_FIELD = {
     "display_name": PROFILE_TAB, "download_dir": FILES_TAB,
     "auto_accept_verified_bytes": FILES_TAB, "listen_port": NETWORK_TAB, "relays": NETWORK_TAB,
-    "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "lan_discovery": NETWORK_TAB,
+    "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "relay_contacts_only": NETWORK_TAB,
+    "lan_discovery": NETWORK_TAB,
     "notifications": NOTIFICATIONS_TAB, "theme": APPEARANCE_TAB,
 }
 _THEME_LABELS = (("system", "Same as the system"), ("light", "Light"), ("dark", "Dark"))
@@ -188,6 +189,13 @@ class SettingsDialog(QDialog):
         form.addRow(self.bootstrap_edit)
         self.serve_relay_check = QCheckBox(self.tr("&Serve as a relay for others"), page)
         form.addRow(self.serve_relay_check)
+        self.relay_contacts_check = QCheckBox(self.tr("Only for my &contacts"), page)
+        self.relay_contacts_check.setToolTip(as_tooltip(self.tr(
+            "Only your contacts can hold a slot on your relay, so it only carries traffic "
+            "to them (from anyone they talk to). Strangers are refused.")))
+        self.relay_contacts_check.setEnabled(False)
+        self.serve_relay_check.toggled.connect(self.relay_contacts_check.setEnabled)
+        form.addRow(self.relay_contacts_check)
         self.lan_check = QCheckBox(self.tr("Find contacts on the &local network"), page)
         form.addRow(self.lan_check)
         self.restart_note = QLabel(self.tr("Changes on this page apply after Kith restarts."),
@@ -262,6 +270,7 @@ class SettingsDialog(QDialog):
         self.relays_edit.setPlainText("\n".join(settings.relays))
         self.bootstrap_edit.setPlainText("\n".join(settings.bootstrap))
         self.serve_relay_check.setChecked(settings.serve_relay)
+        self.relay_contacts_check.setChecked(settings.relay_contacts_only)
         self.lan_check.setChecked(settings.lan_discovery)
         self.notify_check.setChecked(settings.notifications)
         index = self.theme_combo.findData(settings.theme)
@@ -281,6 +290,7 @@ class SettingsDialog(QDialog):
             "relays": self.relays_edit.toPlainText().splitlines(),
             "bootstrap": self.bootstrap_edit.toPlainText().splitlines(),
             "serve_relay": self.serve_relay_check.isChecked(),
+            "relay_contacts_only": self.relay_contacts_check.isChecked(),
             "lan_discovery": self.lan_check.isChecked(),
             "notifications": self.notify_check.isChecked(),
             "theme": self.theme_combo.currentData(),

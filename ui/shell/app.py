@@ -179,6 +179,7 @@ class KithApp(QObject):
             settings = self.profile.settings
             config = NodeConfig(listen=self.listen, relays=tuple(settings.relays),
                                 serve_relay=settings.serve_relay,
+                                relay_contacts_only=settings.relay_contacts_only,
                                 bootstrap=tuple(settings.bootstrap),
                                 lan_discovery=settings.lan_discovery)
             self.client = KithClient(self.profile, config)

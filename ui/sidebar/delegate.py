@@ -12,7 +12,7 @@ from PySide6.QtCore import QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeView
 
-from app.core.records import ContactInfo, ContactState, RoomInfo
+from app.core.records import ContactInfo, ContactState, RoomInfo, contact_tag
 from ui.sidebar.model import (
     CONTACT_ROLE,
     KIND_ROLE,
@@ -278,12 +278,22 @@ class SidebarDelegate(QStyledItemDelegate):
         line_height = metrics.height()
         top = int(card.center().y() - line_height - 1)
         mark = 14 if info.verified else 0
-        name_width = max(10, right - left - badge_width - (mark + 4 if mark else 0) - 4)
+        # Until verified, the end of the peer id follows the name: look-alike names differ.
+        tag = contact_tag(info)
+        tag_width = option.fontMetrics.horizontalAdvance(tag) + 6 if tag else 0
+        name_width = max(10, right - left - badge_width - (mark + 4 if mark else 0)
+                         - tag_width - 4)
         name = metrics.elidedText(info.name, Qt.TextElideMode.ElideRight, name_width)
         painter.setFont(name_font)
         painter.setPen(text_colour)
         painter.drawText(QRect(left, top, name_width, line_height),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        if tag:
+            painter.setFont(option.font)
+            painter.setPen(muted)
+            painter.drawText(QRect(left + metrics.horizontalAdvance(name) + 6, top, tag_width,
+                                   line_height),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, tag)
         if mark:
             x = left + metrics.horizontalAdvance(name) + 4
             colour = text_colour if selected else pal.accent(palette)

@@ -29,7 +29,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
-from app.core.records import ContactInfo, ContactState, RoomInfo
+from app.core.records import ContactInfo, ContactState, RoomInfo, contact_tag
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -281,6 +281,9 @@ class SidebarModel(QStandardItemModel):
         parts = [info.name, self.tr("online") if info.online else self.tr("offline")]
         if info.verified:
             parts.append(self.tr("verified"))
+        else:
+            parts.append(self.tr("not verified, id ending {tag}").format(
+                tag=contact_tag(info).lstrip("…")))
         if info.unread:
             parts.append(self.tr("{count} unread").format(count=info.unread))
         if info.state is ContactState.REQUEST:
