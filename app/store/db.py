@@ -7,10 +7,16 @@ each in its own transaction, so a crash mid-upgrade leaves the previous version 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from app.core.errors import StorageError
 from app.store.profile import ProfileCorrupt
+
+log = logging.getLogger(__name__)
 
 # Append only. Never edit a migration that has shipped: add a new one.
 MIGRATIONS: list[str] = [
@@ -210,6 +216,26 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.executescript("BEGIN;" + MIGRATIONS[version - 1] + ";")
             conn.execute("UPDATE schema_version SET version = ?", (version,))
     return found
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """A database failure in words for the user (the command's change was rolled back)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StorageError(
+            "the disk that holds your Kith profile is full; free some space and try again")
+    return StorageError(f"Kith could not use its database: {exc}")
+
+
+@contextmanager
+def best_effort(conn: sqlite3.Connection, what: str) -> Iterator[None]:
+    """One transaction the node can do without (noting when a peer was seen, an address or a
+    name it learned): if the disk is full or failing it is rolled back and skipped with a log
+    line, instead of stopping the task that asked, or the node."""
+    try:
+        with conn:
+            yield
+    except sqlite3.OperationalError as exc:
+        log.warning("skipped %s: %s", what, exc)
 
 
 def open_database(path: Path) -> sqlite3.Connection:
