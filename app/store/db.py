@@ -189,6 +189,13 @@ MIGRATIONS: list[str] = [
     UPDATE transfers SET hash = root;
     ALTER TABLE transfers DROP COLUMN root;
     """,
+    # 7: an incoming file offer or control (kind 2, 3) is ``pending`` from the commit that
+    # stores it until its transfer bookkeeping is done, so a crash in between is finished at
+    # the next start (app/node/dm.py) instead of leaving an offer nobody sees.
+    """
+    ALTER TABLE messages ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_pending ON messages (seq) WHERE pending = 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
