@@ -5,9 +5,15 @@ finished and the sender hears of it, and progress once shown is never taken back
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from app.core.files import choose_chunk_size
+from app.node import files as node_files
+from app.store.profile import DB_FILE
 from tests.nodeproc import NodeProcess
 from tests.payload import MiB, file_hash, make_file
 
@@ -76,6 +82,115 @@ def test_messages_stored_just_before_a_crash_are_shown_after_it(tmp_path: Path) 
                     "file_accepted")
         assert file_hash(bob.expect("file_complete", transfer=tid)["path"]) == expected
         ada.expect("file_complete", transfer=tid)
+    finally:
+        ada.quit()
+        bob.quit()
+
+
+# -- finishing a download -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("moment", [
+    ["app.node.files:_link_final"],                               # two names, .part not removed
+    ["app.store.transfers:TransferStore.complete", "--before"],   # the file in place, no record
+    ["app.store.transfers:TransferStore.complete"],               # recorded complete
+], ids=["linked", "before-record", "recorded"])
+def test_a_download_killed_while_finishing_is_complete_after_a_restart(
+    tmp_path: Path, moment: list[str]
+) -> None:
+    source = tmp_path / "data.bin"
+    expected = make_file(source, 3 * MiB)
+    inbox = tmp_path / "inbox"
+    ada, bob, _, bob_id = _pair(tmp_path, bob_crash=moment)
+    try:
+        tid = _offer(ada, bob, bob_id, source, inbox)
+        bob = _restart(bob, tmp_path / "bob")
+        ada.expect("file_complete", transfer=tid, timeout=30)  # the sender is told
+        info = _transfer(bob, tid)
+        assert (info["state"], info["path"]) == ("complete", str(inbox / "data.bin"))
+        assert [p.name for p in inbox.iterdir()] == ["data.bin"]  # no "data (1).bin", no .part
+        assert file_hash(inbox / "data.bin") == expected
+    finally:
+        ada.quit()
+        bob.quit()
+
+
+def test_a_sender_killed_as_it_hears_complete_learns_it_after_a_restart(tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    make_file(source, 3 * MiB)
+    ada, bob, _, bob_id = _pair(tmp_path, ada_crash=STORED)  # Bob's "complete" control
+    try:
+        tid = _offer(ada, bob, bob_id, source, tmp_path / "inbox")
+        bob.expect("file_complete", transfer=tid)
+        ada = _restart(ada, tmp_path / "ada")
+        ada.expect("file_complete", transfer=tid)
+        assert _transfer(ada, tid)["state"] == "complete"
+    finally:
+        ada.quit()
+        bob.quit()
+
+
+def test_accepting_again_a_download_failed_by_an_older_kith_finds_the_finished_file(
+    tmp_path: Path
+) -> None:
+    """Before names were recorded, a kill between the rename and the record left the transfer
+    failed ("cannot finish the file") with the verified file in place: accepting it again
+    completes it from that file, fetching nothing and making no second copy."""
+    source = tmp_path / "data.bin"
+    expected = make_file(source, 3 * MiB)
+    inbox = tmp_path / "inbox"
+    moment = ["app.store.transfers:TransferStore.complete", "--before"]
+    ada, bob, _, bob_id = _pair(tmp_path, bob_crash=moment)
+    try:
+        tid = _offer(ada, bob, bob_id, source, inbox)
+        bob.killed_itself()
+        served = _transfer(ada, tid)["served"]
+        with sqlite3.connect(tmp_path / "bob" / DB_FILE) as db:  # what an older Kith left
+            db.execute("UPDATE transfers SET state = 'failed', path = NULL, reason = "
+                       "'cannot finish the file: No such file or directory'")
+        bob = NodeProcess(tmp_path / "bob")
+        bob.expect("ready")
+        assert _transfer(bob, tid)["state"] == "failed"
+        bob.request({"cmd": "accept_file", "transfer": tid}, "file_accepted")
+        assert bob.expect("file_complete", transfer=tid)["path"] == str(inbox / "data.bin")
+        ada.expect("file_complete", transfer=tid)
+        assert [p.name for p in inbox.iterdir()] == ["data.bin"]
+        assert file_hash(inbox / "data.bin") == expected
+        assert _transfer(ada, tid)["served"] == served
+    finally:
+        ada.quit()
+        bob.quit()
+
+
+# -- resuming -----------------------------------------------------------------------------------
+
+
+def test_progress_shown_before_a_kill_is_never_taken_back(tmp_path: Path) -> None:
+    """Killed three times, each time as soon as progress moved: each restart shows at least the
+    progress last shown, and each kill costs at most what was in flight."""
+    size = 300 * MiB  # 4 MiB chunks
+    source = tmp_path / "big.bin"
+    expected = make_file(source, size)
+    ada, bob, _, bob_id = _pair(tmp_path)
+    kills, start = 3, 0
+    try:
+        tid = _offer(ada, bob, bob_id, source, tmp_path / "inbox")
+        for k in range(1, kills + 1):
+            while bob.expect("file_progress", transfer=tid, timeout=60)["bytes"] <= start:
+                pass
+            bob.kill()
+            shown = max(e["bytes"] for e in bob.printed("file_progress", transfer=tid))
+            assert shown < size, "finished before the kill: the test needs a larger file"
+            bob = NodeProcess(tmp_path / "bob")
+            bob.expect("ready")
+            start = bob.expect("file_progress", transfer=tid, timeout=30)["bytes"]
+            assert start >= shown, f"kill {k}: {shown} bytes shown, {start} after the restart"
+        done = bob.expect("file_complete", transfer=tid, timeout=120)
+        assert file_hash(done["path"]) == expected
+        # Per kill, at most the chunks requested, queued for the disk, or being written.
+        chunk = choose_chunk_size(size)
+        lost = (node_files.IN_FLIGHT_BYTES + node_files.WRITE_QUEUE_BYTES) // chunk + 2
+        assert _transfer(ada, tid)["served"] <= size // chunk + kills * lost
     finally:
         ada.quit()
         bob.quit()

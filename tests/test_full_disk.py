@@ -19,6 +19,7 @@ from app.core.identity import Identity
 from app.core.invite import ContactInvite
 from app.store.profile import DB_FILE
 from tests.nodeproc import NodeProcess
+from tests.payload import MiB, file_hash, make_file
 from tests.peers import Peer
 from tests.small_disk import small_disk
 from tests.ui_helpers import AppFactory, activate, run, start_online, wait, window_of
@@ -76,6 +77,43 @@ def test_commands_on_a_full_profile_disk_are_errors_and_the_node_goes_on(tmp_pat
             assert sorted(m["text"] for m in history["messages"]) == [
                 "for later", "there is room again"]
             assert ada.proc.poll() is None
+        finally:
+            ada.quit()
+            bob.quit()
+
+
+def test_a_download_that_fills_the_profile_disk_fails_and_resumes(tmp_path: Path) -> None:
+    """The .part and the profile on one disk: the download fills it; the transfer fails with a
+    reason, the node goes on, and accepting again after freeing space finishes it from the
+    verified part."""
+    source = tmp_path / "big.bin"
+    expected = make_file(source, 24 * MiB)
+    with small_disk(tmp_path / "disk", size_mib=48) as disk:
+        ada = NodeProcess(tmp_path / "ada", name="Ada")
+        bob = NodeProcess(disk.path / "bob", name="Bob")
+        try:
+            ready_a, ready_b = ada.expect("ready"), bob.expect("ready")
+            ada.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
+            bob.request({"cmd": "add_contact", "invite": ready_a["invite"]}, "contact_added")
+            ada.expect("contact_online", peer_id=ready_b["peer_id"])
+            ada.send({"cmd": "send_file", "to": ready_b["peer_id"], "path": str(source)})
+            tid = ada.expect("file_offered")["transfer"]
+            bob.expect("file_offer", transfer=tid)
+            ballast = disk.path / "ballast"
+            ballast.write_bytes(bytes(36 * MiB))  # leaves about 12 MiB
+            bob.request({"cmd": "accept_file", "transfer": tid, "dir": str(disk.path / "in")},
+                        "file_accepted")
+            failed = bob.expect("file_failed", transfer=tid, timeout=60)
+            assert "full" in failed["reason"]
+            assert bob.request({"cmd": "status"}, "status")["peer_id"] == ready_b["peer_id"]
+            kept = bob.request({"cmd": "transfer", "transfer": tid}, "transfer")["info"]["bytes"]
+            assert kept > 0
+
+            ballast.unlink()
+            bob.request({"cmd": "accept_file", "transfer": tid}, "file_accepted")
+            done = bob.expect("file_complete", transfer=tid, timeout=60)
+            assert file_hash(done["path"]) == expected
+            assert Path(done["path"]) == disk.path / "in" / "big.bin"
         finally:
             ada.quit()
             bob.quit()
