@@ -151,7 +151,7 @@ def test_accepting_again_a_download_failed_by_an_older_kith_finds_the_finished_f
         bob = NodeProcess(tmp_path / "bob")
         bob.expect("ready")
         assert _transfer(bob, tid)["state"] == "failed"
-        bob.request({"cmd": "accept_file", "transfer": tid}, "file_accepted")
+        bob.request({"cmd": "accept_file", "transfer": tid, "dir": str(inbox)}, "file_accepted")
         assert bob.expect("file_complete", transfer=tid)["path"] == str(inbox / "data.bin")
         ada.expect("file_complete", transfer=tid)
         assert [p.name for p in inbox.iterdir()] == ["data.bin"]

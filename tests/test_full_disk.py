@@ -110,7 +110,8 @@ def test_a_download_that_fills_the_profile_disk_fails_and_resumes(tmp_path: Path
             assert kept > 0
 
             ballast.unlink()
-            bob.request({"cmd": "accept_file", "transfer": tid}, "file_accepted")
+            bob.request({"cmd": "accept_file", "transfer": tid, "dir": str(disk.path / "in")},
+                        "file_accepted")
             done = bob.expect("file_complete", transfer=tid, timeout=60)
             assert file_hash(done["path"]) == expected
             assert Path(done["path"]) == disk.path / "in" / "big.bin"
