@@ -324,8 +324,12 @@ async def handle_line(client: KithClient, line: str, out: JsonLines) -> None:
         reply = await fn(client, request)
     except Quit:
         raise
-    except (CommandError, NodeNotRunning, ValueError) as exc:
-        out.error(str(exc), cmd=name)
+    except (CommandError, NodeNotRunning, ValueError, OSError) as exc:
+        out.error(str(exc), cmd=name)  # OSError includes StorageError (a full disk)
+        return
+    except Exception as exc:  # one failed command never stops the node
+        log.exception("%s failed", name)
+        out.error(f"{name} failed: {exc}", cmd=name)
         return
     if reply is not None:
         out.write(reply)

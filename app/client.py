@@ -20,6 +20,7 @@ import copy
 import gc
 import logging
 import math
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +39,7 @@ from app.core.records import (
     SearchHit,
     TransferInfo,
 )
+from app.store.db import storage_error
 from app.store.profile import Profile, Settings
 from app.store.search import SearchStore
 
@@ -235,9 +237,10 @@ class KithClient:
     async def call(self, fn: Callable[[KithNode], Awaitable[T]], *, ordered: bool = False) -> T:
         """Run ``fn(node)`` in the network thread and await its result here.
 
-        Cancelling the awaiting task cancels the trio side too. Trio starts concurrent tasks in
-        no particular order, so calls whose order matters (sending, posting) pass
-        ``ordered=True``: they run one after another, in the order they were made.
+        A database failure (a full disk) is raised as ``StorageError`` in plain words; the
+        node goes on. Cancelling the awaiting task cancels the trio side too. Trio starts
+        concurrent tasks in no particular order, so calls whose order matters (sending,
+        posting) pass ``ordered=True``: they run one after another, in the order they were made.
         """
         node, token, nursery, loop = self._node, self._token, self._nursery, self._loop
         if node is None or token is None or nursery is None or loop is None:
@@ -250,6 +253,10 @@ class KithClient:
             with scope:
                 try:
                     result = await fn(node)
+                except sqlite3.Error as exc:  # a full disk, say: plain words, node unharmed
+                    log.warning("a call failed in the database: %s", exc)
+                    self._resolve(fut, error=storage_error(exc))
+                    return
                 except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
                     self._resolve(fut, error=exc)
                     return

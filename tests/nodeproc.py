@@ -19,10 +19,14 @@ class NodeProcess:
     """One ``kith node``; ``expect`` waits for an event matching the given fields."""
 
     def __init__(
-        self, profile: Path, *args: str, name: str | None = None, prefix: list[str] | None = None
+        self, profile: Path, *args: str, name: str | None = None, prefix: list[str] | None = None,
+        crash_at: list[str] | None = None,
     ) -> None:
-        """``prefix`` goes before the command, e.g. ``["ip", "netns", "exec", "NS"]``."""
-        cmd = [*(prefix or []), sys.executable, "-m", "app", "node", "--profile", str(profile)]
+        """``prefix`` goes before the command, e.g. ``["ip", "netns", "exec", "NS"]``;
+        ``crash_at`` makes the node SIGKILL itself at one moment (``tests.crash_at``), e.g.
+        ``["app.node.files:_link_final"]``."""
+        runner = ["tests.crash_at", *crash_at, "--"] if crash_at else ["app"]
+        cmd = [*(prefix or []), sys.executable, "-m", *runner, "node", "--profile", str(profile)]
         if not any(a == "--listen" for a in args):
             cmd += ["--listen", LOOPBACK]
         if name is not None:
@@ -36,7 +40,8 @@ class NodeProcess:
         self.seen: list[dict[str, Any]] = []
         self.stderr: list[str] = []
         self.arrivals: list[tuple[float, dict[str, Any]]] = []  # (monotonic time read, event)
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
 
     def _pump(self) -> None:
@@ -99,5 +104,24 @@ class NodeProcess:
             raise
 
     def kill(self) -> None:
+        """SIGKILL; returns once every event the process printed has been read."""
         self.proc.kill()
         self.proc.wait()
+        self._pump_thread.join(timeout=10)
+
+    def printed(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        """Every event named ``event`` with these fields that the process printed so far."""
+        return [e for _, e in list(self.arrivals)
+                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
+
+    def killed_itself(self, timeout: float = 60) -> None:
+        """Wait for a ``crash_at`` node to SIGKILL itself."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"no crash within {timeout}s; stderr tail: {''.join(self.stderr[-20:])}"
+            ) from None
+        assert code == -9, f"exit {code}, not SIGKILL; stderr tail: {''.join(self.stderr[-20:])}"
+        self._pump_thread.join(timeout=10)

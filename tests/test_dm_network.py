@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -12,6 +13,7 @@ from libp2p.peer.id import ID
 from app.core import dm
 from app.core.identity import Identity, public_key_from_peer_id
 from app.core.records import ContactState, Delivery
+from app.node import dm as dm_node
 from app.node.contacts import ContactError
 from app.node.framing import encode_frame, encode_varint, read_frame
 from app.node.node import KithNode
@@ -208,5 +210,39 @@ def test_hostile_frames_are_dropped_and_the_connection_stays_usable(
             await mallory.wait_event("delivered", id=follow_up.id)
             assert ada.named("message")[-1].text == "after the attack"  # type: ignore[attr-defined]
             assert ada.client.running
+
+    run(scenario)
+
+
+def test_a_message_whose_ack_cannot_be_written_is_shown_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipient stores a message, then cannot write its ACK (the sender just died): the
+    message is shown and counted all the same, once, and the resend is only acknowledged."""
+    real_write = dm_node.write_frame
+    broken: list[bytes] = []
+
+    async def write_fails_once(stream: Any, payload: bytes) -> None:
+        if not broken:
+            broken.append(payload)
+            raise trio.BrokenResourceError("the sender went away")
+        await real_write(stream, payload)
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            monkeypatch.setattr(dm_node, "write_frame", write_fails_once)  # Bob's replies
+            sent = await ada.client.send(bob.peer_id, "are you there?")
+            await ada.wait_event("delivered", id=sent.id)  # acknowledged on the resend
+            assert broken == [dm.encode_ack(bytes.fromhex(sent.id))]
+            (shown,) = await bob.wait_event("message", id=sent.id)
+            assert shown.text == "are you there?"  # type: ignore[attr-defined]
+            await bob.wait_event("unread", total=1)
+            await bob.wait_for(lambda: any(
+                e.contact.peer_id == ada.peer_id and e.contact.unread == 1  # type: ignore[attr-defined]
+                and e.contact.last_message == "are you there?"  # type: ignore[attr-defined]
+                for e in bob.named("contact")), what="Ada's entry updated")
+            assert len(bob.named("message")) == 1
+            assert await bob.client.unread_total() == 1
 
     run(scenario)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -610,3 +611,32 @@ def test_only_chunks_verified_before_a_restart_are_read_back(tmp_path: Path) -> 
     assert node_files._bad_chunks(str(part), offer, hashes, written) == [4]
     # After a restart nothing is trusted: every chunk is read back.
     assert node_files._bad_chunks(str(part), offer, hashes, bytearray(1)) == [0, 4]
+
+
+def test_progress_shown_is_already_recorded(tmp_path: Path) -> None:
+    """Every progress event of a download is at most what the profile's database already
+    holds as verified: a crash right after any event takes none of it back."""
+    async def scenario() -> None:
+        source = tmp_path / "big.bin"
+        make_file(source, 100 * MiB)
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            db = sqlite3.connect(bob.profile.db_path)  # a reader beside the node's writer
+            checked: list[tuple[int, int]] = []
+
+            def check(event: Event) -> None:
+                if event.name == "file_progress":
+                    (recorded,) = db.execute("SELECT done_bytes FROM transfers").fetchone()
+                    checked.append((field(event, "bytes"), recorded))
+
+            bob.client.subscribe(check)
+            try:
+                tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
+                await bob.wait_event("file_complete", transfer=tid, timeout=60)
+            finally:
+                db.close()
+            moving = [(shown, recorded) for shown, recorded in checked if 0 < shown < 100 * MiB]
+            assert moving, "no progress shown part-way"
+            assert all(shown <= recorded for shown, recorded in checked), checked
+
+    run(scenario)

@@ -6,14 +6,19 @@ order (up to ``WINDOW`` unacknowledged at once), marks each ``sent`` once writte
 message. If the stream breaks, everything unacknowledged is written again, in order, on a new
 one; the recipient deduplicates by message id, so each message is shown exactly once.
 
-Receiving: frames are handled in order. Each is decrypted, verified, deduplicated, stored, and
-only then acknowledged and announced. A frame that fails any check resets the stream (the
-connection stays usable); a blocked peer's streams are reset at once.
+Receiving: frames are handled in order. Each is decrypted, verified, deduplicated, stored,
+announced (with the unread count and the contact's list entry), and only then acknowledged: an
+acknowledgement that cannot be written (the sender just died) changes nothing here, and the
+resend is a duplicate. Offers and controls stay ``pending`` in the store until their transfer
+bookkeeping is done; one left pending by a crash is handled at the next start, or when its
+resend arrives. A frame that fails any check resets the stream (the connection stays usable);
+a blocked peer's streams are reset at once.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -69,8 +74,23 @@ class DirectMessages:
             PROTOCOL_ID, guarded(PROTOCOL_ID, self._receive, timeout=None)
         )
         self._node.contacts.on_connected.append(self.kick)
+        self._handle_pending()
         for peer_id in self.store.peers_with_outbox():
             self.kick(peer_id)
+
+    def _handle_pending(self) -> None:
+        """Offers and controls stored before a crash that cut their bookkeeping short."""
+        me = self._node.identity.peer_id
+        for stored in self.store.pending():
+            message = dm.DirectMessage(
+                message_id=bytes.fromhex(stored.id), sender=stored.peer_id, recipient=me,
+                sent_at_ms=stored.sent_at_ms, kind=stored.kind, text=stored.text,
+            )
+            request = self._node.contacts.store.state(stored.peer_id) is ContactState.REQUEST
+            try:
+                self._take(stored, message, request)
+            except sqlite3.Error as exc:  # a full disk: left pending for the next start
+                log.warning("could not handle stored message %s: %s", stored.id, exc)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -260,19 +280,27 @@ class DirectMessages:
         stored = self.store.store_incoming(
             peer_id, message.message_id, message.text, message.sent_at_ms, kind=message.kind
         )
-        await write_frame(stream, dm.encode_ack(message.message_id))
-        if stored is None:
+        if stored is None:  # a resend: handled already, unless a failure left it pending
+            stored = self.store.pending_one(peer_id, message.message_id)
+        if stored is not None:
+            self._take(stored, message, request)
+        else:
             log.debug("duplicate message %s from %s", message.message_id.hex(), peer_id)
-            return
-        shown = stored
+        await write_frame(stream, dm.encode_ack(message.message_id))
+
+    def _take(self, stored: MessageInfo, message: dm.DirectMessage, request: bool) -> None:
+        """What a stored incoming message leads to: transfer bookkeeping for offers and
+        controls, then the event, the contact's list entry and the unread count."""
+        peer_id = stored.peer_id
+        shown: MessageInfo | None = stored
         if message.kind != dm.KIND_TEXT:
             # Offers and controls; a new, valid offer also appears in the conversation (after
             # its transfer is recorded, so a view can look it up), with the file name as text.
             new_offer = self._node.files.direct_message(peer_id, message)
-            as_file = as_file_message(stored) if new_offer else None
-            if as_file is None:
-                return
-            shown = as_file
+            self.store.settle(stored.seq)
+            shown = as_file_message(stored) if new_offer else None
+        if shown is None:
+            return
         self._node.emit(MessageReceived(
             id=shown.id, from_=peer_id, text=shown.text, sent_at=shown.sent_at_ms,
             request=request, message=shown, kind=shown.kind,

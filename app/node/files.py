@@ -3,12 +3,15 @@
 Offers travel as direct messages (kind 2, so an offline contact gets them from the outbox) or
 as room posts (kind 3). The receiver pulls: it fetches the chunk hash list, checks it against
 the offer's ``hash``, then asks each source for a few chunks at a time, verifies every chunk
-in a worker thread and writes it at its offset in a ``.part`` file. Verified chunks are recorded
-in SQLite in batches, so a transfer interrupted in any way (connection lost, either app closed
-or killed) resumes where it stopped as soon as a source is reachable again, without fetching
-verified data twice. When every chunk is in, chunks verified before a restart are read back
-and checked once more (the OS may have lost them in a crash), and only then is the file
-renamed to a name that ``safe_file_name`` made harmless.
+in a worker thread and writes it at its offset in a ``.part`` file. Each verified chunk is
+recorded in SQLite as soon as it is written, and only what is recorded is shown as progress, so
+a transfer interrupted in any way (connection lost, either app closed or killed) resumes where
+it stopped as soon as a source is reachable again, from at least the progress last shown. When
+every chunk is in, chunks verified before a restart are read back and checked once more (the OS
+may have lost them in a crash), and only then does the file get a name that ``safe_file_name``
+made harmless: the name is recorded first, then linked, then the ``.part`` removed, then the
+transfer recorded complete. A crash between any two of these steps is finished at the next
+start: a finished file found under the recorded name that still matches is the download.
 
 Room files have several sources: the author and every member that completed a download. A
 fetch asks connected members whether they hold the file (HAVE) and spreads chunk requests
@@ -24,11 +27,13 @@ stops serving it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
 import mimetypes
 import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -69,6 +74,7 @@ from app.node.framing import (
     write_frame,
 )
 from app.node.signal import Signal
+from app.store.db import storage_error
 from app.store.messages import as_file_message
 from app.store.profile import default_download_dir
 from app.store.transfers import StoredTransfer, TransferStore
@@ -81,9 +87,8 @@ log = logging.getLogger(__name__)
 PROTOCOL_ID = TProtocol(fc.PROTOCOL_ID)
 IN_FLIGHT_BYTES = 8 << 20   # requested and not yet received, per source (8 chunks of 1 MiB)
 WRITE_QUEUE_BYTES = 4 << 20  # received and waiting for the disk writer, at most
-SAVE_CHUNKS = 16            # commit verified chunks to SQLite at least this often...
-SAVE_SECONDS = 0.5          # ...or this often, whichever comes first
 PROGRESS_SECONDS = 0.25     # at most 4 progress events per second per transfer
+PART_SUFFIX = ".part"
 MAX_BAD_CHUNKS = 3          # a source that sends this many bad chunks is dropped
 READ_TIMEOUT = 30.0         # no data for this long: the source is gone
 SERVE_IDLE = 120.0          # a serving stream with no request for this long is closed
@@ -205,33 +210,74 @@ def _create_part(folder: str, name: str) -> tuple[str, str]:
         base.mkdir(exist_ok=True)
 
     def taken(candidate: str) -> bool:
-        return (base / candidate).exists() or (base / (candidate + ".part")).exists()
+        return (base / candidate).exists() or (base / (candidate + PART_SUFFIX)).exists()
 
     safe = fc.safe_file_name(leaf, taken)
-    part = base / (safe + ".part")
+    part = base / (safe + PART_SUFFIX)
     with open(part, "xb"):
         pass
     return safe, str(part)
 
 
-def _publish(part: str, name: str) -> str:
-    """Give a finished .part its final name (next to it) without replacing an existing file."""
+def _free_name(part: str, name: str) -> str:
+    """A name for the finished file next to its ``.part`` that no file has now."""
     base = Path(part).parent
-    name = fc.split_relative_name(name)[1]
-    for _ in range(100):
-        final = base / fc.safe_file_name(name, lambda c: (base / c).exists())
-        try:
-            os.link(part, final)      # fails if the name was taken meanwhile
-        except FileExistsError:
-            continue
-        except OSError:               # no hard links here (e.g. FAT): check, then rename
-            if final.exists():
-                continue
-            os.rename(part, final)
-            return str(final)
-        os.unlink(part)
-        return str(final)
-    raise OSError("no free name for the file")
+    leaf = fc.split_relative_name(name)[1]
+    return str(base / fc.safe_file_name(leaf, lambda c: (base / c).exists()))
+
+
+def _link_final(part: str, final: str) -> bool:
+    """Give a verified ``.part`` the name ``final`` too, never replacing another file.
+
+    True if ``final`` is now the file: linked here, or before a crash (the same file). False if
+    another file has the name. Without hard links (FAT, say) the part is renamed instead.
+    """
+    try:
+        os.link(part, final)
+    except FileExistsError:
+        return os.path.samefile(part, final)
+    except OSError:
+        if os.path.lexists(final):
+            return False
+        os.rename(part, final)
+    return True
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _holds(path: str, offer: fc.FileOffer, hashes: bytes) -> bool:
+    """Whether ``path`` is exactly the offered file, every chunk read back (worker thread)."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size != offer.size:
+                return False
+            for i in range(offer.chunks):
+                data = f.read(fc.chunk_length(i, offer.size, offer.chunk_size))
+                if fc.chunk_hash(data) != hashes[i * 32:(i + 1) * 32]:
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def _in_place(t: StoredTransfer) -> bool:
+    """A download to retry where it is: its ``.part`` or its finished file is still there."""
+    final = _finished_name(t)
+    return bool(t.part_path and os.path.exists(t.part_path)) or bool(
+        final and os.path.exists(final))
+
+
+def _finished_name(t: StoredTransfer) -> str | None:
+    """Where a crash may have left this download finished: the recorded final name, or (for
+    a transfer recorded before names were) the ``.part``'s name without ``.part``."""
+    if t.path:
+        return t.path
+    if t.part_path and t.part_path.endswith(PART_SUFFIX):
+        return t.part_path[: -len(PART_SUFFIX)]
+    return None
 
 
 def _bit(bitmap: bytearray, i: int) -> bool:
@@ -286,8 +332,6 @@ class _Download:
     pending: deque[int] = field(default_factory=deque)
     bad: dict[str, int] = field(default_factory=dict)
     banned: set[str] = field(default_factory=set)
-    unsaved: int = 0
-    saved_at: float = 0.0
     progress_at: float = 0.0
     readers: dict[str, trio.CancelScope] = field(default_factory=dict)
     # Chunks this process verified and wrote itself: the final check reads back only the rest.
@@ -432,8 +476,11 @@ class FileTransfers:
         folder = folder or self.download_dir()
         if t.state == "paused":
             return await self.resume(transfer_hex)
-        if t.state == "failed" and t.part_path and os.path.exists(t.part_path):
-            # Retrying a failed download (a full disk, a bad sender): keep what is verified.
+        if t.state in ("failed", "receiving") and t.part_path and tid not in self._running and (
+                await trio.to_thread.run_sync(_in_place, t)):
+            # Retrying a failed download (a full disk, a bad sender), or one whose task stopped
+            # when not even its failure could be recorded: keep what is verified, or the file
+            # it already became.
             self.store.start_receiving(tid, t.dir or folder, t.part_path)
         elif t.state in ("offered", "failed"):
             target = str(Path(folder).expanduser().resolve())
@@ -525,10 +572,12 @@ class FileTransfers:
             done = t.offer.size if t.state == "complete" else self._served_bytes.get(tid, 0)
         else:
             done = t.done_bytes
+        # An incoming file's path is its final name once complete (before, only a plan).
+        path = t.path if t.outgoing or t.state == "complete" else None
         return TransferInfo(
             transfer=t.id_hex, outgoing=t.outgoing, peer_id=t.peer_id,
             room_id=t.room_id.hex() if t.room_id else None, name=t.offer.name, size=t.offer.size,
-            hash=t.offer.hash.hex(), state=t.state, bytes=done, path=t.path, reason=t.reason,
+            hash=t.offer.hash.hex(), state=t.state, bytes=done, path=path, reason=t.reason,
             served=self.served.get(tid, 0), speed=self._speed(tid, t.state),
         )
 
@@ -832,9 +881,13 @@ class FileTransfers:
 
     def _failed(self, job: _Download, exc: TransferFailed) -> None:
         tid = job.offer.transfer
-        self._save(job)
         log.warning("transfer %s failed: %s", job.t.id_hex, exc.reason)
-        if self.store.set_state(tid, "failed", exc.reason, only_from=("receiving",)):
+        try:
+            recorded = self.store.set_state(tid, "failed", exc.reason, only_from=("receiving",))
+        except sqlite3.Error as db_exc:  # the profile's disk is full too: accepting retries
+            log.warning("could not record the failure of %s: %s", job.t.id_hex, db_exc)
+            recorded = True
+        if recorded:
             self._node.emit(FileFailed(transfer=job.t.id_hex, reason=exc.reason))
 
     async def _download_loop(self, job: _Download) -> None:
@@ -989,7 +1042,6 @@ class FileTransfers:
         finally:
             job.readers.clear()
             with trio.CancelScope(shield=True):
-                self._save(job)
                 await trio.to_thread.run_sync(f.close)
 
     async def _reader(self, job: _Download, peer_id: str,
@@ -1063,17 +1115,18 @@ class FileTransfers:
                 _set_bit(t.verified, index)
                 _set_bit(job.written, index)
                 t.done_bytes += len(data)
+                # Recorded before it is shown: progress a crash could take back is never shown,
+                # and a crash costs only the chunks in flight.
+                self._save(job)
                 self._rates.setdefault(offer.transfer, _Rate()).note(t.done_bytes)
-                job.unsaved += 1
-                now = time.monotonic()
-                if job.unsaved >= SAVE_CHUNKS or now - job.saved_at >= SAVE_SECONDS:
-                    self._save(job)
                 self._emit_progress(job)
 
     def _save(self, job: _Download) -> None:
-        job.unsaved = 0
-        job.saved_at = time.monotonic()
-        self.store.save_progress(job.offer.transfer, bytes(job.t.verified), job.t.done_bytes)
+        """Record what is verified (one small commit; the data is already written)."""
+        try:
+            self.store.save_progress(job.offer.transfer, bytes(job.t.verified), job.t.done_bytes)
+        except sqlite3.Error as exc:
+            raise TransferFailed(f"cannot record the download: {storage_error(exc)}") from None
 
     def _emit_progress(self, job: _Download, force: bool = False) -> None:
         now = time.monotonic()
@@ -1084,13 +1137,14 @@ class FileTransfers:
                 speed=self._speed(job.offer.transfer, "receiving")))
 
     async def _finish(self, job: _Download) -> bool:
-        """Check the whole file, rename it, tell the sender; False if chunks need fetching."""
+        """Check the whole file, give it its name, tell the sender; False if chunks need
+        fetching."""
         t, offer = job.t, job.offer
         part = t.part_path
         assert part is not None
         try:
-            if not os.path.exists(part) and offer.size == 0:
-                await trio.to_thread.run_sync(lambda: open(part, "wb").close())
+            if not await trio.to_thread.run_sync(os.path.exists, part):
+                return await self._finished_before(job)
             # The file's hash is the hash of its chunk hashes, checked against the offer when
             # the list came. So the file matches it once every chunk on disk matches its hash.
             bad = await trio.to_thread.run_sync(_bad_chunks, part, offer, job.hashes, job.written)
@@ -1103,16 +1157,63 @@ class FileTransfers:
                         t.done_bytes -= fc.chunk_length(i, offer.size, offer.chunk_size)
                 self._save(job)
                 return False
-            # Shielded: a pause or cancel must not land between the rename and the record.
+            # Shielded: a pause or cancel must not land between the name and the record.
             with trio.CancelScope(shield=True):
-                final = await trio.to_thread.run_sync(_publish, part, offer.name)
-                t.done_bytes = offer.size
-                self._save(job)
-                self.store.complete(offer.transfer, final)
+                final = await self._publish(job)
+                self._completed(job, final)
         except OSError as exc:
             raise TransferFailed(f"cannot finish the file: {exc.strerror or exc}") from None
-        self._emit_progress(job, force=True)
-        self._node.emit(FileComplete(transfer=t.id_hex, path=final, hash=offer.hash.hex()))
+        except sqlite3.Error as exc:
+            raise TransferFailed(f"cannot finish the file: {storage_error(exc)}") from None
+        return True
+
+    async def _finished_before(self, job: _Download) -> bool:
+        """Every chunk is verified but the ``.part`` is gone: either a crash came after it
+        became the finished file (complete now, if that file still matches), or someone
+        deleted it (fetch everything again)."""
+        t, offer = job.t, job.offer
+        part = t.part_path
+        assert part is not None
+        final = _finished_name(t)
+        if final is not None and await trio.to_thread.run_sync(
+                _holds, final, offer, job.hashes):
+            log.info("transfer %s was finished before a restart: %s", t.id_hex, final)
+            self._completed(job, final)
+            return True
+        if offer.size == 0:
+            await trio.to_thread.run_sync(lambda: open(part, "wb").close())
+            return False
+        t.verified[:] = bytes(len(t.verified))
+        job.written[:] = bytes(len(job.written))
+        t.done_bytes = 0
+        self._save(job)
+        return False
+
+    async def _publish(self, job: _Download) -> str:
+        """Give the verified ``.part`` its final name without replacing any file: the name is
+        recorded first, then linked, then the ``.part`` removed, so that a crash between any
+        two steps leaves a name to find the finished file by (``_finished_before``)."""
+        t = job.t
+        part = t.part_path
+        assert part is not None
+        for _ in range(100):
+            if t.path is None:
+                t.path = await trio.to_thread.run_sync(_free_name, part, t.offer.name)
+                self.store.set_final_path(t.offer.transfer, t.path)
+            if await trio.to_thread.run_sync(_link_final, part, t.path):
+                await trio.to_thread.run_sync(_unlink_quietly, part)
+                return t.path
+            t.path = None  # another file took the name meanwhile
+        raise OSError("no free name for the file")
+
+    def _completed(self, job: _Download, final: str) -> None:
+        """Record the download complete and tell the sender, who is told first: a crash
+        before the record tells them again at the next start (a repeat they ignore)."""
+        t, offer = job.t, job.offer
         if t.room_id is None:
             self._control(t.peer_id, fc.FileControl(offer.transfer, "complete"))
-        return True
+        t.done_bytes = offer.size
+        self._save(job)
+        self.store.complete(offer.transfer, final)
+        self._emit_progress(job, force=True)
+        self._node.emit(FileComplete(transfer=t.id_hex, path=final, hash=offer.hash.hex()))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 
 from app.core.records import ContactInfo, ContactState, short_peer_id
+from app.store.db import best_effort
 from app.store.messages import offer_summary
 
 MAX_ADDRS_PER_PEER = 32
@@ -96,12 +97,14 @@ class ContactStore:
         return False
 
     def set_their_name(self, peer_id: str, name: str) -> bool:
-        with self._conn:
-            cur = self._conn.execute(
+        """The name a peer gives itself; True if it changed (False if it could not be saved)."""
+        changed = False
+        with best_effort(self._conn, "a contact's new name"):
+            changed = bool(self._conn.execute(
                 "UPDATE contacts SET their_name = ? WHERE peer_id = ? AND their_name != ?",
                 (name, peer_id, name),
-            )
-        return bool(cur.rowcount)
+            ).rowcount)
+        return changed
 
     def rename(self, peer_id: str, local_name: str | None) -> None:
         with self._conn:
@@ -116,7 +119,7 @@ class ContactStore:
             )
 
     def seen(self, peer_id: str, when: float | None = None) -> None:
-        with self._conn:
+        with best_effort(self._conn, "when a contact was seen"):
             self._conn.execute(
                 "UPDATE contacts SET last_seen = ? WHERE peer_id = ?",
                 (when or time.time(), peer_id),
@@ -155,7 +158,7 @@ class ContactStore:
         invite names counts as the invite's, whatever taught it first.
         """
         now = time.time()
-        with self._conn:
+        with best_effort(self._conn, "a peer's addresses"):
             self._conn.executemany(
                 "INSERT INTO peer_addrs (peer_id, addr, source, last_seen) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (peer_id, addr) DO UPDATE SET last_seen = excluded.last_seen, "

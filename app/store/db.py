@@ -7,10 +7,16 @@ each in its own transaction, so a crash mid-upgrade leaves the previous version 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from app.core.errors import StorageError
 from app.store.profile import ProfileCorrupt
+
+log = logging.getLogger(__name__)
 
 # Append only. Never edit a migration that has shipped: add a new one.
 MIGRATIONS: list[str] = [
@@ -183,6 +189,13 @@ MIGRATIONS: list[str] = [
     UPDATE transfers SET hash = root;
     ALTER TABLE transfers DROP COLUMN root;
     """,
+    # 7: an incoming file offer or control (kind 2, 3) is ``pending`` from the commit that
+    # stores it until its transfer bookkeeping is done, so a crash in between is finished at
+    # the next start (app/node/dm.py) instead of leaving an offer nobody sees.
+    """
+    ALTER TABLE messages ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_pending ON messages (seq) WHERE pending = 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -210,6 +223,26 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.executescript("BEGIN;" + MIGRATIONS[version - 1] + ";")
             conn.execute("UPDATE schema_version SET version = ?", (version,))
     return found
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """A database failure in words for the user (the command's change was rolled back)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StorageError(
+            "the disk that holds your Kith profile is full; free some space and try again")
+    return StorageError(f"Kith could not use its database: {exc}")
+
+
+@contextmanager
+def best_effort(conn: sqlite3.Connection, what: str) -> Iterator[None]:
+    """One transaction the node can do without (noting when a peer was seen, an address or a
+    name it learned): if the disk is full or failing it is rolled back and skipped with a log
+    line, instead of stopping the task that asked, or the node."""
+    try:
+        with conn:
+            yield
+    except sqlite3.OperationalError as exc:
+        log.warning("skipped %s: %s", what, exc)
 
 
 def open_database(path: Path) -> sqlite3.Connection:

@@ -79,15 +79,16 @@ class MessageStore:
         """Store a received message; None if it was already stored (a replay or a resend).
 
         File controls (kind 3) are stored read: they are bookkeeping, never shown. Offers
-        (kind 2) count as unread like text: the conversation shows them as file cards.
+        (kind 2) count as unread like text: the conversation shows them as file cards. Both
+        are stored ``pending`` until ``settle``: their transfer bookkeeping is still to do.
         """
         now = time.time()
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state, "
-                "kind, read) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "kind, read, pending) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (peer_id, msg_id, text, sent_at_ms, now, Delivery.RECEIVED.value, kind,
-                 int(kind not in (1, 2))),
+                 int(kind not in (1, 2)), int(kind != 1)),
             )
             if not cur.rowcount:
                 return None
@@ -98,6 +99,25 @@ class MessageStore:
         assert seq is not None
         return MessageInfo(seq, msg_id.hex(), peer_id, False, text, sent_at_ms, Delivery.RECEIVED,
                            kind=kind)
+
+    def pending(self) -> list[MessageInfo]:
+        """Incoming offers and controls stored but not yet handled, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE pending = 1 ORDER BY seq")
+        return [_info(r) for r in rows]
+
+    def pending_one(self, peer_id: str, msg_id: bytes) -> MessageInfo | None:
+        """The incoming message ``msg_id`` if it is stored but not yet handled."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND outgoing = 0 AND msg_id = ? "
+            "AND pending = 1", (peer_id, msg_id),
+        ).fetchone()
+        return _info(row) if row else None
+
+    def settle(self, seq: int) -> None:
+        """The pending message ``seq`` is handled."""
+        with self._conn:
+            self._conn.execute("UPDATE messages SET pending = 0 WHERE seq = ?", (seq,))
 
     def outbox(self, peer_id: str, after_seq: int = 0, limit: int = 64) -> list[MessageInfo]:
         rows = self._conn.execute(

@@ -122,6 +122,14 @@ class TransferStore:
                 "WHERE transfer_id = ?", (verified, done_bytes, time.time(), transfer_id),
             )
 
+    def set_final_path(self, transfer_id: bytes, path: str) -> None:
+        """Incoming: the name the finished file is about to get (found by it after a crash)."""
+        with self._conn:
+            self._conn.execute(
+                "UPDATE transfers SET path = ?, updated_at = ? WHERE transfer_id = ?",
+                (path, time.time(), transfer_id),
+            )
+
     def complete(self, transfer_id: bytes, path: str) -> None:
         with self._conn:
             self._conn.execute(
