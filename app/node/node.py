@@ -36,6 +36,7 @@ from app.node.gossip import open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host, stop_auto_dialing
 from app.node.lan import LanDiscovery
+from app.node.libp2p_patches import guard_dial_slots, slot_account
 from app.node.netwatch import NetWatch
 from app.node.reachability import Reachability
 from app.node.relay import RelayService
@@ -188,6 +189,7 @@ class KithNode:
         try:
             requested = self._requested_listen_addrs()
             host = build_host(self.identity, requested)
+            guard_dial_slots(host)
             self._host = host
             async with (
                 host.run(requested),
@@ -377,6 +379,7 @@ class KithNode:
             self._reach.check()  # losing a relay's connection loses its slot
 
     def connections_changed(self) -> None:
+        log.debug("%s", slot_account(self.host))
         count = self.connection_count()
         if count != self._last_connection_count:
             self._last_connection_count = count
