@@ -2,27 +2,29 @@
 
 py-libp2p 0.8.1 loses one slot per handshake cancelled while the other side is silent; 1,000 lost
 slots and the node can neither dial nor accept until it restarts. Each path Kith dials by has a
-guard here: ``connect_at``, a contact's redials, DCUtR's responder-side dials, and circuit relay
-dials. The silent side is a port
+guard here: ``connect_at``, a contact's redials, DCUtR (the direct dial of step 0 and the
+hole-punch dials), its responder-side dials, and circuit relay dials. The silent side is a port
 that completes TCP handshakes and never says a word (``hostile.silent_listener``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from app.core.invite import ContactInvite
+from app.core.config import NodeConfig
+from app.core.invite import ContactInvite, strip_p2p
 from app.node.host import connect_at
 from app.node.libp2p_patches import SlotAccount, slot_account
 from app.node.node import KithNode
-from tests.hostile import silent_listener
+from tests.hostile import record_dials, silent_listener
 from tests.netns import in_loopback_netns
-from tests.peers import Peer, peers
+from tests.peers import LOOPBACK, Peer, peers
 
 SHORT = 0.3  # seconds a dial of a silent port is given
 
@@ -123,6 +125,81 @@ def test_cancelled_responder_dials_keep_no_slot(tmp_path: Path) -> None:
 
 
 # -- DCUtR and relay dials, in a namespace with loopback only ------------------------------
+
+
+async def _relayed_contacts(
+    tmp: Path, started: list[Peer], bob_extra: list[str], mutual: bool
+) -> tuple[Peer, Peer, Peer]:
+    """R serving as a relay, Bob holding a slot on it and listing ``bob_extra`` among his own
+    addresses (identify and CONNECT), Ada reaching him through R. Bob is Ada's contact, and
+    with ``mutual`` Ada is his (so either may start DCUtR); neither has a direct address of
+    the other."""
+    relay = Peer(tmp / "relay", "Relay", NodeConfig(listen=(LOOPBACK,), serve_relay=True))
+    started.append(await relay.start())
+    assert relay.ready is not None
+    relay_addr = relay.ready.addrs[0]
+    bob = Peer(tmp / "bob", "Bob", NodeConfig(listen=(LOOPBACK,), relays=(relay_addr,)))
+    started.append(await bob.start())
+    ada = Peer(tmp / "ada", "Ada")
+    started.append(await ada.start())
+
+    async def advertise_extra(node: KithNode) -> None:
+        from multiaddr import Multiaddr
+
+        own = node.host.get_addrs
+        extra = [Multiaddr(f"{a}/p2p/{node.identity.peer_id}") for a in bob_extra]
+        setattr(node.host, "get_addrs", lambda: [*own(), *extra])  # noqa: B010
+
+    await bob.client.call(advertise_extra)
+    (reserved,) = await bob.wait_event("relay_reserved", timeout=20)
+    circuits = tuple(strip_p2p(a) for a in reserved.addrs)  # type: ignore[attr-defined]
+    if mutual:
+        await bob.client.add_contact(ContactInvite(ada.peer_id, "Ada", ()).to_link())
+    await ada.client.add_contact(ContactInvite(bob.peer_id, "Bob", circuits).to_link())
+    await ada.wait_event("contact_online", peer_id=bob.peer_id, timeout=20)
+    return relay, bob, ada
+
+
+def _dcutr_dials_keep_no_slot(tmp: str, step_zero: bool) -> None:
+    if not step_zero:  # as tests/test_netns_dcutr.py: only the CONNECT/SYNC path is left
+        from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+
+        async def skip(self: object, peer_id: object) -> bool:
+            return False
+
+        DCUtRProtocol._try_unilateral_upgrade = skip  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        started: list[Peer] = []
+        with contextlib.ExitStack() as stack:
+            silent = [stack.enter_context(silent_listener()) for _ in range(3)]
+            extra = [f"/ip4/127.0.0.1/tcp/{s.getsockname()[1]}" for s in silent]
+            try:
+                # Bob, no contact of hers, never starts DCUtR: Ada's step 0 does the dialling.
+                _relay, bob, ada = await _relayed_contacts(
+                    Path(tmp), started, extra, mutual=not step_zero)
+
+                async def shorten(node: KithNode) -> list[str]:
+                    node._hole_punch.protocol.dial_timeout = 1  # type: ignore[union-attr]
+                    return record_dials(node)
+
+                dialled = await ada.client.call(shorten)
+                await ada.wait_event("connection_upgraded", peer_id=bob.peer_id, timeout=30)
+                for peer in (ada, bob):
+                    account = await _settled(peer)
+                    if peer is ada:
+                        assert {strip_p2p(d) for d in dialled} & set(extra), dialled
+                    assert account.leaked == 0, (peer.name, account)
+                    assert account.counted == account.connections, (peer.name, account)
+            finally:
+                await asyncio.gather(*(p.stop() for p in started), return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("path", ["step_zero", "hole_punch"])
+def test_dcutr_dials_to_silent_addresses_keep_no_slot(tmp_path: Path, path: str) -> None:
+    in_loopback_netns(_dcutr_dials_keep_no_slot, str(tmp_path), path == "step_zero")
 
 
 def _relay_dials_keep_no_slot(tmp: str) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import trio
 from libp2p.abc import IHost
+from libp2p.host.observed_addr_manager import ObservedAddrManager
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,19 @@ def slot_account(host: IHost) -> SlotAccount:
         dialing=dialing,
     )
 
+
+# -- observed addresses ---------------------------------------------------------------------
+
+
+def install_observed_addrs(host: IHost, manager: ObservedAddrManager) -> None:
+    """Make ``manager`` the host's observed-address manager.
+
+    py-libp2p 0.8.1's ``BasicHost`` keeps one in ``_observed_addr_manager``: identify feeds it
+    (``record_observation``), a closed connection leaves it (``remove_conn``), and
+    ``get_addrs`` (identify, our signed peer record) and DCUtR read it (``addrs``). Its own
+    counts an address once four source IPs report it, which one attacker can do; Kith's
+    (``app.node.observed_addrs.ObservedAddrs``) wants trusted or independent confirmation.
+    """
+    if not hasattr(host, "_observed_addr_manager"):
+        raise RuntimeError("py-libp2p's host has no _observed_addr_manager any more")
+    host._observed_addr_manager = manager

@@ -28,18 +28,20 @@ from app.core.events import (
     RelayReserved,
 )
 from app.core.invite import ContactInvite, strip_p2p
+from app.core.records import ContactState
 from app.node.contacts import ContactService
-from app.node.dht import DhtService
+from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host, stop_auto_dialing
 from app.node.lan import LanDiscovery
-from app.node.libp2p_patches import guard_dial_slots, slot_account
+from app.node.libp2p_patches import guard_dial_slots, install_observed_addrs, slot_account
 from app.node.netwatch import NetWatch
+from app.node.observed_addrs import ObservedAddrs
 from app.node.reachability import Reachability
-from app.node.relay import RelayService
+from app.node.relay import RelayService, parse_relay_addrs
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
@@ -115,6 +117,8 @@ class KithNode:
         self.netwatch = NetWatch(self.network_changed)
         self._hole_punch: HolePunching | None = None
         self._reach: Reachability | None = None
+        self.observed_addrs = ObservedAddrs(self._trusted_observer)
+        self._configured_peers: set[str] = set()  # our relays and DHT bootstrap peers
 
     @property
     def host(self) -> IHost:
@@ -188,8 +192,13 @@ class KithNode:
         self._db = open_database(self.profile.db_path)
         try:
             requested = self._requested_listen_addrs()
+            self._configured_peers = {
+                str(peer) for peer, _ in (parse_relay_addrs(self.config.relays)
+                                          + parse_bootstrap_addrs(self.config.bootstrap))
+            }
             host = build_host(self.identity, requested)
             guard_dial_slots(host)
+            install_observed_addrs(host, self.observed_addrs)
             self._host = host
             async with (
                 host.run(requested),
@@ -320,6 +329,14 @@ class KithNode:
         if self._reach is None:
             raise RuntimeError("the node is not running")
         return self._reach
+
+    def _trusted_observer(self, peer_id: str) -> bool:
+        """Whose report of our address counts on its own: contacts, our relays and our DHT
+        bootstrap peers (``ObservedAddrs``)."""
+        if peer_id in self._configured_peers:
+            return True
+        return (self._contacts is not None
+                and self._contacts.store.state(peer_id) is ContactState.CONTACT)
 
     def invite(self) -> str:
         return ContactInvite(
