@@ -93,3 +93,55 @@ def _recording(
         return await inner(maddr, *args, **kwargs)
 
     return dial
+
+
+def answer_dht(node: KithNode, answer: Callable[[Any], bytes | None]) -> list[Any]:
+    """From now on ``node`` answers ``/ipfs/kad/1.0.0`` itself: ``answer(request)`` (a parsed
+    ``Message``) gives the bytes to send back (None: reset). Returns the list of requests
+    received, filled as they come."""
+    from libp2p.kad_dht.common import PROTOCOL_ID
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.utils.varint import read_varint_prefixed_bytes_limited
+
+    received: list[Any] = []
+
+    async def handle(stream: INetStream) -> None:
+        try:
+            while True:
+                request = Message()
+                request.ParseFromString(
+                    await read_varint_prefixed_bytes_limited(stream, 4 * 1024 * 1024))
+                received.append(request)
+                reply = answer(request)
+                if reply is None:
+                    await stream.reset()
+                    return
+                await stream.write(encode_uvarint(len(reply)) + reply)
+        except Exception:  # noqa: BLE001 - the victim hung up, or gave up on us
+            await stream.reset()
+
+    node.host.set_stream_handler(PROTOCOL_ID, handle)
+    return received
+
+
+async def ask_dht(node: KithNode, peer_id: str, request: Any) -> Any | None:
+    """Send one DHT ``request`` (a ``Message``) to ``peer_id``; its answer, or None when the
+    peer reset the stream or does not serve the DHT."""
+    from libp2p.kad_dht.common import PROTOCOL_ID
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.id import ID
+    from libp2p.utils.varint import read_varint_prefixed_bytes_limited
+
+    try:
+        stream = await node.host.new_stream(ID.from_base58(peer_id), [PROTOCOL_ID])
+    except Exception:  # noqa: BLE001 - the protocol is refused
+        return None
+    body = request.SerializeToString()
+    try:
+        await stream.write(encode_uvarint(len(body)) + body)
+        answer = Message()
+        answer.ParseFromString(await read_varint_prefixed_bytes_limited(stream, 4 * 1024 * 1024))
+    except Exception:  # noqa: BLE001 - reset: refused
+        return None
+    await stream.close()
+    return answer

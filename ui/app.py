@@ -180,6 +180,7 @@ class KithApp(QObject):
             config = NodeConfig(listen=self.listen, relays=tuple(settings.relays),
                                 serve_relay=settings.serve_relay,
                                 bootstrap=tuple(settings.bootstrap),
+                                serve_dht=settings.serve_dht,
                                 lan_discovery=settings.lan_discovery)
             self.client = KithClient(self.profile, config)
             self.bridge.attach(self.client)

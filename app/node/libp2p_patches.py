@@ -28,11 +28,38 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import libp2p.host.basic_host
+import libp2p.identity.identify_push.identify_push
+import libp2p.kad_dht.peer_routing
 import trio
 from libp2p.abc import IHost
 from libp2p.host.observed_addr_manager import ObservedAddrManager
+from libp2p.identity.identify.pb.identify_pb2 import Identify
+from libp2p.peer.peerdata import PeerData
+
+from app.node.dht_records import (
+    MAX_ADDR_BYTES,
+    MAX_ANSWER_BYTES,
+    MAX_RECORD_ADDRS,
+    DhtBoundsError,
+    check_answer,
+    check_record,
+)
 
 log = logging.getLogger(__name__)
+
+MAX_PEERSTORE_ADDRS = 32  # addresses the peerstore keeps a peer (the newest)
+MAX_IDENTIFY_PROTOCOLS = 64  # protocols kept from a peer's identify
+MAX_PROTOCOL_LENGTH = 128  # characters of one protocol id
+
+
+def apply_process_patches() -> None:
+    """The patches that change py-libp2p classes or modules (for every host in the process);
+    each applies once."""
+    bound_peer_addrs()
+    bound_dht_answers()
+    bound_identify()
+
 
 # -- dial slots -----------------------------------------------------------------------------
 
@@ -183,3 +210,117 @@ def install_observed_addrs(host: IHost, manager: ObservedAddrManager) -> None:
     if not hasattr(host, "_observed_addr_manager"):
         raise RuntimeError("py-libp2p's host has no _observed_addr_manager any more")
     host._observed_addr_manager = manager
+
+
+# -- the peerstore ------------------------------------------------------------------------
+
+
+def bound_peer_addrs() -> None:
+    """Make ``PeerData.add_addrs`` linear and bounded.
+
+    py-libp2p 0.8.1 checks ``addr not in self.addrs`` (a list) for each address added: one DHT
+    answer naming a peer with 20,000 addresses stalled the network thread 11.4 s, and nothing
+    bounds how many a peer keeps. Here a set of the addresses' bytes does the check, and a peer
+    keeps its ``MAX_PEERSTORE_ADDRS`` newest addresses.
+    """
+    if getattr(PeerData.add_addrs, "_kith", False):
+        return
+
+    def add_addrs(self: PeerData, addrs: Any) -> None:
+        known = {a.to_bytes() for a in self.addrs}
+        for addr in addrs:
+            key = addr.to_bytes()
+            if key not in known:
+                known.add(key)
+                self.addrs.append(addr)
+        if len(self.addrs) > MAX_PEERSTORE_ADDRS:
+            del self.addrs[: len(self.addrs) - MAX_PEERSTORE_ADDRS]
+
+    add_addrs._kith = True  # type: ignore[attr-defined]
+    PeerData.add_addrs = add_addrs  # type: ignore[method-assign]
+
+
+# -- DHT answers ----------------------------------------------------------------------------
+
+
+def bound_dht_answers() -> None:
+    """Check every FIND_NODE answer against ``app.node.dht_records``' bounds before py-libp2p
+    processes any of it.
+
+    py-libp2p 0.8.1's ``PeerRouting._query_peer_for_closest`` reads an answer of up to 4 MiB
+    and then, for every peer it names, checks a signature, parses and stores every address and
+    updates the routing table, with list look-ups that grow with the square of the count: one
+    answer with 20,000 peers cost 15 s of CPU. It reads the answer with the module's
+    ``read_varint_prefixed_bytes_limited``; Kith's replacement reads at most
+    ``MAX_ANSWER_BYTES`` and raises ``DhtBoundsError`` for an answer beyond the bounds, which
+    py-libp2p then treats as a failed query (that peer contributes nothing).
+    """
+    module: Any = libp2p.kad_dht.peer_routing
+    read = module.read_varint_prefixed_bytes_limited
+    if getattr(read, "_kith", False):
+        return
+
+    async def read_bounded_answer(stream: Any, max_length: int) -> bytes:
+        data = await read(stream, min(max_length, MAX_ANSWER_BYTES))
+        try:
+            check_answer(data)
+        except DhtBoundsError as exc:
+            log.info("DHT: dropped an answer from %s: %s", stream.muxed_conn.peer_id, exc)
+            raise
+        return data
+
+    read_bounded_answer._kith = True  # type: ignore[attr-defined]
+    module.read_varint_prefixed_bytes_limited = read_bounded_answer
+
+
+# -- identify -------------------------------------------------------------------------------
+
+# The modules that call ``update_peerstore_from_identify`` on what a peer sent (identify and
+# identify/push); each imported it by name.
+IDENTIFY_MODULES = (libp2p.host.basic_host, libp2p.identity.identify_push.identify_push)
+
+
+def bound_identify() -> None:
+    """Cut a peer's identify message to Kith's bounds before it reaches the peerstore.
+
+    py-libp2p 0.8.1 keeps up to 1,000 listen addresses and every protocol a peer lists (a
+    1 MiB message of them is allowed), for as long as the peer stays in the peerstore: 30
+    strangers grew the process by 170 MB. Kept here: ``MAX_RECORD_ADDRS`` addresses of at most
+    ``MAX_ADDR_BYTES``, ``MAX_IDENTIFY_PROTOCOLS`` protocols of at most
+    ``MAX_PROTOCOL_LENGTH`` characters, and the signed record only within the DHT's bounds.
+    """
+    for module in IDENTIFY_MODULES:
+        update: Any = module.update_peerstore_from_identify
+        if getattr(update, "_kith", False):
+            continue
+        module.update_peerstore_from_identify = _bounded_update(update)  # type: ignore[attr-defined]
+
+
+def _bounded_update(update: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    async def bounded(peerstore: Any, peer_id: Any, message: Identify) -> None:
+        await update(peerstore, peer_id, within_identify_bounds(message))
+
+    bounded._kith = True  # type: ignore[attr-defined]
+    return bounded
+
+
+def within_identify_bounds(message: Identify) -> Identify:
+    """A copy of ``message`` with only what Kith keeps of a peer's identify."""
+    kept = Identify()
+    name: Any
+    for name, limit in (("public_key", 4096), ("observed_addr", MAX_ADDR_BYTES),
+                        ("protocol_version", MAX_PROTOCOL_LENGTH),
+                        ("agent_version", MAX_PROTOCOL_LENGTH)):
+        if message.HasField(name) and len(getattr(message, name)) <= limit:
+            setattr(kept, name, getattr(message, name))
+    kept.listen_addrs.extend(
+        [a for a in message.listen_addrs if len(a) <= MAX_ADDR_BYTES][:MAX_RECORD_ADDRS])
+    kept.protocols.extend(
+        [p for p in message.protocols if len(p) <= MAX_PROTOCOL_LENGTH][:MAX_IDENTIFY_PROTOCOLS])
+    if message.HasField("signedPeerRecord"):
+        try:
+            check_record(message.signedPeerRecord)
+            kept.signedPeerRecord = message.signedPeerRecord
+        except DhtBoundsError:
+            pass
+    return kept

@@ -37,7 +37,12 @@ from app.node.gossip import open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host, stop_auto_dialing
 from app.node.lan import LanDiscovery
-from app.node.libp2p_patches import guard_dial_slots, install_observed_addrs, slot_account
+from app.node.libp2p_patches import (
+    apply_process_patches,
+    guard_dial_slots,
+    install_observed_addrs,
+    slot_account,
+)
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.reachability import Reachability
@@ -196,6 +201,7 @@ class KithNode:
                 str(peer) for peer, _ in (parse_relay_addrs(self.config.relays)
                                           + parse_bootstrap_addrs(self.config.bootstrap))
             }
+            apply_process_patches()
             host = build_host(self.identity, requested)
             guard_dial_slots(host)
             install_observed_addrs(host, self.observed_addrs)
@@ -373,8 +379,25 @@ class KithNode:
             self._hole_punch.peer_disconnected(peer_id)
         if self._relay is not None:
             self._relay.peer_disconnected(peer_id)
+        self._forget_stranger(peer_id)
         self.connections_changed()
         self._routes_changed(peer_id)
+
+    def _forget_stranger(self, peer_id: str) -> None:
+        """A peer that is nothing to us left: drop what identify taught us about it (its
+        protocols, addresses, keys), unless the DHT still needs its entry. py-libp2p keeps up to
+        1,000 peers' entries, whoever they were."""
+        if self.is_connected(peer_id) or peer_id in self._configured_peers:
+            return
+        if self.contacts.store.state(peer_id) is not None or self.rooms.store.rooms_of(peer_id):
+            return
+        peer = ID.from_base58(peer_id)
+        peerstore = self.host.get_peerstore()
+        if self._dht is not None and self._dht.keeps(peer):
+            peerstore.clear_protocol_data(peer)
+            peerstore.clear_metadata(peer)
+        elif peerstore.has_peer(peer):
+            peerstore.clear_peerdata(peer)
 
     def network_changed(self) -> None:
         """An interface address or link changed (``NetWatch``): reconnect now, not after the

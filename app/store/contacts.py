@@ -147,6 +147,12 @@ class ContactStore:
         return [r[0] for r in rows]
 
     def add_addrs(self, peer_id: str, addrs: Iterable[str], source: str) -> None:
+        """Remember ``addrs`` for ``peer_id`` (newest first), at most ``MAX_ADDRS_PER_PEER``.
+
+        Only an invite's addresses can push an invite's out: addresses from anywhere else (the
+        peer's profile or DHT record, the LAN) take the place of the stalest others, so no
+        number of them can make us forget the addresses the user gave us.
+        """
         now = time.time()
         with self._conn:
             self._conn.executemany(
@@ -154,9 +160,10 @@ class ContactStore:
                 "ON CONFLICT (peer_id, addr) DO UPDATE SET last_seen = excluded.last_seen",
                 [(peer_id, a, source, now) for a in addrs],
             )
-            # Keep the book bounded: drop the stalest beyond the limit.
+            # Keep the book bounded: invite addresses first, then the most recent.
             self._conn.execute(
                 "DELETE FROM peer_addrs WHERE peer_id = ? AND addr NOT IN (SELECT addr FROM "
-                "peer_addrs WHERE peer_id = ? ORDER BY last_seen DESC LIMIT ?)",
-                (peer_id, peer_id, MAX_ADDRS_PER_PEER),
+                "peer_addrs WHERE peer_id = ? ORDER BY (source = 'invite' AND ? != 'invite') "
+                "DESC, last_seen DESC LIMIT ?)",
+                (peer_id, peer_id, source, MAX_ADDRS_PER_PEER),
             )
