@@ -95,6 +95,12 @@ def test_dcutr_overrides_internals() -> None:
     assert "_get_observed_addrs" in _names(DCUtRProtocol._initiate_hole_punch_locked)
 
 
+def test_dht_record_internals() -> None:
+    """find_addrs and the record budget forget a record by clearing the peer's addresses."""
+    assert "maybe_delete_peer_record" in _names(PeerStore.clear_addrs)
+    assert "peer_record_map" in _names(PeerStore.maybe_delete_peer_record)
+
+
 def test_dht_client_mode_internals() -> None:
     params = inspect.signature(KadDHT.__init__).parameters
     assert {"mode", "enable_providers", "enable_values"} <= set(params)

@@ -186,8 +186,7 @@ class DhtService:
             with trio.move_on_after(LOOKUP_TIMEOUT):
                 await self._connect_bootstrap()
                 self.kad.routing_table.remove_peer(target)
-                peerstore.clear_addrs(target)
-                peerstore.peer_record_map.pop(target, None)
+                peerstore.clear_addrs(target)  # and the record we held, with them
                 forget_failed_dials(host, target)  # new addresses deserve a dial
                 await self.kad.peer_routing.find_closest_peers_network(target.to_bytes())
             envelope = peerstore.get_peer_record(target)

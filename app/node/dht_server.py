@@ -167,12 +167,11 @@ class DhtServer:
             self._give_up(ID.from_base58(evicted))
 
     def _give_up(self, peer: ID) -> None:
-        """Forget a record we held for others (the budget is full)."""
-        peerstore: Any = self._node.host.get_peerstore()
-        peerstore.peer_record_map.pop(peer, None)
+        """Forget a record we held for others (the budget is full); a peer we are connected
+        to, or that is in our routing table, keeps its addresses."""
         if not self._node.is_connected(str(peer)) and not self._kad.routing_table.peer_in_table(
                 peer):
-            peerstore.clear_addrs(peer)
+            self._node.host.get_peerstore().clear_addrs(peer)  # the record goes with them
 
     async def _maybe_route(self, requester: ID) -> None:
         """Per the Kademlia spec, only peers that serve the DHT join the routing table."""
