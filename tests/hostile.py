@@ -14,6 +14,7 @@ from libp2p.identity.identify.identify import ID as IDENTIFY
 from libp2p.identity.identify.pb.identify_pb2 import Identify
 from libp2p.utils.varint import encode_uvarint
 from multiaddr import Multiaddr
+from multiaddr.protocols import P_P2P
 
 from app.node.node import KithNode
 
@@ -48,7 +49,7 @@ def lie_in_identify(
             agent_version="hostile/1.0",
             public_key=host.get_public_key().serialize(),
             listen_addrs=list(listen_addrs) if listen_addrs is not None
-            else [a.decapsulate_code(421).to_bytes() for a in host.get_addrs()],
+            else [a.decapsulate_code(P_P2P).to_bytes() for a in host.get_addrs()],
             protocols=list(protocols) if protocols is not None
             else [str(p) for p in host.get_mux().get_protocols() if p is not None],
         )
