@@ -78,6 +78,10 @@ def node_parser() -> argparse.ArgumentParser:
         help="a Kademlia DHT bootstrap peer, /ip4/H/tcp/P/p2p/ID (repeatable); none: no lookups",
     )
     parser.add_argument(
+        "--serve-dht", action="store_true",
+        help="answer the Kademlia DHT for others (be a bootstrap peer); otherwise a client only",
+    )
+    parser.add_argument(
         "--lan", action="store_true",
         help="LAN discovery (mDNS) on the non-loopback IPv4 addresses listened on",
     )
@@ -130,6 +134,7 @@ def main_node(argv: list[str]) -> int:
                 serve_relay=args.serve_relay,
                 relay_contacts_only=args.relay_contacts_only,
                 bootstrap=tuple(args.bootstrap),
+                serve_dht=args.serve_dht,
                 lan_discovery=args.lan,
             ),
         )

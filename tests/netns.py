@@ -8,13 +8,18 @@ this are skipped with that reason, and in CI they fail.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from typing import Any
 
 import pytest
 
@@ -141,3 +146,54 @@ def namespaces(*shorts: str, nat: bool = False) -> Iterator[Netns]:
         yield net
     finally:
         net.remove()
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def in_loopback_netns(
+    fn: Callable[..., Any], *args: Any, addrs: Sequence[str] = (), timeout: float = 90
+) -> Any:
+    """``fn(*args)`` in a new process inside a network namespace of its own whose only
+    interface is loopback (with ``addrs``, e.g. ``"10.1.0.1/32"``, added to it): whatever it
+    dials, on whatever a peer claims, cannot leave this computer. ``fn`` must be a module-level
+    function (it is pickled); its return value comes back, its exception is re-raised here with
+    the child's traceback."""
+    require_netns()
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_netns_child, args=(send, fn, args, tuple(addrs)))
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            raise AssertionError(f"{fn.__name__} did not finish within {timeout} s")
+        kind, value = receive.recv()
+    except EOFError:
+        raise AssertionError(f"{fn.__name__} died (exit status {child.exitcode})") from None
+    finally:
+        if child.is_alive():
+            child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if kind == "error":
+        raise AssertionError(f"{fn.__name__} failed in its namespace:\n{value}")
+    return value
+
+
+def _netns_child(
+    send: Connection, fn: Callable[..., Any], args: tuple[Any, ...], addrs: tuple[str, ...]
+) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+        ip("link", "set", "lo", "up")
+        for addr in addrs:
+            ip("addr", "add", addr, "dev", "lo")
+        send.send(("ok", fn(*args)))
+    except BaseException:  # noqa: BLE001 - everything goes back to the test
+        send.send(("error", traceback.format_exc()))
+    finally:
+        send.close()

@@ -1,7 +1,8 @@
 """The Kademlia DHT between real peers in one process on 127.0.0.1.
 
-D is a plain Kith node (it answers ``/ipfs/kad/1.0.0`` but sends nothing). Ada and Bob bootstrap
-from D. Ada's invite for Bob carries a dead address, so only the DHT can tell her where he is.
+D is a Kith node serving the DHT (``serve_dht``: it answers ``/ipfs/kad/1.0.0`` but sends
+nothing). Ada and Bob bootstrap from D and are DHT clients. Ada's invite for Bob carries a dead
+address, so only the DHT can tell her where he is.
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ def _wrong_invite(bob: Peer) -> str:
 
 
 async def _dht_info(node: KithNode) -> dict[str, object]:
+    server = node.dht.server
     return node.dht.info() | {
         "lookups": node.dht.lookups,
-        "inbound_from": sorted(node.dht.inbound_from),
+        "inbound_from": server.requesters() if server is not None else [],
     }
 
 
 async def _start_three(tmp_path: Path, started: list[Peer]) -> tuple[Peer, Peer, Peer]:
     """D, then Ada and Bob bootstrapping from D; returns once Bob's record is on D."""
-    dee = Peer(tmp_path / "dee", "Dee", NodeConfig(listen=(LOOPBACK,)))
+    dee = Peer(tmp_path / "dee", "Dee", NodeConfig(listen=(LOOPBACK,), serve_dht=True))
     started.append(await dee.start())
     assert dee.ready is not None
     boot = (dee.ready.addrs[0],)
@@ -113,6 +115,13 @@ def test_node_parser_takes_repeatable_bootstrap() -> None:
     args = node_parser().parse_args(["--bootstrap", "/a", "--bootstrap", "/b"])
     assert args.bootstrap == ["/a", "/b"]
     assert node_parser().parse_args([]).bootstrap == []
+
+
+def test_kith_node_is_a_dht_client_unless_it_serves() -> None:
+    from app.main import node_parser
+
+    assert node_parser().parse_args([]).serve_dht is False
+    assert node_parser().parse_args(["--serve-dht"]).serve_dht is True
 
 
 def test_contact_found_through_the_dht_when_known_addresses_fail(tmp_path: Path) -> None:
@@ -218,7 +227,7 @@ def test_contact_that_connects_during_a_failing_dial_is_looked_up_at_its_next_ou
 
 def test_no_dht_traffic_without_bootstrap(tmp_path: Path) -> None:
     async def scenario() -> None:
-        dee = Peer(tmp_path / "dee", "Dee", NodeConfig(listen=(LOOPBACK,)))
+        dee = Peer(tmp_path / "dee", "Dee", NodeConfig(listen=(LOOPBACK,), serve_dht=True))
         started: list[Peer] = []
         try:
             started.append(await dee.start())

@@ -286,7 +286,7 @@ def test_the_relay_is_found_by_mdns_on_the_shared_link(tmp_path: Path) -> None:
 
 def test_a_contact_that_moved_is_found_again_through_the_dht(tmp_path: Path) -> None:
     with world(tmp_path) as w:
-        relay = w.relay()
+        relay = w.relay("--serve-dht")  # R is also the DHT bootstrap peer
         relay.expect("ready")
         # Bob's first run: Ada gets his invite from `ready`, before he holds a slot on R.
         bob = w.node("b", "bob", "--listen", f"/ip4/{B_IP}/tcp/0", name="Bob")

@@ -2,7 +2,8 @@
 
 Without NAT: A on 198.51.100.0/24 and B on 203.0.113.0/24, each with R as its router (R
 forwards between them, ``net.ipv4.ip_forward=1`` inside R only) and R also serving as a circuit
-relay. B reserves a slot on R; A knows B only by B's ``/p2p-circuit`` address, so A first
+relay. A and B are contacts (hole punching is for contacts and room members only). B reserves a
+slot on R; A knows B only by B's ``/p2p-circuit`` address, so A first
 reaches B through the relay. DCUtR then gives them a direct connection; the relay is stopped
 and a message still arrives, so it went over the direct connection. DCUtR first tries a plain
 direct dial to the addresses identify taught (its "step 0"); here that alone succeeds. The
@@ -59,7 +60,9 @@ def _relay_bob_ada(
     bob_ip: str, ada_ip: str,
 ) -> tuple[NodeProcess, str, NodeProcess, dict[str, Any], NodeProcess]:
     """R relaying on both its legs, Bob holding a slot through the second, and Ada: (relay,
-    its peer id, Bob, Bob's ``ready``, Ada), each also appended to ``nodes`` to be stopped."""
+    its peer id, Bob, Bob's ``ready``, Ada), each also appended to ``nodes`` to be stopped.
+    Bob has Ada as a contact (DCUtR is for contacts), from an invite without addresses: the
+    connection between them is the one Ada opens through R."""
     relay = NodeProcess(
         tmp_path / "relay", "--serve-relay",
         *(arg for ip in relay_ips for arg in ("--listen", f"/ip4/{ip}/tcp/{R_PORT}")),
@@ -77,7 +80,9 @@ def _relay_bob_ada(
     ada = NodeProcess(tmp_path / "ada", "--listen", f"/ip4/{ada_ip}/tcp/0", name="Ada",
                       prefix=net.exec("a"))
     nodes.append(ada)
-    ada.expect("ready")
+    ada_id = ada.expect("ready")["peer_id"]
+    bob.request({"cmd": "add_contact", "invite": ContactInvite(ada_id, "Ada", ()).to_link()},
+                "contact_added")
     return relay, relay_id, bob, bob_ready, ada
 
 
@@ -200,7 +205,7 @@ def test_a_hole_is_punched_through_two_nat_routers(tmp_path: Path, ports: str) -
 def test_addresses_from_a_peers_connect_are_capped_to_plain_tcp() -> None:
     from multiaddr import Multiaddr
 
-    from app.node.hole_punch import MAX_PEER_ADDRS, _ReportingDCUtR
+    from app.node.hole_punch import MAX_PEER_ADDRS, _KithDCUtR
 
     texts = [
         "/ip4/192.0.2.7/tcp/5",
@@ -209,7 +214,7 @@ def test_addresses_from_a_peers_connect_are_capped_to_plain_tcp() -> None:
         "/dns4/example.org/tcp/1",
         *(f"/ip4/198.51.100.{i}/tcp/1" for i in range(40)),
     ]
-    protocol = _ReportingDCUtR.__new__(_ReportingDCUtR)  # decoding needs no host
+    protocol = _KithDCUtR.__new__(_KithDCUtR)  # decoding needs no host
     raw = [Multiaddr(t).to_bytes() for t in texts]
     got = [str(a) for a in protocol._decode_observed_addrs(raw)]
     assert len(got) == MAX_PEER_ADDRS

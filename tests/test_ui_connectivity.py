@@ -216,3 +216,29 @@ def test_bootstrap_peers_round_trip_and_bad_ones_are_named(
     assert restarted.client is not None
     assert restarted.client._config is not None
     assert restarted.client._config.bootstrap == (good,)
+
+
+def test_the_desktop_app_is_a_dht_client_unless_told_to_serve(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    from app.node.node import KithNode
+
+    async def serving(node: KithNode) -> bool:
+        return node.dht.server is not None
+
+    path = tmp_path / "ada"
+    app = start_online(qloop, make_app, path, "Ada")
+    assert app.client is not None and not run(qloop, app.client.call(serving))
+    window = window_of(app)
+    window.preferences.settings_action.trigger()
+    dialog = window.preferences.dialog
+    assert dialog is not None
+    wait(qloop, dialog.is_loaded, "the settings loaded")
+    assert not dialog.serve_dht_check.isChecked()
+    dialog.serve_dht_check.setChecked(True)
+    dialog.save_button.click()
+    wait(qloop, lambda: window.preferences.dialog is None, "saved")
+    assert app.profile is not None and app.profile.settings.serve_dht
+    run(qloop, app.shutdown())
+    restarted = start_online(qloop, make_app, path, "Ada")
+    assert restarted.client is not None and run(qloop, restarted.client.call(serving))

@@ -26,5 +26,7 @@ class NodeConfig:
     relay_contacts_only: bool = False
     # Kademlia DHT bootstrap peers (``/ip4/H/tcp/P/p2p/ID``); none means no DHT traffic is sent.
     bootstrap: tuple[str, ...] = ()
+    # Answer the DHT for others (be a bootstrap peer); otherwise a DHT client only.
+    serve_dht: bool = False
     # mDNS on the LAN (``app.node.lan``): only on the non-loopback IPv4 addresses listened on.
     lan_discovery: bool = False

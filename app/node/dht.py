@@ -1,11 +1,13 @@
 """The Kademlia DHT (``/ipfs/kad/1.0.0``, as on the public libp2p network): finding peers by id.
 
-Built on py-libp2p's ``libp2p.kad_dht.KadDHT``, in server mode, but not run as its ``Service``:
+Built on py-libp2p's ``libp2p.kad_dht.KadDHT`` in client mode, and not run as its ``Service``:
 its maintenance loop would query every connected peer (contacts included) and republish
 records. Kith drives the DHT itself:
 
-* **Answer** (always): every node serves ``/ipfs/kad/1.0.0``, so a plain Kith can be the
-  bootstrap peer of others. It only answers; it sends nothing.
+* **Serve** (``NodeConfig.serve_dht`` only): ``app.node.dht_server`` answers
+  ``/ipfs/kad/1.0.0`` for others (FIND_NODE and PING, holding their signed records within a
+  byte budget), so such a Kith can be the bootstrap peer of others. Every other Kith is a DHT
+  client: it never answers, and stores nothing for anyone.
 * **Bootstrap and publish** (``NodeConfig.bootstrap`` non-empty): a task connects to the
   bootstrap peers and looks up our own id. That FIND_NODE puts us (and our signed peer record,
   with our current addresses) into the routing tables of the peers closest to us, which is how
@@ -14,27 +16,29 @@ records. Kith drives the DHT itself:
   which is what makes a peer behind NAT findable. It repeats every ``REFRESH_INTERVAL``, soon
   after a bootstrap peer drops, and within ``WATCH_INTERVAL`` of our addresses changing.
 * **Find** (``find_addrs``, only with bootstrap peers): an iterative FIND_NODE for a peer id;
-  the closest peers answer with the addresses they know for it.
+  the closest peers answer with what they hold for it, and only the addresses of its own
+  signed peer record count (an answer's other addresses are anyone's word).
 
-Without bootstrap peers no DHT message ever leaves this node.
+Answers are checked against ``app.node.dht_records``' bounds before py-libp2p processes them
+(``libp2p_patches.bound_dht_answers``). Without bootstrap peers no DHT message ever leaves
+this node.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
-from libp2p.abc import INetStream
-from libp2p.kad_dht.common import PROTOCOL_ID
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
 from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, strip_p2p
+from app.node.addr_policy import tcp_endpoint
+from app.node.dht_server import DhtServer
 from app.node.host import connect_at, forget_failed_dials
 from app.node.relay import parse_relay_addrs
 from app.node.signal import Signal
@@ -62,9 +66,9 @@ class DhtService:
         self._node = node
         self._bootstrap = parse_bootstrap_addrs(node.config.bootstrap)
         self._kad: KadDHT | None = None
+        self.server: DhtServer | None = None  # with serve_dht only
         self.lookups = 0  # find_addrs calls that went to the network
         self.published = 0  # successful self-lookups (our record refreshed)
-        self.inbound_from: set[str] = set()  # peers that sent us DHT requests
         self._wake = Signal()  # publish_now(): republish at once
         self._published_addrs: set[str] = set()  # what our last published record said
 
@@ -80,9 +84,13 @@ class DhtService:
         return self._kad
 
     def start(self) -> None:
-        host = self._node.host
-        self._kad = KadDHT(host, DHTMode.SERVER)
-        host.set_stream_handler(PROTOCOL_ID, self._handle)  # replaces KadDHT's, wraps it
+        # Client mode: KadDHT registers no handler of its own and stores nothing for others.
+        self._kad = KadDHT(self._node.host, DHTMode.CLIENT, enable_providers=False,
+                           enable_values=False)
+        if self._node.config.serve_dht:
+            self.server = DhtServer(self._node, self._kad)
+            self.server.register()
+            log.info("DHT: serving /ipfs/kad/1.0.0 for others")
         if self._bootstrap:
             log.info("DHT: bootstrapping from %d peer(s)", len(self._bootstrap))
             self._node.nursery.start_soon(self._keep_published)
@@ -91,15 +99,13 @@ class DhtService:
         """The network changed: reconnect to bootstrap peers and republish our record now."""
         self._wake.set()
 
-    async def _handle(self, stream: INetStream) -> None:
-        """Answer one inbound DHT stream; never lets an exception escape (it wedges the conn)."""
-        try:
-            self.inbound_from.add(str(stream.muxed_conn.peer_id))
-            await self.kad.handle_stream(stream)
-        except Exception:
-            log.debug("DHT: handling a stream failed", exc_info=True)
-            with contextlib.suppress(Exception):
-                await stream.reset()
+    def keeps(self, peer: ID) -> bool:
+        """Whether the DHT needs ``peer``'s peerstore entry after it disconnects: we hold its
+        record for others, or it is in our routing table."""
+        if self._kad is None:
+            return False
+        return (self.server is not None and self.server.holds(peer)) or \
+            self._kad.routing_table.peer_in_table(peer)
 
     async def _connect_bootstrap(self) -> int:
         """Connect to every bootstrap peer not yet connected; how many are connected now."""
@@ -151,8 +157,6 @@ class DhtService:
         advertised = self._advertised()
         with trio.move_on_after(LOOKUP_TIMEOUT):
             await kad.peer_routing.find_closest_peers_network(self._node.host.get_id().to_bytes())
-            kad.value_store.cleanup_expired()
-            kad.provider_store.cleanup_expired()
             self.published += 1
             if advertised != self._published_addrs:
                 log.info("DHT: published our addresses: %s", ", ".join(sorted(advertised)))
@@ -165,38 +169,58 @@ class DhtService:
         return {str(a) for a in self._node.host.get_addrs()}
 
     async def find_addrs(self, peer_id: str) -> list[str]:
-        """The addresses the DHT knows for ``peer_id`` (without ``/p2p``); [] when none or off.
+        """The addresses of ``peer_id``'s own signed record found in the DHT (without
+        ``/p2p``); [] when none or off. Never raises.
 
-        Never raises. What we knew before is forgotten first, so the answer is the network's.
+        The record we held before is forgotten first, so the answer is the network's. An
+        answer's unsigned addresses for the peer are not taken: anyone could have put them
+        there, and they would fill the contact's address book.
         """
         if not self._bootstrap or self._kad is None:
             return []
         self.lookups += 1
         host = self._node.host
+        peerstore: Any = host.get_peerstore()
         try:
             target = ID.from_base58(peer_id)
             with trio.move_on_after(LOOKUP_TIMEOUT):
                 await self._connect_bootstrap()
                 self.kad.routing_table.remove_peer(target)
-                host.get_peerstore().clear_addrs(target)
+                peerstore.clear_addrs(target)  # and the record we held, with them
                 forget_failed_dials(host, target)  # new addresses deserve a dial
                 await self.kad.peer_routing.find_closest_peers_network(target.to_bytes())
-            found = host.get_peerstore().addrs(target)
+            envelope = peerstore.get_peer_record(target)
             forget_failed_dials(host, target)
         except Exception as exc:  # noqa: BLE001 - not found is an answer too
             log.debug("DHT: lookup of %s failed: %s", peer_id, exc)
             return []
         out: list[str] = []
-        for addr in found:  # what other peers told us: as bounded as an invite's addresses
+        # The peerstore took the record only with a valid signature by ``target`` itself.
+        for addr in envelope.record().addrs if envelope is not None else []:
             text = strip_p2p(str(addr))
-            if len(text) <= MAX_ADDR_LENGTH and text not in out:
+            if len(text) <= MAX_ADDR_LENGTH and text not in out and _kept(text):
                 out.append(text)
             if len(out) == MAX_ADDRS:
                 break
-        log.info("DHT: %s is at %s", peer_id, ", ".join(out) or "(not found)")
+        log.info("DHT: %s is at %s", peer_id, ", ".join(out) or "(no signed record found)")
         return out
 
     def info(self) -> dict[str, Any]:
         """Counters for tests and diagnostics."""
         size = self._kad.routing_table.size() if self._kad else 0
-        return {"enabled": self.enabled, "routing_table": size, "published": self.published}
+        served = self.server.info() if self.server is not None else {}
+        return {"enabled": self.enabled, "routing_table": size, "published": self.published,
+                "serving": self.server is not None, **served}
+
+
+def _kept(addr: str) -> bool:
+    """A record address worth keeping for a contact: TCP, direct or through a relay at a TCP
+    address, and never one no dial should go to (unspecified, multicast, link-local,
+    reserved, port 0)."""
+    base = addr.split("/p2p/", 1)[0] if "/p2p-circuit" in addr else addr
+    endpoint = tcp_endpoint(base)
+    if endpoint is None:
+        return False
+    ip, port = endpoint
+    return not (port == 0 or ip.is_unspecified or ip.is_multicast or ip.is_link_local
+                or ip.is_reserved)

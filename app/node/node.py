@@ -28,17 +28,25 @@ from app.core.events import (
     RelayReserved,
 )
 from app.core.invite import ContactInvite, strip_p2p
+from app.core.records import ContactState
 from app.node.contacts import ContactService
-from app.node.dht import DhtService
+from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host, stop_auto_dialing
 from app.node.lan import LanDiscovery
+from app.node.libp2p_patches import (
+    apply_process_patches,
+    guard_dial_slots,
+    install_observed_addrs,
+    slot_account,
+)
 from app.node.netwatch import NetWatch
+from app.node.observed_addrs import ObservedAddrs
 from app.node.reachability import Reachability
-from app.node.relay import RelayService
+from app.node.relay import RelayService, parse_relay_addrs
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
@@ -114,6 +122,8 @@ class KithNode:
         self.netwatch = NetWatch(self.network_changed)
         self._hole_punch: HolePunching | None = None
         self._reach: Reachability | None = None
+        self.observed_addrs = ObservedAddrs(self._trusted_observer)
+        self._configured_peers: set[str] = set()  # our relays and DHT bootstrap peers
 
     @property
     def host(self) -> IHost:
@@ -187,7 +197,14 @@ class KithNode:
         self._db = open_database(self.profile.db_path)
         try:
             requested = self._requested_listen_addrs()
+            self._configured_peers = {
+                str(peer) for peer, _ in (parse_relay_addrs(self.config.relays)
+                                          + parse_bootstrap_addrs(self.config.bootstrap))
+            }
+            apply_process_patches()
             host = build_host(self.identity, requested)
+            guard_dial_slots(host)
+            install_observed_addrs(host, self.observed_addrs)
             self._host = host
             async with (
                 host.run(requested),
@@ -319,6 +336,14 @@ class KithNode:
             raise RuntimeError("the node is not running")
         return self._reach
 
+    def _trusted_observer(self, peer_id: str) -> bool:
+        """Whose report of our address counts on its own: contacts, our relays and our DHT
+        bootstrap peers (``ObservedAddrs``)."""
+        if peer_id in self._configured_peers:
+            return True
+        return (self._contacts is not None
+                and self._contacts.store.state(peer_id) is ContactState.CONTACT)
+
     def invite(self) -> str:
         return ContactInvite(
             peer_id=self.identity.peer_id,
@@ -354,8 +379,25 @@ class KithNode:
             self._hole_punch.peer_disconnected(peer_id)
         if self._relay is not None:
             self._relay.peer_disconnected(peer_id)
+        self._forget_stranger(peer_id)
         self.connections_changed()
         self._routes_changed(peer_id)
+
+    def _forget_stranger(self, peer_id: str) -> None:
+        """A peer that is nothing to us left: drop what identify taught us about it (its
+        protocols, addresses, keys), unless the DHT still needs its entry. py-libp2p keeps up to
+        1,000 peers' entries, whoever they were."""
+        if self.is_connected(peer_id) or peer_id in self._configured_peers:
+            return
+        if self.contacts.store.state(peer_id) is not None or self.rooms.store.rooms_of(peer_id):
+            return
+        peer = ID.from_base58(peer_id)
+        peerstore = self.host.get_peerstore()
+        if self._dht is not None and self._dht.keeps(peer):
+            peerstore.clear_protocol_data(peer)
+            peerstore.clear_metadata(peer)
+        elif peerstore.has_peer(peer):
+            peerstore.clear_peerdata(peer)
 
     def network_changed(self) -> None:
         """An interface address or link changed (``NetWatch``): reconnect now, not after the
@@ -377,6 +419,7 @@ class KithNode:
             self._reach.check()  # losing a relay's connection loses its slot
 
     def connections_changed(self) -> None:
+        log.debug("%s", slot_account(self.host))
         count = self.connection_count()
         if count != self._last_connection_count:
             self._last_connection_count = count

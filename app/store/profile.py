@@ -82,8 +82,8 @@ def _check_relays(value: Any, what: str = "relay", plural: str = "relays") -> li
 class Settings:
     """User settings persisted as JSON; unknown keys from newer versions are kept.
 
-    Relays, serving as a relay, DHT bootstrap peers and LAN discovery apply when the node
-    starts (the window passes them to ``NodeConfig``).
+    Relays, serving as a relay, DHT bootstrap peers, serving the DHT and LAN discovery apply
+    when the node starts (the window passes them to ``NodeConfig``).
     """
 
     display_name: str = ""
@@ -96,6 +96,7 @@ class Settings:
     serve_relay: bool = False
     relay_contacts_only: bool = False      # serving: only contacts may hold a slot
     bootstrap: list[str] = field(default_factory=list)  # DHT bootstrap peers' multiaddrs
+    serve_dht: bool = False                # answer the DHT for others (a bootstrap peer)
     lan_discovery: bool = True
     window_geometry: str = ""              # base64 of QWidget.saveGeometry()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -119,7 +120,8 @@ class Settings:
         limit = known.get("auto_accept_verified_bytes", 0)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("auto_accept_verified_bytes must be a number of bytes")
-        for flag in ("notifications", "serve_relay", "relay_contacts_only", "lan_discovery"):
+        for flag in ("notifications", "serve_relay", "relay_contacts_only", "serve_dht",
+                     "lan_discovery"):
             if not isinstance(known.get(flag, False), bool):
                 raise ValueError(f"{flag} must be true or false")
         if known.get("theme", "system") not in THEMES:

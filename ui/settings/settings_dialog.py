@@ -52,6 +52,7 @@ _TAB_OF_FIELD = {
     "display_name": PROFILE_TAB, "download_dir": FILES_TAB,
     "auto_accept_verified_bytes": FILES_TAB, "listen_port": NETWORK_TAB, "relays": NETWORK_TAB,
     "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "relay_contacts_only": NETWORK_TAB,
+    "serve_dht": NETWORK_TAB,
     "lan_discovery": NETWORK_TAB,
     "notifications": NOTIFICATIONS_TAB, "theme": APPEARANCE_TAB,
 }
@@ -196,6 +197,12 @@ class SettingsDialog(QDialog):
         self.relay_contacts_check.setEnabled(False)
         self.serve_relay_check.toggled.connect(self.relay_contacts_check.setEnabled)
         form.addRow(self.relay_contacts_check)
+        self.serve_dht_check = QCheckBox(
+            self.tr("Serve the &DHT for others (be their bootstrap peer)"), page)
+        self.serve_dht_check.setToolTip(as_tooltip(self.tr(
+            "Answer other peers' DHT lookups and keep their signed address records (1 MiB at "
+            "most). Off: Kith only asks the DHT, through your bootstrap peers.")))
+        form.addRow(self.serve_dht_check)
         self.lan_check = QCheckBox(self.tr("Find contacts on the &local network"), page)
         form.addRow(self.lan_check)
         self.restart_note = QLabel(self.tr("Changes on this page apply after Kith restarts."),
@@ -271,6 +278,7 @@ class SettingsDialog(QDialog):
         self.bootstrap_edit.setPlainText("\n".join(settings.bootstrap))
         self.serve_relay_check.setChecked(settings.serve_relay)
         self.relay_contacts_check.setChecked(settings.relay_contacts_only)
+        self.serve_dht_check.setChecked(settings.serve_dht)
         self.lan_check.setChecked(settings.lan_discovery)
         self.notify_check.setChecked(settings.notifications)
         index = self.theme_combo.findData(settings.theme)
@@ -291,6 +299,7 @@ class SettingsDialog(QDialog):
             "bootstrap": self.bootstrap_edit.toPlainText().splitlines(),
             "serve_relay": self.serve_relay_check.isChecked(),
             "relay_contacts_only": self.relay_contacts_check.isChecked(),
+            "serve_dht": self.serve_dht_check.isChecked(),
             "lan_discovery": self.lan_check.isChecked(),
             "notifications": self.notify_check.isChecked(),
             "theme": self.theme_combo.currentData(),

@@ -181,6 +181,7 @@ class KithApp(QObject):
                                 serve_relay=settings.serve_relay,
                                 relay_contacts_only=settings.relay_contacts_only,
                                 bootstrap=tuple(settings.bootstrap),
+                                serve_dht=settings.serve_dht,
                                 lan_discovery=settings.lan_discovery)
             self.client = KithClient(self.profile, config)
             self.bridge.attach(self.client)
