@@ -43,6 +43,7 @@ from app.store.search import SearchStore
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
+    from app.node.resources import Limits
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,12 @@ def _leaf(exc: BaseException) -> BaseException:
 class KithClient:
     """Runs a ``KithNode`` in a network thread and exposes it to an asyncio loop."""
 
-    def __init__(self, profile: Profile, config: NodeConfig | None = None) -> None:
+    def __init__(self, profile: Profile, config: NodeConfig | None = None,
+                 limits: Limits | None = None) -> None:
+        """``limits``: the resource manager's (``app.node.resources``); tests lower them."""
         self.profile = profile
         self._config = config
+        self._limits = limits
         self._listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -189,9 +193,11 @@ class KithClient:
     async def _trio_main(self, ready: asyncio.Future[NodeReady]) -> None:
         # Imported here: libp2p costs ~0.6 s to import and belongs to this thread.
         from app.node.node import KithNode
+        from app.node.resources import DEFAULT_LIMITS
 
         self._token = trio.lowlevel.current_trio_token()
-        node = KithNode(self.profile, self._config or NodeConfig(), self._publish)
+        node = KithNode(self.profile, self._config or NodeConfig(), self._publish,
+                        self._limits or DEFAULT_LIMITS)
         ordered_in, ordered_out = trio.open_memory_channel[Callable[[], Awaitable[None]]](
             math.inf
         )

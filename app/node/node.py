@@ -28,8 +28,9 @@ from app.core.events import (
     RelayReserved,
 )
 from app.core.invite import ContactInvite, strip_p2p
+from app.core.records import ContactState
 from app.node.contacts import ContactService
-from app.node.dht import DhtService
+from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
@@ -38,7 +39,8 @@ from app.node.host import build_host, stop_auto_dialing
 from app.node.lan import LanDiscovery
 from app.node.netwatch import NetWatch
 from app.node.reachability import Reachability
-from app.node.relay import RelayService
+from app.node.relay import RelayService, parse_relay_addrs
+from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
@@ -95,11 +97,16 @@ class _ConnectionWatcher(INotifee):
 
 
 class KithNode:
-    def __init__(self, profile: Profile, config: NodeConfig, emit: Emit) -> None:
+    def __init__(self, profile: Profile, config: NodeConfig, emit: Emit,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.profile = profile
         self.identity = profile.identity
         self.config = config
+        self.limits = limits
         self._emit = emit
+        self.resources = ResourceManager(limits, self.peer_class, self.emit,
+                                         self._disconnect_soon)
+        self._trusted: set[str] = set()
         self._host: IHost | None = None
         self._db: sqlite3.Connection | None = None
         self._last_connection_count = 0
@@ -171,6 +178,21 @@ class KithNode:
         if isinstance(event, RelayReserved) and self._reach is not None:
             self._reach.check()  # a new slot can change how we are reachable
 
+    def peer_class(self, peer_id: str) -> PeerClass:
+        """Who ``peer_id`` is to us, for the resource manager's limits."""
+        if self._contacts is None or self._rooms is None:
+            return PeerClass.STRANGER  # starting or stopping: nobody is known yet
+        if peer_id in self._trusted or (
+                self.contacts.store.state(peer_id) is ContactState.CONTACT):
+            return PeerClass.CONTACT
+        if self.rooms.store.rooms_of(peer_id):
+            return PeerClass.MEMBER
+        return PeerClass.STRANGER
+
+    def _disconnect_soon(self, peer_id: str) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self.disconnect, peer_id)
+
     @property
     def running(self) -> bool:
         """Listening, with every service up (between ``NodeReady`` and shutdown)."""
@@ -187,7 +209,12 @@ class KithNode:
         self._db = open_database(self.profile.db_path)
         try:
             requested = self._requested_listen_addrs()
-            host = build_host(self.identity, requested)
+            # The relays and bootstrap peers we were told to use get a contact's limits: they
+            # carry our circuits (one stream each) and our lookups.
+            self._trusted = {str(peer) for peer, _ in parse_relay_addrs(self.config.relays)
+                             + parse_bootstrap_addrs(self.config.bootstrap)}
+            host = build_host(self.identity, requested, self.limits)
+            self.resources.install(host)
             self._host = host
             async with (
                 host.run(requested),
