@@ -45,6 +45,7 @@ from app.store.search import SearchStore
 
 if TYPE_CHECKING:
     from app.node.node import KithNode
+    from app.node.resources import Limits
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,12 @@ def _leaf(exc: BaseException) -> BaseException:
 class KithClient:
     """Runs a ``KithNode`` in a network thread and exposes it to an asyncio loop."""
 
-    def __init__(self, profile: Profile, config: NodeConfig | None = None) -> None:
+    def __init__(self, profile: Profile, config: NodeConfig | None = None,
+                 limits: Limits | None = None) -> None:
+        """``limits``: the resource manager's (``app.node.resources``); tests lower them."""
         self.profile = profile
         self._config = config
+        self._limits = limits
         self._listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -197,9 +201,11 @@ class KithClient:
         # Imported here: libp2p costs ~0.6 s to import, and only a running node needs it (the
         # desktop app has imported it already, before Qt: app.main.preload_network_stack).
         from app.node.node import KithNode
+        from app.node.resources import DEFAULT_LIMITS
 
         self._token = trio.lowlevel.current_trio_token()
-        node = KithNode(self.profile, self._config or NodeConfig(), self._publish)
+        node = KithNode(self.profile, self._config or NodeConfig(), self._publish,
+                        self._limits or DEFAULT_LIMITS)
         ordered_in, ordered_out = trio.open_memory_channel[Callable[[], Awaitable[None]]](
             math.inf
         )

@@ -7,24 +7,29 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.client import KithClient
 from app.core.config import NodeConfig
 from app.core.events import Event, NodeReady
 from app.store.profile import Profile
 
+if TYPE_CHECKING:
+    from app.node.resources import Limits
+
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
 
 class Peer:
-    def __init__(self, path: Path, name: str, config: NodeConfig | None = None) -> None:
-        """``config`` defaults to listening on 127.0.0.1 only."""
+    def __init__(self, path: Path, name: str, config: NodeConfig | None = None,
+                 limits: Limits | None = None) -> None:
+        """``config`` defaults to listening on 127.0.0.1 only; ``limits`` to the usual ones."""
         self.path = path
         self.name = name
         self.profile = Profile.open(path)
         if not self.profile.is_initialised:
             self.profile.initialise(name)
-        self.client = KithClient(self.profile, config or NodeConfig(listen=(LOOPBACK,)))
+        self.client = KithClient(self.profile, config or NodeConfig(listen=(LOOPBACK,)), limits)
         self.events: list[Event] = []
         self.client.subscribe(self.events.append)
         self.ready: NodeReady | None = None

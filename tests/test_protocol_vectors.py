@@ -117,6 +117,7 @@ def compute_vectors(inputs: dict[str, Any]) -> dict[str, Any]:
             "message.frame": (_varint(len(payload)) + payload).hex(),
             "ack.payload": (bytes([0x02]) + message_id).hex(),
             "reject.payload": (bytes([0x03]) + message_id + bytes([2])).hex(),
+            "reject_quota.payload": (bytes([0x03]) + message_id + bytes([4])).hex(),
         }
     )
     fp_sender = _fingerprint(bytes.fromhex(out["sender.ed25519_public"]))
@@ -168,6 +169,7 @@ def test_codec_produces_the_vectors() -> None:
     )
     assert dm.encode_ack(message_id).hex() == v["ack.payload"]
     assert dm.encode_reject(message_id, dm.REJECT_UNSUPPORTED_KIND).hex() == v["reject.payload"]
+    assert dm.encode_reject(message_id, dm.REJECT_QUOTA).hex() == v["reject_quota.payload"]
     assert key_fingerprint(sender.public_key) == v["fingerprint.sender"]
     assert key_fingerprint(recipient.public_key) == v["fingerprint.recipient"]
     assert safety_number(sender.public_key, recipient.public_key) == v["safety_number"]

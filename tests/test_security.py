@@ -1,4 +1,4 @@
-"""Noise only: plaintext and secio are refused as listener and as dialer (raw wire probes)."""
+"""Noise and Yamux only: plaintext, secio and mplex are refused as listener and as dialer."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ from pathlib import Path
 
 import multiaddr
 import trio
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 
 from app.core.identity import Identity
-from app.node.host import build_host
+from app.node.host import build_host, key_pair
 
 LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
 MULTISTREAM = "/multistream/1.0.0"
@@ -91,3 +99,31 @@ def test_dialer_offers_noise_only_and_gives_up_when_refused() -> None:
 
     proposals = trio.run(main)
     assert proposals and set(proposals) == {"/noise"}
+
+
+def _mplex_only_host() -> IHost:
+    """A py-libp2p host that speaks Noise but multiplexes only with mplex."""
+    keys = key_pair(Identity.generate())
+    noise = NoiseTransport(keys, noise_privkey=new_x25519_key_pair().private_key)
+    return new_host(key_pair=keys, sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+                    muxer_opt={TProtocol(MPLEX_PROTOCOL_ID): Mplex},
+                    listen_addrs=[LOOPBACK])
+
+
+def test_mplex_is_refused_both_ways() -> None:
+    """py-libp2p's Yamux option also accepts mplex; Kith speaks Yamux only (docs/protocol.md 1)."""
+    async def main() -> list[bool]:
+        kith, other = build_host(Identity.generate(), [LOOPBACK]), _mplex_only_host()
+        outcomes = []
+        async with kith.run([LOOPBACK]), other.run([LOOPBACK]):
+            for dialer, listener in ((other, kith), (kith, other)):
+                connected = True
+                with trio.fail_after(20):
+                    try:
+                        await dialer.connect(PeerInfo(listener.get_id(), listener.get_addrs()))
+                    except Exception:  # noqa: BLE001 - any refusal is the expected outcome
+                        connected = False
+                outcomes.append(connected or bool(dialer.get_network().get_connections()))
+        return outcomes
+
+    assert trio.run(main) == [False, False]

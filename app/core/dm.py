@@ -49,10 +49,12 @@ FRAME_REJECT = 0x03
 REJECT_TOO_LARGE = 1
 REJECT_UNSUPPORTED_KIND = 2
 REJECT_UNSUPPORTED_VERSION = 3
+REJECT_QUOTA = 4
 REJECT_REASONS: dict[int, str] = {
-    REJECT_TOO_LARGE: "the message is too large for the recipient",
+    REJECT_TOO_LARGE: "the message, or the file it offers, is too large for the recipient",
     REJECT_UNSUPPORTED_KIND: "the recipient's Kith cannot show this kind of message",
     REJECT_UNSUPPORTED_VERSION: "the recipient's Kith does not understand this message version",
+    REJECT_QUOTA: "the recipient's Kith keeps no more from you until they answer what you sent",
 }
 
 SIGNATURE_CONTEXT = b"kith-dm-v1\x00"

@@ -117,6 +117,18 @@ class ContactRoute(Event):
 
 
 @dataclass(frozen=True)
+class LimitReached(Event):
+    """A peer hit one of this node's limits (docs/networking.md, "Limits and threat model"),
+    and what went over it was refused or dropped. ``peer_id`` is empty for a connection still
+    in its handshake (``detail`` names its address). At most one a minute per peer and limit."""
+
+    name: ClassVar[str] = "limit_reached"
+    peer_id: str
+    limit: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class NodeFailed(Event):
     """The network thread died; the message is for the user, details went to the log."""
 

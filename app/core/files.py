@@ -28,7 +28,7 @@ LARGE_FILE = 256 << 20                # from this size on, chunks are MAX_CHUNK_
 MIN_CHUNK_SIZE = 64 << 10             # 64 KiB
 MAX_CHUNK_SIZE = 4 << 20              # 4 MiB
 MAX_SIZE = 1 << 50
-MAX_CHUNKS = 1 << 24                  # the hash list stays <= 512 MiB even for absurd offers
+MAX_CHUNKS = 1 << 18                  # a download's hash list (held in memory) is <= 8 MiB
 MAX_OFFER_BYTES = 4096                # DM kind 2 body
 MAX_ROOM_FILE_BYTES = 8192            # room kind 3 body
 MAX_NAME_CHARS = 255                  # writers; readers take up to 1024 and make them safe
@@ -53,6 +53,10 @@ _U32 = struct.Struct(">I")
 
 class FileError(ValueError):
     """A file payload from a peer (or a request from the user) that cannot be used."""
+
+
+class TooManyChunks(FileError):
+    """An offer whose hash list is longer than a receiver holds (``MAX_CHUNKS``)."""
 
 
 def new_transfer_id() -> bytes:
@@ -189,7 +193,7 @@ def parse_offer(body: bytes, limit: int = MAX_OFFER_BYTES) -> FileOffer:
     size = _int(value.get("size"), 0, MAX_SIZE, "size")
     chunk_size = _int(value.get("chunk_size"), MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, "chunk size")
     if chunk_count(size, chunk_size) > MAX_CHUNKS:
-        raise FileError("the offer has too many chunks")
+        raise TooManyChunks(f"the offer has more than {MAX_CHUNKS} chunks")
     offer = FileOffer(
         transfer=_hex(value.get("transfer"), TRANSFER_ID_SIZE, "transfer id"), name=name,
         size=size, chunk_size=chunk_size, hash=_hex(value.get("hash"), HASH_SIZE, "hash"),

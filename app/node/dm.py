@@ -12,7 +12,10 @@ acknowledgement that cannot be written (the sender just died) changes nothing he
 resend is a duplicate. Offers and controls stay ``pending`` in the store until their transfer
 bookkeeping is done; one left pending by a crash is handled at the next start, or when its
 resend arrives. A frame that fails any check resets the stream (the connection stays usable);
-a blocked peer's streams are reset at once.
+a blocked peer's streams are reset at once. The first frame must arrive within the resource
+manager's ``first_frame_timeout``, each later one within ``RECEIVE_IDLE`` (longer than the
+sender's ``IDLE``). What a non-contact may leave here, and how many file offers wait, is the
+resource manager's call: the rest is REJECTed (code 4).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ PROTOCOL_ID = TProtocol(dm.PROTOCOL_ID)
 WINDOW = 64            # unacknowledged messages in flight per peer
 ACK_TIMEOUT = 30.0     # no ACK progress for this long: the stream is dead, start over
 IDLE = 20.0            # keep an idle outgoing stream this long for the next message
-RECEIVE_IDLE = 120.0   # a receiving stream with no frame for this long is closed
+RECEIVE_IDLE = 30.0    # a receiving stream with no next frame for this long is closed
 OPEN_TIMEOUT = 10.0
 RETRY_PAUSE = 2.0
 _SHOWN = (dm.KIND_TEXT, dm.KIND_FILE_OFFER)  # kinds a conversation shows (controls are not)
@@ -254,13 +257,19 @@ class DirectMessages:
             log.info("refused a message stream from blocked %s", peer_id)
             await stream.reset()
             return
+        wait = self._node.limits.first_frame_timeout
         while True:
             try:
-                with trio.fail_after(RECEIVE_IDLE):
+                with trio.fail_after(wait):
                     payload = await read_frame(stream, dm.MAX_FRAME)
             except StreamEOF:
                 await stream.close()
                 return
+            except trio.TooSlowError:
+                log.info("closing a message stream from %s: no frame for %.0f s", peer_id, wait)
+                await stream.reset()
+                return
+            wait = RECEIVE_IDLE
             try:
                 message = dm.decode_message(self._node.identity, peer_id, payload)
             except dm.DmError as exc:
@@ -269,7 +278,38 @@ class DirectMessages:
                 log.info("rejecting a message from %s: %s", peer_id, exc)
                 await write_frame(stream, dm.encode_reject(exc.message_id, exc.reject_reason))
                 continue
+            refusal = self._refusal(peer_id, message)
+            if refusal is not None:
+                await write_frame(stream, dm.encode_reject(message.message_id, refusal))
+                continue
             await self._accept(stream, peer_id, message)
+
+    def _refusal(self, peer_id: str, message: dm.DirectMessage) -> int | None:
+        """A REJECT code for a message this node will not keep (a limit), or None."""
+        if self.store.get(peer_id, message.message_id, outgoing=False) is not None:
+            return None  # a retry of one we hold: acknowledged again
+        node = self._node
+        resources = node.resources
+        if message.kind == dm.KIND_FILE_OFFER:
+            offer_refused = node.files.offer_refusal(peer_id, message.text)
+            if offer_refused is not None:
+                code, why = offer_refused
+                resources.refused(peer_id, "file_offers", why, peer_id=peer_id)
+                return code
+        state = node.contacts.store.state(peer_id)
+        refused = resources.message_refusal(
+            peer_id, contact=state is ContactState.CONTACT, known=state is not None,
+            stored=self.store.incoming_usage(peer_id),
+            pending_requests=node.contacts.store.count(ContactState.REQUEST),
+            size=len(message.text.encode("utf-8")),
+        )
+        if refused is None:
+            return None
+        limit, detail = refused
+        # Many throwaway ids hitting the cap on requests make one notice, not one each.
+        resources.refused(peer_id if limit == "request_quota" else "*", limit, detail,
+                          peer_id=peer_id)
+        return dm.REJECT_QUOTA
 
     async def _accept(self, stream: Stream, peer_id: str, message: dm.DirectMessage) -> None:
         if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:

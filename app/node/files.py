@@ -407,6 +407,9 @@ class FileTransfers:
         if not source.is_file():
             raise TransferError(f"{path} is not a file")
         chunk_size = fc.choose_chunk_size(before.st_size)
+        if fc.chunk_count(before.st_size, chunk_size) > fc.MAX_CHUNKS:
+            largest = fc.MAX_CHUNKS * fc.MAX_CHUNK_SIZE >> 30
+            raise TransferError(f"Kith sends files of at most {largest} GiB")
         try:
             hashes, size = await trio.to_thread.run_sync(
                 _hash_file, str(source), chunk_size, before.st_size
@@ -615,6 +618,21 @@ class FileTransfers:
             log.info("ignored a file message from %s: %s", peer_id, exc)
         return False
 
+    def offer_refusal(self, peer_id: str, body: str) -> tuple[int, str] | None:
+        """(REJECT code, why) for a direct offer this node will not keep; None to keep it.
+
+        An offer that is malformed in another way is kept and ignored, as before: only limits
+        are refused here, so that the sender learns why its offer went nowhere.
+        """
+        try:
+            fc.parse_offer(body.encode("utf-8"))
+        except fc.TooManyChunks as exc:
+            return dm.REJECT_TOO_LARGE, f"{exc}: its list of chunk hashes would not fit"
+        except fc.FileError:
+            return None
+        why = self._node.resources.offer_refusal(peer_id, self.store.pending_offers(peer_id))
+        return (dm.REJECT_QUOTA, why) if why is not None else None
+
     def room_file(self, room_id: bytes, author: str, body: bytes) -> None:
         """A kind-3 post from another member: a file shared in the room."""
         try:
@@ -733,13 +751,19 @@ class FileTransfers:
         if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
             await stream.reset()
             return
+        wait = self._node.limits.first_frame_timeout  # then SERVE_IDLE between requests
         while True:
             try:
-                with trio.fail_after(SERVE_IDLE):
+                with trio.fail_after(wait):
                     payload = await read_frame(stream, fc.MAX_REQUEST)
             except StreamEOF:
                 await stream.close()
                 return
+            except trio.TooSlowError:
+                log.info("closing a file stream from %s: no request for %.0f s", peer_id, wait)
+                await stream.reset()
+                return
+            wait = SERVE_IDLE
             request = fc.decode_request(payload)
             t = self.store.get(request.transfer)
             allowed, path = self._servable(t, peer_id)

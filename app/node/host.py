@@ -1,8 +1,10 @@
-"""Building the libp2p host: TCP + Noise only + Yamux, with the profile's Ed25519 key.
+"""Building the libp2p host: TCP + Noise only + Yamux only, with the profile's Ed25519 key.
 
 py-libp2p's default host also offers and accepts ``/plaintext/2.0.0`` and ``/secio/1.0.0``, and
 falls back to them when Noise is refused. Kith passes an explicit security table with Noise alone,
-so a peer offering anything else is answered ``na`` and cannot connect.
+so a peer offering anything else is answered ``na`` and cannot connect. The same goes for
+muxers: py-libp2p's "Yamux" option also accepts ``/mplex/6.7.0`` (a fifth of Yamux's speed
+here, no flow control), so Kith passes a table with Yamux alone.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from collections.abc import Sequence
 
 import multiaddr
 import trio
-from libp2p import create_yamux_muxer_option, new_host
+from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.config import RetryConfig
+from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from app.core.identity import Identity
 from app.core.invite import strip_p2p
 from app.node.byte_path import tune_byte_path
+from app.node.resources import DEFAULT_LIMITS, Limits, enforce_yamux_windows
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +41,31 @@ def key_pair(identity: Identity) -> KeyPair:
     return KeyPair(private, private.get_public_key())
 
 
-def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr]) -> IHost:
-    """A host that listens on ``listen_addrs`` (bound when built) and speaks only Noise."""
+def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr],
+               limits: Limits = DEFAULT_LIMITS) -> IHost:
+    """A host that listens on ``listen_addrs`` (bound when built) and speaks only Noise and
+    Yamux; ``ResourceManager.install`` then takes over its inbound connections and streams."""
     tune_byte_path()
+    enforce_yamux_windows()
     keys = key_pair(identity)
     noise = NoiseTransport(keys, noise_privkey=new_x25519_key_pair().private_key)
     return new_host(
         key_pair=keys,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
-        muxer_opt=create_yamux_muxer_option(),
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=list(listen_addrs),
         enable_mDNS=False,
         enable_upnp=False,
         bootstrap=None,
+        connection_config=ConnectionConfig(
+            # Above the per-class caps of ``limits`` together: strangers never fill it.
+            max_connections=limits.connections,
+            high_watermark=limits.connections,  # py-libp2p prunes connections above this
+            low_watermark=min(100, limits.connections),  # (unused: auto-dialing is off)
+            min_connections=min(50, limits.connections),
+            inbound_upgrade_timeout=limits.handshake_timeout,
+            inbound_stream_protocol_negotiation_timeout=limits.negotiation_timeout,
+        ),
     )
 
 

@@ -47,6 +47,7 @@ from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.reachability import Reachability
 from app.node.relay import RelayService, parse_relay_addrs
+from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
 from app.store.db import open_database
 from app.store.messages import MessageStore
@@ -103,11 +104,15 @@ class _ConnectionWatcher(INotifee):
 
 
 class KithNode:
-    def __init__(self, profile: Profile, config: NodeConfig, emit: Emit) -> None:
+    def __init__(self, profile: Profile, config: NodeConfig, emit: Emit,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.profile = profile
         self.identity = profile.identity
         self.config = config
+        self.limits = limits
         self._emit = emit
+        self.resources = ResourceManager(limits, self.peer_class, self.emit,
+                                         self._disconnect_soon)
         self._host: IHost | None = None
         self._db: sqlite3.Connection | None = None
         self._last_connection_count = 0
@@ -181,6 +186,21 @@ class KithNode:
         if isinstance(event, RelayReserved) and self._reach is not None:
             self._reach.check()  # a new slot can change how we are reachable
 
+    def peer_class(self, peer_id: str) -> PeerClass:
+        """Who ``peer_id`` is to us, for the resource manager's limits."""
+        if self._contacts is None or self._rooms is None:
+            return PeerClass.STRANGER  # starting or stopping: nobody is known yet
+        if peer_id in self._configured_peers or (
+                self.contacts.store.state(peer_id) is ContactState.CONTACT):
+            return PeerClass.CONTACT
+        if self.rooms.store.rooms_of(peer_id):
+            return PeerClass.MEMBER
+        return PeerClass.STRANGER
+
+    def _disconnect_soon(self, peer_id: str) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self.disconnect, peer_id)
+
     @property
     def running(self) -> bool:
         """Listening, with every service up (between ``NodeReady`` and shutdown)."""
@@ -202,7 +222,8 @@ class KithNode:
                                           + parse_bootstrap_addrs(self.config.bootstrap))
             }
             apply_process_patches()
-            host = build_host(self.identity, requested)
+            host = build_host(self.identity, requested, self.limits)
+            self.resources.install(host)
             guard_dial_slots(host)
             install_observed_addrs(host, self.observed_addrs)
             self._host = host

@@ -78,6 +78,10 @@ class ContactStore:
         rows = self._conn.execute("SELECT peer_id FROM contacts WHERE state = ?", (state.value,))
         return [r[0] for r in rows]
 
+    def count(self, state: ContactState) -> int:
+        row = self._conn.execute("SELECT count(*) FROM contacts WHERE state = ?", (state.value,))
+        return int(row.fetchone()[0])
+
     def upsert(self, peer_id: str, state: ContactState, their_name: str = "") -> bool:
         """Add or move a peer to ``state``; returns True if the peer was new."""
         now = time.time()

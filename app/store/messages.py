@@ -127,6 +127,14 @@ class MessageStore:
         )
         return [_info(r) for r in rows]
 
+    def incoming_usage(self, peer_id: str) -> tuple[int, int]:
+        """(messages, bytes of their bodies) kept from ``peer_id``: a message request's quota."""
+        count, size = self._conn.execute(
+            "SELECT count(*), coalesce(sum(length(CAST(text AS BLOB))), 0) FROM messages "
+            "WHERE peer_id = ? AND outgoing = 0", (peer_id,),
+        ).fetchone()
+        return int(count), int(size)
+
     def peers_with_outbox(self) -> list[str]:
         rows = self._conn.execute(
             "SELECT DISTINCT peer_id FROM messages WHERE outgoing = 1 "

@@ -90,6 +90,14 @@ class TransferStore:
         )
         return [_row(r) for r in rows]
 
+    def pending_offers(self, peer_id: str) -> int:
+        """Direct file offers from ``peer_id`` still waiting for our answer."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM transfers WHERE state = 'offered' AND outgoing = 0 "
+            "AND peer_id = ? AND room_id IS NULL", (peer_id,),
+        )
+        return int(row.fetchone()[0])
+
     def set_state(self, transfer_id: bytes, state: str, reason: str | None = None,
                   only_from: tuple[str, ...] = ()) -> bool:
         sql = "UPDATE transfers SET state = ?, reason = ?, updated_at = ? WHERE transfer_id = ?"
