@@ -23,6 +23,34 @@ def mix(a: QColor, b: QColor, t: float) -> QColor:
     )
 
 
+def luminance(colour: QColor) -> float:
+    """WCAG 2 relative luminance (0 black .. 1 white) of an opaque colour."""
+
+    def linear(channel: float) -> float:
+        return channel / 12.92 if channel <= 0.03928 else ((channel + 0.055) / 1.055) ** 2.4
+
+    return (0.2126 * linear(colour.redF()) + 0.7152 * linear(colour.greenF())
+            + 0.0722 * linear(colour.blueF()))
+
+
+def contrast(a: QColor, b: QColor) -> float:
+    """WCAG 2 contrast ratio of two colours, 1 (none) to 21 (black on white)."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+READABLE = 4.5  # WCAG AA for body text
+
+
+def readable_on(background: QColor, preferred: QColor) -> QColor:
+    """``preferred`` if it reads on ``background`` (WCAG AA), else black or white, whichever
+    reads better: a desktop theme may pair colours that do not."""
+    if contrast(preferred, background) >= READABLE:
+        return preferred
+    black, white = QColor("#000000"), QColor("#ffffff")
+    return black if contrast(black, background) > contrast(white, background) else white
+
+
 def is_dark(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Window).lightnessF() < 0.5
 
