@@ -87,7 +87,7 @@ def test_without_a_client_or_conversation_the_composer_waits(qtbot: QtBot) -> No
     view = ConversationView()
     qtbot.addWidget(view)
     assert not view.composer.edit.isEnabled()
-    assert view.composer.edit.placeholderText() == "Select a conversation to write"
+    assert view.composer.edit.full_placeholder() == "Select a conversation to write"
     assert view.current_peer is None
     assert view.is_empty() and view.empty_title() == "No conversation open"
 

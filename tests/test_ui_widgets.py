@@ -94,10 +94,10 @@ def test_composer_is_disabled_without_a_conversation(qtbot: QtBot) -> None:
     qtbot.addWidget(widget)
     assert not widget.edit.isEnabled()
     assert not widget.send_button.isEnabled()
-    assert widget.edit.placeholderText() == "Select a conversation to write"
+    assert widget.edit.full_placeholder() == "Select a conversation to write"
     widget.set_target("Bob")
     assert widget.edit.isEnabled()
-    assert widget.edit.placeholderText() == "Message Bob"
+    assert widget.edit.full_placeholder() == "Message Bob"
 
 
 def test_composer_grows_with_its_text(qtbot: QtBot, composer: Composer) -> None:

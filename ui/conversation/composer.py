@@ -20,6 +20,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
     QPen,
+    QResizeEvent,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -57,7 +58,28 @@ class ComposerEdit(QPlainTextEdit):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.document().setDocumentMargin(4)
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._placeholder = ""
         self._fit_height()
+
+    def set_placeholder(self, text: str) -> None:
+        """The hint shown while empty, elided to one line (a wrapped hint pushes itself out of
+        a one-line box)."""
+        self._placeholder = text
+        self._elide_placeholder()
+
+    def full_placeholder(self) -> str:
+        return self._placeholder
+
+    def _elide_placeholder(self) -> None:
+        room = self.viewport().width() - 2 * math.ceil(self.document().documentMargin()) - 2
+        shown = self.fontMetrics().elidedText(self._placeholder, Qt.TextElideMode.ElideRight,
+                                              max(0, room))
+        if shown != self.placeholderText():
+            self.setPlaceholderText(shown)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide_placeholder()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -209,9 +231,9 @@ class Composer(QFrame):
         enabled = name is not None
         self.edit.setEnabled(enabled)
         if enabled:
-            self.edit.setPlaceholderText(self.tr("Message {name}").format(name=name))
+            self.edit.set_placeholder(self.tr("Message {name}").format(name=name))
         else:
-            self.edit.setPlaceholderText(self.tr("Select a conversation to write"))
+            self.edit.set_placeholder(self.tr("Select a conversation to write"))
             self.clear_error()
         self._update_send_button()
         self.attach_button.setEnabled(enabled)

@@ -445,6 +445,18 @@ class MessageDelegate(QStyledItemDelegate):
         origin = QPoint(box.left() + PAD_H, box.top() + PAD_V + (self.author_h if flags[2] else 0))
         return item, bubble, box, origin
 
+    def painted_rects(self, index: ModelIndex) -> tuple[QRect, QRect] | None:
+        """(the bubble, its text) where ``paint`` puts them for ``index``, in viewport pixels:
+        what a reader sees must fit the row the view gave it."""
+        found = self._geometry(index)
+        if found is None:
+            return None
+        _, bubble, box, origin = found
+        text = QRectF()
+        for i in range(bubble.layout.lineCount()):
+            text = text.united(bubble.layout.lineAt(i).naturalTextRect())
+        return box, text.toAlignedRect().translated(origin)
+
     def link_at(self, index: ModelIndex, pos: QPoint) -> str | None:
         """The URL under ``pos`` (viewport coordinates), if any."""
         found = self._geometry(index)

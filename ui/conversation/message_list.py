@@ -363,6 +363,12 @@ class MessageListView(QListView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            # QListView relays out on a change of height only (its flow direction), so rows
+            # kept the heights measured at the old width: wrapped text overlapped the next
+            # bubble or was cut. Measure again now, before the next paint.
+            self.scheduleDelayedItemsLayout()
+            self.executeDelayedItemsLayout()
         if self.pill.isVisible():
             self._place_pill()
 

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ui.bridge import EventBridge
 
 PAGE_SIZE = 100
+MIN_WIDTH = 360  # narrower, and bubbles of a few words a line stop being readable
 REVEAL_MAX_PAGES = 200  # how far back a search hit is looked for: 20,000 messages
 DRAFT_DELAY_MS = 700
 
@@ -84,6 +85,7 @@ class ConversationView(QWidget):
         self.runner = runner if runner is not None else TaskRunner(self)  # own one when alone
         self.setBackgroundRole(QPalette.ColorRole.Base)
         self.setAutoFillBackground(True)
+        self.setMinimumWidth(MIN_WIDTH)  # side panels take what is left, not the conversation
         self._client: KithClient | None = None
         self._contact: ContactInfo | None = None
         self._room: RoomInfo | None = None
