@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+# Never the desktop's D-Bus session: a test window must not pop up notifications. Tests of
+# desktop notifications start a bus of their own (tests/notification_service.py).
+os.environ["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=/nonexistent/kith-tests-have-no-session-bus"
 
 import asyncio
 from collections.abc import Iterator

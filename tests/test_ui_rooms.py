@@ -228,7 +228,7 @@ def test_two_windows_share_a_room(
     menu = ada.sidebar.room_menu(room_id)
     assert menu is not None
     names = [a.objectName() for a in menu.actions() if a.objectName()]
-    assert names == ["open", "invite", "members", "leave"]
+    assert names == ["open", "invite", "members", "pin", "mute", "mark_unread", "leave"]
     leave = next(a for a in menu.actions() if a.objectName() == RoomAction.LEAVE.value)
     leave.trigger()
     button = ada.rooms.leave_button()

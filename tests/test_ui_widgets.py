@@ -4,6 +4,7 @@ the error banner, the event bridge and keyboard paths in the main window."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -196,7 +197,13 @@ def test_identity_panel_updates_from_events(window: MainWindow) -> None:
     assert not panel.copy_button.isEnabled()
 
     window.state.apply(READY)
-    assert panel.presence.text() == "Online"
+    # One line says both that Kith runs and how others reach it: never "Online" beside
+    # "Not reachable by others".
+    assert panel.presence.text() == "Not reachable by others"
+    assert window.header.presence.text() == "Not reachable by others"
+    window.state.apply(dataclasses.replace(READY, reachability="relay"))
+    assert window.header.presence.text() == "Reachable through a relay"
+    assert panel.presence.text() == "Reachable through a relay"
     assert panel.invite() == READY.invite
     assert panel.addresses() == list(READY.addrs)
     assert panel.address_list.item(0).text() == "/ip4/192.0.2.7/tcp/4001"

@@ -13,6 +13,7 @@ import math
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
+    QColor,
     QImage,
     QKeyEvent,
     QKeySequence,
@@ -53,7 +54,6 @@ class ComposerEdit(QPlainTextEdit):
         super().__init__(parent)
         self.setTabChangesFocus(True)  # Tab leaves the box: keyboard users can reach Send
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setStyleSheet("QPlainTextEdit { background: transparent; }")  # the frame paints
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.document().setDocumentMargin(4)
@@ -198,6 +198,14 @@ class Composer(QFrame):
 
     def _tint(self) -> None:
         palette = self.palette()
+        # The box paints the background (rounded, its border showing focus): the text box is
+        # transparent on it, and its hint must read on it whatever the theme pairs.
+        base = palette.color(QPalette.ColorRole.Base)
+        edit = QPalette(self.edit.palette())
+        edit.setColor(QPalette.ColorRole.Base, QColor(Qt.GlobalColor.transparent))
+        edit.setColor(QPalette.ColorRole.PlaceholderText, pal.readable_on(
+            base, palette.color(QPalette.ColorRole.PlaceholderText)))
+        self.edit.setPalette(edit)
         self.attach_button.setIcon(tinted_icon(
             "paperclip", palette.color(QPalette.ColorRole.PlaceholderText),
             pal.mix(palette.color(QPalette.ColorRole.PlaceholderText),

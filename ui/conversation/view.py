@@ -79,6 +79,7 @@ class ConversationView(QWidget):
     read = Signal(str)               # the user has now seen this conversation's newest messages
     details_requested = Signal(str)  # the header was activated: show this peer's details
     members_requested = Signal(str)  # the header of a room was activated: show its members
+    draft_saved = Signal(str, str)   # conversation key, its draft ("" when none is left)
 
     def __init__(self, runner: TaskRunner | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -574,7 +575,9 @@ class ConversationView(QWidget):
         if key is None or client is None or key != self.conversation_key:
             return
         self._draft_key = None
-        self.runner.run(client.set_draft(key, self.composer.text()), self.tr("Saving the draft"))
+        text = self.composer.text()
+        self.runner.run(client.set_draft(key, text), self.tr("Saving the draft"))
+        self.draft_saved.emit(key, text)
 
     # -- read marks ---------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from ui.identity.node_state import NodeState, Presence
 from ui.identity.presence import PresenceIndicator
 from ui.style import palette as pal
 from ui.style.resources import tinted_icon
+from ui.style.theme import set_style_sheet
 from ui.widgets.elided_field import ElidedField
 
 COPIED_FEEDBACK_MS = 1500
@@ -143,7 +144,8 @@ class IdentityPanel(QFrame):
         """Palette-derived style: an accent button and a quiet field, in light and dark mode."""
         palette = self.palette()
         accent = pal.accent(palette)
-        self.setStyleSheet(
+        set_style_sheet(
+            self,
             f"""
             QPushButton#primary {{
                 background: {accent.name()}; color: palette(highlighted-text);
@@ -189,7 +191,7 @@ class IdentityPanel(QFrame):
     def refresh(self) -> None:
         state = self._state
         self.name_label.setText(state.display_name)
-        self.presence.set_presence(state.presence)
+        self.presence.set_presence(state.presence, state.reachability)
         self.peer_id_field.set_full_text(state.peer_id)
         if self.invite_edit.text() != state.invite:
             self.invite_edit.setText(state.invite)

@@ -281,7 +281,7 @@ class KithApp(QObject):
         if self.first_run_dialog is not None:
             self.first_run_dialog.reject()
         if self.window is not None:
-            self.window.close()
+            self.window.quit()
         self._on_window_closed()
 
     async def wait_closed(self) -> None:
@@ -306,24 +306,27 @@ class KithApp(QObject):
         dialog.open()
         return dialog
 
-    async def _save_geometry(self) -> None:
-        """The window opens where it was closed: saved by the node while it runs (it owns the
-        settings file then), directly when the network never started."""
+    async def _save_window_state(self) -> None:
+        """The window opens where it was closed, on the conversation that was open: saved by
+        the node while it runs (it owns the settings file then), directly when the network
+        never started."""
         if self.window is None or self.profile is None:
             return
-        geometry = self.window.preferences.geometry()
-        if geometry == self.profile.settings.window_geometry:
+        saved = self.profile.settings.to_json()
+        changes = {name: value for name, value in self.window.preferences.window_state().items()
+                   if saved.get(name) != value}
+        if not changes:
             return
         client = self.client
         try:
             if client is not None and client.running:
-                await asyncio.wait_for(client.update_settings(window_geometry=geometry),
-                                       DRAFT_SAVE_TIMEOUT)
+                await asyncio.wait_for(client.update_settings(**changes), DRAFT_SAVE_TIMEOUT)
             elif client is None and (self._network is None or self._network.done()):
-                self.profile.settings.window_geometry = geometry
+                self.profile.settings = self.profile.settings.with_changes(**changes)
                 self.profile.save_settings()
         except Exception:
-            log.warning("the window's size and place were not saved", exc_info=True)
+            log.warning("the window's size, place and conversation were not saved",
+                        exc_info=True)
 
     async def _stop_everything(self) -> None:
         if self.instance_server is not None:
@@ -331,11 +334,11 @@ class KithApp(QObject):
         if self.window is not None:
             # Let the last keystrokes reach the database before anything is cancelled.
             self.window.conversation.save_draft()
-            await self._save_geometry()
+            await self._save_window_state()
             await asyncio.sleep(0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.runner.idle(), DRAFT_SAVE_TIMEOUT)
-            self.window.close()
+            self.window.quit()
         await self.runner.cancel_all()
         if self.client is not None:
             try:

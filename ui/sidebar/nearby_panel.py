@@ -29,6 +29,7 @@ from app.core.fingerprint import fingerprint_for_peer, format_digits
 from app.core.identity import InvalidPeerId
 from app.core.records import short_peer_id
 from ui.identity.reachability import as_tooltip
+from ui.style.theme import set_style_sheet
 
 if TYPE_CHECKING:
     from ui.bridge import EventBridge
@@ -134,7 +135,7 @@ class NearbyPanel(QWidget):
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll_area.setStyleSheet("QScrollArea { background: transparent; }")
+        set_style_sheet(self.scroll_area, "QScrollArea { background: transparent; }")
         self.body = QWidget(self.scroll_area)
         self.rows_layout = QVBoxLayout(self.body)
         self.rows_layout.setContentsMargins(0, 0, 0, 0)

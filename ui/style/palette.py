@@ -33,9 +33,20 @@ def luminance(colour: QColor) -> float:
             + 0.0722 * linear(colour.blueF()))
 
 
+def over(foreground: QColor, background: QColor) -> QColor:
+    """``foreground`` as it shows on ``background`` (its transparency blended in)."""
+    if foreground.alphaF() >= 1.0:
+        return foreground
+    solid = QColor(foreground)
+    solid.setAlphaF(1.0)
+    blended = mix(background, solid, foreground.alphaF())
+    blended.setAlphaF(1.0)
+    return blended
+
+
 def contrast(a: QColor, b: QColor) -> float:
-    """WCAG 2 contrast ratio of two colours, 1 (none) to 21 (black on white)."""
-    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    """WCAG 2 contrast ratio of text ``a`` on ``b``: 1 (none) to 21 (black on white)."""
+    high, low = sorted((luminance(over(a, b)), luminance(b)), reverse=True)
     return (high + 0.05) / (low + 0.05)
 
 
@@ -43,12 +54,17 @@ READABLE = 4.5  # WCAG AA for body text
 
 
 def readable_on(background: QColor, preferred: QColor) -> QColor:
-    """``preferred`` if it reads on ``background`` (WCAG AA), else black or white, whichever
-    reads better: a desktop theme may pair colours that do not."""
-    if contrast(preferred, background) >= READABLE:
-        return preferred
+    """``preferred`` as it shows on ``background``, moved towards black or white (whichever
+    reads better there) just far enough to read (WCAG AA): a desktop theme may pair colours
+    that do not, and a muted colour should stay as muted as it can."""
+    colour = over(preferred, background)
     black, white = QColor("#000000"), QColor("#ffffff")
-    return black if contrast(black, background) > contrast(white, background) else white
+    extreme = black if contrast(black, background) > contrast(white, background) else white
+    for step in range(11):
+        moved = mix(colour, extreme, step / 10)
+        if contrast(moved, background) >= READABLE:
+            return moved
+    return extreme
 
 
 def is_dark(palette: QPalette) -> bool:

@@ -9,8 +9,11 @@ the style and palette Qt started with.
 
 from __future__ import annotations
 
+import weakref
+
+import shiboken6
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 THEMES = ("system", "light", "dark")
 
@@ -86,17 +89,26 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
                 app.setStyle(fusion)
         app.setPalette(dark_palette() if theme == "dark" else light_palette())
     _current = theme
-    restyle(app)
+    restyle()
 
 
-def restyle(app: QApplication) -> None:
-    """Give widgets with a style sheet the application's new palette.
+_styled: weakref.WeakSet[QWidget] = weakref.WeakSet()
+
+
+def set_style_sheet(widget: QWidget, sheet: str) -> None:
+    """``widget.setStyleSheet(sheet)``, and the widget follows theme changes (``restyle``)."""
+    _styled.add(widget)
+    widget.setStyleSheet(sheet)
+
+
+def restyle() -> None:
+    """Give Kith's widgets with a style sheet the application's new palette.
 
     A widget with its own style sheet keeps the palette it was polished with when the
-    application palette changes (Qt 6.11): in dark mode it would stay light, or paint light text
-    colours on dark. Setting the same sheet again polishes it against the current palette.
+    application palette changes (Qt 6.11): in dark mode it stayed light, or painted light-theme
+    text colours on dark. Setting the same sheet again polishes it against the current palette.
+    Only widgets styled through ``set_style_sheet`` are touched, never Qt's own.
     """
-    for widget in app.allWidgets():
-        sheet = widget.styleSheet()
-        if sheet:
-            widget.setStyleSheet(sheet)
+    for widget in list(_styled):
+        if shiboken6.isValid(widget) and widget.styleSheet():
+            widget.setStyleSheet(widget.styleSheet())

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from ui.bridge import TaskRunner
 from ui.style import palette as pal
+from ui.style.theme import set_style_sheet
 
 T = TypeVar("T")
 
@@ -103,7 +104,7 @@ class LinkDialog(QDialog):
         self.status_label.setText(text)
         self.status_label.setProperty("error", error)
         colour = pal.ERROR if error else pal.muted_text(self.palette())
-        self.status_label.setStyleSheet(f"color: {colour.name()};")
+        set_style_sheet(self.status_label, f"color: {colour.name()};")
 
     def _send(self, send: Callable[[str], Awaitable[T]], done: Callable[[T], object], *,
               doing: str, failed: str, task: str) -> None:

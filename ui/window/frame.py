@@ -74,6 +74,8 @@ class WindowFrame(QMainWindow):
         self.client: KithClient | None = None
         self.unread_total = 0
         self.title_note = ""  # e.g. "(demo)": said in the title so two windows are told apart
+        self.keep_in_tray = False  # Settings: closing the window keeps Kith running in the tray
+        self._quitting = False
         self.setWindowIcon(app_icon())
         self.resize(DEFAULT_SIZE)
         self.setMinimumSize(QSize(720, 480))
@@ -92,7 +94,7 @@ class WindowFrame(QMainWindow):
         self.quit_action = QAction(self.tr("&Quit"), self)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        self.quit_action.triggered.connect(self.close)
+        self.quit_action.triggered.connect(self.quit)
 
         self.identity_action = QAction(self.tr("Your &Invite and Identity"), self)
         self.identity_action.setShortcut(QKeySequence("Ctrl+I"))
@@ -354,7 +356,17 @@ class WindowFrame(QMainWindow):
     def about_box(self) -> QMessageBox | None:
         return self._about
 
+    def quit(self) -> None:
+        """File ▸ Quit (Ctrl+Q), the tray's Quit: close for good, even with ``keep_in_tray``."""
+        self._quitting = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keep_in_tray and self.tray.available and not self._quitting:
+            event.ignore()  # Kith keeps running; the tray icon brings the window back
+            self.conversation.save_draft()
+            self.hide()
+            return
         event.accept()
         self.tray.hide()
         self.closed.emit()

@@ -20,6 +20,7 @@ from app.core.records import short_peer_id
 from ui.bridge import EventBridge, TaskRunner
 from ui.identity.node_state import NodeState
 from ui.window.frame import WindowFrame
+from ui.window.window_chats import WindowChats
 from ui.window.window_contacts import WindowContacts
 from ui.window.window_files import WindowFiles
 from ui.window.window_rooms import WindowRooms
@@ -42,6 +43,7 @@ class MainWindow(WindowFrame):
         self.files = WindowFiles(self)         # drops, file cards, transfers panel
         self.search = WindowSearch(self)       # Ctrl+F message search, Ctrl+K quick switcher
         self.preferences = WindowSettings(self)  # Settings…, Your Identity…, Export Profile…
+        self.chats = WindowChats(self)         # pin, mute, mark unread, drafts, next chat
         self.contacts.join_room_requested.connect(self.rooms.show_join_room)
         self._build_menus()
         self.events = events if events is not None else EventBridge(self)
@@ -67,6 +69,9 @@ class MainWindow(WindowFrame):
         view_menu.addAction(search.search_action)
         view_menu.addAction(search.switcher_action)
         view_menu.addAction(search.filter_action)
+        view_menu.addAction(self.chats.next_action)
+        view_menu.addAction(self.chats.previous_action)
+        view_menu.addSeparator()
         view_menu.addAction(self.identity_action)
         view_menu.addAction(rooms.members_action)
         view_menu.addAction(self.files.transfers_action)
@@ -87,6 +92,7 @@ class MainWindow(WindowFrame):
         sees the names and rooms current. The open conversation comes last."""
         self.contacts.listen(events)
         self.rooms.listen(events)
+        self.chats.listen(events)
         events.subscribe(UnreadChanged, self._unread_changed)
         events.subscribe(MessageReceived, self._message_received)
         events.subscribe(RoomMessage, self._room_message)
@@ -118,10 +124,15 @@ class MainWindow(WindowFrame):
         self.conversation.set_client(client)
         self.contacts.set_client(client)
         self.rooms.set_client(client)
+        self.chats.set_client(client)
         if client is not None:
             self.runner.run(self._load(client), self.tr("Loading your contacts"))
 
     async def _load(self, client: KithClient) -> None:
         await self.contacts.load(client)
         await self.rooms.load(client)
+        await self.chats.load(client)
         self.set_unread(await client.unread_total())
+        last = self.preferences.last_conversation
+        if last and self.conversation.conversation_key is None:
+            self.chats.open(last)  # where the user left off
