@@ -33,9 +33,12 @@ from tests.peers import Peer
 from tests.ui_helpers import AppFactory, run, start_online, wait
 from ui.files.drop_target import expand
 from ui.files.file_actions import FileAction
+from ui.identity.node_state import NodeState
 from ui.settings.settings_dialog import FILES_TAB
 from ui.shell.app import KithApp
 from ui.window.main_window import MainWindow
+
+ME = "12D3KooWLEGuTZS2gsjWf8FvKYxyGTYNTTBq3Mmb3a6BUZo2zUwQ"
 
 
 class Person:
@@ -481,3 +484,51 @@ def test_settings_files_tab_reads_and_saves_through_the_client(
     qtbot.keyClick(dialog.auto_spin, Qt.Key.Key_Return)
     wait(qloop, lambda: ada.window.preferences.dialog is None, "the dialog closed")
     assert run(qloop, ada.client.file_settings()) == (str(other), 5_000_000)
+
+
+def test_open_without_a_program_for_the_file_offers_its_folder(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The desktop has nothing that opens the file: Kith says so instead of doing nothing, and
+    Show in Folder is one key away; closing the question does nothing more."""
+    received = tmp_path / "downloads" / "figures.xyz"
+    received.parent.mkdir()
+    received.write_bytes(b"\x00" * 100)
+    window = MainWindow(NodeState("Ada", ME))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    files = window.files
+    files.cache.put(TransferInfo(
+        transfer="ab" * 16, outgoing=False, peer_id=ME, room_id=None, name="figures.xyz",
+        size=100, hash="00" * 32, state="complete", bytes=100, path=str(received),
+        reason=None))
+    asked: list[QUrl] = []
+    handled = {str(received.parent)}  # a file manager for folders, no program for .xyz
+
+    def open_url(url: QUrl) -> bool:
+        asked.append(url)
+        return url.toLocalFile() in handled
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
+    for choose_folder in (False, True, True):  # closed once, then shown in its folder twice
+        files.actions.perform("ab" * 16, FileAction.OPEN.value)
+        assert asked[-1] == QUrl.fromLocalFile(str(received))
+        box = files.actions.no_program_box
+        assert box is not None
+        qtbot.waitUntil(box.isVisible)
+        assert "Nothing on this computer opens “figures.xyz”" in box.text()
+        show = files.actions.show_in_folder_button()
+        assert show is not None and show.text() == "Show in Folder"
+        before = len(asked)
+        if choose_folder:
+            qtbot.keyClick(box, Qt.Key.Key_Return)  # the default button: Show in Folder
+            qtbot.waitUntil(lambda n=before: len(asked) == n + 1)
+            assert asked[-1] == QUrl.fromLocalFile(str(received.parent))
+        else:
+            box.reject()
+            qtbot.waitUntil(lambda b=box: not b.isVisible())
+            assert len(asked) == before
+    handled.clear()  # no file manager either: the banner names the folder
+    files.actions.perform("ab" * 16, FileAction.SHOW.value)
+    assert str(received.parent) in window.banner.message()

@@ -3,7 +3,8 @@
 The card buttons, the conversation's context menu, its Enter/Delete keys and the transfers
 panel all offer the same actions for the same state, so the rules live here once
 (``actions_for``) and so does carrying them out (``FileActions.perform``), including the one
-dialog (Save As…) and handing finished files to the desktop (Open, Show in Folder).
+dialog (Save As…) and handing finished files to the desktop (Open, Show in Folder). When the
+desktop has no program for a file, Open says so and offers to show it in its folder instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QWidget
 
 from app.core.records import TransferInfo
 from app.store.profile import default_download_dir as profile_download_dir
@@ -106,6 +107,7 @@ class FileActions(QObject):
         self.runner = runner
         self.client: KithClient | None = None
         self.save_dialog: QFileDialog | None = None
+        self.no_program_box: QMessageBox | None = None  # "Nothing opens this file" (Open)
 
     def available(self, transfer: str) -> list[FileAction]:
         info = self.cache.get(transfer)
@@ -182,4 +184,40 @@ class FileActions(QObject):
         if not target or not os.path.exists(target):
             self.failed.emit(self.tr("“{name}” is no longer there.").format(name=info.name))
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(target))
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(target)):
+            return
+        if action is FileAction.OPEN:
+            self._no_program(info)
+        else:
+            self.failed.emit(self.tr("The folder could not be shown; “{name}” is in {folder}")
+                             .format(name=info.name, folder=target))
+
+    def _no_program(self, info: TransferInfo) -> QMessageBox:
+        """Open found no program for the file: say so, and offer its folder instead."""
+        if self.no_program_box is not None:
+            self.no_program_box.deleteLater()
+        parent = self.parent()
+        box = QMessageBox(QMessageBox.Icon.Information, self.tr("Open"),
+                          self.tr("Nothing on this computer opens “{name}”.").format(
+                              name=info.name),
+                          QMessageBox.StandardButton.Close,
+                          parent if isinstance(parent, QWidget) else None)
+        box.setInformativeText(self.tr(
+            "Show it in its folder to open it with another program, or to move it."))
+        show = box.addButton(action_label(FileAction.SHOW), QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(show)
+        box.finished.connect(lambda _: self._open(info, FileAction.SHOW)
+                             if box.clickedButton() is show else None)
+        self.no_program_box = box
+        box.open()
+        return box
+
+    def show_in_folder_button(self) -> QPushButton | None:
+        """The open "Nothing opens this file" box's Show in Folder (keyboard paths, tests)."""
+        box = self.no_program_box
+        if box is None or not box.isVisible():
+            return None
+        for button in box.buttons():
+            if box.buttonRole(button) == QMessageBox.ButtonRole.AcceptRole:
+                return button if isinstance(button, QPushButton) else None
+        return None

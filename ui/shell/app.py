@@ -31,7 +31,7 @@ from ui.identity.first_run import FirstRunDialog
 from ui.identity.identity_page import ImportProfileDialog
 from ui.identity.node_state import NodeState
 from ui.shell.single_instance import Handover, InstanceServer, hand_over
-from ui.style.resources import app_icon, ensure_ui_font
+from ui.style.resources import app_icon, ensure_emoji_font, ensure_ui_font
 from ui.style.theme import apply_theme
 from ui.waits import signal_future, wait_painted
 from ui.window.main_window import MainWindow
@@ -53,6 +53,7 @@ def configure_application(app: QApplication) -> None:
     app.setDesktopFileName("kith")
     app.setWindowIcon(app_icon())
     ensure_ui_font(app)  # only does something on a machine with no fonts (a bare bundle)
+    ensure_emoji_font(app)  # only on a machine without an emoji font
     # The window closing starts an orderly shutdown; Qt must not end the loop under it.
     app.setQuitOnLastWindowClosed(False)
     # The network thread is busy Python during a transfer, and each time the Qt thread wants
