@@ -153,11 +153,11 @@ def test_notifications_off_means_the_tray_stays_quiet(
     assert app.profile is not None and app.profile.settings.notifications is False
 
 
-def test_identity_page_shows_the_fingerprint_and_the_invite(
+def test_identity_page_shows_your_half_of_the_safety_number_and_the_invite(
     qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
 ) -> None:
     app, window = online(qloop, make_app, profile_dir)
-    assert window.preferences.identity_page_action.shortcut().toString() == "Ctrl+Shift+Y"
+    assert window.preferences.identity_page_action.shortcut().toString() == "Ctrl+I"
     window.preferences.identity_page_action.trigger()
     page = window.preferences.identity_page
     assert page is not None and page.isVisible()

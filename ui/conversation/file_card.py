@@ -40,7 +40,8 @@ from ui.style import palette as pal
 if TYPE_CHECKING:
     from ui.files.transfer_cache import TransferCache
 
-CARD_WIDTH = 340
+CARD_WIDTH = 340      # at least, so the buttons fit
+MAX_CARD_WIDTH = 560  # at most: wide enough for most names, which are elided only beyond it
 PAD = 10
 ICON = 44
 BAR = 4
@@ -209,7 +210,10 @@ class FileCardPainter:
         top = rect.top() + (GROUP_GAP if group else INNER_GAP)
         if day:
             top += d.day_h - GROUP_GAP // 2
-        width = min(CARD_WIDTH, max(200, rect.width() - 2 * SIDE_MARGIN - 40))
+        available = max(200, rect.width() - 2 * SIDE_MARGIN - 40)
+        needed = 2 * PAD + ICON + 10 + QFontMetrics(self._name_font()).horizontalAdvance(
+            item.text) + 2
+        width = min(available, max(CARD_WIDTH, min(needed, MAX_CARD_WIDTH)))
         height = self.body_height() + (d.author_h if author else 0)
         if item.outgoing:
             left = rect.right() - SIDE_MARGIN - width + 1
@@ -233,6 +237,31 @@ class FileCardPainter:
             out.append((action, QRect(x, y, width, BUTTON_H)))
             x += width + BUTTON_GAP
         return out
+
+    def _name_font(self) -> QFont:
+        bold = QFont(self._d.font)
+        bold.setWeight(QFont.Weight.DemiBold)
+        return bold
+
+    def _name_rect(self, box: QRect, author: bool) -> QRect:
+        inner = self._inner(box, author)
+        left = inner.left() + ICON + 10
+        return QRect(left, inner.top() + 2, inner.right() - left, QFontMetrics(
+            self._name_font()).height())
+
+    def shown_name(self, index: ModelIndex) -> str:
+        """The file name as the card shows it: whole unless there is no room for it."""
+        found = self._geometry(index)
+        if found is None:
+            return ""
+        item, box, author = found
+        return self._elided_name(item, box, author)
+
+    def _elided_name(self, item: ChatItem, box: QRect, author: bool) -> str:
+        info = self.info(item)
+        name = info.name if info is not None else item.text
+        return QFontMetrics(self._name_font()).elidedText(
+            name, Qt.TextElideMode.ElideMiddle, self._name_rect(box, author).width())
 
     def _button_font(self) -> QFont:
         font = QFont(self._d.small)
@@ -329,16 +358,12 @@ class FileCardPainter:
         icon = QRect(inner.left(), inner.top(), ICON, ICON)
         self._paint_icon(painter, icon, name, info, palette)
 
-        text_left = icon.right() + 10
-        text_w = inner.right() - text_left
-        bold = QFont(d.font)
-        bold.setWeight(QFont.Weight.DemiBold)
-        painter.setFont(bold)
+        name_rect = self._name_rect(box, flags[2])
+        text_left, text_w, name_h = name_rect.left(), name_rect.width(), name_rect.height()
+        painter.setFont(self._name_font())
         painter.setPen(fore)
-        name_h = QFontMetrics(bold).height()
-        painter.drawText(QRect(text_left, icon.top() + 2, text_w, name_h),
-                         int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                         QFontMetrics(bold).elidedText(name, Qt.TextElideMode.ElideMiddle, text_w))
+        painter.drawText(name_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         self._elided_name(item, box, flags[2]))
         painter.setFont(d.small)
         painter.setPen(meta)
         size = human_size(info.size) if info is not None else ""

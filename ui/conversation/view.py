@@ -109,6 +109,9 @@ class ConversationView(QWidget):
         self.header.activated.connect(self._header_activated)
         self.header.hide()
         layout.addWidget(self.header)
+        self._below_header = QVBoxLayout()  # the bar over a message request goes here
+        self._below_header.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._below_header)
         self.model = MessageListModel(self)
         self.messages = MessageListView(self)
         self.messages.setModel(self.model)
@@ -133,6 +136,10 @@ class ConversationView(QWidget):
         self._show_empty_state()
 
     # -- the contract with the window ---------------------------------------------------------
+
+    def below_header(self) -> QVBoxLayout:
+        """Where a bar about the open conversation sits: under its header, over its messages."""
+        return self._below_header
 
     @property
     def current_peer(self) -> str | None:

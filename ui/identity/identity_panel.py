@@ -1,13 +1,13 @@
 """The "You" card at the bottom of the sidebar: your invite, always one click from the clipboard.
 
 Without an invite nobody can find you (there is no server to search), so the invite and its copy
-button are always visible; the rest (name, status, peer id, listening addresses) folds out with
-Ctrl+I for people who want to check what the network sees.
+button are always visible; the rest (name, status, peer id, listening addresses) folds out for
+people who want to check what the network sees. View ▸ Your Identity… (Ctrl+I) shows it all.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QFont,
@@ -45,8 +45,6 @@ COPIED_FEEDBACK_MS = 1500
 
 
 class IdentityPanel(QFrame):
-    expanded_changed = Signal(bool)
-
     def __init__(self, state: NodeState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("identityPanel")
@@ -256,14 +254,11 @@ class IdentityPanel(QFrame):
         return not self.details.isHidden()
 
     def set_expanded(self, expanded: bool) -> None:
-        changed = expanded != self.is_expanded()
         self.details.setVisible(expanded)
         self.details_button.setIcon(self._chevrons[1] if expanded else self._chevrons[0])
         self.details_button.setToolTip(
-            self.tr("Hide details (Ctrl+I)") if expanded else self.tr("Show details (Ctrl+I)")
+            self.tr("Hide details") if expanded else self.tr("Show details")
         )
-        if changed:
-            self.expanded_changed.emit(expanded)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)

@@ -56,7 +56,7 @@ class ProfileHeader(QWidget):
         self.refresh()
 
     def set_you_action(self, action: QAction) -> None:
-        """The action that shows the "You" panel (Ctrl+I), so the mouse path matches the key."""
+        """The action that shows your identity (Ctrl+I), so the mouse path matches the key."""
         self.you_button.setDefaultAction(action)
 
     def _muted(self) -> None:

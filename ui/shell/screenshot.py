@@ -90,7 +90,7 @@ async def shoot(args: argparse.Namespace) -> int:
         if args.scene == "conversation":
             teardown = await stage_conversation(kith)
         if args.details:
-            window.identity_action.setChecked(True)
+            window.identity_panel.set_expanded(True)
         await wait_until(
             lambda: window.windowHandle() is not None and window.windowHandle().isExposed(),
             EXPOSE_TIMEOUT, "the window to be exposed",

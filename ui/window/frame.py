@@ -96,12 +96,6 @@ class WindowFrame(QMainWindow):
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.quit_action.triggered.connect(self.quit)
 
-        self.identity_action = QAction(self.tr("Your &Invite and Identity"), self)
-        self.identity_action.setShortcut(QKeySequence("Ctrl+I"))
-        self.identity_action.setCheckable(True)
-        self.identity_action.setToolTip(self.tr("Your invite and identity (Ctrl+I)"))
-        self.identity_action.toggled.connect(self._toggle_identity)
-
         self.copy_invite_action = QAction(self.tr("&Copy Your Invite"), self)
         self.copy_invite_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
 
@@ -113,7 +107,6 @@ class WindowFrame(QMainWindow):
 
     def _tint(self) -> None:
         text = self.palette().color(QPalette.ColorRole.WindowText)
-        self.identity_action.setIcon(tinted_icon("user", text))
         self.copy_invite_action.setIcon(tinted_icon("copy", text))
 
     def changeEvent(self, event: QEvent) -> None:
@@ -132,7 +125,6 @@ class WindowFrame(QMainWindow):
         left_layout.setContentsMargins(0, 0, 0, 12)
         left_layout.setSpacing(8)
         self.header = ProfileHeader(self.state, left)
-        self.header.set_you_action(self.identity_action)
         left_layout.addWidget(self.header)
         self.sidebar = Sidebar(left)
         self.sidebar.activated.connect(self._on_sidebar_activated)
@@ -140,7 +132,6 @@ class WindowFrame(QMainWindow):
         self.nearby = NearbyPanel(left)
         left_layout.addWidget(self.nearby)
         self.identity_panel = IdentityPanel(self.state, left)
-        self.identity_panel.expanded_changed.connect(self.identity_action.setChecked)
         self.copy_invite_action.triggered.connect(self.identity_panel.copy_invite)
         panel_box = QVBoxLayout()
         panel_box.setContentsMargins(12, 0, 12, 0)
@@ -161,15 +152,12 @@ class WindowFrame(QMainWindow):
         self.banner.dismissed.connect(lambda: banner_box.setContentsMargins(0, 0, 0, 0))
         self._banner_box = banner_box
 
-        self.request_bar = RequestBar(centre)
-        request_box = QVBoxLayout()
-        request_box.setContentsMargins(16, 12, 16, 0)
-        request_box.addWidget(self.request_bar)
-        centre_layout.addLayout(request_box)
-        self._request_box = request_box
-        self._set_request_margins(False)
-
         self.conversation = ConversationView(self.runner, centre)
+        # The decision about a message request sits under the header that says who it is from.
+        self.request_bar = RequestBar(self.conversation)
+        self._request_box = self.conversation.below_header()
+        self._request_box.addWidget(self.request_bar)
+        self._set_request_margins(False)
         self.conversation.read.connect(self.mark_read)
         self.member_panel = MemberPanel(centre)
         self.member_panel.hide()
@@ -326,11 +314,6 @@ class WindowFrame(QMainWindow):
         """Show a problem in the banner (plain words; details are in the log)."""
         self._banner_box.setContentsMargins(16, 12, 16, 0)
         self.banner.show_message(message)
-
-    def _toggle_identity(self, on: bool) -> None:
-        self.identity_panel.set_expanded(on)
-        if on:
-            self.identity_panel.copy_button.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def show_about(self) -> None:
         if self._about is None:

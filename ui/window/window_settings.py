@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QPalette
 
 from app.store.profile import Settings
 from ui.identity.identity_page import ExportProfileDialog, IdentityPage
 from ui.settings.settings_dialog import PROFILE_TAB, SettingsDialog
+from ui.style.resources import tinted_icon
 from ui.style.theme import apply_theme
 
 if TYPE_CHECKING:
@@ -45,8 +46,17 @@ class WindowSettings(QObject):
         self.export_action.triggered.connect(lambda: self.show_export())
         self.export_action.setEnabled(False)
         self.identity_page_action = QAction(self.tr("Your &Identity…"), window)
-        self.identity_page_action.setShortcut(QKeySequence("Ctrl+Shift+Y"))
+        self.identity_page_action.setShortcut(QKeySequence("Ctrl+I"))
+        self.identity_page_action.setToolTip(self.tr(
+            "Your invite, your half of the safety number, exporting your profile (Ctrl+I)"))
         self.identity_page_action.triggered.connect(lambda: self.show_identity())
+        window.header.set_you_action(self.identity_page_action)
+        window.palette_changed.connect(self._tint)
+        self._tint()
+
+    def _tint(self) -> None:
+        text = self.window.palette().color(QPalette.ColorRole.WindowText)
+        self.identity_page_action.setIcon(tinted_icon("user", text))
 
     # -- applying ---------------------------------------------------------------------------
 
