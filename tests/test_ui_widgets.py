@@ -464,24 +464,6 @@ def test_the_window_follows_a_dark_palette(qtbot: QtBot, window: MainWindow) -> 
     assert dark.pixelColor(banner).lightnessF() < 0.4  # the error tint is blended, not fixed
 
 
-def test_tab_walks_from_search_to_the_list_to_the_composer(
-    qtbot: QtBot, window: MainWindow
-) -> None:
-    window.sidebar.model.upsert_contact(_contact(PEER, "Bob"))
-    window.open_peer(PEER)
-    window.conversation.composer.set_target("Bob")  # no client here: enable it by hand
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
-    window.sidebar.search.setFocus()
-    qtbot.waitUntil(window.sidebar.search.hasFocus)
-    qtbot.keyClick(window.sidebar.search, Qt.Key.Key_Tab)
-    qtbot.waitUntil(window.sidebar.add_button.hasFocus)
-    qtbot.keyClick(window.sidebar.add_button, Qt.Key.Key_Tab)
-    qtbot.waitUntil(window.sidebar.view.hasFocus)
-    qtbot.keyClick(window.sidebar.view, Qt.Key.Key_Tab)
-    qtbot.waitUntil(window.conversation.composer.edit.hasFocus)
-
-
 def test_a_snapshot_never_undoes_what_events_did_meanwhile(qtbot: QtBot) -> None:
     sidebar = Sidebar()
     qtbot.addWidget(sidebar)

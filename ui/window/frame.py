@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app import __version__
 from app.core.records import ContactInfo, ContactState
@@ -184,19 +192,25 @@ class WindowFrame(QMainWindow):
             self._request_box.setContentsMargins(0, 0, 0, 0)
 
     def _set_tab_order(self) -> None:
-        """Tab walks the way people read the window: find, pick, decide, write, the room's
-        members and invite, your invite."""
+        """Tab walks the way people read the window, round and round: find, pick, read, attach,
+        write, send; then the conversation's header (a room's members and invite), the member
+        list, your invite card and your identity. "+" beside the search box is Ctrl+N."""
         panel = self.identity_panel
-        chain: list[QWidget] = [
+        self.sidebar.add_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        composer = self.conversation.composer
+        header = self.conversation.header
+        self.tab_chain: list[QWidget] = [
             self.sidebar.search,
-            self.sidebar.add_button,
             self.sidebar.view,
             self.request_bar.accept_button,
             self.request_bar.block_button,
-            self.conversation.composer.edit,
-            self.conversation.composer.send_button,
-            self.conversation.header.members_button,
-            self.conversation.header.invite_button,
+            self.conversation.messages,
+            composer.attach_button,
+            composer.edit,
+            composer.send_button,
+            header,
+            header.members_button,
+            header.invite_button,
             self.member_panel.list,
             panel.details_button,
             panel.invite_edit,
@@ -205,8 +219,24 @@ class WindowFrame(QMainWindow):
             panel.address_list,
             self.header.you_button,
         ]
-        for first, second in itertools.pairwise(chain):
+        for first, second in itertools.pairwise(self.tab_chain):
             self.setTabOrder(first, second)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab follow ``tab_chain`` round and round, skipping what is hidden or
+        disabled. Qt's own chain, rearranged pair by pair, closed into a small loop through
+        the composer (the conversation hands its focus on to it) and never came back to the
+        search box. Widgets outside the chain (people nearby, the banner) keep Qt's order."""
+        chain = [w for w in self.tab_chain if w.isVisible() and w.isEnabled()
+                 and w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+        current = QApplication.focusWidget()
+        if not chain or current not in chain:
+            return super().focusNextPrevChild(next)
+        step = 1 if next else -1
+        target = chain[(chain.index(current) + step) % len(chain)]
+        target.setFocus(Qt.FocusReason.TabFocusReason if next
+                        else Qt.FocusReason.BacktabFocusReason)
+        return True
 
     # -- the client -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from app.core.events import MessageReceived, RoomMessage, UnreadChanged
@@ -20,6 +21,7 @@ from app.core.records import short_peer_id
 from ui.bridge import EventBridge, TaskRunner
 from ui.identity.node_state import NodeState
 from ui.window.frame import WindowFrame
+from ui.window.shortcuts_dialog import ShortcutsDialog
 from ui.window.window_chats import WindowChats
 from ui.window.window_contacts import WindowContacts
 from ui.window.window_files import WindowFiles
@@ -81,7 +83,20 @@ class MainWindow(WindowFrame):
         room_menu.addSeparator()
         room_menu.addAction(rooms.leave_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        self.shortcuts_action = QAction(self.tr("&Keyboard Shortcuts"), self)
+        self.shortcuts_action.setShortcut(QKeySequence("Ctrl+/"))
+        self.shortcuts_action.triggered.connect(lambda: self.show_shortcuts())
+        help_menu.addAction(self.shortcuts_action)
         help_menu.addAction(self.about_action)
+        self.shortcuts: ShortcutsDialog | None = None
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help ▸ Keyboard Shortcuts, Ctrl+/."""
+        if self.shortcuts is None:
+            self.shortcuts = ShortcutsDialog(self.menuBar(), self)
+        self.shortcuts.open()
+        self.shortcuts.raise_()
+        return self.shortcuts
 
     # -- events -----------------------------------------------------------------------------
 
