@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.records import Delivery
+from ui.conversation.links import is_kith_link
 from ui.conversation.message_delegate import MessageDelegate
 from ui.conversation.message_model import MessageListModel
 from ui.files.file_actions import FileAction, action_label, delete_action
@@ -96,6 +97,7 @@ class MessageListView(QListView):
     reached_bottom = Signal()       # the newest message came into view
     retry_requested = Signal(str)   # message key
     file_action_requested = Signal(str, str)  # transfer id, FileAction value
+    kith_link_activated = Signal(str)  # a kith: contact or room link was clicked
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -249,7 +251,11 @@ class MessageListView(QListView):
             QGuiApplication.clipboard().setText(text)
 
     def open_link(self, url: str) -> None:
-        QDesktopServices.openUrl(url)
+        """A web link goes to the desktop's browser; a ``kith:`` link stays in Kith."""
+        if is_kith_link(url):
+            self.kith_link_activated.emit(url)
+        else:
+            QDesktopServices.openUrl(url)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):

@@ -203,16 +203,8 @@ class KithApp(QObject):
         """The ``kith:`` link Kith was started with opens, prefilled, once the network is up:
         a room link in Join Room, a contact invite in Add Contact."""
         link, self.pending_link = self.pending_link, None
-        if not link or self.window is None:
-            return
-        try:
-            room = invite_kind(link) == "room"
-        except InvalidInvite:
-            room = False  # already reported by _check_link; Add Contact says what is wrong
-        if room:
-            self.window.rooms.show_join_room(link)
-        else:
-            self.window.contacts.show_add_contact(link)
+        if link and self.window is not None:
+            self.window.open_kith_link(link)
 
     def _check_link(self) -> None:
         """Keep a clicked ``kith:`` link until the network is up; say at once if it is broken."""

@@ -3,6 +3,8 @@
 ``LinkDialog`` lays out the intro, the link field, an inline status line (errors in plain words,
 never a separate box) and OK/Cancel; a subclass checks the link in ``validate`` and sends it with
 ``_send``, which awaits the client without a nested event loop and keeps a failure inline.
+People paste whole messages ("Add me! kith:contact?id=… see you"): ``link`` is the ``kith:``
+link found in the field, or the field as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.invite import find_link
 from ui.bridge import TaskRunner
 from ui.style import palette as pal
 from ui.style.theme import set_style_sheet
@@ -89,6 +92,15 @@ class LinkDialog(QDialog):
     def submit(self) -> None:
         raise NotImplementedError
 
+    def link(self) -> str:
+        """The ``kith:`` link in the field, even when other text was pasted around it."""
+        text = self.link_edit.text().strip()
+        return find_link(text) or text
+
+    def found_in_text(self) -> bool:
+        """The field holds more than the link: say that the link inside is the one used."""
+        return self.link() != self.link_edit.text().strip()
+
     def set_link(self, link: str) -> None:
         self.link_edit.setText(link)
         self.link_edit.setCursorPosition(0)
@@ -113,7 +125,7 @@ class LinkDialog(QDialog):
         self.ok_button.setEnabled(False)
         self.link_edit.setReadOnly(True)
         self._say(doing, False)
-        self._runner.run(self._sent(self.link_edit.text().strip(), send, done, failed), task)
+        self._runner.run(self._sent(self.link(), send, done, failed), task)
 
     async def _sent(self, link: str, send: Callable[[str], Awaitable[T]],
                     done: Callable[[T], object], failed: str) -> None:

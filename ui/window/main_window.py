@@ -17,7 +17,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from app.core.events import MessageReceived, RoomMessage, UnreadChanged
+from app.core.invite import InvalidInvite
 from app.core.records import short_peer_id
+from app.core.room import invite_kind
 from ui.bridge import EventBridge, TaskRunner
 from ui.identity.node_state import NodeState
 from ui.window.frame import WindowFrame
@@ -47,6 +49,7 @@ class MainWindow(WindowFrame):
         self.preferences = WindowSettings(self)  # Settings…, Your Identity…, Export Profile…
         self.chats = WindowChats(self)         # pin, mute, mark unread, drafts, next chat
         self.contacts.join_room_requested.connect(self.rooms.show_join_room)
+        self.conversation.messages.kith_link_activated.connect(self.open_kith_link)
         self._build_menus()
         self.events = events if events is not None else EventBridge(self)
         self.listen(self.events)
@@ -97,6 +100,18 @@ class MainWindow(WindowFrame):
         self.shortcuts.open()
         self.shortcuts.raise_()
         return self.shortcuts
+
+    def open_kith_link(self, link: str) -> None:
+        """A ``kith:`` link (clicked in a message, or one Kith was started with): a room link
+        opens Join Room, a contact invite Add Contact, filled in; both say what is wrong."""
+        try:
+            room = invite_kind(link) == "room"
+        except InvalidInvite:
+            room = False  # Add Contact says what is wrong with it
+        if room:
+            self.rooms.show_join_room(link)
+        else:
+            self.contacts.show_add_contact(link)
 
     # -- events -----------------------------------------------------------------------------
 
