@@ -1,4 +1,4 @@
-"""Links in message text: found once for painting and clicking, and as HTML for selecting.
+"""Links in message text: found once, for painting, clicking and the text browser alike.
 
 http(s) URLs, bare ``www.`` addresses (opened as https), and ``kith:`` contact and room links
 (opened in Add Contact or Join Room, never handed to the desktop). Punctuation that ends a
@@ -7,7 +7,6 @@ sentence, and a ")" that closes something the URL did not open, stay outside the
 
 from __future__ import annotations
 
-import html
 import re
 
 from PySide6.QtCore import QUrl
@@ -37,15 +36,3 @@ def find_links(text: str) -> list[tuple[int, int, str]]:
 
 def is_kith_link(url: str) -> bool:
     return url[:5].lower() == invite.SCHEME
-
-
-def linkified_html(text: str) -> str:
-    """The text as HTML with its links as anchors (for the read-only text browser)."""
-    parts, last = [], 0
-    for start, end, url in find_links(text):
-        parts.append(html.escape(text[last:start]))
-        parts.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>')
-        last = end
-    parts.append(html.escape(text[last:]))
-    body = "".join(parts).replace("\n", "<br>")
-    return f'<div style="white-space: pre-wrap">{body}</div>'

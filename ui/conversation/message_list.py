@@ -318,7 +318,7 @@ class MessageListView(QListView):
         self.context_menu(event.pos()).popup(event.globalPos())
 
     def context_menu(self, pos: QPoint) -> QMenu:
-        """Copy, Copy Link (over a link), Retry (a failed message); built for ``pos``."""
+        """Copy, Select Text, Copy Link (over a link), Retry (a failed message); for ``pos``."""
         menu = QMenu(self)
         index = self.indexAt(pos)
         model = self.message_model()
@@ -329,6 +329,11 @@ class MessageListView(QListView):
         copy.setEnabled(self.selectionModel().hasSelection())
         copy.triggered.connect(self.copy_selection)
         menu.addAction(copy)
+        if index.isValid() and model is not None and not model.item(index.row()).transfer:
+            select = QAction(self.tr("&Select Text"), menu)  # Enter, or a double click
+            select.setObjectName("select_text")
+            select.triggered.connect(lambda: self.edit(index))
+            menu.addAction(select)
         url = self.delegate.link_at(index, pos) if index.isValid() else None
         if url is not None:
             copy_link = QAction(self.tr("Copy &Link"), menu)

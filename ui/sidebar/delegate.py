@@ -20,6 +20,7 @@ from PySide6.QtCore import QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeView
 
+from app.core.markdown import plain
 from app.core.records import ChatPrefs, ContactInfo, ContactState, RoomInfo
 from ui.sidebar.model import (
     CONTACT_ROLE,
@@ -229,7 +230,7 @@ class SidebarDelegate(QStyledItemDelegate):
         small = QFont(option.font)
         small.setPointSizeF(option.font.pointSizeF() * 0.85)
         counts = f"{info.online}/{info.members}"
-        preview = " ".join(info.last_message.split()) or info.description
+        preview = " ".join(plain(info.last_message).split()) or info.description
         self._paint_lines(painter, option, card, avatar, colours, info.name, info.unread, prefs,
                           draft, preview or room_counts_text(info),
                           after_name=(counts, small, info.online > 1))
@@ -247,7 +248,7 @@ class SidebarDelegate(QStyledItemDelegate):
         painter.drawEllipse(dot.adjusted(-2, -2, 2, 2))
         painter.setBrush(pal.ONLINE if info.online else colours.preview)
         painter.drawEllipse(dot)
-        preview = info.last_message
+        preview = plain(info.last_message)
         if info.state is ContactState.REQUEST and not preview:
             preview = self.tr("Message request")
         self._paint_lines(painter, option, card, avatar, colours, info.name, info.unread, prefs,

@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from app.core.events import MessageReceived, RoomMessage
+from app.core.markdown import plain
 from ui.style import palette as pal
 from ui.style.resources import app_icon
 from ui.window.desktop_notifications import DesktopNotifications
@@ -49,7 +50,8 @@ def badged_icon(total: int) -> QIcon:
 
 
 def preview(text: str) -> str:
-    flat = " ".join(text.split())
+    """One line of at most ``PREVIEW_CHARS``, without Markdown's markers."""
+    flat = " ".join(plain(text).split())
     return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
 
 
