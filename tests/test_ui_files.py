@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import qasync
 import shiboken6
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QUrl
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -363,16 +363,35 @@ def test_bob_accepts_a_dropped_file_in_his_window_and_declines_another(
     assert digest(received.path) == digest(source)
     assert str(tmp_path / "bob-downloads") == os.path.dirname(received.path)
     assert cards.status_of(item) == "Complete"
-    assert cards.actions(item) == [FileAction.OPEN, FileAction.SHOW]
+    assert cards.actions(item) == [FileAction.VIEW, FileAction.OPEN, FileAction.SHOW]
+    # The picture shows in the card, at its own size (it is smaller than a preview's 320).
+    wait(qloop, lambda: cards.picture_rect(index).size() == QSize(64, 48),
+         "the picture in Bob's card")
+    bob_view.executeDelayedItemsLayout()
+    assert bob_view.visualRect(index).contains(cards.picture_rect(index))  # the row grew
     wait(qloop, lambda: complete(ada) is not None, "the file complete for Ada")
     menu = bob_view.context_menu(bob_view.visualRect(index).center())
-    assert [a.objectName() for a in menu.actions() if a.objectName()] == ["open", "show"]
+    assert [a.objectName() for a in menu.actions() if a.objectName()] == [
+        "view", "open", "show"]
     opened: list[QUrl] = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
     bob_view.setCurrentIndex(index)
     bob_view.setFocus()
-    qtbot.keyClick(bob_view, Qt.Key.Key_Return)  # Enter: the primary action, Open
+    qtbot.keyClick(bob_view, Qt.Key.Key_Return)  # Enter: the primary action, View
+    viewer = bob.window.files.actions.viewer
+    assert viewer is not None
+    qtbot.waitUntil(viewer.isVisible)
+    assert viewer.shown_size() == QSize(64, 48)
+    open_button = next(b for b in viewer.buttons.buttons() if b.text() == "&Open")
+    qtbot.mouseClick(open_button, Qt.MouseButton.LeftButton)  # Open, from the viewer
     assert opened == [QUrl.fromLocalFile(received.path)]
+    viewer.close()
+    qtbot.mouseClick(bob_view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=cards.picture_rect(index).center())  # a click on the picture
+    viewer = bob.window.files.actions.viewer
+    assert viewer is not None
+    qtbot.waitUntil(viewer.isVisible)
+    viewer.close()
     wait(qloop, lambda: cards.thumbnails.get(received.path or "") is not None,
          "a thumbnail of the received picture")
 
@@ -412,7 +431,7 @@ def test_bob_accepts_a_dropped_file_in_his_window_and_declines_another(
     assert [name for name, _, _ in rows] == ["notes.txt", "photo.png"]
     assert rows[0][1:] == ("Ada", "Declined") and rows[1][1:] == ("Ada", "Complete")
     panel.select(transfer)
-    assert panel.current_actions() == [FileAction.OPEN, FileAction.SHOW]
+    assert panel.current_actions() == [FileAction.VIEW, FileAction.OPEN, FileAction.SHOW]
 
 
 def test_save_as_pause_resume_and_cancel_while_the_sender_is_away(

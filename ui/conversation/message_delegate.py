@@ -59,6 +59,7 @@ from ui.conversation.chat_item import ChatItem
 from ui.conversation.file_card import FileCardPainter
 from ui.conversation.message_model import MessageListModel, Role
 from ui.conversation.row_spacing import GROUP_GAP, INNER_GAP, SIDE_MARGIN
+from ui.files.file_actions import FileAction
 from ui.style import palette as pal
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -248,7 +249,7 @@ class MessageDelegate(QStyledItemDelegate):
         width = self.content_width()
         flags = self.row_flags(model, row)
         if item.transfer:
-            return QSize(width, self.cards.row_height(flags))
+            return QSize(width, self.cards.row_height(item, flags, width))
         packed = flags[0] | flags[1] << 1 | flags[2] << 2
         cache_key = (item.key, width, packed)
         height = self._sizes.get(cache_key)
@@ -494,6 +495,8 @@ class MessageDelegate(QStyledItemDelegate):
         ):
             pos = event.position().toPoint()
             action = self.cards.action_at(index, pos)
+            if action is None and self.cards.picture_at(index, pos):
+                action = FileAction.VIEW  # a click on a picture shows it big
             if action is not None:
                 self.file_action_requested.emit(model.data(index, Role.KEY), action.value)
                 return True

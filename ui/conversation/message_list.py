@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QListView,
     QMenu,
+    QStyleOptionViewItem,
     QWidget,
 )
 
@@ -235,6 +236,14 @@ class MessageListView(QListView):
                     bar.setValue(bar.value() + shift)
             self._anchoring = False
 
+    def remeasure(self, index: QModelIndex) -> None:
+        """The row's height may have changed (a received picture now shows): lay out again if
+        it did. QListView keeps the heights it measured; a change of data does not redo them."""
+        option = QStyleOptionViewItem()
+        self.initViewItemOption(option)
+        if self.delegate.sizeHint(option, index).height() != self.visualRect(index).height():
+            self.scheduleDelayedItemsLayout()
+
     # -- selection and copying ----------------------------------------------------------------
 
     def selected_text(self) -> str:
@@ -309,6 +318,7 @@ class MessageListView(QListView):
         pointing = index.isValid() and (
             self.delegate.link_at(index, pos) is not None or self.delegate.retry_hit(index, pos)
             or self.delegate.cards.action_at(index, pos) is not None
+            or self.delegate.cards.picture_at(index, pos)
         )
         self.viewport().setCursor(
             Qt.CursorShape.PointingHandCursor if pointing else Qt.CursorShape.ArrowCursor

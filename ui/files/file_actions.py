@@ -20,6 +20,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QWidget
 
 from app.core.records import TransferInfo
 from app.store.profile import default_download_dir as profile_download_dir
+from ui.files.file_kind import FileKind, file_kind
+from ui.files.image_viewer import ImageViewer
 
 if TYPE_CHECKING:
     from app.client import KithClient
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 
 class FileAction(StrEnum):
+    VIEW = "view"        # a picture that is here, in Kith's own viewer
     ACCEPT = "accept"
     SAVE_AS = "save_as"
     DECLINE = "decline"
@@ -49,15 +52,22 @@ def is_transferring(info: TransferInfo) -> bool:
     return info.state == "offered" and 0 < info.bytes < info.size
 
 
+def is_viewable(info: TransferInfo) -> bool:
+    """A picture that is here: one we sent, or one received whole."""
+    return (bool(info.path) and file_kind(info.name) is FileKind.IMAGE
+            and (info.outgoing or info.state == "complete"))
+
+
 def actions_for(info: TransferInfo) -> list[FileAction]:
     """The actions that make sense now, the primary one first."""
     state = info.state
+    view = [FileAction.VIEW] if is_viewable(info) else []
     if state == "complete":
-        return [FileAction.OPEN, FileAction.SHOW] if info.path else []
+        return [*view, FileAction.OPEN, FileAction.SHOW] if info.path else []
     if state in ("declined", "cancelled"):
-        return []
+        return view
     if info.outgoing:
-        return [] if state == "failed" else [FileAction.CANCEL]
+        return view + ([] if state == "failed" else [FileAction.CANCEL])
     if state == "offered":
         return [FileAction.ACCEPT, FileAction.SAVE_AS, FileAction.DECLINE]
     if state == "paused":
@@ -77,6 +87,7 @@ def delete_action(actions: list[FileAction]) -> FileAction | None:
 
 def action_label(action: FileAction) -> str:
     labels = {
+        FileAction.VIEW: QCoreApplication.translate("FileAction", "View"),
         FileAction.ACCEPT: QCoreApplication.translate("FileAction", "Accept"),
         FileAction.SAVE_AS: QCoreApplication.translate("FileAction", "Save As…"),
         FileAction.DECLINE: QCoreApplication.translate("FileAction", "Decline"),
@@ -108,6 +119,7 @@ class FileActions(QObject):
         self.client: KithClient | None = None
         self.save_dialog: QFileDialog | None = None
         self.no_program_box: QMessageBox | None = None  # "Nothing opens this file" (Open)
+        self.viewer: ImageViewer | None = None
 
     def available(self, transfer: str) -> list[FileAction]:
         info = self.cache.get(transfer)
@@ -120,6 +132,9 @@ class FileActions(QObject):
             return
         if act in (FileAction.OPEN, FileAction.SHOW):
             self._open(info, act)
+            return
+        if act is FileAction.VIEW:
+            self.view(info)
             return
         if act is FileAction.SAVE_AS:
             self.choose_folder(transfer)
@@ -191,6 +206,22 @@ class FileActions(QObject):
         else:
             self.failed.emit(self.tr("The folder could not be shown; “{name}” is in {folder}")
                              .format(name=info.name, folder=target))
+
+    def view(self, info: TransferInfo) -> ImageViewer | None:
+        """The picture in Kith's viewer (Open and Show in Folder are a click away there)."""
+        if not info.path or not os.path.exists(info.path):
+            self.failed.emit(self.tr("“{name}” is no longer there.").format(name=info.name))
+            return None
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer.deleteLater()
+        parent = self.parent()
+        viewer = ImageViewer(info.path, info.name, parent if isinstance(parent, QWidget) else None)
+        viewer.open_requested.connect(lambda: self._open(info, FileAction.OPEN))
+        viewer.show_requested.connect(lambda: self._open(info, FileAction.SHOW))
+        self.viewer = viewer
+        viewer.open()
+        return viewer
 
     def _no_program(self, info: TransferInfo) -> QMessageBox:
         """Open found no program for the file: say so, and offer its folder instead."""
