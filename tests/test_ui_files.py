@@ -269,6 +269,10 @@ def test_a_pasted_image_and_attached_files_are_sent(
     mime = QMimeData()
     mime.setImageData(image)
     window.conversation.composer.edit.insertFromMimeData(mime)
+    pasted = window.files.paste_dialog  # seen first: sent with Send
+    assert pasted is not None
+    qtbot.waitUntil(pasted.isVisible)
+    qtbot.mouseClick(pasted.send_button, Qt.MouseButton.LeftButton)
     wait(qloop, lambda: any(e.name_.endswith(".png") for e in ada.offered()), "a PNG offered")
     assert window.conversation.composer.text() == ""
 

@@ -204,9 +204,15 @@ class FileCardPainter:
             size = size.scaled(room, size.height(), Qt.AspectRatioMode.KeepAspectRatio)
         return size
 
-    def body_height(self) -> int:
+    def _lead(self, picture: bool) -> int:
+        """The height of the name and size: beside the icon, or under a picture (no icon)."""
+        if not picture:
+            return ICON
+        return QFontMetrics(self._name_font()).height() + 4 + self._d.small_fm.height() + 2
+
+    def body_height(self, picture: bool = False) -> int:
         small = self._d.small_fm.height()
-        return 2 * PAD + ICON + 8 + BAR + 4 + small + 8 + BUTTON_H
+        return 2 * PAD + self._lead(picture) + 8 + BAR + 4 + small + 8 + BUTTON_H
 
     def row_height(self, item: ChatItem, flags: tuple[bool, bool, bool], width: int) -> int:
         day, group, _ = flags
@@ -232,7 +238,7 @@ class FileCardPainter:
             width = min(available, max(width, picture.width() + 2 * PAD))
         author_h = d.author_h if author else 0
         picture_h = picture.height() + PAD if picture is not None else 0
-        height = self.body_height() + author_h + picture_h
+        height = self.body_height(picture is not None) + author_h + picture_h
         if item.outgoing:
             left = rect.right() - SIDE_MARGIN - width + 1
         else:
@@ -384,7 +390,8 @@ class FileCardPainter:
                              item.author_name)
 
         name = info.name if info is not None else item.text
-        icon = QRect(inner.left(), inner.top(), ICON, ICON)
+        lead = self._lead(card.picture is not None)
+        icon = QRect(inner.left(), inner.top(), ICON if card.picture is None else 0, lead)
         if card.picture is not None:
             self._paint_picture(painter, card.picture, item)
         else:

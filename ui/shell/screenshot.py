@@ -25,7 +25,7 @@ from app.store.profile import Profile, ProfileError
 from ui.identity.node_state import Presence
 from ui.shell.app import KithApp, configure_application
 from ui.shell.screenshot_scene import stage_conversation
-from ui.style.theme import THEMES, apply_theme
+from ui.style.theme import THEMES
 from ui.waits import wait_painted, wait_until
 
 EXPOSE_TIMEOUT = 10.0
@@ -56,11 +56,15 @@ def _size(text: str) -> QSize:
     return QSize(int(width), int(height))
 
 
-def prepare_profile(path: Path, name: str) -> None:
-    """Initialise the profile with ``name`` so the run skips the first-run dialog."""
+def prepare_profile(path: Path, name: str, theme: str | None = None) -> None:
+    """Initialise the profile with ``name`` so the run skips the first-run dialog; ``theme``
+    is saved in it, so Kith starts in it as a person's Kith would."""
     with Profile.open(path) as profile:
         if not profile.is_initialised:
             profile.initialise(name)
+        if theme is not None and profile.settings.theme != theme:
+            profile.settings = profile.settings.with_changes(theme=theme)
+            profile.save_settings()
 
 
 class _HeadlessKithApp(KithApp):
@@ -82,8 +86,6 @@ async def shoot(args: argparse.Namespace) -> int:
             print(f"screenshot: the peer did not come online: {kith.state.error}", file=sys.stderr)
             return 1
         window = kith.window
-        if args.theme is not None:
-            apply_theme(args.theme)
         if args.size is not None:
             window.setMinimumSize(window.minimumSize().boundedTo(args.size))
             window.resize(args.size)
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library warnings (a friend redialling while the scene closes) are not the picture's.
     logging.getLogger().addHandler(logging.NullHandler())
     try:
-        prepare_profile(args.profile, args.name)
+        prepare_profile(args.profile, args.name, args.theme)
     except (ProfileError, ValueError) as exc:
         print(f"screenshot: {exc}", file=sys.stderr)
         return 1

@@ -314,7 +314,7 @@ class SidebarDelegate(QStyledItemDelegate):
             painter.drawText(line, flags, label)
             offset = fm.horizontalAdvance(label)
             line = line.adjusted(offset, 0, 0, 0)
-            preview = " ".join(draft.split())
+            preview = " ".join(plain(draft).split())
         painter.setPen(colours.preview)
         painter.drawText(line, flags,
                          fm.elidedText(preview, Qt.TextElideMode.ElideRight, line.width()))
