@@ -153,7 +153,6 @@ class MainWindow(WindowFrame):
         self.conversation.set_client(client)
         self.contacts.set_client(client)
         self.rooms.set_client(client)
-        self.chats.set_client(client)
         if client is not None:
             self.runner.run(self._load(client), self.tr("Loading your contacts"))
 

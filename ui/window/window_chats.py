@@ -30,7 +30,6 @@ class WindowChats(QObject):
     def __init__(self, window: WindowFrame) -> None:
         super().__init__(window)
         self.window = window
-        self.client: KithClient | None = None
         model = window.sidebar.model
         window.sidebar.chat_action.connect(self.chat_action)
         window.conversation.draft_saved.connect(model.set_draft)
@@ -48,9 +47,6 @@ class WindowChats(QObject):
             window.addAction(action)  # the shortcuts work wherever the focus is
 
     # -- the client and its events ----------------------------------------------------------
-
-    def set_client(self, client: KithClient | None) -> None:
-        self.client = client
 
     async def load(self, client: KithClient) -> None:
         model = self.window.sidebar.model
