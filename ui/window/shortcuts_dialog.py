@@ -59,6 +59,7 @@ class ShortcutsDialog(QDialog):
         self._group(self.tr("Writing"), [
             (self.tr("Send the message"), self.tr("Enter")),
             (self.tr("New line"), self.tr("Shift+Enter")),
+            (self.tr("Choose files to send"), self.tr("Ctrl+Shift+A")),
             (self.tr("Paste files or a picture to send them"), self.tr("Ctrl+V")),
         ])
         self._group(self.tr("Moving around"), [
