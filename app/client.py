@@ -31,6 +31,7 @@ from app.core.config import NodeConfig
 from app.core.errors import NodeNotRunning
 from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
 from app.core.records import (
+    ChatPrefs,
     ContactInfo,
     MessageInfo,
     RoomInfo,
@@ -367,6 +368,28 @@ class KithClient:
             return _now(None)
 
         await self.call(save)
+
+    async def drafts(self) -> dict[str, str]:
+        """Every unsent draft by conversation (peer id or room id)."""
+        return await self.call(lambda node: _now(node.messages.drafts()))
+
+    # -- the chat list ------------------------------------------------------------------------
+
+    async def chat_prefs(self) -> list[ChatPrefs]:
+        """Conversations pinned, muted or marked unread (the others are at the default)."""
+        return await self.call(lambda node: _now(node.chat_prefs()))
+
+    async def set_chat_prefs(self, conversation: str, *, pinned: bool | None = None,
+                             muted: bool | None = None,
+                             marked_unread: bool | None = None) -> ChatPrefs:
+        """Pin, mute or mark unread a conversation (a peer id or a room id); the others are
+        left as they are. Announced as ``ChatPrefsChanged``; raises ``ValueError`` for a
+        conversation Kith does not have."""
+        changes = {name: value for name, value in (
+            ("pinned", pinned), ("muted", muted), ("marked_unread", marked_unread))
+            if value is not None}
+        return await self.call(lambda node: node.set_chat_prefs(conversation, changes),
+                               ordered=True)
 
     # -- rooms --------------------------------------------------------------------------------
 

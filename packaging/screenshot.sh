@@ -97,7 +97,7 @@ trap 'exit 129' HUP
 # --- Xvfb on a free display ----------------------------------------------------
 # -displayfd makes Xvfb pick a free display number itself and report it, so
 # concurrent runs cannot collide.
-Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp \
+Xvfb -displayfd 3 -screen 0 1920x1200x24 -nolisten tcp \
     3>"$TMP/display" >"$TMP/xvfb.log" 2>&1 &
 XVFB_PID=$!
 

@@ -66,12 +66,13 @@ PYVER="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 say "using $PYTHON (Python $PYVER), mode: $MODE"
 
 # --- System packages (Debian/Ubuntu) ------------------------------------------
-# Qt (PySide6) needs these for an X11 window; fonts-dejavu-core so text is not boxes.
+# Qt (PySide6) needs these for an X11 window; fonts-dejavu-core so text is not boxes,
+# fonts-noto-color-emoji so emoji are not boxes either.
 SYS_PKGS=(
     libgl1 libegl1 libxkbcommon0 libglib2.0-0 libfontconfig1 libdbus-1-3
     libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xkb1
     libxkbcommon-x11-0 libxcb-render-util0 libxcb-image0 libxcb-randr0
-    fonts-dejavu-core
+    fonts-dejavu-core fonts-noto-color-emoji
 )
 # `python -m venv` needs ensurepip, which Debian ships separately.
 if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
@@ -79,9 +80,10 @@ if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
 fi
 # Headless display for screenshots and the display tests; desktop-file-validate for
 # tests/test_packaging.py; ip (network namespaces) and nft (NAT routers in them) for the
-# tests/test_*netns*.py and tests/test_lan.py.
+# tests/test_*netns*.py and tests/test_lan.py; a private D-Bus bus for the desktop
+# notification tests (tests/notification_service.py).
 if [[ "$MODE" == dev ]]; then
-    SYS_PKGS+=(xvfb xauth desktop-file-utils iproute2 nftables)
+    SYS_PKGS+=(xvfb xauth desktop-file-utils iproute2 nftables dbus-daemon)
 fi
 
 pkg_installed() {

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+# Never the desktop's D-Bus session: a test window must not pop up notifications. Tests of
+# desktop notifications start a bus of their own (tests/notification_service.py).
+os.environ["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=/nonexistent/kith-tests-have-no-session-bus"
 
 import asyncio
-from collections.abc import Iterator
+import gc
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +25,23 @@ if TYPE_CHECKING:  # the GUI fixtures import Qt only when a test asks for them
     from tests.ui_helpers import AppFactory
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+QT_FIXTURES = frozenset({"qapp", "qtbot", "qloop"})  # a test that made Qt objects
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, None, None]:
+    """Collect a test's garbage on the main thread, once pytest has let go of its fixtures.
+
+    A test's windows and controllers are unreachable only after every teardown, and those that
+    sit in reference cycles wait for the next run of the cycle collector, which may start in a
+    later test's network thread. A QObject destroyed there cannot stop its timers ("QObject::
+    ~QObject: Timers cannot be stopped from another thread"), and the next timer event goes to
+    freed memory: the whole run dies of a segmentation fault.
+    """
+    yield
+    if QT_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        gc.collect()
 
 
 @pytest.fixture

@@ -238,6 +238,8 @@ def test_font_and_licence_are_bundled() -> None:
     fonts = ROOT / "resources" / "fonts"
     assert (fonts / "DejaVuSans.ttf").stat().st_size > 100_000
     assert "Bitstream Vera" in (fonts / "LICENSE").read_text(encoding="utf-8")
+    assert "SIL OPEN FONT LICENSE Version 1.1" in (fonts / "NotoColorEmoji-LICENSE").read_text(
+        encoding="utf-8")
 
 
 def test_bundled_font_used_only_without_system_fonts(tmp_path: Path) -> None:
@@ -265,6 +267,60 @@ def test_bundled_font_used_only_without_system_fonts(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "DejaVu", "Sans", "True"]
+
+
+def system_emoji_font() -> Path:
+    """The colour emoji font packaging/setup.sh installs (Debian's fonts-noto-color-emoji)."""
+    found = subprocess.run(["fc-match", "-f", "%{file}", "Noto Color Emoji"],
+                           capture_output=True, text=True, timeout=30).stdout
+    path = Path(found)
+    assert path.name == "NotoColorEmoji.ttf", (
+        f"no Noto Color Emoji ({found!r}): run bash packaging/setup.sh")
+    return path
+
+
+def test_emoji_have_glyphs(qapp: object) -> None:
+    """Emoji in messages and the 📎 of file previews come from a font that has them."""
+    from PySide6.QtGui import QFont
+
+    from ui.style.resources import emoji_family
+
+    system_emoji_font()
+    for text in ("😀", "📎", "🎉👍🏽", "a 🙂 b"):
+        assert emoji_family(QFont(qapp.font()), text) is not None, text  # type: ignore[attr-defined]
+
+
+def test_bundled_emoji_font_used_only_without_one_on_the_system(tmp_path: Path) -> None:
+    """With no fonts but the bundle's (an empty fontconfig), emoji still have glyphs: the
+    bundled Noto Color Emoji is loaded and used for them."""
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        shutil.copy(ROOT / "resources" / "fonts" / name, fonts / name)
+    shutil.copy(system_emoji_font(), fonts / "NotoColorEmoji.ttf")
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n'
+        f"<fontconfig><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>\n"
+    )
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from PySide6.QtWidgets import QApplication
+        from ui.style import resources
+        app = QApplication([])
+        resources.FONTS = Path({str(fonts)!r})
+        resources.ensure_ui_font(app)
+        before = resources.emoji_family(app.font())
+        loaded = resources.ensure_emoji_font(app, Path({str(fonts)!r}))
+        print(before, "|", loaded, "|", resources.emoji_family(app.font()))
+        """
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FONTCONFIG_FILE": str(conf)}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None | Noto Color Emoji | Noto Color Emoji", out.stderr
 
 
 def test_system_fonts_left_alone(qapp: object) -> None:
@@ -321,6 +377,9 @@ def test_bundle_carries_icon_and_font(bundle: Path) -> None:
     internal = bundle.parent / "_internal"
     assert (internal / "resources" / "icons" / "kith.svg").is_file()
     assert (internal / "resources" / "fonts" / "DejaVuSans.ttf").is_file()
+    emoji = internal / "resources" / "fonts" / "NotoColorEmoji.ttf"
+    assert emoji.stat().st_size > 1_000_000
+    assert (internal / "resources" / "fonts" / "NotoColorEmoji-LICENSE").is_file()
     plugins = internal / "PySide6" / "Qt" / "plugins"
     for plugin in ("platforms/libqxcb.so", "platforms/libqoffscreen.so",
                    "imageformats/libqsvg.so", "iconengines/libqsvgicon.so"):
@@ -425,3 +484,4 @@ def test_bundle_gui_starts_without_system_fonts(bundle: Path, tmp_path: Path) ->
     text = "".join(seen)
     assert "Traceback" not in text, text
     assert "using the bundled DejaVu Sans" in text, text
+    assert "using the bundled Noto Color Emoji" in text, text

@@ -257,7 +257,8 @@ def test_context_menu_rename_details_verify_and_remove(
     menu = sidebar.menu
     assert menu is not None
     names = [a.objectName() for a in menu.actions() if a.objectName()]
-    assert names == ["open", "rename", "details", "block", "remove"]
+    assert names == ["open", "rename", "details", "pin", "mute", "mark_unread", "block",
+                     "remove"]
     menu.close()
 
     # Rename…

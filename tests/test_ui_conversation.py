@@ -87,7 +87,7 @@ def test_without_a_client_or_conversation_the_composer_waits(qtbot: QtBot) -> No
     view = ConversationView()
     qtbot.addWidget(view)
     assert not view.composer.edit.isEnabled()
-    assert view.composer.edit.placeholderText() == "Select a conversation to write"
+    assert view.composer.edit.full_placeholder() == "Select a conversation to write"
     assert view.current_peer is None
     assert view.is_empty() and view.empty_title() == "No conversation open"
 
@@ -315,7 +315,7 @@ def test_ctrl_c_copies_the_selected_messages(
                 "message 0\n\nmessage 2\n\nmessage 3\n\nmessage 4"
             )
             menu = view.messages.context_menu(bubble_point(view, 3))
-            assert [a.text() for a in menu.actions()] == ["&Copy"]
+            assert [a.text() for a in menu.actions()] == ["&Copy", "&Select Text"]
 
             # Enter opens the read-only text browser, for copying part of a message.
             view.messages.setCurrentIndex(view.model.index(5))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import qasync
 import shiboken6
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QUrl
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -33,9 +33,12 @@ from tests.peers import Peer
 from tests.ui_helpers import AppFactory, run, start_online, wait
 from ui.files.drop_target import expand
 from ui.files.file_actions import FileAction
+from ui.identity.node_state import NodeState
 from ui.settings.settings_dialog import FILES_TAB
 from ui.shell.app import KithApp
 from ui.window.main_window import MainWindow
+
+ME = "12D3KooWLEGuTZS2gsjWf8FvKYxyGTYNTTBq3Mmb3a6BUZo2zUwQ"
 
 
 class Person:
@@ -266,6 +269,10 @@ def test_a_pasted_image_and_attached_files_are_sent(
     mime = QMimeData()
     mime.setImageData(image)
     window.conversation.composer.edit.insertFromMimeData(mime)
+    pasted = window.files.paste_dialog  # seen first: sent with Send
+    assert pasted is not None
+    qtbot.waitUntil(pasted.isVisible)
+    qtbot.mouseClick(pasted.send_button, Qt.MouseButton.LeftButton)
     wait(qloop, lambda: any(e.name_.endswith(".png") for e in ada.offered()), "a PNG offered")
     assert window.conversation.composer.text() == ""
 
@@ -360,16 +367,35 @@ def test_bob_accepts_a_dropped_file_in_his_window_and_declines_another(
     assert digest(received.path) == digest(source)
     assert str(tmp_path / "bob-downloads") == os.path.dirname(received.path)
     assert cards.status_of(item) == "Complete"
-    assert cards.actions(item) == [FileAction.OPEN, FileAction.SHOW]
+    assert cards.actions(item) == [FileAction.VIEW, FileAction.OPEN, FileAction.SHOW]
+    # The picture shows in the card, at its own size (it is smaller than a preview's 320).
+    wait(qloop, lambda: cards.picture_rect(index).size() == QSize(64, 48),
+         "the picture in Bob's card")
+    bob_view.executeDelayedItemsLayout()
+    assert bob_view.visualRect(index).contains(cards.picture_rect(index))  # the row grew
     wait(qloop, lambda: complete(ada) is not None, "the file complete for Ada")
     menu = bob_view.context_menu(bob_view.visualRect(index).center())
-    assert [a.objectName() for a in menu.actions() if a.objectName()] == ["open", "show"]
+    assert [a.objectName() for a in menu.actions() if a.objectName()] == [
+        "view", "open", "show"]
     opened: list[QUrl] = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
     bob_view.setCurrentIndex(index)
     bob_view.setFocus()
-    qtbot.keyClick(bob_view, Qt.Key.Key_Return)  # Enter: the primary action, Open
+    qtbot.keyClick(bob_view, Qt.Key.Key_Return)  # Enter: the primary action, View
+    viewer = bob.window.files.actions.viewer
+    assert viewer is not None
+    qtbot.waitUntil(viewer.isVisible)
+    assert viewer.shown_size() == QSize(64, 48)
+    open_button = next(b for b in viewer.buttons.buttons() if b.text() == "&Open")
+    qtbot.mouseClick(open_button, Qt.MouseButton.LeftButton)  # Open, from the viewer
     assert opened == [QUrl.fromLocalFile(received.path)]
+    viewer.close()
+    qtbot.mouseClick(bob_view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=cards.picture_rect(index).center())  # a click on the picture
+    viewer = bob.window.files.actions.viewer
+    assert viewer is not None
+    qtbot.waitUntil(viewer.isVisible)
+    viewer.close()
     wait(qloop, lambda: cards.thumbnails.get(received.path or "") is not None,
          "a thumbnail of the received picture")
 
@@ -409,7 +435,7 @@ def test_bob_accepts_a_dropped_file_in_his_window_and_declines_another(
     assert [name for name, _, _ in rows] == ["notes.txt", "photo.png"]
     assert rows[0][1:] == ("Ada", "Declined") and rows[1][1:] == ("Ada", "Complete")
     panel.select(transfer)
-    assert panel.current_actions() == [FileAction.OPEN, FileAction.SHOW]
+    assert panel.current_actions() == [FileAction.VIEW, FileAction.OPEN, FileAction.SHOW]
 
 
 def test_save_as_pause_resume_and_cancel_while_the_sender_is_away(
@@ -481,3 +507,51 @@ def test_settings_files_tab_reads_and_saves_through_the_client(
     qtbot.keyClick(dialog.auto_spin, Qt.Key.Key_Return)
     wait(qloop, lambda: ada.window.preferences.dialog is None, "the dialog closed")
     assert run(qloop, ada.client.file_settings()) == (str(other), 5_000_000)
+
+
+def test_open_without_a_program_for_the_file_offers_its_folder(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The desktop has nothing that opens the file: Kith says so instead of doing nothing, and
+    Show in Folder is one key away; closing the question does nothing more."""
+    received = tmp_path / "downloads" / "figures.xyz"
+    received.parent.mkdir()
+    received.write_bytes(b"\x00" * 100)
+    window = MainWindow(NodeState("Ada", ME))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    files = window.files
+    files.cache.put(TransferInfo(
+        transfer="ab" * 16, outgoing=False, peer_id=ME, room_id=None, name="figures.xyz",
+        size=100, hash="00" * 32, state="complete", bytes=100, path=str(received),
+        reason=None))
+    asked: list[QUrl] = []
+    handled = {str(received.parent)}  # a file manager for folders, no program for .xyz
+
+    def open_url(url: QUrl) -> bool:
+        asked.append(url)
+        return url.toLocalFile() in handled
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
+    for choose_folder in (False, True, True):  # closed once, then shown in its folder twice
+        files.actions.perform("ab" * 16, FileAction.OPEN.value)
+        assert asked[-1] == QUrl.fromLocalFile(str(received))
+        box = files.actions.no_program_box
+        assert box is not None
+        qtbot.waitUntil(box.isVisible)
+        assert "Nothing on this computer opens “figures.xyz”" in box.text()
+        show = files.actions.show_in_folder_button()
+        assert show is not None and show.text() == "Show in Folder"
+        before = len(asked)
+        if choose_folder:
+            qtbot.keyClick(box, Qt.Key.Key_Return)  # the default button: Show in Folder
+            qtbot.waitUntil(lambda n=before: len(asked) == n + 1)
+            assert asked[-1] == QUrl.fromLocalFile(str(received.parent))
+        else:
+            box.reject()
+            qtbot.waitUntil(lambda b=box: not b.isVisible())
+            assert len(asked) == before
+    handled.clear()  # no file manager either: the banner names the folder
+    files.actions.perform("ab" * 16, FileAction.SHOW.value)
+    assert str(received.parent) in window.banner.message()

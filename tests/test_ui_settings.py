@@ -14,10 +14,10 @@ import nacl.pwhash
 import pytest
 import qasync
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
-from app.core.events import MessageReceived
+from app.core.events import MessageReceived, ReachabilityChanged
 from app.core.fingerprint import fingerprint_for_peer, format_digits
 from app.core.identity import Identity
 from app.core.invite import parse_invite
@@ -26,7 +26,12 @@ from app.store.backup import export_profile
 from app.store.profile import Profile
 from tests.ui_helpers import AppFactory, initialised_profile, run, wait
 from ui.identity.node_state import Presence
-from ui.settings.settings_dialog import APPEARANCE_TAB, NETWORK_TAB, SettingsDialog
+from ui.settings.settings_dialog import (
+    APPEARANCE_TAB,
+    NETWORK_TAB,
+    NOTIFICATIONS_TAB,
+    SettingsDialog,
+)
 from ui.shell.app import KithApp
 from ui.style import palette as pal
 from ui.style.theme import apply_theme
@@ -171,11 +176,55 @@ def test_notifications_off_means_the_tray_stays_quiet(
     assert app.profile is not None and app.profile.settings.notifications is False
 
 
-def test_identity_page_shows_the_fingerprint_and_the_invite(
+def test_the_sound_is_a_setting_applied_at_once(
     qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
 ) -> None:
     app, window = online(qloop, make_app, profile_dir)
-    assert window.preferences.identity_page_action.shortcut().toString() == "Ctrl+Shift+Y"
+    assert window.tray.sound is False
+    for on in (True, False):
+        dialog = open_settings(qloop, window)
+        dialog.tabs.setCurrentIndex(NOTIFICATIONS_TAB)
+        assert dialog.sound_check.isChecked() is not on
+        dialog.sound_check.setChecked(on)
+        dialog.save_button.click()
+        wait(qloop, lambda: window.preferences.dialog is None, "saved")
+        assert window.tray.sound is on
+        assert app.profile is not None and app.profile.settings.notification_sound is on
+    dialog = open_settings(qloop, window)
+    dialog.notify_check.setChecked(False)  # no notifications: no sound to choose
+    assert not dialog.sound_check.isEnabled()
+    dialog.reject()
+
+
+def test_the_network_tab_speaks_plainly_and_keeps_addresses_under_advanced(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
+) -> None:
+    app, window = online(qloop, make_app, profile_dir)
+    dialog = open_settings(qloop, window)
+    dialog.tabs.setCurrentIndex(NETWORK_TAB)
+    qtbot.waitUntil(dialog.reach_status.isVisible)
+    # Listening on 127.0.0.1 only: nobody else can reach this Kith, in those words.
+    assert dialog.reach_status.text() == "Not reachable by others"
+    assert "nobody else can reach you" in dialog.reach_hint.text()
+    advanced = (dialog.port_spin, dialog.relays_edit, dialog.bootstrap_edit)
+    assert not any(w.isVisible() for w in advanced)  # multiaddresses stay out of the way
+    for shown in (True, False, True):
+        qtbot.mouseClick(dialog.advanced_button, Qt.MouseButton.LeftButton)
+        assert all(w.isVisible() is shown for w in advanced)
+    words = " ".join(label.text() for label in dialog.findChildren(QLabel)
+                     if not dialog.advanced.isAncestorOf(label))
+    assert "multiaddress" not in words.lower() and "DHT" not in words
+    assert app.state is not None
+    app.state.apply(ReachabilityChanged(state="relay", relays=(RELAY_ID,), addrs=()))
+    assert dialog.reach_status.text() == "Reachable through a relay"
+    dialog.reject()
+
+
+def test_identity_page_shows_your_half_of_the_safety_number_and_the_invite(
+    qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
+) -> None:
+    app, window = online(qloop, make_app, profile_dir)
+    assert window.preferences.identity_page_action.shortcut().toString() == "Ctrl+I"
     window.preferences.identity_page_action.trigger()
     page = window.preferences.identity_page
     assert page is not None and page.isVisible()

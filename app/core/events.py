@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from app.core.records import ContactInfo, MessageInfo, RoomInfo, RoomMember, RoomPostInfo
+from app.core.records import (
+    ChatPrefs,
+    ContactInfo,
+    MessageInfo,
+    RoomInfo,
+    RoomMember,
+    RoomPostInfo,
+)
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,14 @@ class UnreadChanged(Event):
 
     name: ClassVar[str] = "unread"
     total: int
+
+
+@dataclass(frozen=True)
+class ChatPrefsChanged(Event):
+    """A conversation was pinned, muted or marked unread (or that was undone)."""
+
+    name: ClassVar[str] = "chat_prefs"
+    prefs: ChatPrefs
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""Numeric fingerprints and safety numbers that two people can compare aloud or by QR code.
+"""Safety numbers that two people can compare aloud or by QR code.
 
-Signal-style: a slow-ish iterated SHA-512 of the Ed25519 public key, read as 30 decimal
-digits. Comparing the digits out of band is what proves that a contact link was not swapped;
-the iteration count makes grinding a key with a colliding fingerprint expensive.
+Signal-style: a slow-ish iterated SHA-512 of each Ed25519 public key, read as 30 decimal
+digits (``key_fingerprint``: one person's half); the safety number of two people is their two
+halves, the smaller first, so both see the same 60 digits. Comparing the digits out of band is
+what proves that a contact link was not swapped; the iteration count makes grinding a key with
+a colliding half expensive. The interface calls the 30 digits "your half of the safety number",
+never a second concept.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ def format_digits(digits: str) -> str:
         lines = [groups[i : i + _GROUPS_PER_LINE] for i in range(0, len(groups), _GROUPS_PER_LINE)]
         return "\n".join(" ".join(line) for line in lines)
     return " ".join(groups)
+
+
+def own_half_first(own_key: bytes, their_key: bytes) -> bool:
+    """True when ``own_key``'s half comes first in the pair's safety number."""
+    return key_fingerprint(own_key) <= key_fingerprint(their_key)
 
 
 def qr_payload(key_a: bytes, key_b: bytes) -> str:

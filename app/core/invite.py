@@ -7,6 +7,7 @@ address can at worst fail to connect, never impersonate. Everything else is a hi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -17,6 +18,28 @@ MAX_LINK_LENGTH = 8192
 MAX_ADDRS = 16
 MAX_ADDR_LENGTH = 256
 MAX_NAME_LENGTH = 64
+
+
+# A contact or room link inside other text: "kith:", the kind, "?" and everything up to the next
+# space or quote (percent-encoding keeps spaces and quotes out of a link Kith writes).
+LINK_PATTERN = re.compile(r"kith:(?://)?(?:contact|room)\?[^\s<>\"'`«»“”‘’]+", re.IGNORECASE)
+LINK_TRAILING = ".,;:!?)]}"
+
+
+def find_links(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, link) of each ``kith:`` contact or room link in ``text``, without the
+    punctuation that ends a sentence after it."""
+    found = []
+    for match in LINK_PATTERN.finditer(text[: 4 * MAX_LINK_LENGTH]):
+        link = match.group(0).rstrip(LINK_TRAILING)
+        found.append((match.start(), match.start() + len(link), link))
+    return found
+
+
+def find_link(text: str) -> str | None:
+    """The first ``kith:`` link in pasted text ("Add me: kith:contact?id=… see you!")."""
+    found = find_links(text)
+    return found[0][2] if found else None
 
 
 class InvalidInvite(ValueError):

@@ -154,3 +154,17 @@ class SearchHit:
     outgoing: bool
     snippet: str               # the text around the match, matches between MATCH_START/END
     sent_at_ms: int
+
+
+@dataclass(frozen=True)
+class ChatPrefs:
+    """How the chat list treats one conversation: this device's choice, never sent to anyone."""
+
+    conversation: str          # a peer id, or a room id in hex
+    pinned: bool = False       # listed first
+    muted: bool = False        # no notifications
+    marked_unread: bool = False  # shown as unread until opened again
+
+    @property
+    def is_default(self) -> bool:
+        return not (self.pinned or self.muted or self.marked_unread)

@@ -20,6 +20,7 @@ from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError, NodeConfig
 from app.core.events import (
+    ChatPrefsChanged,
     ConnectionsChanged,
     Event,
     NodeReady,
@@ -28,7 +29,7 @@ from app.core.events import (
     RelayReserved,
 )
 from app.core.invite import ContactInvite, strip_p2p
-from app.core.records import ContactState
+from app.core.records import ChatPrefs, ContactState
 from app.node.contacts import ContactService
 from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
@@ -49,6 +50,7 @@ from app.node.reachability import Reachability
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
+from app.store.chat_prefs import ChatPrefsStore
 from app.store.db import open_database
 from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
@@ -456,6 +458,25 @@ class KithNode:
         if new.display_name != old.display_name:
             self._emit(ProfileChanged(display_name=new.display_name, invite=self.invite()))
         return copy.deepcopy(new)
+
+    def chat_prefs(self) -> list[ChatPrefs]:
+        """The chat list's pinned, muted and marked-unread conversations."""
+        return ChatPrefsStore(self.db).all()
+
+    async def set_chat_prefs(self, conversation: str, changes: dict[str, bool]) -> ChatPrefs:
+        """Pin, mute or mark unread a contact's conversation or a room (this device only)."""
+        if self.contacts.info(conversation) is None and not self._is_room(conversation):
+            raise ValueError("there is no such conversation")
+        prefs = ChatPrefsStore(self.db).update(conversation, **changes)
+        self._emit(ChatPrefsChanged(prefs=prefs))
+        return prefs
+
+    def _is_room(self, key: str) -> bool:
+        try:
+            room_id = bytes.fromhex(key)
+        except ValueError:
+            return False
+        return self.rooms.store.room(room_id) is not None
 
     async def status(self) -> NodeStatus:
         return NodeStatus(

@@ -196,6 +196,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX messages_pending ON messages (seq) WHERE pending = 1;
     """,
+    # 8: the chat list's per-conversation choices (app/store/chat_prefs.py), keyed like drafts:
+    # a peer id, or a room id in lower-case hex. They go with their contact or room.
+    """
+    CREATE TABLE chat_prefs (
+        conversation  TEXT PRIMARY KEY,
+        pinned        INTEGER NOT NULL DEFAULT 0,
+        muted         INTEGER NOT NULL DEFAULT 0,
+        marked_unread INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TRIGGER chat_prefs_contact_removed AFTER DELETE ON contacts BEGIN
+        DELETE FROM chat_prefs WHERE conversation = old.peer_id;
+    END;
+    CREATE TRIGGER chat_prefs_room_removed AFTER DELETE ON rooms BEGIN
+        DELETE FROM chat_prefs WHERE conversation = lower(hex(old.room_id));
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -218,6 +218,11 @@ class MessageStore:
         ).fetchone()
         return row[0] if row else ""
 
+    def drafts(self) -> dict[str, str]:
+        """Every unsent draft, by conversation (the chat list marks them)."""
+        rows = self._conn.execute("SELECT conversation, text FROM drafts")
+        return {conversation: text for conversation, text in rows}
+
     def set_draft(self, conversation: str, text: str) -> None:
         with self._conn:
             if text:

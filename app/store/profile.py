@@ -53,6 +53,7 @@ THEMES = ("system", "light", "dark")
 MAX_RELAYS = 16
 MAX_RELAY_LENGTH = 256
 MAX_GEOMETRY_LENGTH = 4096
+MAX_CONVERSATION_KEY_LENGTH = 128  # a peer id or a room id in hex, with room to spare
 
 
 _RELAY_SHAPE = re.compile(r"/ip[46]/[^/\s]+/tcp/\d{1,5}/p2p/([1-9A-HJ-NP-Za-km-z]+)")
@@ -99,6 +100,10 @@ class Settings:
     serve_dht: bool = False                # answer the DHT for others (a bootstrap peer)
     lan_discovery: bool = True
     window_geometry: str = ""              # base64 of QWidget.saveGeometry()
+    notification_sound: bool = False      # a sound with each notification
+    close_to_tray: bool = False            # closing the window keeps Kith running in the tray
+    one_chat_list: bool = False            # rooms and contacts in one list, newest first
+    last_conversation: str = ""            # reopened at start: a peer id or a room id
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -121,7 +126,7 @@ class Settings:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("auto_accept_verified_bytes must be a number of bytes")
         for flag in ("notifications", "serve_relay", "relay_contacts_only", "serve_dht",
-                     "lan_discovery"):
+                     "lan_discovery", "notification_sound", "close_to_tray", "one_chat_list"):
             if not isinstance(known.get(flag, False), bool):
                 raise ValueError(f"{flag} must be true or false")
         if known.get("theme", "system") not in THEMES:
@@ -134,6 +139,9 @@ class Settings:
         geometry = known.get("window_geometry", "")
         if not isinstance(geometry, str) or len(geometry) > MAX_GEOMETRY_LENGTH:
             raise ValueError("window_geometry must be short text")
+        last = known.get("last_conversation", "")
+        if not isinstance(last, str) or len(last) > MAX_CONVERSATION_KEY_LENGTH:
+            raise ValueError("last_conversation must be a peer id or a room id")
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(extra=extra, **known)
 

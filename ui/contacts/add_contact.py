@@ -65,7 +65,7 @@ class AddContactDialog(LinkDialog):
         """Check the link as typed; OK is enabled only for a usable contact invite."""
         self._invite = None
         self._room_link = None
-        link = self.link_edit.text().strip()
+        link = self.link()
         ok = False
         self.ok_button.setText(self.tr("Add Contact"))
         if not link:
@@ -90,11 +90,13 @@ class AddContactDialog(LinkDialog):
             else:
                 self._invite = invite
                 who = invite.name or short_peer_id(invite.peer_id)
+                found = (self.tr("Found an invite in the pasted text. ")
+                         if self.found_in_text() else "")
                 if self._add is None:
-                    self._say(self.tr("Kith is not online yet; you can add {name} once it is.")
-                              .format(name=who), True)
+                    self._say(found + self.tr("Kith is not online yet; you can add {name} once "
+                                              "it is.").format(name=who), True)
                 else:
-                    self._say(self.tr("Adds {name} ({peer}).").format(
+                    self._say(found + self.tr("Adds {name} ({peer}).").format(
                         name=who, peer=short_peer_id(invite.peer_id)), False)
                     ok = True
         self.ok_button.setEnabled(ok and not self._busy)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.fingerprint import format_digits, qr_payload, safety_number
+from app.core.fingerprint import format_digits, own_half_first, qr_payload, safety_number
 from app.core.identity import public_key_from_peer_id
 from app.core.records import ContactInfo
 from ui.identity.reachability import as_tooltip, route_text, route_tooltip
@@ -47,6 +47,7 @@ class ContactDetailsDialog(QDialog):
         mine = public_key_from_peer_id(own_peer_id)
         theirs = public_key_from_peer_id(contact.peer_id)
         self._digits = safety_number(mine, theirs)
+        self._mine_first = own_half_first(mine, theirs)
 
         layout = QVBoxLayout(self)
         layout.setSpacing(12)
@@ -166,11 +167,13 @@ class ContactDetailsDialog(QDialog):
             )
         self.presence_label.setText(presence)
         self._show_route()
+        halves = (self.tr("The first half is yours, the second {name}'s.") if self._mine_first
+                  else self.tr("The first half is {name}'s, the second yours."))
         self.explanation.setText(
             self.tr(
                 "Compare these numbers with {name} in person or on a call. If they match, your "
                 "conversation is end-to-end encrypted with the right person."
-            ).format(name=contact.name)
+            ).format(name=contact.name) + " " + halves.format(name=contact.name)
         )
         self.verified_box.blockSignals(True)
         self.verified_box.setChecked(contact.verified)

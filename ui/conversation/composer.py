@@ -13,6 +13,7 @@ import math
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
+    QColor,
     QImage,
     QKeyEvent,
     QKeySequence,
@@ -20,6 +21,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
     QPen,
+    QResizeEvent,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -52,12 +54,32 @@ class ComposerEdit(QPlainTextEdit):
         super().__init__(parent)
         self.setTabChangesFocus(True)  # Tab leaves the box: keyboard users can reach Send
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setStyleSheet("QPlainTextEdit { background: transparent; }")  # the frame paints
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.document().setDocumentMargin(4)
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._placeholder = ""
         self._fit_height()
+
+    def set_placeholder(self, text: str) -> None:
+        """The hint shown while empty, elided to one line (a wrapped hint pushes itself out of
+        a one-line box)."""
+        self._placeholder = text
+        self._elide_placeholder()
+
+    def full_placeholder(self) -> str:
+        return self._placeholder
+
+    def _elide_placeholder(self) -> None:
+        room = self.viewport().width() - 2 * math.ceil(self.document().documentMargin()) - 2
+        shown = self.fontMetrics().elidedText(self._placeholder, Qt.TextElideMode.ElideRight,
+                                              max(0, room))
+        if shown != self.placeholderText():
+            self.setPlaceholderText(shown)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide_placeholder()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -176,6 +198,14 @@ class Composer(QFrame):
 
     def _tint(self) -> None:
         palette = self.palette()
+        # The box paints the background (rounded, its border showing focus): the text box is
+        # transparent on it, and its hint must read on it whatever the theme pairs.
+        base = palette.color(QPalette.ColorRole.Base)
+        edit = QPalette(self.edit.palette())
+        edit.setColor(QPalette.ColorRole.Base, QColor(Qt.GlobalColor.transparent))
+        edit.setColor(QPalette.ColorRole.PlaceholderText, pal.readable_on(
+            base, palette.color(QPalette.ColorRole.PlaceholderText)))
+        self.edit.setPalette(edit)
         self.attach_button.setIcon(tinted_icon(
             "paperclip", palette.color(QPalette.ColorRole.PlaceholderText),
             pal.mix(palette.color(QPalette.ColorRole.PlaceholderText),
@@ -209,9 +239,9 @@ class Composer(QFrame):
         enabled = name is not None
         self.edit.setEnabled(enabled)
         if enabled:
-            self.edit.setPlaceholderText(self.tr("Message {name}").format(name=name))
+            self.edit.set_placeholder(self.tr("Message {name}").format(name=name))
         else:
-            self.edit.setPlaceholderText(self.tr("Select a conversation to write"))
+            self.edit.set_placeholder(self.tr("Select a conversation to write"))
             self.clear_error()
         self._update_send_button()
         self.attach_button.setEnabled(enabled)

@@ -1,20 +1,21 @@
 """Paints a file message as a card inside ``MessageDelegate``, and hit-tests its buttons.
 
 A card is a row like any other (no widget per message): its geometry is a pure function of
-the row rectangle, so painting and clicking agree without storing anything. The height never
-depends on the transfer's state, which changes every few hundred milliseconds, so progress
-repaints a row without relaying out the list. Live state comes from the ``TransferCache``;
-image previews from the ``ThumbnailCache`` (decoded off the Qt thread).
+the row rectangle, so painting and clicking agree without storing anything. Progress, which
+changes every few hundred milliseconds, never changes the height, so it repaints a row without
+relaying out the list. A picture that is here (sent, or received whole) is shown above the
+card's text, up to ``PREVIEW`` pixels and in its own shape; the row grows once, when the
+preview is decoded (``previews_ready``), and a click on it opens the viewer. Live state comes
+from the ``TransferCache``; pictures from ``ThumbnailCache``s (decoded off the Qt thread).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import (
-    QMimeDatabase,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -33,6 +34,7 @@ from ui.conversation.chat_item import ChatItem
 from ui.conversation.message_model import MessageListModel
 from ui.conversation.row_spacing import GROUP_GAP, INNER_GAP, SIDE_MARGIN
 from ui.files.file_actions import FileAction, action_label, actions_for, is_transferring
+from ui.files.file_kind import FileKind, file_kind
 from ui.files.thumbnails import ThumbnailCache
 from ui.files.transfer_text import human_size, status_text
 from ui.style import palette as pal
@@ -40,7 +42,10 @@ from ui.style import palette as pal
 if TYPE_CHECKING:
     from ui.files.transfer_cache import TransferCache
 
-CARD_WIDTH = 340
+PREVIEW = 320         # a picture's preview fits a square this big
+PREVIEW_CACHE = 48    # decoded previews kept (about 400 KB each)
+CARD_WIDTH = 340      # at least, so the buttons fit
+MAX_CARD_WIDTH = 560  # at most: wide enough for most names, which are elided only beyond it
 PAD = 10
 ICON = 44
 BAR = 4
@@ -49,39 +54,12 @@ BUTTON_GAP = 6
 RADIUS = 12
 
 
-class FileKind(StrEnum):
-    IMAGE = "image"
-    VIDEO = "video"
-    AUDIO = "audio"
-    ARCHIVE = "archive"
-    DOCUMENT = "document"
-    OTHER = "other"
-
-
-ARCHIVES = ("zip", "tar", "gzip", "x-7z", "x-rar", "x-bzip", "x-xz", "zstd", "compressed")
-DOCUMENTS = ("pdf", "text/", "document", "msword", "spreadsheet", "presentation", "rtf", "epub")
 ModelIndex = QModelIndex | QPersistentModelIndex
 KIND_HUES = {
     FileKind.IMAGE: QColor("#2f9e73"), FileKind.VIDEO: QColor("#c2417c"),
     FileKind.AUDIO: QColor("#8a5cd6"), FileKind.ARCHIVE: QColor("#c98a1b"),
     FileKind.DOCUMENT: QColor("#3a78d4"), FileKind.OTHER: QColor("#7a8491"),
 }
-_MIME = QMimeDatabase()
-
-
-def file_kind(name: str, mime: str = "") -> FileKind:
-    """image/video/audio/archive/document/other, from the media type or the name's extension."""
-    if not mime or mime == "application/octet-stream":
-        mime = _MIME.mimeTypeForFile(name, QMimeDatabase.MatchMode.MatchExtension).name()
-    for prefix, kind in (("image/", FileKind.IMAGE), ("video/", FileKind.VIDEO),
-                         ("audio/", FileKind.AUDIO)):
-        if mime.startswith(prefix):
-            return kind
-    if any(part in mime for part in ARCHIVES):
-        return FileKind.ARCHIVE
-    if any(part in mime for part in DOCUMENTS):
-        return FileKind.DOCUMENT
-    return FileKind.OTHER
 
 
 def paint_kind_glyph(painter: QPainter, rect: QRectF, kind: FileKind, palette: QPalette) -> None:
@@ -174,6 +152,16 @@ class CardHost(Protocol):
     def author_colour(self, author_id: str, palette: QPalette) -> QColor: ...
 
 
+@dataclass(frozen=True)
+class Card:
+    """Where one card's parts are, in viewport pixels."""
+
+    box: QRect                 # the whole card
+    body: QRect                # name, size, status and buttons (inside the padding)
+    picture: QRect | None      # the preview above the body, when there is one
+    author: bool               # a room card with its author's name on top
+
+
 class FileCardPainter:
     """Geometry, painting and hit-testing of file rows, for one ``MessageDelegate``."""
 
@@ -181,48 +169,91 @@ class FileCardPainter:
         self._d = delegate
         self.transfers: TransferCache | None = None
         self.thumbnails = ThumbnailCache(QSize(ICON * 2, ICON * 2), parent)
+        self.previews = ThumbnailCache(QSize(PREVIEW, PREVIEW), parent,
+                                       mode=Qt.AspectRatioMode.KeepAspectRatio,
+                                       limit=PREVIEW_CACHE)
         self.name_of: Callable[[str], str] = short_peer_id  # the window knows better names
         self.thumbnails.ready.connect(lambda _path: delegate.view.viewport().update())
+        self.previews.ready.connect(self._preview_ready)
+
+    def _preview_ready(self, _path: str) -> None:
+        """A preview decoded: its row is taller now."""
+        self._d.view.scheduleDelayedItemsLayout()
+        self._d.view.viewport().update()
 
     # -- geometry -------------------------------------------------------------------------------
 
     def info(self, item: ChatItem) -> TransferInfo | None:
         return self.transfers.get(item.transfer or "") if self.transfers is not None else None
 
-    def body_height(self) -> int:
-        small = self._d.small_fm.height()
-        return 2 * PAD + ICON + 8 + BAR + 4 + small + 8 + BUTTON_H
+    def picture_path(self, item: ChatItem) -> str | None:
+        """The local picture a card can show: one we sent, or one received whole."""
+        info = self.info(item)
+        if info is None or not info.path or file_kind(info.name) is not FileKind.IMAGE:
+            return None
+        return info.path if info.outgoing or info.state == "complete" else None
 
-    def row_height(self, flags: tuple[bool, bool, bool]) -> int:
-        day, group, author = flags
-        d = self._d
-        height = (GROUP_GAP if group else INNER_GAP) + self.body_height() + 1
+    def _picture_size(self, item: ChatItem, room: int) -> QSize | None:
+        """The preview's size in a card with ``room`` pixels inside; None until decoded."""
+        path = self.picture_path(item)
+        pixmap = self.previews.get(path) if path else None
+        if pixmap is None or pixmap.isNull():
+            return None
+        size = pixmap.size()
+        if size.width() > room:
+            size = size.scaled(room, size.height(), Qt.AspectRatioMode.KeepAspectRatio)
+        return size
+
+    def _lead(self, picture: bool) -> int:
+        """The height of the name and size: beside the icon, or under a picture (no icon)."""
+        if not picture:
+            return ICON
+        return QFontMetrics(self._name_font()).height() + 4 + self._d.small_fm.height() + 2
+
+    def body_height(self, picture: bool = False) -> int:
+        small = self._d.small_fm.height()
+        return 2 * PAD + self._lead(picture) + 8 + BAR + 4 + small + 8 + BUTTON_H
+
+    def row_height(self, item: ChatItem, flags: tuple[bool, bool, bool], width: int) -> int:
+        day, group, _ = flags
+        card = self.layout(QRect(0, 0, width, 0), item, flags)
+        height = (GROUP_GAP if group else INNER_GAP) + card.box.height() + 1
         if day:
-            height += d.day_h - GROUP_GAP // 2
-        if author:
-            height += d.author_h
+            height += self._d.day_h - GROUP_GAP // 2
         return height
 
-    def card_rect(self, rect: QRect, item: ChatItem, flags: tuple[bool, bool, bool]) -> QRect:
+    def layout(self, rect: QRect, item: ChatItem, flags: tuple[bool, bool, bool]) -> Card:
+        """The card of ``item`` in a row at ``rect``."""
         day, group, author = flags
         d = self._d
         top = rect.top() + (GROUP_GAP if group else INNER_GAP)
         if day:
             top += d.day_h - GROUP_GAP // 2
-        width = min(CARD_WIDTH, max(200, rect.width() - 2 * SIDE_MARGIN - 40))
-        height = self.body_height() + (d.author_h if author else 0)
+        available = max(200, rect.width() - 2 * SIDE_MARGIN - 40)
+        needed = 2 * PAD + ICON + 10 + QFontMetrics(self._name_font()).horizontalAdvance(
+            item.text) + 2
+        width = min(available, max(CARD_WIDTH, min(needed, MAX_CARD_WIDTH)))
+        picture = self._picture_size(item, available - 2 * PAD)
+        if picture is not None:
+            width = min(available, max(width, picture.width() + 2 * PAD))
+        author_h = d.author_h if author else 0
+        picture_h = picture.height() + PAD if picture is not None else 0
+        height = self.body_height(picture is not None) + author_h + picture_h
         if item.outgoing:
             left = rect.right() - SIDE_MARGIN - width + 1
         else:
             left = rect.left() + SIDE_MARGIN
-        return QRect(left, top, width, height)
+        box = QRect(left, top, width, height)
+        body = box.adjusted(PAD, PAD + author_h + picture_h, -PAD, -PAD)
+        image = None
+        if picture is not None:
+            image = QRect(left + (width - picture.width()) // 2, top + PAD + author_h,
+                          picture.width(), picture.height())
+        return Card(box, body, image, author)
 
-    def _inner(self, box: QRect, author: bool) -> QRect:
-        return box.adjusted(PAD, PAD + (self._d.author_h if author else 0), -PAD, -PAD)
-
-    def button_rects(self, box: QRect, author: bool, actions: list[FileAction]) -> list[
+    def button_rects(self, card: Card, actions: list[FileAction]) -> list[
             tuple[FileAction, QRect]]:
-        inner = self._inner(box, author)
+        inner = card.body
         metrics = QFontMetrics(self._button_font())
         x, y = inner.left(), inner.bottom() - BUTTON_H + 1
         out = []
@@ -234,12 +265,45 @@ class FileCardPainter:
             x += width + BUTTON_GAP
         return out
 
+    def _name_font(self) -> QFont:
+        bold = QFont(self._d.font)
+        bold.setWeight(QFont.Weight.DemiBold)
+        return bold
+
+    def _name_rect(self, card: Card) -> QRect:
+        inner = card.body
+        left = inner.left() + (0 if card.picture is not None else ICON + 10)
+        return QRect(left, inner.top() + 2, inner.right() - left, QFontMetrics(
+            self._name_font()).height())
+
+    def shown_name(self, index: ModelIndex) -> str:
+        """The file name as the card shows it: whole unless there is no room for it."""
+        found = self._geometry(index)
+        if found is None:
+            return ""
+        item, card = found
+        return self._elided_name(item, card)
+
+    def picture_rect(self, index: ModelIndex) -> QRect:
+        """Where the card's picture is shown (viewport pixels); empty without one."""
+        found = self._geometry(index)
+        return QRect() if found is None or found[1].picture is None else found[1].picture
+
+    def picture_at(self, index: ModelIndex, pos: QPoint) -> bool:
+        return self.picture_rect(index).contains(pos)
+
+    def _elided_name(self, item: ChatItem, card: Card) -> str:
+        info = self.info(item)
+        name = info.name if info is not None else item.text
+        return QFontMetrics(self._name_font()).elidedText(
+            name, Qt.TextElideMode.ElideMiddle, self._name_rect(card).width())
+
     def _button_font(self) -> QFont:
         font = QFont(self._d.small)
         font.setWeight(QFont.Weight.DemiBold)
         return font
 
-    def _geometry(self, index: ModelIndex) -> tuple[ChatItem, QRect, bool] | None:
+    def _geometry(self, index: ModelIndex) -> tuple[ChatItem, Card] | None:
         model = index.model()
         if not isinstance(model, MessageListModel) or not index.isValid():
             return None
@@ -248,8 +312,7 @@ class FileCardPainter:
         if not item.transfer:
             return None
         flags = self._d.row_flags(model, row)
-        box = self.card_rect(self._d.view.visualRect(index), item, flags)
-        return item, box, flags[2]
+        return item, self.layout(self._d.view.visualRect(index), item, flags)
 
     def actions(self, item: ChatItem) -> list[FileAction]:
         info = self.info(item)
@@ -262,8 +325,8 @@ class FileCardPainter:
         found = self._geometry(index)
         if found is None:
             return None
-        item, box, author = found
-        for action, rect in self.button_rects(box, author, self.actions(item)):
+        item, card = found
+        for action, rect in self.button_rects(card, self.actions(item)):
             if rect.contains(pos):
                 return action
         return None
@@ -273,8 +336,8 @@ class FileCardPainter:
         found = self._geometry(index)
         if found is None:
             return QRect()
-        item, box, author = found
-        for act, rect in self.button_rects(box, author, self.actions(item)):
+        item, card = found
+        for act, rect in self.button_rects(card, self.actions(item)):
             if act is action:
                 return rect
         return QRect()
@@ -293,7 +356,8 @@ class FileCardPainter:
         d = self._d
         rect: QRect = option.rect
         palette = d.view.palette()
-        box = self.card_rect(rect, item, flags)
+        card = self.layout(rect, item, flags)
+        box = card.box
         info = self.info(item)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -317,7 +381,7 @@ class FileCardPainter:
             painter.setPen(QPen(pal.mix(fill, fore, 0.5), 1.5))
             painter.drawRoundedRect(QRectF(box).adjusted(-2.5, -2.5, 2.5, 2.5),
                                     RADIUS + 2, RADIUS + 2)
-        inner = self._inner(box, flags[2])
+        inner = card.body
         if flags[2]:
             painter.setFont(d.bold_small)
             painter.setPen(d.author_colour(item.author_id, palette))
@@ -326,19 +390,19 @@ class FileCardPainter:
                              item.author_name)
 
         name = info.name if info is not None else item.text
-        icon = QRect(inner.left(), inner.top(), ICON, ICON)
-        self._paint_icon(painter, icon, name, info, palette)
+        lead = self._lead(card.picture is not None)
+        icon = QRect(inner.left(), inner.top(), ICON if card.picture is None else 0, lead)
+        if card.picture is not None:
+            self._paint_picture(painter, card.picture, item)
+        else:
+            self._paint_icon(painter, icon, name, info, palette)
 
-        text_left = icon.right() + 10
-        text_w = inner.right() - text_left
-        bold = QFont(d.font)
-        bold.setWeight(QFont.Weight.DemiBold)
-        painter.setFont(bold)
+        name_rect = self._name_rect(card)
+        text_left, text_w, name_h = name_rect.left(), name_rect.width(), name_rect.height()
+        painter.setFont(self._name_font())
         painter.setPen(fore)
-        name_h = QFontMetrics(bold).height()
-        painter.drawText(QRect(text_left, icon.top() + 2, text_w, name_h),
-                         int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                         QFontMetrics(bold).elidedText(name, Qt.TextElideMode.ElideMiddle, text_w))
+        painter.drawText(name_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         self._elided_name(item, card))
         painter.setFont(d.small)
         painter.setPen(meta)
         size = human_size(info.size) if info is not None else ""
@@ -365,7 +429,7 @@ class FileCardPainter:
                                           | Qt.AlignmentFlag.AlignVCenter),
                          d.small_fm.elidedText(status, Qt.TextElideMode.ElideRight, inner.width()))
 
-        buttons = self.button_rects(box, flags[2], self.actions(item))
+        buttons = self.button_rects(card, self.actions(item))
         for i, (action, button) in enumerate(buttons):
             self._paint_button(painter, button, action_label(action), i == 0, palette, fill, fore)
         time = item.local_time.strftime("%H:%M")
@@ -374,6 +438,19 @@ class FileCardPainter:
         time_rect = QRect(inner.left(), inner.bottom() - BUTTON_H + 1, inner.width(), BUTTON_H)
         painter.drawText(time_rect, int(Qt.AlignmentFlag.AlignRight
                                         | Qt.AlignmentFlag.AlignVCenter), time)
+        painter.restore()
+
+    def _paint_picture(self, painter: QPainter, where: QRect, item: ChatItem) -> None:
+        path = self.picture_path(item)
+        pixmap = self.previews.get(path) if path else None
+        if pixmap is None:
+            return
+        painter.save()
+        clip = QPainterPath()
+        clip.addRoundedRect(QRectF(where), RADIUS - 4, RADIUS - 4)
+        painter.setClipPath(clip)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawPixmap(where, pixmap)
         painter.restore()
 
     def _paint_icon(self, painter: QPainter, icon: QRect, name: str, info: TransferInfo | None,

@@ -35,6 +35,7 @@ from ui.identity.reachability import as_tooltip, route_text, route_tooltip
 from ui.style import palette as pal
 from ui.style.resources import tinted_pixmap
 from ui.widgets.avatar import Avatar
+from ui.widgets.elided_label import ElidedLabel
 
 
 class ConversationHeader(QWidget):
@@ -55,8 +56,7 @@ class ConversationHeader(QWidget):
         text.setSpacing(1)
         line = QHBoxLayout()
         line.setSpacing(6)
-        self.name_label = QLabel(self)
-        self.name_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.name_label = ElidedLabel(self)
         font = self.name_label.font()
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.12)
@@ -68,8 +68,7 @@ class ConversationHeader(QWidget):
         line.addWidget(self.verified_mark)
         line.addStretch(1)
         text.addLayout(line)
-        self.presence_label = QLabel(self)
-        self.presence_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.presence_label = ElidedLabel(self)
         text.addWidget(self.presence_label)
         layout.addLayout(text, 1)
         self.members_button = QToolButton(self)
@@ -95,13 +94,12 @@ class ConversationHeader(QWidget):
         self._contact = None
         self._room = room
         self.avatar.set_name(room.name)
-        self.name_label.setText(room.name)
+        self.name_label.set_full_text(room.name)
         self.verified_mark.setVisible(False)
-        self.presence_label.setText(self.room_text(room))
-        self.presence_label.setToolTip("")
+        self.presence_label.set_full_text(self.room_text(room))
         self.setToolTip(room.description or self.tr("Show members"))
         self.setAccessibleName(self.tr("{name}, {members}. Show members").format(
-            name=room.name, members=self.presence_label.text()))
+            name=room.name, members=self.presence_label.full_text()))
         for button in (self.members_button, self.invite_button):
             button.setVisible(button.defaultAction() is not None)
         self._tint()
@@ -132,17 +130,17 @@ class ConversationHeader(QWidget):
         self.invite_button.hide()
         self.setToolTip(self.tr("Show contact details"))
         self.avatar.set_name(contact.name)
-        self.name_label.setText(contact.name)
+        self.name_label.set_full_text(contact.name)
         self.verified_mark.setVisible(contact.verified)
         text = self.presence_text(contact)
         route = self.route_of(contact.peer_id) if contact.online else ""
         if route_text(route):
             text = self.tr("{presence} · {route}").format(presence=text, route=route_text(route))
-        self.presence_label.setText(text)
-        self.presence_label.setToolTip(
-            as_tooltip(route_tooltip(route)) if contact.online else "")
+        self.presence_label.set_full_text(text)
+        if contact.online and route_tooltip(route):
+            self.presence_label.setToolTip(as_tooltip(route_tooltip(route)))
         self.setAccessibleName(self.tr("{name}, {presence}. Show details").format(
-            name=contact.name, presence=self.presence_label.text()))
+            name=contact.name, presence=self.presence_label.full_text()))
         self._tint()
 
     def presence_text(self, contact: ContactInfo, now: datetime | None = None) -> str:

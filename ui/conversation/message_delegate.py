@@ -2,7 +2,8 @@
 
 Text is wrapped with a ``QTextLayout`` built once per (message, width) and cached: ``sizeHint``
 runs for every loaded row on each relayout, so the row height is cached separately from the
-(heavier) layouts, which only the visible rows need. Links are format ranges in that layout, so
+(heavier) layouts, which only the visible rows need. The text is shown with its Markdown
+(``ui.conversation.markdown``: bold, italic, code) as format ranges, and so are links, so
 hit-testing a click is a lookup in the same object that painted it. Day headers and author names
 are painted inside the row they belong to instead of being fake rows.
 """
@@ -31,16 +32,15 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontDatabase,
     QFontMetrics,
     QMouseEvent,
     QPainter,
     QPainterPath,
     QPalette,
     QPen,
-    QTextCharFormat,
     QTextLayout,
     QTextLine,
-    QTextOption,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -52,12 +52,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.markdown import styled_html
 from app.core.records import Delivery
+from ui.conversation.bubble_text import Colours, lay_out, styled_text
 from ui.conversation.chat_item import ChatItem
 from ui.conversation.file_card import FileCardPainter
-from ui.conversation.links import find_links, linkified_html
 from ui.conversation.message_model import MessageListModel, Role
 from ui.conversation.row_spacing import GROUP_GAP, INNER_GAP, SIDE_MARGIN
+from ui.files.file_actions import FileAction
 from ui.style import palette as pal
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -131,6 +133,8 @@ class MessageDelegate(QStyledItemDelegate):
         self.bold_small.setBold(True)
         self.day_font = QFont(self.small)
         self.day_font.setWeight(QFont.Weight.DemiBold)
+        self.mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.mono.setPointSizeF(self.font.pointSizeF())
         self.fm = QFontMetrics(self.font)
         self.small_fm = QFontMetrics(self.small)
         self.author_h = QFontMetrics(self.bold_small).height() + 2
@@ -184,50 +188,23 @@ class MessageDelegate(QStyledItemDelegate):
         return made
 
     def _lay_out(self, item: ChatItem, text_width: int) -> _Bubble:
-        text = item.text.replace("\n", "\u2028")  # QTextLayout breaks lines on U+2028 only
-        layout = QTextLayout(text, self.font)
-        option = QTextOption()
-        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        layout.setTextOption(option)
-        links = find_links(item.text)
-        if links:
-            link_colour = self.colours(item.outgoing)[3]
-            ranges = []
-            for start, end, _ in links:
-                fmt = QTextCharFormat()
-                fmt.setForeground(link_colour)
-                fmt.setFontUnderline(True)
-                span = QTextLayout.FormatRange()
-                span.start, span.length, span.format = start, end - start, fmt
-                ranges.append(span)
-            layout.setFormats(ranges)
-        layout.setCacheEnabled(True)
-        layout.beginLayout()
-        y, widest, last = 0.0, 0.0, 0.0
-        while True:
-            line = layout.createLine()
-            if not line.isValid():
-                break
-            line.setLineWidth(text_width)
-            line.setPosition(QPointF(0, y))
-            y += line.height()
-            last = line.naturalTextWidth()
-            widest = max(widest, last)
-        layout.endLayout()
-
+        styled, links = styled_text(item.text)
+        bubble, fore, _, link = self.colours(item.outgoing)
+        text = lay_out(styled, links, self.font, self.mono, Colours(bubble, fore, link),
+                       text_width)
         time = item.local_time.strftime("%H:%M")
         meta = self._meta_width(time, item.outgoing)
-        inline = last + META_GAP + meta <= text_width
+        inline = text.last + META_GAP + meta <= text_width
         if inline:
-            content_w = max(widest, last + META_GAP + meta)
-            content_h = y
+            content_w = max(text.widest, text.last + META_GAP + meta)
+            content_h = text.height
         else:
-            content_w = max(widest, meta)
-            content_h = y + self.small_fm.height()
+            content_w = max(text.widest, meta)
+            content_h = text.height + self.small_fm.height()
         return _Bubble(
-            layout=layout, links=links, time=time,
+            layout=text.layout, links=links, time=time,
             width=math.ceil(content_w) + 2 * PAD_H, height=math.ceil(content_h) + 2 * PAD_V,
-            text_width=widest, meta_inline=inline,
+            text_width=text.widest, meta_inline=inline,
         )
 
     def _meta_width(self, time: str, outgoing: bool) -> int:
@@ -272,7 +249,7 @@ class MessageDelegate(QStyledItemDelegate):
         width = self.content_width()
         flags = self.row_flags(model, row)
         if item.transfer:
-            return QSize(width, self.cards.row_height(flags))
+            return QSize(width, self.cards.row_height(item, flags, width))
         packed = flags[0] | flags[1] << 1 | flags[2] << 2
         cache_key = (item.key, width, packed)
         height = self._sizes.get(cache_key)
@@ -445,6 +422,18 @@ class MessageDelegate(QStyledItemDelegate):
         origin = QPoint(box.left() + PAD_H, box.top() + PAD_V + (self.author_h if flags[2] else 0))
         return item, bubble, box, origin
 
+    def painted_rects(self, index: ModelIndex) -> tuple[QRect, QRect] | None:
+        """(the bubble, its text) where ``paint`` puts them for ``index``, in viewport pixels:
+        what a reader sees must fit the row the view gave it."""
+        found = self._geometry(index)
+        if found is None:
+            return None
+        _, bubble, box, origin = found
+        text = QRectF()
+        for i in range(bubble.layout.lineCount()):
+            text = text.united(bubble.layout.lineAt(i).naturalTextRect())
+        return box, text.toAlignedRect().translated(origin)
+
     def link_at(self, index: ModelIndex, pos: QPoint) -> str | None:
         """The URL under ``pos`` (viewport coordinates), if any."""
         found = self._geometry(index)
@@ -506,6 +495,8 @@ class MessageDelegate(QStyledItemDelegate):
         ):
             pos = event.position().toPoint()
             action = self.cards.action_at(index, pos)
+            if action is None and self.cards.picture_at(index, pos):
+                action = FileAction.VIEW  # a click on a picture shows it big
             if action is not None:
                 self.file_action_requested.emit(model.data(index, Role.KEY), action.value)
                 return True
@@ -535,7 +526,9 @@ class MessageDelegate(QStyledItemDelegate):
         editor.setOpenLinks(False)
         editor.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         editor.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        editor.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        editor.setTextInteractionFlags(  # keyboard users select with Shift and the arrows too
+            Qt.TextInteractionFlag.TextBrowserInteraction
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         editor.document().setDocumentMargin(0)
         editor.setFont(self.font)
         fill, fore, _, link = self.colours(item.outgoing)
@@ -548,10 +541,11 @@ class MessageDelegate(QStyledItemDelegate):
         palette.setColor(QPalette.ColorRole.Highlight, pal.mix(fill, fore, 0.35))
         palette.setColor(QPalette.ColorRole.HighlightedText, fore)
         editor.setPalette(palette)
+        styled, links = styled_text(item.text)
         editor.document().setDefaultStyleSheet(
-            f"a {{ color: {link.name()}; text-decoration: underline; }}"
-        )
-        editor.setHtml(linkified_html(item.text))
+            f"a {{ color: {link.name()}; text-decoration: underline; }} "
+            f"code, pre {{ font-family: '{self.mono.family()}'; }}")
+        editor.setHtml(styled_html(styled, links))
         editor.anchorClicked.connect(lambda url: self.link_activated.emit(url.toString()))
         editor.setAccessibleName(self.tr("Message text"))
         return editor

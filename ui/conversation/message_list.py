@@ -44,10 +44,12 @@ from PySide6.QtWidgets import (
     QFrame,
     QListView,
     QMenu,
+    QStyleOptionViewItem,
     QWidget,
 )
 
 from app.core.records import Delivery
+from ui.conversation.links import is_kith_link
 from ui.conversation.message_delegate import MessageDelegate
 from ui.conversation.message_model import MessageListModel
 from ui.files.file_actions import FileAction, action_label, delete_action
@@ -96,6 +98,7 @@ class MessageListView(QListView):
     reached_bottom = Signal()       # the newest message came into view
     retry_requested = Signal(str)   # message key
     file_action_requested = Signal(str, str)  # transfer id, FileAction value
+    kith_link_activated = Signal(str)  # a kith: contact or room link was clicked
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -233,6 +236,14 @@ class MessageListView(QListView):
                     bar.setValue(bar.value() + shift)
             self._anchoring = False
 
+    def remeasure(self, index: QModelIndex) -> None:
+        """The row's height may have changed (a received picture now shows): lay out again if
+        it did. QListView keeps the heights it measured; a change of data does not redo them."""
+        option = QStyleOptionViewItem()
+        self.initViewItemOption(option)
+        if self.delegate.sizeHint(option, index).height() != self.visualRect(index).height():
+            self.scheduleDelayedItemsLayout()
+
     # -- selection and copying ----------------------------------------------------------------
 
     def selected_text(self) -> str:
@@ -249,7 +260,11 @@ class MessageListView(QListView):
             QGuiApplication.clipboard().setText(text)
 
     def open_link(self, url: str) -> None:
-        QDesktopServices.openUrl(url)
+        """A web link goes to the desktop's browser; a ``kith:`` link stays in Kith."""
+        if is_kith_link(url):
+            self.kith_link_activated.emit(url)
+        else:
+            QDesktopServices.openUrl(url)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):
@@ -303,6 +318,7 @@ class MessageListView(QListView):
         pointing = index.isValid() and (
             self.delegate.link_at(index, pos) is not None or self.delegate.retry_hit(index, pos)
             or self.delegate.cards.action_at(index, pos) is not None
+            or self.delegate.cards.picture_at(index, pos)
         )
         self.viewport().setCursor(
             Qt.CursorShape.PointingHandCursor if pointing else Qt.CursorShape.ArrowCursor
@@ -312,7 +328,7 @@ class MessageListView(QListView):
         self.context_menu(event.pos()).popup(event.globalPos())
 
     def context_menu(self, pos: QPoint) -> QMenu:
-        """Copy, Copy Link (over a link), Retry (a failed message); built for ``pos``."""
+        """Copy, Select Text, Copy Link (over a link), Retry (a failed message); for ``pos``."""
         menu = QMenu(self)
         index = self.indexAt(pos)
         model = self.message_model()
@@ -323,6 +339,11 @@ class MessageListView(QListView):
         copy.setEnabled(self.selectionModel().hasSelection())
         copy.triggered.connect(self.copy_selection)
         menu.addAction(copy)
+        if index.isValid() and model is not None and not model.item(index.row()).transfer:
+            select = QAction(self.tr("&Select Text"), menu)  # Enter, or a double click
+            select.setObjectName("select_text")
+            select.triggered.connect(lambda: self.edit(index))
+            menu.addAction(select)
         url = self.delegate.link_at(index, pos) if index.isValid() else None
         if url is not None:
             copy_link = QAction(self.tr("Copy &Link"), menu)
@@ -363,6 +384,12 @@ class MessageListView(QListView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            # QListView relays out on a change of height only (its flow direction), so rows
+            # kept the heights measured at the old width: wrapped text overlapped the next
+            # bubble or was cut. Measure again now, before the next paint.
+            self.scheduleDelayedItemsLayout()
+            self.executeDelayedItemsLayout()
         if self.pill.isVisible():
             self._place_pill()
 

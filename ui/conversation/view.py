@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ui.bridge import EventBridge
 
 PAGE_SIZE = 100
+MIN_WIDTH = 360  # narrower, and bubbles of a few words a line stop being readable
 REVEAL_MAX_PAGES = 200  # how far back a search hit is looked for: 20,000 messages
 DRAFT_DELAY_MS = 700
 
@@ -78,12 +79,14 @@ class ConversationView(QWidget):
     read = Signal(str)               # the user has now seen this conversation's newest messages
     details_requested = Signal(str)  # the header was activated: show this peer's details
     members_requested = Signal(str)  # the header of a room was activated: show its members
+    draft_saved = Signal(str, str)   # conversation key, its draft ("" when none is left)
 
     def __init__(self, runner: TaskRunner | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner if runner is not None else TaskRunner(self)  # own one when alone
         self.setBackgroundRole(QPalette.ColorRole.Base)
         self.setAutoFillBackground(True)
+        self.setMinimumWidth(MIN_WIDTH)  # side panels take what is left, not the conversation
         self._client: KithClient | None = None
         self._contact: ContactInfo | None = None
         self._room: RoomInfo | None = None
@@ -106,6 +109,9 @@ class ConversationView(QWidget):
         self.header.activated.connect(self._header_activated)
         self.header.hide()
         layout.addWidget(self.header)
+        self._below_header = QVBoxLayout()  # the bar over a message request goes here
+        self._below_header.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._below_header)
         self.model = MessageListModel(self)
         self.messages = MessageListView(self)
         self.messages.setModel(self.model)
@@ -130,6 +136,10 @@ class ConversationView(QWidget):
         self._show_empty_state()
 
     # -- the contract with the window ---------------------------------------------------------
+
+    def below_header(self) -> QVBoxLayout:
+        """Where a bar about the open conversation sits: under its header, over its messages."""
+        return self._below_header
 
     @property
     def current_peer(self) -> str | None:
@@ -572,7 +582,9 @@ class ConversationView(QWidget):
         if key is None or client is None or key != self.conversation_key:
             return
         self._draft_key = None
-        self.runner.run(client.set_draft(key, self.composer.text()), self.tr("Saving the draft"))
+        text = self.composer.text()
+        self.runner.run(client.set_draft(key, text), self.tr("Saving the draft"))
+        self.draft_saved.emit(key, text)
 
     # -- read marks ---------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The card buttons, the conversation's context menu, its Enter/Delete keys and the transfers
 panel all offer the same actions for the same state, so the rules live here once
 (``actions_for``) and so does carrying them out (``FileActions.perform``), including the one
-dialog (Save As…) and handing finished files to the desktop (Open, Show in Folder).
+dialog (Save As…) and handing finished files to the desktop (Open, Show in Folder). When the
+desktop has no program for a file, Open says so and offers to show it in its folder instead.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QWidget
 
 from app.core.records import TransferInfo
 from app.store.profile import default_download_dir as profile_download_dir
+from ui.files.file_kind import FileKind, file_kind
+from ui.files.image_viewer import ImageViewer
 
 if TYPE_CHECKING:
     from app.client import KithClient
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 
 class FileAction(StrEnum):
+    VIEW = "view"        # a picture that is here, in Kith's own viewer
     ACCEPT = "accept"
     SAVE_AS = "save_as"
     DECLINE = "decline"
@@ -48,15 +52,22 @@ def is_transferring(info: TransferInfo) -> bool:
     return info.state == "offered" and 0 < info.bytes < info.size
 
 
+def is_viewable(info: TransferInfo) -> bool:
+    """A picture that is here: one we sent, or one received whole."""
+    return (bool(info.path) and file_kind(info.name) is FileKind.IMAGE
+            and (info.outgoing or info.state == "complete"))
+
+
 def actions_for(info: TransferInfo) -> list[FileAction]:
     """The actions that make sense now, the primary one first."""
     state = info.state
+    view = [FileAction.VIEW] if is_viewable(info) else []
     if state == "complete":
-        return [FileAction.OPEN, FileAction.SHOW] if info.path else []
+        return [*view, FileAction.OPEN, FileAction.SHOW] if info.path else []
     if state in ("declined", "cancelled"):
-        return []
+        return view
     if info.outgoing:
-        return [] if state == "failed" else [FileAction.CANCEL]
+        return view + ([] if state == "failed" else [FileAction.CANCEL])
     if state == "offered":
         return [FileAction.ACCEPT, FileAction.SAVE_AS, FileAction.DECLINE]
     if state == "paused":
@@ -76,6 +87,7 @@ def delete_action(actions: list[FileAction]) -> FileAction | None:
 
 def action_label(action: FileAction) -> str:
     labels = {
+        FileAction.VIEW: QCoreApplication.translate("FileAction", "View"),
         FileAction.ACCEPT: QCoreApplication.translate("FileAction", "Accept"),
         FileAction.SAVE_AS: QCoreApplication.translate("FileAction", "Save As…"),
         FileAction.DECLINE: QCoreApplication.translate("FileAction", "Decline"),
@@ -106,6 +118,8 @@ class FileActions(QObject):
         self.runner = runner
         self.client: KithClient | None = None
         self.save_dialog: QFileDialog | None = None
+        self.no_program_box: QMessageBox | None = None  # "Nothing opens this file" (Open)
+        self.viewer: ImageViewer | None = None
 
     def available(self, transfer: str) -> list[FileAction]:
         info = self.cache.get(transfer)
@@ -118,6 +132,9 @@ class FileActions(QObject):
             return
         if act in (FileAction.OPEN, FileAction.SHOW):
             self._open(info, act)
+            return
+        if act is FileAction.VIEW:
+            self.view(info)
             return
         if act is FileAction.SAVE_AS:
             self.choose_folder(transfer)
@@ -182,4 +199,56 @@ class FileActions(QObject):
         if not target or not os.path.exists(target):
             self.failed.emit(self.tr("“{name}” is no longer there.").format(name=info.name))
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(target))
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(target)):
+            return
+        if action is FileAction.OPEN:
+            self._no_program(info)
+        else:
+            self.failed.emit(self.tr("The folder could not be shown; “{name}” is in {folder}")
+                             .format(name=info.name, folder=target))
+
+    def view(self, info: TransferInfo) -> ImageViewer | None:
+        """The picture in Kith's viewer (Open and Show in Folder are a click away there)."""
+        if not info.path or not os.path.exists(info.path):
+            self.failed.emit(self.tr("“{name}” is no longer there.").format(name=info.name))
+            return None
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer.deleteLater()
+        parent = self.parent()
+        viewer = ImageViewer(info.path, info.name, parent if isinstance(parent, QWidget) else None)
+        viewer.open_requested.connect(lambda: self._open(info, FileAction.OPEN))
+        viewer.show_requested.connect(lambda: self._open(info, FileAction.SHOW))
+        self.viewer = viewer
+        viewer.open()
+        return viewer
+
+    def _no_program(self, info: TransferInfo) -> QMessageBox:
+        """Open found no program for the file: say so, and offer its folder instead."""
+        if self.no_program_box is not None:
+            self.no_program_box.deleteLater()
+        parent = self.parent()
+        box = QMessageBox(QMessageBox.Icon.Information, self.tr("Open"),
+                          self.tr("Nothing on this computer opens “{name}”.").format(
+                              name=info.name),
+                          QMessageBox.StandardButton.Close,
+                          parent if isinstance(parent, QWidget) else None)
+        box.setInformativeText(self.tr(
+            "Show it in its folder to open it with another program, or to move it."))
+        show = box.addButton(action_label(FileAction.SHOW), QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(show)
+        box.finished.connect(lambda _: self._open(info, FileAction.SHOW)
+                             if box.clickedButton() is show else None)
+        self.no_program_box = box
+        box.open()
+        return box
+
+    def show_in_folder_button(self) -> QPushButton | None:
+        """The open "Nothing opens this file" box's Show in Folder (keyboard paths, tests)."""
+        box = self.no_program_box
+        if box is None or not box.isVisible():
+            return None
+        for button in box.buttons():
+            if box.buttonRole(button) == QMessageBox.ButtonRole.AcceptRole:
+                return button if isinstance(button, QPushButton) else None
+        return None

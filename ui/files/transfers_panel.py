@@ -44,6 +44,7 @@ from ui.files.transfer_text import duration_text, human_size, status_text
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 PERCENT_ROLE = Qt.ItemDataRole.UserRole + 2
 PROGRESS_COLUMN = 2
+MIN_WIDTH = 180
 
 
 class _ProgressDelegate(QStyledItemDelegate):
@@ -138,7 +139,9 @@ class TransfersPanel(QDockWidget):
         layout.addLayout(self.button_row)
         self.buttons: dict[FileAction, QPushButton] = {}
         self.setWidget(body)
-        self.setMinimumWidth(480)
+        # Narrow is allowed (the columns scroll): beside an 800-pixel window the panel gets
+        # what the sidebar and the conversation leave, not the other way round.
+        self.setMinimumWidth(MIN_WIDTH)
         self.menu: QMenu | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
         cache.added.connect(lambda _: self.refresh())

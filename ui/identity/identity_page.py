@@ -1,7 +1,8 @@
 """View ▸ Your Identity…: who you are to the network, and moving that to another computer.
 
-The page shows what a contact compares when verifying you (the fingerprint, in groups of five
-to read aloud) and what they need to add you (the invite, as text and as a QR code to scan).
+The page shows your half of every safety number a contact compares when verifying you (30
+digits, in groups of five to read aloud) and what they need to add you (the invite, as text and
+as a QR code to scan).
 Export and import live here too: the exported file *is* your identity, so the dialogs ask for
 a passphrase twice and say plainly what the file allows.
 """
@@ -60,7 +61,8 @@ def _error_label(parent: QWidget) -> QLabel:
 
 
 class IdentityPage(QDialog):
-    """Name, peer id, fingerprint, invite (Copy, QR); Export Profile… opens the export dialog."""
+    """Name, peer id, your half of the safety number, invite (Copy, QR); Export Profile… opens
+    the export dialog."""
 
     export_requested = Signal()
 
@@ -84,11 +86,13 @@ class IdentityPage(QDialog):
         self.fingerprint_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
             | Qt.TextInteractionFlag.TextSelectableByKeyboard)
-        self.fingerprint_label.setAccessibleName(self.tr("Your fingerprint"))
-        form.addRow(self.tr("Fingerprint:"), self.fingerprint_label)
+        self.fingerprint_label.setAccessibleName(self.tr("Your half of the safety number"))
+        form.addRow(self.tr("Your half of the\nsafety number:"), self.fingerprint_label)
         layout.addLayout(form)
-        hint = QLabel(self.tr("Contacts who verify you compare this fingerprint with what their "
-                              "Kith shows for you."), self)
+        hint = QLabel(self.tr("The safety number a contact sees for you (under Details and "
+                              "verification) is your half and theirs: these 30 digits are its "
+                              "first or its second half. Comparing it is how they know a link "
+                              "was not swapped."), self)
         hint.setWordWrap(True)
         hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         layout.addWidget(hint)

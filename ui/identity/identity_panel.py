@@ -1,13 +1,13 @@
 """The "You" card at the bottom of the sidebar: your invite, always one click from the clipboard.
 
 Without an invite nobody can find you (there is no server to search), so the invite and its copy
-button are always visible; the rest (name, status, peer id, listening addresses) folds out with
-Ctrl+I for people who want to check what the network sees.
+button are always visible; the rest (name, status, peer id, listening addresses) folds out for
+people who want to check what the network sees. View ▸ Your Identity… (Ctrl+I) shows it all.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QFont,
@@ -38,14 +38,13 @@ from ui.identity.node_state import NodeState, Presence
 from ui.identity.presence import PresenceIndicator
 from ui.style import palette as pal
 from ui.style.resources import tinted_icon
+from ui.style.theme import set_style_sheet
 from ui.widgets.elided_field import ElidedField
 
 COPIED_FEEDBACK_MS = 1500
 
 
 class IdentityPanel(QFrame):
-    expanded_changed = Signal(bool)
-
     def __init__(self, state: NodeState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("identityPanel")
@@ -143,7 +142,8 @@ class IdentityPanel(QFrame):
         """Palette-derived style: an accent button and a quiet field, in light and dark mode."""
         palette = self.palette()
         accent = pal.accent(palette)
-        self.setStyleSheet(
+        set_style_sheet(
+            self,
             f"""
             QPushButton#primary {{
                 background: {accent.name()}; color: palette(highlighted-text);
@@ -189,7 +189,7 @@ class IdentityPanel(QFrame):
     def refresh(self) -> None:
         state = self._state
         self.name_label.setText(state.display_name)
-        self.presence.set_presence(state.presence)
+        self.presence.set_presence(state.presence, state.reachability)
         self.peer_id_field.set_full_text(state.peer_id)
         if self.invite_edit.text() != state.invite:
             self.invite_edit.setText(state.invite)
@@ -254,14 +254,11 @@ class IdentityPanel(QFrame):
         return not self.details.isHidden()
 
     def set_expanded(self, expanded: bool) -> None:
-        changed = expanded != self.is_expanded()
         self.details.setVisible(expanded)
         self.details_button.setIcon(self._chevrons[1] if expanded else self._chevrons[0])
         self.details_button.setToolTip(
-            self.tr("Hide details (Ctrl+I)") if expanded else self.tr("Show details (Ctrl+I)")
+            self.tr("Hide details") if expanded else self.tr("Show details")
         )
-        if changed:
-            self.expanded_changed.emit(expanded)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)

@@ -1,4 +1,8 @@
-"""The top of the sidebar: who you are and whether the network can reach you right now."""
+"""The top of the sidebar: who you are and whether the network can reach you right now.
+
+One status line (``PresenceIndicator``) says both whether Kith runs and how others reach you;
+its tooltip says why. ``reach_label`` is that line's text.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWi
 
 from ui.identity.node_state import NodeState, Presence
 from ui.identity.presence import PresenceIndicator
-from ui.identity.reachability import as_tooltip, own_text, own_tooltip
+from ui.identity.reachability import as_tooltip, own_tooltip
 from ui.widgets.avatar import Avatar
 
 
@@ -35,10 +39,8 @@ class ProfileHeader(QWidget):
 
         self.presence = PresenceIndicator(self)
         text.addWidget(self.presence)
-        self.reach_label = QLabel(self)
+        self.reach_label = self.presence.label()
         self.reach_label.setObjectName("reachability")
-        self.reach_label.setWordWrap(True)
-        text.addWidget(self.reach_label)
         self.peers_label = QLabel(self)
         text.addWidget(self.peers_label)
         layout.addLayout(text, 1)
@@ -54,13 +56,13 @@ class ProfileHeader(QWidget):
         self.refresh()
 
     def set_you_action(self, action: QAction) -> None:
-        """The action that shows the "You" panel (Ctrl+I), so the mouse path matches the key."""
+        """The action that shows your identity (Ctrl+I), so the mouse path matches the key."""
         self.you_button.setDefaultAction(action)
 
     def _muted(self) -> None:
         small = QFont(self.peers_label.font())
         small.setPointSizeF(small.pointSizeF() * 0.92)
-        for label in (self.peers_label, self.reach_label, self.presence.label()):
+        for label in (self.peers_label, self.reach_label):
             label.setFont(small)
             label.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # follows theme changes
 
@@ -68,9 +70,8 @@ class ProfileHeader(QWidget):
         state = self._state
         self.name_label.setText(state.display_name)
         self.avatar.set_name(state.display_name)
-        self.presence.set_presence(state.presence)
+        self.presence.set_presence(state.presence, state.reachability)
         self.peers_label.setText(state.connections_text())
-        self.reach_label.setText(own_text(state.reachability))
         tip = own_tooltip(state.reachability, state.relays, state.reach_addrs,
                           state.presence is Presence.ONLINE)
         self.reach_label.setToolTip(as_tooltip(tip))

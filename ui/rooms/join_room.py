@@ -59,7 +59,7 @@ class JoinRoomDialog(LinkDialog):
     def validate(self, *_: object) -> bool:
         """OK only for a usable room link (or one for a room you are in: it opens)."""
         self._invite = None
-        link = self.link_edit.text().strip()
+        link = self.link()
         ok = False
         self.ok_button.setText(self.tr("Join Room"))
         if not link:
@@ -75,6 +75,8 @@ class JoinRoomDialog(LinkDialog):
                 self._say(plain_words(str(exc)), True)
             else:
                 self._invite = invite
+                found = (self.tr("Found a room link in the pasted text. ")
+                         if self.found_in_text() else "")
                 already = self._already()
                 if already is not None:
                     self._say(self.tr("You are already in “{name}”.").format(name=already.name),
@@ -82,12 +84,13 @@ class JoinRoomDialog(LinkDialog):
                     self.ok_button.setText(self.tr("Open Room"))
                     ok = True
                 elif self._join is None:
-                    self._say(self.tr("Kith is not online yet; you can join “{name}” once it is.")
-                              .format(name=invite.name), True)
+                    self._say(found + self.tr("Kith is not online yet; you can join “{name}” "
+                                              "once it is.").format(name=invite.name), True)
                 else:
                     about = f" — {invite.description}" if invite.description else ""
-                    self._say(self.tr("Joins “{name}”{about}. The members will see your name.")
-                              .format(name=invite.name, about=about), False)
+                    self._say(found + self.tr("Joins “{name}”{about}. The members will see your "
+                                              "name.").format(name=invite.name, about=about),
+                              False)
                     ok = True
         self.ok_button.setEnabled(ok and not self._busy)
         return ok

@@ -8,6 +8,8 @@ dot and a word in the tooltip and accessible text, never colour alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QContextMenuEvent,
@@ -81,6 +83,7 @@ class MemberPanel(QFrame):
         self.setFixedWidth(PANEL_WIDTH)
         self._room_id: str | None = None
         self._members: list[RoomMember] = []
+        self.is_contact: Callable[[str], bool] = lambda _peer: False  # the window knows
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 8, 12)
         layout.setSpacing(8)
@@ -107,7 +110,7 @@ class MemberPanel(QFrame):
         self.list.itemClicked.connect(self._clicked)
         self.list.menu_requested.connect(self._menu)
         layout.addWidget(self.list, 1)
-        self.hint = QLabel(self.tr("Select someone to add them as a contact."), self)
+        self.hint = QLabel(self)
         self.hint.setWordWrap(True)
         self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         layout.addWidget(self.hint)
@@ -139,7 +142,26 @@ class MemberPanel(QFrame):
     def member(self, peer_id: str) -> RoomMember | None:
         return next((m for m in self._members if m.peer_id == peer_id), None)
 
+    def refresh(self) -> None:
+        """Someone became (or stopped being) a contact: rows and the hint say so."""
+        self._fill()
+
+    def hint_text(self) -> str:
+        """What selecting someone does: add a stranger, or open a contact's conversation."""
+        others = [m for m in self._members if not m.is_me]
+        strangers = [m for m in others if not self.is_contact(m.peer_id)]
+        if not others:
+            return ""
+        if not strangers:
+            return self.tr("Select someone to write to them.")
+        if len(strangers) < len(others):
+            return self.tr("Select someone to write to them, or to add them as a contact.")
+        return self.tr("Select someone to add them as a contact.")
+
     def _fill(self) -> None:
+        hint = self.hint_text()
+        self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))
         current = self.list.currentItem()
         keep = current.data(PEER_ROLE) if current is not None else None
         self.list.clear()
@@ -154,7 +176,14 @@ class MemberPanel(QFrame):
             item = QListWidgetItem(self._icon(member), text)
             item.setData(PEER_ROLE, member.peer_id)
             presence = self.tr("online") if member.online else self.tr("offline")
-            item.setToolTip(presence.capitalize())
+            if member.is_me:
+                item.setToolTip(presence.capitalize())
+            elif self.is_contact(member.peer_id):
+                item.setToolTip(self.tr("{presence}. Select to write to them.").format(
+                    presence=presence.capitalize()))
+            else:
+                item.setToolTip(self.tr("{presence}. Select to add them as a contact.").format(
+                    presence=presence.capitalize()))
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{text}, {presence}")
             item.setSizeHint(QSize(PANEL_WIDTH - 24, AVATAR + 8))
             self.list.addItem(item)

@@ -25,6 +25,7 @@ from app.core.records import RoomInfo
 from app.core.room import MAX_DESCRIPTION, MAX_NAME
 from ui.bridge import TaskRunner
 from ui.style import palette as pal
+from ui.style.theme import set_style_sheet
 from ui.widgets.link_dialog import plain_words
 
 CreateRoom = Callable[[str, str], Awaitable[RoomInfo]]
@@ -97,7 +98,7 @@ class NewRoomDialog(QDialog):
         self.status_label.setText(text)
         self.status_label.setProperty("error", error)
         colour = pal.ERROR if error else pal.muted_text(self.palette())
-        self.status_label.setStyleSheet(f"color: {colour.name()};")
+        set_style_sheet(self.status_label, f"color: {colour.name()};")
 
     def validate(self, *_: object) -> bool:
         """OK only with a name and a running client."""

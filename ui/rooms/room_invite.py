@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from app.core.records import RoomInfo
 from ui.style import palette as pal
 from ui.style.resources import tinted_icon, tinted_pixmap
+from ui.style.theme import set_style_sheet
 from ui.widgets.qr import QrCode
 
 COPIED_FEEDBACK_MS = 1500
@@ -139,7 +140,8 @@ class RoomInviteDialog(QDialog):
                                                   self.devicePixelRatioF()))
         background = pal.mix(palette.color(QPalette.ColorRole.Base), pal.CONNECTING, 0.14)
         border = pal.mix(palette.color(QPalette.ColorRole.Base), pal.CONNECTING, 0.5)
-        self.warning.setStyleSheet(
+        set_style_sheet(
+            self.warning,
             f"QFrame#inviteWarning {{ background: {background.name()}; "
             f"border: 1px solid {border.name()}; border-radius: 8px; }}"
         )

@@ -4,8 +4,12 @@ Settings live in the profile and the network thread is their one writer, so the 
 and writes them through the client: ``update_settings`` for most, ``set_file_settings`` for the
 download folder and auto-accept (the file service owns their validation, in one place). Values
 are checked here first with the same ``Settings`` rules, so a mistake is named next to the
-field without a round trip. What can apply at once does (your name, theme, notifications);
-the network tab says plainly that its changes wait for the next start.
+field without a round trip. What can apply at once does (your name, theme, notifications,
+the chat list's layout); the network tab says plainly that its changes wait for the next start.
+
+The network tab speaks of what a person wants to know, how others reach you now (directly,
+through a relay, on this network only), and keeps the multiaddresses of the listen port, the
+relays and the DHT's bootstrap peers under "Advanced".
 
 ``ui.window.window_settings`` opens it from the window and applies what was saved.
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QCoreApplication, Signal
+from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,6 +34,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -37,7 +42,9 @@ from PySide6.QtWidgets import (
 from app.core.invite import MAX_NAME_LENGTH
 from app.store.profile import MAX_RELAYS, Settings
 from ui.files.file_actions import default_download_dir
-from ui.identity.reachability import as_tooltip
+from ui.identity.node_state import NodeState, Presence
+from ui.identity.presence import PresenceIndicator
+from ui.identity.reachability import as_tooltip, own_tooltip
 from ui.style import palette as pal
 
 if TYPE_CHECKING:
@@ -52,9 +59,9 @@ _TAB_OF_FIELD = {
     "display_name": PROFILE_TAB, "download_dir": FILES_TAB,
     "auto_accept_verified_bytes": FILES_TAB, "listen_port": NETWORK_TAB, "relays": NETWORK_TAB,
     "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "relay_contacts_only": NETWORK_TAB,
-    "serve_dht": NETWORK_TAB,
-    "lan_discovery": NETWORK_TAB,
-    "notifications": NOTIFICATIONS_TAB, "theme": APPEARANCE_TAB,
+    "serve_dht": NETWORK_TAB, "lan_discovery": NETWORK_TAB,
+    "notifications": NOTIFICATIONS_TAB, "notification_sound": NOTIFICATIONS_TAB,
+    "theme": APPEARANCE_TAB, "one_chat_list": APPEARANCE_TAB, "close_to_tray": APPEARANCE_TAB,
 }
 _THEME_LABELS = (("system", "Same as the system"), ("light", "Light"), ("dark", "Dark"))
 
@@ -70,11 +77,14 @@ class SettingsDialog(QDialog):
     saved = Signal(object)
 
     def __init__(self, runner: TaskRunner, client: KithClient | None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, state: NodeState | None = None,
+                 has_tray: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self.setMinimumWidth(520)
         self.runner = runner
+        self.state = state
+        self.has_tray = has_tray
         self.client: KithClient | None = None
         self.loaded: Settings | None = None
         self.loaded_folder = ""
@@ -153,26 +163,68 @@ class SettingsDialog(QDialog):
 
     def _network_tab(self) -> QWidget:
         page = QWidget(self)
-        form = QFormLayout(page)
-        self.port_spin = QSpinBox(page)
+        layout = QVBoxLayout(page)
+        reach_title = QLabel(self.tr("How others reach you now:"), page)
+        layout.addWidget(reach_title)
+        self.reach_status = PresenceIndicator(page)
+        layout.addWidget(self.reach_status)
+        self.reach_hint = QLabel(page)
+        self.reach_hint.setWordWrap(True)
+        self.reach_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        layout.addWidget(self.reach_hint)
+        self.lan_check = QCheckBox(self.tr("Find contacts on the &local network"), page)
+        self.lan_check.setToolTip(as_tooltip(self.tr(
+            "Kith announces itself on this network (home, office) so people nearby see you "
+            "under People Nearby, and finds contacts here without the internet.")))
+        layout.addWidget(self.lan_check)
+        self.serve_relay_check = QCheckBox(self.tr("&Serve as a relay for others"), page)
+        self.serve_relay_check.setToolTip(as_tooltip(self.tr(
+            "On a computer others can reach directly: keep a place for contacts behind home "
+            "routers, so they can be reached through you. The relay passes on only encrypted "
+            "data.")))
+        layout.addWidget(self.serve_relay_check)
+        self.relay_contacts_check = QCheckBox(self.tr("Only for my &contacts"), page)
+        self.relay_contacts_check.setToolTip(as_tooltip(self.tr(
+            "Only your contacts can hold a slot on your relay, so it only carries traffic "
+            "to them (from anyone they talk to). Strangers are refused.")))
+        self.relay_contacts_check.setEnabled(False)
+        self.serve_relay_check.toggled.connect(self.relay_contacts_check.setEnabled)
+        relay_contacts_row = QHBoxLayout()
+        relay_contacts_row.setContentsMargins(24, 0, 0, 0)
+        relay_contacts_row.addWidget(self.relay_contacts_check)
+        layout.addLayout(relay_contacts_row)
+
+        self.advanced_button = QToolButton(page)
+        self.advanced_button.setText(self.tr("&Advanced"))
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setAutoRaise(True)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.toggled.connect(self._show_advanced)
+        layout.addWidget(self.advanced_button)
+        self.advanced = QWidget(page)
+        form = QFormLayout(self.advanced)
+        form.setContentsMargins(16, 0, 0, 0)
+        self.port_spin = QSpinBox(self.advanced)
         self.port_spin.setRange(0, 65535)
         self.port_spin.setSpecialValueText(self.tr("Any free port"))
         self.port_spin.setAccessibleName(self.tr("Listen port"))
-        port_label = QLabel(self.tr("&Listen port:"), page)
+        port_label = QLabel(self.tr("Listen &port:"), self.advanced)
         port_label.setBuddy(self.port_spin)
         form.addRow(port_label, self.port_spin)
-        self.relays_edit = QPlainTextEdit(page)
+        self.relays_edit = QPlainTextEdit(self.advanced)
         self.relays_edit.setTabChangesFocus(True)
         self.relays_edit.setAccessibleName(self.tr("Relays"))
         self.relays_edit.setPlaceholderText("/ip4/203.0.113.5/tcp/4001/p2p/12D3KooW…")
         self.relays_edit.setFixedHeight(self.fontMetrics().height() * 5)
-        relays_label = QLabel(self.tr("&Relays (one address a line, at most {count}):").format(
-            count=MAX_RELAYS), page)
+        relays_label = QLabel(self.tr("&Relays that keep a place for you (multiaddresses, one a "
+                                      "line, at most {count}):").format(count=MAX_RELAYS),
+                              self.advanced)
         relays_label.setWordWrap(True)
         relays_label.setBuddy(self.relays_edit)
         form.addRow(relays_label)
         form.addRow(self.relays_edit)
-        self.bootstrap_edit = QPlainTextEdit(page)
+        self.bootstrap_edit = QPlainTextEdit(self.advanced)
         self.bootstrap_edit.setTabChangesFocus(True)
         self.bootstrap_edit.setAccessibleName(self.tr("DHT bootstrap peers"))
         self.bootstrap_edit.setPlaceholderText("/ip4/198.51.100.7/tcp/4001/p2p/12D3KooW…")
@@ -182,35 +234,45 @@ class SettingsDialog(QDialog):
             "addresses through them and finds contacts who moved. None are built in; with none "
             "listed Kith sends no DHT messages.")))
         bootstrap_label = QLabel(
-            self.tr("&Bootstrap peers for finding contacts who moved (DHT; one address a "
-                    "line):"), page)
+            self.tr("&Bootstrap peers for finding contacts who moved (DHT; one multiaddress a "
+                    "line):"), self.advanced)
         bootstrap_label.setWordWrap(True)
         bootstrap_label.setBuddy(self.bootstrap_edit)
         form.addRow(bootstrap_label)
         form.addRow(self.bootstrap_edit)
-        self.serve_relay_check = QCheckBox(self.tr("&Serve as a relay for others"), page)
-        form.addRow(self.serve_relay_check)
-        self.relay_contacts_check = QCheckBox(self.tr("Only for my &contacts"), page)
-        self.relay_contacts_check.setToolTip(as_tooltip(self.tr(
-            "Only your contacts can hold a slot on your relay, so it only carries traffic "
-            "to them (from anyone they talk to). Strangers are refused.")))
-        self.relay_contacts_check.setEnabled(False)
-        self.serve_relay_check.toggled.connect(self.relay_contacts_check.setEnabled)
-        form.addRow(self.relay_contacts_check)
         self.serve_dht_check = QCheckBox(
-            self.tr("Serve the &DHT for others (be their bootstrap peer)"), page)
+            self.tr("Serve the &DHT for others (be their bootstrap peer)"), self.advanced)
         self.serve_dht_check.setToolTip(as_tooltip(self.tr(
             "Answer other peers' DHT lookups and keep their signed address records (1 MiB at "
             "most). Off: Kith only asks the DHT, through your bootstrap peers.")))
         form.addRow(self.serve_dht_check)
-        self.lan_check = QCheckBox(self.tr("Find contacts on the &local network"), page)
-        form.addRow(self.lan_check)
+        self.advanced.hide()
+        layout.addWidget(self.advanced)
+        layout.addStretch(1)
         self.restart_note = QLabel(self.tr("Changes on this page apply after Kith restarts."),
                                    page)
         self.restart_note.setWordWrap(True)
         self.restart_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        form.addRow(self.restart_note)
+        layout.addWidget(self.restart_note)
+        self._show_reachability()
+        if self.state is not None:
+            self.state.changed.connect(self._show_reachability)
         return page
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_button.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _show_reachability(self) -> None:
+        state = self.state
+        if state is None:
+            self.reach_status.set_presence(Presence.OFFLINE)
+            self.reach_hint.setText(self.tr("Kith is not connected to the network."))
+            return
+        self.reach_status.set_presence(state.presence, state.reachability)
+        self.reach_hint.setText(own_tooltip(state.reachability, state.relays, state.reach_addrs,
+                                            state.presence is Presence.ONLINE))
 
     def _notifications_tab(self) -> QWidget:
         page = QWidget(self)
@@ -219,8 +281,14 @@ class SettingsDialog(QDialog):
             self.tr("&Show a notification when a message arrives while Kith is in the "
                     "background"), page)
         layout.addWidget(self.notify_check)
-        hint = QLabel(self.tr("Unread counts in the tray and the title stay either way."), page)
+        self.sound_check = QCheckBox(self.tr("&Play a sound with each notification"), page)
+        layout.addWidget(self.sound_check)
+        self.notify_check.toggled.connect(self.sound_check.setEnabled)
+        hint = QLabel(self.tr(
+            "Unread counts in the tray and the title stay either way. A muted conversation "
+            "never notifies: right-click it in the list and choose Mute Notifications."), page)
         hint.setWordWrap(True)
+        hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         layout.addWidget(hint)
         layout.addStretch(1)
         return page
@@ -235,6 +303,19 @@ class SettingsDialog(QDialog):
         label = QLabel(self.tr("&Theme:"), page)
         label.setBuddy(self.theme_combo)
         form.addRow(label, self.theme_combo)
+        self.one_list_check = QCheckBox(
+            self.tr("Show rooms and contacts in &one list, the most recent first"), page)
+        form.addRow(self.one_list_check)
+        self.tray_check = QCheckBox(
+            self.tr("&Keep Kith running in the tray when the window is closed"), page)
+        form.addRow(self.tray_check)
+        if not self.has_tray:
+            self.tray_check.setEnabled(False)
+            no_tray = QLabel(self.tr("This desktop shows no tray icons, so closing the window "
+                                     "quits Kith."), page)
+            no_tray.setWordWrap(True)
+            no_tray.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            form.addRow(no_tray)
         return page
 
     def choose_folder(self) -> QFileDialog:
@@ -281,6 +362,10 @@ class SettingsDialog(QDialog):
         self.serve_dht_check.setChecked(settings.serve_dht)
         self.lan_check.setChecked(settings.lan_discovery)
         self.notify_check.setChecked(settings.notifications)
+        self.sound_check.setChecked(settings.notification_sound)
+        self.sound_check.setEnabled(settings.notifications)
+        self.one_list_check.setChecked(settings.one_chat_list)
+        self.tray_check.setChecked(settings.close_to_tray and self.has_tray)
         index = self.theme_combo.findData(settings.theme)
         self.theme_combo.setCurrentIndex(max(0, index))
 
@@ -302,8 +387,12 @@ class SettingsDialog(QDialog):
             "serve_dht": self.serve_dht_check.isChecked(),
             "lan_discovery": self.lan_check.isChecked(),
             "notifications": self.notify_check.isChecked(),
+            "notification_sound": self.sound_check.isChecked(),
             "theme": self.theme_combo.currentData(),
+            "one_chat_list": self.one_list_check.isChecked(),
         }
+        if self.has_tray:  # without a tray the choice cannot be made: a saved one is kept
+            wanted["close_to_tray"] = self.tray_check.isChecked()
         current = loaded.to_json()
         out = {}
         for name, value in wanted.items():

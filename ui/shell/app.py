@@ -31,7 +31,7 @@ from ui.identity.first_run import FirstRunDialog
 from ui.identity.identity_page import ImportProfileDialog
 from ui.identity.node_state import NodeState
 from ui.shell.single_instance import Handover, InstanceServer, hand_over
-from ui.style.resources import app_icon, ensure_ui_font
+from ui.style.resources import app_icon, ensure_emoji_font, ensure_ui_font
 from ui.style.theme import apply_theme
 from ui.waits import signal_future, wait_painted
 from ui.window.main_window import MainWindow
@@ -53,6 +53,7 @@ def configure_application(app: QApplication) -> None:
     app.setDesktopFileName("kith")
     app.setWindowIcon(app_icon())
     ensure_ui_font(app)  # only does something on a machine with no fonts (a bare bundle)
+    ensure_emoji_font(app)  # only on a machine without an emoji font
     # The window closing starts an orderly shutdown; Qt must not end the loop under it.
     app.setQuitOnLastWindowClosed(False)
     # The network thread is busy Python during a transfer, and each time the Qt thread wants
@@ -204,16 +205,8 @@ class KithApp(QObject):
         """The ``kith:`` link Kith was started with opens, prefilled, once the network is up:
         a room link in Join Room, a contact invite in Add Contact."""
         link, self.pending_link = self.pending_link, None
-        if not link or self.window is None:
-            return
-        try:
-            room = invite_kind(link) == "room"
-        except InvalidInvite:
-            room = False  # already reported by _check_link; Add Contact says what is wrong
-        if room:
-            self.window.rooms.show_join_room(link)
-        else:
-            self.window.contacts.show_add_contact(link)
+        if link and self.window is not None:
+            self.window.open_kith_link(link)
 
     def _check_link(self) -> None:
         """Keep a clicked ``kith:`` link until the network is up; say at once if it is broken."""
@@ -283,7 +276,7 @@ class KithApp(QObject):
         if self.first_run_dialog is not None:
             self.first_run_dialog.reject()
         if self.window is not None:
-            self.window.close()
+            self.window.quit()
         self._on_window_closed()
 
     async def wait_closed(self) -> None:
@@ -308,24 +301,27 @@ class KithApp(QObject):
         dialog.open()
         return dialog
 
-    async def _save_geometry(self) -> None:
-        """The window opens where it was closed: saved by the node while it runs (it owns the
-        settings file then), directly when the network never started."""
+    async def _save_window_state(self) -> None:
+        """The window opens where it was closed, on the conversation that was open: saved by
+        the node while it runs (it owns the settings file then), directly when the network
+        never started."""
         if self.window is None or self.profile is None:
             return
-        geometry = self.window.preferences.geometry()
-        if geometry == self.profile.settings.window_geometry:
+        saved = self.profile.settings.to_json()
+        changes = {name: value for name, value in self.window.preferences.window_state().items()
+                   if saved.get(name) != value}
+        if not changes:
             return
         client = self.client
         try:
             if client is not None and client.running:
-                await asyncio.wait_for(client.update_settings(window_geometry=geometry),
-                                       DRAFT_SAVE_TIMEOUT)
+                await asyncio.wait_for(client.update_settings(**changes), DRAFT_SAVE_TIMEOUT)
             elif client is None and (self._network is None or self._network.done()):
-                self.profile.settings.window_geometry = geometry
+                self.profile.settings = self.profile.settings.with_changes(**changes)
                 self.profile.save_settings()
         except Exception:
-            log.warning("the window's size and place were not saved", exc_info=True)
+            log.warning("the window's size, place and conversation were not saved",
+                        exc_info=True)
 
     async def _stop_everything(self) -> None:
         if self.instance_server is not None:
@@ -333,11 +329,11 @@ class KithApp(QObject):
         if self.window is not None:
             # Let the last keystrokes reach the database before anything is cancelled.
             self.window.conversation.save_draft()
-            await self._save_geometry()
+            await self._save_window_state()
             await asyncio.sleep(0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.runner.idle(), DRAFT_SAVE_TIMEOUT)
-            self.window.close()
+            self.window.quit()
         await self.runner.cancel_all()
         if self.client is not None:
             try:

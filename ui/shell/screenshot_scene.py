@@ -2,7 +2,8 @@
 
 Used by ``python -m ui.shell.screenshot --scene conversation``. The friends are real Kith peers in
 this process, on their own throw-away profiles, listening on 127.0.0.1 only; everything the
-window shows went over the network like any other message.
+window shows went over the network like any other message: Markdown and emoji, a picture Bob
+accepted, a room with unread posts, Bob pinned and a draft waiting for Cleo.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter
+
 from app.client import KithClient
 from app.core.config import NodeConfig
 from app.core.events import (
     ContactChanged,
     ContactOnline,
     Event,
+    FileComplete,
+    FileOffer,
     MessageReceived,
     RoomChanged,
     RoomMessage,
@@ -30,11 +36,13 @@ LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 SCENE_TIMEOUT = 30.0
 
 CONVERSATION = [
-    ("friend", "Hi Ada! Did the photos from Saturday come through?"),
-    ("me", "They did, the one at the lighthouse is lovely."),
-    ("friend", "I'll share the whole album in the book club room tonight."),
+    ("friend", "Hi Ada! Did the photos from Saturday come through? 📸"),
+    ("me", "They did, the one at the **lighthouse** is lovely 🌅"),
+    ("picture", "lighthouse.png"),
+    ("friend", "I'll share the whole album in the *book club* room tonight."),
     ("me", "Perfect. See you on Thursday then!"),
 ]
+DRAFT = "Shall we bring the _map_ on Sunday?"
 ROOM_POSTS = [
     ("other", "Next up: The Left Hand of Darkness. Everyone in?"),
     ("friend", "Yes! Halfway through already."),
@@ -50,6 +58,31 @@ async def _friend(root: Path, name: str, profiles: list[Profile]) -> tuple[KithC
     client.subscribe(events.append)
     await client.start()
     return client, events
+
+
+def _paint_picture(path: Path) -> Path:
+    """A small seaside picture: sky, sea, sun and a lighthouse, drawn here."""
+    image = QImage(960, 640, QImage.Format.Format_RGB32)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    sky = QLinearGradient(0, 0, 0, 420)
+    sky.setColorAt(0, QColor("#f6b26b"))
+    sky.setColorAt(1, QColor("#ffe5b4"))
+    painter.fillRect(0, 0, 960, 420, sky)
+    painter.fillRect(0, 420, 960, 220, QColor("#2d6a8a"))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor("#fff3d6"))
+    painter.drawEllipse(QPointF(700, 330), 70, 70)
+    painter.setBrush(QColor("#f4f1ea"))
+    painter.drawPolygon([QPointF(230, 430), QPointF(250, 190), QPointF(290, 190),
+                         QPointF(310, 430)])
+    painter.setBrush(QColor("#c0392b"))
+    for top in (230, 310, 390):
+        painter.drawRect(QRectF(240, top, 60, 22))
+    painter.drawRect(QRectF(244, 160, 52, 30))
+    painter.end()
+    image.save(str(path))
+    return path
 
 
 async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
@@ -83,8 +116,17 @@ async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
     def arrived(events: list[Event], text: str) -> Callable[[], bool]:
         return lambda: any(isinstance(e, MessageReceived) and e.text == text for e in events)
 
+    await bob.set_file_settings(str(root / "bob-downloads"), 0)
     for who, text in CONVERSATION:  # one at a time, so both sides see the same order
-        if who == "me":
+        if who == "picture":
+            sent = await me.send_file(bob.peer_id, str(_paint_picture(root / text)))
+            await wait_until(lambda: any(isinstance(e, FileOffer) for e in bob_events),
+                             SCENE_TIMEOUT, "Bob to be offered the picture")
+            await bob.accept_file(sent.transfer)
+            await wait_until(lambda t=sent.transfer: any(  # type: ignore[misc]
+                isinstance(e, FileComplete) and e.transfer == t for e in my_events),
+                SCENE_TIMEOUT, "the picture to arrive")
+        elif who == "me":
             await me.send(bob.peer_id, text)
             await wait_until(arrived(bob_events, text), SCENE_TIMEOUT, "Bob to get it")
         else:
@@ -102,13 +144,21 @@ async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
                     and e.room.members == 3 for e in my_events),
         SCENE_TIMEOUT, "the room's entry to show its members and unread posts",
     )
-    contact = await me.contact(bob.peer_id)
-    assert contact is not None
-    window.conversation.open_contact(contact)
+    await me.set_chat_prefs(bob.peer_id, pinned=True)
+    await me.set_draft(cleo.peer_id, DRAFT)
+    window.sidebar.model.set_draft(cleo.peer_id, DRAFT)  # the window learns of drafts it saves
+    await wait_until(lambda: window.sidebar.model.prefs(bob.peer_id).pinned, SCENE_TIMEOUT,
+                     "Bob pinned")
+    window.open_peer(bob.peer_id)
     await wait_until(
         lambda: len(window.conversation.model.items()) >= len(CONVERSATION),
         SCENE_TIMEOUT, "the conversation on screen",
     )
+    cards = window.conversation.messages.delegate.cards
+    await wait_until(lambda: any(
+        not cards.picture_rect(window.conversation.model.index(row)).isEmpty()
+        for row in range(window.conversation.model.rowCount())),
+        SCENE_TIMEOUT, "the picture's preview")
     # A virtual screen has no window manager to make the window active: read it explicitly.
     await me.mark_read(bob.peer_id)
     await wait_until(

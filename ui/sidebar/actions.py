@@ -23,3 +23,14 @@ class RoomAction(Enum):
     INVITE = "invite"
     MEMBERS = "members"
     LEAVE = "leave"
+
+
+class ChatAction(Enum):
+    """This device's choices for a conversation, from a room's or a contact's context menu."""
+
+    PIN = "pin"
+    UNPIN = "unpin"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    MARK_UNREAD = "mark_unread"
+    MARK_READ = "mark_read"

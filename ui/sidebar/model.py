@@ -7,7 +7,13 @@ Message requests from strangers get a section of their own that only exists whil
 
 The model is fed from ``client.contacts()`` and ``client.rooms()`` once and then from contact and
 room events; blocked peers are kept (for "Blocked people…") but never listed. Rooms and contacts
-alike are ordered by their last activity, newest first.
+alike are ordered by their last activity, newest first, pinned ones first of all. With
+``one_list`` (Settings ▸ Appearance) rooms and contacts share one section, Chats, ordered the
+same way. Each entry also carries this device's choices for it (``ChatPrefs``: pinned, muted,
+marked unread) and its unsent draft, which the delegate marks.
+
+An entry's ``SECTION_ROLE`` says what it is (a room, a contact or a request) whichever section
+it is listed under, so the window opens it the same way in both layouts.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
-from app.core.records import ContactInfo, ContactState, RoomInfo, contact_tag
+from app.core.records import ChatPrefs, ContactInfo, ContactState, RoomInfo, contact_tag
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -39,10 +45,13 @@ SHOWN_ROLE = Qt.ItemDataRole.UserRole + 3
 SECTION_ROLE = Qt.ItemDataRole.UserRole + 4
 CONTACT_ROLE = Qt.ItemDataRole.UserRole + 5  # the ContactInfo behind a contact or request row
 ROOM_ROLE = Qt.ItemDataRole.UserRole + 6     # the RoomInfo behind a room row
+PREFS_ROLE = Qt.ItemDataRole.UserRole + 7    # the entry's ChatPrefs
+DRAFT_ROLE = Qt.ItemDataRole.UserRole + 8    # the entry's unsent draft ("" when none)
 
 
 class Section(Enum):
     REQUESTS = "requests"
+    CHATS = "chats"         # rooms and contacts together (``one_list``)
     ROOMS = "rooms"
     CONTACTS = "contacts"
 
@@ -57,12 +66,8 @@ def _matches(name: str, query: str) -> bool:
     return query.casefold() in name.casefold()
 
 
-def _order(info: ContactInfo) -> tuple[float, str]:
-    return (-info.last_activity, info.peer_id)
-
-
-def _room_order(info: RoomInfo) -> tuple[float, str]:
-    return (-info.last_activity, info.room_id)
+def _key(info: ContactInfo | RoomInfo) -> str:
+    return info.peer_id if isinstance(info, ContactInfo) else info.room_id
 
 
 def room_counts_text(info: RoomInfo) -> str:
@@ -120,7 +125,8 @@ class _SnapshotLoad:
 
 
 class SidebarModel(QStandardItemModel):
-    """Sections of placeholder rows followed by entries; contact rows carry their ContactInfo."""
+    """Sections of placeholder rows followed by entries; contact rows carry their ContactInfo,
+    room rows their RoomInfo, both their ChatPrefs and draft."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -129,8 +135,12 @@ class SidebarModel(QStandardItemModel):
         self._contacts_load = _SnapshotLoad()
         self._rooms: dict[str, RoomInfo] = {}
         self._rooms_load = _SnapshotLoad()
+        self._prefs: dict[str, ChatPrefs] = {}
+        self._drafts: dict[str, str] = {}
+        self.one_list = False
         for section, title in (
             (Section.REQUESTS, self.tr("Requests")),
+            (Section.CHATS, self.tr("Chats")),
             (Section.ROOMS, self.tr("Rooms")),
             (Section.CONTACTS, self.tr("Contacts")),
         ):
@@ -152,27 +162,37 @@ class SidebarModel(QStandardItemModel):
             return self.tr("No rooms yet. Create one with “+”, or join one from an invite link.")
         if section is Section.REQUESTS:
             return ""
+        if section is Section.CHATS:
+            return self.tr("No conversations yet. Share your invite below so people can add "
+                           "you, or create a room with “+”.")
         return self.tr("No contacts yet. Share your invite below so people can add you.")
 
     def no_match_text(self, section: Section, query: str) -> str:
         if section is Section.ROOMS:
             return self.tr("No rooms match “{query}”.").format(query=query)
+        if section is Section.CHATS:
+            return self.tr("Nothing matches “{query}”.").format(query=query)
         return self.tr("No contacts match “{query}”.").format(query=query)
+
+    def shown_sections(self) -> tuple[Section, ...]:
+        """The sections of the current layout, top to bottom (Requests only while any)."""
+        if self.one_list:
+            return (Section.REQUESTS, Section.CHATS)
+        return (Section.REQUESTS, Section.ROOMS, Section.CONTACTS)
 
     def placeholder(self, section: Section) -> QStandardItem:
         item = self._sections[section].child(0)
         assert item is not None
         return item
 
+    def _children(self, section: Section) -> list[QStandardItem]:
+        parent = self._sections[section]
+        return [child for row in range(1, parent.rowCount())
+                if (child := parent.child(row)) is not None]
+
     def entries(self, section: Section) -> list[tuple[str, str]]:
         """(key, shown name) of a section's rows, in display order."""
-        parent = self._sections[section]
-        out = []
-        for row in range(1, parent.rowCount()):
-            child = parent.child(row)
-            if child is not None:
-                out.append((str(child.data(KEY_ROLE)), child.text()))
-        return out
+        return [(str(child.data(KEY_ROLE)), child.text()) for child in self._children(section)]
 
     def add_entry(self, section: Section, key: str, name: str) -> QStandardItem:
         item = self._entry_item(section, key, name)
@@ -195,6 +215,114 @@ class SidebarModel(QStandardItemModel):
         for key, name in entries:
             self.add_entry(section, key, name)
 
+    # -- where an entry goes ----------------------------------------------------------------
+
+    def _listed_in(self, kind: Section) -> Section:
+        """The section an entry of ``kind`` (rooms, contacts, requests) is listed under."""
+        if self.one_list and kind in (Section.ROOMS, Section.CONTACTS):
+            return Section.CHATS
+        return kind
+
+    def _order(self, info: ContactInfo | RoomInfo) -> tuple[bool, float, str]:
+        """Pinned first, then the newest activity first."""
+        key = _key(info)
+        return (not self.prefs(key).pinned, -info.last_activity, key)
+
+    def _locate(self, key: str) -> tuple[Section, int] | None:
+        for section, parent in self._sections.items():
+            for row in range(1, parent.rowCount()):
+                child = parent.child(row)
+                if child is not None and child.data(KEY_ROLE) == key:
+                    return section, row
+        return None
+
+    def _infos(self, section: Section) -> list[ContactInfo | RoomInfo]:
+        out: list[ContactInfo | RoomInfo] = []
+        for child in self._children(section):
+            info = child.data(CONTACT_ROLE) or child.data(ROOM_ROLE)
+            if isinstance(info, ContactInfo | RoomInfo):
+                out.append(info)
+        return out
+
+    def _place(self, kind: Section, info: ContactInfo | RoomInfo) -> QStandardItem:
+        """Put the entry for ``info`` where its kind and order say; returns its item (the same
+        item when it stays where it is, so the selection and the scroll position stay)."""
+        key = _key(info)
+        target = self._listed_in(kind)
+        parent = self._sections[target]
+        others = [i for i in self._infos(target) if _key(i) != key]
+        position = 1 + sum(1 for i in others if self._order(i) < self._order(info))
+        found = self._locate(key)
+        if found is not None and found[0] is target and found[1] == position:
+            item = parent.child(position)
+            assert item is not None
+            if item.data(SECTION_ROLE) == kind.value:
+                return item
+        if found is not None:
+            self._sections[found[0]].removeRow(found[1])
+        item = self._entry_item(kind, key, info.name)
+        parent.insertRow(position, [item])  # the list form hands ownership to Qt
+        return item
+
+    def _mark(self, item: QStandardItem, key: str) -> None:
+        prefs = self.prefs(key)
+        if item.data(PREFS_ROLE) != prefs:
+            item.setData(prefs, PREFS_ROLE)
+        draft = self._drafts.get(key, "")
+        if item.data(DRAFT_ROLE) != draft:
+            item.setData(draft, DRAFT_ROLE)
+
+    def set_one_list(self, one: bool) -> None:
+        """Rooms and contacts in one Chats list (True) or in sections of their own."""
+        if one == self.one_list:
+            return
+        self.one_list = one
+        for info in list(self._known.values()):
+            self._apply(info)
+        for room in list(self._rooms.values()):
+            self._apply_room(room)
+
+    # -- this device's choices and drafts ---------------------------------------------------
+
+    def prefs(self, key: str) -> ChatPrefs:
+        """Pinned, muted, marked unread (the defaults when nothing was chosen)."""
+        return self._prefs.get(key) or ChatPrefs(key)
+
+    def load_prefs(self, prefs: Iterable[ChatPrefs]) -> None:
+        """Apply ``client.chat_prefs()``: every conversation not in it is at the default."""
+        fresh = {p.conversation: p for p in prefs}
+        for key in set(self._prefs) | set(fresh):
+            self.set_prefs(fresh.get(key) or ChatPrefs(key))
+
+    def set_prefs(self, prefs: ChatPrefs) -> None:
+        key = prefs.conversation
+        if prefs.is_default:
+            self._prefs.pop(key, None)
+        else:
+            self._prefs[key] = prefs
+        self._refresh_entry(key)
+
+    def draft(self, key: str) -> str:
+        return self._drafts.get(key, "")
+
+    def load_drafts(self, drafts: dict[str, str]) -> None:
+        for key in set(self._drafts) | set(drafts):
+            self.set_draft(key, drafts.get(key, ""))
+
+    def set_draft(self, key: str, text: str) -> None:
+        if text.strip():
+            self._drafts[key] = text
+        else:
+            self._drafts.pop(key, None)
+        self._refresh_entry(key)
+
+    def _refresh_entry(self, key: str) -> None:
+        contact, room = self._known.get(key), self._rooms.get(key)
+        if contact is not None:
+            self._apply(contact)
+        elif room is not None:
+            self._apply_room(room)
+
     # -- contacts ---------------------------------------------------------------------------
 
     def contact(self, peer_id: str) -> ContactInfo | None:
@@ -202,14 +330,10 @@ class SidebarModel(QStandardItemModel):
         return self._known.get(peer_id)
 
     def contacts(self, section: Section = Section.CONTACTS) -> list[ContactInfo]:
-        parent = self._sections[section]
-        out = []
-        for row in range(1, parent.rowCount()):
-            child = parent.child(row)
-            info = child.data(CONTACT_ROLE) if child is not None else None
-            if isinstance(info, ContactInfo):
-                out.append(info)
-        return out
+        """The contacts (or requests) in display order, whichever section lists them."""
+        state = ContactState.REQUEST if section is Section.REQUESTS else ContactState.CONTACT
+        return [info for info in self._infos(self._listed_in(section))
+                if isinstance(info, ContactInfo) and info.state is state]
 
     def blocked(self) -> list[ContactInfo]:
         found = [c for c in self._known.values() if c.state is ContactState.BLOCKED]
@@ -232,63 +356,59 @@ class SidebarModel(QStandardItemModel):
         self._contacts_load.touch(peer_id)
         self._drop(peer_id)
 
-    def _find(self, peer_id: str) -> tuple[Section, int] | None:
-        for section in (Section.REQUESTS, Section.CONTACTS):
-            parent = self._sections[section]
-            for row in range(1, parent.rowCount()):
-                child = parent.child(row)
-                if child is not None and child.data(KEY_ROLE) == peer_id:
-                    return section, row
-        return None
-
     def _drop(self, peer_id: str) -> None:
         self._known.pop(peer_id, None)
-        found = self._find(peer_id)
+        self._remove_row(peer_id)
+
+    def _remove_row(self, key: str) -> None:
+        found = self._locate(key)
         if found is not None:
-            section, row = found
-            self._sections[section].removeRow(row)
+            self._sections[found[0]].removeRow(found[1])
 
     def _apply(self, info: ContactInfo) -> None:
         self._known[info.peer_id] = info
-        target = {
+        kind = {
             ContactState.REQUEST: Section.REQUESTS,
             ContactState.CONTACT: Section.CONTACTS,
         }.get(info.state)
-        found = self._find(info.peer_id)
-        if target is None:  # blocked: kept for the "Blocked people" dialog, never listed
-            if found is not None:
-                self._sections[found[0]].removeRow(found[1])
+        if kind is None:  # blocked: kept for the "Blocked people" dialog, never listed
+            self._remove_row(info.peer_id)
             return
-        parent = self._sections[target]
-        others = [c for c in self.contacts(target) if c.peer_id != info.peer_id]
-        position = 1 + sum(1 for c in others if _order(c) < _order(info))
-        if found is not None and found[0] is target and found[1] == position:
-            item = parent.child(position)
-            assert item is not None
-            self._fill(item, info)  # in place: keeps the selection and the scroll position
-            return
-        if found is not None:
-            self._sections[found[0]].removeRow(found[1])
-        item = self._entry_item(target, info.peer_id, info.name)
+        item = self._place(kind, info)
         self._fill(item, info)
-        parent.insertRow(position, [item])  # the list form hands ownership to Qt
 
     def _fill(self, item: QStandardItem, info: ContactInfo) -> None:
         item.setData(info, CONTACT_ROLE)
         if item.text() != info.name:
             item.setText(info.name)
         item.setToolTip(last_seen_text(info))
+        self._mark(item, info.peer_id)
+        prefs = self.prefs(info.peer_id)
         parts = [info.name, self.tr("online") if info.online else self.tr("offline")]
         if info.verified:
             parts.append(self.tr("verified"))
         else:
             parts.append(self.tr("not verified, id ending {tag}").format(
                 tag=contact_tag(info).lstrip("…")))
-        if info.unread:
-            parts.append(self.tr("{count} unread").format(count=info.unread))
+        parts += self._described(info.unread, prefs, info.peer_id)
         if info.state is ContactState.REQUEST:
             parts.append(self.tr("message request"))
         item.setData(", ".join(parts), Qt.ItemDataRole.AccessibleTextRole)
+
+    def _described(self, unread: int, prefs: ChatPrefs, key: str) -> list[str]:
+        """What a screen reader hears after the name: unread, pinned, muted, a draft."""
+        parts = []
+        if unread:
+            parts.append(self.tr("{count} unread").format(count=unread))
+        elif prefs.marked_unread:
+            parts.append(self.tr("marked unread"))
+        if prefs.pinned:
+            parts.append(self.tr("pinned"))
+        if prefs.muted:
+            parts.append(self.tr("muted"))
+        if self._drafts.get(key):
+            parts.append(self.tr("draft"))
+        return parts
 
     # -- rooms ------------------------------------------------------------------------------
 
@@ -297,14 +417,8 @@ class SidebarModel(QStandardItemModel):
 
     def rooms(self) -> list[RoomInfo]:
         """The rooms in display order."""
-        parent = self._sections[Section.ROOMS]
-        out = []
-        for row in range(1, parent.rowCount()):
-            child = parent.child(row)
-            info = child.data(ROOM_ROLE) if child is not None else None
-            if isinstance(info, RoomInfo):
-                out.append(info)
-        return out
+        return [info for info in self._infos(self._listed_in(Section.ROOMS))
+                if isinstance(info, RoomInfo)]
 
     def begin_rooms_load(self) -> None:
         self._rooms_load.begin()
@@ -322,36 +436,14 @@ class SidebarModel(QStandardItemModel):
         self._rooms_load.touch(room_id)
         self._drop_room(room_id)
 
-    def _room_row(self, room_id: str) -> int | None:
-        parent = self._sections[Section.ROOMS]
-        for row in range(1, parent.rowCount()):
-            child = parent.child(row)
-            if child is not None and child.data(KEY_ROLE) == room_id:
-                return row
-        return None
-
     def _drop_room(self, room_id: str) -> None:
         self._rooms.pop(room_id, None)
-        row = self._room_row(room_id)
-        if row is not None:
-            self._sections[Section.ROOMS].removeRow(row)
+        self._remove_row(room_id)
 
     def _apply_room(self, info: RoomInfo) -> None:
         self._rooms[info.room_id] = info
-        parent = self._sections[Section.ROOMS]
-        found = self._room_row(info.room_id)
-        others = [r for r in self.rooms() if r.room_id != info.room_id]
-        position = 1 + sum(1 for r in others if _room_order(r) < _room_order(info))
-        if found == position:
-            item = parent.child(position)
-            assert item is not None
-            self._fill_room(item, info)  # in place: keeps the selection and the scroll position
-            return
-        if found is not None:
-            parent.removeRow(found)
-        item = self._entry_item(Section.ROOMS, info.room_id, info.name)
+        item = self._place(Section.ROOMS, info)
         self._fill_room(item, info)
-        parent.insertRow(position, [item])
 
     def _fill_room(self, item: QStandardItem, info: RoomInfo) -> None:
         item.setData(info, ROOM_ROLE)
@@ -359,16 +451,16 @@ class SidebarModel(QStandardItemModel):
             item.setText(info.name)
         counts = room_counts_text(info)
         item.setToolTip(f"{info.description}\n{counts}" if info.description else counts)
+        self._mark(item, info.room_id)
         parts = [self.tr("Room {name}").format(name=info.name), counts]
-        if info.unread:
-            parts.append(self.tr("{count} unread").format(count=info.unread))
+        parts += self._described(info.unread, self.prefs(info.room_id), info.room_id)
         item.setData(", ".join(parts), Qt.ItemDataRole.AccessibleTextRole)
 
     # -- placeholders -----------------------------------------------------------------------
 
     def update_placeholders(self, query: str) -> None:
         """Show a section's placeholder when it has no entry matching ``query``."""
-        for section in (Section.ROOMS, Section.CONTACTS):
+        for section in (Section.CHATS, Section.ROOMS, Section.CONTACTS):
             names = [name for _, name in self.entries(section)]
             placeholder = self.placeholder(section)
             if not names:
@@ -404,7 +496,10 @@ class SidebarFilter(QSortFilterProxyModel):
             return bool(index.data(SHOWN_ROLE))
         if kind == RowKind.ENTRY:
             return _matches(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), self._query)
-        if index.data(SECTION_ROLE) == Section.REQUESTS.value:
+        section = Section(index.data(SECTION_ROLE))
+        if isinstance(model, SidebarModel) and section not in model.shown_sections():
+            return False  # the other layout's sections (Chats, or Rooms and Contacts)
+        if section is Section.REQUESTS:
             return any(
                 _matches(str(model.index(row, 0, index).data() or ""), self._query)
                 for row in range(1, model.rowCount(index))

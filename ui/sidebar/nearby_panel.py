@@ -29,6 +29,7 @@ from app.core.fingerprint import fingerprint_for_peer, format_digits
 from app.core.identity import InvalidPeerId
 from app.core.records import short_peer_id
 from ui.identity.reachability import as_tooltip
+from ui.style.theme import set_style_sheet
 
 if TYPE_CHECKING:
     from ui.bridge import EventBridge
@@ -37,7 +38,8 @@ MAX_HEIGHT = 230  # about three peers; more scroll
 
 
 def fingerprint_lines(peer_id: str) -> str:
-    """The 30-digit fingerprint as two lines of three groups (fits the sidebar's width)."""
+    """Their 30-digit half of the safety number as two lines of three groups (fits the
+    sidebar's width)."""
     try:
         groups = format_digits(fingerprint_for_peer(peer_id)).split(" ")
     except (InvalidPeerId, ValueError):
@@ -46,7 +48,7 @@ def fingerprint_lines(peer_id: str) -> str:
 
 
 class NearbyRow(QFrame):
-    """One nearby peer: name, fingerprint, and "Send request"."""
+    """One nearby peer: name, their half of the safety number, and "Send request"."""
 
     request_clicked = Signal(str)
 
@@ -64,15 +66,22 @@ class NearbyRow(QFrame):
         bold.setBold(True)
         self.name_label.setFont(bold)
         text.addWidget(self.name_label)
+        self.fingerprint_caption = QLabel(self.tr("Their half of the safety number:"), self)
+        small = QFont(self.font())
+        small.setPointSizeF(self.font().pointSizeF() * 0.85)
+        self.fingerprint_caption.setFont(small)
+        self.fingerprint_caption.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        text.addWidget(self.fingerprint_caption)
         self.fingerprint_label = QLabel(fingerprint_lines(peer_id), self)
         self.fingerprint_label.setTextFormat(Qt.TextFormat.PlainText)
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         mono.setPointSizeF(self.font().pointSizeF() * 0.85)
         self.fingerprint_label.setFont(mono)
         self.fingerprint_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.fingerprint_label.setAccessibleName(self.tr("Their half of the safety number"))
         self.fingerprint_label.setToolTip(as_tooltip(self.tr(
-            "Their fingerprint. It matches the one on their “Your Identity” page if this is "
-            "really them.")))
+            "If this is really them, these digits match their half of the safety number on "
+            "their View ▸ Your Identity page.")))
         self.fingerprint_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse)
         text.addWidget(self.fingerprint_label)
@@ -134,7 +143,7 @@ class NearbyPanel(QWidget):
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll_area.setStyleSheet("QScrollArea { background: transparent; }")
+        set_style_sheet(self.scroll_area, "QScrollArea { background: transparent; }")
         self.body = QWidget(self.scroll_area)
         self.rows_layout = QVBoxLayout(self.body)
         self.rows_layout.setContentsMargins(0, 0, 0, 0)

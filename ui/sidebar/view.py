@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.records import ContactInfo, ContactState, RoomInfo
-from ui.sidebar.actions import ContactAction, RoomAction
-from ui.sidebar.delegate import SidebarDelegate
+from ui.sidebar.actions import ChatAction, ContactAction, RoomAction
+from ui.sidebar.delegate import NEW_ROOM_SECTIONS, SidebarDelegate
 from ui.sidebar.model import (
     CONTACT_ROLE,
     KEY_ROLE,
@@ -46,6 +46,7 @@ from ui.sidebar.model import (
 )
 from ui.style import palette as pal
 from ui.style.resources import tinted_icon
+from ui.style.theme import set_style_sheet
 
 
 class SidebarView(QTreeView):
@@ -71,7 +72,7 @@ class SidebarView(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.setStyleSheet("QTreeView { background: transparent; }")
+        set_style_sheet(self, "QTreeView { background: transparent; }")
         self.viewport().setAutoFillBackground(False)
         self.delegate = SidebarDelegate(self)
         self.setItemDelegate(self.delegate)
@@ -79,7 +80,7 @@ class SidebarView(QTreeView):
     def _over_add_room(self, pos: QPoint) -> bool:
         index = self.indexAt(pos)
         if index.data(KIND_ROLE) != RowKind.SECTION or (
-            index.data(SECTION_ROLE) != Section.ROOMS.value
+            index.data(SECTION_ROLE) not in NEW_ROOM_SECTIONS
         ):
             return False
         return self.delegate.add_room_rect(self.visualRect(index)).adjusted(-3, -3, 3, 3).contains(
@@ -149,6 +150,7 @@ class Sidebar(QWidget):
     activated = Signal(str, str)
     contact_action = Signal(str, str)
     room_action = Signal(str, str)  # RoomAction value, room id
+    chat_action = Signal(str, str)  # ChatAction value, peer id or room id
     add_requested = Signal()
     new_room_requested = Signal()
 
@@ -208,7 +210,8 @@ class Sidebar(QWidget):
             tinted_icon("search", palette.color(QPalette.ColorRole.PlaceholderText))
         )
         self.add_button.setIcon(tinted_icon("plus", palette.color(QPalette.ColorRole.WindowText)))
-        self.search.setStyleSheet(
+        set_style_sheet(
+            self.search,
             f"""
             QLineEdit#search {{
                 border: 1px solid {pal.hairline(palette).name()}; border-radius: 8px;
@@ -355,6 +358,7 @@ class Sidebar(QWidget):
         else:
             add(self.tr("&Rename…"), ContactAction.RENAME)
             add(self.tr("&Details and verification…"), ContactAction.DETAILS)
+            self._add_chat_actions(menu, peer_id, info.unread)
         menu.addSeparator()
         add(self.tr("&Block"), ContactAction.BLOCK)
         if info.state is ContactState.CONTACT:
@@ -378,9 +382,36 @@ class Sidebar(QWidget):
         add(self.tr("&Open"), RoomAction.OPEN)
         add(self.tr("&Invite People…"), RoomAction.INVITE)
         add(self.tr("&Members"), RoomAction.MEMBERS)
+        self._add_chat_actions(menu, room_id, info.unread)
         menu.addSeparator()
         add(self.tr("&Leave Room…"), RoomAction.LEAVE)
         return menu
+
+    def _add_chat_actions(self, menu: QMenu, key: str, unread: int) -> None:
+        """Pin, mute, mark unread: this device's choices for the conversation."""
+        prefs = self.model.prefs(key)
+        menu.addSeparator()
+        for text, action in (
+            (self.tr("Un&pin") if prefs.pinned else self.tr("&Pin to the Top"),
+             ChatAction.UNPIN if prefs.pinned else ChatAction.PIN),
+            (self.tr("Un&mute") if prefs.muted else self.tr("&Mute Notifications"),
+             ChatAction.UNMUTE if prefs.muted else ChatAction.MUTE),
+            (self.tr("Mark as Rea&d") if unread or prefs.marked_unread
+             else self.tr("Mark as &Unread"),
+             ChatAction.MARK_READ if unread or prefs.marked_unread else ChatAction.MARK_UNREAD),
+        ):
+            item = menu.addAction(text)
+            item.setObjectName(action.value)
+            item.triggered.connect(lambda _=False, a=action: self.chat_action.emit(a.value, key))
+
+    def set_one_list(self, one: bool) -> None:
+        """Rooms and contacts in one list by recent activity, or in sections of their own."""
+        self.model.set_one_list(one)
+        self._refresh()
+
+    def visible_keys(self) -> list[str]:
+        """The keys of the listed entries, top to bottom (what Ctrl+Tab walks)."""
+        return [str(i.data(KEY_ROLE)) for i in self._visible(RowKind.ENTRY)]
 
     def _show_menu(self, index: QModelIndex, where: QPoint) -> None:
         if index.data(KIND_ROLE) != RowKind.ENTRY:

@@ -23,6 +23,50 @@ def mix(a: QColor, b: QColor, t: float) -> QColor:
     )
 
 
+def luminance(colour: QColor) -> float:
+    """WCAG 2 relative luminance (0 black .. 1 white) of an opaque colour."""
+
+    def linear(channel: float) -> float:
+        return channel / 12.92 if channel <= 0.03928 else ((channel + 0.055) / 1.055) ** 2.4
+
+    return (0.2126 * linear(colour.redF()) + 0.7152 * linear(colour.greenF())
+            + 0.0722 * linear(colour.blueF()))
+
+
+def over(foreground: QColor, background: QColor) -> QColor:
+    """``foreground`` as it shows on ``background`` (its transparency blended in)."""
+    if foreground.alphaF() >= 1.0:
+        return foreground
+    solid = QColor(foreground)
+    solid.setAlphaF(1.0)
+    blended = mix(background, solid, foreground.alphaF())
+    blended.setAlphaF(1.0)
+    return blended
+
+
+def contrast(a: QColor, b: QColor) -> float:
+    """WCAG 2 contrast ratio of text ``a`` on ``b``: 1 (none) to 21 (black on white)."""
+    high, low = sorted((luminance(over(a, b)), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+READABLE = 4.5  # WCAG AA for body text
+
+
+def readable_on(background: QColor, preferred: QColor) -> QColor:
+    """``preferred`` as it shows on ``background``, moved towards black or white (whichever
+    reads better there) just far enough to read (WCAG AA): a desktop theme may pair colours
+    that do not, and a muted colour should stay as muted as it can."""
+    colour = over(preferred, background)
+    black, white = QColor("#000000"), QColor("#ffffff")
+    extreme = black if contrast(black, background) > contrast(white, background) else white
+    for step in range(11):
+        moved = mix(colour, extreme, step / 10)
+        if contrast(moved, background) >= READABLE:
+            return moved
+    return extreme
+
+
 def is_dark(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Window).lightnessF() < 0.5
 

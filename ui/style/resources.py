@@ -1,7 +1,12 @@
-"""Icons from ``resources/icons``, tinted from the palette so they work in light and dark mode.
+"""Icons from ``resources/icons``, tinted from the palette so they work in light and dark mode,
+and the fonts Kith falls back on.
 
 Line icons are drawn with ``stroke="currentColor"``; Qt's SVG renderer does not know the current
 colour, so we substitute a palette colour before rendering instead of shipping one set per theme.
+
+Fonts: on a machine with no fonts at all the bundled DejaVu Sans becomes the interface font, and
+on one without a colour emoji font the bundle's Noto Color Emoji (packaging/kith.spec puts it in
+``resources/fonts``) becomes the font emoji are drawn with, so neither shows as empty boxes.
 """
 
 from __future__ import annotations
@@ -12,7 +17,17 @@ from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QIcon, QPainter, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QFontInfo,
+    QGuiApplication,
+    QIcon,
+    QPainter,
+    QPixmap,
+    QTextLayout,
+)
 from PySide6.QtSvg import QSvgRenderer
 
 log = logging.getLogger(__name__)
@@ -30,6 +45,8 @@ RESOURCES = _resources_dir()
 ICONS = RESOURCES / "icons"
 APP_ICON = ICONS / "kith.svg"
 FONTS = RESOURCES / "fonts"
+EMOJI_FONT = "NotoColorEmoji.ttf"
+EMOJI_PROBE = "\U0001F600\U0001F4CE"  # 😀 and the 📎 of file previews
 # What fontconfig reports when it has no font files at all: its generic aliases only.
 _GENERIC_FAMILIES = frozenset(
     {"monospace", "sans serif", "sans-serif", "sans", "serif", "mono", "fixed", "cursive",
@@ -51,7 +68,7 @@ def ensure_ui_font(app: QGuiApplication) -> str | None:
     if system_has_fonts():
         return None
     families: list[str] = []
-    for path in sorted(FONTS.glob("*.ttf")):
+    for path in sorted(FONTS.glob("DejaVu*.ttf")):
         font_id = QFontDatabase.addApplicationFont(str(path))
         if font_id < 0:
             log.warning("could not load the font %s", path)
@@ -65,6 +82,47 @@ def ensure_ui_font(app: QGuiApplication) -> str | None:
     app.setFont(font)
     # A warning: it is logged before logging is set up, and tells people to install fonts.
     log.warning("no fonts installed on this system; using the bundled %s", families[0])
+    return families[0]
+
+
+def emoji_family(font: QFont, text: str = EMOJI_PROBE) -> str | None:
+    """The family that draws ``text``'s emoji when written in ``font`` (Qt's fallback included),
+    or None when some emoji has no glyph in any font (it would show as an empty box)."""
+    layout = QTextLayout(text, font)
+    layout.beginLayout()
+    line = layout.createLine()
+    layout.endLayout()
+    if not line.isValid():
+        return None
+    families = []
+    for run in line.glyphRuns():
+        if not run.glyphIndexes() or 0 in run.glyphIndexes():
+            return None  # glyph 0 is a font's "missing" box
+        families.append(run.rawFont().familyName())
+    fallbacks = [f for f in families if f != QFontInfo(font).family()]
+    return fallbacks[0] if fallbacks else families[0] if families else None
+
+
+def ensure_emoji_font(app: QGuiApplication, fonts: Path = FONTS) -> str | None:
+    """Without an emoji font on the system, load the bundled one and draw emoji with it.
+
+    Returns the family loaded, or None when the system's fonts already have emoji (or no font
+    is bundled: a source checkout relies on the system's, see packaging/setup.sh).
+    """
+    if emoji_family(app.font()) is not None:
+        return None
+    path = fonts / EMOJI_FONT
+    if not path.exists():
+        log.warning("no emoji font on this system: emoji may show as empty boxes (on Debian "
+                    "or Ubuntu: apt-get install fonts-noto-color-emoji)")
+        return None
+    font_id = QFontDatabase.addApplicationFont(str(path))
+    families = QFontDatabase.applicationFontFamilies(font_id) if font_id >= 0 else []
+    if not families:
+        log.warning("could not load the bundled emoji font %s", path)
+        return None
+    QFontDatabase.addApplicationEmojiFontFamily(families[0])
+    log.warning("no emoji font installed on this system; using the bundled %s", families[0])
     return families[0]
 
 

@@ -9,8 +9,11 @@ the style and palette Qt started with.
 
 from __future__ import annotations
 
+import weakref
+
+import shiboken6
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 THEMES = ("system", "light", "dark")
 
@@ -52,7 +55,7 @@ def dark_palette() -> QPalette:
         Role.Window: "#232326", Role.WindowText: "#e8e8ea", Role.Base: "#1b1b1d",
         Role.AlternateBase: "#26262a", Role.ToolTipBase: "#2c2c30", Role.ToolTipText: "#e8e8ea",
         Role.PlaceholderText: "#8e8e93", Role.Text: "#e8e8ea", Role.Button: "#2f2f33",
-        Role.ButtonText: "#e8e8ea", Role.BrightText: "#ff6b6b", Role.Highlight: "#3d7ff0",
+        Role.ButtonText: "#e8e8ea", Role.BrightText: "#ff6b6b", Role.Highlight: "#336fe0",
         Role.HighlightedText: "#ffffff", Role.Link: "#6ea2ff", Role.LinkVisited: "#a58af0",
         Role.Light: "#3a3a3f", Role.Midlight: "#323236", Role.Mid: "#28282b",
         Role.Dark: "#141416", Role.Shadow: "#000000",
@@ -86,3 +89,26 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
                 app.setStyle(fusion)
         app.setPalette(dark_palette() if theme == "dark" else light_palette())
     _current = theme
+    restyle()
+
+
+_styled: weakref.WeakSet[QWidget] = weakref.WeakSet()
+
+
+def set_style_sheet(widget: QWidget, sheet: str) -> None:
+    """``widget.setStyleSheet(sheet)``, and the widget follows theme changes (``restyle``)."""
+    _styled.add(widget)
+    widget.setStyleSheet(sheet)
+
+
+def restyle() -> None:
+    """Give Kith's widgets with a style sheet the application's new palette.
+
+    A widget with its own style sheet keeps the palette it was polished with when the
+    application palette changes (Qt 6.11): in dark mode it stayed light, or painted light-theme
+    text colours on dark. Setting the same sheet again polishes it against the current palette.
+    Only widgets styled through ``set_style_sheet`` are touched, never Qt's own.
+    """
+    for widget in list(_styled):
+        if shiboken6.isValid(widget) and widget.styleSheet():
+            widget.setStyleSheet(widget.styleSheet())

@@ -11,6 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFocusEvent, QFontDatabase, QResizeEvent
 from PySide6.QtWidgets import QLineEdit, QWidget
 
+from ui.style.theme import set_style_sheet
+
 
 class ElidedField(QLineEdit):
     def __init__(self, parent: QWidget | None = None, *, monospace: bool = True) -> None:
@@ -19,7 +21,7 @@ class ElidedField(QLineEdit):
         self.setReadOnly(True)
         self.setFrame(False)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setStyleSheet("QLineEdit { background: transparent; }")
+        set_style_sheet(self, "QLineEdit { background: transparent; }")
         if monospace:
             self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 

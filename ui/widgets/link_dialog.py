@@ -3,6 +3,8 @@
 ``LinkDialog`` lays out the intro, the link field, an inline status line (errors in plain words,
 never a separate box) and OK/Cancel; a subclass checks the link in ``validate`` and sends it with
 ``_send``, which awaits the client without a nested event loop and keeps a failure inline.
+People paste whole messages ("Add me! kith:contact?id=… see you"): ``link`` is the ``kith:``
+link found in the field, or the field as it is.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.invite import find_link
 from ui.bridge import TaskRunner
 from ui.style import palette as pal
+from ui.style.theme import set_style_sheet
 
 T = TypeVar("T")
 
@@ -88,6 +92,15 @@ class LinkDialog(QDialog):
     def submit(self) -> None:
         raise NotImplementedError
 
+    def link(self) -> str:
+        """The ``kith:`` link in the field, even when other text was pasted around it."""
+        text = self.link_edit.text().strip()
+        return find_link(text) or text
+
+    def found_in_text(self) -> bool:
+        """The field holds more than the link: say that the link inside is the one used."""
+        return self.link() != self.link_edit.text().strip()
+
     def set_link(self, link: str) -> None:
         self.link_edit.setText(link)
         self.link_edit.setCursorPosition(0)
@@ -103,7 +116,7 @@ class LinkDialog(QDialog):
         self.status_label.setText(text)
         self.status_label.setProperty("error", error)
         colour = pal.ERROR if error else pal.muted_text(self.palette())
-        self.status_label.setStyleSheet(f"color: {colour.name()};")
+        set_style_sheet(self.status_label, f"color: {colour.name()};")
 
     def _send(self, send: Callable[[str], Awaitable[T]], done: Callable[[T], object], *,
               doing: str, failed: str, task: str) -> None:
@@ -112,7 +125,7 @@ class LinkDialog(QDialog):
         self.ok_button.setEnabled(False)
         self.link_edit.setReadOnly(True)
         self._say(doing, False)
-        self._runner.run(self._sent(self.link_edit.text().strip(), send, done, failed), task)
+        self._runner.run(self._sent(self.link(), send, done, failed), task)
 
     async def _sent(self, link: str, send: Callable[[str], Awaitable[T]],
                     done: Callable[[T], object], failed: str) -> None:

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app import __version__
 from app.core.records import ContactInfo, ContactState
@@ -74,6 +82,8 @@ class WindowFrame(QMainWindow):
         self.client: KithClient | None = None
         self.unread_total = 0
         self.title_note = ""  # e.g. "(demo)": said in the title so two windows are told apart
+        self.keep_in_tray = False  # Settings: closing the window keeps Kith running in the tray
+        self._quitting = False
         self.setWindowIcon(app_icon())
         self.resize(DEFAULT_SIZE)
         self.setMinimumSize(QSize(720, 480))
@@ -92,13 +102,7 @@ class WindowFrame(QMainWindow):
         self.quit_action = QAction(self.tr("&Quit"), self)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        self.quit_action.triggered.connect(self.close)
-
-        self.identity_action = QAction(self.tr("Your &Invite and Identity"), self)
-        self.identity_action.setShortcut(QKeySequence("Ctrl+I"))
-        self.identity_action.setCheckable(True)
-        self.identity_action.setToolTip(self.tr("Your invite and identity (Ctrl+I)"))
-        self.identity_action.toggled.connect(self._toggle_identity)
+        self.quit_action.triggered.connect(self.quit)
 
         self.copy_invite_action = QAction(self.tr("&Copy Your Invite"), self)
         self.copy_invite_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
@@ -111,7 +115,6 @@ class WindowFrame(QMainWindow):
 
     def _tint(self) -> None:
         text = self.palette().color(QPalette.ColorRole.WindowText)
-        self.identity_action.setIcon(tinted_icon("user", text))
         self.copy_invite_action.setIcon(tinted_icon("copy", text))
 
     def changeEvent(self, event: QEvent) -> None:
@@ -130,7 +133,6 @@ class WindowFrame(QMainWindow):
         left_layout.setContentsMargins(0, 0, 0, 12)
         left_layout.setSpacing(8)
         self.header = ProfileHeader(self.state, left)
-        self.header.set_you_action(self.identity_action)
         left_layout.addWidget(self.header)
         self.sidebar = Sidebar(left)
         self.sidebar.activated.connect(self._on_sidebar_activated)
@@ -138,7 +140,6 @@ class WindowFrame(QMainWindow):
         self.nearby = NearbyPanel(left)
         left_layout.addWidget(self.nearby)
         self.identity_panel = IdentityPanel(self.state, left)
-        self.identity_panel.expanded_changed.connect(self.identity_action.setChecked)
         self.copy_invite_action.triggered.connect(self.identity_panel.copy_invite)
         panel_box = QVBoxLayout()
         panel_box.setContentsMargins(12, 0, 12, 0)
@@ -159,15 +160,12 @@ class WindowFrame(QMainWindow):
         self.banner.dismissed.connect(lambda: banner_box.setContentsMargins(0, 0, 0, 0))
         self._banner_box = banner_box
 
-        self.request_bar = RequestBar(centre)
-        request_box = QVBoxLayout()
-        request_box.setContentsMargins(16, 12, 16, 0)
-        request_box.addWidget(self.request_bar)
-        centre_layout.addLayout(request_box)
-        self._request_box = request_box
-        self._set_request_margins(False)
-
         self.conversation = ConversationView(self.runner, centre)
+        # The decision about a message request sits under the header that says who it is from.
+        self.request_bar = RequestBar(self.conversation)
+        self._request_box = self.conversation.below_header()
+        self._request_box.addWidget(self.request_bar)
+        self._set_request_margins(False)
         self.conversation.read.connect(self.mark_read)
         self.member_panel = MemberPanel(centre)
         self.member_panel.hide()
@@ -194,19 +192,25 @@ class WindowFrame(QMainWindow):
             self._request_box.setContentsMargins(0, 0, 0, 0)
 
     def _set_tab_order(self) -> None:
-        """Tab walks the way people read the window: find, pick, decide, write, the room's
-        members and invite, your invite."""
+        """Tab walks the way people read the window, round and round: find, pick, read, attach,
+        write, send; then the conversation's header (a room's members and invite), the member
+        list, your invite card and your identity. "+" beside the search box is Ctrl+N."""
         panel = self.identity_panel
-        chain: list[QWidget] = [
+        self.sidebar.add_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        composer = self.conversation.composer
+        header = self.conversation.header
+        self.tab_chain: list[QWidget] = [
             self.sidebar.search,
-            self.sidebar.add_button,
             self.sidebar.view,
             self.request_bar.accept_button,
             self.request_bar.block_button,
-            self.conversation.composer.edit,
-            self.conversation.composer.send_button,
-            self.conversation.header.members_button,
-            self.conversation.header.invite_button,
+            self.conversation.messages,
+            composer.attach_button,
+            composer.edit,
+            composer.send_button,
+            header,
+            header.members_button,
+            header.invite_button,
             self.member_panel.list,
             panel.details_button,
             panel.invite_edit,
@@ -215,8 +219,24 @@ class WindowFrame(QMainWindow):
             panel.address_list,
             self.header.you_button,
         ]
-        for first, second in itertools.pairwise(chain):
+        for first, second in itertools.pairwise(self.tab_chain):
             self.setTabOrder(first, second)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab follow ``tab_chain`` round and round, skipping what is hidden or
+        disabled. Qt's own chain, rearranged pair by pair, closed into a small loop through
+        the composer (the conversation hands its focus on to it) and never came back to the
+        search box. Widgets outside the chain (people nearby, the banner) keep Qt's order."""
+        chain = [w for w in self.tab_chain if w.isVisible() and w.isEnabled()
+                 and w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+        current = QApplication.focusWidget()
+        if not chain or current not in chain:
+            return super().focusNextPrevChild(next)
+        step = 1 if next else -1
+        target = chain[(chain.index(current) + step) % len(chain)]
+        target.setFocus(Qt.FocusReason.TabFocusReason if next
+                        else Qt.FocusReason.BacktabFocusReason)
+        return True
 
     # -- the client -------------------------------------------------------------------------
 
@@ -325,11 +345,6 @@ class WindowFrame(QMainWindow):
         self._banner_box.setContentsMargins(16, 12, 16, 0)
         self.banner.show_message(message)
 
-    def _toggle_identity(self, on: bool) -> None:
-        self.identity_panel.set_expanded(on)
-        if on:
-            self.identity_panel.copy_button.setFocus(Qt.FocusReason.ShortcutFocusReason)
-
     def show_about(self) -> None:
         if self._about is None:
             box = QMessageBox(self)
@@ -354,7 +369,17 @@ class WindowFrame(QMainWindow):
     def about_box(self) -> QMessageBox | None:
         return self._about
 
+    def quit(self) -> None:
+        """File ▸ Quit (Ctrl+Q), the tray's Quit: close for good, even with ``keep_in_tray``."""
+        self._quitting = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keep_in_tray and self.tray.available and not self._quitting:
+            event.ignore()  # Kith keeps running; the tray icon brings the window back
+            self.conversation.save_draft()
+            self.hide()
+            return
         event.accept()
         self.tray.hide()
         self.closed.emit()

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from app.core.events import MessageReceived, RoomMessage, UnreadChanged
+from app.core.invite import InvalidInvite
 from app.core.records import short_peer_id
+from app.core.room import invite_kind
 from ui.bridge import EventBridge, TaskRunner
 from ui.identity.node_state import NodeState
 from ui.window.frame import WindowFrame
+from ui.window.shortcuts_dialog import ShortcutsDialog
+from ui.window.window_chats import WindowChats
 from ui.window.window_contacts import WindowContacts
 from ui.window.window_files import WindowFiles
 from ui.window.window_rooms import WindowRooms
@@ -42,7 +47,9 @@ class MainWindow(WindowFrame):
         self.files = WindowFiles(self)         # drops, file cards, transfers panel
         self.search = WindowSearch(self)       # Ctrl+F message search, Ctrl+K quick switcher
         self.preferences = WindowSettings(self)  # Settings…, Your Identity…, Export Profile…
+        self.chats = WindowChats(self)         # pin, mute, mark unread, drafts, next chat
         self.contacts.join_room_requested.connect(self.rooms.show_join_room)
+        self.conversation.messages.kith_link_activated.connect(self.open_kith_link)
         self._build_menus()
         self.events = events if events is not None else EventBridge(self)
         self.listen(self.events)
@@ -67,17 +74,44 @@ class MainWindow(WindowFrame):
         view_menu.addAction(search.search_action)
         view_menu.addAction(search.switcher_action)
         view_menu.addAction(search.filter_action)
-        view_menu.addAction(self.identity_action)
+        view_menu.addAction(self.chats.next_action)
+        view_menu.addAction(self.chats.previous_action)
+        view_menu.addSeparator()
+        view_menu.addAction(settings.identity_page_action)
         view_menu.addAction(rooms.members_action)
         view_menu.addAction(self.files.transfers_action)
-        view_menu.addAction(settings.identity_page_action)
         room_menu = self.menuBar().addMenu(self.tr("&Room"))
         room_menu.addAction(rooms.invite_action)
         room_menu.addAction(rooms.members_action)
         room_menu.addSeparator()
         room_menu.addAction(rooms.leave_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        self.shortcuts_action = QAction(self.tr("&Keyboard Shortcuts"), self)
+        self.shortcuts_action.setShortcut(QKeySequence("Ctrl+/"))
+        self.shortcuts_action.triggered.connect(lambda: self.show_shortcuts())
+        help_menu.addAction(self.shortcuts_action)
         help_menu.addAction(self.about_action)
+        self.shortcuts: ShortcutsDialog | None = None
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help ▸ Keyboard Shortcuts, Ctrl+/."""
+        if self.shortcuts is None:
+            self.shortcuts = ShortcutsDialog(self.menuBar(), self)
+        self.shortcuts.open()
+        self.shortcuts.raise_()
+        return self.shortcuts
+
+    def open_kith_link(self, link: str) -> None:
+        """A ``kith:`` link (clicked in a message, or one Kith was started with): a room link
+        opens Join Room, a contact invite Add Contact, filled in; both say what is wrong."""
+        try:
+            room = invite_kind(link) == "room"
+        except InvalidInvite:
+            room = False  # Add Contact says what is wrong with it
+        if room:
+            self.rooms.show_join_room(link)
+        else:
+            self.contacts.show_add_contact(link)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -87,6 +121,7 @@ class MainWindow(WindowFrame):
         sees the names and rooms current. The open conversation comes last."""
         self.contacts.listen(events)
         self.rooms.listen(events)
+        self.chats.listen(events)
         events.subscribe(UnreadChanged, self._unread_changed)
         events.subscribe(MessageReceived, self._message_received)
         events.subscribe(RoomMessage, self._room_message)
@@ -124,4 +159,8 @@ class MainWindow(WindowFrame):
     async def _load(self, client: KithClient) -> None:
         await self.contacts.load(client)
         await self.rooms.load(client)
+        await self.chats.load(client)
         self.set_unread(await client.unread_total())
+        last = self.preferences.last_conversation
+        if last and self.conversation.conversation_key is None:
+            self.chats.open(last)  # where the user left off

@@ -2,7 +2,9 @@
 
 Whether to notify is decided here, apart from the tray itself: many desktops (and the tests'
 offscreen platform) have no tray, and Kith must work the same without one. ``notify`` is the one
-place a notification leaves; ``notified`` lets anything (tests included) see that it did.
+place a notification leaves: through the tray icon when there is one, else through the desktop's
+notification service (``DesktopNotifications``, D-Bus). Muted conversations never notify; the
+sound is a setting. ``notified`` lets anything (tests included) see that a notification left.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from app.core.events import MessageReceived, RoomMessage
+from app.core.markdown import plain
 from ui.style import palette as pal
 from ui.style.resources import app_icon
+from ui.window.desktop_notifications import DesktopNotifications
 
 PREVIEW_CHARS = 120
 MESSAGE_MS = 6000
@@ -46,7 +50,8 @@ def badged_icon(total: int) -> QIcon:
 
 
 def preview(text: str) -> str:
-    flat = " ".join(text.split())
+    """One line of at most ``PREVIEW_CHARS``, without Markdown's markers."""
+    flat = " ".join(plain(text).split())
     return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
 
 
@@ -65,8 +70,12 @@ class Tray(QObject):
         super().__init__(parent)
         self.window_active = window_active
         self.enabled = True  # Settings ▸ Notifications; the unread badge stays either way
+        self.sound = False   # Settings ▸ Notifications: a sound with each notification
+        self.is_muted: Callable[[str], bool] = lambda _key: False  # the chat list knows
         self.unread = 0
         self._last_peer = ""
+        self.desktop = DesktopNotifications(parent=self)  # when there is no tray
+        self.desktop.activated.connect(self.open_requested)
         self.icon: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.icon = QSystemTrayIcon(app_icon(), self)
@@ -96,9 +105,18 @@ class Tray(QObject):
             self.icon.setIcon(badged_icon(self.unread))
             self.icon.setToolTip(self.tooltip())
 
+    @property
+    def available(self) -> bool:
+        """A tray icon shows (closing the window can then keep Kith running in it)."""
+        return self.icon is not None
+
+    def _quiet(self, key: str) -> bool:
+        return self.window_active() or not self.enabled or self.is_muted(key)
+
     def message_received(self, event: MessageReceived, sender: str) -> bool:
-        """Notify about ``event`` unless the window is in front or notifications are off."""
-        if self.window_active() or not self.enabled:
+        """Notify about ``event`` unless the window is in front, notifications are off or the
+        conversation is muted."""
+        if self._quiet(event.from_):
             return False
         if event.request:
             title = self.tr("Message request from {name}").format(name=sender)
@@ -108,8 +126,9 @@ class Tray(QObject):
         return True
 
     def room_message(self, event: RoomMessage, author: str, room: str) -> bool:
-        """Notify "<author> in <room>" unless the window is in front or notifications are off."""
-        if self.window_active() or not self.enabled:
+        """Notify "<author> in <room>" unless the window is in front, notifications are off or
+        the room is muted."""
+        if self._quiet(event.room):
             return False
         title = self.tr("{author} in {room}").format(author=author, room=room)
         self.notify(title, preview(event.text), event.room)
@@ -120,6 +139,10 @@ class Tray(QObject):
         self.notified.emit(title, body, peer)
         if self.icon is not None and QSystemTrayIcon.supportsMessages():
             self.icon.showMessage(title, body, app_icon(), MESSAGE_MS)
+            if self.sound:  # a tray message has no sound of its own
+                QApplication.beep()
+        elif not self.desktop.show(title, body, peer, self.sound) and self.sound:
+            QApplication.beep()
 
     def _message_clicked(self) -> None:
         self.open_requested.emit(self._last_peer)

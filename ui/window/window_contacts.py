@@ -90,6 +90,8 @@ class WindowContacts(QObject):
         info = event.contact
         window = self.window
         window.sidebar.model.upsert_contact(info)
+        if window.member_panel.member(info.peer_id) is not None:
+            window.member_panel.refresh()  # a member became a contact, or stopped being one
         if window.conversation.current_peer == info.peer_id:
             if info.state is ContactState.BLOCKED:
                 window.close_conversation()

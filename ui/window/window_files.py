@@ -2,7 +2,8 @@
 
 The window owns one ``WindowFiles``: it keeps the ``TransferCache`` current, gives the
 conversation's delegate its cards' data, makes the sidebar rows and the open conversation drop
-targets, connects the composer's 📎 and paste, makes View ▸ Transfers, and repaints rows whose
+targets, connects the composer's 📎 and paste (a pasted picture is shown first, with an
+optional caption sent right after it), makes View ▸ Transfers, and repaints rows whose
 transfer changed at most ten times a second (progress arrives four times a second per transfer;
 several transfers at once must not repaint the list forty times). The download folder and
 auto-accept live on the Files tab of File ▸ Settings… (Ctrl+,), not here.
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QImage, QKeySequence
 
-from app.core.records import ContactInfo, ContactState, RoomInfo, short_peer_id
+from app.core.records import ContactInfo, ContactState, RoomInfo, TransferInfo, short_peer_id
 from ui.files.attach import FileSender
 from ui.files.drop_target import DropTarget, FileDropFilter
 from ui.files.file_actions import FileActions
+from ui.files.paste_image import PasteImageDialog
 from ui.files.transfer_cache import TransferCache
 from ui.files.transfers_panel import TransfersPanel
 from ui.sidebar.model import (
@@ -54,7 +56,9 @@ class WindowFiles(QObject):
         self.file_sender = FileSender(window.runner, self)
         self.actions.failed.connect(window.show_error)
         self.file_sender.failed.connect(window.show_error)
-        self.file_sender.sent.connect(self.cache.put)
+        self.file_sender.sent.connect(self._file_sent)
+        self.paste_dialog: PasteImageDialog | None = None
+        self._captions: dict[str, tuple[str, str]] = {}  # pasted picture -> (to, caption)
 
         messages = window.conversation.messages
         cards = messages.delegate.cards
@@ -139,11 +143,13 @@ class WindowFiles(QObject):
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
         model = self.window.conversation.model
+        messages = self.window.conversation.messages
         for transfer in dirty:
             row = model.row_of(transfer)
             if row is not None:
                 index = model.index(row)
                 model.dataChanged.emit(index, index)
+                messages.remeasure(index)
         self.panel.refresh()
 
     # -- sending ------------------------------------------------------------------------------
@@ -195,10 +201,34 @@ class WindowFiles(QObject):
         if target is not None:
             self.file_sender.send(target.key, paths)
 
-    def paste_image(self, image: QImage) -> None:
+    def paste_image(self, image: QImage) -> PasteImageDialog | None:
+        """A pasted picture: shown first, with an optional caption, then sent (or not)."""
         target = self._open_target()
         if target is None:
-            return
+            return None
+        if self.paste_dialog is not None:
+            self.paste_dialog.deleteLater()
+        dialog = PasteImageDialog(image, target.name, self.window)
+        dialog.send_requested.connect(
+            lambda picture, caption: self._send_pasted(target, picture, caption))
+        self.paste_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _send_pasted(self, target: DropTarget, image: QImage, caption: str) -> None:
         path = self.file_sender.save_pasted_image(image)
-        if path is not None:
-            self.file_sender.send(target.key, [path])
+        if path is None:
+            return
+        if caption:  # said right after the picture, once it is on its way
+            self._captions[path] = (target.key, caption)
+        self.file_sender.send(target.key, [path])
+
+    def _file_sent(self, info: TransferInfo) -> None:
+        self.cache.put(info)
+        waiting = self._captions.pop(info.path or "", None)
+        if waiting is None:
+            return
+        key, caption = waiting
+        room = self.window.sidebar.model.room(key) is not None
+        self.window.call_client(self.tr("Sending the caption"), lambda client: (
+            client.post(key, caption) if room else client.send(key, caption)))

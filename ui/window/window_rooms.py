@@ -61,6 +61,7 @@ class WindowRooms(QObject):
         window.conversation.header.set_room_actions(self.members_action, self.invite_action)
         window.member_panel.close_requested.connect(lambda: self.members_action.setChecked(False))
         window.member_panel.member_activated.connect(self.show_member_menu)
+        window.member_panel.is_contact = self._is_contact
         window.conversation_changed.connect(self._conversation_changed)
 
     def _build_actions(self) -> None:
@@ -96,6 +97,10 @@ class WindowRooms(QObject):
         self.new_room_action.setIcon(tinted_icon("plus", text))
         self.members_action.setIcon(tinted_icon("user", text))
         self.invite_action.setIcon(tinted_icon("copy", text))
+
+    def _is_contact(self, peer_id: str) -> bool:
+        known = self.window.sidebar.model.contact(peer_id)
+        return known is not None and known.state is ContactState.CONTACT
 
     # -- the client and its events ----------------------------------------------------------
 

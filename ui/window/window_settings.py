@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QPalette
 
 from app.store.profile import Settings
 from ui.identity.identity_page import ExportProfileDialog, IdentityPage
 from ui.settings.settings_dialog import PROFILE_TAB, SettingsDialog
+from ui.style.resources import tinted_icon
 from ui.style.theme import apply_theme
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class WindowSettings(QObject):
         self.dialog: SettingsDialog | None = None
         self.identity_page: IdentityPage | None = None
         self.export_dialog: ExportProfileDialog | None = None
+        self.last_conversation = ""  # opened again once the contacts and rooms are loaded
 
         self.settings_action = QAction(self.tr("&Settings…"), window)
         self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
@@ -44,16 +46,27 @@ class WindowSettings(QObject):
         self.export_action.triggered.connect(lambda: self.show_export())
         self.export_action.setEnabled(False)
         self.identity_page_action = QAction(self.tr("Your &Identity…"), window)
-        self.identity_page_action.setShortcut(QKeySequence("Ctrl+Shift+Y"))
+        self.identity_page_action.setShortcut(QKeySequence("Ctrl+I"))
+        self.identity_page_action.setToolTip(self.tr(
+            "Your invite, your half of the safety number, exporting your profile (Ctrl+I)"))
         self.identity_page_action.triggered.connect(lambda: self.show_identity())
+        window.header.set_you_action(self.identity_page_action)
+        window.palette_changed.connect(self._tint)
+        self._tint()
+
+    def _tint(self) -> None:
+        text = self.window.palette().color(QPalette.ColorRole.WindowText)
+        self.identity_page_action.setIcon(tinted_icon("user", text))
 
     # -- applying ---------------------------------------------------------------------------
 
     def restore(self, settings: Settings, profile_dir: Path) -> None:
-        """At start, before the window shows: its size and place, notifications on or off."""
+        """At start, before the window shows: its size and place, the conversation that was
+        open, and what ``apply`` applies."""
         self.profile_dir = profile_dir
         self.export_action.setEnabled(True)
-        self.window.tray.enabled = settings.notifications
+        self.last_conversation = settings.last_conversation
+        self._apply_window(settings)
         if settings.window_geometry:
             try:
                 data = base64.b64decode(settings.window_geometry, validate=True)
@@ -65,10 +78,22 @@ class WindowSettings(QObject):
         """What ``restore`` takes back: ``saveGeometry`` as base64 text."""
         return base64.b64encode(bytes(self.window.saveGeometry().data())).decode("ascii")
 
+    def window_state(self) -> dict[str, str]:
+        """What to save when the window closes: its size and place, the open conversation."""
+        return {"window_geometry": self.geometry(),
+                "last_conversation": self.window.conversation.conversation_key or ""}
+
     def apply(self, settings: Settings) -> None:
         """Saved in the dialog: what applies without a restart does so now."""
         apply_theme(settings.theme)
-        self.window.tray.enabled = settings.notifications
+        self._apply_window(settings)
+
+    def _apply_window(self, settings: Settings) -> None:
+        tray = self.window.tray
+        tray.enabled = settings.notifications
+        tray.sound = settings.notification_sound
+        self.window.keep_in_tray = settings.close_to_tray
+        self.window.sidebar.set_one_list(settings.one_chat_list)
 
     # -- dialogs ----------------------------------------------------------------------------
 
@@ -79,7 +104,8 @@ class WindowSettings(QObject):
 
     def show_settings(self, tab: int = PROFILE_TAB) -> SettingsDialog:
         if self.dialog is None:
-            dialog = SettingsDialog(self.window.runner, self.client, self.window)
+            dialog = SettingsDialog(self.window.runner, self.client, self.window,
+                                    state=self.window.state, has_tray=self.window.tray.available)
             dialog.saved.connect(self.apply)
             dialog.finished.connect(lambda _: self._forget(dialog))
             dialog.tabs.setCurrentIndex(tab)
