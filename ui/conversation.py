@@ -40,6 +40,7 @@ from app.core.events import (
     RoomMembersChanged,
     RoomPostAdded,
     RoomPostConfirmed,
+    RoomPostRemoved,
 )
 from app.core.records import (
     ContactInfo,
@@ -67,7 +68,7 @@ PAGE_SIZE = 100
 REVEAL_MAX_PAGES = 200  # how far back a search hit is looked for: 20,000 messages
 DRAFT_DELAY_MS = 700
 _MESSAGE_EVENTS = (MessageQueued, MessageReceived, MessageSent, MessageDelivered, MessageFailed)
-_POST_EVENTS = (RoomPostAdded, RoomPostConfirmed)
+_POST_EVENTS = (RoomPostAdded, RoomPostConfirmed, RoomPostRemoved)
 
 
 class ConversationView(QWidget):
@@ -302,7 +303,7 @@ class ConversationView(QWidget):
     def _event_room(event: Event) -> str | None:
         if isinstance(event, RoomPostAdded):
             return event.post.room_id
-        if isinstance(event, RoomPostConfirmed):
+        if isinstance(event, RoomPostConfirmed | RoomPostRemoved):
             return event.room
         return None
 
@@ -353,6 +354,8 @@ class ConversationView(QWidget):
             row = self.model.row_of(event.id)
             if row is not None and self.model.item(row).state is Delivery.SENDING:
                 self.model.update_state(event.id, Delivery.SENT)
+        elif isinstance(event, RoomPostRemoved):
+            self.model.remove(event.id)
 
     def _item(self, info: MessageInfo) -> ChatItem:
         contact = self._contact
