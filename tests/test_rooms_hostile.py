@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from app.core.identity import Identity
 from app.node.node import KithNode
 from app.node.room_limits import PUBLISHER_QUOTA
 from app.node.rooms import RoomServiceError
-from app.store.db import open_database
+from app.store.db import MIGRATIONS, open_database
 from app.store.rooms import RoomStore
 from tests.hostile_peer import HostilePeer
 from tests.peers import Peer, peers
@@ -307,3 +308,50 @@ def test_a_post_that_breaks_its_handler_drops_only_that_post(tmp_path: Path) -> 
 def test_removal_event_names_the_post(tmp_path: Path) -> None:
     event = RoomPostRemoved(room="ab" * 16, id="cd" * 16)
     assert event.to_json() == {"event": "post_removed", "room": "ab" * 16, "id": "cd" * 16}
+
+
+def test_a_profile_a_hostile_post_already_damaged_starts_and_works(tmp_path: Path) -> None:
+    """What the attack left in a victim's profile before this release: a post at lamport
+    2^63 - 1, the room clock stored as REAL 9.22e18 ("could not start: required argument is
+    not an integer"), plus rows no migration knows how to mend."""
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Bob") as (bob,):
+            ada = await Peer(tmp_path / "ada", "Ada").start()
+            room = await ada.client.create_room("Scarred")
+            await ada.client.post(room.room_id, "from before")
+            await ada.stop()
+            secrets = rc.parse_room_invite(room.invite).secrets
+            mallory = Identity.generate()
+            conn = sqlite3.connect(ada.profile.db_path)
+            conn.execute(
+                "INSERT INTO room_posts (room_id, post_id, author, author_key, lamport, "
+                "author_seq, sent_at, kind, body, envelope, state) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, 1, ?, ?, 'received')",
+                (secrets.room_id, b"\x01" * 16, mallory.peer_id, mallory.public_key, 2**63 - 1,
+                 2**63 - 1, b"boom", post(mallory, secrets, "boom", seq=1, lamport=2**63 - 1)))
+            conn.execute("UPDATE rooms SET lamport = 9.223372036854776e18")
+            conn.execute("INSERT INTO rooms (room_id, key, name, joined_at, last_activity) "
+                         "VALUES (?, ?, 'Broken', 0, 0)", (b"\x05" * 16, b"short"))
+            conn.execute("INSERT INTO room_members (room_id, peer_id, name, addrs) "
+                         "VALUES (?, 'someone', 'Someone', '{not json')", (secrets.room_id,))
+            repair = next(i for i, m in enumerate(MIGRATIONS) if "room_conflicts" in m)
+            conn.execute("DROP TABLE room_conflicts")
+            conn.execute("ALTER TABLE room_members DROP COLUMN announce_lamport")
+            conn.execute("ALTER TABLE room_members DROP COLUMN announce_sent_at")
+            conn.execute("UPDATE schema_version SET version = ?", (repair,))
+            conn.commit()
+            conn.close()
+
+            ada = await Peer(tmp_path / "ada", "Ada").start()
+            try:
+                assert [r.name for r in await ada.client.rooms()] == ["Scarred"]
+                posted = await ada.client.post(room.room_id, "after the repair")
+                assert posted.lamport == 2
+                await bob.client.join_room((await ada.client.rooms())[0].invite)
+                await bob.wait_event("room_message", count=2)
+                assert await texts(bob, room.room_id) == ["from before", "after the repair"]
+            finally:
+                await ada.stop()
+
+    run(scenario)

@@ -15,7 +15,7 @@ from app.core.identity import Identity
 from app.core.records import PostState
 from app.node.gossip import open_pubsub
 from app.node.host import build_host
-from app.node.node import KithNode
+from tests.hostile_peer import HostilePeer
 from tests.peers import Peer, peers
 from tests.ports import ports_held
 
@@ -157,11 +157,13 @@ def test_hostile_posts_are_dropped(tmp_path: Path, attack: str) -> None:
                 "garbage": [b"\x01" + b"\xee" * 300],
             }
 
-            async def inject(node: KithNode) -> None:
-                for data in payloads[attack]:
-                    await node.rooms._pubsub.publish(secrets.topic, data)
-
-            await mallory.client.call(inject)
+            # Mallory's own node would refuse to publish these: a bare libp2p host does not.
+            assert ada.ready is not None
+            attacker = await HostilePeer().start(ada.ready.addrs[0], secrets.topic)
+            try:
+                await attacker.publish(secrets.topic, payloads[attack])
+            finally:
+                await attacker.stop()
             genuine = await mallory.client.post(room.room_id, "a real post")
             await ada.wait_event("room_message", id=genuine.id)
             history = await ada.client.room_history(room.room_id)
