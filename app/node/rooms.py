@@ -441,7 +441,7 @@ class RoomService:
         if result.intake is Intake.REPLACED:
             log.info("room %s: %s signed two posts numbered %d; %s stands", secrets.id_hex,
                      post.author, post.author_seq, post.post_id.hex())
-            await self._publish(secrets, envelope)  # for members that hold the loser
+            await self._publish_winner(secrets, post, envelope)  # for members holding the loser
         if own:
             self._node.emit(RoomPostAdded(post=self._post_info(
                 self._stored(post, PostState.CONFIRMED.value))))
@@ -476,20 +476,25 @@ class RoomService:
         conflict is recorded (sync hands winners out) and the winner published once, so members
         that took the loser first learn which post stands."""
         self.store.record_conflict(post)
-        key = (secrets.room_id, post.author_key, post.author_seq)
-        if key in self._answered:
-            return
-        self._answered[key] = None
-        if len(self._answered) > 4096:
-            self._answered.popitem(last=False)
         winner = self.store.winner_over(post)
         if winner is None:
             return
-        log.info("room %s: %s signed two posts numbered %d; %s stands", secrets.id_hex,
-                 post.author, post.author_seq, winner.post_id.hex())
         envelope = self.store.envelope(secrets.room_id, winner.author_key, winner.post_id)
-        if envelope is not None:
-            await self._publish(secrets, envelope)
+        if envelope is not None and await self._publish_winner(secrets, post, envelope):
+            log.info("room %s: %s signed two posts numbered %d; %s stands", secrets.id_hex,
+                     post.author, post.author_seq, winner.post_id.hex())
+
+    async def _publish_winner(self, secrets: rc.RoomSecrets, post: rc.RoomPost,
+                              envelope: bytes) -> bool:
+        """Publish the standing post of a conflict, at most once per number per run."""
+        key = (secrets.room_id, post.author_key, post.author_seq)
+        if key in self._answered:
+            return False
+        self._answered[key] = None
+        if len(self._answered) > 4096:
+            self._answered.popitem(last=False)
+        await self._publish(secrets, envelope)
+        return True
 
     # -- members and announces ----------------------------------------------------------------
 
