@@ -103,6 +103,13 @@ class _Taken(NamedTuple):
         return self.result is not None and self.result.stored
 
 
+def _decoded_or_none(secrets: rc.RoomSecrets, envelope: bytes) -> rc.RoomPost | None:
+    try:
+        return rc.decode_post(secrets, envelope)
+    except rc.RoomError:
+        return None
+
+
 def _parse_room_id(room_id: str) -> bytes:
     try:
         raw = bytes.fromhex(room_id)
@@ -660,7 +667,12 @@ class RoomService:
             frames += 1
             if frames > rc.MAX_SYNC_PAGE:
                 raise FrameError("more posts than the page limit")
-            taken = await self._receive(live, frame.envelope, peer_id)
+            try:
+                taken = await self._receive(live, frame.envelope, peer_id)
+            except Exception:  # one post, never the sync: refused for this session
+                log.warning("room %s: dropped a post synced from %s", secrets.id_hex, peer_id,
+                            exc_info=True)
+                taken = _Taken(_decoded_or_none(secrets, frame.envelope), None)
             if taken.post is not None and taken.post.author_seq:
                 # Held now, or refused: either way not asked for again in this session.
                 unseen += held.add(taken.post.author_key, taken.post.author_seq)
