@@ -15,6 +15,7 @@ from app.core.identity import Identity
 from app.core.records import PostState
 from app.node.gossip import open_pubsub
 from app.node.host import build_host
+from app.node.node import KithNode
 from tests.hostile_peer import HostilePeer
 from tests.peers import Peer, peers
 from tests.ports import ports_held
@@ -75,8 +76,15 @@ def test_burst_from_two_authors_reaches_everyone_once_in_the_same_order(tmp_path
             assert {p.state for p in own if p.outgoing} == {PostState.CONFIRMED}
             members = await dee.client.room_members(room.room_id)
             assert {m.name for m in members} == {"Ada", "Bob", "Cy", "Dee"}
+            # A chat burst is far inside the live-post quotas: nothing was dropped anywhere.
+            for member in (ada, bob, cy, dee):
+                assert await member.client.call(_quota_drops) == 0
 
     run(scenario)
+
+
+async def _quota_drops(node: KithNode) -> int:
+    return node.rooms.quotas.dropped
 
 
 def test_late_joiner_receives_the_earlier_history(tmp_path: Path) -> None:
