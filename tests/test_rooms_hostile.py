@@ -319,7 +319,8 @@ def test_a_post_that_breaks_its_handler_drops_only_that_post(tmp_path: Path) -> 
                                               lamport=lamport, author_seq=seq, sent_at_ms=T)
                         return rc.decode_post(secrets, data), data
 
-                    post_, _ = node.rooms.store.store_own_post(secrets.room_id, build, "pending")
+                    post_, _ = node.rooms.store.store_own_post(
+                        secrets.room_id, node.identity.public_key, build, "pending")
                 return post_.post_id.hex()
 
             unheard = await bob.client.call(unpublished)

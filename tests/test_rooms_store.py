@@ -86,8 +86,7 @@ def test_migration_repairs_a_profile_a_hostile_post_damaged(tmp_path: Path) -> N
             "integer", 3, 3)
         assert [r[0] for r in conn.execute("SELECT author_seq FROM room_posts")] == [1, 2, 3]
         rooms = RoomStore(conn)
-        post, _ = rooms.store_own_post(secrets.room_id, lambda lamport, seq: _own(
-            secrets, lamport, seq), "pending")
+        post = post_own(RoomStore(conn), secrets)
         assert (post.lamport, post.author_seq) == (4, 4)
     finally:
         conn.close()
@@ -97,6 +96,13 @@ def _own(secrets: rc.RoomSecrets, lamport: int, seq: int) -> tuple[rc.RoomPost, 
     data = rc.encode_text_post(ADA, secrets, "mine", lamport=lamport, author_seq=seq,
                                sent_at_ms=T)
     return rc.decode_post(secrets, data), data
+
+
+def post_own(rooms: RoomStore, secrets: rc.RoomSecrets) -> rc.RoomPost:
+    """Ada's next post, numbered and stored as the node does."""
+    post, _ = rooms.store_own_post(secrets.room_id, ADA.public_key,
+                                   lambda lamport, seq: _own(secrets, lamport, seq), "pending")
+    return post
 
 
 def test_migration_numbers_are_the_codec_bounds() -> None:
@@ -132,17 +138,14 @@ def test_damaged_rows_are_skipped_not_fatal(db: sqlite3.Connection) -> None:
 def test_own_post_numbers_and_post_commit_together(db: sqlite3.Connection) -> None:
     rooms = RoomStore(db)
     secrets = new_room(rooms)
-    rooms.store_own_post(secrets.room_id, lambda lamport, seq: _own(secrets, lamport, seq),
-                         "pending")
+    post_own(rooms, secrets)
     # The disk fails (or the process dies) while the post is written.
     db.execute("CREATE TEMP TRIGGER fault BEFORE INSERT ON room_posts "
                "BEGIN SELECT RAISE(ABORT, 'simulated failure'); END")
     with pytest.raises(sqlite3.IntegrityError):
-        rooms.store_own_post(secrets.room_id, lambda lamport, seq: _own(secrets, lamport, seq),
-                             "pending")
+        post_own(rooms, secrets)
     db.execute("DROP TRIGGER fault")
-    post, _ = rooms.store_own_post(secrets.room_id, lambda lamport, seq: _own(
-        secrets, lamport, seq), "pending")
+    post = post_own(rooms, secrets)
     assert post.author_seq == 2  # the failed post spent no number
     assert rooms.held_ranges(secrets.room_id) == {ADA.public_key: [(1, 2)]}
 
@@ -152,9 +155,21 @@ def test_own_posts_coming_back_move_the_counter_past_them(db: sqlite3.Connection
     secrets = new_room(rooms)
     old = rc.decode_post(secrets, envelope(secrets, 7))  # e.g. after restoring an old backup
     rooms.store_post(old, envelope(secrets, 7), "confirmed", read=True, own=True)
-    post, _ = rooms.store_own_post(secrets.room_id, lambda lamport, seq: _own(
-        secrets, lamport, seq), "pending")
+    post = post_own(rooms, secrets)
     assert post.author_seq == 8 and post.lamport == 8
+
+
+def test_a_counter_behind_our_own_held_posts_never_reuses_their_numbers(
+    db: sqlite3.Connection
+) -> None:
+    """A profile where our posts came back by sync before the counter learnt from them."""
+    rooms = RoomStore(db)
+    secrets = new_room(rooms)
+    for seq in (1, 2, 3):
+        store(rooms, secrets, envelope(secrets, seq))  # stored as anyone's: counter still 0
+    assert rooms.room(secrets.room_id).my_seq == 0  # type: ignore[union-attr]
+    assert post_own(rooms, secrets).author_seq == 4
+    assert len(rooms.history(secrets.room_id, None, 10)) == 4
 
 
 # ---- equivocation ---------------------------------------------------------------------------

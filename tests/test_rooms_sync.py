@@ -47,7 +47,8 @@ async def fill(peer: Peer, room_id: str, count: int, size: int = 0) -> None:
                                            author_seq=seq, sent_at_ms=1_767_225_600_000 + i)
                 return rc.decode_post(secrets, data), data
 
-            node.rooms.store.store_own_post(secrets.room_id, build, "pending")
+            node.rooms.store.store_own_post(secrets.room_id, node.identity.public_key, build,
+                                              "pending")
 
     await peer.client.call(write)
 

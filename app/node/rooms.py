@@ -222,7 +222,7 @@ class RoomService:
             return rc.decode_post(secrets, envelope), envelope
 
         # Numbered, signed and stored in one transaction (RoomStore.store_own_post).
-        post, envelope = self.store.store_own_post(secrets.room_id, build,
+        post, envelope = self.store.store_own_post(secrets.room_id, identity.public_key, build,
                                                    PostState.PENDING.value)
         info = self._post_info(self._stored(post, PostState.PENDING.value))
         self._node.emit(RoomPostAdded(post=info))

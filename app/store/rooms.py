@@ -269,22 +269,28 @@ class RoomStore:
     # -- posts --------------------------------------------------------------------------------
 
     def store_own_post(
-        self, room_id: bytes, build: Callable[[int, int], tuple[RoomPost, bytes]], state: str
+        self, room_id: bytes, author_key: bytes,
+        build: Callable[[int, int], tuple[RoomPost, bytes]], state: str,
     ) -> tuple[RoomPost, bytes]:
         """Number, build and store our next post in one transaction.
 
         ``build(lamport, author_seq)`` signs the post. A crash or an error at any point leaves
         either the post and its numbers, or neither: a number is never spent without a post
-        (a hole that every member would otherwise ask for forever).
+        (a hole that every member would otherwise ask for forever). The number is above every
+        post of ours held, whatever the counter says (a profile restored from an older backup,
+        or written by an older Kith, may hold posts of ours the counter never saw).
         """
         with self._conn:
             row = self._conn.execute(
-                "SELECT lamport, my_seq FROM rooms WHERE room_id = ?", (room_id,)
+                "SELECT lamport, my_seq, (SELECT max(author_seq) FROM room_posts "
+                "WHERE room_id = rooms.room_id AND author_key = ?) FROM rooms WHERE room_id = ?",
+                (author_key, room_id),
             ).fetchone()
             if row is None:
                 raise KeyError("unknown room")
             lamport = next_lamport(_clamped(row[0], MAX_LAMPORT))
-            post, envelope = build(lamport, _clamped(row[1], MAX_AUTHOR_SEQ) + 1)
+            last = max(_clamped(row[1], MAX_AUTHOR_SEQ), _clamped(row[2] or 0, MAX_AUTHOR_SEQ))
+            post, envelope = build(lamport, last + 1)
             result = self._store(post, envelope, state, read=True, own=True)
             if not result.stored:  # our number is taken by a post we signed earlier
                 raise sqlite3.IntegrityError("this post's number is already used")
