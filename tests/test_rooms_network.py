@@ -169,13 +169,17 @@ def test_hostile_posts_are_dropped(tmp_path: Path, attack: str) -> None:
             assert ada.ready is not None
             attacker = await HostilePeer().start(ada.ready.addrs[0], secrets.topic)
             try:
-                await attacker.publish(secrets.topic, payloads[attack])
+                # One link is one ordered stream: once the marker is in, so is the rest.
+                marker = rc.encode_text_post(Identity.generate(), secrets, "marker", lamport=2,
+                                             author_seq=1, sent_at_ms=1)
+                await attacker.publish(secrets.topic, [*payloads[attack], marker])
+                await ada.wait_event("room_message", text="marker")
             finally:
                 await attacker.stop()
             genuine = await mallory.client.post(room.room_id, "a real post")
             await ada.wait_event("room_message", id=genuine.id)
             history = await ada.client.room_history(room.room_id)
-            texts = [p.text for p in history]
+            texts = [p.text for p in history if p.text != "marker"]
             if attack == "replay":
                 assert texts.count("once") == 1
                 assert [e.text for e in ada.named("room_message")].count("once") == 1  # type: ignore[attr-defined]
