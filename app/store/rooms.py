@@ -432,8 +432,8 @@ class RoomStore:
         Authors take turns in ascending key order, each giving its lowest missing author_seq
         per turn, until ``limit`` posts or ``max_bytes`` of envelopes (at least one post); the
         page is then sorted in the room's order. Only keys are kept here, never envelopes, and
-        each author is reached with index seeks, so the work grows with the page and the
-        requester's ranges, not with the room's history.
+        each author is reached with index seeks, so the work grows with the page, the
+        requester's ranges and the number of authors, not with the room's history.
         """
         page = SyncPage()
         size = 0
