@@ -518,15 +518,19 @@ class RoomService:
         await self._publish(live.secrets, envelope)
 
     async def _announce_loop(self, live: _LiveRoom) -> None:
-        # The first announce waits (a little) for a mesh peer on the topic: gossipsub hands
-        # a message only to mesh peers, and a peer joins our mesh about a heartbeat after its
-        # subscription arrives.
-        with trio.move_on_after(FIRST_ANNOUNCE_WAIT):
-            while not self._pubsub.gossip.mesh.get(live.secrets.topic):
-                await trio.sleep(0.05)
+        await self._announce(live)
+        # Gossipsub hands a message only to mesh peers, and a peer joins our mesh about a
+        # heartbeat after its subscription arrives. py-libp2p replays its last few seconds of
+        # messages to a peer that subscribes, so the announce above usually arrives anyway;
+        # peers that do not (go, js) get it once a mesh peer shows up, at most 5 s from now.
+        if not self._pubsub.gossip.mesh.get(live.secrets.topic):
+            with trio.move_on_after(FIRST_ANNOUNCE_WAIT):
+                while not self._pubsub.gossip.mesh.get(live.secrets.topic):
+                    await trio.sleep(0.05)
+                await self._announce(live)
         while True:
-            await self._announce(live)
             await trio.sleep(ANNOUNCE_INTERVAL * random.uniform(0.9, 1.1))
+            await self._announce(live)
 
     async def _on_announce(self, live: _LiveRoom, post: rc.RoomPost) -> None:
         if post.author == self._me:
