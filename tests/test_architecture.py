@@ -36,6 +36,8 @@ KNOWN_LONG = {
     "app/node/files.py": "to be split along its own banners: disk, actions, offers, serving, "
                          "downloading",
     "app/core/room.py": "secrets, invites, posts and sync payloads of one wire format",
+    "app/node/rooms.py": "to be split: the live room, announces and members, history sync",
+    "app/store/rooms.py": "to be split: rooms and members, posts, sync pages and conflicts",
 }
 
 # What ui/ may take from app.store: the profile folder itself, which exists before the network

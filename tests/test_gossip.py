@@ -334,6 +334,11 @@ def test_chat_settings_are_in_force_and_stopping_is_clean() -> None:
             assert channel.statistics().max_buffer_size == GossipConfig().subscription_buffer
             # The router negotiated the newest protocol both offer.
             assert router.peer_protocol[hs[1].get_id()] == GOSSIP_PROTOCOLS[0]
+            # What KithPubsub._handle_new_peer and the rooms' first announce rely on.
+            assert {"_handle_new_peer", "_handle_dead_peer"} <= set(vars(Pubsub))
+            stream = pubsubs[0].peers[hs[1].get_id()]
+            assert stream.muxed_conn.is_closed is False  # type: ignore[attr-defined]
+            assert hs[1].get_id() in router.mesh[TOPIC]
             seen_cache_thread = pubsubs[0].seen_messages._thread
         assert not seen_cache_thread.is_alive()
         assert threading.active_count() <= threads_before
@@ -351,5 +356,42 @@ def test_peers_connected_before_pubsub_starts_are_picked_up() -> None:
             await wait_for_line_mesh(hs, pubsubs)
             await pubsubs[0].publish(TOPIC, b"hello")
             assert (await subs[1].get()).data == b"hello"
+
+    run(scenario)
+
+
+def test_a_restarted_peer_learns_our_subscriptions_even_if_its_old_stream_lingers() -> None:
+    """A peer that restarts and reconnects before we processed its old connection's end: the
+    old pubsub stream is stale, and 0.8.1 skipped the new connection because the peer was
+    still "known", so the restarted peer never heard our subscriptions (and sent us nothing)
+    until our next write to the dead stream failed, tens of seconds later."""
+
+    async def scenario() -> None:
+        identity = Identity.generate()
+        async with AsyncExitStack() as stack:
+            [b] = await start_hosts(stack, 1)
+            pb = await stack.enter_async_context(open_pubsub(b))
+            await pb.subscribe(TOPIC)
+            async with AsyncExitStack() as first_run:
+                a = build_host(identity, [LOOPBACK])
+                await first_run.enter_async_context(a.run([LOOPBACK]))
+                pa = await first_run.enter_async_context(open_pubsub(a))
+                await pa.subscribe(TOPIC)
+                await connect(a, b)
+                await wait_until(lambda: b.get_id() in pa.peer_topics.get(TOPIC, set()),
+                                 "the first run to learn b's subscription")
+                stale = pb.peers[a.get_id()]
+                await a.get_network().close_peer(b.get_id())
+            await wait_until(lambda: a.get_id() not in pb.peers, "b to drop the first run")
+            pb.peers[a.get_id()] = stale  # the order the race produces: the end comes late
+            assert stale.muxed_conn.is_closed  # type: ignore[attr-defined]
+            a2 = build_host(identity, [LOOPBACK])
+            await stack.enter_async_context(a2.run([LOOPBACK]))
+            pa2 = await stack.enter_async_context(open_pubsub(a2))
+            await pa2.subscribe(TOPIC)
+            await connect(a2, b)
+            await wait_until(lambda: b.get_id() in pa2.peer_topics.get(TOPIC, set()),
+                             "the restarted peer to learn b's subscription", timeout=10)
+            assert pb.peers[a2.get_id()] is not stale
 
     run(scenario)

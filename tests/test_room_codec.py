@@ -86,7 +86,9 @@ def test_secrets_refuse_wrong_sizes(room_id: bytes, key: bytes) -> None:
 def test_next_lamport() -> None:
     assert room.next_lamport(0) == 1
     assert room.next_lamport(41) == 42
-    assert room.next_lamport(2**64 - 1) == 2**64 - 1  # saturates instead of overflowing
+    # Saturates where every member can still store it and count on from it.
+    assert room.next_lamport(room.MAX_LAMPORT) == room.MAX_LAMPORT
+    assert room.next_lamport(2**64 - 1) == room.MAX_LAMPORT
     with pytest.raises(ValueError):
         room.next_lamport(-1)
 
@@ -243,6 +245,9 @@ def test_unknown_kind_refused_on_encode() -> None:
         ({"lamport": 2**64}, "lamport"),
         ({"sent_at_ms": 2**64}, "sent_at_ms"),
         ({"author_seq": 2**64}, "author_seq"),
+        ({"lamport": room.MAX_LAMPORT + 1}, "lamport"),
+        ({"author_seq": room.MAX_AUTHOR_SEQ + 1}, "author_seq"),
+        ({"sent_at_ms": room.MAX_SENT_AT_MS + 1}, "sent_at"),
     ],
 )
 def test_bad_arguments_refused_on_encode(kwargs: dict[str, object], what: str) -> None:
@@ -292,6 +297,74 @@ def test_tampered_byte_anywhere() -> None:
         expected = room.MalformedPost if index == 0 else room.WrongRoomKey
         with pytest.raises(expected):
             room.decode_post(SECRETS, bytes(tampered))
+
+
+def numbered(lamport: int = 5, seq: int = 1, sent_at_ms: int = T,
+             kind: int = room.KIND_TEXT, body: bytes = b"hi") -> bytes:
+    """An envelope with any u64 numbers, signed correctly (encode_inner has no bounds)."""
+    return sealed(room.encode_inner(ALICE, SECRETS.room_id, body, kind=kind, post_id=PID,
+                                    lamport=lamport, author_seq=seq, sent_at_ms=sent_at_ms))
+
+
+@pytest.mark.parametrize(
+    ("numbers", "what"),
+    [
+        ({"lamport": 2**63}, "lamport"),  # beyond i64: an OverflowError in the store
+        ({"lamport": 2**63 - 1}, "lamport"),  # fits, but the next post would overflow
+        ({"lamport": room.MAX_LAMPORT + 1}, "lamport"),
+        ({"lamport": 2**64 - 1}, "lamport"),
+        ({"seq": 2**63}, "author_seq"),
+        ({"seq": room.MAX_AUTHOR_SEQ + 1}, "author_seq"),
+        ({"sent_at_ms": 2**64 - 1}, "sent_at"),
+        ({"sent_at_ms": room.MAX_SENT_AT_MS + 1}, "sent_at"),
+    ],
+)
+def test_numbers_beyond_what_members_store_are_refused(numbers: dict[str, int],
+                                                       what: str) -> None:
+    with pytest.raises(room.OutOfRange, match=what):
+        room.decode_post(SECRETS, numbered(**numbers))
+
+
+def test_largest_numbers_members_accept() -> None:
+    post = room.decode_post(SECRETS, numbered(room.MAX_LAMPORT, room.MAX_AUTHOR_SEQ,
+                                              room.MAX_SENT_AT_MS))
+    assert (post.lamport, post.author_seq, post.sent_at_ms) == (
+        2**62, 2**32 - 1, 4_102_444_800_000)
+    assert room.decode_post(SECRETS, numbered(0, 1, 0)).sent_at_ms == 0
+
+
+def test_numbers_are_checked_after_the_body_rules() -> None:
+    with pytest.raises(room.MalformedPost, match="empty"):
+        room.decode_post(SECRETS, numbered(lamport=2**64 - 1, body=b""))
+    assert issubclass(room.OutOfRange, room.MalformedPost)
+
+
+def test_announce_numbers_are_bounded_too() -> None:
+    with pytest.raises(room.OutOfRange):
+        room.decode_post(SECRETS, numbered(lamport=2**63, seq=0, kind=room.KIND_ANNOUNCE,
+                                           body=announce_body()))
+
+
+def test_precedence_orders_conflicting_posts() -> None:
+    low, high = b"\x01" * 16, b"\x02" * 16
+
+    def post(post_id: bytes, seq: int, text: str) -> room.RoomPost:
+        return room.decode_post(SECRETS, room.encode_text_post(
+            ALICE, SECRETS, text, lamport=5, author_seq=seq, sent_at_ms=T, post_id=post_id))
+
+    assert post(low, 7, "b").precedence < post(high, 3, "a").precedence  # the id decides first
+    assert post(low, 3, "b").precedence < post(low, 7, "a").precedence  # then author_seq
+    a, b = post(low, 3, "a"), post(low, 3, "b")  # then the signed content
+    assert (a.precedence < b.precedence) == (
+        hashlib.sha256(room.encode_inner(ALICE, SECRETS.room_id, b"a", kind=1, post_id=low,
+                                         lamport=5, author_seq=3, sent_at_ms=T)[:-64]).digest()
+        < hashlib.sha256(room.encode_inner(ALICE, SECRETS.room_id, b"b", kind=1, post_id=low,
+                                           lamport=5, author_seq=3, sent_at_ms=T)[:-64]).digest()
+    )
+    resealed = room.decode_post(SECRETS, sealed(room.encode_inner(
+        ALICE, SECRETS.room_id, b"a", kind=1, post_id=low, lamport=5, author_seq=3,
+        sent_at_ms=T)))
+    assert resealed.same_content(a) and not a.same_content(b)
 
 
 def test_post_replayed_into_another_room_with_the_same_key() -> None:
@@ -736,6 +809,126 @@ def test_synced_envelope_is_verified_like_a_live_one() -> None:
         room.decode_post(SECRETS, frame.envelope)
 
 
+# ---- sync by ranges (/kith/sync/2.0.0) ------------------------------------------------------
+
+HELD = {ALICE.public_key: ((1, 3), (5, 9)), BOB.public_key: ((2, 2),)}
+
+
+def test_range_sync_request_round_trip() -> None:
+    payload = room.encode_range_sync_request(SECRETS, HELD, 100, conflicts=True)
+    assert room.sync_request_room_id(payload, room.SYNC2_VERSION) == SECRETS.room_id
+    assert room.decode_range_sync_request(SECRETS, payload) == room.RangeSyncRequest(
+        HELD, 100, conflicts=True)
+    empty = room.encode_range_sync_request(SECRETS, {}, room.MAX_SYNC_PAGE)
+    assert len(empty) == 62
+    assert room.decode_range_sync_request(SECRETS, empty) == room.RangeSyncRequest(
+        {}, room.MAX_SYNC_PAGE, conflicts=False)
+
+
+def test_range_sync_request_layout() -> None:
+    nonce = b"\x24" * 24
+    payload = room.encode_range_sync_request(SECRETS, HELD, 7, nonce=nonce)
+    assert payload[:16] == SECRETS.room_id and payload[16:40] == nonce
+    body = nacl.secret.SecretBox(SECRETS.key).decrypt(payload[40:], nonce)
+    (first, first_ranges), (second, second_ranges) = sorted(HELD.items())
+    assert body == (
+        b"\x02\x00\x00\x07\x00\x02"
+        + first + struct.pack(">H", len(first_ranges))
+        + b"".join(struct.pack(">II", *r) for r in first_ranges)
+        + second + struct.pack(">H", len(second_ranges))
+        + b"".join(struct.pack(">II", *r) for r in second_ranges)
+    )
+
+
+def test_largest_range_sync_request() -> None:
+    per_author = room.MAX_SYNC_RANGES // room.MAX_SYNC_AUTHORS
+    ranges = tuple((3 * i + 1, 3 * i + 2) for i in range(per_author))
+    held = {i.to_bytes(32, "big"): ranges for i in range(room.MAX_SYNC_AUTHORS)}
+    payload = room.encode_range_sync_request(SECRETS, held, 1)
+    assert len(payload) == room.MAX_SYNC2_REQUEST
+    assert room.decode_range_sync_request(SECRETS, payload).held == held
+
+
+@pytest.mark.parametrize(
+    ("held", "page_limit"),
+    [
+        ({}, 0),
+        ({}, room.MAX_SYNC_PAGE + 1),
+        ({b"short": ((1, 1),)}, 10),
+        ({ALICE.public_key: ()}, 10),
+        ({ALICE.public_key: ((0, 1),)}, 10),
+        ({ALICE.public_key: ((2, 1),)}, 10),
+        ({ALICE.public_key: ((1, room.MAX_AUTHOR_SEQ + 1),)}, 10),
+        ({ALICE.public_key: ((1, 2), (3, 4))}, 10),  # touching: one range
+        ({ALICE.public_key: ((5, 6), (1, 2))}, 10),  # not ascending
+        ({ALICE.public_key: tuple((2 * i + 1, 2 * i + 1)
+                                  for i in range(room.MAX_SYNC_RANGES + 1))}, 10),
+        ({i.to_bytes(32, "big"): ((1, 1),) for i in range(room.MAX_SYNC_AUTHORS + 1)}, 10),
+    ],
+)
+def test_bad_range_sync_requests_refused_on_encode(
+    held: dict[bytes, tuple[tuple[int, int], ...]], page_limit: int
+) -> None:
+    with pytest.raises(ValueError):
+        room.encode_range_sync_request(SECRETS, held, page_limit)
+
+
+def author(key: bytes, *ranges: tuple[int, int]) -> bytes:
+    return key + struct.pack(">H", len(ranges)) + b"".join(struct.pack(">II", *r) for r in ranges)
+
+
+A_KEY, B_KEY = sorted((ALICE.public_key, BOB.public_key))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\x02\x00\x00",
+        b"\x01\x00\x00\x0a\x00\x00",  # version 1 on the 2.0.0 protocol
+        b"\x03\x00\x00\x0a\x00\x00",
+        b"\x02\x00\x00\x00\x00\x00",  # page_limit 0
+        b"\x02\x00\x01\xf5\x00\x00",  # page_limit 501
+        b"\x02\x00\x00\x0a\x00\x00\x00",  # trailing byte
+        b"\x02\x00\x00\x0a\x00\x01",  # one author announced, none there
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, (1, 1))[:-1],  # cut short
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY),  # no ranges
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, (0, 3)),
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, (4, 3)),
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, (1, 2), (3, 4)),  # touching
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, (1, 5), (3, 9)),  # overlapping
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, (1, 2**32 - 1), (1, 1)),
+        b"\x02\x00\x00\x0a\x00\x02" + author(B_KEY, (1, 1)) + author(A_KEY, (1, 1)),  # order
+        b"\x02\x00\x00\x0a\x00\x02" + author(A_KEY, (1, 1)) * 2,  # an author twice
+        b"\x02\x00\x00\x0a\x10\x01" + author(A_KEY, (1, 1)) * 4097,  # 4097 authors
+        b"\x02\x00\x00\x0a\x00\x01" + author(A_KEY, *((2 * i + 1, 2 * i + 1)
+                                                      for i in range(8193))),
+        b"\x02\x00\x00\x0a\xff\xff",  # count far beyond the bytes
+    ],
+)
+def test_malformed_range_sync_request_bodies(body: bytes) -> None:
+    with pytest.raises(room.MalformedSync):
+        room.decode_range_sync_request(SECRETS, raw_request(body))
+
+
+def test_unknown_flag_bits_are_ignored() -> None:
+    body = b"\x02\xfe\x00\x0a\x00\x01" + author(A_KEY, (1, 4))
+    request = room.decode_range_sync_request(SECRETS, raw_request(body))
+    assert request == room.RangeSyncRequest({A_KEY: ((1, 4),)}, 10, conflicts=False)
+
+
+def test_range_sync_request_size_limits_and_keys() -> None:
+    for payload in (b"", b"\0" * 61, b"\0" * (room.MAX_SYNC2_REQUEST + 1)):
+        with pytest.raises(room.MalformedSync):
+            room.decode_range_sync_request(SECRETS, payload)
+    payload = room.encode_range_sync_request(SECRETS, HELD, 10)
+    for wrong in (OTHER_KEY, OTHER_ROOM_SAME_KEY):
+        with pytest.raises(room.WrongRoomKey):
+            room.decode_range_sync_request(wrong, payload)
+    with pytest.raises(room.MalformedSync):  # a 1.0.0 request is not a 2.0.0 one
+        room.decode_range_sync_request(SECRETS, room.encode_sync_request(SECRETS, HAVE, 10))
+
+
 def test_constants_are_the_contract() -> None:
     assert (room.ROOM_ID_SIZE, room.ROOM_KEY_SIZE) == (16, 32)
     assert room.MAX_POST_TEXT_BYTES == 65536
@@ -746,6 +939,11 @@ def test_constants_are_the_contract() -> None:
     assert (room.MAX_SYNC_AUTHORS, room.MAX_SYNC_PAGE) == (4096, 500)
     assert room.MAX_SYNC_REQUEST == 16 + 24 + 16 + 1 + 2 + 4096 * 40 + 2 == 163901
     assert room.MIN_ENVELOPE == 195 and room.HEADER_SIZE == 90
+    assert room.SYNC2_PROTOCOL_ID == "/kith/sync/2.0.0" and room.MAX_SYNC_RANGES == 8192
+    assert room.MAX_SYNC2_REQUEST == 16 + 24 + 16 + 6 + 4096 * 34 + 8192 * 8 == 204862
+    assert (room.MAX_LAMPORT, room.MAX_LAMPORT_STEP) == (2**62, 2**32)
+    assert room.MAX_AUTHOR_SEQ == 2**32 - 1
+    assert room.MAX_SENT_AT_MS == 4_102_444_800_000  # 2100-01-01T00:00:00Z
 
 
 # ---- properties -----------------------------------------------------------------------------
@@ -828,7 +1026,8 @@ def test_invite_round_trip_for_any_name(name: str, description: str, via: list[s
 
 
 @FUZZ
-@given(st.text(min_size=1, max_size=2000), st.integers(0, 2**64 - 1), st.integers(1, 2**64 - 1))
+@given(st.text(min_size=1, max_size=2000), st.integers(0, room.MAX_LAMPORT),
+       st.integers(1, room.MAX_AUTHOR_SEQ))
 def test_round_trip_for_any_text(text: str, lamport: int, seq: int) -> None:
     try:
         envelope = room.encode_text_post(
@@ -838,3 +1037,18 @@ def test_round_trip_for_any_text(text: str, lamport: int, seq: int) -> None:
         return
     post = room.decode_post(SECRETS, envelope)
     assert (post.text, post.lamport, post.author_seq) == (text, lamport, seq)
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_arbitrary_range_sync_requests_raise_only_room_errors(data: bytes) -> None:
+    for payload in (data, SECRETS.room_id + data, raw_request(data),
+                    raw_request(b"\x02\x00\x00\x0a" + data)):
+        try:
+            request = room.decode_range_sync_request(SECRETS, payload)
+        except room.RoomError:
+            continue
+        assert 1 <= request.page_limit <= room.MAX_SYNC_PAGE
+        for key, ranges in request.held.items():
+            assert len(key) == 32 and ranges
+            assert all(1 <= a <= b <= room.MAX_AUTHOR_SEQ for a, b in ranges)

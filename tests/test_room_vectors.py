@@ -48,6 +48,11 @@ INPUTS: dict[str, Any] = {
     "sync.have_other": 5,
     "sync.page_limit": 100,
     "sync.nonce": bytes(range(0x60, 0x60 + 24)).hex(),
+    "sync2.author_ranges": "1-3 5-9",
+    "sync2.other_ranges": "2-2",
+    "sync2.flags": 1,
+    "sync2.page_limit": 100,
+    "sync2.nonce": bytes(range(0x80, 0x80 + 24)).hex(),
 }
 INPUT_KEYS = tuple(INPUTS)
 
@@ -142,6 +147,22 @@ def compute_vectors(inputs: dict[str, Any]) -> dict[str, Any]:
     out["sync.request_frame"] = (_varint(len(request)) + request).hex()
     out["sync.end"] = bytes([0x02, 0x00]).hex()
     out["sync.end_more"] = bytes([0x02, 0x01]).hex()
+
+    def ranges(text: str) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in (part.split("-") for part in text.split())]
+
+    authors = sorted([(author_pk, ranges(inputs["sync2.author_ranges"])),
+                      (other_pk, ranges(inputs["sync2.other_ranges"]))])
+    body2 = struct.pack(">BBHH", 2, inputs["sync2.flags"], inputs["sync2.page_limit"],
+                        len(authors))
+    for author_key, held in authors:
+        body2 += author_key + struct.pack(">H", len(held))
+        body2 += b"".join(struct.pack(">II", first, last) for first, last in held)
+    nonce2 = bytes.fromhex(inputs["sync2.nonce"])
+    request2 = room_id + nonce2 + sodium.crypto_secretbox_easy(body2, nonce2, key)
+    out["sync2.request_body"] = body2.hex()
+    out["sync2.request"] = request2.hex()
+    out["sync2.request_frame"] = (_varint(len(request2)) + request2).hex()
     return out
 
 
@@ -238,6 +259,20 @@ def test_codec_produces_the_vectors() -> None:
     assert room.decode_sync_response(bytes.fromhex(v["sync.end_more"])) == room.SyncEnd(True)
     assert room.encode_sync_post(envelope) == b"\x01" + envelope
 
+    def ranges(text: str) -> tuple[tuple[int, int], ...]:
+        return tuple((int(a), int(b)) for a, b in (p.split("-") for p in text.split()))
+
+    held = {author.public_key: ranges(v["sync2.author_ranges"]),
+            other.public_key: ranges(v["sync2.other_ranges"])}
+    request2 = room.encode_range_sync_request(
+        secrets, held, v["sync2.page_limit"], conflicts=v["sync2.flags"] == 1,
+        nonce=bytes.fromhex(v["sync2.nonce"]),
+    )
+    assert request2.hex() == v["sync2.request"]
+    assert room.decode_range_sync_request(secrets, request2) == room.RangeSyncRequest(
+        held=held, page_limit=v["sync2.page_limit"], conflicts=True
+    )
+
 
 def test_framing_module_agrees_on_the_frame() -> None:
     pytest.importorskip("trio")
@@ -245,6 +280,7 @@ def test_framing_module_agrees_on_the_frame() -> None:
 
     v = _load()
     assert encode_frame(bytes.fromhex(v["sync.request"])).hex() == v["sync.request_frame"]
+    assert encode_frame(bytes.fromhex(v["sync2.request"])).hex() == v["sync2.request_frame"]
 
 
 def test_document_carries_exactly_the_json_vectors() -> None:
@@ -267,7 +303,8 @@ def write_vectors() -> None:
     """Regenerate tests/vectors/room.json and the room block in docs/protocol.md."""
     vectors = compute_vectors(INPUTS)
     document = {
-        "about": "Test vectors for rooms and /kith/sync/1.0.0; see docs/protocol.md, section 8.",
+        "about": "Test vectors for rooms and /kith/sync/1.0.0 and 2.0.0; see docs/protocol.md, "
+        "section 8.",
         "vectors": vectors,
     }
     VECTORS_FILE.parent.mkdir(parents=True, exist_ok=True)

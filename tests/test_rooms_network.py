@@ -16,6 +16,7 @@ from app.core.records import PostState
 from app.node.gossip import open_pubsub
 from app.node.host import build_host
 from app.node.node import KithNode
+from tests.hostile_peer import HostilePeer
 from tests.peers import Peer, peers
 from tests.ports import ports_held
 
@@ -75,8 +76,15 @@ def test_burst_from_two_authors_reaches_everyone_once_in_the_same_order(tmp_path
             assert {p.state for p in own if p.outgoing} == {PostState.CONFIRMED}
             members = await dee.client.room_members(room.room_id)
             assert {m.name for m in members} == {"Ada", "Bob", "Cy", "Dee"}
+            # A chat burst is far inside the live-post quotas: nothing was dropped anywhere.
+            for member in (ada, bob, cy, dee):
+                assert await member.client.call(_quota_drops) == 0
 
     run(scenario)
+
+
+async def _quota_drops(node: KithNode) -> int:
+    return node.rooms.quotas.dropped
 
 
 def test_late_joiner_receives_the_earlier_history(tmp_path: Path) -> None:
@@ -157,15 +165,21 @@ def test_hostile_posts_are_dropped(tmp_path: Path, attack: str) -> None:
                 "garbage": [b"\x01" + b"\xee" * 300],
             }
 
-            async def inject(node: KithNode) -> None:
-                for data in payloads[attack]:
-                    await node.rooms._pubsub.publish(secrets.topic, data)
-
-            await mallory.client.call(inject)
+            # Mallory's own node would refuse to publish these: a bare libp2p host does not.
+            assert ada.ready is not None
+            attacker = await HostilePeer().start(ada.ready.addrs[0], secrets.topic)
+            try:
+                # One link is one ordered stream: once the marker is in, so is the rest.
+                marker = rc.encode_text_post(Identity.generate(), secrets, "marker", lamport=2,
+                                             author_seq=1, sent_at_ms=1)
+                await attacker.publish(secrets.topic, [*payloads[attack], marker])
+                await ada.wait_event("room_message", text="marker")
+            finally:
+                await attacker.stop()
             genuine = await mallory.client.post(room.room_id, "a real post")
             await ada.wait_event("room_message", id=genuine.id)
             history = await ada.client.room_history(room.room_id)
-            texts = [p.text for p in history]
+            texts = [p.text for p in history if p.text != "marker"]
             if attack == "replay":
                 assert texts.count("once") == 1
                 assert [e.text for e in ada.named("room_message")].count("once") == 1  # type: ignore[attr-defined]

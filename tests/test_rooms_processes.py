@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tests.nodeproc import NodeProcess
@@ -27,12 +28,11 @@ def test_room_across_processes_with_a_member_who_restarts(tmp_path: Path) -> Non
                 room, posted["id"], ready["Ada"]["peer_id"], "hello room"
             )
 
-        members = bob.request({"cmd": "members", "room": room}, "members")
-        for _ in range(50):  # announces spread within a few seconds
-            if len(members["members"]) == 3:
-                break
-            members = bob.request({"cmd": "members", "room": room}, "members")
-        assert {m["name"] for m in members["members"]} == {"Ada", "Bob", "Cy"}
+        deadline = time.monotonic() + 20  # announces spread within a few seconds
+        while {m["name"] for m in bob.request({"cmd": "members", "room": room},
+                                              "members")["members"]} != {"Ada", "Bob", "Cy"}:
+            assert time.monotonic() < deadline, "the members' announces never reached Bob"
+            time.sleep(0.05)
 
         assert cy.quit() == 0
         for i in range(20):
@@ -55,3 +55,55 @@ def test_room_across_processes_with_a_member_who_restarts(tmp_path: Path) -> Non
     finally:
         for node in (ada, bob, cy):
             node.quit()
+
+
+def _room_ids(node: NodeProcess, room: str) -> list[str]:
+    reply = node.request({"cmd": "room_history", "room": room, "limit": 1000}, "room_history")
+    return [p["id"] for p in reply["posts"]]
+
+
+def test_an_author_killed_while_posting_leaves_a_room_that_converges(tmp_path: Path) -> None:
+    """SIGKILL of an author in the middle of bursts of posts, three times: every member, and
+    one who joins afterwards, ends with the author's exact history within seconds."""
+    ada = NodeProcess(tmp_path / "ada", name="Ada")
+    bob = NodeProcess(tmp_path / "bob", name="Bob")
+    cy: NodeProcess | None = None
+    try:
+        ada.expect("ready")
+        bob.expect("ready")
+        created = ada.request({"cmd": "create_room", "name": "Crashy"}, "room_created")
+        room = created["room_id"]
+        bob.request({"cmd": "join_room", "invite": created["invite"]}, "room_joined")
+        deadline = time.monotonic() + 20
+        while {m["name"] for m in ada.request({"cmd": "members", "room": room},
+                                              "members")["members"]} != {"Ada", "Bob"}:
+            assert time.monotonic() < deadline, "Bob's announce never reached Ada"
+            time.sleep(0.1)  # Ada knows where Bob is: she reaches him after each restart
+        for burst in range(3):
+            for i in range(120):
+                ada.send({"cmd": "post", "room": room, "text": f"burst {burst} post {i}"})
+            for _ in range(20 + 25 * burst):  # kill at a different point of each burst
+                ada.expect("posted", timeout=30)
+            ada.kill()
+            ada = NodeProcess(tmp_path / "ada")
+            ada.expect("ready")
+        last = ada.request({"cmd": "post", "room": room, "text": "back for good"}, "posted")
+        bob.expect("room_message", timeout=30, id=last["id"])
+        invite = bob.request({"cmd": "rooms"}, "rooms")["rooms"][0]["invite"]
+        cy = NodeProcess(tmp_path / "cy", name="Cy")
+        cy.expect("ready")
+        cy.request({"cmd": "join_room", "invite": invite}, "room_joined")
+        deadline = time.monotonic() + 30
+        while True:
+            expected = _room_ids(ada, room)
+            views = {"Bob": _room_ids(bob, room), "Cy": _room_ids(cy, room)}
+            if all(v == expected for v in views.values()):
+                break
+            assert time.monotonic() < deadline, {
+                name: f"{len(set(expected) - set(v))} missing" for name, v in views.items()}
+            time.sleep(0.2)
+        assert len(expected) >= 1 + 20 + 45 + 70
+    finally:
+        for node in (ada, bob, cy):
+            if node is not None:
+                node.quit()

@@ -17,9 +17,11 @@ from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from app.core.dm import MAX_TEXT_BYTES
+from app.core.identity import Identity
 from app.core.records import Delivery
-from app.core.room import MAX_POST_TEXT_BYTES, RoomInvite, parse_room_invite
+from app.core.room import MAX_POST_TEXT_BYTES, RoomInvite, encode_text_post, parse_room_invite
 from tests import ui_helpers
+from tests.hostile_peer import HostilePeer
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
 from ui.conversation.chat_item import ChatItem
@@ -345,3 +347,53 @@ def test_a_room_link_kith_was_started_with_opens_the_join_dialog(
     wait(qloop, lambda: window.conversation.current_room == room.room_id, "the room open")
     wait(qloop, lambda: (r := window.sidebar.room_row_info(room.room_id)) is not None
          and r.members == 2, "Pat counted as a member")
+
+
+# -- a post that loses an equivocation leaves the window ----------------------------------------
+
+
+def test_a_post_that_loses_an_equivocation_leaves_the_open_room(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    room = run(qloop, pat.client.create_room("Disputed"))
+    run(qloop, pat.client.post(room.room_id, "hello"))
+    wen_app = start(qloop, make_app, tmp_path / "wen", "Wen")
+    wen = window_of(wen_app)
+    activate(qtbot, wen)
+    join = wen.rooms.show_join_room(room.invite)
+    join.ok_button.click()
+    wait(qloop, lambda: wen.conversation.current_room == room.room_id, "the room open")
+    wait(qloop, lambda: texts(wen) == ["hello"], "the history synced")
+
+    secrets = parse_room_invite(room.invite).secrets
+    mallory = Identity.generate()
+
+    def signed(text: str, post_id: bytes) -> bytes:
+        return encode_text_post(mallory, secrets, text, lamport=5, author_seq=1,
+                                sent_at_ms=1_767_225_600_000, post_id=post_id)
+
+    assert pat.ready is not None
+    attacker = run(qloop, HostilePeer(mallory).start(pat.ready.addrs[0], secrets.topic))
+    try:
+        run(qloop, attacker.publish(secrets.topic, [signed("what I claim I said", b"\xf0" * 16)]))
+        wait(qloop, lambda: "what I claim I said" in texts(wen), "the first of the two posts")
+        run(qloop, attacker.publish(secrets.topic, [signed("what I said", b"\x01" * 16)]))
+        wait(qloop, lambda: texts(wen) == ["hello", "what I said"], "the loser replaced")
+    finally:
+        run(qloop, attacker.stop())
+    model = wen.conversation.model
+    assert all(model.row_of(item.key) == row for row, item in enumerate(model.items()))
+
+
+def test_removing_a_row_keeps_the_key_map(qtbot: QtBot) -> None:
+    model = MessageListModel(show_author=True)
+    model.reset([_post("p1", 1), _post("p2", 2), _post("p3", 3, "bb")])
+    assert model.prepend_page([_post("p0", 0)]) == 1  # positions no longer start at 0
+    removed: list[tuple[int, int]] = []
+    model.rowsRemoved.connect(lambda _parent, first, last: removed.append((first, last)))
+    assert model.remove("p2")
+    assert not model.remove("p2") and not model.remove("never shown")
+    assert removed == [(2, 2)]
+    assert [i.key for i in model.items()] == ["p0", "p1", "p3"]
+    assert all(model.row_of(i.key) == row for row, i in enumerate(model.items()))
+    assert model.starts_group(model.row_of("p3") or 0)  # another author follows p1 now

@@ -313,6 +313,16 @@ class RoomPostConfirmed(Event):
 
 
 @dataclass(frozen=True)
+class RoomPostRemoved(Event):
+    """A post left the room's history: it lost an equivocation (two posts by one author with
+    the same number, docs/protocol.md 8.7) and every member keeps the other one."""
+
+    name: ClassVar[str] = "post_removed"
+    room: str
+    id: str
+
+
+@dataclass(frozen=True)
 class RoomMessage(Event):
     """Someone else's post, live or synced, announced exactly once."""
 

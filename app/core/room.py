@@ -66,6 +66,13 @@ MAX_DESCRIPTION = 280  # characters
 MAX_VIA = 8
 MAX_U64 = 2**64 - 1
 
+# The numbers of a post are u64 on the wire, but every member stores them as SQLite's i64 and
+# keeps counting from them: a receiver refuses a post above these bounds (8.6, check 8).
+MAX_LAMPORT = 2**62  # half of i64: room to count past any accepted post
+MAX_LAMPORT_STEP = 2**32  # how far a post may lead the highest lamport a member holds
+MAX_AUTHOR_SEQ = 2**32 - 1  # posts per author per room
+MAX_SENT_AT_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z: later is not a plausible clock
+
 TOPIC_PREFIX = "/kith/room/1/"
 TOPIC_CONTEXT = b"kith-room-topic-v1"
 SIGNATURE_CONTEXT = b"kith-room-v1\x00"
@@ -87,6 +94,19 @@ _MIN_SYNC_REQUEST = ROOM_ID_SIZE + NONCE_SIZE + MAC_SIZE + 1 + 2 + 2  # 61: no a
 SYNC_POST = 0x01
 SYNC_END = 0x02
 MAX_SYNC_RESPONSE = 1 + MAX_ENVELOPE  # largest response frame payload
+
+# /kith/sync/2.0.0: the requester lists the author_seq ranges it holds (8.9).
+SYNC2_PROTOCOL_ID = "/kith/sync/2.0.0"
+SYNC2_VERSION = 2
+MAX_SYNC_RANGES = 8192  # ranges in one request, all authors together
+SYNC_FLAG_CONFLICTS = 0x01
+_SYNC2_HEAD = struct.Struct(">BBHH")  # version, flags, page_limit, author count
+_SYNC2_AUTHOR = struct.Struct(">32sH")  # author key, range count
+_SYNC2_RANGE = struct.Struct(">II")  # first, last author_seq held (inclusive)
+MAX_SYNC2_REQUEST = (ROOM_ID_SIZE + NONCE_SIZE + MAC_SIZE + _SYNC2_HEAD.size
+                     + MAX_SYNC_AUTHORS * _SYNC2_AUTHOR.size
+                     + MAX_SYNC_RANGES * _SYNC2_RANGE.size)  # 204862
+_MIN_SYNC2_REQUEST = ROOM_ID_SIZE + NONCE_SIZE + MAC_SIZE + _SYNC2_HEAD.size  # 62
 
 _HEX_ROOM_ID = re.compile(r"[0-9a-fA-F]{32}")
 _B64URL_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -114,6 +134,10 @@ class BadSignature(RoomError):
 
 class UnsupportedKind(RoomError):
     """A kind of post this version does not know (checked after the signature)."""
+
+
+class OutOfRange(MalformedPost):
+    """A post whose lamport, author_seq or sent_at is beyond what members can store."""
 
 
 class MalformedSync(RoomError):
@@ -321,6 +345,16 @@ class RoomPost:
         """The total order every member shows: lamport, then author key, then post id."""
         return (self.lamport, self.author_key, self.post_id)
 
+    @property
+    def precedence(self) -> tuple[bytes, int, bytes]:
+        """Which of two conflicting posts of one author every member keeps: the lower."""
+        return precedence(self.post_id, self.room_id, self.author_key, self.lamport,
+                          self.author_seq, self.sent_at_ms, self.kind, self.body)
+
+    def same_content(self, other: RoomPost) -> bool:
+        """The same signed post (perhaps sealed again under another nonce)."""
+        return self.precedence == other.precedence
+
 
 def new_post_id() -> bytes:
     """A random id; 128 bits make collisions moot."""
@@ -330,12 +364,22 @@ def new_post_id() -> bytes:
 def next_lamport(seen_max: int) -> int:
     """The lamport of one's next post: one more than the highest seen in the room.
 
-    Saturates at 2**64 - 1 so that a member who published the maximum cannot stop others from
-    posting; ties are then broken by author key and post id like any other.
+    Saturates at ``MAX_LAMPORT`` so that a member who published the maximum cannot stop others
+    from posting; ties are then broken by author key and post id like any other.
     """
     if seen_max < 0:
         raise ValueError("lamport clocks are not negative")
-    return min(seen_max + 1, MAX_U64)
+    return min(seen_max + 1, MAX_LAMPORT)
+
+
+def check_numbers(lamport: int, author_seq: int, sent_at_ms: int) -> None:
+    """Refuse (``OutOfRange``) numbers that a member could not store and count from."""
+    if not 0 <= lamport <= MAX_LAMPORT:
+        raise OutOfRange(f"the post's lamport is beyond {MAX_LAMPORT}")
+    if not 0 <= author_seq <= MAX_AUTHOR_SEQ:
+        raise OutOfRange(f"the post's author_seq is beyond {MAX_AUTHOR_SEQ}")
+    if not 0 <= sent_at_ms <= MAX_SENT_AT_MS:
+        raise OutOfRange("the post's sent_at is not a plausible time (after the year 2100)")
 
 
 def _check_u64(name: str, value: int) -> None:
@@ -392,6 +436,17 @@ def _check_body(kind: int, body: bytes, author_seq: int, author: str) -> None:
             raise MalformedPost("the text is not valid UTF-8") from None
     elif kind == KIND_FILE:
         _json_object(body, MAX_FILE_BYTES, "file offer")
+
+
+def precedence(post_id: bytes, room_id: bytes, author_key: bytes, lamport: int,
+               author_seq: int, sent_at_ms: int, kind: int, body: bytes
+               ) -> tuple[bytes, int, bytes]:
+    """The equivocation rule (8.7): of two different posts by one author with the same
+    ``author_seq`` or the same ``post_id``, the one with the lower (post_id, author_seq,
+    SHA-256 of the inner plaintext before its signature) is kept by every member."""
+    unsigned = _HEADER.pack(VERSION, post_id, room_id, author_key, lamport, author_seq,
+                            sent_at_ms, kind) + body
+    return (post_id, author_seq, hashlib.sha256(unsigned).digest())
 
 
 def _signed_part(inner_without_signature: bytes) -> bytes:
@@ -451,6 +506,10 @@ def encode_post(
     if kind not in KINDS:
         raise UnsupportedKind(f"unsupported post kind {kind}")
     _check_body(kind, body, author_seq, identity.peer_id)
+    _check_u64("lamport", lamport)
+    _check_u64("author_seq", author_seq)
+    _check_u64("sent_at_ms", sent_at_ms)
+    check_numbers(lamport, author_seq, sent_at_ms)
     inner = encode_inner(
         identity,
         secrets.room_id,
@@ -533,8 +592,9 @@ def decode_post(secrets: RoomSecrets, envelope: bytes) -> RoomPost:
 
     Checks run in this order and stop at the first failure: envelope size and version
     (MalformedPost), secretbox (WrongRoomKey), inner size and version (MalformedPost), room id
-    (WrongRoom), signature (BadSignature), kind (UnsupportedKind), then the kind's body and
-    author_seq rules (MalformedPost). Nothing from the body is read before the signature holds.
+    (WrongRoom), signature (BadSignature), kind (UnsupportedKind), the kind's body and
+    author_seq rules (MalformedPost), then the numbers' bounds (OutOfRange, a MalformedPost).
+    Nothing from the body is read before the signature holds.
     """
     if len(envelope) > MAX_ENVELOPE:
         raise MalformedPost("the post is too large")
@@ -563,6 +623,7 @@ def decode_post(secrets: RoomSecrets, envelope: bytes) -> RoomPost:
     author = peer_id_from_public_key(author_key)
     body = unsigned[HEADER_SIZE:]
     _check_body(kind, body, author_seq, author)
+    check_numbers(lamport, author_seq, sent_at_ms)
     return RoomPost(
         post_id=post_id,
         room_id=room_id,
@@ -619,18 +680,34 @@ def encode_sync_request(
         entries.append(_SYNC_ENTRY.pack(author, seq))
     body = struct.pack(">BH", SYNC_VERSION, len(have)) + b"".join(entries)
     body += struct.pack(">H", page_limit)
+    return _seal_sync_request(secrets, body, nonce)
+
+
+def sync_request_room_id(payload: bytes, version: int = SYNC_VERSION) -> bytes:
+    """The clear room id of a request, so the responder can look up the key."""
+    low, high = ((_MIN_SYNC_REQUEST, MAX_SYNC_REQUEST) if version == SYNC_VERSION
+                 else (_MIN_SYNC2_REQUEST, MAX_SYNC2_REQUEST))
+    if not low <= len(payload) <= high:
+        raise MalformedSync("sync request of the wrong size")
+    return bytes(payload[:ROOM_ID_SIZE])
+
+
+def _open_sync_request(secrets: RoomSecrets, payload: bytes, version: int) -> bytes:
+    if sync_request_room_id(payload, version) != secrets.room_id:
+        raise WrongRoomKey("the request is for another room")
+    nonce = payload[ROOM_ID_SIZE : ROOM_ID_SIZE + NONCE_SIZE]
+    try:
+        return secrets._box().decrypt(bytes(payload[ROOM_ID_SIZE + NONCE_SIZE :]), bytes(nonce))
+    except nacl.exceptions.CryptoError:
+        raise WrongRoomKey("the request could not be decrypted with this room's key") from None
+
+
+def _seal_sync_request(secrets: RoomSecrets, body: bytes, nonce: bytes | None) -> bytes:
     if nonce is None:
         nonce = nacl.utils.random(NONCE_SIZE)
     if len(nonce) != NONCE_SIZE:
         raise ValueError(f"a nonce is {NONCE_SIZE} bytes")
     return secrets.room_id + bytes(secrets._box().encrypt(body, nonce))
-
-
-def sync_request_room_id(payload: bytes) -> bytes:
-    """The clear room id of a request, so the responder can look up the key."""
-    if not _MIN_SYNC_REQUEST <= len(payload) <= MAX_SYNC_REQUEST:
-        raise MalformedSync("sync request of the wrong size")
-    return bytes(payload[:ROOM_ID_SIZE])
 
 
 def decode_sync_request(secrets: RoomSecrets, payload: bytes) -> SyncRequest:
@@ -640,13 +717,7 @@ def decode_sync_request(secrets: RoomSecrets, payload: bytes) -> SyncRequest:
     body layout (MalformedSync): version 1, count <= MAX_SYNC_AUTHORS, exact length, no
     duplicate author, 1 <= page_limit <= MAX_SYNC_PAGE.
     """
-    if sync_request_room_id(payload) != secrets.room_id:
-        raise WrongRoomKey("the request is for another room")
-    nonce = payload[ROOM_ID_SIZE : ROOM_ID_SIZE + NONCE_SIZE]
-    try:
-        body = secrets._box().decrypt(bytes(payload[ROOM_ID_SIZE + NONCE_SIZE :]), bytes(nonce))
-    except nacl.exceptions.CryptoError:
-        raise WrongRoomKey("the request could not be decrypted with this room's key") from None
+    body = _open_sync_request(secrets, payload, SYNC_VERSION)
     if len(body) < 5:
         raise MalformedSync("sync request too short")
     version, count = struct.unpack_from(">BH", body)
@@ -665,6 +736,108 @@ def decode_sync_request(secrets: RoomSecrets, payload: bytes) -> SyncRequest:
     if not 1 <= page_limit <= MAX_SYNC_PAGE:
         raise MalformedSync("the sync request's page limit is out of range")
     return SyncRequest(have=have, page_limit=page_limit)
+
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class RangeSyncRequest:
+    """A /kith/sync/2.0.0 request: author key -> the author_seq ranges the requester holds.
+
+    ``conflicts`` asks the responder to send, besides what is missing, its post at each
+    (author, author_seq) where it saw an equivocation (8.7), so a requester holding the losing
+    post learns the winner.
+    """
+
+    held: dict[bytes, Ranges]
+    page_limit: int
+    conflicts: bool = False
+
+
+def _check_ranges(ranges: Ranges) -> None:
+    """Canonical ranges: ascending, each 1 <= first <= last <= MAX_AUTHOR_SEQ, and a gap of
+    at least one number between neighbours (touching ranges are written as one)."""
+    if not ranges:
+        raise MalformedSync("an author is listed without ranges")
+    previous = -1
+    for first, last in ranges:
+        if not 1 <= first <= last <= MAX_AUTHOR_SEQ or first <= previous + 1:
+            raise MalformedSync("the sync request's ranges are not canonical")
+        previous = last
+
+
+def encode_range_sync_request(
+    secrets: RoomSecrets,
+    held: dict[bytes, Ranges],
+    page_limit: int,
+    *,
+    conflicts: bool = False,
+    nonce: bytes | None = None,
+) -> bytes:
+    """A /kith/sync/2.0.0 request payload; authors in ascending key order."""
+    if len(held) > MAX_SYNC_AUTHORS:
+        raise ValueError(f"a sync request names at most {MAX_SYNC_AUTHORS} authors")
+    if sum(len(r) for r in held.values()) > MAX_SYNC_RANGES:
+        raise ValueError(f"a sync request lists at most {MAX_SYNC_RANGES} ranges")
+    if not 1 <= page_limit <= MAX_SYNC_PAGE:
+        raise ValueError(f"page_limit must be between 1 and {MAX_SYNC_PAGE}")
+    flags = SYNC_FLAG_CONFLICTS if conflicts else 0
+    parts = [_SYNC2_HEAD.pack(SYNC2_VERSION, flags, page_limit, len(held))]
+    for author, ranges in sorted(held.items()):
+        if len(author) != PUBLIC_KEY_SIZE:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        try:
+            _check_ranges(ranges)
+        except MalformedSync as exc:
+            raise ValueError(str(exc)) from None
+        parts.append(_SYNC2_AUTHOR.pack(author, len(ranges)))
+        parts.extend(_SYNC2_RANGE.pack(first, last) for first, last in ranges)
+    return _seal_sync_request(secrets, b"".join(parts), nonce)
+
+
+def decode_range_sync_request(secrets: RoomSecrets, payload: bytes) -> RangeSyncRequest:
+    """Open and parse a /kith/sync/2.0.0 request (8.9).
+
+    Checks: size (MalformedSync), room id is ours and the box opens (WrongRoomKey), then the
+    body (MalformedSync): version 2, 1 <= page_limit <= MAX_SYNC_PAGE, at most
+    MAX_SYNC_AUTHORS authors in strictly ascending key order, each with canonical ranges, at
+    most MAX_SYNC_RANGES ranges in all, and nothing after the last range. Unknown flag bits
+    are ignored.
+    """
+    body = _open_sync_request(secrets, payload, SYNC2_VERSION)
+    if len(body) < _SYNC2_HEAD.size:
+        raise MalformedSync("sync request too short")
+    version, flags, page_limit, count = _SYNC2_HEAD.unpack_from(body)
+    if version != SYNC2_VERSION:
+        raise MalformedSync(f"unsupported sync version {version}")
+    if not 1 <= page_limit <= MAX_SYNC_PAGE:
+        raise MalformedSync("the sync request's page limit is out of range")
+    if count > MAX_SYNC_AUTHORS:
+        raise MalformedSync("the sync request names too many authors")
+    held: dict[bytes, Ranges] = {}
+    offset, total, previous = _SYNC2_HEAD.size, 0, b""
+    for _ in range(count):
+        if len(body) < offset + _SYNC2_AUTHOR.size:
+            raise MalformedSync("sync request of the wrong length")
+        author, n = _SYNC2_AUTHOR.unpack_from(body, offset)
+        offset += _SYNC2_AUTHOR.size
+        if author <= previous:
+            raise MalformedSync("the sync request's authors are not in ascending order")
+        total += n
+        if total > MAX_SYNC_RANGES:
+            raise MalformedSync("the sync request lists too many ranges")
+        end = offset + n * _SYNC2_RANGE.size
+        if len(body) < end:
+            raise MalformedSync("sync request of the wrong length")
+        ranges = tuple(_SYNC2_RANGE.iter_unpack(body[offset:end]))
+        _check_ranges(ranges)
+        held[author] = ranges
+        offset, previous = end, author
+    if offset != len(body):
+        raise MalformedSync("sync request of the wrong length")
+    return RangeSyncRequest(held=held, page_limit=page_limit,
+                            conflicts=bool(flags & SYNC_FLAG_CONFLICTS))
 
 
 def encode_sync_post(envelope: bytes) -> bytes:

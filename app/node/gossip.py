@@ -300,6 +300,21 @@ class KithPubsub(Pubsub):
         await self._wait_for_outbound_room(topics)
         await super().publish(topic_id, data)
 
+    async def _handle_new_peer(self, peer_id: ID) -> None:
+        """Upstream's, after forgetting a stream whose connection already closed.
+
+        When a peer restarts and reconnects before its old connection's end is processed,
+        0.8.1 still holds the old pubsub stream, sees the peer as known and skips the new
+        connection: our subscriptions never reach the restarted peer, so it sends us nothing
+        until our next write to the dead stream fails (tens of seconds).
+        """
+        stream = self.peers.get(peer_id)
+        muxed = getattr(stream, "muxed_conn", None)
+        if stream is not None and getattr(muxed, "is_closed", False):
+            log.debug("pubsub: replacing the stale stream of %s", peer_id)
+            self._handle_dead_peer(peer_id)
+        await super()._handle_new_peer(peer_id)
+
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder == self.my_id:
             await super().push_msg(msg_forwarder, msg)

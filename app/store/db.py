@@ -212,6 +212,32 @@ MIGRATIONS: list[str] = [
         DELETE FROM chat_prefs WHERE conversation = lower(hex(old.room_id));
     END;
     """,
+    # 9: rooms hold against hostile members. Posts whose numbers are beyond what members accept
+    # now (docs/protocol.md 8.6: lamport <= 2^62, author_seq <= 2^32 - 1, sent_at before 2100)
+    # could only come from a hostile member, and a room clock they pushed past i64 was stored as
+    # REAL (9.22e18), which stopped the profile from starting: both are repaired here, the clock
+    # recomputed from the posts that remain. Members remember the newest announce taken from
+    # them (a replayed older one changes nothing), and room_conflicts lists the (author,
+    # author_seq) where two different posts were seen, so sync can hand out the winner.
+    """
+    DELETE FROM room_posts WHERE typeof(lamport) != 'integer' OR typeof(author_seq) != 'integer'
+        OR typeof(sent_at) != 'integer' OR lamport NOT BETWEEN 0 AND 4611686018427387904
+        OR author_seq NOT BETWEEN 0 AND 4294967295 OR sent_at NOT BETWEEN 0 AND 4102444800000;
+    UPDATE rooms SET lamport = coalesce(
+            (SELECT max(lamport) FROM room_posts p WHERE p.room_id = rooms.room_id), 0)
+        WHERE typeof(lamport) != 'integer' OR lamport NOT BETWEEN 0 AND 4611686018427387904;
+    UPDATE rooms SET my_seq = coalesce(
+            (SELECT max(author_seq) FROM room_posts p WHERE p.room_id = rooms.room_id), 0)
+        WHERE typeof(my_seq) != 'integer' OR my_seq NOT BETWEEN 0 AND 4294967295;
+    ALTER TABLE room_members ADD COLUMN announce_lamport INTEGER;
+    ALTER TABLE room_members ADD COLUMN announce_sent_at INTEGER;
+    CREATE TABLE room_conflicts (
+        room_id    BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        author_key BLOB NOT NULL,
+        author_seq INTEGER NOT NULL,
+        PRIMARY KEY (room_id, author_key, author_seq)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -265,6 +265,24 @@ class MessageListModel(QAbstractListModel):
             self.dataChanged.emit(after, after)
         return True
 
+    def remove(self, key: str) -> bool:
+        """Take a message off the list (a room post that lost an equivocation); False if it
+        is not shown."""
+        row = self.row_of(key)
+        if row is None:
+            return False
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._positions[key]
+        for below in self._items[row + 1:]:  # everything under it moves up by one
+            self._positions[below.key] -= 1
+        del self._items[row]
+        del self._days[row]
+        self.endRemoveRows()
+        if row < len(self._items):  # the next row may now start a day or a group
+            after = self.index(row)
+            self.dataChanged.emit(after, after)
+        return True
+
     def update_state(self, key: str, state: Delivery, error: str | None = None) -> bool:
         """A delivery state changed; False if the message is not loaded (nothing to do)."""
         row = self.row_of(key)

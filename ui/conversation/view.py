@@ -43,6 +43,7 @@ from app.core.events import (
     RoomMembersChanged,
     RoomPostAdded,
     RoomPostConfirmed,
+    RoomPostRemoved,
 )
 from app.core.records import (
     ContactInfo,
@@ -272,6 +273,7 @@ class ConversationView(QWidget):
         events.subscribe(RoomMembersChanged, self._members_changed)
         events.subscribe(RoomPostAdded, self._post_added)
         events.subscribe(RoomPostConfirmed, self._post_confirmed)
+        events.subscribe(RoomPostRemoved, self._post_removed)
 
     # -- the open contact's events ------------------------------------------------------------
 
@@ -346,6 +348,11 @@ class ConversationView(QWidget):
     def _post_confirmed(self, event: RoomPostConfirmed) -> None:
         if event.room == self.current_room:
             self._in_order(lambda: self._sent(event.id))
+
+    def _post_removed(self, event: RoomPostRemoved) -> None:
+        """A post that lost an equivocation (docs/protocol.md 8.6) leaves the room."""
+        if event.room == self.current_room:
+            self._in_order(lambda: self.model.remove(event.id))
 
     # -- applying -----------------------------------------------------------------------------
 
