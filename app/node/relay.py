@@ -14,9 +14,8 @@ Three roles, all on py-libp2p's ``libp2p.relay.circuit_v2``:
   ``RelayReserved`` event says so. Relay discovery in py-libp2p polls
   every 300 s, so Kith reserves explicitly and never runs it.
 * **Accept and dial** (always): the STOP handler upgrades relayed inbound connections, and
-  ``host.connect`` is wrapped so that a ``PeerInfo`` carrying ``/p2p-circuit`` addresses is
-  dialed directly first and through the relay when that fails. py-libp2p 0.8.1's swarm drops
-  relay addresses before choosing a transport, so registering the transport alone is not enough.
+  ``host.connect`` dials a ``PeerInfo``'s direct addresses first and its ``/p2p-circuit``
+  ones, through the relay, when those fail (``libp2p_patches.basic_host.route_circuit_dials``).
 
 A relayed connection is a stream inside our connection to the relay; py-libp2p upgrades it like
 any raw connection (``upgrade_outbound_connection`` / ``upgrade_inbound_connection``), so Noise
@@ -29,12 +28,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
-from libp2p.abc import IHost, IMuxedConn
+from libp2p.abc import IMuxedConn
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
@@ -45,11 +43,11 @@ from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
 from libp2p.tools.anyio_service import background_trio_service
-from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError
 from app.core.events import RelayReserved
 from app.node.host import connect_at
+from app.node.libp2p_patches.basic_host import advertise_addrs, is_circuit, route_circuit_dials
 from app.node.reachability import connections_to
 from app.node.relay_server import RelayServer
 from app.node.signal import Signal
@@ -66,11 +64,6 @@ MAX_BACKOFF = 60.0
 WATCH_INTERVAL = 1.0  # how often a holder checks that its relay is still connected
 MAX_ADDRS_PER_RELAY = 4
 
-Connect = Callable[[PeerInfo], Awaitable[None]]
-
-
-def is_circuit(addr: multiaddr.Multiaddr | str) -> bool:
-    return "/p2p-circuit" in str(addr)
 
 
 def parse_relay_addrs(
@@ -109,7 +102,6 @@ class RelayService:
         self._relays = parse_relay_addrs(node.config.relays)
         self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
         self._protocol: CircuitV2Protocol | None = None
-        self._transport: CircuitV2Transport | None = None
         self._server: RelayServer | None = None
         self._wake = Signal()  # a network change, or a connection to one of our relays closed
         self._network_changes = 0  # reserve_now() calls: each renews every reservation
@@ -129,11 +121,18 @@ class RelayService:
         self._protocol = CircuitV2Protocol(host, allow_hop=False)
         # CLIENT is left out on purpose: with it the transport reserves on every relay it
         # dials *through*; only the peers in ``relays`` reserve, and they do it here.
-        self._transport = CircuitV2Transport(
-            host, self._protocol, RelayConfig(roles=RelayRole.STOP))
+        transport = CircuitV2Transport(host, self._protocol, RelayConfig(roles=RelayRole.STOP))
         await self._node.nursery.start(self._run_protocol, self._protocol)
-        install_relay_dialing(host, self._transport)
-        install_advertised_addrs(host, self.relayed_addrs)
+
+        async def dial(circuit: multiaddr.Multiaddr, peer: PeerInfo) -> None:
+            target = peer.peer_id.to_base58()
+            if circuit.get_peer_id() != target:
+                circuit = circuit.encapsulate(f"/p2p/{target}")
+            await transport.dial(circuit)
+            log.info("connected to %s through %s", target, circuit)
+
+        route_circuit_dials(host, dial)
+        advertise_addrs(host, self.relayed_addrs)
         if config.serve_relay:
             self._server = RelayServer(self._node, contacts_only=config.relay_contacts_only)
             self._server.start()
@@ -273,67 +272,3 @@ class RelayService:
 
 def _is_loopback(addr: str) -> bool:
     return addr.startswith(("/ip4/127.", "/ip6/::1/"))
-
-
-def install_advertised_addrs(host: IHost, relayed: Callable[[], list[str]]) -> None:
-    """Make ``host.get_addrs`` what others should dial: wildcards expanded, circuits added.
-
-    ``get_addrs`` feeds identify, our signed peer record (sent with every DHT request, so
-    the peers closest to us hand it to whoever looks us up) and, on a relay, the addresses
-    a reservation answer lists. py-libp2p leaves ``/ip4/0.0.0.0`` in it (a relay listening on
-    every interface would advertise none) and knows nothing of our reservations (a peer
-    behind NAT would publish only addresses nobody can reach). go-libp2p does both.
-    """
-    listen_addrs = host.get_addrs
-
-    def get_addrs() -> list[multiaddr.Multiaddr]:
-        suffix = multiaddr.Multiaddr(f"/p2p/{host.get_id()}")
-        out: list[multiaddr.Multiaddr] = []
-        for addr in listen_addrs():
-            if "/ip4/0.0.0.0/" in str(addr) or "/ip6/::/" in str(addr):
-                concrete = [a.encapsulate(suffix) for a in expand_wildcard_address(addr)]
-            else:
-                concrete = [addr]
-            out.extend(a for a in concrete if a not in out)
-        for text in relayed():
-            circuit = multiaddr.Multiaddr(text).encapsulate(suffix)
-            if circuit not in out:
-                out.append(circuit)
-        return out
-
-    setattr(host, "get_addrs", get_addrs)  # noqa: B010 - an instance attribute wraps the method
-
-
-def install_relay_dialing(host: IHost, transport: CircuitV2Transport) -> None:
-    """Make ``host.connect`` fall back to ``/p2p-circuit`` addresses when direct ones fail."""
-    direct_connect: Connect = host.connect
-
-    async def connect(peer_info: PeerInfo) -> None:
-        circuit = [a for a in peer_info.addrs if is_circuit(a)]
-        if not circuit:
-            await direct_connect(peer_info)
-            return
-        if host.get_network().connections.get(peer_info.peer_id):
-            return
-        direct = [a for a in peer_info.addrs if not is_circuit(a)]
-        error: Exception | None = None
-        if direct:
-            try:
-                await direct_connect(PeerInfo(peer_info.peer_id, direct))
-                return
-            except Exception as exc:  # noqa: BLE001 - fall back to the relays
-                log.debug("direct dial %s failed (%s); trying relays", peer_info.peer_id, exc)
-                error = exc
-        target = peer_info.peer_id.to_base58()
-        for addr in circuit:
-            full = addr if addr.get_peer_id() == target else addr.encapsulate(f"/p2p/{target}")
-            try:
-                await transport.dial(full)
-                log.info("connected to %s through %s", target, full)
-                return
-            except Exception as exc:  # noqa: BLE001 - try the next relay
-                log.debug("relayed dial %s failed: %s", full, exc)
-                error = exc
-        raise ConnectionError(f"could not reach {target} directly or through a relay: {error}")
-
-    setattr(host, "connect", connect)  # noqa: B010 - an instance attribute wraps the method
