@@ -8,10 +8,11 @@ own resource manager's handshakes, inbound connections and streams, and
 
 Each path Kith dials or accepts by is made to give up half-way many times: ``connect_at``, a
 contact's redials, DCUtR's direct dial (step 0) and its hole-punch dials, dials as the Noise
-responder, and inbound handshakes that time out or are cut. The silent side is a port that
-completes TCP handshakes and never says a word (``hostile.SilentPort``, which also tells
-whether the dialer closed every socket it opened). Afterwards nothing is left open, the
-account adds up, and new connections both ways work.
+responder, dials through a relay, and inbound handshakes that time out or are cut. The silent
+side is a port that completes TCP handshakes and never says a word (``hostile.SilentPort``,
+which also tells whether the dialer closed every socket it opened), or a relay circuit whose
+far end never speaks. Afterwards nothing is left open, the account adds up, and new
+connections both ways work.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import trio
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
+import app.node.relay_server as relay_server
 from app.core.config import NodeConfig
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.host import connect_at
@@ -40,6 +42,7 @@ from tests.peers import LOOPBACK, Peer, peers
 from tests.raw_host import RawHost, multistream_hello, tcp_port
 
 SHORT = 0.3  # seconds a dial of a silent port is given
+HOP = "/libp2p/circuit/relay/0.2.0/hop"
 
 
 async def _account(peer: Peer) -> Account:
@@ -248,6 +251,90 @@ def _dcutr_dials_leave_nothing_behind(tmp: str, step_zero: bool) -> None:
 @pytest.mark.parametrize("path", ["step_zero", "hole_punch"])
 def test_dcutr_dials_to_silent_addresses_leave_nothing_behind(tmp_path: Path, path: str) -> None:
     in_loopback_netns(_dcutr_dials_leave_nothing_behind, str(tmp_path), path == "step_zero")
+
+
+# -- circuits -------------------------------------------------------------------------------
+
+
+async def _silent_stop(node: KithNode) -> None:
+    """From now on ``node`` accepts every circuit that reaches it and never says a word on
+    it: a dial through the relay hangs in its Noise handshake until the dialer gives up."""
+    from libp2p.relay.circuit_v2.pb.circuit_pb2 import StopMessage
+    from libp2p.relay.circuit_v2.protocol import STOP_PROTOCOL_ID
+    from libp2p.relay.circuit_v2.protocol_buffer import StatusCode, to_proto_status
+    from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
+
+    async def answer(stream: Any) -> None:
+        await read_delimited_msg(stream, StopMessage)
+        ok = StopMessage(type=StopMessage.STATUS, status=to_proto_status(StatusCode.OK))
+        await write_delimited_msg(stream, ok)
+        await trio.sleep_forever()
+
+    node.host.set_stream_handler(STOP_PROTOCOL_ID, answer)
+
+
+async def _hop_streams(node: KithNode) -> int:
+    """Streams of ours open on the relay protocol (each a circuit, or a dial through one)."""
+    network = node.host.get_network()
+    return sum(1 for conns in list(network.connections.values())
+               for conn in (conns if isinstance(conns, list) else [conns])
+               for stream in conn.get_streams() if str(stream.get_protocol()) == HOP)
+
+
+def test_circuit_dials_given_up_half_way_leave_no_circuit_at_the_relay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dial through a relay given up during its handshake (the far end is silent) left its
+    stream to the relay open, and the relay kept the circuit: after as many as its per-peer
+    cap (16), nobody could be reached through that relay. Here the cap is 3 and Ada gives up
+    on 5 dials, then reaches Bob through the same relay."""
+    monkeypatch.setattr(relay_server, "LIMITS",
+                        dataclasses.replace(relay_server.LIMITS, circuits_per_peer=3))
+
+    async def scenario() -> None:
+        started: list[Peer] = []
+        try:
+            relay = Peer(tmp_path / "relay", "Relay",
+                         NodeConfig(listen=(LOOPBACK,), serve_relay=True))
+            started.append(await relay.start())
+            assert relay.ready is not None
+            holders = [Peer(tmp_path / name.lower(), name,
+                            NodeConfig(listen=(LOOPBACK,), relays=(relay.ready.addrs[0],)))
+                       for name in ("Eve", "Bob")]
+            for holder in holders:
+                started.append(await holder.start())
+            eve, bob = holders
+            (eve_slot,) = await eve.wait_event("relay_reserved", timeout=20)
+            (bob_slot,) = await bob.wait_event("relay_reserved", timeout=20)
+            await eve.client.call(_silent_stop)
+            ada = Peer(tmp_path / "ada", "Ada")
+            started.append(await ada.start())
+
+            eve_circuit = eve_slot.addrs[0]  # type: ignore[attr-defined]
+            bob_circuit = bob_slot.addrs[0]  # type: ignore[attr-defined]
+
+            async def give_up(node: KithNode) -> bool:
+                return any([await connect_at(node.host, eve.peer_id, [eve_circuit], SHORT * 2)
+                            for _ in range(5)])
+
+            assert not await ada.client.call(give_up)
+
+            async def circuits(node: KithNode) -> int:
+                return node.relay.server.circuit_count()
+
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while await relay.client.call(circuits) or await ada.client.call(_hop_streams):
+                assert loop.time() < deadline, "circuits left at the relay"
+                await asyncio.sleep(0.05)
+            assert await ada.client.call(
+                lambda node: connect_at(node.host, bob.peer_id, [bob_circuit], 10))
+            for peer in (ada, relay):
+                await _settled(peer)
+        finally:
+            await asyncio.gather(*(p.stop() for p in started), return_exceptions=True)
+
+    asyncio.run(scenario())
 
 
 # -- inbound handshakes ---------------------------------------------------------------------

@@ -13,9 +13,10 @@ Three roles, all on py-libp2p's ``libp2p.relay.circuit_v2``:
   ``host.get_addrs()`` (so identify and our signed record in the DHT carry them), and a
   ``RelayReserved`` event says so. Relay discovery in py-libp2p polls
   every 300 s, so Kith reserves explicitly and never runs it.
-* **Accept and dial** (always): the STOP handler upgrades relayed inbound connections, and
-  ``host.connect`` dials a ``PeerInfo``'s direct addresses first and its ``/p2p-circuit``
-  ones, through the relay, when those fail (``libp2p_patches.basic_host.route_circuit_dials``).
+* **Accept and dial** (always): py-libp2p's STOP handler upgrades relayed inbound
+  connections; ``dial_circuit`` dials through a relay (HOP CONNECT, then Noise and Yamux over
+  the stream), and ``host.connect`` dials a ``PeerInfo``'s direct addresses first and its
+  ``/p2p-circuit`` ones when those fail (``libp2p_patches.basic_host.route_circuit_dials``).
 
 A relayed connection is a stream inside our connection to the relay; py-libp2p upgrades it like
 any raw connection (``upgrade_outbound_connection`` / ``upgrade_inbound_connection``), so Noise
@@ -32,15 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
-from libp2p.abc import IMuxedConn
+from libp2p.abc import ConnectionType, IHost, IMuxedConn
+from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
-from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import PeerId as CircuitPeer
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, CircuitV2Protocol
 from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
-from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
 from libp2p.tools.anyio_service import background_trio_service
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESERVE_TIMEOUT = 10.0
+RESET_TIMEOUT = 1.0  # for the reset of a stream whose circuit dial failed
 MIN_RENEW = 5.0
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
@@ -116,22 +117,13 @@ class RelayService:
     async def start(self) -> None:
         host = self._node.host
         config = self._node.config
-        # py-libp2p answers STOP (circuits that reach us) and dials through relays. Its HOP
-        # side stays off (``allow_hop=False``): RelayServer answers HOP when we serve.
+        # py-libp2p answers STOP (circuits that reach us). Its HOP side stays off
+        # (``allow_hop=False``): RelayServer answers HOP when we serve. Its circuit transport
+        # is not used: ``dial_circuit`` dials through relays, and only the relays in
+        # ``relays`` hold a slot for us (reserved here).
         self._protocol = CircuitV2Protocol(host, allow_hop=False)
-        # CLIENT is left out on purpose: with it the transport reserves on every relay it
-        # dials *through*; only the peers in ``relays`` reserve, and they do it here.
-        transport = CircuitV2Transport(host, self._protocol, RelayConfig(roles=RelayRole.STOP))
         await self._node.nursery.start(self._run_protocol, self._protocol)
-
-        async def dial(circuit: multiaddr.Multiaddr, peer: PeerInfo) -> None:
-            target = peer.peer_id.to_base58()
-            if circuit.get_peer_id() != target:
-                circuit = circuit.encapsulate(f"/p2p/{target}")
-            await transport.dial(circuit)
-            log.info("connected to %s through %s", target, circuit)
-
-        route_circuit_dials(host, dial)
+        route_circuit_dials(host, lambda circuit, peer: dial_circuit(host, circuit, peer.peer_id))
         advertise_addrs(host, self.relayed_addrs)
         if config.serve_relay:
             self._server = RelayServer(self._node, contacts_only=config.relay_contacts_only)
@@ -272,3 +264,42 @@ class RelayService:
 
 def _is_loopback(addr: str) -> bool:
     return addr.startswith(("/ip4/127.", "/ip6/::1/"))
+
+
+async def dial_circuit(host: IHost, circuit: multiaddr.Multiaddr, target: ID) -> None:
+    """Connect to ``target`` through the relay ``circuit`` names
+    (``<relay addr>/p2p/<relay>/p2p-circuit``, with or without ``/p2p/<target>``).
+
+    A HOP CONNECT on a new stream to the relay; once the relay says OK the stream carries our
+    connection to ``target``, upgraded (Noise, Yamux) like any outbound one. When the dial
+    fails or is cancelled at any point, the stream is reset: py-libp2p 0.8.1's circuit
+    transport only closed it in a clean-up that a cancelled dial never ran, so the relay kept
+    the circuit (16 per peer on a Kith relay, for an hour): after 16 dials given up half-way,
+    nobody could be reached through that relay.
+    """
+    relay_part = str(circuit).split("/p2p-circuit", 1)[0]
+    relay_addr = multiaddr.Multiaddr(relay_part)
+    relay_text = relay_addr.get_peer_id()
+    if not relay_text:
+        raise ConnectionError(f"{circuit} names no relay")
+    relay = ID.from_base58(str(relay_text))
+    full = multiaddr.Multiaddr(f"{relay_part}/p2p-circuit/p2p/{target.to_base58()}")
+    if not host.get_network().connections.get(relay):
+        await host.connect(PeerInfo(relay, [relay_addr]))
+    stream = await host.new_stream(relay, [PROTOCOL_ID])
+    try:
+        await write_delimited_msg(
+            stream, HopMessage(type=HopMessage.CONNECT, peer=CircuitPeer(id=target.to_bytes())))
+        response = await read_delimited_msg(stream, HopMessage)
+        status = StatusCode(response.status) if response.HasField("status") else StatusCode.OK
+        if response.type != HopMessage.STATUS or status != StatusCode.OK:
+            raise ConnectionError(f"the relay refused: {status.name}")
+        raw = RawConnection(stream, True, connection_type=ConnectionType.RELAYED,
+                            addresses=[full])
+        await host.upgrade_outbound_connection(raw, target)
+    except BaseException:
+        with (trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT),
+              contextlib.suppress(Exception)):  # gone already: nothing to reset
+            await stream.reset()
+        raise
+    log.info("connected to %s through %s", target, full)

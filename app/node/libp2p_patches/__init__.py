@@ -28,7 +28,8 @@ For one host (``node.KithNode.run``, ``resources.ResourceManager.install``,
 * ``swarm.stop_auto_dialing``: no dials of py-libp2p's own, no retries of failed dials.
 * ``peerstore.install_observed_addrs``: Kith decides which observed address is confirmed.
 * ``basic_host.advertise_addrs``: the host advertises concrete and relayed addresses.
-* ``basic_host.route_circuit_dials``: ``host.connect`` dials through relays.
+* ``basic_host.route_circuit_dials``: ``host.connect`` dials through relays
+  (``relay.dial_circuit``, which resets the relay's stream of a dial that does not finish).
 
 For one stream:
 

@@ -54,9 +54,10 @@ def route_circuit_dials(host: IHost, dial_circuit: DialCircuit) -> None:
     """py-libp2p 0.8.1: ``host.connect`` to a ``PeerInfo`` with ``/p2p-circuit`` addresses
     dials its direct addresses first, then each circuit with ``dial_circuit`` until one works.
 
-    py-libp2p's swarm drops relay addresses before it chooses a transport, so registering the
-    relay transport is not enough: ``connect`` is replaced on this host only; a ``PeerInfo``
-    without circuits goes to the original.
+    py-libp2p's swarm drops relay addresses before it chooses a transport (and its circuit
+    transport leaves a stream open at the relay when a dial through it is cancelled, see
+    ``app.node.relay.dial_circuit``), so ``connect`` is replaced on this host only; a
+    ``PeerInfo`` without circuits goes to the original.
     """
     direct_connect = host.connect
 
