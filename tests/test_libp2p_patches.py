@@ -1,19 +1,23 @@
 """Guards for Kith's changes to py-libp2p internals (``app.node.libp2p_patches``, and the
 subclasses it lists): each fails when an upgrade moves what a change relies on, so the change
-is looked at again rather than silently doing nothing."""
+is looked at again rather than silently doing nothing. The last test shows what
+``write_frames_whole`` is for."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from typing import Any
 
 import libp2p.host.basic_host as basic_host
 import libp2p.identity.identify.identify as identify
 import libp2p.identity.identify_push.identify_push as identify_push
 import libp2p.kad_dht.peer_routing as peer_routing
 import multiaddr
+import pytest
 import trio
 from libp2p.abc import ConnectionType
+from libp2p.custom_types import TProtocol
 from libp2p.host.basic_host import BasicHost
 from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
@@ -21,11 +25,13 @@ from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.connection.swarm_connection import SwarmConn
 from libp2p.network.swarm import Swarm
 from libp2p.peer.peerdata import PeerData
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.peer.peerstore import PeerStore, env_to_send_in_RPC
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.security.noise.io import BaseNoiseMsgReadWriter
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
@@ -80,6 +86,20 @@ def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
 
 
 # -- Yamux ----------------------------------------------------------------------------------
+
+
+def test_write_frames_whole_internals() -> None:
+    # Every frame goes through _write_frame, under the connection's write lock...
+    assert _params(Yamux._write_frame) == ["self", "data"]
+    for method in (YamuxStream.write, YamuxStream.close, YamuxStream.reset, Yamux.close):
+        assert "_write_frame" in _names(method), method
+    assert "_write_lock" in _names(Yamux.__init__)
+    # ... Noise encrypts (spends a nonce) before it awaits the socket, which is why a cancelled
+    # write broke the connection ...
+    source = inspect.getsource(BaseNoiseMsgReadWriter.write_msg)
+    assert source.index("self.encrypt(") < source.index("await self.read_writer.write_msg(")
+    # ... and a frame's type is its second byte.
+    assert yamux.YAMUX_HEADER_FORMAT == "!BBHII"
 
 
 def test_enforce_yamux_windows_internals() -> None:
@@ -241,3 +261,68 @@ def test_gossip_overrides_internals() -> None:
     # The warning filtered out, and the thread left running.
     assert "pending message queue for peer" in inspect.getsource(GossipSub)
     assert "seen_messages" in _names(Pubsub.__init__)
+
+
+# -- what a patch is for --------------------------------------------------------------------
+
+
+ECHO = TProtocol("/kith-test/echo/1.0.0")
+
+
+async def _echo(stream: Any) -> None:
+    try:
+        while data := await stream.read(1024):
+            await stream.write(data)
+    except Exception:  # noqa: BLE001 - the test's other end went away
+        pass
+
+
+def test_a_write_cancelled_halfway_leaves_its_connection_working(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write cancelled after Noise encrypted its frame (here: while the socket would not
+    take it, which a gate in front of one socket write stands for) used to leave the nonce
+    spent and the frame unsent: the next frame failed authentication at the peer and the
+    connection died with all its streams. The relay's connection to a peer died that way when
+    a circuit through it ended while data was flowing."""
+    writer: list[Any] = []
+    parked, gate = trio.Event(), trio.Event()
+    original = TrioTCPStream.write
+
+    async def write(self: TrioTCPStream, data: bytes) -> None:
+        if writer and trio.lowlevel.current_task() is writer[0]:
+            parked.set()
+            await gate.wait()
+        await original(self, data)
+
+    monkeypatch.setattr(TrioTCPStream, "write", write)
+
+    async def main() -> None:
+        ada = build_host(Identity.generate(), [LOOPBACK])
+        bob = build_host(Identity.generate(), [LOOPBACK])
+        bob.set_stream_handler(ECHO, _echo)
+        async with ada.run([LOOPBACK]), bob.run([LOOPBACK]):
+            await ada.connect(PeerInfo(bob.get_id(), bob.get_addrs()))
+            (conn,) = ada.get_network().get_connections(bob.get_id())
+            stream = await ada.new_stream(bob.get_id(), [ECHO])
+
+            async def write_once(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                writer.append(trio.lowlevel.current_task())
+                with trio.CancelScope() as scope:
+                    task_status.started(scope)
+                    await stream.write(b"cut short")
+
+            async with trio.open_nursery() as nursery:
+                scope = await nursery.start(write_once)
+                await parked.wait()
+                scope.cancel()
+                gate.set()
+
+            with trio.fail_after(10):
+                again = await ada.new_stream(bob.get_id(), [ECHO])
+                await again.write(b"still there")
+                assert await again.read(1024) == b"still there"
+            assert ada.get_network().get_connections(bob.get_id()) == [conn]
+            assert not conn.is_closed
+
+    trio.run(main)

@@ -13,6 +13,8 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
   Noise message before).
 * ``yamux.fit_frames_to_noise``: a Yamux frame fits one Noise message (it took two).
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
+* ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
+  Noise nonce behind, which broke the whole connection.
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
   was buffered without end).
 * ``peerstore.bound_peer_addrs``: the peerstore keeps 32 addresses a peer, de-duplicated in
@@ -67,6 +69,7 @@ from app.node.libp2p_patches.yamux import (
     batch_window_updates,
     enforce_yamux_windows,
     fit_frames_to_noise,
+    write_frames_whole,
 )
 
 
@@ -76,6 +79,7 @@ def apply_process_patches() -> None:
     read_tcp_ahead()
     fit_frames_to_noise()
     batch_window_updates()
+    write_frames_whole()
     enforce_yamux_windows()
     bound_peer_addrs()
     bound_identify()

@@ -11,7 +11,7 @@ cycle spent per byte is on the critical path:
   (``batch_window_updates``).
 
 Neither changes the protocol: only how bytes are grouped into frames. The other patches here
-bound what a peer can make us buffer.
+bound what a peer can make us buffer and keep one cancelled write from breaking a connection.
 """
 
 from __future__ import annotations
@@ -22,14 +22,23 @@ from typing import Any
 
 import trio
 from libp2p.abc import INetStream
+from libp2p.network.connection.exceptions import RawConnError
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
-from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, Yamux, YamuxStream
+from libp2p.stream_muxer.yamux.yamux import (
+    MAX_WINDOW_SIZE,
+    TYPE_GO_AWAY,
+    Yamux,
+    YamuxStream,
+)
 
 log = logging.getLogger(__name__)
 
 BULK_WINDOW = MAX_WINDOW_SIZE  # 16 MiB, the most a py-libp2p peer accepts
+# How long one frame may take to reach the socket (go-yamux's ConnectionWriteTimeout); a
+# peer that has not taken it by then is gone, and the connection is closed.
+FRAME_WRITE_TIMEOUT = 10.0
 
 
 def fit_frames_to_noise() -> None:
@@ -49,6 +58,50 @@ def batch_window_updates() -> None:
     on; off gives go-yamux's behaviour. A value the user set is kept.
     """
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+
+
+def write_frames_whole() -> None:
+    """py-libp2p 0.8.1: a Yamux frame is written whole, or its connection is closed.
+
+    ``Yamux._write_frame`` hands each frame to Noise, which encrypts it (using up a nonce) and
+    then awaits the socket. A task cancelled at that await (a timeout around a write, a relay
+    ending one direction of a circuit while the other is writing) leaves the frame unsent and
+    the nonce spent: every later message fails authentication at the peer, and the whole
+    connection, with every stream and circuit on it, dies. Seen as a relay's connection to a
+    peer dropping when a circuit through it ended. Here the write cannot be cancelled once it
+    has the lock; a peer that does not take a frame within ``FRAME_WRITE_TIMEOUT`` has its
+    connection closed, as go-yamux does. GO_AWAY, the last frame of a connection being closed,
+    is written as before, so closing stays as quick to cancel as it was.
+    """
+    if getattr(Yamux._write_frame, "_kith", False):
+        return
+    unprotected = Yamux._write_frame
+
+    async def write_frame(self: Yamux, data: bytes) -> None:
+        if len(data) > 1 and data[1] == TYPE_GO_AWAY:
+            await unprotected(self, data)
+            return
+        async with self._write_lock:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
+                    await self.secured_conn.write(data)
+                if late.cancelled_caught:
+                    log.warning("%s took no frame for %.0f s; closing the connection",
+                                self.peer_id, FRAME_WRITE_TIMEOUT)
+                    await _close_quietly(self.secured_conn)
+        if late.cancelled_caught:
+            raise RawConnError("a frame could not be written in time")
+        await trio.lowlevel.checkpoint()
+
+    write_frame._kith = True  # type: ignore[attr-defined]
+    Yamux._write_frame = write_frame  # type: ignore[method-assign]
+
+
+async def _close_quietly(conn: Any) -> None:
+    try:
+        await conn.close()
+    except Exception:
+        log.debug("closing a stalled connection failed", exc_info=True)
 
 
 class FlowControlViolation(trio.TooSlowError):
