@@ -28,6 +28,60 @@ def silent_listener(host: str = "127.0.0.1", backlog: int = 1024) -> socket.sock
     return sock
 
 
+class SilentPort:
+    """A ``silent_listener`` that also tells how many of the connections made to it the
+    dialer has left open: a dial given up half-way must close its socket.
+
+    Connections wait in the kernel's backlog until ``still_open`` takes them; whatever the
+    dialer sent is read and dropped, and a connection counts as closed once it reads the end
+    of the stream (or a reset). Use as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = silent_listener(host)
+        self.sock.setblocking(False)
+        self.addr = f"/ip4/{host}/tcp/{self.sock.getsockname()[1]}"
+        self.dialled = 0  # connections made to it so far (as of the last ``still_open``)
+        self._open: list[socket.socket] = []
+
+    def __enter__(self) -> SilentPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for conn in self._open:
+            conn.close()
+        self.sock.close()
+
+    def still_open(self) -> int:
+        """How many connections made to this port the other end has not closed."""
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                break
+            conn.setblocking(False)
+            self._open.append(conn)
+            self.dialled += 1
+        alive = []
+        for conn in self._open:
+            if _is_open(conn):
+                alive.append(conn)
+            else:
+                conn.close()
+        self._open = alive
+        return len(alive)
+
+
+def _is_open(conn: socket.socket) -> bool:
+    try:
+        while conn.recv(1 << 16):
+            pass
+    except BlockingIOError:
+        return True  # nothing more to read, and no end yet
+    except OSError:
+        return False  # reset
+    return False  # the end of the stream
+
+
 def addr_bytes(texts: Sequence[str]) -> list[bytes]:
     return [Multiaddr(t).to_bytes() for t in texts]
 

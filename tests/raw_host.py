@@ -23,7 +23,8 @@ from app.core import dm
 from app.core.identity import Identity
 from app.core.invite import parse_invite
 from app.node.framing import encode_frame, read_frame
-from app.node.host import build_host, stop_auto_dialing
+from app.node.host import build_host
+from app.node.libp2p_patches.swarm import stop_auto_dialing
 
 T = TypeVar("T")
 LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")

@@ -143,6 +143,18 @@ def _stranger_makes_us_dial_nothing(tmp: str) -> None:
     asyncio.run(scenario())
 
 
+async def _gone(peer: Peer, other: str) -> None:
+    """Wait until ``peer`` has no connection to ``other`` left."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while await peer.client.call(lambda node: _async(node.is_connected(other))):
+        assert asyncio.get_running_loop().time() < deadline, "the connection never closed"
+        await asyncio.sleep(0.05)
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
 async def _identified(peer: Peer, other: str) -> None:
     """Wait until ``peer`` has run identify with ``other`` (its peerstore has the addresses)."""
 
@@ -204,6 +216,7 @@ def _contact_claims_are_bounded(tmp: str) -> None:
                 await _identified(ada, eve.peer_id)
                 await ada.client.call(_initiate(eve.peer_id))
                 await ada.client.call(lambda node: node.disconnect(eve.peer_id))
+                await _gone(eve, ada.peer_id)  # the next round is a new connection
             # Eve's own CONNECT: only her addresses that may be dialled, within what is left.
             await _connect_through(eve, ada.peer_id, circuit)
             await _hostile_connect(eve, ada, claims[:300])

@@ -30,7 +30,7 @@ from app.node.dht_records import (
     RecordBudget,
     check_answer,
 )
-from app.node.libp2p_patches import MAX_PEERSTORE_ADDRS, bound_peer_addrs
+from app.node.libp2p_patches.peerstore import MAX_PEERSTORE_ADDRS, bound_peer_addrs
 from app.node.node import KithNode
 from app.store.contacts import MAX_ADDRS_PER_PEER, ContactStore
 from app.store.db import open_database

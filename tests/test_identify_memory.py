@@ -15,7 +15,7 @@ from typing import Any
 from multiaddr import Multiaddr
 
 from app.core.invite import ContactInvite
-from app.node.libp2p_patches import (
+from app.node.libp2p_patches.peerstore import (
     MAX_IDENTIFY_PROTOCOLS,
     MAX_PROTOCOL_LENGTH,
     within_identify_bounds,

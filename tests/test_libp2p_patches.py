@@ -1,25 +1,49 @@
-"""Guards for Kith's patches to py-libp2p internals (``app.node.libp2p_patches`` and the DCUtR
-overrides in ``app.node.hole_punch``): each fails when an upgrade moves what a patch relies on,
-so the patch is looked at again rather than silently doing nothing."""
+"""Guards for Kith's changes to py-libp2p internals (``app.node.libp2p_patches``, and the
+subclasses it lists): each fails when an upgrade moves what a change relies on, so the change
+is looked at again rather than silently doing nothing. The last test shows what
+``write_frames_whole`` is for."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from typing import Any
 
 import libp2p.host.basic_host as basic_host
+import libp2p.identity.identify.identify as identify
 import libp2p.identity.identify_push.identify_push as identify_push
 import libp2p.kad_dht.peer_routing as peer_routing
+import multiaddr
+import pytest
+import trio
+from libp2p.abc import ConnectionType
+from libp2p.custom_types import TProtocol
 from libp2p.host.basic_host import BasicHost
+from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
+from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.network.connection.swarm_connection import SwarmConn
 from libp2p.network.swarm import Swarm
 from libp2p.peer.peerdata import PeerData
-from libp2p.peer.peerstore import PeerStore
-from libp2p.rcmgr.manager import ConnectionScope, ResourceManager
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.peer.peerstore import PeerStore, env_to_send_in_RPC
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.security.noise.io import BaseNoiseMsgReadWriter
+from libp2p.stream_muxer import muxer_multistream
+from libp2p.stream_muxer.yamux import yamux
+from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
+from app.core.identity import Identity
+from app.node.gossip import ChatGossipSub, KithPubsub
 from app.node.hole_punch import _KithDCUtR
-from app.node.libp2p_patches import GUARDED_SWARM_METHODS, IDENTIFY_MODULES
+from app.node.host import build_host
+from app.node.libp2p_patches.peerstore import IDENTIFY_MODULES
+from app.node.libp2p_patches.yamux import WindowedYamux
+
+LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
 
 
 def _names(function: object) -> set[str]:
@@ -35,23 +59,112 @@ def _names(function: object) -> set[str]:
     return names
 
 
+def _params(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
 def test_the_patches_were_written_for_py_libp2p_0_8_1() -> None:
     assert importlib.metadata.version("libp2p") == "0.8.1"
 
 
-def test_guard_dial_slots_internals() -> None:
-    for name in GUARDED_SWARM_METHODS:
-        assert inspect.iscoroutinefunction(getattr(Swarm, name)), name
-    for name in ("_dial_addr_single_attempt", "upgrade_outbound_raw_conn",
-                 "upgrade_inbound_raw_conn"):
-        assert "open_connection" in _names(getattr(Swarm, name)), name
-    assert "_dial_addr_single_attempt" in _names(Swarm._dial_with_retry)
-    assert "upgrade_inbound_raw_conn" in _names(Swarm.dial_addr_as_responder)
-    # A scope says whether it was closed (a second close is a no-op).
-    assert "closed" in _names(ConnectionScope.__init__)
-    assert "closed" in _names(ResourceManager.open_connection)
-    assert "_current_connections" in _names(ResourceManager.acquire_connection)
-    assert "set_resource_manager" in dir(Swarm)
+# -- the byte path --------------------------------------------------------------------------
+
+
+def test_read_tcp_ahead_internals() -> None:
+    # Every TCP read of every layer goes through TrioTCPStream.read, which does the recv.
+    read = getattr(TrioTCPStream.read, "unpatched", TrioTCPStream.read)
+    assert _params(read) == ["self", "n"]
+    assert "receive_some" in _names(read)
+    assert "read" in _names(RawConnection.read)
+
+
+def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
+    # YamuxStream.write reads the module's frame size at each call.
+    assert "MAX_MESSAGE_SIZE" in _names(YamuxStream.write)
+    # Credit release on every read is an environment switch, read at call time.
+    assert "RELEASE_ON_READ" in inspect.getsource(yamux._yamux_release_on_read)
+
+
+# -- Yamux ----------------------------------------------------------------------------------
+
+
+def test_write_frames_whole_internals() -> None:
+    # Every frame goes through _write_frame, under the connection's write lock...
+    assert _params(Yamux._write_frame) == ["self", "data"]
+    for method in (YamuxStream.write, YamuxStream.close, YamuxStream.reset, Yamux.close):
+        assert "_write_frame" in _names(method), method
+    assert "_write_lock" in _names(Yamux.__init__)
+    # ... Noise encrypts (spends a nonce) before it awaits the socket, which is why a cancelled
+    # write broke the connection ...
+    source = inspect.getsource(BaseNoiseMsgReadWriter.write_msg)
+    assert source.index("self.encrypt(") < source.index("await self.read_writer.write_msg(")
+    # ... and a frame's type is its second byte.
+    assert yamux.YAMUX_HEADER_FORMAT == "!BBHII"
+
+
+def test_enforce_yamux_windows_internals() -> None:
+    # Yamux connections are built by this module-level name, whatever the muxer options say.
+    assert "yamux_conn = Yamux(" in inspect.getsource(muxer_multistream.MuxerMultistream.new_conn)
+    incoming = inspect.getsource(Yamux.handle_incoming)
+    # Data lands in the per-stream buffers through ``extend``, before the window is charged...
+    assert "self.stream_buffers[stream_id].extend(data)" in incoming
+    assert "self.stream_buffers[stream_id].extend(syn_payload)" in incoming
+    assert "self.streams[stream_id].recv_window -= len(data)" in incoming
+    # ... and a TooSlowError raised there closes the connection.
+    assert "except trio.TooSlowError:\n                        raise" in incoming
+    assert "self.stream_buffers: dict[int, bytearray] = {}" in inspect.getsource(Yamux.__init__)
+    build_host(Identity.generate(), [LOOPBACK])
+    assert muxer_multistream.Yamux is WindowedYamux
+
+
+def test_cap_and_widen_receive_window_internals() -> None:
+    # A stream's window grows in one place only, which ``cap_receive_window`` replaces...
+    stream_source = inspect.getsource(YamuxStream)
+    assert stream_source.count("self.target_recv_window = new_target") == 1
+    assert "self.target_recv_window = new_target" in inspect.getsource(
+        YamuxStream._apply_autotune_epoch)
+    assert "total_delta += self._apply_autotune_epoch(buffered)" in inspect.getsource(
+        YamuxStream._auto_tune_and_send_window_update)
+    # ... and ``widen_receive_window`` sets the window under its lock and sends the credit.
+    init = _names(YamuxStream.__init__)
+    assert {"window_lock", "recv_window", "target_recv_window"} <= init
+    assert _params(YamuxStream.send_window_update)[:2] == ["self", "increment"]
+
+
+# -- the swarm ------------------------------------------------------------------------------
+
+
+def test_serve_inbound_connections_internals() -> None:
+    # The listener's callback calls the swarm's handler by this name, at each connection.
+    assert "self._handle_inbound_connection(read_write_closer" in inspect.getsource(Swarm.listen)
+    # Why it is replaced: the original holds an inbound slot until the whole swarm stops.
+    original = inspect.getsource(Swarm._do_handle_inbound_connection)
+    assert "self.upgrade_inbound_raw_conn(raw_conn, maddr)" in original
+    assert "await self.manager.wait_finished()" in original
+    assert "self._inbound_limiter.acquire_nowait()" in inspect.getsource(
+        Swarm._handle_inbound_connection)
+    # What the replacement calls.
+    assert _params(Swarm.upgrade_inbound_raw_conn) == ["self", "raw_conn", "maddr"]
+    assert _params(RawConnection)[:2] == ["stream", "initiator"]
+    assert "self.event_closed = trio.Event()" in inspect.getsource(Yamux.__init__)
+
+
+def test_stop_auto_dialing_internals() -> None:
+    assert "auto_connector" in _names(Swarm._init_connection_management)
+    assert "auto_connector" in _names(Swarm.run)
+    assert "retry_config" in _names(Swarm._dial_with_retry)
+
+
+def test_what_the_account_reads_of_py_libp2p() -> None:
+    """``socket_is_open`` and ``is_inbound`` (``ResourceManager.account``)."""
+    assert "stream" in _names(TrioTCPStream.__init__)
+    assert "socket" in _names(trio.SocketStream.__init__)
+    assert "INBOUND" in _names(SwarmConn._handle_muxed_stream)
+    assert "_direction" in _names(SwarmConn._handle_muxed_stream)
+    assert "OUTBOUND" in _names(Swarm.new_stream)
+
+
+# -- peerstore, identify, DHT ---------------------------------------------------------------
 
 
 def test_bound_peer_addrs_internals() -> None:
@@ -79,22 +192,6 @@ def test_install_observed_addrs_internals() -> None:
     assert "remove_conn" in _names(BasicHost._on_notifee_disconnected)
 
 
-def test_dcutr_overrides_internals() -> None:
-    for name in ("initiate_hole_punch", "_handle_dcutr_stream", "_try_unilateral_upgrade",
-                 "_perform_hole_punch", "_dial_peer", "_decode_observed_addrs",
-                 "_get_observed_addrs"):
-        ours = inspect.signature(getattr(_KithDCUtR, name)).parameters
-        theirs = inspect.signature(getattr(DCUtRProtocol, name)).parameters
-        assert list(ours) == list(theirs), name
-    # Every dial goes through _dial_peer, every exchange through the two entries we guard.
-    assert "_dial_peer" in _names(DCUtRProtocol._try_unilateral_upgrade)
-    assert "_dial_peer" in _names(DCUtRProtocol._perform_hole_punch)
-    assert "initiate_hole_punch" in _names(DCUtRProtocol._auto_drive_loop)
-    assert "_handle_dcutr_stream" in _names(DCUtRProtocol.run)
-    assert "_get_observed_addrs" in _names(DCUtRProtocol._handle_dcutr_stream)
-    assert "_get_observed_addrs" in _names(DCUtRProtocol._initiate_hole_punch_locked)
-
-
 def test_dht_record_internals() -> None:
     """find_addrs and the record budget forget a record by clearing the peer's addresses."""
     assert "maybe_delete_peer_record" in _names(PeerStore.clear_addrs)
@@ -106,3 +203,126 @@ def test_dht_client_mode_internals() -> None:
     assert {"mode", "enable_providers", "enable_values"} <= set(params)
     assert callable(get_connection_type)
     assert "set_stream_handler" in _names(KadDHT.__init__)  # only in server mode (not ours)
+
+
+# -- the host -------------------------------------------------------------------------------
+
+
+def test_advertise_addrs_internals() -> None:
+    # Identify and our signed record (sent with DHT requests) ask the host for its addresses.
+    assert "get_addrs" in _names(identify._mk_identify_protobuf)
+    assert "get_addrs" in _names(env_to_send_in_RPC)
+
+
+def test_route_circuit_dials_internals() -> None:
+    # Why: the swarm drops relay addresses before it chooses a transport.
+    assert "is_relay_address" in _names(Swarm.dial_peer)
+    # What relay.dial_circuit builds on.
+    assert _params(BasicHost.upgrade_outbound_connection) == ["self", "raw_conn", "peer_id"]
+    assert {"connection_type", "addresses"} <= set(_params(RawConnection))
+    assert ConnectionType.RELAYED
+
+
+# -- subclasses that live with their service ------------------------------------------------
+
+
+def _same_signature(ours: type, theirs: type, names: tuple[str, ...]) -> None:
+    for name in names:
+        assert _params(getattr(ours, name)) == _params(getattr(theirs, name)), name
+
+
+def test_dcutr_overrides_internals() -> None:
+    _same_signature(_KithDCUtR, DCUtRProtocol, (
+        "initiate_hole_punch", "_handle_dcutr_stream", "_try_unilateral_upgrade",
+        "_perform_hole_punch", "_dial_peer", "_decode_observed_addrs", "_get_observed_addrs"))
+    # Every dial goes through _dial_peer, every exchange through the two entries we guard.
+    assert "_dial_peer" in _names(DCUtRProtocol._try_unilateral_upgrade)
+    assert "_dial_peer" in _names(DCUtRProtocol._perform_hole_punch)
+    assert "initiate_hole_punch" in _names(DCUtRProtocol._auto_drive_loop)
+    assert "_handle_dcutr_stream" in _names(DCUtRProtocol.run)
+    assert "_get_observed_addrs" in _names(DCUtRProtocol._handle_dcutr_stream)
+    assert "_get_observed_addrs" in _names(DCUtRProtocol._initiate_hole_punch_locked)
+
+
+def test_gossip_overrides_internals() -> None:
+    _same_signature(KithPubsub, Pubsub, (
+        "subscribe", "notify_subscriptions", "publish", "push_msg", "stream_handler",
+        "handle_sending_messages"))
+    _same_signature(ChatGossipSub, GossipSub, ("_emit_idontwant_for_message",))
+    assert "_emit_idontwant_for_message" in _names(GossipSub.publish)
+    # Each peer's outbound queue is built with the default size and stored in peer_queues,
+    # where _SizedQueues resizes it; its bound is the inner queue's max_size.
+    new_peer = inspect.getsource(Pubsub._handle_new_peer)
+    assert "queue = RpcQueue()" in new_peer and "self.peer_queues[peer_id] = queue" in new_peer
+    assert RpcQueue()._queue.max_size > 0
+    # subscribe is upstream's with our channel size; the router's IWANT rate is an attribute.
+    assert {"subscribed_topics_send", "subscribed_topics_receive"} <= _names(Pubsub.subscribe)
+    assert "max_iwant_requests_per_second" in _names(GossipSub.__init__)
+    # The warning filtered out, and the thread left running.
+    assert "pending message queue for peer" in inspect.getsource(GossipSub)
+    assert "seen_messages" in _names(Pubsub.__init__)
+
+
+# -- what a patch is for --------------------------------------------------------------------
+
+
+ECHO = TProtocol("/kith-test/echo/1.0.0")
+
+
+async def _echo(stream: Any) -> None:
+    try:
+        while data := await stream.read(1024):
+            await stream.write(data)
+    except Exception:  # noqa: BLE001 - the test's other end went away
+        pass
+
+
+def test_a_write_cancelled_halfway_leaves_its_connection_working(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write cancelled after Noise encrypted its frame (here: while the socket would not
+    take it, which a gate in front of one socket write stands for) used to leave the nonce
+    spent and the frame unsent: the next frame failed authentication at the peer and the
+    connection died with all its streams. The relay's connection to a peer died that way when
+    a circuit through it ended while data was flowing."""
+    writer: list[Any] = []
+    parked, gate = trio.Event(), trio.Event()
+    original = TrioTCPStream.write
+
+    async def write(self: TrioTCPStream, data: bytes) -> None:
+        if writer and trio.lowlevel.current_task() is writer[0]:
+            parked.set()
+            await gate.wait()
+        await original(self, data)
+
+    monkeypatch.setattr(TrioTCPStream, "write", write)
+
+    async def main() -> None:
+        ada = build_host(Identity.generate(), [LOOPBACK])
+        bob = build_host(Identity.generate(), [LOOPBACK])
+        bob.set_stream_handler(ECHO, _echo)
+        async with ada.run([LOOPBACK]), bob.run([LOOPBACK]):
+            await ada.connect(PeerInfo(bob.get_id(), bob.get_addrs()))
+            (conn,) = ada.get_network().get_connections(bob.get_id())
+            stream = await ada.new_stream(bob.get_id(), [ECHO])
+
+            async def write_once(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                writer.append(trio.lowlevel.current_task())
+                with trio.CancelScope() as scope:
+                    task_status.started(scope)
+                    await stream.write(b"cut short")
+
+            async with trio.open_nursery() as nursery:
+                scope = await nursery.start(write_once)
+                await parked.wait()
+                scope.cancel()
+                gate.set()
+
+            with trio.fail_after(10):
+                again = await ada.new_stream(bob.get_id(), [ECHO])
+                await again.write(b"still there")
+                assert await again.read(1024) == b"still there"
+            assert ada.get_network().get_connections(bob.get_id()) == [conn]
+            assert not conn.is_closed
+
+    trio.run(main)

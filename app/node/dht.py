@@ -12,16 +12,17 @@ records. Kith drives the DHT itself:
   bootstrap peers and looks up our own id. That FIND_NODE puts us (and our signed peer record,
   with our current addresses) into the routing tables of the peers closest to us, which is how
   others find us. The record lists ``host.get_addrs()``: our listen addresses and, while a
-  relay holds a slot for us, our circuits through it (``relay.install_advertised_addrs``),
-  which is what makes a peer behind NAT findable. It repeats every ``REFRESH_INTERVAL``, soon
+  relay holds a slot for us, our circuits through it
+  (``libp2p_patches.basic_host.advertise_addrs``), which is what makes a peer behind NAT
+  findable. It repeats every ``REFRESH_INTERVAL``, soon
   after a bootstrap peer drops, and within ``WATCH_INTERVAL`` of our addresses changing.
 * **Find** (``find_addrs``, only with bootstrap peers): an iterative FIND_NODE for a peer id;
   the closest peers answer with what they hold for it, and only the addresses of its own
   signed peer record count (an answer's other addresses are anyone's word).
 
 Answers are checked against ``app.node.dht_records``' bounds before py-libp2p processes them
-(``libp2p_patches.bound_dht_answers``). Without bootstrap peers no DHT message ever leaves
-this node.
+(``libp2p_patches.kad_dht.bound_dht_answers``). Without bootstrap peers no DHT message ever
+leaves this node.
 """
 
 from __future__ import annotations

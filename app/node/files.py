@@ -63,7 +63,6 @@ from app.core.events import (
     MessageQueued,
 )
 from app.core.records import ContactState, MessageInfo, TransferInfo
-from app.node.byte_path import BULK_WINDOW, widen_receive_window
 from app.node.framing import (
     FrameError,
     Stream,
@@ -73,6 +72,7 @@ from app.node.framing import (
     read_frame_into,
     write_frame,
 )
+from app.node.libp2p_patches.yamux import BULK_WINDOW, widen_receive_window
 from app.node.signal import Signal
 from app.store.db import storage_error
 from app.store.messages import as_file_message

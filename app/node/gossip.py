@@ -230,7 +230,8 @@ class _SizedQueues(dict[ID, RpcQueue]):
 class KithPubsub(Pubsub):
     """py-libp2p's ``Pubsub`` with chat-sized buffers, payload limits and hostile-input guards.
 
-    Overrides, each because 0.8.1 has no setting for it:
+    Overrides, each because 0.8.1 has no setting for it (listed with every other patch in
+    ``app.node.libp2p_patches``, guarded by ``tests/test_libp2p_patches.py``):
     - ``subscribe``: the subscription channel holds ``subscription_buffer`` messages, not 32.
     - ``notify_subscriptions``: a full (or closed) subscription drops with a count instead of
       silently (or by raising, which would stop the whole service).

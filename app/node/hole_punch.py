@@ -28,8 +28,9 @@ and works around two timing defects in py-libp2p 0.8.1 (``_KithDCUtR``): duplica
 socket address, and a Noise role mismatch when the initiator's SYN reaches a listener. What was
 tried and measured is in ``docs/networking.md`` ("DCUtR").
 
-``_KithDCUtR`` overrides these py-libp2p internals (guarded by
-``tests/test_libp2p_patches.py``): ``initiate_hole_punch``, ``_handle_dcutr_stream``,
+``_KithDCUtR`` overrides these py-libp2p internals (listed with every other patch in
+``app.node.libp2p_patches``, guarded by ``tests/test_libp2p_patches.py``):
+``initiate_hole_punch``, ``_handle_dcutr_stream``,
 ``_try_unilateral_upgrade``, ``_perform_hole_punch``, ``_dial_peer``,
 ``_decode_observed_addrs`` and ``_get_observed_addrs``.
 """

@@ -20,7 +20,7 @@ from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -30,8 +30,8 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from app.core.identity import Identity
 from app.core.invite import strip_p2p
-from app.node.byte_path import tune_byte_path
-from app.node.resources import DEFAULT_LIMITS, Limits, enforce_yamux_windows
+from app.node.libp2p_patches import apply_process_patches
+from app.node.resources import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ def key_pair(identity: Identity) -> KeyPair:
 def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr],
                limits: Limits = DEFAULT_LIMITS) -> IHost:
     """A host that listens on ``listen_addrs`` (bound when built) and speaks only Noise and
-    Yamux; ``ResourceManager.install`` then takes over its inbound connections and streams."""
-    tune_byte_path()
-    enforce_yamux_windows()
+    Yamux, with Kith's patches to py-libp2p (``libp2p_patches``) in place;
+    ``ResourceManager.install`` then takes over its inbound connections and streams."""
+    apply_process_patches()
     keys = key_pair(identity)
     noise = NoiseTransport(keys, noise_privkey=new_x25519_key_pair().private_key)
     return new_host(
@@ -67,21 +67,6 @@ def build_host(identity: Identity, listen_addrs: Sequence[multiaddr.Multiaddr],
             inbound_stream_protocol_negotiation_timeout=limits.negotiation_timeout,
         ),
     )
-
-
-async def stop_auto_dialing(host: IHost) -> None:
-    """Call once the host runs: Kith alone decides whom to dial.
-
-    py-libp2p's connection manager otherwise dials up to 150 peers from the peerstore whenever
-    fewer than 100 are connected, including addresses that identify taught it.
-    """
-    auto_connector = getattr(host.get_network(), "auto_connector", None)
-    if auto_connector is not None:
-        await auto_connector.stop()
-    # It also retries every failed dial 3 more times (0.1, 0.2, 0.4 s apart). Each Kith dialler
-    # backs off on its own, so those retries only multiply what an offline peer costs.
-    if hasattr(host.get_network(), "retry_config"):
-        host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
 
 
 def forget_failed_dials(host: IHost, peer: ID) -> None:

@@ -36,14 +36,10 @@ from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.hole_punch import HolePunching
-from app.node.host import build_host, stop_auto_dialing
+from app.node.host import build_host
 from app.node.lan import LanDiscovery
-from app.node.libp2p_patches import (
-    apply_process_patches,
-    guard_dial_slots,
-    install_observed_addrs,
-    slot_account,
-)
+from app.node.libp2p_patches.peerstore import install_observed_addrs
+from app.node.libp2p_patches.swarm import stop_auto_dialing
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.reachability import Reachability
@@ -223,10 +219,8 @@ class KithNode:
                 str(peer) for peer, _ in (parse_relay_addrs(self.config.relays)
                                           + parse_bootstrap_addrs(self.config.bootstrap))
             }
-            apply_process_patches()
             host = build_host(self.identity, requested, self.limits)
             self.resources.install(host)
-            guard_dial_slots(host)
             install_observed_addrs(host, self.observed_addrs)
             self._host = host
             async with (
@@ -442,7 +436,8 @@ class KithNode:
             self._reach.check()  # losing a relay's connection loses its slot
 
     def connections_changed(self) -> None:
-        log.debug("%s", slot_account(self.host))
+        if log.isEnabledFor(logging.DEBUG):  # the account walks every connection and stream
+            log.debug("%s", self.resources.account())
         count = self.connection_count()
         if count != self._last_connection_count:
             self._last_connection_count = count

@@ -6,8 +6,8 @@ peer's word alone: py-libp2p 0.8.1 advertises an observed address in identify an
 DHT record once four connections from four source IPs report it (one attacker with four source
 addresses), and puts any single observation into the DCUtR CONNECT it sends to our contacts.
 
-``ObservedAddrs`` replaces py-libp2p's manager (``libp2p_patches.install_observed_addrs``) and
-counts an observed address only when
+``ObservedAddrs`` replaces py-libp2p's manager
+(``libp2p_patches.peerstore.install_observed_addrs``) and counts an observed address only when
 
 * a trusted peer reported it: a contact, a relay or a DHT bootstrap peer we were configured
   with (and, for one DCUtR exchange, the relay carrying it: ``confirmed(also=...)``), or

@@ -13,10 +13,10 @@ Three roles, all on py-libp2p's ``libp2p.relay.circuit_v2``:
   ``host.get_addrs()`` (so identify and our signed record in the DHT carry them), and a
   ``RelayReserved`` event says so. Relay discovery in py-libp2p polls
   every 300 s, so Kith reserves explicitly and never runs it.
-* **Accept and dial** (always): the STOP handler upgrades relayed inbound connections, and
-  ``host.connect`` is wrapped so that a ``PeerInfo`` carrying ``/p2p-circuit`` addresses is
-  dialed directly first and through the relay when that fails. py-libp2p 0.8.1's swarm drops
-  relay addresses before choosing a transport, so registering the transport alone is not enough.
+* **Accept and dial** (always): py-libp2p's STOP handler upgrades relayed inbound
+  connections; ``dial_circuit`` dials through a relay (HOP CONNECT, then Noise and Yamux over
+  the stream), and ``host.connect`` dials a ``PeerInfo``'s direct addresses first and its
+  ``/p2p-circuit`` ones when those fail (``libp2p_patches.basic_host.route_circuit_dials``).
 
 A relayed connection is a stream inside our connection to the relay; py-libp2p upgrades it like
 any raw connection (``upgrade_outbound_connection`` / ``upgrade_inbound_connection``), so Noise
@@ -29,27 +29,25 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
-from libp2p.abc import IHost, IMuxedConn
+from libp2p.abc import ConnectionType, IHost, IMuxedConn
+from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
-from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import PeerId as CircuitPeer
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, CircuitV2Protocol
 from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
-from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
 from libp2p.tools.anyio_service import background_trio_service
-from libp2p.utils.address_validation import expand_wildcard_address
 
 from app.core.config import ConfigError
 from app.core.events import RelayReserved
 from app.node.host import connect_at
+from app.node.libp2p_patches.basic_host import advertise_addrs, is_circuit, route_circuit_dials
 from app.node.reachability import connections_to
 from app.node.relay_server import RelayServer
 from app.node.signal import Signal
@@ -60,17 +58,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESERVE_TIMEOUT = 10.0
+RESET_TIMEOUT = 1.0  # for the reset of a stream whose circuit dial failed
 MIN_RENEW = 5.0
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
 WATCH_INTERVAL = 1.0  # how often a holder checks that its relay is still connected
 MAX_ADDRS_PER_RELAY = 4
 
-Connect = Callable[[PeerInfo], Awaitable[None]]
-
-
-def is_circuit(addr: multiaddr.Multiaddr | str) -> bool:
-    return "/p2p-circuit" in str(addr)
 
 
 def parse_relay_addrs(
@@ -109,7 +103,6 @@ class RelayService:
         self._relays = parse_relay_addrs(node.config.relays)
         self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
         self._protocol: CircuitV2Protocol | None = None
-        self._transport: CircuitV2Transport | None = None
         self._server: RelayServer | None = None
         self._wake = Signal()  # a network change, or a connection to one of our relays closed
         self._network_changes = 0  # reserve_now() calls: each renews every reservation
@@ -124,16 +117,14 @@ class RelayService:
     async def start(self) -> None:
         host = self._node.host
         config = self._node.config
-        # py-libp2p answers STOP (circuits that reach us) and dials through relays. Its HOP
-        # side stays off (``allow_hop=False``): RelayServer answers HOP when we serve.
+        # py-libp2p answers STOP (circuits that reach us). Its HOP side stays off
+        # (``allow_hop=False``): RelayServer answers HOP when we serve. Its circuit transport
+        # is not used: ``dial_circuit`` dials through relays, and only the relays in
+        # ``relays`` hold a slot for us (reserved here).
         self._protocol = CircuitV2Protocol(host, allow_hop=False)
-        # CLIENT is left out on purpose: with it the transport reserves on every relay it
-        # dials *through*; only the peers in ``relays`` reserve, and they do it here.
-        self._transport = CircuitV2Transport(
-            host, self._protocol, RelayConfig(roles=RelayRole.STOP))
         await self._node.nursery.start(self._run_protocol, self._protocol)
-        install_relay_dialing(host, self._transport)
-        install_advertised_addrs(host, self.relayed_addrs)
+        route_circuit_dials(host, lambda circuit, peer: dial_circuit(host, circuit, peer.peer_id))
+        advertise_addrs(host, self.relayed_addrs)
         if config.serve_relay:
             self._server = RelayServer(self._node, contacts_only=config.relay_contacts_only)
             self._server.start()
@@ -275,65 +266,40 @@ def _is_loopback(addr: str) -> bool:
     return addr.startswith(("/ip4/127.", "/ip6/::1/"))
 
 
-def install_advertised_addrs(host: IHost, relayed: Callable[[], list[str]]) -> None:
-    """Make ``host.get_addrs`` what others should dial: wildcards expanded, circuits added.
+async def dial_circuit(host: IHost, circuit: multiaddr.Multiaddr, target: ID) -> None:
+    """Connect to ``target`` through the relay ``circuit`` names
+    (``<relay addr>/p2p/<relay>/p2p-circuit``, with or without ``/p2p/<target>``).
 
-    ``get_addrs`` feeds identify, our signed peer record (sent with every DHT request, so
-    the peers closest to us hand it to whoever looks us up) and, on a relay, the addresses
-    a reservation answer lists. py-libp2p leaves ``/ip4/0.0.0.0`` in it (a relay listening on
-    every interface would advertise none) and knows nothing of our reservations (a peer
-    behind NAT would publish only addresses nobody can reach). go-libp2p does both.
+    A HOP CONNECT on a new stream to the relay; once the relay says OK the stream carries our
+    connection to ``target``, upgraded (Noise, Yamux) like any outbound one. When the dial
+    fails or is cancelled at any point, the stream is reset: py-libp2p 0.8.1's circuit
+    transport only closed it in a clean-up that a cancelled dial never ran, so the relay kept
+    the circuit (16 per peer on a Kith relay, for an hour): after 16 dials given up half-way,
+    nobody could be reached through that relay.
     """
-    listen_addrs = host.get_addrs
-
-    def get_addrs() -> list[multiaddr.Multiaddr]:
-        suffix = multiaddr.Multiaddr(f"/p2p/{host.get_id()}")
-        out: list[multiaddr.Multiaddr] = []
-        for addr in listen_addrs():
-            if "/ip4/0.0.0.0/" in str(addr) or "/ip6/::/" in str(addr):
-                concrete = [a.encapsulate(suffix) for a in expand_wildcard_address(addr)]
-            else:
-                concrete = [addr]
-            out.extend(a for a in concrete if a not in out)
-        for text in relayed():
-            circuit = multiaddr.Multiaddr(text).encapsulate(suffix)
-            if circuit not in out:
-                out.append(circuit)
-        return out
-
-    setattr(host, "get_addrs", get_addrs)  # noqa: B010 - an instance attribute wraps the method
-
-
-def install_relay_dialing(host: IHost, transport: CircuitV2Transport) -> None:
-    """Make ``host.connect`` fall back to ``/p2p-circuit`` addresses when direct ones fail."""
-    direct_connect: Connect = host.connect
-
-    async def connect(peer_info: PeerInfo) -> None:
-        circuit = [a for a in peer_info.addrs if is_circuit(a)]
-        if not circuit:
-            await direct_connect(peer_info)
-            return
-        if host.get_network().connections.get(peer_info.peer_id):
-            return
-        direct = [a for a in peer_info.addrs if not is_circuit(a)]
-        error: Exception | None = None
-        if direct:
-            try:
-                await direct_connect(PeerInfo(peer_info.peer_id, direct))
-                return
-            except Exception as exc:  # noqa: BLE001 - fall back to the relays
-                log.debug("direct dial %s failed (%s); trying relays", peer_info.peer_id, exc)
-                error = exc
-        target = peer_info.peer_id.to_base58()
-        for addr in circuit:
-            full = addr if addr.get_peer_id() == target else addr.encapsulate(f"/p2p/{target}")
-            try:
-                await transport.dial(full)
-                log.info("connected to %s through %s", target, full)
-                return
-            except Exception as exc:  # noqa: BLE001 - try the next relay
-                log.debug("relayed dial %s failed: %s", full, exc)
-                error = exc
-        raise ConnectionError(f"could not reach {target} directly or through a relay: {error}")
-
-    setattr(host, "connect", connect)  # noqa: B010 - an instance attribute wraps the method
+    relay_part = str(circuit).split("/p2p-circuit", 1)[0]
+    relay_addr = multiaddr.Multiaddr(relay_part)
+    relay_text = relay_addr.get_peer_id()
+    if not relay_text:
+        raise ConnectionError(f"{circuit} names no relay")
+    relay = ID.from_base58(str(relay_text))
+    full = multiaddr.Multiaddr(f"{relay_part}/p2p-circuit/p2p/{target.to_base58()}")
+    if not host.get_network().connections.get(relay):
+        await host.connect(PeerInfo(relay, [relay_addr]))
+    stream = await host.new_stream(relay, [PROTOCOL_ID])
+    try:
+        await write_delimited_msg(
+            stream, HopMessage(type=HopMessage.CONNECT, peer=CircuitPeer(id=target.to_bytes())))
+        response = await read_delimited_msg(stream, HopMessage)
+        status = StatusCode(response.status) if response.HasField("status") else StatusCode.OK
+        if response.type != HopMessage.STATUS or status != StatusCode.OK:
+            raise ConnectionError(f"the relay refused: {status.name}")
+        raw = RawConnection(stream, True, connection_type=ConnectionType.RELAYED,
+                            addresses=[full])
+        await host.upgrade_outbound_connection(raw, target)
+    except BaseException:
+        with (trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT),
+              contextlib.suppress(Exception)):  # gone already: nothing to reset
+            await stream.reset()
+        raise
+    log.info("connected to %s through %s", target, full)

@@ -17,8 +17,13 @@ limit must not make our ``new_stream`` wait.
 
 py-libp2p 0.8.1's own resource manager is switched off (``install``). Its stream limit is one
 node-wide semaphore of 10,000 shared by both directions, so one stranger's silent inbound
-streams made every outbound ``new_stream`` wait forever; it knows no peer classes; and its
-per-peer connection rate limit (10 a second, burst 50) refuses our own dials as well.
+streams made every outbound ``new_stream`` wait forever; it knows no peer classes; its
+per-peer connection rate limit (10 a second, burst 50) refuses our own dials as well; and it
+lost a connection slot for every dial or handshake cancelled while the other side was silent.
+
+``account`` sets every count against what it stands for (accepted sockets, the swarm's open
+connections and streams), so a count that nothing holds any more shows, and so does anything
+open that escaped the count.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -38,10 +44,11 @@ from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.swarm import Swarm
 from libp2p.protocol_muxer.exceptions import MultiselectError
 from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
-from libp2p.stream_muxer import muxer_multistream
-from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, Yamux, YamuxStream
+from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE
 
 from app.core.events import LimitReached
+from app.node.libp2p_patches.swarm import is_inbound, serve_inbound_connections, socket_is_open
+from app.node.libp2p_patches.yamux import cap_receive_window
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +182,66 @@ class _Bucket:
         return True
 
 
+@dataclass(frozen=True)
+class Account:
+    """What the resource manager counts, next to what exists (``ResourceManager.account``).
+
+    Each count should equal what it stands for whenever nothing is being opened or closed:
+    a handshake is an accepted socket that is open and carries no connection yet, a counted
+    connection one the swarm holds open, a counted stream an inbound stream open on one of
+    them. ``mismatches`` says where they differ: a count that nothing holds any more is a
+    slot lost for good, something open that is not counted escapes the limits.
+    """
+
+    handshakes: dict[str, int]          # counted: connections in their handshake, per source
+    handshake_sockets: dict[str, int]   # accepted sockets open without a connection, per source
+    stray_sockets: int                  # accepted sockets open whose connection is gone
+    connections: dict[str, int]         # counted: established inbound connections, per class
+    open_connections: dict[str, int]    # of those, how many the swarm holds open, per class
+    uncounted_connections: int          # accepted, open in the swarm, and not counted
+    streams: dict[str, int]             # counted: inbound streams, per peer
+    class_streams: int                  # counted: inbound streams of all classes together
+    open_streams: dict[str, int]        # inbound streams open on the swarm's connections
+    outbound_streams: dict[str, int]    # streams we opened, per peer (ours: not limited)
+    all_connections: int                # every connection of the swarm, both directions
+
+    def mismatches(self) -> list[str]:
+        """What does not add up (empty when everything does)."""
+        out: list[str] = []
+        if self.handshakes != self.handshake_sockets:
+            out.append(f"handshakes {self.handshakes} but sockets in a handshake "
+                       f"{self.handshake_sockets}")
+        if self.stray_sockets:
+            out.append(f"{self.stray_sockets} accepted socket(s) open after their connection")
+        if self.connections != self.open_connections:
+            out.append(f"inbound connections {self.connections} but open "
+                       f"{self.open_connections}")
+        if self.uncounted_connections:
+            out.append(f"{self.uncounted_connections} inbound connection(s) not counted")
+        if self.streams != self.open_streams:
+            out.append(f"inbound streams {self.streams} but open {self.open_streams}")
+        if self.class_streams != sum(self.streams.values()):
+            out.append(f"{self.class_streams} streams counted by class, "
+                       f"{sum(self.streams.values())} by peer")
+        return out
+
+    def __str__(self) -> str:
+        return (f"{self.all_connections} connection(s); counted: "
+                f"{sum(self.handshakes.values())} handshake(s), "
+                f"{sum(self.connections.values())} inbound connection(s), "
+                f"{sum(self.streams.values())} inbound stream(s); "
+                + ("; ".join(self.mismatches()) or "all accounted for"))
+
+
+@dataclass
+class _Accepted:
+    """One socket our listener accepted: where from, and the connection it came to carry
+    (weakly: the socket is a weak key, and the connection holds the socket)."""
+
+    source: str
+    conn: weakref.ref[IMuxedConn] | None = None
+
+
 class ResourceManager:
     """Counts what peers hold and refuses what goes over a limit, with a notice."""
 
@@ -186,7 +253,10 @@ class ResourceManager:
         self._disconnect = disconnect
         self._host: IHost | None = None
         self.handshakes: Counter[str] = Counter()           # per address key
-        self.connections: Counter[PeerClass] = Counter()     # established inbound
+        self._held: dict[IMuxedConn, PeerClass] = {}         # established inbound, counted
+        # Every socket our listeners accepted, for ``account`` (gone with the socket object).
+        self._accepted: weakref.WeakKeyDictionary[Any, _Accepted] = \
+            weakref.WeakKeyDictionary()
         self.streams: Counter[str] = Counter()               # inbound, per peer
         self.class_streams: Counter[PeerClass] = Counter()
         self.protocol_streams: Counter[tuple[str, str]] = Counter()  # (peer, family)
@@ -207,6 +277,52 @@ class ResourceManager:
         swarm.connection_config.inbound_upgrade_timeout = self.limits.handshake_timeout
         swarm.set_stream_handler(self._inbound_stream)
         serve_inbound_connections(swarm, self._inbound_connection)
+
+    @property
+    def connections(self) -> Counter[PeerClass]:
+        """Established inbound connections counted, per class."""
+        return Counter(self._held.values())
+
+    def account(self) -> Account:
+        """What is counted now, next to the sockets, connections and streams that exist."""
+        if self._host is None:
+            raise RuntimeError("the resource manager is not installed")
+        swarm = self._host.get_network()
+        open_conns = [c for per_peer in list(swarm.connections.values())
+                      for c in (per_peer if isinstance(per_peer, list) else [per_peer])
+                      if not c.is_closed]
+        open_muxed = {id(c.muxed_conn) for c in open_conns if not c.muxed_conn.is_closed}
+        handshake_sockets: Counter[str] = Counter()
+        stray = uncounted = 0
+        for socket, accepted in list(self._accepted.items()):
+            muxed = accepted.conn() if accepted.conn is not None else None
+            if muxed is not None and id(muxed) in open_muxed:
+                uncounted += muxed not in self._held
+            elif socket_is_open(socket):
+                if accepted.conn is None:
+                    handshake_sockets[accepted.source] += 1
+                else:
+                    stray += 1
+        open_streams: Counter[str] = Counter()
+        outbound: Counter[str] = Counter()
+        for conn in open_conns:
+            peer = str(conn.muxed_conn.peer_id)
+            for stream in conn.get_streams():
+                (open_streams if is_inbound(stream) else outbound)[peer] += 1
+        return Account(
+            handshakes=dict(self.handshakes),
+            handshake_sockets=dict(handshake_sockets),
+            stray_sockets=stray,
+            connections={c.value: n for c, n in self.connections.items()},
+            open_connections={c.value: n for c, n in Counter(
+                k for m, k in self._held.items() if id(m) in open_muxed).items()},
+            uncounted_connections=uncounted,
+            streams=dict(self.streams),
+            class_streams=sum(self.class_streams.values()),
+            open_streams=dict(open_streams),
+            outbound_streams=dict(outbound),
+            all_connections=len(open_conns),
+        )
 
     # -- notices ------------------------------------------------------------------------------
 
@@ -241,6 +357,7 @@ class ResourceManager:
         except Exception:
             log.debug("no remote address for an inbound connection", exc_info=True)
         source = address_key(remote[0]) if remote else "?"
+        accepted = self._accepted[read_write_closer] = _Accepted(source)
         if not self._enter_handshake(source):
             with trio.CancelScope(shield=True):
                 await _close_quietly(read_write_closer)
@@ -258,6 +375,7 @@ class ResourceManager:
             with trio.CancelScope(shield=True):
                 await _close_quietly(raw)
             return
+        accepted.conn = weakref.ref(muxed)
         await self._hold_connection(swarm, muxed)
 
     def _enter_handshake(self, source: str) -> bool:
@@ -286,11 +404,11 @@ class ResourceManager:
                          "this one was closed", peer_id=peer_id)
             await _close_connection(swarm, muxed)
             return
-        self.connections[peer_class] += 1
+        self._held[muxed] = peer_class
         try:
             await muxed.event_closed.wait()  # type: ignore[attr-defined]  # Yamux, the only muxer
         finally:
-            _decrement(self.connections, peer_class)
+            del self._held[muxed]
 
     # -- inbound streams ----------------------------------------------------------------------
 
@@ -440,110 +558,3 @@ async def _close_connection(swarm: Swarm, muxed: IMuxedConn) -> None:
             await _close_quietly(conn)
     if not muxed.is_closed:
         await _close_quietly(muxed)
-
-
-InboundHandler = Callable[[Swarm, Any, Any], Awaitable[None]]
-
-
-def serve_inbound_connections(swarm: Swarm, handler: InboundHandler) -> None:
-    """Patch for py-libp2p 0.8.1: inbound TCP connections go to ``handler``.
-
-    The swarm's ``_handle_inbound_connection`` (called for every accepted socket by the
-    listener that ``Swarm.listen`` creates) takes one of 250 inbound slots and, after the
-    handshake, waits for the whole swarm to stop before giving it back: every inbound
-    connection ever accepted keeps its slot, and after 250 the node refuses everyone. Its
-    handshake timeout is 10 s with no per-address limit, so 250 idle sockets lock it as
-    well. ``handler`` (``ResourceManager._inbound_connection``) counts handshakes per address
-    and holds a connection's slot only while the connection is open.
-
-    Guarded by ``tests/test_resources.py::test_py_libp2p_inbound_connection_internals``.
-    """
-    async def handle(read_write_closer: Any, maddr: Any) -> None:
-        await handler(swarm, read_write_closer, maddr)
-
-    swarm._handle_inbound_connection = handle  # type: ignore[method-assign]
-
-
-class FlowControlViolation(trio.TooSlowError):
-    """A peer sent more on a Yamux stream than the receive window we granted it.
-
-    A ``trio.TooSlowError`` because that is what py-libp2p 0.8.1's ``Yamux.handle_incoming``
-    lets out of its frame handling and answers by closing the connection.
-    """
-
-
-class _WindowedBuffer(bytearray):
-    """A stream's receive buffer that takes no more than the stream's receive window."""
-
-    def __init__(self, conn: Yamux, stream_id: int) -> None:
-        super().__init__()
-        self._conn = conn
-        self._stream_id = stream_id
-
-    def extend(self, data: Any) -> None:
-        stream = self._conn.streams.get(self._stream_id)
-        if stream is not None and len(data) > max(stream.recv_window, 0):
-            log.warning("%s sent %d bytes on a stream with %d bytes of window left; "
-                        "closing the connection", self._conn.peer_id, len(data),
-                        stream.recv_window)
-            raise FlowControlViolation
-        super().extend(data)
-
-
-class _WindowedBuffers(dict[int, bytearray]):
-    def __init__(self, conn: Yamux) -> None:
-        super().__init__()
-        self._conn = conn
-
-    def __setitem__(self, stream_id: int, buffer: bytearray) -> None:
-        windowed = _WindowedBuffer(self._conn, stream_id)
-        bytearray.extend(windowed, buffer)
-        super().__setitem__(stream_id, windowed)
-
-
-class WindowedYamux(Yamux):
-    """Yamux that holds a peer to the receive windows it granted (see ``enforce_windows``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stream_buffers = _WindowedBuffers(self)
-
-
-def enforce_yamux_windows() -> None:
-    """Patch for py-libp2p 0.8.1: every Yamux connection of this process is a
-    ``WindowedYamux``.
-
-    py-libp2p's Yamux appends whatever arrives on a stream to that stream's buffer, past the
-    window it granted (it logs a warning): a peer that ignores flow control made a node
-    buffer 100 MiB on one stream nobody read, and would have gone on. With this, a stream's
-    buffer refuses data beyond its window and the connection is closed, as go-yamux does:
-    unread data is bounded by the windows granted, 256 KiB per stream unless its reader
-    widened it. ``MuxerMultistream.new_conn`` builds ``Yamux`` by that name whatever class
-    the muxer options give, so the name is replaced in its module.
-
-    Guarded by ``tests/test_resources.py::test_py_libp2p_yamux_internals``.
-    """
-    muxer_multistream.Yamux = WindowedYamux  # type: ignore[misc]
-
-
-def cap_receive_window(stream: INetStream, cap: int) -> None:
-    """Patch for py-libp2p 0.8.1: this stream's Yamux receive window grows to ``cap`` at most.
-
-    py-libp2p's auto-tuning doubles a stream's window, from 256 KiB up to 16 MiB, whenever
-    its reader consumed a window within four round trips. A stranger could get its streams'
-    windows grown, stop being read (by not reading our replies, say), and park 16 MiB on each.
-    The growth step, ``YamuxStream._apply_autotune_epoch``, is replaced on this stream only.
-
-    Guarded by ``tests/test_resources.py::test_py_libp2p_yamux_internals``.
-    """
-    muxed = getattr(stream, "muxed_stream", None)
-    if not isinstance(muxed, YamuxStream) or cap >= MAX_WINDOW_SIZE:
-        return
-    grow = muxed._apply_autotune_epoch
-
-    def capped(buffered: int) -> int:
-        if muxed.target_recv_window * 2 > cap:
-            return 0
-        return grow(buffered)
-
-    muxed._apply_autotune_epoch = capped  # type: ignore[method-assign]

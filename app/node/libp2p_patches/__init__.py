@@ -1,0 +1,86 @@
+"""Every change Kith makes to py-libp2p's internals, in one place.
+
+Kith pins py-libp2p 0.8.1. Where that version misbehaves against a hostile peer, or costs too
+much per byte, Kith changes the smallest internal it can: one function per change, whose
+docstring says what is wrong, why it matters and what it relies on. Each has a guard in
+``tests/test_libp2p_patches.py`` that fails when an upgrade moves that internal: then read the
+patch again, see whether upstream fixed it (``docs/libp2p-patches.md`` says what was reported
+or could be), and drop or adapt it.
+
+For every connection of the process (``apply_process_patches``, from ``host.build_host``):
+
+* ``tcp.read_tcp_ahead``: TCP reads fetch up to 256 KiB at a time (two ``recv`` calls per
+  Noise message before).
+* ``yamux.fit_frames_to_noise``: a Yamux frame fits one Noise message (it took two).
+* ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
+* ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
+  Noise nonce behind, which broke the whole connection.
+* ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
+  was buffered without end).
+* ``peerstore.bound_peer_addrs``: the peerstore keeps 32 addresses a peer, de-duplicated in
+  linear time.
+* ``peerstore.bound_identify``: what is kept of a peer's identify message is bounded.
+* ``kad_dht.bound_dht_answers``: a DHT answer is checked against Kith's bounds before use.
+
+For one host (``node.KithNode.run``, ``resources.ResourceManager.install``,
+``relay.RelayService.start``):
+
+* ``swarm.serve_inbound_connections``: Kith's resource manager handles every accepted socket
+  (py-libp2p kept a slot per inbound connection until the node stopped).
+* ``swarm.stop_auto_dialing``: no dials of py-libp2p's own, no retries of failed dials.
+* ``peerstore.install_observed_addrs``: Kith decides which observed address is confirmed.
+* ``basic_host.advertise_addrs``: the host advertises concrete and relayed addresses.
+* ``basic_host.route_circuit_dials``: ``host.connect`` dials through relays
+  (``relay.dial_circuit``, which resets the relay's stream of a dial that does not finish).
+
+For one stream:
+
+* ``yamux.cap_receive_window``: a stranger's stream window stays at 256 KiB.
+* ``yamux.widen_receive_window``: a download opens its window up front.
+
+Read, not changed: ``swarm.socket_is_open`` and ``swarm.is_inbound`` (for
+``ResourceManager.account``).
+
+Subclasses that live with their service, guarded here all the same:
+
+* ``app.node.hole_punch._KithDCUtR`` overrides ``DCUtRProtocol``'s ``initiate_hole_punch``,
+  ``_handle_dcutr_stream``, ``_try_unilateral_upgrade``, ``_perform_hole_punch``,
+  ``_dial_peer``, ``_decode_observed_addrs`` and ``_get_observed_addrs`` (contacts only,
+  budgets, address filter, two timing defects).
+* ``app.node.gossip``: ``ChatGossipSub`` (IDONTWANT only where gossipsub 1.2 means it),
+  ``KithPubsub`` (buffer sizes, payload limits, hostile frames, batched writes; overrides
+  ``subscribe``, ``notify_subscriptions``, ``publish``, ``push_msg``, ``stream_handler`` and
+  ``handle_sending_messages``) and ``_SizedQueues`` (``Pubsub.peer_queues``, which sizes each
+  peer's ``RpcQueue``); ``open_pubsub`` stops the seen-message cache's thread py-libp2p leaves.
+
+Not patches, and so not here: py-libp2p's own resource manager is switched off with the
+public ``Swarm.set_resource_manager(None)`` (``ResourceManager.install``, guarded in
+``tests/test_resources.py``); ``app.node.dht_server`` registers Kith's own DHT handler, with
+``KadDHT`` in client mode; ``node._close_connections`` closes a peer's connections one by one
+because ``Swarm.close_peer`` skips the second of two.
+"""
+
+from __future__ import annotations
+
+from app.node.libp2p_patches.kad_dht import bound_dht_answers
+from app.node.libp2p_patches.peerstore import bound_identify, bound_peer_addrs
+from app.node.libp2p_patches.tcp import read_tcp_ahead
+from app.node.libp2p_patches.yamux import (
+    batch_window_updates,
+    enforce_yamux_windows,
+    fit_frames_to_noise,
+    write_frames_whole,
+)
+
+
+def apply_process_patches() -> None:
+    """The patches to py-libp2p's classes and modules, for every host of this process; each
+    applies once, however often this is called. Call before the first host is built."""
+    read_tcp_ahead()
+    fit_frames_to_noise()
+    batch_window_updates()
+    write_frames_whole()
+    enforce_yamux_windows()
+    bound_peer_addrs()
+    bound_identify()
+    bound_dht_answers()
