@@ -304,7 +304,8 @@ def test_a_post_that_breaks_its_handler_drops_only_that_post(tmp_path: Path) -> 
                 store.store_post = fail  # type: ignore[method-assign]
 
             await ada.client.call(break_files)
-            await bob.client.call(lambda node: node.rooms.post_file(room_id, b"{}"))
+            await bob.client.call(lambda node: node.rooms.post_payload(
+                bytes.fromhex(room_id), rc.KIND_FILE, b"{}"))
             hello = await bob.client.post(room_id, "after the bug")
             await ada.wait_event("room_message", id=hello.id)
             assert ada.client.running and not ada.named("node_failed")

@@ -21,10 +21,12 @@ import logging
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 import trio
+from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
@@ -49,14 +51,13 @@ from app.core.seq_ranges import HeldRanges
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 from app.node.gossip import KithPubsub
 from app.node.host import connect_at
+from app.node.interfaces import Connections, Emit, LocalPeer, RoomKindHandler
+from app.node.payloads import PayloadKinds
 from app.node.room_limits import MIB, QUERY_COST, PostQuotas, ServeLimits
-from app.store.messages import offer_summary
 from app.store.rooms import Intake, RoomStore, StoredPost, StoredRoom, StoreResult
 
 if TYPE_CHECKING:
     from libp2p.pubsub.subscription import ISubscriptionAPI
-
-    from app.node.node import KithNode
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,37 @@ def _parse_room_id(room_id: str) -> bytes:
     return raw
 
 
+class TextPosts:
+    """Kind 1, text: shown as it is (``RoomService`` announces it as a ``RoomMessage`` too)."""
+
+    def take(self, room_id: bytes, post: rc.RoomPost) -> None:
+        pass
+
+    def present(self, body: bytes) -> tuple[str, str | None] | None:
+        return body.decode("utf-8", "replace"), None
+
+
 class RoomService:
-    def __init__(self, node: KithNode, pubsub: KithPubsub) -> None:
-        self._node = node
+    """Our rooms (``interfaces.RoomChannel``): posts, members, history sync.
+
+    ``kinds`` hands each kind of post to its handler (``interfaces.RoomKindHandler``); text is
+    this service's own, other services register theirs when the node is wired. Announces are
+    the protocol's own and never reach a handler.
+    """
+
+    def __init__(self, store: RoomStore, pubsub: KithPubsub, *, us: LocalPeer, host: IHost,
+                 nursery: trio.Nursery, emit: Emit, connections: Connections,
+                 unread_total: Callable[[], int]) -> None:
+        self.store = store
         self._pubsub = pubsub
-        self.store = RoomStore(node.db)
+        self._us = us
+        self._host = host
+        self._nursery = nursery
+        self._emit = emit
+        self._connections = connections
+        self._unread_total = unread_total
+        self.kinds: PayloadKinds[RoomKindHandler] = PayloadKinds("room post")
+        self.kinds.register(rc.KIND_TEXT, TextPosts())
         self._live: dict[bytes, _LiveRoom] = {}
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
@@ -137,16 +164,16 @@ class RoomService:
 
     @property
     def _me(self) -> str:
-        return self._node.identity.peer_id
+        return self._us.identity.peer_id
 
     def start(self) -> None:
         for protocol in self.sync_protocols:
-            self._node.host.set_stream_handler(
+            self._host.set_stream_handler(
                 protocol, guarded(protocol, self._serve_sync, timeout=SYNC_TIMEOUT)
             )
         for stored in self.store.rooms():
             self._open(stored.secrets)
-            self._node.nursery.start_soon(self._reach_members, stored.secrets.room_id)
+            self._nursery.start_soon(self._reach_members, stored.secrets.room_id)
 
     # -- what the user does -------------------------------------------------------------------
 
@@ -159,8 +186,8 @@ class RoomService:
         self.store.add_room(secrets, clean, rc.clean_description(description))
         self._open(secrets)
         info = self.info(secrets.room_id)
-        self._node.emit(RoomCreated(room_id=info.room_id, invite=info.invite))
-        self._node.emit(RoomChanged(room=info))
+        self._emit(RoomCreated(room_id=info.room_id, invite=info.invite))
+        self._emit(RoomChanged(room=info))
         return info
 
     async def join(self, link: str) -> RoomInfo:
@@ -183,9 +210,9 @@ class RoomService:
             if peer_id != self._me:
                 self.store.upsert_member(secrets.room_id, peer_id, "", (addr,), None)
         info = self.info(secrets.room_id)
-        self._node.emit(RoomJoined(room_id=info.room_id))
-        self._node.emit(RoomChanged(room=info))
-        self._node.nursery.start_soon(self._reach_members, secrets.room_id)
+        self._emit(RoomJoined(room_id=info.room_id))
+        self._emit(RoomChanged(room=info))
+        self._nursery.start_soon(self._reach_members, secrets.room_id)
         return info
 
     async def leave(self, room_id_hex: str) -> None:
@@ -196,8 +223,8 @@ class RoomService:
             self._pubsub.remove_topic_validator(live.secrets.topic)
             await self._pubsub.unsubscribe(live.secrets.topic)
         self.store.remove_room(room_id)
-        self._node.emit(RoomLeft(room_id=room_id_hex))
-        self._node.emit(UnreadChanged(total=self._node.unread_total()))
+        self._emit(RoomLeft(room_id=room_id_hex))
+        self._emit(UnreadChanged(total=self._unread_total()))
 
     async def post(self, room_id_hex: str, text: str) -> RoomPostInfo:
         try:
@@ -206,14 +233,14 @@ class RoomService:
             raise rc.MalformedPost("the text is not valid Unicode") from None
         return await self._post(room_id_hex, rc.KIND_TEXT, body)
 
-    async def post_file(self, room_id_hex: str, body: bytes) -> RoomPostInfo:
-        """Announce a shared file (kind 3; the body is its offer, see app.node.files)."""
-        return await self._post(room_id_hex, rc.KIND_FILE, body)
+    async def post_payload(self, room_id: bytes, kind: int, body: bytes) -> RoomPostInfo:
+        """Post a payload of ``kind`` to every member (``interfaces.RoomChannel``)."""
+        return await self._post(room_id.hex(), kind, body)
 
     async def _post(self, room_id_hex: str, kind: int, body: bytes) -> RoomPostInfo:
         stored = self._require(room_id_hex)
         secrets = stored.secrets
-        identity = self._node.identity
+        identity = self._us.identity
         sent_at_ms = int(time.time() * 1000)
 
         def build(lamport: int, author_seq: int) -> tuple[rc.RoomPost, bytes]:
@@ -225,12 +252,23 @@ class RoomService:
         post, envelope = self.store.store_own_post(secrets.room_id, identity.public_key, build,
                                                    PostState.PENDING.value)
         info = self._post_info(self._stored(post, PostState.PENDING.value))
-        self._node.emit(RoomPostAdded(post=info))
+        self._emit(RoomPostAdded(post=info))
         self._changed(secrets.room_id)
         await self._publish(secrets, envelope)
         if self._topic_peers(secrets):
             self._confirm(secrets.room_id, post.post_id)
         return info
+
+    def has_room(self, room_id: bytes) -> bool:
+        return self.store.room(room_id) is not None
+
+    def member_ids(self, room_id: bytes) -> set[str]:
+        """Every member of the room we know of, as stored."""
+        return {m.peer_id for m in self.store.members(room_id)}
+
+    def rooms_of(self, peer_id: str) -> list[bytes]:
+        """The rooms we share with ``peer_id``."""
+        return self.store.rooms_of(peer_id)
 
     def rooms(self) -> list[RoomInfo]:
         return [self.info(r.secrets.room_id) for r in self.store.rooms()]
@@ -238,12 +276,12 @@ class RoomService:
     def members(self, room_id_hex: str) -> list[RoomMember]:
         room_id = self._require(room_id_hex).secrets.room_id
         now = time.time()
-        me = RoomMember(self._me, self._node.profile.settings.display_name, True, now, True)
+        me = RoomMember(self._me, self._us.display_name(), True, now, True)
         out = [me]
         for member in self.store.members(room_id):
             if member.peer_id == self._me:
                 continue
-            online = self._node.is_connected(member.peer_id) and (
+            online = self._connections.is_connected(member.peer_id) and (
                 member.last_seen is not None and now - member.last_seen < ONLINE_WINDOW
             )
             out.append(RoomMember(member.peer_id, member.name or member.peer_id[:12], online,
@@ -266,24 +304,25 @@ class RoomService:
         if before is not None:
             cursor = (int(before[0]), bytes.fromhex(before[1]), bytes.fromhex(before[2]))
         names = {m.peer_id: m.name for m in self.store.members(room_id)}
-        posts = (self._post_info(p, names)
-                 for p in self.store.history(room_id, cursor, max(1, min(limit, 1000)))
-                 if p.kind in (rc.KIND_TEXT, rc.KIND_FILE))
-        # A file post whose offer cannot be read has no transfer: it is left out.
-        return [p for p in posts if p.kind == rc.KIND_TEXT or p.transfer is not None]
+        out = []
+        for post in self.store.history(room_id, cursor, max(1, min(limit, 1000))):
+            view = self._view(post.kind, post.body)
+            if view is not None:  # not bookkeeping, nor a file offer that cannot be read
+                out.append(self._post_info(post, names, view))
+        return out
 
     async def mark_read(self, room_id_hex: str) -> None:
         room_id = self._require(room_id_hex).secrets.room_id
         if self.store.mark_read(room_id):
             self._changed(room_id)
-            self._node.emit(UnreadChanged(total=self._node.unread_total()))
+            self._emit(UnreadChanged(total=self._unread_total()))
 
     def info(self, room_id: bytes) -> RoomInfo:
         stored = self.store.room(room_id)
         if stored is None:
             raise RoomServiceError("unknown room")
         members = [m for m in self.store.members(room_id) if m.peer_id != self._me]
-        online = sum(1 for m in members if self._node.is_connected(m.peer_id))
+        online = sum(1 for m in members if self._connections.is_connected(m.peer_id))
         unread, preview = self.store.stats(room_id)
         return RoomInfo(
             room_id=room_id.hex(), name=stored.name, description=stored.description,
@@ -292,7 +331,7 @@ class RoomService:
         )
 
     def _invite(self, stored: StoredRoom) -> str:
-        via = tuple(self._node.addrs()[: rc.MAX_VIA])
+        via = tuple(self._us.addrs()[: rc.MAX_VIA])
         return rc.RoomInvite(stored.secrets, stored.name, stored.description, via).to_link()
 
     def _require(self, room_id_hex: str) -> StoredRoom:
@@ -309,7 +348,7 @@ class RoomService:
         )
         if not self._flush_pending:
             self._flush_pending = True
-            self._node.nursery.start_soon(self._flush_summaries)
+            self._nursery.start_soon(self._flush_summaries)
 
     async def _flush_summaries(self) -> None:
         await trio.sleep(SUMMARY_DELAY)
@@ -320,12 +359,12 @@ class RoomService:
             if self.store.room(room_id) is None:
                 continue
             if "members" in what:
-                self._node.emit(RoomMembersChanged(room_id=room_id.hex(),
+                self._emit(RoomMembersChanged(room_id=room_id.hex(),
                                                    members=tuple(self.members(room_id.hex()))))
-            self._node.emit(RoomChanged(room=self.info(room_id)))
+            self._emit(RoomChanged(room=self.info(room_id)))
             unread = unread or "unread" in what
         if unread:
-            self._node.emit(UnreadChanged(total=self._node.unread_total()))
+            self._emit(UnreadChanged(total=self._unread_total()))
 
     # -- the live room ------------------------------------------------------------------------
 
@@ -333,7 +372,7 @@ class RoomService:
         live = _LiveRoom(secrets)
         self._live[secrets.room_id] = live
         self._pubsub.set_topic_validator(secrets.topic, self._validator(secrets), False)
-        self._node.nursery.start_soon(self._run_room, live)
+        self._nursery.start_soon(self._run_room, live)
 
     def _validator(self, secrets: rc.RoomSecrets):  # type: ignore[no-untyped-def]
         """Only posts that open, verify, keep to the room's clock and to the quotas, and do
@@ -377,7 +416,7 @@ class RoomService:
         if post.kind != rc.KIND_ANNOUNCE and self.store.winner_over(post) is not None:
             # The other post of this equivocation is held: keep it, relay nothing, and tell
             # the room which one stands (whoever sent this one may hold only this one).
-            self._node.nursery.start_soon(self._conflict_lost, secrets, post)
+            self._nursery.start_soon(self._conflict_lost, secrets, post)
             return False
         return True
 
@@ -417,7 +456,7 @@ class RoomService:
 
     def _confirm(self, room_id: bytes, post_id: bytes) -> None:
         if self.store.set_post_state(room_id, post_id, PostState.CONFIRMED.value):
-            self._node.emit(RoomPostConfirmed(room=room_id.hex(), id=post_id.hex()))
+            self._emit(RoomPostConfirmed(room=room_id.hex(), id=post_id.hex()))
 
     async def _receive(self, live: _LiveRoom, envelope: bytes, source: str) -> _Taken:
         """Verify and take in one envelope (live or synced)."""
@@ -450,19 +489,22 @@ class RoomService:
                      post.author, post.author_seq, post.post_id.hex())
             await self._publish_winner(secrets, post, envelope)  # for members holding the loser
         if own:
-            self._node.emit(RoomPostAdded(post=self._post_info(
+            self._emit(RoomPostAdded(post=self._post_info(
                 self._stored(post, PostState.CONFIRMED.value))))
             return _Taken(post, result)
         if self.store.upsert_member(secrets.room_id, post.author, "", (), None):
             self._members_changed(secrets.room_id)
-        if post.kind == rc.KIND_FILE:
-            # First, so the transfer exists when a view looks it up for the post's card.
-            self._node.files.room_file(secrets.room_id, post.author, post.body)
-        info = self._post_info(self._stored(post, PostState.RECEIVED.value))
-        if post.kind == rc.KIND_TEXT or info.transfer is not None:
-            self._node.emit(RoomPostAdded(post=info))
+        handler = self.kinds.get(post.kind)
+        if handler is not None:
+            # First, so that what the post refers to (a file's transfer, say) exists when a
+            # view looks it up.
+            handler.take(secrets.room_id, post)
+        view = self._view(post.kind, post.body)
+        info = self._post_info(self._stored(post, PostState.RECEIVED.value), view=view)
+        if view is not None:
+            self._emit(RoomPostAdded(post=info))
         if post.kind == rc.KIND_TEXT:
-            self._node.emit(RoomMessage(room=secrets.id_hex, id=info.id, from_=post.author,
+            self._emit(RoomMessage(room=secrets.id_hex, id=info.id, from_=post.author,
                                         text=info.text, sent_at=post.sent_at_ms))
         self._changed(secrets.room_id, unread=True)
         if post.author_seq > 1 and not self.store.has_seq(
@@ -474,7 +516,7 @@ class RoomService:
     def _removed(self, room_id: bytes, result: StoreResult) -> None:
         """Posts that lost an equivocation leave every view that shows them."""
         for loser in result.removed:
-            self._node.emit(RoomPostRemoved(room=room_id.hex(), id=loser.post_id.hex()))
+            self._emit(RoomPostRemoved(room=room_id.hex(), id=loser.post_id.hex()))
         if result.removed:
             self._changed(room_id, unread=True)
 
@@ -510,9 +552,9 @@ class RoomService:
         if stored is None:
             return
         live.last_announce = time.monotonic()
-        addrs = [strip_p2p(a) for a in self._node.addrs()][: rc.MAX_ANNOUNCE_ADDRS]
+        addrs = [strip_p2p(a) for a in self._us.addrs()][: rc.MAX_ANNOUNCE_ADDRS]
         envelope = rc.encode_announce(
-            self._node.identity, live.secrets, self._node.profile.settings.display_name, addrs,
+            self._us.identity, live.secrets, self._us.display_name(), addrs,
             lamport=stored.lamport, sent_at_ms=int(time.time() * 1000),
         )
         await self._publish(live.secrets, envelope)
@@ -546,8 +588,8 @@ class RoomService:
         self._members_changed(room_id)
         if new and time.monotonic() - live.last_announce > REANNOUNCE_MIN_GAP:
             await self._announce(live)  # so the newcomer learns who is here now
-        if not self._node.is_connected(post.author):
-            self._node.nursery.start_soon(self._dial_member, post.author, announce.addrs)
+        if not self._connections.is_connected(post.author):
+            self._nursery.start_soon(self._dial_member, post.author, announce.addrs)
         stored = self.store.room(room_id)
         if stored is not None and post.lamport > stored.lamport:
             self._request_sync(live, post.author)  # they have seen posts we have not
@@ -557,7 +599,7 @@ class RoomService:
         self._changed(room_id, members=True)
 
     async def _dial_member(self, peer_id: str, addrs: tuple[str, ...]) -> bool:
-        return await connect_at(self._node.host, peer_id, addrs, DIAL_TIMEOUT)
+        return await connect_at(self._host, peer_id, addrs, DIAL_TIMEOUT)
 
     async def reach_members(self, room_id: bytes) -> None:
         """Connect to some members of a room (a file fetch found none connected)."""
@@ -569,12 +611,12 @@ class RoomService:
         random.shuffle(members)
         async with trio.open_nursery() as nursery:
             for member in members[:MAX_ROOM_DIALS]:
-                if not self._node.is_connected(member.peer_id):
+                if not self._connections.is_connected(member.peer_id):
                     nursery.start_soon(self._dial_member, member.peer_id, member.addrs)
         live = self._live.get(room_id)
         if live is not None:
             for member in members:
-                if self._node.is_connected(member.peer_id):
+                if self._connections.is_connected(member.peer_id):
                     self._request_sync(live, member.peer_id)
 
     def peer_connected(self, peer_id: str) -> None:
@@ -605,7 +647,7 @@ class RoomService:
             live.sync_again.add(peer_id)
             return
         live.syncing = True
-        self._node.nursery.start_soon(self._sync_worker, live, peer_id)
+        self._nursery.start_soon(self._sync_worker, live, peer_id)
 
     async def _sync_worker(self, live: _LiveRoom, peer_id: str) -> None:
         try:
@@ -635,7 +677,7 @@ class RoomService:
         first = True
         for _ in range(MAX_SYNC_PAGES):
             with trio.fail_after(SYNC_TIMEOUT):
-                stream = await self._node.host.new_stream(ID.from_base58(peer_id),
+                stream = await self._host.new_stream(ID.from_base58(peer_id),
                                                           list(self.sync_protocols))
                 try:
                     ranges = stream.get_protocol() == SYNC2_PROTOCOL_ID
@@ -746,7 +788,7 @@ class RoomService:
             await trio.sleep(SYNC_INTERVAL * random.uniform(0.8, 1.2))
             room_id = live.secrets.room_id
             members = [m.peer_id for m in self.store.members(room_id)
-                       if m.peer_id != self._me and self._node.is_connected(m.peer_id)]
+                       if m.peer_id != self._me and self._connections.is_connected(m.peer_id)]
             if members:
                 self._request_sync(live, random.choice(members))
             else:
@@ -759,20 +801,22 @@ class RoomService:
         return StoredPost(post.room_id, post.post_id, post.author, post.author_key, post.lamport,
                           post.author_seq, post.sent_at_ms, post.kind, post.body, state)
 
-    def _post_info(self, post: StoredPost, names: dict[str, str] | None = None) -> RoomPostInfo:
+    def _view(self, kind: int, body: bytes) -> tuple[str, str | None] | None:
+        """(text, transfer) as views show a post of ``kind``; None: not shown."""
+        handler = self.kinds.get(kind)
+        return handler.present(body) if handler is not None else None
+
+    def _post_info(self, post: StoredPost, names: dict[str, str] | None = None,
+                   view: tuple[str, str | None] | None = None) -> RoomPostInfo:
+        """A stored post as views see it (``view``: its ``_view``, if known already)."""
         if names is None:
             names = self._names.get(post.room_id) or {}
             if not names:
                 names = {m.peer_id: m.name for m in self.store.members(post.room_id)}
                 self._names[post.room_id] = names
         me = post.author == self._me
-        name = self._node.profile.settings.display_name if me else names.get(post.author, "")
-        text = post.body.decode("utf-8", "replace") if post.kind == rc.KIND_TEXT else ""
-        transfer = None
-        if post.kind == rc.KIND_FILE:
-            summary = offer_summary(post.body.decode("utf-8", "replace"))
-            if summary is not None:
-                transfer, text = summary
+        name = self._us.display_name() if me else names.get(post.author, "")
+        text, transfer = view or self._view(post.kind, post.body) or ("", None)
         return RoomPostInfo(
             room_id=post.room_id.hex(), id=post.post_id.hex(), author=post.author,
             author_name=name or post.author[:12], outgoing=me, text=text,
