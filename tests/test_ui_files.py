@@ -29,6 +29,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.events import Event, FileOffered
 from app.core.records import TransferInfo
+from app.core.transfer_state import TransferState
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, run, start_online, wait
 from ui.files.drop_target import expand
@@ -524,7 +525,7 @@ def test_open_without_a_program_for_the_file_offers_its_folder(
     files = window.files
     files.cache.put(TransferInfo(
         transfer="ab" * 16, outgoing=False, peer_id=ME, room_id=None, name="figures.xyz",
-        size=100, hash="00" * 32, state="complete", bytes=100, path=str(received),
+        size=100, hash="00" * 32, state=TransferState.COMPLETE, bytes=100, path=str(received),
         reason=None))
     asked: list[QUrl] = []
     handled = {str(received.parent)}  # a file manager for folders, no program for .xyz
