@@ -141,7 +141,7 @@ async def as_previous_version(peer: Peer) -> None:
 
     async def downgrade(node: KithNode) -> None:
         node.host.remove_stream_handler(SYNC2_PROTOCOL_ID)
-        node.rooms.sync_protocols = (SYNC_PROTOCOL_ID,)
+        node.rooms.sync.protocols = (SYNC_PROTOCOL_ID,)
 
     await peer.client.call(downgrade)
 
@@ -238,7 +238,7 @@ def test_serving_sync_is_bounded_per_page_per_peer_and_in_budget(tmp_path: Path)
 
             # Over its byte budget, a peer's pages are cut short: paced, not refused.
             async def tight(node: KithNode) -> None:
-                node.rooms._serves = ServeLimits(Rate(burst=100_000, per_second=1_000))
+                node.rooms.sync.serves = ServeLimits(Rate(burst=100_000, per_second=1_000))
 
             await ada.client.call(tight)
             posts, _, more = await bob.client.call(lambda node: one_page(node, SYNC2_PROTOCOL_ID))
@@ -250,6 +250,9 @@ def test_serving_sync_is_bounded_per_page_per_peer_and_in_budget(tmp_path: Path)
 async def wait_serving(peer: Peer, requester: str, count: int) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
-    while await node_value(peer, lambda node: node.rooms._serves._active.get(requester, 0)) < count:
+    def serving(node: KithNode) -> int:
+        return node.rooms.sync.serves._active.get(requester, 0)
+
+    while await node_value(peer, serving) < count:
         assert loop.time() < deadline, "the requests were never being served"
         await asyncio.sleep(0.02)
