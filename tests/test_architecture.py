@@ -22,7 +22,6 @@ MAX_LINES = 600  # a longer module says why in a "Length:" paragraph of its docs
 # when its module is split or its docstring gains a "Length:" paragraph.
 KNOWN_LONG = {
     "app/core/room.py": "secrets, invites, posts and sync payloads of one wire format",
-    "app/store/rooms.py": "to be split: rooms and members, posts, sync pages and conflicts",
 }
 
 # What ui/ may take from app.store: the profile folder itself, which exists before the network

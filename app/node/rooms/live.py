@@ -8,7 +8,7 @@ from typing import NamedTuple
 import trio
 
 from app.core import room as rc
-from app.store.rooms import StoreResult
+from app.store.room_rows import StoreResult
 
 
 @dataclass

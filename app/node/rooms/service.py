@@ -48,7 +48,8 @@ from app.node.room_limits import PostQuotas
 from app.node.rooms.live import LiveRoom, Taken
 from app.node.rooms.members import ONLINE_WINDOW, Members
 from app.node.rooms.sync import HistorySync
-from app.store.rooms import Intake, RoomStore, StoredPost, StoredRoom, StoreResult
+from app.store.room_rows import Intake, StoredPost, StoredRoom, StoreResult
+from app.store.rooms import RoomStore
 
 if TYPE_CHECKING:
     from libp2p.pubsub.subscription import ISubscriptionAPI
