@@ -62,8 +62,10 @@ def test_connect_at_a_silent_address_keeps_no_slot(tmp_path: Path) -> None:
                 assert account.leaked == 0 and account.counted == account.connections, account
 
                 assert bob.ready is not None  # and a real connection is counted once
+                addrs = list(bob.ready.addrs)
+
                 async def dial_real(node: KithNode) -> bool:
-                    return await connect_at(node.host, bob.peer_id, list(bob.ready.addrs), 5)
+                    return await connect_at(node.host, bob.peer_id, addrs, 5)
 
                 assert await ada.client.call(dial_real)
                 account = await _settled(ada)
@@ -221,9 +223,9 @@ def _relay_dials_keep_no_slot(tmp: str) -> None:
                 from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
 
                 async def answer(stream: object) -> None:
-                    await read_delimited_msg(stream, HopMessage)  # type: ignore[arg-type]
+                    await read_delimited_msg(stream, HopMessage)
                     ok = HopMessage(type=HopMessage.STATUS, status=Status.OK)
-                    await write_delimited_msg(stream, ok)  # type: ignore[arg-type]
+                    await write_delimited_msg(stream, ok)
                     await trio.sleep_forever()
 
                 node.host.set_stream_handler(PROTOCOL_ID, answer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import sqlite3
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.payload import MiB, content_hash, file_hash, make_file
 from tests.peers import Peer, befriend, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
@@ -108,7 +109,8 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
                 source.write_bytes(name.encode())
                 info = await ada.client.send_file(bob.peer_id, str(source))
                 # Play a hostile sender: the offer carries the name, not the path.
-                await ada.client.call(lambda n, t=info.transfer, nm=name: _rename_offer(n, t, nm))
+                await ada.client.call(
+                    functools.partial(_rename_offer, transfer=info.transfer, name=name))
             offers = await bob.wait_event("file_offer", count=len(names) * 2)
             # Shown as what they are: no control or format character (U+202E would show
             # the .exe as "Invoice_2024_exe.pdf").

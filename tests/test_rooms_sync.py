@@ -5,6 +5,7 @@ member spend."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,12 @@ from app.node.rooms import MAX_SYNC_PAGE_BYTES, SYNC2_PROTOCOL_ID, SYNC_PROTOCOL
 from tests.peers import Peer, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
-async def node_value(peer: Peer, fn):  # type: ignore[no-untyped-def]
-    async def call(node: KithNode):  # type: ignore[no-untyped-def]
+async def node_value(peer: Peer, fn):
+    async def call(node: KithNode):
         return fn(node)
 
     return await peer.client.call(call)
@@ -72,7 +73,7 @@ async def converge(room_id: str, reference: Peer, *members: Peer, timeout: float
             await asyncio.sleep(0.05)
 
 
-def held_by(peer: Peer, room_id: str, author: Peer):  # type: ignore[no-untyped-def]
+def held_by(peer: Peer, room_id: str, author: Peer):
     return node_value(peer, lambda node: node.rooms.store.held_ranges(bytes.fromhex(room_id))
                       .get(author.profile.identity.public_key))
 
@@ -209,7 +210,7 @@ def test_serving_sync_is_bounded_per_page_per_peer_and_in_budget(tmp_path: Path)
             # A 62-byte request gets one page of at most 4 MiB (plus the post that crossed it).
             for protocol in (SYNC2_PROTOCOL_ID, SYNC_PROTOCOL_ID):
                 posts, size, more = await bob.client.call(
-                    lambda node, p=protocol: one_page(node, p))
+                    functools.partial(one_page, protocol=protocol))
                 assert more and MAX_SYNC_PAGE_BYTES <= size < MAX_SYNC_PAGE_BYTES + 61_000
                 assert posts == 70
 

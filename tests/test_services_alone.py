@@ -48,7 +48,7 @@ Handler = Callable[[Any], Awaitable[None]]
 class Pipe:
     """One end of an in-memory byte stream, with what a stream handler reads off a libp2p one."""
 
-    def __init__(self, stream: trio.testing.StapledStream[Any, Any], remote: str) -> None:
+    def __init__(self, stream: trio.StapledStream, remote: str) -> None:
         self._stream = stream
         self.muxed_conn = SimpleNamespace(peer_id=remote)
 

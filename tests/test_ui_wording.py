@@ -9,7 +9,7 @@ import time
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.events import ContactChanged, PeerNearby, RoomMembersChanged
@@ -51,7 +51,7 @@ def window(qtbot: QtBot) -> MainWindow:
     return win
 
 
-def texts(widget: QApplication | MainWindow) -> list[str]:
+def texts(widget: QApplication | QWidget) -> list[str]:
     return [label.text() for label in widget.findChildren(QLabel)]
 
 

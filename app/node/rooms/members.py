@@ -82,8 +82,8 @@ class Members:
         # peers that do not (go, js) get it once a mesh peer shows up, at most 5 s from now.
         if not self._pubsub.gossip.mesh.get(live.secrets.topic):
             with trio.move_on_after(FIRST_ANNOUNCE_WAIT):
-                while not self._pubsub.gossip.mesh.get(live.secrets.topic):
-                    # py-libp2p says nothing when its mesh changes: look again shortly.
+                # py-libp2p says nothing when its mesh changes: look again shortly.
+                while not self._pubsub.gossip.mesh.get(live.secrets.topic):  # noqa: ASYNC110
                     await trio.sleep(0.05)
                 await self.announce(live)
         while True:
