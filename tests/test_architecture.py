@@ -240,6 +240,16 @@ def test_long_modules_say_why() -> None:
 # -- the documentation draws the house as it is ---------------------------------------------------
 
 
+def test_the_architecture_document_names_every_node_module() -> None:
+    """Each module and package of app/node, as ``name.py`` or ``name/``."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    folder = ROOT / "app" / "node"
+    names = [f"{p.stem}.py" for p in folder.glob("*.py") if p.stem != "__init__"]
+    names += [f"{p.parent.name}/" for p in folder.glob("*/__init__.py")]
+    assert len(names) > 20
+    assert [n for n in sorted(names) if n not in text] == []
+
+
 def test_the_architecture_document_names_every_ui_package() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     packages = sorted({p.parent.name for p in (ROOT / "ui").glob("*/__init__.py")})
