@@ -32,8 +32,6 @@ class PayloadKinds(Generic[H]):
     def get(self, kind: int) -> H | None:
         return self._handlers.get(kind)
 
-    def __contains__(self, kind: object) -> bool:
-        return kind in self._handlers
-
     def __iter__(self) -> Iterator[int]:
+        """The kinds that have a handler, in order."""
         return iter(sorted(self._handlers))

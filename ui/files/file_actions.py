@@ -64,6 +64,8 @@ def actions_for(info: TransferInfo) -> list[FileAction]:
     view = [FileAction.VIEW] if is_viewable(info) else []
     if state is TransferState.COMPLETE:
         return [*view, FileAction.OPEN, FileAction.SHOW] if info.path else []
+    if state.final:  # declined or cancelled: nothing left to do but look
+        return view
     if outgoing:
         return view + ([FileAction.CANCEL] if can(state, Step.CANCEL, outgoing) else [])
     actions: list[FileAction] = []
