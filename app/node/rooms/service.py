@@ -1,9 +1,10 @@
 """``RoomService``: our rooms, what the user does with them, and the live path of a post.
 
 Every post is sealed with the room key and signed by its author (``app.core.room``), published
-on the room's topic, and stored with its original envelope. Gossip is the fast path only;
-``sync`` pulls what gossip missed, and ``members`` keeps the member list and reaches members.
-Every post, live or synced, goes through one receive path (``_receive``).
+on the room's topic, and stored with its original envelope. Gossip is the fast path only: the
+service's ``sync`` (``rooms.sync``) pulls what gossip missed, and its ``roster``
+(``rooms.members``) keeps the member list and reaches members. Every post, live or synced, goes
+through one receive path (``_receive``).
 
 Everything a member sends is bounded before it is stored: the codec refuses numbers beyond what
 members can store, a post may not lead the room's clock by more than ``MAX_LAMPORT_STEP``, live
@@ -97,7 +98,6 @@ class RoomService:
         self.store = store
         self._pubsub = pubsub
         self._us = us
-        self._host = host
         self._nursery = nursery
         self._emit = emit
         self._connections = connections
