@@ -135,3 +135,25 @@ def test_the_window_offers_what_the_table_allows(outgoing: bool) -> None:
         user_steps = {Step.ACCEPT, Step.PAUSE, Step.RESUME, Step.DECLINE, Step.CANCEL}
         if any(can(state, step, outgoing) for step in user_steps):
             assert any(a in step_of for a in actions), state  # something to do is shown
+
+
+def test_the_window_takes_each_events_state_and_shows_speed_only_while_bytes_move(
+        qapp: object) -> None:
+    """The transfer cache applies what an event says (``FileEvent.transfer_state``); a paused
+    download shows no speed, even right after a progress event said it was moving."""
+    from app.core.events import FileAccepted, FilePaused, FileProgress, FileResumed
+    from ui.files.transfer_cache import TransferCache
+
+    cache = TransferCache()
+    cache.put(_info(S.OFFERED, outgoing=False))
+    tid = "00" * 16
+    cache._accepted(FileAccepted(transfer=tid, dir="/tmp"))
+    cache._progress(FileProgress(transfer=tid, bytes=5, size=10, speed=100.0))
+    got = cache.get(tid)
+    assert got is not None and got.state is S.RECEIVING and cache.speed(tid) == 100.0
+    cache._paused(FilePaused(transfer=tid, bytes=5, size=10))
+    got = cache.get(tid)
+    assert got is not None and got.state is S.PAUSED and cache.speed(tid) == 0.0
+    cache._resumed(FileResumed(transfer=tid))
+    got = cache.get(tid)
+    assert got is not None and got.state is S.RECEIVING
