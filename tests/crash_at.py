@@ -1,6 +1,6 @@
 """``kith node`` that kills itself with SIGKILL at one exact moment, for crash tests.
 
-    python -m tests.crash_at app.node.files:_link_final [--nth 1] [--before | --truthy] \
+    python -m tests.crash_at app.node.files.downloading:link_final [--nth 1] [--before | --truthy] \
         -- node --profile DIR
 
 Wraps the function or method named ``module:qualified.name`` so that its ``--nth`` call kills

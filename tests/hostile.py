@@ -12,6 +12,7 @@ from typing import Any
 from libp2p.abc import INetStream
 from libp2p.identity.identify.identify import ID as IDENTIFY
 from libp2p.identity.identify.pb.identify_pb2 import Identify
+from libp2p.network.swarm import Swarm
 from libp2p.utils.varint import encode_uvarint
 from multiaddr import Multiaddr
 from multiaddr.protocols import P_P2P
@@ -132,7 +133,9 @@ def record_dials(node: KithNode) -> list[str]:
     """Every address ``node``'s transports are asked to dial from now on, in order (the dial
     still happens: this only writes it down)."""
     dialled: list[str] = []
-    for transport in node.host.get_network().transport_manager.get_transports():
+    swarm = node.host.get_network()
+    assert isinstance(swarm, Swarm)
+    for transport in swarm.transport_manager.get_transports():
         for name in ("dial", "dial_with_source"):
             inner = getattr(transport, name, None)
             if inner is not None:

@@ -42,7 +42,8 @@ class HostilePeer:
         self._thread = loop.run_in_executor(None, trio.run, self._main, target, topic, loop,
                                             ready)
         waiter = asyncio.ensure_future(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._thread}, timeout=30,
+        either: set[asyncio.Future[Any]] = {waiter, self._thread}
+        done, _ = await asyncio.wait(either, timeout=30,
                                      return_when=asyncio.FIRST_COMPLETED)
         if self._thread in done:
             waiter.cancel()

@@ -24,7 +24,7 @@ class NodeProcess:
     ) -> None:
         """``prefix`` goes before the command, e.g. ``["ip", "netns", "exec", "NS"]``;
         ``crash_at`` makes the node SIGKILL itself at one moment (``tests.crash_at``), e.g.
-        ``["app.node.files:_link_final"]``."""
+        ``["app.node.files.downloading:link_final"]``."""
         runner = ["tests.crash_at", *crash_at, "--"] if crash_at else ["app"]
         cmd = [*(prefix or []), sys.executable, "-m", *runner, "node", "--profile", str(profile)]
         if not any(a == "--listen" for a in args):

@@ -127,10 +127,11 @@ def serve(address: str) -> int:
     from PySide6.QtCore import ClassInfo, QCoreApplication, QObject, QSocketNotifier, Signal, Slot
     from PySide6.QtDBus import QDBusConnection
 
-    @ClassInfo({"D-Bus Interface": "org.freedesktop.Notifications"})
-    class Notifications(QObject):
-        ActionInvoked = Signal("uint", str)
-        NotificationClosed = Signal("uint", "uint")
+    # PySide6's stubs know neither a ClassInfo mapping nor Signal types named by D-Bus.
+    @ClassInfo({"D-Bus Interface": "org.freedesktop.Notifications"})  # type: ignore[call-arg]
+    class Notifications(QObject):  # type: ignore[operator]
+        ActionInvoked = Signal("uint", str)  # type: ignore[arg-type]
+        NotificationClosed = Signal("uint", "uint")  # type: ignore[arg-type]
 
         def __init__(self) -> None:
             super().__init__()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import multiaddr
 import trio
 from libp2p.abc import IHost
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
@@ -164,7 +165,7 @@ async def raw_streams(host: IHost, peer_id: str, count: int, payload: bytes = b"
 async def send_messages(host: IHost, identity: Identity, peer_id: str,
                         bodies: list[tuple[int, str]]) -> list[dm.Ack | dm.Reject]:
     """Send each (kind, body) as a direct message on one stream; the replies, in order."""
-    stream = await host.new_stream(peer(peer_id), [dm.PROTOCOL_ID])
+    stream = await host.new_stream(peer(peer_id), [TProtocol(dm.PROTOCOL_ID)])
     replies: list[dm.Ack | dm.Reject] = []
     try:
         for kind, body in bodies:

@@ -18,28 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 600  # a longer module says why in a "Length:" paragraph of its docstring
 
-# Cycles that exist today and are being removed: app.node's services reach each other through
-# KithNode (node services behind narrow interfaces will end it). A cycle found must fit inside
-# one of these sets, so a new cycle, or a module joining this one, fails. Shrink the set as the
-# cycle goes, and delete it when it is gone.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    frozenset({
-        "app.node.contacts", "app.node.dht", "app.node.dht_server", "app.node.dm",
-        "app.node.files", "app.node.hole_punch", "app.node.lan", "app.node.node",
-        "app.node.reachability", "app.node.relay", "app.node.relay_server", "app.node.rooms",
-    }),
-]
-
-# Long modules that do not say why yet, with what is being done about them. Delete an entry
-# when its module is split or its docstring gains a "Length:" paragraph.
-KNOWN_LONG = {
-    "app/node/files.py": "to be split along its own banners: disk, actions, offers, serving, "
-                         "downloading",
-    "app/core/room.py": "secrets, invites, posts and sync payloads of one wire format",
-    "app/node/rooms.py": "to be split: the live room, announces and members, history sync",
-    "app/store/rooms.py": "to be split: rooms and members, posts, sync pages and conflicts",
-}
-
 # What ui/ may take from app.store: the profile folder itself, which exists before the network
 # starts and after it stops (docs/architecture.md says why). Everything else goes through the
 # client.
@@ -196,23 +174,9 @@ def test_store_imports_no_node() -> None:
 
 
 @pytest.mark.parametrize("package", ["ui", "app.core", "app.store", "app.node", "app"])
-def test_no_new_import_cycles(package: str) -> None:
-    """No cycles, except inside the ones ``KNOWN_CYCLES`` lists (app.node's, being removed)."""
+def test_no_import_cycles(package: str) -> None:
     graph = import_graph(package)
-    new = [
-        " -> ".join(a_cycle(graph, members))
-        for members in cycles(graph)
-        if not any(members <= known for known in KNOWN_CYCLES)
-    ]
-    assert new == []
-
-
-def test_the_known_cycles_are_real() -> None:
-    """A cycle that is gone leaves the list, so the list says what is left to do."""
-    graph = import_graph("app")
-    found = cycles(graph)
-    for known in KNOWN_CYCLES:
-        assert any(members & known for members in found), f"gone, remove it: {sorted(known)}"
+    assert [" -> ".join(a_cycle(graph, members)) for members in cycles(graph)] == []
 
 
 def test_ui_packages_depend_one_way() -> None:
@@ -265,7 +229,7 @@ def test_long_modules_say_why() -> None:
         for path in modules(package).values():
             lines = len(path.read_text(encoding="utf-8").splitlines())
             relative = path.relative_to(ROOT).as_posix()
-            if lines <= MAX_LINES or relative in KNOWN_LONG:
+            if lines <= MAX_LINES:
                 continue
             docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
             if not any(line.startswith("Length:") for line in docstring.splitlines()):
@@ -274,6 +238,16 @@ def test_long_modules_say_why() -> None:
 
 
 # -- the documentation draws the house as it is ---------------------------------------------------
+
+
+def test_the_architecture_document_names_every_node_module() -> None:
+    """Each module and package of app/node, as ``name.py`` or ``name/``."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    folder = ROOT / "app" / "node"
+    names = [f"{p.stem}.py" for p in folder.glob("*.py") if p.stem != "__init__"]
+    names += [f"{p.parent.name}/" for p in folder.glob("*/__init__.py")]
+    assert len(names) > 20
+    assert [n for n in sorted(names) if n not in text] == []
 
 
 def test_the_architecture_document_names_every_ui_package() -> None:

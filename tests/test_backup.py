@@ -70,7 +70,7 @@ def test_round_trip_brings_identity_contacts_history_and_rooms(tmp_path: Path) -
             assert peer.peer_id == old["peer_id"]
             assert peer.profile.settings.display_name == "Ada"
             assert [(c.peer_id, c.name) for c in await peer.client.contacts()] == old["contacts"]
-            bob_id = old["contacts"][0][0]  # type: ignore[index]
+            bob_id = old["contacts"][0][0]
             assert [m.text for m in await peer.client.history(bob_id)] == old["history"]
             assert [(r.room_id, r.name) for r in await peer.client.rooms()] == old["rooms"]
             posts = await peer.client.room_history(str(old["room_id"]))

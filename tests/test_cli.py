@@ -44,6 +44,7 @@ def test_ready_status_errors_and_quit(tmp_path: Path) -> None:
         assert ready_again["peer_id"] == peer_id
         assert "name=Ada" in ready_again["invite"]
     finally:
+        assert again.proc.stdin is not None
         again.proc.stdin.close()  # end of input exits cleanly
         assert again.proc.wait(timeout=10) == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from pathlib import Path
@@ -119,7 +120,8 @@ def test_a_crash_in_the_network_surfaces_as_an_event(tmp_path: Path) -> None:
         events: list[Event] = []
         client.subscribe(events.append)
         await client.start()
-        pending = asyncio.ensure_future(client.call(lambda node: trio.sleep_forever()))
+        pending = asyncio.ensure_future(
+            client.call(lambda node: trio.sleep_forever()))  # noqa: ASYNC105 - call awaits it
         await client.call(crash)
         failed = await _wait_for(events, NodeFailed)
         assert "disk on fire" in failed.message  # type: ignore[attr-defined]
@@ -201,13 +203,13 @@ def test_ordered_calls_run_in_the_order_they_were_made(tmp_path: Path) -> None:
         await client.start()
         seen: list[int] = []
 
-        async def record(i: int) -> int:
+        async def record(node: KithNode, i: int) -> int:
             await trio.lowlevel.checkpoint()
             seen.append(i)
             return i
 
         results = await asyncio.gather(*(
-            client.call(lambda node, i=i: record(i), ordered=True) for i in range(200)
+            client.call(functools.partial(record, i=i), ordered=True) for i in range(200)
         ))
         assert results == list(range(200)) and seen == list(range(200))
         await client.stop()

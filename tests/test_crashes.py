@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.core.files import choose_chunk_size
-from app.node import files as node_files
+from app.node.files import downloading
 from app.store.profile import DB_FILE
 from tests.nodeproc import NodeProcess
 from tests.payload import MiB, file_hash, make_file
@@ -91,7 +91,7 @@ def test_messages_stored_just_before_a_crash_are_shown_after_it(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("moment", [
-    ["app.node.files:_link_final"],                               # two names, .part not removed
+    ["app.node.files.downloading:link_final"],                    # two names, .part not removed
     ["app.store.transfers:TransferStore.complete", "--before"],   # the file in place, no record
     ["app.store.transfers:TransferStore.complete"],               # recorded complete
 ], ids=["linked", "before-record", "recorded"])
@@ -189,7 +189,7 @@ def test_progress_shown_before_a_kill_is_never_taken_back(tmp_path: Path) -> Non
         assert file_hash(done["path"]) == expected
         # Per kill, at most the chunks requested, queued for the disk, or being written.
         chunk = choose_chunk_size(size)
-        lost = (node_files.IN_FLIGHT_BYTES + node_files.WRITE_QUEUE_BYTES) // chunk + 2
+        lost = (downloading.IN_FLIGHT_BYTES + downloading.WRITE_QUEUE_BYTES) // chunk + 2
         assert _transfer(ada, tid)["served"] <= size // chunk + kills * lost
     finally:
         ada.quit()

@@ -21,7 +21,7 @@ from app.node.node import KithNode
 from tests.peers import LOOPBACK, Peer
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 

@@ -167,7 +167,7 @@ def test_responder_dials_given_up_half_way_leave_nothing_behind(tmp_path: Path) 
                     network = node.host.get_network()
                     for _ in range(10):
                         with trio.move_on_after(SHORT):
-                            await network.dial_addr_as_responder(  # type: ignore[attr-defined]
+                            await network.dial_addr_as_responder(
                                 Multiaddr(silent.addr), ID.from_base58(bob.peer_id))
 
                 await ada.client.call(dial)

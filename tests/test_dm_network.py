@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from app.core import dm
@@ -20,7 +21,7 @@ from app.node.node import KithNode
 from tests.peers import Peer, befriend, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
@@ -149,7 +150,8 @@ async def _raw_exchange(
     replies: list[bytes] = []
     try:
         with trio.fail_after(10):
-            stream = await node.host.new_stream(ID.from_base58(peer_id), [dm.PROTOCOL_ID])
+            stream = await node.host.new_stream(ID.from_base58(peer_id),
+                                                [TProtocol(dm.PROTOCOL_ID)])
             await stream.write(data)
             while len(replies) < replies_wanted:
                 replies.append(await read_frame(stream, dm.MAX_FRAME))

@@ -21,7 +21,7 @@ from tests.payload import MiB, file_hash, make_file
 from tests.peers import Peer, befriend, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 

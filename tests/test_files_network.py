@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import sqlite3
 from pathlib import Path
@@ -13,13 +14,13 @@ import pytest
 
 from app.core import files as fc
 from app.core.events import Event
-from app.node import files as node_files
+from app.node.files import disk, downloading
 from app.node.node import KithNode
 from tests.payload import MiB, content_hash, file_hash, make_file
 from tests.peers import Peer, befriend, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
@@ -108,7 +109,8 @@ def test_hostile_names_land_inside_the_folder(tmp_path: Path) -> None:
                 source.write_bytes(name.encode())
                 info = await ada.client.send_file(bob.peer_id, str(source))
                 # Play a hostile sender: the offer carries the name, not the path.
-                await ada.client.call(lambda n, t=info.transfer, nm=name: _rename_offer(n, t, nm))
+                await ada.client.call(
+                    functools.partial(_rename_offer, transfer=info.transfer, name=name))
             offers = await bob.wait_event("file_offer", count=len(names) * 2)
             # Shown as what they are: no control or format character (U+202E would show
             # the .exe as "Invoice_2024_exe.pdf").
@@ -143,11 +145,11 @@ async def _rename_offer(node: KithNode, transfer: str, name: str) -> None:
     offer = fc.FileOffer(fc.new_transfer_id(), name, t.offer.size, t.offer.chunk_size,
                          t.offer.hash, t.offer.mime)
     node.files.store.add(offer, outgoing=True, peer_id=t.peer_id, room_id=None,
-                         state="offered", path=t.path, src_size=t.src_size,
-                         src_mtime=t.src_mtime, hashes=t.hashes)
+                         path=t.path, src_size=t.src_size, src_mtime=t.src_mtime,
+                         hashes=t.hashes)
     from app.core import dm
 
-    node.dms.send_file_message(t.peer_id, dm.KIND_FILE_OFFER, offer.to_json())
+    node.dms.queue(t.peer_id, dm.KIND_FILE_OFFER, offer.to_json().decode())
 
 
 def test_a_taken_name_gets_a_number(tmp_path: Path) -> None:
@@ -302,7 +304,7 @@ def test_a_full_disk_fails_cleanly_and_resumes(tmp_path: Path, monkeypatch: Any)
     async def scenario() -> None:
         source = tmp_path / "data.bin"
         expected = make_file(source, 8 * MiB)
-        real = node_files._write_at
+        real = disk.write_at
         writes: list[int] = []
 
         def fill_up(f: Any, offset: int, data: bytes, hash_: bytes) -> bool:
@@ -311,7 +313,7 @@ def test_a_full_disk_fails_cleanly_and_resumes(tmp_path: Path, monkeypatch: Any)
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real(f, offset, data, hash_)
 
-        monkeypatch.setattr(node_files, "_write_at", fill_up)
+        monkeypatch.setattr(downloading, "write_at", fill_up)
         async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
             await befriend(ada, bob)
             tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
@@ -326,7 +328,7 @@ def test_a_full_disk_fails_cleanly_and_resumes(tmp_path: Path, monkeypatch: Any)
             assert file_hash(field(done, "path")) == expected
             assert Path(field(done, "path")).parent == tmp_path / "inbox"
             (mine,) = await ada.client.transfers()
-            assert mine.served <= 8 + 2 * (node_files.IN_FLIGHT_BYTES // MiB) - 3
+            assert mine.served <= 8 + 2 * (downloading.IN_FLIGHT_BYTES // MiB) - 3
 
     run(scenario)
 
@@ -481,7 +483,7 @@ def test_pause_keeps_the_part_survives_a_restart_and_resumes(tmp_path: Path) -> 
                 assert file_hash(field(done, "path")) == expected
                 # Only what was missing was fetched again (plus what was in flight).
                 again = await _served(ada, tid) - served
-                assert again <= 150 - paused.bytes // MiB + 2 * (node_files.IN_FLIGHT_BYTES // MiB)
+                assert again <= 150 - paused.bytes // MiB + 2 * (downloading.IN_FLIGHT_BYTES // MiB)
             finally:
                 await bob.stop()
 
@@ -581,7 +583,7 @@ def test_chunk_hashes_from_two_threads_are_the_file_s_in_order(tmp_path: Path,
     path = tmp_path / "x"
     path.write_bytes(data)
     expected = b"".join(fc.chunk_hash(data[i:i + chunk]) for i in range(0, len(data), chunk))
-    assert node_files._hash_file(str(path), chunk, len(data)) == (expected, len(data))
+    assert disk.hash_file(str(path), chunk, len(data)) == (expected, len(data))
 
 
 def test_only_chunks_verified_before_a_restart_are_read_back(tmp_path: Path) -> None:
@@ -595,22 +597,22 @@ def test_only_chunks_verified_before_a_restart_are_read_back(tmp_path: Path) -> 
     with open(part, "r+b", 0) as f:
         for i in (1, 0, 3, 2, 5):   # written (and verified) by this process, out of order
             piece = data[i * chunk:(i + 1) * chunk]
-            assert node_files._write_at(f, i * chunk, piece, hashes[i * 32:(i + 1) * 32])
-            node_files._set_bit(written, i)
-        assert not node_files._write_at(f, 4 * chunk, b"bad" * 10, hashes[4 * 32:5 * 32])
+            assert disk.write_at(f, i * chunk, piece, hashes[i * 32:(i + 1) * 32])
+            disk.set_bit(written, i)
+        assert not disk.write_at(f, 4 * chunk, b"bad" * 10, hashes[4 * 32:5 * 32])
         f.seek(4 * chunk)
         f.write(b"lost in a crash".ljust(chunk, b"\0"))  # chunk 4: verified before a restart
         f.seek(len(data))
         f.write(b"beyond the end")
     # Chunk 4 is read back and caught; the file is cut to the offered size.
-    assert node_files._bad_chunks(str(part), offer, hashes, written) == [4]
+    assert disk.bad_chunks(str(part), offer, hashes, written) == [4]
     assert part.stat().st_size == len(data)
     # What this process wrote itself is trusted, not read again.
     with open(part, "r+b") as f:
         f.write(b"x")
-    assert node_files._bad_chunks(str(part), offer, hashes, written) == [4]
+    assert disk.bad_chunks(str(part), offer, hashes, written) == [4]
     # After a restart nothing is trusted: every chunk is read back.
-    assert node_files._bad_chunks(str(part), offer, hashes, bytearray(1)) == [0, 4]
+    assert disk.bad_chunks(str(part), offer, hashes, bytearray(1)) == [0, 4]
 
 
 def test_progress_shown_is_already_recorded(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def test_the_window_says_the_disk_is_full_and_keeps_working(
             window = window_of(app)
             activate(qtbot, window)
             client = app.client
-            assert client is not None
+            assert client is not None and app.state is not None
             run(qloop, client.add_contact(pat.invite))
             run(qloop, pat.client.add_contact(app.state.invite))
             window.open_peer(pat.peer_id)

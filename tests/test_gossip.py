@@ -337,7 +337,7 @@ def test_chat_settings_are_in_force_and_stopping_is_clean() -> None:
             # What KithPubsub._handle_new_peer and the rooms' first announce rely on.
             assert {"_handle_new_peer", "_handle_dead_peer"} <= set(vars(Pubsub))
             stream = pubsubs[0].peers[hs[1].get_id()]
-            assert stream.muxed_conn.is_closed is False  # type: ignore[attr-defined]
+            assert stream.muxed_conn.is_closed is False
             assert hs[1].get_id() in router.mesh[TOPIC]
             seen_cache_thread = pubsubs[0].seen_messages._thread
         assert not seen_cache_thread.is_alive()
@@ -384,7 +384,7 @@ def test_a_restarted_peer_learns_our_subscriptions_even_if_its_old_stream_linger
                 await a.get_network().close_peer(b.get_id())
             await wait_until(lambda: a.get_id() not in pb.peers, "b to drop the first run")
             pb.peers[a.get_id()] = stale  # the order the race produces: the end comes late
-            assert stale.muxed_conn.is_closed  # type: ignore[attr-defined]
+            assert stale.muxed_conn.is_closed
             a2 = build_host(identity, [LOOPBACK])
             await stack.enter_async_context(a2.run([LOOPBACK]))
             pa2 = await stack.enter_async_context(open_pubsub(a2))

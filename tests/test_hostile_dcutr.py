@@ -104,7 +104,7 @@ async def _hostile_connect(eve: Peer, ada: Peer, claims: Sequence[str]) -> bool:
     return await eve.client.call(exchange)
 
 
-def _initiate(peer_id: str):  # type: ignore[no-untyped-def]
+def _initiate(peer_id: str):
     async def initiate(node: KithNode) -> bool:
         from libp2p.peer.id import ID
 
@@ -202,6 +202,7 @@ def _contact_claims_are_bounded(tmp: str) -> None:
                 from libp2p.relay.circuit_v2.dcutr import PROTOCOL_ID
 
                 node.host.remove_stream_handler(PROTOCOL_ID)  # she never answers a CONNECT
+                assert node._hole_punch is not None
                 node._hole_punch.protocol._allowed = lambda peer: False  # nor starts one
                 # and her profile names no address: Ada reaches her only through the relay
                 node.contacts.profiles._own_profile = lambda: encode_profile("Eve", [])

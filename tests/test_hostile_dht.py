@@ -10,6 +10,7 @@ tests that make Kith look things up run in a namespace with loopback only all th
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,8 @@ def test_a_serving_kith_keeps_no_values_or_providers(tmp_path: Path) -> None:
             provider.addrs.extend([Multiaddr(f"/ip4/203.0.113.9/tcp/{p}").to_bytes()
                                    for p in range(1, 2000)])
             for request in (put, provide):
-                assert await eve.client.call(lambda n, r=request: ask_dht(n, dee.peer_id, r)) \
-                    is None
+                assert await eve.client.call(
+                    functools.partial(ask_dht, peer_id=dee.peer_id, request=request)) is None
 
             async def stored(node: KithNode) -> tuple[int, int]:
                 kad: Any = node.dht.kad
@@ -129,7 +130,8 @@ def test_a_serving_kith_holds_records_within_its_budgets(tmp_path: Path) -> None
                 await peer.client.call(_dial(dee))
                 find = Message(type=Message.MessageType.FIND_NODE, key=b"k" * 32)
                 find.senderRecord = await peer.client.call(_own_record(8))
-                assert await peer.client.call(lambda n, f=find: ask_dht(n, dee.peer_id, f))
+                assert await peer.client.call(
+                    functools.partial(ask_dht, peer_id=dee.peer_id, request=find))
                 publishers.append(peer)
             count, total, holders = await dee.client.call(held)
             assert total <= 600 and publishers[0].peer_id not in holders, (count, total)
@@ -284,12 +286,12 @@ def test_adding_addresses_is_linear_and_bounded() -> None:
 
     addrs = [Multiaddr(f"/ip4/203.0.113.{i % 200 + 1}/tcp/{1000 + i}") for i in range(2000)]
     data = PeerData()
-    Multiaddr.__eq__ = counting  # type: ignore[method-assign]
+    Multiaddr.__eq__ = counting
     try:
         data.add_addrs(addrs)
         data.add_addrs(addrs[-5:])  # already held: nothing changes
     finally:
-        Multiaddr.__eq__ = original  # type: ignore[method-assign]
+        Multiaddr.__eq__ = original
     assert compared[0] <= 2 * len(addrs), compared[0]
     assert data.get_addrs() == addrs[-MAX_PEERSTORE_ADDRS:]
 

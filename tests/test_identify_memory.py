@@ -32,7 +32,7 @@ async def _lie(node: KithNode) -> None:
     lie_in_identify(node, protocols=JUNK_PROTOCOLS, listen_addrs=addr_bytes(JUNK_ADDRS))
 
 
-def _peerstore_entry(peer_id: str):  # type: ignore[no-untyped-def]
+def _peerstore_entry(peer_id: str):
     async def entry(node: KithNode) -> tuple[int, int] | None:
         from libp2p.peer.id import ID
 
@@ -89,7 +89,7 @@ async def _forgotten(peer: Peer, other: str) -> None:
         await asyncio.sleep(0.05)
 
 
-def _dial(target: Peer):  # type: ignore[no-untyped-def]
+def _dial(target: Peer):
     async def dial(node: KithNode) -> None:
         from app.node.host import connect_at
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import multiaddr
 import pytest
 import trio
 from libp2p.abc import IHost
+from libp2p.custom_types import TProtocol
 
 from app.core import dm
 from app.core import files as fc
@@ -150,7 +152,8 @@ def test_a_stranger_at_its_stream_limit_leaves_our_streams_alone(tmp_path: Path)
             async def echo(stream: Any) -> None:
                 await stream.close()
 
-            await eve.call(lambda host: _now(host.set_stream_handler("/test/echo", echo)))
+            echo_id = TProtocol("/test/echo")
+            await eve.call(lambda host: _now(host.set_stream_handler(echo_id, echo)))
             await eve.connect(ada.invite)
             # Silent streams that never name a protocol: each waits in negotiation.
             await eve.call(lambda host: raw_streams(host, ada.peer_id, most))
@@ -162,7 +165,7 @@ def test_a_stranger_at_its_stream_limit_leaves_our_streams_alone(tmp_path: Path)
 
             async def ours(node: KithNode) -> None:  # Ada's own stream to Eve opens at once
                 with trio.fail_after(5):
-                    stream = await node.host.new_stream(peer(eve.peer_id), ["/test/echo"])
+                    stream = await node.host.new_stream(peer(eve.peer_id), [echo_id])
                     await stream.reset()
 
             await ada.client.call(ours)
@@ -204,7 +207,7 @@ def test_a_stranger_s_streams_keep_a_small_receive_window(tmp_path: Path) -> Non
     body = "x" * 60_000
 
     async def burst(host: IHost, eve: RawHost, peer_id: str) -> Any:
-        stream = await host.new_stream(peer(peer_id), [dm.PROTOCOL_ID])
+        stream = await host.new_stream(peer(peer_id), [TProtocol(dm.PROTOCOL_ID)])
         frames = [encode_frame(dm.encode_message(
             eve.identity, peer_id, body, message_id=dm.new_message_id(), sent_at_ms=1))
             for _ in range(150)]
@@ -217,6 +220,8 @@ def test_a_stranger_s_streams_keep_a_small_receive_window(tmp_path: Path) -> Non
             nursery.start_soon(replies)
             await stream.write(b"".join(frames))
         return stream  # left open: Ada's side of it is looked at next
+
+    eve_id = ""
 
     def largest_window(node: KithNode) -> int:
         conns = node.host.get_network().get_connections(peer(eve_id))
@@ -232,7 +237,6 @@ def test_a_stranger_s_streams_keep_a_small_receive_window(tmp_path: Path) -> Non
             assert await peek(ada, largest_window) == DEFAULT_LIMITS.stream_window.stranger
             await eve.call(lambda _: stream.close())
 
-    eve_id = ""
     run(scenario)
 
 
@@ -242,7 +246,7 @@ def test_a_stream_without_a_first_frame_is_closed_soon(tmp_path: Path, protocol:
     limits = dataclasses.replace(DEFAULT_LIMITS, first_frame_timeout=0.5)
 
     async def held_open(host: IHost, peer_id: str) -> float:
-        stream = await host.new_stream(peer(peer_id), [protocol])
+        stream = await host.new_stream(peer(peer_id), [TProtocol(protocol)])
         started_at = trio.current_time()
         with trio.fail_after(10), contextlib.suppress(Exception):
             await stream.read(1)
@@ -415,8 +419,9 @@ def test_throwaway_identities_cannot_pile_up_message_requests(tmp_path: Path) ->
             for _ in range(8):
                 async with RawHost() as stranger:
                     await stranger.connect(ada.invite)
-                    (reply,) = await stranger.call(lambda host, s=stranger: send_messages(
-                        host, s.identity, ada.peer_id, [(dm.KIND_TEXT, "hello")]))
+                    (reply,) = await stranger.call(functools.partial(
+                        send_messages, identity=stranger.identity, peer_id=ada.peer_id,
+                        bodies=[(dm.KIND_TEXT, "hello")]))
                     outcomes.append(type(reply).__name__)
             assert outcomes == ["Ack"] * 5 + ["Reject"] * 3
             contacts = await ada.client.contacts()
@@ -496,7 +501,7 @@ def test_a_message_retried_after_the_quota_is_still_acknowledged(tmp_path: Path)
                                     sent_at_ms=1)
         replies = []
         for _ in range(2):
-            stream = await host.new_stream(peer(peer_id), [dm.PROTOCOL_ID])
+            stream = await host.new_stream(peer(peer_id), [TProtocol(dm.PROTOCOL_ID)])
             await stream.write(encode_frame(payload))
             replies.append(dm.decode_reply(await read_frame(stream, dm.MAX_FRAME)))
             await stream.close()

@@ -149,7 +149,7 @@ async def _advertise_nothing(node: KithNode) -> None:
     advertise(node, [])
 
 
-def _dial(peer_id: str, addr: str):  # type: ignore[no-untyped-def]
+def _dial(peer_id: str, addr: str):
     async def dial(node: KithNode) -> None:
         from app.node.host import connect_at
 
@@ -158,7 +158,7 @@ def _dial(peer_id: str, addr: str):  # type: ignore[no-untyped-def]
     return dial
 
 
-def _lie_about(observed: str):  # type: ignore[no-untyped-def]
+def _lie_about(observed: str):
     async def lie(node: KithNode) -> None:
         lie_in_identify(node, observed=observed)
 

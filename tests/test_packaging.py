@@ -166,7 +166,8 @@ def test_the_icon_comparison_notices_a_small_edit() -> None:
     edited = svg.replace('<circle cx="172" cy="94" r="11"', '<circle cx="172" cy="94" r="14"')
     assert edited != svg
     results = _render_and_compare(edited)
-    assert not _close_enough(*results["256"], 256), results
+    mean, share = results["256"]
+    assert not _close_enough(mean, share, 256), results
 
 
 # --- launcher ------------------------------------------------------------------------------
@@ -419,7 +420,7 @@ def test_bundle_headless_node_starts(node_proc: subprocess.Popen[str]) -> None:
             lines.append(err.get())
         return "".join(lines[-30:])
 
-    events = []
+    events: list[dict[str, object]] = []
     while True:
         try:
             line = out.get(timeout=60)

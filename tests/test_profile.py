@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from app.core.files import MAX_SIZE as MAX_FILE_SIZE
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate, open_database, schema_version
 from app.store.profile import (
     Profile,
     ProfileCorrupt,
     ProfileError,
     ProfileInUse,
+    Settings,
     default_download_dir,
 )
 from app.store.transfers import TransferStore
@@ -66,6 +68,26 @@ def test_file_settings_round_trip_and_are_checked(profile_dir: Path) -> None:
         (profile_dir / "settings.json").write_text(json.dumps(bad))
         with pytest.raises(ProfileCorrupt):
             Profile.open(profile_dir)
+
+
+def test_a_changed_download_folder_is_checked_once_whichever_way_it_comes(
+        tmp_path: Path) -> None:
+    """``Settings.with_changes`` holds the download folder and the auto-accept size to one set
+    of rules, used by ``set_file_settings`` and ``update_settings`` alike."""
+    settings = Settings()
+    a_file = tmp_path / "a-file"
+    a_file.write_bytes(b"")
+    for folder, why in (("relative/dir", "absolute"), (str(a_file), "not a folder"),
+                        (3, "must be a path")):
+        with pytest.raises(ValueError, match=why):
+            settings.with_changes(download_dir=folder)
+    for size in (-1, True, MAX_FILE_SIZE + 1):
+        with pytest.raises(ValueError, match="auto-accept"):
+            settings.with_changes(auto_accept_verified_bytes=size)
+    home = settings.with_changes(download_dir="  ~/Inbox ")
+    assert home.download_dir == str(Path.home() / "Inbox")
+    assert settings.with_changes(download_dir=" ").download_dir == ""  # the default again
+    assert settings.with_changes(auto_accept_verified_bytes=MAX_FILE_SIZE)
 
 
 def test_second_open_in_this_process_is_refused(profile_dir: Path) -> None:

@@ -88,7 +88,7 @@ class _Net:
         return False
 
 
-def _run(scenario):  # type: ignore[no-untyped-def]
+def _run(scenario):
     trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
 
 

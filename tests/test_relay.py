@@ -22,7 +22,7 @@ from app.node.relay import parse_relay_addrs
 from tests.peers import LOOPBACK, Peer
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 

@@ -35,7 +35,7 @@ from tests.nodeproc import NodeProcess
 from tests.peers import LOOPBACK, Peer
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 

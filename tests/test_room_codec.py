@@ -322,7 +322,7 @@ def numbered(lamport: int = 5, seq: int = 1, sent_at_ms: int = T,
 def test_numbers_beyond_what_members_store_are_refused(numbers: dict[str, int],
                                                        what: str) -> None:
     with pytest.raises(room.OutOfRange, match=what):
-        room.decode_post(SECRETS, numbered(**numbers))
+        room.decode_post(SECRETS, numbered(**numbers))  # type: ignore[arg-type]
 
 
 def test_largest_numbers_members_accept() -> None:

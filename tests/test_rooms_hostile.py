@@ -30,7 +30,7 @@ from tests.peers import Peer, peers
 T = int(time.time() * 1000)
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
@@ -45,9 +45,11 @@ async def joined(*members: Peer, owner: Peer) -> tuple[str, rc.RoomSecrets]:
         await member.client.join_room(room.invite)
     everyone = len(members) + 1
     for peer in (owner, *members):
-        await peer.wait_for(lambda p=peer: any(
-            len(e.members) == everyone for e in p.named("room_members")  # type: ignore[attr-defined]
-        ), what="every member announced")
+        def announced(p: Peer = peer) -> bool:
+            return any(len(e.members) == everyone  # type: ignore[attr-defined]
+                       for e in p.named("room_members"))
+
+        await peer.wait_for(announced, what="every member announced")
     return room.room_id, rc.parse_room_invite(room.invite).secrets
 
 
@@ -66,8 +68,8 @@ def post(author: Identity, secrets: rc.RoomSecrets, text: str, *, seq: int, lamp
     return rc.seal_inner(secrets, inner)
 
 
-async def node_value(peer: Peer, fn):  # type: ignore[no-untyped-def]
-    async def call(node: KithNode):  # type: ignore[no-untyped-def]
+async def node_value(peer: Peer, fn):
+    async def call(node: KithNode):
         return fn(node)
 
     return await peer.client.call(call)
@@ -231,10 +233,14 @@ def test_two_posts_with_one_number_converge_on_every_member(tmp_path: Path, firs
                                                                 seq=2)])
                     for member in (ada, bob, cy):
                         await member.wait_event("room_message", text="marker")
-                        await member.wait_for(lambda m=member: m.named("room_message") and all(
-                            e.text != "what I claim I said" or any(  # type: ignore[attr-defined]
-                                r.id == e.id for r in m.named("post_removed"))  # type: ignore[attr-defined]
-                            for e in m.named("room_message")), what="the loser removed")
+                        def loser_removed(m: Peer = member) -> bool:
+                            return bool(m.named("room_message")) and all(
+                                e.text != "what I claim I said" or any(  # type: ignore[attr-defined]
+                                    r.id == e.id  # type: ignore[attr-defined]
+                                    for r in m.named("post_removed"))
+                                for e in m.named("room_message"))
+
+                        await member.wait_for(loser_removed, what="the loser removed")
                         history = await texts(member, room_id)
                         assert "what I said" in history, member.name
                         assert "what I claim I said" not in history, member.name
@@ -304,7 +310,8 @@ def test_a_post_that_breaks_its_handler_drops_only_that_post(tmp_path: Path) -> 
                 store.store_post = fail  # type: ignore[method-assign]
 
             await ada.client.call(break_files)
-            await bob.client.call(lambda node: node.rooms.post_file(room_id, b"{}"))
+            await bob.client.call(lambda node: node.rooms.post_payload(
+                bytes.fromhex(room_id), rc.KIND_FILE, b"{}"))
             hello = await bob.client.post(room_id, "after the bug")
             await ada.wait_event("room_message", id=hello.id)
             assert ada.client.running and not ada.named("node_failed")

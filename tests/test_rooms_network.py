@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
 import multiaddr
@@ -21,7 +22,7 @@ from tests.peers import Peer, peers
 from tests.ports import ports_held
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
@@ -54,7 +55,7 @@ def test_burst_from_two_authors_reaches_everyone_once_in_the_same_order(tmp_path
                 assert joined.room_id == room.room_id and joined.name == "Lobby"
             for member in (bob, cy, dee):
                 await member.wait_for(
-                    lambda m=member: m.named("room_members"), what="members known"
+                    functools.partial(member.named, "room_members"), what="members known"
                 )
             for i in range(150):
                 await ada.client.post(room.room_id, f"ada {i}")

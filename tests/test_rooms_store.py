@@ -14,7 +14,8 @@ from app.core import room as rc
 from app.core.identity import Identity
 from app.core.seq_ranges import HeldRanges
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, open_database
-from app.store.rooms import Intake, RoomStore
+from app.store.room_rows import Intake
+from app.store.rooms import RoomStore
 
 ADA = Identity(b"\x0a" * 32)
 MALLORY = Identity(b"\x0c" * 32)

@@ -5,6 +5,7 @@ member spend."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,12 @@ from app.node.rooms import MAX_SYNC_PAGE_BYTES, SYNC2_PROTOCOL_ID, SYNC_PROTOCOL
 from tests.peers import Peer, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
-async def node_value(peer: Peer, fn):  # type: ignore[no-untyped-def]
-    async def call(node: KithNode):  # type: ignore[no-untyped-def]
+async def node_value(peer: Peer, fn):
+    async def call(node: KithNode):
         return fn(node)
 
     return await peer.client.call(call)
@@ -72,7 +73,7 @@ async def converge(room_id: str, reference: Peer, *members: Peer, timeout: float
             await asyncio.sleep(0.05)
 
 
-def held_by(peer: Peer, room_id: str, author: Peer):  # type: ignore[no-untyped-def]
+def held_by(peer: Peer, room_id: str, author: Peer):
     return node_value(peer, lambda node: node.rooms.store.held_ranges(bytes.fromhex(room_id))
                       .get(author.profile.identity.public_key))
 
@@ -141,7 +142,7 @@ async def as_previous_version(peer: Peer) -> None:
 
     async def downgrade(node: KithNode) -> None:
         node.host.remove_stream_handler(SYNC2_PROTOCOL_ID)
-        node.rooms.sync_protocols = (SYNC_PROTOCOL_ID,)
+        node.rooms.sync.protocols = (SYNC_PROTOCOL_ID,)
 
     await peer.client.call(downgrade)
 
@@ -209,7 +210,7 @@ def test_serving_sync_is_bounded_per_page_per_peer_and_in_budget(tmp_path: Path)
             # A 62-byte request gets one page of at most 4 MiB (plus the post that crossed it).
             for protocol in (SYNC2_PROTOCOL_ID, SYNC_PROTOCOL_ID):
                 posts, size, more = await bob.client.call(
-                    lambda node, p=protocol: one_page(node, p))
+                    functools.partial(one_page, protocol=protocol))
                 assert more and MAX_SYNC_PAGE_BYTES <= size < MAX_SYNC_PAGE_BYTES + 61_000
                 assert posts == 70
 
@@ -238,7 +239,7 @@ def test_serving_sync_is_bounded_per_page_per_peer_and_in_budget(tmp_path: Path)
 
             # Over its byte budget, a peer's pages are cut short: paced, not refused.
             async def tight(node: KithNode) -> None:
-                node.rooms._serves = ServeLimits(Rate(burst=100_000, per_second=1_000))
+                node.rooms.sync.serves = ServeLimits(Rate(burst=100_000, per_second=1_000))
 
             await ada.client.call(tight)
             posts, _, more = await bob.client.call(lambda node: one_page(node, SYNC2_PROTOCOL_ID))
@@ -250,6 +251,9 @@ def test_serving_sync_is_bounded_per_page_per_peer_and_in_budget(tmp_path: Path)
 async def wait_serving(peer: Peer, requester: str, count: int) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
-    while await node_value(peer, lambda node: node.rooms._serves._active.get(requester, 0)) < count:
+    def serving(node: KithNode) -> int:
+        return node.rooms.sync.serves._active.get(requester, 0)
+
+    while await node_value(peer, serving) < count:
         assert loop.time() < deadline, "the requests were never being served"
         await asyncio.sleep(0.02)

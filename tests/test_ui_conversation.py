@@ -122,7 +122,8 @@ def test_opens_at_the_newest_and_pages_older_messages_without_a_jump(
                 anchor = view.messages.indexAt(QPoint(40, 1))
                 key = view.model.item(anchor.row()).key
                 top = view.messages.visualRect(anchor).top()
-                await wait_until(lambda n=expected: view.model.rowCount() == n, what=f"{expected}")
+                await wait_until(lambda: view.model.rowCount() == expected,  # noqa: B023
+                                 what=f"{expected}")  # (awaited here, in its own iteration)
                 await wait_until(lambda: not view.loading)
                 moved = view.model.index_of(key)
                 assert abs(view.messages.visualRect(moved).top() - top) <= 1  # no jump

@@ -8,6 +8,7 @@ click on the painted Accept button, the Delete key on a selected card, View ▸ 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -29,8 +30,9 @@ from pytestqt.qtbot import QtBot
 
 from app.core.events import Event, FileOffered
 from app.core.records import TransferInfo
+from app.core.transfer_state import TransferState
 from tests.peers import Peer
-from tests.ui_helpers import AppFactory, run, start_online, wait
+from tests.ui_helpers import AppFactory, hidden, run, start_online, wait
 from ui.files.drop_target import expand
 from ui.files.file_actions import FileAction
 from ui.identity.node_state import NodeState
@@ -378,7 +380,11 @@ def test_bob_accepts_a_dropped_file_in_his_window_and_declines_another(
     assert [a.objectName() for a in menu.actions() if a.objectName()] == [
         "view", "open", "show"]
     opened: list[QUrl] = []
-    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    def open_url(url: QUrl) -> bool:
+        opened.append(url)
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
     bob_view.setCurrentIndex(index)
     bob_view.setFocus()
     qtbot.keyClick(bob_view, Qt.Key.Key_Return)  # Enter: the primary action, View
@@ -524,7 +530,7 @@ def test_open_without_a_program_for_the_file_offers_its_folder(
     files = window.files
     files.cache.put(TransferInfo(
         transfer="ab" * 16, outgoing=False, peer_id=ME, room_id=None, name="figures.xyz",
-        size=100, hash="00" * 32, state="complete", bytes=100, path=str(received),
+        size=100, hash="00" * 32, state=TransferState.COMPLETE, bytes=100, path=str(received),
         reason=None))
     asked: list[QUrl] = []
     handled = {str(received.parent)}  # a file manager for folders, no program for .xyz
@@ -546,11 +552,11 @@ def test_open_without_a_program_for_the_file_offers_its_folder(
         before = len(asked)
         if choose_folder:
             qtbot.keyClick(box, Qt.Key.Key_Return)  # the default button: Show in Folder
-            qtbot.waitUntil(lambda n=before: len(asked) == n + 1)
+            qtbot.waitUntil(lambda: len(asked) == before + 1)  # noqa: B023 - waited on here
             assert asked[-1] == QUrl.fromLocalFile(str(received.parent))
         else:
             box.reject()
-            qtbot.waitUntil(lambda b=box: not b.isVisible())
+            qtbot.waitUntil(functools.partial(hidden, box))
             assert len(asked) == before
     handled.clear()  # no file manager either: the banner names the folder
     files.actions.perform("ab" * 16, FileAction.SHOW.value)

@@ -4,6 +4,7 @@ click, and a pasted picture seen first, with an optional caption, before it is s
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import qasync
@@ -14,7 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core.identity import Identity
 from app.core.invite import ContactInvite
-from tests.ui_helpers import AppFactory, run, start_online, wait, window_of
+from tests.ui_helpers import AppFactory, hidden, run, start_online, wait, window_of
 from ui.files.file_actions import FileAction
 from ui.window.main_window import MainWindow
 
@@ -83,7 +84,7 @@ def test_a_picture_shows_in_its_card_in_its_own_shape_and_opens_big(
         viewer.toggle_fit()  # Actual Size
         assert viewer.shown_size() == QSize(1280, 640)
         qtbot.keyClick(viewer, Qt.Key.Key_Escape)
-        qtbot.waitUntil(lambda v=viewer: not v.isVisible())
+        qtbot.waitUntil(functools.partial(hidden, viewer))
 
 
 def test_a_pasted_picture_is_seen_first_and_sent_with_its_caption(
@@ -102,7 +103,7 @@ def test_a_pasted_picture_is_seen_first_and_sent_with_its_caption(
     qtbot.waitUntil(dialog.isVisible)
     assert dialog.shown_size() == QSize(420, 210)
     qtbot.keyClick(dialog, Qt.Key.Key_Escape)  # changed her mind: nothing is sent
-    qtbot.waitUntil(lambda: not dialog.isVisible())
+    qtbot.waitUntil(functools.partial(hidden, dialog))
     assert window.files.cache.all() == []
 
     model = window.conversation.model
@@ -114,7 +115,7 @@ def test_a_pasted_picture_is_seen_first_and_sent_with_its_caption(
         qtbot.waitUntil(dialog.isVisible)
         qtbot.keyClicks(dialog.caption, caption)
         qtbot.keyClick(dialog.caption, Qt.Key.Key_Return)  # Enter sends
-        qtbot.waitUntil(lambda d=dialog: not d.isVisible())
+        qtbot.waitUntil(functools.partial(hidden, dialog))
         expected = 2 if caption else 1
         wait(qloop, lambda b=before, e=expected: model.rowCount() == b + e,
              "the picture and its caption")

@@ -3,15 +3,17 @@ loop inside the invite card), Shift+Tab goes back, and Ctrl+/ lists every shortc
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.events import NodeReady
 from app.core.records import ContactInfo, ContactState
+from tests.ui_helpers import hidden
 from ui.identity.node_state import NodeState
 from ui.window.main_window import MainWindow
 
@@ -92,6 +94,6 @@ def test_ctrl_slash_lists_every_shortcut_of_the_menus(qtbot: QtBot, window: Main
         assert rows["Send the message"] == "Enter"
         assert rows["Keyboard Shortcuts"] == "Ctrl+/"
         qtbot.keyClick(dialog, Qt.Key.Key_Escape)
-        qtbot.waitUntil(lambda d=dialog: not d.isVisible())
+        qtbot.waitUntil(functools.partial(hidden, dialog))
     help_menu = next(a for a in window.menuBar().actions() if a.text() == "&Help").menu()
-    assert window.shortcuts_action in help_menu.actions()  # type: ignore[union-attr]
+    assert isinstance(help_menu, QMenu) and window.shortcuts_action in help_menu.actions()

@@ -4,6 +4,7 @@ dialogs find the link inside a pasted message."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from app.core.identity import Identity
 from app.core.invite import ContactInvite, find_link
 from app.core.records import ContactInfo, ContactState, Delivery
 from app.core.room import RoomInvite, RoomSecrets
+from tests.ui_helpers import hidden
 from ui.conversation.chat_item import ChatItem
 from ui.conversation.links import find_links
 from ui.identity.node_state import NodeState
@@ -73,7 +75,7 @@ def test_kith_links_open_their_dialog_filled_in_and_web_links_the_browser(
         assert dialog.link() == ROOM_LINK
         assert "Walks" in dialog.status()
         dialog.reject()
-        qtbot.waitUntil(lambda d=dialog: not d.isVisible())
+        qtbot.waitUntil(functools.partial(hidden, dialog))
 
     row = show_message(window, f"Add Cleo, she's lovely ({CLEO_INVITE})")
     click_link(qtbot, window, row)

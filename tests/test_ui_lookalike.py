@@ -69,11 +69,11 @@ def test_look_alike_names_are_told_apart_until_verified(
         info = sidebar.row_info(peer_id)
         assert info is not None and contact_tag(info) == id_tag(peer_id)
         assert f"not verified, id ending {peer_id[-8:]}" in spoken(peer_id)
-    assert contact_tag(sidebar.row_info(bob)) != contact_tag(sidebar.row_info(impostor))  # type: ignore[arg-type]
+    assert contact_tag(sidebar.row_info(bob)) != contact_tag(sidebar.row_info(impostor))
     window.sidebar.view.viewport().repaint()  # the delegate paints both rows with their tags
 
     run(qloop, client.set_verified(bob, True))
     wait(qloop, lambda: (i := sidebar.row_info(bob)) is not None and i.verified, "verified")
     assert "not verified" not in spoken(bob) and "verified" in spoken(bob)
-    assert contact_tag(sidebar.row_info(bob)) == ""  # type: ignore[arg-type]
+    assert contact_tag(sidebar.row_info(bob)) == ""
     assert "not verified" in spoken(impostor)

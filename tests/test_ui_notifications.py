@@ -94,7 +94,7 @@ def test_a_muted_conversation_does_not_notify(
         monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", service.address)
         app = start_online(qloop, make_app, tmp_path / "ada", "Ada")
         window = window_of(app)
-        assert app.state is not None
+        assert app.state is not None and app.client is not None
         run(qloop, pat.client.add_contact(app.state.invite))
         run(qloop, app.client.add_contact(pat.invite))
         wait(qloop, lambda: (c := window.sidebar.model.contact(pat.peer_id)) is not None

@@ -33,7 +33,7 @@ def back_to_the_system_theme(qapp: QApplication) -> Iterator[None]:
 
 
 def contact(peer_id: str, name: str, **changes: object) -> ContactInfo:
-    base = dict(peer_id=peer_id, name=name, their_name=name, local_name=None,
+    base: dict[str, object] = dict(peer_id=peer_id, name=name, their_name=name, local_name=None,
                 state=ContactState.CONTACT, verified=True, online=False, last_seen=None,
                 unread=0, last_message="See you on Thursday", last_activity=time.time())
     base.update(changes)
@@ -154,9 +154,11 @@ def test_a_room_created_while_a_contact_is_selected_keeps_the_row_readable(
                     and window.rooms.new_room_dialog.isVisible())
     window.events.publish(RoomChanged(room=room()))  # the room arrives above the contacts
     QApplication.processEvents()
-    assert window.sidebar.index_of(BOB) is not None
-    assert window.sidebar.view.selectionModel().isSelected(window.sidebar.index_of(BOB))
+    bob_row = window.sidebar.index_of(BOB)
+    assert bob_row is not None
+    assert window.sidebar.view.selectionModel().isSelected(bob_row)
     colours = window.sidebar.view.delegate.row_colours(entry_option(window, BOB, True))
     assert_reads("the selected contact", colours.name, colours.background)
     assert colours.background.lightnessF() > 0.2  # the highlight, not black
+    assert window.rooms.new_room_dialog is not None
     window.rooms.new_room_dialog.reject()

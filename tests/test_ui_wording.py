@@ -9,7 +9,7 @@ import time
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.events import ContactChanged, PeerNearby, RoomMembersChanged
@@ -22,6 +22,7 @@ from app.core.records import (
     RoomMember,
     TransferInfo,
 )
+from app.core.transfer_state import TransferState
 from ui.contacts.contact_details import ContactDetailsDialog
 from ui.conversation.chat_item import ChatItem
 from ui.identity.node_state import NodeState
@@ -50,7 +51,7 @@ def window(qtbot: QtBot) -> MainWindow:
     return win
 
 
-def texts(widget: QApplication | MainWindow) -> list[str]:
+def texts(widget: QApplication | QWidget) -> list[str]:
     return [label.text() for label in widget.findChildren(QLabel)]
 
 
@@ -131,7 +132,7 @@ def test_file_names_are_whole_where_there_is_room(qtbot: QtBot, window: MainWind
     assert window.open_peer(BOB)
     window.files.cache.put(TransferInfo(
         transfer=transfer, outgoing=False, peer_id=BOB, room_id=None, name=name, size=2048,
-        hash="00" * 32, state="offered", bytes=0, path=None, reason=None))
+        hash="00" * 32, state=TransferState.OFFERED, bytes=0, path=None, reason=None))
     model = window.conversation.model
     model.append(ChatItem(key=transfer, seq=1, conversation=BOB, author_id=BOB,
                           author_name="Bob", outgoing=False, text=name,

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import gc
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,7 +59,7 @@ def new_qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
         gc.collect()
 
 
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[T], timeout: float = 30) -> T:
     """Run ``coro`` on the qasync loop, bounded so a hang fails the test instead of the run."""
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
@@ -138,3 +138,8 @@ def activate(qtbot: QtBot, widget: QWidget) -> None:
     widget.raise_()
     widget.activateWindow()
     qtbot.waitUntil(widget.isActiveWindow)
+
+
+def hidden(widget: QWidget) -> bool:
+    """For ``qtbot.waitUntil``: the widget (a dialog, say) is no longer shown."""
+    return not widget.isVisible()

@@ -17,6 +17,7 @@ from app.core.records import (
     RoomMember,
     RoomPostInfo,
 )
+from app.core.transfer_state import TransferState
 
 
 @dataclass(frozen=True)
@@ -335,11 +336,20 @@ class RoomMessage(Event):
 
 
 @dataclass(frozen=True)
-class FileOffered(Event):
+class FileEvent(Event):
+    """About one file ``transfer`` (its id, hex); ``transfer_state`` is where the event leaves
+    it (``app.core.transfer_state``; None: where it was)."""
+
+    transfer_state: ClassVar[TransferState | None] = None
+    transfer: str
+
+
+@dataclass(frozen=True)
+class FileOffered(FileEvent):
     """We offered a file (to a contact, or in a room); it is hashed and ready to be served."""
 
     name: ClassVar[str] = "file_offered"
-    transfer: str
+    transfer_state = TransferState.OFFERED
     to: str
     name_: str
     size: int
@@ -347,11 +357,11 @@ class FileOffered(Event):
 
 
 @dataclass(frozen=True)
-class FileOffer(Event):
+class FileOffer(FileEvent):
     """Someone offers us a file; ``room`` is set when it was shared in a room."""
 
     name: ClassVar[str] = "file_offer"
-    transfer: str
+    transfer_state = TransferState.OFFERED
     from_: str
     name_: str
     size: int
@@ -361,77 +371,76 @@ class FileOffer(Event):
 
 
 @dataclass(frozen=True)
-class FileProgress(Event):
+class FileProgress(FileEvent):
     """Verified (receiver) or served (sender) bytes; throttled to a few per second.
 
     ``speed`` is bytes/s over the last few seconds, so a view can show time left.
     """
 
     name: ClassVar[str] = "file_progress"
-    transfer: str
     bytes: int
     size: int
     speed: float = 0.0
 
 
 @dataclass(frozen=True)
-class FileAccepted(Event):
+class FileAccepted(FileEvent):
     """An offer was accepted (by the user, or automatically: ``auto``); downloading starts."""
 
     name: ClassVar[str] = "file_accepted"
-    transfer: str
+    transfer_state = TransferState.RECEIVING
     dir: str
     auto: bool = False
 
 
 @dataclass(frozen=True)
-class FilePaused(Event):
+class FilePaused(FileEvent):
     """The download stopped fetching; its verified part is kept (also across restarts)."""
 
     name: ClassVar[str] = "file_paused"
-    transfer: str
+    transfer_state = TransferState.PAUSED
     bytes: int
     size: int
 
 
 @dataclass(frozen=True)
-class FileResumed(Event):
+class FileResumed(FileEvent):
     name: ClassVar[str] = "file_resumed"
-    transfer: str
+    transfer_state = TransferState.RECEIVING
 
 
 @dataclass(frozen=True)
-class FileComplete(Event):
+class FileComplete(FileEvent):
     """Receiver: the file is whole, verified and renamed to ``path``. Sender: they have it."""
 
     name: ClassVar[str] = "file_complete"
-    transfer: str
+    transfer_state = TransferState.COMPLETE
     path: str
     hash: str
 
 
 @dataclass(frozen=True)
-class FileFailed(Event):
+class FileFailed(FileEvent):
     name: ClassVar[str] = "file_failed"
-    transfer: str
+    transfer_state = TransferState.FAILED
     reason: str
 
 
 @dataclass(frozen=True)
-class FileDeclined(Event):
+class FileDeclined(FileEvent):
     """The offer was declined; ``by`` is "me" or "peer"."""
 
     name: ClassVar[str] = "file_declined"
-    transfer: str
+    transfer_state = TransferState.DECLINED
     by: str
 
 
 @dataclass(frozen=True)
-class FileCancelled(Event):
+class FileCancelled(FileEvent):
     """The transfer was cancelled; ``by`` is "me" or "peer"."""
 
     name: ClassVar[str] = "file_cancelled"
-    transfer: str
+    transfer_state = TransferState.CANCELLED
     by: str
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.core.transfer_state import TransferState
+
 
 class ContactState(StrEnum):
     CONTACT = "contact"
@@ -125,7 +127,7 @@ class TransferInfo:
     name: str                  # as offered (display only; the saved name is in ``path``)
     size: int
     hash: str                  # SHA-256 of the content, hex
-    state: str                 # offered, receiving, paused, complete, declined, cancelled, failed
+    state: TransferState
     bytes: int                 # verified (incoming) or served (outgoing) bytes so far
     path: str | None           # outgoing: the source; incoming: the saved file once complete
     reason: str | None         # why it failed

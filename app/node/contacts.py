@@ -20,11 +20,11 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import trio
+from libp2p.abc import IHost
 
 from app.core.events import (
     ContactAdded,
@@ -38,12 +38,10 @@ from app.core.identity import is_valid_peer_id
 from app.core.invite import ContactInvite, clean_display_name, parse_invite, strip_p2p
 from app.core.records import ContactInfo, ContactState
 from app.node.host import connect_at
+from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup
 from app.node.profile_exchange import ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +139,6 @@ class Redialer:
 
     def soon(self, peer_id: str, spread: float = RECONNECT_SPREAD) -> None:
         self.schedule(peer_id, self._rng.uniform(0.0, spread))
-
-    def reset(self, peer_id: str) -> None:
-        """Start ``peer_id``'s backoff over (its next failure waits ``first`` again)."""
-        self._peer(peer_id).backoff.reset()
 
     def forget(self, peer_id: str) -> None:
         self._peers.pop(peer_id, None)  # its heap entries are dropped when they come due
@@ -268,24 +262,40 @@ class ContactError(ValueError):
 
 
 class ContactService:
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
-        self.store = ContactStore(node.db)
+    """The contact book (``interfaces.ContactBook``, ``MessageRequests``, ``AddressBook``) and
+    the ``Dialer`` that keeps contacts connected.
+
+    ``on_connected`` hooks run when a contact comes online (the outbox flushes), ``on_removed``
+    ones when a contact is removed (offers made to them are revoked).
+    """
+
+    def __init__(self, store: ContactStore, *, us: LocalPeer, host: IHost, nursery: trio.Nursery,
+                 emit: Emit, connections: Connections, lookup: PeerLookup,
+                 unread_total: Callable[[], int]) -> None:
+        self.store = store
+        self._us = us
+        self._host = host
+        self._nursery = nursery
+        self._emit = emit
+        self._connections = connections
+        self._lookup = lookup
+        self._unread_total = unread_total
         self._online: set[str] = set()
-        self.redialer = Redialer(self._wanted, node.is_connected, self.dial)
+        self.redialer = Redialer(self._wanted, connections.is_connected, self.dial)
         self._dht_backoff: dict[str, tuple[float, Backoff]] = {}  # peer -> (next lookup, backoff)
-        self.profiles = ProfileExchange(node.host, self._own_profile)
+        self.profiles = ProfileExchange(host, self._own_profile)
         self.on_connected: list[Callable[[str], None]] = []
+        self.on_removed: list[Callable[[str], None]] = []
 
     def _own_profile(self) -> bytes:
-        return encode_profile(self._node.profile.settings.display_name, self._node.addrs())
+        return encode_profile(self._us.display_name(), self._us.addrs())
 
     def start(self) -> None:
         self.profiles.register()
         contacts = self.store.peer_ids(ContactState.CONTACT)
         for peer_id in contacts:
             self.redialer.soon(peer_id, _spread(len(contacts)))
-        self._node.nursery.start_soon(self.redialer.run)
+        self._nursery.start_soon(self.redialer.run)
 
     def _wanted(self, peer_id: str) -> bool:
         return self.store.state(peer_id) is ContactState.CONTACT
@@ -302,13 +312,18 @@ class ContactService:
         log.info("network changed: redialling %d contact(s)", count)
         return count
 
-    def redial_now(self, peer_id: str) -> None:
-        """Something suggests ``peer_id`` is reachable now (e.g. it was seen on the LAN)."""
-        if self._wanted(peer_id):
-            self.redialer.reset(peer_id)
-            self.redialer.schedule(peer_id, 0.0)
-
     # -- queries ------------------------------------------------------------------------------
+
+    def state(self, peer_id: str) -> ContactState | None:
+        return self.store.state(peer_id)
+
+    def requests(self) -> int:
+        """How many message requests wait for an answer."""
+        return self.store.count(ContactState.REQUEST)
+
+    def remember_addrs(self, peer_id: str, addrs: Sequence[str], source: str) -> None:
+        """Addresses of ``peer_id`` learned elsewhere (``source``: "lan", say) to dial."""
+        self.store.add_addrs(peer_id, addrs, source)
 
     def is_online(self, peer_id: str) -> bool:
         return peer_id in self._online
@@ -322,21 +337,21 @@ class ContactService:
     def _changed(self, peer_id: str) -> None:
         info = self.info(peer_id)
         if info is not None:
-            self._node.emit(ContactChanged(contact=info))
+            self._emit(ContactChanged(contact=info))
 
     # -- what the user does -------------------------------------------------------------------
 
     async def add_from_invite(self, link: str) -> ContactInfo:
         invite: ContactInvite = parse_invite(link)
-        if invite.peer_id == self._node.identity.peer_id:
+        if invite.peer_id == self._us.identity.peer_id:
             raise ContactError("this is your own invite")
         self.store.upsert(invite.peer_id, ContactState.CONTACT, invite.name)
         if invite.addrs:
             self.store.add_addrs(invite.peer_id, invite.addrs, "invite")
         info = self.info(invite.peer_id)
         assert info is not None
-        self._node.emit(ContactAdded(peer_id=info.peer_id, display_name=info.name))
-        self._node.emit(ContactChanged(contact=info))
+        self._emit(ContactAdded(peer_id=info.peer_id, display_name=info.name))
+        self._emit(ContactChanged(contact=info))
         self._announce_if_connected(invite.peer_id)
         self.redialer.schedule(invite.peer_id, 0.0)
         return info
@@ -345,8 +360,8 @@ class ContactService:
         """A peer already connected (say, through a room) is online the moment they are added."""
         if self.is_online(peer_id):
             self.store.seen(peer_id)
-            self._node.emit(ContactOnline(peer_id=peer_id))
-            self._node.nursery.start_soon(self._learn_profile, peer_id)
+            self._emit(ContactOnline(peer_id=peer_id))
+            self._nursery.start_soon(self._learn_profile, peer_id)
             for hook in self.on_connected:
                 hook(peer_id)
 
@@ -370,9 +385,9 @@ class ContactService:
         self.store.upsert(peer_id, ContactState.BLOCKED)
         self.redialer.forget(peer_id)
         if self.is_online(peer_id):
-            await self._node.disconnect(peer_id)
+            await self._connections.disconnect(peer_id)
         self._changed(peer_id)
-        self._node.emit(UnreadChanged(total=self._node.unread_total()))
+        self._emit(UnreadChanged(total=self._unread_total()))
         return self._require(peer_id)
 
     async def rename(self, peer_id: str, name: str) -> ContactInfo:
@@ -390,17 +405,18 @@ class ContactService:
     async def remove(self, peer_id: str) -> None:
         self._require(peer_id)
         self.store.remove(peer_id)
-        self._node.files.revoke_offers_to(peer_id)
+        for hook in self.on_removed:
+            hook(peer_id)
         self.redialer.forget(peer_id)
-        self._node.emit(ContactRemoved(peer_id=peer_id))
-        self._node.emit(UnreadChanged(total=self._node.unread_total()))
+        self._emit(ContactRemoved(peer_id=peer_id))
+        self._emit(UnreadChanged(total=self._unread_total()))
 
     def note_request(self, peer_id: str) -> bool:
         """A stranger wrote to us: file them under requests. True if they were new."""
         if self.store.state(peer_id) is not None:
             return False
         self.store.upsert(peer_id, ContactState.REQUEST)
-        self._node.nursery.start_soon(self._learn_profile, peer_id)
+        self._nursery.start_soon(self._learn_profile, peer_id)
         return True
 
     # -- presence -----------------------------------------------------------------------------
@@ -409,7 +425,7 @@ class ContactService:
         """Called for every new connection (either direction)."""
         state = self.store.state(peer_id)
         if state is ContactState.BLOCKED:
-            self._node.nursery.start_soon(self._node.disconnect, peer_id)
+            self._nursery.start_soon(self._connections.disconnect, peer_id)
             return
         if peer_id in self._online:
             return
@@ -420,20 +436,20 @@ class ContactService:
             self.redialer.peer_connected(peer_id)  # inbound or outbound: the backoff starts over
         self._dht_backoff.pop(peer_id, None)
         self.store.seen(peer_id)
-        self._node.emit(ContactOnline(peer_id=peer_id))
+        self._emit(ContactOnline(peer_id=peer_id))
         self._changed(peer_id)
-        self._node.nursery.start_soon(self._learn_profile, peer_id)
+        self._nursery.start_soon(self._learn_profile, peer_id)
         for hook in self.on_connected:
             hook(peer_id)
 
     def disconnected(self, peer_id: str) -> None:
-        if peer_id not in self._online or self._node.is_connected(peer_id):
+        if peer_id not in self._online or self._connections.is_connected(peer_id):
             return
         self._online.discard(peer_id)
         if self.store.state(peer_id) in (ContactState.CONTACT, ContactState.REQUEST):
             now = time.time()
             self.store.seen(peer_id, now)
-            self._node.emit(ContactOffline(peer_id=peer_id, last_seen=now))
+            self._emit(ContactOffline(peer_id=peer_id, last_seen=now))
             self._changed(peer_id)
         if self._wanted(peer_id):
             self.redialer.peer_disconnected(peer_id)
@@ -456,16 +472,16 @@ class ContactService:
         the DHT; addresses it finds that we did not know are stored (source ``dht``) and dialed.
         """
         known = self.store.addrs(peer_id)
-        if await self._dial_addrs(peer_id, known) or self._node.is_connected(peer_id):
+        if await self._dial_addrs(peer_id, known) or self._connections.is_connected(peer_id):
             return True  # connected either way (they may have dialled us meanwhile)
-        dht = self._node.dht
+        dht = self._lookup
         if not dht.enabled or self.store.state(peer_id) is not ContactState.CONTACT:
             return False
         if not self._dht_lookup_allowed(peer_id):
             return False
         tried = {strip_p2p(a) for a in known}
         found = [a for a in await dht.find_addrs(peer_id) if a not in tried]
-        if self._node.is_connected(peer_id):  # the lookup itself may have reached them
+        if self._connections.is_connected(peer_id):  # the lookup itself may have reached them
             self._dht_backoff.pop(peer_id, None)  # seen: the next outage may look up at once
             if found:
                 self.store.add_addrs(peer_id, found, "dht")
@@ -489,4 +505,4 @@ class ContactService:
         return True
 
     async def _dial_addrs(self, peer_id: str, texts: list[str]) -> bool:
-        return await connect_at(self._node.host, peer_id, texts, DIAL_TIMEOUT)
+        return await connect_at(self._host, peer_id, texts, DIAL_TIMEOUT)

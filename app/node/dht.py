@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import multiaddr
 import trio
+from libp2p.abc import IHost
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
@@ -41,11 +42,9 @@ from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, strip_p2p
 from app.node.addr_policy import tcp_endpoint
 from app.node.dht_server import DhtServer
 from app.node.host import connect_at, forget_failed_dials
+from app.node.interfaces import Connections
 from app.node.relay import parse_relay_addrs
 from app.node.signal import Signal
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,15 @@ def parse_bootstrap_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Mu
 
 
 class DhtService:
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
-        self._bootstrap = parse_bootstrap_addrs(node.config.bootstrap)
+    """Our DHT client (``interfaces.PeerLookup``), and its server with ``serve``."""
+
+    def __init__(self, host: IHost, nursery: trio.Nursery, connections: Connections, *,
+                 bootstrap: tuple[str, ...], serve: bool) -> None:
+        self._host = host
+        self._nursery = nursery
+        self._connections = connections
+        self._serve = serve
+        self._bootstrap = parse_bootstrap_addrs(bootstrap)
         self._kad: KadDHT | None = None
         self.server: DhtServer | None = None  # with serve_dht only
         self.lookups = 0  # find_addrs calls that went to the network
@@ -86,15 +91,15 @@ class DhtService:
 
     def start(self) -> None:
         # Client mode: KadDHT registers no handler of its own and stores nothing for others.
-        self._kad = KadDHT(self._node.host, DHTMode.CLIENT, enable_providers=False,
+        self._kad = KadDHT(self._host, DHTMode.CLIENT, enable_providers=False,
                            enable_values=False)
-        if self._node.config.serve_dht:
-            self.server = DhtServer(self._node, self._kad)
+        if self._serve:
+            self.server = DhtServer(self._host, self._connections, self._kad)
             self.server.register()
             log.info("DHT: serving /ipfs/kad/1.0.0 for others")
         if self._bootstrap:
             log.info("DHT: bootstrapping from %d peer(s)", len(self._bootstrap))
-            self._node.nursery.start_soon(self._keep_published)
+            self._nursery.start_soon(self._keep_published)
 
     def publish_now(self) -> None:
         """The network changed: reconnect to bootstrap peers and republish our record now."""
@@ -110,13 +115,13 @@ class DhtService:
 
     async def _connect_bootstrap(self) -> int:
         """Connect to every bootstrap peer not yet connected; how many are connected now."""
-        host = self._node.host
+        host = self._host
         count = 0
         for peer_id, addr in self._bootstrap:
             peer = peer_id.to_base58()
             # connect_at lifts py-libp2p's 60 s refusal after a failed dial (a bootstrap peer
             # that restarts is back long before that) and dials exactly this address.
-            if not self._node.is_connected(peer) and not await connect_at(
+            if not self._connections.is_connected(peer) and not await connect_at(
                 host, peer, [str(addr)], CONNECT_TIMEOUT
             ):
                 log.info("DHT: bootstrap peer %s unreachable at %s", peer, addr)
@@ -146,7 +151,8 @@ class DhtService:
                 if self._advertised() != self._published_addrs:
                     log.info("DHT: our addresses changed; publishing them")
                     break
-                if not any(self._node.is_connected(p.to_base58()) for p, _ in self._bootstrap):
+                if not any(self._connections.is_connected(p.to_base58())
+                           for p, _ in self._bootstrap):
                     log.info("DHT: lost every bootstrap peer; reconnecting")
                     break
 
@@ -157,7 +163,7 @@ class DhtService:
         # relays holding a slot for us) rides on every request of this lookup.
         advertised = self._advertised()
         with trio.move_on_after(LOOKUP_TIMEOUT):
-            await kad.peer_routing.find_closest_peers_network(self._node.host.get_id().to_bytes())
+            await kad.peer_routing.find_closest_peers_network(self._host.get_id().to_bytes())
             self.published += 1
             if advertised != self._published_addrs:
                 log.info("DHT: published our addresses: %s", ", ".join(sorted(advertised)))
@@ -167,7 +173,7 @@ class DhtService:
         return False
 
     def _advertised(self) -> set[str]:
-        return {str(a) for a in self._node.host.get_addrs()}
+        return {str(a) for a in self._host.get_addrs()}
 
     async def find_addrs(self, peer_id: str) -> list[str]:
         """The addresses of ``peer_id``'s own signed record found in the DHT (without
@@ -180,7 +186,7 @@ class DhtService:
         if not self._bootstrap or self._kad is None:
             return []
         self.lookups += 1
-        host = self._node.host
+        host = self._host
         peerstore: Any = host.get_peerstore()
         try:
             target = ID.from_base58(peer_id)

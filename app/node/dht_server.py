@@ -25,10 +25,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
-from libp2p.abc import INetStream
+from libp2p.abc import IHost, INetStream
 from libp2p.kad_dht.common import BUCKET_SIZE, PROTOCOL_ID
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
 from libp2p.kad_dht.pb.kademlia_pb2 import Message
@@ -46,9 +46,7 @@ from app.node.dht_records import (
     RecordBudget,
     check_record,
 )
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
+from app.node.interfaces import Connections
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +63,9 @@ MAX_TRACKED_PEERS = 4096  # peers whose request rate is remembered
 class DhtServer:
     """Answers ``/ipfs/kad/1.0.0`` (module docstring)."""
 
-    def __init__(self, node: KithNode, kad: KadDHT) -> None:
-        self._node = node
+    def __init__(self, host: IHost, connections: Connections, kad: KadDHT) -> None:
+        self._host = host
+        self._connections = connections
         self._kad = kad
         self.records = RecordBudget()
         self._streams: dict[str, int] = {}
@@ -75,7 +74,7 @@ class DhtServer:
         self.refused = 0  # streams reset: over a limit, or a request Kith does not serve
 
     def register(self) -> None:
-        self._node.host.set_stream_handler(PROTOCOL_ID, self.handle)
+        self._host.set_stream_handler(PROTOCOL_ID, self.handle)
 
     def holds(self, peer: ID) -> bool:
         """Whether we hold ``peer``'s record for others (its peerstore entry must stay)."""
@@ -151,7 +150,7 @@ class DhtServer:
         response = Message(type=Message.MessageType.FIND_NODE, key=request.key)
         for peer in self._closest(request.key, requester):
             self._describe(response.closerPeers.add(), peer)
-        response.senderRecord = env_to_send_in_RPC(self._node.host)[0]
+        response.senderRecord = env_to_send_in_RPC(self._host)[0]
         return response.SerializeToString()
 
     def _hold(self, requester: ID, raw: bytes) -> None:
@@ -160,7 +159,7 @@ class DhtServer:
         envelope, record = consume_envelope(raw, "libp2p-peer-record")  # checks the signature
         if record.peer_id != requester:
             raise DhtBoundsError("a sender record of another peer")
-        peerstore = self._node.host.get_peerstore()
+        peerstore = self._host.get_peerstore()
         if not peerstore.consume_peer_record(envelope, RECORD_TTL):
             return  # older than the one we hold
         for evicted in self.records.hold(str(requester), len(raw)):
@@ -169,14 +168,14 @@ class DhtServer:
     def _give_up(self, peer: ID) -> None:
         """Forget a record we held for others (the budget is full); a peer we are connected
         to, or that is in our routing table, keeps its addresses."""
-        if not self._node.is_connected(str(peer)) and not self._kad.routing_table.peer_in_table(
-                peer):
-            self._node.host.get_peerstore().clear_addrs(peer)  # the record goes with them
+        if not self._connections.is_connected(str(peer)) and (
+                not self._kad.routing_table.peer_in_table(peer)):
+            self._host.get_peerstore().clear_addrs(peer)  # the record goes with them
 
     async def _maybe_route(self, requester: ID) -> None:
         """Per the Kademlia spec, only peers that serve the DHT join the routing table."""
         try:
-            protocols = self._node.host.get_peerstore().get_protocols(requester)
+            protocols = self._host.get_peerstore().get_protocols(requester)
         except Exception:  # noqa: BLE001 - not identified yet: not now
             return
         if str(PROTOCOL_ID) in protocols:
@@ -187,7 +186,7 @@ class DhtServer:
                    if p != requester]
         try:
             target = ID(key)
-            known = bool(self._node.host.get_peerstore().addrs(target))
+            known = bool(self._host.get_peerstore().addrs(target))
         except Exception:  # noqa: BLE001 - not a peer id, or not known
             return closest
         if known and target != requester:
@@ -195,7 +194,7 @@ class DhtServer:
         return closest
 
     def _describe(self, entry: Any, peer: ID) -> None:
-        host = self._node.host
+        host = self._host
         entry.id = peer.to_bytes()
         entry.connection = get_connection_type(host, peer)
         envelope = host.get_peerstore().get_peer_record(peer)

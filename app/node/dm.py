@@ -9,13 +9,14 @@ one; the recipient deduplicates by message id, so each message is shown exactly 
 Receiving: frames are handled in order. Each is decrypted, verified, deduplicated, stored,
 announced (with the unread count and the contact's list entry), and only then acknowledged: an
 acknowledgement that cannot be written (the sender just died) changes nothing here, and the
-resend is a duplicate. Offers and controls stay ``pending`` in the store until their transfer
-bookkeeping is done; one left pending by a crash is handled at the next start, or when its
-resend arrives. A frame that fails any check resets the stream (the connection stays usable);
-a blocked peer's streams are reset at once. The first frame must arrive within the resource
-manager's ``first_frame_timeout``, each later one within ``RECEIVE_IDLE`` (longer than the
-sender's ``IDLE``). What a non-contact may leave here, and how many file offers wait, is the
-resource manager's call: the rest is REJECTed (code 4).
+resend is a duplicate. What a payload means is up to the handler registered for its kind
+(``kinds``: text here, file offers and controls by ``FileTransfers``); every kind but text stays
+``pending`` in the store until its handler is done, and one left pending by a crash is handled
+at the next start, or when its resend arrives. A frame that fails any check resets the stream
+(the connection stays usable); a blocked peer's streams are reset at once. The first frame must
+arrive within the resource manager's ``first_frame_timeout``, each later one within
+``RECEIVE_IDLE`` (longer than the sender's ``IDLE``). What a non-contact may leave here, and how
+many file offers wait, is the resource manager's call: the rest is REJECTed (code 4).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import trio
+from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
@@ -43,11 +45,19 @@ from app.core.events import (
 from app.core.records import ContactState, Delivery, MessageInfo
 from app.node.contacts import ContactError
 from app.node.framing import FrameError, Stream, encode_frame, guarded, read_frame, write_frame
+from app.node.interfaces import (
+    Connections,
+    Dialer,
+    DmKindHandler,
+    Emit,
+    LocalPeer,
+    MessageRequests,
+    Quotas,
+    Refusal,
+)
+from app.node.payloads import PayloadKinds
 from app.node.signal import Signal
-from app.store.messages import MessageStore, as_file_message
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
+from app.store.messages import MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +68,27 @@ IDLE = 20.0            # keep an idle outgoing stream this long for the next mes
 RECEIVE_IDLE = 30.0    # a receiving stream with no next frame for this long is closed
 OPEN_TIMEOUT = 10.0
 RETRY_PAUSE = 2.0
-_SHOWN = (dm.KIND_TEXT, dm.KIND_FILE_OFFER)  # kinds a conversation shows (controls are not)
+
+
+class TextMessages:
+    """Kind 1, text: shown as it is; a refused one is marked failed in its conversation."""
+
+    shown = True
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+
+    def refusal(self, peer_id: str, message: dm.DirectMessage) -> Refusal | None:
+        return None  # the resource manager's quotas apply to every kind alike
+
+    def take(self, peer_id: str, message: dm.DirectMessage) -> bool:
+        return True
+
+    def present(self, message: MessageInfo) -> MessageInfo | None:
+        return message
+
+    def refused(self, message: MessageInfo, reason: str) -> None:
+        self._emit(MessageFailed(id=message.id, peer_id=message.peer_id, reason=reason))
 
 
 class DeliveryStalled(Exception):
@@ -66,73 +96,94 @@ class DeliveryStalled(Exception):
 
 
 class DirectMessages:
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
-        self.store = MessageStore(node.db)
+    """The outbox (``interfaces.Outbox``) and the receiving end of ``/kith/dm/1.0.0``.
+
+    ``kinds`` hands each kind of payload to its handler (``interfaces.DmKindHandler``); text is
+    this service's own, other services register theirs when the node is wired.
+    """
+
+    def __init__(self, store: MessageStore, *, us: LocalPeer, host: IHost, nursery: trio.Nursery,
+                 emit: Emit, contacts: MessageRequests, dialer: Dialer, connections: Connections,
+                 quotas: Quotas, first_frame_timeout: float,
+                 unread_total: Callable[[], int]) -> None:
+        self.store = store
+        self._us = us
+        self._host = host
+        self._nursery = nursery
+        self._emit = emit
+        self._contacts = contacts
+        self._dialer = dialer
+        self._connections = connections
+        self._quotas = quotas
+        self._first_frame_timeout = first_frame_timeout
+        self._unread_total = unread_total
+        self.kinds: PayloadKinds[DmKindHandler] = PayloadKinds("direct message")
+        self.kinds.register(dm.KIND_TEXT, TextMessages(emit))
         self._active: set[str] = set()
         self._kick: dict[str, Signal] = {}
 
     def start(self) -> None:
-        self._node.host.set_stream_handler(
+        self._host.set_stream_handler(
             PROTOCOL_ID, guarded(PROTOCOL_ID, self._receive, timeout=None)
         )
-        self._node.contacts.on_connected.append(self.kick)
         self._handle_pending()
         for peer_id in self.store.peers_with_outbox():
             self.kick(peer_id)
 
     def _handle_pending(self) -> None:
-        """Offers and controls stored before a crash that cut their bookkeeping short."""
-        me = self._node.identity.peer_id
+        """Messages stored before a crash that cut their handling short."""
+        me = self._us.identity.peer_id
         for stored in self.store.pending():
             message = dm.DirectMessage(
                 message_id=bytes.fromhex(stored.id), sender=stored.peer_id, recipient=me,
                 sent_at_ms=stored.sent_at_ms, kind=stored.kind, text=stored.text,
             )
-            request = self._node.contacts.store.state(stored.peer_id) is ContactState.REQUEST
+            request = self._contacts.state(stored.peer_id) is ContactState.REQUEST
             try:
                 self._take(stored, message, request)
             except sqlite3.Error as exc:  # a full disk: left pending for the next start
                 log.warning("could not handle stored message %s: %s", stored.id, exc)
 
+    def _shown(self, kind: int) -> bool:
+        handler = self.kinds.get(kind)
+        return handler is not None and handler.shown
+
     # -- sending ------------------------------------------------------------------------------
 
     async def send(self, peer_id: str, text: str) -> MessageInfo:
-        state = self._node.contacts.store.state(peer_id)
+        state = self._contacts.state(peer_id)
         if state is None:
             raise ContactError("add this person as a contact before writing to them")
         if state is ContactState.BLOCKED:
             raise ContactError("this person is blocked; unblock them to write")
         if state is ContactState.REQUEST:
-            await self._node.contacts.accept(peer_id)  # answering a request accepts it
-        msg_id = dm.new_message_id()
-        sent_at = int(time.time() * 1000)
-        # Encode once now so a bad text fails here, in the composer, not later in the outbox.
-        dm.encode_message(self._node.identity, peer_id, text, message_id=msg_id, sent_at_ms=sent_at)
-        info = self.store.queue_outgoing(peer_id, msg_id, text, sent_at)
-        self._node.emit(MessageQueued(message=info))
-        self._changed(peer_id)
-        self.kick(peer_id)
-        return info
+            await self._contacts.accept(peer_id)  # answering a request accepts it
+        return self.queue(peer_id, dm.KIND_TEXT, text)
 
-    def send_file_message(self, peer_id: str, kind: int, body: bytes) -> MessageInfo:
-        """Queue a file offer or control (kind 2, 3) in the same persistent outbox as text.
+    def queue(self, peer_id: str, kind: int, body: str) -> MessageInfo:
+        """Put a payload of ``kind`` in the persistent outbox (``interfaces.Outbox``); the
+        conversation shows it at once if its kind is shown.
 
-        Unlike ``send`` this never accepts a message request: declining a stranger's file
-        must not make them a contact. The outbox only delivers to contacts, so a control for
-        someone still in requests waits until they are accepted.
+        This never accepts a message request: declining a stranger's file must not make them
+        a contact. The outbox only delivers to contacts, so a payload for someone still in
+        requests waits until they are accepted.
         """
-        state = self._node.contacts.store.state(peer_id)
+        state = self._contacts.state(peer_id)
         if state is None:
-            raise ContactError("add this person as a contact before sending them files")
+            raise ContactError("add this person as a contact first")
         if state is ContactState.BLOCKED:
-            raise ContactError("this person is blocked; unblock them to send files")
+            raise ContactError("this person is blocked; unblock them first")
         msg_id = dm.new_message_id()
         sent_at = int(time.time() * 1000)
-        text = body.decode("utf-8")
-        dm.encode_message(self._node.identity, peer_id, text, message_id=msg_id,
+        # Encode once now so a bad payload fails here, with the caller, not later in the outbox.
+        dm.encode_message(self._us.identity, peer_id, body, message_id=msg_id,
                           sent_at_ms=sent_at, kind=kind)
-        info = self.store.queue_outgoing(peer_id, msg_id, text, sent_at, kind=kind)
+        info = self.store.queue_outgoing(peer_id, msg_id, body, sent_at, kind=kind)
+        handler = self.kinds.get(kind)
+        shown = handler.present(info) if handler is not None else None
+        if shown is not None:
+            self._emit(MessageQueued(message=shown))
+            self._changed(peer_id)
         self.kick(peer_id)
         return info
 
@@ -153,18 +204,18 @@ class DirectMessages:
             signal.set()
         elif self.store.outbox(peer_id, limit=1):
             self._active.add(peer_id)
-            self._node.nursery.start_soon(self._deliver, peer_id)
+            self._nursery.start_soon(self._deliver, peer_id)
 
     async def _deliver(self, peer_id: str) -> None:
         try:
             while self.store.outbox(peer_id, limit=1):
-                if self._node.contacts.store.state(peer_id) is not ContactState.CONTACT:
+                if self._contacts.state(peer_id) is not ContactState.CONTACT:
                     return
-                if not self._node.is_connected(peer_id):
-                    await self._node.contacts.dial(peer_id)
+                if not self._connections.is_connected(peer_id):
+                    await self._dialer.dial(peer_id)
                     # Checked again after the await: a connection that arrived meanwhile (its
                     # kick found this task still active) must not be missed.
-                    if not self._node.is_connected(peer_id):
+                    if not self._connections.is_connected(peer_id):
                         return  # the dial loop calls kick() when the peer connects
                 try:
                     await self._deliver_on_stream(peer_id)
@@ -176,7 +227,7 @@ class DirectMessages:
 
     async def _deliver_on_stream(self, peer_id: str) -> None:
         with trio.fail_after(OPEN_TIMEOUT):
-            stream = await self._node.host.new_stream(ID.from_base58(peer_id), [PROTOCOL_ID])
+            stream = await self._host.new_stream(ID.from_base58(peer_id), [PROTOCOL_ID])
         signal = self._kick.setdefault(peer_id, Signal())
         inflight: dict[bytes, MessageInfo] = {}
         try:
@@ -212,7 +263,7 @@ class DirectMessages:
         for message in batch:
             msg_id = bytes.fromhex(message.id)
             frames.append(encode_frame(dm.encode_message(
-                self._node.identity, peer_id, message.text,
+                self._us.identity, peer_id, message.text,
                 message_id=msg_id, sent_at_ms=message.sent_at_ms, kind=message.kind,
             )))
             inflight[msg_id] = message
@@ -220,8 +271,8 @@ class DirectMessages:
         for message in batch:
             if message.state is Delivery.SENDING and self.store.set_state(
                 peer_id, bytes.fromhex(message.id), Delivery.SENT, only_from=(Delivery.SENDING,)
-            ) and message.kind in _SHOWN:
-                self._node.emit(MessageSent(id=message.id, peer_id=peer_id, kind=message.kind))
+            ) and self._shown(message.kind):
+                self._emit(MessageSent(id=message.id, peer_id=peer_id, kind=message.kind))
 
     async def _read_replies(
         self, stream: Stream, peer_id: str, inflight: dict[bytes, MessageInfo], signal: Signal
@@ -231,33 +282,30 @@ class DirectMessages:
             message = inflight.pop(reply.message_id, None)
             if message is None:
                 raise FrameError("acknowledgement for a message not in flight")
-            text = message.kind == dm.KIND_TEXT
             if isinstance(reply, dm.Ack):
                 if self.store.set_state(
                     peer_id, reply.message_id, Delivery.DELIVERED,
                     only_from=(Delivery.SENDING, Delivery.SENT),
-                ) and message.kind in _SHOWN:
-                    self._node.emit(MessageDelivered(id=reply.message_id.hex(), peer_id=peer_id,
-                                                     kind=message.kind))
+                ) and self._shown(message.kind):
+                    self._emit(MessageDelivered(id=reply.message_id.hex(), peer_id=peer_id,
+                                                kind=message.kind))
             else:
                 reason = reply.description
-                if self.store.set_state(peer_id, reply.message_id, Delivery.FAILED, reason):
-                    if text:
-                        self._node.emit(MessageFailed(
-                            id=reply.message_id.hex(), peer_id=peer_id, reason=reason))
-                    else:
-                        self._node.files.message_refused(message, reason)
+                handler = self.kinds.get(message.kind)
+                if self.store.set_state(peer_id, reply.message_id, Delivery.FAILED, reason) and (
+                        handler is not None):
+                    handler.refused(message, reason)
             signal.set()
 
     # -- receiving ----------------------------------------------------------------------------
 
     async def _receive(self, stream: Stream) -> None:
         peer_id = str(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
-        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+        if self._contacts.state(peer_id) is ContactState.BLOCKED:
             log.info("refused a message stream from blocked %s", peer_id)
             await stream.reset()
             return
-        wait = self._node.limits.first_frame_timeout
+        wait = self._first_frame_timeout
         while True:
             try:
                 with trio.fail_after(wait):
@@ -271,7 +319,7 @@ class DirectMessages:
                 return
             wait = RECEIVE_IDLE
             try:
-                message = dm.decode_message(self._node.identity, peer_id, payload)
+                message = dm.decode_message(self._us.identity, peer_id, payload)
             except dm.DmError as exc:
                 if exc.reject_reason is None or exc.message_id is None:
                     raise  # guarded() logs it and resets the stream
@@ -288,34 +336,36 @@ class DirectMessages:
         """A REJECT code for a message this node will not keep (a limit), or None."""
         if self.store.get(peer_id, message.message_id, outgoing=False) is not None:
             return None  # a retry of one we hold: acknowledged again
-        node = self._node
-        resources = node.resources
-        if message.kind == dm.KIND_FILE_OFFER:
-            offer_refused = node.files.offer_refusal(peer_id, message.text)
-            if offer_refused is not None:
-                code, why = offer_refused
-                resources.refused(peer_id, "file_offers", why, peer_id=peer_id)
-                return code
-        state = node.contacts.store.state(peer_id)
-        refused = resources.message_refusal(
+        handler = self.kinds.get(message.kind)
+        if handler is None:
+            log.info("rejecting a message of kind %d from %s: nothing here handles it",
+                     message.kind, peer_id)
+            return dm.REJECT_UNSUPPORTED_KIND
+        refused_kind = handler.refusal(peer_id, message)
+        if refused_kind is not None:
+            self._quotas.refused(peer_id, refused_kind.limit, refused_kind.detail,
+                                 peer_id=peer_id)
+            return refused_kind.code
+        state = self._contacts.state(peer_id)
+        refused = self._quotas.message_refusal(
             peer_id, contact=state is ContactState.CONTACT, known=state is not None,
             stored=self.store.incoming_usage(peer_id),
-            pending_requests=node.contacts.store.count(ContactState.REQUEST),
+            pending_requests=self._contacts.requests(),
             size=len(message.text.encode("utf-8")),
         )
         if refused is None:
             return None
         limit, detail = refused
         # Many throwaway ids hitting the cap on requests make one notice, not one each.
-        resources.refused(peer_id if limit == "request_quota" else "*", limit, detail,
-                          peer_id=peer_id)
+        self._quotas.refused(peer_id if limit == "request_quota" else "*", limit, detail,
+                             peer_id=peer_id)
         return dm.REJECT_QUOTA
 
     async def _accept(self, stream: Stream, peer_id: str, message: dm.DirectMessage) -> None:
-        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+        if self._contacts.state(peer_id) is ContactState.BLOCKED:
             raise ContactError("blocked while the stream was open")
-        request = self._node.contacts.note_request(peer_id) or (
-            self._node.contacts.store.state(peer_id) is ContactState.REQUEST
+        request = self._contacts.note_request(peer_id) or (
+            self._contacts.state(peer_id) is ContactState.REQUEST
         )
         stored = self.store.store_incoming(
             peer_id, message.message_id, message.text, message.sent_at_ms, kind=message.kind
@@ -329,33 +379,34 @@ class DirectMessages:
         await write_frame(stream, dm.encode_ack(message.message_id))
 
     def _take(self, stored: MessageInfo, message: dm.DirectMessage, request: bool) -> None:
-        """What a stored incoming message leads to: transfer bookkeeping for offers and
-        controls, then the event, the contact's list entry and the unread count."""
+        """What a stored incoming message leads to: its kind's handler does what it means,
+        then the conversation shows it (an event, the contact's list entry, the unread count).
+
+        The store keeps every kind but text pending until it is handled: a crash in between
+        leaves it to ``_handle_pending`` at the next start, or to its resend.
+        """
         peer_id = stored.peer_id
-        shown: MessageInfo | None = stored
+        handler = self.kinds.get(message.kind)
+        if handler is None:
+            return  # refused when it arrived; one stored by a version that handled it waits
+        new = handler.take(peer_id, message)
         if message.kind != dm.KIND_TEXT:
-            # Offers and controls; a new, valid offer also appears in the conversation (after
-            # its transfer is recorded, so a view can look it up), with the file name as text.
-            new_offer = self._node.files.direct_message(peer_id, message)
             self.store.settle(stored.seq)
-            shown = as_file_message(stored) if new_offer else None
+        shown = handler.present(stored) if new else None
         if shown is None:
             return
-        self._node.emit(MessageReceived(
+        self._emit(MessageReceived(
             id=shown.id, from_=peer_id, text=shown.text, sent_at=shown.sent_at_ms,
             request=request, message=shown, kind=shown.kind,
         ))
         self._changed(peer_id)
-        self._node.emit(UnreadChanged(total=self._node.unread_total()))
-
-    def changed(self, peer_id: str) -> None:
-        """The contact's list entry (preview, unread) changed: tell the views."""
-        self._changed(peer_id)
+        self._emit(UnreadChanged(total=self._unread_total()))
 
     def _changed(self, peer_id: str) -> None:
-        info = self._node.contacts.info(peer_id)
+        """The contact's list entry (preview, unread) changed: tell the views."""
+        info = self._contacts.info(peer_id)
         if info is not None:
-            self._node.emit(ContactChanged(contact=info))
+            self._emit(ContactChanged(contact=info))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -365,4 +416,4 @@ class DirectMessages:
     async def mark_read(self, peer_id: str) -> None:
         if self.store.mark_read(peer_id):
             self._changed(peer_id)
-            self._node.emit(UnreadChanged(total=self._node.unread_total()))
+            self._emit(UnreadChanged(total=self._unread_total()))

@@ -48,18 +48,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
+from libp2p.abc import IHost
 from libp2p.peer.id import ID
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
 from app.core.events import ConnectionUpgraded
-from app.core.records import ContactState
 from app.node.addr_policy import refusal, socket_key, tcp_endpoint
-from app.node.reachability import RELAY, connection_route, connections_to
+from app.node.interfaces import Connections, Emit
+from app.node.reachability import RELAY, connection_route
 
 if TYPE_CHECKING:
-    from app.node.node import KithNode
     from app.node.observed_addrs import ObservedAddrs
 
 log = logging.getLogger(__name__)
@@ -347,8 +347,16 @@ def _relay_of(host: Any, peer_id: ID) -> str | None:
 
 
 class HolePunching:
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
+    """DCUtR for the peers ``allowed`` says may have it, and noticing upgraded connections."""
+
+    def __init__(self, host: IHost, nursery: trio.Nursery, emit: Emit, connections: Connections,
+                 observed_addrs: ObservedAddrs, allowed: Callable[[str], bool]) -> None:
+        self._host = host
+        self._nursery = nursery
+        self._emit = emit
+        self._connections = connections
+        self._observed_addrs = observed_addrs
+        self._allowed = allowed  # hole punching is for contacts and room members only
         self._relayed_only: set[str] = set()
         self.upgraded = 0
         self._protocol: _KithDCUtR | None = None
@@ -360,14 +368,8 @@ class HolePunching:
         return self._protocol
 
     async def start(self) -> None:
-        self._protocol = _KithDCUtR(self._node.host, self.allowed, self._node.observed_addrs)
-        await self._node.nursery.start(self._run, self._protocol)
-
-    def allowed(self, peer_id: str) -> bool:
-        """Hole punching is for contacts and room members only."""
-        node = self._node
-        return (node.contacts.store.state(peer_id) is ContactState.CONTACT
-                or bool(node.rooms.store.rooms_of(peer_id)))
+        self._protocol = _KithDCUtR(self._host, self._allowed, self._observed_addrs)
+        await self._nursery.start(self._run, self._protocol)
 
     @staticmethod
     async def _run(protocol: DCUtRProtocol, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -390,7 +392,7 @@ class HolePunching:
 
     def peer_connected(self, peer_id: str) -> None:
         """Called for every new connection: notices relayed-only peers and their upgrade."""
-        conns = connections_to(self._node, peer_id)
+        conns = self._connections.connections_to(peer_id)
         direct = [c for c in conns if connection_route(c) != RELAY]
         if not direct:
             if conns and len(self._relayed_only) < MAX_TRACKED:
@@ -401,10 +403,10 @@ class HolePunching:
             self.upgraded += 1
             addr = _remote_addr(direct[0])
             log.info("connection to %s upgraded from relayed to direct (%s)", peer_id, addr)
-            self._node.emit(ConnectionUpgraded(peer_id=peer_id, addr=addr))
+            self._emit(ConnectionUpgraded(peer_id=peer_id, addr=addr))
 
     def peer_disconnected(self, peer_id: str) -> None:
-        if not self._node.is_connected(peer_id):
+        if not self._connections.is_connected(peer_id):
             self._relayed_only.discard(peer_id)
 
 

@@ -29,18 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
+from libp2p.abc import IHost
 from libp2p.peer.id import ID
 
 from app.core.events import PeerGone, PeerNearby
 from app.core.identity import is_valid_peer_id
 from app.core.invite import clean_display_name
 from app.core.records import ContactState
-from app.node.reachability import connections_to
+from app.node.interfaces import AddressBook, Connections, Emit, LocalPeer
 
 if TYPE_CHECKING:
     from zeroconf import ServiceInfo, Zeroconf
-
-    from app.node.node import KithNode
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +74,14 @@ def lan_ipv4(addrs: list[str]) -> dict[str, int]:
 class LanDiscovery:
     """Announce this peer and find others on the LAN; ``active`` while zeroconf runs."""
 
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
+    def __init__(self, host: IHost, nursery: trio.Nursery, emit: Emit, us: LocalPeer,
+                 contacts: AddressBook, connections: Connections) -> None:
+        self._host = host
+        self._nursery = nursery
+        self._emit = emit
+        self._us = us
+        self._contacts = contacts
+        self._connections = connections
         self._zc: Zeroconf | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self.nearby: dict[str, str] = {}  # peer id -> name, as announced, once proven
@@ -97,30 +102,30 @@ class LanDiscovery:
         """Serve until cancelled (a task in the node's nursery), following address changes."""
         while True:
             self._refresh = trio.Event()
-            ips = lan_ipv4(self._node.addrs())
+            ips = lan_ipv4(self._us.addrs())
             if not ips:
                 log.info("LAN discovery off: Kith listens on no LAN IPv4 address")
                 await self._refresh.wait()
                 continue
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._serve, ips)
-                while lan_ipv4(self._node.addrs()) == ips:
+                while lan_ipv4(self._us.addrs()) == ips:
                     await self._refresh.wait()
                     self._refresh = trio.Event()
                 nursery.cancel_scope.cancel()
             for peer_id in list(self.nearby):  # they were nearby on the network we left
                 del self.nearby[peer_id]
-                self._node.emit(PeerGone(peer_id=peer_id))
+                self._emit(PeerGone(peer_id=peer_id))
 
     async def _serve(self, ips: dict[str, int]) -> None:
         """Announce and browse on ``ips`` until cancelled."""
         from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
 
         self._token = trio.lowlevel.current_trio_token()
-        peer_id = self._node.identity.peer_id
+        peer_id = self._us.identity.peer_id
         port = next(iter(ips.values()))
         addresses = [ipaddress.IPv4Address(ip).packed for ip, p in ips.items() if p == port]
-        name = self._node.profile.settings.display_name.encode("utf-8")[:MAX_NAME]
+        name = self._us.display_name().encode("utf-8")[:MAX_NAME]
         info = ServiceInfo(
             SERVICE_TYPE, f"{peer_id}.{SERVICE_TYPE}", port=port, addresses=addresses,
             properties={b"id": peer_id.encode(), b"name": name}, server=f"{peer_id}.local.",
@@ -167,10 +172,10 @@ class LanDiscovery:
         if change == "Removed":
             peer_id = name.removesuffix("." + SERVICE_TYPE)
             if self.nearby.pop(peer_id, None) is not None:
-                self._node.emit(PeerGone(peer_id=peer_id))
+                self._emit(PeerGone(peer_id=peer_id))
             return
         with contextlib.suppress(RuntimeError):  # the node is stopping
-            self._node.nursery.start_soon(self._resolve, name)
+            self._nursery.start_soon(self._resolve, name)
 
     async def _resolve(self, name: str) -> None:
         zc = self._zc
@@ -196,21 +201,21 @@ class LanDiscovery:
             name = clean_display_name((raw_name or b"").decode("utf-8")[:MAX_NAME])
         except ValueError:
             name = ""
-        if not is_valid_peer_id(peer_id) or peer_id == self._node.identity.peer_id:
+        if not is_valid_peer_id(peer_id) or peer_id == self._us.identity.peer_id:
             return
         if info.name != f"{peer_id}.{SERVICE_TYPE}":
             return  # the instance name must be the peer id it claims
         addrs = self._addrs(info)
         if not addrs or (peer_id not in self.nearby and len(self.nearby) >= MAX_NEARBY):
             return
-        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+        if self._contacts.state(peer_id) is ContactState.BLOCKED:
             return  # never dialed, never shown
         if peer_id not in self._claims and len(self._claims) >= MAX_NEARBY:
             return
         self._claims[peer_id] = (name, addrs)  # a newer record replaces one not yet proven
         if peer_id not in self._proving:
             self._proving.add(peer_id)
-            self._node.nursery.start_soon(self._prove_claims, peer_id)
+            self._nursery.start_soon(self._prove_claims, peer_id)
 
     async def _prove_claims(self, peer_id: str) -> None:
         """Prove the claims about ``peer_id`` one at a time (the latest one waiting wins).
@@ -239,11 +244,11 @@ class LanDiscovery:
         A connection we already have to one of them proves it; otherwise each is dialed in
         turn (a contact's connection is kept, a stranger's closed once it proved the claim).
         """
-        for conn in connections_to(self._node, peer_id):
+        for conn in self._connections.connections_to(peer_id):
             if _remote_tcp(conn) in addrs:
                 return _remote_tcp(conn)
         peer = ID.from_base58(peer_id)
-        network = self._node.host.get_network()
+        network = self._host.get_network()
         for addr in addrs:
             with trio.move_on_after(PROVE_TIMEOUT):
                 try:
@@ -251,7 +256,7 @@ class LanDiscovery:
                 except Exception as exc:  # noqa: BLE001 - refused, timed out, another key
                     log.debug("LAN: %s at %s: %s", peer_id, addr, exc)
                     continue
-                if self._node.contacts.store.state(peer_id) is not ContactState.CONTACT:
+                if self._contacts.state(peer_id) is not ContactState.CONTACT:
                     await conn.close()
                 return addr
         return None
@@ -260,11 +265,10 @@ class LanDiscovery:
         """A proven claim: report the peer, and store the address of a contact."""
         if self.nearby.get(peer_id) != name:
             self.nearby[peer_id] = name
-            self._node.emit(PeerNearby(peer_id=peer_id, name_=name, addrs=(addr,)))
+            self._emit(PeerNearby(peer_id=peer_id, name_=name, addrs=(addr,)))
         log.info("nearby on the LAN: %s (%s) at %s", peer_id, name, addr)
-        contacts = self._node.contacts
-        if contacts.store.state(peer_id) is ContactState.CONTACT:
-            contacts.store.add_addrs(peer_id, [addr], "lan")
+        if self._contacts.state(peer_id) is ContactState.CONTACT:
+            self._contacts.remember_addrs(peer_id, [addr], "lan")
 
     @staticmethod
     def _addrs(info: ServiceInfo) -> list[str]:

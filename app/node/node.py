@@ -9,15 +9,15 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import multiaddr
 import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
-from libp2p.utils.address_validation import expand_wildcard_address
 
+from app.core import dm
+from app.core import room as rc
 from app.core.config import ConfigError, NodeConfig
 from app.core.events import (
     ChatPrefsChanged,
@@ -28,32 +28,35 @@ from app.core.events import (
     ProfileChanged,
     RelayReserved,
 )
-from app.core.invite import ContactInvite, strip_p2p
 from app.core.records import ChatPrefs, ContactState
+from app.node.connections import HostConnections
 from app.node.contacts import ContactService
 from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
-from app.node.gossip import open_pubsub
+from app.node.gossip import KithPubsub, open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host
+from app.node.interfaces import Emit
 from app.node.lan import LanDiscovery
 from app.node.libp2p_patches.peerstore import install_observed_addrs
 from app.node.libp2p_patches.swarm import stop_auto_dialing
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
+from app.node.own_peer import OwnPeer
 from app.node.reachability import Reachability
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
 from app.store.chat_prefs import ChatPrefsStore
+from app.store.contacts import ContactStore
 from app.store.db import open_database
 from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
+from app.store.rooms import RoomStore
+from app.store.transfers import TransferStore
 
 log = logging.getLogger(__name__)
-
-Emit = Callable[[Event], None]
 
 
 def parse_listen_addrs(addrs: tuple[str, ...]) -> list[multiaddr.Multiaddr]:
@@ -102,6 +105,10 @@ class _ConnectionWatcher(INotifee):
 
 
 class KithNode:
+    """The peer: builds the host and every service, wires them together (``_wire``), and is
+    what ``KithClient`` calls into. The services never see it: each gets the few
+    collaborators it needs (``app.node.interfaces``)."""
+
     def __init__(self, profile: Profile, config: NodeConfig, emit: Emit,
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self.profile = profile
@@ -112,6 +119,8 @@ class KithNode:
         self.resources = ResourceManager(limits, self.peer_class, self.emit,
                                          self._disconnect_soon)
         self._host: IHost | None = None
+        self._us: OwnPeer | None = None
+        self._connections: HostConnections | None = None
         self._db: sqlite3.Connection | None = None
         self._last_connection_count = 0
         self._nursery: trio.Nursery | None = None
@@ -189,11 +198,16 @@ class KithNode:
         if self._contacts is None or self._rooms is None:
             return PeerClass.STRANGER  # starting or stopping: nobody is known yet
         if peer_id in self._configured_peers or (
-                self.contacts.store.state(peer_id) is ContactState.CONTACT):
+                self.contacts.state(peer_id) is ContactState.CONTACT):
             return PeerClass.CONTACT
-        if self.rooms.store.rooms_of(peer_id):
+        if self.rooms.rooms_of(peer_id):
             return PeerClass.MEMBER
         return PeerClass.STRANGER
+
+    def _may_hole_punch(self, peer_id: str) -> bool:
+        """Hole punching is for contacts and room members only."""
+        return (self.contacts.state(peer_id) is ContactState.CONTACT
+                or bool(self.rooms.rooms_of(peer_id)))
 
     def _disconnect_soon(self, peer_id: str) -> None:
         if self._nursery is not None:
@@ -223,6 +237,8 @@ class KithNode:
             self.resources.install(host)
             install_observed_addrs(host, self.observed_addrs)
             self._host = host
+            self._us = OwnPeer(self.profile, host)
+            self._connections = HostConnections(host)
             async with (
                 host.run(requested),
                 open_pubsub(host) as pubsub,
@@ -232,26 +248,8 @@ class KithNode:
                 await stop_auto_dialing(host)
                 await self._listen_fallback(requested)
                 self._remember_port()
-                self._contacts = ContactService(self)
-                self._dms = DirectMessages(self)
-                self._rooms = RoomService(self, pubsub)
-                self._files = FileTransfers(self)
-                host.get_network().register_notifee(_ConnectionWatcher(self))
-                self._dht = DhtService(self)
-                self._dht.start()
-                self._contacts.start()
-                self._dms.start()
-                self._rooms.start()
-                self._files.start()
-                self._relay = RelayService(self)
-                await self._relay.start()
-                self._hole_punch = HolePunching(self)
-                await self._hole_punch.start()
-                if self.config.lan_discovery:
-                    self._lan = LanDiscovery(self)
-                    nursery.start_soon(self._lan.run)
-                nursery.start_soon(self.netwatch.run)
-                self._reach = Reachability(self)
+                await self._wire(host, pubsub, nursery)
+                assert self._reach is not None
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite(),
                     reachability=self._reach.initial(),
@@ -263,9 +261,11 @@ class KithNode:
                 try:
                     await trio.sleep_forever()
                 finally:
-                    await self._disconnect_all()
+                    await self._connections.disconnect_all()
         finally:
             self._host = None
+            self._us = None
+            self._connections = None
             self._nursery = None
             self._contacts = None
             self._dms = None
@@ -279,19 +279,70 @@ class KithNode:
             self._db.close()
             self._db = None
 
-    async def _disconnect_all(self) -> None:
-        """Close every connection so peers see us leave now, not at their next timeout."""
-        network = self.host.get_network()
-        conns = [conn for per_peer in list(network.connections.values())
-                 for conn in (per_peer if isinstance(per_peer, list) else [per_peer])]
-        with trio.CancelScope(shield=True), trio.move_on_after(2.0):
-            await _close_connections(conns)
+    async def _wire(self, host: IHost, pubsub: KithPubsub, nursery: trio.Nursery) -> None:
+        """Build every service with the collaborators it needs, and start them: the one place
+        that knows who talks to whom (docs/architecture.md, "The node's services")."""
+        db, emit, us, connections = self.db, self.emit, self._us, self._connections
+        assert us is not None and connections is not None
+        me = self.identity.peer_id
+        timeout = self.limits.first_frame_timeout
+        dht = DhtService(host, nursery, connections, bootstrap=self.config.bootstrap,
+                         serve=self.config.serve_dht)
+        contacts = ContactService(
+            ContactStore(db), us=us, host=host, nursery=nursery, emit=emit,
+            connections=connections, lookup=dht, unread_total=self.unread_total)
+        dms = DirectMessages(
+            MessageStore(db), us=us, host=host, nursery=nursery, emit=emit, contacts=contacts,
+            dialer=contacts, connections=connections, quotas=self.resources,
+            first_frame_timeout=timeout, unread_total=self.unread_total)
+        rooms = RoomService(
+            RoomStore(db), pubsub, us=us, host=host, nursery=nursery, emit=emit,
+            connections=connections, unread_total=self.unread_total)
+        files = FileTransfers(
+            TransferStore(db), host=host, nursery=nursery, emit=emit, me=me,
+            profile=self.profile, contacts=contacts, rooms=rooms, connections=connections,
+            outbox=dms, quotas=self.resources, first_frame_timeout=timeout)
+        # Payload kinds go to the service that knows what they mean.
+        dms.kinds.register(dm.KIND_FILE_OFFER, files.offers)
+        dms.kinds.register(dm.KIND_FILE_CONTROL, files.controls)
+        rooms.kinds.register(rc.KIND_FILE, files.room_files)
+        contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
+        contacts.on_removed.append(files.revoke_offers_to)
+        self._dht, self._contacts, self._dms, self._rooms, self._files = (
+            dht, contacts, dms, rooms, files)
+        host.get_network().register_notifee(_ConnectionWatcher(self))
+        dht.start()
+        contacts.start()
+        dms.start()
+        rooms.start()
+        files.start()
+        relay = RelayService(
+            host, nursery, emit, me, connections=connections, contacts=contacts,
+            publish_addrs=dht.publish_now, relays=self.config.relays,
+            serve=self.config.serve_relay, contacts_only=self.config.relay_contacts_only)
+        await relay.start()
+        us.relayed = relay.relayed_addrs
+        self._relay = relay
+        self._hole_punch = HolePunching(host, nursery, emit, connections, self.observed_addrs,
+                                        self._may_hole_punch)
+        await self._hole_punch.start()
+        if self.config.lan_discovery:
+            self._lan = LanDiscovery(host, nursery, emit, us, contacts, connections)
+            nursery.start_soon(self._lan.run)
+        nursery.start_soon(self.netwatch.run)
+        self._reach = Reachability(us, connections, emit, relays=relay.reserved_relays,
+                                   running=lambda: self.running)
+
+    @property
+    def connections(self) -> HostConnections:
+        if self._connections is None:
+            raise RuntimeError("the node is not running")
+        return self._connections
 
     async def disconnect(self, peer_id: str) -> None:
         """Close every connection to ``peer_id`` (py-libp2p's ``host.disconnect`` may leave
-        one open: see ``_close_connections``)."""
-        per_peer = self.host.get_network().connections.get(ID.from_base58(peer_id), [])
-        await _close_connections(list(per_peer if isinstance(per_peer, list) else [per_peer]))
+        one open: see ``connections.close_connections``)."""
+        await self.connections.disconnect(peer_id)
 
     async def _listen_fallback(self, requested: list[multiaddr.Multiaddr]) -> None:
         """A remembered port that is now taken falls back to a free one, not to silence."""
@@ -315,20 +366,15 @@ class KithNode:
             self.profile.settings.listen_port = port
             self.profile.save_settings()
 
+    @property
+    def us(self) -> OwnPeer:
+        if self._us is None:
+            raise RuntimeError("the node is not running")
+        return self._us
+
     def addrs(self) -> list[str]:
-        """Full multiaddrs ending in ``/p2p/<id>``, wildcards expanded to real interfaces."""
-        out: list[str] = []
-        suffix = f"/p2p/{self.identity.peer_id}"
-        for addr in self.host.get_transport_addrs():
-            for concrete in expand_wildcard_address(addr):
-                text = strip_p2p(str(concrete)) + suffix
-                if text not in out:
-                    out.append(text)
-        # Addresses others can use first; loopback last; then relayed ones (circuit relay v2).
-        out.sort(key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
-        if self._relay is not None:
-            out.extend(a + suffix for a in self._relay.relayed_addrs() if a + suffix not in out)
-        return out
+        """Our full multiaddrs (``OwnPeer.addrs``)."""
+        return self.us.addrs()
 
     @property
     def relay(self) -> RelayService:
@@ -359,21 +405,16 @@ class KithNode:
         if peer_id in self._configured_peers:
             return True
         return (self._contacts is not None
-                and self._contacts.store.state(peer_id) is ContactState.CONTACT)
+                and self._contacts.state(peer_id) is ContactState.CONTACT)
 
     def invite(self) -> str:
-        return ContactInvite(
-            peer_id=self.identity.peer_id,
-            name=self.profile.settings.display_name,
-            addrs=tuple(strip_p2p(a) for a in self.addrs()),
-        ).to_link()
+        return self.us.invite()
 
     def connection_count(self) -> int:
-        return len(self.host.get_connected_peers()) if self._host else 0
+        return self._connections.count() if self._connections is not None else 0
 
     def is_connected(self, peer_id: str) -> bool:
-        connections = self.host.get_network().connections
-        return any(str(p) == peer_id and conns for p, conns in connections.items())
+        return self.connections.is_connected(peer_id)
 
     def peer_connected(self, peer_id: str) -> None:
         if self._contacts is None:  # a late notification while shutting down
@@ -406,7 +447,7 @@ class KithNode:
         1,000 peers' entries, whoever they were."""
         if self.is_connected(peer_id) or peer_id in self._configured_peers:
             return
-        if self.contacts.store.state(peer_id) is not None or self.rooms.store.rooms_of(peer_id):
+        if self.contacts.state(peer_id) is not None or self.rooms.rooms_of(peer_id):
             return
         peer = ID.from_base58(peer_id)
         peerstore = self.host.get_peerstore()
@@ -471,7 +512,7 @@ class KithNode:
             room_id = bytes.fromhex(key)
         except ValueError:
             return False
-        return self.rooms.store.room(room_id) is not None
+        return self.rooms.has_room(room_id)
 
     async def status(self) -> NodeStatus:
         return NodeStatus(
@@ -482,19 +523,3 @@ class KithNode:
             reachability=self._reach.check() if self._reach is not None else "offline",
         )
 
-
-async def _close_connections(conns: list[INetConn]) -> None:
-    """Close each connection itself, down to its muxer, half a second each at most.
-
-    py-libp2p's per-peer close skips the second of two connections to one peer (it walks the
-    list it removes from), and a connection already marked closed may still have its socket open.
-    """
-    for conn in conns:
-        with trio.move_on_after(0.5):
-            try:
-                await conn.close()
-                if not conn.muxed_conn.is_closed:
-                    await conn.muxed_conn.close()
-            except Exception:  # gone either way; the socket goes with the process at worst
-                log.debug("closing a connection to %s failed", conn.muxed_conn.peer_id,
-                          exc_info=True)

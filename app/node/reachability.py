@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import trio
-from libp2p.peer.id import ID
 
 from app.core.events import ContactRoute, ReachabilityChanged
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
+from app.node.interfaces import Connections, Emit, LocalPeer
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +112,6 @@ def connection_route(conn: Any) -> str:
     return ""
 
 
-def connections_to(node: KithNode, peer_id: str) -> list[Any]:
-    """Every live connection (``INetConn``) to ``peer_id``."""
-    try:
-        conns: Any = node.host.get_network().connections.get(ID.from_base58(peer_id))
-    except ValueError:
-        return []
-    return conns if isinstance(conns, list) else [conns] if conns else []
-
-
 def best_route(routes: Iterable[str]) -> str:
     known = [r for r in routes if r in _ROUTE_RANK]
     return min(known, key=_ROUTE_RANK.__getitem__) if known else ""
@@ -132,8 +120,13 @@ def best_route(routes: Iterable[str]) -> str:
 class Reachability:
     """Keeps ``state`` and the per-peer routes current and announces changes."""
 
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
+    def __init__(self, us: LocalPeer, connections: Connections, emit: Emit, *,
+                 relays: Callable[[], list[str]], running: Callable[[], bool]) -> None:
+        self._us = us
+        self._connections = connections
+        self._emit = emit
+        self._relays_held = relays  # relays holding a slot for us now
+        self._running = running
         self.state = OFFLINE
         self._relays: tuple[str, ...] = ()
         self._addrs: tuple[str, ...] = ()
@@ -141,13 +134,12 @@ class Reachability:
 
     def current(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """(state, relays holding a slot, non-loopback listen addresses) as of now."""
-        node = self._node
-        if not node.running:
+        if not self._running():
             return OFFLINE, (), ()
-        relays = tuple(sorted(node.relay.reserved_relays()))
-        suffix = f"/p2p/{node.identity.peer_id}"
+        relays = tuple(sorted(self._relays_held()))
+        suffix = f"/p2p/{self._us.identity.peer_id}"
         addrs = tuple(
-            a.removesuffix(suffix) for a in node.addrs()
+            a.removesuffix(suffix) for a in self._us.addrs()
             if "/p2p-circuit" not in a and (ip := _ip_of(a)) is not None and ip_route(ip) != LOCAL
         )
         return own_state(addrs, relays), relays, addrs
@@ -164,7 +156,7 @@ class Reachability:
             self.state, self._relays, self._addrs = state, relays, addrs
             log.info("reachability: %s (relays %s; addresses %s)", state,
                      ", ".join(relays) or "-", ", ".join(addrs) or "-")
-            self._node.emit(ReachabilityChanged(state=state, relays=relays, addrs=addrs))
+            self._emit(ReachabilityChanged(state=state, relays=relays, addrs=addrs))
         return state
 
     async def run(self) -> None:
@@ -178,12 +170,12 @@ class Reachability:
 
     def update_route(self, peer_id: str) -> None:
         """A connection to ``peer_id`` opened or closed: emit its route if it changed."""
-        node = self._node
-        route = best_route(connection_route(c) for c in connections_to(node, peer_id))
+        route = best_route(connection_route(c)
+                           for c in self._connections.connections_to(peer_id))
         if route == self.routes.get(peer_id, ""):
             return
         if route:
             self.routes[peer_id] = route
         else:
             self.routes.pop(peer_id, None)
-        node.emit(ContactRoute(peer_id=peer_id, route=route))
+        self._emit(ContactRoute(peer_id=peer_id, route=route))

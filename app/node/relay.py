@@ -29,7 +29,8 @@ import contextlib
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import multiaddr
 import trio
@@ -47,13 +48,10 @@ from libp2p.tools.anyio_service import background_trio_service
 from app.core.config import ConfigError
 from app.core.events import RelayReserved
 from app.node.host import connect_at
+from app.node.interfaces import Connections, ContactBook, Emit
 from app.node.libp2p_patches.basic_host import advertise_addrs, is_circuit, route_circuit_dials
-from app.node.reachability import connections_to
 from app.node.relay_server import RelayServer
 from app.node.signal import Signal
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +96,22 @@ def _without_p2p(addr: multiaddr.Multiaddr) -> str:
 
 
 class RelayService:
-    def __init__(self, node: KithNode) -> None:
-        self._node = node
-        self._relays = parse_relay_addrs(node.config.relays)
+    """Our slots on the configured ``relays``, and with ``serve`` our own ``RelayServer``."""
+
+    def __init__(self, host: IHost, nursery: trio.Nursery, emit: Emit, me: str, *,
+                 connections: Connections, contacts: ContactBook,
+                 publish_addrs: Callable[[], None], relays: tuple[str, ...],
+                 serve: bool = False, contacts_only: bool = False) -> None:
+        self._host = host
+        self._nursery = nursery
+        self._emit = emit
+        self._me = me
+        self._connections = connections
+        self._contacts = contacts
+        self._publish_addrs = publish_addrs
+        self._serve = serve
+        self._contacts_only = contacts_only
+        self._relays = parse_relay_addrs(relays)
         self._reserved: dict[str, tuple[str, ...]] = {}  # relay id -> ".../p2p-circuit" addrs
         self._protocol: CircuitV2Protocol | None = None
         self._server: RelayServer | None = None
@@ -115,21 +126,21 @@ class RelayService:
         return self._server
 
     async def start(self) -> None:
-        host = self._node.host
-        config = self._node.config
+        host = self._host
         # py-libp2p answers STOP (circuits that reach us). Its HOP side stays off
         # (``allow_hop=False``): RelayServer answers HOP when we serve. Its circuit transport
         # is not used: ``dial_circuit`` dials through relays, and only the relays in
         # ``relays`` hold a slot for us (reserved here).
         self._protocol = CircuitV2Protocol(host, allow_hop=False)
-        await self._node.nursery.start(self._run_protocol, self._protocol)
+        await self._nursery.start(self._run_protocol, self._protocol)
         route_circuit_dials(host, lambda circuit, peer: dial_circuit(host, circuit, peer.peer_id))
         advertise_addrs(host, self.relayed_addrs)
-        if config.serve_relay:
-            self._server = RelayServer(self._node, contacts_only=config.relay_contacts_only)
+        if self._serve:
+            self._server = RelayServer(host, self._me, self._contacts, self._connections,
+                                       contacts_only=self._contacts_only)
             self._server.start()
         for relay_id, addr in self._relays:
-            self._node.nursery.start_soon(self._keep_reserved, relay_id, addr)
+            self._nursery.start_soon(self._keep_reserved, relay_id, addr)
 
     @staticmethod
     async def _run_protocol(
@@ -183,8 +194,8 @@ class RelayService:
             self._reserved[relay] = circuit_addrs
             if fresh:
                 log.info("relay %s: reserved, reachable at %s", relay, ", ".join(circuit_addrs))
-                self._node.emit(RelayReserved(relay=relay, addrs=tuple(self._full(circuit_addrs))))
-                self._publish_addrs()
+                self._emit(RelayReserved(relay=relay, addrs=tuple(self._full(circuit_addrs))))
+                self._publish_addrs()  # peers may be looking us up in the DHT
             renew_in = max(MIN_RENEW, (expire - time.time()) / 2)
             deadline = trio.current_time() + renew_in
             while trio.current_time() < deadline:
@@ -203,22 +214,17 @@ class RelayService:
         dies with it: a relay that restarted has forgotten us, even if something else of ours
         has reconnected to it meanwhile."""
         return any(c.muxed_conn is via and not c.is_closed
-                   for c in connections_to(self._node, relay))
-
-    def _publish_addrs(self) -> None:
-        """Our circuits changed: put them in the DHT now (peers may be looking us up)."""
-        with contextlib.suppress(RuntimeError):  # no DHT (yet); its loop checks too
-            self._node.dht.publish_now()
+                   for c in self._connections.connections_to(relay))
 
     def _full(self, addrs: tuple[str, ...]) -> list[str]:
-        return [f"{a}/p2p/{self._node.identity.peer_id}" for a in addrs]
+        return [f"{a}/p2p/{self._me}" for a in addrs]
 
     async def _reserve(
         self, relay_id: ID, addr: multiaddr.Multiaddr
     ) -> tuple[float, tuple[str, ...], IMuxedConn]:
         """One HOP RESERVE round trip: (expiry as a Unix time, our circuit addresses, the
         muxed connection the slot is held over)."""
-        host = self._node.host
+        host = self._host
         with trio.fail_after(RESERVE_TIMEOUT):
             # connect_at, not host.connect: it lifts py-libp2p's 60 s refusal of a peer whose
             # dials all failed (the relay was down a moment ago) and dials exactly ``addr``,

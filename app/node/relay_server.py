@@ -35,9 +35,10 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
+from libp2p.abc import IHost
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.relay.circuit_v2.pb.circuit_pb2 import (
@@ -53,10 +54,8 @@ from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_ms
 
 from app.core.records import ContactState
 from app.node.framing import guarded
-from app.node.reachability import RELAY, connection_route, connections_to
-
-if TYPE_CHECKING:
-    from app.node.node import KithNode
+from app.node.interfaces import Connections, ContactBook
+from app.node.reachability import RELAY, connection_route
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +159,12 @@ class _Circuit:
 class RelayServer:
     """The HOP handler and its accounting; ``contacts_only`` as ``NodeConfig`` says."""
 
-    def __init__(self, node: KithNode, contacts_only: bool = False) -> None:
-        self._node = node
+    def __init__(self, host: IHost, me: str, contacts: ContactBook, connections: Connections,
+                 contacts_only: bool = False) -> None:
+        self._host = host
+        self._me = me
+        self._contacts = contacts
+        self._connections = connections
         self._contacts_only = contacts_only
         self.limits = LIMITS  # read at start: tests and benchmarks replace the module's
         self._slots: dict[str, _Slot] = {}
@@ -171,7 +174,7 @@ class RelayServer:
         self._total = _bucket(self.limits.total_rate, trio.current_time())
 
     def start(self) -> None:
-        self._node.host.set_stream_handler(
+        self._host.set_stream_handler(
             PROTOCOL_ID, guarded(PROTOCOL_ID, self._handle, timeout=None))
         log.info("serving as a circuit relay v2%s",
                  " for contacts only" if self._contacts_only else "")
@@ -223,7 +226,7 @@ class RelayServer:
 
     def _refuse_peer(self, peer_id: str, conn: Any) -> tuple[StatusCode, str] | None:
         """Who may not use this relay at all, for any request."""
-        if self._node.contacts.store.state(peer_id) is ContactState.BLOCKED:
+        if self._contacts.state(peer_id) is ContactState.BLOCKED:
             return StatusCode.PERMISSION_DENIED, "blocked"
         if self._route(peer_id, conn) == RELAY:
             return StatusCode.PERMISSION_DENIED, "asked over a relayed connection"
@@ -295,7 +298,7 @@ class RelayServer:
     def _own_addrs(self) -> list[bytes]:
         """The relay's own addresses (with ``/p2p/<relay id>``), as the spec asks."""
         out = []
-        for addr in self._node.host.get_addrs():
+        for addr in self._host.get_addrs():
             if "/p2p-circuit" not in str(addr):
                 out.append(addr.to_bytes())
         return out[:MAX_RESERVATION_ADDRS]
@@ -310,12 +313,12 @@ class RelayServer:
         """Unexpired, on an open connection, and its peer still allowed one."""
         if time.time() > slot.expires:
             return False
-        state = self._node.contacts.store.state(peer_id)
+        state = self._contacts.state(peer_id)
         if state is ContactState.BLOCKED or (
                 self._contacts_only and state is not ContactState.CONTACT):
             return False
         return any(c.muxed_conn is slot.conn and not c.is_closed
-                   for c in connections_to(self._node, peer_id))
+                   for c in self._connections.connections_to(peer_id))
 
     # -- circuits -----------------------------------------------------------------------------
 
@@ -323,7 +326,7 @@ class RelayServer:
         raw = bytes(msg.peer.id) if msg.HasField("peer") else b""
         target = ID(raw)
         dst = target.to_base58()
-        if not _is_peer_id(raw) or dst in (src, self._node.identity.peer_id):
+        if not _is_peer_id(raw) or dst in (src, self._me):
             await self._finish(stream, StatusCode.MALFORMED_MESSAGE)
             return
         self._prune()
@@ -378,7 +381,7 @@ class RelayServer:
         dst_stream = None
         try:
             with trio.fail_after(STOP_TIMEOUT):
-                dst_stream = await self._node.host.new_stream(target, [STOP_PROTOCOL_ID])
+                dst_stream = await self._host.new_stream(target, [STOP_PROTOCOL_ID])
                 await write_delimited_msg(dst_stream, StopMessage(
                     type=StopMessage.CONNECT, limit=self._limit(),
                     peer=CircuitPeer(id=ID.from_base58(circuit.src).to_bytes())))
@@ -483,10 +486,10 @@ class RelayServer:
                     return
 
     def _is_contact(self, peer_id: str) -> bool:
-        return self._node.contacts.store.state(peer_id) is ContactState.CONTACT
+        return self._contacts.state(peer_id) is ContactState.CONTACT
 
     def _route(self, peer_id: str, conn: Any) -> str:
-        for c in connections_to(self._node, peer_id):
+        for c in self._connections.connections_to(peer_id):
             if c.muxed_conn is conn:
                 return connection_route(c)
         return ""

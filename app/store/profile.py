@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import platformdirs
 
+from app.core.files import MAX_SIZE as MAX_FILE_SIZE
 from app.core.identity import Identity, InvalidKeyFile, is_valid_peer_id
 from app.core.invite import clean_display_name
 
@@ -151,13 +152,40 @@ class Settings:
         return {**extra, **data}
 
     def with_changes(self, **changes: Any) -> Settings:
-        """A validated copy with ``changes`` applied; ``ValueError`` in plain words."""
+        """A validated copy with ``changes`` applied; ``ValueError`` in plain words.
+
+        What the user changes is held to more than what a saved file is (``from_json``): a
+        name is cleaned, a download folder must be an absolute path to a folder (this looks at
+        the disk), an auto-accept size must be one Kith can send.
+        """
         unknown = set(changes) - set(self.field_names())
         if unknown:
             raise ValueError("unknown settings: " + ", ".join(sorted(unknown)))
         if "display_name" in changes:
             changes["display_name"] = clean_display_name(changes["display_name"])
+        if "download_dir" in changes:
+            changes["download_dir"] = clean_download_dir(changes["download_dir"])
+        if "auto_accept_verified_bytes" in changes:
+            limit = changes["auto_accept_verified_bytes"]
+            if not isinstance(limit, int) or isinstance(limit, bool) or not (
+                    0 <= limit <= MAX_FILE_SIZE):
+                raise ValueError("the auto-accept size must be 0 (off) or a number of bytes")
         return Settings.from_json({**self.to_json(), **changes})
+
+
+def clean_download_dir(text: object) -> str:
+    """A download folder as saved: "" (the default folder) or an absolute path that is not
+    a file (it may not exist yet: it is created when a file is accepted into it)."""
+    if not isinstance(text, str):
+        raise ValueError("the download folder must be a path")
+    if not text.strip():
+        return ""
+    path = Path(text.strip()).expanduser()
+    if not path.is_absolute():
+        raise ValueError("the download folder must be an absolute path")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return str(path)
 
 
 def _write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -4,194 +4,54 @@ Posts are kept with their original envelope, so a member can serve them to other
 history sync exactly as the author sealed them. The room's shared order is
 (lamport, author key, post id); ``seq`` is only the local arrival order.
 
-Every row is read defensively: a profile written by an older Kith may hold numbers no peer can
-send any more (a migration repairs those it knows), and a row that still cannot be used is
-reported once and skipped, so a damaged row never keeps the profile from starting.
+Every row is read defensively (``app.store.room_rows``): a damaged row is reported once and
+skipped. Choosing what a sync request gets is ``app.store.room_sync``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable, Mapping
 
 from app.core.room import (
     KIND_FILE,
     KIND_TEXT,
     MAX_AUTHOR_SEQ,
     MAX_LAMPORT,
-    MAX_SENT_AT_MS,
-    POST_ID_SIZE,
-    PUBLIC_KEY_SIZE,
     RoomPost,
     RoomSecrets,
     next_lamport,
-    precedence,
 )
 from app.core.seq_ranges import Range
 from app.store.messages import offer_summary
-
-log = logging.getLogger(__name__)
-
-_POST_COLUMNS = ("room_id, post_id, author, author_key, lamport, author_seq, sent_at, kind, body, "
-                 "state")
-_ORDER = "lamport, author_key, post_id"
-_ORDER_DESC = "lamport DESC, author_key DESC, post_id DESC"
-_ROOM_COLUMNS = "room_id, key, name, description, lamport, my_seq, last_activity"
-MAX_CONFLICTS_SERVED = 64  # equivocation winners sent in one sync page (8.9)
-_reported: set[object] = set()
-
-
-class DamagedRow(ValueError):
-    """A stored row with values no code path can use (written by an older or broken Kith)."""
-
-
-def _report(key: object, what: str) -> None:
-    """Log a damaged row once per run: the profile goes on without it."""
-    if key not in _reported:
-        _reported.add(key)
-        log.warning("skipped a damaged row: %s", what)
-
-
-def _bounded(value: object, high: int) -> int:
-    if isinstance(value, int) and 0 <= value <= high:
-        return value
-    raise DamagedRow(f"{value!r} is not an integer between 0 and {high}")
-
-
-def _clamped(value: object, high: int) -> int:
-    """A counter that must stay usable: a float or out-of-range value is brought in range."""
-    if isinstance(value, int | float) and value == value:  # not NaN
-        return int(min(max(value, 0), high))
-    return 0
-
-
-@dataclass(frozen=True)
-class StoredRoom:
-    secrets: RoomSecrets
-    name: str
-    description: str
-    lamport: int
-    my_seq: int
-    last_activity: float
-
-
-@dataclass(frozen=True)
-class StoredPost:
-    room_id: bytes
-    post_id: bytes
-    author: str
-    author_key: bytes
-    lamport: int
-    author_seq: int
-    sent_at_ms: int
-    kind: int
-    body: bytes
-    state: str
-
-    @property
-    def order(self) -> tuple[int, bytes, bytes]:
-        return (self.lamport, self.author_key, self.post_id)
-
-    @property
-    def precedence(self) -> tuple[bytes, int, bytes]:
-        return precedence(self.post_id, self.room_id, self.author_key, self.lamport,
-                          self.author_seq, self.sent_at_ms, self.kind, self.body)
-
-
-@dataclass(frozen=True)
-class StoredMember:
-    peer_id: str
-    name: str
-    addrs: tuple[str, ...]
-    last_seen: float | None
-
-
-class Intake(Enum):
-    """What storing a verified post did."""
-
-    NEW = "new"  # stored
-    DUPLICATE = "duplicate"  # this very post was held already
-    LOST = "lost"  # an equivocation (8.7) whose winner is held: not stored
-    REPLACED = "replaced"  # an equivocation it won: stored, the losers removed
-
-
-@dataclass(frozen=True)
-class StoreResult:
-    intake: Intake
-    removed: tuple[StoredPost, ...] = ()
-
-    @property
-    def stored(self) -> bool:
-        return self.intake in (Intake.NEW, Intake.REPLACED)
-
-    def __bool__(self) -> bool:
-        return self.stored
-
-
-@dataclass(frozen=True)
-class PageEntry:
-    """One post chosen for a sync page; its envelope is read when it is sent."""
-
-    order: tuple[int, bytes, bytes]
-    row: int
-    size: int
-    author: str
-    state: str
-
-
-@dataclass
-class SyncPage:
-    """The posts a sync request gets (in the room's order), and what choosing them cost."""
-
-    entries: list[PageEntry] = field(default_factory=list)
-    more: bool = False
-    queries: int = 0
-
-
-def _room(row: tuple) -> StoredRoom:
-    room_id, key, name, description, lamport, my_seq, activity = row
-    if not isinstance(room_id, bytes) or not isinstance(key, bytes):
-        raise DamagedRow("a room's id or key is not binary")
-    try:
-        secrets = RoomSecrets(room_id, key)
-    except ValueError as exc:
-        raise DamagedRow(str(exc)) from None
-    return StoredRoom(secrets, str(name), str(description), _clamped(lamport, MAX_LAMPORT),
-                      _clamped(my_seq, MAX_AUTHOR_SEQ),
-                      float(activity) if isinstance(activity, int | float) else 0.0)
-
-
-def _post(row: tuple) -> StoredPost:
-    room_id, post_id, author, author_key, lamport, author_seq, sent_at, kind, body, state = row
-    if not (isinstance(post_id, bytes) and len(post_id) == POST_ID_SIZE
-            and isinstance(author_key, bytes) and len(author_key) == PUBLIC_KEY_SIZE
-            and isinstance(body, bytes) and isinstance(author, str)):
-        raise DamagedRow("a post's id, author or body has the wrong type")
-    return StoredPost(bytes(room_id), post_id, author, author_key,
-                      _bounded(lamport, MAX_LAMPORT), _bounded(author_seq, MAX_AUTHOR_SEQ),
-                      _bounded(sent_at, MAX_SENT_AT_MS), _bounded(kind, 255), body, str(state))
-
-
-def _posts(rows: list[tuple]) -> Iterator[StoredPost]:
-    for row in rows:
-        try:
-            yield _post(row)
-        except DamagedRow as exc:
-            _report(("post", row[0], row[1]), f"a post of room {_hex(row[0])}: {exc}")
-
-
-def _hex(value: object) -> str:
-    return value.hex() if isinstance(value, bytes) else repr(value)
+from app.store.room_rows import (
+    ORDER,
+    ORDER_DESC,
+    POST_COLUMNS,
+    ROOM_COLUMNS,
+    DamagedRow,
+    Intake,
+    StoredMember,
+    StoredPost,
+    StoredRoom,
+    StoreResult,
+    clamped,
+    hex_of,
+    posts_from_rows,
+    report_damaged,
+    room_from_row,
+)
+from app.store.room_sync import SyncPage, SyncPages
 
 
 class RoomStore:
+    """All reads and writes of ``rooms``, ``room_posts``, ``room_members``, ``room_conflicts``."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._sync = SyncPages(conn)
 
     # -- rooms --------------------------------------------------------------------------------
 
@@ -207,25 +67,25 @@ class RoomStore:
 
     def room(self, room_id: bytes) -> StoredRoom | None:
         row = self._conn.execute(
-            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE room_id = ?", (room_id,),
+            f"SELECT {ROOM_COLUMNS} FROM rooms WHERE room_id = ?", (room_id,),
         ).fetchone()
         if not row:
             return None
         try:
-            return _room(row)
+            return room_from_row(row)
         except DamagedRow as exc:
-            _report(("room", row[0]), f"room {_hex(row[0])}: {exc}")
+            report_damaged(("room", row[0]), f"room {hex_of(row[0])}: {exc}")
             return None
 
     def rooms(self) -> list[StoredRoom]:
         out = []
         for row in self._conn.execute(
-            f"SELECT {_ROOM_COLUMNS} FROM rooms ORDER BY last_activity DESC"
+            f"SELECT {ROOM_COLUMNS} FROM rooms ORDER BY last_activity DESC"
         ):
             try:
-                out.append(_room(row))
+                out.append(room_from_row(row))
             except DamagedRow as exc:
-                _report(("room", row[0]), f"room {_hex(row[0])}: {exc}")
+                report_damaged(("room", row[0]), f"room {hex_of(row[0])}: {exc}")
         return out
 
     def remove_room(self, room_id: bytes) -> None:
@@ -243,7 +103,7 @@ class RoomStore:
         ).fetchone()[0]
         last = self._conn.execute(
             f"SELECT kind, body FROM room_posts WHERE room_id = ? AND kind IN (?, ?) "
-            f"ORDER BY {_ORDER_DESC} LIMIT 1", (room_id, KIND_TEXT, KIND_FILE),
+            f"ORDER BY {ORDER_DESC} LIMIT 1", (room_id, KIND_TEXT, KIND_FILE),
         ).fetchone()
         preview = ""
         if last and isinstance(last[1], bytes):
@@ -288,8 +148,8 @@ class RoomStore:
             ).fetchone()
             if row is None:
                 raise KeyError("unknown room")
-            lamport = next_lamport(_clamped(row[0], MAX_LAMPORT))
-            last = max(_clamped(row[1], MAX_AUTHOR_SEQ), _clamped(row[2] or 0, MAX_AUTHOR_SEQ))
+            lamport = next_lamport(clamped(row[0], MAX_LAMPORT))
+            last = max(clamped(row[1], MAX_AUTHOR_SEQ), clamped(row[2] or 0, MAX_AUTHOR_SEQ))
             post, envelope = build(lamport, last + 1)
             result = self._store(post, envelope, state, read=True, own=True)
             if not result.stored:  # our number is taken by a post we signed earlier
@@ -308,8 +168,8 @@ class RoomStore:
 
     def _rivals(self, post: RoomPost) -> list[StoredPost]:
         """Held posts of the same author with the post's author_seq or post_id."""
-        return list(_posts(self._conn.execute(
-            f"SELECT {_POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
+        return list(posts_from_rows(self._conn.execute(
+            f"SELECT {POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
             "AND (author_seq = ? OR post_id = ?)",
             (post.room_id, post.author_key, post.author_seq, post.post_id),
         ).fetchall()))
@@ -392,126 +252,36 @@ class RoomStore:
         """A page in the room's order, oldest first, ending just before ``before``."""
         if before is None:
             rows = self._conn.execute(
-                f"SELECT {_POST_COLUMNS} FROM room_posts WHERE room_id = ? "
-                f"ORDER BY {_ORDER_DESC} LIMIT ?", (room_id, limit),
+                f"SELECT {POST_COLUMNS} FROM room_posts WHERE room_id = ? "
+                f"ORDER BY {ORDER_DESC} LIMIT ?", (room_id, limit),
             ).fetchall()
         else:
             rows = self._conn.execute(
-                f"SELECT {_POST_COLUMNS} FROM room_posts WHERE room_id = ? "
-                f"AND ({_ORDER}) < (?, ?, ?) ORDER BY {_ORDER_DESC} LIMIT ?",
+                f"SELECT {POST_COLUMNS} FROM room_posts WHERE room_id = ? "
+                f"AND ({ORDER}) < (?, ?, ?) ORDER BY {ORDER_DESC} LIMIT ?",
                 (room_id, *before, limit),
             ).fetchall()
-        return list(_posts(rows[::-1]))
+        return list(posts_from_rows(rows[::-1]))
 
     # -- sync ---------------------------------------------------------------------------------
 
+    # -- sync (app.store.room_sync) ------------------------------------------------------------
+
     def held_ranges(self, room_id: bytes) -> dict[bytes, list[Range]]:
         """For each author: the author_seq numbers held, as ascending disjoint ranges."""
-        rows = self._conn.execute(
-            "SELECT author_key, min(author_seq), max(author_seq) FROM (SELECT author_key, "
-            "author_seq, author_seq - row_number() OVER (PARTITION BY author_key "
-            "ORDER BY author_seq) AS island FROM room_posts WHERE room_id = ? AND author_seq > 0) "
-            "GROUP BY author_key, island ORDER BY author_key, 2",
-            (room_id,),
-        )
-        held: dict[bytes, list[Range]] = {}
-        for key, first, last in rows:
-            held.setdefault(bytes(key), []).append((int(first), int(last)))
-        return held
+        return self._sync.held_ranges(room_id)
 
     def has_seq(self, room_id: bytes, author_key: bytes, author_seq: int) -> bool:
-        return self._conn.execute(
-            "SELECT 1 FROM room_posts WHERE room_id = ? AND author_key = ? AND author_seq = ?",
-            (room_id, author_key, author_seq),
-        ).fetchone() is not None
+        return self._sync.has_seq(room_id, author_key, author_seq)
 
     def sync_page(self, room_id: bytes, held: Mapping[bytes, tuple[Range, ...]], limit: int,
                   max_bytes: int, conflicts: bool = False) -> SyncPage:
-        """Choose what a sync requester holding ``held`` gets next (docs/protocol.md 8.9).
-
-        Authors take turns in ascending key order, each giving its lowest missing author_seq
-        per turn, until ``limit`` posts or ``max_bytes`` of envelopes (at least one post); the
-        page is then sorted in the room's order. Only keys are kept here, never envelopes, and
-        each author is reached with index seeks, so the work grows with the page, the
-        requester's ranges and the number of authors, not with the room's history.
-        """
-        page = SyncPage()
-        size = 0
-
-        def full() -> bool:
-            return len(page.entries) >= limit or (size >= max_bytes and bool(page.entries))
-
-        if conflicts:
-            page.queries += 1
-            for author_key, seq in self._conn.execute(
-                "SELECT author_key, author_seq FROM room_conflicts WHERE room_id = ? "
-                "ORDER BY author_key, author_seq LIMIT ?", (room_id, MAX_CONFLICTS_SERVED),
-            ).fetchall():
-                if full():
-                    page.more = True
-                    break
-                if not _in_ranges(held.get(bytes(author_key), ()), seq):
-                    continue  # missing there: it comes with the rest
-                page.queries += 1
-                for _, winner in self._seqs_from(room_id, bytes(author_key), seq, seq, 1):
-                    page.entries.append(winner)
-                    size += winner.size
-        turns: list[_AuthorCursor] = []
-        after = b""
-        while not full():  # the first turn, one author at a time in key order
-            page.queries += 1
-            row = self._conn.execute(
-                "SELECT author_key FROM room_posts WHERE room_id = ? AND author_key > ? "
-                "AND author_seq > 0 ORDER BY author_key LIMIT 1", (room_id, after),
-            ).fetchone()
-            if row is None:
-                break
-            after = bytes(row[0])
-            cursor = _AuthorCursor(self, room_id, after, held.get(after, ()), page)
-            entry = cursor.next()
-            if entry is not None:
-                page.entries.append(entry)
-                size += entry.size
-                turns.append(cursor)
-        else:
-            page.more = True
-        while turns and not full():  # then round and round over those with more
-            still: list[_AuthorCursor] = []
-            for cursor in turns:
-                if full():
-                    page.more = True
-                    break
-                entry = cursor.next()
-                if entry is not None:
-                    page.entries.append(entry)
-                    size += entry.size
-                    still.append(cursor)
-            else:
-                turns = still
-                continue
-            break
-        else:
-            page.more = page.more or bool(turns)
-        page.entries.sort(key=lambda e: e.order)
-        return page
-
-    def _seqs_from(self, room_id: bytes, author_key: bytes, first: int, last: int, limit: int
-                   ) -> list[tuple[int, PageEntry]]:
-        rows = self._conn.execute(
-            "SELECT lamport, post_id, seq, length(envelope), author, state, author_seq "
-            "FROM room_posts WHERE room_id = ? AND author_key = ? AND author_seq BETWEEN ? AND ? "
-            "ORDER BY author_seq LIMIT ?", (room_id, author_key, first, last, limit),
-        ).fetchall()
-        return [(int(seq), PageEntry((int(lamport), author_key, bytes(post_id)), row, int(size),
-                                     author, str(state)))
-                for lamport, post_id, row, size, author, state, seq in rows]
+        """What a sync requester holding ``held`` gets next (``SyncPages.sync_page``)."""
+        return self._sync.sync_page(room_id, held, limit, max_bytes, conflicts)
 
     def envelope_at(self, row: int) -> bytes | None:
         """The envelope of the post stored at ``row`` (None if it was removed since)."""
-        found = self._conn.execute(
-            "SELECT envelope FROM room_posts WHERE seq = ?", (row,)
-        ).fetchone()
-        return found[0] if found and isinstance(found[0], bytes) else None
+        return self._sync.envelope_at(row)
 
     # -- members ------------------------------------------------------------------------------
 
@@ -574,7 +344,7 @@ class RoomStore:
                 if not isinstance(parsed, list) or not all(isinstance(a, str) for a in parsed):
                     raise ValueError("not a list of strings")
             except (TypeError, ValueError) as exc:
-                _report(("member", room_id, peer_id), f"member {peer_id!r}: addresses {exc}")
+                report_damaged(("member", room_id, peer_id), f"member {peer_id!r}: addresses {exc}")
                 parsed = []
             out.append(StoredMember(str(peer_id), str(name), tuple(parsed),
                                     float(seen) if isinstance(seen, int | float) else None))
@@ -585,57 +355,3 @@ class RoomStore:
             "SELECT room_id FROM room_members WHERE peer_id = ?", (peer_id,)
         )
         return [bytes(r[0]) for r in rows]
-
-
-def _in_ranges(ranges: tuple[Range, ...], seq: int) -> bool:
-    return any(first <= seq <= last for first, last in ranges)
-
-
-class _AuthorCursor:
-    """One author's posts that a sync requester lacks, lowest author_seq first, read from the
-    (room, author, author_seq) index a few at a time, skipping the requester's ranges."""
-
-    BATCH = 8
-
-    def __init__(self, store: RoomStore, room_id: bytes, author_key: bytes,
-                 held: tuple[Range, ...], page: SyncPage) -> None:
-        self._store = store
-        self._room_id = room_id
-        self._author_key = author_key
-        self._held = held
-        self._page = page
-        self._next_seq = 1
-        self._range = 0  # the first held range that may still be ahead
-        self._buffer: list[PageEntry] = []
-        self._done = False
-
-    def next(self) -> PageEntry | None:
-        while not self._buffer and not self._done:
-            self._fill()
-        return self._buffer.pop(0) if self._buffer else None
-
-    def _fill(self) -> None:
-        held = self._held
-        while self._range < len(held) and held[self._range][1] < self._next_seq:
-            self._range += 1
-        if self._range < len(held) and held[self._range][0] <= self._next_seq:
-            self._next_seq = held[self._range][1] + 1  # skip what the requester holds
-            return
-        if self._next_seq > MAX_AUTHOR_SEQ:
-            self._done = True
-            return
-        last = held[self._range][0] - 1 if self._range < len(held) else MAX_AUTHOR_SEQ
-        self._page.queries += 1
-        found = self._store._seqs_from(self._room_id, self._author_key, self._next_seq, last,
-                                       self.BATCH)
-        if found:
-            self._buffer = [entry for _, entry in found]
-            self._next_seq = found[-1][0] + 1
-            if len(found) < self.BATCH:
-                self._next_seq = last + 1  # nothing else in this gap
-        elif self._range < len(held):
-            self._next_seq = last + 1
-        else:
-            self._done = True
-        if self._next_seq > MAX_AUTHOR_SEQ and not self._buffer:
-            self._done = True

@@ -1,4 +1,8 @@
-"""File transfers in SQLite: offers we made, offers we got, and which chunks are verified."""
+"""File transfers in SQLite: offers we made, offers we got, and which chunks are verified.
+
+A transfer's ``state`` column holds a ``TransferState`` value; it changes only by the steps of
+``app.core.transfer_state.TRANSITIONS`` (``move``), checked in the statement that makes them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from app.core.files import FileOffer
+from app.core.transfer_state import Step, TransferState, sources, target
 
 
 @dataclass
@@ -15,7 +20,7 @@ class StoredTransfer:
     outgoing: bool
     peer_id: str
     room_id: bytes | None
-    state: str
+    state: TransferState
     reason: str | None
     path: str | None
     dir: str | None
@@ -42,7 +47,8 @@ def _row(row: tuple) -> StoredTransfer:
      folder, part, src_size, src_mtime, hashes, verified, done) = row
     offer = FileOffer(bytes(tid), name, size, chunk, bytes(hsh), mime)
     return StoredTransfer(
-        offer, bool(outgoing), peer_id, bytes(room_id) if room_id is not None else None, state,
+        offer, bool(outgoing), peer_id, bytes(room_id) if room_id is not None else None,
+        TransferState(state),
         reason, path, folder, part, src_size, src_mtime,
         bytes(hashes) if hashes is not None else None,
         bytearray(verified) if verified is not None else bytearray((offer.chunks + 7) // 8),
@@ -57,9 +63,10 @@ class TransferStore:
         self._conn = conn
 
     def add(self, offer: FileOffer, *, outgoing: bool, peer_id: str, room_id: bytes | None,
-            state: str, path: str | None = None, src_size: int | None = None,
+            path: str | None = None, src_size: int | None = None,
             src_mtime: int | None = None, hashes: bytes | None = None) -> bool:
-        """Record a transfer; False if its id is already known (a replayed offer)."""
+        """Record an offer (made or received); False if its id is already known (a replayed
+        offer)."""
         now = time.time()
         with self._conn:
             cur = self._conn.execute(
@@ -68,7 +75,8 @@ class TransferStore:
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (offer.transfer, int(outgoing), peer_id, room_id, offer.name, offer.size,
-                 offer.chunk_size, offer.hash, offer.mime, state, path, src_size,
+                 offer.chunk_size, offer.hash, offer.mime, TransferState.OFFERED.value, path,
+                 src_size,
                  src_mtime, hashes, now, now),
             )
         return bool(cur.rowcount)
@@ -83,37 +91,43 @@ class TransferStore:
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM transfers ORDER BY created_at")
         return [_row(r) for r in rows]
 
-    def in_state(self, state: str, outgoing: bool) -> list[StoredTransfer]:
+    def in_state(self, state: TransferState, outgoing: bool) -> list[StoredTransfer]:
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM transfers WHERE state = ? AND outgoing = ? "
-            "ORDER BY created_at", (state, int(outgoing)),
+            "ORDER BY created_at", (state.value, int(outgoing)),
         )
         return [_row(r) for r in rows]
 
     def pending_offers(self, peer_id: str) -> int:
         """Direct file offers from ``peer_id`` still waiting for our answer."""
         row = self._conn.execute(
-            "SELECT count(*) FROM transfers WHERE state = 'offered' AND outgoing = 0 "
-            "AND peer_id = ? AND room_id IS NULL", (peer_id,),
+            "SELECT count(*) FROM transfers WHERE state = ? AND outgoing = 0 "
+            "AND peer_id = ? AND room_id IS NULL", (TransferState.OFFERED.value, peer_id),
         )
         return int(row.fetchone()[0])
 
-    def set_state(self, transfer_id: bytes, state: str, reason: str | None = None,
-                  only_from: tuple[str, ...] = ()) -> bool:
-        sql = "UPDATE transfers SET state = ?, reason = ?, updated_at = ? WHERE transfer_id = ?"
-        params: list[object] = [state, reason, time.time(), transfer_id]
-        if only_from:
-            sql += f" AND state IN ({','.join('?' * len(only_from))})"
-            params += list(only_from)
+    def move(self, transfer_id: bytes, step: Step, *, outgoing: bool,
+             reason: str | None = None) -> bool:
+        """Take ``step`` if the transfer is in a state it may be taken from
+        (``transfer_state.TRANSITIONS``); False if it is not (or there is no such transfer)."""
+        froms = sorted(s.value for s in sources(step, outgoing))
+        if not froms:
+            return False
         with self._conn:
-            return bool(self._conn.execute(sql, params).rowcount)
+            return bool(self._conn.execute(
+                "UPDATE transfers SET state = ?, reason = ?, updated_at = ? WHERE transfer_id = ? "
+                f"AND outgoing = ? AND state IN ({','.join('?' * len(froms))})",
+                [target(step, outgoing).value, reason, time.time(), transfer_id, int(outgoing),
+                 *froms],
+            ).rowcount)
 
     def start_receiving(self, transfer_id: bytes, folder: str, part_path: str) -> None:
+        """Accepted (or retried, or restarted where it was): fetch into ``part_path``."""
         with self._conn:
             self._conn.execute(
-                "UPDATE transfers SET state = 'receiving', reason = NULL, dir = ?, part_path = ?, "
+                "UPDATE transfers SET state = ?, reason = NULL, dir = ?, part_path = ?, "
                 "updated_at = ? WHERE transfer_id = ?",
-                (folder, part_path, time.time(), transfer_id),
+                (TransferState.RECEIVING.value, folder, part_path, time.time(), transfer_id),
             )
 
     def set_hashes(self, transfer_id: bytes, hashes: bytes) -> None:
@@ -139,9 +153,10 @@ class TransferStore:
             )
 
     def complete(self, transfer_id: bytes, path: str) -> None:
+        """A download is verified and has its final name ``path``."""
         with self._conn:
             self._conn.execute(
-                "UPDATE transfers SET state = 'complete', path = ?, reason = NULL, "
+                "UPDATE transfers SET state = ?, path = ?, reason = NULL, "
                 "part_path = NULL, updated_at = ? WHERE transfer_id = ?",
-                (path, time.time(), transfer_id),
+                (TransferState.COMPLETE.value, path, time.time(), transfer_id),
             )

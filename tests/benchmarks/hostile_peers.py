@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 import tempfile
 import time
@@ -58,9 +59,9 @@ def _as_shipped() -> None:
     def keep_py_libp2p_s_own(self: ResourceManager, host: Any) -> None:
         self._host = host
 
-    host_module.apply_process_patches = nothing  # type: ignore[assignment]
+    host_module.apply_process_patches = nothing
     ResourceManager.install = keep_py_libp2p_s_own  # type: ignore[method-assign]
-    node_module.KithNode._forget_stranger = nothing  # type: ignore[method-assign]
+    node_module.KithNode._forget_stranger = nothing  # type: ignore[method-assign, assignment]
 
 
 async def _watch(node: Any, worst: list[float]) -> None:
@@ -136,7 +137,10 @@ async def _strangers_case(tmp: Path) -> dict[str, Any]:
             lambda node: _async(lie_in_identify, node, protocols=protocols))
         ids.append(stranger.peer_id)
         await stranger.client.call(lambda node: _dial(node, val))
-        await _until(val, lambda node, p=stranger.peer_id: _protocols_of(node, [p]) > 0, 20)
+        def learned(node: Any, p: str = stranger.peer_id) -> bool:
+            return _protocols_of(node, [p]) > 0
+
+        await _until(val, learned, 20)
         await stranger.stop()
     cpu = await _cpu(val) - cpu
     await _until(val, lambda node: node.connection_count() == 0, 20)
@@ -213,7 +217,7 @@ async def _put_value_case(tmp: Path, shipped: bool) -> dict[str, Any]:
         key = f"junk-{i}".encode()
         put = Message(type=Message.MessageType.PUT_VALUE, key=key)
         put.record.CopyFrom(Record(key=key, value=bytes(1_000_000)))
-        await eve.client.call(lambda node, m=put: ask_dht(node, dee.peer_id, m))
+        await eve.client.call(functools.partial(ask_dht, peer_id=dee.peer_id, request=put))
     cpu = await _cpu(dee) - cpu
     kept = await dee.client.call(lambda node: _async(_stored_bytes, node))
     result = {"stall": worst[0], "cpu": cpu, "kept": f"{kept / 1e6:.0f} MB"}

@@ -214,8 +214,8 @@ def main() -> None:
         print(f"{key:<{width}}  {value}")
     print()
     print("slowest queries:")
-    for t, query, hits in sorted(timings, reverse=True)[:5]:
-        print(f"  {t:7.2f} ms  {query!r} ({hits} hits)")
+    for t, query, found in sorted(timings, reverse=True)[:5]:
+        print(f"  {t:7.2f} ms  {query!r} ({found} hits)")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, Q
 from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyleOptionViewItem
 
 from app.core.records import TransferInfo, short_peer_id
+from app.core.transfer_state import TransferState
 from ui.conversation.chat_item import ChatItem
 from ui.conversation.message_model import MessageListModel
 from ui.conversation.row_spacing import GROUP_GAP, INNER_GAP, SIDE_MARGIN
@@ -191,7 +192,7 @@ class FileCardPainter:
         info = self.info(item)
         if info is None or not info.path or file_kind(info.name) is not FileKind.IMAGE:
             return None
-        return info.path if info.outgoing or info.state == "complete" else None
+        return info.path if info.outgoing or info.state is TransferState.COMPLETE else None
 
     def _picture_size(self, item: ChatItem, room: int) -> QSize | None:
         """The preview's size in a card with ``room`` pixels inside; None until decoded."""
@@ -416,12 +417,12 @@ class FileCardPainter:
             painter.setBrush(pal.mix(fill, fore, 0.15))
             painter.drawRoundedRect(track, BAR / 2, BAR / 2)
             share = min(1.0, info.bytes / info.size) if info.size else 1.0
-            painter.setBrush(pal.muted_text(palette) if info.state == "paused"
+            painter.setBrush(pal.muted_text(palette) if info.state is TransferState.PAUSED
                              else pal.accent(palette))
             painter.drawRoundedRect(QRectF(track.left(), track.top(), track.width() * share, BAR),
                                     BAR / 2, BAR / 2)
         status = self.status_of(item)
-        colour = pal.ERROR if info is not None and info.state == "failed" else meta
+        colour = pal.ERROR if info is not None and info.state is TransferState.FAILED else meta
         painter.setPen(colour)
         painter.setFont(d.small)
         status_rect = QRect(inner.left(), status_top + BAR + 4, inner.width(), d.small_fm.height())
@@ -458,7 +459,7 @@ class FileCardPainter:
         kind = file_kind(name)
         path = info.path if info is not None else None
         if kind is FileKind.IMAGE and path and (info is not None and (
-                info.outgoing or info.state == "complete")):
+                info.outgoing or info.state is TransferState.COMPLETE)):
             pixmap = self.thumbnails.get(path)
             if pixmap is not None:
                 painter.save()

@@ -104,8 +104,6 @@ class _Bubble:
     time: str
     width: int               # the bubble
     height: int
-    text_width: float        # the widest line
-    meta_inline: bool        # time and ticks share the last text line
 
 
 class MessageDelegate(QStyledItemDelegate):
@@ -204,7 +202,6 @@ class MessageDelegate(QStyledItemDelegate):
         return _Bubble(
             layout=text.layout, links=links, time=time,
             width=math.ceil(content_w) + 2 * PAD_H, height=math.ceil(content_h) + 2 * PAD_V,
-            text_width=text.widest, meta_inline=inline,
         )
 
     def _meta_width(self, time: str, outgoing: bool) -> int:

@@ -19,6 +19,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QWidget
 
 from app.core.records import TransferInfo
+from app.core.transfer_state import Step, TransferState, can
 from app.store.profile import default_download_dir as profile_download_dir
 from ui.files.file_kind import FileKind, file_kind
 from ui.files.image_viewer import ImageViewer
@@ -42,39 +43,44 @@ class FileAction(StrEnum):
     SHOW = "show"
 
 
-ACTIVE = frozenset({"receiving", "sending", "paused"})
-
-
 def is_transferring(info: TransferInfo) -> bool:
-    """Bytes are moving (or paused part-way): the card shows a progress bar."""
-    if info.state in ACTIVE:
+    """Bytes are moving (or paused part-way): the card shows a progress bar. An outgoing
+    offer shows one once a part of it was served."""
+    if info.state.started:
         return True
-    return info.state == "offered" and 0 < info.bytes < info.size
+    return info.state is TransferState.OFFERED and 0 < info.bytes < info.size
 
 
 def is_viewable(info: TransferInfo) -> bool:
     """A picture that is here: one we sent, or one received whole."""
     return (bool(info.path) and file_kind(info.name) is FileKind.IMAGE
-            and (info.outgoing or info.state == "complete"))
+            and (info.outgoing or info.state is TransferState.COMPLETE))
 
 
 def actions_for(info: TransferInfo) -> list[FileAction]:
-    """The actions that make sense now, the primary one first."""
-    state = info.state
+    """The steps the transfer may take now (``app.core.transfer_state``) that the user takes,
+    the primary one first."""
+    state, outgoing = info.state, info.outgoing
     view = [FileAction.VIEW] if is_viewable(info) else []
-    if state == "complete":
+    if state is TransferState.COMPLETE:
         return [*view, FileAction.OPEN, FileAction.SHOW] if info.path else []
-    if state in ("declined", "cancelled"):
+    if state.final:  # declined or cancelled: nothing left to do but look
         return view
-    if info.outgoing:
-        return view + ([] if state == "failed" else [FileAction.CANCEL])
-    if state == "offered":
-        return [FileAction.ACCEPT, FileAction.SAVE_AS, FileAction.DECLINE]
-    if state == "paused":
-        return [FileAction.RESUME, FileAction.CANCEL]
-    if state == "failed":
-        return [FileAction.RETRY, FileAction.CANCEL]
-    return [FileAction.PAUSE, FileAction.CANCEL]
+    if outgoing:
+        return view + ([FileAction.CANCEL] if can(state, Step.CANCEL, outgoing) else [])
+    actions: list[FileAction] = []
+    if can(state, Step.ACCEPT, outgoing):  # an offer, or a failed download tried again
+        actions += ([FileAction.RETRY] if state is TransferState.FAILED
+                    else [FileAction.ACCEPT, FileAction.SAVE_AS])
+    if can(state, Step.RESUME, outgoing):
+        actions.append(FileAction.RESUME)
+    if can(state, Step.PAUSE, outgoing):
+        actions.append(FileAction.PAUSE)
+    if can(state, Step.DECLINE, outgoing):
+        actions.append(FileAction.DECLINE)  # an offer is declined rather than cancelled
+    elif can(state, Step.CANCEL, outgoing):
+        actions.append(FileAction.CANCEL)
+    return actions  # (an incoming file is viewable only once complete)
 
 
 def delete_action(actions: list[FileAction]) -> FileAction | None:

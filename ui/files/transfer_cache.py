@@ -4,8 +4,10 @@ File cards are painted from this cache instead of from the message rows: a trans
 changes several times a second while the message that offered it never changes. It is filled
 from ``client.transfers()`` once, then kept current from the ``File*`` events it subscribes to
 (and a ``client.transfer(id)`` look-up when an event says less than a ``TransferInfo`` does),
-and says ``changed(transfer id)`` so whoever shows that transfer repaints it. Speed is the client's
-(``TransferInfo.speed``, kept current from ``FileProgress.speed``).
+and says ``changed(transfer id)`` so whoever shows that transfer repaints it. Each event says
+which state it leaves its transfer in (``FileEvent.transfer_state``), so the cache never decides
+that for itself. Speed is the client's (``TransferInfo.speed``, kept current from
+``FileProgress.speed``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.core.events import (
     FileCancelled,
     FileComplete,
     FileDeclined,
+    FileEvent,
     FileFailed,
     FileOffer,
     FileOffered,
@@ -29,13 +32,11 @@ from app.core.events import (
     FileResumed,
 )
 from app.core.records import TransferInfo, short_peer_id
+from app.core.transfer_state import Step, TransferState, target
 
 if TYPE_CHECKING:
     from app.client import KithClient
     from ui.bridge import EventBridge, TaskRunner
-
-TERMINAL = frozenset({"complete", "declined", "cancelled", "failed"})
-
 
 class TransferCache(QObject):
     """TransferInfo by transfer id; ``changed(id)`` after every update, ``added(id)`` for new."""
@@ -66,7 +67,7 @@ class TransferCache(QObject):
     def speed(self, transfer: str) -> float:
         """Bytes per second now; 0 when idle or unknown."""
         info = self._infos.get(transfer)
-        if info is None or info.state in TERMINAL:
+        if info is None or not info.state.moving:
             return 0.0
         return info.speed
 
@@ -111,8 +112,8 @@ class TransferCache(QObject):
             self.put(TransferInfo(
                 transfer=event.transfer, outgoing=True, peer_id="" if room else event.to,
                 room_id=event.to if room else None,
-                name=event.name_, size=event.size, hash=event.hash, state="offered",
-                bytes=0, path=None, reason=None))
+                name=event.name_, size=event.size, hash=event.hash,
+                state=TransferState.OFFERED, bytes=0, path=None, reason=None))
         self.refresh(event.transfer)
 
     def _offer(self, event: FileOffer) -> None:
@@ -120,43 +121,46 @@ class TransferCache(QObject):
             self.put(TransferInfo(
                 transfer=event.transfer, outgoing=False, peer_id=event.from_,
                 room_id=event.room, name=event.name_, size=event.size, hash=event.hash,
-                state="offered", bytes=0, path=None, reason=None))
+                state=TransferState.OFFERED, bytes=0, path=None, reason=None))
         self.refresh(event.transfer)
 
     def _progress(self, event: FileProgress) -> None:
         self._update(event.transfer, self._progress_changes(event))
 
     def _accepted(self, event: FileAccepted) -> None:
-        self._update(event.transfer, {"state": "receiving"}, refresh=True)
+        self._moved(event, refresh=True)
 
     def _paused(self, event: FilePaused) -> None:
-        self._update(event.transfer, {"state": "paused", "bytes": event.bytes})
+        self._moved(event, bytes=event.bytes)
 
     def _resumed(self, event: FileResumed) -> None:
-        self._update(event.transfer, {"state": "receiving"})
+        self._moved(event)
 
     def _complete(self, event: FileComplete) -> None:
         info = self._infos.get(event.transfer)
         path = event.path or (info.path if info is not None else None)
-        self._update(event.transfer, {"state": "complete", "path": path,
-                                      "bytes": info.size if info is not None else 0},
-                     refresh=info is None)
+        self._moved(event, refresh=info is None, path=path,
+                    bytes=info.size if info is not None else 0)
 
     def _failed(self, event: FileFailed) -> None:
-        self._update(event.transfer, {"state": "failed", "reason": event.reason})
+        self._moved(event, reason=event.reason)
 
     def _declined(self, event: FileDeclined) -> None:
-        self._update(event.transfer, {"state": "declined"})
+        self._moved(event)
 
     def _cancelled(self, event: FileCancelled) -> None:
-        self._update(event.transfer, {"state": "cancelled"})
+        self._moved(event)
+
+    def _moved(self, event: FileEvent, refresh: bool = False, **changes: Any) -> None:
+        """The transfer is where ``event`` says it left it, with ``changes``."""
+        self._update(event.transfer, {"state": event.transfer_state, **changes}, refresh=refresh)
 
     def _progress_changes(self, event: FileProgress) -> dict[str, Any]:
         changes: dict[str, Any] = {"bytes": event.bytes, "size": event.size,
                                    "speed": event.speed}
         info = self._infos.get(event.transfer)
-        if info is not None and not info.outgoing and info.state == "offered":
-            changes["state"] = "receiving"
+        if info is not None and not info.outgoing and info.state is TransferState.OFFERED:
+            changes["state"] = target(Step.ACCEPT, outgoing=False)  # bytes came: accepted
         return changes
 
     def _update(self, transfer: str, changes: dict[str, Any], refresh: bool = False) -> None:

@@ -10,6 +10,7 @@ import math
 from PySide6.QtCore import QCoreApplication
 
 from app.core.records import TransferInfo
+from app.core.transfer_state import TransferState
 from ui.files.file_actions import is_transferring
 
 
@@ -44,25 +45,25 @@ def status_text(info: TransferInfo | None, speed: float, peer_name: str) -> str:
     if is_transferring(info):
         percent = int(100 * info.bytes / info.size) if info.size else 100
         parts = [tr("FileCard", "{p}%").format(p=percent)]
-        if state == "paused":
+        if state is TransferState.PAUSED:
             parts.append(tr("FileCard", "Paused"))
         elif speed > 0:
             parts.append(tr("FileCard", "{speed}/s").format(speed=human_size(speed)))
             parts.append(duration_text((info.size - info.bytes) / speed))
         return " · ".join(parts)
-    if state == "complete":
+    if state is TransferState.COMPLETE:
         return tr("FileCard", "Complete")
-    if state == "declined":
+    if state is TransferState.DECLINED:
         return tr("FileCard", "Declined")
-    if state == "cancelled":
+    if state is TransferState.CANCELLED:
         return tr("FileCard", "Cancelled")
-    if state == "failed":
+    if state is TransferState.FAILED:
         return tr("FileCard", "Failed: {reason}").format(
             reason=info.reason or tr("FileCard", "unknown reason"))
     if info.outgoing:
         if info.room_id:
             return tr("FileCard", "Shared with the room")
         return tr("FileCard", "Waiting for {name} to accept").format(name=peer_name)
-    if state == "receiving":
+    if state is TransferState.RECEIVING:
         return tr("FileCard", "Starting…")
     return tr("FileCard", "{name} offers this file").format(name=peer_name)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.records import TransferInfo
+from app.core.transfer_state import TransferState
 from ui.files.file_actions import (
     FileAction,
     FileActions,
@@ -171,7 +172,7 @@ class TransfersPanel(QDockWidget):
         who = self.cache.name_of(where)
         arrow = "↑" if info.outgoing else "↓"
         percent = int(100 * info.bytes / info.size) if info.size else (
-            100 if info.state == "complete" else 0)
+            100 if info.state is TransferState.COMPLETE else 0)
         speed = self.cache.speed(info.transfer)
         texts = [
             f"{arrow} {info.name}", who,
@@ -191,7 +192,7 @@ class TransfersPanel(QDockWidget):
         """Short: the Progress and Speed columns already say how far and how fast."""
         if not is_transferring(info):
             return status_text(info, speed, self.cache.name_of(info.peer_id))
-        if info.state == "paused":
+        if info.state is TransferState.PAUSED:
             return self.tr("Paused")
         if speed > 0:
             return duration_text((info.size - info.bytes) / speed)
