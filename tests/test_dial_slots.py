@@ -22,7 +22,7 @@ from app.core.invite import ContactInvite, strip_p2p
 from app.node.host import connect_at
 from app.node.libp2p_patches import SlotAccount, slot_account
 from app.node.node import KithNode
-from tests.hostile import record_dials, silent_listener
+from tests.attackers import record_dials, silent_listener
 from tests.netns import in_loopback_netns
 from tests.peers import LOOPBACK, Peer, peers
 
