@@ -73,6 +73,7 @@ from app.node.framing import (
     read_frame_into,
     write_frame,
 )
+from app.node.isolation import is_local_fault
 from app.node.signal import Signal
 from app.store.db import storage_error
 from app.store.messages import as_file_message
@@ -900,6 +901,13 @@ class FileTransfers:
                     self._failed(job, exc)
                     if not exc.keep_part:
                         await self._remove_part(t)
+                except Exception as exc:
+                    if is_local_fault(exc):
+                        raise
+                    # A bug, not the download's fault: it fails with its part kept, so that
+                    # accepting it again goes on, instead of waiting forever as "receiving".
+                    log.warning("transfer %s stopped: %s", t.id_hex, exc, exc_info=True)
+                    self._failed(job, TransferFailed(f"the download stopped: {exc}"))
         finally:
             self._running.pop(tid, None)
 

@@ -162,6 +162,14 @@ class LanDiscovery:
     # -- the network thread ---------------------------------------------------------------------
 
     def _changed(self, service_type: str, name: str, change: str) -> None:
+        """A trio callback (``run_sync_soon``): an exception here would end ``trio.run``
+        itself, so a change that fails is logged and dropped."""
+        try:
+            self._take_change(service_type, name, change)
+        except Exception:
+            log.warning("LAN: dropped a record change for %r", name, exc_info=True)
+
+    def _take_change(self, service_type: str, name: str, change: str) -> None:
         if self._zc is None or service_type != SERVICE_TYPE:
             return
         if change == "Removed":

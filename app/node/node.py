@@ -37,11 +37,13 @@ from app.node.files import FileTransfers
 from app.node.gossip import open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host, stop_auto_dialing
+from app.node.isolation import IsolatingNursery
 from app.node.lan import LanDiscovery
 from app.node.libp2p_patches import (
     apply_process_patches,
     guard_dial_slots,
     install_observed_addrs,
+    isolate_service_tasks,
     slot_account,
 )
 from app.node.netwatch import NetWatch
@@ -118,7 +120,7 @@ class KithNode:
         self._host: IHost | None = None
         self._db: sqlite3.Connection | None = None
         self._last_connection_count = 0
-        self._nursery: trio.Nursery | None = None
+        self._nursery: IsolatingNursery | None = None
         self._contacts: ContactService | None = None
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
@@ -139,8 +141,9 @@ class KithNode:
         return self._host
 
     @property
-    def nursery(self) -> trio.Nursery:
-        """Where the node's background tasks live; one that raises stops the node."""
+    def nursery(self) -> IsolatingNursery:
+        """Where the node's background tasks live; one that raises is logged and ends alone
+        (``app.node.isolation``), unless the database is damaged: that stops the node."""
         if self._nursery is None:
             raise RuntimeError("the node is not running")
         return self._nursery
@@ -234,7 +237,8 @@ class KithNode:
                 open_pubsub(host) as pubsub,
                 trio.open_nursery() as nursery,
             ):
-                self._nursery = nursery
+                self._nursery = IsolatingNursery(nursery)
+                isolate_service_tasks(host.get_network().manager, "swarm")  # type: ignore[attr-defined]
                 await stop_auto_dialing(host)
                 await self._listen_fallback(requested)
                 self._remember_port()
@@ -255,8 +259,8 @@ class KithNode:
                 await self._hole_punch.start()
                 if self.config.lan_discovery:
                     self._lan = LanDiscovery(self)
-                    nursery.start_soon(self._lan.run)
-                nursery.start_soon(self.netwatch.run)
+                    self.nursery.start_soon(self._lan.run)
+                self.nursery.start_soon(self.netwatch.run)
                 self._reach = Reachability(self)
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite(),
@@ -265,7 +269,7 @@ class KithNode:
                 log.info("listening as %s on %s", ready.peer_id, ", ".join(ready.addrs))
                 task_status.started(ready)
                 self._emit(ready)
-                nursery.start_soon(self._reach.run)
+                self.nursery.start_soon(self._reach.run)
                 try:
                     await trio.sleep_forever()
                 finally:
