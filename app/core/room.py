@@ -40,6 +40,7 @@ from app.core.invite import (
     SCHEME,
     InvalidInvite,
     clean_display_name,
+    well_formed_addr,
 )
 
 ROOM_ID_SIZE = 16
@@ -409,7 +410,7 @@ def _parse_announce(body: bytes, author: str) -> Announce:
     if len(addrs) > MAX_ANNOUNCE_ADDRS:
         raise MalformedPost("the announce lists too many addresses")
     for addr in addrs:
-        if not isinstance(addr, str) or _via_peer_id(addr) != author:
+        if not well_formed_addr(addr) or _via_peer_id(addr) != author:
             raise MalformedPost("the announce carries a malformed address")
     return Announce(name=_clean_name(name), addrs=tuple(addrs))
 
