@@ -247,9 +247,10 @@ class RelayService:
                 response = await read_delimited_msg(stream, HopMessage)
             finally:
                 await stream.close()
-        status = StatusCode(response.status) if response.HasField("status") else StatusCode.OK
-        if status != StatusCode.OK:
-            raise ConnectionError(f"the relay refused: {status.name}")
+        status = response.status if response.HasField("status") else StatusCode.OK
+        if status != StatusCode.OK:  # a code this version does not know refuses too
+            known = {code.value: code.name for code in StatusCode}
+            raise ConnectionError(f"the relay refused: {known.get(status, status)}")
         if not response.HasField("reservation"):
             raise ConnectionError("the relay answered without a reservation")
         expire = float(response.reservation.expire or time.time() + 60)
