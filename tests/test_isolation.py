@@ -449,3 +449,44 @@ def test_a_failure_stays_with_its_input(world: tuple[asyncio.Runner, World], nam
         assert w.vic.client.running and not w.vic.named("node_failed")
 
     runner.run(scenario())
+
+
+@pytest.mark.parametrize("failure", ["a control it cannot read", "a bug in its handling"])
+def test_a_node_starts_whatever_a_stored_message_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A file control stored before a crash is handled when the node starts (docs/
+    durability.md); one whose handling fails stays pending and the node starts anyway. A
+    control whose action was a JSON list once made every start fail: the profile was dead."""
+    from app.node.files import FileTransfers
+    from app.store.db import open_database
+    from app.store.messages import MessageStore
+    from app.store.profile import DB_FILE, Profile
+
+    folder = tmp_path / "vic"
+    profile = Profile.open(folder)
+    profile.initialise("Vic")
+    profile.close()
+    mal = Identity.generate().peer_id
+    db = open_database(folder / DB_FILE)
+    body = '{"transfer":"' + "0" * 32 + '","action":' + (
+        "[]" if failure == "a control it cannot read" else '"cancel"') + "}"
+    MessageStore(db).store_incoming(mal, b"\x01" * 16, body, 0, kind=app.core.dm.KIND_FILE_CONTROL)
+    db.close()
+    if failure == "a bug in its handling":
+        def broken(*_: object) -> bool:
+            raise RuntimeError("a failure planted in direct_message")
+
+        monkeypatch.setattr(FileTransfers, "direct_message", broken)
+
+    async def scenario() -> None:
+        vic = await Peer(folder, "Vic").start()
+        try:
+            assert vic.client.running
+            pending = await on_node(vic, lambda node: node.messages.pending())
+            assert [m.id for m in pending] == (
+                [] if failure == "a control it cannot read" else ["01" * 16])
+        finally:
+            await vic.stop()
+
+    asyncio.run(scenario())

@@ -43,6 +43,7 @@ from app.core.events import (
 from app.core.records import ContactState, Delivery, MessageInfo
 from app.node.contacts import ContactError
 from app.node.framing import FrameError, Stream, encode_frame, guarded, read_frame, write_frame
+from app.node.isolation import is_local_fault
 from app.node.signal import Signal
 from app.store.messages import MessageStore, as_file_message
 
@@ -92,8 +93,11 @@ class DirectMessages:
             request = self._node.contacts.store.state(stored.peer_id) is ContactState.REQUEST
             try:
                 self._take(stored, message, request)
-            except sqlite3.Error as exc:  # a full disk: left pending for the next start
-                log.warning("could not handle stored message %s: %s", stored.id, exc)
+            except Exception as exc:  # a full disk, or a bug: left pending for the next start
+                if is_local_fault(exc):
+                    raise
+                log.warning("could not handle stored message %s: %s", stored.id, exc,
+                            exc_info=not isinstance(exc, sqlite3.Error))
 
     # -- sending ------------------------------------------------------------------------------
 
