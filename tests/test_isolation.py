@@ -490,3 +490,33 @@ def test_a_node_starts_whatever_a_stored_message_does(
             await vic.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_service_that_fails_after_it_started_ends_alone() -> None:
+    """The node's nursery as services see it (``IsolatingNursery``): py-libp2p's relay and
+    DCUtR services run there; one that fails after reporting its start ends alone, and one
+    that fails before still tells the code that started it."""
+    from app.node.isolation import IsolatingNursery
+
+    async def service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started("up")
+        await trio.sleep(0)
+        raise RuntimeError("a failure after the start")
+
+    async def broken(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        raise RuntimeError("a failure before the start")
+
+    async def main() -> list[str]:
+        outcomes = []
+        async with trio.open_nursery() as inner:
+            nursery = IsolatingNursery(inner)
+            outcomes.append(await nursery.start(service))
+            try:
+                await nursery.start(broken)
+            except RuntimeError as exc:
+                outcomes.append(str(exc))
+            await trio.sleep(0.01)
+            outcomes.append("still running")
+        return outcomes
+
+    assert trio.run(main) == ["up", "a failure before the start", "still running"]

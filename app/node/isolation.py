@@ -71,8 +71,9 @@ def isolated(what: str, fn: AsyncFn) -> AsyncFn:
 
 class IsolatingNursery:
     """The node's nursery for its services: a task started here that fails is logged and
-    ends alone (``isolated``). ``start`` is for services that report their start; their
-    failures before that are the caller's."""
+    ends alone (``isolated``). ``start`` is for services that report their start (py-libp2p's
+    relay and DCUtR): a failure before that is the caller's, one after it ends the service
+    alone."""
 
     def __init__(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
@@ -86,4 +87,23 @@ class IsolatingNursery:
         self._nursery.start_soon(isolated(what, fn), *args, name=name or what)
 
     async def start(self, fn: AsyncFn, *args: Any, name: object = None) -> Any:
-        return await self._nursery.start(fn, *args, name=name)
+        what = describe(fn, args)
+
+        async def run(*args: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            started = False
+
+            class Status:
+                def started(self, value: Any = None) -> None:
+                    nonlocal started
+                    started = True
+                    task_status.started(value)
+
+            try:
+                await fn(*args, task_status=Status())
+            except Exception as exc:
+                if not started or is_local_fault(exc):
+                    raise
+                log.warning("%s failed; it ends, the node goes on: %s", what, exc,
+                            exc_info=True)
+
+        return await self._nursery.start(run, *args, name=name or what)
