@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from app.core import files as fc
 from app.core import room as rc
+from app.core.identity import Identity
 
 EXTREME_INTS = (0, 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53, 2**53 + 1, 2**62, 2**62 + 1,
                 2**63 - 1, 2**63, 2**64 - 1)
@@ -224,8 +225,6 @@ class HostilePost:
     post_id: bytes
 
     def envelope(self, secrets: rc.RoomSecrets) -> bytes:
-        from app.core.identity import Identity
-
         author = Identity(self.seed)
         body = self.body.replace(b"{author}", author.peer_id.encode())
         inner = rc.encode_inner(author, secrets.room_id, body, kind=self.kind,

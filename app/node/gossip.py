@@ -156,6 +156,15 @@ class ChatGossipSub(GossipSub):
         super().__init__(**kwargs)
         self.idontwant_threshold = config.idontwant_threshold
 
+    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
+        # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
+        message = self.mcache.get(msg_id)
+        if message is None or len(message.data) < self.idontwant_threshold:
+            return
+        if self.pubsub is not None and message.from_id == self.pubsub.my_id.to_bytes():
+            return
+        await super()._emit_idontwant_for_message(msg_id, topic_ids)
+
     async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: ID) -> None:
         """Upstream's handling of a peer's control messages (IHAVE, IWANT, GRAFT, PRUNE,
         IDONTWANT); one that fails is logged and dropped. In 0.8.1 the error left the pubsub
@@ -168,15 +177,6 @@ class ChatGossipSub(GossipSub):
                 raise
             log.warning("gossipsub: dropped control messages from %s: %s", sender_peer_id, exc,
                         exc_info=True)
-
-    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
-        # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
-        message = self.mcache.get(msg_id)
-        if message is None or len(message.data) < self.idontwant_threshold:
-            return
-        if self.pubsub is not None and message.from_id == self.pubsub.my_id.to_bytes():
-            return
-        await super()._emit_idontwant_for_message(msg_id, topic_ids)
 
 
 def build_router(config: GossipConfig) -> ChatGossipSub:

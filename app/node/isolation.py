@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+from libp2p.peer.id import ID
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,7 @@ def describe(fn: Any, args: tuple[Any, ...]) -> str:
     """``Service.method(peer, ...)``: what a task is for, for the log (strings and peer ids
     shown, anything else by its type)."""
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
-    shown = [str(a)[:80] if isinstance(a, str) or type(a).__name__ == "ID"
-             else type(a).__name__ for a in args]
+    shown = [str(a)[:80] if isinstance(a, str | ID) else type(a).__name__ for a in args]
     return f"{name}({', '.join(shown)})"
 
 
