@@ -36,10 +36,9 @@ from app.core.invite import ContactInvite, strip_p2p
 from app.node.host import connect_at
 from app.node.node import KithNode
 from app.node.resources import DEFAULT_LIMITS, Account
-from tests.hostile import SilentPort, record_dials
+from tests.attackers import RawHost, SilentPort, multistream_hello, record_dials, tcp_port
 from tests.netns import in_loopback_netns
 from tests.peers import LOOPBACK, Peer, peers
-from tests.raw_host import RawHost, multistream_hello, tcp_port
 
 SHORT = 0.3  # seconds a dial of a silent port is given
 HOP = "/libp2p/circuit/relay/0.2.0/hop"

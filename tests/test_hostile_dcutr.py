@@ -29,7 +29,7 @@ from app.node.hole_punch import (
 )
 from app.node.node import KithNode
 from app.node.profile_exchange import encode_profile
-from tests.hostile import addr_bytes, advertise, record_dials, silent_listener
+from tests.attackers import addr_bytes, advertise, record_dials, silent_listener
 from tests.netns import in_loopback_netns
 from tests.peers import LOOPBACK, Peer
 

@@ -35,7 +35,7 @@ from app.node.libp2p_patches.peerstore import MAX_PEERSTORE_ADDRS, bound_peer_ad
 from app.node.node import KithNode
 from app.store.contacts import MAX_ADDRS_PER_PEER, ContactStore
 from app.store.db import open_database
-from tests.hostile import answer_dht, ask_dht
+from tests.attackers import answer_dht, ask_dht
 from tests.netns import in_loopback_netns
 from tests.peers import LOOPBACK, Peer, peers
 

@@ -21,7 +21,7 @@ from app.node.libp2p_patches.peerstore import (
     within_identify_bounds,
 )
 from app.node.node import KithNode
-from tests.hostile import addr_bytes, lie_in_identify
+from tests.attackers import addr_bytes, lie_in_identify
 from tests.peers import Peer, peers
 
 JUNK_PROTOCOLS = [f"/junk/{i:06d}/" + "x" * 40 for i in range(18_000)]  # under 1 MiB

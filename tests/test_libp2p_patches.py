@@ -326,3 +326,19 @@ def test_a_write_cancelled_halfway_leaves_its_connection_working(
             assert not conn.is_closed
 
     trio.run(main)
+
+
+def test_isolate_service_tasks_internals() -> None:
+    """The manager's ``run_task`` takes ``daemon`` and ``name`` by keyword and daemons come
+    through it too; a task that raises cancels the service; pubsub, gossipsub's handling of
+    subscriptions and the swarm start their work through it."""
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.tools.anyio_service.trio_manager import TrioManager
+
+    parameters = inspect.signature(TrioManager.run_task).parameters
+    assert {"daemon", "name"} <= set(parameters)
+    assert "run_task" in _names(TrioManager.run_daemon_task)
+    assert "cancel" in _names(TrioManager._run_and_manage_task)
+    assert "run_task" in _names(Pubsub.handle_subscription)
+    assert "run_task" in _names(Pubsub.continuously_read_stream)
+    assert "run_task" in _names(Swarm.add_conn)

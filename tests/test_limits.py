@@ -1,7 +1,7 @@
 """The resource manager against real attackers on 127.0.0.1 (app/node/resources.py).
 
 Each attack was first run against the node without its limit, and broke it: these tests fail
-there. Attackers are bare py-libp2p hosts (``tests.hostile``) or plain TCP sockets; victims
+there. Attackers are bare py-libp2p hosts (``tests.attackers``) or plain TCP sockets; victims
 are real Kith nodes.
 """
 
@@ -29,8 +29,7 @@ from app.core.records import ContactState, Delivery
 from app.node.framing import encode_frame, read_frame
 from app.node.node import KithNode
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, PerClass
-from tests.peers import Peer, befriend, peers
-from tests.raw_host import (
+from tests.attackers import (
     YAMUX_DATA,
     YAMUX_HEADER,
     RawHost,
@@ -42,6 +41,7 @@ from tests.raw_host import (
     send_messages,
     tcp_port,
 )
+from tests.peers import Peer, befriend, peers
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from app.core.config import NodeConfig
 from app.core.invite import ContactInvite
 from app.node.node import KithNode
 from app.node.observed_addrs import CONFIRMING_NETWORKS, observer_network
-from tests.hostile import advertise, lie_in_identify
+from tests.attackers import advertise, lie_in_identify
 from tests.netns import in_loopback_netns
 from tests.peers import LOOPBACK, Peer
 

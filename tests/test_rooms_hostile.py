@@ -1,7 +1,7 @@
 """Hostile room members against real peers on 127.0.0.1: numbers beyond the store, floods under
 throwaway keys, replayed announces, altered links and equivocating authors.
 
-The attacker is a bare libp2p host (tests/hostile_peer.py) that holds the room's key and
+The attacker is a bare libp2p host (``tests.attackers.RawHost``) that holds the room's key and
 publishes whatever it likes; Kith's own rules do not stop it at the source.
 """
 
@@ -24,7 +24,7 @@ from app.node.room_limits import PUBLISHER_QUOTA
 from app.node.rooms import RoomServiceError
 from app.store.db import MIGRATIONS, open_database
 from app.store.rooms import RoomStore
-from tests.hostile_peer import HostilePeer
+from tests.attackers import RawHost, room_attacker
 from tests.peers import Peer, peers
 
 T = int(time.time() * 1000)
@@ -54,9 +54,9 @@ async def joined(*members: Peer, owner: Peer) -> tuple[str, rc.RoomSecrets]:
 
 
 async def attacker_at(peer: Peer, secrets: rc.RoomSecrets, identity: Identity | None = None
-                      ) -> HostilePeer:
+                      ) -> RawHost:
     assert peer.ready is not None
-    return await HostilePeer(identity).start(peer.ready.addrs[0], secrets.topic)
+    return await room_attacker(peer.ready.addrs[0], secrets.topic, identity)
 
 
 def post(author: Identity, secrets: rc.RoomSecrets, text: str, *, seq: int, lamport: int = 1,

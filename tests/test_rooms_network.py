@@ -17,7 +17,7 @@ from app.core.records import PostState
 from app.node.gossip import open_pubsub
 from app.node.host import build_host
 from app.node.node import KithNode
-from tests.hostile_peer import HostilePeer
+from tests.attackers import room_attacker
 from tests.peers import Peer, peers
 from tests.ports import ports_held
 
@@ -168,7 +168,7 @@ def test_hostile_posts_are_dropped(tmp_path: Path, attack: str) -> None:
 
             # Mallory's own node would refuse to publish these: a bare libp2p host does not.
             assert ada.ready is not None
-            attacker = await HostilePeer().start(ada.ready.addrs[0], secrets.topic)
+            attacker = await room_attacker(ada.ready.addrs[0], secrets.topic)
             try:
                 # One link is one ordered stream: once the marker is in, so is the rest.
                 marker = rc.encode_text_post(Identity.generate(), secrets, "marker", lamport=2,

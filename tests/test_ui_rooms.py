@@ -21,7 +21,7 @@ from app.core.identity import Identity
 from app.core.records import Delivery
 from app.core.room import MAX_POST_TEXT_BYTES, RoomInvite, encode_text_post, parse_room_invite
 from tests import ui_helpers
-from tests.hostile_peer import HostilePeer
+from tests.attackers import room_attacker
 from tests.peers import Peer
 from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
 from ui.conversation.chat_item import ChatItem
@@ -373,7 +373,7 @@ def test_a_post_that_loses_an_equivocation_leaves_the_open_room(
                                 sent_at_ms=1_767_225_600_000, post_id=post_id)
 
     assert pat.ready is not None
-    attacker = run(qloop, HostilePeer(mallory).start(pat.ready.addrs[0], secrets.topic))
+    attacker = run(qloop, room_attacker(pat.ready.addrs[0], secrets.topic, mallory))
     try:
         run(qloop, attacker.publish(secrets.topic, [signed("what I claim I said", b"\xf0" * 16)]))
         wait(qloop, lambda: "what I claim I said" in texts(wen), "the first of the two posts")

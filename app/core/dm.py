@@ -41,6 +41,9 @@ KIND_FILE_OFFER = 2    # body: UTF-8 JSON file offer (docs/protocol.md section 9
 KIND_FILE_CONTROL = 3  # body: UTF-8 JSON {"transfer", "action"[, "reason"]}
 KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL})
 MAX_FILE_BODY_BYTES = 4096  # kinds 2 and 3
+# A later ``sent_at`` (2100-01-01T00:00:00Z, as for room posts) is taken as this: it is the
+# sender's clock, informational, and nothing after it can show or store a time beyond.
+MAX_SENT_AT_MS = 4_102_444_800_000
 
 FRAME_MESSAGE = 0x01
 FRAME_ACK = 0x02
@@ -335,7 +338,7 @@ def decode_message(identity: Identity, sender: str, payload: bytes) -> DirectMes
         message_id=message_id,
         sender=peer_id_from_public_key(sender_key),
         recipient=identity.peer_id,
-        sent_at_ms=sent_at_ms,
+        sent_at_ms=min(sent_at_ms, MAX_SENT_AT_MS),
         kind=kind,
         text=text,
     )

@@ -188,7 +188,8 @@ def parse_offer(body: bytes, limit: int = MAX_OFFER_BYTES) -> FileOffer:
         raise FileError("the offer's name is missing or too long")
     name = visible_name(name)
     mime = value.get("mime", "application/octet-stream")
-    if not isinstance(mime, str) or len(mime) > MAX_MIME_CHARS:
+    if not isinstance(mime, str) or len(mime) > MAX_MIME_CHARS or not (
+            mime.isascii() and mime.isprintable()):
         raise FileError("the offer's mime type is malformed")
     size = _int(value.get("size"), 0, MAX_SIZE, "size")
     chunk_size = _int(value.get("chunk_size"), MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, "chunk size")
@@ -222,13 +223,13 @@ class FileControl:
 def parse_control(body: bytes) -> FileControl:
     value = _object(body, MAX_OFFER_BYTES)
     action = value.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise FileError("unknown file control action")
     reason = value.get("reason", "")
     if not isinstance(reason, str):
         raise FileError("the control's reason is not text")
     transfer = _hex(value.get("transfer"), TRANSFER_ID_SIZE, "transfer id")
-    return FileControl(transfer, str(action), reason[:MAX_REASON_CHARS])
+    return FileControl(transfer, action, visible_text(reason)[:MAX_REASON_CHARS])
 
 
 # ---- the pull protocol ----------------------------------------------------------------------
@@ -311,22 +312,28 @@ def _fit(stem: str, ext: str, limit: int) -> str:
     return _cut_utf8(stem, limit - len(ext.encode("utf-8"))).rstrip(" .") + ext
 
 
-def visible_name(name: str) -> str:
-    """A peer's file name as Kith shows and stores it: what it shows is what it is.
+def visible_text(text: str) -> str:
+    """A peer's text as Kith shows and stores it in a name or a reason: what it shows is what
+    it is.
 
     Unicode NFC; every whitespace character becomes a space; every other control or format
     character (general category C: bidi overrides, embeddings and isolates such as U+202E,
     which makes "Invoice_\u202efdp.exe" show as "Invoice_exe.pdf"; zero-width characters;
-    the byte-order mark; soft hyphens) is removed; runs of spaces become one and the ends are
-    trimmed; "file" if nothing is left. "/" (folders) is kept: ``split_relative_name`` deals
-    with it when saving.
+    the byte-order mark; soft hyphens; lone surrogates, which JSON can carry and UTF-8 cannot)
+    is removed; runs of spaces become one and the ends are trimmed.
     """
     kept = "".join(
         " " if ch.isspace() else ch
-        for ch in unicodedata.normalize("NFC", name)
+        for ch in unicodedata.normalize("NFC", text)
         if ch.isspace() or unicodedata.category(ch)[0] != "C"
     )
-    return " ".join(kept.split()) or "file"
+    return " ".join(kept.split())
+
+
+def visible_name(name: str) -> str:
+    """A peer's file name as Kith shows and stores it (``visible_text``); "file" if nothing is
+    left. "/" (folders) is kept: ``split_relative_name`` deals with it when saving."""
+    return visible_text(name) or "file"
 
 
 def clean_file_name(name: str) -> str:

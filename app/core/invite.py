@@ -56,6 +56,15 @@ def clean_display_name(name: str) -> str:
     return cleaned
 
 
+def well_formed_addr(addr: object) -> bool:
+    """An address as a peer may hand one over (a profile answer, a room announce): text that
+    starts with "/", at most ``MAX_ADDR_LENGTH`` characters, every one printable. JSON can
+    carry a lone surrogate (``\\ud800``), which neither UTF-8 nor SQLite can hold; control
+    and format characters have no place in a multiaddress either."""
+    return (isinstance(addr, str) and addr.startswith("/") and len(addr) <= MAX_ADDR_LENGTH
+            and addr.isprintable())
+
+
 def strip_p2p(addr: str) -> str:
     """``/ip4/1.2.3.4/tcp/5/p2p/12D3...`` -> ``/ip4/1.2.3.4/tcp/5``; other addresses unchanged."""
     head, sep, tail = addr.rpartition("/p2p/")

@@ -38,7 +38,7 @@ from app.core.identity import is_valid_peer_id
 from app.core.invite import ContactInvite, clean_display_name, parse_invite, strip_p2p
 from app.core.records import ContactInfo, ContactState
 from app.node.host import connect_at
-from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup
+from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup, Tasks
 from app.node.profile_exchange import ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
@@ -269,7 +269,7 @@ class ContactService:
     ones when a contact is removed (offers made to them are revoked).
     """
 
-    def __init__(self, store: ContactStore, *, us: LocalPeer, host: IHost, nursery: trio.Nursery,
+    def __init__(self, store: ContactStore, *, us: LocalPeer, host: IHost, nursery: Tasks,
                  emit: Emit, connections: Connections, lookup: PeerLookup,
                  unread_total: Callable[[], int]) -> None:
         self.store = store

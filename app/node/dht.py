@@ -42,7 +42,7 @@ from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, strip_p2p
 from app.node.addr_policy import tcp_endpoint
 from app.node.dht_server import DhtServer
 from app.node.host import connect_at, forget_failed_dials
-from app.node.interfaces import Connections
+from app.node.interfaces import Connections, Tasks
 from app.node.relay import parse_relay_addrs
 from app.node.signal import Signal
 
@@ -64,7 +64,7 @@ def parse_bootstrap_addrs(texts: tuple[str, ...]) -> list[tuple[ID, multiaddr.Mu
 class DhtService:
     """Our DHT client (``interfaces.PeerLookup``), and its server with ``serve``."""
 
-    def __init__(self, host: IHost, nursery: trio.Nursery, connections: Connections, *,
+    def __init__(self, host: IHost, nursery: Tasks, connections: Connections, *,
                  bootstrap: tuple[str, ...], serve: bool) -> None:
         self._host = host
         self._nursery = nursery

@@ -54,7 +54,9 @@ from app.node.interfaces import (
     MessageRequests,
     Quotas,
     Refusal,
+    Tasks,
 )
+from app.node.isolation import is_local_fault
 from app.node.payloads import PayloadKinds
 from app.node.signal import Signal
 from app.store.messages import MessageStore
@@ -102,7 +104,7 @@ class DirectMessages:
     this service's own, other services register theirs when the node is wired.
     """
 
-    def __init__(self, store: MessageStore, *, us: LocalPeer, host: IHost, nursery: trio.Nursery,
+    def __init__(self, store: MessageStore, *, us: LocalPeer, host: IHost, nursery: Tasks,
                  emit: Emit, contacts: MessageRequests, dialer: Dialer, connections: Connections,
                  quotas: Quotas, first_frame_timeout: float,
                  unread_total: Callable[[], int]) -> None:
@@ -141,8 +143,11 @@ class DirectMessages:
             request = self._contacts.state(stored.peer_id) is ContactState.REQUEST
             try:
                 self._take(stored, message, request)
-            except sqlite3.Error as exc:  # a full disk: left pending for the next start
-                log.warning("could not handle stored message %s: %s", stored.id, exc)
+            except Exception as exc:  # a full disk, or a bug: left pending for the next start
+                if is_local_fault(exc):
+                    raise
+                log.warning("could not handle stored message %s: %s", stored.id, exc,
+                            exc_info=not isinstance(exc, sqlite3.Error))
 
     def _shown(self, kind: int) -> bool:
         handler = self.kinds.get(kind)

@@ -1,7 +1,9 @@
 """Unsigned-varint length-prefixed frames on libp2p streams, with limits, and safe handlers.
 
 Every protocol handler goes through ``guarded``: an exception that escapes a py-libp2p stream
-handler wedges the whole connection, so each one is caught, logged, and the stream reset.
+handler wedges the whole connection (and in 0.8.1 can stop the whole swarm), so each one is
+caught, logged with the peer, and the stream reset. Only a damaged database goes on up
+(``app.node.isolation.is_local_fault``): the node stops.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
+
+from app.node.isolation import is_local_fault
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +131,8 @@ def guarded(protocol: str, handler: Handler, timeout: float | None = 60.0) -> Ha
             with trio.fail_after(timeout if timeout is not None else math.inf):
                 await handler(stream)
         except Exception as exc:
+            if is_local_fault(exc):
+                raise
             peer = getattr(getattr(stream, "muxed_conn", None), "peer_id", "?")
             log.warning("%s: dropped stream from %s: %s", protocol, peer, exc, exc_info=True)
             try:

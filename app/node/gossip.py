@@ -51,6 +51,9 @@ from libp2p.pubsub.subscription import TrioSubscriptionAPI
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
 
+from app.node.isolation import is_local_fault
+from app.node.libp2p_patches.service import isolate_service_tasks
+
 log = logging.getLogger(__name__)
 
 # go-libp2p-pubsub's GossipSubDefaultProtocols order, newest first (its FloodSubID fallback is
@@ -162,6 +165,19 @@ class ChatGossipSub(GossipSub):
             return
         await super()._emit_idontwant_for_message(msg_id, topic_ids)
 
+    async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: ID) -> None:
+        """Upstream's handling of a peer's control messages (IHAVE, IWANT, GRAFT, PRUNE,
+        IDONTWANT); one that fails is logged and dropped. In 0.8.1 the error left the pubsub
+        stream's reader, which reset the stream: the peer's later messages were lost until it
+        reconnected."""
+        try:
+            await super().handle_rpc(rpc, sender_peer_id)
+        except Exception as exc:
+            if is_local_fault(exc):
+                raise
+            log.warning("gossipsub: dropped control messages from %s: %s", sender_peer_id, exc,
+                        exc_info=True)
+
 
 def build_router(config: GossipConfig) -> ChatGossipSub:
     """The gossipsub router with ``config``'s values (no peer scoring: all gates stay open)."""
@@ -240,6 +256,9 @@ class KithPubsub(Pubsub):
     - ``push_msg``: drops oversized payloads from peers, and an exception raised while handling
       a peer's message (e.g. an undecodable signing key) is logged instead of cancelling the
       service: in 0.8.1 one failing task stops all of pubsub.
+    - ``handle_subscription``: a subscription that fails is dropped alone (so are control
+      messages: ``ChatGossipSub.handle_rpc``); every other task of the service fails alone too
+      (``isolate_service_tasks`` in ``open_pubsub``).
     - ``stream_handler``: an unparsable RPC frame raises out of it, and in 0.8.1 that takes
       the host's whole Swarm down; now the stream is reset and the peer may open another.
     - ``handle_sending_messages``: coalesces queued RPCs into one write (see its docstring).
@@ -275,6 +294,17 @@ class KithPubsub(Pubsub):
         await self.message_all_peers(packet.SerializeToString(), announce=subopt)
         await self.router.join(topic_id)
         return subscription
+
+    def handle_subscription(self, origin_id: ID, sub_message: rpc_pb2.RPC.SubOpts) -> None:
+        """Upstream's, one subscription at a time: one that fails is logged and dropped; the
+        peer's stream and its other messages go on (in 0.8.1 the error reset the stream)."""
+        try:
+            super().handle_subscription(origin_id, sub_message)
+        except Exception as exc:
+            if is_local_fault(exc):
+                raise
+            log.warning("pubsub: dropped a subscription from %s: %s", origin_id, exc,
+                        exc_info=True)
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         for topic in publish_message.topicIDs:
@@ -423,6 +453,8 @@ async def open_pubsub(
     try:
         async with background_trio_service(pubsub), background_trio_service(router):
             await pubsub.wait_until_ready()
+            isolate_service_tasks(pubsub.manager, "pubsub")  # a peer's input fails alone
+            isolate_service_tasks(router.manager, "gossipsub")
             for peer in host.get_connected_peers():
                 pubsub.manager.run_task(pubsub.ensure_peer_stream, peer)
             try:

@@ -56,7 +56,7 @@ from multiaddr import Multiaddr
 
 from app.core.events import ConnectionUpgraded
 from app.node.addr_policy import refusal, socket_key, tcp_endpoint
-from app.node.interfaces import Connections, Emit
+from app.node.interfaces import Connections, Emit, Tasks
 from app.node.reachability import RELAY, connection_route
 
 if TYPE_CHECKING:
@@ -349,7 +349,7 @@ def _relay_of(host: Any, peer_id: ID) -> str | None:
 class HolePunching:
     """DCUtR for the peers ``allowed`` says may have it, and noticing upgraded connections."""
 
-    def __init__(self, host: IHost, nursery: trio.Nursery, emit: Emit, connections: Connections,
+    def __init__(self, host: IHost, nursery: Tasks, emit: Emit, connections: Connections,
                  observed_addrs: ObservedAddrs, allowed: Callable[[str], bool]) -> None:
         self._host = host
         self._nursery = nursery

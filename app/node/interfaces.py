@@ -15,10 +15,11 @@ change) is a handler registered at wiring time, not an edit of the protocol serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import trio
 from libp2p.abc import INetConn
 
 from app.core.dm import DirectMessage
@@ -29,6 +30,20 @@ from app.core.room import RoomPost
 
 Emit = Callable[[Event], None]
 """Hands an event to the interfaces (``KithNode.emit``); never blocks, never raises."""
+
+
+class Tasks(Protocol):
+    """Where a service starts its background tasks: the node's nursery, on which a task that
+    fails is logged and ends alone (``app.node.isolation.IsolatingNursery``)."""
+
+    @property
+    def cancel_scope(self) -> trio.CancelScope: ...
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any,
+                   name: object = None) -> None: ...
+
+    async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any,
+                    name: object = None) -> Any: ...
 
 
 class LocalPeer(Protocol):

@@ -36,7 +36,7 @@ from app.core.events import PeerGone, PeerNearby
 from app.core.identity import is_valid_peer_id
 from app.core.invite import clean_display_name
 from app.core.records import ContactState
-from app.node.interfaces import AddressBook, Connections, Emit, LocalPeer
+from app.node.interfaces import AddressBook, Connections, Emit, LocalPeer, Tasks
 
 if TYPE_CHECKING:
     from zeroconf import ServiceInfo, Zeroconf
@@ -74,7 +74,7 @@ def lan_ipv4(addrs: list[str]) -> dict[str, int]:
 class LanDiscovery:
     """Announce this peer and find others on the LAN; ``active`` while zeroconf runs."""
 
-    def __init__(self, host: IHost, nursery: trio.Nursery, emit: Emit, us: LocalPeer,
+    def __init__(self, host: IHost, nursery: Tasks, emit: Emit, us: LocalPeer,
                  contacts: AddressBook, connections: Connections) -> None:
         self._host = host
         self._nursery = nursery
@@ -167,6 +167,14 @@ class LanDiscovery:
     # -- the network thread ---------------------------------------------------------------------
 
     def _changed(self, service_type: str, name: str, change: str) -> None:
+        """A trio callback (``run_sync_soon``): an exception here would end ``trio.run``
+        itself, so a change that fails is logged and dropped."""
+        try:
+            self._take_change(service_type, name, change)
+        except Exception:
+            log.warning("LAN: dropped a record change for %r", name, exc_info=True)
+
+    def _take_change(self, service_type: str, name: str, change: str) -> None:
         if self._zc is None or service_type != SERVICE_TYPE:
             return
         if change == "Removed":

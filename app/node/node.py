@@ -37,9 +37,11 @@ from app.node.files import FileTransfers
 from app.node.gossip import KithPubsub, open_pubsub
 from app.node.hole_punch import HolePunching
 from app.node.host import build_host
-from app.node.interfaces import Emit
+from app.node.interfaces import Emit, Tasks
+from app.node.isolation import IsolatingNursery
 from app.node.lan import LanDiscovery
 from app.node.libp2p_patches.peerstore import install_observed_addrs
+from app.node.libp2p_patches.service import isolate_service_tasks
 from app.node.libp2p_patches.swarm import stop_auto_dialing
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
@@ -123,7 +125,7 @@ class KithNode:
         self._connections: HostConnections | None = None
         self._db: sqlite3.Connection | None = None
         self._last_connection_count = 0
-        self._nursery: trio.Nursery | None = None
+        self._nursery: IsolatingNursery | None = None
         self._contacts: ContactService | None = None
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
@@ -144,8 +146,9 @@ class KithNode:
         return self._host
 
     @property
-    def nursery(self) -> trio.Nursery:
-        """Where the node's background tasks live; one that raises stops the node."""
+    def nursery(self) -> IsolatingNursery:
+        """Where the node's background tasks live; one that raises is logged and ends alone
+        (``app.node.isolation``), unless the database is damaged: that stops the node."""
         if self._nursery is None:
             raise RuntimeError("the node is not running")
         return self._nursery
@@ -244,11 +247,12 @@ class KithNode:
                 open_pubsub(host) as pubsub,
                 trio.open_nursery() as nursery,
             ):
-                self._nursery = nursery
+                self._nursery = IsolatingNursery(nursery)
+                isolate_service_tasks(host.get_network().manager, "swarm")  # type: ignore[attr-defined]
                 await stop_auto_dialing(host)
                 await self._listen_fallback(requested)
                 self._remember_port()
-                await self._wire(host, pubsub, nursery)
+                await self._wire(host, pubsub, self._nursery)
                 assert self._reach is not None
                 ready = NodeReady(
                     peer_id=self.identity.peer_id, addrs=tuple(self.addrs()), invite=self.invite(),
@@ -257,7 +261,7 @@ class KithNode:
                 log.info("listening as %s on %s", ready.peer_id, ", ".join(ready.addrs))
                 task_status.started(ready)
                 self._emit(ready)
-                nursery.start_soon(self._reach.run)
+                self.nursery.start_soon(self._reach.run)
                 try:
                     await trio.sleep_forever()
                 finally:
@@ -279,7 +283,7 @@ class KithNode:
             self._db.close()
             self._db = None
 
-    async def _wire(self, host: IHost, pubsub: KithPubsub, nursery: trio.Nursery) -> None:
+    async def _wire(self, host: IHost, pubsub: KithPubsub, nursery: Tasks) -> None:
         """Build every service with the collaborators it needs, and start them: the one place
         that knows who talks to whom (docs/architecture.md, "The node's services")."""
         db, emit, us, connections = self.db, self.emit, self._us, self._connections

@@ -18,7 +18,7 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, clean_display_name, strip_p2p
+from app.core.invite import MAX_ADDRS, clean_display_name, strip_p2p, well_formed_addr
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ def decode_profile(payload: bytes) -> PeerProfile:
     name, addrs = body.get("name", ""), body.get("addrs", [])
     if not isinstance(name, str) or not isinstance(addrs, list) or len(addrs) > MAX_ADDRS:
         raise FrameError("profile fields have the wrong types or sizes")
-    if not all(isinstance(a, str) and a.startswith("/") and len(a) <= MAX_ADDR_LENGTH
-               for a in addrs):
+    if not all(well_formed_addr(a) for a in addrs):
         raise FrameError("profile carries a malformed address")
     try:
         clean = clean_display_name(name)

@@ -48,7 +48,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from app.core.config import ConfigError
 from app.core.events import RelayReserved
 from app.node.host import connect_at
-from app.node.interfaces import Connections, ContactBook, Emit
+from app.node.interfaces import Connections, ContactBook, Emit, Tasks
 from app.node.libp2p_patches.basic_host import advertise_addrs, is_circuit, route_circuit_dials
 from app.node.relay_server import RelayServer
 from app.node.signal import Signal
@@ -98,7 +98,7 @@ def _without_p2p(addr: multiaddr.Multiaddr) -> str:
 class RelayService:
     """Our slots on the configured ``relays``, and with ``serve`` our own ``RelayServer``."""
 
-    def __init__(self, host: IHost, nursery: trio.Nursery, emit: Emit, me: str, *,
+    def __init__(self, host: IHost, nursery: Tasks, emit: Emit, me: str, *,
                  connections: Connections, contacts: ContactBook,
                  publish_addrs: Callable[[], None], relays: tuple[str, ...],
                  serve: bool = False, contacts_only: bool = False) -> None:
@@ -244,9 +244,10 @@ class RelayService:
                 response = await read_delimited_msg(stream, HopMessage)
             finally:
                 await stream.close()
-        status = StatusCode(response.status) if response.HasField("status") else StatusCode.OK
-        if status != StatusCode.OK:
-            raise ConnectionError(f"the relay refused: {status.name}")
+        status = response.status if response.HasField("status") else StatusCode.OK
+        if status != StatusCode.OK:  # a code this version does not know refuses too
+            known = {code.value: code.name for code in StatusCode}
+            raise ConnectionError(f"the relay refused: {known.get(status, status)}")
         if not response.HasField("reservation"):
             raise ConnectionError("the relay answered without a reservation")
         expire = float(response.reservation.expire or time.time() + 60)

@@ -42,11 +42,11 @@ import trio
 from libp2p.abc import IHost, IMuxedConn, INetStream
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.swarm import Swarm
-from libp2p.protocol_muxer.exceptions import MultiselectError
 from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
 from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE
 
 from app.core.events import LimitReached
+from app.node.isolation import is_local_fault
 from app.node.libp2p_patches.swarm import is_inbound, serve_inbound_connections, socket_is_open
 from app.node.libp2p_patches.yamux import cap_receive_window
 
@@ -413,7 +413,11 @@ class ResourceManager:
     # -- inbound streams ----------------------------------------------------------------------
 
     async def _inbound_stream(self, stream: INetStream) -> None:
-        """Every inbound stream: count it, negotiate its protocol, run its handler."""
+        """Every inbound stream: count it, negotiate its protocol, run its handler.
+
+        Nothing a peer does here gets out of this method but a damaged database: an exception
+        that leaves a stream handler stops py-libp2p's swarm, and the node with it.
+        """
         peer_id = str(stream.muxed_conn.peer_id)
         peer_class = self.classify(peer_id)
         if not self._enter_stream(peer_id, peer_class):
@@ -428,8 +432,10 @@ class ResourceManager:
                     MultiselectCommunicator(stream),
                     self.limits.negotiation_timeout,  # type: ignore[arg-type]
                 )
-            except MultiselectError as exc:
-                log.debug("no protocol agreed with %s: %s", peer_id, exc)
+            except Exception as exc:  # noqa: BLE001 - py-libp2p 0.8.1 lets more than
+                # MultiselectError out: a protocol name that is not UTF-8 raised
+                # UnicodeDecodeError into the swarm, and that stopped the node.
+                log.debug("no protocol agreed with %s: %r", peer_id, exc)
                 await _reset_quietly(stream)
                 return
             if protocol is None or handler is None:
@@ -442,7 +448,9 @@ class ResourceManager:
             stream.set_protocol(protocol)
             try:
                 await handler(stream)
-            except Exception as exc:  # noqa: BLE001 - one stream's failure stays with it
+            except Exception as exc:  # one stream's failure stays with it
+                if is_local_fault(exc):
+                    raise  # the database is damaged: the node stops (app.node.isolation)
                 log.info("%s: stream from %s failed: %s", protocol, peer_id, exc)
                 await _reset_quietly(stream)
         finally:

@@ -7,7 +7,7 @@ Each case runs twice, each time in a fresh process inside a network namespace wi
 only (nothing the victim is told to dial can leave the machine): once with Kith's patches,
 resource manager and handlers in place, once with them taken out, as py-libp2p 0.8.1 behaves.
 The victim is a real Kith node; the attacker a real Kith node whose host answers as an
-attacker would (``tests.hostile``). For each run the table shows the longest time the
+attacker would (``tests.attackers``). For each run the table shows the longest time the
 victim's network thread went without running another task (measured by a task that sleeps
 5 ms at a time), the CPU seconds that thread spent (not the attackers', which run in the same
 process), and what the victim kept:
@@ -39,7 +39,7 @@ from typing import Any
 import trio
 
 from app.core.config import NodeConfig
-from tests.hostile import SilentPort, answer_dht, ask_dht, lie_in_identify
+from tests.attackers import SilentPort, answer_dht, ask_dht, lie_in_identify
 from tests.netns import in_loopback_netns
 from tests.peers import LOOPBACK, Peer
 

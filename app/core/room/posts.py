@@ -25,6 +25,7 @@ from app.core.identity import (
     peer_id_from_public_key,
     public_key_from_peer_id,
 )
+from app.core.invite import well_formed_addr
 from app.core.room.secrets import (
     MAC_SIZE,
     NONCE_SIZE,
@@ -203,7 +204,7 @@ def _parse_announce(body: bytes, author: str) -> Announce:
     if len(addrs) > MAX_ANNOUNCE_ADDRS:
         raise MalformedPost("the announce lists too many addresses")
     for addr in addrs:
-        if not isinstance(addr, str) or via_peer_id(addr) != author:
+        if not well_formed_addr(addr) or via_peer_id(addr) != author:
             raise MalformedPost("the announce carries a malformed address")
     return Announce(name=clean_name(name), addrs=tuple(addrs))
 

@@ -48,7 +48,8 @@ from app.node.files.disk import (
 from app.node.files.progress import PROGRESS_SECONDS, Meters
 from app.node.files.serving import PROTOCOL_ID
 from app.node.framing import read_frame, read_frame_into, write_frame
-from app.node.interfaces import Connections, Emit, RoomChannel
+from app.node.interfaces import Connections, Emit, RoomChannel, Tasks
+from app.node.isolation import is_local_fault
 from app.node.libp2p_patches.yamux import BULK_WINDOW, widen_receive_window
 from app.node.signal import Signal
 from app.store.db import storage_error
@@ -117,7 +118,7 @@ class _Task:
 class Downloads:
     """Every running download of this node, one task each in the node's nursery."""
 
-    def __init__(self, store: TransferStore, *, host: IHost, nursery: trio.Nursery, emit: Emit,
+    def __init__(self, store: TransferStore, *, host: IHost, nursery: Tasks, emit: Emit,
                  me: str, rooms: RoomChannel, connections: Connections, meters: Meters,
                  tell: Tell) -> None:
         self.store = store
@@ -178,6 +179,13 @@ class Downloads:
                     self._failed(job, exc)
                     if not exc.keep_part:
                         await self.remove_part(t)
+                except Exception as exc:
+                    if is_local_fault(exc):
+                        raise
+                    # A bug, not the download's fault: it fails with its part kept, so that
+                    # accepting it again goes on, instead of waiting forever as "receiving".
+                    log.warning("transfer %s stopped: %s", t.id_hex, exc, exc_info=True)
+                    self._failed(job, TransferFailed(f"the download stopped: {exc}"))
         finally:
             self._running.pop(tid, None)
             task.done.set()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import trio
-
 from app.core import dm
 from app.core import files as fc
 from app.core.events import (
@@ -27,7 +25,7 @@ from app.core.records import ContactState, MessageInfo
 from app.core.room import RoomPost
 from app.core.transfer_state import Step, TransferState
 from app.node.files.downloading import Downloads
-from app.node.interfaces import ContactBook, Emit, Quotas, Refusal
+from app.node.interfaces import ContactBook, Emit, Quotas, Refusal, Tasks
 from app.store.messages import as_file_message, offer_summary
 from app.store.transfers import StoredTransfer, TransferStore
 
@@ -47,7 +45,7 @@ STOPPED = "the sender stopped the transfer"  # a "fail" control without a reason
 class Intake:
     """Records received offers, applies received controls, and revokes offers."""
 
-    def __init__(self, store: TransferStore, *, nursery: trio.Nursery, emit: Emit,
+    def __init__(self, store: TransferStore, *, nursery: Tasks, emit: Emit,
                  contacts: ContactBook, quotas: Quotas, downloads: Downloads,
                  auto_accept_limit: Callable[[], int],
                  auto_accept: Callable[[str], Awaitable[object]]) -> None:

@@ -36,7 +36,7 @@ from app.node.files.downloading import Downloads
 from app.node.files.intake import FileControls, FileOffers, Intake, RoomFiles
 from app.node.files.progress import Meters
 from app.node.files.serving import Serving
-from app.node.interfaces import Connections, ContactBook, Emit, Outbox, Quotas, RoomChannel
+from app.node.interfaces import Connections, ContactBook, Emit, Outbox, Quotas, RoomChannel, Tasks
 from app.store.profile import Profile, default_download_dir
 from app.store.transfers import StoredTransfer, TransferStore
 
@@ -60,7 +60,7 @@ def _parse_id(transfer_hex: str) -> bytes:
 class FileTransfers:
     """Every file transfer of this node, either direction, direct or in a room."""
 
-    def __init__(self, store: TransferStore, *, host: IHost, nursery: trio.Nursery, emit: Emit,
+    def __init__(self, store: TransferStore, *, host: IHost, nursery: Tasks, emit: Emit,
                  me: str, profile: Profile, contacts: ContactBook, rooms: RoomChannel,
                  connections: Connections, outbox: Outbox, quotas: Quotas,
                  first_frame_timeout: float) -> None:

@@ -32,6 +32,9 @@ For one host (``node.KithNode.run``, ``resources.ResourceManager.install``,
 * ``basic_host.advertise_addrs``: the host advertises concrete and relayed addresses.
 * ``basic_host.route_circuit_dials``: ``host.connect`` dials through relays
   (``relay.dial_circuit``, which resets the relay's stream of a dial that does not finish).
+* ``service.isolate_service_tasks``: a task of a py-libp2p service (pubsub, its router, the
+  swarm) that fails is logged and ends alone instead of stopping the service and the node
+  (``app.node.isolation``); also from ``gossip.open_pubsub``.
 
 For one stream:
 

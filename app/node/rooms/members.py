@@ -21,7 +21,7 @@ from app.core import room as rc
 from app.core.invite import strip_p2p
 from app.node.gossip import KithPubsub
 from app.node.host import connect_at
-from app.node.interfaces import Connections, LocalPeer
+from app.node.interfaces import Connections, LocalPeer, Tasks
 from app.node.rooms.live import LiveRoom
 from app.store.rooms import RoomStore
 
@@ -39,7 +39,7 @@ class Members:
     """Announcing ourselves, taking others' announces, and dialling members."""
 
     def __init__(self, store: RoomStore, pubsub: KithPubsub, *, us: LocalPeer, host: IHost,
-                 nursery: trio.Nursery, connections: Connections,
+                 nursery: Tasks, connections: Connections,
                  live: Callable[[bytes], LiveRoom | None],
                  publish: Callable[[rc.RoomSecrets, bytes], Awaitable[None]],
                  request_sync: Callable[[LiveRoom, str], None],

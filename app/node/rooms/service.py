@@ -43,7 +43,7 @@ from app.core.invite import MAX_ADDRS as MAX_INVITE_ADDRS
 from app.core.invite import ContactInvite, clean_display_name, strip_p2p
 from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.gossip import KithPubsub
-from app.node.interfaces import Connections, Emit, LocalPeer, RoomKindHandler
+from app.node.interfaces import Connections, Emit, LocalPeer, RoomKindHandler, Tasks
 from app.node.payloads import PayloadKinds
 from app.node.room_limits import PostQuotas
 from app.node.rooms.live import LiveRoom, Taken
@@ -93,7 +93,7 @@ class RoomService:
     """
 
     def __init__(self, store: RoomStore, pubsub: KithPubsub, *, us: LocalPeer, host: IHost,
-                 nursery: trio.Nursery, emit: Emit, connections: Connections,
+                 nursery: Tasks, emit: Emit, connections: Connections,
                  unread_total: Callable[[], int]) -> None:
         self.store = store
         self._pubsub = pubsub

@@ -25,7 +25,7 @@ from app.core import room as rc
 from app.core.records import PostState
 from app.core.seq_ranges import HeldRanges
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
-from app.node.interfaces import Connections
+from app.node.interfaces import Connections, Tasks
 from app.node.room_limits import MIB, QUERY_COST, PostQuotas, ServeLimits
 from app.node.rooms.live import LiveRoom, Taken, decoded_or_none
 from app.store.rooms import RoomStore
@@ -44,7 +44,7 @@ class HistorySync:
     """Asking members for what we lack, and answering them; ``protocols`` are offered and
     asked for, newest first (a test may leave out 2.0.0 to play an older peer)."""
 
-    def __init__(self, store: RoomStore, *, host: IHost, nursery: trio.Nursery, me: str,
+    def __init__(self, store: RoomStore, *, host: IHost, nursery: Tasks, me: str,
                  connections: Connections, quotas: PostQuotas,
                  live: Callable[[bytes], LiveRoom | None],
                  receive: Callable[[LiveRoom, bytes, str], Awaitable[Taken]],

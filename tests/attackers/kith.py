@@ -1,5 +1,6 @@
-"""Hostile peers for tests: real Kith nodes whose host answers a protocol as an attacker would,
-sockets that accept and stay silent, and a record of every address a node dials.
+"""Real Kith nodes turned hostile for tests: a host that lies in identify, answers the DHT as
+the test says, and a record of every address a node dials; plus sockets that accept and stay
+silent.
 
 Everything here runs on a node's own thread (inside ``client.call``)."""
 

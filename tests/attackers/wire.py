@@ -1,104 +1,23 @@
-"""A bare py-libp2p host (no Kith services, any identity) in its own trio thread: an attacker.
+"""What a bare host (``RawHost``) can put on the wire that a Kith would never send: streams
+opened and never read, raw Yamux frames, direct messages signed by anyone.
 
-Tests written with asyncio (``tests.peers``) drive it with ``call``: the coroutine runs in the
-attacker's trio thread, as ``KithClient.call`` does for a Kith node.
+Each function runs in the attacker's trio thread (``attacker.call(lambda host: ...)``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import struct
-import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import multiaddr
 import trio
 from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo
 
 from app.core import dm
 from app.core.identity import Identity
 from app.core.invite import parse_invite
 from app.node.framing import encode_frame, read_frame
-from app.node.host import build_host
-from app.node.libp2p_patches.swarm import stop_auto_dialing
-
-T = TypeVar("T")
-LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
-
-
-class RawHost:
-    """``async with RawHost() as attacker``: a running host, stopped on exit."""
-
-    def __init__(self, identity: Identity | None = None) -> None:
-        self.identity = identity or Identity.generate()
-        self.host: IHost | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def peer_id(self) -> str:
-        return self.identity.peer_id
-
-    async def __aenter__(self) -> RawHost:
-        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-        self._thread.start()
-        await asyncio.to_thread(self._ready.wait, 30)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._token is not None and self._stop is not None:
-            with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
-
-    async def _main(self) -> None:
-        try:
-            host = build_host(self.identity, [LOOPBACK])
-            host.get_network().set_resource_manager(None)  # type: ignore[attr-defined]
-            self._stop = trio.Event()
-            async with host.run([LOOPBACK]):
-                await stop_auto_dialing(host)
-                self.host = host
-                self._token = trio.lowlevel.current_trio_token()
-                self._ready.set()
-                await self._stop.wait()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            raise
-
-    async def call(self, fn: Callable[[IHost], Awaitable[T]]) -> T:
-        """Run ``fn(host)`` in the attacker's trio thread and return its result."""
-        token = self._token
-        assert token is not None and self.host is not None
-        host = self.host
-
-        def run() -> T:
-            return trio.from_thread.run(fn, host, trio_token=token)
-
-        return await asyncio.to_thread(run)
-
-    async def connect(self, invite: str) -> str:
-        """Connect to the peer of a ``kith:`` invite; its peer id."""
-        parsed = parse_invite(invite)
-
-        async def dial(host: IHost) -> None:
-            addrs = [multiaddr.Multiaddr(a) for a in parsed.addrs]
-            await host.connect(PeerInfo(ID.from_base58(parsed.peer_id), addrs))
-
-        await self.call(dial)
-        return parsed.peer_id
 
 
 def peer(peer_id: str) -> ID:
