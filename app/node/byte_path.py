@@ -11,15 +11,16 @@ spent per byte is on the critical path:
   message holds, so every frame went out as a full Noise message and a 17-byte one: twice
   the encryptions, length prefixes and socket writes. Frames are capped to fit one message.
 * Yamux's receiver sends a WINDOW_UPDATE frame (encrypted, written, then parsed by the
-  sender) after every read by default (``PY_YAMUX_RELEASE_ON_READ``). Turning that off gives
-  go-yamux's behaviour: credit is returned once half the window has been consumed.
+  sender) after every read, even a one-byte read of a length prefix: a 600-byte gossip RPC
+  cost three credit frames, and credit frames were most of a room post's frames on every
+  link. ``_credit_half_window`` gives go-yamux's rule instead: credit is returned once half
+  the window has been consumed.
 
 None changes the protocol: only how bytes are grouped into frames and reads.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from libp2p.io.trio import TrioTCPStream
@@ -34,14 +35,14 @@ _applied = False
 
 
 def tune_byte_path() -> None:
-    """Apply both changes once per process, before any connection is made."""
+    """Apply these changes once per process, before any connection is made."""
     global _applied
     if _applied:
         return
     _applied = True
-    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
     yamux.MAX_MESSAGE_SIZE = MAX_PLAINTEXT_LENGTH  # read by YamuxStream.write at each call
     _add_read_ahead()
+    _credit_half_window()
 
 
 def _add_read_ahead() -> None:
@@ -66,6 +67,33 @@ def _add_read_ahead() -> None:
         return ahead[at:end]
 
     TrioTCPStream.read = read  # type: ignore[method-assign]
+
+
+def _credit_half_window() -> None:
+    """Return Yamux receive credit only once half the window has been read (go-yamux's GrowTo).
+
+    py-libp2p 0.8.1's ``YamuxStream._auto_tune_and_send_window_update``, which every
+    ``YamuxStream.read`` awaits, sends a WINDOW_UPDATE whenever any read byte is not yet
+    credited (its "partial slack" branch, taken whatever ``PY_YAMUX_RELEASE_ON_READ`` says), so
+    a reader of small messages sends one frame per read. This replacement keeps the rest of
+    that method (growing back to the target window, doubling the target when updates come
+    within four round trips) and drops the per-read release. A sender never stalls for it: it
+    has the other half of the window while the first half is read. Upstream still does this
+    on its main branch; the fix there is to drop that branch and the pending-release one.
+    tests/test_byte_path.py fails if an upgrade renames the method or the state it uses.
+    """
+
+    async def credit(self: YamuxStream, *, bytes_read: int = 0) -> None:
+        async with self.window_lock:
+            buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+            read_uncredited = self.target_recv_window - (self.recv_window + buffered)
+            if read_uncredited < self.target_recv_window // 2:
+                return
+            grant = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
+        if grant > 0:
+            await self.send_window_update(grant)
+
+    YamuxStream._auto_tune_and_send_window_update = credit  # type: ignore[method-assign]
 
 
 async def widen_receive_window(stream: object, size: int) -> None:
