@@ -40,6 +40,7 @@ from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 from app.node.gossip import KithPubsub
 from app.node.host import connect_at
+from app.node.verified_posts import VerifiedPosts
 from app.store.messages import offer_summary
 from app.store.rooms import RoomStore, StoredPost, StoredRoom
 
@@ -97,6 +98,7 @@ class RoomService:
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
         self._names: dict[bytes, dict[str, str]] = {}
+        self._verified = VerifiedPosts()  # the validator's work, reused by _receive
 
     @property
     def _me(self) -> str:
@@ -292,7 +294,7 @@ class RoomService:
 
         def validate(peer: ID, message: rpc_pb2.Message) -> bool:
             try:
-                rc.decode_post(secrets, message.data)
+                self._verified.verify(secrets, message.data)
             except rc.RoomError as exc:
                 log.info("dropped a room post relayed by %s: %s", peer, exc)
                 return False
@@ -330,7 +332,7 @@ class RoomService:
         """Verify and take in one envelope (live or synced); True if it was new."""
         secrets = live.secrets
         try:
-            post = rc.decode_post(secrets, envelope)
+            post = self._verified.take(secrets, envelope)
         except rc.RoomError as exc:
             log.info("dropped a post for room %s from %s: %s", secrets.id_hex, source, exc)
             return False
