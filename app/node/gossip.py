@@ -51,6 +51,8 @@ from libp2p.pubsub.subscription import TrioSubscriptionAPI
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
 
+from app.node import pubsub_records
+
 log = logging.getLogger(__name__)
 
 # go-libp2p-pubsub's GossipSubDefaultProtocols order, newest first (its FloodSubID fallback is
@@ -400,6 +402,7 @@ async def open_pubsub(
     too (py-libp2p only notices connections opened later).
     """
     _quiet_pending_queue_warnings()
+    pubsub_records.install()
     network = host.get_network()
     notifees_before = list(getattr(network, "notifees", []))
     router = build_router(config)
