@@ -243,6 +243,7 @@ class KithPubsub(Pubsub):
       service: in 0.8.1 one failing task stops all of pubsub.
     - ``stream_handler``: an unparsable RPC frame raises out of it, and in 0.8.1 that takes
       the host's whole Swarm down; now the stream is reset and the peer may open another.
+    - ``_is_subscribed_to_msg``: also false for a message already seen (see its docstring).
     - ``handle_sending_messages``: coalesces queued RPCs into one write (see its docstring).
     """
 
@@ -325,6 +326,20 @@ class KithPubsub(Pubsub):
                     "pubsub stream from %s failed", stream.muxed_conn.peer_id, exc_info=True)
             with contextlib.suppress(Exception):  # already broken
                 await stream.reset()
+
+    def _is_subscribed_to_msg(self, msg: rpc_pb2.Message) -> bool:
+        """Upstream's test before it starts a task for a received message, now also false for
+        a message already seen.
+
+        In 0.8.1 ``continuously_read_stream`` asks this of every message in an RPC and then
+        starts a ``push_msg`` task for it through the service manager, which walks every task
+        of the service to find the parent (``TrioManager._find_parent_task``); ``push_msg``
+        then drops a seen message first thing. In a room every post arrives once from each
+        mesh neighbour, so most copies are duplicates, and the walk grows with the number of
+        peers. Dropping them here changes nothing else: they were dropped before any check
+        or count. tests/test_gossip.py guards the call site.
+        """
+        return super()._is_subscribed_to_msg(msg) and not self._is_msg_seen(msg)
 
     async def handle_sending_messages(
         self, peer_id: ID, stream: INetStream, queue: RpcQueue
