@@ -243,6 +243,7 @@ class KithPubsub(Pubsub):
       service: in 0.8.1 one failing task stops all of pubsub.
     - ``stream_handler``: an unparsable RPC frame raises out of it, and in 0.8.1 that takes
       the host's whole Swarm down; now the stream is reset and the peer may open another.
+      It also reads the stream through ``_ReadAhead`` (see there).
     - ``_is_subscribed_to_msg``: also false for a message already seen (see its docstring).
     - ``handle_sending_messages``: coalesces queued RPCs into one write (see its docstring).
     """
@@ -319,7 +320,7 @@ class KithPubsub(Pubsub):
 
     async def stream_handler(self, stream: INetStream) -> None:
         try:
-            await super().stream_handler(stream)
+            await super().stream_handler(_ReadAhead(stream))  # type: ignore[arg-type]
         except Exception:  # e.g. a protobuf DecodeError from a hostile peer
             stopping = self.manager.is_cancelled or not self.manager.is_running
             log.log(logging.DEBUG if stopping else logging.WARNING,
@@ -405,6 +406,33 @@ class KithPubsub(Pubsub):
             if not waiting:
                 return
             await trio.sleep(0.002)
+
+
+class _ReadAhead:
+    """An inbound pubsub stream read a whole Yamux buffer at a time.
+
+    py-libp2p 0.8.1 reads each RPC with ``read_varint_prefixed_bytes_limited``: one stream
+    read per byte of the length prefix, then one for the body. Every stream read goes through
+    ``NetStream.read`` and ``YamuxStream.read`` (locks, state checks, window accounting), so a
+    small RPC cost three of them. Here one read takes everything that has arrived and the RPC
+    reader is served from it; nothing beyond what the peer already sent is read early.
+    Everything but ``read`` is the stream's own.
+    """
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+        self._data = b""
+        self._at = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        if self._at >= len(self._data):
+            self._data, self._at = await self._stream.read(), 0
+        start = self._at
+        self._at = len(self._data) if n is None or n < 0 else min(start + n, len(self._data))
+        return self._data[start:self._at]
 
 
 @asynccontextmanager
