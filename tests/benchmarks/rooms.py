@@ -14,7 +14,8 @@ is the difference. CPU time counts what the process did, not how long it waited 
 it moves much less than latency on a busy machine; it still moves (caches, and more batching
 when a process falls behind).
 
-``--against REF`` (a git revision) runs that revision's ``app`` in alternate runs, which of the
+``--against REF`` (a git revision, or a directory holding an ``app`` package) runs that
+``app`` in alternate runs, which of the
 two goes first alternating too, so a machine that gets busier hurts both alike; the table then
 compares medians.
 
@@ -247,7 +248,10 @@ def run_scale(members: int, posts: int) -> ScaleRun:
 
 
 def export_revision(ref: str, into: Path) -> Path:
-    """The ``app`` package of git revision ``ref``, unpacked under ``into``."""
+    """The ``app`` package of git revision ``ref``, unpacked under ``into``; a directory
+    holding an ``app`` package (an experiment) is used as it is."""
+    if (Path(ref) / "app").is_dir():
+        return Path(ref)
     repo = Path(__file__).resolve().parents[2]
     archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "app"],
                              check=True, capture_output=True).stdout
@@ -312,7 +316,8 @@ def scale_part(sizes: list[int], posts: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="Part 1 runs per version (5)")
-    parser.add_argument("--against", help="a git revision to compare with, runs alternating")
+    parser.add_argument("--against", help="a git revision (or a directory holding an app "
+                        "package) to compare with, runs alternating")
     parser.add_argument("--scale", default="10,20,30,40,50")
     parser.add_argument("--scale-posts", type=int, default=100)
     parser.add_argument("--skip-cpu", action="store_true")
