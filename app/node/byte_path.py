@@ -15,6 +15,9 @@ spent per byte is on the critical path:
   cost three credit frames, and credit frames were most of a room post's frames on every
   link. ``_credit_half_window`` gives go-yamux's rule instead: credit is returned once half
   the window has been consumed.
+* A Yamux DATA frame's header and body travel in one Noise message, so once the header is
+  read the body is already decrypted in memory; py-libp2p still reads it through
+  ``read_exactly`` under a fresh timeout scope. ``_take_buffered_bodies`` hands it over directly.
 
 None changes the protocol: only how bytes are grouped into frames and reads.
 """
@@ -25,8 +28,9 @@ from typing import Any
 
 from libp2p.io.trio import TrioTCPStream
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
+from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer.yamux import yamux
-from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, YamuxStream
+from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, Yamux, YamuxStream
 
 READ_AHEAD = 256 * 1024
 BULK_WINDOW = MAX_WINDOW_SIZE  # 16 MiB, the most a py-libp2p peer accepts
@@ -43,6 +47,7 @@ def tune_byte_path() -> None:
     yamux.MAX_MESSAGE_SIZE = MAX_PLAINTEXT_LENGTH  # read by YamuxStream.write at each call
     _add_read_ahead()
     _credit_half_window()
+    _take_buffered_bodies()
 
 
 def _add_read_ahead() -> None:
@@ -94,6 +99,28 @@ def _credit_half_window() -> None:
             await self.send_window_update(grant)
 
     YamuxStream._auto_tune_and_send_window_update = credit  # type: ignore[method-assign]
+
+
+def _take_buffered_bodies() -> None:
+    """Take a Yamux DATA frame's body straight from the Noise session when it is all there.
+
+    py-libp2p 0.8.1's ``Yamux._read_data_body`` reads every body with ``read_exactly`` inside
+    ``trio.fail_after`` (a timeout for a peer that announces a body and never sends it). A
+    body that ``SecureSession`` already holds decrypted cannot wait, so it is returned as the
+    same bytes ``read_exactly`` would return; anything else goes the original way. Upstream
+    could do this in ``_read_data_body`` with a public "bytes buffered" on the session.
+    tests/test_byte_path.py fails if an upgrade renames what this reads.
+    """
+    read_body = Yamux._read_data_body
+
+    async def read_data_body(self: Yamux, length: int) -> bytes:
+        session = self.secured_conn
+        if (isinstance(session, SecureSession)
+                and session.high_watermark - session.low_watermark >= length):
+            return session._drain(length)
+        return await read_body(self, length)
+
+    Yamux._read_data_body = read_data_body  # type: ignore[method-assign]
 
 
 async def widen_receive_window(stream: object, size: int) -> None:
