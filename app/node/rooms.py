@@ -284,6 +284,7 @@ class RoomService:
     # -- the live room ------------------------------------------------------------------------
 
     def _open(self, secrets: rc.RoomSecrets) -> None:
+        self._names.pop(secrets.room_id, None)  # a room joined again starts with no members
         live = _LiveRoom(secrets)
         self._live[secrets.room_id] = live
         self._pubsub.set_topic_validator(secrets.topic, self._validator(secrets), False)
@@ -348,8 +349,7 @@ class RoomService:
             return False
         if not self.store.store_post(post, envelope, PostState.RECEIVED.value, read=False):
             return False  # a duplicate or an equivocation: shown once, never twice
-        if self.store.upsert_member(secrets.room_id, post.author, "", (), None):
-            self._members_changed(secrets.room_id)
+        self._note_author(secrets.room_id, post.author)
         if post.kind == rc.KIND_FILE:
             # First, so the transfer exists when a view looks it up for the post's card.
             self._node.files.room_file(secrets.room_id, post.author, post.body)
@@ -365,6 +365,13 @@ class RoomService:
         ):
             self._request_sync(live, source or post.author)  # a gap: gossip lost something
         return True
+
+    def _note_author(self, room_id: bytes, author: str) -> None:
+        """Make a post's author a member: a write the first time, none for a known member."""
+        if author in (self._names.get(room_id) or {}):
+            return  # the cached names are the stored members (dropped on any member change)
+        if self.store.upsert_member(room_id, author, "", (), None):
+            self._members_changed(room_id)
 
     # -- members and announces ----------------------------------------------------------------
 
