@@ -61,6 +61,7 @@ DIAL_TIMEOUT = 10.0
 MAX_ROOM_DIALS = 8            # members dialled per room when we have no room peer connected
 ONLINE_WINDOW = 2.5 * ANNOUNCE_INTERVAL
 SUMMARY_DELAY = 0.1           # coalesce room-list and unread updates during bursts
+GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 
 
 class RoomServiceError(ValueError):
@@ -77,6 +78,7 @@ class _LiveRoom:
     sync_again: set[str] = field(default_factory=set)
     synced_with: set[str] = field(default_factory=set)
     last_announce: float = 0.0
+    gaps: dict[tuple[bytes, int], str] = field(default_factory=dict)  # (author, seq) -> peer
 
 
 def _parse_room_id(room_id: str) -> bytes:
@@ -363,7 +365,7 @@ class RoomService:
         if post.author_seq > 1 and not self.store.has_seq(
             secrets.room_id, post.author_key, post.author_seq - 1
         ):
-            self._request_sync(live, source or post.author)  # a gap: gossip lost something
+            self._gap_seen(live, post, source or post.author)
         return True
 
     def _note_author(self, room_id: bytes, author: str) -> None:
@@ -372,6 +374,21 @@ class RoomService:
             return  # the cached names are the stored members (dropped on any member change)
         if self.store.upsert_member(room_id, author, "", (), None):
             self._members_changed(room_id)
+
+    def _gap_seen(self, live: _LiveRoom, post: rc.RoomPost, peer_id: str) -> None:
+        """A post came before its author's previous one: sync from ``peer_id`` unless that
+        one arrives within ``GAP_GRACE`` (relays deliver a burst slightly out of order)."""
+        first = not live.gaps
+        live.gaps[(post.author_key, post.author_seq - 1)] = peer_id
+        if first:
+            self._node.nursery.start_soon(self._sync_lasting_gaps, live)
+
+    async def _sync_lasting_gaps(self, live: _LiveRoom) -> None:
+        await trio.sleep(GAP_GRACE)
+        gaps, live.gaps = live.gaps, {}
+        for (author_key, seq), peer_id in gaps.items():
+            if not self.store.has_seq(live.secrets.room_id, author_key, seq):
+                self._request_sync(live, peer_id)  # gossip lost something
 
     # -- members and announces ----------------------------------------------------------------
 
