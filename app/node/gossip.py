@@ -142,18 +142,35 @@ class GossipConfig:
 
 
 class ChatGossipSub(GossipSub):
-    """py-libp2p's router, sending IDONTWANT only where gossipsub 1.2 means it to be sent.
+    """py-libp2p's router with three 0.8.1 behaviours changed.
 
-    0.8.1 sends one IDONTWANT RPC to every 1.2 mesh peer for every message, even tiny ones and
-    even for its own publishes. In a three-peer line that is six RPCs per post instead of two
-    and cut throughput by more than half. go-libp2p sends them only for messages of at least
-    1 KiB (``idontwant_threshold``) that it received from someone else; so do we. IDONTWANTs
-    that peers send us are still honoured.
+    IDONTWANT only where gossipsub 1.2 means it to be sent: 0.8.1 sends one IDONTWANT RPC to
+    every 1.2 mesh peer for every message, even tiny ones and even for its own publishes. In
+    a three-peer line that is six RPCs per post instead of two and cut throughput by more than
+    half. go-libp2p sends them only for messages of at least 1 KiB (``idontwant_threshold``)
+    that it received from someone else; so do we. IDONTWANTs that peers send us are honoured.
+
+    No peer scorer: 0.8.1 builds one even without score parameters, with every weight 0 and
+    every threshold minus infinity, so no gate can ever close; it still computed two scores
+    per mesh peer for every message forwarded and decayed counters for every peer at each
+    heartbeat. ``scorer = None`` is upstream's own "no scoring" path.
+
+    Deliveries not recorded: every message published or forwarded appends a timestamp to
+    ``recent_message_deliveries``, which only adaptive gossip reads and trims. With it off
+    (``GossipConfig.adaptive_gossip``) the lists grew for as long as the node ran.
+    tests/test_gossip.py checks both.
     """
 
     def __init__(self, config: GossipConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.idontwant_threshold = config.idontwant_threshold
+        self.scorer = None
+
+    def _periodic_security_cleanup(self) -> None:
+        """Upstream's per-heartbeat cleanup, then dropping delivery times nobody reads."""
+        super()._periodic_security_cleanup()
+        if not self.adaptive_gossip_enabled:
+            self.recent_message_deliveries.clear()
 
     async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
         # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
@@ -166,7 +183,7 @@ class ChatGossipSub(GossipSub):
 
 
 def build_router(config: GossipConfig) -> ChatGossipSub:
-    """The gossipsub router with ``config``'s values (no peer scoring: all gates stay open)."""
+    """The gossipsub router with ``config``'s values (no peer scoring, see ``ChatGossipSub``)."""
     router = ChatGossipSub(
         config,
         protocols=list(config.protocols),
