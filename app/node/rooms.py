@@ -60,7 +60,7 @@ MAX_SYNC_PAGES = 1000
 DIAL_TIMEOUT = 10.0
 MAX_ROOM_DIALS = 8            # members dialled per room when we have no room peer connected
 ONLINE_WINDOW = 2.5 * ANNOUNCE_INTERVAL
-SUMMARY_DELAY = 0.1           # coalesce room-list and unread updates during bursts
+SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bursts
 GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 
 
