@@ -83,18 +83,21 @@ def _credit_half_window() -> None:
     a reader of small messages sends one frame per read. This replacement keeps the rest of
     that method (growing back to the target window, doubling the target when updates come
     within four round trips) and drops the per-read release. A sender never stalls for it: it
-    has the other half of the window while the first half is read. Upstream still does this
-    on its main branch; the fix there is to drop that branch and the pending-release one.
-    tests/test_byte_path.py fails if an upgrade renames the method or the state it uses.
+    has the other half of the window while the first half is read. It also takes no
+    ``window_lock``: the check and the update have no ``await`` between them, so no other
+    task can run in between (and no holder of that lock awaits while relying on
+    ``recv_window``); the lock only cost every read a trip through the scheduler.
+    Upstream still does all this on its main branch; the fix there is to drop the per-read
+    and pending-release branches. tests/test_byte_path.py fails if an upgrade renames the
+    method or the state it uses.
     """
 
     async def credit(self: YamuxStream, *, bytes_read: int = 0) -> None:
-        async with self.window_lock:
-            buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
-            read_uncredited = self.target_recv_window - (self.recv_window + buffered)
-            if read_uncredited < self.target_recv_window // 2:
-                return
-            grant = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        read_uncredited = self.target_recv_window - (self.recv_window + buffered)
+        if read_uncredited < self.target_recv_window // 2:
+            return
+        grant = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
         if grant > 0:
             await self.send_window_update(grant)
 
