@@ -11,6 +11,7 @@ spread through the room itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -79,6 +80,16 @@ class _LiveRoom:
     synced_with: set[str] = field(default_factory=set)
     last_announce: float = 0.0
     gaps: dict[tuple[bytes, int], str] = field(default_factory=dict)  # (author, seq) -> peer
+
+
+@functools.lru_cache(maxsize=1024)
+def _publisher(from_id: bytes) -> str:
+    """A gossip message's publisher as a peer id ("" if unreadable): base58 is slow Python,
+    and a room hears the same few publishers over and over."""
+    try:
+        return str(ID(from_id))
+    except Exception:  # noqa: BLE001 - a bad id only loses the gap hint
+        return ""
 
 
 def _parse_room_id(room_id: str) -> bytes:
@@ -312,10 +323,7 @@ class RoomService:
                 nursery.start_soon(self._announce_loop, live)
                 nursery.start_soon(self._sync_loop, live)
                 async for message in subscription:
-                    try:
-                        source = str(ID(message.from_id))
-                    except Exception:  # noqa: BLE001 - a bad id only loses the gap hint
-                        source = ""
+                    source = _publisher(bytes(message.from_id))
                     await self._receive(live, bytes(message.data), source)
 
     async def _publish(self, secrets: rc.RoomSecrets, envelope: bytes) -> None:
