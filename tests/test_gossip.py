@@ -386,9 +386,10 @@ def frame(*messages: rpc_pb2.Message, record: bytes | None = None) -> bytes:
 
 async def raw_link(
     stack: AsyncExitStack,
-) -> tuple[KithPubsub, ISubscriptionAPI, Identity, IHost, INetStream, list[bytes]]:
-    """A Kith peer in TOPIC and a client that writes RPC frames to it by hand; the list
-    collects the data of every message the Kith peer starts a ``push_msg`` task for."""
+) -> tuple[KithPubsub, ISubscriptionAPI, Identity, IHost, INetStream, list[bytes], list[bytes]]:
+    """A Kith peer in TOPIC and a client that writes RPC frames to it by hand. The lists
+    collect the data of every message the Kith peer handles (``push_msg``), in order, and of
+    every message it starts a task for."""
     (host,) = await start_hosts(stack, 1)
     pubsub = await stack.enter_async_context(open_pubsub(host))
     subscription = await pubsub.subscribe(TOPIC)
@@ -396,34 +397,42 @@ async def raw_link(
     client = build_host(identity, [LOOPBACK])
     await stack.enter_async_context(client.run([LOOPBACK]))
     await connect(client, host)
+    handled: list[bytes] = []
     started: list[bytes] = []
-    run_task = pubsub.manager.run_task
+    push_msg, run_task = pubsub.push_msg, pubsub.manager.run_task
 
-    def counting(fn: Callable[..., Awaitable[None]], *args: object, **kwargs: object) -> None:
-        if fn == pubsub.push_msg:
+    async def handling(forwarder: ID, message: rpc_pb2.Message) -> None:
+        handled.append(bytes(message.data))
+        await push_msg(forwarder, message)
+
+    def starting(fn: Callable[..., Awaitable[None]], *args: object, **kwargs: object) -> None:
+        if fn in (push_msg, handling):
             started.append(bytes(args[1].data))  # type: ignore[attr-defined]
         run_task(fn, *args, **kwargs)  # type: ignore[arg-type]
 
-    pubsub.manager.run_task = counting  # type: ignore[method-assign,assignment]
+    pubsub.push_msg = handling  # type: ignore[method-assign,assignment]
+    pubsub.manager.run_task = starting  # type: ignore[method-assign,assignment]
     stream = await client.new_stream(host.get_id(), [PROTOCOL_ID_V11])
-    return pubsub, subscription, identity, client, stream, started
+    return pubsub, subscription, identity, client, stream, handled, started
 
 
-def test_a_copy_already_seen_starts_no_task() -> None:
-    """0.8.1 starts a push_msg task for every copy (walking all the service's tasks to find
-    its parent); in a room most copies are duplicates that push_msg drops first thing."""
+def test_messages_are_handled_in_order_without_a_task_each_and_seen_copies_first_dropped(
+) -> None:
+    """0.8.1 starts a push_msg task for every message, copies included (walking all the
+    service's tasks to find its parent), and the tasks may run in any order."""
 
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
-            _, sub, identity, _, stream, started = await raw_link(stack)
+            _, sub, identity, _, stream, handled, started = await raw_link(stack)
             first = signed(identity, b"first", 1)
             await stream.write(frame(first))
             assert (await sub.get()).data == b"first"
-            await stream.write(frame(first) + frame(signed(identity, b"marker", 2)))
-            assert (await sub.get()).data == b"marker"
-            # Tasks start in the order the reader meets the messages, so by now a task for
-            # the second copy of "first" would have been started.
-            assert started == [b"first", b"marker"]
+            burst = [signed(identity, b"%02d" % i, i + 2) for i in range(20)]
+            await stream.write(frame(first, *burst[:10]) + frame(*burst[10:]))
+            got = [bytes((await sub.get()).data) for _ in burst]
+            assert got == [m.data for m in burst]  # in the order the peer sent them
+            assert handled == [b"first", *got]  # the second copy of "first" never got this far
+            assert started == []
 
     run(scenario)
 
@@ -431,7 +440,7 @@ def test_a_copy_already_seen_starts_no_task() -> None:
 def test_rpcs_arrive_whole_however_their_bytes_are_split() -> None:
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
-            _, sub, identity, _, stream, _ = await raw_link(stack)
+            _, sub, identity, _, stream, _, _ = await raw_link(stack)
             frames = [frame(signed(identity, b"m%d" % i, i + 1)) for i in range(6)]
             await stream.write(frames[0] + frames[1] + frames[2])  # three in one write
             joined = frames[3] + frames[4]  # cut inside a length prefix, a body, the next
@@ -521,7 +530,7 @@ def test_our_record_is_built_at_most_once_a_second(monkeypatch: pytest.MonkeyPat
 def test_a_tampered_record_is_refused_after_a_good_one_and_a_new_one_is_stored() -> None:
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
-            pubsub, sub, identity, client, stream, started = await raw_link(stack)
+            pubsub, sub, identity, client, stream, handled, _ = await raw_link(stack)
             keys = key_pair(identity)
             peer = client.get_id()
 
@@ -540,7 +549,7 @@ def test_a_tampered_record_is_refused_after_a_good_one_and_a_new_one_is_stored()
             await stream.write(frame(signed(identity, b"two", 2), record=tampered))
             await stream.write(frame(signed(identity, b"three", 3), record=newer))
             assert (await sub.get()).data == b"three"
-            assert started == [b"one", b"three"]  # the RPC with a tampered record was dropped
+            assert handled == [b"one", b"three"]  # the RPC with a tampered record was dropped
             assert store.peer_record_map[peer].envelope.marshal_envelope() == newer
             assert Multiaddr("/ip4/192.0.2.2/tcp/4001") in store.addrs(peer)
 
@@ -559,11 +568,19 @@ def test_the_py_libp2p_names_kith_swaps_and_wraps_are_there() -> None:
     assert libp2p.pubsub.utils.maybe_consume_signed_record.__module__ == "libp2p.pubsub.utils"
     assert libp2p.peer.peerstore.env_to_send_in_RPC.__module__ == "libp2p.peer.peerstore"
     assert "envelope" in inspect.signature(PeerRecordState).parameters
+    # KithPubsub.continuously_read_stream mirrors upstream's reader: what it does per RPC.
     reader = inspect.getsource(Pubsub.continuously_read_stream)
-    assert "maybe_consume_signed_record(" in reader
-    assert "if not self._is_subscribed_to_msg(msg):" in reader
-    assert "self.manager.run_task(self.push_msg, peer_id, msg)" in reader
-    assert "read_varint_prefixed_bytes_limited(" in reader
+    for step in ("read_varint_prefixed_bytes_limited(", "ParseFromString(incoming)",
+                 "maybe_consume_signed_record(", "self._is_subscribed_to_msg(msg)",
+                 "self.manager.run_task(self.push_msg, peer_id, msg)",
+                 "self.max_subscriptions_per_rpc", "self.handle_subscription(peer_id, message)",
+                 "await self.router.handle_rpc(rpc_incoming, peer_id)",
+                 "stream.metric_send_channel", "except MessageTooLarge"):
+        assert step in reader, step
+    assert reader.count("self.") == 12, "upstream's reader changed: compare it with Kith's"
+    assert "await self.continuously_read_stream(stream)" in inspect.getsource(
+        Pubsub.stream_handler
+    )
     assert "maybe_consume_signed_record(" in inspect.getsource(GossipSub.handle_rpc)
     assert "env_to_send_in_RPC(" in inspect.getsource(GossipSub.publish)
     assert "self._periodic_security_cleanup()" in inspect.getsource(GossipSub.heartbeat)

@@ -38,18 +38,24 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import libp2p.pubsub.pubsub as pubsub_module
 import trio
 from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.custom_types import TProtocol
+from libp2p.io.abc import Reader
+from libp2p.io.exceptions import IOException, MessageTooLarge
+from libp2p.network.connection.exceptions import RawConnError
+from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub
 from libp2p.pubsub.pubsub_notifee import PubsubNotifee
 from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
 from libp2p.pubsub.subscription import TrioSubscriptionAPI
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
+from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
 from app.node import pubsub_records
 
@@ -260,8 +266,8 @@ class KithPubsub(Pubsub):
       service: in 0.8.1 one failing task stops all of pubsub.
     - ``stream_handler``: an unparsable RPC frame raises out of it, and in 0.8.1 that takes
       the host's whole Swarm down; now the stream is reset and the peer may open another.
-      It also reads the stream through ``_ReadAhead`` (see there).
-    - ``_is_subscribed_to_msg``: also false for a message already seen (see its docstring).
+    - ``continuously_read_stream``: reads RPCs a buffer at a time and handles each message in
+      turn, without a task per message (see its docstring).
     - ``handle_sending_messages``: coalesces queued RPCs into one write (see its docstring).
     """
 
@@ -337,7 +343,7 @@ class KithPubsub(Pubsub):
 
     async def stream_handler(self, stream: INetStream) -> None:
         try:
-            await super().stream_handler(_ReadAhead(stream))  # type: ignore[arg-type]
+            await super().stream_handler(stream)
         except Exception:  # e.g. a protobuf DecodeError from a hostile peer
             stopping = self.manager.is_cancelled or not self.manager.is_running
             log.log(logging.DEBUG if stopping else logging.WARNING,
@@ -345,19 +351,65 @@ class KithPubsub(Pubsub):
             with contextlib.suppress(Exception):  # already broken
                 await stream.reset()
 
-    def _is_subscribed_to_msg(self, msg: rpc_pb2.Message) -> bool:
-        """Upstream's test before it starts a task for a received message, now also false for
-        a message already seen.
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        """Upstream's RPC reader (0.8.1), reading through ``_ReadAhead`` and handling each
+        received message in turn instead of starting a task for it.
 
-        In 0.8.1 ``continuously_read_stream`` asks this of every message in an RPC and then
-        starts a ``push_msg`` task for it through the service manager, which walks every task
-        of the service to find the parent (``TrioManager._find_parent_task``); ``push_msg``
-        then drops a seen message first thing. In a room every post arrives once from each
-        mesh neighbour, so most copies are duplicates, and the walk grows with the number of
-        peers. Dropping them here changes nothing else: they were dropped before any check
-        or count. tests/test_gossip.py guards the call site.
+        Upstream starts a ``push_msg`` task for every message in an RPC through the service
+        manager, which first walks every task of the service to find the new task's parent
+        (``TrioManager._find_parent_task``; the reader is no manager task, so the walk always
+        ends empty). In a 20-member room that walk was an eighth of a member's CPU, and it
+        grows with the number of peers. Tasks also let a peer's messages overtake each other,
+        which made a room see gaps that were not there. Messages already seen are dropped
+        before anything else: in a room every post arrives once from each mesh neighbour.
+        Handling messages in order is what go-libp2p's reader does; a slow validator would
+        hold up that peer's stream, which suits only synchronous validators (Kith's are).
+        Subscriptions in an RPC are handled before its messages, control after them, the
+        order upstream's tasks ran in. tests/test_gossip.py guards what this mirrors.
         """
-        return super()._is_subscribed_to_msg(msg) and not self._is_msg_seen(msg)
+        peer_id = stream.muxed_conn.peer_id
+        reader = _ReadAhead(stream)
+        try:
+            while self.manager.is_running:
+                incoming = await read_varint_prefixed_bytes_limited(
+                    reader, self.max_inbound_rpc_size
+                )
+                rpc = rpc_pb2.RPC()
+                rpc.ParseFromString(incoming)
+                if not pubsub_module.maybe_consume_signed_record(rpc, self.host, peer_id):
+                    log.debug("ignoring an RPC from %s: invalid signed record", peer_id)
+                    continue
+                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                    log.warning("peer %s sent %d subscriptions in one RPC; ignored",
+                                peer_id, len(rpc.subscriptions))
+                else:
+                    for subscription in rpc.subscriptions:
+                        self.handle_subscription(peer_id, subscription)
+                for message in rpc.publish:
+                    if self._is_subscribed_to_msg(message) and not self._is_msg_seen(message):
+                        await self.push_msg(peer_id, message)
+                if rpc.HasField("control"):
+                    await self.router.handle_rpc(rpc, peer_id)
+                if stream.metric_send_channel is not None:
+                    await stream.metric_send_channel.send(self._rpc_event(peer_id, rpc, incoming))
+        except MessageTooLarge as error:
+            log.warning("pubsub RPC from %s over the size limit: %s", peer_id, error)
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self._handle_dead_peer(peer_id)
+        except (StreamEOF, StreamError, IOException, RawConnError):
+            log.debug("pubsub stream from %s ended", peer_id, exc_info=True)
+
+    @staticmethod
+    def _rpc_event(peer_id: ID, rpc: rpc_pb2.RPC, raw: bytes) -> GossipsubEvent:
+        """What upstream reports on a stream's metrics channel for one RPC."""
+        event = GossipsubEvent()
+        event.peer_id = peer_id.pretty()
+        event.message_size = len(raw)
+        event.publish = bool(rpc.publish)
+        event.subopts = bool(rpc.subscriptions)
+        event.control = rpc.HasField("control")
+        return event
 
     async def handle_sending_messages(
         self, peer_id: ID, stream: INetStream, queue: RpcQueue
@@ -425,7 +477,7 @@ class KithPubsub(Pubsub):
             await trio.sleep(0.002)
 
 
-class _ReadAhead:
+class _ReadAhead(Reader):
     """An inbound pubsub stream read a whole Yamux buffer at a time.
 
     py-libp2p 0.8.1 reads each RPC with ``read_varint_prefixed_bytes_limited``: one stream
@@ -433,16 +485,12 @@ class _ReadAhead:
     ``NetStream.read`` and ``YamuxStream.read`` (locks, state checks, window accounting), so a
     small RPC cost three of them. Here one read takes everything that has arrived and the RPC
     reader is served from it; nothing beyond what the peer already sent is read early.
-    Everything but ``read`` is the stream's own.
     """
 
     def __init__(self, stream: INetStream) -> None:
         self._stream = stream
         self._data = b""
         self._at = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
     async def read(self, n: int | None = None) -> bytes:
         if self._at >= len(self._data):
