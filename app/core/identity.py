@@ -55,6 +55,13 @@ def public_key_from_peer_id(peer_id: str) -> bytes:
     return raw[len(_PEER_ID_PREFIX):]
 
 
+@functools.lru_cache(maxsize=_KNOWN_IDS)
+def peer_id_bytes(peer_id: str) -> bytes:
+    """The binary form of an Ed25519 peer id (what libp2p's ``ID`` holds); raises
+    ``InvalidPeerId``."""
+    return _PEER_ID_PREFIX + public_key_from_peer_id(peer_id)
+
+
 def is_valid_peer_id(peer_id: str) -> bool:
     try:
         public_key_from_peer_id(peer_id)

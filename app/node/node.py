@@ -27,6 +27,7 @@ from app.core.events import (
     ProfileChanged,
     RelayReserved,
 )
+from app.core.identity import InvalidPeerId, peer_id_bytes
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.contacts import ContactService
 from app.node.dht import DhtService
@@ -68,6 +69,14 @@ def _with_port(addr: multiaddr.Multiaddr, port: int) -> multiaddr.Multiaddr:
     parts[4] = str(port)
     return multiaddr.Multiaddr("/".join(parts))
 
+
+
+def _peer(peer_id: str) -> ID | None:
+    """The libp2p id of a Kith peer id (None if it is not one), without base58 each time."""
+    try:
+        return ID(peer_id_bytes(peer_id))
+    except InvalidPeerId:
+        return None
 
 class _ConnectionWatcher(INotifee):
     """Turns libp2p's connection notifications into ``ConnectionsChanged`` events."""
@@ -330,8 +339,9 @@ class KithNode:
         return len(self.host.get_connected_peers()) if self._host else 0
 
     def is_connected(self, peer_id: str) -> bool:
-        connections = self.host.get_network().connections
-        return any(str(p) == peer_id and conns for p, conns in connections.items())
+        """One lookup, not a scan (room summaries ask this for every member)."""
+        peer = _peer(peer_id)
+        return peer is not None and bool(self.host.get_network().connections.get(peer))
 
     def peer_connected(self, peer_id: str) -> None:
         if self._contacts is None:  # a late notification while shutting down
