@@ -358,10 +358,12 @@ class KithPubsub(Pubsub):
         Upstream starts a ``push_msg`` task for every message in an RPC through the service
         manager, which first walks every task of the service to find the new task's parent
         (``TrioManager._find_parent_task``; the reader is no manager task, so the walk always
-        ends empty). In a 20-member room that walk was an eighth of a member's CPU, and it
-        grows with the number of peers. Tasks also let a peer's messages overtake each other,
-        which made a room see gaps that were not there. Messages already seen are dropped
-        before anything else: in a room every post arrives once from each mesh neighbour.
+        ends empty). The walk grows with the service's tasks: in a 20-member room still
+        forming (a history sync with each new member) it was an eighth of a member's CPU,
+        though nothing measurable once the room had settled. Tasks also let a peer's messages
+        overtake each other, which made a room see gaps that were not there. Messages already
+        seen are dropped before anything else: in a room every post arrives once from each mesh
+        neighbour.
         Handling messages in order is what go-libp2p's reader does; a slow validator would
         hold up that peer's stream, which suits only synchronous validators (Kith's are).
         Subscriptions in an RPC are handled before its messages, control after them, the
