@@ -1,6 +1,6 @@
 """Room benchmark: ``kith node`` processes in one room on 127.0.0.1.
 
-    .venv/bin/python -m tests.benchmarks.rooms [--runs 5] [--against REF]
+    .venv/bin/python -m tests.benchmarks.rooms [--runs 5] [--against REF] [--callgrind DIR]
                                                [--scale 10,20,30,40,50] [--scale-posts 100]
                                                [--skip-cpu] [--skip-scale] [--py-spy DIR]
 
@@ -30,8 +30,11 @@ posts and members (so authoring and relaying are included), resident memory per 
 the largest N whose p99 stays under 1 s. Latency is wall-clock time: on a busy machine it is
 not the machine's figure.
 
+``--callgrind DIR`` also counts the instructions a receiver executes per post under callgrind
+(see ``run_callgrind``): a figure that a busy machine barely moves, for comparing versions.
 ``--py-spy DIR`` records one receiving member of each Part 1 run with py-spy (``pip install
-py-spy``; ``--threads --native``, speedscope format) for the breakdown in docs/performance.md.
+py-spy``; ``--threads --native``, speedscope format). py-spy samples threads that are ready to
+run, so on a busy machine its shares are not CPU shares.
 """
 
 from __future__ import annotations
@@ -84,13 +87,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 @contextlib.contextmanager
 def room_of(
-    members: int, tmp: Path, source: Path | None
+    members: int, tmp: Path, source: Path | None, prefixes: dict[int, list[str]] | None = None
 ) -> Iterator[tuple[list[NodeProcess], str]]:
-    """``members`` nodes in one room, each knowing every other (announces went round)."""
+    """``members`` nodes in one room, each knowing every other (announces went round);
+    ``prefixes`` puts a command before some of them (a profiler)."""
     nodes: list[NodeProcess] = []
     try:
         for i in range(members):
-            nodes.append(NodeProcess(tmp / f"m{i}", name=f"Member {i}", source=source))
+            nodes.append(NodeProcess(tmp / f"m{i}", name=f"Member {i}", source=source,
+                                     prefix=(prefixes or {}).get(i)))
         for node in nodes:
             node.expect("ready", timeout=120 + members)
         created = nodes[0].request({"cmd": "create_room", "name": "Bench"}, "room_created")
@@ -223,6 +228,42 @@ def run_cpu(source: Path | None, spy: Path | None = None) -> CpuRun:
         )
 
 
+CALLGRIND_POSTS = 100
+CALLGRIND_RATE = 5.0  # slow enough for a receiver running under callgrind to keep up
+
+
+def run_callgrind(source: Path | None, out: Path) -> float:
+    """Instructions per received post of receiver 1, counted by callgrind.
+
+    Part 1's room, but receiver 1 runs under ``valgrind --tool=callgrind`` (about 50 times
+    slower, hence fewer and slower posts); its counters are zeroed at the first post and
+    dumped once it has them all. Instruction counts barely move with the machine's load,
+    so they compare versions on a busy machine; they are not Part 1's figure.
+    """
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p"]
+    with tempfile.TemporaryDirectory() as tmp, room_of(
+        CPU_MEMBERS, Path(tmp), source, {1: valgrind}
+    ) as (nodes, room):
+        receiver = nodes[1]
+        settle([n for n in nodes if n is not receiver])  # under callgrind it is never quiet
+        subprocess.run(["callgrind_control", "-z", str(receiver.proc.pid)], check=True,
+                       capture_output=True)
+        sent_at, _, _ = post_at_rate(room, [nodes[0]], CALLGRIND_POSTS, CALLGRIND_RATE)
+        wanted = set(sent_at)
+        deadline = time.monotonic() + 600
+        while len(received_ids(receiver, wanted)) < len(wanted) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = len(received_ids(receiver, wanted))
+        subprocess.run(["callgrind_control", "-d", str(receiver.proc.pid)], check=True,
+                       capture_output=True)
+        dumps = sorted(out.glob(f"callgrind.{receiver.proc.pid}.*"),
+                       key=lambda dump: dump.stat().st_mtime)
+        for line in dumps[-1].read_text(errors="replace").splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1]) / max(1, got)
+    return float("nan")
+
+
 @dataclass
 class ScaleRun:
     delivery: float
@@ -313,6 +354,17 @@ def cpu_part(runs: int, against: str | None, spy: Path | None) -> None:
     print(f"goal: <= 1.0 ms per received post; load average now {load_average()}")
 
 
+def callgrind_part(against: str | None, out: Path) -> None:
+    print(f"\ninstructions per received post (callgrind, receiver 1, {CALLGRIND_POSTS} posts at "
+          f"{CALLGRIND_RATE:.0f}/s); load average {load_average()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        versions: list[tuple[str, Path | None]] = [("this tree", None)]
+        if against is not None:
+            versions.append((against, export_revision(against, Path(tmp))))
+        for name, source in versions:
+            print(f"{name:<12}  {run_callgrind(source, out) / 1e6:6.2f} M", flush=True)
+
+
 def scale_part(sizes: list[int], posts: int) -> None:
     print(f"\nlargest room at {SCALE_RATE:.0f} posts/s, {posts} posts from rotating authors; "
           f"load average {load_average()}")
@@ -341,11 +393,16 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--py-spy", type=Path, help="record a receiver of each run into DIR")
+    parser.add_argument("--callgrind", type=Path,
+                        help="also count a receiver's instructions under callgrind (dumps in DIR)")
     args = parser.parse_args()
     if args.py_spy is not None:
         args.py_spy.mkdir(parents=True, exist_ok=True)
     if not args.skip_cpu:
         cpu_part(args.runs, args.against, args.py_spy)
+    if args.callgrind is not None:
+        args.callgrind.mkdir(parents=True, exist_ok=True)
+        callgrind_part(args.against, args.callgrind.resolve())
     if not args.skip_scale:
         scale_part([int(x) for x in args.scale.split(",")], args.scale_posts)
 
