@@ -20,11 +20,12 @@ class NodeProcess:
 
     def __init__(
         self, profile: Path, *args: str, name: str | None = None, prefix: list[str] | None = None,
-        crash_at: list[str] | None = None,
+        crash_at: list[str] | None = None, source: Path | None = None,
     ) -> None:
         """``prefix`` goes before the command, e.g. ``["ip", "netns", "exec", "NS"]``;
         ``crash_at`` makes the node SIGKILL itself at one moment (``tests.crash_at``), e.g.
-        ``["app.node.files.downloading:link_final"]``."""
+        ``["app.node.files.downloading:link_final"]``; ``source`` runs the ``app`` package of
+        another checkout (a benchmark comparing two versions), with this one's environment."""
         runner = ["tests.crash_at", *crash_at, "--"] if crash_at else ["app"]
         cmd = [*(prefix or []), sys.executable, "-m", *runner, "node", "--profile", str(profile)]
         if not any(a == "--listen" for a in args):
@@ -34,7 +35,7 @@ class NodeProcess:
         cmd += list(args)
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, encoding="utf-8", bufsize=1,
+            text=True, encoding="utf-8", bufsize=1, cwd=source,
         )
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []

@@ -6,22 +6,30 @@ condition with a deadline, never a fixed sleep.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
+import libp2p.peer.peerstore
+import libp2p.pubsub.gossipsub
+import libp2p.pubsub.pubsub
+import libp2p.pubsub.utils
 import pytest
 import trio
-from libp2p.abc import IHost, ISubscriptionAPI
+from libp2p.abc import IHost, INetStream, ISubscriptionAPI
+from libp2p.peer.envelope import Envelope
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from libp2p.peer.peerstore import PeerRecordState, create_signed_peer_record
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.validators import signature_validator
+from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX, signature_validator
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
 from multiaddr import Multiaddr
@@ -34,7 +42,7 @@ from app.node.gossip import (
     PayloadTooLarge,
     open_pubsub,
 )
-from app.node.host import build_host
+from app.node.host import build_host, key_pair
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
 TOPIC = "kith-room-test"
@@ -326,6 +334,7 @@ def test_chat_settings_are_in_force_and_stopping_is_clean() -> None:
             assert not router.adaptive_gossip_enabled
             assert not router.eclipse_protection_enabled
             assert pubsubs[0].strict_signing
+            assert router.scorer is None
             assert hs[0].get_network().get_connections(hs[1].get_id())
             assert hs[1].get_id() in pubsubs[0].peer_queues
             queue = pubsubs[0].peer_queues[hs[1].get_id()]
@@ -395,3 +404,224 @@ def test_a_restarted_peer_learns_our_subscriptions_even_if_its_old_stream_linger
             assert pb.peers[a2.get_id()] is not stale
 
     run(scenario)
+def signed(identity: Identity, data: bytes, seqno: int) -> rpc_pb2.Message:
+    """A gossip message published by ``identity``, signed as StrictSign requires."""
+    keys = key_pair(identity)
+    message = rpc_pb2.Message(
+        data=data, topicIDs=[TOPIC], from_id=ID.from_pubkey(keys.public_key).to_bytes(),
+        seqno=seqno.to_bytes(8, "big"),
+    )
+    message.signature = keys.private_key.sign(
+        PUBSUB_SIGNING_PREFIX.encode() + message.SerializeToString()
+    )
+    return message
+
+
+def frame(*messages: rpc_pb2.Message, record: bytes | None = None) -> bytes:
+    rpc = rpc_pb2.RPC(publish=list(messages))
+    if record is not None:
+        rpc.senderRecord = record
+    return encode_varint_prefixed(rpc.SerializeToString())
+
+
+async def raw_link(
+    stack: AsyncExitStack,
+) -> tuple[KithPubsub, ISubscriptionAPI, Identity, IHost, INetStream, list[bytes], list[bytes]]:
+    """A Kith peer in TOPIC and a client that writes RPC frames to it by hand. The lists
+    collect the data of every message the Kith peer handles (``push_msg``), in order, and of
+    every message it starts a task for."""
+    (host,) = await start_hosts(stack, 1)
+    pubsub = await stack.enter_async_context(open_pubsub(host))
+    subscription = await pubsub.subscribe(TOPIC)
+    identity = Identity.generate()
+    client = build_host(identity, [LOOPBACK])
+    await stack.enter_async_context(client.run([LOOPBACK]))
+    await connect(client, host)
+    handled: list[bytes] = []
+    started: list[bytes] = []
+    push_msg, run_task = pubsub.push_msg, pubsub.manager.run_task
+
+    async def handling(forwarder: ID, message: rpc_pb2.Message) -> None:
+        handled.append(bytes(message.data))
+        await push_msg(forwarder, message)
+
+    def starting(fn: Callable[..., Awaitable[None]], *args: object, **kwargs: object) -> None:
+        if fn in (push_msg, handling):
+            started.append(bytes(args[1].data))  # type: ignore[attr-defined]
+        run_task(fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    pubsub.push_msg = handling  # type: ignore[method-assign,assignment]
+    pubsub.manager.run_task = starting  # type: ignore[method-assign,assignment]
+    stream = await client.new_stream(host.get_id(), [PROTOCOL_ID_V11])
+    return pubsub, subscription, identity, client, stream, handled, started
+
+
+def test_messages_are_handled_in_order_without_a_task_each_and_seen_copies_first_dropped(
+) -> None:
+    """0.8.1 starts a push_msg task for every message, copies included (walking all the
+    service's tasks to find its parent), and the tasks may run in any order."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            _, sub, identity, _, stream, handled, started = await raw_link(stack)
+            first = signed(identity, b"first", 1)
+            await stream.write(frame(first))
+            assert (await sub.get()).data == b"first"
+            burst = [signed(identity, b"%02d" % i, i + 2) for i in range(20)]
+            await stream.write(frame(first, *burst[:10]) + frame(*burst[10:]))
+            got = [bytes((await sub.get()).data) for _ in burst]
+            assert got == [m.data for m in burst]  # in the order the peer sent them
+            assert handled == [b"first", *got]  # the second copy of "first" never got this far
+            assert started == []
+
+    run(scenario)
+
+
+def test_rpcs_arrive_whole_however_their_bytes_are_split() -> None:
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            _, sub, identity, _, stream, _, _ = await raw_link(stack)
+            frames = [frame(signed(identity, b"m%d" % i, i + 1)) for i in range(6)]
+            await stream.write(frames[0] + frames[1] + frames[2])  # three in one write
+            joined = frames[3] + frames[4]  # cut inside a length prefix, a body, the next
+            for piece in (joined[:1], joined[1:5], joined[5:-3], joined[-3:]):
+                await stream.write(piece)
+            await stream.write(frames[5])
+            with trio.fail_after(DEADLINE):
+                got = {bytes((await sub.get()).data) for _ in range(6)}
+            assert got == {b"m%d" % i for i in range(6)}
+
+    run(scenario)
+
+
+def test_the_router_keeps_no_log_of_deliveries() -> None:
+    """0.8.1 appends a timestamp per message published or forwarded, and only adaptive gossip
+    (off here) ever trims the list: it grew for as long as a node ran."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            _, pubsubs, subs = await line(stack, 2)
+            for i in range(50):
+                await pubsubs[0].publish(TOPIC, b"%d" % i)
+            for _ in range(50):
+                await subs[1].get()
+            routers = [p.gossip for p in pubsubs]
+            await wait_until(
+                lambda: not any(any(r.recent_message_deliveries.values()) for r in routers),
+                "a heartbeat to drop the delivery log",
+            )
+
+    run(scenario)
+
+
+def test_a_peers_signed_record_is_checked_once_while_it_does_not_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """0.8.1 verifies the sender's signed peer record in every RPC (an Ed25519 signature)."""
+    checks: list[bytes] = []
+    validate = Envelope.validate
+
+    def counting(self: Envelope, domain: str) -> None:
+        checks.append(self.signature)
+        validate(self, domain)
+
+    monkeypatch.setattr(Envelope, "validate", counting)
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            _, pubsubs, subs = await line(stack, 2)
+            checks.clear()
+            for i in range(60):
+                await pubsubs[0].publish(TOPIC, b"%d" % i)
+            for _ in range(60):
+                await subs[1].get()
+        # Once per peer record (a copy or two may race the first check), not once per RPC.
+        assert len(checks) <= 4
+
+    run(scenario)
+
+
+def test_our_record_is_built_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.8.1 asks the host for its addresses for every RPC it sends, to compare them with the
+    cached record (Kith's get_addrs expands wildcards and adds relay circuits)."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            hs, pubsubs, subs = await line(stack, 2)
+            asked: list[int] = []
+            get_addrs = hs[0].get_addrs
+
+            def counting() -> list[Multiaddr]:
+                asked.append(1)
+                return get_addrs()
+
+            monkeypatch.setattr(hs[0], "get_addrs", counting)
+            started = trio.current_time()
+            for i in range(60):
+                await pubsubs[0].publish(TOPIC, b"%d" % i)
+            for _ in range(60):
+                await subs[1].get()
+            seconds = trio.current_time() - started
+        assert len(asked) <= 2 + seconds  # once a second, not once per RPC
+
+    run(scenario)
+
+
+def test_a_tampered_record_is_refused_after_a_good_one_and_a_new_one_is_stored() -> None:
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            pubsub, sub, identity, client, stream, handled, _ = await raw_link(stack)
+            keys = key_pair(identity)
+            peer = client.get_id()
+
+            def record(addr: str) -> bytes:
+                envelope = create_signed_peer_record(peer, [Multiaddr(addr)], keys.private_key)
+                return envelope.marshal_envelope()
+
+            genuine = record("/ip4/192.0.2.1/tcp/4001")
+            tampered = genuine[:-1] + bytes([genuine[-1] ^ 1])  # the signature's last byte
+            newer = record("/ip4/192.0.2.2/tcp/4001")
+            store: Any = pubsub.host.get_peerstore()  # the PeerStore, with its record map
+
+            await stream.write(frame(signed(identity, b"one", 1), record=genuine))
+            assert (await sub.get()).data == b"one"
+            assert store.peer_record_map[peer].envelope.marshal_envelope() == genuine
+            await stream.write(frame(signed(identity, b"two", 2), record=tampered))
+            await stream.write(frame(signed(identity, b"three", 3), record=newer))
+            assert (await sub.get()).data == b"three"
+            assert handled == [b"one", b"three"]  # the RPC with a tampered record was dropped
+            assert store.peer_record_map[peer].envelope.marshal_envelope() == newer
+            assert Multiaddr("/ip4/192.0.2.2/tcp/4001") in store.addrs(peer)
+
+    run(scenario)
+
+
+def test_the_py_libp2p_names_kith_swaps_and_wraps_are_there() -> None:
+    """Guards app.node.pubsub_records and the KithPubsub overrides: an upgrade that moves
+    these internals must fail here."""
+    from app.node import pubsub_records
+
+    pubsub_records.install()
+    for module in (libp2p.pubsub.pubsub, libp2p.pubsub.gossipsub):
+        assert module.maybe_consume_signed_record.__qualname__.startswith("_check_once.")
+        assert module.env_to_send_in_RPC.__qualname__.startswith("_build_once.")
+    assert libp2p.pubsub.utils.maybe_consume_signed_record.__module__ == "libp2p.pubsub.utils"
+    assert libp2p.peer.peerstore.env_to_send_in_RPC.__module__ == "libp2p.peer.peerstore"
+    assert "envelope" in inspect.signature(PeerRecordState).parameters
+    # KithPubsub.continuously_read_stream mirrors upstream's reader: what it does per RPC.
+    reader = inspect.getsource(Pubsub.continuously_read_stream)
+    for step in ("read_varint_prefixed_bytes_limited(", "ParseFromString(incoming)",
+                 "maybe_consume_signed_record(", "self._is_subscribed_to_msg(msg)",
+                 "self.manager.run_task(self.push_msg, peer_id, msg)",
+                 "self.max_subscriptions_per_rpc", "self.handle_subscription(peer_id, message)",
+                 "await self.router.handle_rpc(rpc_incoming, peer_id)",
+                 "stream.metric_send_channel", "except MessageTooLarge"):
+        assert step in reader, step
+    assert reader.count("self.") == 12, "upstream's reader changed: compare it with Kith's"
+    assert "await self.continuously_read_stream(stream)" in inspect.getsource(
+        Pubsub.stream_handler
+    )
+    assert "maybe_consume_signed_record(" in inspect.getsource(GossipSub.handle_rpc)
+    assert "env_to_send_in_RPC(" in inspect.getsource(GossipSub.publish)
+    assert "self._periodic_security_cleanup()" in inspect.getsource(GossipSub.heartbeat)
+    assert "recent_message_deliveries[topic].append(" in inspect.getsource(GossipSub.publish)

@@ -234,7 +234,8 @@ def _same_signature(ours: type, theirs: type, names: tuple[str, ...]) -> None:
 def test_dcutr_overrides_internals() -> None:
     _same_signature(_KithDCUtR, DCUtRProtocol, (
         "initiate_hole_punch", "_handle_dcutr_stream", "_try_unilateral_upgrade",
-        "_perform_hole_punch", "_dial_peer", "_decode_observed_addrs", "_get_observed_addrs"))
+        "_perform_hole_punch", "_dial_peer", "_decode_observed_addrs", "_get_observed_addrs",
+        "_auto_drive_loop"))
     # Every dial goes through _dial_peer, every exchange through the two entries we guard.
     assert "_dial_peer" in _names(DCUtRProtocol._try_unilateral_upgrade)
     assert "_dial_peer" in _names(DCUtRProtocol._perform_hole_punch)

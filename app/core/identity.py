@@ -7,6 +7,7 @@ The X25519 form of the same key (libsodium's conversion) is the encryption key f
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import nacl.bindings
@@ -30,12 +31,19 @@ class InvalidKeyFile(ValueError):
     """Identity key bytes that are not a libp2p-encoded Ed25519 private key."""
 
 
+# Both conversions are pure and base58 is big-integer arithmetic in Python: every room post
+# received needs its author's id, so the ids of the last few thousand keys seen are kept.
+_KNOWN_IDS = 4096
+
+
+@functools.lru_cache(maxsize=_KNOWN_IDS)
 def peer_id_from_public_key(public_key: bytes) -> str:
     if len(public_key) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes")
     return b58encode(_PEER_ID_PREFIX + public_key)
 
 
+@functools.lru_cache(maxsize=_KNOWN_IDS)
 def public_key_from_peer_id(peer_id: str) -> bytes:
     """Recover the Ed25519 public key embedded in a peer id (Kith only accepts Ed25519 peers)."""
     try:
@@ -45,6 +53,13 @@ def public_key_from_peer_id(peer_id: str) -> bytes:
     if len(raw) != len(_PEER_ID_PREFIX) + 32 or not raw.startswith(_PEER_ID_PREFIX):
         raise InvalidPeerId("not the peer id of an Ed25519 key")
     return raw[len(_PEER_ID_PREFIX):]
+
+
+@functools.lru_cache(maxsize=_KNOWN_IDS)
+def peer_id_bytes(peer_id: str) -> bytes:
+    """The binary form of an Ed25519 peer id (what libp2p's ``ID`` holds); raises
+    ``InvalidPeerId``."""
+    return _PEER_ID_PREFIX + public_key_from_peer_id(peer_id)
 
 
 def is_valid_peer_id(peer_id: str) -> bool:
@@ -70,7 +85,11 @@ def x25519_public_from_peer_id(peer_id: str) -> bytes:
 
 @dataclass(frozen=True)
 class Identity:
-    """An Ed25519 signing key and everything derived from it."""
+    """An Ed25519 signing key and everything derived from it.
+
+    The derived values are computed once (deriving the public key is a scalar multiplication,
+    the peer id a base58 encoding, and a node asks for its own id on every room post).
+    """
 
     seed: bytes
 
@@ -82,15 +101,15 @@ class Identity:
     def generate(cls) -> Identity:
         return cls(bytes(nacl.signing.SigningKey.generate()))
 
-    @property
+    @functools.cached_property
     def signing_key(self) -> nacl.signing.SigningKey:
         return nacl.signing.SigningKey(self.seed)
 
-    @property
+    @functools.cached_property
     def public_key(self) -> bytes:
         return bytes(self.signing_key.verify_key)
 
-    @property
+    @functools.cached_property
     def peer_id(self) -> str:
         return peer_id_from_public_key(self.public_key)
 

@@ -14,6 +14,8 @@ import trio
 from libp2p.abc import IHost, INetConn
 from libp2p.peer.id import ID
 
+from app.core.identity import InvalidPeerId, peer_id_bytes
+
 log = logging.getLogger(__name__)
 
 
@@ -32,8 +34,12 @@ class HostConnections:
         return conns if isinstance(conns, list) else [conns] if conns else []
 
     def is_connected(self, peer_id: str) -> bool:
-        connections = self._host.get_network().connections
-        return any(str(p) == peer_id and conns for p, conns in connections.items())
+        """One lookup, not a scan (room summaries ask this for every member)."""
+        try:
+            peer = ID(peer_id_bytes(peer_id))
+        except InvalidPeerId:
+            return False
+        return bool(self._host.get_network().connections.get(peer))
 
     def count(self) -> int:
         """How many peers we are connected to."""

@@ -38,19 +38,26 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import libp2p.pubsub.pubsub as pubsub_module
 import trio
 from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.custom_types import TProtocol
+from libp2p.io.abc import Reader
+from libp2p.io.exceptions import IOException, MessageTooLarge
+from libp2p.network.connection.exceptions import RawConnError
+from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub
 from libp2p.pubsub.pubsub_notifee import PubsubNotifee
 from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
 from libp2p.pubsub.subscription import TrioSubscriptionAPI
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
+from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
+from app.node import pubsub_records
 from app.node.isolation import is_local_fault
 from app.node.libp2p_patches.service import isolate_service_tasks
 
@@ -143,18 +150,35 @@ class GossipConfig:
 
 
 class ChatGossipSub(GossipSub):
-    """py-libp2p's router, sending IDONTWANT only where gossipsub 1.2 means it to be sent.
+    """py-libp2p's router with three 0.8.1 behaviours changed.
 
-    0.8.1 sends one IDONTWANT RPC to every 1.2 mesh peer for every message, even tiny ones and
-    even for its own publishes. In a three-peer line that is six RPCs per post instead of two
-    and cut throughput by more than half. go-libp2p sends them only for messages of at least
-    1 KiB (``idontwant_threshold``) that it received from someone else; so do we. IDONTWANTs
-    that peers send us are still honoured.
+    IDONTWANT only where gossipsub 1.2 means it to be sent: 0.8.1 sends one IDONTWANT RPC to
+    every 1.2 mesh peer for every message, even tiny ones and even for its own publishes. In
+    a three-peer line that is six RPCs per post instead of two and cut throughput by more than
+    half. go-libp2p sends them only for messages of at least 1 KiB (``idontwant_threshold``)
+    that it received from someone else; so do we. IDONTWANTs that peers send us are honoured.
+
+    No peer scorer: 0.8.1 builds one even without score parameters, with every weight 0 and
+    every threshold minus infinity, so no gate can ever close; it still computed two scores
+    per mesh peer for every message forwarded and decayed counters for every peer at each
+    heartbeat. ``scorer = None`` is upstream's own "no scoring" path.
+
+    Deliveries not recorded: every message published or forwarded appends a timestamp to
+    ``recent_message_deliveries``, which only adaptive gossip reads and trims. With it off
+    (``GossipConfig.adaptive_gossip``) the lists grew for as long as the node ran.
+    tests/test_gossip.py checks both.
     """
 
     def __init__(self, config: GossipConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.idontwant_threshold = config.idontwant_threshold
+        self.scorer = None
+
+    def _periodic_security_cleanup(self) -> None:
+        """Upstream's per-heartbeat cleanup, then dropping delivery times nobody reads."""
+        super()._periodic_security_cleanup()
+        if not self.adaptive_gossip_enabled:
+            self.recent_message_deliveries.clear()
 
     async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
         # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
@@ -180,7 +204,7 @@ class ChatGossipSub(GossipSub):
 
 
 def build_router(config: GossipConfig) -> ChatGossipSub:
-    """The gossipsub router with ``config``'s values (no peer scoring: all gates stay open)."""
+    """The gossipsub router with ``config``'s values (no peer scoring, see ``ChatGossipSub``)."""
     router = ChatGossipSub(
         config,
         protocols=list(config.protocols),
@@ -261,6 +285,8 @@ class KithPubsub(Pubsub):
       (``isolate_service_tasks`` in ``open_pubsub``).
     - ``stream_handler``: an unparsable RPC frame raises out of it, and in 0.8.1 that takes
       the host's whole Swarm down; now the stream is reset and the peer may open another.
+    - ``continuously_read_stream``: reads RPCs a buffer at a time and handles each message in
+      turn, without a task per message (see its docstring).
     - ``handle_sending_messages``: coalesces queued RPCs into one write (see its docstring).
     """
 
@@ -370,6 +396,68 @@ class KithPubsub(Pubsub):
             with contextlib.suppress(Exception):  # already broken
                 await stream.reset()
 
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        """Upstream's RPC reader (0.8.1), reading through ``_ReadAhead`` and handling each
+        received message in turn instead of starting a task for it.
+
+        Upstream starts a ``push_msg`` task for every message in an RPC through the service
+        manager, which first walks every task of the service to find the new task's parent
+        (``TrioManager._find_parent_task``; the reader is no manager task, so the walk always
+        ends empty). The walk grows with the service's tasks: in a 20-member room still
+        forming (a history sync with each new member) it was an eighth of a member's CPU,
+        though nothing measurable once the room had settled. Tasks also let a peer's messages
+        overtake each other, which made a room see gaps that were not there. Messages already
+        seen are dropped before anything else: in a room every post arrives once from each mesh
+        neighbour.
+        Handling messages in order is what go-libp2p's reader does; a slow validator would
+        hold up that peer's stream, which suits only synchronous validators (Kith's are).
+        Subscriptions in an RPC are handled before its messages, control after them, the
+        order upstream's tasks ran in. tests/test_gossip.py guards what this mirrors.
+        """
+        peer_id = stream.muxed_conn.peer_id
+        reader = _ReadAhead(stream)
+        try:
+            while self.manager.is_running:
+                incoming = await read_varint_prefixed_bytes_limited(
+                    reader, self.max_inbound_rpc_size
+                )
+                rpc = rpc_pb2.RPC()
+                rpc.ParseFromString(incoming)
+                if not pubsub_module.maybe_consume_signed_record(rpc, self.host, peer_id):
+                    log.debug("ignoring an RPC from %s: invalid signed record", peer_id)
+                    continue
+                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                    log.warning("peer %s sent %d subscriptions in one RPC; ignored",
+                                peer_id, len(rpc.subscriptions))
+                else:
+                    for subscription in rpc.subscriptions:
+                        self.handle_subscription(peer_id, subscription)
+                for message in rpc.publish:
+                    if self._is_subscribed_to_msg(message) and not self._is_msg_seen(message):
+                        await self.push_msg(peer_id, message)
+                if rpc.HasField("control"):
+                    await self.router.handle_rpc(rpc, peer_id)
+                if stream.metric_send_channel is not None:
+                    await stream.metric_send_channel.send(self._rpc_event(peer_id, rpc, incoming))
+        except MessageTooLarge as error:
+            log.warning("pubsub RPC from %s over the size limit: %s", peer_id, error)
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self._handle_dead_peer(peer_id)
+        except (StreamEOF, StreamError, IOException, RawConnError):
+            log.debug("pubsub stream from %s ended", peer_id, exc_info=True)
+
+    @staticmethod
+    def _rpc_event(peer_id: ID, rpc: rpc_pb2.RPC, raw: bytes) -> GossipsubEvent:
+        """What upstream reports on a stream's metrics channel for one RPC."""
+        event = GossipsubEvent()
+        event.peer_id = peer_id.pretty()
+        event.message_size = len(raw)
+        event.publish = bool(rpc.publish)
+        event.subopts = bool(rpc.subscriptions)
+        event.control = rpc.HasField("control")
+        return event
+
     async def handle_sending_messages(
         self, peer_id: ID, stream: INetStream, queue: RpcQueue
     ) -> None:
@@ -436,6 +524,29 @@ class KithPubsub(Pubsub):
             await trio.sleep(0.002)
 
 
+class _ReadAhead(Reader):
+    """An inbound pubsub stream read a whole Yamux buffer at a time.
+
+    py-libp2p 0.8.1 reads each RPC with ``read_varint_prefixed_bytes_limited``: one stream
+    read per byte of the length prefix, then one for the body. Every stream read goes through
+    ``NetStream.read`` and ``YamuxStream.read`` (locks, state checks, window accounting), so a
+    small RPC cost three of them. Here one read takes everything that has arrived and the RPC
+    reader is served from it; nothing beyond what the peer already sent is read early.
+    """
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+        self._data = b""
+        self._at = 0
+
+    async def read(self, n: int | None = None) -> bytes:
+        if self._at >= len(self._data):
+            self._data, self._at = await self._stream.read(), 0
+        start = self._at
+        self._at = len(self._data) if n is None or n < 0 else min(start + n, len(self._data))
+        return self._data[start:self._at]
+
+
 @asynccontextmanager
 async def open_pubsub(
     host: IHost, config: GossipConfig = GossipConfig()
@@ -446,6 +557,7 @@ async def open_pubsub(
     too (py-libp2p only notices connections opened later).
     """
     _quiet_pending_queue_warnings()
+    pubsub_records.install()
     network = host.get_network()
     notifees_before = list(getattr(network, "notifees", []))
     router = build_router(config)

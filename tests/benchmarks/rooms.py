@@ -1,31 +1,83 @@
-"""Room benchmark: N ``kith node`` processes in one room on 127.0.0.1.
+"""Room benchmark: ``kith node`` processes in one room on 127.0.0.1.
 
-    .venv/bin/python -m tests.benchmarks.rooms [--members 10] [--posts 1000] [--rate 100]
-                                               [--scale 10,20,30] [--scale-posts 100]
+    .venv/bin/python -m tests.benchmarks.rooms [--runs 5] [--against REF] [--callgrind DIR]
+                                               [--scale 10,20,30,40,50] [--scale-posts 100]
+                                               [--skip-cpu] [--skip-scale] [--py-spy DIR]
 
-Part 1: N members; POSTS posts at RATE posts/s from rotating authors. Prints delivery after a
-final sync (must be 100%), latency p50/p99 from the post command to each other member's
-``room_message``, and CPU seconds per member.
-Part 2: for each N in --scale, 10 posts/s; reports p99 and whether it stays under 1 s, and the
-largest N that does.
+Both parts first wait until the room has settled (its members' CPU quiet): forming a room
+starts a history sync with every member one connects to, which is not the cost of posting.
+
+Part 1, the CPU one room post costs each member: 4 members, one author posts 400 posts at
+40 posts/s; for each receiving member, its CPU time (utime + stime from /proc) from the first
+post until it has printed the last ``room_message``, divided by the posts it received. A run's
+figure is the mean over the receivers; the table shows the median of ``--runs`` runs and their
+spread (min - max). The same receivers' CPU while the room sits idle is measured just before
+(3 s) and shown as what the posting time alone would cost, so what the posts themselves cost
+is the difference. CPU time counts what the process did, not how long it waited for a core, so
+it moves much less than latency on a busy machine; it still moves (caches, and more batching
+when a process falls behind).
+
+``--against REF`` (a git revision, or a directory holding an ``app`` package) runs that
+``app`` in alternate runs, which of the
+two goes first alternating too, so a machine that gets busier hurts both alike; the table then
+compares medians.
+
+Part 2, the largest room that keeps up: for each N in ``--scale``, N members and
+``--scale-posts`` posts at 10 posts/s from rotating authors. Prints delivery after a final
+sync (must be 100 %), latency p50/p99 from the post command to each other member's
+``room_message``, the CPU all members spent from the first post until delivery divided by
+posts and members (so authoring and relaying are included), resident memory per process, and
+the largest N whose p99 stays under 1 s. Latency is wall-clock time: on a busy machine it is
+not the machine's figure.
+
+``--callgrind DIR`` also counts the instructions a receiver executes per post under callgrind
+(see ``run_callgrind``): a figure that a busy machine barely moves, for comparing versions.
+``--py-spy DIR`` records one receiving member of each Part 1 run with py-spy (``pip install
+py-spy``; ``--threads --native``, speedscope format). py-spy samples threads that are ready to
+run, so on a busy machine its shares are not CPU shares.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.nodeproc import NodeProcess
 
+CPU_MEMBERS = 4
+CPU_POSTS = 400
+CPU_RATE = 40.0
+IDLE_SECONDS = 3.0
+QUIET_SHARE = 0.02  # a room has settled when its members use under 2 % of a core each
+SCALE_RATE = 10.0
+P99_GOAL_MS = 1000.0
+
 
 def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    import os
-
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -33,106 +85,326 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-def run_room(members: int, posts: int, rate: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        nodes = [NodeProcess(Path(tmp) / f"m{i}", name=f"Member {i}") for i in range(members)]
-        try:
-            for node in nodes:
-                node.expect("ready", timeout=60)
-            created = nodes[0].request({"cmd": "create_room", "name": "Bench"}, "room_created")
-            room, invite = created["room_id"], created["invite"]
-            for node in nodes[1:]:
-                node.request({"cmd": "join_room", "invite": invite}, "room_joined", timeout=60)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # wait until every member knows every other
-                counts = [
-                    len(n.request({"cmd": "members", "room": room}, "members")["members"])
-                    for n in nodes
-                ]
-                if min(counts) == members:
+@contextlib.contextmanager
+def room_of(
+    members: int, tmp: Path, source: Path | None, prefixes: dict[int, list[str]] | None = None
+) -> Iterator[tuple[list[NodeProcess], str]]:
+    """``members`` nodes in one room, each knowing every other (announces went round);
+    ``prefixes`` puts a command before some of them (a profiler)."""
+    nodes: list[NodeProcess] = []
+    try:
+        for i in range(members):
+            nodes.append(NodeProcess(tmp / f"m{i}", name=f"Member {i}", source=source,
+                                     prefix=(prefixes or {}).get(i)))
+        for node in nodes:
+            node.expect("ready", timeout=120 + members)
+        created = nodes[0].request({"cmd": "create_room", "name": "Bench"}, "room_created")
+        room, invite = created["room_id"], created["invite"]
+        for node in nodes[1:]:
+            node.request({"cmd": "join_room", "invite": invite}, "room_joined", timeout=60)
+        deadline = time.monotonic() + 60 + 4 * members
+        while True:
+            counts = [len(n.request({"cmd": "members", "room": room}, "members",
+                                    timeout=60)["members"]) for n in nodes]
+            if min(counts) == members:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"members never all met: {sorted(counts)}")
+            time.sleep(0.5)
+        yield nodes, room
+    finally:
+        for node in nodes:
+            with contextlib.suppress(Exception):  # a benchmark goes on; quit() killed it
+                node.quit(timeout=30)
+
+
+def settle(nodes: list[NodeProcess], timeout: float = 300) -> float:
+    """Wait until the members are quiet: forming a room starts a history sync with every
+    member one connects to, and those would otherwise be measured as the cost of posts.
+    Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = [cpu_seconds(n.proc.pid) for n in nodes]
+        time.sleep(1.0)
+        used = [cpu_seconds(n.proc.pid) - b for n, b in zip(nodes, before, strict=True)]
+        if statistics.mean(used) < QUIET_SHARE:
+            break
+    return time.monotonic() - started
+
+
+def received_ids(node: NodeProcess, wanted: set[str]) -> dict[str, float]:
+    """Post id -> monotonic time its ``room_message`` was read, for the ids in ``wanted``."""
+    return {e["id"]: t for t, e in list(node.arrivals)
+            if e.get("event") == "room_message" and e.get("id") in wanted}
+
+
+def post_at_rate(room: str, authors: list[NodeProcess], posts: int, rate: float
+                 ) -> tuple[dict[str, float], dict[str, int], float]:
+    """Post ``posts`` posts at ``rate``/s, author ``i % len(authors)``; returns post id -> the
+    time its command was sent, post id -> author index, and the rate achieved."""
+    sent_at: dict[str, float] = {}
+    author_of: dict[str, int] = {}
+    started = time.monotonic()
+    for i in range(posts):
+        due = started + i / rate
+        if (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+        author = authors[i % len(authors)]
+        stamp = time.monotonic()
+        author.send({"cmd": "post", "room": room, "text": f"post {i} " + "x" * 40})
+        reply = author.expect("posted", timeout=60)
+        sent_at[reply["id"]] = stamp
+        author_of[reply["id"]] = i % len(authors)
+    return sent_at, author_of, posts / max(1e-9, time.monotonic() - started)
+
+
+@dataclass
+class CpuRun:
+    ms_per_post: float        # mean over receivers: CPU ms / posts received
+    idle_ms_per_post: float   # the same receivers idle for as long, per post
+    author_ms_per_post: float
+    delivered: float          # % of posts each receiver printed, live
+    rate: float               # posts/s achieved
+
+
+class PySpy:
+    """py-spy recording one process until stopped."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+             "--threads", "--native", "--rate", "200", "--format", "speedscope",
+             "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)  # attach before the posts start (it has no ready signal)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+
+
+def run_cpu(source: Path | None, spy: Path | None = None) -> CpuRun:
+    with tempfile.TemporaryDirectory() as tmp, room_of(CPU_MEMBERS, Path(tmp), source) as (
+        nodes, room
+    ):
+        author, receivers = nodes[0], nodes[1:]
+        settle(nodes)
+        idle_before = [cpu_seconds(n.proc.pid) for n in receivers]
+        time.sleep(IDLE_SECONDS)
+        idle = [(cpu_seconds(n.proc.pid) - b) / IDLE_SECONDS
+                for n, b in zip(receivers, idle_before, strict=True)]
+        recorder = PySpy(receivers[0].proc.pid, spy) if spy is not None else None
+        before = [cpu_seconds(n.proc.pid) for n in nodes]
+        started = time.monotonic()
+        sent_at, _, rate = post_at_rate(room, [author], CPU_POSTS, CPU_RATE)
+        wanted = set(sent_at)
+        after = list(before)
+        got = [0] * len(nodes)
+        deadline = time.monotonic() + 120
+        pending = set(range(1, len(nodes)))
+        while pending and time.monotonic() < deadline:
+            for i in sorted(pending):
+                got[i] = len(received_ids(nodes[i], wanted))
+                if got[i] >= len(wanted):
+                    after[i] = cpu_seconds(nodes[i].proc.pid)
+                    pending.discard(i)
+            time.sleep(0.02)
+        for i in pending:  # gave up waiting: count what arrived
+            after[i] = cpu_seconds(nodes[i].proc.pid)
+        after[0] = cpu_seconds(author.proc.pid)
+        seconds = time.monotonic() - started
+        if recorder is not None:
+            recorder.stop()
+        per_post = [1000 * (after[i] - before[i]) / max(1, got[i]) for i in range(1, len(nodes))]
+        idle_per_post = [1000 * rate_s * seconds / max(1, got[i])
+                         for i, rate_s in zip(range(1, len(nodes)), idle, strict=True)]
+        return CpuRun(
+            ms_per_post=statistics.mean(per_post),
+            idle_ms_per_post=statistics.mean(idle_per_post),
+            author_ms_per_post=1000 * (after[0] - before[0]) / len(wanted),
+            delivered=100 * sum(got[1:]) / (len(wanted) * len(receivers)),
+            rate=rate,
+        )
+
+
+CALLGRIND_POSTS = 100
+CALLGRIND_RATE = 5.0  # slow enough for a receiver running under callgrind to keep up
+
+
+def run_callgrind(source: Path | None, out: Path) -> float:
+    """Instructions per received post of receiver 1, counted by callgrind.
+
+    Part 1's room, but receiver 1 runs under ``valgrind --tool=callgrind`` (about 50 times
+    slower, hence fewer and slower posts); its counters are zeroed at the first post and
+    dumped once it has them all. Instruction counts barely move with the machine's load,
+    so they compare versions on a busy machine; they are not Part 1's figure.
+    """
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p"]
+    with tempfile.TemporaryDirectory() as tmp, room_of(
+        CPU_MEMBERS, Path(tmp), source, {1: valgrind}
+    ) as (nodes, room):
+        receiver = nodes[1]
+        settle([n for n in nodes if n is not receiver])  # under callgrind it is never quiet
+        subprocess.run(["callgrind_control", "-z", str(receiver.proc.pid)], check=True,
+                       capture_output=True)
+        sent_at, _, _ = post_at_rate(room, [nodes[0]], CALLGRIND_POSTS, CALLGRIND_RATE)
+        wanted = set(sent_at)
+        deadline = time.monotonic() + 600
+        while len(received_ids(receiver, wanted)) < len(wanted) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = len(received_ids(receiver, wanted))
+        subprocess.run(["callgrind_control", "-d", str(receiver.proc.pid)], check=True,
+                       capture_output=True)
+        dumps = sorted(out.glob(f"callgrind.{receiver.proc.pid}.*"),
+                       key=lambda dump: dump.stat().st_mtime)
+        for line in dumps[-1].read_text(errors="replace").splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1]) / max(1, got)
+    return float("nan")
+
+
+@dataclass
+class ScaleRun:
+    delivery: float
+    p50: float
+    p99: float
+    cpu_per_post: float  # CPU ms per post per member (all members, posting until delivered)
+    rss_median: float
+    rss_max: float
+
+
+def run_scale(members: int, posts: int) -> ScaleRun:
+    with tempfile.TemporaryDirectory() as tmp, room_of(members, Path(tmp), None) as (
+        nodes, room
+    ):
+        settle(nodes)
+        before = [cpu_seconds(n.proc.pid) for n in nodes]
+        sent_at, author_of, _ = post_at_rate(room, nodes, posts, SCALE_RATE)
+        latencies: list[float] = []
+        delivered = 0
+        deadline = time.monotonic() + 120
+        for m, node in enumerate(nodes):
+            wanted = {p for p, a in author_of.items() if a != m}
+            while True:
+                got = received_ids(node, wanted)
+                if len(got) >= len(wanted) or time.monotonic() > deadline:
                     break
-                time.sleep(0.2)
-            cpu_before = [cpu_seconds(n.proc.pid) for n in nodes]
-            sent_at: dict[str, float] = {}
-            started = time.monotonic()
-            for i in range(posts):
-                due = started + i / rate
-                if (wait := due - time.monotonic()) > 0:
-                    time.sleep(wait)
-                author = nodes[i % members]
-                stamp = time.monotonic()
-                author.send({"cmd": "post", "room": room, "text": f"post {i}"})
-                reply = author.expect("posted", timeout=60)
-                sent_at[reply["id"]] = stamp
-            # Everyone should end with every post (live or by sync).
-            expected_each = {pid: 0 for pid in range(members)}
-            for i in range(posts):
-                for m in range(members):
-                    if m != i % members:
-                        expected_each[m] += 1
-            latencies: list[float] = []
-            delivered = 0
-            deadline = time.monotonic() + 120
-            for m, node in enumerate(nodes):
-                while True:
-                    got = {e["id"]: t for t, e in list(node.arrivals)
-                           if e.get("event") == "room_message" and e["id"] in sent_at}
-                    if len(got) >= expected_each[m] or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.1)
-                delivered += len(got)
-                latencies.extend((t - sent_at[i]) * 1000 for i, t in got.items())
-            cpu_after = [cpu_seconds(n.proc.pid) for n in nodes]
-        finally:
-            for node in nodes:
-                node.quit()
-    total = sum(expected_each.values())
-    return {
-        "delivery": 100.0 * delivered / total,
-        "p50": statistics.median(latencies) if latencies else float("nan"),
-        "p99": percentile(latencies, 0.99),
-        "cpu": statistics.mean(b - a for a, b in zip(cpu_before, cpu_after, strict=True)),
-        "seconds": posts / rate,
-    }
+                time.sleep(0.1)
+            delivered += len(got)
+            latencies.extend((t - sent_at[p]) * 1000 for p, t in got.items())
+        cpu = [cpu_seconds(n.proc.pid) - b for n, b in zip(nodes, before, strict=True)]
+        rss = [rss_mib(n.proc.pid) for n in nodes]
+    expected = posts * (members - 1)
+    return ScaleRun(
+        delivery=100.0 * delivered / expected,
+        p50=statistics.median(latencies) if latencies else float("nan"),
+        p99=percentile(latencies, 0.99),
+        cpu_per_post=1000 * sum(cpu) / (posts * members),
+        rss_median=statistics.median(rss),
+        rss_max=max(rss),
+    )
 
 
-def table(rows: list[tuple[str, str]]) -> None:
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+def export_revision(ref: str, into: Path) -> Path:
+    """The ``app`` package of git revision ``ref``, unpacked under ``into``; a directory
+    holding an ``app`` package (an experiment) is used as it is."""
+    if (Path(ref) / "app").is_dir():
+        return Path(ref)
+    repo = Path(__file__).resolve().parents[2]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "app"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f}  ({min(values):.2f} - {max(values):.2f})"
+
+
+def cpu_part(runs: int, against: str | None, spy: Path | None) -> None:
+    print(f"\nCPU per received post: {CPU_MEMBERS} members, one author, {CPU_POSTS} posts at "
+          f"{CPU_RATE:.0f}/s, {runs} runs; load average {load_average()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        versions: list[tuple[str, Path | None]] = [("this tree", None)]
+        if against is not None:
+            versions.append((against, export_revision(against, Path(tmp))))
+        results: dict[str, list[CpuRun]] = {name: [] for name, _ in versions}
+        for run in range(runs):
+            order = versions if run % 2 == 0 else versions[::-1]
+            for name, source in order:
+                out = spy / f"receiver-{name.replace('/', '_')}-{run}.json" if spy else None
+                r = run_cpu(source, out)
+                results[name].append(r)
+                print(f"  run {run + 1} {name:<12} {r.ms_per_post:6.2f} ms/post "
+                      f"(idle share {r.idle_ms_per_post:.2f}), author {r.author_ms_per_post:.2f}"
+                      f" ms/post, delivered live {r.delivered:.1f} %, {r.rate:.1f} posts/s",
+                      flush=True)
+    print(f"\n{'version':<12}  {'ms CPU per received post, median (min - max)':<46}"
+          f"  {'idle part':>9}  {'author ms/post':>14}")
+    for name, _ in versions:
+        rs = results[name]
+        print(f"{name:<12}  {spread([r.ms_per_post for r in rs]):<46}  "
+              f"{statistics.median(r.idle_ms_per_post for r in rs):>9.2f}  "
+              f"{statistics.median(r.author_ms_per_post for r in rs):>14.2f}")
+    if against is not None:
+        now = statistics.median(r.ms_per_post for r in results["this tree"])
+        then = statistics.median(r.ms_per_post for r in results[against])
+        print(f"this tree / {against}: {now / then:.2f}")
+    print(f"goal: <= 1.0 ms per received post; load average now {load_average()}")
+
+
+def callgrind_part(against: str | None, out: Path) -> None:
+    print(f"\ninstructions per received post (callgrind, receiver 1, {CALLGRIND_POSTS} posts at "
+          f"{CALLGRIND_RATE:.0f}/s); load average {load_average()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        versions: list[tuple[str, Path | None]] = [("this tree", None)]
+        if against is not None:
+            versions.append((against, export_revision(against, Path(tmp))))
+        for name, source in versions:
+            print(f"{name:<12}  {run_callgrind(source, out) / 1e6:6.2f} M", flush=True)
+
+
+def scale_part(sizes: list[int], posts: int) -> None:
+    print(f"\nlargest room at {SCALE_RATE:.0f} posts/s, {posts} posts from rotating authors; "
+          f"load average {load_average()}")
+    print(f"{'members':>7}  {'delivery':>9}  {'p50 ms':>8}  {'p99 ms':>8}  "
+          f"{'CPU ms/post/member':>18}  {'RSS MiB median/max':>18}  ok")
+    largest = 0
+    for n in sizes:
+        r = run_scale(n, posts)
+        ok = r.p99 < P99_GOAL_MS and r.delivery == 100.0
+        largest = n if ok else largest
+        print(f"{n:>7}  {r.delivery:>8.1f}%  {r.p50:>8.1f}  {r.p99:>8.1f}  "
+              f"{r.cpu_per_post:>18.2f}  {r.rss_median:>8.0f} / {r.rss_max:<7.0f}  "
+              f"{'yes' if ok else 'no'}   (load average {load_average()})", flush=True)
+        if not ok:
+            break
+    print(f"\nlargest N with p99 under 1 s at {SCALE_RATE:.0f} posts/s: {largest} (goal >= 50)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=10)
-    parser.add_argument("--posts", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--scale", default="10,20,30")
+    parser.add_argument("--runs", type=int, default=5, help="Part 1 runs per version (5)")
+    parser.add_argument("--against", help="a git revision (or a directory holding an app "
+                        "package) to compare with, runs alternating")
+    parser.add_argument("--scale", default="10,20,30,40,50")
     parser.add_argument("--scale-posts", type=int, default=100)
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--py-spy", type=Path, help="record a receiver of each run into DIR")
+    parser.add_argument("--callgrind", type=Path,
+                        help="also count a receiver's instructions under callgrind (dumps in DIR)")
     args = parser.parse_args()
-
-    result = run_room(args.members, args.posts, args.rate)
-    print(f"\n{args.members} members, {args.posts} posts at {args.rate:.0f}/s, rotating authors")
-    table([
-        ("delivery after sync", f"{result['delivery']:.2f} %"),
-        ("latency p50", f"{result['p50']:.1f} ms"),
-        ("latency p99", f"{result['p99']:.1f} ms"),
-        ("CPU per member", f"{result['cpu']:.2f} s over {result['seconds']:.0f} s "
-                           f"({100 * result['cpu'] / result['seconds']:.0f} % of a core)"),
-    ])
-
-    print(f"\nscaling at 10 posts/s, {args.scale_posts} posts")
-    print(f"{'members':>7}  {'delivery':>9}  {'p50 ms':>8}  {'p99 ms':>8}  {'CPU/member':>10}  ok")
-    largest = 0
-    for n in (int(x) for x in args.scale.split(",")):
-        r = run_room(n, args.scale_posts, 10.0)
-        ok = r["p99"] < 1000 and r["delivery"] == 100.0
-        largest = n if ok else largest
-        print(f"{n:>7}  {r['delivery']:>8.1f}%  {r['p50']:>8.1f}  {r['p99']:>8.1f}  "
-              f"{100 * r['cpu'] / r['seconds']:>9.0f}%  {'yes' if ok else 'no'}")
-        if not ok:
-            break
-    print(f"\nlargest N with p99 under 1 s at 10 posts/s: {largest}")
+    if args.py_spy is not None:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+    if not args.skip_cpu:
+        cpu_part(args.runs, args.against, args.py_spy)
+    if args.callgrind is not None:
+        args.callgrind.mkdir(parents=True, exist_ok=True)
+        callgrind_part(args.against, args.callgrind.resolve())
+    if not args.skip_scale:
+        scale_part([int(x) for x in args.scale.split(",")], args.scale_posts)
 
 
 if __name__ == "__main__":

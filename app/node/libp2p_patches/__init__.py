@@ -13,6 +13,7 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
   Noise message before).
 * ``yamux.fit_frames_to_noise``: a Yamux frame fits one Noise message (it took two).
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
+* ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
 * ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
   Noise nonce behind, which broke the whole connection.
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
@@ -48,8 +49,9 @@ Subclasses that live with their service, guarded here all the same:
 
 * ``app.node.hole_punch._KithDCUtR`` overrides ``DCUtRProtocol``'s ``initiate_hole_punch``,
   ``_handle_dcutr_stream``, ``_try_unilateral_upgrade``, ``_perform_hole_punch``,
-  ``_dial_peer``, ``_decode_observed_addrs`` and ``_get_observed_addrs`` (contacts only,
-  budgets, address filter, two timing defects).
+  ``_dial_peer``, ``_decode_observed_addrs``, ``_get_observed_addrs`` (contacts only,
+  budgets, address filter, two timing defects) and ``_auto_drive_loop`` (direct connections
+  are not searched for relay addresses every 2 s).
 * ``app.node.gossip``: ``ChatGossipSub`` (IDONTWANT only where gossipsub 1.2 means it),
   ``KithPubsub`` (buffer sizes, payload limits, hostile frames, batched writes; overrides
   ``subscribe``, ``notify_subscriptions``, ``publish``, ``push_msg``, ``stream_handler`` and
@@ -72,6 +74,7 @@ from app.node.libp2p_patches.yamux import (
     batch_window_updates,
     enforce_yamux_windows,
     fit_frames_to_noise,
+    take_buffered_bodies,
     write_frames_whole,
 )
 
@@ -82,6 +85,7 @@ def apply_process_patches() -> None:
     read_tcp_ahead()
     fit_frames_to_noise()
     batch_window_updates()
+    take_buffered_bodies()
     write_frames_whole()
     enforce_yamux_windows()
     bound_peer_addrs()

@@ -7,23 +7,25 @@ cycle spent per byte is on the critical path:
   message holds, so every frame went out as a full Noise message and a 17-byte one: twice the
   encryptions, length prefixes and socket writes (``fit_frames_to_noise``).
 * Yamux's receiver sends a WINDOW_UPDATE frame (encrypted, written, then parsed by the sender)
-  after every read by default. go-yamux returns credit once half the window has been consumed
-  (``batch_window_updates``).
+  after every read, even a one-byte read of a length prefix. go-yamux returns credit once half
+  the window has been consumed (``batch_window_updates``).
+* A DATA frame's body, already decrypted in memory, was read again under a fresh timeout
+  scope (``take_buffered_bodies``).
 
-Neither changes the protocol: only how bytes are grouped into frames. The other patches here
+None changes the protocol: only how bytes are grouped into frames. The other patches here
 bound what a peer can make us buffer and keep one cancelled write from breaking a connection.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import trio
 from libp2p.abc import INetStream
 from libp2p.network.connection.exceptions import RawConnError
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
+from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import (
@@ -52,12 +54,63 @@ def fit_frames_to_noise() -> None:
 
 
 def batch_window_updates() -> None:
-    """py-libp2p 0.8.1: credit goes back once half a window was read, not after every read.
+    """py-libp2p 0.8.1: credit goes back once half a window was read, not after every read
+    (go-yamux's GrowTo).
 
-    ``PY_YAMUX_RELEASE_ON_READ`` (read from the environment when a stream reads) defaults to
-    on; off gives go-yamux's behaviour. A value the user set is kept.
+    ``YamuxStream._auto_tune_and_send_window_update``, which every ``YamuxStream.read``
+    awaits, sends a WINDOW_UPDATE whenever any read byte is not yet credited (its "partial
+    slack" branch, taken whatever ``PY_YAMUX_RELEASE_ON_READ`` says), so a reader of small
+    messages sends one frame per read: a 600-byte gossip RPC cost three credit frames, most of
+    a room post's frames on every link. This replacement keeps the rest of that method
+    (growing back to the target window, doubling the target when updates come within four
+    round trips, as ``cap_receive_window`` may limit per stream) and drops the per-read
+    release. A sender never stalls for it: it has the other half of the window while the first
+    half is read. It takes no ``window_lock``: the check and the update have no ``await``
+    between them, so no other task can run in between; the lock only cost every read a trip
+    through the scheduler.
     """
-    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+    if getattr(YamuxStream._auto_tune_and_send_window_update, "_kith", False):
+        return
+
+    async def credit(self: YamuxStream, *, bytes_read: int = 0) -> None:
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        read_uncredited = self.target_recv_window - (self.recv_window + buffered)
+        if read_uncredited < self.target_recv_window // 2:
+            return
+        grant = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
+        if grant > 0:
+            await self.send_window_update(grant)
+
+    credit._kith = True  # type: ignore[attr-defined]
+    # Upstream's method, for the guards in tests/test_libp2p_patches.py (inspect follows it).
+    credit.__wrapped__ = YamuxStream._auto_tune_and_send_window_update  # type: ignore[attr-defined]
+    YamuxStream._auto_tune_and_send_window_update = credit  # type: ignore[method-assign]
+
+
+def take_buffered_bodies() -> None:
+    """py-libp2p 0.8.1: a Yamux DATA frame's body is taken straight from the Noise session when
+    it is all there.
+
+    ``Yamux._read_data_body`` reads every body with ``read_exactly`` inside ``trio.fail_after``
+    (a timeout for a peer that announces a body and never sends it). A frame's header and body
+    travel in one Noise message, so a body that ``SecureSession`` already holds decrypted
+    cannot wait: it is returned as the same bytes ``read_exactly`` would return; anything else
+    goes the original way. Upstream could do this with a public "bytes buffered" on the session.
+    """
+    if getattr(Yamux._read_data_body, "_kith", False):
+        return
+    read_body = Yamux._read_data_body
+
+    async def read_data_body(self: Yamux, length: int) -> bytes:
+        session = self.secured_conn
+        if (isinstance(session, SecureSession)
+                and session.high_watermark - session.low_watermark >= length):
+            return session._drain(length)
+        return await read_body(self, length)
+
+    read_data_body._kith = True  # type: ignore[attr-defined]
+    read_data_body.__wrapped__ = read_body  # type: ignore[attr-defined]  # upstream's
+    Yamux._read_data_body = read_data_body  # type: ignore[method-assign]
 
 
 def write_frames_whole() -> None:

@@ -21,6 +21,7 @@ class LiveRoom:
     sync_again: set[str] = field(default_factory=set)
     synced_with: set[str] = field(default_factory=set)
     last_announce: float = 0.0
+    gaps: dict[tuple[bytes, int], str] = field(default_factory=dict)  # (author, seq) -> peer
 
 
 class Taken(NamedTuple):

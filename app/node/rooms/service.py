@@ -15,6 +15,7 @@ docs/protocol.md 8.7-8.10). A failure while handling one post drops that post, n
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -49,6 +50,7 @@ from app.node.room_limits import PostQuotas
 from app.node.rooms.live import LiveRoom, Taken
 from app.node.rooms.members import ONLINE_WINDOW, Members
 from app.node.rooms.sync import HistorySync
+from app.node.rooms.verified_posts import VerifiedPosts
 from app.store.room_rows import Intake, StoredPost, StoredRoom, StoreResult
 from app.store.rooms import RoomStore
 
@@ -57,11 +59,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUMMARY_DELAY = 0.1           # coalesce room-list and unread updates during bursts
+SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bursts
+GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
+MAX_GAPS = 1024               # gaps remembered per room while they wait for GAP_GRACE
 
 
 class RoomServiceError(ValueError):
     """A room operation the user asked for that cannot be done; the message says why."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _publisher(from_id: bytes) -> str:
+    """A gossip message's publisher as a peer id ("" if unreadable): base58 is slow Python,
+    and a room hears the same few publishers over and over."""
+    try:
+        return str(ID(from_id))
+    except Exception:  # noqa: BLE001 - a bad id only loses the gap hint
+        return ""
 
 
 def _parse_room_id(room_id: str) -> bytes:
@@ -108,6 +122,7 @@ class RoomService:
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
         self._names: dict[bytes, dict[str, str]] = {}
+        self._verified = VerifiedPosts()  # the validator's work, reused by _receive
         self.quotas = PostQuotas()
         self._answered: OrderedDict[tuple[bytes, bytes, int], None] = OrderedDict()
         self.sync = HistorySync(
@@ -324,6 +339,7 @@ class RoomService:
     # -- the live room ------------------------------------------------------------------------
 
     def _open(self, secrets: rc.RoomSecrets) -> None:
+        self._names.pop(secrets.room_id, None)  # a room joined again starts with no members
         live = LiveRoom(secrets)
         self._live[secrets.room_id] = live
         self._pubsub.set_topic_validator(secrets.topic, self._validator(secrets), False)
@@ -346,7 +362,7 @@ class RoomService:
     def _admit_live(self, secrets: rc.RoomSecrets, forwarder: str,
                     message: rpc_pb2.Message) -> bool:
         try:
-            post = rc.decode_post(secrets, message.data)
+            post = self._verified.verify(secrets, message.data)  # taken back by _receive
         except rc.RoomError as exc:
             log.info("dropped a room post relayed by %s: %s", forwarder, exc)
             return False
@@ -360,10 +376,7 @@ class RoomService:
         room_id = secrets.room_id
         held = post.kind == rc.KIND_ANNOUNCE or self.store.has_post(room_id, post.author_key,
                                                                       post.post_id)
-        try:
-            publisher = str(ID(message.from_id))
-        except Exception:  # noqa: BLE001 - py-libp2p verified the signature, so this is odd
-            publisher = forwarder
+        publisher = _publisher(bytes(message.from_id)) or forwarder
         over = self.quotas.admit(room_id, None if held else post.author_key, publisher,
                                  forwarder, len(message.data), time.monotonic())
         if over is not None:
@@ -390,10 +403,7 @@ class RoomService:
                 nursery.start_soon(self.roster.announce_loop, live)
                 nursery.start_soon(self.sync.sync_loop, live)
                 async for message in subscription:
-                    try:
-                        source = str(ID(message.from_id))
-                    except Exception:  # noqa: BLE001 - a bad id only loses the gap hint
-                        source = ""
+                    source = _publisher(bytes(message.from_id))
                     try:
                         await self._receive(live, bytes(message.data), source)
                     except Exception:  # one post, never the node
@@ -417,7 +427,7 @@ class RoomService:
         """Verify and take in one envelope (live or synced)."""
         secrets = live.secrets
         try:
-            post = rc.decode_post(secrets, envelope)
+            post = self._verified.take(secrets, envelope)
         except rc.RoomError as exc:
             log.info("dropped a post for room %s from %s: %s", secrets.id_hex, source, exc)
             return Taken(None, None)
@@ -447,8 +457,7 @@ class RoomService:
             self._emit(RoomPostAdded(post=self._post_info(
                 self._stored(post, PostState.CONFIRMED.value))))
             return Taken(post, result)
-        if self.store.upsert_member(secrets.room_id, post.author, "", (), None):
-            self._members_changed(secrets.room_id)
+        self._note_author(secrets.room_id, post.author)
         handler = self.kinds.get(post.kind)
         if handler is not None:
             # First, so that what the post refers to (a file's transfer, say) exists when a
@@ -465,8 +474,31 @@ class RoomService:
         if post.author_seq > 1 and not self.store.has_seq(
             secrets.room_id, post.author_key, post.author_seq - 1
         ):
-            self.sync.request(live, source or post.author)  # a gap: gossip lost something
+            self._gap_seen(live, post, source or post.author)
         return Taken(post, result)
+
+    def _note_author(self, room_id: bytes, author: str) -> None:
+        """Make a post's author a member: a write the first time, none for a known member."""
+        if author in (self._names.get(room_id) or {}):
+            return  # the cached names are the stored members (dropped on any member change)
+        if self.store.upsert_member(room_id, author, "", (), None):
+            self._members_changed(room_id)
+
+    def _gap_seen(self, live: LiveRoom, post: rc.RoomPost, peer_id: str) -> None:
+        """A post came before its author's previous one: sync from ``peer_id`` unless that
+        one arrives within ``GAP_GRACE`` (relays deliver a burst slightly out of order)."""
+        first = not live.gaps
+        if len(live.gaps) < MAX_GAPS:  # a flood of gaps is one sync anyway
+            live.gaps[(post.author_key, post.author_seq - 1)] = peer_id
+        if first:
+            self._nursery.start_soon(self._sync_lasting_gaps, live)
+
+    async def _sync_lasting_gaps(self, live: LiveRoom) -> None:
+        await trio.sleep(GAP_GRACE)
+        gaps, live.gaps = live.gaps, {}
+        for (author_key, seq), peer_id in gaps.items():
+            if not self.store.has_seq(live.secrets.room_id, author_key, seq):
+                self.sync.request(live, peer_id)  # gossip lost something
 
     def _removed(self, room_id: bytes, result: StoreResult) -> None:
         """Posts that lost an equivocation leave every view that shows them."""

@@ -1,0 +1,134 @@
+"""The byte-path changes to py-libp2p's Yamux (app.node.libp2p_patches.yamux) between real
+hosts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.security.secure_session import SecureSession
+from libp2p.stream_muxer.yamux import yamux
+from libp2p.stream_muxer.yamux.yamux import DEFAULT_WINDOW_SIZE, Yamux, YamuxStream
+from multiaddr import Multiaddr
+
+from app.core.identity import Identity
+from app.node.host import build_host
+from app.node.libp2p_patches import apply_process_patches
+
+LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
+PROTOCOL = TProtocol("/kith-test/bytes/1.0.0")
+HALF_WINDOW = DEFAULT_WINDOW_SIZE // 2
+
+
+async def two_hosts(
+    stack: AsyncExitStack, serve: Callable[[INetStream], Awaitable[None]]
+) -> tuple[IHost, IHost]:
+    """Two connected hosts; the second answers PROTOCOL streams with ``serve``."""
+    hosts = []
+    for _ in range(2):
+        host = build_host(Identity.generate(), [LOOPBACK])
+        await stack.enter_async_context(host.run([LOOPBACK]))
+        hosts.append(host)
+    hosts[1].set_stream_handler(PROTOCOL, serve)
+    await hosts[0].connect(PeerInfo(hosts[1].get_id(), hosts[1].get_addrs()))
+    return hosts[0], hosts[1]
+
+
+async def read_exactly(stream: INetStream, size: int, piece: int) -> bytes:
+    """``size`` bytes read ``piece`` bytes at a time: many small reads, as a message reader does."""
+    data = bytearray()
+    while len(data) < size:
+        data += await stream.read(min(piece, size - len(data)))
+    return bytes(data)
+
+
+def test_a_reader_of_small_messages_returns_credit_once_half_the_window_is_read() -> None:
+    """py-libp2p 0.8.1 sent a WINDOW_UPDATE after every read; go-yamux waits for half."""
+
+    async def scenario() -> None:
+        phases = [100_000, 100_000]  # below half the window, then past it
+
+        async def serve(stream: INetStream) -> None:
+            for size in phases:
+                await read_exactly(stream, size, 500)
+                await stream.write(b"ok")  # after any credit this read sent
+
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, serve)
+            stream = await a.new_stream(b.get_id(), [PROTOCOL])
+            sender = stream.muxed_stream  # type: ignore[attr-defined]
+            assert isinstance(sender, YamuxStream)
+            window = sender.send_window  # what protocol negotiation left of the initial window
+            with trio.fail_after(20):
+                for _ in range(phases[0] // 500):
+                    await stream.write(b"x" * 500)
+                assert await stream.read(2) == b"ok"
+                # 200 reads, and not one byte of credit came back: frames are ordered, so
+                # any WINDOW_UPDATE sent before "ok" has been applied by now.
+                assert sender.send_window == window - phases[0]
+                for _ in range(phases[1] // 500):
+                    await stream.write(b"y" * 500)
+                assert await stream.read(2) == b"ok"
+                # Past half the window the reader returned what it had read.
+                assert sender.send_window > window - HALF_WINDOW
+
+    trio.run(scenario)
+
+
+def test_bodies_arrive_whole_in_one_noise_message_or_split_over_two() -> None:
+    """The fast path takes a body the Noise session holds; a body split over two Noise
+    messages (a peer writing 64 KiB Yamux frames, as py-libp2p does by default) goes the
+    original way. Every byte arrives either way."""
+
+    async def scenario() -> None:
+        sizes = [1, 300, 70_000, 300_000]
+        payloads = [os.urandom(size) for size in sizes]
+        received: list[bytes] = []
+
+        async def serve(stream: INetStream) -> None:
+            for size in sizes:
+                received.append(await read_exactly(stream, size, 1 << 20))
+
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, serve)
+            stream = await a.new_stream(b.get_id(), [PROTOCOL])
+            capped = yamux.MAX_MESSAGE_SIZE
+            with trio.fail_after(20):
+                for i, payload in enumerate(payloads):
+                    # Odd payloads in frames larger than a Noise message: split bodies.
+                    yamux.MAX_MESSAGE_SIZE = 64 * 1024 if i % 2 else capped
+                    try:
+                        await stream.write(payload)
+                    finally:
+                        yamux.MAX_MESSAGE_SIZE = capped
+                while len(received) < len(sizes):
+                    await trio.sleep(0.01)
+        assert received == payloads
+
+    trio.run(scenario)
+
+
+def test_the_py_libp2p_internals_the_byte_path_relies_on_are_there() -> None:
+    """Guards the byte-path patches: a py-libp2p upgrade that moves these must fail here."""
+    apply_process_patches()
+    credit = YamuxStream._auto_tune_and_send_window_update
+    assert credit.__qualname__.startswith("batch_window_updates.")
+    assert Yamux._read_data_body.__qualname__.startswith("take_buffered_bodies.")
+    for name in ("_grow_to_delta", "_apply_autotune_epoch", "send_window_update"):
+        assert callable(getattr(YamuxStream, name)), name
+    # What the replaced method was awaited with, and the state it reads.
+    assert "_auto_tune_and_send_window_update(bytes_read=" in inspect.getsource(YamuxStream.read)
+    init = inspect.getsource(YamuxStream.__init__)
+    for field in ("self.recv_window", "self.target_recv_window", "self.window_lock"):
+        assert field in init, field
+    assert "self.stream_buffers" in inspect.getsource(Yamux.__init__)
+    assert "await self._read_data_body(length)" in inspect.getsource(Yamux.handle_incoming)
+    session = inspect.getsource(SecureSession)
+    for field in ("self.low_watermark", "self.high_watermark", "def _drain("):
+        assert field in session, field
