@@ -170,6 +170,17 @@ async def _post(client: KithClient, args: dict[str, Any]) -> Reply:
     return {"event": "posted", "id": post.id, "room": post.room_id}
 
 
+@command("invite_to_room")
+async def _invite_to_room(client: KithClient, args: dict[str, Any]) -> Reply:
+    room = require(args, "room")
+    peer_ids = args.get("peer_ids")
+    if not isinstance(peer_ids, list) or not all(isinstance(p, str) for p in peer_ids):
+        raise CommandError("'peer_ids' must be a list of peer ids")
+    sent = await client.invite_to_room(room, peer_ids)
+    return {"event": "room_invites_sent", "room": room,
+            "invites": [{"peer_id": m.peer_id, "id": m.id} for m in sent]}
+
+
 @command("members")
 async def _members(client: KithClient, args: dict[str, Any]) -> Reply:
     room = require(args, "room")

@@ -122,3 +122,17 @@ def test_what_counts_as_a_link() -> None:
     assert find_link(f"«{CLEO_INVITE}»") == CLEO_INVITE
     assert find_link(f"({CLEO_INVITE}).") == CLEO_INVITE
     assert find_link("kith:nothing?x=1") is None
+
+
+def test_kith_links_are_shown_by_what_they_do_and_styles_after_them_stay_in_place() -> None:
+    from ui.conversation.bubble_text import styled_text
+
+    text = f"**Walk** with us: {ROOM_LINK} and *Cleo*: {CLEO_INVITE} or kith:room?id=nope"
+    shown, links = styled_text(text)
+    assert shown.text == ("Walk with us: Join the room “Walks” and Cleo: Add “Cleo” as a contact "
+                          "or kith:room?id=nope")
+    assert [(shown.text[s:e], url) for s, e, url in links] == [
+        ("Join the room “Walks”", ROOM_LINK), ("Add “Cleo” as a contact", CLEO_INVITE),
+        ("kith:room?id=nope", "kith:room?id=nope")]  # not an invite: shown as it is
+    assert [(shown.text[s:e], style.value) for s, e, style in shown.spans] == [
+        ("Walk", "bold"), ("Cleo", "italic")]

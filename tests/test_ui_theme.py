@@ -162,3 +162,25 @@ def test_a_room_created_while_a_contact_is_selected_keeps_the_row_readable(
     assert colours.background.lightnessF() > 0.2  # the highlight, not black
     assert window.rooms.new_room_dialog is not None
     window.rooms.new_room_dialog.reject()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_an_unchecked_box_can_be_seen(qtbot: QtBot, theme: str) -> None:
+    """Fusion outlined an unchecked box in a darker window colour on the base colour: on the
+    dark palette, both near black (Settings' boxes, the contacts to invite to a room)."""
+    from PySide6.QtWidgets import QCheckBox, QStyleOptionButton
+
+    apply_theme(theme)
+    box = QCheckBox("Keep Kith running when the window closes")
+    qtbot.addWidget(box)
+    box.show()
+    qtbot.waitExposed(box)
+    option = QStyleOptionButton()
+    box.initStyleOption(option)
+    rect = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+    image = box.grab().toImage()
+    behind = box.palette().color(QPalette.ColorRole.Window)
+    edge = [image.pixelColor(x, rect.center().y()) for x in range(rect.left(), rect.right() + 1)]
+    edge += [image.pixelColor(rect.center().x(), y) for y in range(rect.top(), rect.bottom() + 1)]
+    seen = max(pal.contrast(colour, behind) for colour in edge)
+    assert seen >= 3.0, f"{theme}: the box's outline is {seen:.2f}:1 against the window"

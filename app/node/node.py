@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import multiaddr
@@ -28,9 +29,9 @@ from app.core.events import (
     ProfileChanged,
     RelayReserved,
 )
-from app.core.records import ChatPrefs, ContactState
+from app.core.records import ChatPrefs, ContactState, MessageInfo
 from app.node.connections import HostConnections
-from app.node.contacts import ContactService
+from app.node.contacts import ContactError, ContactService
 from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
@@ -59,6 +60,8 @@ from app.store.rooms import RoomStore
 from app.store.transfers import TransferStore
 
 log = logging.getLogger(__name__)
+
+MAX_ROOM_INVITEES = 64  # contacts invited to a room in one go (each gets a direct message)
 
 
 def parse_listen_addrs(addrs: tuple[str, ...]) -> list[multiaddr.Multiaddr]:
@@ -510,6 +513,26 @@ class KithNode:
         prefs = ChatPrefsStore(self.db).update(conversation, **changes)
         self._emit(ChatPrefsChanged(prefs=prefs))
         return prefs
+
+    async def invite_to_room(self, room_id: str, peer_ids: Sequence[str]) -> list[MessageInfo]:
+        """Send each contact in ``peer_ids`` the room's link in a direct message, shown to them
+        as a card to click (``rc.invitation_text``). Every one is checked before any is sent:
+        contacts only (never a request, which sending would accept), at most
+        ``MAX_ROOM_INVITEES`` at once."""
+        room = next((r for r in self.rooms.rooms() if r.room_id == room_id), None)
+        if room is None:
+            raise ValueError("you are not in this room")
+        chosen = list(dict.fromkeys(peer_ids))
+        if not chosen:
+            raise ValueError("choose at least one contact to invite")
+        if len(chosen) > MAX_ROOM_INVITEES:
+            raise ValueError(f"invite at most {MAX_ROOM_INVITEES} contacts at once")
+        for peer_id in chosen:
+            if self.contacts.state(peer_id) is not ContactState.CONTACT:
+                raise ContactError("only your contacts can be invited from here; share the "
+                                   "room's link with anyone else")
+        text = rc.invitation_text(room.name, room.invite)
+        return [await self.dms.send(peer_id, text) for peer_id in chosen]
 
     def _is_room(self, key: str) -> bool:
         try:

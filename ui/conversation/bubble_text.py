@@ -13,16 +13,38 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextLayout, QTextOption
 
 from app.core.markdown import Style, Styled, render
-from ui.conversation.links import find_links
+from ui.conversation.links import find_links, kith_label
 from ui.style import palette as pal
 
 Links = list[tuple[int, int, str]]
 
 
 def styled_text(text: str) -> tuple[Styled, Links]:
-    """The text as shown (its Markdown applied) and its links, outside code."""
+    """The text as shown (its Markdown applied) and its links, outside code; a ``kith:`` link
+    is shown by what it does ("Join the room “Walks”"), not as its long query string."""
     styled = render(text)
-    return styled, [link for link in find_links(styled.text) if not styled.in_code(*link[:2])]
+    links = [link for link in find_links(styled.text) if not styled.in_code(*link[:2])]
+    return _labelled(styled, links)
+
+
+def _labelled(styled: Styled, links: Links) -> tuple[Styled, Links]:
+    """``styled`` with each ``kith:`` link's text replaced by its label; every span and link
+    after it moves with it (a style around the link stretches to cover the label)."""
+    text, spans, out = styled.text, list(styled.spans), list(links)
+    for i in range(len(out) - 1, -1, -1):
+        start, end, url = out[i]
+        label = kith_label(url)
+        if label is None:
+            continue
+        delta = len(label) - (end - start)
+        text = text[:start] + label + text[end:]
+        spans = [(a + delta if a >= end else a, b + delta if b >= end else b, style)
+                 for a, b, style in spans]
+        out[i] = (start, start + len(label), url)
+        out[i + 1:] = [(a + delta, b + delta, u) for a, b, u in out[i + 1:]]
+    if text is styled.text:
+        return styled, links
+    return Styled(text, tuple(spans)), out
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 
 from PySide6.QtCore import QUrl
 
-from app.core import invite
+from app.core import invite, room
 
 URL_PATTERN = re.compile(r"\bhttps?://[^\s<>\"'`]+|(?<![\w.@/])www\.[^\s<>\"'`]+",
                          re.IGNORECASE)
@@ -36,3 +36,19 @@ def find_links(text: str) -> list[tuple[int, int, str]]:
 
 def is_kith_link(url: str) -> bool:
     return url[:5].lower() == invite.SCHEME
+
+
+def kith_label(url: str) -> str | None:
+    """What a ``kith:`` link does, in words, to show instead of it ("Join the room “Walks”",
+    "Add Cleo as a contact"); None for any other link, or one that is not a valid invite (shown
+    as it is: clicking it says what is wrong). The name comes from the link, cleaned as every
+    name is, and is quoted, so that it reads as the room's name and nothing more."""
+    if not is_kith_link(url):
+        return None
+    try:
+        if room.invite_kind(url) == "room":
+            return f"Join the room “{room.parse_room_invite(url).name}”"
+        contact = invite.parse_invite(url)
+    except invite.InvalidInvite:
+        return None
+    return f"Add “{contact.name}” as a contact" if contact.name else "Add this contact"

@@ -12,10 +12,21 @@ from __future__ import annotations
 import weakref
 
 import shiboken6
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtWidgets import (
+    QApplication,
+    QProxyStyle,
+    QStyle,
+    QStyleFactory,
+    QStyleOption,
+    QWidget,
+)
+
+from ui.style.palette import mix
 
 THEMES = ("system", "light", "dark")
+EDGE_TOWARD_TEXT = 0.6  # a check box's outline: this far from the base colour toward the text
 
 _original: tuple[str, QPalette] | None = None
 _current = "system"
@@ -67,6 +78,39 @@ def dark_palette() -> QPalette:
     return palette
 
 
+class KithStyle(QProxyStyle):
+    """Fusion, with check boxes that show on a dark palette.
+
+    Fusion outlines an unchecked box in the window colour made darker, and fills it with the
+    base colour: on a dark palette both are near black, and the box cannot be seen (check
+    boxes in Settings, the contacts to invite to a room). The outline is drawn again, halfway
+    between the base and the text colour, whatever the palette.
+    """
+
+    BOXES = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
+             QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck)
+
+    def __init__(self) -> None:
+        super().__init__(QStyleFactory.create("Fusion"))
+
+    def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,
+                      painter: QPainter, widget: QWidget | None = None) -> None:
+        super().drawPrimitive(element, option, painter, widget)
+        if element not in self.BOXES:
+            return
+        palette = option.palette
+        edge = mix(palette.color(Role.Base), palette.color(Role.Text), EDGE_TOWARD_TEXT)
+        box = option.rect
+        side = min(box.width(), box.height(), 14)
+        square = QRect(0, 0, side, side)
+        square.moveCenter(box.center())
+        painter.save()
+        painter.setPen(QPen(edge, 1))
+        painter.setBrush(QColor(0, 0, 0, 0))
+        painter.drawRect(square.adjusted(0, 0, -1, -1))
+        painter.restore()
+
+
 def apply_theme(theme: str, app: QApplication | None = None) -> None:
     """Switch the whole application to ``theme`` ("system", "light" or "dark") now."""
     global _current
@@ -83,10 +127,8 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
                 app.setStyle(style)
             app.setPalette(palette)
     else:
-        if app.style().name().lower() != "fusion":
-            fusion = QStyleFactory.create("Fusion")
-            if fusion is not None:
-                app.setStyle(fusion)
+        if not isinstance(app.style(), KithStyle):
+            app.setStyle(KithStyle())
         app.setPalette(dark_palette() if theme == "dark" else light_palette())
     _current = theme
     restyle()

@@ -23,7 +23,7 @@ from app.core.events import (
     RoomMembersChanged,
     RoomPostAdded,
 )
-from app.core.records import ContactState, RoomInfo, RoomMember, short_peer_id
+from app.core.records import ContactInfo, ContactState, RoomInfo, RoomMember, short_peer_id
 from ui.rooms.join_room import JoinRoomDialog
 from ui.rooms.new_room import NewRoomDialog
 from ui.rooms.room_invite import RoomInviteDialog
@@ -328,11 +328,51 @@ class WindowRooms(QObject):
         if dialog is None:
             dialog = RoomInviteDialog(info, self.window)
             dialog.finished.connect(lambda _: self._forget_invite(info.room_id, dialog))
+            dialog.send_requested.connect(lambda ids: self._send_invites(dialog, ids))
             self.invite_dialogs[info.room_id] = dialog
+        self._list_invitees(dialog)
         dialog.open()
         dialog.raise_()
         dialog.activateWindow()
         return dialog
+
+    def _list_invitees(self, dialog: RoomInviteDialog) -> None:
+        """The dialog lists every contact at once, then only those not in the room."""
+        contacts = self.window.sidebar.model.contacts()
+        dialog.set_contacts([(c.peer_id, c.name) for c in contacts])
+        client = self.window.client
+        if client is not None:
+            self.window.runner.run(self._drop_members(client, dialog, contacts),
+                                   self.tr("Listing the contacts to invite"))
+
+    async def _drop_members(self, client: KithClient, dialog: RoomInviteDialog,
+                            contacts: list[ContactInfo]) -> None:
+        members = {m.peer_id for m in await client.room_members(dialog.room_id)}
+        if self.invite_dialogs.get(dialog.room_id) is dialog:
+            dialog.set_contacts([(c.peer_id, c.name) for c in contacts
+                                 if c.peer_id not in members])
+
+    def _send_invites(self, dialog: RoomInviteDialog, peer_ids: list[str]) -> None:
+        client = self.window.client
+        if client is None:
+            dialog.send_failed(self.tr("Kith is not online."))
+            return
+        self.window.runner.run(self._invite(client, dialog, peer_ids),
+                               self.tr("Sending the invitation"))
+
+    async def _invite(self, client: KithClient, dialog: RoomInviteDialog,
+                      peer_ids: list[str]) -> None:
+        try:
+            sent = await client.invite_to_room(dialog.room_id, peer_ids)
+        except ValueError as exc:
+            if self.invite_dialogs.get(dialog.room_id) is dialog:  # not closed meanwhile
+                dialog.send_failed(plain_words(str(exc)))
+            return
+        if self.invite_dialogs.get(dialog.room_id) is not dialog:
+            return
+        model = self.window.sidebar.model
+        dialog.sent([(c.name if (c := model.contact(m.peer_id)) else short_peer_id(m.peer_id))
+                     for m in sent])
 
     def _forget_invite(self, room_id: str, dialog: RoomInviteDialog) -> None:
         if self.invite_dialogs.get(room_id) is dialog:

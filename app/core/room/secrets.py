@@ -133,6 +133,13 @@ class RoomInvite:
         return SCHEME + "room?" + urlencode(query, quote_via=quote, safe="/")
 
 
+def invitation_text(name: str, link: str) -> str:
+    """The direct message that invites a contact into a room: one sentence and the room's link,
+    which Kith shows as a card to click (any ``kith:room`` link in a message is one), and which
+    reads as plain text in any other client."""
+    return f"You are invited to the room “{name}” on Kith:\n{link}"
+
+
 def _split_link(link: str) -> tuple[str, str]:
     """(kind, query) of a ``kith:`` link, with the checks every kind shares."""
     link = link.strip()
