@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 
 from app.client import KithClient, NodeNotRunning
 from app.core.config import ConfigError, NodeConfig
@@ -108,12 +110,22 @@ def test_cancelling_a_call_cancels_the_trio_side(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_crash_in_the_network_surfaces_as_an_event(tmp_path: Path) -> None:
+def test_a_damaged_database_surfaces_as_an_event(tmp_path: Path) -> None:
+    """A failure of this computer (the profile's database damaged) stops the node with
+    ``node_failed``; a task that fails for any other reason ends alone (tests/test_isolation.py)."""
+
     async def crash(node: KithNode) -> None:
         async def explode() -> None:
-            raise RuntimeError("disk on fire")
+            raise RuntimeError("a bug, not the disk")
+
+        async def damaged() -> None:
+            error = sqlite3.DatabaseError("database disk image is malformed")
+            error.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+            raise error
 
         node.nursery.start_soon(explode)
+        await trio.lowlevel.checkpoint()
+        node.nursery.start_soon(damaged)
 
     async def scenario() -> None:
         client = _client(tmp_path / "a")
@@ -124,7 +136,8 @@ def test_a_crash_in_the_network_surfaces_as_an_event(tmp_path: Path) -> None:
             client.call(lambda node: trio.sleep_forever()))  # noqa: ASYNC105 - call awaits it
         await client.call(crash)
         failed = await _wait_for(events, NodeFailed)
-        assert "disk on fire" in failed.message  # type: ignore[attr-defined]
+        assert "malformed" in failed.message  # type: ignore[attr-defined]
+        assert "a bug" not in failed.message  # type: ignore[attr-defined]
         await _wait_for(events, NodeStopped)
         with pytest.raises(NodeNotRunning):
             await pending

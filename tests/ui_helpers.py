@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +77,13 @@ def network_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == NETWORK_THREAD and t.is_alive()]
 
 
+def stacks(threads: list[threading.Thread]) -> str:
+    """Where each of ``threads`` is now, for a failure message."""
+    frames = sys._current_frames()
+    return "\n".join(f"{t.name} ({t.ident}):\n" + "".join(traceback.format_stack(frame))
+                     for t in threads if (frame := frames.get(t.ident or 0)) is not None)
+
+
 def initialised_profile(path: Path, name: str = "Ada") -> Path:
     with Profile.open(path) as profile:
         profile.initialise(name)
@@ -114,7 +123,8 @@ class AppFactory:
     def close_all(self) -> None:
         for app in self.apps:
             run(self.loop, app.shutdown())
-        assert not network_threads(), "a network thread outlived its test"
+        left = network_threads()
+        assert not left, "a network thread outlived its test:\n" + stacks(left)
 
 
 def start_online(qloop: asyncio.AbstractEventLoop, make_app: AppFactory, path: Path, name: str,
