@@ -597,9 +597,9 @@ def test_a_tampered_record_is_refused_after_a_good_one_and_a_new_one_is_stored()
 
 
 def test_the_py_libp2p_names_kith_swaps_and_wraps_are_there() -> None:
-    """Guards app.node.pubsub_records and the KithPubsub overrides: an upgrade that moves
-    these internals must fail here."""
-    from app.node import pubsub_records
+    """Guards app.node.libp2p_patches.pubsub_records and the KithPubsub overrides: an upgrade
+    that moves these internals must fail here."""
+    from app.node.libp2p_patches import pubsub_records
 
     pubsub_records.install()
     for module in (libp2p.pubsub.pubsub, libp2p.pubsub.gossipsub):

@@ -57,8 +57,8 @@ from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
-from app.node import pubsub_records
 from app.node.isolation import is_local_fault
+from app.node.libp2p_patches import pubsub_records
 from app.node.libp2p_patches.service import isolate_service_tasks
 
 log = logging.getLogger(__name__)

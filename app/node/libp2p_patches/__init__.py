@@ -37,6 +37,11 @@ For one host (``node.KithNode.run``, ``resources.ResourceManager.install``,
   swarm) that fails is logged and ends alone instead of stopping the service and the node
   (``app.node.isolation``); also from ``gossip.open_pubsub``.
 
+For every pubsub of the process (``pubsub_records.install``, from ``gossip.open_pubsub``):
+
+* ``pubsub_records``: the signed peer record in each pubsub RPC is checked once per distinct
+  record and peer (then again every 60 s), and ours is built at most once a second.
+
 For one stream:
 
 * ``yamux.cap_receive_window``: a stranger's stream window stays at 256 KiB.
