@@ -64,6 +64,11 @@ async def _status(client: KithClient, args: dict[str, Any]) -> Reply:
     return await client.status()
 
 
+@command("mailbox_status")
+async def _mailbox_status(client: KithClient, args: dict[str, Any]) -> Reply:
+    return await client.mailbox_status()
+
+
 @command("quit")
 async def _quit(client: KithClient, args: dict[str, Any]) -> Reply:
     raise Quit

@@ -29,7 +29,14 @@ import trio
 
 from app.core.config import NodeConfig
 from app.core.errors import NodeNotRunning
-from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
+from app.core.events import (
+    Event,
+    MailboxStatus,
+    NodeFailed,
+    NodeReady,
+    NodeStatus,
+    NodeStopped,
+)
 from app.core.records import (
     ChatPrefs,
     ContactInfo,
@@ -295,6 +302,10 @@ class KithClient:
 
     async def status(self) -> NodeStatus:
         return await self.call(lambda node: node.status())
+
+    async def mailbox_status(self) -> MailboxStatus:
+        """What we hold for others as a mailbox, and whether our mailboxes are reachable."""
+        return await self.call(lambda node: node.mailbox_status())
 
     # -- settings -----------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from app.core.invite import ContactInvite, clean_display_name, parse_invite, str
 from app.core.records import ContactInfo, ContactState
 from app.node.host import connect_at
 from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup, Tasks
-from app.node.profile_exchange import ProfileExchange, encode_profile
+from app.node.profile_exchange import PeerProfile, ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
 
@@ -286,9 +286,12 @@ class ContactService:
         self.profiles = ProfileExchange(host, self._own_profile)
         self.on_connected: list[Callable[[str], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
+        self.on_blocked: list[Callable[[str], None]] = []
+        self.on_profile: list[Callable[[str, PeerProfile], None]] = []
+        self.mailbox_record: Callable[[], str] = str  # our signed mailbox record, as text
 
     def _own_profile(self) -> bytes:
-        return encode_profile(self._us.display_name(), self._us.addrs())
+        return encode_profile(self._us.display_name(), self._us.addrs(), self.mailbox_record())
 
     def start(self) -> None:
         self.profiles.register()
@@ -316,6 +319,10 @@ class ContactService:
 
     def state(self, peer_id: str) -> ContactState | None:
         return self.store.state(peer_id)
+
+    def blocked(self) -> list[str]:
+        """Everyone we block (``interfaces.BlockList``)."""
+        return self.store.peer_ids(ContactState.BLOCKED)
 
     def requests(self) -> int:
         """How many message requests wait for an answer."""
@@ -386,6 +393,8 @@ class ContactService:
         self.redialer.forget(peer_id)
         if self.is_online(peer_id):
             await self._connections.disconnect(peer_id)
+        for hook in self.on_blocked:
+            hook(peer_id)
         self._changed(peer_id)
         self._emit(UnreadChanged(total=self._unread_total()))
         return self._require(peer_id)
@@ -462,6 +471,8 @@ class ContactService:
             self.store.add_addrs(peer_id, profile.addrs, "profile")
         if profile.name and self.store.set_their_name(peer_id, profile.name):
             self._changed(peer_id)
+        for hook in self.on_profile:
+            hook(peer_id, profile)
 
     # -- keeping contacts connected -------------------------------------------------------------
 
