@@ -58,6 +58,7 @@ FIRST_RETRY = 5.0          # an unreachable mailbox is dialled again after this,
 MAX_RETRY = 300.0          # ... up to this
 DEPOSIT_BATCH = 64         # messages deposited per visit
 RECEIPT_IDS = 64           # answers per receipt (a receipt body stays under 4 KiB)
+REFUSAL_PAUSE = 300.0      # a mailbox that refused a deposit is not asked again for this long
 
 
 def parse_mailbox_addrs(addrs: tuple[str, ...]) -> set[str]:
@@ -173,6 +174,8 @@ class MailboxClient:
         self.own_record = own_record
         self.mine = [Mailbox(a) for a in mailboxes]
         self._depositing: set[str] = set()
+        # (recipient, mailbox) -> when a mailbox that refused a deposit may be asked again.
+        self._paused: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
         for mailbox in self.mine:
@@ -382,6 +385,8 @@ class MailboxClient:
     async def _deposit_at(self, peer_id: str, addr: str) -> bool:
         """Deposit what this mailbox does not hold yet; True when nothing is left to leave."""
         mailbox = mb.mailbox_peer_id(addr)
+        if self._paused.get((peer_id, mailbox), 0.0) > trio.current_time():
+            return False  # it refused lately: not asked again before the pause ends
         pending = [m for m in self._outbox.undelivered(peer_id, DEPOSIT_BATCH)
                    if self._held.held_by(m.seq) is None]
         if not pending:
@@ -395,6 +400,9 @@ class MailboxClient:
                 if isinstance(answer, mb.Refused):
                     log.info("mailbox %s refused a message for %s: %s", mailbox, peer_id,
                              answer.description)
+                    now = trio.current_time()
+                    self._paused = {k: t for k, t in self._paused.items() if t > now}
+                    self._paused[(peer_id, mailbox)] = now + REFUSAL_PAUSE
                     self._emit(MessageDepositRefused(id=message.id, peer_id=peer_id,
                                                      mailbox=mailbox, reason=answer.description))
                     return False  # in order: nothing after a refused one
@@ -402,9 +410,8 @@ class MailboxClient:
                     raise mb.MailboxError("an unexpected answer to DEPOSIT")
                 self._held.mark(message.seq, mailbox)
                 self._outbox.mark_sent(message)
-                if message.kind != dm.KIND_MAILBOX_RECEIPT:
-                    self._emit(MessageDeposited(id=message.id, peer_id=peer_id, mailbox=mailbox,
-                                                kind=message.kind))
+                self._emit(MessageDeposited(id=message.id, peer_id=peer_id, mailbox=mailbox,
+                                            kind=message.kind))
         finally:
             await stream.close()
         return True
