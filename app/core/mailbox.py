@@ -67,7 +67,7 @@ MAX_BLOCKED = 1024         # peer ids a user's block list hands to its mailbox
 MAX_FETCH = 64             # items per FETCH answer
 MAX_DELETE = 256           # ids per DELETE
 MAX_REASON_BYTES = 200
-MAX_REQUEST = 1 + 2 + MAX_BLOCKED * (1 + MAX_PEER_ID_BYTES)  # the largest: a REGISTER
+MAX_REQUEST = 1 + 1 + MAX_PEER_ID_BYTES + MAX_PAYLOAD  # the largest: a DEPOSIT (> a REGISTER)
 MAX_ANSWER = 1 + 8 + 8 + 1 + MAX_PEER_ID_BYTES + MAX_PAYLOAD  # the largest: an ITEM
 
 RECORD_CONTEXT = b"kith-mailboxes-v1\x00"
