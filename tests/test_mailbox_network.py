@@ -296,3 +296,26 @@ def test_a_forged_or_stale_mailbox_record_is_ignored(tmp_path: Path) -> None:
                 (), (mallory.peer_id,)]
 
     run(scenario)
+
+
+def test_an_invite_carries_the_signed_record_so_mail_waits_from_the_first_message(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia = await c.mia()
+            bob = await c.user("Bob", mia)
+            invite = bob.invite
+            assert "mailboxes=" in invite
+            await c.stop(bob)
+            ada = await c.start("Ada", _config())  # has never met Bob online
+            await ada.client.add_contact(invite)
+            (learned,) = await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
+            assert learned.mailboxes == (mia.peer_id,)  # type: ignore[attr-defined]
+            note = await ada.client.send(bob.peer_id, "welcome")
+            await ada.wait_event("deposited", id=note.id, mailbox=mia.peer_id)
+            bob = await c.user("Bob", mia)
+            (got,) = await bob.wait_event("message", id=note.id)
+            assert got.via == "mailbox" and got.request  # type: ignore[attr-defined]
+
+    run(scenario)

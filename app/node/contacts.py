@@ -39,7 +39,7 @@ from app.core.invite import ContactInvite, clean_display_name, parse_invite, str
 from app.core.records import ContactInfo, ContactState
 from app.node.host import connect_at
 from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup, Tasks
-from app.node.profile_exchange import PeerProfile, ProfileExchange, encode_profile
+from app.node.profile_exchange import ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
 
@@ -287,7 +287,8 @@ class ContactService:
         self.on_connected: list[Callable[[str], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
         self.on_blocked: list[Callable[[str], None]] = []
-        self.on_profile: list[Callable[[str, PeerProfile], None]] = []
+        # A peer's signed mailbox record as text (unverified), from an invite or a profile.
+        self.on_mailbox_record: list[Callable[[str, str], object]] = []
         self.mailbox_record: Callable[[], str] = str  # our signed mailbox record, as text
 
     def _own_profile(self) -> bytes:
@@ -355,6 +356,9 @@ class ContactService:
         self.store.upsert(invite.peer_id, ContactState.CONTACT, invite.name)
         if invite.addrs:
             self.store.add_addrs(invite.peer_id, invite.addrs, "invite")
+        if invite.mailboxes:
+            for hook in self.on_mailbox_record:
+                hook(invite.peer_id, invite.mailboxes)
         info = self.info(invite.peer_id)
         assert info is not None
         self._emit(ContactAdded(peer_id=info.peer_id, display_name=info.name))
@@ -471,8 +475,9 @@ class ContactService:
             self.store.add_addrs(peer_id, profile.addrs, "profile")
         if profile.name and self.store.set_their_name(peer_id, profile.name):
             self._changed(peer_id)
-        for hook in self.on_profile:
-            hook(peer_id, profile)
+        if profile.mailboxes:
+            for hook in self.on_mailbox_record:
+                hook(peer_id, profile.mailboxes)
 
     # -- keeping contacts connected -------------------------------------------------------------
 

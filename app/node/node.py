@@ -369,9 +369,11 @@ class KithNode:
             records=MailboxRecords(db), own_record=own_record, mailboxes=self.config.mailboxes)
         dms.mail_drop = mail
         dms.kinds.register(dm.KIND_MAILBOX_RECEIPT, MailboxReceipts(dms))
-        contacts.on_profile.append(mail.learn_profile)
+        contacts.on_mailbox_record.append(mail.learn_record)
         contacts.on_blocked.append(mail.blocks_changed)
-        contacts.mailbox_record = lambda: mb.record_text(own_record)
+        contacts.mailbox_record = lambda: mb.record_text(own_record)  # a change, or none
+        if self.config.mailboxes:  # invites stay short for those who use none
+            self.us.mailbox_record = mb.record_text(own_record)
         if self.config.serve_mailbox:
             self._mailbox_service = MailboxService(
                 MailboxStore(db), host=host, nursery=nursery, contacts=contacts,

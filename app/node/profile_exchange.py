@@ -20,14 +20,19 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from app.core.invite import MAX_ADDRS, clean_display_name, strip_p2p, well_formed_addr
+from app.core.invite import (
+    MAX_ADDRS,
+    MAX_MAILBOX_RECORD_TEXT,
+    clean_display_name,
+    strip_p2p,
+    well_formed_addr,
+)
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol("/kith/profile/1.0.0")
 MAX_PROFILE_FRAME = 8192
-MAX_MAILBOX_RECORD_TEXT = 2048  # base64url of a signed record (app.core.mailbox: <= 1109 bytes)
 FETCH_TIMEOUT = 10.0
 
 

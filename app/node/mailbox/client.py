@@ -44,7 +44,6 @@ from app.node.host import connect_at
 from app.node.interfaces import BlockList, Connections, ContactBook, Emit, HeldOutbox, Tasks
 from app.node.isolation import is_local_fault
 from app.node.mailbox.service import PROTOCOL_ID
-from app.node.profile_exchange import PeerProfile
 from app.node.signal import Signal
 from app.store.mailbox import HeldMessages, MailboxRecords
 
@@ -200,11 +199,6 @@ class MailboxClient:
             mailbox.wake.set()
 
     # -- contacts' records ---------------------------------------------------------------------
-
-    def learn_profile(self, peer_id: str, profile: PeerProfile) -> None:
-        """A contact's profile answer may carry their signed mailbox record."""
-        if profile.mailboxes:
-            self.learn_record(peer_id, profile.mailboxes)
 
     def learn_record(self, peer_id: str, text: str) -> bool:
         """Keep ``peer_id``'s mailbox record if it is theirs, signed, and newer than the one
