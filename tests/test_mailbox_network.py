@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
@@ -22,6 +23,7 @@ from app.core.records import Delivery
 from app.node.framing import encode_frame, encode_varint, read_frame
 from app.node.host import connect_at
 from app.node.mailbox import MailboxLimits
+from app.node.mailbox import client as mailbox_client
 from app.node.node import KithNode
 from app.store.profile import Profile
 from tests.peers import Peer, befriend
@@ -317,5 +319,30 @@ def test_an_invite_carries_the_signed_record_so_mail_waits_from_the_first_messag
             bob = await c.user("Bob", mia)
             (got,) = await bob.wait_event("message", id=note.id)
             assert got.via == "mailbox" and got.request  # type: ignore[attr-defined]
+
+    run(scenario)
+
+
+def test_a_mailbox_out_of_reach_gets_the_messages_once_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mailbox_client, "DEPOSIT_RETRY", 0.2)  # two minutes, in production
+
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia = await c.mia()
+            mia_port = _port(mia)
+            bob = await c.user("Bob", mia)
+            ada = await c.start("Ada", _config())
+            await befriend(ada, bob)
+            await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
+            await c.stop(bob)
+            await c.stop(mia)
+            await ada.wait_event("contact_offline", peer_id=bob.peer_id)
+            note = await ada.client.send(bob.peer_id, "are you there?")
+            assert not ada.named("deposited")
+            mia = await c.mia(mia_port)
+            await ada.wait_event("deposited", id=note.id, mailbox=mia.peer_id)
+            await _wait_held(mia, 1)
 
     run(scenario)

@@ -369,6 +369,9 @@ class DirectMessages:
         self._store_and_take(sender, message, via="mailbox")
         return dm.Ack(message.message_id), message.kind
 
+    def waiting_for(self) -> list[str]:
+        return self.store.peers_with_outbox()
+
     def undelivered(self, peer_id: str, limit: int) -> list[MessageInfo]:
         """The outbox toward ``peer_id``, oldest first."""
         return self.store.outbox(peer_id, limit=limit)

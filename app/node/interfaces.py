@@ -144,6 +144,14 @@ class HeldOutbox(Outbox, Protocol):
 
     def undelivered(self, peer_id: str, limit: int) -> list[MessageInfo]: ...
 
+    def waiting_for(self) -> list[str]:
+        """The peers with messages in the outbox."""
+        ...
+
+    def kick(self, peer_id: str) -> None:
+        """Try to deliver ``peer_id``'s outbox now (or leave it at their mailbox)."""
+        ...
+
     def sealed(self, message: MessageInfo) -> bytes:
         """The MESSAGE payload of an outgoing message, as a stream would carry it."""
         ...

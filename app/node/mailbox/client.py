@@ -58,6 +58,7 @@ MAX_RETRY = 300.0          # ... up to this
 DEPOSIT_BATCH = 64         # messages deposited per visit
 RECEIPT_IDS = 64           # answers per receipt (a receipt body stays under 4 KiB)
 REFUSAL_PAUSE = 300.0      # a mailbox that refused a deposit is not asked again for this long
+DEPOSIT_RETRY = 120.0      # undeposited messages of offline contacts are tried again this often
 
 
 def parse_mailbox_addrs(addrs: tuple[str, ...]) -> set[str]:
@@ -179,6 +180,19 @@ class MailboxClient:
     def start(self) -> None:
         for mailbox in self.mine:
             self._nursery.start_soon(self._keep, mailbox)
+        self._nursery.start_soon(self._deposit_later)
+
+    async def _deposit_later(self) -> None:
+        """Every ``DEPOSIT_RETRY`` s, offline contacts with messages that no mailbox holds yet
+        get another try (their mailbox may have been out of reach, or full, last time)."""
+        while True:
+            await trio.sleep(DEPOSIT_RETRY)
+            for peer_id in self._outbox.waiting_for():
+                if self._connections.is_connected(peer_id) or self.record_of(peer_id) is None:
+                    continue
+                if any(self._held.held_by(m.seq) is None
+                       for m in self._outbox.undelivered(peer_id, DEPOSIT_BATCH)):
+                    self._outbox.kick(peer_id)
 
     def peer_ids(self) -> set[str]:
         return {m.peer_id for m in self.mine}
