@@ -4,8 +4,7 @@ strangers who try the mailbox protocol by hand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,16 +15,14 @@ from libp2p.peer.id import ID
 
 from app.core import dm
 from app.core import mailbox as mb
-from app.core.config import NodeConfig
 from app.core.identity import Identity
-from app.core.invite import ContactInvite
 from app.core.records import Delivery
 from app.node.framing import encode_frame, encode_varint, read_frame
 from app.node.host import connect_at
 from app.node.mailbox import MailboxLimits
 from app.node.mailbox import client as mailbox_client
 from app.node.node import KithNode
-from app.store.profile import Profile
+from tests.mailbox_cast import cast, config, port_of
 from tests.peers import Peer, befriend
 
 T = TypeVar("T")
@@ -37,63 +34,6 @@ def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
 
 async def _now(value: T) -> T:
     return value
-
-
-def _config(port: int = 0, *, serve: bool = False, mailboxes: tuple[str, ...] = ()
-            ) -> NodeConfig:
-    return NodeConfig(listen=(f"/ip4/127.0.0.1/tcp/{port}",), serve_mailbox=serve,
-                      mailboxes=mailboxes)
-
-
-def _port(peer: Peer) -> int:
-    assert peer.ready is not None
-    return int(peer.ready.addrs[0].split("/")[4])
-
-
-class Cast:
-    """Mia serves a mailbox; Bob (and, if asked, Ada) use it; Ada and Bob are contacts."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.running: list[Peer] = []
-        self.mia_addr = ""
-
-    async def start(self, name: str, config: NodeConfig) -> Peer:
-        peer = await Peer(self.tmp_path / name.lower(), name, config).start()
-        self.running.append(peer)
-        return peer
-
-    async def stop(self, peer: Peer) -> None:
-        self.running.remove(peer)
-        await peer.stop()
-
-    async def mia(self, port: int = 0) -> Peer:
-        mia = await self.start("Mia", _config(port, serve=True))
-        assert mia.ready is not None
-        self.mia_addr = mia.ready.addrs[0]
-        return mia
-
-    async def user(self, name: str, mia: Peer, port: int = 0) -> Peer:
-        """``name`` uses Mia's mailbox: Mia has them as a contact first, so they register."""
-        profile = Profile.open(self.tmp_path / name.lower())
-        if not profile.is_initialised:
-            profile.initialise(name)
-        peer_id = profile.identity.peer_id
-        profile.close()
-        if await mia.client.contact(peer_id) is None:
-            await mia.client.add_contact(ContactInvite(peer_id, name).to_link())
-        peer = await self.start(name, _config(port, mailboxes=(self.mia_addr,)))
-        await peer.wait_event("mailbox_registered", mailbox=mia.peer_id)
-        return peer
-
-
-@asynccontextmanager
-async def cast(tmp_path: Path) -> AsyncIterator[Cast]:
-    c = Cast(tmp_path)
-    try:
-        yield c
-    finally:
-        await asyncio.gather(*(p.stop() for p in c.running), return_exceptions=True)
 
 
 async def _status(peer: Peer) -> Any:
@@ -117,11 +57,11 @@ def test_a_full_mailbox_refuses_clearly_and_a_restart_loses_nothing(tmp_path: Pa
     async def scenario() -> None:
         async with cast(tmp_path) as c:
             mia = await c.mia()
-            mia_port = _port(mia)
+            mia_port = port_of(mia)
             bob = await c.user("Bob", mia)
-            bob_port = _port(bob)
-            ada = await c.start("Ada", _config())
-            ada_port = _port(ada)
+            bob_port = port_of(bob)
+            ada = await c.start("Ada", config())
+            ada_port = port_of(ada)
             await befriend(ada, bob)
             await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
 
@@ -152,7 +92,7 @@ def test_a_full_mailbox_refuses_clearly_and_a_restart_loses_nothing(tmp_path: Pa
             got = await bob.wait_event("message", count=2)
             assert [m.id for m in got] == [m.id for m in sent[:2]]  # type: ignore[attr-defined]
             assert [m.via for m in got] == ["mailbox", "mailbox"]  # type: ignore[attr-defined]
-            ada = await c.start("Ada", _config(ada_port))  # the refused one comes directly
+            ada = await c.start("Ada", config(ada_port))  # the refused one comes directly
             got = await bob.wait_event("message", count=3, timeout=60)
             assert [m.id for m in got] == [m.id for m in sent]  # type: ignore[attr-defined]
             for message in sent:
@@ -168,9 +108,9 @@ def test_the_acknowledgement_comes_back_through_the_senders_own_mailbox(tmp_path
         async with cast(tmp_path) as c:
             mia = await c.mia()
             ada = await c.user("Ada", mia)
-            ada_port = _port(ada)
+            ada_port = port_of(ada)
             bob = await c.user("Bob", mia)
-            bob_port = _port(bob)
+            bob_port = port_of(bob)
             await befriend(ada, bob)
             await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
             await bob.wait_event("contact_mailboxes", peer_id=ada.peer_id)
@@ -232,7 +172,7 @@ def test_strangers_cannot_register_or_fetch_and_blocked_senders_cannot_deposit(
         async with cast(tmp_path) as c:
             mia = await c.mia()
             bob = await c.user("Bob", mia)
-            eve = await c.start("Eve", _config())
+            eve = await c.start("Eve", config())
 
             async def ask(data: bytes, answers: int = 1) -> tuple[str, list[mb.Answer]]:
                 return await eve.client.call(
@@ -273,8 +213,8 @@ def test_strangers_cannot_register_or_fetch_and_blocked_senders_cannot_deposit(
 def test_a_forged_or_stale_mailbox_record_is_ignored(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with cast(tmp_path) as c:
-            ada = await c.start("Ada", _config())
-            bob = await c.start("Bob", _config())
+            ada = await c.start("Ada", config())
+            bob = await c.start("Bob", config())
             await befriend(ada, bob)
             await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)  # Bob uses none
             mallory = Identity.generate()
@@ -310,7 +250,7 @@ def test_an_invite_carries_the_signed_record_so_mail_waits_from_the_first_messag
             invite = bob.invite
             assert "mailboxes=" in invite
             await c.stop(bob)
-            ada = await c.start("Ada", _config())  # has never met Bob online
+            ada = await c.start("Ada", config())  # has never met Bob online
             await ada.client.add_contact(invite)
             (learned,) = await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
             assert learned.mailboxes == (mia.peer_id,)  # type: ignore[attr-defined]
@@ -331,9 +271,9 @@ def test_a_mailbox_out_of_reach_gets_the_messages_once_it_is_back(
     async def scenario() -> None:
         async with cast(tmp_path) as c:
             mia = await c.mia()
-            mia_port = _port(mia)
+            mia_port = port_of(mia)
             bob = await c.user("Bob", mia)
-            ada = await c.start("Ada", _config())
+            ada = await c.start("Ada", config())
             await befriend(ada, bob)
             await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
             await c.stop(bob)

@@ -21,6 +21,7 @@ many file offers wait, is the resource manager's call: the rest is REJECTed (cod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -126,6 +127,7 @@ class DirectMessages:
         self._kick: dict[str, Signal] = {}
         self.mail_drop: MailDrop | None = None  # where to leave what cannot be delivered now
         self._kicks: dict[str, int] = {}  # kicks per peer, to see one that came meanwhile
+        self.held_by: Callable[[int], str | None] = lambda seq: None  # which mailbox holds seq
 
     def start(self) -> None:
         self._host.set_stream_handler(
@@ -500,7 +502,9 @@ class DirectMessages:
     # -- reading ------------------------------------------------------------------------------
 
     async def history(self, peer_id: str, before_seq: int | None, limit: int) -> list[MessageInfo]:
-        return self.store.history(peer_id, before_seq, max(1, min(limit, 1000)))
+        page = self.store.history(peer_id, before_seq, max(1, min(limit, 1000)))
+        return [dataclasses.replace(m, held_by=self.held_by(m.seq))
+                if m.outgoing and m.state is Delivery.SENT else m for m in page]
 
     async def mark_read(self, peer_id: str) -> None:
         if self.store.mark_read(peer_id):

@@ -368,6 +368,7 @@ class KithNode:
             outbox=dms, blocks=contacts, contacts=contacts, held=HeldMessages(db),
             records=MailboxRecords(db), own_record=own_record, mailboxes=self.config.mailboxes)
         dms.mail_drop = mail
+        dms.held_by = HeldMessages(db).held_by
         dms.kinds.register(dm.KIND_MAILBOX_RECEIPT, MailboxReceipts(dms))
         contacts.on_mailbox_record.append(mail.learn_record)
         contacts.on_blocked.append(mail.blocks_changed)
