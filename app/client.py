@@ -30,6 +30,7 @@ import trio
 from app.core.config import NodeConfig
 from app.core.errors import NodeNotRunning
 from app.core.events import (
+    ContactMailbox,
     Event,
     MailboxStatus,
     NodeFailed,
@@ -306,6 +307,14 @@ class KithClient:
     async def mailbox_status(self) -> MailboxStatus:
         """What we hold for others as a mailbox, and whether our mailboxes are reachable."""
         return await self.call(lambda node: node.mailbox_status())
+
+    async def contact_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Whether a contact has mailboxes, serves one, and is ours."""
+        return await self.call(lambda node: _now(node.contact_mailbox(peer_id)))
+
+    async def use_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Use a contact who serves a mailbox as ours (``ConfigError`` in plain words if not)."""
+        return await self.call(lambda node: node.use_mailbox(peer_id), ordered=True)
 
     # -- settings -----------------------------------------------------------------------------
 

@@ -100,3 +100,49 @@ def test_my_mailbox_shows_whether_it_keeps_my_messages(
         assert dialog.mailboxes_edit.toPlainText() == mia.ready.addrs[0]
     finally:
         run(qloop, mia.stop())
+
+
+def test_use_a_contact_who_keeps_messages_as_my_mailbox(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    mia = run(qloop, Peer(tmp_path / "mia", "Mia", NodeConfig(
+        listen=("/ip4/127.0.0.1/tcp/0",), serve_mailbox=True)).start())
+    bob = run(qloop, Peer(tmp_path / "bob", "Bob").start())
+    try:
+        app, window = online(qloop, make_app, initialised_profile(tmp_path / "ada"))
+        client, state = app.client, app.state
+        assert client is not None and state is not None
+        for peer in (mia, bob):
+            run(qloop, client.add_contact(peer.invite))
+            run(qloop, peer.client.add_contact(state.invite))
+            wait(qloop, lambda p=peer: (i := window.sidebar.row_info(p.peer_id)) is not None
+                 and i.online, f"{peer.name} online")
+
+        details = window.contacts.show_details(bob.peer_id)
+        assert details is not None
+        wait(qloop, lambda: "no mailbox" in details.mailbox_label.text(), "Bob's mailbox row")
+        assert not details.mailbox_button.isVisible()
+        details.close()
+
+        details = window.contacts.show_details(mia.peer_id)
+        assert details is not None
+        wait(qloop, details.mailbox_button.isVisible, "Use as My Mailbox")
+        assert "keeps messages for their contacts" in details.mailbox_label.text()
+        qtbot.mouseClick(details.mailbox_button, Qt.MouseButton.LeftButton)
+        wait(qloop, lambda: "keeps your messages" in details.mailbox_label.text(), "mine now")
+        assert not details.mailbox_button.isVisible()
+        run(qloop, mia.wait_event("contact_online", peer_id=state.peer_id))
+
+        async def registered() -> None:
+            while not any(m.registered for m in (await client.mailbox_status()).mine):
+                await asyncio.sleep(0.05)
+
+        run(qloop, registered())
+        assert app.profile is not None
+        assert [a.rpartition("/p2p/")[2] for a in app.profile.settings.mailboxes] == [
+            mia.peer_id]
+        # Bob learns it from Ada's next profile answer, or from her invite from now on.
+        assert "mailboxes=" in run(qloop, client.status()).invite
+    finally:
+        run(qloop, mia.stop())
+        run(qloop, bob.stop())

@@ -521,6 +521,18 @@ class MailboxReach:
 
 
 @dataclass(frozen=True)
+class ContactMailbox:
+    """A contact's mailboxes as we know them: the peer ids of those that hold their mail (from
+    their signed record), and whether the contact serves one (said by its Kith when connected:
+    None while we do not know)."""
+
+    peer_id: str
+    uses: tuple[str, ...]
+    serves: bool | None
+    mine: bool  # we use this contact as our mailbox
+
+
+@dataclass(frozen=True)
 class MailboxStatus(Event):
     """What this Kith holds for others, and the mailboxes it uses."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
-import time
 from typing import Any
 
 import multiaddr
@@ -24,6 +23,7 @@ from app.core.config import ConfigError, NodeConfig
 from app.core.events import (
     ChatPrefsChanged,
     ConnectionsChanged,
+    ContactMailbox,
     Event,
     MailboxStatus,
     NodeReady,
@@ -31,6 +31,7 @@ from app.core.events import (
     ProfileChanged,
     RelayReserved,
 )
+from app.core.invite import strip_p2p
 from app.core.records import ChatPrefs, ContactState
 from app.node.connections import HostConnections
 from app.node.contacts import ContactService
@@ -361,20 +362,18 @@ class KithNode:
         """Mailboxes: ours (registering, collecting), contacts' (the outbox deposits there
         when it cannot reach them), and serving one for our contacts when asked to."""
         db = self.db
-        own_record = mb.sign_record(self.identity, int(time.time() * 1000),
-                                    self.config.mailboxes)
         mail = MailboxClient(
-            host=host, nursery=nursery, emit=self.emit, connections=self.connections,
-            outbox=dms, blocks=contacts, contacts=contacts, held=HeldMessages(db),
-            records=MailboxRecords(db), own_record=own_record, mailboxes=self.config.mailboxes)
+            identity=self.identity, host=host, nursery=nursery, emit=self.emit,
+            connections=self.connections, outbox=dms, blocks=contacts, contacts=contacts,
+            held=HeldMessages(db), records=MailboxRecords(db), mailboxes=self.config.mailboxes)
         dms.mail_drop = mail
         dms.held_by = HeldMessages(db).held_by
         dms.kinds.register(dm.KIND_MAILBOX_RECEIPT, MailboxReceipts(dms))
         contacts.on_mailbox_record.append(mail.learn_record)
         contacts.on_blocked.append(mail.blocks_changed)
-        contacts.mailbox_record = lambda: mb.record_text(own_record)  # a change, or none
-        if self.config.mailboxes:  # invites stay short for those who use none
-            self.us.mailbox_record = mb.record_text(own_record)
+        contacts.mailbox_record = mail.record_text  # a change, or none
+        # Invites stay short for those who use none.
+        self.us.mailbox_record = lambda: mail.record_text() if mail.mine else ""
         if self.config.serve_mailbox:
             self._mailbox_service = MailboxService(
                 MailboxStore(db), host=host, nursery=nursery, contacts=contacts,
@@ -389,6 +388,35 @@ class KithNode:
         if self._mailbox_client is None:
             raise RuntimeError("the node is not running")
         return self._mailbox_client
+
+    def contact_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Whether a contact has mailboxes, serves one, and is ours."""
+        record = self.mailboxes.record_of(peer_id)
+        serves: bool | None = None
+        if self.is_connected(peer_id):
+            try:
+                protocols = self.host.get_peerstore().get_protocols(ID.from_base58(peer_id))
+                serves = mb.PROTOCOL_ID in protocols
+            except Exception:  # noqa: BLE001 - identify has not answered yet
+                serves = None
+        return ContactMailbox(peer_id=peer_id, uses=tuple(record.mailbox_ids()) if record else (),
+                              serves=serves, mine=peer_id in self.mailboxes.peer_ids())
+
+    async def use_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Use a contact who serves a mailbox as ours: now, and at every start (settings)."""
+        if self.contacts.state(peer_id) is not ContactState.CONTACT:
+            raise ConfigError("only a contact can be your mailbox")
+        if self.contact_mailbox(peer_id).serves is not True:
+            raise ConfigError("this contact does not keep messages for others (or is offline)")
+        addrs = [a for a in self.contacts.store.addrs(peer_id) if "/p2p-circuit" not in a]
+        if not addrs:
+            raise ConfigError("no address is known for this contact")
+        addr = f"{strip_p2p(addrs[0])}/p2p/{peer_id}"
+        if self.mailboxes.use(addr):
+            self._configured_peers.add(peer_id)
+            mailboxes = [*self.profile.settings.mailboxes, addr]
+            await self.update_settings({"mailboxes": mailboxes})
+        return self.contact_mailbox(peer_id)
 
     async def mailbox_status(self) -> MailboxStatus:
         users, held, size = (self._mailbox_service.stats() if self._mailbox_service is not None

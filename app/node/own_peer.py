@@ -24,7 +24,7 @@ class OwnPeer:
         self._profile = profile
         self._host = host
         self.relayed: Callable[[], list[str]] = list
-        self.mailbox_record = ""  # our signed mailbox record, as text (the mailbox client's)
+        self.mailbox_record: Callable[[], str] = str  # our signed mailbox record, as text
 
     @property
     def identity(self) -> Identity:
@@ -53,5 +53,5 @@ class OwnPeer:
             peer_id=self.identity.peer_id,
             name=self.display_name(),
             addrs=tuple(strip_p2p(a) for a in self.addrs()),
-            mailboxes=self.mailbox_record,
+            mailboxes=self.mailbox_record(),
         ).to_link()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import multiaddr
 import trio
@@ -38,6 +39,7 @@ from app.core.events import (
     MessageDeposited,
     MessageDepositRefused,
 )
+from app.core.identity import Identity
 from app.core.records import ContactState
 from app.node.framing import FrameError, Stream, read_frame, write_frame
 from app.node.host import connect_at
@@ -158,10 +160,11 @@ def _message_id(value: object) -> bytes | None:
 class MailboxClient:
     """Our mailboxes (registering, collecting) and the ``MailDrop`` for contacts' ones."""
 
-    def __init__(self, *, host: IHost, nursery: Tasks, emit: Emit,
+    def __init__(self, *, identity: Identity, host: IHost, nursery: Tasks, emit: Emit,
                  connections: Connections, outbox: HeldOutbox, blocks: BlockList,
                  contacts: ContactBook, held: HeldMessages, records: MailboxRecords,
-                 own_record: bytes, mailboxes: tuple[str, ...]) -> None:
+                 mailboxes: tuple[str, ...]) -> None:
+        self._identity = identity
         self._host = host
         self._nursery = nursery
         self._emit = emit
@@ -171,16 +174,38 @@ class MailboxClient:
         self._contacts = contacts
         self._held = held
         self._records = records
-        self.own_record = own_record
         self.mine = [Mailbox(a) for a in mailboxes]
+        self.own_record = self._sign()
         self._depositing: set[str] = set()
         # (recipient, mailbox) -> when a mailbox that refused a deposit may be asked again.
         self._paused: dict[tuple[str, str], float] = {}
+
+    def _sign(self) -> bytes:
+        """Our record, signed now: a newer ``seq`` than any we signed before (a clock that
+        went back aside)."""
+        return mb.sign_record(self._identity, int(time.time() * 1000),
+                              [m.addr for m in self.mine])
+
+    def record_text(self) -> str:
+        return mb.record_text(self.own_record)
 
     def start(self) -> None:
         for mailbox in self.mine:
             self._nursery.start_soon(self._keep, mailbox)
         self._nursery.start_soon(self._deposit_later)
+
+    def use(self, addr: str) -> bool:
+        """Use the mailbox at ``addr`` from now on (registering at once); a new signed record
+        tells contacts the next time they ask. False if it is ours already."""
+        mailbox = Mailbox(addr)
+        if mailbox.peer_id in self.peer_ids():
+            return False
+        if len(self.mine) >= mb.MAX_RECORD_MAILBOXES:
+            raise ConfigError(f"at most {mb.MAX_RECORD_MAILBOXES} mailboxes can be used")
+        self.mine.append(mailbox)
+        self.own_record = self._sign()
+        self._nursery.start_soon(self._keep, mailbox)
+        return True
 
     async def _deposit_later(self) -> None:
         """Every ``DEPOSIT_RETRY`` s, offline contacts with messages that no mailbox holds yet
