@@ -310,7 +310,7 @@ class KithClient:
 
     async def contact_mailbox(self, peer_id: str) -> ContactMailbox:
         """Whether a contact has mailboxes, serves one, and is ours."""
-        return await self.call(lambda node: _now(node.contact_mailbox(peer_id)))
+        return await self.call(lambda node: _now(node.mailboxes.contact_mailbox(peer_id)))
 
     async def use_mailbox(self, peer_id: str) -> ContactMailbox:
         """Use a contact who serves a mailbox as ours (``ConfigError`` in plain words if not)."""

@@ -17,7 +17,6 @@ from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 
 from app.core import dm
-from app.core import mailbox as mb
 from app.core import room as rc
 from app.core.config import ConfigError, NodeConfig
 from app.core.events import (
@@ -31,7 +30,6 @@ from app.core.events import (
     ProfileChanged,
     RelayReserved,
 )
-from app.core.invite import strip_p2p
 from app.core.records import ChatPrefs, ContactState
 from app.node.connections import HostConnections
 from app.node.contacts import ContactService
@@ -389,34 +387,15 @@ class KithNode:
             raise RuntimeError("the node is not running")
         return self._mailbox_client
 
-    def contact_mailbox(self, peer_id: str) -> ContactMailbox:
-        """Whether a contact has mailboxes, serves one, and is ours."""
-        record = self.mailboxes.record_of(peer_id)
-        serves: bool | None = None
-        if self.is_connected(peer_id):
-            try:
-                protocols = self.host.get_peerstore().get_protocols(ID.from_base58(peer_id))
-                serves = mb.PROTOCOL_ID in protocols
-            except Exception:  # noqa: BLE001 - identify has not answered yet
-                serves = None
-        return ContactMailbox(peer_id=peer_id, uses=tuple(record.mailbox_ids()) if record else (),
-                              serves=serves, mine=peer_id in self.mailboxes.peer_ids())
-
     async def use_mailbox(self, peer_id: str) -> ContactMailbox:
         """Use a contact who serves a mailbox as ours: now, and at every start (settings)."""
         if self.contacts.state(peer_id) is not ContactState.CONTACT:
             raise ConfigError("only a contact can be your mailbox")
-        if self.contact_mailbox(peer_id).serves is not True:
-            raise ConfigError("this contact does not keep messages for others (or is offline)")
-        addrs = [a for a in self.contacts.store.addrs(peer_id) if "/p2p-circuit" not in a]
-        if not addrs:
-            raise ConfigError("no address is known for this contact")
-        addr = f"{strip_p2p(addrs[0])}/p2p/{peer_id}"
-        if self.mailboxes.use(addr):
+        addr = self.mailboxes.use_contact(peer_id, self.contacts.store.addrs(peer_id))
+        if addr is not None:
             self._configured_peers.add(peer_id)
-            mailboxes = [*self.profile.settings.mailboxes, addr]
-            await self.update_settings({"mailboxes": mailboxes})
-        return self.contact_mailbox(peer_id)
+            await self.update_settings({"mailboxes": [*self.profile.settings.mailboxes, addr]})
+        return self.mailboxes.contact_mailbox(peer_id)
 
     async def mailbox_status(self) -> MailboxStatus:
         users, held, size = (self._mailbox_service.stats() if self._mailbox_service is not None

@@ -32,6 +32,7 @@ from app.core import dm
 from app.core import mailbox as mb
 from app.core.config import ConfigError
 from app.core.events import (
+    ContactMailbox,
     ContactMailboxes,
     MailboxReach,
     MailboxRefused,
@@ -40,6 +41,7 @@ from app.core.events import (
     MessageDepositRefused,
 )
 from app.core.identity import Identity
+from app.core.invite import strip_p2p
 from app.core.records import ContactState
 from app.node.framing import FrameError, Stream, read_frame, write_frame
 from app.node.host import connect_at
@@ -193,6 +195,31 @@ class MailboxClient:
         for mailbox in self.mine:
             self._nursery.start_soon(self._keep, mailbox)
         self._nursery.start_soon(self._deposit_later)
+
+    def contact_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Whether a contact has mailboxes, serves one (its identify answer lists the
+        protocol; unknown while not connected), and is ours."""
+        record = self.record_of(peer_id)
+        serves: bool | None = None
+        if self._connections.is_connected(peer_id):
+            try:
+                protocols = self._host.get_peerstore().get_protocols(ID.from_base58(peer_id))
+                serves = mb.PROTOCOL_ID in protocols
+            except Exception:  # noqa: BLE001 - identify has not answered yet
+                serves = None
+        return ContactMailbox(peer_id=peer_id, uses=tuple(record.mailbox_ids()) if record else (),
+                              serves=serves, mine=peer_id in self.peer_ids())
+
+    def use_contact(self, peer_id: str, addrs: list[str]) -> str | None:
+        """Use the contact ``peer_id``, who serves a mailbox, as ours, at the first of
+        ``addrs`` that is not relayed; the mailbox address, or None if it is ours already."""
+        if self.contact_mailbox(peer_id).serves is not True:
+            raise ConfigError("this contact does not keep messages for others (or is offline)")
+        direct = [a for a in addrs if "/p2p-circuit" not in a]
+        if not direct:
+            raise ConfigError("no address is known for this contact")
+        addr = f"{strip_p2p(direct[0])}/p2p/{peer_id}"
+        return addr if self.use(addr) else None
 
     def use(self, addr: str) -> bool:
         """Use the mailbox at ``addr`` from now on (registering at once); a new signed record
