@@ -286,3 +286,40 @@ def test_a_mailbox_out_of_reach_gets_the_messages_once_it_is_back(
             await _wait_held(mia, 1)
 
     run(scenario)
+
+
+def test_one_sender_is_held_to_its_rate_and_its_share(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia = await c.mia()
+            await c.user("Bob", mia)
+            bob_id = (await mia.client.contacts())[0].peer_id
+            eve = await c.start("Eve", config())
+
+            def limits(new: MailboxLimits) -> Callable[[KithNode], Awaitable[None]]:
+                def apply(node: KithNode) -> Awaitable[None]:
+                    assert node._mailbox_service is not None
+                    node._mailbox_service.limits = new
+                    return _now(None)
+                return apply
+
+            def deposits(count: int) -> bytes:
+                return b"".join(_request(mb.Deposit(bob_id, dm.encode_message(
+                    eve.profile.identity, bob_id, f"note {i}", message_id=dm.new_message_id(),
+                    sent_at_ms=1))) for i in range(count))
+
+            async def codes(count: int) -> list[int]:
+                outcome, answers = await eve.client.call(
+                    lambda node: _exchange(node, c.mia_addr, deposits(count), count))
+                assert outcome == "answered"
+                return [a.code if isinstance(a, mb.Refused) else 0 for a in answers]
+
+            await mia.client.call(limits(MailboxLimits(sender_items=2)))
+            assert await codes(3) == [0, 0, mb.REFUSED_FULL]  # Eve's share for Bob is full
+            await mia.client.call(limits(MailboxLimits(deposit_burst=1, deposit_rate=0.001)))
+            assert await codes(2) == [0, mb.REFUSED_RATE]  # a bigger share, but too fast
+            await _wait_held(mia, 3)
+            notices = [e.limit for e in mia.named("limit_reached")]  # type: ignore[attr-defined]
+            assert "mailbox_quota" in notices and "mailbox_rate" in notices
+
+    run(scenario)
