@@ -77,7 +77,8 @@ def test_messages_reach_bob_through_his_mailbox_while_ada_is_offline(tmp_path: P
         got = [bob.expect("message", timeout=30) for _ in texts]
         assert [m["id"] for m in got] == ids and [m["text"] for m in got] == texts
         assert {m["via"] for m in got} == {"mailbox"} and {m["from"] for m in got} == {a_id}
-        assert bob.expect("file_offer", transfer=transfer)["from"] == a_id
+        offer = bob.expect("file_offer", transfer=transfer)
+        assert (offer["from"], offer["via"]) == (a_id, "mailbox")
         mine = bob.request({"cmd": "mailbox_status"}, "mailbox_status")["mine"]
         assert mine == [{"mailbox": mia_id, "reachable": True, "registered": True}]
         _wait_status(mia, lambda s: s["held"] == 0)  # collected, then deleted at the mailbox

@@ -141,6 +141,7 @@ class DirectMessage:
     sent_at_ms: int
     kind: int
     text: str
+    via: str = "direct"  # how it reached us: "direct", "relay" or "mailbox" (not on the wire)
 
 
 @dataclass(frozen=True)

@@ -369,6 +369,7 @@ class FileOffer(FileEvent):
     hash: str
     mime: str
     room: str | None = None
+    via: str = "direct"  # a direct offer: "direct", "relay" or "mailbox" (like ``message``)
 
 
 @dataclass(frozen=True)

@@ -455,6 +455,7 @@ class DirectMessages:
         return "relay" if relayed and all(relayed) else "direct"
 
     def _store_and_take(self, peer_id: str, message: dm.DirectMessage, via: str) -> None:
+        message = dataclasses.replace(message, via=via)
         request = self._contacts.note_request(peer_id) or (
             self._contacts.state(peer_id) is ContactState.REQUEST
         )
