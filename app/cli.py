@@ -64,6 +64,17 @@ async def _status(client: KithClient, args: dict[str, Any]) -> Reply:
     return await client.status()
 
 
+@command("mailbox_status")
+async def _mailbox_status(client: KithClient, args: dict[str, Any]) -> Reply:
+    return await client.mailbox_status()
+
+
+@command("use_mailbox")
+async def _use_mailbox(client: KithClient, args: dict[str, Any]) -> Reply:
+    info = await client.use_mailbox(require(args, "peer_id"))
+    return {"event": "contact_mailbox", **asdict(info)}
+
+
 @command("quit")
 async def _quit(client: KithClient, args: dict[str, Any]) -> Reply:
     raise Quit

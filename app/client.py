@@ -29,7 +29,15 @@ import trio
 
 from app.core.config import NodeConfig
 from app.core.errors import NodeNotRunning
-from app.core.events import Event, NodeFailed, NodeReady, NodeStatus, NodeStopped
+from app.core.events import (
+    ContactMailbox,
+    Event,
+    MailboxStatus,
+    NodeFailed,
+    NodeReady,
+    NodeStatus,
+    NodeStopped,
+)
 from app.core.records import (
     ChatPrefs,
     ContactInfo,
@@ -295,6 +303,18 @@ class KithClient:
 
     async def status(self) -> NodeStatus:
         return await self.call(lambda node: node.status())
+
+    async def mailbox_status(self) -> MailboxStatus:
+        """What we hold for others as a mailbox, and whether our mailboxes are reachable."""
+        return await self.call(lambda node: node.mailbox_status())
+
+    async def contact_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Whether a contact has mailboxes, serves one, and is ours."""
+        return await self.call(lambda node: _now(node.mailboxes.contact_mailbox(peer_id)))
+
+    async def use_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Use a contact who serves a mailbox as ours (``ConfigError`` in plain words if not)."""
+        return await self.call(lambda node: node.use_mailbox(peer_id), ordered=True)
 
     # -- settings -----------------------------------------------------------------------------
 

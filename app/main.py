@@ -82,6 +82,15 @@ def node_parser() -> argparse.ArgumentParser:
         help="answer the Kademlia DHT for others (be a bootstrap peer); otherwise a client only",
     )
     parser.add_argument(
+        "--serve-mailbox", action="store_true",
+        help="keep sealed messages for contacts who register while they are offline",
+    )
+    parser.add_argument(
+        "--mailbox", action="append", default=[], metavar="MULTIADDR",
+        help="a mailbox that keeps our messages while we are offline, /ip4/H/tcp/P/p2p/ID "
+             "(repeatable, at most 4; the mailbox must have us as a contact)",
+    )
+    parser.add_argument(
         "--lan", action="store_true",
         help="LAN discovery (mDNS) on the non-loopback IPv4 addresses listened on",
     )
@@ -136,6 +145,8 @@ def main_node(argv: list[str]) -> int:
                 bootstrap=tuple(args.bootstrap),
                 serve_dht=args.serve_dht,
                 lan_discovery=args.lan,
+                serve_mailbox=args.serve_mailbox,
+                mailboxes=tuple(args.mailbox),
             ),
         )
         return run_node(client)

@@ -30,3 +30,7 @@ class NodeConfig:
     serve_dht: bool = False
     # mDNS on the LAN (``app.node.lan``): only on the non-loopback IPv4 addresses listened on.
     lan_discovery: bool = False
+    # Mailboxes (``app.node.mailbox``): hold sealed mail for our contacts who register with us,
+    # and the mailboxes that hold ours (``/ip4/H/tcp/P/p2p/ID``, at most 4).
+    serve_mailbox: bool = False
+    mailboxes: tuple[str, ...] = ()

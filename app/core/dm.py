@@ -39,8 +39,9 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_FILE_OFFER = 2    # body: UTF-8 JSON file offer (docs/protocol.md section 9)
 KIND_FILE_CONTROL = 3  # body: UTF-8 JSON {"transfer", "action"[, "reason"]}
-KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL})
-MAX_FILE_BODY_BYTES = 4096  # kinds 2 and 3
+KIND_MAILBOX_RECEIPT = 48  # body: UTF-8 JSON {"ack": [id hex], "reject": [[id hex, code]]}
+KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL, KIND_MAILBOX_RECEIPT})
+MAX_FILE_BODY_BYTES = 4096  # every kind but text (the name is older than the other kinds)
 # A later ``sent_at`` (2100-01-01T00:00:00Z, as for room posts) is taken as this: it is the
 # sender's clock, informational, and nothing after it can show or store a time beyond.
 MAX_SENT_AT_MS = 4_102_444_800_000
@@ -140,6 +141,7 @@ class DirectMessage:
     sent_at_ms: int
     kind: int
     text: str
+    via: str = "direct"  # how it reached us: "direct", "relay" or "mailbox" (not on the wire)
 
 
 @dataclass(frozen=True)

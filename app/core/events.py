@@ -239,6 +239,7 @@ class MessageReceived(Event):
     request: bool
     message: MessageInfo
     kind: int = 1   # 2: a file offer (``text`` is its name; ``file_offer`` carries the details)
+    via: str = "direct"  # "direct", "relay" (a circuit relay) or "mailbox"
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
@@ -368,6 +369,7 @@ class FileOffer(FileEvent):
     hash: str
     mime: str
     room: str | None = None
+    via: str = "direct"  # a direct offer: "direct", "relay" or "mailbox" (like ``message``)
 
 
 @dataclass(frozen=True)
@@ -452,3 +454,92 @@ class ConnectionUpgraded(Event):
     name: ClassVar[str] = "connection_upgraded"
     peer_id: str
     addr: str
+
+
+@dataclass(frozen=True)
+class MailboxRegistered(Event):
+    """A mailbox we use accepted (or renewed) our registration: it holds our mail."""
+
+    name: ClassVar[str] = "mailbox_registered"
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class MailboxRefused(Event):
+    """A mailbox we use refused our registration; ``reason`` says why in plain words."""
+
+    name: ClassVar[str] = "mailbox_refused"
+    mailbox: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MessageDeposited(Event):
+    """The recipient was out of reach: their mailbox holds the message until they collect it
+    (it stays in the outbox until they acknowledge it)."""
+
+    name: ClassVar[str] = "deposited"
+    id: str
+    peer_id: str
+    mailbox: str
+    kind: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        del body["kind"]
+        return body
+
+
+@dataclass(frozen=True)
+class MessageDepositRefused(Event):
+    """The recipient's mailbox would not hold the message (full, rate, refused): it stays in
+    the outbox, for the recipient's next time online or a later deposit."""
+
+    name: ClassVar[str] = "deposit_refused"
+    id: str
+    peer_id: str
+    mailbox: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ContactMailboxes(Event):
+    """A contact's signed mailbox record, newer than the one we had: where their mail goes
+    while they are offline (peer ids; empty: they use none)."""
+
+    name: ClassVar[str] = "contact_mailboxes"
+    peer_id: str
+    mailboxes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MailboxReach:
+    """One of our mailboxes and whether we are connected to it now."""
+
+    mailbox: str
+    reachable: bool
+    registered: bool
+
+
+@dataclass(frozen=True)
+class ContactMailbox:
+    """A contact's mailboxes as we know them: the peer ids of those that hold their mail (from
+    their signed record), and whether the contact serves one (said by its Kith when connected:
+    None while we do not know)."""
+
+    peer_id: str
+    uses: tuple[str, ...]
+    serves: bool | None
+    mine: bool  # we use this contact as our mailbox
+
+
+@dataclass(frozen=True)
+class MailboxStatus(Event):
+    """What this Kith holds for others, and the mailboxes it uses."""
+
+    name: ClassVar[str] = "mailbox_status"
+    serving: bool
+    users: int
+    held: int
+    bytes: int
+    mine: tuple[MailboxReach, ...]

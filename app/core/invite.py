@@ -2,7 +2,9 @@
 
 A link looks like ``kith:contact?id=12D3KooW...&name=Ada&addr=/ip4/192.0.2.7/tcp/4001``.
 The peer id is what matters: Noise authenticates it on every connection, so a tampered
-address can at worst fail to connect, never impersonate. Everything else is a hint.
+address can at worst fail to connect, never impersonate. Everything else is a hint, except
+``mailboxes``: the owner's signed mailbox record (``app.core.mailbox``), checked against the
+peer id before it is used.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ MAX_LINK_LENGTH = 8192
 MAX_ADDRS = 16
 MAX_ADDR_LENGTH = 256
 MAX_NAME_LENGTH = 64
+MAX_MAILBOX_RECORD_TEXT = 2048  # base64url of a signed mailbox record (at most 1105 bytes)
 
 
 # A contact or room link inside other text: "kith:", the kind, "?" and everything up to the next
@@ -78,12 +81,15 @@ class ContactInvite:
     peer_id: str
     name: str = ""
     addrs: tuple[str, ...] = field(default_factory=tuple)
+    mailboxes: str = ""  # the signed mailbox record as text, not yet verified
 
     def to_link(self) -> str:
         query: list[tuple[str, str]] = [("id", self.peer_id)]
         if self.name:
             query.append(("name", self.name))
         query.extend(("addr", a) for a in self.addrs[:MAX_ADDRS])
+        if self.mailboxes:
+            query.append(("mailboxes", self.mailboxes))
         return SCHEME + "contact?" + urlencode(query, quote_via=quote, safe="/")
 
 
@@ -112,4 +118,7 @@ def parse_invite(link: str) -> ContactInvite:
         if not addr.startswith("/") or len(addr) > MAX_ADDR_LENGTH:
             raise InvalidInvite(f"the invite carries a malformed address: {addr[:40]!r}")
         addrs.append(strip_p2p(addr))
-    return ContactInvite(peer_id=ids[0], name=name, addrs=tuple(addrs))
+    mailboxes = params.get("mailboxes", [""])[0]
+    if len(mailboxes) > MAX_MAILBOX_RECORD_TEXT:
+        mailboxes = ""  # ignored alone, like a forged one
+    return ContactInvite(peer_id=ids[0], name=name, addrs=tuple(addrs), mailboxes=mailboxes)

@@ -49,6 +49,7 @@ class MessageInfo:
     error: str | None = None
     kind: int = 1             # 1 text; 2 file offer (``text`` is the file name), 3 control
     transfer: str | None = None  # kind 2: the offered transfer's id hex (see TransferInfo)
+    held_by: str | None = None   # outgoing, not yet delivered: the mailbox (peer id) holding it
 
 
 def short_peer_id(peer_id: str) -> str:

@@ -286,9 +286,13 @@ class ContactService:
         self.profiles = ProfileExchange(host, self._own_profile)
         self.on_connected: list[Callable[[str], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
+        self.on_blocked: list[Callable[[str], None]] = []
+        # A peer's signed mailbox record as text (unverified), from an invite or a profile.
+        self.on_mailbox_record: list[Callable[[str, str], object]] = []
+        self.mailbox_record: Callable[[], str] = str  # our signed mailbox record, as text
 
     def _own_profile(self) -> bytes:
-        return encode_profile(self._us.display_name(), self._us.addrs())
+        return encode_profile(self._us.display_name(), self._us.addrs(), self.mailbox_record())
 
     def start(self) -> None:
         self.profiles.register()
@@ -316,6 +320,10 @@ class ContactService:
 
     def state(self, peer_id: str) -> ContactState | None:
         return self.store.state(peer_id)
+
+    def blocked(self) -> list[str]:
+        """Everyone we block (``interfaces.BlockList``)."""
+        return self.store.peer_ids(ContactState.BLOCKED)
 
     def requests(self) -> int:
         """How many message requests wait for an answer."""
@@ -348,6 +356,9 @@ class ContactService:
         self.store.upsert(invite.peer_id, ContactState.CONTACT, invite.name)
         if invite.addrs:
             self.store.add_addrs(invite.peer_id, invite.addrs, "invite")
+        if invite.mailboxes:
+            for hook in self.on_mailbox_record:
+                hook(invite.peer_id, invite.mailboxes)
         info = self.info(invite.peer_id)
         assert info is not None
         self._emit(ContactAdded(peer_id=info.peer_id, display_name=info.name))
@@ -386,6 +397,8 @@ class ContactService:
         self.redialer.forget(peer_id)
         if self.is_online(peer_id):
             await self._connections.disconnect(peer_id)
+        for hook in self.on_blocked:
+            hook(peer_id)
         self._changed(peer_id)
         self._emit(UnreadChanged(total=self._unread_total()))
         return self._require(peer_id)
@@ -462,6 +475,9 @@ class ContactService:
             self.store.add_addrs(peer_id, profile.addrs, "profile")
         if profile.name and self.store.set_their_name(peer_id, profile.name):
             self._changed(peer_id)
+        if profile.mailboxes:
+            for hook in self.on_mailbox_record:
+                hook(peer_id, profile.mailboxes)
 
     # -- keeping contacts connected -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ many file offers wait, is the resource manager's call: the rest is REJECTed (cod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -51,6 +52,7 @@ from app.node.interfaces import (
     DmKindHandler,
     Emit,
     LocalPeer,
+    MailDrop,
     MessageRequests,
     Quotas,
     Refusal,
@@ -123,6 +125,9 @@ class DirectMessages:
         self.kinds.register(dm.KIND_TEXT, TextMessages(emit))
         self._active: set[str] = set()
         self._kick: dict[str, Signal] = {}
+        self.mail_drop: MailDrop | None = None  # where to leave what cannot be delivered now
+        self._kicks: dict[str, int] = {}  # kicks per peer, to see one that came meanwhile
+        self.held_by: Callable[[int], str | None] = lambda seq: None  # which mailbox holds seq
 
     def start(self) -> None:
         self._host.set_stream_handler(
@@ -205,6 +210,7 @@ class DirectMessages:
     def kick(self, peer_id: str) -> None:
         """Something to send, or the peer just connected: make sure a sender runs."""
         signal = self._kick.setdefault(peer_id, Signal())
+        self._kicks[peer_id] = self._kicks.get(peer_id, 0) + 1
         if peer_id in self._active:
             signal.set()
         elif self.store.outbox(peer_id, limit=1):
@@ -216,12 +222,18 @@ class DirectMessages:
             while self.store.outbox(peer_id, limit=1):
                 if self._contacts.state(peer_id) is not ContactState.CONTACT:
                     return
+                kicks = self._kicks.get(peer_id, 0)
                 if not self._connections.is_connected(peer_id):
                     await self._dialer.dial(peer_id)
                     # Checked again after the await: a connection that arrived meanwhile (its
                     # kick found this task still active) must not be missed.
                     if not self._connections.is_connected(peer_id):
-                        return  # the dial loop calls kick() when the peer connects
+                        if self.mail_drop is None:
+                            return  # the dial loop calls kick() when the peer connects
+                        await self.mail_drop.deposit(peer_id)
+                        if self._kicks.get(peer_id, 0) == kicks:
+                            return
+                        continue  # queued while we were away: deposited too
                 try:
                     await self._deliver_on_stream(peer_id)
                 except Exception as exc:  # noqa: BLE001 - retried on a fresh stream
@@ -337,6 +349,69 @@ class DirectMessages:
                 continue
             await self._accept(stream, peer_id, message)
 
+    def take_deposited(self, sender: str, payload: bytes
+                       ) -> tuple[dm.Ack | dm.Reject, int | None] | None:
+        """A MESSAGE payload that a mailbox held for us, left there by ``sender`` (whom the
+        mailbox's connection authenticated; the box opens only with that sender's key): the
+        same checks and handling as a frame on a stream. The answer the sender is owed (it
+        goes back in a receipt) and the message's kind when it opened, or None for a payload
+        that is dropped."""
+        if self._contacts.state(sender) is ContactState.BLOCKED:
+            return None
+        try:
+            message = dm.decode_message(self._us.identity, sender, payload)
+        except dm.DmError as exc:
+            log.info("a message from %s held by a mailbox: %s", sender, exc)
+            if exc.reject_reason is None or exc.message_id is None:
+                return None
+            return dm.Reject(exc.message_id, exc.reject_reason), None
+        refusal = self._refusal(sender, message)
+        if refusal is not None:
+            return dm.Reject(message.message_id, refusal), message.kind
+        self._store_and_take(sender, message, via="mailbox")
+        return dm.Ack(message.message_id), message.kind
+
+    def waiting_for(self) -> list[str]:
+        return self.store.peers_with_outbox()
+
+    def undelivered(self, peer_id: str, limit: int) -> list[MessageInfo]:
+        """The outbox toward ``peer_id``, oldest first."""
+        return self.store.outbox(peer_id, limit=limit)
+
+    def sealed(self, message: MessageInfo) -> bytes:
+        """An outgoing message's MESSAGE payload, as written on a stream (a fresh nonce)."""
+        return dm.encode_message(
+            self._us.identity, message.peer_id, message.text,
+            message_id=bytes.fromhex(message.id), sent_at_ms=message.sent_at_ms,
+            kind=message.kind)
+
+    def mark_sent(self, message: MessageInfo) -> None:
+        """``message`` left this device some other way than a stream (a mailbox holds it)."""
+        if message.state is Delivery.SENDING and self.store.set_state(
+            message.peer_id, bytes.fromhex(message.id), Delivery.SENT,
+            only_from=(Delivery.SENDING,)
+        ) and self._shown(message.kind):
+            self._emit(MessageSent(id=message.id, peer_id=message.peer_id, kind=message.kind))
+
+    def answered(self, peer_id: str, reply: dm.Ack | dm.Reject) -> None:
+        """The recipient's answer to one of our messages, by a way other than its stream (a
+        receipt that came through a mailbox)."""
+        found = self.store.get(peer_id, reply.message_id, outgoing=True)
+        if found is None:
+            return
+        if isinstance(reply, dm.Ack):
+            if self.store.set_state(
+                peer_id, reply.message_id, Delivery.DELIVERED,
+                only_from=(Delivery.SENDING, Delivery.SENT),
+            ) and self._shown(found.kind):
+                self._emit(MessageDelivered(id=found.id, peer_id=peer_id, kind=found.kind))
+            return
+        handler = self.kinds.get(found.kind)
+        if self.store.set_state(peer_id, reply.message_id, Delivery.FAILED, reply.description,
+                                only_from=(Delivery.SENDING, Delivery.SENT)) and (
+                handler is not None):
+            handler.refused(found, reply.description)
+
     def _refusal(self, peer_id: str, message: dm.DirectMessage) -> int | None:
         """A REJECT code for a message this node will not keep (a limit), or None."""
         if self.store.get(peer_id, message.message_id, outgoing=False) is not None:
@@ -369,6 +444,18 @@ class DirectMessages:
     async def _accept(self, stream: Stream, peer_id: str, message: dm.DirectMessage) -> None:
         if self._contacts.state(peer_id) is ContactState.BLOCKED:
             raise ContactError("blocked while the stream was open")
+        self._store_and_take(peer_id, message, via=self._route(peer_id))
+        await write_frame(stream, dm.encode_ack(message.message_id))
+
+    def _route(self, peer_id: str) -> str:
+        """How a message on a stream from ``peer_id`` came: "relay" when every connection to
+        them goes through a circuit relay, else "direct"."""
+        conns = self._connections.connections_to(peer_id)
+        relayed = [any("/p2p-circuit" in str(a) for a in _transport_addrs(c)) for c in conns]
+        return "relay" if relayed and all(relayed) else "direct"
+
+    def _store_and_take(self, peer_id: str, message: dm.DirectMessage, via: str) -> None:
+        message = dataclasses.replace(message, via=via)
         request = self._contacts.note_request(peer_id) or (
             self._contacts.state(peer_id) is ContactState.REQUEST
         )
@@ -378,12 +465,12 @@ class DirectMessages:
         if stored is None:  # a resend: handled already, unless a failure left it pending
             stored = self.store.pending_one(peer_id, message.message_id)
         if stored is not None:
-            self._take(stored, message, request)
+            self._take(stored, message, request, via)
         else:
             log.debug("duplicate message %s from %s", message.message_id.hex(), peer_id)
-        await write_frame(stream, dm.encode_ack(message.message_id))
 
-    def _take(self, stored: MessageInfo, message: dm.DirectMessage, request: bool) -> None:
+    def _take(self, stored: MessageInfo, message: dm.DirectMessage, request: bool,
+              via: str = "direct") -> None:
         """What a stored incoming message leads to: its kind's handler does what it means,
         then the conversation shows it (an event, the contact's list entry, the unread count).
 
@@ -402,7 +489,7 @@ class DirectMessages:
             return
         self._emit(MessageReceived(
             id=shown.id, from_=peer_id, text=shown.text, sent_at=shown.sent_at_ms,
-            request=request, message=shown, kind=shown.kind,
+            request=request, message=shown, kind=shown.kind, via=via,
         ))
         self._changed(peer_id)
         self._emit(UnreadChanged(total=self._unread_total()))
@@ -416,9 +503,18 @@ class DirectMessages:
     # -- reading ------------------------------------------------------------------------------
 
     async def history(self, peer_id: str, before_seq: int | None, limit: int) -> list[MessageInfo]:
-        return self.store.history(peer_id, before_seq, max(1, min(limit, 1000)))
+        page = self.store.history(peer_id, before_seq, max(1, min(limit, 1000)))
+        return [dataclasses.replace(m, held_by=self.held_by(m.seq))
+                if m.outgoing and m.state is Delivery.SENT else m for m in page]
 
     async def mark_read(self, peer_id: str) -> None:
         if self.store.mark_read(peer_id):
             self._changed(peer_id)
             self._emit(UnreadChanged(total=self._unread_total()))
+
+
+def _transport_addrs(conn: object) -> list[object]:
+    try:
+        return list(conn.get_transport_addresses())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a connection closing, or one that cannot say
+        return []

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import trio
 from libp2p.abc import INetConn
 
-from app.core.dm import DirectMessage
+from app.core.dm import Ack, DirectMessage, Reject
 from app.core.events import Event
 from app.core.identity import Identity
 from app.core.records import ContactInfo, ContactState, MessageInfo, RoomPostInfo
@@ -128,6 +128,51 @@ class Outbox(Protocol):
     whenever they are reachable, in order, exactly once (``DirectMessages``)."""
 
     def queue(self, peer_id: str, kind: int, body: str) -> MessageInfo: ...
+
+
+class MailDrop(Protocol):
+    """Where the outbox leaves what it cannot deliver now: the recipient's mailboxes
+    (``app.node.mailbox.MailboxClient``)."""
+
+    async def deposit(self, peer_id: str) -> None:
+        """Leave ``peer_id``'s undelivered messages at their mailbox, if they have one."""
+        ...
+
+
+class HeldOutbox(Outbox, Protocol):
+    """The outbox and the receiving end as mailboxes need them (``DirectMessages``)."""
+
+    def undelivered(self, peer_id: str, limit: int) -> list[MessageInfo]: ...
+
+    def waiting_for(self) -> list[str]:
+        """The peers with messages in the outbox."""
+        ...
+
+    def kick(self, peer_id: str) -> None:
+        """Try to deliver ``peer_id``'s outbox now (or leave it at their mailbox)."""
+        ...
+
+    def sealed(self, message: MessageInfo) -> bytes:
+        """The MESSAGE payload of an outgoing message, as a stream would carry it."""
+        ...
+
+    def mark_sent(self, message: MessageInfo) -> None: ...
+
+    def take_deposited(self, sender: str, payload: bytes
+                       ) -> tuple[Ack | Reject, int | None] | None:
+        """A payload a mailbox held for us: checked and handled as one on a stream; the
+        answer the sender is owed and the message's kind, or None if it is dropped."""
+        ...
+
+    def answered(self, peer_id: str, reply: Ack | Reject) -> None:
+        """The recipient's answer to one of our messages, come through a receipt."""
+        ...
+
+
+class BlockList(Protocol):
+    """Whom we block (``ContactService``), for our mailboxes to refuse their mail."""
+
+    def blocked(self) -> list[str]: ...
 
 
 class RoomDirectory(Protocol):

@@ -23,7 +23,9 @@ from app.core.config import ConfigError, NodeConfig
 from app.core.events import (
     ChatPrefsChanged,
     ConnectionsChanged,
+    ContactMailbox,
     Event,
+    MailboxStatus,
     NodeReady,
     NodeStatus,
     ProfileChanged,
@@ -44,6 +46,14 @@ from app.node.lan import LanDiscovery
 from app.node.libp2p_patches.peerstore import install_observed_addrs
 from app.node.libp2p_patches.service import isolate_service_tasks
 from app.node.libp2p_patches.swarm import stop_auto_dialing
+from app.node.mailbox import (
+    DEFAULT_MAILBOX_LIMITS,
+    MailboxClient,
+    MailboxLimits,
+    MailboxReceipts,
+    MailboxService,
+    parse_mailbox_addrs,
+)
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.own_peer import OwnPeer
@@ -54,6 +64,7 @@ from app.node.rooms import RoomService
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
 from app.store.db import open_database
+from app.store.mailbox import HeldMessages, MailboxRecords, MailboxStore
 from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
 from app.store.rooms import RoomStore
@@ -140,7 +151,10 @@ class KithNode:
         self._hole_punch: HolePunching | None = None
         self._reach: Reachability | None = None
         self.observed_addrs = ObservedAddrs(self._trusted_observer)
-        self._configured_peers: set[str] = set()  # our relays and DHT bootstrap peers
+        self._configured_peers: set[str] = set()  # our relays, DHT bootstrap peers, mailboxes
+        self._mailbox_service: MailboxService | None = None
+        self._mailbox_client: MailboxClient | None = None
+        self.mailbox_limits: MailboxLimits = DEFAULT_MAILBOX_LIMITS
 
     @property
     def host(self) -> IHost:
@@ -238,7 +252,7 @@ class KithNode:
             self._configured_peers = {
                 str(peer) for peer, _ in (parse_relay_addrs(self.config.relays)
                                           + parse_bootstrap_addrs(self.config.bootstrap))
-            }
+            } | parse_mailbox_addrs(self.config.mailboxes)
             host = build_host(self.identity, requested, self.limits)
             self.resources.install(host)
             install_observed_addrs(host, self.observed_addrs)
@@ -283,6 +297,8 @@ class KithNode:
             self._dht = None
             self._lan = None
             self._reach = None
+            self._mailbox_service = None
+            self._mailbox_client = None
             self._db.close()
             self._db = None
 
@@ -315,12 +331,14 @@ class KithNode:
         rooms.kinds.register(rc.KIND_FILE, files.room_files)
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
+        mail = self._wire_mailboxes(host, nursery, contacts, dms)
         self._dht, self._contacts, self._dms, self._rooms, self._files = (
             dht, contacts, dms, rooms, files)
         host.get_network().register_notifee(_ConnectionWatcher(self))
         dht.start()
         contacts.start()
         dms.start()
+        mail.start()
         rooms.start()
         files.start()
         relay = RelayService(
@@ -339,6 +357,54 @@ class KithNode:
         nursery.start_soon(self.netwatch.run)
         self._reach = Reachability(us, connections, emit, relays=relay.reserved_relays,
                                    running=lambda: self.running)
+
+    def _wire_mailboxes(self, host: IHost, nursery: Tasks, contacts: ContactService,
+                        dms: DirectMessages) -> MailboxClient:
+        """Mailboxes: ours (registering, collecting), contacts' (the outbox deposits there
+        when it cannot reach them), and serving one for our contacts when asked to."""
+        db = self.db
+        mail = MailboxClient(
+            identity=self.identity, host=host, nursery=nursery, emit=self.emit,
+            connections=self.connections, outbox=dms, blocks=contacts, contacts=contacts,
+            held=HeldMessages(db), records=MailboxRecords(db), mailboxes=self.config.mailboxes)
+        dms.mail_drop = mail
+        dms.held_by = HeldMessages(db).held_by
+        dms.kinds.register(dm.KIND_MAILBOX_RECEIPT, MailboxReceipts(dms))
+        contacts.on_mailbox_record.append(mail.learn_record)
+        contacts.on_blocked.append(mail.blocks_changed)
+        contacts.mailbox_record = mail.record_text  # a change, or none
+        # Invites stay short for those who use none.
+        self.us.mailbox_record = lambda: mail.record_text() if mail.mine else ""
+        if self.config.serve_mailbox:
+            self._mailbox_service = MailboxService(
+                MailboxStore(db), host=host, nursery=nursery, contacts=contacts,
+                quotas=self.resources, first_frame_timeout=self.limits.first_frame_timeout,
+                limits=self.mailbox_limits)
+            self._mailbox_service.start()
+        self._mailbox_client = mail
+        return mail
+
+    @property
+    def mailboxes(self) -> MailboxClient:
+        if self._mailbox_client is None:
+            raise RuntimeError("the node is not running")
+        return self._mailbox_client
+
+    async def use_mailbox(self, peer_id: str) -> ContactMailbox:
+        """Use a contact who serves a mailbox as ours: now, and at every start (settings)."""
+        if self.contacts.state(peer_id) is not ContactState.CONTACT:
+            raise ConfigError("only a contact can be your mailbox")
+        addr = self.mailboxes.use_contact(peer_id, self.contacts.store.addrs(peer_id))
+        if addr is not None:
+            self._configured_peers.add(peer_id)
+            await self.update_settings({"mailboxes": [*self.profile.settings.mailboxes, addr]})
+        return self.mailboxes.contact_mailbox(peer_id)
+
+    async def mailbox_status(self) -> MailboxStatus:
+        users, held, size = (self._mailbox_service.stats() if self._mailbox_service is not None
+                             else (0, 0, 0))
+        return MailboxStatus(serving=self._mailbox_service is not None, users=users, held=held,
+                             bytes=size, mine=self.mailboxes.status())
 
     @property
     def connections(self) -> HostConnections:
@@ -429,6 +495,8 @@ class KithNode:
         self.contacts.connected(peer_id)
         self.rooms.peer_connected(peer_id)
         self.files.peer_connected(peer_id)
+        if self._mailbox_client is not None:
+            self._mailbox_client.peer_connected(peer_id)
         if self._hole_punch is not None:
             self._hole_punch.peer_connected(peer_id)
         self.connections_changed()

@@ -16,13 +16,15 @@ class OwnPeer:
     """The profile's identity and display name, and where the host can be reached.
 
     ``relayed`` gives our ``.../p2p-circuit`` addresses on relays holding a slot for us (the
-    relay service, once it runs).
+    relay service, once it runs); ``mailbox_record`` is our signed mailbox record, which the
+    invite carries when we use a mailbox.
     """
 
     def __init__(self, profile: Profile, host: IHost) -> None:
         self._profile = profile
         self._host = host
         self.relayed: Callable[[], list[str]] = list
+        self.mailbox_record: Callable[[], str] = str  # our signed mailbox record, as text
 
     @property
     def identity(self) -> Identity:
@@ -51,4 +53,5 @@ class OwnPeer:
             peer_id=self.identity.peer_id,
             name=self.display_name(),
             addrs=tuple(strip_p2p(a) for a in self.addrs()),
+            mailboxes=self.mailbox_record(),
         ).to_link()

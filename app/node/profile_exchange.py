@@ -1,7 +1,9 @@
 """``/kith/profile/1.0.0``: ask a connected peer for its display name and listen addresses.
 
 The responder writes one frame, a UTF-8 JSON object ``{"name": str, "addrs": [str]}``, and
-closes. Noise already authenticated who answered, so nothing here needs a signature. It is how a
+closes; a peer that uses mailboxes adds ``"mailboxes": str``, its signed mailbox record
+(``app.core.mailbox``), signed because it travels on: the asker checks it before trusting it.
+Noise already authenticated who answered, so nothing else here needs a signature. It is how a
 contact's new address is learned when it comes back on another port or network, and how a
 stranger's message request gets a name.
 """
@@ -18,7 +20,13 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from app.core.invite import MAX_ADDRS, clean_display_name, strip_p2p, well_formed_addr
+from app.core.invite import (
+    MAX_ADDRS,
+    MAX_MAILBOX_RECORD_TEXT,
+    clean_display_name,
+    strip_p2p,
+    well_formed_addr,
+)
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 
 log = logging.getLogger(__name__)
@@ -32,10 +40,13 @@ FETCH_TIMEOUT = 10.0
 class PeerProfile:
     name: str
     addrs: tuple[str, ...]
+    mailboxes: str = ""  # the signed mailbox record as text, not yet verified
 
 
-def encode_profile(name: str, addrs: list[str]) -> bytes:
-    body = {"name": name, "addrs": [strip_p2p(a) for a in addrs[:MAX_ADDRS]]}
+def encode_profile(name: str, addrs: list[str], mailboxes: str = "") -> bytes:
+    body: dict[str, object] = {"name": name, "addrs": [strip_p2p(a) for a in addrs[:MAX_ADDRS]]}
+    if mailboxes:
+        body["mailboxes"] = mailboxes
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -56,7 +67,10 @@ def decode_profile(payload: bytes) -> PeerProfile:
         clean = clean_display_name(name)
     except ValueError:
         clean = ""
-    return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs))
+    mailboxes = body.get("mailboxes", "")
+    if not isinstance(mailboxes, str) or len(mailboxes) > MAX_MAILBOX_RECORD_TEXT:
+        mailboxes = ""  # dropped alone: the rest of the profile is still good
+    return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs), mailboxes=mailboxes)
 
 
 class ProfileExchange:

@@ -78,6 +78,7 @@ def _protocol_streams() -> tuple[tuple[str, PerClass], ...]:
         ("/kith/file/", PerClass(2, 8, 8)),
         ("/kith/profile/", PerClass(2, 2, 2)),
         ("/kith/sync/", PerClass(2, 4, 4)),
+        ("/kith/mailbox/", PerClass(2, 2, 4)),
         ("/meshsub/", PerClass(2, 2, 2)),
         ("/floodsub/", PerClass(2, 2, 2)),
         ("/ipfs/id/", PerClass(4, 4, 4)),

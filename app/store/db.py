@@ -238,6 +238,48 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (room_id, author_key, author_seq)
     );
     """,
+    # Mailboxes (app/node/mailbox): serving, the users registered here, their held mail (the
+    # sealed payloads as received) and the senders their block lists refuse; using one, the
+    # outgoing messages a mailbox holds for their recipient, and each contact's newest signed
+    # mailbox record. "IF NOT EXISTS": running it again (a repair that rewinds the version)
+    # changes nothing.
+    """
+    CREATE TABLE IF NOT EXISTS mailbox_users (
+        peer_id       TEXT PRIMARY KEY,
+        registered_at REAL NOT NULL,
+        renewed_at    REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS mailbox_blocked (
+        user    TEXT NOT NULL REFERENCES mailbox_users (peer_id) ON DELETE CASCADE,
+        sender  TEXT NOT NULL,
+        PRIMARY KEY (user, sender)
+    );
+    CREATE TABLE IF NOT EXISTS mailbox_items (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient    TEXT NOT NULL REFERENCES mailbox_users (peer_id) ON DELETE CASCADE,
+        sender       TEXT NOT NULL,
+        deposited_at INTEGER NOT NULL,
+        size         INTEGER NOT NULL,
+        payload      BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS mailbox_items_by_recipient ON mailbox_items (recipient, id);
+    CREATE INDEX IF NOT EXISTS mailbox_items_by_sender ON mailbox_items (recipient, sender);
+    CREATE INDEX IF NOT EXISTS mailbox_items_by_age ON mailbox_items (deposited_at);
+    CREATE TABLE IF NOT EXISTS mailbox_held (
+        seq     INTEGER PRIMARY KEY REFERENCES messages (seq) ON DELETE CASCADE,
+        mailbox TEXT NOT NULL,
+        held_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS mailbox_records (
+        peer_id TEXT PRIMARY KEY,
+        seq     INTEGER NOT NULL,
+        record  BLOB NOT NULL
+    );
+    CREATE TRIGGER IF NOT EXISTS mailbox_contact_removed AFTER DELETE ON contacts BEGIN
+        DELETE FROM mailbox_records WHERE peer_id = old.peer_id;
+        DELETE FROM mailbox_users WHERE peer_id = old.peer_id;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -60,6 +60,9 @@ MAX_CONVERSATION_KEY_LENGTH = 128  # a peer id or a room id in hex, with room to
 _RELAY_SHAPE = re.compile(r"/ip[46]/[^/\s]+/tcp/\d{1,5}/p2p/([1-9A-HJ-NP-Za-km-z]+)")
 
 
+MAX_MAILBOXES = 4  # as many as a signed mailbox record carries (app.core.mailbox)
+
+
 def _check_relays(value: Any, what: str = "relay", plural: str = "relays") -> list[str]:
     """Peer multiaddrs in the one shape the node accepts: /ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID.
 
@@ -84,8 +87,9 @@ def _check_relays(value: Any, what: str = "relay", plural: str = "relays") -> li
 class Settings:
     """User settings persisted as JSON; unknown keys from newer versions are kept.
 
-    Relays, serving as a relay, DHT bootstrap peers, serving the DHT and LAN discovery apply
-    when the node starts (the window passes them to ``NodeConfig``).
+    Relays, serving as a relay, DHT bootstrap peers, serving the DHT, LAN discovery, serving a
+    mailbox and our mailboxes apply when the node starts (the window passes them to
+    ``NodeConfig``).
     """
 
     display_name: str = ""
@@ -100,6 +104,8 @@ class Settings:
     bootstrap: list[str] = field(default_factory=list)  # DHT bootstrap peers' multiaddrs
     serve_dht: bool = False                # answer the DHT for others (a bootstrap peer)
     lan_discovery: bool = True
+    serve_mailbox: bool = False            # keep messages for contacts while they are offline
+    mailboxes: list[str] = field(default_factory=list)  # mailboxes keeping ours (multiaddrs)
     window_geometry: str = ""              # base64 of QWidget.saveGeometry()
     notification_sound: bool = False      # a sound with each notification
     close_to_tray: bool = False            # closing the window keeps Kith running in the tray
@@ -127,7 +133,8 @@ class Settings:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError("auto_accept_verified_bytes must be a number of bytes")
         for flag in ("notifications", "serve_relay", "relay_contacts_only", "serve_dht",
-                     "lan_discovery", "notification_sound", "close_to_tray", "one_chat_list"):
+                     "lan_discovery", "notification_sound", "close_to_tray", "one_chat_list",
+                     "serve_mailbox"):
             if not isinstance(known.get(flag, False), bool):
                 raise ValueError(f"{flag} must be true or false")
         if known.get("theme", "system") not in THEMES:
@@ -137,6 +144,10 @@ class Settings:
         if "bootstrap" in known:
             known["bootstrap"] = _check_relays(known["bootstrap"], "bootstrap peer",
                                                "bootstrap peers")
+        if "mailboxes" in known:
+            known["mailboxes"] = _check_relays(known["mailboxes"], "mailbox", "mailboxes")
+            if len(known["mailboxes"]) > MAX_MAILBOXES:
+                raise ValueError(f"at most {MAX_MAILBOXES} mailboxes can be listed")
         geometry = known.get("window_geometry", "")
         if not isinstance(geometry, str) or len(geometry) > MAX_GEOMETRY_LENGTH:
             raise ValueError("window_geometry must be short text")

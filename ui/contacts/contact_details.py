@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.events import ContactMailbox
 from app.core.fingerprint import format_digits, own_half_first, qr_payload, safety_number
 from app.core.identity import public_key_from_peer_id
 from app.core.records import ContactInfo
@@ -38,6 +39,7 @@ class ContactDetailsDialog(QDialog):
     rename_requested = Signal(str, str)
     verified_toggled = Signal(str, bool)
     action_requested = Signal(str, str)
+    use_mailbox_requested = Signal(str)
 
     def __init__(self, own_peer_id: str, contact: ContactInfo,
                  parent: QWidget | None = None) -> None:
@@ -82,6 +84,20 @@ class ContactDetailsDialog(QDialog):
         self.route_label.setObjectName("route")
         self._route = ""
         form.addRow(self.tr("Connection"), self.route_label)
+        self.mailbox_label = QLabel(self.tr("Not known yet"), self)
+        self.mailbox_label.setWordWrap(True)
+        self.mailbox_button = QPushButton(self.tr("&Use as My Mailbox"), self)
+        self.mailbox_button.setAutoDefault(False)
+        self.mailbox_button.setToolTip(self.tr(
+            "They keep your messages while you are offline. They see who writes to you, when "
+            "and how much, never what."))
+        self.mailbox_button.hide()
+        self.mailbox_button.clicked.connect(
+            lambda: self.use_mailbox_requested.emit(self._contact.peer_id))
+        mailbox_row = QHBoxLayout()
+        mailbox_row.addWidget(self.mailbox_label, 1)
+        mailbox_row.addWidget(self.mailbox_button)
+        form.addRow(self.tr("Mailbox"), mailbox_row)
         layout.addLayout(form)
 
         title = QLabel(self.tr("Safety number"), self)
@@ -178,6 +194,24 @@ class ContactDetailsDialog(QDialog):
         self.verified_box.blockSignals(True)
         self.verified_box.setChecked(contact.verified)
         self.verified_box.blockSignals(False)
+
+    def set_mailbox(self, info: ContactMailbox) -> None:
+        """Whether their messages wait in a mailbox while they are offline, and whether they
+        keep messages for others (then they can be ours)."""
+        name = self._contact.name
+        if info.uses:
+            text = self.tr("{name} has a mailbox: your messages wait there while they are "
+                           "offline.").format(name=name)
+        else:
+            text = self.tr("{name} has no mailbox: messages wait until you are both "
+                           "online.").format(name=name)
+        if info.mine:
+            text += " " + self.tr("{name} keeps your messages while you are offline.").format(
+                name=name)
+        elif info.serves:
+            text += " " + self.tr("{name} keeps messages for their contacts.").format(name=name)
+        self.mailbox_label.setText(text)
+        self.mailbox_button.setVisible(bool(info.serves) and not info.mine)
 
     def set_route(self, route: str) -> None:
         """How we reach them now (``ui.identity.reachability``); "" while not connected."""

@@ -37,6 +37,7 @@ class ChatItem:
     error: str | None = None
     order: RoomOrder | None = None  # rooms only: the key rows are sorted by
     transfer: str | None = None     # a file card: its transfer (ui.conversation.file_offer)
+    held_by: str | None = None      # sent, not delivered: the name of the mailbox holding it
 
     @classmethod
     def from_message(
@@ -54,6 +55,7 @@ class ChatItem:
             sent_at_ms=info.sent_at_ms,
             state=info.state,
             error=info.error,
+            held_by=info.held_by,
         )
 
     @classmethod

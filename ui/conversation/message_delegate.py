@@ -84,6 +84,7 @@ class Glyph(StrEnum):
     TICK = "tick"            # sent
     DOUBLE_TICK = "double"   # delivered
     FAILED = "failed"        # red "!", click to retry
+    HELD = "held"            # sent, and a mailbox holds it for the recipient (an envelope)
 
 
 GLYPHS = {
@@ -93,6 +94,15 @@ GLYPHS = {
     Delivery.FAILED: Glyph.FAILED,
     Delivery.RECEIVED: Glyph.NONE,
 }
+
+
+def glyph_of(item: ChatItem) -> Glyph:
+    """The delivery mark of a row: none on others' messages, the envelope while held."""
+    if not item.outgoing:
+        return Glyph.NONE
+    if item.state is Delivery.SENT and item.held_by is not None:
+        return Glyph.HELD
+    return GLYPHS[item.state]
 
 
 @dataclass
@@ -264,8 +274,7 @@ class MessageDelegate(QStyledItemDelegate):
         model = index.model()
         if not isinstance(model, MessageListModel):
             return Glyph.NONE
-        item = model.item(index.row())
-        return GLYPHS[item.state] if item.outgoing else Glyph.NONE
+        return glyph_of(model.item(index.row()))
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
         model = index.model()
@@ -338,7 +347,7 @@ class MessageDelegate(QStyledItemDelegate):
             if item.state is Delivery.FAILED:  # one large "!" beside the bubble, not two
                 self._paint_failed(painter, self.failed_rect(box), palette)
             else:
-                self._paint_glyph(painter, GLYPHS[item.state], glyph_box, meta, fore)
+                self._paint_glyph(painter, glyph_of(item), glyph_box, meta, fore)
         painter.restore()
 
     def paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None:
@@ -370,6 +379,13 @@ class MessageDelegate(QStyledItemDelegate):
             path = QPainterPath(QPointF(c.x(), c.y() - 3))
             path.lineTo(c)
             path.lineTo(c.x() + 2.5, c.y() + 1.5)
+            painter.drawPath(path)
+        elif glyph is Glyph.HELD:  # an envelope: waiting in the recipient's mailbox
+            painter.setPen(pen)
+            painter.drawRect(QRectF(c.x() - 5, c.y() - 3.5, 10, 7))
+            path = QPainterPath(QPointF(c.x() - 5, c.y() - 3.5))
+            path.lineTo(c.x(), c.y() + 0.5)
+            path.lineTo(c.x() + 5, c.y() - 3.5)
             painter.drawPath(path)
         elif glyph in (Glyph.TICK, Glyph.DOUBLE_TICK):
             if glyph is Glyph.DOUBLE_TICK:

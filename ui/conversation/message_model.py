@@ -34,7 +34,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from app.core.records import Delivery
+from app.core.records import Delivery, short_peer_id
 from ui.conversation.chat_item import ChatItem, RoomOrder
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -65,6 +65,7 @@ class MessageListModel(QAbstractListModel):
     def __init__(self, parent: QObject | None = None, *, show_author: bool = False) -> None:
         super().__init__(parent)
         self.show_author = show_author
+        self.peer_name = ""  # a contact's conversation: their name, for "held for Bob"
         self._items: list[ChatItem] = []
         self._days: list[int] = []
         self._positions: dict[str, int] = {}
@@ -141,6 +142,12 @@ class MessageListModel(QAbstractListModel):
                 return self.tr("Not delivered: {reason}").format(
                     reason=item.error or self.tr("unknown reason")
                 )
+            if item.held_by is not None and item.state is Delivery.SENT:
+                return self.tr(
+                    "Held for {name} by the mailbox {mailbox}: they get it when they next come "
+                    "online, even if you are offline then."
+                ).format(name=self.peer_name or self.tr("them"),
+                         mailbox=short_peer_id(item.held_by))
             return item.local_time.strftime("%Y-%m-%d %H:%M:%S")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{item.author_name}, {item.local_time.strftime('%H:%M')}: {item.text}"
@@ -281,6 +288,19 @@ class MessageListModel(QAbstractListModel):
         if row < len(self._items):  # the next row may now start a day or a group
             after = self.index(row)
             self.dataChanged.emit(after, after)
+        return True
+
+    def update_held(self, key: str, mailbox: str) -> bool:
+        """A mailbox holds the sent message ``key`` for its recipient ("held for Bob")."""
+        row = self.row_of(key)
+        if row is None:
+            return False
+        item = self._items[row]
+        if item.state not in (Delivery.SENDING, Delivery.SENT):
+            return True  # delivered (or refused) meanwhile: that wins
+        self._items[row] = dataclasses.replace(item, state=Delivery.SENT, held_by=mailbox)
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Role.STATE, Qt.ItemDataRole.ToolTipRole])
         return True
 
     def update_state(self, key: str, state: Delivery, error: str | None = None) -> bool:

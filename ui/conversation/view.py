@@ -34,6 +34,7 @@ from app.core.events import (
     ContactOnline,
     ContactRemoved,
     MessageDelivered,
+    MessageDeposited,
     MessageFailed,
     MessageQueued,
     MessageReceived,
@@ -183,6 +184,7 @@ class ConversationView(QWidget):
         same = self._begin_open(contact.peer_id)
         self._contact, self._room = contact, None
         self.model.show_author = False
+        self.model.peer_name = contact.name
         self.header.set_contact(contact)
         self._finish_open(contact.peer_id, same)
 
@@ -238,6 +240,7 @@ class ConversationView(QWidget):
         if self._contact is None or contact.peer_id != self._contact.peer_id:
             return
         self._contact = contact
+        self.model.peer_name = contact.name
         self.header.set_contact(contact)
         self._update_composer()
         if self.model.rowCount() == 0:
@@ -267,6 +270,7 @@ class ConversationView(QWidget):
         events.subscribe(MessageReceived, self._message_received)
         events.subscribe(MessageSent, self._message_sent)
         events.subscribe(MessageDelivered, self._message_delivered)
+        events.subscribe(MessageDeposited, self._message_deposited)
         events.subscribe(MessageFailed, self._message_failed)
         events.subscribe(RoomChanged, self._room_changed)
         events.subscribe(RoomLeft, self._room_left)
@@ -306,6 +310,9 @@ class ConversationView(QWidget):
 
     def _message_sent(self, event: MessageSent) -> None:
         self._for_contact(event.peer_id, lambda: self._sent(event.id))
+
+    def _message_deposited(self, event: MessageDeposited) -> None:
+        self._for_contact(event.peer_id, lambda: self.model.update_held(event.id, event.mailbox))
 
     def _message_delivered(self, event: MessageDelivered) -> None:
         self._for_contact(event.peer_id,

@@ -40,7 +40,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.invite import MAX_NAME_LENGTH
-from app.store.profile import MAX_RELAYS, Settings
+from app.core.records import short_peer_id
+from app.store.profile import MAX_MAILBOXES, MAX_RELAYS, Settings
 from ui.files.file_actions import default_download_dir
 from ui.identity.node_state import NodeState, Presence
 from ui.identity.presence import PresenceIndicator
@@ -49,6 +50,7 @@ from ui.style import palette as pal
 
 if TYPE_CHECKING:
     from app.client import KithClient
+    from app.core.events import MailboxStatus
     from ui.bridge import TaskRunner
 
 MB = 1_000_000
@@ -59,7 +61,8 @@ _TAB_OF_FIELD = {
     "display_name": PROFILE_TAB, "download_dir": FILES_TAB,
     "auto_accept_verified_bytes": FILES_TAB, "listen_port": NETWORK_TAB, "relays": NETWORK_TAB,
     "bootstrap": NETWORK_TAB, "serve_relay": NETWORK_TAB, "relay_contacts_only": NETWORK_TAB,
-    "serve_dht": NETWORK_TAB, "lan_discovery": NETWORK_TAB,
+    "serve_dht": NETWORK_TAB, "lan_discovery": NETWORK_TAB, "serve_mailbox": NETWORK_TAB,
+    "mailboxes": NETWORK_TAB,
     "notifications": NOTIFICATIONS_TAB, "notification_sound": NOTIFICATIONS_TAB,
     "theme": APPEARANCE_TAB, "one_chat_list": APPEARANCE_TAB, "close_to_tray": APPEARANCE_TAB,
 }
@@ -193,6 +196,7 @@ class SettingsDialog(QDialog):
         relay_contacts_row.setContentsMargins(24, 0, 0, 0)
         relay_contacts_row.addWidget(self.relay_contacts_check)
         layout.addLayout(relay_contacts_row)
+        self._mailbox_rows(page, layout)
 
         self.advanced_button = QToolButton(page)
         self.advanced_button.setText(self.tr("&Advanced"))
@@ -258,6 +262,48 @@ class SettingsDialog(QDialog):
         if self.state is not None:
             self.state.changed.connect(self._show_reachability)
         return page
+
+    def _mailbox_rows(self, page: QWidget, layout: QVBoxLayout) -> None:
+        """Serving a mailbox for contacts, and the mailboxes that keep our own messages."""
+        self.serve_mailbox_check = QCheckBox(
+            self.tr("&Keep messages for my contacts while they are offline"), page)
+        self.serve_mailbox_check.setToolTip(as_tooltip(self.tr(
+            "Be a mailbox for contacts who ask: hold their messages, sealed, until they come "
+            "back (at most 10,000 messages and 200 MB each, for 30 days). You cannot read them; "
+            "you see who wrote to whom, when, and how much.")))
+        layout.addWidget(self.serve_mailbox_check)
+        self.mailboxes_edit = QPlainTextEdit(page)
+        self.mailboxes_edit.setTabChangesFocus(True)
+        self.mailboxes_edit.setAccessibleName(self.tr("My mailboxes"))
+        self.mailboxes_edit.setPlaceholderText("/ip4/203.0.113.5/tcp/4001/p2p/12D3KooW…")
+        self.mailboxes_edit.setFixedHeight(self.fontMetrics().height() * 4)
+        self.mailboxes_edit.setToolTip(as_tooltip(self.tr(
+            "A Kith that keeps your messages while you are offline: your own always-on Kith, or "
+            "a contact's (choose Use as My Mailbox on the contact). It must have you as a "
+            "contact.")))
+        label = QLabel(self.tr("&Mailboxes that keep my messages while I am offline (one a "
+                               "line, at most {count}):").format(count=MAX_MAILBOXES), page)
+        label.setWordWrap(True)
+        label.setBuddy(self.mailboxes_edit)
+        layout.addWidget(label)
+        layout.addWidget(self.mailboxes_edit)
+        self.mailbox_status = QLabel(page)
+        self.mailbox_status.setWordWrap(True)
+        self.mailbox_status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        layout.addWidget(self.mailbox_status)
+
+    def show_mailboxes(self, status: MailboxStatus) -> None:
+        """Whether each of our mailboxes is reachable now, and what we hold for others."""
+        lines = []
+        for mine in status.mine:
+            state = (self.tr("reachable, keeps your messages") if mine.registered
+                     else self.tr("reachable, has not accepted you yet") if mine.reachable
+                     else self.tr("not reachable now"))
+            lines.append(f"{short_peer_id(mine.mailbox)}: {state}")
+        if status.serving:
+            lines.append(self.tr("You keep {held} message(s) for {users} contact(s).").format(
+                held=status.held, users=status.users))
+        self.mailbox_status.setText("\n".join(lines))
 
     def _show_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)
@@ -343,9 +389,11 @@ class SettingsDialog(QDialog):
     async def _load(self, client: KithClient) -> None:
         settings = await client.settings()
         folder, _ = await client.file_settings()
+        mailboxes = await client.mailbox_status()
         if client is not self.client:
             return
         self.show_settings(settings, folder)
+        self.show_mailboxes(mailboxes)
         self.save_button.setEnabled(True)
 
     def show_settings(self, settings: Settings, folder: str) -> None:
@@ -360,6 +408,8 @@ class SettingsDialog(QDialog):
         self.serve_relay_check.setChecked(settings.serve_relay)
         self.relay_contacts_check.setChecked(settings.relay_contacts_only)
         self.serve_dht_check.setChecked(settings.serve_dht)
+        self.serve_mailbox_check.setChecked(settings.serve_mailbox)
+        self.mailboxes_edit.setPlainText("\n".join(settings.mailboxes))
         self.lan_check.setChecked(settings.lan_discovery)
         self.notify_check.setChecked(settings.notifications)
         self.sound_check.setChecked(settings.notification_sound)
@@ -385,6 +435,8 @@ class SettingsDialog(QDialog):
             "serve_relay": self.serve_relay_check.isChecked(),
             "relay_contacts_only": self.relay_contacts_check.isChecked(),
             "serve_dht": self.serve_dht_check.isChecked(),
+            "serve_mailbox": self.serve_mailbox_check.isChecked(),
+            "mailboxes": self.mailboxes_edit.toPlainText().splitlines(),
             "lan_discovery": self.lan_check.isChecked(),
             "notifications": self.notify_check.isChecked(),
             "notification_sound": self.sound_check.isChecked(),
@@ -396,7 +448,7 @@ class SettingsDialog(QDialog):
         current = loaded.to_json()
         out = {}
         for name, value in wanted.items():
-            if name in ("relays", "bootstrap"):
+            if name in ("relays", "bootstrap", "mailboxes"):
                 value = [line.strip() for line in value if line.strip()]
             if name == "display_name" and value.strip() == current[name]:
                 continue

@@ -183,7 +183,9 @@ class KithApp(QObject):
                                 relay_contacts_only=settings.relay_contacts_only,
                                 bootstrap=tuple(settings.bootstrap),
                                 serve_dht=settings.serve_dht,
-                                lan_discovery=settings.lan_discovery)
+                                lan_discovery=settings.lan_discovery,
+                                serve_mailbox=settings.serve_mailbox,
+                                mailboxes=tuple(settings.mailboxes))
             self.client = KithClient(self.profile, config)
             self.bridge.attach(self.client)
             ready = await self.client.start()

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPalette
 from PySide6.QtWidgets import QInputDialog, QMessageBox, QPushButton
 
-from app.core.events import ContactChanged, ContactRemoved, ContactRoute
+from app.core.events import ContactChanged, ContactMailboxes, ContactRemoved, ContactRoute
 from app.core.invite import ContactInvite
 from app.core.records import ContactInfo, ContactState, short_peer_id
 from ui.contacts.add_contact import AddContactDialog
@@ -85,6 +85,7 @@ class WindowContacts(QObject):
         events.subscribe(ContactChanged, self._contact_changed)
         events.subscribe(ContactRemoved, self._contact_removed)
         events.subscribe(ContactRoute, self._route_changed)
+        events.subscribe(ContactMailboxes, self._mailboxes_changed)
 
     def _contact_changed(self, event: ContactChanged) -> None:
         info = event.contact
@@ -126,6 +127,10 @@ class WindowContacts(QObject):
         dialog = self.details_dialogs.get(peer_id)
         if dialog is not None:
             dialog.set_route(route)
+
+    def _mailboxes_changed(self, event: ContactMailboxes) -> None:
+        if event.peer_id in self.details_dialogs:
+            self._load_mailbox(event.peer_id)
 
     def _refresh_blocked(self) -> None:
         if self.blocked_dialog is not None:
@@ -211,12 +216,39 @@ class WindowContacts(QObject):
             dialog.rename_requested.connect(self.rename)
             dialog.verified_toggled.connect(self.set_verified)
             dialog.action_requested.connect(self.contact_action)
+            dialog.use_mailbox_requested.connect(self.use_mailbox)
+            self._load_mailbox(peer_id)
             dialog.finished.connect(lambda _: self._forget_details(peer_id, dialog))
             self.details_dialogs[peer_id] = dialog
         dialog.open()
         dialog.raise_()
         dialog.activateWindow()
         return dialog
+
+    def _load_mailbox(self, peer_id: str) -> None:
+        client = self.window.client
+        if client is not None:
+            self.window.runner.run(self._show_mailbox(client, peer_id),
+                                   self.tr("Reading a contact's mailbox"))
+
+    async def _show_mailbox(self, client: KithClient, peer_id: str) -> None:
+        info = await client.contact_mailbox(peer_id)
+        dialog = self.details_dialogs.get(peer_id)
+        if dialog is not None:
+            dialog.set_mailbox(info)
+
+    def use_mailbox(self, peer_id: str) -> None:
+        """"Use as My Mailbox" on a contact who keeps messages for others."""
+        client = self.window.client
+        if client is not None:
+            self.window.runner.run(self._use_mailbox(client, peer_id),
+                                   self.tr("Using a contact as your mailbox"))
+
+    async def _use_mailbox(self, client: KithClient, peer_id: str) -> None:
+        info = await client.use_mailbox(peer_id)
+        dialog = self.details_dialogs.get(peer_id)
+        if dialog is not None:
+            dialog.set_mailbox(info)
 
     def _forget_details(self, peer_id: str, dialog: ContactDetailsDialog) -> None:
         if self.details_dialogs.get(peer_id) is dialog:

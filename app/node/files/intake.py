@@ -76,14 +76,15 @@ class Intake:
         why = self._quotas.offer_refusal(peer_id, self.store.pending_offers(peer_id))
         return Refusal(dm.REJECT_QUOTA, "file_offers", why) if why is not None else None
 
-    def direct_offer(self, peer_id: str, body: str) -> bool:
-        """A file offer from a contact or a request; True if it is new and valid."""
+    def direct_offer(self, peer_id: str, body: str, via: str = "direct") -> bool:
+        """A file offer from a contact or a request (that came ``via`` a route: "direct",
+        "relay" or "mailbox"); True if it is new and valid."""
         try:
             offer = fc.parse_offer(body.encode("utf-8"))
         except fc.FileError as exc:
             log.info("ignored a file message from %s: %s", peer_id, exc)
             return False
-        return self._on_offer(peer_id, offer, None)
+        return self._on_offer(peer_id, offer, None, via)
 
     def room_file(self, room_id: bytes, author: str, body: bytes) -> None:
         """A kind-3 post from another member: a file shared in the room."""
@@ -94,13 +95,15 @@ class Intake:
             return
         self._on_offer(author, offer, room_id)
 
-    def _on_offer(self, peer_id: str, offer: fc.FileOffer, room_id: bytes | None) -> bool:
+    def _on_offer(self, peer_id: str, offer: fc.FileOffer, room_id: bytes | None,
+                  via: str = "direct") -> bool:
         if not self.store.add(offer, outgoing=False, peer_id=peer_id, room_id=room_id):
             log.info("ignored a repeated file offer %s from %s", offer.id_hex, peer_id)
             return False
         self._emit(FileOffer(
             transfer=offer.id_hex, from_=peer_id, name_=offer.name, size=offer.size,
             hash=offer.hash.hex(), mime=offer.mime, room=room_id.hex() if room_id else None,
+            via=via,
         ))
         if room_id is None and self._auto_accepts(peer_id, offer):
             self._nursery.start_soon(self._auto_accept, offer.id_hex)
@@ -188,7 +191,7 @@ class FileOffers:
     def take(self, peer_id: str, message: dm.DirectMessage) -> bool:
         # A new, valid offer appears in the conversation after its transfer is recorded, so
         # that a view can look it up.
-        return self._intake.direct_offer(peer_id, message.text)
+        return self._intake.direct_offer(peer_id, message.text, message.via)
 
     def present(self, message: MessageInfo) -> MessageInfo | None:
         return as_file_message(message)

@@ -1,0 +1,91 @@
+"""The mailbox codec and signed records: round trips, and nothing from a peer raises anything
+but ``MailboxError`` (a dropped frame or record, never a crash)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.core import dm
+from app.core import mailbox as mb
+from app.core.identity import Identity
+from app.node.mailbox.client import decode_receipt
+from app.node.profile_exchange import decode_profile, encode_profile
+
+ADA, BOB = Identity(b"\x01" * 32), Identity(b"\x02" * 32)
+ADDR = f"/ip4/192.0.2.7/tcp/4001/p2p/{BOB.peer_id}"
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_are_a_request_or_a_mailbox_error(data: bytes) -> None:
+    for frame in (data, b"\x01" + data, b"\x02" + data, b"\x03" + data, b"\x04" + data):
+        try:
+            request = mb.decode_request(frame)
+        except mb.MailboxError:
+            continue
+        assert mb.decode_request(mb.encode_request(request)) == request
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_are_an_answer_or_a_mailbox_error(data: bytes) -> None:
+    for frame in (data, b"\x10" + data, b"\x11" + data, b"\x12" + data, b"\x13" + data):
+        with contextlib.suppress(mb.MailboxError):
+            mb.decode_answer(frame)
+
+
+@given(st.binary(max_size=1200))
+def test_any_bytes_are_a_record_or_a_mailbox_error(data: bytes) -> None:
+    with pytest.raises(mb.MailboxError):
+        mb.verify_record(ADA.peer_id, data)  # unsigned bytes never verify
+
+
+@given(st.text(max_size=3000))
+def test_any_text_is_a_record_text_or_a_mailbox_error(text: str) -> None:
+    with contextlib.suppress(mb.MailboxError):
+        mb.record_bytes(text)
+
+
+def test_records_round_trip_and_are_bound_to_their_owner() -> None:
+    raw = mb.sign_record(ADA, 5, [ADDR])
+    assert mb.verify_record(ADA.peer_id, raw) == mb.MailboxRecord(ADA.peer_id, 5, (ADDR,))
+    assert mb.verify_record(ADA.peer_id, mb.sign_record(ADA, 6, [])).mailboxes == ()
+    with pytest.raises(mb.MailboxError, match="not signed by its owner"):
+        mb.verify_record(BOB.peer_id, raw)  # Ada's record passed off as Bob's
+    for bad in ([ADDR] * 5, ["/ip4/192.0.2.7/tcp/4001"], [ADDR + "x" * 300]):
+        with pytest.raises(ValueError):
+            mb.sign_record(ADA, 1, bad)
+
+
+def test_requests_and_answers_refuse_what_they_cannot_hold() -> None:
+    with pytest.raises(mb.MailboxError, match="trailing"):
+        mb.decode_request(mb.encode_request(mb.Fetch()) + b"\x00")
+    with pytest.raises(mb.MailboxError, match="out of range"):
+        mb.decode_request(b"\x04\x00\x01" + (2**63).to_bytes(8, "big"))
+    with pytest.raises(mb.MailboxError, match="too many"):
+        mb.decode_request(b"\x04" + (mb.MAX_DELETE + 1).to_bytes(2, "big"))
+    with pytest.raises(mb.MailboxError, match="not a peer id"):
+        mb.decode_request(b"\x02\x05hello\x01")
+    assert mb.decode_request(mb.encode_request(mb.Fetch(0, 60000))) == mb.Fetch(0, mb.MAX_FETCH)
+    far = mb.Item(1, 2**64 - 1, BOB.peer_id, b"\x01")  # a mailbox's clock past 2100
+    assert mb.decode_answer(mb.encode_answer(far)).deposited_at_ms == dm.MAX_SENT_AT_MS  # type: ignore[union-attr]
+
+
+def test_a_bad_mailbox_field_is_dropped_alone_from_a_profile() -> None:
+    good = mb.record_text(mb.sign_record(ADA, 1, [ADDR]))
+    assert decode_profile(encode_profile("Ada", [], good)).mailboxes == good
+    for bad in ("x" * 5000,):
+        profile = decode_profile(encode_profile("Ada", ["/ip4/192.0.2.7/tcp/1"], bad))
+        assert (profile.name, profile.mailboxes) == ("Ada", "")
+    profile = decode_profile(b'{"name": "Ada", "addrs": [], "mailboxes": 7}')
+    assert (profile.name, profile.mailboxes) == ("Ada", "")
+
+
+@pytest.mark.parametrize("text", [
+    "", "[]", "{}", '{"ack": 5}', '{"ack": ["zz"], "reject": [["00", 4]]}',
+    '{"reject": [["' + "00" * 16 + '", true], ["' + "00" * 16 + '", 999]]}',
+])
+def test_a_malformed_receipt_settles_nothing(text: str) -> None:
+    assert decode_receipt(text) == []

@@ -1,0 +1,94 @@
+"""Mailboxes between three ``kith node`` processes on 127.0.0.1: Ada writes to Bob while Bob
+is off; Mia, Bob's mailbox, holds the mail; Bob collects it while Ada is off in turn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.nodeproc import NodeProcess
+
+
+def _port(ready: dict[str, Any]) -> str:
+    """The listen address a node had (without its /p2p part)."""
+    return str(ready["addrs"][0]).rpartition("/p2p/")[0]
+
+
+def _wait_status(node: NodeProcess, done: Callable[[dict[str, Any]], bool],
+                 timeout: float = 30) -> dict[str, Any]:
+    """Ask for ``mailbox_status`` until ``done`` holds for the answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = node.request({"cmd": "mailbox_status"}, "mailbox_status")
+        if done(status):
+            return status
+        assert time.monotonic() < deadline, f"mailbox status still {status}"
+
+
+def test_messages_reach_bob_through_his_mailbox_while_ada_is_offline(tmp_path: Path) -> None:
+    mia = NodeProcess(tmp_path / "mia", "--serve-mailbox", name="Mia")
+    ada = bob = None
+    try:
+        ready_m = mia.expect("ready")
+        mia_id, mia_addr = ready_m["peer_id"], ready_m["addrs"][0]
+        assert mia_addr.endswith("/p2p/" + mia_id)
+
+        # Bob names Mia as his mailbox before Mia knows him: refused, then registered as soon
+        # as Mia adds him (her dial wakes his registration).
+        bob = NodeProcess(tmp_path / "bob", "--mailbox", mia_addr, name="Bob")
+        ready_b = bob.expect("ready")
+        b_id = ready_b["peer_id"]
+        refused = bob.expect("mailbox_refused", mailbox=mia_id)
+        assert "contacts" in refused["reason"]
+        mia.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
+        bob.expect("mailbox_registered", mailbox=mia_id, timeout=30)
+
+        ada = NodeProcess(tmp_path / "ada", name="Ada")
+        ready_a = ada.expect("ready")
+        a_id = ready_a["peer_id"]
+        ada.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
+        bob.request({"cmd": "add_contact", "invite": ready_a["invite"]}, "contact_added")
+        # Bob's profile answer carries his signed mailbox record.
+        learned = ada.expect("contact_mailboxes", peer_id=b_id)
+        assert learned["mailboxes"] == [mia_id]
+
+        assert bob.quit() == 0
+        ada.expect("contact_offline", peer_id=b_id)
+
+        texts = ["one", "two", "three"]
+        ids = [ada.request({"cmd": "send", "to": b_id, "text": t}, "sent")["id"] for t in texts]
+        for message_id in ids:
+            assert ada.expect("deposited", id=message_id, timeout=30)["mailbox"] == mia_id
+        source = tmp_path / "notes.txt"
+        source.write_bytes(b"notes for Bob\n" * 100)
+        ada.send({"cmd": "send_file", "to": b_id, "path": str(source)})
+        transfer = ada.expect("file_offered")["transfer"]
+        # The offer goes the same way (the CLI prints events of text messages only).
+        status = _wait_status(mia, lambda s: s["held"] == 4)
+        assert status["serving"] and status["users"] == 1
+        assert ada.quit() == 0
+        ada = None
+
+        # Each comes back on the port it had, as a profile's remembered port does.
+        bob = NodeProcess(tmp_path / "bob", "--mailbox", mia_addr, "--listen", _port(ready_b),
+                          name="Bob")
+        got = [bob.expect("message", timeout=30) for _ in texts]
+        assert [m["id"] for m in got] == ids and [m["text"] for m in got] == texts
+        assert {m["via"] for m in got} == {"mailbox"} and {m["from"] for m in got} == {a_id}
+        offer = bob.expect("file_offer", transfer=transfer)
+        assert (offer["from"], offer["via"]) == (a_id, "mailbox")
+        mine = bob.request({"cmd": "mailbox_status"}, "mailbox_status")["mine"]
+        assert mine == [{"mailbox": mia_id, "reachable": True, "registered": True}]
+        _wait_status(mia, lambda s: s["held"] == 0)  # collected, then deleted at the mailbox
+
+        ada = NodeProcess(tmp_path / "ada", "--listen", _port(ready_a), name="Ada")
+        for message_id in ids:
+            ada.expect("delivered", id=message_id, timeout=60)
+        bob.request({"cmd": "status"}, "status")
+        assert len(bob.printed("message")) == 3  # exactly once, whatever came again
+    finally:
+        for node in (ada, bob, mia):
+            if node is not None:
+                node.quit()
