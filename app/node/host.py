@@ -28,6 +28,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
+from app.core.config import ConfigError
 from app.core.identity import Identity
 from app.core.invite import strip_p2p
 from app.node.libp2p_patches import apply_process_patches
@@ -101,3 +102,25 @@ async def connect_at(host: IHost, peer_id: str, addrs: Sequence[str], timeout: f
             except Exception as exc:  # noqa: BLE001 - unreachable is normal; callers retry
                 log.debug("dialling %s at %s failed: %s", peer_id, text, exc)
     return False
+
+
+def parse_listen_addrs(addrs: tuple[str, ...]) -> list[multiaddr.Multiaddr]:
+    """The addresses Kith is told to listen on; ``ConfigError`` for any but IP and TCP."""
+    parsed = []
+    for text in addrs:
+        try:
+            addr = multiaddr.Multiaddr(text)
+        except Exception as exc:  # noqa: BLE001 - multiaddr raises a zoo of types
+            raise ConfigError(f"{text!r} is not a multiaddress: {exc}") from None
+        protocols = [p.name for p in addr.protocols()]
+        if protocols[:1] not in (["ip4"], ["ip6"]) or protocols[1:] != ["tcp"]:
+            raise ConfigError(f"{text!r}: Kith listens on /ip4/.../tcp/PORT or /ip6/.../tcp/PORT")
+        parsed.append(addr)
+    return parsed
+
+
+def with_port(addr: multiaddr.Multiaddr, port: int) -> multiaddr.Multiaddr:
+    """``/ip4/H/tcp/P`` with another port (0: any free one)."""
+    parts = str(addr).split("/")
+    parts[4] = str(port)
+    return multiaddr.Multiaddr("/".join(parts))

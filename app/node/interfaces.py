@@ -25,7 +25,7 @@ from libp2p.abc import INetConn
 from app.core.dm import Ack, DirectMessage, Reject
 from app.core.events import Event
 from app.core.identity import Identity
-from app.core.records import ContactInfo, ContactState, MessageInfo, RoomPostInfo
+from app.core.records import ContactInfo, ContactState, MessageInfo, RoomInfo, RoomPostInfo
 from app.core.room import RoomPost
 
 Emit = Callable[[Event], None]
@@ -183,6 +183,14 @@ class RoomDirectory(Protocol):
     def member_ids(self, room_id: bytes) -> set[str]: ...
 
     def rooms_of(self, peer_id: str) -> list[bytes]: ...
+
+
+class RoomInfos(RoomDirectory, Protocol):
+    """A room as the window lists it (``RoomService``)."""
+
+    def info(self, room_id: bytes) -> RoomInfo:
+        """Raises ``ValueError`` for a room we are not in."""
+        ...
 
 
 class RoomChannel(RoomDirectory, Protocol):

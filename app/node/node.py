@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 import multiaddr
@@ -31,15 +30,15 @@ from app.core.events import (
     ProfileChanged,
     RelayReserved,
 )
-from app.core.records import ChatPrefs, ContactState, MessageInfo
+from app.core.records import ChatPrefs, ContactState
 from app.node.connections import HostConnections
-from app.node.contacts import ContactError, ContactService
+from app.node.contacts import ContactService
 from app.node.dht import DhtService, parse_bootstrap_addrs
 from app.node.dm import DirectMessages
 from app.node.files import FileTransfers
 from app.node.gossip import KithPubsub, open_pubsub
 from app.node.hole_punch import HolePunching
-from app.node.host import build_host
+from app.node.host import build_host, parse_listen_addrs, with_port
 from app.node.interfaces import Emit, Tasks
 from app.node.isolation import IsolatingNursery
 from app.node.lan import LanDiscovery
@@ -60,6 +59,7 @@ from app.node.own_peer import OwnPeer
 from app.node.reachability import Reachability
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
+from app.node.room_invitations import RoomInvitations
 from app.node.rooms import RoomService
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
@@ -71,28 +71,6 @@ from app.store.rooms import RoomStore
 from app.store.transfers import TransferStore
 
 log = logging.getLogger(__name__)
-
-MAX_ROOM_INVITEES = 64  # contacts invited to a room in one go (each gets a direct message)
-
-
-def parse_listen_addrs(addrs: tuple[str, ...]) -> list[multiaddr.Multiaddr]:
-    parsed = []
-    for text in addrs:
-        try:
-            addr = multiaddr.Multiaddr(text)
-        except Exception as exc:  # noqa: BLE001 - multiaddr raises a zoo of types
-            raise ConfigError(f"{text!r} is not a multiaddress: {exc}") from None
-        protocols = [p.name for p in addr.protocols()]
-        if protocols[:1] not in (["ip4"], ["ip6"]) or protocols[1:] != ["tcp"]:
-            raise ConfigError(f"{text!r}: Kith listens on /ip4/.../tcp/PORT or /ip6/.../tcp/PORT")
-        parsed.append(addr)
-    return parsed
-
-
-def _with_port(addr: multiaddr.Multiaddr, port: int) -> multiaddr.Multiaddr:
-    parts = str(addr).split("/")
-    parts[4] = str(port)
-    return multiaddr.Multiaddr("/".join(parts))
 
 
 class _ConnectionWatcher(INotifee):
@@ -199,6 +177,11 @@ class KithNode:
         if self._files is None:
             raise RuntimeError("the node is not running")
         return self._files
+
+    @property
+    def invitations(self) -> RoomInvitations:
+        """Contacts invited into rooms; it keeps no state, so it is built on what it uses."""
+        return RoomInvitations(rooms=self.rooms, contacts=self.contacts, outbox=self.dms)
 
     def unread_total(self) -> int:
         """Unread direct messages and room posts together (the tray's number)."""
@@ -426,7 +409,7 @@ class KithNode:
                 "Cannot listen on " + ", ".join(str(a) for a in requested) + ": address in use"
             )
         log.warning("port %s is taken; listening on a free one", self.profile.settings.listen_port)
-        await self.host.get_network().listen(*(_with_port(a, 0) for a in requested))
+        await self.host.get_network().listen(*(with_port(a, 0) for a in requested))
         if not self.host.get_addrs():
             raise ConfigError("Cannot listen on any TCP port")
 
@@ -581,26 +564,6 @@ class KithNode:
         prefs = ChatPrefsStore(self.db).update(conversation, **changes)
         self._emit(ChatPrefsChanged(prefs=prefs))
         return prefs
-
-    async def invite_to_room(self, room_id: str, peer_ids: Sequence[str]) -> list[MessageInfo]:
-        """Send each contact in ``peer_ids`` the room's link in a direct message, shown to them
-        as a card to click (``rc.invitation_text``). Every one is checked before any is sent:
-        contacts only (never a request, which sending would accept), at most
-        ``MAX_ROOM_INVITEES`` at once."""
-        room = next((r for r in self.rooms.rooms() if r.room_id == room_id), None)
-        if room is None:
-            raise ValueError("you are not in this room")
-        chosen = list(dict.fromkeys(peer_ids))
-        if not chosen:
-            raise ValueError("choose at least one contact to invite")
-        if len(chosen) > MAX_ROOM_INVITEES:
-            raise ValueError(f"invite at most {MAX_ROOM_INVITEES} contacts at once")
-        for peer_id in chosen:
-            if self.contacts.state(peer_id) is not ContactState.CONTACT:
-                raise ContactError("only your contacts can be invited from here; share the "
-                                   "room's link with anyone else")
-        text = rc.invitation_text(room.name, room.invite)
-        return [await self.dms.send(peer_id, text) for peer_id in chosen]
 
     def _is_room(self, key: str) -> bool:
         try:
