@@ -30,3 +30,6 @@ class NodeConfig:
     serve_dht: bool = False
     # mDNS on the LAN (``app.node.lan``): only on the non-loopback IPv4 addresses listened on.
     lan_discovery: bool = False
+    # Replies, reactions, edits and deletions (docs/protocol.md 10). Off, the node behaves as
+    # the version before them did: it announces no feature and REJECTs their kinds.
+    message_actions: bool = True

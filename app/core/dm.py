@@ -22,6 +22,7 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
+from app.core.actions import ACTION_KINDS, MAX_ACTION_BODY
 from app.core.identity import (
     Identity,
     InvalidPeerId,
@@ -39,7 +40,8 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_FILE_OFFER = 2    # body: UTF-8 JSON file offer (docs/protocol.md section 9)
 KIND_FILE_CONTROL = 3  # body: UTF-8 JSON {"transfer", "action"[, "reason"]}
-KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL})
+# Kinds 16-19 are message actions (reply, reaction, edit, delete: app.core.actions).
+KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL} | ACTION_KINDS)
 MAX_FILE_BODY_BYTES = 4096  # kinds 2 and 3
 # A later ``sent_at`` (2100-01-01T00:00:00Z, as for room posts) is taken as this: it is the
 # sender's clock, informational, and nothing after it can show or store a time beyond.
@@ -231,6 +233,8 @@ def seal_inner(
 
 
 def _body_limit(kind: int) -> int:
+    if kind in ACTION_KINDS:
+        return MAX_ACTION_BODY
     return MAX_TEXT_BYTES if kind == KIND_TEXT else MAX_FILE_BODY_BYTES
 
 

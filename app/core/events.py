@@ -239,6 +239,7 @@ class MessageReceived(Event):
     request: bool
     message: MessageInfo
     kind: int = 1   # 2: a file offer (``text`` is its name; ``file_offer`` carries the details)
+    reply_to: str | None = None  # the id hex of the message this one answers
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
@@ -333,6 +334,43 @@ class RoomMessage(Event):
     from_: str
     text: str
     sent_at: int
+    reply_to: str | None = None  # the post id hex this one answers
+
+
+@dataclass(frozen=True)
+class ReactionChanged(Event):
+    """Someone (us included) set or took back an emoji on a message or post.
+    ``conversation`` is the peer id of a direct conversation or the room id hex."""
+
+    name: ClassVar[str] = "reaction"
+    conversation: str
+    message_id: str
+    by: str
+    emoji: str
+    removed: bool
+
+
+@dataclass(frozen=True)
+class MessageEdited(Event):
+    """A message or post has a new text (its author edited it); ``edited_at`` is the author's
+    clock."""
+
+    name: ClassVar[str] = "message_edited"
+    conversation: str
+    message_id: str
+    text: str
+    edited_at: int
+    by: str
+
+
+@dataclass(frozen=True)
+class MessageDeleted(Event):
+    """A message or post was deleted: by its author for everyone, or by us for us alone."""
+
+    name: ClassVar[str] = "message_deleted"
+    conversation: str
+    message_id: str
+    by: str
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ class ContactInfo:
     last_activity: float      # Unix time, for ordering the list
 
 
+Reactions = tuple[tuple[str, tuple[str, ...]], ...]
+"""Reactions on one message: each emoji with who set it."""
+
+
 @dataclass(frozen=True)
 class MessageInfo:
     seq: int                  # local order in the conversation (for paging)
@@ -49,6 +53,9 @@ class MessageInfo:
     error: str | None = None
     kind: int = 1             # 1 text; 2 file offer (``text`` is the file name), 3 control
     transfer: str | None = None  # kind 2: the offered transfer's id hex (see TransferInfo)
+    reply_to: str | None = None  # the id hex of the message this one answers
+    edited_at: int | None = None  # the sender's clock of its newest edit (None: never edited)
+    reactions: Reactions = ()     # (emoji, (peer id, ...)) in the order they were first set
 
 
 def short_peer_id(peer_id: str) -> str:
@@ -114,6 +121,9 @@ class RoomPostInfo:
     order: tuple[int, str, str]  # (lamport, author key hex, post id hex): the room's shared order
     kind: int = 1              # 1 text; 3 a shared file (``text`` is its name)
     transfer: str | None = None  # kind 3: the transfer id hex (see TransferInfo)
+    reply_to: str | None = None  # the post id hex this one answers (a reply, kind 16)
+    edited_at: int | None = None  # the author's clock of its newest edit (None: never edited)
+    reactions: Reactions = ()     # (emoji, (peer id, ...)), as for direct messages
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from app.core.invite import ContactInvite, clean_display_name, parse_invite, str
 from app.core.records import ContactInfo, ContactState
 from app.node.host import connect_at
 from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup, Tasks
-from app.node.profile_exchange import ProfileExchange, encode_profile
+from app.node.profile_exchange import PeerProfile, ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
 
@@ -286,9 +286,11 @@ class ContactService:
         self.profiles = ProfileExchange(host, self._own_profile)
         self.on_connected: list[Callable[[str], None]] = []
         self.on_removed: list[Callable[[str], None]] = []
+        self.on_profile: list[Callable[[str, PeerProfile], None]] = []  # a profile arrived
+        self.features: list[str] = []  # what our profile announces (docs/protocol.md 7)
 
     def _own_profile(self) -> bytes:
-        return encode_profile(self._us.display_name(), self._us.addrs())
+        return encode_profile(self._us.display_name(), self._us.addrs(), self.features)
 
     def start(self) -> None:
         self.profiles.register()
@@ -458,6 +460,8 @@ class ContactService:
         profile = await self.profiles.fetch(peer_id)
         if profile is None or self.store.state(peer_id) is None:
             return
+        for listener in self.on_profile:
+            listener(peer_id, profile)
         if profile.addrs:
             self.store.add_addrs(peer_id, profile.addrs, "profile")
         if profile.name and self.store.set_their_name(peer_id, profile.name):

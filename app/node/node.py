@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import multiaddr
@@ -16,6 +17,7 @@ import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 
+from app.core import actions as ac
 from app.core import dm
 from app.core import room as rc
 from app.core.config import ConfigError, NodeConfig
@@ -43,6 +45,14 @@ from app.node.lan import LanDiscovery
 from app.node.libp2p_patches.peerstore import install_observed_addrs
 from app.node.libp2p_patches.service import isolate_service_tasks
 from app.node.libp2p_patches.swarm import stop_auto_dialing
+from app.node.message_actions import (
+    DeleteMessages,
+    EditMessages,
+    MessageActions,
+    ReactionMessages,
+    ReplyMessages,
+    RoomActionPosts,
+)
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.own_peer import OwnPeer
@@ -50,6 +60,7 @@ from app.node.reachability import Reachability
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
+from app.store.actions import ActionStore
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
 from app.store.db import open_database
@@ -130,6 +141,7 @@ class KithNode:
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
         self._files: FileTransfers | None = None
+        self._actions: MessageActions | None = None
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
         self._lan: LanDiscovery | None = None
@@ -275,6 +287,7 @@ class KithNode:
             self._dms = None
             self._rooms = None
             self._files = None
+            self._actions = None
             self._relay = None
             self._hole_punch = None
             self._dht = None
@@ -310,6 +323,9 @@ class KithNode:
         dms.kinds.register(dm.KIND_FILE_OFFER, files.offers)
         dms.kinds.register(dm.KIND_FILE_CONTROL, files.controls)
         rooms.kinds.register(rc.KIND_FILE, files.room_files)
+        if self.config.message_actions:
+            self._actions = self._wire_actions(db, us, contacts, dms, rooms, files, nursery,
+                                               pubsub.gossip.forget)
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
         self._dht, self._contacts, self._dms, self._rooms, self._files = (
@@ -336,6 +352,35 @@ class KithNode:
         nursery.start_soon(self.netwatch.run)
         self._reach = Reachability(us, connections, emit, relays=relay.reserved_relays,
                                    running=lambda: self.running)
+
+    def _wire_actions(self, db: sqlite3.Connection, us: OwnPeer, contacts: ContactService,
+                      dms: DirectMessages, rooms: RoomService, files: FileTransfers,
+                      nursery: Tasks, forget: Callable[[bytes], None]) -> MessageActions:
+        """Replies, reactions, edits and deletions: their kinds, and what they decorate."""
+        emit, me = self.emit, self.identity.peer_id
+        actions = MessageActions(ActionStore(db), us=us, emit=emit, contacts=contacts,
+                                 outbox=dms, sender=dms, rooms=rooms, forget=forget,
+                                 transfers=files)
+        store, messages = actions.store, dms.store
+        dms.kinds.register(ac.KIND_REPLY, ReplyMessages(store, messages, emit, me))
+        dms.kinds.register(ac.KIND_REACTION, ReactionMessages(store, messages, emit, me))
+        dms.kinds.register(ac.KIND_EDIT, EditMessages(store, messages, emit, me))
+        dms.kinds.register(ac.KIND_DELETE, DeleteMessages(store, messages, emit, me, files,
+                                                          nursery.start_soon))
+        for kind in sorted(ac.ACTION_KINDS):
+            rooms.kinds.register(kind, RoomActionPosts(kind, store, emit, forget))
+        dms.wire_form = actions.wire_form
+        rooms.decorate = actions.decorate_post
+        rooms.on_stored.append(actions.post_stored)
+        contacts.on_profile.append(actions.profile_received)
+        contacts.features.append(ac.FEATURE_ACTIONS)
+        return actions
+
+    @property
+    def actions(self) -> MessageActions:
+        if self._actions is None:
+            raise RuntimeError("message actions are switched off on this node")
+        return self._actions
 
     @property
     def connections(self) -> HostConnections:

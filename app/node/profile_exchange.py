@@ -1,7 +1,8 @@
 """``/kith/profile/1.0.0``: ask a connected peer for its display name and listen addresses.
 
-The responder writes one frame, a UTF-8 JSON object ``{"name": str, "addrs": [str]}``, and
-closes. Noise already authenticated who answered, so nothing here needs a signature. It is how a
+The responder writes one frame, a UTF-8 JSON object ``{"name": str, "addrs": [str]}`` (and
+``"features": [str]``, what its Kith understands beyond the base protocols), and closes.
+Noise already authenticated who answered, so nothing here needs a signature. It is how a
 contact's new address is learned when it comes back on another port or network, and how a
 stranger's message request gets a name.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol("/kith/profile/1.0.0")
 MAX_PROFILE_FRAME = 8192
+MAX_FEATURES = 32           # features kept from one profile; more are ignored
+MAX_FEATURE_CHARS = 32
 FETCH_TIMEOUT = 10.0
 
 
@@ -32,10 +35,13 @@ FETCH_TIMEOUT = 10.0
 class PeerProfile:
     name: str
     addrs: tuple[str, ...]
+    features: frozenset[str] = frozenset()  # empty from a Kith that announces none
 
 
-def encode_profile(name: str, addrs: list[str]) -> bytes:
-    body = {"name": name, "addrs": [strip_p2p(a) for a in addrs[:MAX_ADDRS]]}
+def encode_profile(name: str, addrs: list[str], features: Sequence[str] = ()) -> bytes:
+    body: dict[str, object] = {"name": name, "addrs": [strip_p2p(a) for a in addrs[:MAX_ADDRS]]}
+    if features:
+        body["features"] = sorted(features)[:MAX_FEATURES]
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -56,7 +62,19 @@ def decode_profile(payload: bytes) -> PeerProfile:
         clean = clean_display_name(name)
     except ValueError:
         clean = ""
-    return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs))
+    return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs),
+                       features=_features(body.get("features")))
+
+
+def _features(value: object) -> frozenset[str]:
+    """The announced features: an optional list of short names; anything else in it (a
+    future form, or junk) is ignored rather than costing the profile."""
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(
+        f for f in value[:MAX_FEATURES]
+        if isinstance(f, str) and 0 < len(f) <= MAX_FEATURE_CHARS and f.isprintable()
+    )
 
 
 class ProfileExchange:

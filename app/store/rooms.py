@@ -195,6 +195,11 @@ class RoomStore:
 
     def _store(self, post: RoomPost, envelope: bytes, state: str, read: bool,
                own: bool = False) -> StoreResult:
+        if self._conn.execute(
+            "SELECT 1 FROM room_tombstones WHERE room_id = ? AND author_key = ? AND post_id = ?",
+            (post.room_id, post.author_key, post.post_id),
+        ).fetchone():
+            return StoreResult(Intake.DUPLICATE)  # deleted for everyone: never taken again
         held = self._rivals(post)
         mine = post.precedence
         if any(h.precedence == mine for h in held):

@@ -20,6 +20,7 @@ import nacl.exceptions
 import nacl.signing
 import nacl.utils
 
+from app.core.actions import ACTION_KINDS, ActionError, decode_action
 from app.core.identity import (
     Identity,
     peer_id_from_public_key,
@@ -43,7 +44,8 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_ANNOUNCE = 2
 KIND_FILE = 3
-KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE})
+# Kinds 16-19 are message actions (reply, reaction, edit, delete: app.core.actions).
+KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE} | ACTION_KINDS)
 
 MAX_POST_TEXT_BYTES = 65536
 MAX_ANNOUNCE_BYTES = 4096
@@ -231,6 +233,11 @@ def _check_body(kind: int, body: bytes, author_seq: int, author: str) -> None:
             raise MalformedPost("the text is not valid UTF-8") from None
     elif kind == KIND_FILE:
         _json_object(body, MAX_FILE_BYTES, "file offer")
+    elif kind in ACTION_KINDS:
+        try:
+            decode_action(kind, body.decode("utf-8"))
+        except (ActionError, UnicodeDecodeError) as exc:
+            raise MalformedPost(f"the action is malformed: {exc}") from None
 
 
 def precedence(post_id: bytes, room_id: bytes, author_key: bytes, lamport: int,
