@@ -306,3 +306,38 @@ def test_room_of_three_and_a_late_joiner(tmp_path: Path) -> None:
                 await dee.stop()
 
     run(scenario)
+
+
+def test_an_edit_or_delete_that_comes_before_its_message_is_applied_when_it_comes(
+        tmp_path: Path) -> None:
+    """The outbox delivers in order, so the actions are queued first (as a mailbox or a
+    restored outbox can deliver them): the edited text is what the message shows on arrival,
+    and the deleted message is never shown nor stored."""
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            edited_id, deleted_id = bytes(range(16)), bytes(range(16, 32))
+
+            def queue(node: KithNode) -> MessageInfo:
+                actions = node.actions
+                for kind, target, text in ((ac.KIND_EDIT, edited_id, "the newer text"),
+                                           (ac.KIND_DELETE, deleted_id, "")):
+                    body = ac.encode_action(ac.Action(kind, target.hex(), text))
+                    actions._queue(bob.peer_id, kind, body)
+                for msg_id, text in ((edited_id, "the older text"), (deleted_id, "secret")):
+                    last = node.dms.store.queue_outgoing(bob.peer_id, msg_id, text, 1)
+                node.dms.kick(bob.peer_id)
+                return last
+
+            last = await ada.client.call(lambda node: _now(queue(node)))
+            await ada.wait_for(lambda: _state(ada, last) == Delivery.DELIVERED.value,
+                               what="everything delivered")
+            (got,) = bob.named("message")
+            assert (got.id, got.text) == (edited_id.hex(), "the newer text")  # type: ignore
+            history = await bob.client.history(ada.peer_id)
+            assert [(m.id, m.text, m.edited_at is not None) for m in history] == [
+                (edited_id.hex(), "the newer text", True)]
+            assert rows_holding(bob, "secret") == [] and rows_holding(bob, "older") == []
+
+    run(scenario)

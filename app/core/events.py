@@ -338,6 +338,16 @@ class RoomMessage(Event):
 
 
 @dataclass(frozen=True)
+class PeerFeatures(Event):
+    """A contact's profile announced other features than we knew (docs/protocol.md 10.3):
+    what its Kith can read beyond text and files, e.g. ``actions/1``."""
+
+    name: ClassVar[str] = "features"
+    peer_id: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ReactionChanged(Event):
     """Someone (us included) set or took back an emoji on a message or post.
     ``conversation`` is the peer id of a direct conversation or the room id hex."""

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from app.core import actions as ac
 from app.core.dm import DirectMessage
-from app.core.events import MessageDeleted, MessageEdited, ReactionChanged
+from app.core.events import MessageDeleted, MessageEdited, PeerFeatures, ReactionChanged
 from app.core.records import ContactState, MessageInfo, RoomPostInfo
 from app.core.room import RoomPost
 from app.node.contacts import ContactError
@@ -286,6 +286,7 @@ class MessageActions:
         """Remember what a peer's profile announced (``ContactService.on_profile``)."""
         if self.store.features(peer_id) != profile.features:
             self.store.set_features(peer_id, profile.features)
+            self._emit(PeerFeatures(peer_id=peer_id, features=tuple(sorted(profile.features))))
 
     def _lacks_actions(self, peer_id: str) -> bool:
         """Known to run a Kith without message actions (a previous version)."""
