@@ -136,6 +136,38 @@ async def _delete(client: KithClient, args: dict[str, Any]) -> Reply:
     return None  # the node announces message_deleted
 
 
+@command("typing")
+async def _typing(client: KithClient, args: dict[str, Any]) -> Reply:
+    to, room = optional(args, "to"), optional(args, "room")
+    if (to is None) == (room is None):
+        raise CommandError("give 'to' (a contact) or 'room'")
+    if room is not None and not _is_hex(room, 16):
+        raise CommandError("'room' must be a room id")
+    await client.typing(to, room)
+    return None  # nothing to print: the other side gets typing
+
+
+@command("mark_read")
+async def _mark_read(client: KithClient, args: dict[str, Any]) -> Reply:
+    sent = await client.mark_message_read(require(args, "message_id"))
+    return {"event": "marked_read", "message_id": args["message_id"], "receipt": sent}
+
+
+@command("set_privacy")
+async def _set_privacy(client: KithClient, args: dict[str, Any]) -> Reply:
+    settings = await client.set_privacy(read_receipts=optional(args, "read_receipts", bool),
+                                        typing=optional(args, "typing", bool))
+    return {"event": "privacy", "read_receipts": settings.read_receipts,
+            "typing": settings.typing_indicators}
+
+
+def _is_hex(value: str, size: int) -> bool:
+    try:
+        return len(bytes.fromhex(value)) == size
+    except ValueError:
+        return False
+
+
 def _reactions(reactions: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, list[str]]:
     return {emoji: list(who) for emoji, who in reactions}
 

@@ -370,6 +370,27 @@ class KithClient:
         await self.call(lambda node: node.actions.react(message_id, emoji, remove),
                         ordered=True)
 
+    async def typing(self, to: str | None = None, room: str | None = None) -> bool:
+        """Tell a contact (``to``) or a room that we are typing; False if nothing was sent
+        (switched off, or sent there a moment ago)."""
+        room_id = bytes.fromhex(room) if room is not None else None
+        return await self.call(lambda node: _now(node.typing.send(to, room_id)))
+
+    async def mark_message_read(self, message_id: str) -> bool:
+        """A contact's message was shown in a focused window: their read receipt (True if
+        one was queued: our setting and their Kith allow it)."""
+        return await self.call(lambda node: _now(node.receipts.mark_read(message_id)))
+
+    async def set_privacy(self, *, read_receipts: bool | None = None,
+                          typing: bool | None = None) -> Settings:
+        """Switch read receipts and typing indicators, both ways."""
+        changes: dict[str, bool] = {}
+        if read_receipts is not None:
+            changes["read_receipts"] = read_receipts
+        if typing is not None:
+            changes["typing_indicators"] = typing
+        return await self.update_settings(**changes)
+
     async def edit(self, message_id: str, text: str) -> None:
         """Give a text message or post of ours a new text, everywhere."""
         await self.call(lambda node: node.actions.edit(message_id, text), ordered=True)

@@ -1,4 +1,4 @@
-"""The message-action test vectors of docs/protocol.md (10.4), recomputed from their inputs."""
+"""The message-action test vectors of docs/protocol.md (10.5), recomputed from their inputs."""
 
 from __future__ import annotations
 

@@ -23,8 +23,11 @@ KIND_REACTION = 17
 KIND_EDIT = 18
 KIND_DELETE = 19
 ACTION_KINDS = frozenset({KIND_REPLY, KIND_REACTION, KIND_EDIT, KIND_DELETE})
+KIND_READ = 20                 # direct messages only: TARGET, the newest message read
+DM_ACTION_KINDS = ACTION_KINDS | {KIND_READ}
 
 FEATURE_ACTIONS = "actions/1"  # kinds 16-19 in direct messages and rooms
+FEATURE_RECEIPTS = "receipts/1"  # kind 20 in direct messages
 
 TARGET_HEX = 32                # a message or post id (16 bytes) as lower-case hex
 MAX_TEXT_BYTES = 65536         # a reply's or an edit's text, as a text message
@@ -91,7 +94,7 @@ def encode_action(action: Action) -> str:
         return target + _check_text(action.text)
     if action.kind == KIND_REACTION:
         return target + ("-" if action.remove else "+") + check_emoji(action.text)
-    if action.kind == KIND_DELETE:
+    if action.kind in (KIND_DELETE, KIND_READ):
         return target
     raise ActionError(f"kind {action.kind} is not a message action")
 
@@ -106,9 +109,9 @@ def decode_action(kind: int, body: str) -> Action:
         if not rest or rest[0] not in "+-":
             raise ActionError("a reaction is + or - then an emoji")
         return Action(kind, target, check_emoji(rest[1:]), remove=rest[0] == "-")
-    if kind == KIND_DELETE:
+    if kind in (KIND_DELETE, KIND_READ):
         if rest:
-            raise ActionError("a delete holds only the message id")
+            raise ActionError("this kind holds only the message id")
         return Action(kind, target)
     raise ActionError(f"kind {kind} is not a message action")
 

@@ -22,7 +22,7 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
-from app.core.actions import ACTION_KINDS, MAX_ACTION_BODY
+from app.core.actions import DM_ACTION_KINDS, MAX_ACTION_BODY
 from app.core.identity import (
     Identity,
     InvalidPeerId,
@@ -40,8 +40,8 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_FILE_OFFER = 2    # body: UTF-8 JSON file offer (docs/protocol.md section 9)
 KIND_FILE_CONTROL = 3  # body: UTF-8 JSON {"transfer", "action"[, "reason"]}
-# Kinds 16-19 are message actions (reply, reaction, edit, delete: app.core.actions).
-KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL} | ACTION_KINDS)
+# Kinds 16-20 are message actions (reply, reaction, edit, delete, read: app.core.actions).
+KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL} | DM_ACTION_KINDS)
 MAX_FILE_BODY_BYTES = 4096  # kinds 2 and 3
 # A later ``sent_at`` (2100-01-01T00:00:00Z, as for room posts) is taken as this: it is the
 # sender's clock, informational, and nothing after it can show or store a time beyond.
@@ -233,7 +233,7 @@ def seal_inner(
 
 
 def _body_limit(kind: int) -> int:
-    if kind in ACTION_KINDS:
+    if kind in DM_ACTION_KINDS:
         return MAX_ACTION_BODY
     return MAX_TEXT_BYTES if kind == KIND_TEXT else MAX_FILE_BODY_BYTES
 

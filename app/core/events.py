@@ -338,6 +338,32 @@ class RoomMessage(Event):
 
 
 @dataclass(frozen=True)
+class TypingChanged(Event):
+    """Someone is typing to us (``to`` is our peer id) or in a room (``room``); nothing says
+    they stopped: views show it for a few seconds after the last one."""
+
+    name: ClassVar[str] = "typing"
+    by: str
+    to: str | None
+    room: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        del body["to" if self.to is None else "room"]
+        return body
+
+
+@dataclass(frozen=True)
+class MessageRead(Event):
+    """The recipient was shown our message ``message_id`` (and so the ones before it)."""
+
+    name: ClassVar[str] = "read"
+    conversation: str
+    message_id: str
+    by: str
+
+
+@dataclass(frozen=True)
 class PeerFeatures(Event):
     """A contact's profile announced other features than we knew (docs/protocol.md 10.3):
     what its Kith can read beyond text and files, e.g. ``actions/1``."""

@@ -20,6 +20,7 @@ class Delivery(StrEnum):
     DELIVERED = "delivered"  # the recipient acknowledged after storing it
     FAILED = "failed"        # refused by the recipient or unsendable; can be retried
     RECEIVED = "received"    # an incoming message
+    READ = "read"            # the recipient showed it to them (a read receipt)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Compatibility: peers announce ``FEATURE_ACTIONS`` in their profile. To a contact
 lack it, a reply goes as plain text with a quote line and the other actions stay local; a
 contact never heard from yet gets the actions (a previous version REJECTs them with code 2,
 which changes nothing there or here) and replies as quoted text. Rooms have no such check:
-a previous version drops the new kinds of post unread (docs/protocol.md 10.4).
+a previous version drops the new kinds of post unread (docs/protocol.md 10.3).
 """
 
 from __future__ import annotations

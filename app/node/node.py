@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import multiaddr
@@ -48,6 +47,7 @@ from app.node.libp2p_patches.swarm import stop_auto_dialing
 from app.node.message_actions import (
     DeleteMessages,
     EditMessages,
+    Forget,
     MessageActions,
     ReactionMessages,
     ReplyMessages,
@@ -57,9 +57,11 @@ from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.own_peer import OwnPeer
 from app.node.reachability import Reachability
+from app.node.receipts import ReadReceipts
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
+from app.node.typing_signals import FEATURE_TYPING, TypingSignals
 from app.store.actions import ActionStore
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
@@ -142,6 +144,8 @@ class KithNode:
         self._rooms: RoomService | None = None
         self._files: FileTransfers | None = None
         self._actions: MessageActions | None = None
+        self._receipts: ReadReceipts | None = None
+        self._typing: TypingSignals | None = None
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
         self._lan: LanDiscovery | None = None
@@ -288,6 +292,8 @@ class KithNode:
             self._rooms = None
             self._files = None
             self._actions = None
+            self._receipts = None
+            self._typing = None
             self._relay = None
             self._hole_punch = None
             self._dht = None
@@ -324,8 +330,8 @@ class KithNode:
         dms.kinds.register(dm.KIND_FILE_CONTROL, files.controls)
         rooms.kinds.register(rc.KIND_FILE, files.room_files)
         if self.config.message_actions:
-            self._actions = self._wire_actions(db, us, contacts, dms, rooms, files, nursery,
-                                               pubsub.gossip.forget)
+            self._wire_actions(host, db, us, contacts, dms, rooms, files, nursery,
+                               pubsub.gossip.forget)
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
         self._dht, self._contacts, self._dms, self._rooms, self._files = (
@@ -353,11 +359,11 @@ class KithNode:
         self._reach = Reachability(us, connections, emit, relays=relay.reserved_relays,
                                    running=lambda: self.running)
 
-    def _wire_actions(self, db: sqlite3.Connection, us: OwnPeer, contacts: ContactService,
-                      dms: DirectMessages, rooms: RoomService, files: FileTransfers,
-                      nursery: Tasks, forget: Callable[[bytes], None]) -> MessageActions:
-        """Replies, reactions, edits and deletions: their kinds, and what they decorate."""
-        emit, me = self.emit, self.identity.peer_id
+    def _wire_actions(self, host: IHost, db: sqlite3.Connection, us: OwnPeer,
+                      contacts: ContactService, dms: DirectMessages, rooms: RoomService,
+                      files: FileTransfers, nursery: Tasks, forget: Forget) -> None:
+        """Replies, reactions, edits, deletions, read receipts, typing: kinds and hooks."""
+        emit, me, settings = self.emit, self.identity.peer_id, lambda: self.profile.settings
         actions = MessageActions(ActionStore(db), us=us, emit=emit, contacts=contacts,
                                  outbox=dms, sender=dms, rooms=rooms, forget=forget,
                                  transfers=files)
@@ -373,14 +379,33 @@ class KithNode:
         rooms.decorate = actions.decorate_post
         rooms.on_stored.append(actions.post_stored)
         contacts.on_profile.append(actions.profile_received)
-        contacts.features.append(ac.FEATURE_ACTIONS)
-        return actions
+        self._receipts = ReadReceipts(store, emit=emit, contacts=contacts, outbox=dms,
+                                      enabled=lambda: settings().read_receipts)
+        dms.kinds.register(ac.KIND_READ, self._receipts)
+        self._typing = TypingSignals(
+            host, nursery=nursery, emit=emit, me=me, contacts=contacts, rooms=rooms,
+            connections=self.connections, enabled=lambda: settings().typing_indicators)
+        self._typing.start()
+        contacts.features.extend([ac.FEATURE_ACTIONS, ac.FEATURE_RECEIPTS, FEATURE_TYPING])
+        self._actions = actions
 
     @property
     def actions(self) -> MessageActions:
         if self._actions is None:
             raise RuntimeError("message actions are switched off on this node")
         return self._actions
+
+    @property
+    def receipts(self) -> ReadReceipts:
+        if self._receipts is None:
+            raise RuntimeError("message actions are switched off on this node")
+        return self._receipts
+
+    @property
+    def typing(self) -> TypingSignals:
+        if self._typing is None:
+            raise RuntimeError("message actions are switched off on this node")
+        return self._typing
 
     @property
     def connections(self) -> HostConnections:

@@ -155,6 +155,22 @@ class ActionStore:
             (peer_id, bytes.fromhex(msg_id), msg_id, KIND_DELETE),
         ).fetchone() is not None
 
+    def mark_read_up_to(self, peer_id: str, msg_id: str) -> list[str]:
+        """Our messages to ``peer_id`` up to ``msg_id`` were read: the ids that changed."""
+        row = self._conn.execute(
+            "SELECT seq FROM messages WHERE peer_id = ? AND msg_id = ? AND outgoing = 1",
+            (peer_id, bytes.fromhex(msg_id))).fetchone()
+        if row is None:
+            return []
+        where = ("peer_id = ? AND outgoing = 1 AND seq <= ? AND kind IN (1, 2) AND deleted = 0 "
+                 "AND state IN ('sent', 'delivered')")
+        with self._conn:
+            ids = [bytes(r[0]).hex() for r in self._conn.execute(
+                f"SELECT msg_id FROM messages WHERE {where} ORDER BY seq", (peer_id, row[0]))]
+            self._conn.execute(f"UPDATE messages SET state = 'read' WHERE {where}",
+                               (peer_id, row[0]))
+        return ids
+
     # -- reactions ----------------------------------------------------------------------------
 
     def react(self, conversation: str, target: str, by: str, emoji: str, remove: bool,

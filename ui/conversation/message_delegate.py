@@ -90,6 +90,7 @@ GLYPHS = {
     Delivery.SENDING: Glyph.CLOCK,
     Delivery.SENT: Glyph.TICK,
     Delivery.DELIVERED: Glyph.DOUBLE_TICK,
+    Delivery.READ: Glyph.DOUBLE_TICK,
     Delivery.FAILED: Glyph.FAILED,
     Delivery.RECEIVED: Glyph.NONE,
 }
