@@ -1,0 +1,159 @@
+"""Reply, react, edit, delete, typing and read marks in the conversation view: real widgets
+driven by qtbot, two real peers in this process on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QMenu
+from pytestqt.qtbot import QtBot
+
+from app.core.records import Delivery
+from tests.peers import befriend, peers
+from tests.test_ui_conversation import bubble_point, contact, make_view, opened, settled
+from tests.ui_helpers import run
+from ui.conversation.message_delegate import Glyph
+from ui.conversation.view import ConversationView
+from ui.style.theme import apply_theme
+from ui.waits import wait_until
+
+
+def action(menu: QMenu, text: str) -> QAction:
+    for entry in menu.actions():
+        if entry.text() == text:
+            return entry
+        sub = entry.menu()
+        if isinstance(sub, QMenu):
+            for inner in sub.actions():
+                if inner.text() == text:
+                    return inner
+    raise AssertionError(f"no {text!r} in {[a.text() for a in menu.actions()]}")
+
+
+def menu_of(view: ConversationView, row: int) -> QMenu:
+    return view.messages.context_menu(bubble_point(view, row))
+
+
+def row_of(view: ConversationView, text: str) -> int:
+    return next(r for r, i in enumerate(view.model.items()) if i.text == text)
+
+
+def test_reply_react_edit_delete_in_the_window(
+    qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            ours, theirs = make_view(qtbot, ada), make_view(qtbot, bob)
+            await opened(ours, await contact(ada, bob.peer_id))
+            await opened(theirs, await contact(bob, ada.peer_id))
+            await bob.client.send(ada.peer_id, "lunch at noon?")
+            await wait_until(lambda: ours.model.rowCount() == 1, what="Bob's message")
+
+            # Reply, cancelled with Esc first, then for real: the quote travels.
+            for _ in range(2):
+                action(menu_of(ours, 0), "Reply").trigger()
+                assert ours.message_actions.bar.isVisible()
+                assert "Bob" in ours.message_actions.bar.label.text()
+                qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Escape)
+                assert not ours.message_actions.bar.isVisible()
+            action(menu_of(ours, 0), "Reply").trigger()
+            qtbot.keyClicks(ours.composer.edit, "yes, see you")
+            qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Return)
+            await wait_until(lambda: theirs.model.rowCount() == 2, what="the reply at Bob's")
+            reply = theirs.model.item(1)
+            assert reply.reply_to == theirs.model.item(0).message_id
+            assert not ours.message_actions.bar.isVisible()
+            index = theirs.model.index(1)
+            quote = theirs.messages.delegate.quote_rect(index)
+            assert not quote.isEmpty()
+            box, text = theirs.messages.delegate.painted_rects(index) or (None, None)
+            assert box is not None and text is not None and quote.bottom() < text.top()
+            theirs.messages.clearSelection()
+            qtbot.mouseClick(theirs.messages.viewport(), Qt.MouseButton.LeftButton,
+                             pos=quote.center())
+            await wait_until(lambda: theirs.messages.currentIndex().row() == 0,
+                             what="the original selected")
+
+            # React from the menu, twice the same emoji is one; click the chip to take it back.
+            action(menu_of(theirs, 1), "👍").trigger()
+            await wait_until(lambda: ours.model.item(1).reactions == (("👍", (bob.peer_id,)),),
+                             what="Bob's 👍 at Ada's")
+            action(menu_of(ours, 1), "👍").trigger()
+            await wait_until(lambda: dict(theirs.model.item(1).reactions).get("👍", ()) == (
+                bob.peer_id, ada.peer_id), what="both 👍 at Bob's")
+            chip = theirs.messages.delegate.chip_rect(theirs.model.index(1), "👍")
+            assert not chip.isEmpty()
+            assert theirs.messages.delegate.extras_at(theirs.model.index(1), chip.center())[0] \
+                == "chip"
+            qtbot.mouseClick(theirs.messages.viewport(), Qt.MouseButton.LeftButton,
+                             pos=chip.center())
+            await wait_until(lambda: dict(ours.model.item(1).reactions).get("👍") == (
+                ada.peer_id,), what="Bob's 👍 taken back")
+
+            # Up in the empty composer edits the last message of ours; Esc cancels an edit.
+            ours.composer.edit.setFocus()
+            qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Up)
+            assert ours.composer.text() == "yes, see you"
+            qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Escape)
+            assert ours.composer.text() == "" and not ours.message_actions.bar.isVisible()
+            qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Up)
+            ours.composer.edit.selectAll()
+            qtbot.keyClicks(ours.composer.edit, "yes, at one")
+            qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Return)
+            await wait_until(lambda: theirs.model.item(1).text == "yes, at one",
+                             what="the edit at Bob's")
+            assert theirs.model.item(1).edited and ours.model.item(1).edited
+            assert ours.model.rowCount() == 2  # an edit is no new message
+            assert "Edit" not in [a.text() for a in menu_of(ours, 0).actions()]  # not ours
+
+            # Delete for everyone, from the menu.
+            assert "Delete for everyone" not in [a.text() for a in menu_of(ours, 0).actions()]
+            action(menu_of(ours, 1), "Delete for everyone").trigger()
+            await wait_until(lambda: theirs.model.rowCount() == 1 and ours.model.rowCount() == 1,
+                             what="the message gone on both sides")
+            await settled(ours)
+            await settled(theirs)
+
+    run(qloop, scenario())
+
+
+def test_typing_and_read_marks_in_a_narrow_dark_window(
+    qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    apply_theme("dark")
+    try:
+        async def scenario() -> None:
+            async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+                await befriend(ada, bob)
+                ours, theirs = make_view(qtbot, ada), make_view(qtbot, bob)
+                for view in (ours, theirs):
+                    view.resize(360, 520)
+                await opened(ours, await contact(ada, bob.peer_id))
+                await opened(theirs, await contact(bob, ada.peer_id))
+
+                # Ada types: Bob's header says so.
+                qtbot.keyClicks(ours.composer.edit, "hel")
+                await wait_until(lambda: "typing" in theirs.header.presence_label.full_text(),
+                                 what="Ada typing at Bob's")
+                qtbot.keyClicks(ours.composer.edit, "lo")
+                qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Return)
+                await wait_until(lambda: theirs.model.rowCount() == 1, what="the message")
+
+                # Bob's window is the focused one: it shows the message, Ada sees "read".
+                theirs.activateWindow()
+                await wait_until(theirs.isActiveWindow, what="Bob's window focused")
+                await wait_until(lambda: ours.model.item(0).state is Delivery.READ,
+                                 what="read at Ada's")
+                assert ours.messages.delegate.glyph(ours.model.index(0)) is Glyph.READ
+                assert QApplication.palette().color(
+                    QApplication.palette().ColorRole.Base).lightnessF() < 0.5
+                await settled(ours)
+                await settled(theirs)
+
+        run(qloop, scenario())
+    finally:
+        apply_theme("system")
