@@ -341,3 +341,32 @@ def test_an_edit_or_delete_that_comes_before_its_message_is_applied_when_it_come
             assert rows_holding(bob, "secret") == [] and rows_holding(bob, "older") == []
 
     run(scenario)
+
+
+def test_previews_follow_edits_and_deletions(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            older = await ada.client.send(bob.peer_id, "older")
+            newest = await ada.client.send(bob.peer_id, "newest")
+            await bob.wait_event("message", id=newest.id)
+            await ada.client.edit(newest.id, "newest, corrected")
+            await bob.wait_event("message_edited", message_id=newest.id)
+            for peer, other in ((ada, bob), (bob, ada)):
+                info = await peer.client.contact(other.peer_id)
+                assert info is not None and info.last_message == "newest, corrected"
+                assert any(e.contact.last_message == "newest, corrected"  # type: ignore
+                           for e in peer.named("contact"))
+            await ada.client.delete(newest.id, for_everyone=True)
+            await bob.wait_event("message_deleted", message_id=newest.id)
+            info = await bob.client.contact(ada.peer_id)
+            assert info is not None and info.last_message == "older"
+            assert older.id
+
+            room = await ada.client.create_room("Lobby")
+            post = await ada.client.post(room.room_id, "a post")
+            await ada.client.edit(post.id, "a post, corrected")
+            rooms = await ada.client.rooms()
+            assert rooms[0].last_message == "a post, corrected"
+
+    run(scenario)

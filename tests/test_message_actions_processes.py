@@ -44,6 +44,14 @@ def test_actions_between_processes(tmp_path: Path) -> None:
             (reply["id"], "got it", False, first["id"], {"❤️": [a_id]}),
         ]
 
+        ada.send({"cmd": "typing", "to": b_id})
+        assert bob.expect("typing", by=a_id)["to"] == b_id
+        marked = bob.request({"cmd": "mark_read", "message_id": first["id"]}, "marked_read")
+        assert marked["receipt"] is True
+        assert ada.expect("read", message_id=first["id"])["by"] == b_id
+        privacy = bob.request({"cmd": "set_privacy", "read_receipts": False}, "privacy")
+        assert (privacy["read_receipts"], privacy["typing"]) == (False, True)
+
         ada.send({"cmd": "delete", "message_id": first["id"], "for_everyone": True})
         for node in (ada, bob):
             assert node.expect("message_deleted", message_id=first["id"])["by"] == a_id

@@ -25,7 +25,13 @@ from typing import Any, Protocol, TypeVar
 
 from app.core import actions as ac
 from app.core.dm import DirectMessage
-from app.core.events import MessageDeleted, MessageEdited, PeerFeatures, ReactionChanged
+from app.core.events import (
+    ContactChanged,
+    MessageDeleted,
+    MessageEdited,
+    PeerFeatures,
+    ReactionChanged,
+)
 from app.core.records import ContactState, MessageInfo, RoomPostInfo
 from app.core.room import RoomPost
 from app.node.contacts import ContactError
@@ -82,6 +88,8 @@ class _DmAction:
         self._messages = messages
         self._emit = emit
         self._me = me
+        # The contact's list entry may show another preview now (``MessageActions``).
+        self.on_change: Callable[[str], None] = lambda peer_id: None
 
     def refusal(self, peer_id: str, message: DirectMessage) -> Refusal | None:
         return None  # a message's quotas apply (docs/protocol.md 4.4)
@@ -158,6 +166,7 @@ class EditMessages(_DmAction):
         if self._store.edit_dm(peer_id, action.target, False, action.text, message.sent_at_ms):
             self._emit(MessageEdited(conversation=peer_id, message_id=action.target,
                                      text=action.text, edited_at=message.sent_at_ms, by=peer_id))
+            self.on_change(peer_id)
         elif self._store.find_dm(action.target, peer_id) is None:
             log.debug("an edit from %s waits for message %s", peer_id, action.target)
         return False
@@ -182,6 +191,7 @@ class DeleteMessages(_DmAction):
         if gone is not None:
             self._emit(MessageDeleted(conversation=peer_id, message_id=action.target,
                                       by=peer_id))
+            self.on_change(peer_id)
             transfer = _transfer_of(gone)
             if transfer is not None and self._transfers is not None:
                 self._spawn(_cancel_quietly, self._transfers, transfer)
@@ -374,6 +384,7 @@ class MessageActions:
         if self.store.edit_dm(found.peer_id, found.id, True, text, edited_at):
             self._emit(MessageEdited(conversation=found.peer_id, message_id=found.id, text=text,
                                      edited_at=edited_at, by=self._me))
+            self.contact_changed(found.peer_id)
 
     async def delete(self, message_id: str, for_everyone: bool) -> None:
         found = self._locate(message_id.lower())
@@ -390,6 +401,7 @@ class MessageActions:
         if gone is not None:
             self._emit(MessageDeleted(conversation=found.peer_id, message_id=found.id,
                                       by=self._me))
+            self.contact_changed(found.peer_id)
         transfer = _transfer_of(found)
         if for_everyone and transfer is not None and self._transfers is not None:
             await _cancel_quietly(self._transfers, transfer)
@@ -416,6 +428,12 @@ class MessageActions:
         apply_room_action(self.store, self._emit, self._forget, room_id, self._me,
                           self._us.identity.public_key, action, info.lamport,
                           bytes.fromhex(info.id), info.sent_at_ms)
+
+    def contact_changed(self, peer_id: str) -> None:
+        """The contact's list entry shows the newest text (its preview may have changed)."""
+        info = self._contacts.info(peer_id)
+        if info is not None:
+            self._emit(ContactChanged(contact=info))
 
     def _queue(self, peer_id: str, kind: int, body: str) -> MessageInfo:
         if self._contacts.state(peer_id) is not ContactState.CONTACT:

@@ -370,9 +370,11 @@ class KithNode:
         store, messages = actions.store, dms.store
         dms.kinds.register(ac.KIND_REPLY, ReplyMessages(store, messages, emit, me))
         dms.kinds.register(ac.KIND_REACTION, ReactionMessages(store, messages, emit, me))
-        dms.kinds.register(ac.KIND_EDIT, EditMessages(store, messages, emit, me))
-        dms.kinds.register(ac.KIND_DELETE, DeleteMessages(store, messages, emit, me, files,
-                                                          nursery.start_soon))
+        edits = EditMessages(store, messages, emit, me)
+        deletes = DeleteMessages(store, messages, emit, me, files, nursery.start_soon)
+        edits.on_change = deletes.on_change = actions.contact_changed
+        dms.kinds.register(ac.KIND_EDIT, edits)
+        dms.kinds.register(ac.KIND_DELETE, deletes)
         for kind in sorted(ac.ACTION_KINDS):
             rooms.kinds.register(kind, RoomActionPosts(kind, store, emit, forget))
         dms.wire_form = actions.wire_form

@@ -134,8 +134,8 @@ class ActionStore:
         with self._conn:
             # One of ours still in the outbox leaves it: there is nothing left to send.
             self._conn.execute(
-                "UPDATE messages SET text = '', deleted = 1, reply_to = NULL, state = CASE "
-                "WHEN state IN ('sending', 'sent') THEN 'failed' ELSE state END WHERE "
+                "UPDATE messages SET text = '', deleted = 1, reply_to = NULL, read = 1, "
+                "state = CASE WHEN state IN ('sending', 'sent') THEN 'failed' ELSE state END WHERE "
                 "peer_id = ? AND msg_id = ? AND outgoing = ?",
                 (peer_id, bytes.fromhex(msg_id), int(outgoing)))
             self._conn.execute(
