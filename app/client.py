@@ -374,12 +374,12 @@ class KithClient:
         """Tell a contact (``to``) or a room that we are typing; False if nothing was sent
         (switched off, or sent there a moment ago)."""
         room_id = bytes.fromhex(room) if room is not None else None
-        return await self.call(lambda node: _now(node.typing.send(to, room_id)))
+        return await self.call(lambda node: _now(node.actions.signals()[1].send(to, room_id)))
 
     async def mark_message_read(self, message_id: str) -> bool:
         """A contact's message was shown in a focused window: their read receipt (True if
         one was queued: our setting and their Kith allow it)."""
-        return await self.call(lambda node: _now(node.receipts.mark_read(message_id)))
+        return await self.call(lambda node: _now(node.actions.signals()[0].mark_read(message_id)))
 
     async def set_privacy(self, *, read_receipts: bool | None = None,
                           typing: bool | None = None) -> Settings:

@@ -51,7 +51,7 @@ def test_typing_in_a_conversation_and_a_room_bounded_and_switchable(tmp_path: Pa
             # once per SHOW_INTERVAL (each signal returns once Bob took it).
             async def flood(node: KithNode) -> None:
                 for _ in range(40):
-                    await node.typing._signal(bob.peer_id, b"")
+                    await node.actions.signals()[1]._signal(bob.peer_id, b"")
 
             started = time.monotonic()
             await ada.client.call(flood)
@@ -61,7 +61,7 @@ def test_typing_in_a_conversation_and_a_room_bounded_and_switchable(tmp_path: Pa
             # Switched off on Bob's side: none shown; on Ada's: none sent.
             await bob.client.set_privacy(typing=False)
             before = len(_typing_from(bob, ada))
-            await ada.client.call(lambda node: node.typing._signal(bob.peer_id, b""))
+            await ada.client.call(lambda node: node.actions.signals()[1]._signal(bob.peer_id, b""))
             assert len(_typing_from(bob, ada)) == before
             await ada.client.set_privacy(typing=False)
             assert not await ada.client.typing(to=bob.peer_id)

@@ -14,7 +14,8 @@ from pytestqt.qtbot import QtBot
 from app.core.records import Delivery
 from tests.peers import befriend, peers
 from tests.test_ui_conversation import bubble_point, contact, make_view, opened, settled
-from tests.ui_helpers import run
+from tests.ui_helpers import AppFactory, run, wait, window_of
+from tests.ui_helpers import start_online as start
 from ui.conversation.message_delegate import Glyph
 from ui.conversation.view import ConversationView
 from ui.style.theme import apply_theme
@@ -157,3 +158,26 @@ def test_typing_and_read_marks_in_a_narrow_dark_window(
         run(qloop, scenario())
     finally:
         apply_theme("system")
+
+
+def test_typing_shows_in_the_other_window_list_and_header(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    ada_app = start(qloop, make_app, tmp_path / "ada", "Ada")
+    bob_app = start(qloop, make_app, tmp_path / "bob", "Bob")
+    ada, bob = window_of(ada_app), window_of(bob_app)
+    assert ada_app.state is not None and bob_app.state is not None
+    assert ada_app.client is not None and bob_app.client is not None
+    ada_id, bob_id = ada_app.state.peer_id, bob_app.state.peer_id
+    run(qloop, ada_app.client.add_contact(bob_app.state.invite))
+    run(qloop, bob_app.client.add_contact(ada_app.state.invite))
+    wait(qloop, lambda: (i := ada.sidebar.row_info(bob_id)) is not None and i.online,
+         "Bob online in Ada's list")
+    wait(qloop, lambda: bob.sidebar.row_info(ada_id) is not None, "Ada in Bob's list")
+    ada.open_peer(bob_id)
+    bob.open_peer(ada_id)
+    wait(qloop, lambda: ada.conversation.composer.edit.isEnabled(), "Ada's composer")
+    qtbot.keyClicks(ada.conversation.composer.edit, "are you th")
+    wait(qloop, lambda: bob.sidebar.model.typing(ada_id) != "", "typing in Bob's list")
+    wait(qloop, lambda: "Ada is typing" in bob.conversation.header.presence_label.full_text(),
+         "typing in Bob's header")

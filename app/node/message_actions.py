@@ -37,6 +37,8 @@ from app.core.room import RoomPost
 from app.node.contacts import ContactError
 from app.node.interfaces import ContactBook, Emit, LocalPeer, Outbox, Refusal, RoomChannel
 from app.node.profile_exchange import PeerProfile
+from app.node.receipts import ReadReceipts
+from app.node.typing_signals import TypingSignals
 from app.store.actions import ActionStore, Located
 from app.store.messages import MessageStore, offer_summary
 
@@ -285,6 +287,15 @@ class MessageActions:
         self._rooms = rooms
         self._transfers = transfers
         self._forget = forget
+        # Read receipts and typing signals, wired beside the actions (``KithNode``).
+        self.receipts: ReadReceipts | None = None
+        self.typing: TypingSignals | None = None
+
+    def signals(self) -> tuple[ReadReceipts, TypingSignals]:
+        """The read receipts and typing signals wired beside the actions."""
+        if self.receipts is None or self.typing is None:
+            raise RuntimeError("read receipts and typing signals are not wired")
+        return self.receipts, self.typing
 
     @property
     def _me(self) -> str:

@@ -144,8 +144,6 @@ class KithNode:
         self._rooms: RoomService | None = None
         self._files: FileTransfers | None = None
         self._actions: MessageActions | None = None
-        self._receipts: ReadReceipts | None = None
-        self._typing: TypingSignals | None = None
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
         self._lan: LanDiscovery | None = None
@@ -292,8 +290,6 @@ class KithNode:
             self._rooms = None
             self._files = None
             self._actions = None
-            self._receipts = None
-            self._typing = None
             self._relay = None
             self._hole_punch = None
             self._dht = None
@@ -381,13 +377,13 @@ class KithNode:
         rooms.decorate = actions.decorate_post
         rooms.on_stored.append(actions.post_stored)
         contacts.on_profile.append(actions.profile_received)
-        self._receipts = ReadReceipts(store, emit=emit, contacts=contacts, outbox=dms,
-                                      enabled=lambda: settings().read_receipts)
-        dms.kinds.register(ac.KIND_READ, self._receipts)
-        self._typing = TypingSignals(
+        actions.receipts = ReadReceipts(store, emit=emit, contacts=contacts, outbox=dms,
+                                        enabled=lambda: settings().read_receipts)
+        dms.kinds.register(ac.KIND_READ, actions.receipts)
+        actions.typing = TypingSignals(
             host, nursery=nursery, emit=emit, me=me, contacts=contacts, rooms=rooms,
             connections=self.connections, enabled=lambda: settings().typing_indicators)
-        self._typing.start()
+        actions.typing.start()
         contacts.features.extend([ac.FEATURE_ACTIONS, ac.FEATURE_RECEIPTS, FEATURE_TYPING])
         self._actions = actions
 
@@ -396,18 +392,6 @@ class KithNode:
         if self._actions is None:
             raise RuntimeError("message actions are switched off on this node")
         return self._actions
-
-    @property
-    def receipts(self) -> ReadReceipts:
-        if self._receipts is None:
-            raise RuntimeError("message actions are switched off on this node")
-        return self._receipts
-
-    @property
-    def typing(self) -> TypingSignals:
-        if self._typing is None:
-            raise RuntimeError("message actions are switched off on this node")
-        return self._typing
 
     @property
     def connections(self) -> HostConnections:
