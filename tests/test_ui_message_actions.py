@@ -54,6 +54,13 @@ def test_reply_react_edit_delete_in_the_window(
             await bob.client.send(ada.peer_id, "lunch at noon?")
             await wait_until(lambda: ours.model.rowCount() == 1, what="Bob's message")
 
+            async def calm() -> None:
+                """Keys and clicks process events in this task: no client call may be waking
+                up meanwhile (qasync cannot enter a task from inside another)."""
+                await settled(ours)
+                await settled(theirs)
+
+            await calm()
             # Reply, cancelled with Esc first, then for real: the quote travels.
             for _ in range(2):
                 action(menu_of(ours, 0), "Reply").trigger()
@@ -74,6 +81,7 @@ def test_reply_react_edit_delete_in_the_window(
             box, text = theirs.messages.delegate.painted_rects(index) or (None, None)
             assert box is not None and text is not None and quote.bottom() < text.top()
             theirs.messages.clearSelection()
+            await calm()
             qtbot.mouseClick(theirs.messages.viewport(), Qt.MouseButton.LeftButton,
                              pos=quote.center())
             await wait_until(lambda: theirs.messages.currentIndex().row() == 0,
@@ -90,12 +98,14 @@ def test_reply_react_edit_delete_in_the_window(
             assert not chip.isEmpty()
             assert theirs.messages.delegate.extras_at(theirs.model.index(1), chip.center())[0] \
                 == "chip"
+            await calm()
             qtbot.mouseClick(theirs.messages.viewport(), Qt.MouseButton.LeftButton,
                              pos=chip.center())
             await wait_until(lambda: dict(ours.model.item(1).reactions).get("👍") == (
                 ada.peer_id,), what="Bob's 👍 taken back")
 
             # Up in the empty composer edits the last message of ours; Esc cancels an edit.
+            await calm()
             ours.composer.edit.setFocus()
             qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Up)
             assert ours.composer.text() == "yes, see you"
@@ -137,9 +147,12 @@ def test_typing_and_read_marks_in_a_narrow_dark_window(
                 await opened(theirs, await contact(bob, ada.peer_id))
 
                 # Ada types: Bob's header says so.
+                await settled(ours)
+                await settled(theirs)
                 qtbot.keyClicks(ours.composer.edit, "hel")
                 await wait_until(lambda: "typing" in theirs.header.presence_label.full_text(),
                                  what="Ada typing at Bob's")
+                await settled(ours)
                 qtbot.keyClicks(ours.composer.edit, "lo")
                 qtbot.keyClick(ours.composer.edit, Qt.Key.Key_Return)
                 await wait_until(lambda: theirs.model.rowCount() == 1, what="the message")
@@ -181,3 +194,41 @@ def test_typing_shows_in_the_other_window_list_and_header(
     wait(qloop, lambda: bob.sidebar.model.typing(ada_id) != "", "typing in Bob's list")
     wait(qloop, lambda: "Ada is typing" in bob.conversation.header.presence_label.full_text(),
          "typing in Bob's header")
+
+
+def test_hover_actions_beside_a_bubble(
+    qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            view = make_view(qtbot, ada)
+            await opened(view, await contact(ada, bob.peer_id))
+            await bob.client.send(ada.peer_id, "hover over me")
+            await wait_until(lambda: view.model.rowCount() == 1, what="Bob's message")
+            # Clicks process events in this task: no client call may be waking up meanwhile.
+            await settled(view)
+            hover = view.message_actions.hover
+            assert not hover.isVisible()
+            qtbot.mouseMove(view.messages.viewport(), bubble_point(view, 0))
+            await wait_until(hover.isVisible, what="the hover bar")
+            box = view.messages.delegate.painted_rects(view.model.index(0))
+            assert box is not None and hover.geometry().left() > box[0].right()
+            qtbot.mouseClick(hover.buttons["reply"], Qt.MouseButton.LeftButton)
+            assert view.message_actions.reply_to is not None
+            assert view.message_actions.bar.isVisible()
+            qtbot.mouseClick(hover.buttons["react"], Qt.MouseButton.LeftButton)
+            assert hover.menu is not None
+            action(hover.menu, "❤️").trigger()
+            await wait_until(lambda: view.model.item(0).reactions == (("❤️", (ada.peer_id,)),),
+                             what="the heart")
+            await settled(view)
+            qtbot.mouseClick(hover.buttons["more"], Qt.MouseButton.LeftButton)
+            assert hover.menu is not None
+            assert {"Reply", "React", "Copy text", "Delete for me"} <= {
+                a.text() for a in hover.menu.actions()}
+            hover.menu.close()
+            view.messages.viewport().resize(360, view.messages.viewport().height())
+            await settled(view)
+
+    run(qloop, scenario())

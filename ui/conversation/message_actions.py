@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QKeyEvent
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -104,6 +104,33 @@ class Conversation(Protocol):
     def extras_name(self, peer_id: str) -> str: ...
 
 
+class HoverBar(QFrame):
+    """Reply, React and More beside the bubble under the mouse."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("hoverBar")
+        self.setAutoFillBackground(True)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(0)
+        self.buttons: dict[str, QToolButton] = {}
+        for name, text, tip in (("reply", "↩", self.tr("Reply")), ("react", "🙂", self.tr("React")),
+                                ("more", "⋯", self.tr("More"))):
+            button = QToolButton(self)
+            button.setText(text)
+            button.setAutoRaise(True)
+            button.setToolTip(tip)
+            button.setAccessibleName(tip)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the context menu is the key path
+            layout.addWidget(button)
+            self.buttons[name] = button
+        self.item: ChatItem | None = None
+        self.menu: QMenu | None = None  # the last menu a button opened
+        self.hide()
+
+
 class MessageActionsUi(QObject):
     """The conversation view's message actions (see the module docstring)."""
 
@@ -121,8 +148,15 @@ class MessageActionsUi(QObject):
         delegate = view.messages.delegate
         delegate.quote_activated.connect(self.show_original)
         delegate.reaction_clicked.connect(self.toggle_reaction)
-        view.composer.edit.installEventFilter(self)
+        # Compared by identity in eventFilter, which also runs while the view is torn down.
+        self._edit, self._viewport = view.composer.edit, view.messages.viewport()
+        self._edit.installEventFilter(self)
         view.composer.edited.connect(self._typed)
+        self.hover = HoverBar(view.messages.viewport())
+        self.hover.buttons["reply"].clicked.connect(lambda: self._hovered(self.start_reply))
+        self.hover.buttons["react"].clicked.connect(lambda: self._hover_menu(react_only=True))
+        self.hover.buttons["more"].clicked.connect(lambda: self._hover_menu(react_only=False))
+        self._viewport.installEventFilter(self)
 
     def listen(self, events: EventBridge) -> None:
         events.subscribe(ReactionChanged, self._reaction)
@@ -182,8 +216,54 @@ class MessageActionsUi(QObject):
                 return item
         return None
 
+    # -- hovering -----------------------------------------------------------------------------
+
+    def _hover_at(self, pos: QPoint) -> None:
+        """Put the hover bar beside the bubble under ``pos`` (or hide it)."""
+        index = self.view.messages.indexAt(pos)
+        rects = self.view.messages.delegate.painted_rects(index) if index.isValid() else None
+        if rects is None or self.view.client is None:
+            if not self.hover.geometry().contains(pos):
+                self.hover.hide()
+            return
+        box = rects[0]
+        item = self.view.model.item(index.row())
+        self.hover.item = item
+        self.hover.adjustSize()
+        width = self.hover.width()
+        x = box.left() - width - 6 if item.outgoing else box.right() + 6
+        x = max(0, min(x, self.view.messages.viewport().width() - width))
+        self.hover.move(x, max(0, box.top()))
+        self.hover.show()
+        self.hover.raise_()
+
+    def _hovered(self, act: Callable[[ChatItem], None]) -> None:
+        if self.hover.item is not None:
+            act(self.hover.item)
+
+    def _hover_menu(self, react_only: bool) -> None:
+        item = self.hover.item
+        if item is None:
+            return
+        menu = QMenu(self.widget)
+        if react_only:
+            for emoji in QUICK_EMOJI:
+                menu.addAction(emoji, functools.partial(self.react, item, emoji))
+            menu.addAction(self.tr("Other emoji…"), lambda: self.pick_emoji(item))
+        else:
+            self.add_actions(menu, item)
+        button = self.hover.buttons["react" if react_only else "more"]
+        menu.popup(button.mapToGlobal(QPoint(0, button.height())))
+        self.hover.menu = menu
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.view.composer.edit and event.type() == QEvent.Type.KeyPress:
+        if watched is self._viewport:
+            if event.type() == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
+                self._hover_at(event.position().toPoint())
+            elif event.type() == QEvent.Type.Leave:
+                self.hover.hide()
+            return False
+        if watched is self._edit and event.type() == QEvent.Type.KeyPress:
             assert isinstance(event, QKeyEvent)
             if event.key() == Qt.Key.Key_Escape and (self.reply_to or self.editing):
                 self.cancel()
