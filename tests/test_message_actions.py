@@ -370,3 +370,44 @@ def test_previews_follow_edits_and_deletions(tmp_path: Path) -> None:
             assert rooms[0].last_message == "a post, corrected"
 
     run(scenario)
+
+
+def test_a_file_offer_deleted_for_everyone_stops_being_served(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            path = tmp_path / "plan.txt"
+            path.write_bytes(b"the plan" * 1000)
+            offered = await ada.client.send_file(bob.peer_id, str(path))
+            await bob.wait_event("file_offer", transfer=offered.transfer)
+            history = await ada.client.history(bob.peer_id)
+            (offer,) = [m for m in history if m.transfer == offered.transfer]
+            await ada.client.delete(offer.id, for_everyone=True)
+            await ada.wait_event("file_cancelled", transfer=offered.transfer)
+            await bob.wait_event("message_deleted", message_id=offer.id)
+            await bob.wait_for(lambda: bob.named("file_cancelled"), what="cancelled at Bob's")
+            assert await bob.client.history(ada.peer_id) == []
+            info = await ada.client.transfer(offered.transfer)
+            assert info is not None and info.state.value == "cancelled"
+            with pytest.raises(Exception, match=r"cancelled|declined|offer"):
+                await bob.client.accept_file(offered.transfer, str(tmp_path / "in"))
+
+    run(scenario)
+
+
+def test_a_stranger_gets_no_reaction_in(tmp_path: Path) -> None:
+    """A reaction, edit or delete from someone who is not a contact is REJECTed (4) before it
+    is stored: it makes no message request, while a reply is a message like any other."""
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Bob", "Mal") as (bob, mal):
+            await mal.client.add_contact(bob.invite)  # Bob never adds Mal
+            body = ac.encode_action(ac.Action(ac.KIND_REACTION, "ab" * 16, "👀"))
+            queued: MessageInfo = await mal.client.call(
+                lambda node: _now(node.dms.queue(bob.peer_id, ac.KIND_REACTION, body)))
+            await mal.wait_for(lambda: _state(mal, queued) == Delivery.FAILED.value,
+                               what="the reaction refused")
+            assert await bob.client.contact(mal.peer_id) is None
+            assert bob.named("limit_reached")
+
+    run(scenario)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from app.core import actions as ac
-from app.core.dm import DirectMessage
+from app.core.dm import REJECT_QUOTA, DirectMessage
 from app.core.events import (
     ContactChanged,
     MessageDeleted,
@@ -92,9 +92,15 @@ class _DmAction:
         self._me = me
         # The contact's list entry may show another preview now (``MessageActions``).
         self.on_change: Callable[[str], None] = lambda peer_id: None
+        self.is_contact: Callable[[str], bool] = lambda peer_id: True
 
     def refusal(self, peer_id: str, message: DirectMessage) -> Refusal | None:
-        return None  # a message's quotas apply (docs/protocol.md 4.4)
+        """Reactions, edits and deletions come from contacts only (a reply is a message: the
+        quotas of docs/protocol.md 4.4 apply to it as to text)."""
+        if self.kind == ac.KIND_REPLY or self.is_contact(peer_id):
+            return None
+        return Refusal(REJECT_QUOTA, "request_quota",
+                       "reactions, edits and deletions are taken from contacts only")
 
     def present(self, message: MessageInfo) -> MessageInfo | None:
         return None

@@ -365,10 +365,13 @@ class KithNode:
                                  transfers=files)
         store, messages = actions.store, dms.store
         dms.kinds.register(ac.KIND_REPLY, ReplyMessages(store, messages, emit, me))
-        dms.kinds.register(ac.KIND_REACTION, ReactionMessages(store, messages, emit, me))
+        reactions = ReactionMessages(store, messages, emit, me)
+        dms.kinds.register(ac.KIND_REACTION, reactions)
         edits = EditMessages(store, messages, emit, me)
         deletes = DeleteMessages(store, messages, emit, me, files, nursery.start_soon)
         edits.on_change = deletes.on_change = actions.contact_changed
+        for handler in (reactions, edits, deletes):
+            handler.is_contact = lambda p: contacts.state(p) is ContactState.CONTACT
         dms.kinds.register(ac.KIND_EDIT, edits)
         dms.kinds.register(ac.KIND_DELETE, deletes)
         for kind in sorted(ac.ACTION_KINDS):

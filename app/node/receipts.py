@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from app.core import actions as ac
-from app.core.dm import DirectMessage
+from app.core.dm import REJECT_QUOTA, DirectMessage
 from app.core.events import MessageRead
 from app.core.records import ContactState, MessageInfo
 from app.node.interfaces import ContactBook, Emit, Outbox, Refusal
@@ -57,7 +57,9 @@ class ReadReceipts:
     # -- receipts from others -----------------------------------------------------------------
 
     def refusal(self, peer_id: str, message: DirectMessage) -> Refusal | None:
-        return None
+        if self._contacts.state(peer_id) is ContactState.CONTACT:
+            return None
+        return Refusal(REJECT_QUOTA, "request_quota", "read receipts are taken from contacts only")
 
     def take(self, peer_id: str, message: DirectMessage) -> bool:
         try:
