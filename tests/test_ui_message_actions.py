@@ -232,3 +232,28 @@ def test_hover_actions_beside_a_bubble(
             await settled(view)
 
     run(qloop, scenario())
+
+
+def test_the_picker_reacts_with_any_emoji_and_recent_ones_lead_the_quick_row(
+    qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            view = make_view(qtbot, ada)
+            await opened(view, await contact(ada, bob.peer_id))
+            await bob.client.send(ada.peer_id, "pick one")
+            await wait_until(lambda: view.model.rowCount() == 1, what="Bob's message")
+            await settled(view)
+            action(menu_of(view, 0), "Other emoji…").trigger()
+            picker = view.message_actions.picker
+            assert picker is not None and picker.isVisible()
+            qtbot.mouseClick(picker.buttons["🚀"], Qt.MouseButton.LeftButton)
+            await wait_until(lambda: view.model.item(0).reactions == (("🚀", (ada.peer_id,)),),
+                             what="the rocket")
+            assert view.message_actions.recent.row()[0] == "🚀"
+            react = next(a.menu() for a in menu_of(view, 0).actions() if a.text() == "React")
+            assert react is not None and react.actions()[0].text() == "🚀"
+            await settled(view)
+
+    run(qloop, scenario())

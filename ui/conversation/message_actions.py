@@ -21,7 +21,6 @@ from PySide6.QtGui import QGuiApplication, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QMenu,
     QToolButton,
@@ -37,6 +36,7 @@ from app.core.events import (
 )
 from app.core.records import Delivery
 from ui.conversation.chat_item import ChatItem
+from ui.conversation.emoji_picker import EmojiPicker, RecentEmoji
 
 if TYPE_CHECKING:
     from app.client import KithClient
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from ui.conversation.message_list import MessageListView
     from ui.conversation.message_model import MessageListModel
 
-QUICK_EMOJI = ("👍", "❤️", "😂", "😮", "😢", "🙏")
 TYPING_SEND_MS = 3000    # at most one typing signal per conversation this often
 TYPING_SHOW_MS = 5000    # "is typing" shown this long after the last signal
 
@@ -140,6 +139,8 @@ class MessageActionsUi(QObject):
         self.widget = parent  # menus and dialogs open over it
         self.reply_to: ChatItem | None = None
         self.editing: ChatItem | None = None
+        self.recent = RecentEmoji()
+        self.picker: EmojiPicker | None = None  # the last one opened
         self.bar = ActionBar(parent)
         self.bar.close_button.clicked.connect(self.cancel)
         self._typists: dict[str, QTimer] = {}  # peer id -> when their "typing" ends
@@ -247,7 +248,7 @@ class MessageActionsUi(QObject):
             return
         menu = QMenu(self.widget)
         if react_only:
-            for emoji in QUICK_EMOJI:
+            for emoji in self.recent.row():
                 menu.addAction(emoji, functools.partial(self.react, item, emoji))
             menu.addAction(self.tr("Other emoji…"), lambda: self.pick_emoji(item))
         else:
@@ -284,7 +285,7 @@ class MessageActionsUi(QObject):
             return
         menu.addAction(self.tr("Reply"), lambda: self.start_reply(item))
         react = menu.addMenu(self.tr("React"))
-        for emoji in QUICK_EMOJI:
+        for emoji in self.recent.row():
             react.addAction(emoji, functools.partial(self.react, item, emoji))
         react.addAction(self.tr("Other emoji…"), lambda: self.pick_emoji(item))
         if item.outgoing and not item.transfer:
@@ -295,16 +296,18 @@ class MessageActionsUi(QObject):
         if item.outgoing:
             menu.addAction(self.tr("Delete for everyone"), lambda: self.delete(item, True))
 
-    def pick_emoji(self, item: ChatItem) -> None:
-        """The full picker: any emoji, typed or chosen from the system's emoji input."""
-        emoji, ok = QInputDialog.getText(self.widget, self.tr("React"),
-                                         self.tr("Emoji to react with:"))
-        if ok and emoji.strip():
-            self.react(item, emoji.strip())
+    def pick_emoji(self, item: ChatItem) -> EmojiPicker:
+        """The full picker (it does not block: the reaction goes when one is chosen)."""
+        picker = EmojiPicker(self.widget)
+        picker.chosen.connect(functools.partial(self.react, item))
+        picker.open()
+        self.picker = picker
+        return picker
 
     # -- doing it -----------------------------------------------------------------------------
 
     def react(self, item: ChatItem, emoji: str) -> None:
+        self.recent.used(emoji)
         me = self._client().peer_id
         mine = any(e == emoji and me in who for e, who in item.reactions)
         self._run(self._client().react(item.message_id, emoji, remove=mine), self.tr("Reacting"))
