@@ -253,7 +253,7 @@ def test_the_picker_reacts_with_any_emoji_and_recent_ones_lead_the_quick_row(
                              what="the rocket")
             assert view.message_actions.recent.row()[0] == "🚀"
             react = next(a.menu() for a in menu_of(view, 0).actions() if a.text() == "React")
-            assert react is not None and react.actions()[0].text() == "🚀"
+            assert isinstance(react, QMenu) and react.actions()[0].text() == "🚀"
             await settled(view)
 
     run(qloop, scenario())
