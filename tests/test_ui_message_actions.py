@@ -121,11 +121,23 @@ def test_reply_react_edit_delete_in_the_window(
             assert ours.model.rowCount() == 2  # an edit is no new message
             assert "Edit" not in [a.text() for a in menu_of(ours, 0).actions()]  # not ours
 
-            # Delete for everyone, from the menu.
+            # Who reacted, in the chip's tooltip.
+            assert ours.messages.delegate.extras.who((bob.peer_id,)) == "Bob"
+            assert ours.messages.delegate.extras.who((ada.peer_id,)) == "You"
+
+            # Delete for everyone, from the menu: Bob's original goes, Ada's reply stays with
+            # a placeholder for its quote; then Ada's reply goes too.
             assert "Delete for everyone" not in [a.text() for a in menu_of(ours, 0).actions()]
-            action(menu_of(ours, 1), "Delete for everyone").trigger()
+            action(menu_of(theirs, 0), "Delete for everyone").trigger()
             await wait_until(lambda: theirs.model.rowCount() == 1 and ours.model.rowCount() == 1,
-                             what="the message gone on both sides")
+                             what="the original gone on both sides")
+            reply_row = ours.model.item(0)
+            assert reply_row.reply_to and ours.messages.delegate.extras.quoted(
+                ours.model, reply_row) is None
+            assert not ours.messages.delegate.quote_rect(ours.model.index(0)).isEmpty()
+            action(menu_of(ours, 0), "Delete for everyone").trigger()
+            await wait_until(lambda: theirs.model.rowCount() == 0 and ours.model.rowCount() == 0,
+                             what="the reply gone on both sides")
             await settled(ours)
             await settled(theirs)
 
