@@ -12,6 +12,7 @@ import pytest
 
 from app.core import actions as ac
 from app.core.config import NodeConfig
+from app.core.events import RoomChanged
 from app.core.records import Delivery, MessageInfo
 from app.node.message_actions import ActionError
 from app.node.node import KithNode
@@ -409,5 +410,39 @@ def test_a_stranger_gets_no_reaction_in(tmp_path: Path) -> None:
                                what="the reaction refused")
             assert await bob.client.contact(mal.peer_id) is None
             assert bob.named("limit_reached")
+
+    run(scenario)
+
+
+def test_a_deleted_unread_message_leaves_the_unread_counts(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            sent = await ada.client.send(bob.peer_id, "oops")
+            await bob.wait_event("message", id=sent.id)
+            assert await bob.client.unread_total() == 1
+            await ada.client.delete(sent.id, for_everyone=True)
+            await bob.wait_event("unread", total=0)
+            assert await bob.client.unread_total() == 0
+
+            room = await ada.client.create_room("Lobby")
+            await bob.client.join_room(room.invite)
+            post = await ada.client.post(room.room_id, "room oops")
+            await bob.wait_event("room_message", id=post.id, timeout=30)
+            def room_unread() -> int:
+                entries = [e for e in bob.events if isinstance(e, RoomChanged)]
+                return entries[-1].room.unread if entries else -1
+
+            await bob.wait_for(lambda: room_unread() == 1, what="the post unread")
+            await ada.client.delete(post.id, for_everyone=True)
+            await bob.wait_event("message_deleted", message_id=post.id, timeout=30)
+            await bob.wait_for(lambda: room_unread() == 0, what="the room's entry without it")
+            # Deleted here only: no post announces the room, the deletion does.
+            other = await ada.client.post(room.room_id, "another")
+            await bob.wait_event("room_message", id=other.id, timeout=30)
+            await bob.wait_for(lambda: room_unread() == 1, what="the other post unread")
+            await bob.client.delete(other.id, for_everyone=False)
+            await bob.wait_for(lambda: room_unread() == 0, what="the room's entry without it")
+            assert await bob.client.unread_total() == 0
 
     run(scenario)

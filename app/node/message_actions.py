@@ -31,6 +31,7 @@ from app.core.events import (
     MessageEdited,
     PeerFeatures,
     ReactionChanged,
+    UnreadChanged,
 )
 from app.core.records import ContactState, MessageInfo, RoomPostInfo
 from app.core.room import RoomPost
@@ -244,6 +245,7 @@ class RoomActionPosts:
         except (ac.ActionError, UnicodeDecodeError) as exc:
             log.info("ignored a malformed action post by %s: %s", post.author, exc)
             return
+        # RoomService announces the room's entry after every post it takes: this one too.
         apply_room_action(self._store, self._emit, self._forget, room_id, post.author,
                           post.author_key, action, post.lamport, post.post_id, post.sent_at_ms,
                           self.may_delete)
@@ -283,7 +285,8 @@ class MessageActions:
 
     def __init__(self, store: ActionStore, *, us: LocalPeer, emit: Emit, contacts: ContactBook,
                  outbox: Outbox, sender: MessageSender, rooms: RoomChannel, forget: Forget,
-                 transfers: TransferCanceller | None = None) -> None:
+                 transfers: TransferCanceller | None = None,
+                 unread_total: Callable[[], int] = lambda: 0) -> None:
         self.store = store
         self._us = us
         self._emit = emit
@@ -293,6 +296,7 @@ class MessageActions:
         self._rooms = rooms
         self._transfers = transfers
         self._forget = forget
+        self._unread_total = unread_total
         # Read receipts and typing signals, wired beside the actions (``KithNode``).
         self.receipts: ReadReceipts | None = None
         self.typing: TypingSignals | None = None
@@ -438,19 +442,23 @@ class MessageActions:
             self._forget(envelope)
             self._emit(MessageDeleted(conversation=found.room_id.hex(), message_id=found.id,
                                       by=self._me))
+            self._rooms.changed(found.room_id, unread=True)
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _apply_own_post(self, room_id: bytes, action: ac.Action, info: RoomPostInfo) -> None:
+        # Posting it announced the room's entry already (coalesced, after this).
         apply_room_action(self.store, self._emit, self._forget, room_id, self._me,
                           self._us.identity.public_key, action, info.lamport,
                           bytes.fromhex(info.id), info.sent_at_ms)
 
     def contact_changed(self, peer_id: str) -> None:
-        """The contact's list entry shows the newest text (its preview may have changed)."""
+        """The contact's list entry shows the newest text (its preview may have changed), and
+        a deleted message no longer counts as unread."""
         info = self._contacts.info(peer_id)
         if info is not None:
             self._emit(ContactChanged(contact=info))
+        self._emit(UnreadChanged(total=self._unread_total()))
 
     def _queue(self, peer_id: str, kind: int, body: str) -> MessageInfo:
         if self._contacts.state(peer_id) is not ContactState.CONTACT:

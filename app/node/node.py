@@ -362,7 +362,7 @@ class KithNode:
         emit, me, settings = self.emit, self.identity.peer_id, lambda: self.profile.settings
         actions = MessageActions(ActionStore(db), us=us, emit=emit, contacts=contacts,
                                  outbox=dms, sender=dms, rooms=rooms, forget=forget,
-                                 transfers=files)
+                                 transfers=files, unread_total=self.unread_total)
         store, messages = actions.store, dms.store
         dms.kinds.register(ac.KIND_REPLY, ReplyMessages(store, messages, emit, me))
         reactions = ReactionMessages(store, messages, emit, me)

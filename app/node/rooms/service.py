@@ -324,6 +324,8 @@ class RoomService:
             self._flush_pending = True
             self._nursery.start_soon(self._flush_summaries)
 
+    changed = _changed  # public: an edit or deletion of a post changes the entry too
+
     async def _flush_summaries(self) -> None:
         await trio.sleep(SUMMARY_DELAY)
         self._flush_pending = False
