@@ -237,6 +237,9 @@ def test_room_of_three_and_a_late_joiner(tmp_path: Path) -> None:
             for member in (ada, bob, cy):
                 await member.wait_for(functools.partial(member.named, "room_members"),
                                       what="members known")
+            for member in (ada, bob, cy):  # their announces say they read replies
+                for other in {ada, bob, cy} - {member}:
+                    await wait_features(member, other)
             kept = await ada.client.post(room.room_id, "kept post walrus")
             doomed = await ada.client.post(room.room_id, "doomed post narwhal")
             for member in (bob, cy):
@@ -444,5 +447,38 @@ def test_a_deleted_unread_message_leaves_the_unread_counts(tmp_path: Path) -> No
             await bob.client.delete(other.id, for_everyone=False)
             await bob.wait_for(lambda: room_unread() == 0, what="the room's entry without it")
             assert await bob.client.unread_total() == 0
+
+    run(scenario)
+
+
+def test_a_room_with_a_member_of_the_previous_version_gets_replies_as_text(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            old = await Peer(tmp_path / "old", "Old",
+                             NodeConfig(listen=(LOOPBACK,), message_actions=False)).start()
+            try:
+                room = await ada.client.create_room("Mixed")
+                for member in (bob, old):
+                    await member.client.join_room(room.invite)
+                await wait_features(bob, ada)
+                await wait_features(bob, old)
+                assert await features_of(bob, old) == frozenset()
+                first = await ada.client.post(room.room_id, "who brings the map?")
+                await bob.wait_event("room_message", id=first.id, timeout=30)
+                reply = await bob.client.post(room.room_id, "I do", reply_to=first.id)
+                for member in (ada, old):
+                    (got,) = await member.wait_event("room_message", id=reply.id, timeout=30)
+                    assert got.text == "> who brings the map?\nI do"  # type: ignore
+                    assert got.reply_to is None  # type: ignore[attr-defined]
+                # Reactions and edits do not reach the old member's view; nothing garbles it.
+                await ada.client.react(first.id, "🗺️")
+                await ada.client.edit(first.id, "who brings the big map?")
+                marker = await ada.client.post(room.room_id, "marker")
+                await old.wait_event("room_message", id=marker.id, timeout=30)
+                texts = [p.text for p in await old.client.room_history(room.room_id)]
+                assert texts == ["who brings the map?", "> who brings the map?\nI do", "marker"]
+            finally:
+                await old.stop()
 
     run(scenario)

@@ -68,10 +68,13 @@ def test_a_room_reply_edit_and_delete_between_processes(tmp_path: Path) -> None:
     ada, bob = NodeProcess(tmp_path / "ada", name="Ada"), NodeProcess(tmp_path / "bob", name="Bob")
     try:
         a_id = ada.expect("ready")["peer_id"]
-        bob.expect("ready")
+        b_id = bob.expect("ready")["peer_id"]
         created = ada.request({"cmd": "create_room", "name": "Ops"}, "room_created")
         room = created["room_id"]
         bob.request({"cmd": "join_room", "invite": created["invite"]}, "room_joined")
+        # Their announces say they read replies: a reply goes as one (not as quoted text).
+        assert "actions/1" in bob.expect("features", peer_id=a_id, timeout=30)["features"]
+        assert "actions/1" in ada.expect("features", peer_id=b_id, timeout=30)["features"]
         posted = ada.request({"cmd": "post", "room": room, "text": "deploy at 5"}, "posted")
         bob.expect("room_message", id=posted["id"], timeout=30)
         answer = bob.request({"cmd": "post", "room": room, "text": "ok",

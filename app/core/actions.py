@@ -41,6 +41,22 @@ _HEX = frozenset("0123456789abcdef")
 _ALLOWED_FORMAT = frozenset({"\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)})
 
 
+MAX_FEATURES = 32             # features kept from one profile or announce
+MAX_FEATURE_CHARS = 32
+
+
+def clean_features(value: object) -> frozenset[str]:
+    """Announced features (a profile's or a room announce's ``features``): an optional list
+    of short names; anything else in it (a future form, or junk) is ignored rather than
+    costing the profile or the announce."""
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(
+        f for f in value[:MAX_FEATURES]
+        if isinstance(f, str) and 0 < len(f) <= MAX_FEATURE_CHARS and f.isprintable()
+    )
+
+
 class ActionError(ValueError):
     """A body of an action kind that breaks its rules; the message says which."""
 

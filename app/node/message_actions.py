@@ -319,6 +319,12 @@ class MessageActions:
             self.store.set_features(peer_id, profile.features)
             self._emit(PeerFeatures(peer_id=peer_id, features=tuple(sorted(profile.features))))
 
+    def member_features(self, peer_id: str, features: frozenset[str]) -> None:
+        """Remember what a room member's announce said (``Members.on_features``)."""
+        if self.store.features(peer_id) != features:
+            self.store.set_features(peer_id, features)
+            self._emit(PeerFeatures(peer_id=peer_id, features=tuple(sorted(features))))
+
     def _lacks_actions(self, peer_id: str) -> bool:
         """Known to run a Kith without message actions (a previous version)."""
         features = self.store.features(peer_id)
@@ -360,13 +366,21 @@ class MessageActions:
         return await self._sender.send(peer_id, text, reply_to)
 
     async def post(self, room_id: str, text: str, reply_to: str | None) -> RoomPostInfo:
-        """A reply in a room: a post of kind 16."""
+        """A reply in a room: a post of kind 16 when every member announced that they read
+        it, else a text post with a quote line (docs/protocol.md 10.3)."""
         room = self._room(room_id)
         target = (reply_to or "").lower()
-        if self.store.find_post(target, room) is None:
+        original = self.store.find_post(target, room)
+        if original is None:
             raise ActionError(f"there is no post {reply_to} in this room")
         body = self._encode(ac.Action(ac.KIND_REPLY, target, text))
-        return await self._rooms.post_payload(room, ac.KIND_REPLY, body.encode("utf-8"))
+        members = self._rooms.member_ids(room) - {self._me}
+        if all(self._has_actions(member) for member in members):
+            return await self._rooms.post_payload(room, ac.KIND_REPLY, body.encode("utf-8"))
+        quoted = original.text if original.kind in (1, ac.KIND_REPLY) else "📎 " + (
+            (offer_summary(original.text) or ("", ""))[1])
+        return await self._rooms.post_payload(
+            room, 1, ac.fallback_text(text, quoted).encode("utf-8"))
 
     async def react(self, message_id: str, emoji: str, remove: bool = False) -> None:
         found = self._locate(message_id.lower())

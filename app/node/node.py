@@ -380,6 +380,7 @@ class KithNode:
         rooms.decorate = actions.decorate_post
         rooms.on_stored.append(actions.post_stored)
         contacts.on_profile.append(actions.profile_received)
+        rooms.roster.on_features.append(actions.member_features)
         actions.receipts = ReadReceipts(store, emit=emit, contacts=contacts, outbox=dms,
                                         enabled=lambda: settings().read_receipts)
         dms.kinds.register(ac.KIND_READ, actions.receipts)
@@ -388,6 +389,7 @@ class KithNode:
             connections=self.connections, enabled=lambda: settings().typing_indicators)
         actions.typing.start()
         contacts.features.extend([ac.FEATURE_ACTIONS, ac.FEATURE_RECEIPTS, FEATURE_TYPING])
+        rooms.roster.features.extend([ac.FEATURE_ACTIONS, FEATURE_TYPING])
         self._actions = actions
 
     @property

@@ -19,6 +19,7 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from app.core.actions import MAX_FEATURES, clean_features
 from app.core.invite import MAX_ADDRS, clean_display_name, strip_p2p, well_formed_addr
 from app.node.framing import FrameError, Stream, guarded, read_frame, write_frame
 
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol("/kith/profile/1.0.0")
 MAX_PROFILE_FRAME = 8192
-MAX_FEATURES = 32           # features kept from one profile; more are ignored
-MAX_FEATURE_CHARS = 32
 FETCH_TIMEOUT = 10.0
 
 
@@ -63,18 +62,7 @@ def decode_profile(payload: bytes) -> PeerProfile:
     except ValueError:
         clean = ""
     return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs),
-                       features=_features(body.get("features")))
-
-
-def _features(value: object) -> frozenset[str]:
-    """The announced features: an optional list of short names; anything else in it (a
-    future form, or junk) is ignored rather than costing the profile."""
-    if not isinstance(value, list):
-        return frozenset()
-    return frozenset(
-        f for f in value[:MAX_FEATURES]
-        if isinstance(f, str) and 0 < len(f) <= MAX_FEATURE_CHARS and f.isprintable()
-    )
+                       features=clean_features(body.get("features")))
 
 
 class ProfileExchange:
