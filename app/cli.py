@@ -115,10 +115,72 @@ async def _remove(client: KithClient, args: dict[str, Any]) -> Reply:
     return None  # the node announces contact_removed
 
 
+def optional(args: dict[str, Any], key: str, kind: type = str) -> Any:
+    """``args[key]`` if given (and not null), checked like ``require``; else None."""
+    return None if args.get(key) is None else require(args, key, kind)
+
+
 @command("send")
 async def _send(client: KithClient, args: dict[str, Any]) -> Reply:
-    message = await client.send(require(args, "to"), require(args, "text"))
+    message = await client.send(require(args, "to"), require(args, "text"),
+                                optional(args, "reply_to"))
     return {"event": "sent", "id": message.id, "to": message.peer_id}
+
+
+@command("react")
+async def _react(client: KithClient, args: dict[str, Any]) -> Reply:
+    remove = optional(args, "remove", bool) or False
+    await client.react(require(args, "message_id"), require(args, "emoji"), remove)
+    return None  # the node announces reaction
+
+
+@command("edit")
+async def _edit(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.edit(require(args, "message_id"), require(args, "text"))
+    return None  # the node announces message_edited
+
+
+@command("delete")
+async def _delete(client: KithClient, args: dict[str, Any]) -> Reply:
+    for_everyone = optional(args, "for_everyone", bool) or False
+    await client.delete(require(args, "message_id"), for_everyone)
+    return None  # the node announces message_deleted
+
+
+@command("typing")
+async def _typing(client: KithClient, args: dict[str, Any]) -> Reply:
+    to, room = optional(args, "to"), optional(args, "room")
+    if (to is None) == (room is None):
+        raise CommandError("give 'to' (a contact) or 'room'")
+    if room is not None and not _is_hex(room, 16):
+        raise CommandError("'room' must be a room id")
+    await client.typing(to, room)
+    return None  # nothing to print: the other side gets typing
+
+
+@command("mark_read")
+async def _mark_read(client: KithClient, args: dict[str, Any]) -> Reply:
+    sent = await client.mark_message_read(require(args, "message_id"))
+    return {"event": "marked_read", "message_id": args["message_id"], "receipt": sent}
+
+
+@command("set_privacy")
+async def _set_privacy(client: KithClient, args: dict[str, Any]) -> Reply:
+    settings = await client.set_privacy(read_receipts=optional(args, "read_receipts", bool),
+                                        typing=optional(args, "typing", bool))
+    return {"event": "privacy", "read_receipts": settings.read_receipts,
+            "typing": settings.typing_indicators}
+
+
+def _is_hex(value: str, size: int) -> bool:
+    try:
+        return len(bytes.fromhex(value)) == size
+    except ValueError:
+        return False
+
+
+def _reactions(reactions: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, list[str]]:
+    return {emoji: list(who) for emoji, who in reactions}
 
 
 @command("retry")
@@ -143,6 +205,8 @@ async def _history(client: KithClient, args: dict[str, Any]) -> Reply:
                 "id": m.id, "seq": m.seq, "from": client.peer_id if m.outgoing else m.peer_id,
                 "text": m.text, "sent_at": m.sent_at_ms, "outgoing": m.outgoing,
                 "state": m.state.value, "kind": m.kind, "transfer": m.transfer,
+                "reply_to": m.reply_to, "edited": m.edited_at is not None,
+                "reactions": _reactions(m.reactions),
             }
             for m in messages
         ],
@@ -177,7 +241,8 @@ async def _rooms(client: KithClient, args: dict[str, Any]) -> Reply:
 
 @command("post")
 async def _post(client: KithClient, args: dict[str, Any]) -> Reply:
-    post = await client.post(require(args, "room"), require(args, "text"))
+    post = await client.post(require(args, "room"), require(args, "text"),
+                             optional(args, "reply_to"))
     return {"event": "posted", "id": post.id, "room": post.room_id}
 
 
@@ -210,7 +275,8 @@ async def _room_history(client: KithClient, args: dict[str, Any]) -> Reply:
         "posts": [
             {"id": p.id, "from": p.author, "name": p.author_name, "text": p.text,
              "sent_at": p.sent_at_ms, "lamport": p.lamport, "state": p.state.value,
-             "kind": p.kind, "transfer": p.transfer}
+             "kind": p.kind, "transfer": p.transfer, "reply_to": p.reply_to,
+             "edited": p.edited_at is not None, "reactions": _reactions(p.reactions)}
             for p in posts
         ],
     }

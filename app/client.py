@@ -360,9 +360,13 @@ class KithClient:
 
     # -- direct messages ----------------------------------------------------------------------
 
-    async def send(self, peer_id: str, text: str) -> MessageInfo:
-        """Queue a message; raises ``MessageTooLarge``/``ContactError`` with plain words."""
-        return await self.call(lambda node: node.dms.send(peer_id, text), ordered=True)
+    async def send(self, peer_id: str, text: str, reply_to: str | None = None) -> MessageInfo:
+        """Queue a message, perhaps a reply to the message ``reply_to`` (its id hex); raises
+        ``MessageTooLarge``/``ContactError``/``ActionError`` with plain words."""
+        if reply_to is None:
+            return await self.call(lambda node: node.dms.send(peer_id, text), ordered=True)
+        return await self.call(lambda node: node.actions.send(peer_id, text, reply_to),
+                               ordered=True)
 
     async def retry(self, message_id: str) -> MessageInfo:
         return await self.call(lambda node: node.dms.retry(message_id))
@@ -371,7 +375,50 @@ class KithClient:
         self, peer_id: str, before_seq: int | None = None, limit: int = 100
     ) -> list[MessageInfo]:
         """Oldest first, the page just before ``before_seq`` (the newest page by default)."""
-        return await self.call(lambda node: node.dms.history(peer_id, before_seq, limit))
+        async def page(node: KithNode) -> list[MessageInfo]:
+            messages = await node.dms.history(peer_id, before_seq, limit)
+            if node.config.message_actions:
+                messages = node.actions.decorate_messages(peer_id, messages)
+            return messages
+
+        return await self.call(page)
+
+    # -- message actions (docs/protocol.md 11) ------------------------------------------------
+
+    async def react(self, message_id: str, emoji: str, remove: bool = False) -> None:
+        """Set (or with ``remove`` take back) one emoji on a message or room post."""
+        await self.call(lambda node: node.actions.react(message_id, emoji, remove),
+                        ordered=True)
+
+    async def typing(self, to: str | None = None, room: str | None = None) -> bool:
+        """Tell a contact (``to``) or a room that we are typing; False if nothing was sent
+        (switched off, or sent there a moment ago)."""
+        room_id = bytes.fromhex(room) if room is not None else None
+        return await self.call(lambda node: _now(node.actions.signals()[1].send(to, room_id)))
+
+    async def mark_message_read(self, message_id: str) -> bool:
+        """A contact's message was shown in a focused window: their read receipt (True if
+        one was queued: our setting and their Kith allow it)."""
+        return await self.call(lambda node: _now(node.actions.signals()[0].mark_read(message_id)))
+
+    async def set_privacy(self, *, read_receipts: bool | None = None,
+                          typing: bool | None = None) -> Settings:
+        """Switch read receipts and typing indicators, both ways."""
+        changes: dict[str, bool] = {}
+        if read_receipts is not None:
+            changes["read_receipts"] = read_receipts
+        if typing is not None:
+            changes["typing_indicators"] = typing
+        return await self.update_settings(**changes)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        """Give a text message or post of ours a new text, everywhere."""
+        await self.call(lambda node: node.actions.edit(message_id, text), ordered=True)
+
+    async def delete(self, message_id: str, for_everyone: bool) -> None:
+        """Delete a message or post: here only, or (our own) for everyone."""
+        await self.call(lambda node: node.actions.delete(message_id, for_everyone),
+                        ordered=True)
 
     async def mark_read(self, peer_id: str) -> None:
         await self.call(lambda node: node.dms.mark_read(peer_id))
@@ -423,8 +470,12 @@ class KithClient:
     async def leave_room(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.leave(room_id))
 
-    async def post(self, room_id: str, text: str) -> RoomPostInfo:
-        return await self.call(lambda node: node.rooms.post(room_id, text), ordered=True)
+    async def post(self, room_id: str, text: str, reply_to: str | None = None) -> RoomPostInfo:
+        """Post to a room, perhaps a reply to the post ``reply_to`` (its id hex)."""
+        if reply_to is None:
+            return await self.call(lambda node: node.rooms.post(room_id, text), ordered=True)
+        return await self.call(lambda node: node.actions.post(room_id, text, reply_to),
+                               ordered=True)
 
     async def rooms(self) -> list[RoomInfo]:
         return await self.call(lambda node: _now(node.rooms.rooms()))

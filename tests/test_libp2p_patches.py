@@ -28,6 +28,7 @@ from libp2p.peer.peerdata import PeerData
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.peer.peerstore import PeerStore, env_to_send_in_RPC
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
@@ -37,7 +38,7 @@ from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
 from app.core.identity import Identity
-from app.node.gossip import ChatGossipSub, KithPubsub
+from app.node.gossip import ChatGossipSub, GossipConfig, KithPubsub, build_router
 from app.node.hole_punch import _KithDCUtR
 from app.node.host import build_host
 from app.node.libp2p_patches.peerstore import IDENTIFY_MODULES
@@ -262,6 +263,28 @@ def test_gossip_overrides_internals() -> None:
     # The warning filtered out, and the thread left running.
     assert "pending message queue for peer" in inspect.getsource(GossipSub)
     assert "seen_messages" in _names(Pubsub.__init__)
+
+
+def test_forget_gossip_internals() -> None:
+    """``ChatGossipSub.forget`` removes a message from ``mcache.msgs`` alone: the ids its
+    history still lists must be skipped by ``get``, ``window``'s readers and ``shift``."""
+    router = build_router(GossipConfig())
+    kept = rpc_pb2.Message(from_id=b"\x01", seqno=b"\x01", data=b"kept", topicIDs=["t"])
+    gone = rpc_pb2.Message(from_id=b"\x01", seqno=b"\x02", data=b"gone", topicIDs=["t"])
+    router.mcache.put(kept)
+    router.mcache.put(gone)
+    router.forget(b"gone")
+    ids = router.mcache.window("t")
+    assert len(ids) == 2
+    assert [router.mcache.get(mid) for mid in ids] == [kept, None]
+    for _ in range(router.mcache.history_size + 1):
+        router.mcache.shift()
+    assert router.mcache.msgs == {}
+    # Upstream's readers of the cache skip an id it no longer holds.
+    recent = inspect.getsource(GossipSub.send_recent_messages)
+    assert "msg = self.mcache.get(mid)" in recent and "if msg is None:" in recent
+    iwant = inspect.getsource(GossipSub.handle_iwant)
+    assert "self.mcache.get(msg_id_iwant)" in iwant and "if msg:" in iwant
 
 
 # -- what a patch is for --------------------------------------------------------------------

@@ -75,9 +75,9 @@ def test_requests_and_answers_refuse_what_they_cannot_hold() -> None:
 
 def test_a_bad_mailbox_field_is_dropped_alone_from_a_profile() -> None:
     good = mb.record_text(mb.sign_record(ADA, 1, [ADDR]))
-    assert decode_profile(encode_profile("Ada", [], good)).mailboxes == good
+    assert decode_profile(encode_profile("Ada", [], mailboxes=good)).mailboxes == good
     for bad in ("x" * 5000,):
-        profile = decode_profile(encode_profile("Ada", ["/ip4/192.0.2.7/tcp/1"], bad))
+        profile = decode_profile(encode_profile("Ada", ["/ip4/192.0.2.7/tcp/1"], mailboxes=bad))
         assert (profile.name, profile.mailboxes) == ("Ada", "")
     profile = decode_profile(b'{"name": "Ada", "addrs": [], "mailboxes": 7}')
     assert (profile.name, profile.mailboxes) == ("Ada", "")

@@ -56,11 +56,21 @@ def new_room(rooms: RoomStore) -> rc.RoomSecrets:
 
 def test_migration_repairs_a_profile_a_hostile_post_damaged(tmp_path: Path) -> None:
     path = tmp_path / "kith.db"
-    conn = open_database(path)
-    rooms = RoomStore(conn)
-    secrets = new_room(rooms)
+    # The schema from before the repair, with rows as that version stored them.
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (0)")
+    for script in MIGRATIONS[:ROOM_REPAIR]:
+        conn.executescript("BEGIN;" + script + ";COMMIT;")
+    secrets = new_room(RoomStore(conn))
     for seq in (1, 2, 3):
-        store(rooms, secrets, envelope(secrets, seq))
+        data = envelope(secrets, seq)
+        post = rc.decode_post(secrets, data)
+        conn.execute(
+            "INSERT INTO room_posts (room_id, post_id, author, author_key, lamport, author_seq, "
+            "sent_at, kind, body, envelope, state) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, "
+            "'received')", (secrets.room_id, post.post_id, post.author, post.author_key,
+                            post.lamport, post.author_seq, post.sent_at_ms, post.body, data))
     # What the attack left: a post at lamport 2^63 - 1 (it fit), the room clock pushed past
     # i64 by "lamport + 1" and stored as REAL, and the schema from before the repair.
     hostile = rc.seal_inner(secrets, rc.encode_inner(
@@ -73,9 +83,6 @@ def test_migration_repairs_a_profile_a_hostile_post_damaged(tmp_path: Path) -> N
          2**63 - 1, b"boom", hostile),
     )
     conn.execute("UPDATE rooms SET lamport = 9.223372036854776e18, my_seq = 1e300")
-    conn.execute("DROP TABLE room_conflicts")
-    conn.execute("ALTER TABLE room_members DROP COLUMN announce_lamport")
-    conn.execute("ALTER TABLE room_members DROP COLUMN announce_sent_at")
     conn.execute("UPDATE schema_version SET version = ?", (ROOM_REPAIR,))
     conn.commit()
     conn.close()
@@ -86,7 +93,6 @@ def test_migration_repairs_a_profile_a_hostile_post_damaged(tmp_path: Path) -> N
         assert conn.execute("SELECT typeof(lamport), lamport, my_seq FROM rooms").fetchone() == (
             "integer", 3, 3)
         assert [r[0] for r in conn.execute("SELECT author_seq FROM room_posts")] == [1, 2, 3]
-        rooms = RoomStore(conn)
         post = post_own(RoomStore(conn), secrets)
         assert (post.lamport, post.author_seq) == (4, 4)
     finally:

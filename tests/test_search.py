@@ -257,7 +257,12 @@ def test_migration_from_4_indexes_existing_rows_oldest_first(tmp_path: Path) -> 
                  (BOB,))
     post = RoomPost(post_id=b"\x07" * 16, room_id=room.room_id, author=CAROL, lamport=1,
                     author_seq=1, sent_at_ms=2000, kind=KIND_TEXT, body="legacy café".encode())
-    world.rooms.store_post(post, b"env", "received", read=False)
+    # As version 4 stored it (today's RoomStore needs today's tables).
+    conn.execute("INSERT INTO room_posts (room_id, post_id, author, author_key, lamport, "
+                 "author_seq, sent_at, kind, body, envelope, state) "
+                 "VALUES (?, ?, ?, ?, 1, 1, 2000, ?, ?, x'00', 'received')",
+                 (post.room_id, post.post_id, post.author, post.author_key, KIND_TEXT,
+                  post.body))
     conn.commit()
     assert migrate(conn) == 4
     assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION

@@ -318,3 +318,21 @@ def test_settings_are_validated_in_plain_words() -> None:
     assert changed.display_name == "Ada L" and changed.serve_relay
     assert Settings.from_json(changed.to_json()) == changed
     assert settings.serve_relay is False  # a copy: the original is untouched
+
+
+def test_read_receipts_and_typing_are_switched_in_settings(
+    qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
+) -> None:
+    app, window = online(qloop, make_app, profile_dir)
+    for on in (False, True):
+        dialog = open_settings(qloop, window)
+        dialog.tabs.setCurrentIndex(NOTIFICATIONS_TAB)
+        assert dialog.receipts_check.isChecked() is not on
+        assert dialog.typing_check.isChecked() is not on
+        dialog.receipts_check.setChecked(on)
+        dialog.typing_check.setChecked(on)
+        dialog.save_button.click()
+        wait(qloop, lambda: window.preferences.dialog is None, "saved")
+        assert app.profile is not None
+        assert app.profile.settings.read_receipts is on
+        assert app.profile.settings.typing_indicators is on

@@ -34,3 +34,6 @@ class NodeConfig:
     # and the mailboxes that hold ours (``/ip4/H/tcp/P/p2p/ID``, at most 4).
     serve_mailbox: bool = False
     mailboxes: tuple[str, ...] = ()
+    # Replies, reactions, edits and deletions (docs/protocol.md 11). Off, the node behaves as
+    # the version before them did: it announces no feature and REJECTs their kinds.
+    message_actions: bool = True

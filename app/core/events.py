@@ -2,6 +2,9 @@
 
 The node persists first, then publishes one of these; the GUI and the headless node are two
 consumers of the same stream. ``to_json`` gives the headless node's wire form.
+
+Length: one small dataclass per event, and nothing else. Kept in one module because it is the
+catalogue both interfaces read (docs/cli.md lists the same events in the same order).
 """
 
 from __future__ import annotations
@@ -240,6 +243,7 @@ class MessageReceived(Event):
     message: MessageInfo
     kind: int = 1   # 2: a file offer (``text`` is its name; ``file_offer`` carries the details)
     via: str = "direct"  # "direct", "relay" (a circuit relay) or "mailbox"
+    reply_to: str | None = None  # the id hex of the message this one answers
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
@@ -334,6 +338,79 @@ class RoomMessage(Event):
     from_: str
     text: str
     sent_at: int
+    reply_to: str | None = None  # the post id hex this one answers
+
+
+@dataclass(frozen=True)
+class TypingChanged(Event):
+    """Someone is typing to us (``to`` is our peer id) or in a room (``room``); nothing says
+    they stopped: views show it for a few seconds after the last one."""
+
+    name: ClassVar[str] = "typing"
+    by: str
+    to: str | None
+    room: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        del body["to" if self.to is None else "room"]
+        return body
+
+
+@dataclass(frozen=True)
+class MessageRead(Event):
+    """The recipient was shown our message ``message_id`` (and so the ones before it)."""
+
+    name: ClassVar[str] = "read"
+    conversation: str
+    message_id: str
+    by: str
+
+
+@dataclass(frozen=True)
+class PeerFeatures(Event):
+    """A contact's profile announced other features than we knew (docs/protocol.md 11.3):
+    what its Kith can read beyond text and files, e.g. ``actions/1``."""
+
+    name: ClassVar[str] = "features"
+    peer_id: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReactionChanged(Event):
+    """Someone (us included) set or took back an emoji on a message or post.
+    ``conversation`` is the peer id of a direct conversation or the room id hex."""
+
+    name: ClassVar[str] = "reaction"
+    conversation: str
+    message_id: str
+    by: str
+    emoji: str
+    removed: bool
+
+
+@dataclass(frozen=True)
+class MessageEdited(Event):
+    """A message or post has a new text (its author edited it); ``edited_at`` is the author's
+    clock."""
+
+    name: ClassVar[str] = "message_edited"
+    conversation: str
+    message_id: str
+    text: str
+    edited_at: int
+    by: str
+
+
+@dataclass(frozen=True)
+class MessageDeleted(Event):
+    """A message or post was deleted: by its author for everyone, or by us for us alone."""
+
+    name: ClassVar[str] = "message_deleted"
+    conversation: str
+    message_id: str
+    by: str
 
 
 @dataclass(frozen=True)

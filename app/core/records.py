@@ -20,6 +20,7 @@ class Delivery(StrEnum):
     DELIVERED = "delivered"  # the recipient acknowledged after storing it
     FAILED = "failed"        # refused by the recipient or unsendable; can be retried
     RECEIVED = "received"    # an incoming message
+    READ = "read"            # the recipient showed it to them (a read receipt)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class ContactInfo:
     last_activity: float      # Unix time, for ordering the list
 
 
+Reactions = tuple[tuple[str, tuple[str, ...]], ...]
+"""Reactions on one message: each emoji with who set it."""
+
+
 @dataclass(frozen=True)
 class MessageInfo:
     seq: int                  # local order in the conversation (for paging)
@@ -50,6 +55,9 @@ class MessageInfo:
     kind: int = 1             # 1 text; 2 file offer (``text`` is the file name), 3 control
     transfer: str | None = None  # kind 2: the offered transfer's id hex (see TransferInfo)
     held_by: str | None = None   # outgoing, not yet delivered: the mailbox (peer id) holding it
+    reply_to: str | None = None  # the id hex of the message this one answers
+    edited_at: int | None = None  # the sender's clock of its newest edit (None: never edited)
+    reactions: Reactions = ()     # (emoji, (peer id, ...)) in the order they were first set
 
 
 def short_peer_id(peer_id: str) -> str:
@@ -115,6 +123,9 @@ class RoomPostInfo:
     order: tuple[int, str, str]  # (lamport, author key hex, post id hex): the room's shared order
     kind: int = 1              # 1 text; 3 a shared file (``text`` is its name)
     transfer: str | None = None  # kind 3: the transfer id hex (see TransferInfo)
+    reply_to: str | None = None  # the post id hex this one answers (a reply, kind 16)
+    edited_at: int | None = None  # the author's clock of its newest edit (None: never edited)
+    reactions: Reactions = ()     # (emoji, (peer id, ...)), as for direct messages
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from app.core.invite import ContactInvite, clean_display_name, parse_invite, str
 from app.core.records import ContactInfo, ContactState
 from app.node.host import connect_at
 from app.node.interfaces import Connections, Emit, LocalPeer, PeerLookup, Tasks
-from app.node.profile_exchange import ProfileExchange, encode_profile
+from app.node.profile_exchange import PeerProfile, ProfileExchange, encode_profile
 from app.node.signal import Signal
 from app.store.contacts import ContactStore
 
@@ -290,9 +290,12 @@ class ContactService:
         # A peer's signed mailbox record as text (unverified), from an invite or a profile.
         self.on_mailbox_record: list[Callable[[str, str], object]] = []
         self.mailbox_record: Callable[[], str] = str  # our signed mailbox record, as text
+        self.on_profile: list[Callable[[str, PeerProfile], None]] = []  # a profile arrived
+        self.features: list[str] = []  # what our profile announces (docs/protocol.md 7)
 
     def _own_profile(self) -> bytes:
-        return encode_profile(self._us.display_name(), self._us.addrs(), self.mailbox_record())
+        return encode_profile(self._us.display_name(), self._us.addrs(),
+                              features=self.features, mailboxes=self.mailbox_record())
 
     def start(self) -> None:
         self.profiles.register()
@@ -471,6 +474,8 @@ class ContactService:
         profile = await self.profiles.fetch(peer_id)
         if profile is None or self.store.state(peer_id) is None:
             return
+        for listener in self.on_profile:
+            listener(peer_id, profile)
         if profile.addrs:
             self.store.add_addrs(peer_id, profile.addrs, "profile")
         if profile.name and self.store.set_their_name(peer_id, profile.name):

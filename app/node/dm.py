@@ -95,6 +95,10 @@ class TextMessages:
         self._emit(MessageFailed(id=message.id, peer_id=message.peer_id, reason=reason))
 
 
+def _as_stored(peer_id: str, message: MessageInfo) -> tuple[int, str]:
+    return message.kind, message.text
+
+
 class DeliveryStalled(Exception):
     """The recipient stopped acknowledging on this stream."""
 
@@ -128,6 +132,9 @@ class DirectMessages:
         self.mail_drop: MailDrop | None = None  # where to leave what cannot be delivered now
         self._kicks: dict[str, int] = {}  # kicks per peer, to see one that came meanwhile
         self.held_by: Callable[[int], str | None] = lambda seq: None  # which mailbox holds seq
+        # How a stored outgoing message goes on the wire: (kind, body). As stored, unless the
+        # node wires another (a reply is stored as text and sent as kind 16 or as a quote).
+        self.wire_form: Callable[[str, MessageInfo], tuple[int, str]] = _as_stored
 
     def start(self) -> None:
         self._host.set_stream_handler(
@@ -160,7 +167,7 @@ class DirectMessages:
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def send(self, peer_id: str, text: str) -> MessageInfo:
+    async def send(self, peer_id: str, text: str, reply_to: str | None = None) -> MessageInfo:
         state = self._contacts.state(peer_id)
         if state is None:
             raise ContactError("add this person as a contact before writing to them")
@@ -168,9 +175,10 @@ class DirectMessages:
             raise ContactError("this person is blocked; unblock them to write")
         if state is ContactState.REQUEST:
             await self._contacts.accept(peer_id)  # answering a request accepts it
-        return self.queue(peer_id, dm.KIND_TEXT, text)
+        return self.queue(peer_id, dm.KIND_TEXT, text, reply_to=reply_to)
 
-    def queue(self, peer_id: str, kind: int, body: str) -> MessageInfo:
+    def queue(self, peer_id: str, kind: int, body: str, reply_to: str | None = None
+              ) -> MessageInfo:
         """Put a payload of ``kind`` in the persistent outbox (``interfaces.Outbox``); the
         conversation shows it at once if its kind is shown.
 
@@ -188,7 +196,8 @@ class DirectMessages:
         # Encode once now so a bad payload fails here, with the caller, not later in the outbox.
         dm.encode_message(self._us.identity, peer_id, body, message_id=msg_id,
                           sent_at_ms=sent_at, kind=kind)
-        info = self.store.queue_outgoing(peer_id, msg_id, body, sent_at, kind=kind)
+        info = self.store.queue_outgoing(peer_id, msg_id, body, sent_at, kind=kind,
+                                         reply_to=reply_to)
         handler = self.kinds.get(kind)
         shown = handler.present(info) if handler is not None else None
         if shown is not None:
@@ -279,9 +288,10 @@ class DirectMessages:
         frames = []
         for message in batch:
             msg_id = bytes.fromhex(message.id)
+            kind, body = self.wire_form(peer_id, message)
             frames.append(encode_frame(dm.encode_message(
-                self._us.identity, peer_id, message.text,
-                message_id=msg_id, sent_at_ms=message.sent_at_ms, kind=message.kind,
+                self._us.identity, peer_id, body,
+                message_id=msg_id, sent_at_ms=message.sent_at_ms, kind=kind,
             )))
             inflight[msg_id] = message
         await stream.write(b"".join(frames))
@@ -489,7 +499,7 @@ class DirectMessages:
             return
         self._emit(MessageReceived(
             id=shown.id, from_=peer_id, text=shown.text, sent_at=shown.sent_at_ms,
-            request=request, message=shown, kind=shown.kind, via=via,
+            request=request, message=shown, kind=shown.kind, via=via, reply_to=shown.reply_to,
         ))
         self._changed(peer_id)
         self._emit(UnreadChanged(total=self._unread_total()))

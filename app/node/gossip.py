@@ -180,6 +180,15 @@ class ChatGossipSub(GossipSub):
         if not self.adaptive_gossip_enabled:
             self.recent_message_deliveries.clear()
 
+    def forget(self, data: bytes) -> None:
+        """Drop the messages carrying ``data`` from the message cache, so that neither IWANT
+        answers nor the recent messages pushed to a new subscriber hand them out (a room post
+        deleted for everyone). 0.8.1's ``mcache.get`` then finds nothing for the id its
+        ``window`` may still list, and ``shift`` pops ids that are gone."""
+        cache = self.mcache.msgs
+        for mid in [mid for mid, message in cache.items() if message.data == data]:
+            del cache[mid]
+
     async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
         # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
         message = self.mcache.get(msg_id)

@@ -201,6 +201,10 @@ class RoomChannel(RoomDirectory, Protocol):
 
     async def reach_members(self, room_id: bytes) -> None: ...
 
+    def changed(self, room_id: bytes, unread: bool = False, members: bool = False) -> None:
+        """Announce the room's list entry again (its preview or unread count changed)."""
+        ...
+
 
 # -- payload kinds ----------------------------------------------------------------------------
 

@@ -2,6 +2,11 @@
 
 Everything here runs in the network thread. The outside world reaches it only through
 ``app.client.KithClient``, which calls the async methods below and receives ``emit``-ed events.
+
+Length: this is the composition root. ``_wire`` and the feature wirings beside it
+(``_wire_actions``, ``_wire_mailboxes``) are the one place that says which service talks to
+which (docs/architecture.md, "The node's services"); spreading them over modules would hide
+exactly that. The services themselves live elsewhere.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 
+from app.core import actions as ac
 from app.core import dm
 from app.core import room as rc
 from app.core.config import ConfigError, NodeConfig
@@ -53,14 +59,26 @@ from app.node.mailbox import (
     MailboxService,
     parse_mailbox_addrs,
 )
+from app.node.message_actions import (
+    DeleteMessages,
+    EditMessages,
+    Forget,
+    MessageActions,
+    ReactionMessages,
+    ReplyMessages,
+    RoomActionPosts,
+)
 from app.node.netwatch import NetWatch
 from app.node.observed_addrs import ObservedAddrs
 from app.node.own_peer import OwnPeer
 from app.node.reachability import Reachability
+from app.node.receipts import ReadReceipts
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.room_invitations import RoomInvitations
 from app.node.rooms import RoomService
+from app.node.typing_signals import FEATURE_TYPING, TypingSignals
+from app.store.actions import ActionStore
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
 from app.store.db import open_database
@@ -122,6 +140,7 @@ class KithNode:
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
         self._files: FileTransfers | None = None
+        self._actions: MessageActions | None = None
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
         self._lan: LanDiscovery | None = None
@@ -275,6 +294,7 @@ class KithNode:
             self._dms = None
             self._rooms = None
             self._files = None
+            self._actions = None
             self._relay = None
             self._hole_punch = None
             self._dht = None
@@ -312,6 +332,9 @@ class KithNode:
         dms.kinds.register(dm.KIND_FILE_OFFER, files.offers)
         dms.kinds.register(dm.KIND_FILE_CONTROL, files.controls)
         rooms.kinds.register(rc.KIND_FILE, files.room_files)
+        if self.config.message_actions:
+            self._wire_actions(host, db, us, contacts, dms, rooms, files, nursery,
+                               pubsub.gossip.forget)
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
         mail = self._wire_mailboxes(host, nursery, contacts, dms)
@@ -388,6 +411,49 @@ class KithNode:
                              else (0, 0, 0))
         return MailboxStatus(serving=self._mailbox_service is not None, users=users, held=held,
                              bytes=size, mine=self.mailboxes.status())
+
+    def _wire_actions(self, host: IHost, db: sqlite3.Connection, us: OwnPeer,
+                      contacts: ContactService, dms: DirectMessages, rooms: RoomService,
+                      files: FileTransfers, nursery: Tasks, forget: Forget) -> None:
+        """Replies, reactions, edits, deletions, read receipts, typing: kinds and hooks."""
+        emit, me, settings = self.emit, self.identity.peer_id, lambda: self.profile.settings
+        actions = MessageActions(ActionStore(db), us=us, emit=emit, contacts=contacts,
+                                 outbox=dms, sender=dms, rooms=rooms, forget=forget,
+                                 transfers=files, unread_total=self.unread_total)
+        store, messages = actions.store, dms.store
+        dms.kinds.register(ac.KIND_REPLY, ReplyMessages(store, messages, emit, me))
+        reactions = ReactionMessages(store, messages, emit, me)
+        dms.kinds.register(ac.KIND_REACTION, reactions)
+        edits = EditMessages(store, messages, emit, me)
+        deletes = DeleteMessages(store, messages, emit, me, files, nursery.start_soon)
+        edits.on_change = deletes.on_change = actions.contact_changed
+        for handler in (reactions, edits, deletes):
+            handler.is_contact = lambda p: contacts.state(p) is ContactState.CONTACT
+        dms.kinds.register(ac.KIND_EDIT, edits)
+        dms.kinds.register(ac.KIND_DELETE, deletes)
+        for kind in sorted(ac.ACTION_KINDS):
+            rooms.kinds.register(kind, RoomActionPosts(kind, store, emit, forget))
+        dms.wire_form = actions.wire_form
+        rooms.decorate = actions.decorate_post
+        rooms.on_stored.append(actions.post_stored)
+        contacts.on_profile.append(actions.profile_received)
+        rooms.roster.on_features.append(actions.member_features)
+        actions.receipts = ReadReceipts(store, emit=emit, contacts=contacts, outbox=dms,
+                                        enabled=lambda: settings().read_receipts)
+        dms.kinds.register(ac.KIND_READ, actions.receipts)
+        actions.typing = TypingSignals(
+            host, nursery=nursery, emit=emit, me=me, contacts=contacts, rooms=rooms,
+            connections=self.connections, enabled=lambda: settings().typing_indicators)
+        actions.typing.start()
+        contacts.features.extend([ac.FEATURE_ACTIONS, ac.FEATURE_RECEIPTS, FEATURE_TYPING])
+        rooms.roster.features.extend([ac.FEATURE_ACTIONS, FEATURE_TYPING])
+        self._actions = actions
+
+    @property
+    def actions(self) -> MessageActions:
+        if self._actions is None:
+            raise RuntimeError("message actions are switched off on this node")
+        return self._actions
 
     @property
     def connections(self) -> HostConnections:

@@ -1,9 +1,10 @@
 """``/kith/profile/1.0.0``: ask a connected peer for its display name and listen addresses.
 
-The responder writes one frame, a UTF-8 JSON object ``{"name": str, "addrs": [str]}``, and
-closes; a peer that uses mailboxes adds ``"mailboxes": str``, its signed mailbox record
-(``app.core.mailbox``), signed because it travels on: the asker checks it before trusting it.
-Noise already authenticated who answered, so nothing else here needs a signature. It is how a
+The responder writes one frame, a UTF-8 JSON object ``{"name": str, "addrs": [str]}`` (and
+``"features": [str]``, what its Kith understands beyond the base protocols), and closes; a peer
+that uses mailboxes adds ``"mailboxes": str``, its signed mailbox record (``app.core.mailbox``),
+signed because it travels on: the asker checks it before trusting it. Noise already
+authenticated who answered, so nothing else here needs a signature. It is how a
 contact's new address is learned when it comes back on another port or network, and how a
 stranger's message request gets a name.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -20,6 +21,7 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from app.core.actions import MAX_FEATURES, clean_features
 from app.core.invite import (
     MAX_ADDRS,
     MAX_MAILBOX_RECORD_TEXT,
@@ -40,11 +42,15 @@ FETCH_TIMEOUT = 10.0
 class PeerProfile:
     name: str
     addrs: tuple[str, ...]
+    features: frozenset[str] = frozenset()  # empty from a Kith that announces none
     mailboxes: str = ""  # the signed mailbox record as text, not yet verified
 
 
-def encode_profile(name: str, addrs: list[str], mailboxes: str = "") -> bytes:
+def encode_profile(name: str, addrs: list[str], *, features: Sequence[str] = (),
+                   mailboxes: str = "") -> bytes:
     body: dict[str, object] = {"name": name, "addrs": [strip_p2p(a) for a in addrs[:MAX_ADDRS]]}
+    if features:
+        body["features"] = sorted(features)[:MAX_FEATURES]
     if mailboxes:
         body["mailboxes"] = mailboxes
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -70,7 +76,8 @@ def decode_profile(payload: bytes) -> PeerProfile:
     mailboxes = body.get("mailboxes", "")
     if not isinstance(mailboxes, str) or len(mailboxes) > MAX_MAILBOX_RECORD_TEXT:
         mailboxes = ""  # dropped alone: the rest of the profile is still good
-    return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs), mailboxes=mailboxes)
+    return PeerProfile(name=clean, addrs=tuple(strip_p2p(a) for a in addrs),
+                       features=clean_features(body.get("features")), mailboxes=mailboxes)
 
 
 class ProfileExchange:

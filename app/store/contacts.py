@@ -19,7 +19,7 @@ SELECT c.peer_id, c.their_name, c.local_name, c.state, c.verified, c.last_seen, 
        (SELECT count(*) FROM messages m
          WHERE m.peer_id = c.peer_id AND m.outgoing = 0 AND m.read = 0) AS unread,
        (SELECT json_array(m.kind, m.text) FROM messages m
-         WHERE m.peer_id = c.peer_id AND m.kind IN (1, 2)
+         WHERE m.peer_id = c.peer_id AND m.kind IN (1, 2) AND m.deleted = 0
          ORDER BY m.seq DESC LIMIT 1)
 FROM contacts c
 """

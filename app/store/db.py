@@ -280,6 +280,75 @@ MIGRATIONS: list[str] = [
         DELETE FROM mailbox_users WHERE peer_id = old.peer_id;
     END;
     """,
+    # Message actions (docs/protocol.md 11): replies, reactions, edits and deletions in direct
+    # messages and rooms, and the features peers announce. An incoming action is a message row
+    # (kinds 16-19) whose ``target`` is the id it acts on, kept until that message comes;
+    # a reply is stored as text with ``reply_to``. A message deleted for everyone (or for
+    # me) keeps its row, without its text, so that a late copy is not taken again. In rooms
+    # a deleted post leaves ``room_posts`` (and so sync and the index) and a tombstone stays;
+    # ``room_edits`` holds the newest edit of a post. The index follows edits and replies.
+    """
+    ALTER TABLE messages ADD COLUMN reply_to TEXT;
+    ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN target TEXT;
+    CREATE INDEX messages_actions ON messages (peer_id, target) WHERE target IS NOT NULL;
+    CREATE TABLE reactions (
+        conversation TEXT NOT NULL,       -- a peer id, or a room id in lower-case hex
+        target       TEXT NOT NULL,       -- the message or post id, hex
+        by_peer      TEXT NOT NULL,
+        emoji        TEXT NOT NULL,
+        at           INTEGER NOT NULL,    -- the order it was set in (DM seq, room lamport)
+        PRIMARY KEY (conversation, target, by_peer, emoji)
+    );
+    CREATE TABLE room_edits (
+        room_id    BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        author_key BLOB NOT NULL,
+        post_id    BLOB NOT NULL,
+        text       TEXT NOT NULL,
+        lamport    INTEGER NOT NULL,      -- the edit's, to keep the newest
+        edit_id    BLOB NOT NULL,
+        sent_at    INTEGER NOT NULL,
+        PRIMARY KEY (room_id, author_key, post_id)
+    );
+    CREATE TABLE room_tombstones (
+        room_id    BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        author_key BLOB NOT NULL,
+        post_id    BLOB NOT NULL,
+        PRIMARY KEY (room_id, author_key, post_id)
+    );
+    CREATE TABLE peer_features (
+        peer_id    TEXT PRIMARY KEY,
+        features   TEXT NOT NULL,         -- JSON list, as the peer's profile announced it
+        updated_at REAL NOT NULL
+    );
+    CREATE TRIGGER reactions_contact_removed AFTER DELETE ON contacts BEGIN
+        DELETE FROM reactions WHERE conversation = old.peer_id;
+    END;
+    CREATE TRIGGER reactions_room_removed AFTER DELETE ON rooms BEGIN
+        DELETE FROM reactions WHERE conversation = lower(hex(old.room_id));
+    END;
+    CREATE TRIGGER search_dm_edited AFTER UPDATE OF text ON messages
+        WHEN old.kind = 1 AND new.kind = 1 BEGIN
+        UPDATE search_index SET content = new.text WHERE rowid =
+            (SELECT docid FROM search_docs WHERE kind = 0 AND row = new.seq);
+    END;
+    CREATE TRIGGER search_dm_became_text AFTER UPDATE OF kind ON messages
+        WHEN old.kind != 1 AND new.kind = 1 BEGIN
+        INSERT INTO search_docs (kind, row) VALUES (0, new.seq);
+        INSERT INTO search_index (rowid, content) VALUES (last_insert_rowid(), new.text);
+    END;
+    CREATE TRIGGER search_reply_added AFTER INSERT ON room_posts WHEN new.kind = 16 BEGIN
+        INSERT INTO search_docs (kind, row) VALUES (1, new.seq);
+        INSERT INTO search_index (rowid, content)
+            VALUES (last_insert_rowid(), substr(CAST(new.body AS TEXT), 33));
+    END;
+    CREATE TRIGGER search_reply_removed AFTER DELETE ON room_posts WHEN old.kind = 16 BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT docid FROM search_docs WHERE kind = 1 AND row = old.seq);
+        DELETE FROM search_docs WHERE kind = 1 AND row = old.seq;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

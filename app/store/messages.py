@@ -10,14 +10,15 @@ import time
 from app.core.files import visible_name
 from app.core.records import Delivery, MessageInfo
 
-_COLUMNS = "seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind"
+_COLUMNS = "seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind, reply_to, edited_at"
 
 
 def _info(row: tuple) -> MessageInfo:
-    seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind = row
+    seq, msg_id, peer_id, outgoing, text, sent_at, state, error, kind, reply_to, edited_at = row
     return MessageInfo(
         seq=seq, id=bytes(msg_id).hex(), peer_id=peer_id, outgoing=bool(outgoing), text=text,
-        sent_at_ms=sent_at, state=Delivery(state), error=error, kind=kind,
+        sent_at_ms=sent_at, state=Delivery(state), error=error, kind=kind, reply_to=reply_to,
+        edited_at=edited_at,
     )
 
 
@@ -57,13 +58,15 @@ class MessageStore:
         self._conn = conn
 
     def queue_outgoing(
-        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int, kind: int = 1
+        self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int, kind: int = 1,
+        reply_to: str | None = None,
     ) -> MessageInfo:
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state, "
-                "kind) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
-                (peer_id, msg_id, text, sent_at_ms, time.time(), Delivery.SENDING.value, kind),
+                "kind, reply_to) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                (peer_id, msg_id, text, sent_at_ms, time.time(), Delivery.SENDING.value, kind,
+                 reply_to),
             )
             self._conn.execute(
                 "UPDATE contacts SET last_activity = ? WHERE peer_id = ?", (time.time(), peer_id)
@@ -71,7 +74,7 @@ class MessageStore:
         seq = cur.lastrowid
         assert seq is not None
         return MessageInfo(seq, msg_id.hex(), peer_id, True, text, sent_at_ms, Delivery.SENDING,
-                           kind=kind)
+                           kind=kind, reply_to=reply_to)
 
     def store_incoming(
         self, peer_id: str, msg_id: bytes, text: str, sent_at_ms: int, kind: int = 1
@@ -81,15 +84,35 @@ class MessageStore:
         File controls (kind 3) are stored read: they are bookkeeping, never shown. Offers
         (kind 2) count as unread like text: the conversation shows them as file cards. Both
         are stored ``pending`` until ``settle``: their transfer bookkeeping is still to do.
+
+        A message its sender deleted already (a delete that came first) is not stored, as if
+        held; an edit that came first is applied as the text is stored (docs/protocol.md 11).
         """
         now = time.time()
+        edited_at = None
         with self._conn:
+            if self._conn.execute(
+                "SELECT 1 FROM messages WHERE peer_id = ? AND target = ? AND outgoing = 0 "
+                "AND kind = 19", (peer_id, msg_id.hex()),
+            ).fetchone():
+                return None
+            if kind == 1:
+                edit = self._conn.execute(
+                    "SELECT text, sent_at FROM messages WHERE peer_id = ? AND target = ? "
+                    "AND outgoing = 0 AND kind = 18 ORDER BY sent_at DESC, seq DESC LIMIT 1",
+                    (peer_id, msg_id.hex()),
+                ).fetchone()
+                if edit is not None:
+                    text, edited_at = edit[0][32:], edit[1]
             cur = self._conn.execute(
                 "INSERT INTO messages (peer_id, msg_id, outgoing, text, sent_at, stored_at, state, "
                 "kind, read, pending) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (peer_id, msg_id, text, sent_at_ms, now, Delivery.RECEIVED.value, kind,
                  int(kind not in (1, 2)), int(kind != 1)),
             )
+            if cur.rowcount and edited_at is not None:
+                self._conn.execute("UPDATE messages SET edited_at = ? WHERE seq = ?",
+                                   (edited_at, cur.lastrowid))
             if not cur.rowcount:
                 return None
             self._conn.execute(
@@ -98,7 +121,7 @@ class MessageStore:
         seq = cur.lastrowid
         assert seq is not None
         return MessageInfo(seq, msg_id.hex(), peer_id, False, text, sent_at_ms, Delivery.RECEIVED,
-                           kind=kind)
+                           kind=kind, edited_at=edited_at)
 
     def pending(self) -> list[MessageInfo]:
         """Incoming offers and controls stored but not yet handled, oldest first."""
@@ -181,11 +204,11 @@ class MessageStore:
         """A page of the conversation, oldest first, ending just before ``before_seq``.
 
         Text messages and file offers (kind 2, as ``as_file_message`` shows them); controls
-        are bookkeeping and never shown.
+        and message actions are bookkeeping and never shown, nor are deleted messages.
         """
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE peer_id = ? AND seq < ? AND kind IN (1, 2) "
-            "ORDER BY seq DESC LIMIT ?",
+            "AND deleted = 0 ORDER BY seq DESC LIMIT ?",
             (peer_id, before_seq if before_seq is not None else 2**62, limit),
         ).fetchall()
         out = []

@@ -111,6 +111,8 @@ class Settings:
     close_to_tray: bool = False            # closing the window keeps Kith running in the tray
     one_chat_list: bool = False            # rooms and contacts in one list, newest first
     last_conversation: str = ""            # reopened at start: a peer id or a room id
+    read_receipts: bool = True             # send them, and show the ones received
+    typing_indicators: bool = True         # send "typing", and show others'
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -134,7 +136,7 @@ class Settings:
             raise ValueError("auto_accept_verified_bytes must be a number of bytes")
         for flag in ("notifications", "serve_relay", "relay_contacts_only", "serve_dht",
                      "lan_discovery", "notification_sound", "close_to_tray", "one_chat_list",
-                     "serve_mailbox"):
+                     "serve_mailbox", "read_receipts", "typing_indicators"):
             if not isinstance(known.get(flag, False), bool):
                 raise ValueError(f"{flag} must be true or false")
         if known.get("theme", "system") not in THEMES:

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 
+from app.core.actions import KIND_REPLY
 from app.core.room import (
     KIND_FILE,
     KIND_TEXT,
@@ -102,12 +103,18 @@ class RoomStore:
             "SELECT count(*) FROM room_posts WHERE room_id = ? AND read = 0", (room_id,)
         ).fetchone()[0]
         last = self._conn.execute(
-            f"SELECT kind, body FROM room_posts WHERE room_id = ? AND kind IN (?, ?) "
-            f"ORDER BY {ORDER_DESC} LIMIT 1", (room_id, KIND_TEXT, KIND_FILE),
+            f"SELECT kind, body, (SELECT text FROM room_edits e WHERE e.room_id = p.room_id "
+            f"AND e.author_key = p.author_key AND e.post_id = p.post_id) FROM room_posts p "
+            f"WHERE room_id = ? AND kind IN (?, ?, ?) ORDER BY {ORDER_DESC} LIMIT 1",
+            (room_id, KIND_TEXT, KIND_FILE, KIND_REPLY),
         ).fetchone()
         preview = ""
         if last and isinstance(last[1], bytes):
             text = last[1].decode("utf-8", "replace")
+            if last[0] == KIND_REPLY:
+                text = text[32:]  # after the id of the post it answers
+            if last[2] is not None:
+                text = last[2]  # its newest edit
             if last[0] == KIND_FILE:
                 summary = offer_summary(text)
                 text = f"📎 {summary[1]}" if summary else ""
@@ -195,6 +202,11 @@ class RoomStore:
 
     def _store(self, post: RoomPost, envelope: bytes, state: str, read: bool,
                own: bool = False) -> StoreResult:
+        if self._conn.execute(
+            "SELECT 1 FROM room_tombstones WHERE room_id = ? AND author_key = ? AND post_id = ?",
+            (post.room_id, post.author_key, post.post_id),
+        ).fetchone():
+            return StoreResult(Intake.DUPLICATE)  # deleted for everyone: never taken again
         held = self._rivals(post)
         mine = post.precedence
         if any(h.precedence == mine for h in held):

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.core.records import Delivery, MessageInfo, PostState, RoomPostInfo
+from app.core.records import Delivery, MessageInfo, PostState, Reactions, RoomPostInfo
 
 RoomOrder = tuple[int, str, str]  # (lamport, author key hex, post id hex)
 
@@ -38,6 +38,10 @@ class ChatItem:
     order: RoomOrder | None = None  # rooms only: the key rows are sorted by
     transfer: str | None = None     # a file card: its transfer (ui.conversation.file_offer)
     held_by: str | None = None      # sent, not delivered: the name of the mailbox holding it
+    message_id: str = ""            # the message or post id (a file card's key is its transfer)
+    reply_to: str | None = None     # the id of the message this one answers
+    edited: bool = False
+    reactions: Reactions = ()       # (emoji, (peer id, ...))
 
     @classmethod
     def from_message(
@@ -56,6 +60,10 @@ class ChatItem:
             state=info.state,
             error=info.error,
             held_by=info.held_by,
+            message_id=info.id,
+            reply_to=info.reply_to,
+            edited=info.edited_at is not None,
+            reactions=info.reactions,
         )
 
     @classmethod
@@ -72,7 +80,17 @@ class ChatItem:
             sent_at_ms=info.sent_at_ms,
             state=POST_DELIVERY[info.state],
             order=(int(info.order[0]), str(info.order[1]), str(info.order[2])),
+            message_id=info.id,
+            reply_to=info.reply_to,
+            edited=info.edited_at is not None,
+            reactions=info.reactions,
         )
+
+    @property
+    def revision(self) -> int:
+        """Changes whenever what the bubble shows changes (an edit, a reaction): layouts
+        cached for the key are stale then."""
+        return hash((self.text, self.edited, self.reactions, self.reply_to))
 
     def with_state(self, state: Delivery, error: str | None = None) -> ChatItem:
         return dataclasses.replace(self, state=state, error=error)

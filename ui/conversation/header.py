@@ -81,6 +81,7 @@ class ConversationHeader(QWidget):
             layout.addWidget(button, 0, Qt.AlignmentFlag.AlignVCenter)
         self._contact: ContactInfo | None = None
         self._room: RoomInfo | None = None
+        self._typing = ""  # "Ada is typing…", shown in place of the presence line
         # How we reach a peer now ("relay", "local", ...); the window points this at its routes.
         self.route_of: Callable[[str], str] = lambda _peer: ""
         self._tint()
@@ -102,6 +103,8 @@ class ConversationHeader(QWidget):
             name=room.name, members=self.presence_label.full_text()))
         for button in (self.members_button, self.invite_button):
             button.setVisible(button.defaultAction() is not None)
+        if self._typing:
+            self.presence_label.set_full_text(self._typing)
         self._tint()
 
     def room_text(self, room: RoomInfo) -> str:
@@ -141,7 +144,17 @@ class ConversationHeader(QWidget):
             self.presence_label.setToolTip(as_tooltip(route_tooltip(route)))
         self.setAccessibleName(self.tr("{name}, {presence}. Show details").format(
             name=contact.name, presence=self.presence_label.full_text()))
+        if self._typing:
+            self.presence_label.set_full_text(self._typing)
         self._tint()
+
+    def set_typing(self, text: str) -> None:
+        """"Ada is typing…" in place of the presence line; "" shows the presence again."""
+        self._typing = text
+        if self._contact is not None:
+            self.set_contact(self._contact)
+        elif self._room is not None:
+            self.set_room(self._room)
 
     def presence_text(self, contact: ContactInfo, now: datetime | None = None) -> str:
         if contact.online:

@@ -5,7 +5,11 @@ runs for every loaded row on each relayout, so the row height is cached separate
 (heavier) layouts, which only the visible rows need. The text is shown with its Markdown
 (``ui.conversation.markdown``: bold, italic, code) as format ranges, and so are links, so
 hit-testing a click is a lookup in the same object that painted it. Day headers and author names
-are painted inside the row they belong to instead of being fake rows.
+are painted inside the row they belong to instead of being fake rows; so are the quote of the
+message a reply answers and the reaction chips (``bubble_extras``).
+
+Length: sizing, painting and hit-testing a bubble must agree on every rectangle, so they stay
+in one class; what is not the bubble itself lives in ``file_card`` and ``bubble_extras``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from PySide6.QtGui import (
     QFont,
     QFontDatabase,
     QFontMetrics,
+    QHelpEvent,
     QMouseEvent,
     QPainter,
     QPainterPath,
@@ -49,11 +54,13 @@ from PySide6.QtWidgets import (
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTextBrowser,
+    QToolTip,
     QWidget,
 )
 
 from app.core.markdown import styled_html
 from app.core.records import Delivery
+from ui.conversation.bubble_extras import BubbleExtras
 from ui.conversation.bubble_text import Colours, lay_out, styled_text
 from ui.conversation.chat_item import ChatItem
 from ui.conversation.file_card import FileCardPainter
@@ -83,6 +90,7 @@ class Glyph(StrEnum):
     CLOCK = "clock"          # sending
     TICK = "tick"            # sent
     DOUBLE_TICK = "double"   # delivered
+    READ = "read"            # read: the double tick, bold
     FAILED = "failed"        # red "!", click to retry
     HELD = "held"            # sent, and a mailbox holds it for the recipient (an envelope)
 
@@ -91,6 +99,7 @@ GLYPHS = {
     Delivery.SENDING: Glyph.CLOCK,
     Delivery.SENT: Glyph.TICK,
     Delivery.DELIVERED: Glyph.DOUBLE_TICK,
+    Delivery.READ: Glyph.READ,
     Delivery.FAILED: Glyph.FAILED,
     Delivery.RECEIVED: Glyph.NONE,
 }
@@ -114,6 +123,8 @@ class _Bubble:
     time: str
     width: int               # the bubble
     height: int
+    quote_h: int = 0         # the quote of the message it answers, above the text
+    chips_h: int = 0         # the reaction chips, under the bubble
 
 
 class MessageDelegate(QStyledItemDelegate):
@@ -122,12 +133,14 @@ class MessageDelegate(QStyledItemDelegate):
     link_activated = Signal(str)
     retry_requested = Signal(str)  # the message key
     file_action_requested = Signal(str, str)  # transfer id, FileAction value (a card button)
+    quote_activated = Signal(str)  # the id of the message a clicked quote names
+    reaction_clicked = Signal(str, str)  # message id, emoji: a chip was clicked
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
         self.view = view
-        self._sizes: dict[tuple[str, int, int], int] = {}
-        self._bubbles: OrderedDict[tuple[str, int, bool], _Bubble] = OrderedDict()
+        self._sizes: dict[tuple[str, int, int, int], int] = {}
+        self._bubbles: OrderedDict[tuple[str, int, bool, int], _Bubble] = OrderedDict()
         self._fonts()
         self.cards = FileCardPainter(self, self)  # rows with a ``transfer`` are file cards
 
@@ -147,6 +160,10 @@ class MessageDelegate(QStyledItemDelegate):
         self.small_fm = QFontMetrics(self.small)
         self.author_h = QFontMetrics(self.bold_small).height() + 2
         self.day_h = self.small_fm.height() + 26
+        old = getattr(self, "extras", None)
+        self.extras = BubbleExtras(self.font, self.small, self.bold_small)
+        if old is not None:
+            self.extras.me, self.extras.name_of = old.me, old.name_of
 
     def invalidate(self) -> None:
         """Forget every layout (the font or palette changed)."""
@@ -184,9 +201,9 @@ class MessageDelegate(QStyledItemDelegate):
     def bubble(self, item: ChatItem, width: int) -> _Bubble:
         """The cached layout of ``item`` for a row ``width`` wide."""
         text_width = self._max_text_width(width)
-        cache_key = (item.key, text_width, item.outgoing)
+        cache_key = (item.key, text_width, item.outgoing, item.revision)
         found = self._bubbles.get(cache_key)
-        if found is not None:  # a key's text never changes
+        if found is not None:  # a revision's text never changes
             self._bubbles.move_to_end(cache_key)
             return found
         made = self._lay_out(item, text_width)
@@ -201,6 +218,8 @@ class MessageDelegate(QStyledItemDelegate):
         text = lay_out(styled, links, self.font, self.mono, Colours(bubble, fore, link),
                        text_width)
         time = item.local_time.strftime("%H:%M")
+        if item.edited:
+            time = self.tr("edited") + " " + time
         meta = self._meta_width(time, item.outgoing)
         inline = text.last + META_GAP + meta <= text_width
         if inline:
@@ -209,9 +228,16 @@ class MessageDelegate(QStyledItemDelegate):
         else:
             content_w = max(text.widest, meta)
             content_h = text.height + self.small_fm.height()
+        quote_h = self.extras.quote_height(item)
+        if quote_h:
+            model = self.view.model()
+            quote_w = self.extras.quote_width(
+                model if isinstance(model, MessageListModel) else None, item)
+            content_w, content_h = max(content_w, min(text_width, quote_w)), content_h + quote_h
         return _Bubble(
             layout=text.layout, links=links, time=time,
             width=math.ceil(content_w) + 2 * PAD_H, height=math.ceil(content_h) + 2 * PAD_V,
+            quote_h=quote_h, chips_h=self.extras.chips_height(item, text_width + 2 * PAD_H),
         )
 
     def _meta_width(self, time: str, outgoing: bool) -> int:
@@ -222,7 +248,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _row_height(self, bubble: _Bubble, flags: tuple[bool, bool, bool]) -> int:
         day, group, author = flags
-        height = (GROUP_GAP if group else INNER_GAP) + bubble.height + 1
+        height = (GROUP_GAP if group else INNER_GAP) + bubble.height + 1 + bubble.chips_h
         if day:
             height += self.day_h - GROUP_GAP // 2
         if author:
@@ -258,7 +284,7 @@ class MessageDelegate(QStyledItemDelegate):
         if item.transfer:
             return QSize(width, self.cards.row_height(item, flags, width))
         packed = flags[0] | flags[1] << 1 | flags[2] << 2
-        cache_key = (item.key, width, packed)
+        cache_key = (item.key, width, packed, item.revision)
         height = self._sizes.get(cache_key)
         if height is None:
             height = self._row_height(self.bubble(item, width), flags)
@@ -329,6 +355,11 @@ class MessageDelegate(QStyledItemDelegate):
                 ),
             )
             top += self.author_h
+        if bubble.quote_h:
+            self.extras.paint_quote(painter, QRect(box.left() + PAD_H, top,
+                                                   box.width() - 2 * PAD_H, bubble.quote_h - 4),
+                                    model, item, fore, fill, palette)
+            top += bubble.quote_h
         painter.setPen(fore)
         painter.setFont(self.font)
         bubble.layout.draw(painter, QPointF(box.left() + PAD_H, top))
@@ -348,7 +379,12 @@ class MessageDelegate(QStyledItemDelegate):
                 self._paint_failed(painter, self.failed_rect(box), palette)
             else:
                 self._paint_glyph(painter, glyph_of(item), glyph_box, meta, fore)
+        if item.reactions:
+            self.extras.paint_chips(painter, item, box, self._chips_width(rect.width()), palette)
         painter.restore()
+
+    def _chips_width(self, width: int) -> int:
+        return self._max_text_width(width) + 2 * PAD_H
 
     def paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None:
         base = palette.color(QPalette.ColorRole.Base)
@@ -387,11 +423,13 @@ class MessageDelegate(QStyledItemDelegate):
             path.lineTo(c.x(), c.y() + 0.5)
             path.lineTo(c.x() + 5, c.y() - 3.5)
             painter.drawPath(path)
-        elif glyph in (Glyph.TICK, Glyph.DOUBLE_TICK):
-            if glyph is Glyph.DOUBLE_TICK:
+        elif glyph in (Glyph.TICK, Glyph.DOUBLE_TICK, Glyph.READ):
+            if glyph is not Glyph.TICK:
                 pen.setColor(fore)  # delivered reads brighter than merely sent
+            if glyph is Glyph.READ:
+                pen.setWidthF(2.4)  # and read bolder still
             painter.setPen(pen)
-            offsets = (-3.0, 1.5) if glyph is Glyph.DOUBLE_TICK else (-1.0,)
+            offsets = (-1.0,) if glyph is Glyph.TICK else (-3.0, 1.5)
             for dx in offsets:
                 path = QPainterPath(QPointF(c.x() + dx - 4, c.y()))
                 path.lineTo(c.x() + dx - 1, c.y() + 3)
@@ -432,8 +470,41 @@ class MessageDelegate(QStyledItemDelegate):
         bubble = self.bubble(item, self.content_width())
         flags = self.row_flags(model, row)
         box = self._bubble_rect(self.view.visualRect(index), bubble, item, flags)
-        origin = QPoint(box.left() + PAD_H, box.top() + PAD_V + (self.author_h if flags[2] else 0))
+        origin = QPoint(box.left() + PAD_H, box.top() + PAD_V + bubble.quote_h
+                        + (self.author_h if flags[2] else 0))
         return item, bubble, box, origin
+
+    def extras_at(self, index: ModelIndex, pos: QPoint) -> tuple[str, str, tuple[str, ...]]:
+        """What of the quote and chips is under ``pos``: ("quote", the id it names, ()) or
+        ("chip", its emoji, who), else ("", "", ())."""
+        found = self._geometry(index)
+        if found is None:
+            return "", "", ()
+        item, bubble, box, origin = found
+        quote = QRect(box.left(), origin.y() - bubble.quote_h, box.width(), bubble.quote_h)
+        if item.reply_to and quote.contains(pos):
+            return "quote", item.reply_to, ()
+        chip = self.extras.chip_at(item, box, self._chips_width(self.view.visualRect(index)
+                                                                .width()), pos)
+        return ("chip", chip[0], chip[1]) if chip else ("", "", ())
+
+    def chip_rect(self, index: ModelIndex, emoji: str) -> QRect:
+        """Where the chip of ``emoji`` is (for tests and keyboard users), viewport pixels."""
+        found = self._geometry(index)
+        if found is None:
+            return QRect()
+        item, _, box, _ = found
+        width = self._chips_width(self.view.visualRect(index).width())
+        return next((r for r, e, _ in self.extras.chip_rects(item, box, width) if e == emoji),
+                    QRect())
+
+    def quote_rect(self, index: ModelIndex) -> QRect:
+        found = self._geometry(index)
+        if found is None or not found[0].reply_to:
+            return QRect()
+        _, bubble, box, origin = found
+        return QRect(box.left() + PAD_H, origin.y() - bubble.quote_h, box.width() - 2 * PAD_H,
+                     bubble.quote_h - 4)
 
     def painted_rects(self, index: ModelIndex) -> tuple[QRect, QRect] | None:
         """(the bubble, its text) where ``paint`` puts them for ``index``, in viewport pixels:
@@ -516,11 +587,28 @@ class MessageDelegate(QStyledItemDelegate):
             if self.retry_hit(index, pos):
                 self.retry_requested.emit(model.data(index, Role.KEY))
                 return True
+            what, value, _ = self.extras_at(index, pos)
+            if what == "quote":
+                self.quote_activated.emit(value)
+                return True
+            if what == "chip":
+                item = model.data(index, Role.ITEM)
+                self.reaction_clicked.emit(item.message_id or item.key, value)
+                return True
             url = self.link_at(index, pos)
             if url is not None:
                 self.link_activated.emit(url)
                 return True
         return super().editorEvent(event, model, option, index)
+
+    def helpEvent(self, event: QHelpEvent, view: QAbstractItemView,
+                  option: QStyleOptionViewItem, index: ModelIndex) -> bool:
+        """A reaction chip's tooltip names who reacted."""
+        what, _, who = self.extras_at(index, event.pos())
+        if what == "chip":
+            QToolTip.showText(event.globalPos(), self.extras.who(who), view)
+            return True
+        return super().helpEvent(event, view, option, index)
 
     # -- the read-only editor: select part of a message, click its links -------------------------
 

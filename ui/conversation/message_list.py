@@ -9,7 +9,7 @@ rows are inserted above it. While there are no rows, an empty state tells people
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from PySide6.QtCore import (
@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.records import Delivery
+from ui.conversation.chat_item import ChatItem
 from ui.conversation.links import is_kith_link
 from ui.conversation.message_delegate import MessageDelegate
 from ui.conversation.message_model import MessageListModel
@@ -117,6 +118,8 @@ class MessageListView(QListView):
         self.setAutoScroll(False)
         self.setAccessibleName(self.tr("Messages"))
         self.verticalScrollBar().setSingleStep(24)
+        # Reply, React, Edit, Delete... for a message (``ui.conversation.message_actions``).
+        self.item_actions: Callable[[QMenu, ChatItem], None] | None = None
         self.delegate = MessageDelegate(self)
         self.setItemDelegate(self.delegate)
         self.delegate.link_activated.connect(self.open_link)
@@ -328,10 +331,14 @@ class MessageListView(QListView):
         self.context_menu(event.pos()).popup(event.globalPos())
 
     def context_menu(self, pos: QPoint) -> QMenu:
-        """Copy, Select Text, Copy Link (over a link), Retry (a failed message); for ``pos``."""
+        """The message actions (``item_actions``), Copy, Select Text, Copy Link (over a link),
+        Retry (a failed message); for ``pos``."""
         menu = QMenu(self)
         index = self.indexAt(pos)
         model = self.message_model()
+        if index.isValid() and model is not None and self.item_actions is not None:
+            self.item_actions(menu, model.item(index.row()))
+            menu.addSeparator()
         if index.isValid() and not self.selectionModel().isSelected(index):
             self.setCurrentIndex(index)
         copy = QAction(self.tr("&Copy"), menu)

@@ -316,6 +316,25 @@ class MessageListModel(QAbstractListModel):
         self.dataChanged.emit(index, index, [Role.STATE, Role.ERROR, Qt.ItemDataRole.ToolTipRole])
         return True
 
+    def row_of_message(self, message_id: str) -> int | None:
+        """The row of a message or post by its id (a file card is keyed by its transfer)."""
+        row = self.row_of(message_id)
+        if row is not None:
+            return row
+        return next((r for r, item in enumerate(self._items) if item.message_id == message_id),
+                    None)
+
+    def change(self, message_id: str, **changes: Any) -> bool:
+        """Replace fields of a loaded message (its text after an edit, its reactions); False
+        if it is not loaded."""
+        row = self.row_of_message(message_id)
+        if row is None:
+            return False
+        self._items[row] = dataclasses.replace(self._items[row], **changes)
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+        return True
+
     def rename_author(self, author_id: str, name: str) -> None:
         """A contact was renamed: their name on every loaded row (used by rooms)."""
         changed = False

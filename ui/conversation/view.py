@@ -62,6 +62,7 @@ from ui.conversation.file_offer import (
     is_file_post,
 )
 from ui.conversation.header import ConversationHeader
+from ui.conversation.message_actions import MessageActionsUi
 from ui.conversation.message_list import MessageListView
 from ui.conversation.message_model import MessageListModel
 
@@ -127,7 +128,11 @@ class ConversationView(QWidget):
         composer_box = QVBoxLayout()
         composer_box.setContentsMargins(16, 8, 16, 16)
         composer_box.addWidget(self.composer)
+        self.message_actions = MessageActionsUi(self, self)  # reply, react, edit, delete...
+        self.read.connect(self.message_actions.shown)
+        layout.addWidget(self.message_actions.bar)
         layout.addLayout(composer_box)
+        self.messages.delegate.extras.name_of = self.extras_name
         self.setFocusProxy(self.composer.edit)
 
         self._watched_window: QWidget | None = None
@@ -142,6 +147,10 @@ class ConversationView(QWidget):
     def below_header(self) -> QVBoxLayout:
         """Where a bar about the open conversation sits: under its header, over its messages."""
         return self._below_header
+
+    @property
+    def client(self) -> KithClient | None:
+        return self._client
 
     @property
     def current_peer(self) -> str | None:
@@ -173,6 +182,7 @@ class ConversationView(QWidget):
         if client is None:
             self.save_draft()
         self._client = client
+        self.messages.delegate.extras.me = client.peer_id if client is not None else ""
         self._update_composer()
         if client is not None and self._contact is not None:
             self.open_contact(self._contact)  # (re)load what the new client knows
@@ -209,6 +219,7 @@ class ConversationView(QWidget):
         self._exhausted = False
         self._loading_older = False
         self._unseen = True
+        self.message_actions.conversation_changed()
         self.header.show()
         if not same:
             self.composer.set_text("")
@@ -254,6 +265,7 @@ class ConversationView(QWidget):
         self._generation += 1
         self._pending = []
         self._loading_first = self._loading_older = False
+        self.message_actions.conversation_changed()
         self.header.hide()
         self.model.clear()
         self.composer.set_text("")
@@ -278,6 +290,7 @@ class ConversationView(QWidget):
         events.subscribe(RoomPostAdded, self._post_added)
         events.subscribe(RoomPostConfirmed, self._post_confirmed)
         events.subscribe(RoomPostRemoved, self._post_removed)
+        self.message_actions.listen(events)
 
     # -- the open contact's events ------------------------------------------------------------
 
@@ -536,16 +549,20 @@ class ConversationView(QWidget):
         key = self.conversation_key
         if self._client is None or key is None:
             return
-        self.runner.run(self._send(self._generation, key, text), self.tr("Sending"))
+        edited, reply_to = self.message_actions.take_submit(text)
+        if not edited:
+            self.runner.run(self._send(self._generation, key, text, reply_to), self.tr("Sending"))
 
-    async def _send(self, generation: int, key: str, text: str) -> None:
+    async def _send(self, generation: int, key: str, text: str, reply_to: str | None = None
+                    ) -> None:
         client = self._client
         assert client is not None
         room = self._room is not None
         try:
             info: MessageInfo | RoomPostInfo
             async with self._send_lock:
-                info = await client.post(key, text) if room else await client.send(key, text)
+                info = (await client.post(key, text, reply_to) if room
+                        else await client.send(key, text, reply_to))
         except Exception as exc:  # noqa: BLE001 - shown where the user typed, text kept
             if generation == self._generation:
                 if not self.composer.text():
@@ -633,6 +650,13 @@ class ConversationView(QWidget):
             self._maybe_read()
 
     # -- small things -------------------------------------------------------------------------
+
+    def extras_name(self, peer_id: str) -> str:
+        """A name for ``peer_id`` in the open conversation (who reacted, who is typing)."""
+        if self._contact is not None and peer_id == self._contact.peer_id:
+            return self._contact.name
+        return next((i.author_name for i in self.model.items() if i.author_id == peer_id),
+                    peer_id[:12])
 
     def _header_activated(self) -> None:
         if self._contact is not None:

@@ -64,6 +64,7 @@ _TAB_OF_FIELD = {
     "serve_dht": NETWORK_TAB, "lan_discovery": NETWORK_TAB, "serve_mailbox": NETWORK_TAB,
     "mailboxes": NETWORK_TAB,
     "notifications": NOTIFICATIONS_TAB, "notification_sound": NOTIFICATIONS_TAB,
+    "read_receipts": NOTIFICATIONS_TAB, "typing_indicators": NOTIFICATIONS_TAB,
     "theme": APPEARANCE_TAB, "one_chat_list": APPEARANCE_TAB, "close_to_tray": APPEARANCE_TAB,
 }
 _THEME_LABELS = (("system", "Same as the system"), ("light", "Light"), ("dark", "Dark"))
@@ -336,6 +337,15 @@ class SettingsDialog(QDialog):
         hint.setWordWrap(True)
         hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         layout.addWidget(hint)
+        self.receipts_check = QCheckBox(self.tr("Send &read receipts"), page)
+        self.receipts_check.setToolTip(self.tr(
+            "Off: contacts do not see when you read their messages, and you do not see when "
+            "they read yours."))
+        layout.addWidget(self.receipts_check)
+        self.typing_check = QCheckBox(self.tr("Show when I am &typing"), page)
+        self.typing_check.setToolTip(self.tr(
+            "Off: nobody sees you typing, and you do not see others typing."))
+        layout.addWidget(self.typing_check)
         layout.addStretch(1)
         return page
 
@@ -414,6 +424,8 @@ class SettingsDialog(QDialog):
         self.notify_check.setChecked(settings.notifications)
         self.sound_check.setChecked(settings.notification_sound)
         self.sound_check.setEnabled(settings.notifications)
+        self.receipts_check.setChecked(settings.read_receipts)
+        self.typing_check.setChecked(settings.typing_indicators)
         self.one_list_check.setChecked(settings.one_chat_list)
         self.tray_check.setChecked(settings.close_to_tray and self.has_tray)
         index = self.theme_combo.findData(settings.theme)
@@ -440,6 +452,8 @@ class SettingsDialog(QDialog):
             "lan_discovery": self.lan_check.isChecked(),
             "notifications": self.notify_check.isChecked(),
             "notification_sound": self.sound_check.isChecked(),
+            "read_receipts": self.receipts_check.isChecked(),
+            "typing_indicators": self.typing_check.isChecked(),
             "theme": self.theme_combo.currentData(),
             "one_chat_list": self.one_list_check.isChecked(),
         }

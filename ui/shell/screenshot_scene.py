@@ -25,6 +25,7 @@ from app.core.events import (
     FileComplete,
     FileOffer,
     MessageReceived,
+    ReactionChanged,
     RoomChanged,
     RoomMessage,
 )
@@ -42,6 +43,8 @@ CONVERSATION = [
     ("friend", "I'll share the whole album in the *book club* room tonight."),
     ("me", "Perfect. See you on Thursday then!"),
 ]
+EDITED = "Perfect. See you on Thursday at seven!"
+REPLY = "Seven it is 🎉"
 DRAFT = "Shall we bring the _map_ on Sunday?"
 ROOM_POSTS = [
     ("other", "Next up: The Left Hand of Darkness. Everyone in?"),
@@ -58,6 +61,21 @@ async def _friend(root: Path, name: str, profiles: list[Profile]) -> tuple[KithC
     client.subscribe(events.append)
     await client.start()
     return client, events
+
+
+async def _react_reply_edit(kith: KithApp, bob: KithClient, ids: dict[str, str],
+                            my_events: list[Event]) -> None:
+    """Bob hearts a message and answers another; Ada thumbs his and corrects hers."""
+    assert kith.client is not None and kith.state is not None
+    me = kith.client
+    await bob.react(ids[CONVERSATION[1][1]], "❤️")
+    await me.react(ids[CONVERSATION[3][1]], "👍")
+    await me.edit(ids[CONVERSATION[4][1]], EDITED)
+    await bob.send(kith.state.peer_id, REPLY, reply_to=ids[CONVERSATION[4][1]])
+    await wait_until(lambda: any(isinstance(e, MessageReceived) and e.text == REPLY
+                                 for e in my_events), SCENE_TIMEOUT, "Bob's reply")
+    await wait_until(lambda: any(isinstance(e, ReactionChanged) and e.emoji == "❤️"
+                                 for e in my_events), SCENE_TIMEOUT, "Bob's heart")
 
 
 def _paint_picture(path: Path) -> Path:
@@ -117,6 +135,7 @@ async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
         return lambda: any(isinstance(e, MessageReceived) and e.text == text for e in events)
 
     await bob.set_file_settings(str(root / "bob-downloads"), 0)
+    ids: dict[str, str] = {}
     for who, text in CONVERSATION:  # one at a time, so both sides see the same order
         if who == "picture":
             sent = await me.send_file(bob.peer_id, str(_paint_picture(root / text)))
@@ -127,11 +146,12 @@ async def stage_conversation(kith: KithApp) -> Callable[[], Awaitable[None]]:
                 isinstance(e, FileComplete) and e.transfer == t for e in my_events),
                 SCENE_TIMEOUT, "the picture to arrive")
         elif who == "me":
-            await me.send(bob.peer_id, text)
+            ids[text] = (await me.send(bob.peer_id, text)).id
             await wait_until(arrived(bob_events, text), SCENE_TIMEOUT, "Bob to get it")
         else:
-            await bob.send(kith.state.peer_id, text)
+            ids[text] = (await bob.send(kith.state.peer_id, text)).id
             await wait_until(arrived(my_events, text), SCENE_TIMEOUT, "Ada to get it")
+    await _react_reply_edit(kith, bob, ids, my_events)
     room = await me.create_room("Book club", "Monthly reads")
     await bob.join_room(room.invite)
     await cleo.join_room(room.invite)

@@ -29,6 +29,7 @@ from ui.sidebar.model import (
     PREFS_ROLE,
     ROOM_ROLE,
     SECTION_ROLE,
+    TYPING_ROLE,
     ModelIndex,
     RowKind,
     Section,
@@ -164,10 +165,11 @@ class SidebarDelegate(QStyledItemDelegate):
             prefs = index.data(PREFS_ROLE)
             prefs = prefs if isinstance(prefs, ChatPrefs) else ChatPrefs("")
             draft = str(index.data(DRAFT_ROLE) or "")
+            typing = str(index.data(TYPING_ROLE) or "")
             if isinstance(info, ContactInfo):
-                self._paint_contact(painter, option, info, prefs, draft)
+                self._paint_contact(painter, option, info, prefs, draft, typing)
             elif isinstance(room, RoomInfo):
-                self._paint_room(painter, option, room, prefs, draft)
+                self._paint_room(painter, option, room, prefs, draft, typing)
             else:
                 self._paint_entry(painter, option, text)
         painter.restore()
@@ -218,7 +220,7 @@ class SidebarDelegate(QStyledItemDelegate):
         )
 
     def _paint_room(self, painter: QPainter, option: QStyleOptionViewItem, info: RoomInfo,
-                    prefs: ChatPrefs, draft: str) -> None:
+                    prefs: ChatPrefs, draft: str, typing: str = "") -> None:
         colours = self.row_colours(option, prefs.muted)
         card = self._card(painter, option, colours)
         # A rounded square, not a circle: rooms and people read apart at a glance.
@@ -232,11 +234,11 @@ class SidebarDelegate(QStyledItemDelegate):
         counts = f"{info.online}/{info.members}"
         preview = " ".join(plain(info.last_message).split()) or info.description
         self._paint_lines(painter, option, card, avatar, colours, info.name, info.unread, prefs,
-                          draft, preview or room_counts_text(info),
+                          "" if typing else draft, typing or preview or room_counts_text(info),
                           after_name=(counts, small, info.online > 1))
 
     def _paint_contact(self, painter: QPainter, option: QStyleOptionViewItem, info: ContactInfo,
-                       prefs: ChatPrefs, draft: str) -> None:
+                       prefs: ChatPrefs, draft: str, typing: str = "") -> None:
         colours = self.row_colours(option, prefs.muted)
         card = self._card(painter, option, colours)
         avatar = QRectF(card.left() + 8, card.center().y() - 16, 32, 32)
@@ -252,7 +254,8 @@ class SidebarDelegate(QStyledItemDelegate):
         if info.state is ContactState.REQUEST and not preview:
             preview = self.tr("Message request")
         self._paint_lines(painter, option, card, avatar, colours, info.name, info.unread, prefs,
-                          draft, " ".join(preview.split()), verified=info.verified,
+                          "" if typing else draft, typing or " ".join(preview.split()),
+                          verified=info.verified,
                           tag=contact_tag(info))
 
     def _paint_lines(self, painter: QPainter, option: QStyleOptionViewItem, card: QRectF,

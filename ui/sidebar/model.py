@@ -47,6 +47,7 @@ CONTACT_ROLE = Qt.ItemDataRole.UserRole + 5  # the ContactInfo behind a contact 
 ROOM_ROLE = Qt.ItemDataRole.UserRole + 6     # the RoomInfo behind a room row
 PREFS_ROLE = Qt.ItemDataRole.UserRole + 7    # the entry's ChatPrefs
 DRAFT_ROLE = Qt.ItemDataRole.UserRole + 8    # the entry's unsent draft ("" when none)
+TYPING_ROLE = Qt.ItemDataRole.UserRole + 30  # "typing…" in place of the preview ("" when not)
 
 
 class Section(Enum):
@@ -137,6 +138,7 @@ class SidebarModel(QStandardItemModel):
         self._rooms_load = _SnapshotLoad()
         self._prefs: dict[str, ChatPrefs] = {}
         self._drafts: dict[str, str] = {}
+        self._typing: dict[str, str] = {}
         self.one_list = False
         for section, title in (
             (Section.REQUESTS, self.tr("Requests")),
@@ -271,6 +273,9 @@ class SidebarModel(QStandardItemModel):
         draft = self._drafts.get(key, "")
         if item.data(DRAFT_ROLE) != draft:
             item.setData(draft, DRAFT_ROLE)
+        typing = self._typing.get(key, "")
+        if (item.data(TYPING_ROLE) or "") != typing:
+            item.setData(typing, TYPING_ROLE)
 
     def set_one_list(self, one: bool) -> None:
         """Rooms and contacts in one Chats list (True) or in sections of their own."""
@@ -314,6 +319,17 @@ class SidebarModel(QStandardItemModel):
             self._drafts[key] = text
         else:
             self._drafts.pop(key, None)
+        self._refresh_entry(key)
+
+    def typing(self, key: str) -> str:
+        return self._typing.get(key, "")
+
+    def set_typing(self, key: str, text: str) -> None:
+        """"typing…" in place of the entry's preview while someone types there ("" ends it)."""
+        if text:
+            self._typing[key] = text
+        else:
+            self._typing.pop(key, None)
         self._refresh_entry(key)
 
     def _refresh_entry(self, key: str) -> None:

@@ -3,19 +3,22 @@
 Pin, mute and mark unread come from a room's or a contact's context menu and are kept by the
 node (``client.set_chat_prefs``; ``ChatPrefsChanged`` tells the list). A muted conversation
 never notifies; one marked unread shows a dot until it is opened again. Unsent drafts are
-marked in the list as they are saved. Ctrl+Tab / Ctrl+Shift+Tab and Alt+Down / Alt+Up open
+marked in the list as they are saved, and "typing…" replaces an entry's preview for a few
+seconds after a typing signal. Ctrl+Tab / Ctrl+Shift+Tab and Alt+Down / Alt+Up open
 the next and previous conversation in the list's order; at start the conversation that was
 open when Kith closed opens again.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 
-from app.core.events import ChatPrefsChanged
+from app.core.events import ChatPrefsChanged, TypingChanged
+from ui.conversation.message_actions import TYPING_SHOW_MS
 from ui.sidebar.actions import ChatAction
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ class WindowChats(QObject):
     def __init__(self, window: WindowFrame) -> None:
         super().__init__(window)
         self.window = window
+        self._typing_timers: dict[str, QTimer] = {}
         model = window.sidebar.model
         window.sidebar.chat_action.connect(self.chat_action)
         window.conversation.draft_saved.connect(model.set_draft)
@@ -55,6 +59,24 @@ class WindowChats(QObject):
 
     def listen(self, events: EventBridge) -> None:
         events.subscribe(ChatPrefsChanged, self._prefs_changed)
+        events.subscribe(TypingChanged, self._typing)
+
+    def _typing(self, event: TypingChanged) -> None:
+        """"typing…" in the list entry for a few seconds after each signal."""
+        key = event.room if event.room is not None else event.by
+        timer = self._typing_timers.get(key)
+        if timer is None:
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(TYPING_SHOW_MS)
+            timer.timeout.connect(functools.partial(self._typing_over, key))
+            self._typing_timers[key] = timer
+        timer.start()
+        self.window.sidebar.model.set_typing(key, self.tr("typing…"))
+
+    def _typing_over(self, key: str) -> None:
+        self._typing_timers.pop(key, None)
+        self.window.sidebar.model.set_typing(key, "")
 
     def _prefs_changed(self, event: ChatPrefsChanged) -> None:
         self.window.sidebar.model.set_prefs(event.prefs)

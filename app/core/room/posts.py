@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,13 @@ import nacl.exceptions
 import nacl.signing
 import nacl.utils
 
+from app.core.actions import (
+    ACTION_KINDS,
+    MAX_FEATURES,
+    ActionError,
+    clean_features,
+    decode_action,
+)
 from app.core.identity import (
     Identity,
     peer_id_from_public_key,
@@ -43,7 +51,8 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_ANNOUNCE = 2
 KIND_FILE = 3
-KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE})
+# Kinds 16-19 are message actions (reply, reaction, edit, delete: app.core.actions).
+KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE} | ACTION_KINDS)
 
 MAX_POST_TEXT_BYTES = 65536
 MAX_ANNOUNCE_BYTES = 4096
@@ -104,6 +113,7 @@ class Announce:
 
     name: str
     addrs: tuple[str, ...]
+    features: frozenset[str] = frozenset()  # what the member's Kith reads (docs/protocol 10.3)
 
 
 @dataclass(frozen=True)
@@ -206,7 +216,8 @@ def _parse_announce(body: bytes, author: str) -> Announce:
     for addr in addrs:
         if not well_formed_addr(addr) or via_peer_id(addr) != author:
             raise MalformedPost("the announce carries a malformed address")
-    return Announce(name=clean_name(name), addrs=tuple(addrs))
+    return Announce(name=clean_name(name), addrs=tuple(addrs),
+                    features=clean_features(value.get("features")))
 
 
 def _check_body(kind: int, body: bytes, author_seq: int, author: str) -> None:
@@ -231,6 +242,11 @@ def _check_body(kind: int, body: bytes, author_seq: int, author: str) -> None:
             raise MalformedPost("the text is not valid UTF-8") from None
     elif kind == KIND_FILE:
         _json_object(body, MAX_FILE_BYTES, "file offer")
+    elif kind in ACTION_KINDS:
+        try:
+            decode_action(kind, body.decode("utf-8"))
+        except (ActionError, UnicodeDecodeError) as exc:
+            raise MalformedPost(f"the action is malformed: {exc}") from None
 
 
 def precedence(post_id: bytes, room_id: bytes, author_key: bytes, lamport: int,
@@ -360,12 +376,17 @@ def encode_announce(
     sent_at_ms: int,
     post_id: bytes | None = None,
     nonce: bytes | None = None,
+    features: Sequence[str] = (),
 ) -> bytes:
-    """An announce (author_seq 0); an address without ``/p2p/`` gets our own peer id appended."""
+    """An announce (author_seq 0); an address without ``/p2p/`` gets our own peer id appended.
+    ``features`` (what this Kith reads beyond the base kinds) is left out when empty."""
     suffix = "/p2p/" + identity.peer_id
     full = [a if via_peer_id(a) is not None else a + suffix for a in addrs]
+    fields: dict[str, object] = {"name": clean_name(name), "addrs": full[:MAX_ANNOUNCE_ADDRS]}
+    if features:
+        fields["features"] = sorted(features)[:MAX_FEATURES]
     body = json.dumps(
-        {"name": clean_name(name), "addrs": full[:MAX_ANNOUNCE_ADDRS]},
+        fields,
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")

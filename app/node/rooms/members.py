@@ -54,6 +54,8 @@ class Members:
         self._publish = publish
         self._request_sync = request_sync
         self._members_changed = members_changed
+        self.features: list[str] = []  # what our announces say we read (docs/protocol.md 11.3)
+        self.on_features: list[Callable[[str, frozenset[str]], None]] = []  # a member's
 
     @property
     def _me(self) -> str:
@@ -68,7 +70,7 @@ class Members:
         addrs = [strip_p2p(a) for a in self._us.addrs()][: rc.MAX_ANNOUNCE_ADDRS]
         envelope = rc.encode_announce(
             self._us.identity, live.secrets, self._us.display_name(), addrs,
-            lamport=stored.lamport, sent_at_ms=int(time.time() * 1000),
+            lamport=stored.lamport, sent_at_ms=int(time.time() * 1000), features=self.features,
         )
         await self._publish(live.secrets, envelope)
 
@@ -103,6 +105,8 @@ class Members:
                       live.secrets.id_hex, post.author)
             return
         self._members_changed(room_id)
+        for listener in self.on_features:
+            listener(post.author, announce.features)
         if new and time.monotonic() - live.last_announce > REANNOUNCE_MIN_GAP:
             await self.announce(live)  # so the newcomer learns who is here now
         if not self._connections.is_connected(post.author):

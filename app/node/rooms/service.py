@@ -28,6 +28,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 
 from app.core import room as rc
+from app.core.actions import KIND_REPLY
 from app.core.events import (
     RoomChanged,
     RoomCreated,
@@ -118,6 +119,9 @@ class RoomService:
         self._unread_total = unread_total
         self.kinds: PayloadKinds[RoomKindHandler] = PayloadKinds("room post")
         self.kinds.register(rc.KIND_TEXT, TextPosts())
+        # Views see a post through ``decorate`` (edits, reactions: ``MessageActions``).
+        self.decorate: Callable[[RoomPostInfo], RoomPostInfo] = lambda post: post
+        self.on_stored: list[Callable[[rc.RoomPost], None]] = []
         self._live: dict[bytes, LiveRoom] = {}
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
@@ -320,6 +324,8 @@ class RoomService:
             self._flush_pending = True
             self._nursery.start_soon(self._flush_summaries)
 
+    changed = _changed  # public: an edit or deletion of a post changes the entry too
+
     async def _flush_summaries(self) -> None:
         await trio.sleep(SUMMARY_DELAY)
         self._flush_pending = False
@@ -443,12 +449,16 @@ class RoomService:
         # Our own post coming back (gossip echo, or sync after restoring a profile) is stored
         # as confirmed; anyone else's as received and unread.
         state = PostState.CONFIRMED.value if own else PostState.RECEIVED.value
-        result = self.store.store_post(post, envelope, state, read=own, own=own)
+        # A post no view shows (an action: a reaction, an edit) is never unread.
+        shown = self._view(post.kind, post.body) is not None
+        result = self.store.store_post(post, envelope, state, read=own or not shown, own=own)
         self._removed(secrets.room_id, result)
         if result.intake is Intake.LOST:
             await self._conflict_lost(secrets, post)
         if not result.stored:
             return Taken(post, result)  # a duplicate or a lost equivocation: shown once
+        for listener in self.on_stored:
+            listener(post)
         if result.intake is Intake.REPLACED:
             log.info("room %s: %s signed two posts numbered %d; %s stands", secrets.id_hex,
                      post.author, post.author_seq, post.post_id.hex())
@@ -467,10 +477,11 @@ class RoomService:
         info = self._post_info(self._stored(post, PostState.RECEIVED.value), view=view)
         if view is not None:
             self._emit(RoomPostAdded(post=info))
-        if post.kind == rc.KIND_TEXT:
+        if post.kind in (rc.KIND_TEXT, KIND_REPLY):
             self._emit(RoomMessage(room=secrets.id_hex, id=info.id, from_=post.author,
-                                        text=info.text, sent_at=post.sent_at_ms))
-        self._changed(secrets.room_id, unread=True)
+                                   text=info.text, sent_at=post.sent_at_ms,
+                                   reply_to=info.reply_to))
+        self._changed(secrets.room_id, unread=shown)
         if post.author_seq > 1 and not self.store.has_seq(
             secrets.room_id, post.author_key, post.author_seq - 1
         ):
@@ -580,10 +591,10 @@ class RoomService:
         me = post.author == self._me
         name = self._us.display_name() if me else names.get(post.author, "")
         text, transfer = view or self._view(post.kind, post.body) or ("", None)
-        return RoomPostInfo(
+        return self.decorate(RoomPostInfo(
             room_id=post.room_id.hex(), id=post.post_id.hex(), author=post.author,
             author_name=name or post.author[:12], outgoing=me, text=text,
             sent_at_ms=post.sent_at_ms, lamport=post.lamport, state=PostState(post.state),
             order=(post.lamport, post.author_key.hex(), post.post_id.hex()),
             kind=post.kind, transfer=transfer,
-        )
+        ))
