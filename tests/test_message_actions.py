@@ -482,3 +482,28 @@ def test_a_room_with_a_member_of_the_previous_version_gets_replies_as_text(
                 await old.stop()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("order", ["in order", "take-back first", "shuffled"])
+def test_reactions_end_the_same_whatever_order_their_changes_arrive(
+    tmp_path: Path, order: str,
+) -> None:
+    """Room members get one person's reaction changes in different orders (gossip and sync):
+    the newest change (by lamport) wins on every member, and an older "set" that comes after
+    a take-back changes nothing."""
+    from app.store.actions import ActionStore
+    from app.store.db import open_database
+
+    changes = [(3, False), (5, True), (7, False), (9, True)]  # (lamport, taken back)
+    arrival = {"in order": changes, "take-back first": [changes[1], changes[0]],
+               "shuffled": [changes[3], changes[1], changes[2], changes[0]]}[order]
+    store = ActionStore(open_database(tmp_path / "kith.db"))
+    for lamport, removed in arrival:
+        store.react("ab" * 16, "cd" * 16, "Ada", "👍", removed, lamport)
+    newest = max(arrival)
+    shown = store.reactions("ab" * 16, ["cd" * 16])
+    assert shown == ({} if newest[1] else {"cd" * 16: (("👍", ("Ada",)),)})
+    # A repeat of anything seen changes nothing.
+    for lamport, removed in arrival:
+        assert not store.react("ab" * 16, "cd" * 16, "Ada", "👍", removed, lamport)
+    assert store.reactions("ab" * 16, ["cd" * 16]) == shown

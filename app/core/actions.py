@@ -34,6 +34,7 @@ MAX_TEXT_BYTES = 65536         # a reply's or an edit's text, as a text message
 MAX_EMOJI_BYTES = 32           # one emoji (a ZWJ family or a flag with tags fits)
 MAX_ACTION_BODY = TARGET_HEX + MAX_TEXT_BYTES
 MAX_REACTIONS_PER_PERSON = 20  # distinct emoji one person keeps on one message
+MAX_REACTION_ROWS_PER_PERSON = 64  # and emoji remembered per person and message, taken back too
 QUOTE_CHARS = 60               # the quote a reply carries to a peer without FEATURE_ACTIONS
 
 _HEX = frozenset("0123456789abcdef")

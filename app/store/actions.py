@@ -15,7 +15,12 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from app.core.actions import KIND_DELETE, KIND_EDIT, MAX_REACTIONS_PER_PERSON
+from app.core.actions import (
+    KIND_DELETE,
+    KIND_EDIT,
+    MAX_REACTION_ROWS_PER_PERSON,
+    MAX_REACTIONS_PER_PERSON,
+)
 from app.core.records import Reactions
 
 
@@ -175,30 +180,43 @@ class ActionStore:
 
     def react(self, conversation: str, target: str, by: str, emoji: str, remove: bool,
               at: int) -> bool:
-        """Set or take back one emoji of ``by`` on ``target``; False if nothing changed (a
-        repeat, an older change than the one held, or over ``MAX_REACTIONS_PER_PERSON``)."""
+        """Set or take back one emoji of ``by`` on ``target``, whichever change is newest
+        (``at``) winning, in whatever order changes arrive; True if what is shown changed.
+
+        A take-back is kept (``removed``) so that an older "set" arriving after it changes
+        nothing: every member ends with the same reactions. Nothing changes for a repeat, a
+        change older than the one held, or a set over ``MAX_REACTIONS_PER_PERSON``; at most
+        ``MAX_REACTION_ROWS_PER_PERSON`` rows (shown or taken back) per person and message.
+        """
+        key = (conversation, target, by, emoji)
         with self._conn:
             held = self._conn.execute(
-                "SELECT at FROM reactions WHERE conversation = ? AND target = ? AND by_peer = ? "
-                "AND emoji = ?", (conversation, target, by, emoji)).fetchone()
-            if remove:
-                if held is None or held[0] > at:
+                "SELECT at, removed FROM reactions WHERE conversation = ? AND target = ? "
+                "AND by_peer = ? AND emoji = ?", key).fetchone()
+            if held is not None and held[0] >= at:
+                return False
+            shown = held is not None and not held[1]
+            if held is not None:
+                if not remove and not shown and self._count(key, shown_only=True) >= (
+                        MAX_REACTIONS_PER_PERSON):
                     return False
                 self._conn.execute(
-                    "DELETE FROM reactions WHERE conversation = ? AND target = ? AND by_peer = ? "
-                    "AND emoji = ?", (conversation, target, by, emoji))
-                return True
-            if held is not None:
-                return False
-            count = self._conn.execute(
-                "SELECT count(*) FROM reactions WHERE conversation = ? AND target = ? "
-                "AND by_peer = ?", (conversation, target, by)).fetchone()[0]
-            if count >= MAX_REACTIONS_PER_PERSON:
+                    "UPDATE reactions SET at = ?, removed = ? WHERE conversation = ? AND "
+                    "target = ? AND by_peer = ? AND emoji = ?", (at, int(remove), *key))
+                return shown == remove
+            if self._count(key, shown_only=False) >= MAX_REACTION_ROWS_PER_PERSON or (
+                    not remove and self._count(key, shown_only=True) >= MAX_REACTIONS_PER_PERSON):
                 return False
             self._conn.execute(
-                "INSERT INTO reactions (conversation, target, by_peer, emoji, at) "
-                "VALUES (?, ?, ?, ?, ?)", (conversation, target, by, emoji, at))
-        return True
+                "INSERT INTO reactions (conversation, target, by_peer, emoji, at, removed) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (*key, at, int(remove)))
+        return not remove
+
+    def _count(self, key: tuple[str, str, str, str], *, shown_only: bool) -> int:
+        """Rows of one person on one message (only those shown, or taken back too)."""
+        return int(self._conn.execute(
+            "SELECT count(*) FROM reactions WHERE conversation = ? AND target = ? "
+            "AND by_peer = ?" + (" AND removed = 0" if shown_only else ""), key[:3]).fetchone()[0])
 
     def reactions(self, conversation: str, targets: list[str]) -> dict[str, Reactions]:
         """The reactions on each of ``targets``: emoji in the order first set, with who."""
@@ -207,7 +225,8 @@ class ActionStore:
             chunk = targets[start:start + 500]
             rows = self._conn.execute(
                 f"SELECT target, emoji, by_peer FROM reactions WHERE conversation = ? AND "
-                f"target IN ({','.join('?' * len(chunk))}) ORDER BY rowid", (conversation, *chunk))
+                f"removed = 0 AND target IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                (conversation, *chunk))
             for target, emoji, by in rows:
                 out.setdefault(target, {}).setdefault(emoji, []).append(by)
         return {t: tuple((e, tuple(who)) for e, who in emoji.items()) for t, emoji in out.items()}

@@ -299,6 +299,7 @@ MIGRATIONS: list[str] = [
         by_peer      TEXT NOT NULL,
         emoji        TEXT NOT NULL,
         at           INTEGER NOT NULL,    -- the order it was set in (DM seq, room lamport)
+        removed      INTEGER NOT NULL DEFAULT 0,  -- taken back at ``at``: a later change wins
         PRIMARY KEY (conversation, target, by_peer, emoji)
     );
     CREATE TABLE room_edits (
