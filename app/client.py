@@ -425,6 +425,41 @@ class KithClient:
     async def mark_room_read(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.mark_read(room_id))
 
+    # -- governed rooms: roles, removal, invites, moderation (docs/protocol.md 8.11) ---------
+
+    async def set_role(self, room_id: str, peer_id: str, role: str) -> None:
+        """Make a member owner, admin, member or observer (``role_changed`` follows)."""
+        await self.call(lambda node: node.governance.set_role(room_id, peer_id, role))
+
+    async def remove_member(self, room_id: str, peer_id: str, ban: bool = False) -> None:
+        """Remove (or ban) a member and start a new key epoch without them."""
+        await self.call(lambda node: node.governance.remove_member(room_id, peer_id, ban))
+
+    async def room_settings(self, room_id: str, changes: dict[str, Any] | None = None
+                            ) -> dict[str, Any]:
+        """The room's settings after ``changes`` (join, history, rotate_on_leave, name,
+        description); no changes: read them."""
+        return await self.call(lambda node: node.governance.settings(room_id, changes or {}))
+
+    async def create_invite(self, room_id: str, expires_in: float = 0, uses: int = 0
+                            ) -> tuple[str, str]:
+        """(link, invite id) of a revocable invite; 0: never expires, unlimited uses."""
+        return await self.call(
+            lambda node: node.governance.create_invite(room_id, expires_in, uses))
+
+    async def revoke_invite(self, room_id: str, invite_id: str) -> None:
+        await self.call(lambda node: node.governance.revoke_invite(room_id, invite_id))
+
+    async def room_invites(self, room_id: str) -> list[dict[str, Any]]:
+        return await self.call(lambda node: _now(node.governance.invites(room_id)))
+
+    async def approve_join(self, room_id: str, peer_id: str, accept: bool = True) -> None:
+        await self.call(lambda node: node.governance.approve_join(room_id, peer_id, accept))
+
+    async def delete_room_post(self, room_id: str, post_id: str) -> None:
+        """An admin deletes a post for every member (a signed tombstone in the log)."""
+        await self.call(lambda node: node.governance.delete_post(room_id, post_id))
+
     # -- search -------------------------------------------------------------------------------
 
     async def search(self, text: str, limit: int = 50) -> list[SearchHit]:

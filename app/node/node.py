@@ -50,11 +50,13 @@ from app.node.reachability import Reachability
 from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
+from app.node.rooms.governance import RoomGovernance
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
 from app.store.db import open_database
 from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
+from app.store.room_governance import GovernanceStore
 from app.store.rooms import RoomStore
 from app.store.transfers import TransferStore
 
@@ -129,6 +131,7 @@ class KithNode:
         self._contacts: ContactService | None = None
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
+        self._governance: RoomGovernance | None = None
         self._files: FileTransfers | None = None
         self._relay: RelayService | None = None
         self._dht: DhtService | None = None
@@ -170,6 +173,12 @@ class KithNode:
         if self._dms is None:
             raise RuntimeError("the node is not running")
         return self._dms
+
+    @property
+    def governance(self) -> RoomGovernance:
+        if self._governance is None:
+            raise RuntimeError("the node is not running")
+        return self._governance
 
     @property
     def rooms(self) -> RoomService:
@@ -274,6 +283,7 @@ class KithNode:
             self._contacts = None
             self._dms = None
             self._rooms = None
+            self._governance = None
             self._files = None
             self._relay = None
             self._hole_punch = None
@@ -310,6 +320,13 @@ class KithNode:
         dms.kinds.register(dm.KIND_FILE_OFFER, files.offers)
         dms.kinds.register(dm.KIND_FILE_CONTROL, files.controls)
         rooms.kinds.register(rc.KIND_FILE, files.room_files)
+        governance = RoomGovernance(
+            GovernanceStore(db), us=us, nursery=nursery, emit=emit, channel=rooms,
+            refresh_keys=rooms.refresh_keys, members_changed=rooms.members_changed,
+            room_link=lambda room_id: rooms.info(room_id).invite)
+        rooms.governor = governance
+        rooms.kinds.register(rc.KIND_MEMBERSHIP, governance)
+        self._governance = governance
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
         self._dht, self._contacts, self._dms, self._rooms, self._files = (
@@ -318,6 +335,7 @@ class KithNode:
         dht.start()
         contacts.start()
         dms.start()
+        governance.start([r.secrets.room_id for r in rooms.store.rooms()])
         rooms.start()
         files.start()
         relay = RelayService(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -44,7 +45,15 @@ from app.core.invite import MAX_ADDRS as MAX_INVITE_ADDRS
 from app.core.invite import ContactInvite, clean_display_name, strip_p2p
 from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.gossip import KithPubsub
-from app.node.interfaces import Connections, Emit, LocalPeer, RoomKindHandler, Tasks
+from app.node.interfaces import (
+    Connections,
+    Emit,
+    LocalPeer,
+    RoomGovernor,
+    RoomKindHandler,
+    Tasks,
+    Ungoverned,
+)
 from app.node.payloads import PayloadKinds
 from app.node.room_limits import PostQuotas
 from app.node.rooms.live import LiveRoom, Taken
@@ -62,6 +71,7 @@ log = logging.getLogger(__name__)
 SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bursts
 GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 MAX_GAPS = 1024               # gaps remembered per room while they wait for GAP_GRACE
+RESYNC_PEERS = 2              # members asked again when new keys open what we could not
 
 
 class RoomServiceError(ValueError):
@@ -118,6 +128,8 @@ class RoomService:
         self._unread_total = unread_total
         self.kinds: PayloadKinds[RoomKindHandler] = PayloadKinds("room post")
         self.kinds.register(rc.KIND_TEXT, TextPosts())
+        # Roles, removal and key epochs of governed rooms: set when the node is wired.
+        self.governor: RoomGovernor = Ungoverned()
         self._live: dict[bytes, LiveRoom] = {}
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
@@ -152,9 +164,10 @@ class RoomService:
             clean = clean_display_name(name)
         except ValueError:
             raise RoomServiceError("a room needs a name") from None
-        secrets = rc.RoomSecrets.generate()
+        secrets = self.governor.new_room()
         self.store.add_room(secrets, clean, rc.clean_description(description))
         self._open(secrets)
+        await self.governor.created(secrets.room_id)
         info = self.info(secrets.room_id)
         self._emit(RoomCreated(room_id=info.room_id, invite=info.invite))
         self._emit(RoomChanged(room=info))
@@ -179,6 +192,7 @@ class RoomService:
             peer_id = addr.rsplit("/p2p/", 1)[-1]
             if peer_id != self._me:
                 self.store.upsert_member(secrets.room_id, peer_id, "", (addr,), None)
+        self.governor.joining(secrets.room_id, invite.invite_seed)
         info = self.info(secrets.room_id)
         self._emit(RoomJoined(room_id=info.room_id))
         self._emit(RoomChanged(room=info))
@@ -187,6 +201,7 @@ class RoomService:
 
     async def leave(self, room_id_hex: str) -> None:
         room_id = self._require(room_id_hex).secrets.room_id
+        await self.governor.leaving(room_id)
         live = self._live.pop(room_id, None)
         if live is not None:
             live.scope.cancel()
@@ -209,7 +224,11 @@ class RoomService:
 
     async def _post(self, room_id_hex: str, kind: int, body: bytes) -> RoomPostInfo:
         stored = self._require(room_id_hex)
-        secrets = stored.secrets
+        if kind not in rc.LINK_KEY_KINDS:
+            refusal = self.governor.post_refusal(stored.secrets.room_id)
+            if refusal:
+                raise RoomServiceError(refusal)
+        secrets = self.governor.secrets(stored.secrets)
         identity = self._us.identity
         sent_at_ms = int(time.time() * 1000)
 
@@ -246,16 +265,18 @@ class RoomService:
     def members(self, room_id_hex: str) -> list[RoomMember]:
         room_id = self._require(room_id_hex).secrets.room_id
         now = time.time()
-        me = RoomMember(self._me, self._us.display_name(), True, now, True)
-        out = [me]
+        roles = self.governor.roles(room_id)
+        me = RoomMember(self._me, self._us.display_name(), True, now, True,
+                        roles.get(self._me, ""))
+        out = [me] if not roles or self._me in roles else []
         for member in self.store.members(room_id):
-            if member.peer_id == self._me:
+            if member.peer_id == self._me or (roles and member.peer_id not in roles):
                 continue
             online = self._connections.is_connected(member.peer_id) and (
                 member.last_seen is not None and now - member.last_seen < ONLINE_WINDOW
             )
             out.append(RoomMember(member.peer_id, member.name or member.peer_id[:12], online,
-                                  member.last_seen))
+                                  member.last_seen, False, roles.get(member.peer_id, "")))
         return out
 
     def member_invite(self, room_id_hex: str, peer_id: str) -> str:
@@ -340,16 +361,31 @@ class RoomService:
 
     def _open(self, secrets: rc.RoomSecrets) -> None:
         self._names.pop(secrets.room_id, None)  # a room joined again starts with no members
-        live = LiveRoom(secrets)
+        live = LiveRoom(self.governor.secrets(secrets))
         self._live[secrets.room_id] = live
-        self._pubsub.set_topic_validator(secrets.topic, self._validator(secrets), False)
+        self._pubsub.set_topic_validator(secrets.topic, self._validator(live), False)
         self._nursery.start_soon(self._run_room, live)
 
-    def _validator(self, secrets: rc.RoomSecrets):  # type: ignore[no-untyped-def]
+    def refresh_keys(self, room_id: bytes) -> None:
+        """The epoch keys we hold for a room changed: open posts with them from now on, and
+        catch up on what we could not open before."""
+        live = self._live.get(room_id)
+        stored = self.store.room(room_id)
+        if live is None or stored is None:
+            return
+        live.secrets = self.governor.secrets(stored.secrets)
+        live.synced_with.clear()
+        connected = [m.peer_id for m in self.store.members(room_id)
+                     if self._connections.is_connected(m.peer_id)]
+        for peer_id in random.sample(connected, min(len(connected), RESYNC_PEERS)):
+            self.sync.request(live, peer_id)
+
+    def _validator(self, live: LiveRoom):  # type: ignore[no-untyped-def]
         """Only posts that open, verify, keep to the room's clock and to the quotas, and do
         not lose an equivocation, are delivered and relayed to other members."""
 
         def validate(peer: ID, message: rpc_pb2.Message) -> bool:
+            secrets = live.secrets
             try:
                 return self._admit_live(secrets, str(peer), message)
             except Exception:  # one message, never the node
@@ -366,7 +402,7 @@ class RoomService:
         except rc.RoomError as exc:
             log.info("dropped a room post relayed by %s: %s", forwarder, exc)
             return False
-        problem = self._out_of_step(post)
+        problem = self._out_of_step(post) or self.governor.refusal(post)
         if problem:
             log.info("room %s: dropped a post by %s relayed by %s: %s", secrets.id_hex,
                      post.author, forwarder, problem)
@@ -431,7 +467,7 @@ class RoomService:
         except rc.RoomError as exc:
             log.info("dropped a post for room %s from %s: %s", secrets.id_hex, source, exc)
             return Taken(None, None)
-        problem = self._out_of_step(post)
+        problem = self._out_of_step(post) or self.governor.refusal(post)
         if problem:
             log.info("room %s: dropped a post by %s from %s: %s", secrets.id_hex, post.author,
                      source, problem)
@@ -537,6 +573,10 @@ class RoomService:
     def _members_changed(self, room_id: bytes) -> None:
         self._names.pop(room_id, None)
         self._changed(room_id, members=True)
+
+    def members_changed(self, room_id: bytes) -> None:
+        """Who is in the room changed (a governed room's log said so): show it again."""
+        self._members_changed(room_id)
 
     async def reach_members(self, room_id: bytes) -> None:
         """Connect to some members of a room (``interfaces.RoomChannel``)."""

@@ -1,0 +1,482 @@
+"""``RoomGovernance``: roles, removal, key epochs and invites of governed rooms.
+
+A governed room's membership log is room posts of kind ``KIND_MEMBERSHIP``
+(``app.core.room.membership``, docs/protocol.md 8.11). This service writes our entries, replays
+the log whenever an entry arrives (the kind's handler), says what changed (events), opens the
+epoch keys sealed to us, drops the posts the log voids, and does a member's duties: admitting
+joiners the room's mode lets it admit, rotating the key when someone who held it is out, and
+delivering the current key to members who lack it. ``RoomService`` asks it, as its
+``RoomGovernor``, which keys seal a room's posts and whether a post stands.
+
+Admins do their duties at once; other members wait ``DUTY_DELAY`` first and look again, so a
+room with an admin online does not get one admission per member.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import nacl.signing
+import trio
+
+from app.core import room as rc
+from app.core.events import (
+    JoinRequested,
+    KeyRotated,
+    MemberJoined,
+    MemberRemoved,
+    RemovedFromRoom,
+    RoleChanged,
+    RoomPostRemoved,
+    RoomSettingsChanged,
+)
+from app.core.identity import is_valid_peer_id, public_key_from_peer_id
+from app.core.room import membership as ms
+from app.node.interfaces import Emit, LocalPeer, RoomChannel, Tasks
+from app.store.room_governance import GovernanceStore
+
+log = logging.getLogger(__name__)
+
+DUTY_DELAY = (0.5, 2.0)        # seconds a member (not an admin) waits before a duty
+MAX_INVITE_SECONDS = 10 * 365 * 86400
+
+
+class GovernanceError(ValueError):
+    """A change the user asked for that the room's log would not accept; says why."""
+
+
+class RoomGovernance:
+    """The membership log of our governed rooms (``interfaces.RoomGovernor``)."""
+
+    def __init__(self, store: GovernanceStore, *, us: LocalPeer, nursery: Tasks, emit: Emit,
+                 channel: RoomChannel, refresh_keys: Callable[[bytes], None],
+                 members_changed: Callable[[bytes], None],
+                 room_link: Callable[[bytes], str]) -> None:
+        self.store = store
+        self._us = us
+        self._nursery = nursery
+        self._emit = emit
+        self._channel = channel
+        self._refresh_keys = refresh_keys
+        self._members_changed = members_changed
+        self._room_link = room_link
+        self._states: dict[bytes, ms.RoomState] = {}
+        self._keys: dict[bytes, dict[bytes, bytes]] = {}
+        self._genesis: dict[bytes, bytes] = {}           # room id -> nonce, until written
+        self._join_intent: dict[bytes, bytes | None] = {}  # room id -> invite seed
+        self._duties_pending: set[bytes] = set()
+        self._announced_epoch: dict[bytes, bytes] = {}
+
+    @property
+    def _me(self) -> str:
+        return self._us.identity.peer_id
+
+    def start(self, room_ids: list[bytes]) -> None:
+        """Replay every room's log once, quietly (what it says was announced before)."""
+        for room_id in room_ids:
+            self.refresh(room_id, quiet=True)
+
+    # -- RoomGovernor ------------------------------------------------------------------------
+
+    def new_room(self) -> rc.RoomSecrets:
+        room_id, nonce = ms.new_genesis(self._us.identity)
+        self._genesis[room_id] = nonce
+        return rc.RoomSecrets(room_id, rc.RoomSecrets.generate().key)
+
+    async def created(self, room_id: bytes) -> None:
+        nonce = self._genesis.pop(room_id)
+        key = ms.new_epoch_key()
+        epoch = ms.epoch_id(key)
+        self._keep_key(room_id, epoch, key)
+        await self._write(room_id, {"op": "genesis", "nonce": nonce.hex(), "epoch": epoch.hex(),
+                                    "keys": ms.keys_field(key, [self._me]), "settings": {}})
+
+    def joining(self, room_id: bytes, invite_seed: bytes | None) -> None:
+        self._join_intent[room_id] = invite_seed
+        self.refresh(room_id)
+
+    async def leaving(self, room_id: bytes) -> None:
+        state = self._states.pop(room_id, None)
+        self._keys.pop(room_id, None)
+        if state is None or not state.governed:
+            return
+        body = {"op": "leave", "seq": self.store.last_seq(room_id, self._us.identity.public_key)}
+        if state.status.get(self._me) in (ms.Status.MEMBER, ms.Status.JOINING) and \
+                self._would_apply(room_id, state, body):
+            await self._channel.post_payload(room_id, rc.KIND_MEMBERSHIP, ms.encode_body(body))
+
+    def secrets(self, stored: rc.RoomSecrets) -> rc.RoomSecrets:
+        state = self._states.get(stored.room_id)
+        if state is None or not state.governed:
+            return stored
+        keys = self._held_keys(stored.room_id)
+        current = next((e.epoch_id for e in reversed(state.epochs) if e.epoch_id in keys), None)
+        return stored.with_epochs(keys, current)
+
+    def refusal(self, post: rc.RoomPost) -> str:
+        state = self._states.get(post.room_id)
+        if post.kind == rc.KIND_ANNOUNCE:
+            return ""
+        if post.kind == rc.KIND_MEMBERSHIP:
+            return "" if post.epoch is None else "a membership entry sealed with an epoch key"
+        if state is None or not state.governed:
+            return ""
+        if post.epoch is None:
+            return "a governed room's posts are sealed with an epoch key, not the link key"
+        if state.voided(post.author, post.author_seq):
+            return "posted after its author was removed or left"
+        if (post.author, post.post_id) in state.deleted:
+            return "deleted by an admin"
+        status = state.status.get(post.author)
+        if status in (ms.Status.REMOVED, ms.Status.BANNED, ms.Status.LEFT):
+            return ""  # numbered before it was removed (the fence): it stands
+        role = state.role(post.author)
+        if role is None:
+            return "its author is not a member"
+        if role is ms.Role.OBSERVER:
+            return "observers do not post"
+        return ""
+
+    def post_refusal(self, room_id: bytes) -> str:
+        state = self._states.get(room_id)
+        if state is None or not state.governed:
+            return ""
+        status = state.status.get(self._me)
+        if status in (ms.Status.REMOVED, ms.Status.BANNED):
+            return "You were removed from this room."
+        if status is not ms.Status.MEMBER:
+            return "You are not admitted to this room yet."
+        if state.roles.get(self._me) is ms.Role.OBSERVER:
+            return "You are an observer in this room: you can read but not post."
+        if self.secrets_current(room_id) is None:
+            return "Waiting for the room's current key from a member."
+        return ""
+
+    def roles(self, room_id: bytes) -> dict[str, str]:
+        state = self._states.get(room_id)
+        if state is None or not state.governed:
+            return {}
+        return {p: state.roles.get(p, ms.Role.MEMBER).value for p in state.members()}
+
+    # -- the handler of kind KIND_MEMBERSHIP -------------------------------------------------
+
+    def take(self, room_id: bytes, post: rc.RoomPost) -> None:
+        self.refresh(room_id)
+
+    def present(self, body: bytes) -> tuple[str, str | None] | None:
+        return None  # bookkeeping; the window shows the events it causes
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def state(self, room_id: bytes) -> ms.RoomState | None:
+        return self._states.get(room_id)
+
+    def secrets_current(self, room_id: bytes) -> bytes | None:
+        state = self._states.get(room_id)
+        keys = self._held_keys(room_id)
+        if state is None:
+            return None
+        return next((e.epoch_id for e in reversed(state.epochs) if e.epoch_id in keys), None)
+
+    def _held_keys(self, room_id: bytes) -> dict[bytes, bytes]:
+        keys = self._keys.get(room_id)
+        if keys is None:
+            keys = self._keys[room_id] = self.store.epoch_keys(room_id)
+        return keys
+
+    def _keep_key(self, room_id: bytes, epoch: bytes, key: bytes) -> None:
+        self.store.add_epoch_key(room_id, epoch, key)
+        self._held_keys(room_id)[epoch] = key
+
+    def _governed(self, room_id_hex: str) -> tuple[bytes, ms.RoomState]:
+        try:
+            room_id = bytes.fromhex(room_id_hex)
+        except ValueError:
+            room_id = b""
+        state = self._states.get(room_id)
+        if state is None:
+            raise GovernanceError(f"you are not in room {room_id_hex}")
+        if not state.governed:
+            raise GovernanceError("this room has no roles: it was made before rooms had owners, "
+                                  "or its log has not reached us yet")
+        return room_id, state
+
+    # -- what the user does ------------------------------------------------------------------
+
+    async def set_role(self, room_id_hex: str, peer_id: str, role: str) -> None:
+        room_id, state = self._governed(room_id_hex)
+        try:
+            new = ms.Role(role)
+        except ValueError:
+            raise GovernanceError("a role is owner, admin, member or observer") from None
+        if state.role(peer_id) is None:
+            raise GovernanceError("this person is not a member of the room")
+        body = {"op": "role", "peer": peer_id, "role": new.value}
+        self._require(room_id, state, body, f"You cannot make this member {new.value}.")
+        await self._write(room_id, body)
+
+    async def remove_member(self, room_id_hex: str, peer_id: str, ban: bool = False) -> None:
+        room_id, state = self._governed(room_id_hex)
+        if not is_valid_peer_id(peer_id):
+            raise GovernanceError("not a peer id")
+        body: dict[str, Any] = {
+            "op": "remove", "peer": peer_id, "ban": bool(ban),
+            "seq": self.store.last_seq(room_id, public_key_from_peer_id(peer_id))}
+        self._require(room_id, state, body, "You cannot remove this member.")
+        remaining = set(state.members()) - {peer_id}
+        await self._write(room_id, {**body, **self._new_epoch(room_id, remaining)})
+
+    async def rotate(self, room_id_hex: str) -> None:
+        room_id, state = self._governed(room_id_hex)
+        self._require(room_id, state, {"op": "rotate", "epoch": "00" * 16},
+                      "Only owners and admins start a new key.")
+        await self._write(room_id, {"op": "rotate", **self._new_epoch(room_id,
+                                                                      set(state.members()))})
+
+    async def approve_join(self, room_id_hex: str, peer_id: str, accept: bool = True) -> None:
+        room_id, state = self._governed(room_id_hex)
+        if state.status.get(peer_id) is not ms.Status.JOINING:
+            raise GovernanceError("this person is not asking to join")
+        if accept:
+            body = self._admit_body(room_id, state, peer_id)
+            self._require(room_id, state, body, "Only owners and admins accept joins.")
+        else:
+            body = {"op": "remove", "peer": peer_id, "ban": False, "seq": 0}
+            self._require(room_id, state, body, "Only owners and admins refuse joins.")
+        await self._write(room_id, body)
+
+    async def settings(self, room_id_hex: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """The room's settings after ``changes`` (none: just read them)."""
+        room_id, state = self._governed(room_id_hex)
+        if changes:
+            body = {"op": "settings", "settings": changes}
+            try:
+                ms._settings(changes, state.settings)
+            except ms.BadEntry as exc:
+                raise GovernanceError(str(exc)) from None
+            self._require(room_id, state, body, "Only owners and admins change the settings.")
+            await self._write(room_id, body)
+            state = self._states[room_id]
+        return state.settings.to_json()
+
+    async def create_invite(self, room_id_hex: str, expires_in: float = 0,
+                            uses: int = 0) -> tuple[str, str]:
+        """(link, invite id) of a new invite token."""
+        room_id, state = self._governed(room_id_hex)
+        if not 0 <= expires_in <= MAX_INVITE_SECONDS:
+            raise GovernanceError("an invite expires within ten years, or never (0)")
+        if not 0 <= uses <= ms.MAX_INVITE_USES:
+            raise GovernanceError(f"an invite has 0 (unlimited) to {ms.MAX_INVITE_USES} uses")
+        seed = os.urandom(32)
+        invite_key = bytes(nacl.signing.SigningKey(seed).verify_key).hex()
+        expires = int((time.time() + expires_in) * 1000) if expires_in else 0
+        body = {"op": "invite", "invite": invite_key, "expires": expires, "uses": int(uses)}
+        self._require(room_id, state, body, "Only owners and admins make invites.")
+        link = replace(rc.parse_room_invite(self._room_link(room_id)),
+                       invite_seed=seed).to_link()
+        self.store.add_invite(room_id, invite_key, seed, link)
+        await self._write(room_id, body)
+        return link, invite_key
+
+    async def revoke_invite(self, room_id_hex: str, invite_id: str) -> None:
+        room_id, state = self._governed(room_id_hex)
+        body = {"op": "revoke_invite", "invite": invite_id}
+        self._require(room_id, state, body, "There is no such live invite you can revoke.")
+        await self._write(room_id, body)
+
+    def invites(self, room_id_hex: str) -> list[dict[str, Any]]:
+        room_id, state = self._governed(room_id_hex)
+        links = {key: link for key, link, _ in self.store.invites(room_id)}
+        return [{"invite_id": i.invite_key, "expires_ms": i.expires_ms, "uses": i.uses,
+                 "used": i.used, "revoked": i.revoked, "by": i.by,
+                 "link": links.get(i.invite_key, "")} for i in state.invites.values()]
+
+    async def delete_post(self, room_id_hex: str, post_id_hex: str) -> None:
+        room_id, state = self._governed(room_id_hex)
+        try:
+            post_id = bytes.fromhex(post_id_hex)
+        except ValueError:
+            post_id = b""
+        author = self.store.post_author(room_id, post_id) if len(post_id) == 16 else None
+        if author is None:
+            raise GovernanceError("there is no such post in this room")
+        body = {"op": "delete", "author": author, "post": post_id.hex()}
+        self._require(room_id, state, body, "Only owners and admins delete others' posts.")
+        await self._write(room_id, body)
+
+    # -- the log -----------------------------------------------------------------------------
+
+    def _would_apply(self, room_id: bytes, state: ms.RoomState, body: dict[str, Any]) -> bool:
+        """Whether an entry we would write now counts, by the very rules every member uses."""
+        entries = list(state.applied)
+        lamport = max((e.lamport for e in entries), default=0) + 1
+        seq = self.store.last_seq(room_id, self._us.identity.public_key) + 1
+        probe = ms.Entry(self._me, lamport, self._us.identity.public_key, b"\xff" * 16, seq,
+                         int(time.time() * 1000), body)
+        return probe in ms.replay(room_id, [*entries, probe]).applied
+
+    def _require(self, room_id: bytes, state: ms.RoomState, body: dict[str, Any],
+                 refusal: str) -> None:
+        if not self._would_apply(room_id, state, body):
+            raise GovernanceError(refusal)
+
+    def _new_epoch(self, room_id: bytes, recipients: set[str]) -> dict[str, Any]:
+        """A new epoch key, kept, and the fields that hand it to ``recipients``."""
+        key = ms.new_epoch_key()
+        epoch = ms.epoch_id(key)
+        self._keep_key(room_id, epoch, key)
+        return {"epoch": epoch.hex(), "keys": ms.keys_field(key, recipients)}
+
+    def _admit_body(self, room_id: bytes, state: ms.RoomState, peer_id: str) -> dict[str, Any]:
+        keys = self._held_keys(room_id)
+        epochs = [e.epoch_id for e in state.epochs if e.epoch_id in keys]
+        if not state.settings.history:
+            epochs = epochs[-1:]
+        return {"op": "admit", "peer": peer_id, "epochs": [
+            [e.hex(), ms.keys_field(keys[e], [peer_id])[0][1]] for e in epochs]}
+
+    async def _write(self, room_id: bytes, body: dict[str, Any]) -> None:
+        await self._channel.post_payload(room_id, rc.KIND_MEMBERSHIP, ms.encode_body(body))
+        self.refresh(room_id)
+
+    def refresh(self, room_id: bytes, quiet: bool = False) -> None:
+        """Replay the room's log, and act on what changed."""
+        if not self._channel.has_room(room_id):
+            return
+        before = self._states.get(room_id) or ms.RoomState()
+        before_current = self.secrets_current(room_id)
+        state = ms.replay(room_id, self.store.entries(room_id))
+        self._states[room_id] = state
+        if not state.governed:
+            return
+        gone: list[bytes] = []
+        if not before.governed:
+            gone += self.store.drop_link_key_posts(room_id)
+        for peer, fences in state.fences.items():
+            if fences != before.fences.get(peer):
+                gone += self.store.drop_posts(room_id, public_key_from_peer_id(peer), fences)
+        for author, post_id in state.deleted - before.deleted:
+            if self.store.drop_post(room_id, public_key_from_peer_id(author), post_id):
+                gone.append(post_id)
+        for post_id in gone:
+            self._emit(RoomPostRemoved(room=room_id.hex(), id=post_id.hex()))
+        self.store.save_state(room_id, state)
+        new_keys = self._open_keys(room_id, state)
+        if not quiet:
+            self._announce(room_id, before, state)
+        current = self.secrets_current(room_id)
+        if new_keys or current != before_current or state.members() != before.members():
+            self._refresh_keys(room_id)
+        if current is not None and self._announced_epoch.get(room_id) != current:
+            self._announced_epoch[room_id] = current
+            if not quiet:
+                order = next(e.order for e in state.epochs if e.epoch_id == current)
+                self._emit(KeyRotated(room=room_id.hex(), epoch=order))
+        self._members_changed(room_id)
+        self._schedule_duties(room_id)
+
+    def _open_keys(self, room_id: bytes, state: ms.RoomState) -> bool:
+        held = self._held_keys(room_id)
+        opened = False
+        for epoch, boxes in state.sealed.items():
+            if epoch in held or self._me not in boxes:
+                continue
+            key = ms.open_key(boxes[self._me], self._us.identity, epoch)
+            if key is None:
+                log.info("room %s: a key delivered to us did not open", room_id.hex())
+                continue
+            self._keep_key(room_id, epoch, key)
+            opened = True
+        return opened
+
+    def _announce(self, room_id: bytes, before: ms.RoomState, state: ms.RoomState) -> None:
+        room = room_id.hex()
+        for peer, status in state.status.items():
+            old = before.status.get(peer)
+            by = state.changed_by.get(peer, "")
+            if status is old:
+                if status is ms.Status.MEMBER and before.roles.get(peer) != state.roles[peer]:
+                    self._emit(RoleChanged(room=room, peer_id=peer,
+                                           role=state.roles[peer].value, by=by))
+            elif status is ms.Status.MEMBER:
+                if peer != self._me or old is not None:
+                    self._emit(MemberJoined(room=room, peer_id=peer, by=by))
+            elif status in (ms.Status.REMOVED, ms.Status.BANNED, ms.Status.LEFT):
+                ban = status is ms.Status.BANNED
+                if peer == self._me and status is not ms.Status.LEFT:
+                    self._emit(RemovedFromRoom(room=room, by=by, ban=ban))
+                elif old is not None:
+                    self._emit(MemberRemoved(room=room, peer_id=peer, by=by, ban=ban))
+            elif status is ms.Status.JOINING and state.settings.join is ms.JoinMode.APPROVE:
+                role = state.role(self._me)
+                if role is not None and role.rank >= ms.Role.ADMIN.rank:
+                    self._emit(JoinRequested(room=room, peer_id=peer))
+        if state.settings != before.settings and before.governed:
+            self._emit(RoomSettingsChanged(room=room, settings=state.settings.to_json(),
+                                           by=state.settings_by))
+
+    # -- duties ------------------------------------------------------------------------------
+
+    def _schedule_duties(self, room_id: bytes) -> None:
+        if room_id not in self._duties_pending:
+            self._duties_pending.add(room_id)
+            self._nursery.start_soon(self._duties, room_id)
+
+    async def _duties(self, room_id: bytes) -> None:
+        try:
+            state = self._states.get(room_id)
+            role = state.role(self._me) if state is not None else None
+            if role is not None and role.rank < ms.Role.ADMIN.rank:
+                await trio.sleep(random.uniform(*DUTY_DELAY))
+        finally:
+            self._duties_pending.discard(room_id)
+        state = self._states.get(room_id)
+        if state is None or not state.governed or not self._channel.has_room(room_id):
+            return
+        await self._join_if_asked(room_id, state)
+        role = state.role(self._me)
+        if role is None or self.secrets_current(room_id) is None:
+            return
+        for peer, status in sorted(state.status.items()):
+            if status is ms.Status.JOINING and state.settings.join is not ms.JoinMode.APPROVE:
+                body = self._admit_body(room_id, state, peer)
+                if self._would_apply(room_id, state, body):
+                    await self._write(room_id, body)
+                    state = self._states[room_id]
+        if state.tainted() and role.rank >= ms.Role.ADMIN.rank:
+            await self._write(room_id, {"op": "rotate",
+                                        **self._new_epoch(room_id, set(state.members()))})
+            return
+        missing = state.missing_key()
+        current = self.secrets_current(room_id)
+        epoch = state.current_epoch
+        if missing and epoch is not None and current == epoch.epoch_id:
+            key = self._held_keys(room_id)[current]
+            await self._write(room_id, {"op": "keys", "epoch": current.hex(),
+                                        "keys": ms.keys_field(key, missing)})
+
+    async def _join_if_asked(self, room_id: bytes, state: ms.RoomState) -> None:
+        """Write our join once the log has reached us (so that it follows the genesis): when
+        we joined from a link, or hold a governed room we never joined (after a restart)."""
+        status = state.status.get(self._me)
+        asked = room_id in self._join_intent
+        if status in (ms.Status.MEMBER, ms.Status.JOINING, ms.Status.BANNED):
+            self._join_intent.pop(room_id, None)
+            return
+        if status is not None and not asked:
+            return  # removed or left: only a new link brings us back
+        seed = self._join_intent.pop(room_id, None)
+        body: dict[str, Any] = {"op": "join"}
+        if seed is not None:
+            body["invite"], body["sig"] = ms.invite_proof(seed, room_id, self._me)
+        if self._would_apply(room_id, state, body):
+            await self._write(room_id, body)
+        else:
+            log.info("room %s: our join would not count (the invite is revoked, expired or "
+                     "used up, or the room wants an invite)", room_id.hex())

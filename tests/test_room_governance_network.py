@@ -1,0 +1,86 @@
+"""Governed rooms between real peers in one process: roles, removal that locks out, epochs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from app.core.events import RoomMessage
+from tests.peers import Peer, peers
+
+
+def run(coro_fn):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro_fn())
+
+
+async def texts(peer: Peer, room_id: str) -> list[str]:
+    return [p.text for p in await peer.client.room_history(room_id, limit=1000)]
+
+
+async def wait_texts(peer: Peer, room_id: str, wanted: list[str], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        held = await texts(peer, room_id)
+        if all(t in held for t in wanted):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{peer.name} holds {held}, wants {wanted}")
+        await asyncio.sleep(0.05)
+
+
+async def roles(peer: Peer, room_id: str) -> dict[str, str]:
+    return {m.peer_id: m.role for m in await peer.client.room_members(room_id)}
+
+
+async def wait_roles(peer: Peer, room_id: str, wanted: dict[str, str], timeout: float = 30
+                     ) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (held := await roles(peer, room_id)) != wanted:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{peer.name} sees roles {held}, wants {wanted}")
+        await asyncio.sleep(0.05)
+
+
+async def admitted(peer: Peer, owner: Peer, room_id: str) -> None:
+    """``peer`` joined and holds the current key (it can post)."""
+    await peer.wait_event("member_joined", peer_id=peer.peer_id, room=room_id)
+    await peer.wait_event("key_rotated", room=room_id)
+
+
+def test_a_removed_member_reads_nothing_new_and_its_posts_are_dropped(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob", "Cy") as (ada, bob, cy):
+            room = await ada.client.create_room("Club")
+            rid = room.room_id
+            await bob.client.join_room(room.invite)
+            await admitted(bob, ada, rid)
+            await cy.client.join_room(room.invite)
+            await admitted(cy, ada, rid)
+            await wait_roles(bob, rid, {ada.peer_id: "owner", bob.peer_id: "member",
+                                        cy.peer_id: "member"})
+            await cy.client.post(rid, "hello from cy")
+            await wait_texts(bob, rid, ["hello from cy"])
+
+            await ada.client.remove_member(rid, cy.peer_id)
+            removed = await cy.wait_event("removed_from_room", room=rid)
+            assert removed[0].to_json()["by"] == ada.peer_id
+            await bob.wait_event("member_removed", peer_id=cy.peer_id, by=ada.peer_id)
+            await bob.wait_event("key_rotated", room=rid, epoch=2)
+            await ada.client.post(rid, "after the removal")
+            await wait_texts(bob, rid, ["after the removal"])
+            # Cy keeps what it held, and can neither read nor post anything new.
+            assert "hello from cy" in await texts(cy, rid)
+            try:
+                await cy.client.post(rid, "still here?")
+            except ValueError as exc:
+                assert "removed" in str(exc)
+            else:
+                raise AssertionError("a removed member could post")
+            await bob.client.post(rid, "bob after")
+            await wait_texts(ada, rid, ["bob after"])
+            assert not [e for e in cy.named("room_message")
+                        if isinstance(e, RoomMessage) and e.text in
+                        ("after the removal", "bob after")]
+            assert "after the removal" not in await texts(cy, rid)
+
+    run(scenario)
