@@ -143,7 +143,10 @@ async def _create_room(client: KithClient, args: dict[str, Any]) -> Reply:
     description = args.get("description", "")
     if not isinstance(description, str):
         raise CommandError("'description' must be a str")
-    await client.create_room(require(args, "name"), description)
+    governed = args.get("governed", False)
+    if not isinstance(governed, bool):
+        raise CommandError('"governed" is true or false')
+    await client.create_room(require(args, "name"), description, governed)
     return None  # the node announces room_created
 
 

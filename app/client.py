@@ -393,8 +393,10 @@ class KithClient:
 
     # -- rooms --------------------------------------------------------------------------------
 
-    async def create_room(self, name: str, description: str = "") -> RoomInfo:
-        return await self.call(lambda node: node.rooms.create(name, description))
+    async def create_room(self, name: str, description: str = "", governed: bool = False
+                          ) -> RoomInfo:
+        """A new room; ``governed``: we own it, with roles, removal and key epochs."""
+        return await self.call(lambda node: node.rooms.create(name, description, governed))
 
     async def join_room(self, invite: str) -> RoomInfo:
         """Join from a ``kith:room`` link; raises ``InvalidInvite`` with plain words."""
@@ -425,7 +427,7 @@ class KithClient:
     async def mark_room_read(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.mark_read(room_id))
 
-    # -- governed rooms: roles, removal, invites, moderation (docs/protocol.md 8.11) ---------
+    # -- governed rooms: roles, removal, invites, moderation (docs/protocol.md 8.12) ---------
 
     async def set_role(self, room_id: str, peer_id: str, role: str) -> None:
         """Make a member owner, admin, member or observer (``role_changed`` follows)."""

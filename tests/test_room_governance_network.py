@@ -9,7 +9,7 @@ from app.core.events import RoomMessage
 from tests.peers import Peer, peers
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+def run(coro_fn):
     return asyncio.run(coro_fn())
 
 
@@ -50,7 +50,7 @@ async def admitted(peer: Peer, owner: Peer, room_id: str) -> None:
 def test_a_removed_member_reads_nothing_new_and_its_posts_are_dropped(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with peers(tmp_path, "Ada", "Bob", "Cy") as (ada, bob, cy):
-            room = await ada.client.create_room("Club")
+            room = await ada.client.create_room("Club", governed=True)
             rid = room.room_id
             await bob.client.join_room(room.invite)
             await admitted(bob, ada, rid)

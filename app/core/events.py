@@ -454,7 +454,7 @@ class ConnectionUpgraded(Event):
     addr: str
 
 
-# -- governed rooms (docs/protocol.md 8.11) ----------------------------------------------------
+# -- governed rooms (docs/protocol.md 8.12) ----------------------------------------------------
 
 
 @dataclass(frozen=True)

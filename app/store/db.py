@@ -238,25 +238,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (room_id, author_key, author_seq)
     );
     """,
-    # 10: governed rooms (app/store/room_governance.py, docs/protocol.md 8.11). The membership
+    # 10: governed rooms (app/store/room_governance.py, docs/protocol.md 8.12). The membership
     # log itself is room posts of kind 32; here are what replaying it gave (each member's role
     # and status, for listing members without a replay), the epoch keys we hold, and the
     # invite tokens we made (their secret half, to show the link again and to revoke it).
     """
-    CREATE TABLE room_roles (
+    CREATE TABLE IF NOT EXISTS room_roles (
         room_id  BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
         peer_id  TEXT NOT NULL,
         role     TEXT NOT NULL,
         status   TEXT NOT NULL,
         PRIMARY KEY (room_id, peer_id)
     );
-    CREATE TABLE room_epoch_keys (
+    CREATE TABLE IF NOT EXISTS room_epoch_keys (
         room_id  BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
         epoch_id BLOB NOT NULL,
         key      BLOB NOT NULL,
         PRIMARY KEY (room_id, epoch_id)
     );
-    CREATE TABLE room_invites (
+    CREATE TABLE IF NOT EXISTS room_invites (
         room_id    BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
         invite_key TEXT NOT NULL,
         seed       BLOB NOT NULL,

@@ -1,7 +1,7 @@
 """A governed room's membership log: who is in, with which role, and which key epoch is current.
 
 The log is a sequence of signed room posts of kind ``KIND_MEMBERSHIP`` (docs/protocol.md,
-section 8.11). Every member replays the whole log from its genesis, in the room's shared order
+section 8.12). Every member replays the whole log from its genesis, in the room's shared order
 (lamport, author key, post id), and judges each entry by the state the entries before it left:
 an entry its author had no right to make is void. Members holding the same entries therefore
 hold the same state, whatever order the entries reached them in.
@@ -163,6 +163,7 @@ class RoomState:
     roles: dict[str, Role] = field(default_factory=dict)
     status: dict[str, Status] = field(default_factory=dict)
     changed_by: dict[str, str] = field(default_factory=dict)  # who last changed a peer
+    joined_seq: dict[str, int] = field(default_factory=dict)  # author_seq of a peer's join
     settings: Settings = field(default_factory=Settings)
     settings_by: str = ""
     epochs: list[Epoch] = field(default_factory=list)
@@ -398,6 +399,7 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
         state.owner_key = entry.author_key
         state.status[author] = Status.MEMBER
         state.roles[author] = Role.OWNER
+        state.joined_seq[author] = entry.author_seq
         state.settings = _settings(body.get("settings", {}), Settings())
         return _open_epoch(state, entry, {author})
     if not state.governed:
@@ -424,6 +426,7 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
             return False
         state.status[author] = Status.JOINING
         state.roles[author] = Role.MEMBER
+        state.joined_seq[author] = entry.author_seq
         if author in open_fences:
             closed.setdefault(author, []).append((open_fences.pop(author), entry.author_seq))
         return True
@@ -434,7 +437,7 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
             return False  # the last owner hands the room over first
         state.status[author] = Status.LEFT
         state.changed_by[author] = author
-        open_fences[author] = _int(body, "seq", 2**32, entry.author_seq)
+        open_fences[author] = entry.author_seq
         return True
     if role is None:
         return False
@@ -497,7 +500,7 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
         state.status[peer] = Status.BANNED if ban else Status.REMOVED
         state.changed_by[peer] = author
         if peer not in open_fences:
-            open_fences[peer] = _int(body, "seq", 2**32)
+            open_fences[peer] = max(_int(body, "seq", 2**32), state.joined_seq.get(peer, 0))
         if "epoch" in body:
             _open_epoch(state, entry, set(state.members()))
         return True

@@ -44,10 +44,10 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_ANNOUNCE = 2
 KIND_FILE = 3
-KIND_MEMBERSHIP = 32  # a governed room's membership log entry (8.11)
+KIND_MEMBERSHIP = 32  # a governed room's membership log entry (8.12)
 KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE, KIND_MEMBERSHIP})
 # Kinds sealed with the link key even in a governed room: whoever holds the link reads the
-# log and finds members; everything else is sealed with the current epoch key (8.11).
+# log and finds members; everything else is sealed with the current epoch key (8.12).
 LINK_KEY_KINDS = frozenset({KIND_ANNOUNCE, KIND_MEMBERSHIP})
 EPOCH_VERSION = 2  # the envelope version of a post sealed with an epoch key
 EPOCH_ID_SIZE = 16

@@ -50,7 +50,7 @@ class RoomSecrets:
 
     room_id: bytes
     key: bytes
-    # A governed room's epoch keys held (epoch id -> key, docs/protocol.md 8.11), and the one
+    # A governed room's epoch keys held (epoch id -> key, docs/protocol.md 8.12), and the one
     # our posts are sealed with; neither changes what the room is (equality, hash).
     epochs: Mapping[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
     current_epoch: bytes | None = field(default=None, compare=False, repr=False)
@@ -128,7 +128,7 @@ class RoomInvite:
     name: str
     description: str = ""
     via: tuple[str, ...] = field(default_factory=tuple)
-    # A governed room's invite token (docs/protocol.md 8.11): the seed of the invite's key,
+    # A governed room's invite token (docs/protocol.md 8.12): the seed of the invite's key,
     # which signs the join; None for an open link.
     invite_seed: bytes | None = field(default=None, repr=False)
 

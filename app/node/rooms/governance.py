@@ -1,7 +1,7 @@
 """``RoomGovernance``: roles, removal, key epochs and invites of governed rooms.
 
 A governed room's membership log is room posts of kind ``KIND_MEMBERSHIP``
-(``app.core.room.membership``, docs/protocol.md 8.11). This service writes our entries, replays
+(``app.core.room.membership``, docs/protocol.md 8.12). This service writes our entries, replays
 the log whenever an entry arrives (the kind's handler), says what changed (events), opens the
 epoch keys sealed to us, drops the posts the log voids, and does a member's duties: admitting
 joiners the room's mode lets it admit, rotating the key when someone who held it is out, and
@@ -106,7 +106,7 @@ class RoomGovernance:
         self._keys.pop(room_id, None)
         if state is None or not state.governed:
             return
-        body = {"op": "leave", "seq": self.store.last_seq(room_id, self._us.identity.public_key)}
+        body = {"op": "leave"}
         if state.status.get(self._me) in (ms.Status.MEMBER, ms.Status.JOINING) and \
                 self._would_apply(room_id, state, body):
             await self._channel.post_payload(room_id, rc.KIND_MEMBERSHIP, ms.encode_body(body))

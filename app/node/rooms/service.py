@@ -11,13 +11,16 @@ members can store, a post may not lead the room's clock by more than ``MAX_LAMPO
 posts pass per-author and per-peer quotas, and two posts by one author with the same number
 (an equivocation) resolve to the same one on every member (``app.node.room_limits``,
 docs/protocol.md 8.7-8.10). A failure while handling one post drops that post, never the node.
+
+Length: the one receive path every post takes (live or synced), what the user does with a
+room, and the questions it puts to a governed room's log (``governor``) stay together, so that
+no post can reach the store by a path that skipped a check.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -71,7 +74,6 @@ log = logging.getLogger(__name__)
 SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bursts
 GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 MAX_GAPS = 1024               # gaps remembered per room while they wait for GAP_GRACE
-RESYNC_PEERS = 2              # members asked again when new keys open what we could not
 
 
 class RoomServiceError(ValueError):
@@ -159,15 +161,18 @@ class RoomService:
 
     # -- what the user does -------------------------------------------------------------------
 
-    async def create(self, name: str, description: str = "") -> RoomInfo:
+    async def create(self, name: str, description: str = "", governed: bool = False
+                     ) -> RoomInfo:
+        """A new room; ``governed``: with an owner (us), roles and key epochs (8.12)."""
         try:
             clean = clean_display_name(name)
         except ValueError:
             raise RoomServiceError("a room needs a name") from None
-        secrets = self.governor.new_room()
+        secrets = self.governor.new_room() if governed else rc.RoomSecrets.generate()
         self.store.add_room(secrets, clean, rc.clean_description(description))
         self._open(secrets)
-        await self.governor.created(secrets.room_id)
+        if governed:
+            await self.governor.created(secrets.room_id)
         info = self.info(secrets.room_id)
         self._emit(RoomCreated(room_id=info.room_id, invite=info.invite))
         self._emit(RoomChanged(room=info))
@@ -369,16 +374,10 @@ class RoomService:
     def refresh_keys(self, room_id: bytes) -> None:
         """The epoch keys we hold for a room changed: open posts with them from now on, and
         catch up on what we could not open before."""
-        live = self._live.get(room_id)
-        stored = self.store.room(room_id)
-        if live is None or stored is None:
-            return
-        live.secrets = self.governor.secrets(stored.secrets)
-        live.synced_with.clear()
-        connected = [m.peer_id for m in self.store.members(room_id)
-                     if self._connections.is_connected(m.peer_id)]
-        for peer_id in random.sample(connected, min(len(connected), RESYNC_PEERS)):
-            self.sync.request(live, peer_id)
+        live, stored = self._live.get(room_id), self.store.room(room_id)
+        if live is not None and stored is not None:
+            live.secrets = self.governor.secrets(stored.secrets)
+            self.roster.resync(live)
 
     def _validator(self, live: LiveRoom):  # type: ignore[no-untyped-def]
         """Only posts that open, verify, keep to the room's clock and to the quotas, and do
@@ -574,8 +573,7 @@ class RoomService:
         self._names.pop(room_id, None)
         self._changed(room_id, members=True)
 
-    def members_changed(self, room_id: bytes) -> None:
-        """Who is in the room changed (a governed room's log said so): show it again."""
+    def members_changed(self, room_id: bytes) -> None:  # a governed room's log changed
         self._members_changed(room_id)
 
     async def reach_members(self, room_id: bytes) -> None:
