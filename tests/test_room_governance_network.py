@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from app.core import room as rc
 from app.core.events import RoomMessage
+from app.node.node import KithNode
 from tests.peers import Peer, peers
 
 
@@ -82,5 +84,45 @@ def test_a_removed_member_reads_nothing_new_and_its_posts_are_dropped(tmp_path: 
                         if isinstance(e, RoomMessage) and e.text in
                         ("after the removal", "bob after")]
             assert "after the removal" not in await texts(cy, rid)
+
+    run(scenario)
+
+
+def test_a_removed_members_later_posts_are_dropped_and_leaving_rotates(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob", "Cy") as (ada, bob, cy):
+            room = await ada.client.create_room("Club", governed=True)
+            rid, raw = room.room_id, bytes.fromhex(room.room_id)
+            for peer in (bob, cy):
+                await peer.client.join_room(room.invite)
+                await admitted(peer, ada, rid)
+            await ada.client.remove_member(rid, cy.peer_id)
+            await cy.wait_event("removed_from_room", room=rid)
+
+            async def forge(node: KithNode) -> bytes:
+                """What Cy's own node refuses to do: post with the epoch key it still holds."""
+                stored = node.rooms.store.room(raw)
+                assert stored is not None
+                secrets = node.rooms.governor.secrets(stored.secrets)
+                assert secrets.current_epoch is not None
+                return rc.encode_text_post(node.identity, secrets, "forged after removal",
+                                           lamport=stored.lamport + 1,
+                                           author_seq=stored.my_seq + 1, sent_at_ms=1)
+
+            envelope = await cy.client.call(forge)
+
+            async def deliver(node: KithNode) -> bool:
+                live = node.rooms._live[raw]
+                return (await node.rooms._receive(live, envelope, cy.peer_id)).stored
+
+            await bob.wait_event("key_rotated", room=rid, epoch=2)
+            assert await bob.client.call(deliver) is False
+            assert "forged after removal" not in await texts(bob, rid)
+
+            # Leaving starts a new epoch too (rotate_on_leave is on by default).
+            await bob.client.leave_room(rid)
+            await ada.wait_event("member_removed", peer_id=bob.peer_id, by=bob.peer_id)
+            await ada.wait_event("key_rotated", room=rid, epoch=3)
+            assert await roles(ada, rid) == {ada.peer_id: "owner"}
 
     run(scenario)

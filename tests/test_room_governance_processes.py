@@ -116,3 +116,45 @@ def test_removal_locks_out_rights_are_checked_and_everyone_converges(tmp_path: P
     finally:
         for node in (*nodes.values(), dee, *([eve] if eve else [])):
             node.quit()
+
+
+def test_a_revoked_or_used_up_invite_joins_nothing(tmp_path: Path) -> None:
+    names = ("Ada", "Bob", "Cy")
+    nodes = {n: NodeProcess(tmp_path / n.lower(), name=n) for n in names}
+    ada, bob, cy = (nodes[n] for n in names)
+    try:
+        ids = {n: p.expect("ready")["peer_id"] for n, p in nodes.items()}
+        room = ada.request({"cmd": "create_room", "name": "Guests", "governed": True},
+                           "room_created")["room_id"]
+        settings = ada.request({"cmd": "room_settings", "room": room, "join": "invite"},
+                               "room_settings")["settings"]
+        assert settings["join"] == "invite"
+        revoked = ada.request({"cmd": "create_invite", "room": room, "uses": 0},
+                              "invite_created")
+        ada.request({"cmd": "revoke_invite", "room": room, "invite_id": revoked["invite_id"]},
+                    "invite_revoked")
+        once = ada.request({"cmd": "create_invite", "room": room, "expires_in": 3600,
+                            "uses": 1}, "invite_created")
+        assert "&inv=" in once["invite"] and "&inv=" in revoked["invite"]
+
+        bob.request({"cmd": "join_room", "invite": revoked["invite"]}, "room_joined")
+        refused = bob.expect("join_refused", timeout=30, room=room)
+        assert "revoked" in refused["reason"]
+        assert "not admitted" in bob.request({"cmd": "post", "room": room, "text": "hi"},
+                                             "error")["message"]
+
+        join(cy, once["invite"], room, ids["Cy"])
+        cy.request({"cmd": "post", "room": room, "text": "cy is in"}, "posted")
+        # The one use is spent: Bob, trying that link too, is refused as well.
+        bob.request({"cmd": "join_room", "invite": once["invite"]}, "room_joined")
+        assert "used up" in bob.expect("join_refused", timeout=30, room=room)["reason"]
+        assert members(ada, room) == {ids["Ada"]: "owner", ids["Cy"]: "member"}
+        assert not bob.printed("member_joined", peer_id=ids["Bob"])
+        assert not bob.printed("room_message")
+        listed = ada.request({"cmd": "invites", "room": room}, "invites")["invites"]
+        by_id = {i["invite_id"]: i for i in listed}
+        assert by_id[revoked["invite_id"]]["revoked"] is True
+        assert (by_id[once["invite_id"]]["used"], by_id[once["invite_id"]]["uses"]) == (1, 1)
+    finally:
+        for node in nodes.values():
+            node.quit()

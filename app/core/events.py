@@ -519,6 +519,16 @@ class JoinRequested(Event):
 
 
 @dataclass(frozen=True)
+class JoinRefused(Event):
+    """Our join would not count: the link's invite was revoked, has expired or is used up, or
+    the room admits with an invite only (``reason`` in words)."""
+
+    name: ClassVar[str] = "join_refused"
+    room: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RoomSettingsChanged(Event):
     """A governed room's settings (join mode, history, rotation on leave, name, description)."""
 

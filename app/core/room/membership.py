@@ -192,12 +192,15 @@ class RoomState:
         return any(lo < author_seq < hi for lo, hi in self.fences.get(author, ()))
 
     def tainted(self) -> bool:
-        """The current epoch's key was delivered to someone who is no longer a member."""
+        """The current epoch's key was delivered to someone removed (or, with the setting
+        ``rotate_on_leave``, someone who left): it is time for a new epoch."""
         epoch = self.current_epoch
         if epoch is None:
             return False
-        return any(self.status.get(p) is not Status.MEMBER
-                   for p in self.holders.get(epoch.epoch_id, ()))
+        out = {Status.REMOVED, Status.BANNED}
+        if self.settings.rotate_on_leave:
+            out.add(Status.LEFT)
+        return any(self.status.get(p) in out for p in self.holders.get(epoch.epoch_id, ()))
 
     def missing_key(self) -> list[str]:
         """Members the current epoch's key was not delivered to yet."""

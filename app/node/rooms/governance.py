@@ -27,6 +27,7 @@ import trio
 
 from app.core import room as rc
 from app.core.events import (
+    JoinRefused,
     JoinRequested,
     KeyRotated,
     MemberJoined,
@@ -44,6 +45,7 @@ from app.store.room_governance import GovernanceStore
 log = logging.getLogger(__name__)
 
 DUTY_DELAY = (0.5, 2.0)        # seconds a member (not an admin) waits before a duty
+JOIN_SETTLE = 1.0              # the log must be this quiet before we write our join
 MAX_INVITE_SECONDS = 10 * 365 * 86400
 
 
@@ -71,6 +73,7 @@ class RoomGovernance:
         self._genesis: dict[bytes, bytes] = {}           # room id -> nonce, until written
         self._join_intent: dict[bytes, bytes | None] = {}  # room id -> invite seed
         self._duties_pending: set[bytes] = set()
+        self._joining: set[bytes] = set()
         self._announced_epoch: dict[bytes, bytes] = {}
 
     @property
@@ -439,7 +442,8 @@ class RoomGovernance:
         state = self._states.get(room_id)
         if state is None or not state.governed or not self._channel.has_room(room_id):
             return
-        await self._join_if_asked(room_id, state)
+        if self._wants_to_join(room_id, state):
+            self._nursery.start_soon(self._join_when_settled, room_id)
         role = state.role(self._me)
         if role is None or self.secrets_current(room_id) is None:
             return
@@ -461,22 +465,47 @@ class RoomGovernance:
             await self._write(room_id, {"op": "keys", "epoch": current.hex(),
                                         "keys": ms.keys_field(key, missing)})
 
-    async def _join_if_asked(self, room_id: bytes, state: ms.RoomState) -> None:
-        """Write our join once the log has reached us (so that it follows the genesis): when
-        we joined from a link, or hold a governed room we never joined (after a restart)."""
+    def _wants_to_join(self, room_id: bytes, state: ms.RoomState) -> bool:
+        """We joined from a link, or hold a governed room we never joined (after a restart):
+        removed or left, only a new link brings us back."""
         status = state.status.get(self._me)
-        asked = room_id in self._join_intent
         if status in (ms.Status.MEMBER, ms.Status.JOINING, ms.Status.BANNED):
-            self._join_intent.pop(room_id, None)
+            return False
+        return status is None or room_id in self._join_intent
+
+    async def _join_when_settled(self, room_id: bytes) -> None:
+        """Write our join once the log has been quiet for ``JOIN_SETTLE`` (history sync hands
+        it over in pieces: a join written halfway would sort before entries it never saw,
+        such as the revocation of its invite)."""
+        if room_id in self._joining:
             return
-        if status is not None and not asked:
-            return  # removed or left: only a new link brings us back
-        seed = self._join_intent.pop(room_id, None)
-        body: dict[str, Any] = {"op": "join"}
-        if seed is not None:
-            body["invite"], body["sig"] = ms.invite_proof(seed, room_id, self._me)
-        if self._would_apply(room_id, state, body):
-            await self._write(room_id, body)
-        else:
-            log.info("room %s: our join would not count (the invite is revoked, expired or "
-                     "used up, or the room wants an invite)", room_id.hex())
+        self._joining.add(room_id)
+        try:
+            seen = -1
+            while (count := len(self.store.entries(room_id))) != seen:
+                seen = count
+                await trio.sleep(JOIN_SETTLE)
+            state = self._states.get(room_id)
+            if state is None or not self._channel.has_room(room_id):
+                return
+            status = state.status.get(self._me)
+            if status in (ms.Status.MEMBER, ms.Status.JOINING, ms.Status.BANNED):
+                self._join_intent.pop(room_id, None)
+                return
+            if status is not None and room_id not in self._join_intent:
+                return
+            asked = room_id in self._join_intent
+            seed = self._join_intent.pop(room_id, None)
+            body: dict[str, Any] = {"op": "join"}
+            if seed is not None:
+                body["invite"], body["sig"] = ms.invite_proof(seed, room_id, self._me)
+            if self._would_apply(room_id, state, body):
+                await self._write(room_id, body)
+                return
+            reason = ("the room was left by you or you were removed or banned" if status
+                      else "the invite was revoked, has expired or is used up"
+                      if seed is not None else "the room admits with an invite link only")
+            if asked:
+                self._emit(JoinRefused(room=room_id.hex(), reason=reason))
+        finally:
+            self._joining.discard(room_id)
