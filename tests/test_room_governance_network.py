@@ -126,3 +126,52 @@ def test_a_removed_members_later_posts_are_dropped_and_leaving_rotates(tmp_path:
             assert await roles(ada, rid) == {ada.peer_id: "owner"}
 
     run(scenario)
+
+
+def test_admins_delete_posts_ban_and_rename_for_everyone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob", "Cy", "Dee") as (ada, bob, cy, dee):
+            room = await ada.client.create_room("Club", governed=True)
+            rid = room.room_id
+            for peer in (bob, cy):
+                await peer.client.join_room(room.invite)
+                await admitted(peer, ada, rid)
+            spoiler = await bob.client.post(rid, "the butler did it")
+            kept = await bob.client.post(rid, "see you friday")
+            await wait_texts(cy, rid, ["the butler did it", "see you friday"])
+            assert [h.message_id for h in await cy.client.search("butler")] == [spoiler.id]
+
+            try:
+                await cy.client.delete_room_post(rid, spoiler.id)
+            except ValueError as exc:
+                assert "Only owners and admins" in str(exc)
+            else:
+                raise AssertionError("a member deleted someone else's post")
+            await ada.client.delete_room_post(rid, spoiler.id)
+            for peer in (bob, cy):
+                await peer.wait_event("post_removed", room=rid, id=spoiler.id)
+                assert await texts(peer, rid) == ["see you friday"]
+                assert await peer.client.search("butler") == []
+
+            await ada.client.remove_member(rid, cy.peer_id, ban=True)
+            await cy.wait_event("removed_from_room", room=rid, ban=True)
+            await cy.client.join_room(room.invite)
+            assert "banned" in (await cy.wait_event("join_refused", room=rid))[0] \
+                .to_json()["reason"]
+
+            settings = await ada.client.room_settings(rid, {"name": "Book club",
+                                                            "description": "Fridays"})
+            assert settings["name"] == "Book club"
+            await bob.wait_for(lambda: any(
+                e.name == "room" and e.room.name == "Book club"  # type: ignore[attr-defined]
+                for e in bob.events), what="the new name")
+
+            # A late joiner gets the log with the deletion and never shows the deleted post.
+            await dee.client.join_room(room.invite)
+            await admitted(dee, ada, rid)
+            await wait_texts(dee, rid, ["see you friday"])
+            assert await texts(dee, rid) == ["see you friday"]
+            assert await roles(dee, rid) == await roles(ada, rid)
+            assert kept.id in [p.id for p in await dee.client.room_history(rid)]
+
+    run(scenario)

@@ -125,3 +125,12 @@ class GovernanceStore:
                 "substr(envelope, 1, 1) = X'01' RETURNING post_id",
                 (room_id, KIND_MEMBERSHIP)).fetchall()
         return [bytes(r[0]) for r in rows]
+
+    def rename_room(self, room_id: bytes, name: str, description: str) -> bool:
+        """The room's name and description as its settings say (owners and admins set them)."""
+        with self._conn:
+            cur = self._conn.execute(
+                "UPDATE rooms SET name = ?, description = ? WHERE room_id = ? AND "
+                "(name != ? OR description != ?)",
+                (name, description, room_id, name, description))
+        return bool(cur.rowcount)

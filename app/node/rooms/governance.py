@@ -370,6 +370,11 @@ class RoomGovernance:
         for post_id in gone:
             self._emit(RoomPostRemoved(room=room_id.hex(), id=post_id.hex()))
         self.store.save_state(room_id, state)
+        named = state.settings
+        if (named.name, named.description) != (before.settings.name,
+                                               before.settings.description) and named.name:
+            self.store.rename_room(room_id, rc.clean_name(named.name),
+                                   rc.clean_description(named.description))
         new_keys = self._open_keys(room_id, state)
         if not quiet:
             self._announce(room_id, before, state)
@@ -469,9 +474,9 @@ class RoomGovernance:
         """We joined from a link, or hold a governed room we never joined (after a restart):
         removed or left, only a new link brings us back."""
         status = state.status.get(self._me)
-        if status in (ms.Status.MEMBER, ms.Status.JOINING, ms.Status.BANNED):
+        if status in (ms.Status.MEMBER, ms.Status.JOINING):
             return False
-        return status is None or room_id in self._join_intent
+        return room_id in self._join_intent or status is None
 
     async def _join_when_settled(self, room_id: bytes) -> None:
         """Write our join once the log has been quiet for ``JOIN_SETTLE`` (history sync hands
@@ -489,7 +494,7 @@ class RoomGovernance:
             if state is None or not self._channel.has_room(room_id):
                 return
             status = state.status.get(self._me)
-            if status in (ms.Status.MEMBER, ms.Status.JOINING, ms.Status.BANNED):
+            if status in (ms.Status.MEMBER, ms.Status.JOINING):
                 self._join_intent.pop(room_id, None)
                 return
             if status is not None and room_id not in self._join_intent:
@@ -502,7 +507,7 @@ class RoomGovernance:
             if self._would_apply(room_id, state, body):
                 await self._write(room_id, body)
                 return
-            reason = ("the room was left by you or you were removed or banned" if status
+            reason = ("you were banned from this room" if status is ms.Status.BANNED
                       else "the invite was revoked, has expired or is used up"
                       if seed is not None else "the room admits with an invite link only")
             if asked:
