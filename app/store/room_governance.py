@@ -17,6 +17,8 @@ from app.core.room import KIND_MEMBERSHIP
 from app.core.room import membership as ms
 
 MAX_ENTRY_ROWS = ms.MAX_LOG_ENTRIES
+MAX_PARSED = 4 * ms.MAX_LOG_ENTRIES  # parsed entries kept, across rooms
+MAX_LOG_BYTES = 8 * 1024 * 1024      # a log's bodies read per replay; later entries are void
 
 
 class GovernanceStore:
@@ -25,6 +27,8 @@ class GovernanceStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        # Entries parsed once: a log is replayed whole at every new entry.
+        self._parsed: dict[tuple[bytes, bytes, bytes, int, int, int], ms.Entry | None] = {}
 
     def entries(self, room_id: bytes) -> list[ms.Entry]:
         """The room's log entries as stored (a body that does not parse is left out)."""
@@ -34,18 +38,33 @@ class GovernanceStore:
             (room_id, KIND_MEMBERSHIP, MAX_ENTRY_ROWS),
         ).fetchall()
         out = []
+        total = 0
         for author_key, lamport, post_id, seq, sent_at, body in rows:
             if not (isinstance(author_key, bytes) and isinstance(body, bytes)
                     and isinstance(post_id, bytes) and isinstance(lamport, int)
                     and isinstance(seq, int) and isinstance(sent_at, int)):
                 continue
-            entry = ms.entry_of(author_key, lamport, post_id, seq, sent_at, body)
+            total += len(body)
+            if total > MAX_LOG_BYTES:
+                break
+            key = (room_id, author_key, post_id, lamport, seq, hash(body))
+            if key in self._parsed:
+                entry = self._parsed[key]
+            else:
+                entry = ms.entry_of(author_key, lamport, post_id, seq, sent_at, body)
+                if len(self._parsed) >= MAX_PARSED:
+                    self._parsed.clear()
+                self._parsed[key] = entry
             if entry is not None:
                 out.append(entry)
         return out
 
     def save_state(self, room_id: bytes, state: ms.RoomState) -> None:
-        """Cache who is who after a replay."""
+        """Cache who is who after a replay (written only when it changed)."""
+        wanted = {peer: (state.roles.get(peer, ms.Role.MEMBER).value, status.value)
+                  for peer, status in state.status.items()}
+        if wanted == self.roles(room_id):
+            return
         with self._conn:
             self._conn.execute("DELETE FROM room_roles WHERE room_id = ?", (room_id,))
             self._conn.executemany(
@@ -134,3 +153,8 @@ class GovernanceStore:
                 "(name != ? OR description != ?)",
                 (name, description, room_id, name, description))
         return bool(cur.rowcount)
+
+    def count_entries(self, room_id: bytes) -> int:
+        row = self._conn.execute("SELECT count(*) FROM room_posts WHERE room_id = ? AND kind = ?",
+                                 (room_id, KIND_MEMBERSHIP)).fetchone()
+        return int(row[0]) if row else 0

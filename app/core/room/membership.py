@@ -411,7 +411,7 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
     if op == "join":
         if state.status.get(author) in (Status.MEMBER, Status.JOINING, Status.BANNED):
             return False
-        if len(state.members()) >= MAX_MEMBERS:
+        if sum(1 for s in state.status.values() if s is Status.MEMBER) >= MAX_MEMBERS:
             return False
         invite = body.get("invite")
         if invite is not None:

@@ -45,8 +45,10 @@ from app.store.room_governance import GovernanceStore
 log = logging.getLogger(__name__)
 
 DUTY_DELAY = (0.5, 2.0)        # seconds a member (not an admin) waits before a duty
-JOIN_SETTLE = 1.0              # the log must be this quiet before we write our join
+JOIN_SETTLE = 1.0              # the log must be this quiet before we write our join,
+JOIN_SETTLE_ROUNDS = 3         # or have been waited for this many times (others join too)
 MAX_INVITE_SECONDS = 10 * 365 * 86400
+MAX_OUTSIDER_ENTRY = 1024      # bytes of the one entry a non-member may write: a join
 
 
 class GovernanceError(ValueError):
@@ -127,7 +129,13 @@ class RoomGovernance:
         if post.kind == rc.KIND_ANNOUNCE:
             return ""
         if post.kind == rc.KIND_MEMBERSHIP:
-            return "" if post.epoch is None else "a membership entry sealed with an epoch key"
+            if post.epoch is not None:
+                return "a membership entry sealed with an epoch key"
+            if state is not None and state.governed and state.status.get(post.author) not in (
+                    ms.Status.MEMBER, ms.Status.JOINING) and (
+                    len(post.body) > MAX_OUTSIDER_ENTRY or b'"join"' not in post.body):
+                return "someone who is not a member may only ask to join"
+            return ""
         if state is None or not state.governed:
             return ""
         if post.epoch is None:
@@ -479,15 +487,18 @@ class RoomGovernance:
         return room_id in self._join_intent or status is None
 
     async def _join_when_settled(self, room_id: bytes) -> None:
-        """Write our join once the log has been quiet for ``JOIN_SETTLE`` (history sync hands
-        it over in pieces: a join written halfway would sort before entries it never saw,
-        such as the revocation of its invite)."""
+        """Write our join once the log has been quiet for ``JOIN_SETTLE``, waiting at most
+        ``JOIN_SETTLE_ROUNDS`` times (history sync hands it over in pieces: a join written
+        halfway would sort before entries it never saw, such as the revocation of its
+        invite; in a busy room, others' entries never stop)."""
         if room_id in self._joining:
             return
         self._joining.add(room_id)
         try:
             seen = -1
-            while (count := len(self.store.entries(room_id))) != seen:
+            for _ in range(JOIN_SETTLE_ROUNDS):
+                if (count := self.store.count_entries(room_id)) == seen:
+                    break
                 seen = count
                 await trio.sleep(JOIN_SETTLE)
             state = self._states.get(room_id)
