@@ -215,6 +215,13 @@ async def _create_invite(client: KithClient, args: dict[str, Any]) -> Reply:
     return {"event": "invite_created", "room": room, "invite": link, "invite_id": invite_id}
 
 
+@command("invite_contact")
+async def _invite_contact(client: KithClient, args: dict[str, Any]) -> Reply:
+    room, peer_id = require(args, "room"), require(args, "peer_id")
+    message_id = await client.invite_contact(room, peer_id)
+    return {"event": "invite_sent", "room": room, "peer_id": peer_id, "id": message_id}
+
+
 @command("revoke_invite")
 async def _revoke_invite(client: KithClient, args: dict[str, Any]) -> Reply:
     room, invite_id = require(args, "room"), require(args, "invite_id")

@@ -449,6 +449,12 @@ class KithClient:
         return await self.call(
             lambda node: node.governance.create_invite(room_id, expires_in, uses))
 
+    async def invite_contact(self, room_id: str, peer_id: str) -> str:
+        """Send a contact a join card for the room over direct messages; its message id."""
+        return await self.call(
+            lambda node: node.governance.invite_contact(bytes.fromhex(room_id), peer_id),
+            ordered=True)
+
     async def revoke_invite(self, room_id: str, invite_id: str) -> None:
         await self.call(lambda node: node.governance.revoke_invite(room_id, invite_id))
 

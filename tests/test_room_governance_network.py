@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from app.core import room as rc
-from app.core.events import RoomMessage
+from app.core.events import RoomInviteReceived, RoomMessage
 from app.node.node import KithNode
-from tests.peers import Peer, peers
+from tests.peers import Peer, befriend, peers
 
 
 def run(coro_fn):
@@ -173,5 +173,43 @@ def test_admins_delete_posts_ban_and_rename_for_everyone(tmp_path: Path) -> None
             assert await texts(dee, rid) == ["see you friday"]
             assert await roles(dee, rid) == await roles(ada, rid)
             assert kept.id in [p.id for p in await dee.client.room_history(rid)]
+
+    run(scenario)
+
+
+def test_a_contact_invited_directly_joins_and_approve_mode_waits_for_an_admin(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob", "Cy") as (ada, bob, cy):
+            await befriend(ada, bob)
+            room = await ada.client.create_room("Invite only", governed=True)
+            rid = room.room_id
+            await ada.client.room_settings(rid, {"join": "invite"})
+            await ada.client.invite_contact(rid, bob.peer_id)
+            card = (await bob.wait_event("room_invite", room_id=rid))[0]
+            assert isinstance(card, RoomInviteReceived)
+            assert card.room_name == "Invite only" and "&inv=" in card.invite
+            shown = bob.named("message")
+            assert any("Invitation to the room “Invite only”" in e.message.text  # type: ignore[attr-defined]
+                       for e in shown)
+            await bob.client.join_room(card.invite)
+            await admitted(bob, ada, rid)
+            # The room's plain link no longer joins it.
+            await cy.client.join_room(room.invite)
+            await cy.wait_event("join_refused", room=rid)
+
+            await ada.client.room_settings(rid, {"join": "approve"})
+            await cy.client.join_room(room.invite)
+            await ada.wait_event("join_request", room=rid, peer_id=cy.peer_id)
+            try:
+                await bob.client.approve_join(rid, cy.peer_id)
+            except ValueError as exc:
+                assert "Only owners and admins" in str(exc)
+            else:
+                raise AssertionError("a member accepted a join")
+            await ada.client.approve_join(rid, cy.peer_id)
+            await admitted(cy, ada, rid)
+            assert await roles(bob, rid) == {ada.peer_id: "owner", bob.peer_id: "member",
+                                             cy.peer_id: "member"}
 
     run(scenario)

@@ -519,6 +519,18 @@ class JoinRequested(Event):
 
 
 @dataclass(frozen=True)
+class RoomInviteReceived(Event):
+    """A contact sent us a join card for a room: ``invite`` is the link that joins it."""
+
+    name: ClassVar[str] = "room_invite"
+    id: str
+    from_: str
+    room_id: str
+    room_name: str
+    invite: str
+
+
+@dataclass(frozen=True)
 class JoinRefused(Event):
     """Our join would not count: the link's invite was revoked, has expired or is used up, or
     the room admits with an invite only (``reason`` in words)."""

@@ -51,6 +51,7 @@ from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.rooms import RoomService
 from app.node.rooms.governance import RoomGovernance
+from app.node.rooms.invite_cards import RoomInviteCards
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
 from app.store.db import open_database
@@ -323,9 +324,10 @@ class KithNode:
         governance = RoomGovernance(
             GovernanceStore(db), us=us, nursery=nursery, emit=emit, channel=rooms,
             refresh_keys=rooms.refresh_keys, members_changed=rooms.members_changed,
-            room_link=lambda room_id: rooms.info(room_id).invite)
+            room_link=lambda room_id: rooms.info(room_id).invite, outbox=dms)
         rooms.governor = governance
         rooms.kinds.register(rc.KIND_MEMBERSHIP, governance)
+        dms.kinds.register(dm.KIND_ROOM_INVITE, RoomInviteCards(emit))
         self._governance = governance
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)

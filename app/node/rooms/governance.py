@@ -25,6 +25,7 @@ from typing import Any
 import nacl.signing
 import trio
 
+from app.core import dm
 from app.core import room as rc
 from app.core.events import (
     JoinRefused,
@@ -39,7 +40,7 @@ from app.core.events import (
 )
 from app.core.identity import is_valid_peer_id, public_key_from_peer_id
 from app.core.room import membership as ms
-from app.node.interfaces import Emit, LocalPeer, RoomChannel, Tasks
+from app.node.interfaces import Emit, LocalPeer, Outbox, RoomChannel, Tasks
 from app.store.room_governance import GovernanceStore
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ DUTY_DELAY = (0.5, 2.0)        # seconds a member (not an admin) waits before a 
 JOIN_SETTLE = 1.0              # the log must be this quiet before we write our join,
 JOIN_SETTLE_ROUNDS = 3         # or have been waited for this many times (others join too)
 MAX_INVITE_SECONDS = 10 * 365 * 86400
+CARD_INVITE_SECONDS = 7 * 86400  # a join card's invite, from an admin: one use, a week
+CARD_MAX_BYTES = 4096            # a direct message of a kind other than text
 MAX_OUTSIDER_ENTRY = 1024      # bytes of the one entry a non-member may write: a join
 
 
@@ -61,7 +64,7 @@ class RoomGovernance:
     def __init__(self, store: GovernanceStore, *, us: LocalPeer, nursery: Tasks, emit: Emit,
                  channel: RoomChannel, refresh_keys: Callable[[bytes], None],
                  members_changed: Callable[[bytes], None],
-                 room_link: Callable[[bytes], str]) -> None:
+                 room_link: Callable[[bytes], str], outbox: Outbox | None = None) -> None:
         self.store = store
         self._us = us
         self._nursery = nursery
@@ -70,6 +73,7 @@ class RoomGovernance:
         self._refresh_keys = refresh_keys
         self._members_changed = members_changed
         self._room_link = room_link
+        self._outbox = outbox
         self._states: dict[bytes, ms.RoomState] = {}
         self._keys: dict[bytes, dict[bytes, bytes]] = {}
         self._genesis: dict[bytes, bytes] = {}           # room id -> nonce, until written
@@ -294,6 +298,26 @@ class RoomGovernance:
         self.store.add_invite(room_id, invite_key, seed, link)
         await self._write(room_id, body)
         return link, invite_key
+
+    async def invite_contact(self, room_id: bytes, peer_id: str) -> str:
+        """Send a contact a join card over their direct-message channel; the message id.
+
+        In a governed room an owner or admin sends a one-use invite valid for a week; anyone
+        else, the room's link (it joins an open room, or asks to in the others)."""
+        if self._outbox is None:
+            raise GovernanceError("direct messages are not running")
+        link = self._room_link(room_id)
+        state = self._states.get(room_id)
+        role = state.role(self._me) if state is not None and state.governed else None
+        if role is not None and role.rank >= ms.Role.ADMIN.rank:
+            link, _ = await self.create_invite(room_id.hex(), CARD_INVITE_SECONDS, 1)
+        while len(link.encode()) > CARD_MAX_BYTES and "&via=" in link:
+            cut = link.rindex("&via=")
+            rest = link[cut + 1:]
+            tail = rest[rest.index("&"):] if "&" in rest else ""
+            link = link[:cut] + tail  # fewer members to dial; the token and key stay
+        info = self._outbox.queue(peer_id, dm.KIND_ROOM_INVITE, link)
+        return info.id
 
     async def revoke_invite(self, room_id_hex: str, invite_id: str) -> None:
         room_id, state = self._governed(room_id_hex)
