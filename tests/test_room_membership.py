@@ -7,9 +7,12 @@ import os
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.core.identity import Identity
 from app.core.room import membership as ms
+from tests.hostile_inputs import membership_body
 
 OWNER, ADMIN, ADMIN2, BOB, CY = (Identity(bytes([i]) * 32) for i in range(1, 6))
 NONCE = bytes(16)
@@ -225,3 +228,21 @@ def test_a_key_list_beyond_the_limit_is_void() -> None:
     many = [[CY.peer_id, ms.keys_field(KEY, [CY.peer_id])[0][1]]] * (ms.MAX_MEMBERS + 1)
     log.add(OWNER, {"op": "rotate", "epoch": ms.epoch_id(os.urandom(32)).hex(), "keys": many})
     assert len(log.state().epochs) == 1
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(bodies=st.lists(st.tuples(membership_body(), st.sampled_from([OWNER, ADMIN, BOB]),
+                                 st.integers(0, 30), st.integers(1, 6)), max_size=12))
+def test_any_log_replays_without_raising_and_the_same_on_every_order(
+        bodies: list[tuple[bytes, Identity, int, int]]) -> None:
+    log = Log()
+    genesis(log)
+    member(log, ADMIN, "admin")
+    for body, who, lamport, seq in bodies:
+        entry = ms.entry_of(who.public_key, lamport, os.urandom(16), seq, 1000, body)
+        if entry is not None:
+            log.entries.append(entry)
+    state = log.state()
+    again = ms.replay(ROOM, list(reversed(log.entries)))
+    assert (again.status, again.roles, again.fences) == (state.status, state.roles, state.fences)
