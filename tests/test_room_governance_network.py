@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 from app.core import room as rc
 from app.core.events import RoomInviteReceived, RoomMessage
@@ -16,7 +18,7 @@ def run(coro_fn):
 
 
 async def texts(peer: Peer, room_id: str) -> list[str]:
-    return [p.text for p in await peer.client.room_history(room_id, limit=1000)]
+    return [p.text for p in await peer.client.room_history(room_id, limit=1000) if p.kind == 1]
 
 
 async def wait_texts(peer: Peer, room_id: str, wanted: list[str], timeout: float = 30) -> None:
@@ -211,5 +213,30 @@ def test_a_contact_invited_directly_joins_and_approve_mode_waits_for_an_admin(
             await admitted(cy, ada, rid)
             assert await roles(bob, rid) == {ada.peer_id: "owner", bob.peer_id: "member",
                                              cy.peer_id: "member"}
+
+    run(scenario)
+
+
+def test_the_history_shows_who_joined_was_promoted_and_removed_as_notices(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            room = await ada.client.create_room("Club", governed=True)
+            rid = room.room_id
+            await bob.client.join_room(room.invite)
+            await admitted(bob, ada, rid)
+            await ada.client.set_role(rid, bob.peer_id, "admin")
+            await bob.wait_event("role_changed", room=rid, peer_id=bob.peer_id)
+            await ada.client.remove_member(rid, bob.peer_id)
+            await bob.wait_event("removed_from_room", room=rid)
+
+            def notices(posts: list[Any]) -> list[tuple[str, str, str]]:
+                return [(json.loads(p.text)["op"], json.loads(p.text)["peer"], p.author)
+                        for p in posts if p.kind == rc.KIND_MEMBERSHIP]
+
+            want = [("admit", bob.peer_id, ada.peer_id), ("role", bob.peer_id, ada.peer_id),
+                    ("remove", bob.peer_id, ada.peer_id)]
+            assert notices(await ada.client.room_history(rid)) == want
+            assert notices(await bob.client.room_history(rid)) == want
 
     run(scenario)

@@ -25,7 +25,7 @@ def wait_members(node: NodeProcess, room: str, wanted: dict[str, str], timeout: 
 def history(node: NodeProcess, room: str) -> list[tuple[str, str]]:
     posts = node.request({"cmd": "room_history", "room": room, "limit": 500},
                          "room_history")["posts"]
-    return [(p["id"], p["text"]) for p in posts]
+    return [(p["id"], p["text"]) for p in posts if p["kind"] == 1]
 
 
 def join(node: NodeProcess, invite: str, room: str, me: str) -> None:

@@ -158,3 +158,10 @@ class GovernanceStore:
         row = self._conn.execute("SELECT count(*) FROM room_posts WHERE room_id = ? AND kind = ?",
                                  (room_id, KIND_MEMBERSHIP)).fetchone()
         return int(row[0]) if row else 0
+
+    def member_name(self, peer_id: str) -> str:
+        """A peer's name as some room's announces gave it ("" if none)."""
+        row = self._conn.execute(
+            "SELECT name FROM room_members WHERE peer_id = ? AND name != '' LIMIT 1",
+            (peer_id,)).fetchone()
+        return str(row[0]) if row else ""

@@ -125,6 +125,7 @@ class Entry:
     author_seq: int
     sent_at_ms: int
     body: dict[str, Any]
+    digest: bytes = b""  # SHA-256 of the body as signed
 
     @property
     def op(self) -> str:
@@ -585,4 +586,4 @@ def entry_of(author_key: bytes, lamport: int, post_id: bytes, author_seq: int, s
     except BadEntry:
         return None
     return Entry(peer_id_from_public_key(author_key), lamport, author_key, post_id, author_seq,
-                 sent_at_ms, parsed)
+                 sent_at_ms, parsed, hashlib.sha256(body).digest())

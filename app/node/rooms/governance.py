@@ -14,6 +14,8 @@ room with an admin online does not get one admission per member.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -51,6 +53,7 @@ JOIN_SETTLE_ROUNDS = 3         # or have been waited for this many times (others
 MAX_INVITE_SECONDS = 10 * 365 * 86400
 CARD_INVITE_SECONDS = 7 * 86400  # a join card's invite, from an admin: one use, a week
 CARD_MAX_BYTES = 4096            # a direct message of a kind other than text
+NOTICE_OPS = frozenset({"admit", "role", "remove", "leave", "delete"})
 MAX_OUTSIDER_ENTRY = 1024      # bytes of the one entry a non-member may write: a join
 
 
@@ -81,6 +84,7 @@ class RoomGovernance:
         self._duties_pending: set[bytes] = set()
         self._joining: set[bytes] = set()
         self._announced_epoch: dict[bytes, bytes] = {}
+        self._visible: set[bytes] = set()  # digests of entries shown as notices
 
     @property
     def _me(self) -> str:
@@ -185,7 +189,20 @@ class RoomGovernance:
         self.refresh(room_id)
 
     def present(self, body: bytes) -> tuple[str, str | None] | None:
-        return None  # bookkeeping; the window shows the events it causes
+        """A notice for the entries that change who is in, in what role (and deletions):
+        JSON ``{"op", "peer", "name", "role", "ban"}`` the window words; None for the rest
+        (bookkeeping, and entries that did not count)."""
+        if hashlib.sha256(body).digest() not in self._visible:
+            return None
+        try:
+            entry = ms.parse_body(body)
+        except ms.BadEntry:
+            return None
+        peer = entry.get("peer")
+        notice = {"op": entry["op"], "peer": peer if isinstance(peer, str) else "",
+                  "name": self.store.member_name(peer) if isinstance(peer, str) else "",
+                  "role": str(entry.get("role", "")), "ban": entry.get("ban") is True}
+        return json.dumps(notice, ensure_ascii=False, separators=(",", ":")), None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -377,7 +394,10 @@ class RoomGovernance:
             [e.hex(), ms.keys_field(keys[e], [peer_id])[0][1]] for e in epochs]}
 
     async def _write(self, room_id: bytes, body: dict[str, Any]) -> None:
-        await self._channel.post_payload(room_id, rc.KIND_MEMBERSHIP, ms.encode_body(body))
+        data = ms.encode_body(body)
+        if body.get("op") in NOTICE_OPS:  # checked by _would_apply: shown at once
+            self._visible.add(hashlib.sha256(data).digest())
+        await self._channel.post_payload(room_id, rc.KIND_MEMBERSHIP, data)
         self.refresh(room_id)
 
     def refresh(self, room_id: bytes, quiet: bool = False) -> None:
@@ -402,6 +422,7 @@ class RoomGovernance:
         for post_id in gone:
             self._emit(RoomPostRemoved(room=room_id.hex(), id=post_id.hex()))
         self.store.save_state(room_id, state)
+        self._visible.update(e.digest for e in state.applied if e.op in NOTICE_OPS)
         named = state.settings
         if (named.name, named.description) != (before.settings.name,
                                                before.settings.description) and named.name:
