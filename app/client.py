@@ -455,6 +455,11 @@ class KithClient:
             lambda node: node.governance.invite_contact(bytes.fromhex(room_id), peer_id),
             ordered=True)
 
+    async def room_overview(self, room_id: str) -> dict[str, Any]:
+        """``{"governed", "role", "settings", "requests", "invites"}`` of a room (our role in
+        it; who asks to join; its invites), for the window's room settings."""
+        return await self.call(lambda node: _now(node.governance.overview(room_id)))
+
     async def revoke_invite(self, room_id: str, invite_id: str) -> None:
         await self.call(lambda node: node.governance.revoke_invite(room_id, invite_id))
 

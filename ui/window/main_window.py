@@ -83,6 +83,7 @@ class MainWindow(WindowFrame):
         room_menu = self.menuBar().addMenu(self.tr("&Room"))
         room_menu.addAction(rooms.invite_action)
         room_menu.addAction(rooms.members_action)
+        room_menu.addAction(rooms.settings_action)
         room_menu.addSeparator()
         room_menu.addAction(rooms.leave_action)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))

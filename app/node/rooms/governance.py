@@ -107,8 +107,11 @@ class RoomGovernance:
         key = ms.new_epoch_key()
         epoch = ms.epoch_id(key)
         self._keep_key(room_id, epoch, key)
+        link = rc.parse_room_invite(self._room_link(room_id))
+        settings = {"name": link.name, "description": link.description}
         await self._write(room_id, {"op": "genesis", "nonce": nonce.hex(), "epoch": epoch.hex(),
-                                    "keys": ms.keys_field(key, [self._me]), "settings": {}})
+                                    "keys": ms.keys_field(key, [self._me]),
+                                    "settings": settings})
 
     def joining(self, room_id: bytes, invite_seed: bytes | None) -> None:
         self._join_intent[room_id] = invite_seed
@@ -348,6 +351,21 @@ class RoomGovernance:
         return [{"invite_id": i.invite_key, "expires_ms": i.expires_ms, "uses": i.uses,
                  "used": i.used, "revoked": i.revoked, "by": i.by,
                  "link": links.get(i.invite_key, "")} for i in state.invites.values()]
+
+    def overview(self, room_id_hex: str) -> dict[str, Any]:
+        """What the window's room settings show: whether the room is governed, our role, its
+        settings, who asks to join, and its invites."""
+        try:
+            room_id, state = self._governed(room_id_hex)
+        except GovernanceError:
+            return {"governed": False, "role": "", "settings": {}, "requests": [],
+                    "invites": []}
+        role = state.role(self._me)
+        return {"governed": True, "role": role.value if role is not None else "",
+                "settings": state.settings.to_json(),
+                "requests": sorted(p for p, s in state.status.items()
+                                   if s is ms.Status.JOINING),
+                "invites": self.invites(room_id.hex())}
 
     async def delete_post(self, room_id_hex: str, post_id_hex: str) -> None:
         room_id, state = self._governed(room_id_hex)

@@ -317,7 +317,9 @@ class RoomService:
         stored = self.store.room(room_id)
         if stored is None:
             raise RoomServiceError("unknown room")
-        members = [m for m in self.store.members(room_id) if m.peer_id != self._me]
+        roles = self.governor.roles(room_id)  # a governed room: its admitted members only
+        members = [m for m in self.store.members(room_id)
+                   if m.peer_id != self._me and (not roles or m.peer_id in roles)]
         online = sum(1 for m in members if self._connections.is_connected(m.peer_id))
         unread, preview = self.store.stats(room_id)
         return RoomInfo(
