@@ -236,6 +236,11 @@ def test_the_history_shows_who_joined_was_promoted_and_removed_as_notices(
 
             want = [("admit", bob.peer_id, ada.peer_id), ("role", bob.peer_id, ada.peer_id),
                     ("remove", bob.peer_id, ada.peer_id)]
+            # Shown live too, once Bob's node has found that Ada's entry counts.
+            await bob.wait_for(lambda: any(
+                e.name == "room_post" and e.post.kind == rc.KIND_MEMBERSHIP  # type: ignore[attr-defined]
+                and '"op":"remove"' in e.post.text for e in bob.events),  # type: ignore[attr-defined]
+                what="the removal notice shown live")
             assert notices(await ada.client.room_history(rid)) == want
             assert notices(await bob.client.room_history(rid)) == want
 

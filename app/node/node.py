@@ -324,7 +324,8 @@ class KithNode:
         governance = RoomGovernance(
             GovernanceStore(db), us=us, nursery=nursery, emit=emit, channel=rooms,
             refresh_keys=rooms.refresh_keys, members_changed=rooms.members_changed,
-            room_link=lambda room_id: rooms.info(room_id).invite, outbox=dms)
+            room_link=lambda room_id: rooms.info(room_id).invite, outbox=dms,
+            show_again=rooms.show_again)
         rooms.governor = governance
         rooms.kinds.register(rc.KIND_MEMBERSHIP, governance)
         dms.kinds.register(dm.KIND_ROOM_INVITE, RoomInviteCards(emit))

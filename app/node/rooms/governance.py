@@ -48,6 +48,7 @@ from app.store.room_governance import GovernanceStore
 log = logging.getLogger(__name__)
 
 DUTY_DELAY = (0.5, 2.0)        # seconds a member (not an admin) waits before a duty
+REFRESH_DELAY = 0.05           # entries arriving together are replayed once
 JOIN_SETTLE = 1.0              # the log must be this quiet before we write our join,
 JOIN_SETTLE_ROUNDS = 3         # or have been waited for this many times (others join too)
 MAX_INVITE_SECONDS = 10 * 365 * 86400
@@ -67,7 +68,8 @@ class RoomGovernance:
     def __init__(self, store: GovernanceStore, *, us: LocalPeer, nursery: Tasks, emit: Emit,
                  channel: RoomChannel, refresh_keys: Callable[[bytes], None],
                  members_changed: Callable[[bytes], None],
-                 room_link: Callable[[bytes], str], outbox: Outbox | None = None) -> None:
+                 room_link: Callable[[bytes], str], outbox: Outbox | None = None,
+                 show_again: Callable[[bytes, bytes, bytes], None] | None = None) -> None:
         self.store = store
         self._us = us
         self._nursery = nursery
@@ -77,6 +79,7 @@ class RoomGovernance:
         self._members_changed = members_changed
         self._room_link = room_link
         self._outbox = outbox
+        self._show_again = show_again
         self._states: dict[bytes, ms.RoomState] = {}
         self._keys: dict[bytes, dict[bytes, bytes]] = {}
         self._genesis: dict[bytes, bytes] = {}           # room id -> nonce, until written
@@ -85,6 +88,8 @@ class RoomGovernance:
         self._joining: set[bytes] = set()
         self._announced_epoch: dict[bytes, bytes] = {}
         self._visible: set[bytes] = set()  # digests of entries shown as notices
+        self._dirty: set[bytes] = set()
+        self._refresh_pending = False
 
     @property
     def _me(self) -> str:
@@ -189,7 +194,19 @@ class RoomGovernance:
     # -- the handler of kind KIND_MEMBERSHIP -------------------------------------------------
 
     def take(self, room_id: bytes, post: rc.RoomPost) -> None:
-        self.refresh(room_id)
+        """An entry arrived: replay soon, once for all that arrive meanwhile (a late joiner
+        syncs a whole log, and each replay reads all of it)."""
+        self._dirty.add(room_id)
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self._nursery.start_soon(self._refresh_dirty)
+
+    async def _refresh_dirty(self) -> None:
+        await trio.sleep(REFRESH_DELAY)
+        self._refresh_pending = False
+        dirty, self._dirty = self._dirty, set()
+        for room_id in dirty:
+            self.refresh(room_id)
 
     def present(self, body: bytes) -> tuple[str, str | None] | None:
         """A notice for the entries that change who is in, in what role (and deletions):
@@ -440,7 +457,11 @@ class RoomGovernance:
         for post_id in gone:
             self._emit(RoomPostRemoved(room=room_id.hex(), id=post_id.hex()))
         self.store.save_state(room_id, state)
-        self._visible.update(e.digest for e in state.applied if e.op in NOTICE_OPS)
+        for entry in state.applied:
+            if entry.op in NOTICE_OPS and entry.digest not in self._visible:
+                self._visible.add(entry.digest)
+                if not quiet and self._show_again is not None and entry.author != self._me:
+                    self._show_again(room_id, entry.author_key, entry.post_id)
         named = state.settings
         if (named.name, named.description) != (before.settings.name,
                                                before.settings.description) and named.name:

@@ -59,6 +59,7 @@ from app.node.interfaces import (
 )
 from app.node.payloads import PayloadKinds
 from app.node.room_limits import PostQuotas
+from app.node.rooms import live as live_cache
 from app.node.rooms.live import LiveRoom, Taken
 from app.node.rooms.members import ONLINE_WINDOW, Members
 from app.node.rooms.sync import HistorySync
@@ -577,6 +578,16 @@ class RoomService:
 
     def members_changed(self, room_id: bytes) -> None:  # a governed room's log changed
         self._members_changed(room_id)
+
+    def show_again(self, room_id: bytes, author_key: bytes, post_id: bytes) -> None:
+        """A stored post's view changed (a governed room's notice now counts): show it."""
+        live, envelope = self._live.get(room_id), self.store.envelope(room_id, author_key,
+                                                                      post_id)
+        post = live and envelope and live_cache.decoded_or_none(live.secrets, envelope)
+        view = self._view(post.kind, post.body) if post else None
+        if post and view is not None:
+            stored = self._stored(post, PostState.RECEIVED.value)
+            self._emit(RoomPostAdded(post=self._post_info(stored, view=view)))
 
     async def reach_members(self, room_id: bytes) -> None:
         """Connect to some members of a room (``interfaces.RoomChannel``)."""
