@@ -138,3 +138,33 @@ def test_an_owner_runs_a_room_from_the_window(
     assert texts.index("Pat joined") < texts.index("Tomatoes are in!") < texts.index(
         "You removed Pat")
     screenshot(ada, "governed-room")
+
+
+def test_a_contact_is_invited_from_the_room_menu(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    ada_app = start_online(qloop, make_app, tmp_path / "ada", "Ada", timeout=WAIT_S)
+    ada = window_of(ada_app)
+    client = ada_app.client
+    assert client is not None and ada_app.state is not None
+    run(qloop, client.add_contact(pat.invite))
+    run(qloop, pat.client.add_contact(ada_app.state.invite))
+    wait(qloop, lambda: ada.sidebar.row_info(pat.peer_id) is not None, "Pat under Contacts")
+    room = run(qloop, client.create_room("Quilting", governed=True))
+    run(qloop, client.room_settings(room.room_id, {"join": "invite"}))
+    wait(qloop, lambda: ada.sidebar.model.room(room.room_id) is not None, "the room listed")
+    assert ada.open_room(room.room_id)
+
+    menu = ada.rooms.invite_contact_menu
+    assert menu.isEnabled()
+    ada.rooms.fill_invite_contact_menu()
+    choice = next(a for a in menu.actions() if a.objectName() == pat.peer_id)
+    assert choice.text() == "Pat"
+    choice.trigger()
+    card = run(qloop, pat.wait_event("room_invite", room_id=room.room_id, timeout=WAIT_S))[0]
+    run(qloop, pat.client.join_room(card.invite))  # type: ignore[attr-defined]
+    run(qloop, pat.wait_event("key_rotated", room=room.room_id, timeout=WAIT_S))
+    activate(qtbot, ada)
+    qtbot.keyClick(ada, Qt.Key.Key_M, CTRL_SHIFT)
+    wait(qloop, lambda: ada.member_panel.names() == ["Ada (you) · owner", "Pat"],
+         "Pat admitted with the card's invite")
