@@ -246,3 +246,17 @@ def test_any_log_replays_without_raising_and_the_same_on_every_order(
     state = log.state()
     again = ms.replay(ROOM, list(reversed(log.entries)))
     assert (again.status, again.roles, again.fences) == (state.status, state.roles, state.fences)
+
+
+def test_an_expired_invite_is_not_admitted_whatever_the_joiner_says_its_clock_was() -> None:
+    log = Log()
+    genesis(log)
+    log.add(OWNER, {"op": "settings", "settings": {"join": "invite"}})
+    seed = bytes([42]) * 32
+    key, sig = ms.invite_proof(seed, ROOM, BOB.peer_id)
+    log.add(OWNER, {"op": "invite", "invite": key, "expires": 5000, "uses": 0})
+    log.add(BOB, {"op": "join", "invite": key, "sig": sig}, sent_at_ms=4000)  # backdated
+    log.add(OWNER, {"op": "admit", "peer": BOB.peer_id, "epochs": []}, sent_at_ms=9000)
+    assert log.state().status[BOB.peer_id] is ms.Status.JOINING
+    log.add(OWNER, {"op": "admit", "peer": BOB.peer_id, "epochs": []}, sent_at_ms=4500)
+    assert log.state().status[BOB.peer_id] is ms.Status.MEMBER

@@ -165,6 +165,7 @@ class RoomState:
     status: dict[str, Status] = field(default_factory=dict)
     changed_by: dict[str, str] = field(default_factory=dict)  # who last changed a peer
     joined_seq: dict[str, int] = field(default_factory=dict)  # author_seq of a peer's join
+    joined_with: dict[str, str] = field(default_factory=dict)  # the invite a join used
     settings: Settings = field(default_factory=Settings)
     settings_by: str = ""
     epochs: list[Epoch] = field(default_factory=list)
@@ -426,6 +427,7 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
             if not _check_proof(invite, str(body.get("sig", "")), room_id, author):
                 return False
             state.invites[invite] = replace(held, used=held.used + 1)
+            state.joined_with[author] = invite
         elif state.settings.join is JoinMode.INVITE:
             return False
         state.status[author] = Status.JOINING
@@ -461,6 +463,9 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
         needed = Role.ADMIN if state.settings.join is JoinMode.APPROVE else Role.MEMBER
         if role.rank < needed.rank:
             return False
+        used = state.invites.get(state.joined_with.get(peer, ""))
+        if used is not None and used.expires_ms and entry.sent_at_ms > used.expires_ms:
+            return False  # the joiner's clock is its own word; the admitter's is a member's
         state.status[peer] = Status.MEMBER
         state.changed_by[peer] = author
         deliveries = body.get("epochs", [])

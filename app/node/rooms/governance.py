@@ -43,6 +43,7 @@ from app.core.events import (
 from app.core.identity import is_valid_peer_id, public_key_from_peer_id
 from app.core.room import membership as ms
 from app.node.interfaces import Emit, LocalPeer, Outbox, RoomChannel, Tasks
+from app.node.rooms.invite_cards import fit_card
 from app.store.room_governance import GovernanceStore
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ JOIN_SETTLE = 1.0              # the log must be this quiet before we write our 
 JOIN_SETTLE_ROUNDS = 3         # or have been waited for this many times (others join too)
 MAX_INVITE_SECONDS = 10 * 365 * 86400
 CARD_INVITE_SECONDS = 7 * 86400  # a join card's invite, from an admin: one use, a week
-CARD_MAX_BYTES = 4096            # a direct message of a kind other than text
 NOTICE_OPS = frozenset({"admit", "role", "remove", "leave", "delete"})
 MAX_OUTSIDER_ENTRY = 1024      # bytes of the one entry a non-member may write: a join
 
@@ -136,9 +136,8 @@ class RoomGovernance:
         state = self._states.get(stored.room_id)
         if state is None or not state.governed:
             return stored
-        keys = self._held_keys(stored.room_id)
-        current = next((e.epoch_id for e in reversed(state.epochs) if e.epoch_id in keys), None)
-        return stored.with_epochs(keys, current)
+        return stored.with_epochs(self._held_keys(stored.room_id),
+                                  self.secrets_current(stored.room_id))
 
     def refusal(self, post: rc.RoomPost) -> str:
         state = self._states.get(post.room_id)
@@ -160,15 +159,11 @@ class RoomGovernance:
             return "posted after its author was removed or left"
         if (post.author, post.post_id) in state.deleted:
             return "deleted by an admin"
-        status = state.status.get(post.author)
-        if status in (ms.Status.REMOVED, ms.Status.BANNED, ms.Status.LEFT):
+        if state.status.get(post.author) in (ms.Status.REMOVED, ms.Status.BANNED, ms.Status.LEFT):
             return ""  # numbered before it was removed (the fence): it stands
         role = state.role(post.author)
-        if role is None:
-            return "its author is not a member"
-        if role is ms.Role.OBSERVER:
-            return "observers do not post"
-        return ""
+        return ("its author is not a member" if role is None
+                else "observers do not post" if role is ms.Role.OBSERVER else "")
 
     def post_refusal(self, room_id: bytes) -> str:
         state = self._states.get(room_id)
@@ -348,12 +343,7 @@ class RoomGovernance:
         role = state.role(self._me) if state is not None and state.governed else None
         if role is not None and role.rank >= ms.Role.ADMIN.rank:
             link, _ = await self.create_invite(room_id.hex(), CARD_INVITE_SECONDS, 1)
-        while len(link.encode()) > CARD_MAX_BYTES and "&via=" in link:
-            cut = link.rindex("&via=")
-            rest = link[cut + 1:]
-            tail = rest[rest.index("&"):] if "&" in rest else ""
-            link = link[:cut] + tail  # fewer members to dial; the token and key stay
-        info = self._outbox.queue(peer_id, dm.KIND_ROOM_INVITE, link)
+        info = self._outbox.queue(peer_id, dm.KIND_ROOM_INVITE, fit_card(link))
         return info.id
 
     async def revoke_invite(self, room_id_hex: str, invite_id: str) -> None:
@@ -539,7 +529,11 @@ class RoomGovernance:
         state = self._states.get(room_id)
         if state is None or not state.governed or not self._channel.has_room(room_id):
             return
-        if self._wants_to_join(room_id, state):
+        # We joined from a link, or hold a governed room we never joined (a restart); removed
+        # or left, only a new link brings us back.
+        status = state.status.get(self._me)
+        if status not in (ms.Status.MEMBER, ms.Status.JOINING) and (
+                room_id in self._join_intent or status is None):
             self._nursery.start_soon(self._join_when_settled, room_id)
         role = state.role(self._me)
         if role is None or self.secrets_current(room_id) is None:
@@ -562,13 +556,6 @@ class RoomGovernance:
             await self._write(room_id, {"op": "keys", "epoch": current.hex(),
                                         "keys": ms.keys_field(key, missing)})
 
-    def _wants_to_join(self, room_id: bytes, state: ms.RoomState) -> bool:
-        """We joined from a link, or hold a governed room we never joined (after a restart):
-        removed or left, only a new link brings us back."""
-        status = state.status.get(self._me)
-        if status in (ms.Status.MEMBER, ms.Status.JOINING):
-            return False
-        return room_id in self._join_intent or status is None
 
     async def _join_when_settled(self, room_id: bytes) -> None:
         """Write our join once the log has been quiet for ``JOIN_SETTLE``, waiting at most

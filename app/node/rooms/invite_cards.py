@@ -17,6 +17,17 @@ from app.core.records import MessageInfo
 from app.core.room import RoomInvite, parse_room_invite
 from app.node.interfaces import Emit, Refusal
 
+CARD_MAX_BYTES = 4096  # a direct message of a kind other than text
+
+
+def fit_card(link: str) -> str:
+    """``link`` short enough for a card: fewer members to dial; the key and token stay."""
+    while len(link.encode()) > CARD_MAX_BYTES and "&via=" in link:
+        cut = link.rindex("&via=")
+        rest = link[cut + 1:]
+        link = link[:cut] + (rest[rest.index("&"):] if "&" in rest else "")
+    return link
+
 
 def _card(body: str) -> RoomInvite | None:
     try:

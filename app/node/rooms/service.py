@@ -59,8 +59,7 @@ from app.node.interfaces import (
 )
 from app.node.payloads import PayloadKinds
 from app.node.room_limits import PostQuotas
-from app.node.rooms import live as live_cache
-from app.node.rooms.live import LiveRoom, Taken
+from app.node.rooms.live import LiveRoom, Taken, decoded_or_none
 from app.node.rooms.members import ONLINE_WINDOW, Members
 from app.node.rooms.sync import HistorySync
 from app.node.rooms.verified_posts import VerifiedPosts
@@ -583,7 +582,7 @@ class RoomService:
         """A stored post's view changed (a governed room's notice now counts): show it."""
         live, envelope = self._live.get(room_id), self.store.envelope(room_id, author_key,
                                                                       post_id)
-        post = live and envelope and live_cache.decoded_or_none(live.secrets, envelope)
+        post = live and envelope and decoded_or_none(live.secrets, envelope)
         view = self._view(post.kind, post.body) if post else None
         if post and view is not None:
             stored = self._stored(post, PostState.RECEIVED.value)
