@@ -245,3 +245,28 @@ def test_the_history_shows_who_joined_was_promoted_and_removed_as_notices(
             assert notices(await bob.client.room_history(rid)) == want
 
     run(scenario)
+
+
+def test_new_members_read_earlier_epochs_only_when_the_room_says_so(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob", "Dee", "Eve") as (ada, bob, dee, eve):
+            room = await ada.client.create_room("Club", governed=True)
+            rid = room.room_id
+            await ada.client.post(rid, "from the first epoch")
+            await bob.client.join_room(room.invite)
+            await admitted(bob, ada, rid)
+            await ada.client.remove_member(rid, bob.peer_id)  # a second epoch
+            await ada.wait_event("key_rotated", room=rid, epoch=2)
+            await ada.client.post(rid, "from the second epoch")
+
+            await eve.client.join_room(room.invite)  # history on (the default)
+            await admitted(eve, ada, rid)
+            await wait_texts(eve, rid, ["from the first epoch", "from the second epoch"])
+
+            await ada.client.room_settings(rid, {"history": False})
+            await dee.client.join_room(room.invite)
+            await admitted(dee, ada, rid)
+            await wait_texts(dee, rid, ["from the second epoch"])
+            assert "from the first epoch" not in await texts(dee, rid)
+
+    run(scenario)

@@ -260,3 +260,19 @@ def test_an_expired_invite_is_not_admitted_whatever_the_joiner_says_its_clock_wa
     assert log.state().status[BOB.peer_id] is ms.Status.JOINING
     log.add(OWNER, {"op": "admit", "peer": BOB.peer_id, "epochs": []}, sent_at_ms=4500)
     assert log.state().status[BOB.peer_id] is ms.Status.MEMBER
+
+
+def test_a_rotation_hands_its_key_only_to_those_who_stay() -> None:
+    log = Log()
+    genesis(log)
+    member(log, BOB)
+    member(log, CY)
+    new = os.urandom(32)
+    # Whoever wrote the removal sealed the new key to Cy too: members do not count it.
+    log.add(OWNER, {"op": "remove", "peer": CY.peer_id, "ban": False, "seq": 1,
+                    **epoch(new, OWNER, BOB, CY)})
+    state = log.state()
+    current = state.current_epoch
+    assert current is not None and current.epoch_id == ms.epoch_id(new)
+    assert state.holders[current.epoch_id] == {OWNER.peer_id, BOB.peer_id}
+    assert CY.peer_id not in state.sealed[current.epoch_id]
