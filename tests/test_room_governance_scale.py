@@ -9,6 +9,8 @@ from pathlib import Path
 
 import trio
 
+from app.core import room as rc
+from app.core.identity import Identity
 from app.core.room import membership as ms
 from tests.governance_hub import Hub, envelopes, wait_until
 
@@ -55,5 +57,33 @@ def test_fifty_members_rotate_on_a_removal_and_a_late_joiner_validates_the_log(
             finally:
                 nursery.cancel_scope.cancel()
         hub.close()  # once every member's task has ended
+
+    trio.run(scenario)
+
+
+def test_outsiders_fill_no_more_of_the_log_than_it_keeps_for_them(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            hub = Hub(nursery, tmp_path)
+            try:
+                owner = hub.add("owner")
+                await hub.create(owner)
+                await owner.governance.settings(hub.room_id.hex(), {"join": "invite"})
+                assert hub.invite is not None
+                secrets = hub.invite.secrets
+                for i in range(ms.MAX_OUTSIDER_ENTRIES + 50):
+                    stranger = Identity.generate()
+                    owner.receive(rc.encode_post(
+                        stranger, secrets, kind=rc.KIND_MEMBERSHIP, body=b'{"op":"join"}',
+                        lamport=100, author_seq=1, sent_at_ms=1))
+                    if i % 100 == 0:
+                        await trio.sleep(0.06)  # let the replay of what arrived run
+                await wait_until(lambda: not owner.governance._dirty, 10, "the last replay")
+                held = owner.governance.store.count_entries(hub.room_id)
+                assert ms.MAX_OUTSIDER_ENTRIES <= held - 3 < ms.MAX_OUTSIDER_ENTRIES + 101
+                assert owner.role() == "owner"
+            finally:
+                nursery.cancel_scope.cancel()
+        hub.close()
 
     trio.run(scenario)

@@ -276,3 +276,13 @@ def test_a_rotation_hands_its_key_only_to_those_who_stay() -> None:
     assert current is not None and current.epoch_id == ms.epoch_id(new)
     assert state.holders[current.epoch_id] == {OWNER.peer_id, BOB.peer_id}
     assert CY.peer_id not in state.sealed[current.epoch_id]
+
+
+def test_a_join_dated_before_the_room_wanted_invites_is_not_admitted() -> None:
+    log = Log()
+    genesis(log)
+    log.add(OWNER, {"op": "settings", "settings": {"join": "invite"}})
+    log.add(BOB, {"op": "join"}, lamport=1)  # sorts before the settings: valid then
+    assert log.state().status[BOB.peer_id] is ms.Status.JOINING
+    log.add(OWNER, {"op": "admit", "peer": BOB.peer_id, "epochs": []})
+    assert log.state().status[BOB.peer_id] is ms.Status.JOINING

@@ -56,6 +56,8 @@ MAX_ENTRY_BYTES = 48 * 1024      # the JSON body of one log entry
 MAX_MEMBERS = 250                # members a governed room holds (a rotation's key list)
 MAX_LOG_ENTRIES = 20_000         # entries replayed per room; later ones are void
 MAX_INVITES = 256                # invites a room holds at once
+MAX_JOINING = 256                # people asking to join at once; later joins are void
+MAX_OUTSIDER_ENTRIES = 1000      # entries kept from people who are not members or joining
 MAX_INVITE_USES = 10_000
 MAX_FENCE_ROUNDS = 4             # replays to settle fences (see ``replay``)
 
@@ -415,6 +417,8 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
             return False
         if sum(1 for s in state.status.values() if s is Status.MEMBER) >= MAX_MEMBERS:
             return False
+        if sum(1 for s in state.status.values() if s is Status.JOINING) >= MAX_JOINING:
+            return False
         invite = body.get("invite")
         if invite is not None:
             if not isinstance(invite, str) or invite not in state.invites:
@@ -466,6 +470,8 @@ def _apply(room_id: bytes, state: RoomState, entry: Entry, open_fences: dict[str
         used = state.invites.get(state.joined_with.get(peer, ""))
         if used is not None and used.expires_ms and entry.sent_at_ms > used.expires_ms:
             return False  # the joiner's clock is its own word; the admitter's is a member's
+        if used is None and state.settings.join is JoinMode.INVITE:
+            return False  # a join without an invite, dated before the room wanted one
         state.status[peer] = Status.MEMBER
         state.changed_by[peer] = author
         deliveries = body.get("epochs", [])

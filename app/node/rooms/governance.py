@@ -89,6 +89,7 @@ class RoomGovernance:
         self._announced_epoch: dict[bytes, bytes] = {}
         self._visible: set[bytes] = set()  # digests of entries shown as notices
         self._dirty: set[bytes] = set()
+        self._outsiders: dict[bytes, int] = {}  # entries by non-members held, per room
         self._refresh_pending = False
 
     @property
@@ -147,9 +148,11 @@ class RoomGovernance:
             if post.epoch is not None:
                 return "a membership entry sealed with an epoch key"
             if state is not None and state.governed and state.status.get(post.author) not in (
-                    ms.Status.MEMBER, ms.Status.JOINING) and (
-                    len(post.body) > MAX_OUTSIDER_ENTRY or b'"join"' not in post.body):
-                return "someone who is not a member may only ask to join"
+                    ms.Status.MEMBER, ms.Status.JOINING):
+                if len(post.body) > MAX_OUTSIDER_ENTRY or b'"join"' not in post.body:
+                    return "someone who is not a member may only ask to join"
+                if self._outsiders.get(post.room_id, 0) >= ms.MAX_OUTSIDER_ENTRIES:
+                    return "the room holds as many requests from outsiders as it keeps"
             return ""
         if state is None or not state.governed:
             return ""
@@ -170,27 +173,23 @@ class RoomGovernance:
         if state is None or not state.governed:
             return ""
         status = state.status.get(self._me)
-        if status in (ms.Status.REMOVED, ms.Status.BANNED):
-            return "You were removed from this room."
-        if status is not ms.Status.MEMBER:
-            return "You are not admitted to this room yet."
-        if state.roles.get(self._me) is ms.Role.OBSERVER:
-            return "You are an observer in this room: you can read but not post."
-        if self.secrets_current(room_id) is None:
-            return "Waiting for the room's current key from a member."
-        return ""
+        return ("You were removed from this room."
+                if status in (ms.Status.REMOVED, ms.Status.BANNED)
+                else "You are not admitted to this room yet." if status is not ms.Status.MEMBER
+                else "You are an observer in this room: you can read but not post."
+                if state.roles.get(self._me) is ms.Role.OBSERVER
+                else "Waiting for the room's current key from a member."
+                if self.secrets_current(room_id) is None else "")
 
     def roles(self, room_id: bytes) -> dict[str, str]:
         state = self._states.get(room_id)
-        if state is None or not state.governed:
-            return {}
-        return {p: state.roles.get(p, ms.Role.MEMBER).value for p in state.members()}
+        return {p: state.roles.get(p, ms.Role.MEMBER).value for p in state.members()
+                } if state is not None and state.governed else {}
 
     # -- the handler of kind KIND_MEMBERSHIP -------------------------------------------------
 
     def take(self, room_id: bytes, post: rc.RoomPost) -> None:
-        """An entry arrived: replay soon, once for all that arrive meanwhile (a late joiner
-        syncs a whole log, and each replay reads all of it)."""
+        """An entry arrived: replay soon, once for all that arrive meanwhile (a sync)."""
         self._dirty.add(room_id)
         if not self._refresh_pending:
             self._refresh_pending = True
@@ -431,8 +430,11 @@ class RoomGovernance:
             return
         before = self._states.get(room_id) or ms.RoomState()
         before_current = self.secrets_current(room_id)
-        state = ms.replay(room_id, self.store.entries(room_id))
+        entries = self.store.entries(room_id)
+        state = ms.replay(room_id, entries)
         self._states[room_id] = state
+        self._outsiders[room_id] = sum(1 for e in entries if state.status.get(e.author) not in (
+            ms.Status.MEMBER, ms.Status.JOINING))
         if not state.governed:
             return
         gone: list[bytes] = []
