@@ -147,8 +147,8 @@ class RoomGovernance:
         if post.kind == rc.KIND_MEMBERSHIP:
             if post.epoch is not None:
                 return "a membership entry sealed with an epoch key"
-            if state is not None and state.governed and state.status.get(post.author) not in (
-                    ms.Status.MEMBER, ms.Status.JOINING):
+            if state is not None and state.governed and state.status.get(
+                    post.author) is not ms.Status.MEMBER:
                 if len(post.body) > MAX_OUTSIDER_ENTRY or b'"join"' not in post.body:
                     return "someone who is not a member may only ask to join"
                 if self._outsiders.get(post.room_id, 0) >= ms.MAX_OUTSIDER_ENTRIES:
@@ -433,8 +433,8 @@ class RoomGovernance:
         entries = self.store.entries(room_id)
         state = ms.replay(room_id, entries)
         self._states[room_id] = state
-        self._outsiders[room_id] = sum(1 for e in entries if state.status.get(e.author) not in (
-            ms.Status.MEMBER, ms.Status.JOINING))
+        self._outsiders[room_id] = sum(1 for e in entries if state.status.get(e.author) in (
+            None, ms.Status.JOINING, ms.Status.BANNED))  # not departed members' own past
         if not state.governed:
             return
         gone: list[bytes] = []
