@@ -218,7 +218,10 @@ async def _create_room(client: KithClient, args: dict[str, Any]) -> Reply:
     description = args.get("description", "")
     if not isinstance(description, str):
         raise CommandError("'description' must be a str")
-    await client.create_room(require(args, "name"), description)
+    governed = args.get("governed", False)
+    if not isinstance(governed, bool):
+        raise CommandError('"governed" is true or false')
+    await client.create_room(require(args, "name"), description, governed)
     return None  # the node announces room_created
 
 
@@ -262,6 +265,76 @@ async def _members(client: KithClient, args: dict[str, Any]) -> Reply:
     room = require(args, "room")
     members = await client.room_members(room)
     return {"event": "members", "room": room, "members": [asdict(m) for m in members]}
+
+
+@command("set_role")
+async def _set_role(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.set_role(require(args, "room"), require(args, "peer_id"), require(args, "role"))
+    return None  # every member announces role_changed
+
+
+@command("remove_member")
+async def _remove_member(client: KithClient, args: dict[str, Any]) -> Reply:
+    ban = args.get("ban", False)
+    if not isinstance(ban, bool):
+        raise CommandError('"ban" is true or false')
+    await client.remove_member(require(args, "room"), require(args, "peer_id"), ban)
+    return None  # every member announces member_removed, then key_rotated
+
+
+@command("room_settings")
+async def _room_settings(client: KithClient, args: dict[str, Any]) -> Reply:
+    room = require(args, "room")
+    changes = {k: v for k, v in args.items() if k not in ("cmd", "room")}
+    settings = await client.room_settings(room, changes)
+    return {"event": "room_settings", "room": room, "settings": settings}
+
+
+@command("create_invite")
+async def _create_invite(client: KithClient, args: dict[str, Any]) -> Reply:
+    room = require(args, "room")
+    expires_in, uses = args.get("expires_in", 0), args.get("uses", 0)
+    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool):
+        raise CommandError('"expires_in" is a number of seconds')
+    if not isinstance(uses, int) or isinstance(uses, bool):
+        raise CommandError('"uses" is a whole number')
+    link, invite_id = await client.create_invite(room, expires_in, uses)
+    return {"event": "invite_created", "room": room, "invite": link, "invite_id": invite_id}
+
+
+@command("invite_contact")
+async def _invite_contact(client: KithClient, args: dict[str, Any]) -> Reply:
+    room, peer_id = require(args, "room"), require(args, "peer_id")
+    message_id = await client.invite_contact(room, peer_id)
+    return {"event": "invite_sent", "room": room, "peer_id": peer_id, "id": message_id}
+
+
+@command("revoke_invite")
+async def _revoke_invite(client: KithClient, args: dict[str, Any]) -> Reply:
+    room, invite_id = require(args, "room"), require(args, "invite_id")
+    await client.revoke_invite(room, invite_id)
+    return {"event": "invite_revoked", "room": room, "invite_id": invite_id}
+
+
+@command("invites")
+async def _invites(client: KithClient, args: dict[str, Any]) -> Reply:
+    room = require(args, "room")
+    return {"event": "invites", "room": room, "invites": await client.room_invites(room)}
+
+
+@command("approve_join")
+async def _approve_join(client: KithClient, args: dict[str, Any]) -> Reply:
+    accept = args.get("accept", True)
+    if not isinstance(accept, bool):
+        raise CommandError('"accept" is true or false')
+    await client.approve_join(require(args, "room"), require(args, "peer_id"), accept)
+    return None  # member_joined (or member_removed) follows
+
+
+@command("delete_post")
+async def _delete_post(client: KithClient, args: dict[str, Any]) -> Reply:
+    await client.delete_room_post(require(args, "room"), require(args, "id"))
+    return None  # every member announces post_removed
 
 
 @command("room_history")

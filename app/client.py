@@ -10,6 +10,9 @@ loop (qasync in the GUI, plain asyncio in the headless node) and see only:
 
 Crossing rules: asyncio -> trio only through ``TrioToken.run_sync_soon``; trio -> asyncio only
 through ``loop.call_soon_threadsafe``. Nothing else crosses.
+
+Length: the thread crossing is about 200 lines; the rest is one short typed method per thing
+the interfaces may ask of the node, which is the point of having one seam.
 """
 
 from __future__ import annotations
@@ -460,8 +463,10 @@ class KithClient:
 
     # -- rooms --------------------------------------------------------------------------------
 
-    async def create_room(self, name: str, description: str = "") -> RoomInfo:
-        return await self.call(lambda node: node.rooms.create(name, description))
+    async def create_room(self, name: str, description: str = "", governed: bool = False
+                          ) -> RoomInfo:
+        """A new room; ``governed``: we own it, with roles, removal and key epochs."""
+        return await self.call(lambda node: node.rooms.create(name, description, governed))
 
     async def join_room(self, invite: str) -> RoomInfo:
         """Join from a ``kith:room`` link; raises ``InvalidInvite`` with plain words."""
@@ -501,6 +506,52 @@ class KithClient:
 
     async def mark_room_read(self, room_id: str) -> None:
         await self.call(lambda node: node.rooms.mark_read(room_id))
+
+    # -- governed rooms: roles, removal, invites, moderation (docs/protocol.md 8.12) ---------
+
+    async def set_role(self, room_id: str, peer_id: str, role: str) -> None:
+        """Make a member owner, admin, member or observer (``role_changed`` follows)."""
+        await self.call(lambda node: node.governance.set_role(room_id, peer_id, role))
+
+    async def remove_member(self, room_id: str, peer_id: str, ban: bool = False) -> None:
+        """Remove (or ban) a member and start a new key epoch without them."""
+        await self.call(lambda node: node.governance.remove_member(room_id, peer_id, ban))
+
+    async def room_settings(self, room_id: str, changes: dict[str, Any] | None = None
+                            ) -> dict[str, Any]:
+        """The room's settings after ``changes`` (join, history, rotate_on_leave, name,
+        description); no changes: read them."""
+        return await self.call(lambda node: node.governance.settings(room_id, changes or {}))
+
+    async def create_invite(self, room_id: str, expires_in: float = 0, uses: int = 0
+                            ) -> tuple[str, str]:
+        """(link, invite id) of a revocable invite; 0: never expires, unlimited uses."""
+        return await self.call(
+            lambda node: node.governance.create_invite(room_id, expires_in, uses))
+
+    async def invite_contact(self, room_id: str, peer_id: str) -> str:
+        """Send a contact a join card for the room over direct messages; its message id."""
+        return await self.call(
+            lambda node: node.governance.invite_contact(bytes.fromhex(room_id), peer_id),
+            ordered=True)
+
+    async def room_overview(self, room_id: str) -> dict[str, Any]:
+        """``{"governed", "role", "settings", "requests", "invites"}`` of a room (our role in
+        it; who asks to join; its invites), for the window's room settings."""
+        return await self.call(lambda node: _now(node.governance.overview(room_id)))
+
+    async def revoke_invite(self, room_id: str, invite_id: str) -> None:
+        await self.call(lambda node: node.governance.revoke_invite(room_id, invite_id))
+
+    async def room_invites(self, room_id: str) -> list[dict[str, Any]]:
+        return await self.call(lambda node: _now(node.governance.invites(room_id)))
+
+    async def approve_join(self, room_id: str, peer_id: str, accept: bool = True) -> None:
+        await self.call(lambda node: node.governance.approve_join(room_id, peer_id, accept))
+
+    async def delete_room_post(self, room_id: str, post_id: str) -> None:
+        """An admin deletes a post for every member (a signed tombstone in the log)."""
+        await self.call(lambda node: node.governance.delete_post(room_id, post_id))
 
     # -- search -------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ comes after them are reached.
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from app.core import files as fc
 from app.core import room as rc
 from app.core.identity import Identity
+from app.core.room.membership import OPS
 
 EXTREME_INTS = (0, 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53, 2**53 + 1, 2**62, 2**62 + 1,
                 2**63 - 1, 2**63, 2**64 - 1)
@@ -442,3 +444,36 @@ def dht_message(draw: st.DrawFn, loopback_only: bool = False) -> Any:
     if draw(st.booleans()):
         message.senderRecord = draw(st.binary(max_size=256))
     return message
+
+
+@st.composite
+def membership_body(draw: st.DrawFn) -> bytes:
+    """A governed room's log entry (docs/protocol.md 8.12), one field wrong at most."""
+    op = draw(mostly(st.sampled_from(sorted(OPS)), hostile_text(12)))
+    peer_ok, peer_bad = st.just(Identity(b"\x07" * 32).peer_id), json_junk()
+    hex16_ok, hex16_bad = hex_field(16)
+    hex32_ok, hex32_bad = hex_field(32)
+    wrong = twist(draw, ("peer", "epoch", "keys", "role", "invite", "settings", "seq",
+                         *OBJECT_TWISTS))
+    key_pair = st.tuples(st.just(Identity(b"\x07" * 32).peer_id),
+                         st.binary(min_size=80, max_size=80).map(
+                             lambda b: base64.b64encode(b).decode()))
+    fields = {
+        "op": op,
+        "peer": pick(draw, peer_ok, peer_bad, wrong == "peer"),
+        "epoch": pick(draw, hex16_ok, hex16_bad, wrong == "epoch"),
+        "keys": pick(draw, st.lists(key_pair.map(list), max_size=3),
+                     st.one_of(json_junk(), st.lists(json_junk(), max_size=3)), wrong == "keys"),
+        "role": pick(draw, st.sampled_from(["owner", "admin", "member", "observer"]),
+                     json_junk(), wrong == "role"),
+        "invite": pick(draw, hex32_ok, hex32_bad, wrong == "invite"),
+        "settings": pick(draw, st.fixed_dictionaries({}, optional={
+            "join": st.sampled_from(["open", "invite", "approve"]),
+            "history": st.booleans(), "name": hostile_text(70)}),
+            json_junk(), wrong == "settings"),
+        "seq": pick(draw, st.integers(0, 10), u64(), wrong == "seq"),
+        "ban": draw(st.one_of(st.booleans(), json_junk())),
+        "nonce": draw(hex16_ok),
+    }
+    return draw(json_object(fields, rc.MAX_MEMBERSHIP_BYTES,
+                            wrong if wrong in OBJECT_TWISTS else None))

@@ -84,6 +84,7 @@ from tests.hostile_inputs import (
     file_request,
     hop_message,
     hostile_post,
+    membership_body,
     offer_body,
     profile_frame,
     stop_message,
@@ -183,14 +184,15 @@ STORE_BOUNDS = {
     "direct message times": "SELECT count(*) FROM messages WHERE typeof(sent_at) != 'integer' "
                             f"OR sent_at NOT BETWEEN 0 AND {rc.MAX_SENT_AT_MS}",
     "direct message kinds and bodies": (
-        "SELECT count(*) FROM messages WHERE kind NOT IN (1, 2, 3) OR length(CAST(text AS BLOB))"
+        "SELECT count(*) FROM messages WHERE kind NOT IN (1, 2, 3, 32) "
+        "OR length(CAST(text AS BLOB))"
         f" NOT BETWEEN 1 AND CASE kind WHEN 1 THEN {dm.MAX_TEXT_BYTES} "
         f"ELSE {dm.MAX_FILE_BODY_BYTES} END"),
     "room post numbers": (
         "SELECT count(*) FROM room_posts WHERE typeof(lamport) != 'integer' "
         f"OR lamport NOT BETWEEN 0 AND {rc.MAX_LAMPORT} OR typeof(author_seq) != 'integer' "
         f"OR author_seq NOT BETWEEN 1 AND {rc.MAX_AUTHOR_SEQ} OR typeof(sent_at) != 'integer' "
-        f"OR sent_at NOT BETWEEN 0 AND {rc.MAX_SENT_AT_MS} OR kind NOT IN (1, 3)"),
+        f"OR sent_at NOT BETWEEN 0 AND {rc.MAX_SENT_AT_MS} OR kind NOT IN (1, 3, 32)"),
     "room clocks": (
         "SELECT count(*) FROM rooms WHERE typeof(lamport) != 'integer' "
         f"OR lamport NOT BETWEEN 0 AND {rc.MAX_LAMPORT} OR typeof(my_seq) != 'integer' "
@@ -569,6 +571,25 @@ def test_room_posts_over_gossip(bench: Bench, posts: list[HostilePost | bytes]) 
     envelopes = [p.envelope(bench.secrets) if isinstance(p, HostilePost) else p for p in posts]
     bench.run(bench.mal.publish(bench.secrets.topic, envelopes))
     bench.run(bench.marker())  # everything before it on the link was handled
+    bench.check()
+
+
+@FUZZ
+@given(entries=st.lists(st.tuples(membership_body(), st.integers(1, 5), st.integers(0, 50)),
+                        min_size=1, max_size=4),
+       epoch=st.binary(min_size=rc.EPOCH_ID_SIZE, max_size=rc.EPOCH_ID_SIZE))
+def test_membership_entries_and_epoch_envelopes_over_gossip(
+        bench: Bench, entries: list[tuple[bytes, int, int]], epoch: bytes) -> None:
+    """Log entries of any shape (kind 32), and envelopes of an epoch nobody holds."""
+    author = Identity(b"\x0b" * 32)
+    envelopes = [rc.seal_inner(bench.secrets, rc.encode_inner(
+        author, bench.secrets.room_id, body, kind=rc.KIND_MEMBERSHIP, post_id=rc.new_post_id(),
+        lamport=lamport, author_seq=seq, sent_at_ms=1)) for body, seq, lamport in entries]
+    stranger = bench.secrets.with_epochs({epoch: bytes(32)}, epoch)
+    envelopes.append(rc.encode_text_post(author, stranger, "no one holds this epoch",
+                                         lamport=1, author_seq=99, sent_at_ms=1))
+    bench.run(bench.mal.publish(bench.secrets.topic, envelopes))
+    bench.run(bench.marker())
     bench.check()
 
 

@@ -41,9 +41,10 @@ KIND_TEXT = 1
 KIND_FILE_OFFER = 2    # body: UTF-8 JSON file offer (docs/protocol.md section 9)
 KIND_FILE_CONTROL = 3  # body: UTF-8 JSON {"transfer", "action"[, "reason"]}
 KIND_MAILBOX_RECEIPT = 48  # body: UTF-8 JSON {"ack": [id hex], "reject": [[id hex, code]]}
+KIND_ROOM_INVITE = 32  # body: a kith:room link, a room's join card (docs/protocol.md 8.12)
 # Kinds 16-20 are message actions (reply, reaction, edit, delete, read: app.core.actions).
-KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL, KIND_MAILBOX_RECEIPT}
-                  | DM_ACTION_KINDS)
+KINDS = frozenset({KIND_TEXT, KIND_FILE_OFFER, KIND_FILE_CONTROL, KIND_ROOM_INVITE,
+                   KIND_MAILBOX_RECEIPT} | DM_ACTION_KINDS)
 MAX_FILE_BODY_BYTES = 4096  # every kind but text (the name is older than the other kinds)
 # A later ``sent_at`` (2100-01-01T00:00:00Z, as for room posts) is taken as this: it is the
 # sender's clock, informational, and nothing after it can show or store a time beyond.

@@ -550,6 +550,92 @@ class MailboxRefused(Event):
     reason: str
 
 
+# -- governed rooms (docs/protocol.md 8.12) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleChanged(Event):
+    """A member's role in a governed room changed (``by``: who changed it)."""
+
+    name: ClassVar[str] = "role_changed"
+    room: str
+    peer_id: str
+    role: str
+    by: str
+
+
+@dataclass(frozen=True)
+class MemberJoined(Event):
+    """Someone was admitted to a governed room (``by``: who admitted them)."""
+
+    name: ClassVar[str] = "member_joined"
+    room: str
+    peer_id: str
+    by: str
+
+
+@dataclass(frozen=True)
+class MemberRemoved(Event):
+    """A member was removed from a governed room (or banned: ``ban``), or left (``by`` is
+    the member itself)."""
+
+    name: ClassVar[str] = "member_removed"
+    room: str
+    peer_id: str
+    by: str
+    ban: bool
+
+
+@dataclass(frozen=True)
+class RemovedFromRoom(Event):
+    """We were removed from a room: it keeps what we held, and we read nothing new."""
+
+    name: ClassVar[str] = "removed_from_room"
+    room: str
+    by: str
+    ban: bool = False
+
+
+@dataclass(frozen=True)
+class KeyRotated(Event):
+    """A governed room's posts are now sealed with a new epoch key, and we hold it."""
+
+    name: ClassVar[str] = "key_rotated"
+    room: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class JoinRequested(Event):
+    """Someone asks to join a room whose admins approve joins (shown to admins)."""
+
+    name: ClassVar[str] = "join_request"
+    room: str
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class RoomInviteReceived(Event):
+    """A contact sent us a join card for a room: ``invite`` is the link that joins it."""
+
+    name: ClassVar[str] = "room_invite"
+    id: str
+    from_: str
+    room_id: str
+    room_name: str
+    invite: str
+
+
+@dataclass(frozen=True)
+class JoinRefused(Event):
+    """Our join would not count: the link's invite was revoked, has expired or is used up, or
+    the room admits with an invite only (``reason`` in words)."""
+
+    name: ClassVar[str] = "join_refused"
+    room: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class MessageDeposited(Event):
     """The recipient was out of reach: their mailbox holds the message until they collect it
@@ -620,3 +706,13 @@ class MailboxStatus(Event):
     held: int
     bytes: int
     mine: tuple[MailboxReach, ...]
+
+
+@dataclass(frozen=True)
+class RoomSettingsChanged(Event):
+    """A governed room's settings (join mode, history, rotation on leave, name, description)."""
+
+    name: ClassVar[str] = "room_settings"
+    room: str
+    settings: dict[str, Any]
+    by: str

@@ -107,6 +107,7 @@ class RoomMember:
     online: bool
     last_seen: float | None
     is_me: bool = False
+    role: str = ""             # a governed room's role (owner admin member observer); "" if none
 
 
 @dataclass(frozen=True)

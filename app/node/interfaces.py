@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import trio
 from libp2p.abc import INetConn
 
+from app.core import room as rc
 from app.core.dm import Ack, DirectMessage, Reject
 from app.core.events import Event
 from app.core.identity import Identity
@@ -260,3 +261,68 @@ class RoomKindHandler(Protocol):
         """(text, transfer id hex or None) as views show a post of this kind; None: not
         shown (an unreadable body, or a kind that is only bookkeeping)."""
         ...
+
+
+class RoomGovernor(Protocol):
+    """What ``RoomService`` asks a governed room's log about (``rooms.governance``): the
+    secrets a room's posts are sealed with, and whether a member's post stands."""
+
+    def new_room(self) -> rc.RoomSecrets:
+        """The secrets of a room we create (its id binds our key: the genesis)."""
+        ...
+
+    async def created(self, room_id: bytes) -> None:
+        """A room we created is stored and open: write its genesis."""
+        ...
+
+    def joining(self, room_id: bytes, invite_seed: bytes | None) -> None:
+        """We joined from a link (carrying an invite token or not): ask to be admitted."""
+        ...
+
+    async def leaving(self, room_id: bytes) -> None:
+        """We are about to leave: say so in the log while we can."""
+        ...
+
+    def secrets(self, stored: rc.RoomSecrets) -> rc.RoomSecrets:
+        """``stored`` with the epoch keys we hold and the one to seal our posts with."""
+        ...
+
+    def refusal(self, post: RoomPost) -> str:
+        """Why a verified post does not stand in its room ("" if it does)."""
+        ...
+
+    def post_refusal(self, room_id: bytes) -> str:
+        """Why we cannot post to the room now ("" if we can)."""
+        ...
+
+    def roles(self, room_id: bytes) -> dict[str, str]:
+        """Members' roles in a governed room (empty for an ungoverned one)."""
+        ...
+
+
+class Ungoverned:
+    """The governor of a node without room governance: every room is an open room."""
+
+    def new_room(self) -> rc.RoomSecrets:
+        return rc.RoomSecrets.generate()
+
+    async def created(self, room_id: bytes) -> None:
+        pass
+
+    def joining(self, room_id: bytes, invite_seed: bytes | None) -> None:
+        pass
+
+    async def leaving(self, room_id: bytes) -> None:
+        pass
+
+    def secrets(self, stored: rc.RoomSecrets) -> rc.RoomSecrets:
+        return stored
+
+    def refusal(self, post: RoomPost) -> str:
+        return ""
+
+    def post_refusal(self, room_id: bytes) -> str:
+        return ""
+
+    def roles(self, room_id: bytes) -> dict[str, str]:
+        return {}

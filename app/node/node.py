@@ -77,6 +77,8 @@ from app.node.relay import RelayService, parse_relay_addrs
 from app.node.resources import DEFAULT_LIMITS, Limits, PeerClass, ResourceManager
 from app.node.room_invitations import RoomInvitations
 from app.node.rooms import RoomService
+from app.node.rooms.governance import RoomGovernance
+from app.node.rooms.invite_cards import RoomInviteCards
 from app.node.typing_signals import FEATURE_TYPING, TypingSignals
 from app.store.actions import ActionStore
 from app.store.chat_prefs import ChatPrefsStore
@@ -85,6 +87,7 @@ from app.store.db import open_database
 from app.store.mailbox import HeldMessages, MailboxRecords, MailboxStore
 from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
+from app.store.room_governance import GovernanceStore
 from app.store.rooms import RoomStore
 from app.store.transfers import TransferStore
 
@@ -139,6 +142,7 @@ class KithNode:
         self._contacts: ContactService | None = None
         self._dms: DirectMessages | None = None
         self._rooms: RoomService | None = None
+        self._governance: RoomGovernance | None = None
         self._files: FileTransfers | None = None
         self._actions: MessageActions | None = None
         self._relay: RelayService | None = None
@@ -184,6 +188,12 @@ class KithNode:
         if self._dms is None:
             raise RuntimeError("the node is not running")
         return self._dms
+
+    @property
+    def governance(self) -> RoomGovernance:
+        if self._governance is None:
+            raise RuntimeError("the node is not running")
+        return self._governance
 
     @property
     def rooms(self) -> RoomService:
@@ -293,6 +303,7 @@ class KithNode:
             self._contacts = None
             self._dms = None
             self._rooms = None
+            self._governance = None
             self._files = None
             self._actions = None
             self._relay = None
@@ -332,6 +343,15 @@ class KithNode:
         dms.kinds.register(dm.KIND_FILE_OFFER, files.offers)
         dms.kinds.register(dm.KIND_FILE_CONTROL, files.controls)
         rooms.kinds.register(rc.KIND_FILE, files.room_files)
+        governance = RoomGovernance(
+            GovernanceStore(db), us=us, nursery=nursery, emit=emit, channel=rooms,
+            refresh_keys=rooms.refresh_keys, members_changed=rooms.members_changed,
+            room_link=lambda room_id: rooms.info(room_id).invite, outbox=dms,
+            show_again=rooms.show_again)
+        rooms.governor = governance
+        rooms.kinds.register(rc.KIND_MEMBERSHIP, governance)
+        dms.kinds.register(dm.KIND_ROOM_INVITE, RoomInviteCards(emit))
+        self._governance = governance
         if self.config.message_actions:
             self._wire_actions(host, db, us, contacts, dms, rooms, files, nursery,
                                pubsub.gossip.forget)
@@ -345,6 +365,7 @@ class KithNode:
         contacts.start()
         dms.start()
         mail.start()
+        governance.start([r.secrets.room_id for r in rooms.store.rooms()])
         rooms.start()
         files.start()
         relay = RelayService(

@@ -350,6 +350,33 @@ MIGRATIONS: list[str] = [
         DELETE FROM search_docs WHERE kind = 1 AND row = old.seq;
     END;
     """,
+    # Governed rooms (app/store/room_governance.py, docs/protocol.md 8.12). The membership
+    # log itself is room posts of kind 32; here are what replaying it gave (each member's role
+    # and status, for listing members without a replay), the epoch keys we hold, and the
+    # invite tokens we made (their secret half, to show the link again and to revoke it).
+    """
+    CREATE TABLE IF NOT EXISTS room_roles (
+        room_id  BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        peer_id  TEXT NOT NULL,
+        role     TEXT NOT NULL,
+        status   TEXT NOT NULL,
+        PRIMARY KEY (room_id, peer_id)
+    );
+    CREATE TABLE IF NOT EXISTS room_epoch_keys (
+        room_id  BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        epoch_id BLOB NOT NULL,
+        key      BLOB NOT NULL,
+        PRIMARY KEY (room_id, epoch_id)
+    );
+    CREATE TABLE IF NOT EXISTS room_invites (
+        room_id    BLOB NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
+        invite_key TEXT NOT NULL,
+        seed       BLOB NOT NULL,
+        link       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (room_id, invite_key)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.core.records import Delivery, MessageInfo, PostState, Reactions, RoomPostInfo
+from ui.conversation.notice import is_notice, notice_text
 
 RoomOrder = tuple[int, str, str]  # (lamport, author key hex, post id hex)
 
@@ -42,6 +43,7 @@ class ChatItem:
     reply_to: str | None = None     # the id of the message this one answers
     edited: bool = False
     reactions: Reactions = ()       # (emoji, (peer id, ...))
+    notice: bool = False            # a governed room's notice (ui.conversation.notice)
 
     @classmethod
     def from_message(
@@ -67,8 +69,10 @@ class ChatItem:
         )
 
     @classmethod
-    def from_post(cls, info: RoomPostInfo) -> ChatItem:
-        """A room post: the author is whoever wrote it; ``order`` places it in the room."""
+    def from_post(cls, info: RoomPostInfo, me: str = "") -> ChatItem:
+        """A room post: the author is whoever wrote it; ``order`` places it in the room. A
+        notice of a governed room is worded here (``me``: our peer id, for "you")."""
+        notice = is_notice(info)
         return cls(
             key=info.id,
             seq=info.lamport,
@@ -76,7 +80,7 @@ class ChatItem:
             author_id=info.author,
             author_name=info.author_name,
             outgoing=info.outgoing,
-            text=info.text,
+            text=notice_text(info, me) if notice else info.text,
             sent_at_ms=info.sent_at_ms,
             state=POST_DELIVERY[info.state],
             order=(int(info.order[0]), str(info.order[1]), str(info.order[2])),
@@ -84,6 +88,7 @@ class ChatItem:
             reply_to=info.reply_to,
             edited=info.edited_at is not None,
             reactions=info.reactions,
+            notice=notice,
         )
 
     @property

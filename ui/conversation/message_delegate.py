@@ -77,6 +77,7 @@ RADIUS = 14
 MAX_BUBBLE = 620
 BUBBLE_SHARE = 0.78      # of the content width
 GLYPH = 16               # delivery glyph box
+NOTICE_PAD = 4           # above and below a governed room's notice line
 FAILED = 20              # the red "!" left of a failed bubble
 META_GAP = 10
 SIZE_CACHE_LIMIT = 50_000
@@ -283,6 +284,8 @@ class MessageDelegate(QStyledItemDelegate):
         flags = self.row_flags(model, row)
         if item.transfer:
             return QSize(width, self.cards.row_height(item, flags, width))
+        if item.notice:
+            return QSize(width, self._notice_height(flags))
         packed = flags[0] | flags[1] << 1 | flags[2] << 2
         cache_key = (item.key, width, packed, item.revision)
         height = self._sizes.get(cache_key)
@@ -312,6 +315,10 @@ class MessageDelegate(QStyledItemDelegate):
         if item.transfer:
             flags = self.row_flags(model, row)
             self.cards.paint(painter, option, item, flags, model.day_label(row) if flags[0] else "")
+            return
+        if item.notice:
+            self._paint_notice(painter, option.rect, item, self.row_flags(model, row),
+                               model.day_label(row))
             return
         rect: QRect = option.rect
         state: QStyle.StateFlag = option.state
@@ -385,6 +392,26 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _chips_width(self, width: int) -> int:
         return self._max_text_width(width) + 2 * PAD_H
+
+    def _notice_height(self, flags: tuple[bool, bool, bool]) -> int:
+        height = GROUP_GAP + self.small_fm.height() + 2 * NOTICE_PAD
+        return height + (self.day_h - GROUP_GAP // 2 if flags[0] else 0)
+
+    def _paint_notice(self, painter: QPainter, rect: QRect, item: ChatItem,
+                      flags: tuple[bool, bool, bool], day: str) -> None:
+        """A governed room's notice: one muted, centred line ("Cy was removed by Ada")."""
+        palette = self.view.palette()
+        painter.save()
+        if flags[0]:
+            self.paint_day(painter, rect, day, palette)
+        line_h = self.small_fm.height() + 2 * NOTICE_PAD
+        line = QRect(rect.left() + SIDE_MARGIN, rect.bottom() - line_h + 1,
+                     rect.width() - 2 * SIDE_MARGIN, line_h)
+        painter.setFont(self.small)
+        painter.setPen(pal.muted_text(palette))
+        text = self.small_fm.elidedText(item.text, Qt.TextElideMode.ElideRight, line.width())
+        painter.drawText(line, int(Qt.AlignmentFlag.AlignCenter), text)
+        painter.restore()
 
     def paint_day(self, painter: QPainter, rect: QRect, label: str, palette: QPalette) -> None:
         base = palette.color(QPalette.ColorRole.Base)
@@ -465,7 +492,7 @@ class MessageDelegate(QStyledItemDelegate):
             return None
         row = index.row()
         item = model.item(row)
-        if item.transfer:  # a file card: no text layout, no links, no retry mark
+        if item.transfer or item.notice:  # a file card or notice: no links, no retry mark
             return None
         bubble = self.bubble(item, self.content_width())
         flags = self.row_flags(model, row)
@@ -618,7 +645,7 @@ class MessageDelegate(QStyledItemDelegate):
         model = index.model()
         assert isinstance(model, MessageListModel)
         item = model.item(index.row())
-        if item.transfer:  # a file card has no text to select: no editor
+        if item.transfer or item.notice:  # a card or a notice: no text to select
             return None  # type: ignore[return-value]
         editor = QTextBrowser(parent)
         editor.setObjectName("messageText")

@@ -107,7 +107,8 @@ class MessageListModel(QAbstractListModel):
             return True
         item, previous = self._items[row], self._items[row - 1]
         return (
-            item.outgoing != previous.outgoing
+            item.notice or previous.notice
+            or item.outgoing != previous.outgoing
             or item.author_id != previous.author_id
             or item.sent_at_ms - previous.sent_at_ms > GROUP_GAP_MS
         )

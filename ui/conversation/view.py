@@ -417,10 +417,16 @@ class ConversationView(QWidget):
             self.messages.scroll_to_bottom()  # your own message: always show it
         return added
 
+    def _me(self) -> str:
+        return self._client.peer_id if self._client is not None else ""
+
     def _add_post(self, info: RoomPostInfo) -> bool:
         if not info.text and not is_file_post(info):
             return False
-        added = self.model.insert_sorted(as_file_item(ChatItem.from_post(info), info))
+        item = as_file_item(ChatItem.from_post(info, self._me()), info)
+        if not item.text and not item.transfer:
+            return False  # a notice this version cannot word
+        added = self.model.insert_sorted(item)
         if added and info.outgoing:
             self.messages.scroll_to_bottom()
         return added
@@ -434,8 +440,10 @@ class ConversationView(QWidget):
         if self._room is not None:
             cursor = before if isinstance(before, tuple) else None
             posts = await client.room_history(key, cursor, PAGE_SIZE)
-            return [as_file_item(ChatItem.from_post(p), p) for p in posts
-                    if p.text or is_file_post(p)]
+            me = self._me()
+            items = [as_file_item(ChatItem.from_post(p, me), p) for p in posts
+                     if p.text or is_file_post(p)]
+            return [i for i in items if i.text or i.transfer]
         seq = before if isinstance(before, int) else None
         return [self._item(info) for info in await client.history(key, seq, PAGE_SIZE)
                 if not is_file_control(info)]

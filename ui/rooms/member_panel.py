@@ -40,6 +40,7 @@ from ui.widgets.avatar import paint_avatar
 PANEL_WIDTH = 240
 AVATAR = 28
 PEER_ROLE = Qt.ItemDataRole.UserRole + 1
+ROLE_WORDS = {"owner": "owner", "admin": "admin", "observer": "reads only"}
 
 
 class _MemberList(QListWidget):
@@ -139,6 +140,9 @@ class MemberPanel(QFrame):
         """The shown rows' text, in order (what tests and screen readers see)."""
         return [self.list.item(row).text() for row in range(self.list.count())]
 
+    def members(self) -> list[RoomMember]:
+        return list(self._members)
+
     def member(self, peer_id: str) -> RoomMember | None:
         return next((m for m in self._members if m.peer_id == peer_id), None)
 
@@ -173,6 +177,8 @@ class MemberPanel(QFrame):
         for member in self._members:
             text = (self.tr("{name} (you)").format(name=member.name) if member.is_me
                     else member.name)
+            if member.role in ROLE_WORDS:  # a governed room: say who runs it
+                text = f"{text} · {self.tr(ROLE_WORDS[member.role])}"
             item = QListWidgetItem(self._icon(member), text)
             item.setData(PEER_ROLE, member.peer_id)
             presence = self.tr("online") if member.online else self.tr("offline")

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -28,7 +29,7 @@ from ui.style import palette as pal
 from ui.style.theme import set_style_sheet
 from ui.widgets.link_dialog import plain_words
 
-CreateRoom = Callable[[str, str], Awaitable[RoomInfo]]
+CreateRoom = Callable[[str, str, bool], Awaitable[RoomInfo]]
 
 
 class NewRoomDialog(QDialog):
@@ -68,6 +69,13 @@ class NewRoomDialog(QDialog):
         description_label.setBuddy(self.description_edit)
         form.addRow(description_label, self.description_edit)
         layout.addLayout(form)
+        self.governed_box = QCheckBox(self.tr("I &manage this room: roles, removing people, "
+                                              "invites that can be revoked"), self)
+        self.governed_box.setToolTip(self.tr(
+            "You own the room. You can make others admins, remove or ban people (they then "
+            "read nothing new), and choose who may join. Without it, everyone with the link "
+            "is in for good."))
+        layout.addWidget(self.governed_box)
 
         self.status_label = QLabel(self)
         self.status_label.setWordWrap(True)
@@ -120,13 +128,14 @@ class NewRoomDialog(QDialog):
         self._say(self.tr("Creating…"), False)
         self._runner.run(
             self._submit(self.name_edit.text().strip(), self.description_edit.text().strip(),
-                         self._create),
+                         self.governed_box.isChecked(), self._create),
             self.tr("Creating a room"),
         )
 
-    async def _submit(self, name: str, description: str, create: CreateRoom) -> None:
+    async def _submit(self, name: str, description: str, governed: bool,
+                      create: CreateRoom) -> None:
         try:
-            info = await create(name, description)
+            info = await create(name, description, governed)
         except Exception as exc:  # noqa: BLE001 - every failure is shown inline, in plain words
             self._busy = False
             self.validate()

@@ -16,17 +16,25 @@ from PySide6.QtGui import QAction, QKeySequence, QPalette
 from PySide6.QtWidgets import QMenu, QMessageBox, QPushButton
 
 from app.core.events import (
+    Event,
+    JoinRequested,
+    MemberJoined,
+    MemberRemoved,
+    RemovedFromRoom,
+    RoleChanged,
     RoomChanged,
     RoomCreated,
     RoomJoined,
     RoomLeft,
     RoomMembersChanged,
     RoomPostAdded,
+    RoomSettingsChanged,
 )
 from app.core.records import ContactInfo, ContactState, RoomInfo, RoomMember, short_peer_id
 from ui.rooms.join_room import JoinRoomDialog
 from ui.rooms.new_room import NewRoomDialog
 from ui.rooms.room_invite import RoomInviteDialog
+from ui.rooms.room_settings import RoomSettingsDialog
 from ui.sidebar.actions import RoomAction
 from ui.style.resources import tinted_icon
 from ui.widgets.confirm import confirm, destructive_button
@@ -49,6 +57,8 @@ class WindowRooms(QObject):
         self.invite_dialogs: dict[str, RoomInviteDialog] = {}
         self.leave_box: QMessageBox | None = None
         self.member_menu: QMenu | None = None
+        self.settings_dialog: RoomSettingsDialog | None = None
+        self.member_box: QMessageBox | None = None
         self._author_names: dict[str, str] = {}  # peer id -> name, from room posts
         self._build_actions()
         self._tint()
@@ -87,9 +97,20 @@ class WindowRooms(QObject):
         self.invite_action.setIconText(self.tr("Invite"))
         self.invite_action.triggered.connect(lambda: self.show_room_invite())
 
+        self.invite_contact_menu = QMenu(self.tr("Invite a &Contact"), window)
+        self.invite_contact_menu.setToolTip(self.tr(
+            "Send a contact an invitation to this room as a message"))
+        self.invite_contact_menu.aboutToShow.connect(self.fill_invite_contact_menu)
+        self.invite_contact_menu.setEnabled(False)
+
+        self.settings_action = QAction(self.tr("Room &Settings…"), window)
+        self.settings_action.setToolTip(self.tr("Who may join, invite links, join requests"))
+        self.settings_action.triggered.connect(lambda: self.show_room_settings())
+
         self.leave_action = QAction(self.tr("&Leave Room…"), window)
         self.leave_action.triggered.connect(self._leave_open_room)
-        for action in (self.members_action, self.invite_action, self.leave_action):
+        for action in (self.members_action, self.invite_action, self.settings_action,
+                       self.leave_action):
             action.setEnabled(False)  # only while a room is open
 
     def _tint(self) -> None:
@@ -123,6 +144,10 @@ class WindowRooms(QObject):
         events.subscribe(RoomLeft, self._room_left)
         events.subscribe(RoomMembersChanged, self._members_changed)
         events.subscribe(RoomPostAdded, self._post_added)
+        for governed in (RoleChanged, MemberJoined, MemberRemoved, RoomSettingsChanged):
+            events.subscribe(governed, self._log_changed)
+        events.subscribe(JoinRequested, self._join_requested)
+        events.subscribe(RemovedFromRoom, self._removed)
 
     def _room_changed(self, event: RoomChanged) -> None:
         self.window.sidebar.model.upsert_room(event.room)
@@ -176,8 +201,10 @@ class WindowRooms(QObject):
     def _conversation_changed(self) -> None:
         """Room actions only while a room is open; its members if the Members toggle is on."""
         room_open = self.window.conversation.current_room is not None
-        for action in (self.members_action, self.invite_action, self.leave_action):
+        for action in (self.members_action, self.invite_action, self.settings_action,
+                       self.leave_action):
             action.setEnabled(room_open)
+        self.invite_contact_menu.setEnabled(room_open)
         if room_open:
             self._show_members_panel()
         else:
@@ -218,6 +245,7 @@ class WindowRooms(QObject):
         if member is None or member.is_me:
             return None
         menu = QMenu(window)
+        menu.setObjectName("memberMenu")
         known = window.sidebar.model.contact(peer_id)
         if known is not None and known.state is not ContactState.BLOCKED:
             action = menu.addAction(self.tr("&Open Conversation"))
@@ -227,12 +255,127 @@ class WindowRooms(QObject):
             action = menu.addAction(self.tr("&Add {name} as a Contact").format(name=member.name))
             action.setObjectName("add")
             action.triggered.connect(lambda: self.add_member_contact(room_id, member))
+        self._add_role_actions(menu, room_id, member)
         if self.member_menu is not None:
             self.member_menu.deleteLater()
         self.member_menu = menu
         menu.setActiveAction(action)
         menu.popup(where)
         return menu
+
+    def _my_role(self) -> str:
+        me = next((m for m in self.window.member_panel.members() if m.is_me), None)
+        return me.role if me is not None else ""
+
+    def _add_role_actions(self, menu: QMenu, room_id: str, member: RoomMember) -> None:
+        """What an owner or admin of a governed room may do to a member."""
+        mine = self._my_role()
+        if mine not in ("owner", "admin") or not member.role:
+            return
+        menu.addSeparator()
+        offered = [("admin", self.tr("Make &Admin")), ("member", self.tr("Make &Member")),
+                   ("observer", self.tr("Make &Observer (reads only)"))]
+        if mine == "owner":
+            offered.insert(0, ("owner", self.tr("Make O&wner")))
+        for role, words in offered:
+            if role == member.role or (member.role == "owner" and mine != "owner"):
+                continue
+            action = menu.addAction(words)
+            action.setObjectName(f"role_{role}")
+            action.triggered.connect(
+                lambda _=False, r=role: self.window.call_client(
+                    self.tr("Changing a role"),
+                    lambda client: client.set_role(room_id, member.peer_id, r)))
+        if member.role == "owner" and mine != "owner":
+            return
+        for ban, words in ((False, self.tr("&Remove from Room…")),
+                           (True, self.tr("&Ban from Room…"))):
+            action = menu.addAction(words)
+            action.setObjectName("ban" if ban else "remove")
+            action.triggered.connect(
+                lambda _=False, b=ban: self.confirm_removal(room_id, member, b))
+
+    def confirm_removal(self, room_id: str, member: RoomMember, ban: bool) -> None:
+        text = (self.tr("Ban {name}? They are removed, read nothing posted from now on, and "
+                        "cannot join again.") if ban else
+                self.tr("Remove {name}? They read nothing posted from now on; they keep what "
+                        "they already have, and can only come back with a new invite."))
+        self.member_box = confirm(
+            self.window, self.member_box,
+            self.tr("Ban Member") if ban else self.tr("Remove Member"),
+            text.format(name=member.name), self.tr("Ban") if ban else self.tr("Remove"),
+            lambda: self.window.call_client(
+                self.tr("Removing a member"),
+                lambda client: client.remove_member(room_id, member.peer_id, ban)))
+
+    def member_button(self) -> QPushButton | None:
+        """The confirming button of the open "Remove member?" box (keyboard and tests)."""
+        return destructive_button(self.member_box)
+
+    def fill_invite_contact_menu(self) -> None:
+        """Room ▸ Invite a Contact: one entry per contact; choosing one sends a join card."""
+        menu = self.invite_contact_menu
+        menu.clear()
+        room_id = self.window.conversation.current_room
+        contacts = [c for c in self.window.sidebar.model.contacts()
+                    if c.state is ContactState.CONTACT]
+        if room_id is None or not contacts:
+            empty = menu.addAction(self.tr("No contacts yet"))
+            empty.setEnabled(False)
+            return
+        for contact in sorted(contacts, key=lambda c: c.name.casefold()):
+            action = menu.addAction(contact.name)
+            action.setObjectName(contact.peer_id)
+            action.triggered.connect(
+                lambda _=False, peer=contact.peer_id, room=room_id: self.window.call_client(
+                    self.tr("Sending an invitation"),
+                    lambda client: client.invite_contact(room, peer)))
+
+    def show_room_settings(self, room_id: str | None = None) -> RoomSettingsDialog | None:
+        """Room ▸ Room Settings… for the open room."""
+        room_id = room_id or self.window.conversation.current_room
+        if room_id is None:
+            return None
+        dialog = self.settings_dialog
+        if dialog is None or dialog.room_id != room_id:
+            if dialog is not None:
+                dialog.close()
+            info = self.window.sidebar.model.room(room_id)
+            dialog = RoomSettingsDialog(room_id, self.window.runner, self.window.client,
+                                        self.author_name, info.name if info else "",
+                                        self.window)
+            dialog.finished.connect(lambda _: self._forget_settings(dialog))
+            self.settings_dialog = dialog
+        dialog.refresh()
+        dialog.open()
+        return dialog
+
+    def _forget_settings(self, dialog: RoomSettingsDialog) -> None:
+        if self.settings_dialog is dialog:
+            self.settings_dialog = None
+        dialog.deleteLater()
+
+    def _log_changed(self, event: Event) -> None:
+        """A governed room's log changed: the open settings show it."""
+        self._log_changed_room(str(getattr(event, "room", "")))
+
+    def _join_requested(self, event: JoinRequested) -> None:
+        self._log_changed_room(event.room)
+        info = self.window.sidebar.model.room(event.room)
+        self.window.show_error(self.tr(
+            "{name} asks to join “{room}”: answer in Room ▸ Room Settings.").format(
+                name=self.author_name(event.peer_id), room=info.name if info else event.room))
+
+    def _removed(self, event: RemovedFromRoom) -> None:
+        info = self.window.sidebar.model.room(event.room)
+        words = (self.tr("You were banned from “{room}” by {name}.") if event.ban
+                 else self.tr("You were removed from “{room}” by {name}."))
+        self.window.show_error(words.format(room=info.name if info else event.room,
+                                            name=self.author_name(event.by)))
+
+    def _log_changed_room(self, room_id: str) -> None:
+        if self.settings_dialog is not None and self.settings_dialog.room_id == room_id:
+            self.settings_dialog.refresh()
 
     def add_member_contact(self, room_id: str, member: RoomMember) -> None:
         client = self.window.client

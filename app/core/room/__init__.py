@@ -8,11 +8,15 @@ plumbing and varint framing live in ``app.node``. Everything is here under one n
 """
 
 from app.core.room.posts import (
+    EPOCH_ID_SIZE,
+    EPOCH_VERSION,
     HEADER_SIZE,
     KIND_ANNOUNCE,
     KIND_FILE,
+    KIND_MEMBERSHIP,
     KIND_TEXT,
     KINDS,
+    LINK_KEY_KINDS,
     MAX_ANNOUNCE_ADDRS,
     MAX_ANNOUNCE_BYTES,
     MAX_AUTHOR_SEQ,
@@ -20,6 +24,7 @@ from app.core.room.posts import (
     MAX_FILE_BYTES,
     MAX_LAMPORT,
     MAX_LAMPORT_STEP,
+    MAX_MEMBERSHIP_BYTES,
     MAX_POST_TEXT_BYTES,
     MAX_SENT_AT_MS,
     MAX_U64,
@@ -35,6 +40,7 @@ from app.core.room.posts import (
     OutOfRange,
     RoomError,
     RoomPost,
+    UnknownEpoch,
     UnsupportedKind,
     WrongRoom,
     WrongRoomKey,
@@ -100,11 +106,15 @@ from app.core.room.sync import (
 )
 
 __all__ = [
+    "EPOCH_ID_SIZE",
+    "EPOCH_VERSION",
     "HEADER_SIZE",
     "KINDS",
     "KIND_ANNOUNCE",
     "KIND_FILE",
+    "KIND_MEMBERSHIP",
     "KIND_TEXT",
+    "LINK_KEY_KINDS",
     "MAC_SIZE",
     "MAX_ANNOUNCE_ADDRS",
     "MAX_ANNOUNCE_BYTES",
@@ -114,6 +124,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_LAMPORT",
     "MAX_LAMPORT_STEP",
+    "MAX_MEMBERSHIP_BYTES",
     "MAX_NAME",
     "MAX_POST_TEXT_BYTES",
     "MAX_SENT_AT_MS",
@@ -157,6 +168,7 @@ __all__ = [
     "SyncEnd",
     "SyncPostFrame",
     "SyncRequest",
+    "UnknownEpoch",
     "UnsupportedKind",
     "WrongRoom",
     "WrongRoomKey",

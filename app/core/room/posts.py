@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nacl.exceptions
+import nacl.secret
 import nacl.signing
 import nacl.utils
 
@@ -51,13 +52,20 @@ VERSION = 1
 KIND_TEXT = 1
 KIND_ANNOUNCE = 2
 KIND_FILE = 3
+KIND_MEMBERSHIP = 32  # a governed room's membership log entry (8.12)
 # Kinds 16-19 are message actions (reply, reaction, edit, delete: app.core.actions).
-KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE} | ACTION_KINDS)
+KINDS = frozenset({KIND_TEXT, KIND_ANNOUNCE, KIND_FILE, KIND_MEMBERSHIP} | ACTION_KINDS)
+# Kinds sealed with the link key even in a governed room: whoever holds the link reads the
+# log and finds members; everything else is sealed with the current epoch key (8.12).
+LINK_KEY_KINDS = frozenset({KIND_ANNOUNCE, KIND_MEMBERSHIP})
+EPOCH_VERSION = 2  # the envelope version of a post sealed with an epoch key
+EPOCH_ID_SIZE = 16
 
 MAX_POST_TEXT_BYTES = 65536
 MAX_ANNOUNCE_BYTES = 4096
 MAX_ANNOUNCE_ADDRS = 16
 MAX_FILE_BYTES = 8192
+MAX_MEMBERSHIP_BYTES = 48 * 1024
 MAX_ENVELOPE = 70 * 1024
 MAX_U64 = 2**64 - 1
 
@@ -106,6 +114,10 @@ class OutOfRange(MalformedPost):
     """A post whose lamport, author_seq or sent_at is beyond what members can store."""
 
 
+class UnknownEpoch(WrongRoomKey):
+    """Sealed with an epoch key we do not hold (yet, or ever: we were removed)."""
+
+
 
 @dataclass(frozen=True)
 class Announce:
@@ -128,6 +140,7 @@ class RoomPost:
     sent_at_ms: int
     kind: int
     body: bytes
+    epoch: bytes | None = None  # the epoch key it was sealed with; None: the link key
 
     @property
     def author_key(self) -> bytes:
@@ -247,6 +260,8 @@ def _check_body(kind: int, body: bytes, author_seq: int, author: str) -> None:
             decode_action(kind, body.decode("utf-8"))
         except (ActionError, UnicodeDecodeError) as exc:
             raise MalformedPost(f"the action is malformed: {exc}") from None
+    elif kind == KIND_MEMBERSHIP:
+        _json_object(body, MAX_MEMBERSHIP_BYTES, "membership entry")
 
 
 def precedence(post_id: bytes, room_id: bytes, author_key: bytes, lamport: int,
@@ -291,14 +306,19 @@ def encode_inner(
     return unsigned + identity.sign(_signed_part(unsigned))
 
 
-def seal_inner(secrets: RoomSecrets, inner: bytes, nonce: bytes | None = None) -> bytes:
-    """Seal any inner plaintext with the room key as an envelope (version byte included)."""
+def seal_inner(secrets: RoomSecrets, inner: bytes, nonce: bytes | None = None,
+               epoch: bytes | None = None) -> bytes:
+    """Seal any inner plaintext as an envelope (version byte included): with the room's link
+    key, or with the key of ``epoch`` (which ``secrets`` must hold) as a version 2 envelope."""
     if nonce is None:
         nonce = nacl.utils.random(NONCE_SIZE)
     if len(nonce) != NONCE_SIZE:
         raise ValueError(f"a nonce is {NONCE_SIZE} bytes")
     # PyNaCl returns nonce || MAC || ciphertext, which is the envelope after its version byte.
-    return bytes([VERSION]) + bytes(secrets.box().encrypt(inner, nonce))
+    if epoch is None:
+        return bytes([VERSION]) + bytes(secrets.box().encrypt(inner, nonce))
+    box = nacl.secret.SecretBox(secrets.epochs[epoch])
+    return bytes([EPOCH_VERSION]) + epoch + bytes(box.encrypt(inner, nonce))
 
 
 def encode_post(
@@ -331,7 +351,8 @@ def encode_post(
         author_seq=author_seq,
         sent_at_ms=sent_at_ms,
     )
-    envelope = seal_inner(secrets, inner, nonce)
+    epoch = None if kind in LINK_KEY_KINDS else secrets.current_epoch
+    envelope = seal_inner(secrets, inner, nonce, epoch)
     if len(envelope) > MAX_ENVELOPE:  # cannot happen with the body limits above
         raise MalformedPost("the post is too large")
     return envelope
@@ -416,11 +437,20 @@ def decode_post(secrets: RoomSecrets, envelope: bytes) -> RoomPost:
         raise MalformedPost("the post is too large")
     if len(envelope) < MIN_ENVELOPE:
         raise MalformedPost("the post is too short")
-    if envelope[0] != VERSION:
+    epoch: bytes | None = None
+    if envelope[0] == VERSION:
+        box, start = secrets.box(), 1
+    elif envelope[0] == EPOCH_VERSION and len(envelope) >= MIN_ENVELOPE + EPOCH_ID_SIZE:
+        epoch = bytes(envelope[1 : 1 + EPOCH_ID_SIZE])
+        key = secrets.epochs.get(epoch)
+        if key is None:
+            raise UnknownEpoch("the post is sealed with an epoch key we do not hold")
+        box, start = nacl.secret.SecretBox(key), 1 + EPOCH_ID_SIZE
+    else:
         raise MalformedPost(f"unsupported envelope version {envelope[0]}")
-    nonce = envelope[1 : 1 + NONCE_SIZE]
+    nonce = envelope[start : start + NONCE_SIZE]
     try:
-        inner = secrets.box().decrypt(bytes(envelope[1 + NONCE_SIZE :]), bytes(nonce))
+        inner = box.decrypt(bytes(envelope[start + NONCE_SIZE :]), bytes(nonce))
     except nacl.exceptions.CryptoError:
         raise WrongRoomKey("the post could not be decrypted with this room's key") from None
     if inner[0] != VERSION:
@@ -449,4 +479,5 @@ def decode_post(secrets: RoomSecrets, envelope: bytes) -> RoomPost:
         sent_at_ms=sent_at_ms,
         kind=kind,
         body=body,
+        epoch=epoch,
     )

@@ -12,7 +12,8 @@ import binascii
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, quote, urlencode
 
 import nacl.secret
@@ -49,6 +50,14 @@ class RoomSecrets:
 
     room_id: bytes
     key: bytes
+    # A governed room's epoch keys held (epoch id -> key, docs/protocol.md 8.12), and the one
+    # our posts are sealed with; neither changes what the room is (equality, hash).
+    epochs: Mapping[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
+    current_epoch: bytes | None = field(default=None, compare=False, repr=False)
+
+    def with_epochs(self, epochs: Mapping[bytes, bytes], current: bytes | None) -> RoomSecrets:
+        """These secrets holding ``epochs``, sealing new posts with ``current``."""
+        return replace(self, epochs=dict(epochs), current_epoch=current)
 
     def __post_init__(self) -> None:
         if not isinstance(self.room_id, bytes) or len(self.room_id) != ROOM_ID_SIZE:
@@ -119,6 +128,9 @@ class RoomInvite:
     name: str
     description: str = ""
     via: tuple[str, ...] = field(default_factory=tuple)
+    # A governed room's invite token (docs/protocol.md 8.12): the seed of the invite's key,
+    # which signs the join; None for an open link.
+    invite_seed: bytes | None = field(default=None, repr=False)
 
     def to_link(self) -> str:
         """The link to share; it carries the room key, so it is a secret."""
@@ -130,6 +142,9 @@ class RoomInvite:
         if self.description:
             query.append(("desc", self.description))
         query.extend(("via", v) for v in self.via[:MAX_VIA])
+        if self.invite_seed is not None:
+            query.append(("inv", base64.urlsafe_b64encode(self.invite_seed).rstrip(b"=")
+                          .decode("ascii")))
         return SCHEME + "room?" + urlencode(query, quote_via=quote, safe="/")
 
 
@@ -200,5 +215,10 @@ def parse_room_invite(link: str) -> RoomInvite:
     for addr in via:
         if via_peer_id(addr) is None:
             raise InvalidInvite(f"the invite carries a malformed member address: {addr[:40]!r}")
+    tokens = params.get("inv", [])
+    seed = _decode_key(tokens[0]) if len(tokens) == 1 else None
+    if tokens and seed is None:
+        raise InvalidInvite("the invite carries a malformed invite token")
     secrets = RoomSecrets(bytes.fromhex(ids[0]), key)
-    return RoomInvite(secrets=secrets, name=name, description=description, via=tuple(via))
+    return RoomInvite(secrets=secrets, name=name, description=description, via=tuple(via),
+                      invite_seed=seed)

@@ -33,6 +33,7 @@ REANNOUNCE_MIN_GAP = 5.0      # answer a newcomer's announce with ours, at most 
 DIAL_TIMEOUT = 10.0
 MAX_ROOM_DIALS = 8            # members dialled per room when we have no room peer connected
 ONLINE_WINDOW = 2.5 * ANNOUNCE_INTERVAL  # a member announced within this is shown online
+RESYNC_PEERS = 2              # members asked again when new keys open what we could not
 
 
 class Members:
@@ -132,3 +133,11 @@ class Members:
             for member in members:
                 if self._connections.is_connected(member.peer_id):
                     self._request_sync(live, member.peer_id)
+
+    def resync(self, live: LiveRoom) -> None:
+        """Sync again from a few connected members: new epoch keys open posts we dropped."""
+        live.synced_with.clear()
+        connected = [m.peer_id for m in self.store.members(live.secrets.room_id)
+                     if self._connections.is_connected(m.peer_id)]
+        for peer_id in random.sample(connected, min(len(connected), RESYNC_PEERS)):
+            self._request_sync(live, peer_id)

@@ -11,6 +11,10 @@ members can store, a post may not lead the room's clock by more than ``MAX_LAMPO
 posts pass per-author and per-peer quotas, and two posts by one author with the same number
 (an equivocation) resolve to the same one on every member (``app.node.room_limits``,
 docs/protocol.md 8.7-8.10). A failure while handling one post drops that post, never the node.
+
+Length: the one receive path every post takes (live or synced), what the user does with a
+room, and the questions it puts to a governed room's log (``governor``) stay together, so that
+no post can reach the store by a path that skipped a check.
 """
 
 from __future__ import annotations
@@ -45,10 +49,18 @@ from app.core.invite import MAX_ADDRS as MAX_INVITE_ADDRS
 from app.core.invite import ContactInvite, clean_display_name, strip_p2p
 from app.core.records import PostState, RoomInfo, RoomMember, RoomPostInfo
 from app.node.gossip import KithPubsub
-from app.node.interfaces import Connections, Emit, LocalPeer, RoomKindHandler, Tasks
+from app.node.interfaces import (
+    Connections,
+    Emit,
+    LocalPeer,
+    RoomGovernor,
+    RoomKindHandler,
+    Tasks,
+    Ungoverned,
+)
 from app.node.payloads import PayloadKinds
 from app.node.room_limits import PostQuotas
-from app.node.rooms.live import LiveRoom, Taken
+from app.node.rooms.live import LiveRoom, Taken, decoded_or_none
 from app.node.rooms.members import ONLINE_WINDOW, Members
 from app.node.rooms.sync import HistorySync
 from app.node.rooms.verified_posts import VerifiedPosts
@@ -122,6 +134,8 @@ class RoomService:
         # Views see a post through ``decorate`` (edits, reactions: ``MessageActions``).
         self.decorate: Callable[[RoomPostInfo], RoomPostInfo] = lambda post: post
         self.on_stored: list[Callable[[rc.RoomPost], None]] = []
+        # Roles, removal and key epochs of governed rooms: set when the node is wired.
+        self.governor: RoomGovernor = Ungoverned()
         self._live: dict[bytes, LiveRoom] = {}
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
@@ -151,14 +165,18 @@ class RoomService:
 
     # -- what the user does -------------------------------------------------------------------
 
-    async def create(self, name: str, description: str = "") -> RoomInfo:
+    async def create(self, name: str, description: str = "", governed: bool = False
+                     ) -> RoomInfo:
+        """A new room; ``governed``: with an owner (us), roles and key epochs (8.12)."""
         try:
             clean = clean_display_name(name)
         except ValueError:
             raise RoomServiceError("a room needs a name") from None
-        secrets = rc.RoomSecrets.generate()
+        secrets = self.governor.new_room() if governed else rc.RoomSecrets.generate()
         self.store.add_room(secrets, clean, rc.clean_description(description))
         self._open(secrets)
+        if governed:
+            await self.governor.created(secrets.room_id)
         info = self.info(secrets.room_id)
         self._emit(RoomCreated(room_id=info.room_id, invite=info.invite))
         self._emit(RoomChanged(room=info))
@@ -183,6 +201,7 @@ class RoomService:
             peer_id = addr.rsplit("/p2p/", 1)[-1]
             if peer_id != self._me:
                 self.store.upsert_member(secrets.room_id, peer_id, "", (addr,), None)
+        self.governor.joining(secrets.room_id, invite.invite_seed)
         info = self.info(secrets.room_id)
         self._emit(RoomJoined(room_id=info.room_id))
         self._emit(RoomChanged(room=info))
@@ -191,6 +210,7 @@ class RoomService:
 
     async def leave(self, room_id_hex: str) -> None:
         room_id = self._require(room_id_hex).secrets.room_id
+        await self.governor.leaving(room_id)
         live = self._live.pop(room_id, None)
         if live is not None:
             live.scope.cancel()
@@ -213,7 +233,11 @@ class RoomService:
 
     async def _post(self, room_id_hex: str, kind: int, body: bytes) -> RoomPostInfo:
         stored = self._require(room_id_hex)
-        secrets = stored.secrets
+        if kind not in rc.LINK_KEY_KINDS:
+            refusal = self.governor.post_refusal(stored.secrets.room_id)
+            if refusal:
+                raise RoomServiceError(refusal)
+        secrets = self.governor.secrets(stored.secrets)
         identity = self._us.identity
         sent_at_ms = int(time.time() * 1000)
 
@@ -250,16 +274,18 @@ class RoomService:
     def members(self, room_id_hex: str) -> list[RoomMember]:
         room_id = self._require(room_id_hex).secrets.room_id
         now = time.time()
-        me = RoomMember(self._me, self._us.display_name(), True, now, True)
-        out = [me]
+        roles = self.governor.roles(room_id)
+        me = RoomMember(self._me, self._us.display_name(), True, now, True,
+                        roles.get(self._me, ""))
+        out = [me] if not roles or self._me in roles else []
         for member in self.store.members(room_id):
-            if member.peer_id == self._me:
+            if member.peer_id == self._me or (roles and member.peer_id not in roles):
                 continue
             online = self._connections.is_connected(member.peer_id) and (
                 member.last_seen is not None and now - member.last_seen < ONLINE_WINDOW
             )
             out.append(RoomMember(member.peer_id, member.name or member.peer_id[:12], online,
-                                  member.last_seen))
+                                  member.last_seen, False, roles.get(member.peer_id, "")))
         return out
 
     def member_invite(self, room_id_hex: str, peer_id: str) -> str:
@@ -295,7 +321,9 @@ class RoomService:
         stored = self.store.room(room_id)
         if stored is None:
             raise RoomServiceError("unknown room")
-        members = [m for m in self.store.members(room_id) if m.peer_id != self._me]
+        roles = self.governor.roles(room_id)  # a governed room: its admitted members only
+        members = [m for m in self.store.members(room_id)
+                   if m.peer_id != self._me and (not roles or m.peer_id in roles)]
         online = sum(1 for m in members if self._connections.is_connected(m.peer_id))
         unread, preview = self.store.stats(room_id)
         return RoomInfo(
@@ -346,16 +374,25 @@ class RoomService:
 
     def _open(self, secrets: rc.RoomSecrets) -> None:
         self._names.pop(secrets.room_id, None)  # a room joined again starts with no members
-        live = LiveRoom(secrets)
+        live = LiveRoom(self.governor.secrets(secrets))
         self._live[secrets.room_id] = live
-        self._pubsub.set_topic_validator(secrets.topic, self._validator(secrets), False)
+        self._pubsub.set_topic_validator(secrets.topic, self._validator(live), False)
         self._nursery.start_soon(self._run_room, live)
 
-    def _validator(self, secrets: rc.RoomSecrets):  # type: ignore[no-untyped-def]
+    def refresh_keys(self, room_id: bytes) -> None:
+        """The epoch keys we hold for a room changed: open posts with them from now on, and
+        catch up on what we could not open before."""
+        live, stored = self._live.get(room_id), self.store.room(room_id)
+        if live is not None and stored is not None:
+            live.secrets = self.governor.secrets(stored.secrets)
+            self.roster.resync(live)
+
+    def _validator(self, live: LiveRoom):  # type: ignore[no-untyped-def]
         """Only posts that open, verify, keep to the room's clock and to the quotas, and do
         not lose an equivocation, are delivered and relayed to other members."""
 
         def validate(peer: ID, message: rpc_pb2.Message) -> bool:
+            secrets = live.secrets
             try:
                 return self._admit_live(secrets, str(peer), message)
             except Exception:  # one message, never the node
@@ -372,7 +409,7 @@ class RoomService:
         except rc.RoomError as exc:
             log.info("dropped a room post relayed by %s: %s", forwarder, exc)
             return False
-        problem = self._out_of_step(post)
+        problem = self._out_of_step(post) or self.governor.refusal(post)
         if problem:
             log.info("room %s: dropped a post by %s relayed by %s: %s", secrets.id_hex,
                      post.author, forwarder, problem)
@@ -437,7 +474,7 @@ class RoomService:
         except rc.RoomError as exc:
             log.info("dropped a post for room %s from %s: %s", secrets.id_hex, source, exc)
             return Taken(None, None)
-        problem = self._out_of_step(post)
+        problem = self._out_of_step(post) or self.governor.refusal(post)
         if problem:
             log.info("room %s: dropped a post by %s from %s: %s", secrets.id_hex, post.author,
                      source, problem)
@@ -548,6 +585,19 @@ class RoomService:
     def _members_changed(self, room_id: bytes) -> None:
         self._names.pop(room_id, None)
         self._changed(room_id, members=True)
+
+    def members_changed(self, room_id: bytes) -> None:  # a governed room's log changed
+        self._members_changed(room_id)
+
+    def show_again(self, room_id: bytes, author_key: bytes, post_id: bytes) -> None:
+        """A stored post's view changed (a governed room's notice now counts): show it."""
+        live, envelope = self._live.get(room_id), self.store.envelope(room_id, author_key,
+                                                                      post_id)
+        post = live and envelope and decoded_or_none(live.secrets, envelope)
+        view = self._view(post.kind, post.body) if post else None
+        if post and view is not None:
+            stored = self._stored(post, PostState.RECEIVED.value)
+            self._emit(RoomPostAdded(post=self._post_info(stored, view=view)))
 
     async def reach_members(self, room_id: bytes) -> None:
         """Connect to some members of a room (``interfaces.RoomChannel``)."""

@@ -1,0 +1,170 @@
+"""A governed room in the window: made from New Room, members with roles, promote and remove
+from the member panel, notices in the conversation, the room settings with invite links.
+
+A real ``KithApp`` for Ada and a headless ``tests.peers.Peer`` for Pat; waits are on
+conditions. ``KITH_SCREENSHOTS=DIR`` saves what the window shows (light and dark).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.core.room import parse_room_invite
+from tests import ui_helpers
+from tests.peers import Peer
+from tests.ui_helpers import AppFactory, activate, run, start_online, window_of
+from ui.style.theme import apply_theme
+from ui.window.main_window import MainWindow
+
+CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+WAIT_S = 30
+
+
+def wait(qloop: qasync.QEventLoop, condition: object, what: str) -> None:
+    ui_helpers.wait(qloop, condition, what, WAIT_S)
+
+
+def notices(window: MainWindow) -> list[str]:
+    return [i.text for i in window.conversation.model.items() if i.notice]
+
+
+def screenshot(widget: QWidget, name: str) -> None:
+    folder = os.environ.get("KITH_SCREENSHOTS")
+    if not folder:
+        return
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    for theme in ("light", "dark"):
+        apply_theme(theme, app)
+        for _ in range(3):  # restyling is posted: let every widget take the new palette
+            app.processEvents()
+        widget.grab().save(str(Path(folder) / f"{name}-{theme}.png"))
+    apply_theme("system", app)
+
+
+def test_an_owner_runs_a_room_from_the_window(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    ada_app = start_online(qloop, make_app, tmp_path / "ada", "Ada", timeout=WAIT_S)
+    ada = window_of(ada_app)
+    ada.resize(1100, 700)
+
+    # New Room, with "I manage this room" ticked.
+    activate(qtbot, ada)
+    qtbot.keyClick(ada, Qt.Key.Key_N, CTRL_SHIFT)
+    dialog = ada.rooms.new_room_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    assert not dialog.governed_box.isChecked()
+    qtbot.keyClicks(dialog.name_edit, "Garden club")
+    qtbot.mouseClick(dialog.governed_box, Qt.MouseButton.LeftButton)
+    assert dialog.governed_box.isChecked()
+    qtbot.keyClick(dialog.name_edit, Qt.Key.Key_Return)
+    wait(qloop, lambda: ada.rooms.new_room_dialog is None, "the New Room dialog to close")
+    room_id = ada.conversation.current_room
+    assert room_id is not None
+    info = ada.sidebar.model.room(room_id)
+    assert info is not None
+
+    # Pat joins with the room's link and is admitted.
+    run(qloop, pat.client.join_room(parse_room_invite(info.invite).to_link()))
+    run(qloop, pat.wait_event("key_rotated", room=room_id, timeout=WAIT_S))
+    run(qloop, pat.client.post(room_id, "Tomatoes are in!"))
+    activate(qtbot, ada)
+    qtbot.keyClick(ada, Qt.Key.Key_M, CTRL_SHIFT)
+    panel = ada.member_panel
+    wait(qloop, lambda: panel.names() == ["Ada (you) · owner", "Pat"], "Pat among the members")
+    wait(qloop, lambda: "Pat joined" in notices(ada), "the notice that Pat joined")
+
+    # Ada makes Pat an admin from the member panel.
+    panel.list.setFocus()
+    panel.list.setCurrentRow(1)
+    qtbot.keyClick(panel.list, Qt.Key.Key_Return)
+    menu = ada.rooms.member_menu
+    assert menu is not None
+    names = [a.objectName() for a in menu.actions() if a.objectName()]
+    assert names == ["add", "role_owner", "role_admin", "role_observer", "remove", "ban"]
+    promote = next(a for a in menu.actions() if a.objectName() == "role_admin")
+    menu.close()
+    promote.trigger()
+    run(qloop, pat.wait_event("role_changed", role="admin", timeout=WAIT_S))
+    wait(qloop, lambda: panel.names() == ["Ada (you) · owner", "Pat · admin"], "Pat an admin")
+    wait(qloop, lambda: "You made Pat an admin" in notices(ada), "the role notice")
+
+    # The room's settings: who may join, and an invite link made and revoked.
+    settings = ada.rooms.show_room_settings()
+    assert settings is not None
+    wait(qloop, lambda: settings.overview.get("role") == "owner", "the settings loaded")
+    assert settings.save_button.isEnabled() and settings.name_edit.text() == "Garden club"
+    settings.join_combo.setCurrentIndex(settings.join_combo.findData("invite"))
+    qtbot.mouseClick(settings.save_button, Qt.MouseButton.LeftButton)
+    wait(qloop, lambda: settings.overview["settings"]["join"] == "invite", "invite only")
+    settings.uses_spin.setValue(3)
+    qtbot.mouseClick(settings.create_button, Qt.MouseButton.LeftButton)
+    wait(qloop, lambda: settings.invite_list.count() == 1, "the new invite listed")
+    link = QApplication.clipboard().text()
+    assert "&inv=" in link and parse_room_invite(link).secrets.id_hex == room_id
+    assert settings.invite_list.item(0).text().startswith("live · 0 of 3 uses")
+    screenshot(settings, "governed-room-settings")
+    settings.invite_list.setCurrentRow(0)
+    qtbot.mouseClick(settings.revoke_button, Qt.MouseButton.LeftButton)
+    wait(qloop, lambda: settings.invite_list.item(0).text().startswith("revoked"),
+         "the invite revoked")
+    settings.close()
+
+    # Ada removes Pat (confirmed): Pat is locked out, the panel and the notices say so.
+    panel.list.setCurrentRow(1)
+    qtbot.keyClick(panel.list, Qt.Key.Key_Return)
+    menu = ada.rooms.member_menu
+    assert menu is not None
+    remove = next(a for a in menu.actions() if a.objectName() == "remove")
+    menu.close()
+    remove.trigger()
+    button = ada.rooms.member_button()
+    assert button is not None
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    run(qloop, pat.wait_event("removed_from_room", room=room_id, timeout=WAIT_S))
+    wait(qloop, lambda: panel.names() == ["Ada (you) · owner"], "Pat gone from the panel")
+    wait(qloop, lambda: (r := ada.sidebar.room_row_info(room_id)) is not None and r.members == 1,
+         "one member left in the room list")
+    wait(qloop, lambda: "You removed Pat" in notices(ada), "the removal notice")
+    texts = [i.text for i in ada.conversation.model.items()]
+    assert texts.index("Pat joined") < texts.index("Tomatoes are in!") < texts.index(
+        "You removed Pat")
+    screenshot(ada, "governed-room")
+
+
+def test_a_contact_is_invited_from_the_room_menu(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    ada_app = start_online(qloop, make_app, tmp_path / "ada", "Ada", timeout=WAIT_S)
+    ada = window_of(ada_app)
+    client = ada_app.client
+    assert client is not None and ada_app.state is not None
+    run(qloop, client.add_contact(pat.invite))
+    run(qloop, pat.client.add_contact(ada_app.state.invite))
+    wait(qloop, lambda: ada.sidebar.row_info(pat.peer_id) is not None, "Pat under Contacts")
+    room = run(qloop, client.create_room("Quilting", governed=True))
+    run(qloop, client.room_settings(room.room_id, {"join": "invite"}))
+    wait(qloop, lambda: ada.sidebar.model.room(room.room_id) is not None, "the room listed")
+    assert ada.open_room(room.room_id)
+
+    menu = ada.rooms.invite_contact_menu
+    assert menu.isEnabled()
+    ada.rooms.fill_invite_contact_menu()
+    choice = next(a for a in menu.actions() if a.objectName() == pat.peer_id)
+    assert choice.text() == "Pat"
+    choice.trigger()
+    card = run(qloop, pat.wait_event("room_invite", room_id=room.room_id, timeout=WAIT_S))[0]
+    run(qloop, pat.client.join_room(card.invite))  # type: ignore[attr-defined]
+    run(qloop, pat.wait_event("key_rotated", room=room.room_id, timeout=WAIT_S))
+    activate(qtbot, ada)
+    qtbot.keyClick(ada, Qt.Key.Key_M, CTRL_SHIFT)
+    wait(qloop, lambda: ada.member_panel.names() == ["Ada (you) · owner", "Pat"],
+         "Pat admitted with the card's invite")
