@@ -497,7 +497,7 @@ class KithClient:
     async def invite_to_room(self, room_id: str, peer_ids: list[str]) -> list[MessageInfo]:
         """Send each contact the room's link as a direct message (a card they click to join);
         raises ``InvitationError`` (a ``ValueError``) with plain words, and then sends nothing."""
-        return await self.call(lambda node: _now(node.invitations.invite(room_id, peer_ids)),
+        return await self.call(lambda node: node.invitations.invite(room_id, peer_ids),
                                ordered=True)
 
     async def member_invite(self, room_id: str, peer_id: str) -> str:

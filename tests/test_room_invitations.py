@@ -59,3 +59,29 @@ def test_a_contact_invited_from_the_room_joins_from_the_message(tmp_path: Path) 
     finally:
         for node in (ada, bob, eve):
             node.quit()
+
+
+def test_a_contact_invited_into_an_invite_only_room_gets_a_link_that_joins(
+    tmp_path: Path,
+) -> None:
+    """In a governed room that admits with an invite only, the room's plain link would only
+    be refused: an admin's invitation carries a one-use invite, and the click joins."""
+    import asyncio
+
+    from tests.peers import befriend, peers
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            room = await ada.client.create_room("Invite only", governed=True)
+            await ada.client.room_settings(room.room_id, {"join": "invite"})
+            (sent,) = await ada.client.invite_to_room(room.room_id, [bob.peer_id])
+            (got,) = await bob.wait_event("message", timeout=30)
+            assert got.message.id == sent.id  # type: ignore[attr-defined]
+            link = find_link(got.message.text)  # type: ignore[attr-defined]
+            assert link is not None and "&inv=" in link and link != room.invite
+            await bob.client.join_room(link)
+            await bob.wait_event("member_joined", peer_id=bob.peer_id, room=room.room_id,
+                                 timeout=30)
+
+    asyncio.run(scenario())

@@ -210,7 +210,8 @@ class KithNode:
     @property
     def invitations(self) -> RoomInvitations:
         """Contacts invited into rooms; it keeps no state, so it is built on what it uses."""
-        return RoomInvitations(rooms=self.rooms, contacts=self.contacts, outbox=self.dms)
+        return RoomInvitations(rooms=self.rooms, contacts=self.contacts, outbox=self.dms,
+                               link_for=self.governance.card_link)
 
     def unread_total(self) -> int:
         """Unread direct messages and room posts together (the tray's number)."""

@@ -337,13 +337,20 @@ class RoomGovernance:
         else, the room's link (it joins an open room, or asks to in the others)."""
         if self._outbox is None:
             raise GovernanceError("direct messages are not running")
+        link = await self.card_link(room_id)
+        info = self._outbox.queue(peer_id, dm.KIND_ROOM_INVITE, fit_card(link))
+        return info.id
+
+    async def card_link(self, room_id: bytes) -> str:
+        """The link a contact invited directly gets: in a governed room, from an owner or
+        admin, a one-use invite valid for a week; else the room's link (it joins an open room,
+        or asks to in the others)."""
         link = self._room_link(room_id)
         state = self._states.get(room_id)
         role = state.role(self._me) if state is not None and state.governed else None
         if role is not None and role.rank >= ms.Role.ADMIN.rank:
             link, _ = await self.create_invite(room_id.hex(), CARD_INVITE_SECONDS, 1)
-        info = self._outbox.queue(peer_id, dm.KIND_ROOM_INVITE, fit_card(link))
-        return info.id
+        return link
 
     async def revoke_invite(self, room_id_hex: str, invite_id: str) -> None:
         room_id, state = self._governed(room_id_hex)
