@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
+from app.core.records import short_peer_id
 from app.core.room import parse_room_invite
 from tests import ui_helpers
 from tests.peers import Peer
@@ -80,7 +81,10 @@ def test_an_owner_runs_a_room_from_the_window(
     qtbot.keyClick(ada, Qt.Key.Key_M, CTRL_SHIFT)
     panel = ada.member_panel
     wait(qloop, lambda: panel.names() == ["Ada (you) · owner", "Pat"], "Pat among the members")
-    wait(qloop, lambda: "Pat joined" in notices(ada), "the notice that Pat joined")
+    # Named as the room knew Pat then: "Pat", or the end of Pat's id before Pat's announce.
+    joined = f"{short_peer_id(pat.peer_id)} joined"
+    wait(qloop, lambda: {"Pat joined", joined} & set(notices(ada)), "the notice that Pat joined")
+    joined = "Pat joined" if "Pat joined" in notices(ada) else joined
 
     # Ada makes Pat an admin from the member panel.
     panel.list.setFocus()
@@ -135,7 +139,7 @@ def test_an_owner_runs_a_room_from_the_window(
          "one member left in the room list")
     wait(qloop, lambda: "You removed Pat" in notices(ada), "the removal notice")
     texts = [i.text for i in ada.conversation.model.items()]
-    assert texts.index("Pat joined") < texts.index("Tomatoes are in!") < texts.index(
+    assert texts.index(joined) < texts.index("Tomatoes are in!") < texts.index(
         "You removed Pat")
     screenshot(ada, "governed-room")
 
@@ -168,3 +172,31 @@ def test_a_contact_is_invited_from_the_room_menu(
     qtbot.keyClick(ada, Qt.Key.Key_M, CTRL_SHIFT)
     wait(qloop, lambda: ada.member_panel.names() == ["Ada (you) · owner", "Pat"],
          "Pat admitted with the card's invite")
+
+
+def test_an_admin_answers_a_join_request_in_the_room_settings(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    ada_app = start_online(qloop, make_app, tmp_path / "ada", "Ada", timeout=WAIT_S)
+    ada = window_of(ada_app)
+    client = ada_app.client
+    assert client is not None
+    room = run(qloop, client.create_room("Choir", governed=True))
+    wait(qloop, lambda: ada.sidebar.model.room(room.room_id) is not None, "the room listed")
+    assert ada.open_room(room.room_id)
+    settings = ada.rooms.show_room_settings()
+    assert settings is not None
+    wait(qloop, lambda: settings.overview.get("role") == "owner", "the settings loaded")
+    settings.join_combo.setCurrentIndex(settings.join_combo.findData("approve"))
+    qtbot.mouseClick(settings.save_button, Qt.MouseButton.LeftButton)
+    wait(qloop, lambda: settings.overview["settings"]["join"] == "approve", "approve mode")
+    assert settings.requests_box.isVisibleTo(settings) and settings.request_list.count() == 0
+
+    run(qloop, pat.client.join_room(room.invite))
+    wait(qloop, lambda: settings.request_list.count() == 1, "Pat's request in the settings")
+    assert "asks to join “Choir”" in ada.banner.message()
+    assert not pat.named("member_joined")
+    settings.request_list.setCurrentRow(0)
+    qtbot.mouseClick(settings.accept_button, Qt.MouseButton.LeftButton)
+    run(qloop, pat.wait_event("key_rotated", room=room.room_id, timeout=WAIT_S))
+    wait(qloop, lambda: settings.request_list.count() == 0, "the request answered")

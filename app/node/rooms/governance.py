@@ -467,7 +467,7 @@ class RoomGovernance:
             self.store.rename_room(room_id, rc.clean_name(named.name),
                                    rc.clean_description(named.description))
         new_keys = self._open_keys(room_id, state)
-        if not quiet:
+        if not quiet and before.governed:  # the first log we see is history, not news
             self._announce(room_id, before, state)
         current = self.secrets_current(room_id)
         if new_keys or current != before_current or state.members() != before.members():
