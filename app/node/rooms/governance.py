@@ -10,6 +10,10 @@ delivering the current key to members who lack it. ``RoomService`` asks it, as i
 
 Admins do their duties at once; other members wait ``DUTY_DELAY`` first and look again, so a
 room with an admin online does not get one admission per member.
+
+Length: the user's commands, the replay and the duties all read and write the replayed state
+of each room and the keys it opened; the rules themselves are pure, in
+``app.core.room.membership``.
 """
 
 from __future__ import annotations
@@ -331,10 +335,7 @@ class RoomGovernance:
         return link, invite_key
 
     async def invite_contact(self, room_id: bytes, peer_id: str) -> str:
-        """Send a contact a join card over their direct-message channel; the message id.
-
-        In a governed room an owner or admin sends a one-use invite valid for a week; anyone
-        else, the room's link (it joins an open room, or asks to in the others)."""
+        """Send a contact a join card (DM kind 32) with ``card_link``; the message id."""
         if self._outbox is None:
             raise GovernanceError("direct messages are not running")
         link = await self.card_link(room_id)
