@@ -7,6 +7,7 @@ conditions. ``KITH_SCREENSHOTS=DIR`` saves what the window shows (light and dark
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -200,3 +201,53 @@ def test_an_admin_answers_a_join_request_in_the_room_settings(
     qtbot.mouseClick(settings.accept_button, Qt.MouseButton.LeftButton)
     run(qloop, pat.wait_event("key_rotated", room=room.room_id, timeout=WAIT_S))
     wait(qloop, lambda: settings.request_list.count() == 0, "the request answered")
+
+
+def test_an_owner_deletes_a_members_post_for_everyone_from_its_menu(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
+) -> None:
+    """In a room she manages, Ada's menu on Pat's post offers Delete for everyone (not in an
+    open room): the room's log deletes it, and it leaves Pat's history too."""
+    from tests.test_ui_message_actions import action, menu_of, row_of
+
+    ada_app = start_online(qloop, make_app, tmp_path / "ada", "Ada", timeout=WAIT_S)
+    ada = window_of(ada_app)
+    assert ada_app.client is not None
+    ada.resize(1000, 700)
+    room = run(qloop, ada_app.client.create_room("Garden club", governed=True))
+    wait(qloop, lambda: ada.sidebar.model.room(room.room_id) is not None, "the room listed")
+    run(qloop, pat.client.join_room(room.invite))
+    run(qloop, pat.wait_event("key_rotated", room=room.room_id, timeout=WAIT_S))
+    posted = run(qloop, pat.client.post(room.room_id, "Buy my snake oil"))
+    assert ada.open_room(room.room_id)
+    view = ada.conversation
+    wait(qloop, lambda: "Buy my snake oil" in [i.text for i in view.model.items()],
+         "Pat's post shown")
+    wait(qloop, lambda: ada.rooms.my_roles.get(room.room_id) == "owner", "Ada's role known")
+    menu = menu_of(view, row_of(view, "Buy my snake oil"))
+    delete = action(menu, "Delete for everyone")
+    menu.close()
+    delete.trigger()
+    wait(qloop, lambda: "Buy my snake oil" not in [i.text for i in view.model.items()],
+         "the post gone from Ada's room")
+
+    async def gone_at_pats() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while posted.id in [p.id for p in await pat.client.room_history(room.room_id)]:
+            assert loop.time() < deadline, "the post is still in Pat's history"
+            await asyncio.sleep(0.05)
+
+    run(qloop, gone_at_pats(), WAIT_S + 5)
+
+    # In an open room, a post of someone else offers no Delete for everyone.
+    open_room = run(qloop, ada_app.client.create_room("Open"))
+    wait(qloop, lambda: ada.sidebar.model.room(open_room.room_id) is not None, "listed")
+    run(qloop, pat.client.join_room(open_room.invite))
+    run(qloop, pat.client.post(open_room.room_id, "hello"))
+    assert ada.open_room(open_room.room_id)
+    wait(qloop, lambda: "hello" in [i.text for i in view.model.items()], "Pat's hello shown")
+    wait(qloop, lambda: open_room.room_id in ada.rooms.my_roles, "the open room's role read")
+    menu = menu_of(view, row_of(view, "hello"))
+    assert "Delete for everyone" not in [a.text() for a in menu.actions()]
+    menu.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from app.core import actions as ac
@@ -300,6 +300,10 @@ class MessageActions:
         # Read receipts and typing signals, wired beside the actions (``KithNode``).
         self.receipts: ReadReceipts | None = None
         self.typing: TypingSignals | None = None
+        # In a governed room where we are an owner or admin (``moderates``), someone else's
+        # post is deleted for everyone by the room's log (``moderate``: a signed entry).
+        self.moderates: Callable[[bytes], bool] = lambda room_id: False
+        self.moderate: Callable[[str, str], Awaitable[None]] | None = None
 
     def signals(self) -> tuple[ReadReceipts, TypingSignals]:
         """The read receipts and typing signals wired beside the actions."""
@@ -423,6 +427,10 @@ class MessageActions:
 
     async def delete(self, message_id: str, for_everyone: bool) -> None:
         found = self._locate(message_id.lower())
+        if (for_everyone and found.room_id is not None and found.author != self._me
+                and self.moderate is not None and self.moderates(found.room_id)):
+            await self.moderate(found.room_id.hex(), found.id)  # the room's log deletes it
+            return
         if for_everyone:
             self._own(found, "delete for everyone")
         if found.room_id is not None:

@@ -467,6 +467,8 @@ class KithNode:
             host, nursery=nursery, emit=emit, me=me, contacts=contacts, rooms=rooms,
             connections=self.connections, enabled=lambda: settings().typing_indicators)
         actions.typing.start()
+        actions.moderates, actions.moderate = (self.governance.moderates,
+                                               self.governance.delete_post)
         contacts.features.extend([ac.FEATURE_ACTIONS, ac.FEATURE_RECEIPTS, FEATURE_TYPING])
         rooms.roster.features.extend([ac.FEATURE_ACTIONS, FEATURE_TYPING])
         self._actions = actions

@@ -137,6 +137,9 @@ class MessageActionsUi(QObject):
         super().__init__(parent)
         self.view = view
         self.widget = parent  # menus and dialogs open over it
+        # Whether we may delete anyone's post in this room (an owner or admin of a governed
+        # room): set by the window, which knows our roles.
+        self.may_moderate: Callable[[str], bool] = lambda room_id: False
         self.reply_to: ChatItem | None = None
         self.editing: ChatItem | None = None
         self.recent = RecentEmoji()
@@ -293,7 +296,8 @@ class MessageActionsUi(QObject):
         menu.addAction(self.tr("Copy text"),
                        lambda: QGuiApplication.clipboard().setText(item.text))
         menu.addAction(self.tr("Delete for me"), lambda: self.delete(item, False))
-        if item.outgoing:
+        room = self.view.room
+        if item.outgoing or (room is not None and self.may_moderate(room.room_id)):
             menu.addAction(self.tr("Delete for everyone"), lambda: self.delete(item, True))
 
     def pick_emoji(self, item: ChatItem) -> EmojiPicker:

@@ -60,6 +60,9 @@ class WindowRooms(QObject):
         self.settings_dialog: RoomSettingsDialog | None = None
         self.member_box: QMessageBox | None = None
         self._author_names: dict[str, str] = {}  # peer id -> name, from room posts
+        self.my_roles: dict[str, str] = {}  # room id -> our role in a governed room
+        window.conversation.message_actions.may_moderate = (
+            lambda room_id: self.my_roles.get(room_id) in ("owner", "admin"))
         self._build_actions()
         self._tint()
         window.palette_changed.connect(self._tint)
@@ -207,6 +210,7 @@ class WindowRooms(QObject):
         self.invite_contact_menu.setEnabled(room_open)
         if room_open:
             self._show_members_panel()
+            self._learn_my_role(self.window.conversation.current_room)
         else:
             self.window.member_panel.hide()
             self.window.member_panel.clear()
@@ -376,6 +380,19 @@ class WindowRooms(QObject):
     def _log_changed_room(self, room_id: str) -> None:
         if self.settings_dialog is not None and self.settings_dialog.room_id == room_id:
             self.settings_dialog.refresh()
+        if room_id == self.window.conversation.current_room:
+            self._learn_my_role(room_id)
+
+    def _learn_my_role(self, room_id: str | None) -> None:
+        """Our role in the open room, for what its posts' menus offer (an admin deletes any
+        post for everyone)."""
+        client = self.window.client
+        if client is not None and room_id is not None:
+            self.window.runner.run(self._fetch_role(client, room_id),
+                                   self.tr("Reading your role in the room"))
+
+    async def _fetch_role(self, client: KithClient, room_id: str) -> None:
+        self.my_roles[room_id] = str((await client.room_overview(room_id)).get("role", ""))
 
     def add_member_contact(self, room_id: str, member: RoomMember) -> None:
         client = self.window.client

@@ -346,12 +346,9 @@ class RoomGovernance:
         """The link a contact invited directly gets: in a governed room, from an owner or
         admin, a one-use invite valid for a week; else the room's link (it joins an open room,
         or asks to in the others)."""
-        link = self._room_link(room_id)
-        state = self._states.get(room_id)
-        role = state.role(self._me) if state is not None and state.governed else None
-        if role is not None and role.rank >= ms.Role.ADMIN.rank:
-            link, _ = await self.create_invite(room_id.hex(), CARD_INVITE_SECONDS, 1)
-        return link
+        if self.moderates(room_id):
+            return (await self.create_invite(room_id.hex(), CARD_INVITE_SECONDS, 1))[0]
+        return self._room_link(room_id)
 
     async def revoke_invite(self, room_id_hex: str, invite_id: str) -> None:
         room_id, state = self._governed(room_id_hex)
@@ -380,6 +377,12 @@ class RoomGovernance:
                 "requests": sorted(p for p, s in state.status.items()
                                    if s is ms.Status.JOINING),
                 "invites": self.invites(room_id.hex())}
+
+    def moderates(self, room_id: bytes) -> bool:
+        """Whether we are an owner or admin of this governed room (we may delete any post)."""
+        state = self._states.get(room_id)
+        role = state.role(self._me) if state is not None and state.governed else None
+        return role is not None and role.rank >= ms.Role.ADMIN.rank
 
     async def delete_post(self, room_id_hex: str, post_id_hex: str) -> None:
         room_id, state = self._governed(room_id_hex)
