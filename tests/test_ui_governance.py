@@ -145,9 +145,13 @@ def test_an_owner_runs_a_room_from_the_window(
     screenshot(ada, "governed-room")
 
 
-def test_a_contact_is_invited_from_the_room_menu(
+def test_a_contact_invited_from_the_room_joins_a_room_that_admits_with_invites_only(
     qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
 ) -> None:
+    """Invite People in a room Ada manages: Pat's invitation carries a one-use invite (the
+    room's plain link would only be refused), and the link in it admits Pat."""
+    from app.core.invite import find_link
+
     ada_app = start_online(qloop, make_app, tmp_path / "ada", "Ada", timeout=WAIT_S)
     ada = window_of(ada_app)
     client = ada_app.client
@@ -160,19 +164,24 @@ def test_a_contact_is_invited_from_the_room_menu(
     wait(qloop, lambda: ada.sidebar.model.room(room.room_id) is not None, "the room listed")
     assert ada.open_room(room.room_id)
 
-    menu = ada.rooms.invite_contact_menu
-    assert menu.isEnabled()
-    ada.rooms.fill_invite_contact_menu()
-    choice = next(a for a in menu.actions() if a.objectName() == pat.peer_id)
-    assert choice.text() == "Pat"
-    choice.trigger()
-    card = run(qloop, pat.wait_event("room_invite", room_id=room.room_id, timeout=WAIT_S))[0]
-    run(qloop, pat.client.join_room(card.invite))  # type: ignore[attr-defined]
+    activate(qtbot, ada)
+    qtbot.keyClick(ada, Qt.Key.Key_I, CTRL_SHIFT)
+    dialog = ada.rooms.invite_dialogs.get(room.room_id)
+    assert dialog is not None
+    wait(qloop, lambda: dialog.invitees() == ["Pat"], "Pat listed in Invite People")
+    dialog.check(pat.peer_id)
+    qtbot.mouseClick(dialog.send_button, Qt.MouseButton.LeftButton)
+    wait(qloop, lambda: dialog.status() == "Invitation sent to Pat.", "the invitation sent")
+    got = run(qloop, pat.wait_event("message", timeout=WAIT_S))[0]
+    link = find_link(got.text)  # type: ignore[attr-defined]
+    assert link is not None and "&inv=" in link
+    run(qloop, pat.client.join_room(link))
     run(qloop, pat.wait_event("key_rotated", room=room.room_id, timeout=WAIT_S))
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     activate(qtbot, ada)
     qtbot.keyClick(ada, Qt.Key.Key_M, CTRL_SHIFT)
     wait(qloop, lambda: ada.member_panel.names() == ["Ada (you) · owner", "Pat"],
-         "Pat admitted with the card's invite")
+         "Pat admitted with the invitation's invite")
 
 
 def test_an_admin_answers_a_join_request_in_the_room_settings(

@@ -82,7 +82,6 @@ class MainWindow(WindowFrame):
         view_menu.addAction(self.files.transfers_action)
         room_menu = self.menuBar().addMenu(self.tr("&Room"))
         room_menu.addAction(rooms.invite_action)
-        room_menu.addMenu(rooms.invite_contact_menu)
         room_menu.addAction(rooms.members_action)
         room_menu.addAction(rooms.settings_action)
         room_menu.addSeparator()

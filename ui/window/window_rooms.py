@@ -100,12 +100,6 @@ class WindowRooms(QObject):
         self.invite_action.setIconText(self.tr("Invite"))
         self.invite_action.triggered.connect(lambda: self.show_room_invite())
 
-        self.invite_contact_menu = QMenu(self.tr("Invite a &Contact"), window)
-        self.invite_contact_menu.setToolTip(self.tr(
-            "Send a contact an invitation to this room as a message"))
-        self.invite_contact_menu.aboutToShow.connect(self.fill_invite_contact_menu)
-        self.invite_contact_menu.setEnabled(False)
-
         self.settings_action = QAction(self.tr("Room &Settings…"), window)
         self.settings_action.setToolTip(self.tr("Who may join, invite links, join requests"))
         self.settings_action.triggered.connect(lambda: self.show_room_settings())
@@ -207,7 +201,6 @@ class WindowRooms(QObject):
         for action in (self.members_action, self.invite_action, self.settings_action,
                        self.leave_action):
             action.setEnabled(room_open)
-        self.invite_contact_menu.setEnabled(room_open)
         if room_open:
             self._show_members_panel()
             self._learn_my_role(self.window.conversation.current_room)
@@ -315,25 +308,6 @@ class WindowRooms(QObject):
     def member_button(self) -> QPushButton | None:
         """The confirming button of the open "Remove member?" box (keyboard and tests)."""
         return destructive_button(self.member_box)
-
-    def fill_invite_contact_menu(self) -> None:
-        """Room ▸ Invite a Contact: one entry per contact; choosing one sends a join card."""
-        menu = self.invite_contact_menu
-        menu.clear()
-        room_id = self.window.conversation.current_room
-        contacts = [c for c in self.window.sidebar.model.contacts()
-                    if c.state is ContactState.CONTACT]
-        if room_id is None or not contacts:
-            empty = menu.addAction(self.tr("No contacts yet"))
-            empty.setEnabled(False)
-            return
-        for contact in sorted(contacts, key=lambda c: c.name.casefold()):
-            action = menu.addAction(contact.name)
-            action.setObjectName(contact.peer_id)
-            action.triggered.connect(
-                lambda _=False, peer=contact.peer_id, room=room_id: self.window.call_client(
-                    self.tr("Sending an invitation"),
-                    lambda client: client.invite_contact(room, peer)))
 
     def show_room_settings(self, room_id: str | None = None) -> RoomSettingsDialog | None:
         """Room ▸ Room Settings… for the open room."""
