@@ -199,6 +199,21 @@ def test_dht_record_internals() -> None:
     assert "peer_record_map" in _names(PeerStore.maybe_delete_peer_record)
 
 
+def test_carry_extra_fields_internals() -> None:
+    """Our record is signed anew by the module's ``issue_and_cache_local_record`` (looked up
+    at call time); others' records keep their payload bytes when parsed, stored and sent on."""
+    import libp2p.peer.peerstore as peerstore_module
+    from libp2p.peer import envelope
+
+    assert "issue_and_cache_local_record" in _names(env_to_send_in_RPC)
+    assert _params(peerstore_module.issue_and_cache_local_record) == ["host"]
+    assert "set_local_record" in _names(BasicHost.__init__)
+    assert "raw_payload" in _names(envelope.Envelope.marshal_envelope)
+    assert "payload" in _names(envelope.unmarshal_envelope)
+    assert "raw_payload" in _names(envelope.Envelope.validate)
+    assert "PeerRecordState" in _names(PeerStore.consume_peer_record)
+
+
 def test_dht_client_mode_internals() -> None:
     params = inspect.signature(KadDHT.__init__).parameters
     assert {"mode", "enable_providers", "enable_values"} <= set(params)

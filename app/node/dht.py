@@ -19,6 +19,9 @@ records. Kith drives the DHT itself:
 * **Find** (``find_addrs``, only with bootstrap peers): an iterative FIND_NODE for a peer id;
   the closest peers answer with what they hold for it, and only the addresses of its own
   signed peer record count (an answer's other addresses are anyone's word).
+* **Mailboxes**: a Kith that uses mailboxes carries its signed mailbox record in its peer
+  record (``carry_mailbox_record``); a lookup hands the one in the record it finds to
+  ``on_mailbox_record`` (the mailbox client checks it, as from any other source).
 
 Answers are checked against ``app.node.dht_records``' bounds before py-libp2p processes them
 (``libp2p_patches.kad_dht.bound_dht_answers``). Without bootstrap peers no DHT message ever
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import multiaddr
@@ -38,11 +42,14 @@ from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
+from app.core import mailbox as mb
 from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, strip_p2p
 from app.node.addr_policy import tcp_endpoint
+from app.node.dht_records import DhtBoundsError, mailbox_field, mailbox_record_in
 from app.node.dht_server import DhtServer
 from app.node.host import connect_at, forget_failed_dials
 from app.node.interfaces import Connections, Tasks
+from app.node.libp2p_patches.peer_record import set_extra_fields
 from app.node.relay import parse_relay_addrs
 from app.node.signal import Signal
 
@@ -77,6 +84,8 @@ class DhtService:
         self.published = 0  # successful self-lookups (our record refreshed)
         self._wake = Signal()  # publish_now(): republish at once
         self._published_addrs: set[str] = set()  # what our last published record said
+        # Told (peer id, record text) of the mailbox record in a contact's peer record found.
+        self.on_mailbox_record: list[Callable[[str, str], object]] = []
 
     @property
     def enabled(self) -> bool:
@@ -104,6 +113,16 @@ class DhtService:
     def publish_now(self) -> None:
         """The network changed: reconnect to bootstrap peers and republish our record now."""
         self._wake.set()
+
+    def carry_mailbox_record(self, record: bytes | None) -> None:
+        """Our signed peer record carries ``record`` (our signed mailbox record; None: no
+        field, for those who use no mailbox), only with bootstrap peers: without them nobody
+        looks us up, and identify would show it to any stranger who connects. Once running,
+        it is published at once."""
+        carried = record if self.enabled else None
+        set_extra_fields(self._host, mailbox_field(carried) if carried is not None else b"")
+        if self._kad is not None:
+            self.publish_now()
 
     def keeps(self, peer: ID) -> bool:
         """Whether the DHT needs ``peer``'s peerstore entry after it disconnects: we hold its
@@ -201,6 +220,8 @@ class DhtService:
         except Exception as exc:  # noqa: BLE001 - not found is an answer too
             log.debug("DHT: lookup of %s failed: %s", peer_id, exc)
             return []
+        if envelope is not None:
+            self._take_mailbox_record(target, envelope)
         out: list[str] = []
         # The peerstore took the record only with a valid signature by ``target`` itself.
         for addr in envelope.record().addrs if envelope is not None else []:
@@ -211,6 +232,21 @@ class DhtService:
                 break
         log.info("DHT: %s is at %s", peer_id, ", ".join(out) or "(no signed record found)")
         return out
+
+    def _take_mailbox_record(self, target: ID, envelope: Any) -> None:
+        """Hand on the mailbox record in ``target``'s own signed peer record, if any."""
+        try:
+            envelope.validate("libp2p-peer-record")  # as the peerstore did; cheap, and sure
+            if ID.from_pubkey(envelope.public_key) != target:
+                return
+            record = mailbox_record_in(envelope.raw_payload)
+        except (DhtBoundsError, ValueError) as exc:
+            log.debug("DHT: %s's record: %s", target, exc)
+            return
+        if record is None or len(record) > mb.MAX_RECORD_BYTES:
+            return
+        for listener in self.on_mailbox_record:
+            listener(target.to_base58(), mb.record_text(record))
 
     def info(self) -> dict[str, Any]:
         """Counters for tests and diagnostics."""

@@ -13,16 +13,23 @@ its id, from the peer's own signed peer record (``libp2p-peer-record`` envelopes
 * a serving Kith holds one record per peer (its latest), ``MAX_RECORD_BYTES`` at most, and
   ``MAX_HELD_BYTES`` in all; past that the least recently refreshed records go
   (``RecordBudget``).
+
+A Kith that uses mailboxes also carries its signed mailbox record (docs/protocol.md, section
+10.1) in its peer record, as the extra protobuf field ``MAILBOX_FIELD``
+(``mailbox_field``, ``mailbox_record_in``): the envelope's signature covers it, every libp2p
+peer forwards the payload byte for byte, and other implementations skip it as an unknown field.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from google.protobuf.unknown_fields import UnknownFieldSet
 from libp2p.kad_dht.common import BUCKET_SIZE
 from libp2p.kad_dht.pb.kademlia_pb2 import Message
 from libp2p.peer.pb.envelope_pb2 import Envelope
 from libp2p.peer.pb.peer_record_pb2 import PeerRecord
+from libp2p.utils.varint import encode_uvarint
 
 from app.core.invite import MAX_ADDRS
 
@@ -33,6 +40,8 @@ MAX_ANSWER_PEERS = BUCKET_SIZE + 1  # k closest, plus the peer looked up
 MAX_ANSWER_BYTES = 256 * 1024  # above what 21 peers within the bounds can take
 MAX_REQUEST_BYTES = 8 * 1024  # a FIND_NODE or PING with the sender's record
 MAX_HELD_BYTES = 1024 * 1024  # records a serving Kith holds for others, in all
+MAILBOX_FIELD = 27497  # the PeerRecord field of Kith's mailbox record (0x6b69, "ki")
+LENGTH_DELIMITED = 2  # protobuf wire type of a bytes field
 
 
 class DhtBoundsError(ValueError):
@@ -55,6 +64,30 @@ def check_record(raw: bytes) -> None:
         raise DhtBoundsError(f"a signed record with {len(record.addresses)} addresses")
     if any(len(a.multiaddr) > MAX_ADDR_BYTES for a in record.addresses):
         raise DhtBoundsError("a signed record with an oversized address")
+
+
+def mailbox_field(record: bytes) -> bytes:
+    """``record`` (a signed mailbox record) as the protobuf field that follows a PeerRecord's
+    own fields in Kith's signed peer record."""
+    return encode_uvarint(MAILBOX_FIELD << 3 | LENGTH_DELIMITED) + encode_uvarint(len(record)) \
+        + record
+
+
+def mailbox_record_in(payload: bytes) -> bytes | None:
+    """The mailbox record a signed peer record's payload carries (the last one, as protobuf
+    reads a field given twice), or None; ``DhtBoundsError`` if the payload is malformed.
+    The record is not checked here: ``app.core.mailbox.verify_record`` does that."""
+    record = PeerRecord()
+    try:
+        record.ParseFromString(payload)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError
+        raise DhtBoundsError(f"a malformed peer record: {exc}") from None
+    found = None
+    unknown = UnknownFieldSet(record)
+    for field in (unknown[i] for i in range(len(unknown))):
+        if field.field_number == MAILBOX_FIELD and field.wire_type == LENGTH_DELIMITED:
+            found = bytes(field.data)
+    return found
 
 
 def check_answer(data: bytes) -> Message:

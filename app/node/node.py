@@ -358,7 +358,7 @@ class KithNode:
                                pubsub.gossip.forget)
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
-        mail = self._wire_mailboxes(host, nursery, contacts, dms)
+        mail = self._wire_mailboxes(host, nursery, contacts, dms, dht)
         self._dht, self._contacts, self._dms, self._rooms, self._files = (
             dht, contacts, dms, rooms, files)
         host.get_network().register_notifee(_ConnectionWatcher(self))
@@ -387,9 +387,10 @@ class KithNode:
                                    running=lambda: self.running)
 
     def _wire_mailboxes(self, host: IHost, nursery: Tasks, contacts: ContactService,
-                        dms: DirectMessages) -> MailboxClient:
-        """Mailboxes: ours (registering, collecting), contacts' (the outbox deposits there
-        when it cannot reach them), and serving one for our contacts when asked to."""
+                        dms: DirectMessages, dht: DhtService) -> MailboxClient:
+        """Mailboxes: ours (registering, collecting; our record rides in our DHT record),
+        contacts' (the outbox deposits there when it cannot reach them; their records come
+        from them and from the DHT), and serving one for our contacts when asked to."""
         db = self.db
         mail = MailboxClient(
             identity=self.identity, host=host, nursery=nursery, emit=self.emit,
@@ -399,6 +400,13 @@ class KithNode:
         dms.held_by = HeldMessages(db).held_by
         dms.kinds.register(dm.KIND_MAILBOX_RECEIPT, MailboxReceipts(dms))
         contacts.on_mailbox_record.append(mail.learn_record)
+        dht.on_mailbox_record.append(mail.learn_record)
+
+        def carry_record() -> None:  # in our DHT record, for those who use a mailbox
+            dht.carry_mailbox_record(mail.own_record if mail.mine else None)
+
+        carry_record()
+        mail.on_own_record.append(carry_record)
         contacts.on_blocked.append(mail.blocks_changed)
         contacts.mailbox_record = mail.record_text  # a change, or none
         # Invites stay short for those who use none.

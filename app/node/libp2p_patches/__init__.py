@@ -22,6 +22,8 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
   linear time.
 * ``peerstore.bound_identify``: what is kept of a peer's identify message is bounded.
 * ``kad_dht.bound_dht_answers``: a DHT answer is checked against Kith's bounds before use.
+* ``peer_record.carry_extra_fields``: our signed peer record carries Kith's mailbox record
+  when py-libp2p signs it anew (``peer_record.set_extra_fields``, from ``dht.DhtService``).
 
 For one host (``node.KithNode.run``, ``resources.ResourceManager.install``,
 ``relay.RelayService.start``):
@@ -73,6 +75,7 @@ because ``Swarm.close_peer`` skips the second of two.
 from __future__ import annotations
 
 from app.node.libp2p_patches.kad_dht import bound_dht_answers
+from app.node.libp2p_patches.peer_record import carry_extra_fields
 from app.node.libp2p_patches.peerstore import bound_identify, bound_peer_addrs
 from app.node.libp2p_patches.tcp import read_tcp_ahead
 from app.node.libp2p_patches.yamux import (
@@ -96,3 +99,4 @@ def apply_process_patches() -> None:
     bound_peer_addrs()
     bound_identify()
     bound_dht_answers()
+    carry_extra_fields()

@@ -5,7 +5,8 @@ messages at a contact's mailbox when the contact is out of reach.
   it connects, and every ``RENEW`` seconds; each registration carries our block list, so the
   mailbox refuses a blocked sender's deposits. While connected we collect every ``COLLECT``
   seconds, and at once on (re)connecting. Which mailboxes are ours travels as a record signed
-  by our identity key (in our profile answers), so nobody can redirect our mail.
+  by our identity key (in our invites, profile answers and DHT record), so nobody can
+  redirect our mail.
 * **Collecting**: each held item is handed to the direct-message service as if it had come
   on a stream (``HeldOutbox.take_deposited``: signature, replay, order, block list, requests,
   quotas); the answers go back to each sender as one receipt (DM kind 48, through the outbox:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import multiaddr
 import trio
@@ -178,6 +180,7 @@ class MailboxClient:
         self._records = records
         self.mine = [Mailbox(a) for a in mailboxes]
         self.own_record = self._sign()
+        self.on_own_record: list[Callable[[], object]] = []  # told when we sign a new one
         self._depositing: set[str] = set()
         # (recipient, mailbox) -> when a mailbox that refused a deposit may be asked again.
         self._paused: dict[tuple[str, str], float] = {}
@@ -231,6 +234,8 @@ class MailboxClient:
             raise ConfigError(f"at most {mb.MAX_RECORD_MAILBOXES} mailboxes can be used")
         self.mine.append(mailbox)
         self.own_record = self._sign()
+        for listener in self.on_own_record:
+            listener()
         self._nursery.start_soon(self._keep, mailbox)
         return True
 
@@ -283,6 +288,7 @@ class MailboxClient:
         if old is not None and old.mailboxes != record.mailboxes:
             self._held.unmark_all(peer_id)  # what the old mailbox holds is left again
         if old is None or old.mailboxes != record.mailboxes:
+            self._outbox.kick(peer_id)  # at once: a record from the DHT means out of reach
             self._emit(ContactMailboxes(peer_id=peer_id, mailboxes=tuple(record.mailbox_ids())))
         return True
 
