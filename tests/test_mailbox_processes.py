@@ -1,8 +1,11 @@
-"""Mailboxes between three ``kith node`` processes on 127.0.0.1: Ada writes to Bob while Bob
-is off; Mia, Bob's mailbox, holds the mail; Bob collects it while Ada is off in turn."""
+"""Mailboxes between three ``kith node`` processes on 127.0.0.1: Ada writes to Bob and sends
+him a file while Bob is off; Mia, Bob's mailbox, holds the mail and the file's sealed bytes;
+Bob collects both while Ada is off in turn."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,13 +64,18 @@ def test_messages_reach_bob_through_his_mailbox_while_ada_is_offline(tmp_path: P
         ids = [ada.request({"cmd": "send", "to": b_id, "text": t}, "sent")["id"] for t in texts]
         for message_id in ids:
             assert ada.expect("deposited", id=message_id, timeout=30)["mailbox"] == mia_id
-        source = tmp_path / "notes.txt"
-        source.write_bytes(b"notes for Bob\n" * 100)
+        source = tmp_path / "photos.bin"
+        content = os.urandom(5_000_000)  # 5 MB: five chunks
+        source.write_bytes(content)
         ada.send({"cmd": "send_file", "to": b_id, "path": str(source)})
         transfer = ada.expect("file_offered")["transfer"]
-        # The offer goes the same way (the CLI prints events of text messages only).
+        # The offer goes the same way (the CLI prints events of text messages only), and the
+        # file's bytes, sealed, wait at Mia too.
+        deposited = ada.expect("file_deposited", transfer=transfer, timeout=60)
+        assert (deposited["mailbox"], deposited["peer_id"]) == (mia_id, b_id)
         status = _wait_status(mia, lambda s: s["held"] == 4)
         assert status["serving"] and status["users"] == 1
+        assert status["bytes"] > len(content)  # the blob counts toward Bob's quota
         assert ada.quit() == 0
         ada = None
 
@@ -81,13 +89,25 @@ def test_messages_reach_bob_through_his_mailbox_while_ada_is_offline(tmp_path: P
         assert (offer["from"], offer["via"]) == (a_id, "mailbox")
         mine = bob.request({"cmd": "mailbox_status"}, "mailbox_status")["mine"]
         assert mine == [{"mailbox": mia_id, "reachable": True, "registered": True}]
-        _wait_status(mia, lambda s: s["held"] == 0)  # collected, then deleted at the mailbox
+        # Accepted as the CLI does; the bytes come from Mia (Ada is offline), verified.
+        inbox = tmp_path / "inbox"
+        bob.request({"cmd": "accept_file", "transfer": transfer, "dir": str(inbox)},
+                    "file_accepted")
+        done = bob.expect("file_complete", transfer=transfer, timeout=60)
+        assert Path(done["path"]).read_bytes() == content
+        assert Path(done["path"]).parent == inbox and done["hash"] == offer["hash"]
+        assert hashlib.sha256(content).hexdigest() != done["hash"]  # the hash of chunk hashes
+        # Collected, then deleted at the mailbox: the messages, and the blob once complete.
+        _wait_status(mia, lambda s: s["held"] == 0 and s["bytes"] == 0)
 
         ada = NodeProcess(tmp_path / "ada", "--listen", _port(ready_a), name="Ada")
         for message_id in ids:
             ada.expect("delivered", id=message_id, timeout=60)
+        ada.expect("file_complete", transfer=transfer, timeout=60)  # Bob's "complete" control
         bob.request({"cmd": "status"}, "status")
         assert len(bob.printed("message")) == 3  # exactly once, whatever came again
+        assert len(bob.printed("file_offer")) == 1 and len(bob.printed("file_complete")) == 1
+        assert [p.name for p in inbox.iterdir()] == ["photos.bin"]
     finally:
         for node in (ada, bob, mia):
             if node is not None:

@@ -1,5 +1,11 @@
-"""Mailboxes in SQLite: the mail a serving Kith holds for its users, which outgoing messages a
-mailbox holds for their recipient, and each contact's newest signed mailbox record."""
+"""Mailboxes in SQLite: the mail and file blobs a serving Kith holds for its users, which
+outgoing messages a mailbox holds for their recipient, each contact's newest signed mailbox
+record, and which mailbox blob holds the bytes of a direct file transfer.
+
+Blob pieces are SQLite rows (one per piece of up to 1 MiB) rather than files: a piece is
+committed with the count of bytes stored in one transaction, so a restart or a crash never
+leaves a piece counted and missing, and the quotas are a ``sum()`` away.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,18 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HeldBlob:
+    """A blob a sender declared for a user: ``size`` bytes in ``pieces`` pieces, ``stored``
+    bytes of them received so far."""
+
+    row: int
+    sender: str
+    size: int
+    pieces: int
+    stored: int
 
 
 @dataclass(frozen=True)
@@ -69,10 +87,74 @@ class MailboxStore:
         return int(row[0]), int(row[1])
 
     def total(self) -> tuple[int, int]:
-        """(items, bytes) held for everyone."""
+        """(items, bytes) held for everyone; bytes count blobs at their declared size."""
         row = self._conn.execute(
             "SELECT count(*), coalesce(sum(size), 0) FROM mailbox_items").fetchone()
+        return int(row[0]), int(row[1]) + self.blob_usage()[1]
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def blob_usage(self, recipient: str | None = None, sender: str | None = None
+                   ) -> tuple[int, int]:
+        """(blobs, declared bytes) held, for ``recipient`` (from ``sender``) if given."""
+        where, args = "", tuple[str, ...]()
+        if recipient is not None and sender is not None:
+            where, args = " WHERE recipient = ? AND sender = ?", (recipient, sender)
+        elif recipient is not None:
+            where, args = " WHERE recipient = ?", (recipient,)
+        row = self._conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM mailbox_blobs" + where, args
+        ).fetchone()
         return int(row[0]), int(row[1])
+
+    def blob(self, recipient: str, blob: bytes) -> HeldBlob | None:
+        row = self._conn.execute(
+            "SELECT id, sender, size, pieces, stored FROM mailbox_blobs "
+            "WHERE recipient = ? AND blob = ?", (recipient, blob)).fetchone()
+        return HeldBlob(*row) if row else None
+
+    def open_blob(self, recipient: str, sender: str, blob: bytes, size: int, pieces: int
+                  ) -> HeldBlob:
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO mailbox_blobs (recipient, sender, blob, size, pieces, opened_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (recipient, sender, blob, size, pieces, int(time.time() * 1000)))
+        assert cur.lastrowid is not None
+        return HeldBlob(cur.lastrowid, sender, size, pieces, 0)
+
+    def held_pieces(self, held: HeldBlob) -> bytes:
+        """A bitmap of the pieces held (bit ``i % 8`` of byte ``i // 8``)."""
+        bitmap = bytearray((held.pieces + 7) // 8)
+        for (index,) in self._conn.execute(
+                "SELECT idx FROM mailbox_blob_pieces WHERE blob_row = ?", (held.row,)):
+            bitmap[index >> 3] |= 1 << (index & 7)
+        return bytes(bitmap)
+
+    def put_piece(self, held: HeldBlob, index: int, data: bytes) -> bool:
+        """Store a piece and count its bytes, in one transaction; False if it was held."""
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO mailbox_blob_pieces (blob_row, idx, data) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING", (held.row, index, data))
+            if not cur.rowcount:
+                return False
+            self._conn.execute("UPDATE mailbox_blobs SET stored = stored + ? WHERE id = ?",
+                               (len(data), held.row))
+        return True
+
+    def piece(self, recipient: str, blob: bytes, index: int) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT p.data FROM mailbox_blob_pieces p JOIN mailbox_blobs b ON b.id = p.blob_row "
+            "WHERE b.recipient = ? AND b.blob = ? AND p.idx = ?",
+            (recipient, blob, index)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete_blob(self, recipient: str, blob: bytes) -> bool:
+        with self._conn:
+            cur = self._conn.execute(
+                "DELETE FROM mailbox_blobs WHERE recipient = ? AND blob = ?", (recipient, blob))
+        return cur.rowcount > 0
 
     def hold(self, recipient: str, sender: str, payload: bytes) -> int:
         with self._conn:
@@ -98,11 +180,14 @@ class MailboxStore:
         return cur.rowcount
 
     def expire(self, older_than_ms: int) -> int:
-        """Delete everything deposited before ``older_than_ms``, oldest first; how many."""
+        """Delete everything deposited (or blobs opened) before ``older_than_ms``, oldest
+        first; how many."""
         with self._conn:
             cur = self._conn.execute(
                 "DELETE FROM mailbox_items WHERE deposited_at < ?", (older_than_ms,))
-        return cur.rowcount
+            blobs = self._conn.execute(
+                "DELETE FROM mailbox_blobs WHERE opened_at < ?", (older_than_ms,))
+        return cur.rowcount + blobs.rowcount
 
     def expire_users(self, renewed_before: float) -> int:
         """Users who stopped renewing their registration go, with their mail."""
@@ -159,3 +244,41 @@ class MailboxRecords:
                 "ON CONFLICT (peer_id) DO UPDATE SET seq = excluded.seq, record = excluded.record "
                 "WHERE excluded.seq > mailbox_records.seq", (peer_id, seq, record))
         return cur.rowcount > 0
+
+
+@dataclass(frozen=True)
+class TransferBlob:
+    """The mailbox blob of a direct transfer, on the sender's side or the receiver's."""
+
+    mailbox: str
+    blob: bytes
+    key: bytes
+    state: str
+
+
+class TransferBlobs:
+    """Which mailbox blob holds the bytes of a direct transfer (``transfer_blobs``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, transfer_id: bytes, mailbox: str, blob: bytes, key: bytes, state: str) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO transfer_blobs (transfer_id, mailbox, blob, key, state) "
+                "VALUES (?, ?, ?, ?, ?)", (transfer_id, mailbox, blob, key, state))
+
+    def get(self, transfer_id: bytes) -> TransferBlob | None:
+        row = self._conn.execute(
+            "SELECT mailbox, blob, key, state FROM transfer_blobs WHERE transfer_id = ?",
+            (transfer_id,)).fetchone()
+        return TransferBlob(row[0], bytes(row[1]), bytes(row[2]), row[3]) if row else None
+
+    def in_state(self, state: str) -> list[bytes]:
+        return [bytes(r[0]) for r in self._conn.execute(
+            "SELECT transfer_id FROM transfer_blobs WHERE state = ?", (state,))]
+
+    def set_state(self, transfer_id: bytes, state: str) -> None:
+        with self._conn:
+            self._conn.execute("UPDATE transfer_blobs SET state = ? WHERE transfer_id = ?",
+                               (state, transfer_id))

@@ -8,6 +8,11 @@ for someone who is not a user is refused exactly like one the user's block list 
 stranger learns nothing about whose mail is held here. Held mail is in SQLite and survives a
 restart; it goes when its user deletes it after collecting, when it is older than
 ``max_age`` (oldest first), or with its user.
+
+File blobs (docs/protocol.md 10.8) follow the same rules: a sender declares a blob's size
+before putting any piece, and the declared size counts toward the user's quota, the mailbox's
+and a per-sender share of its own (``sender_blob_bytes``, so that one 50 MB file fits beside
+the sender's messages); only the blob's recipient reads or deletes it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 
+from app.core import blob as bl
 from app.core import dm
 from app.core import mailbox as mb
 from app.core.records import ContactState
@@ -45,6 +51,8 @@ class MailboxLimits:
     user_bytes: int = 200 << 20
     sender_items: int = 1_000          # from one sender, for one user
     sender_bytes: int = 50 << 20
+    sender_blobs: int = 16             # file blobs from one sender, for one user...
+    sender_blob_bytes: int = 100 << 20  # ... and their declared bytes
     total_bytes: int = 2 << 30         # for all users together
     max_age: float = 30 * 86400.0      # held mail older than this is deleted, oldest first
     registration_age: float = 90 * 86400.0  # a user who has not renewed for this long goes
@@ -135,8 +143,10 @@ class MailboxService:
                 await write_frame(stream, mb.encode_answer(self._deposit(peer_id, request)))
             elif isinstance(request, mb.Fetch):
                 await self._fetch(stream, peer_id, request)
-            else:
+            elif isinstance(request, mb.Delete):
                 await write_frame(stream, mb.encode_answer(self._delete(peer_id, request)))
+            else:
+                await write_frame(stream, mb.encode_answer(self._blob(peer_id, request)))
 
     async def _refuse(self, stream: Stream, code: int) -> None:
         await write_frame(stream, mb.encode_answer(mb.Refused(code, "")))
@@ -178,6 +188,7 @@ class MailboxService:
         """Which quota a deposit of ``size`` bytes would break, in words; None if none."""
         limits = self.limits
         items, used = self.store.usage(recipient)
+        used += self.store.blob_usage(recipient)[1]
         if items >= limits.user_items or used + size > limits.user_bytes:
             return f"a user's mailbox holds {limits.user_items} messages, {limits.user_bytes} bytes"
         items, used = self.store.usage(recipient, sender)
@@ -217,4 +228,74 @@ class MailboxService:
         if not self._user(peer_id):
             return mb.Refused(mb.REFUSED_NOT_REGISTERED, "")
         self.store.delete(peer_id, request.ids)
+        return mb.Ok()
+
+    # -- file blobs ----------------------------------------------------------------------------
+
+    def _blob(self, peer_id: str, request: mb.BlobOpen | mb.BlobPut | mb.BlobGet | mb.BlobDelete
+              ) -> mb.Answer:
+        if isinstance(request, mb.BlobOpen):
+            return self._blob_open(peer_id, request)
+        if isinstance(request, mb.BlobPut):
+            return self._blob_put(peer_id, request)
+        if not self._user(peer_id):
+            return mb.Refused(mb.REFUSED_NOT_REGISTERED, "")
+        if isinstance(request, mb.BlobGet):
+            data = self.store.piece(peer_id, request.blob, request.index)
+            if data is None:
+                return mb.Refused(mb.REFUSED_NOT_HELD, "")
+            return mb.Piece(request.index, data)
+        self.store.delete_blob(peer_id, request.blob)
+        return mb.Ok()
+
+    def _blob_open(self, sender: str, request: mb.BlobOpen) -> mb.Answer:
+        """Declare a blob (quotas checked against its whole size before anything is stored),
+        or resume one: the answer says which pieces are held."""
+        recipient = request.recipient
+        if request.pieces > bl.MAX_PIECES or request.size > request.pieces * bl.MAX_PIECE:
+            return mb.Refused(mb.REFUSED_TOO_LARGE, "")
+        if not self._take_token(sender):
+            self._quotas.refused(sender, "mailbox_rate",
+                                 f"{self.limits.deposit_burst} deposits in a burst, then "
+                                 f"{self.limits.deposit_rate:g} a second", peer_id=sender)
+            return mb.Refused(mb.REFUSED_RATE, "")
+        if (sender == recipient or not self._user(recipient)
+                or self.store.blocks(recipient, sender)):
+            return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+        held = self.store.blob(recipient, request.blob)
+        if held is not None:
+            if (held.sender, held.size, held.pieces) != (sender, request.size, request.pieces):
+                return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+            return mb.BlobHeld(self.store.held_pieces(held))
+        full = self._blob_full(recipient, sender, request.size)
+        if full is not None:
+            self._quotas.refused(sender, "mailbox_quota", full, peer_id=sender)
+            return mb.Refused(mb.REFUSED_FULL, "")
+        held = self.store.open_blob(recipient, sender, request.blob, request.size,
+                                    request.pieces)
+        return mb.BlobHeld(self.store.held_pieces(held))
+
+    def _blob_full(self, recipient: str, sender: str, size: int) -> str | None:
+        """Which quota a blob of ``size`` bytes would break, in words; None if none."""
+        limits = self.limits
+        used = self.store.usage(recipient)[1] + self.store.blob_usage(recipient)[1]
+        if used + size > limits.user_bytes:
+            return f"a user's mailbox holds {limits.user_bytes} bytes"
+        blobs, used = self.store.blob_usage(recipient, sender)
+        if blobs >= limits.sender_blobs or used + size > limits.sender_blob_bytes:
+            return (f"one sender may leave {limits.sender_blobs} files, "
+                    f"{limits.sender_blob_bytes} bytes per user")
+        if self.store.total()[1] + size > limits.total_bytes:
+            return f"the mailbox holds {limits.total_bytes} bytes in all"
+        return None
+
+    def _blob_put(self, sender: str, request: mb.BlobPut) -> mb.Answer:
+        held = self.store.blob(request.recipient, request.blob)
+        if held is None or held.sender != sender or not self._user(request.recipient):
+            return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+        if request.index >= held.pieces:
+            return mb.Refused(mb.REFUSED_MALFORMED, "")
+        if len(request.data) > bl.MAX_PIECE or held.stored + len(request.data) > held.size:
+            return mb.Refused(mb.REFUSED_TOO_LARGE, "")
+        self.store.put_piece(held, request.index, request.data)
         return mb.Ok()

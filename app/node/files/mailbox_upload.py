@@ -1,0 +1,138 @@
+"""Leaving a file at the recipient's mailbox, so that it arrives while we are offline.
+
+When a contact who names a mailbox is out of reach as we offer them a file, the offer gets a
+fresh ``BlobRef`` (the mailbox, a blob id, a random key: only the sealed offer carries it) and
+the file goes to that mailbox as a blob (docs/protocol.md 10.8): its hash list, then each
+chunk, sealed one by one. Each chunk is read back and checked against its hash before it is
+sealed, as for serving it, so only the offered bytes ever go out, and a piece index is never
+sealed twice with different content under one key. The upload resumes (the mailbox says which
+pieces it holds) after a lost connection and at every start, until the mailbox holds it all,
+refuses it, or the transfer is over. The offer stands whatever happens here: the recipient
+can always fetch the file from us directly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from app.core import blob as bl
+from app.core import files as fc
+from app.core import mailbox as mb
+from app.core.events import FileDeposited, FileDepositRefused
+from app.core.transfer_state import TransferState
+from app.node.files.disk import read_served
+from app.node.interfaces import BlobSession, Connections, Emit, MailboxBlobs, Tasks
+from app.node.isolation import is_local_fault
+from app.store.mailbox import TransferBlobs
+from app.store.transfers import StoredTransfer, TransferStore
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD = 100 << 20     # a mailbox's share per sender for files (docs/protocol.md 10.4)
+FIRST_RETRY = 5.0          # a mailbox out of reach is tried again after this, doubling...
+MAX_RETRY = 300.0          # ... up to this
+UPLOADING, DEPOSITED, REFUSED = "uploading", "deposited", "refused"
+
+
+class MailboxUploads:
+    """Blobs we leave at contacts' mailboxes, one task per transfer."""
+
+    def __init__(self, store: TransferStore, blobs: TransferBlobs, *, mailboxes: MailboxBlobs,
+                 nursery: Tasks, emit: Emit, connections: Connections) -> None:
+        self.store = store
+        self.blobs = blobs
+        self._mailboxes = mailboxes
+        self._nursery = nursery
+        self._emit = emit
+        self._connections = connections
+        self._running: set[bytes] = set()
+
+    def plan(self, to: str, size: int, chunk_size: int) -> bl.BlobRef | None:
+        """A blob for a file offered to ``to`` now, or None: they are connected (the bytes
+        come directly), name no mailbox, or the file cannot be one."""
+        if self._connections.is_connected(to):
+            return None
+        mailbox = self._mailboxes.blob_mailbox(to)
+        chunks = fc.chunk_count(size, chunk_size)
+        if mailbox is None or not bl.fits(size, chunk_size, chunks) or (
+                bl.sealed_size(size, chunks) > MAX_UPLOAD):
+            return None
+        return bl.new_ref(mailbox)
+
+    def start(self, tid: bytes | None = None) -> None:
+        """Upload ``tid`` (recorded with ``blobs``), or every unfinished upload (at start)."""
+        for each in [tid] if tid is not None else self.blobs.in_state(UPLOADING):
+            if each not in self._running:
+                self._running.add(each)
+                self._nursery.start_soon(self._upload, each)
+
+    async def _upload(self, tid: bytes) -> None:
+        retry = FIRST_RETRY
+        try:
+            while True:
+                t, row = self.store.get(tid), self.blobs.get(tid)
+                if t is None or row is None or t.state is not TransferState.OFFERED:
+                    return
+                ref = bl.BlobRef(row.mailbox, row.blob, row.key)
+                try:
+                    async with self._mailboxes.blob_session(ref.mailbox, t.peer_id) as session:
+                        if not await self._put_all(session, t, ref):
+                            return
+                    self.blobs.set_state(tid, DEPOSITED)
+                    self._emit(FileDeposited(transfer=t.id_hex, peer_id=t.peer_id,
+                                             mailbox=ref.mailbox))
+                    return
+                except mb.BlobRefused as exc:
+                    if exc.code != mb.REFUSED_RATE:
+                        log.info("mailbox %s refused file %s: %s", ref.mailbox, t.id_hex,
+                                 exc.reason)
+                        self.blobs.set_state(tid, REFUSED)
+                        self._emit(FileDepositRefused(transfer=t.id_hex, peer_id=t.peer_id,
+                                                      mailbox=ref.mailbox, reason=exc.reason))
+                        return
+                    log.info("mailbox %s: too many requests; later", ref.mailbox)
+                except Exception as exc:
+                    if is_local_fault(exc):
+                        raise
+                    log.info("could not leave file %s at %s: %s", t.id_hex, ref.mailbox, exc)
+                await trio.sleep(retry)
+                retry = min(retry * 2, MAX_RETRY)
+        finally:
+            self._running.discard(tid)
+
+    async def _put_all(self, session: BlobSession, t: StoredTransfer, ref: bl.BlobRef) -> bool:
+        """Put every piece the mailbox lacks; False if the transfer is over or the file is
+        not the offered one any more (the offer's own serving says so to the recipient)."""
+        offer = t.offer
+        chunks = offer.chunks
+        held = await session.open(t.peer_id, ref.blob, bl.sealed_size(offer.size, chunks),
+                                  bl.pieces(chunks))
+        for index in range(bl.pieces(chunks)):
+            if held.has(index):
+                continue
+            fresh = self.store.get(offer.transfer)
+            if fresh is None or fresh.state is not TransferState.OFFERED:
+                return False
+            plain = await self._plain(t, index)
+            if plain is None:
+                log.info("file %s changed on disk: not left at the mailbox", t.id_hex)
+                return False
+            sealed = await trio.to_thread.run_sync(bl.seal, ref, index, plain)
+            await session.put(t.peer_id, ref.blob, index, sealed)
+        return True
+
+    @staticmethod
+    async def _plain(t: StoredTransfer, index: int) -> bytes | None:
+        """Piece ``index`` in the clear: the hash list, or a chunk that still matches it."""
+        if t.hashes is None or t.path is None:
+            return None
+        if index == bl.HASH_PIECE:
+            return t.hashes
+        chunk = index - 1
+        offer = t.offer
+        return await trio.to_thread.run_sync(
+            read_served, t.path, chunk * offer.chunk_size,
+            fc.chunk_length(chunk, offer.size, offer.chunk_size), (t.src_size, t.src_mtime),
+            t.hashes[chunk * fc.HASH_SIZE:(chunk + 1) * fc.HASH_SIZE])
