@@ -291,7 +291,8 @@ class MailboxService:
 
     def _blob_put(self, sender: str, request: mb.BlobPut) -> mb.Answer:
         held = self.store.blob(request.recipient, request.blob)
-        if held is None or held.sender != sender or not self._user(request.recipient):
+        if (held is None or held.sender != sender or not self._user(request.recipient)
+                or self.store.blocks(request.recipient, sender)):
             return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
         if request.index >= held.pieces:
             return mb.Refused(mb.REFUSED_MALFORMED, "")
