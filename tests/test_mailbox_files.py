@@ -241,3 +241,23 @@ def test_strangers_cannot_read_blobs_and_blobs_are_bounded(tmp_path: Path) -> No
             assert (await _status(mia)).bytes == 0 and mia.client.running
 
     run(scenario)
+
+
+def test_a_declined_file_leaves_the_mailbox(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia, ada, bob, bob_port, _, transfer, _ = await _left_for_offline_bob(
+                c, tmp_path, MIB)
+            await ada.wait_event("file_deposited", transfer=transfer, timeout=30)
+            await c.stop(ada)
+            bob = await c.user("Bob", mia, bob_port)
+            await bob.wait_event("file_offer", transfer=transfer, timeout=30)
+            await _wait_held(mia, 0)
+            assert (await _status(mia)).bytes == bl.sealed_size(MIB, 1)  # only the file now
+            await bob.client.decline_file(transfer)
+            deadline = asyncio.get_running_loop().time() + 20
+            while (await _status(mia)).bytes:
+                assert asyncio.get_running_loop().time() < deadline, "the blob stayed"
+                await asyncio.sleep(0.05)
+
+    run(scenario)

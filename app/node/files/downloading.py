@@ -554,7 +554,7 @@ class Downloads:
         if t.room_id is None:
             self._tell(t.peer_id, fc.FileControl(offer.transfer, "complete"))
             if self.mailbox is not None:
-                self.mailbox.finished(t)
+                self.mailbox.release(t)
         t.done_bytes = offer.size
         self._save(job)
         self.store.complete(offer.transfer, final)

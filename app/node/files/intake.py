@@ -175,6 +175,8 @@ class Intake:
     async def _cancelled_by_peer(self, t: StoredTransfer) -> None:
         await self._downloads.stop(t.offer.transfer)
         await self._downloads.remove_part(t)
+        if self.mailbox is not None:
+            self.mailbox.release(t)
         self._emit(FileCancelled(transfer=t.id_hex, by="peer"))
 
 

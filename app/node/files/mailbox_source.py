@@ -6,8 +6,9 @@ the mailbox instead: piece 0 is the chunk hash list, piece ``1 + i`` chunk ``i``
 with the offer's key and then verified, written and recorded exactly as a chunk from the
 sender (``downloading``). A piece the mailbox does not hold (yet), one that does not open (the
 mailbox altered it), or a mailbox out of reach sets the mailbox aside for ``RETRY`` seconds;
-the sender, once back, serves whatever is still missing. When the file is complete the blob
-is deleted at the mailbox.
+the sender, once back, serves whatever is still missing. When the transfer is over (complete,
+declined, cancelled) the blob is deleted at the mailbox; one that could not be deleted then is
+deleted at the next start.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from app.core import files as fc
 from app.node.interfaces import MailboxBlobs, Tasks
 from app.node.isolation import is_local_fault
 from app.store.mailbox import TransferBlobs
-from app.store.transfers import StoredTransfer
+from app.store.transfers import StoredTransfer, TransferStore
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,15 @@ class MailboxSource:
             if index is not None:
                 pending.appendleft(index)
 
-    def finished(self, t: StoredTransfer) -> None:
-        """The file is complete: the mailbox may let its blob go."""
+    def start(self, store: TransferStore) -> None:
+        """Delete the blobs of transfers that ended while their mailbox was out of reach."""
+        for tid in self.blobs.in_state(OFFERED):
+            t = store.get(tid)
+            if t is not None and t.state.final:
+                self.release(t)
+
+    def release(self, t: StoredTransfer) -> None:
+        """The transfer is over: the mailbox may let its blob go."""
         if self._ref(t) is not None:
             self._nursery.start_soon(self._delete, t)
 

@@ -114,6 +114,8 @@ class FileTransfers:
         self.serving.start()
         if self.uploads is not None:
             self.uploads.start()
+        if self.downloads.mailbox is not None:
+            self.downloads.mailbox.start(self.store)
         for t in self.store.in_state(TransferState.RECEIVING, outgoing=False):
             self.downloads.spawn(t.offer.transfer)
 
@@ -294,6 +296,7 @@ class FileTransfers:
             raise TransferError(f"only an offer can be declined; this transfer is {t.state}")
         if t.room_id is None:
             self._control(t.peer_id, fc.FileControl(tid, "decline"))
+            self._release_blob(t)
         self._emit(FileDeclined(transfer=transfer_hex.lower(), by="me"))
 
     async def cancel(self, transfer_hex: str) -> None:
@@ -306,6 +309,7 @@ class FileTransfers:
         if not t.outgoing:
             await self.downloads.stop(tid)
             await self.downloads.remove_part(t)
+            self._release_blob(t)
         if t.room_id is None:
             self._control(t.peer_id, fc.FileControl(tid, "cancel"))
         self._emit(FileCancelled(transfer=t.id_hex, by="me"))
@@ -351,6 +355,11 @@ class FileTransfers:
         if t is None or t.outgoing:
             raise TransferError(f"no incoming transfer {tid.hex()}")
         return t
+
+    def _release_blob(self, t: StoredTransfer) -> None:
+        """An incoming direct transfer is over: its blob at our mailbox, if any, may go."""
+        if t.room_id is None and self.downloads.mailbox is not None:
+            self.downloads.mailbox.release(t)
 
     def _control(self, peer_id: str, control: fc.FileControl) -> None:
         """Tell the other side of a direct transfer what changed (a file control)."""
