@@ -89,6 +89,8 @@ def test_a_held_file_survives_a_mailbox_restart_and_a_tampered_piece_is_rejected
                 c, tmp_path, 4 * MIB)
             (held,) = await ada.wait_event("file_deposited", transfer=transfer, timeout=30)
             assert (_field(held, "mailbox"), _field(held, "peer_id")) == (mia.peer_id, bob.peer_id)
+            info = await ada.client.transfer(transfer)
+            assert info is not None and info.held_by == mia.peer_id
             await c.stop(ada)
             mia_port = port_of(mia)
             await c.stop(mia)  # the blob is on disk

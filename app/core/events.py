@@ -504,6 +504,7 @@ class FileDeposited(FileEvent):
     while we are offline (the transfer stays ``offered`` until they have it)."""
 
     name: ClassVar[str] = "file_deposited"
+    transfer_state = TransferState.OFFERED
     peer_id: str
     mailbox: str
 
@@ -514,6 +515,7 @@ class FileDepositRefused(FileEvent):
     and they fetch the file from us once both are online."""
 
     name: ClassVar[str] = "file_deposit_refused"
+    transfer_state = TransferState.OFFERED
     peer_id: str
     mailbox: str
     reason: str

@@ -61,6 +61,11 @@ class MailboxUploads:
             return None
         return bl.new_ref(mailbox)
 
+    def held_by(self, tid: bytes) -> str | None:
+        """The mailbox that holds all of ``tid``, if one does."""
+        row = self.blobs.get(tid)
+        return row.mailbox if row is not None and row.state == DEPOSITED else None
+
     def start(self, tid: bytes | None = None) -> None:
         """Upload ``tid`` (recorded with ``blobs``), or every unfinished upload (at start)."""
         for each in [tid] if tid is not None else self.blobs.in_state(UPLOADING):

@@ -348,6 +348,7 @@ class FileTransfers:
             room_id=t.room_id.hex() if t.room_id else None, name=t.offer.name, size=t.offer.size,
             hash=t.offer.hash.hex(), state=t.state, bytes=done, path=path, reason=t.reason,
             served=self.serving.served.get(tid, 0), speed=self._meters.speed(tid, t.state),
+            held_by=self.uploads.held_by(tid) if t.outgoing and self.uploads else None,
         )
 
     def _incoming(self, tid: bytes) -> StoredTransfer:
