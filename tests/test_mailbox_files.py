@@ -96,15 +96,16 @@ def test_a_held_file_survives_a_mailbox_restart_and_a_tampered_piece_is_rejected
             await c.stop(mia)  # the blob is on disk
             mia = await c.mia(mia_port)
             assert (await _status(mia)).bytes > bl.sealed_size(4 * MIB, 4)  # and the offer
-            pieces = await _sql(mia, "SELECT idx, length(data) FROM mailbox_blob_pieces "
-                                     "ORDER BY idx")
+            pieces = await _sql(mia, "SELECT idx, size FROM mailbox_blob_pieces ORDER BY idx")
             assert pieces == [(0, 4 * 32 + 16)] + [(i, MIB + 16) for i in range(1, 5)]
             # Mia alters chunk 2 (piece 3): it no longer opens under the offer's key.
-            ((sealed,),) = await _sql(mia, "SELECT data FROM mailbox_blob_pieces WHERE idx = 3")
-            tampered = bytearray(sealed)
-            tampered[100] ^= 1
-            await _sql(mia, "UPDATE mailbox_blob_pieces SET data = ? WHERE idx = 3",
-                       bytes(tampered))
+            ((row,),) = await _sql(mia, "SELECT id FROM mailbox_blobs")
+            blob_file = tmp_path / "mia" / "mailbox-blobs" / f"{row}.blob"
+            with blob_file.open("r+b") as f:
+                f.seek(3 * bl.MAX_PIECE + 100)
+                byte = f.read(1)
+                f.seek(3 * bl.MAX_PIECE + 100)
+                f.write(bytes([byte[0] ^ 1]))
 
             bob = await c.user("Bob", mia, bob_port)
             await _accept(bob, transfer, tmp_path)
@@ -115,6 +116,7 @@ def test_a_held_file_survives_a_mailbox_restart_and_a_tampered_piece_is_rejected
             await ada.wait_event("file_complete", transfer=transfer, timeout=30)
             await _wait_held(mia, 0)
             assert (await _status(mia)).bytes == 0  # Bob let the blob go
+            assert not blob_file.exists()
 
     run(scenario)
 
@@ -128,7 +130,7 @@ def test_a_recipient_stopped_mid_download_resumes_from_the_mailbox(tmp_path: Pat
             # As if Ada had gone before the upload ended: Mia holds only the hash list and
             # chunks 0 and 1, and Ada has not recorded the upload as done.
             await _sql(mia, "DELETE FROM mailbox_blob_pieces WHERE idx > 2")
-            await _sql(mia, "UPDATE mailbox_blobs SET stored = (SELECT sum(length(data)) "
+            await _sql(mia, "UPDATE mailbox_blobs SET stored = (SELECT sum(size) "
                             "FROM mailbox_blob_pieces WHERE blob_row = mailbox_blobs.id)")
             await _sql(ada, "UPDATE transfer_blobs SET state = 'uploading'")
             await c.stop(ada)

@@ -406,7 +406,8 @@ class KithNode:
         self.us.mailbox_record = lambda: mail.record_text() if mail.mine else ""
         if self.config.serve_mailbox:
             self._mailbox_service = MailboxService(
-                MailboxStore(db), host=host, nursery=nursery, contacts=contacts,
+                MailboxStore(db, self.profile.path / "mailbox-blobs"), host=host,
+                nursery=nursery, contacts=contacts,
                 quotas=self.resources, first_frame_timeout=self.limits.first_frame_timeout,
                 limits=self.mailbox_limits)
             self._mailbox_service.start()

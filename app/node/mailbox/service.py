@@ -33,7 +33,7 @@ from app.core import mailbox as mb
 from app.core.records import ContactState
 from app.node.framing import Stream, guarded, read_frame, write_frame
 from app.node.interfaces import ContactBook, Quotas, Tasks
-from app.store.mailbox import MailboxStore
+from app.store.mailbox import MailboxStore, read_piece, write_piece
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class MailboxService:
             if self._contacts.state(user) is not ContactState.CONTACT:
                 self.store.drop_user(user)
                 gone += 1
+        self.store.remove_orphans()  # the files of blobs that went with them
         if expired or gone:
             log.info("mailbox: expired %d held message(s) and %d user(s)", expired, gone)
 
@@ -146,7 +147,7 @@ class MailboxService:
             elif isinstance(request, mb.Delete):
                 await write_frame(stream, mb.encode_answer(self._delete(peer_id, request)))
             else:
-                await write_frame(stream, mb.encode_answer(self._blob(peer_id, request)))
+                await write_frame(stream, mb.encode_answer(await self._blob(peer_id, request)))
 
     async def _refuse(self, stream: Stream, code: int) -> None:
         await write_frame(stream, mb.encode_answer(mb.Refused(code, "")))
@@ -232,16 +233,17 @@ class MailboxService:
 
     # -- file blobs ----------------------------------------------------------------------------
 
-    def _blob(self, peer_id: str, request: mb.BlobOpen | mb.BlobPut | mb.BlobGet | mb.BlobDelete
-              ) -> mb.Answer:
+    async def _blob(self, peer_id: str,
+                    request: mb.BlobOpen | mb.BlobPut | mb.BlobGet | mb.BlobDelete) -> mb.Answer:
         if isinstance(request, mb.BlobOpen):
             return self._blob_open(peer_id, request)
         if isinstance(request, mb.BlobPut):
-            return self._blob_put(peer_id, request)
+            return await self._blob_put(peer_id, request)
         if not self._user(peer_id):
             return mb.Refused(mb.REFUSED_NOT_REGISTERED, "")
         if isinstance(request, mb.BlobGet):
-            data = self.store.piece(peer_id, request.blob, request.index)
+            where = self.store.piece_at(peer_id, request.blob, request.index)
+            data = None if where is None else await trio.to_thread.run_sync(read_piece, *where)
             if data is None:
                 return mb.Refused(mb.REFUSED_NOT_HELD, "")
             return mb.Piece(request.index, data)
@@ -289,7 +291,7 @@ class MailboxService:
             return f"the mailbox holds {limits.total_bytes} bytes in all"
         return None
 
-    def _blob_put(self, sender: str, request: mb.BlobPut) -> mb.Answer:
+    async def _blob_put(self, sender: str, request: mb.BlobPut) -> mb.Answer:
         held = self.store.blob(request.recipient, request.blob)
         if (held is None or held.sender != sender or not self._user(request.recipient)
                 or self.store.blocks(request.recipient, sender)):
@@ -298,5 +300,14 @@ class MailboxService:
             return mb.Refused(mb.REFUSED_MALFORMED, "")
         if len(request.data) > bl.MAX_PIECE or held.stored + len(request.data) > held.size:
             return mb.Refused(mb.REFUSED_TOO_LARGE, "")
-        self.store.put_piece(held, request.index, request.data)
+        if not self.store.has_piece(held, request.index):
+            path = self.store.blob_path(held.row)
+            await trio.to_thread.run_sync(write_piece, path, request.index * bl.MAX_PIECE,
+                                          request.data)
+            if not self.store.record_piece(held, request.index, len(request.data)):
+                fresh = self.store.blob(request.recipient, request.blob)
+                if fresh is None:
+                    return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")  # deleted meanwhile
+                if not self.store.has_piece(fresh, request.index):
+                    return mb.Refused(mb.REFUSED_TOO_LARGE, "")
         return mb.Ok()
