@@ -50,6 +50,16 @@ async def _wait_bytes(peer: Peer, transfer: str, size: int) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _wait_emptied(mia: Peer) -> None:
+    """Until Mia holds nothing: no item, no blob (a recipient deletes a blob just after the
+    transfer ends)."""
+    await _wait_held(mia, 0)
+    deadline = asyncio.get_running_loop().time() + 20
+    while (await _status(mia)).bytes:
+        assert asyncio.get_running_loop().time() < deadline, "the blob stayed at the mailbox"
+        await asyncio.sleep(0.05)
+
+
 async def _left_for_offline_bob(c: Cast, tmp_path: Path, size: int, *, ada_user: bool = False
                                 ) -> tuple[Peer, Peer, Peer, int, int, str, bytes]:
     """Mia serves, Bob uses her, Ada and Bob are contacts; Bob goes offline and Ada sends him
@@ -114,8 +124,7 @@ def test_a_held_file_survives_a_mailbox_restart_and_a_tampered_piece_is_rejected
             await _received(bob, transfer, content)
             assert not bob.named("file_failed")
             await ada.wait_event("file_complete", transfer=transfer, timeout=30)
-            await _wait_held(mia, 0)
-            assert (await _status(mia)).bytes == 0  # Bob let the blob go
+            await _wait_emptied(mia)  # Bob let the blob go
             assert not blob_file.exists()
 
     run(scenario)
@@ -151,7 +160,7 @@ def test_a_recipient_stopped_mid_download_resumes_from_the_mailbox(tmp_path: Pat
             assert _field(first, "bytes") == 2 * MIB  # from what was verified, not from 0
             await _received(bob, transfer, content)
             assert len(bob.named("file_complete")) == 1
-            assert (await _status(mia)).bytes == 0
+            await _wait_emptied(mia)
 
     run(scenario)
 
@@ -259,9 +268,28 @@ def test_a_declined_file_leaves_the_mailbox(tmp_path: Path) -> None:
             await _wait_held(mia, 0)
             assert (await _status(mia)).bytes == bl.sealed_size(MIB, 1)  # only the file now
             await bob.client.decline_file(transfer)
-            deadline = asyncio.get_running_loop().time() + 20
-            while (await _status(mia)).bytes:
-                assert asyncio.get_running_loop().time() < deadline, "the blob stayed"
-                await asyncio.sleep(0.05)
+            await _wait_emptied(mia)
+
+    run(scenario)
+
+
+def test_the_files_of_a_user_who_goes_away_go_too(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia, ada, bob, _, _, transfer, _ = await _left_for_offline_bob(c, tmp_path, MIB)
+            await ada.wait_event("file_deposited", transfer=transfer, timeout=30)
+            blob_dir = tmp_path / "mia" / "mailbox-blobs"
+            assert len(list(blob_dir.iterdir())) == 1
+            await mia.client.remove_contact(bob.peer_id)  # Bob is no longer her user
+
+            def sweep(node: KithNode) -> Awaitable[None]:
+                assert node._mailbox_service is not None
+                node._mailbox_service.sweep()  # hourly, in production
+                return _now(None)
+
+            await mia.client.call(sweep)
+            status = await _status(mia)
+            assert (status.users, status.held, status.bytes) == (0, 0, 0)
+            assert list(blob_dir.iterdir()) == []
 
     run(scenario)

@@ -5,8 +5,9 @@ record, and which mailbox blob holds the bytes of a direct file transfer.
 A blob's pieces live in a file of their own in the profile folder (``mailbox-blobs/<row>.blob``,
 piece ``i`` at offset ``i * MAX_PIECE``), each recorded in SQLite only once it is written and
 synced, so a restart or a crash never leaves a piece counted and missing. Not SQLite rows: they
-were ten times slower to write (tests/benchmarks/mailbox_blobs.py) and would have grown the
-profile database, and every backup of it, to the largest amount ever held. A file whose blob
+were two to three times slower to write and five times slower to read and delete
+(tests/benchmarks/mailbox_blobs.py), and would have grown the profile database, and every
+backup of it, to the largest amount ever held. A file whose blob
 row went (deleted, expired, its user gone: SQL cascades) is removed by ``remove_orphans``.
 """
 
