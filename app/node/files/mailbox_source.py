@@ -91,6 +91,7 @@ class MailboxSource:
             return
         offer = t.offer
         index: int | None = None
+        delivered = 0
         try:
             async with self._mailboxes.blob_session(ref.mailbox, t.peer_id) as session:
                 while pending:
@@ -105,10 +106,16 @@ class MailboxSource:
                         return
                     await send.send((MAILBOX, index, memoryview(plain)))
                     index = None
+                    delivered += 1
+        except bl.BlobError as exc:
+            self._set_aside(t, str(exc))
         except Exception as exc:
             if is_local_fault(exc):
                 raise
-            self._set_aside(t, str(exc))
+            if delivered:  # a stream that ended after serving (it lasts 300 s): go on at once
+                log.info("transfer %s: the mailbox stream ended: %s", t.id_hex, exc)
+            else:
+                self._set_aside(t, str(exc))
         finally:
             if index is not None:
                 pending.appendleft(index)

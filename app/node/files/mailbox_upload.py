@@ -81,9 +81,10 @@ class MailboxUploads:
                 if t is None or row is None or t.state is not TransferState.OFFERED:
                     return
                 ref = bl.BlobRef(row.mailbox, row.blob, row.key)
+                put: list[int] = []
                 try:
                     async with self._mailboxes.blob_session(ref.mailbox, t.peer_id) as session:
-                        if not await self._put_all(session, t, ref):
+                        if not await self._put_all(session, t, ref, put):
                             return
                     self.blobs.set_state(tid, DEPOSITED)
                     self._emit(FileDeposited(transfer=t.id_hex, peer_id=t.peer_id,
@@ -102,14 +103,18 @@ class MailboxUploads:
                     if is_local_fault(exc):
                         raise
                     log.info("could not leave file %s at %s: %s", t.id_hex, ref.mailbox, exc)
+                if put:  # it was moving (a stream lasts 300 s): go on soon
+                    retry = FIRST_RETRY
                 await trio.sleep(retry)
                 retry = min(retry * 2, MAX_RETRY)
         finally:
             self._running.discard(tid)
 
-    async def _put_all(self, session: BlobSession, t: StoredTransfer, ref: bl.BlobRef) -> bool:
-        """Put every piece the mailbox lacks; False if the transfer is over or the file is
-        not the offered one any more (the offer's own serving says so to the recipient)."""
+    async def _put_all(self, session: BlobSession, t: StoredTransfer, ref: bl.BlobRef,
+                       put: list[int]) -> bool:
+        """Put every piece the mailbox lacks (each index put is added to ``put``); False if
+        the transfer is over or the file is not the offered one any more (the offer's own
+        serving says so to the recipient)."""
         offer = t.offer
         chunks = offer.chunks
         held = await session.open(t.peer_id, ref.blob, bl.sealed_size(offer.size, chunks),
@@ -126,6 +131,7 @@ class MailboxUploads:
                 return False
             sealed = await trio.to_thread.run_sync(bl.seal, ref, index, plain)
             await session.put(t.peer_id, ref.blob, index, sealed)
+            put.append(index)
         return True
 
     @staticmethod
