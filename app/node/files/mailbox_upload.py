@@ -66,12 +66,20 @@ class MailboxUploads:
         row = self.blobs.get(tid)
         return row.mailbox if row is not None and row.state == DEPOSITED else None
 
-    def start(self, tid: bytes | None = None) -> None:
-        """Upload ``tid`` (recorded with ``blobs``), or every unfinished upload (at start)."""
-        for each in [tid] if tid is not None else self.blobs.in_state(UPLOADING):
-            if each not in self._running:
-                self._running.add(each)
-                self._nursery.start_soon(self._upload, each)
+    def leave(self, tid: bytes, ref: bl.BlobRef) -> None:
+        """Record that the offer ``tid`` (recorded too) names ``ref``, and upload it."""
+        self.blobs.add(tid, ref.mailbox, ref.blob, ref.key, UPLOADING)
+        self._spawn(tid)
+
+    def start(self) -> None:
+        """Go on with every upload that did not end before the last stop."""
+        for tid in self.blobs.in_state(UPLOADING):
+            self._spawn(tid)
+
+    def _spawn(self, tid: bytes) -> None:
+        if tid not in self._running:
+            self._running.add(tid)
+            self._nursery.start_soon(self._upload, tid)
 
     async def _upload(self, tid: bytes) -> None:
         retry = FIRST_RETRY

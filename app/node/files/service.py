@@ -37,7 +37,7 @@ from app.node.files.disk import NotAFile, create_part, hash_source, in_place, st
 from app.node.files.downloading import Downloads
 from app.node.files.intake import FileControls, FileOffers, Intake, RoomFiles
 from app.node.files.mailbox_source import MailboxSource
-from app.node.files.mailbox_upload import UPLOADING, MailboxUploads
+from app.node.files.mailbox_upload import MailboxUploads
 from app.node.files.progress import Meters
 from app.node.files.serving import Serving
 from app.node.interfaces import (
@@ -192,15 +192,13 @@ class FileTransfers:
                        path=full_path, src_size=after.st_size, src_mtime=after.st_mtime_ns,
                        hashes=hashes)
         if blob is not None and self.uploads is not None:
-            self.uploads.blobs.add(offer.transfer, blob.mailbox, blob.blob, blob.key, UPLOADING)
+            self.uploads.leave(offer.transfer, blob)
         if room_id is not None:
             await self._rooms.post_payload(room_id, rc.KIND_FILE, body)
         else:  # the conversation shows the offer as a file card
             self._outbox.queue(to, dm.KIND_FILE_OFFER, body.decode("utf-8"))
         self._emit(FileOffered(transfer=offer.id_hex, to=to, name_=name, size=size,
                                hash=offer.hash.hex()))
-        if blob is not None and self.uploads is not None:
-            self.uploads.start(offer.transfer)
         return self.info(offer.transfer)
 
     def download_dir(self) -> str:
