@@ -5,7 +5,8 @@ A mailbox is a Kith that holds sealed direct messages for its contacts who regis
 while they are offline. What it holds is the very MESSAGE payload the sender would have written
 on ``/kith/dm/1.0.0``: sealed to the recipient and signed by the sender, so the mailbox learns
 who wrote to whom, how much and when, never what. Which mailboxes hold someone's mail is a
-record signed by that someone's identity key: nobody else can redirect it.
+record signed by that someone's identity key: nobody else can redirect it. A file's bytes may
+wait there too, as a blob of sealed pieces (``app.core.blob``) that only its recipient reads.
 
 This module only turns frames and records into bytes and back; every failure is a
 ``MailboxError`` and nothing from a peer is trusted for a length or a count.
@@ -79,7 +80,6 @@ MAX_REASON_BYTES = 200
 # The largest request is a BLOB_PUT of a whole piece, the largest answer a PIECE.
 MAX_REQUEST = 1 + 1 + MAX_PEER_ID_BYTES + bl.BLOB_ID_SIZE + 4 + bl.MAX_PIECE
 MAX_ANSWER = 1 + 4 + bl.MAX_PIECE
-MAX_BLOB_SIZE = bl.MAX_PIECES * bl.MAX_PIECE  # a blob's declared size, at most
 
 RECORD_CONTEXT = b"kith-mailboxes-v1\x00"
 MAX_RECORD_MAILBOXES = 4
