@@ -3,12 +3,10 @@ one request at a time (docs/protocol.md 10.8)."""
 
 from __future__ import annotations
 
-import trio
-
 from app.core import mailbox as mb
 from app.node.framing import Stream, read_frame, write_frame
 
-ANSWER_TIMEOUT = 30.0  # for one answer, a piece of up to 1 MiB included
+ANSWER_IDLE = 30.0  # an answer (a piece of up to 1 MiB) may take longer, if bytes keep coming
 
 
 class BlobSession:
@@ -19,8 +17,7 @@ class BlobSession:
 
     async def _ask(self, request: mb.Request) -> mb.Answer:
         await write_frame(self._stream, mb.encode_request(request))
-        with trio.fail_after(ANSWER_TIMEOUT):
-            answer = mb.decode_answer(await read_frame(self._stream, mb.MAX_ANSWER))
+        answer = mb.decode_answer(await read_frame(self._stream, mb.MAX_ANSWER, idle=ANSWER_IDLE))
         if isinstance(answer, mb.Refused):
             raise mb.BlobRefused(answer.code, answer.description)
         return answer

@@ -38,7 +38,7 @@ from app.store.mailbox import MailboxStore, read_piece, write_piece
 log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol(mb.PROTOCOL_ID)
-REQUEST_IDLE = 30.0        # a stream with no next request for this long is closed
+REQUEST_IDLE = 30.0        # a stream with no data of a next request for this long is reset
 STREAM_TIMEOUT = 300.0     # the longest a stream may last (a FETCH answer is up to ~4 MiB)
 MAX_RATE_SENDERS = 4096    # senders whose deposit rate is remembered at once
 
@@ -120,18 +120,21 @@ class MailboxService:
 
     async def _serve(self, stream: Stream) -> None:
         peer_id = str(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
-        wait = self._first_frame_timeout
+        first = True
         while True:
             try:
-                with trio.fail_after(wait):
-                    frame = await read_frame(stream, mb.MAX_REQUEST)
+                if first:  # the whole first request, within the first-frame timeout
+                    with trio.fail_after(self._first_frame_timeout):
+                        frame = await read_frame(stream, mb.MAX_REQUEST)
+                else:  # later ones (a piece of 1 MiB on a slow link) as long as bytes come
+                    frame = await read_frame(stream, mb.MAX_REQUEST, idle=REQUEST_IDLE)
             except StreamEOF:
                 await stream.close()
                 return
             except trio.TooSlowError:
                 await stream.reset()
                 return
-            wait = REQUEST_IDLE
+            first = False
             try:
                 request = mb.decode_request(frame)
             except mb.MailboxError as exc:
