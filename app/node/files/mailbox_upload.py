@@ -48,6 +48,9 @@ class MailboxUploads:
         self._emit = emit
         self._connections = connections
         self._running: set[bytes] = set()
+        # One upload at a time per mailbox: a mailbox takes 2 streams from a stranger, and the
+        # outbox may be depositing messages there meanwhile.
+        self._turns: dict[str, trio.Lock] = {}
 
     def plan(self, to: str, size: int, chunk_size: int) -> bl.BlobRef | None:
         """A blob for a file offered to ``to`` now, or None: they are connected (the bytes
@@ -91,7 +94,8 @@ class MailboxUploads:
                 ref = bl.BlobRef(row.mailbox, row.blob, row.key)
                 put: list[int] = []
                 try:
-                    async with self._mailboxes.blob_session(ref.mailbox, t.peer_id) as session:
+                    async with self._turns.setdefault(ref.mailbox, trio.Lock()), \
+                            self._mailboxes.blob_session(ref.mailbox, t.peer_id) as session:
                         if not await self._put_all(session, t, ref, put):
                             return
                     self.blobs.set_state(tid, DEPOSITED)
