@@ -135,3 +135,12 @@ def test_an_offer_with_a_malformed_blob_stands_without_it() -> None:
     body["blob"] = {"mailbox": BOB.peer_id, "id": "00" * 15, "key": "00" * 32}
     parsed = fc.parse_offer(json.dumps(body).encode())
     assert parsed == offer and parsed.blob is None
+
+
+@given(st.one_of(st.none(), st.integers(), st.text(max_size=80),
+                 st.dictionaries(st.sampled_from(["mailbox", "id", "key", "x"]),
+                                 st.one_of(st.text(max_size=80), st.integers(), st.none(),
+                                           st.lists(st.integers(), max_size=3)))))
+def test_any_blob_member_is_a_ref_or_none(value: object) -> None:
+    ref = bl.parse_ref(value)
+    assert ref is None or bl.parse_ref(ref.to_json()) == ref
