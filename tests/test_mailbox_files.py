@@ -10,11 +10,14 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.core import blob as bl
 from app.core import mailbox as mb
 from app.core.events import Event
 from app.core.identity import Identity
 from app.core.transfer_state import TransferState
+from app.node.files import mailbox_upload
 from app.node.mailbox import MailboxLimits
 from app.node.node import KithNode
 from tests.mailbox_cast import Cast, cast, config, port_of
@@ -291,5 +294,36 @@ def test_the_files_of_a_user_who_goes_away_go_too(tmp_path: Path) -> None:
             status = await _status(mia)
             assert (status.users, status.held, status.bytes) == (0, 0, 0)
             assert list(blob_dir.iterdir()) == []
+
+    run(scenario)
+
+
+def test_a_file_changed_before_it_is_left_at_the_mailbox_fails_the_offer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mailbox_upload, "FIRST_RETRY", 0.2)  # 5 s, doubling, in production
+    monkeypatch.setattr(mailbox_upload, "MAX_RETRY", 0.5)
+
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia = await c.mia()
+            mia_port = port_of(mia)
+            bob = await c.user("Bob", mia)
+            ada = await c.start("Ada", config())
+            await befriend(ada, bob)
+            await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
+            await c.stop(bob)
+            await c.stop(mia)  # the upload waits for her
+            await ada.wait_event("contact_offline", peer_id=bob.peer_id)
+            source = tmp_path / "draft.bin"
+            source.write_bytes(os.urandom(2 * MIB))
+            transfer = (await ada.client.send_file(bob.peer_id, str(source))).transfer
+            source.write_bytes(os.urandom(2 * MIB))  # edited before it could leave
+            mia = await c.mia(mia_port)
+            (failed,) = await ada.wait_event("file_failed", transfer=transfer)
+            assert _field(failed, "reason") == "the file changed on disk"
+            info = await ada.client.transfer(transfer)
+            assert info is not None and info.state is TransferState.FAILED
+            assert not ada.named("file_deposited")
 
     run(scenario)

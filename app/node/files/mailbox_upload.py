@@ -7,21 +7,23 @@ chunk, sealed one by one. Each chunk is read back and checked against its hash b
 sealed, as for serving it, so only the offered bytes ever go out, and a piece index is never
 sealed twice with different content under one key. The upload resumes (the mailbox says which
 pieces it holds) after a lost connection and at every start, until the mailbox holds it all,
-refuses it, or the transfer is over. The offer stands whatever happens here: the recipient
-can always fetch the file from us directly.
+refuses it, or the transfer is over. The offer stands whatever happens here (the recipient
+can always fetch the file from us directly), unless the file is not the offered one any more:
+then the transfer fails, as serving it would make it fail.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
 from app.core import blob as bl
 from app.core import files as fc
 from app.core import mailbox as mb
-from app.core.events import FileDeposited, FileDepositRefused
-from app.core.transfer_state import TransferState
+from app.core.events import FileDeposited, FileDepositRefused, FileFailed
+from app.core.transfer_state import Step, TransferState
 from app.node.files.disk import read_served
 from app.node.interfaces import BlobSession, Connections, Emit, MailboxBlobs, Tasks
 from app.node.isolation import is_local_fault
@@ -34,14 +36,18 @@ MAX_UPLOAD = 100 << 20     # a mailbox's share per sender for files (docs/protoc
 FIRST_RETRY = 5.0          # a mailbox out of reach is tried again after this, doubling...
 MAX_RETRY = 300.0          # ... up to this
 UPLOADING, DEPOSITED, REFUSED = "uploading", "deposited", "refused"
+CHANGED = "the file changed on disk"
+
+Tell = Callable[[str, fc.FileControl], None]  # tell a peer about a transfer (a file control)
 
 
 class MailboxUploads:
     """Blobs we leave at contacts' mailboxes, one task per transfer."""
 
     def __init__(self, store: TransferStore, blobs: TransferBlobs, *, mailboxes: MailboxBlobs,
-                 nursery: Tasks, emit: Emit, connections: Connections) -> None:
+                 nursery: Tasks, emit: Emit, connections: Connections, tell: Tell) -> None:
         self.store = store
+        self._tell = tell
         self.blobs = blobs
         self._mailboxes = mailboxes
         self._nursery = nursery
@@ -139,12 +145,20 @@ class MailboxUploads:
                 return False
             plain = await self._plain(t, index)
             if plain is None:
-                log.info("file %s changed on disk: not left at the mailbox", t.id_hex)
+                self._changed(t)
                 return False
             sealed = await trio.to_thread.run_sync(bl.seal, ref, index, plain)
             await session.put(t.peer_id, ref.blob, index, sealed)
             put.append(index)
         return True
+
+    def _changed(self, t: StoredTransfer) -> None:
+        """The file is not the offered one any more: the transfer fails, and the recipient
+        is told, as when serving it finds out."""
+        if self.store.move(t.offer.transfer, Step.FAIL, outgoing=True, reason=CHANGED):
+            log.warning("stopped leaving %s at a mailbox: %s", t.path, CHANGED)
+            self._emit(FileFailed(transfer=t.id_hex, reason=CHANGED))
+            self._tell(t.peer_id, fc.FileControl(t.offer.transfer, "fail", CHANGED))
 
     @staticmethod
     async def _plain(t: StoredTransfer, index: int) -> bytes | None:

@@ -106,7 +106,7 @@ class FileTransfers:
         """File bytes through mailboxes: left at an offline contact's, read from ours."""
         self.uploads = MailboxUploads(self.store, blobs, mailboxes=mailboxes,
                                       nursery=self._nursery, emit=self._emit,
-                                      connections=self._connections)
+                                      connections=self._connections, tell=self._control)
         source = MailboxSource(blobs, mailboxes=mailboxes, nursery=self._nursery)
         self.downloads.mailbox = self.intake.mailbox = source
 
