@@ -327,3 +327,35 @@ def test_a_file_changed_before_it_is_left_at_the_mailbox_fails_the_offer(
             assert not ada.named("file_deposited")
 
     run(scenario)
+
+
+def test_a_file_offered_while_bob_was_online_waits_at_his_mailbox_once_he_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mailbox_upload, "AWAY", 0.4)  # two minutes, in production
+
+    async def scenario() -> None:
+        async with cast(tmp_path) as c:
+            mia = await c.mia()
+            bob = await c.user("Bob", mia)
+            bob_port = port_of(bob)
+            ada = await c.start("Ada", config())
+            await befriend(ada, bob)
+            await ada.wait_event("contact_mailboxes", peer_id=bob.peer_id)
+            content = os.urandom(2 * MIB)
+            source = tmp_path / "evening.bin"
+            source.write_bytes(content)
+            transfer = (await ada.client.send_file(bob.peer_id, str(source))).transfer
+            await bob.wait_event("file_offer", transfer=transfer)
+            assert (await _status(mia)).bytes == 0  # Bob is online: nothing goes to Mia
+            await c.stop(bob)  # he closes his laptop before accepting
+
+            (held,) = await ada.wait_event("file_deposited", transfer=transfer)
+            assert _field(held, "mailbox") == mia.peer_id
+            await c.stop(ada)
+            bob = await c.user("Bob", mia, bob_port)
+            await bob.client.accept_file(transfer, str(tmp_path / "inbox"))
+            await _received(bob, transfer, content)
+            await _wait_emptied(mia)
+
+    run(scenario)

@@ -1,15 +1,18 @@
 """Leaving a file at the recipient's mailbox, so that it arrives while we are offline.
 
-When a contact who names a mailbox is out of reach as we offer them a file, the offer gets a
-fresh ``BlobRef`` (the mailbox, a blob id, a random key: only the sealed offer carries it) and
-the file goes to that mailbox as a blob (docs/protocol.md 10.8): its hash list, then each
-chunk, sealed one by one. Each chunk is read back and checked against its hash before it is
-sealed, as for serving it, so only the offered bytes ever go out, and a piece index is never
-sealed twice with different content under one key. The upload resumes (the mailbox says which
-pieces it holds) after a lost connection and at every start, until the mailbox holds it all,
-refuses it, or the transfer is over. The offer stands whatever happens here (the recipient
-can always fetch the file from us directly), unless the file is not the offered one any more:
-then the transfer fails, as serving it would make it fail.
+A file offered to a contact who names a mailbox gets a fresh ``BlobRef`` in its offer (the
+mailbox, a blob id, a random key: only the sealed offer carries it). When the contact is out of
+reach as we offer it, or has been for ``AWAY`` seconds while the offer is still open (they
+closed their laptop before accepting, or in the middle of the download), the file goes to that
+mailbox as a blob (docs/protocol.md 10.8): its hash list, then each chunk, sealed one by one. A
+contact who is online gets the bytes directly and the mailbox never sees them. Each chunk is
+read back and checked against its hash before it is sealed, as for serving it, so only the
+offered bytes ever go out, and a piece index is never sealed twice with different content under
+one key. The upload resumes (the mailbox says which pieces it holds) after a lost connection and
+at every start, until the mailbox holds it all, refuses it, or the transfer is over. The offer
+stands whatever happens here (the recipient can always fetch the file from us directly), unless
+the file is not the offered one any more: then the transfer fails, as serving it would make it
+fail.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD = 100 << 20     # a mailbox's share per sender for files (docs/protocol.md 10.4)
 FIRST_RETRY = 5.0          # a mailbox out of reach is tried again after this, doubling...
 MAX_RETRY = 300.0          # ... up to this
-UPLOADING, DEPOSITED, REFUSED = "uploading", "deposited", "refused"
+AWAY = 120.0               # a contact offline this long (two checks in a row) gets the blob
+PLANNED, UPLOADING, DEPOSITED, REFUSED = "planned", "uploading", "deposited", "refused"
 CHANGED = "the file changed on disk"
 
 Tell = Callable[[str, fc.FileControl], None]  # tell a peer about a transfer (a file control)
@@ -57,12 +61,11 @@ class MailboxUploads:
         # One upload at a time per mailbox: a mailbox takes 2 streams from a stranger, and the
         # outbox may be depositing messages there meanwhile.
         self._turns: dict[str, trio.Lock] = {}
+        self._away: set[bytes] = set()  # planned blobs whose contact was offline at the last check
 
     def plan(self, to: str, size: int, chunk_size: int) -> bl.BlobRef | None:
-        """A blob for a file offered to ``to`` now, or None: they are connected (the bytes
-        come directly), name no mailbox, or the file cannot be one."""
-        if self._connections.is_connected(to):
-            return None
+        """A blob for a file offered to ``to`` now, or None: they name no mailbox, or the file
+        cannot be one."""
         mailbox = self._mailboxes.blob_mailbox(to)
         chunks = fc.chunk_count(size, chunk_size)
         if mailbox is None or not bl.fits(size, chunk_size, chunks) or (
@@ -75,15 +78,38 @@ class MailboxUploads:
         row = self.blobs.get(tid)
         return row.mailbox if row is not None and row.state == DEPOSITED else None
 
-    def leave(self, tid: bytes, ref: bl.BlobRef) -> None:
-        """Record that the offer ``tid`` (recorded too) names ``ref``, and upload it."""
+    def leave(self, tid: bytes, ref: bl.BlobRef, to: str) -> None:
+        """Record that the offer ``tid`` (recorded too) names ``ref``; upload it now if ``to``
+        is out of reach, else only if they go away before they have the file."""
+        if self._connections.is_connected(to):
+            self.blobs.add(tid, ref.mailbox, ref.blob, ref.key, PLANNED)
+            return
         self.blobs.add(tid, ref.mailbox, ref.blob, ref.key, UPLOADING)
         self._spawn(tid)
 
     def start(self) -> None:
-        """Go on with every upload that did not end before the last stop."""
+        """Go on with every upload that did not end before the last stop, and watch planned
+        ones."""
         for tid in self.blobs.in_state(UPLOADING):
             self._spawn(tid)
+        self._nursery.start_soon(self._watch_planned)
+
+    async def _watch_planned(self) -> None:
+        """Every ``AWAY / 2`` seconds: a planned blob whose contact was offline at this check
+        and the one before is uploaded (a short drop of the connection uploads nothing)."""
+        while True:
+            await trio.sleep(AWAY / 2)
+            away = set()
+            for tid in self.blobs.in_state(PLANNED):
+                t = self.store.get(tid)
+                if t is None or t.state.final:
+                    continue
+                if not self._connections.is_connected(t.peer_id):
+                    away.add(tid)
+                    if tid in self._away and t.state is TransferState.OFFERED:
+                        self.blobs.set_state(tid, UPLOADING)
+                        self._spawn(tid)
+            self._away = away
 
     def _spawn(self, tid: bytes) -> None:
         if tid not in self._running:

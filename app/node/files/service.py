@@ -182,7 +182,7 @@ class FileTransfers:
             raise TransferError("the file changed while it was being read; try again")
         name = name or source.name[: fc.MAX_NAME_CHARS] or "file"
         mime = mimetypes.guess_type(name.rsplit("/", 1)[-1])[0] or "application/octet-stream"
-        # An offline contact's file also waits at their mailbox (the offer carries the key).
+        # The file may also wait at the contact's mailbox (the offer carries the key).
         blob = (self.uploads.plan(to, size, chunk_size)
                 if room_id is None and self.uploads is not None else None)
         offer = fc.FileOffer(fc.new_transfer_id(), name, size, chunk_size,
@@ -192,7 +192,7 @@ class FileTransfers:
                        path=full_path, src_size=after.st_size, src_mtime=after.st_mtime_ns,
                        hashes=hashes)
         if blob is not None and self.uploads is not None:
-            self.uploads.leave(offer.transfer, blob)
+            self.uploads.leave(offer.transfer, blob, to)
         if room_id is not None:
             await self._rooms.post_payload(room_id, rc.KIND_FILE, body)
         else:  # the conversation shows the offer as a file card
