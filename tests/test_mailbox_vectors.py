@@ -8,13 +8,17 @@ tests/test_mailbox_vectors.py`` and review the diff.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import struct
 from pathlib import Path
 from typing import Any
 
 from nacl import bindings as sodium
 
+from app.core import blob as bl
 from app.core import dm
+from app.core import files as fc
 from app.core import mailbox as mb
 from app.core.base58 import b58encode
 from app.core.identity import Identity
@@ -34,6 +38,9 @@ INPUTS: dict[str, Any] = {
     "item.id": 42,
     "item.deposited_at_ms": 1767225600123,
     "message_id": bytes(range(16)).hex(),
+    "blob.id": "05" * 16,
+    "blob.key": "06" * 32,
+    "blob.file": "68656c6c6f",  # "hello": one chunk
 }
 
 
@@ -59,6 +66,16 @@ def compute_vectors(inputs: dict[str, Any]) -> dict[str, Any]:
     text = base64.urlsafe_b64encode(record).rstrip(b"=").decode()
     payload = bytes.fromhex(inputs["deposit.payload"])
     message_id = bytes.fromhex(inputs["message_id"])
+    blob_id, key = bytes.fromhex(inputs["blob.id"]), bytes.fromhex(inputs["blob.key"])
+    file = bytes.fromhex(inputs["blob.file"])
+    hash_list = hashlib.sha256(file).digest()
+
+    def sealed(index: int, plain: bytes) -> bytes:
+        nonce = bytes(20) + struct.pack(">I", index)
+        return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, blob_id, nonce, key)
+
+    piece0, piece1 = sealed(0, hash_list), sealed(1, file)
+    blob_size = len(piece0) + len(piece1)
     return {
         **inputs,
         "owner.peer_id": owner,
@@ -81,6 +98,24 @@ def compute_vectors(inputs: dict[str, Any]) -> dict[str, Any]:
         "end.payload": "1300",
         "receipt.body": '{"ack":["' + message_id.hex() + '"],"reject":[["'
                         + message_id[::-1].hex() + '",4]]}',
+        "offer.blob": json.dumps({"mailbox": mailbox, "id": blob_id.hex(), "key": key.hex()},
+                                 separators=(",", ":")),
+        "blob.piece0.plain": hash_list.hex(),
+        "blob.piece0.nonce": (bytes(20) + struct.pack(">I", 0)).hex(),
+        "blob.piece0": piece0.hex(),
+        "blob.piece1.nonce": (bytes(20) + struct.pack(">I", 1)).hex(),
+        "blob.piece1": piece1.hex(),
+        "blob.size": blob_size,
+        "blob_open.payload": (bytes([0x05]) + _peer_field(owner) + blob_id
+                              + struct.pack(">QI", blob_size, 2)).hex(),
+        "blob_put.payload": (bytes([0x06]) + _peer_field(owner) + blob_id
+                             + struct.pack(">I", 1) + piece1).hex(),
+        "blob_get.payload": (bytes([0x07]) + blob_id + struct.pack(">I", 1)).hex(),
+        "blob_delete.payload": (bytes([0x08]) + blob_id).hex(),
+        "blob_held.payload": "1401",
+        "piece.payload": (bytes([0x15]) + struct.pack(">I", 1) + piece1).hex(),
+        "refused_not_held.payload": (bytes([0x11, 9])
+                                     + b"the mailbox does not hold that file for you").hex(),
     }
 
 
@@ -118,6 +153,36 @@ def test_the_codec_produces_the_vectors() -> None:
     replies: list[dm.Ack | dm.Reject] = [dm.Ack(message_id), dm.Reject(message_id[::-1], 4)]
     assert encode_receipt(replies) == v["receipt.body"]
     assert decode_receipt(v["receipt.body"]) == replies
+
+    blob_id, key = bytes.fromhex(v["blob.id"]), bytes.fromhex(v["blob.key"])
+    ref = bl.BlobRef(mailbox.peer_id, blob_id, key)
+    assert json.dumps(ref.to_json(), separators=(",", ":")) == v["offer.blob"]
+    file = bytes.fromhex(v["blob.file"])
+    offer = fc.FileOffer(bytes(16), "hello.txt", len(file), 65536,
+                         fc.content_hash(fc.chunk_hash(file)), blob=ref)
+    assert fc.parse_offer(offer.to_json()).blob == ref
+    assert bl.seal(ref, 0, fc.chunk_hash(file)).hex() == v["blob.piece0"]
+    piece1 = bl.seal(ref, 1, file)
+    assert piece1.hex() == v["blob.piece1"] and bl.open_piece(ref, 1, piece1) == file
+    assert bl.sealed_size(len(file), 1) == v["blob.size"]
+    blob_requests: list[tuple[str, mb.Request]] = [
+        ("blob_open.payload", mb.BlobOpen(owner.peer_id, blob_id, v["blob.size"], 2)),
+        ("blob_put.payload", mb.BlobPut(owner.peer_id, blob_id, 1, piece1)),
+        ("blob_get.payload", mb.BlobGet(blob_id, 1)),
+        ("blob_delete.payload", mb.BlobDelete(blob_id)),
+    ]
+    for name, request in blob_requests:
+        assert mb.encode_request(request).hex() == v[name], name
+        assert mb.decode_request(bytes.fromhex(v[name])) == request
+    blob_answers: list[tuple[str, mb.Answer]] = [
+        ("blob_held.payload", mb.BlobHeld(b"\x01")),
+        ("piece.payload", mb.Piece(1, piece1)),
+        ("refused_not_held.payload", mb.Refused(mb.REFUSED_NOT_HELD, "")),
+    ]
+    for name, answer in blob_answers:
+        assert mb.encode_answer(answer).hex() == v[name], name
+        decoded = mb.decode_answer(bytes.fromhex(v[name]))
+        assert decoded == answer or isinstance(decoded, mb.Refused)
 
 
 def test_the_document_carries_exactly_these_vectors() -> None:

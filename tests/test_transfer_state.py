@@ -105,7 +105,7 @@ def test_events_say_where_they_leave_a_transfer() -> None:
     file_events = [c for c in vars(events).values()
                    if isinstance(c, type) and issubclass(c, events.FileEvent)
                    and c is not events.FileEvent]
-    assert len(file_events) == 10
+    assert len(file_events) == 12
     for event in file_events:
         if event is events.FileProgress:
             assert event.transfer_state is None
@@ -157,3 +157,19 @@ def test_the_window_takes_each_events_state_and_shows_speed_only_while_bytes_mov
     cache._resumed(FileResumed(transfer=tid))
     got = cache.get(tid)
     assert got is not None and got.state is S.RECEIVING
+
+
+def test_the_window_says_when_a_file_waits_in_the_recipients_mailbox(qapp: object) -> None:
+    """``file_deposited``: the sender's card says the file waits, sealed, at the mailbox."""
+    from app.core.events import FileDeposited
+    from ui.files.transfer_cache import TransferCache
+    from ui.files.transfer_text import status_text
+
+    cache = TransferCache()
+    cache.put(_info(S.OFFERED, outgoing=True))
+    tid = "00" * 16
+    assert status_text(cache.get(tid), 0.0, "Bob") == "Waiting for Bob to accept"
+    cache._deposited(FileDeposited(transfer=tid, peer_id="peer", mailbox="mia"))
+    got = cache.get(tid)
+    assert got is not None and got.state is S.OFFERED and got.held_by == "mia"
+    assert status_text(got, 0.0, "Bob") == "Waiting in Bob's mailbox, sealed"

@@ -499,6 +499,29 @@ class FileComplete(FileEvent):
 
 
 @dataclass(frozen=True)
+class FileDeposited(FileEvent):
+    """Sender: the recipient's mailbox holds the whole file, sealed, so they can fetch it
+    while we are offline (the transfer stays ``offered`` until they have it)."""
+
+    name: ClassVar[str] = "file_deposited"
+    transfer_state = TransferState.OFFERED
+    peer_id: str
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class FileDepositRefused(FileEvent):
+    """Sender: the recipient's mailbox would not hold the file (full, say); the offer stands
+    and they fetch the file from us once both are online."""
+
+    name: ClassVar[str] = "file_deposit_refused"
+    transfer_state = TransferState.OFFERED
+    peer_id: str
+    mailbox: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class FileFailed(FileEvent):
     name: ClassVar[str] = "file_failed"
     transfer_state = TransferState.FAILED

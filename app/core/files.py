@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.blob import BlobRef, parse_ref
+
 PROTOCOL_ID = "/kith/file/1.0.0"
 
 TRANSFER_ID_SIZE = 16
@@ -123,6 +125,8 @@ class FileOffer:
     chunk_size: int
     hash: bytes
     mime: str = "application/octet-stream"
+    # Direct offers only: the file's bytes also wait, sealed, at the recipient's mailbox.
+    blob: BlobRef | None = None
 
     @property
     def chunks(self) -> int:
@@ -133,10 +137,13 @@ class FileOffer:
         return self.transfer.hex()
 
     def to_json(self) -> bytes:
-        body = json.dumps({
+        value: dict[str, Any] = {
             "transfer": self.transfer.hex(), "name": self.name, "size": self.size,
             "chunk_size": self.chunk_size, "hash": self.hash.hex(), "mime": self.mime,
-        }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        }
+        if self.blob is not None:
+            value["blob"] = self.blob.to_json()
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(body) > MAX_OFFER_BYTES:
             raise FileError("the file offer is too large (the name is too long)")
         return body
@@ -198,7 +205,7 @@ def parse_offer(body: bytes, limit: int = MAX_OFFER_BYTES) -> FileOffer:
     offer = FileOffer(
         transfer=_hex(value.get("transfer"), TRANSFER_ID_SIZE, "transfer id"), name=name,
         size=size, chunk_size=chunk_size, hash=_hex(value.get("hash"), HASH_SIZE, "hash"),
-        mime=mime,
+        mime=mime, blob=parse_ref(value.get("blob")),
     )
     if size == 0 and offer.hash != EMPTY_HASH:
         raise FileError("an empty file's offer must carry the hash of nothing")

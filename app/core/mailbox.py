@@ -5,7 +5,8 @@ A mailbox is a Kith that holds sealed direct messages for its contacts who regis
 while they are offline. What it holds is the very MESSAGE payload the sender would have written
 on ``/kith/dm/1.0.0``: sealed to the recipient and signed by the sender, so the mailbox learns
 who wrote to whom, how much and when, never what. Which mailboxes hold someone's mail is a
-record signed by that someone's identity key: nobody else can redirect it.
+record signed by that someone's identity key: nobody else can redirect it. A file's bytes may
+wait there too, as a blob of sealed pieces (``app.core.blob``) that only its recipient reads.
 
 This module only turns frames and records into bytes and back; every failure is a
 ``MailboxError`` and nothing from a peer is trusted for a length or a count.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import nacl.exceptions
 import nacl.signing
 
+from app.core import blob as bl
 from app.core import dm
 from app.core.identity import (
     Identity,
@@ -36,11 +38,17 @@ OP_REGISTER = 0x01
 OP_DEPOSIT = 0x02
 OP_FETCH = 0x03
 OP_DELETE = 0x04
+OP_BLOB_OPEN = 0x05
+OP_BLOB_PUT = 0x06
+OP_BLOB_GET = 0x07
+OP_BLOB_DELETE = 0x08
 # Answers.
 ANSWER_OK = 0x10
 ANSWER_REFUSED = 0x11
 ANSWER_ITEM = 0x12
 ANSWER_END = 0x13
+ANSWER_BLOB_HELD = 0x14
+ANSWER_PIECE = 0x15
 
 REFUSED_NOT_SERVING = 1    # this Kith keeps no mail for others
 REFUSED_NOT_CONTACT = 2    # registration: only the mailbox's contacts may register
@@ -50,6 +58,7 @@ REFUSED_RATE = 5           # deposit: too many deposits from you; try later
 REFUSED_TOO_LARGE = 6      # deposit: the payload is larger than a direct message can be
 REFUSED_NOT_REGISTERED = 7  # fetch or delete by a peer that is not a registered user
 REFUSED_MALFORMED = 8      # a request that does not follow the layout
+REFUSED_NOT_HELD = 9       # blob read: no such blob for you, or not that piece (yet)
 REFUSED_REASONS: dict[int, str] = {
     REFUSED_NOT_SERVING: "this Kith does not keep messages for others",
     REFUSED_NOT_CONTACT: "the mailbox keeps messages only for its own contacts",
@@ -59,6 +68,7 @@ REFUSED_REASONS: dict[int, str] = {
     REFUSED_TOO_LARGE: "the message is too large for the mailbox",
     REFUSED_NOT_REGISTERED: "you are not registered with this mailbox",
     REFUSED_MALFORMED: "the mailbox did not understand the request",
+    REFUSED_NOT_HELD: "the mailbox does not hold that file for you",
 }
 
 MAX_PEER_ID_BYTES = 64     # a base58 Ed25519 peer id is 52 characters
@@ -67,8 +77,9 @@ MAX_BLOCKED = 1024         # peer ids a user's block list hands to its mailbox
 MAX_FETCH = 64             # items per FETCH answer
 MAX_DELETE = 256           # ids per DELETE
 MAX_REASON_BYTES = 200
-MAX_REQUEST = 1 + 1 + MAX_PEER_ID_BYTES + MAX_PAYLOAD  # the largest: a DEPOSIT (> a REGISTER)
-MAX_ANSWER = 1 + 8 + 8 + 1 + MAX_PEER_ID_BYTES + MAX_PAYLOAD  # the largest: an ITEM
+# The largest request is a BLOB_PUT of a whole piece, the largest answer a PIECE.
+MAX_REQUEST = 1 + 1 + MAX_PEER_ID_BYTES + bl.BLOB_ID_SIZE + 4 + bl.MAX_PIECE
+MAX_ANSWER = 1 + 4 + bl.MAX_PIECE
 
 RECORD_CONTEXT = b"kith-mailboxes-v1\x00"
 MAX_RECORD_MAILBOXES = 4
@@ -76,10 +87,20 @@ MAX_RECORD_BYTES = 8 + 1 + MAX_RECORD_MAILBOXES * (2 + MAX_ADDR_LENGTH) + 64
 SIGNATURE_SIZE = 64
 _U64 = struct.Struct(">Q")
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 
 
 class MailboxError(ValueError):
     """A mailbox frame or record that cannot be used."""
+
+
+class BlobRefused(Exception):
+    """A mailbox refused a blob request; ``code`` is its REFUSED code, ``reason`` for people."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -109,7 +130,36 @@ class Delete:
     ids: tuple[int, ...]
 
 
-Request = Register | Deposit | Fetch | Delete
+@dataclass(frozen=True)
+class BlobOpen:
+    """A sender declares a blob for ``recipient`` before putting pieces (or to resume)."""
+
+    recipient: str
+    blob: bytes
+    size: int
+    pieces: int
+
+
+@dataclass(frozen=True)
+class BlobPut:
+    recipient: str
+    blob: bytes
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class BlobGet:
+    blob: bytes
+    index: int
+
+
+@dataclass(frozen=True)
+class BlobDelete:
+    blob: bytes
+
+
+Request = Register | Deposit | Fetch | Delete | BlobOpen | BlobPut | BlobGet | BlobDelete
 
 
 def _peer(peer_id: str) -> bytes:
@@ -138,6 +188,9 @@ class _Reader:
 
     def u16(self) -> int:
         return int(_U16.unpack(self.take(2))[0])
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.take(4))[0])
 
     def u64(self) -> int:
         return int(_U64.unpack(self.take(8))[0])
@@ -176,10 +229,28 @@ def encode_request(request: Request) -> bytes:
         return bytes([OP_DEPOSIT]) + _peer(request.recipient) + request.payload
     if isinstance(request, Fetch):
         return bytes([OP_FETCH]) + _U64.pack(request.after) + _U16.pack(request.limit)
+    if isinstance(request, BlobOpen):
+        return (bytes([OP_BLOB_OPEN]) + _peer(request.recipient) + _blob_id(request.blob)
+                + _U64.pack(request.size) + _U32.pack(request.pieces))
+    if isinstance(request, BlobPut):
+        if not 1 <= len(request.data) <= bl.MAX_PIECE:
+            raise ValueError("a piece is 1 to MAX_PIECE bytes")
+        return (bytes([OP_BLOB_PUT]) + _peer(request.recipient) + _blob_id(request.blob)
+                + _U32.pack(request.index) + request.data)
+    if isinstance(request, BlobGet):
+        return bytes([OP_BLOB_GET]) + _blob_id(request.blob) + _U32.pack(request.index)
+    if isinstance(request, BlobDelete):
+        return bytes([OP_BLOB_DELETE]) + _blob_id(request.blob)
     if len(request.ids) > MAX_DELETE:
         raise ValueError("too many ids")
     return bytes([OP_DELETE]) + _U16.pack(len(request.ids)) + b"".join(
         _U64.pack(i) for i in request.ids)
+
+
+def _blob_id(blob: bytes) -> bytes:
+    if len(blob) != bl.BLOB_ID_SIZE:
+        raise ValueError("a blob id is 16 bytes")
+    return blob
 
 
 def decode_request(frame: bytes) -> Request:
@@ -212,6 +283,22 @@ def decode_request(frame: bytes) -> Request:
         if any(i >= 2**63 for i in ids):
             raise MailboxError("item id out of range")
         request = Delete(ids)
+    elif op == OP_BLOB_OPEN:
+        recipient, blob = read.peer(), read.take(bl.BLOB_ID_SIZE)
+        size, pieces = read.u64(), read.u32()
+        if not 1 <= size < 2**63 or pieces < 1:
+            raise MailboxError("blob size or piece count out of range")
+        request = BlobOpen(recipient, blob, size, pieces)
+    elif op == OP_BLOB_PUT:
+        recipient, blob, index = read.peer(), read.take(bl.BLOB_ID_SIZE), read.u32()
+        data = read.rest()
+        if not data:
+            raise MailboxError("empty piece")
+        request = BlobPut(recipient, blob, index, data)
+    elif op == OP_BLOB_GET:
+        request = BlobGet(read.take(bl.BLOB_ID_SIZE), read.u32())
+    elif op == OP_BLOB_DELETE:
+        request = BlobDelete(read.take(bl.BLOB_ID_SIZE))
     else:
         raise MailboxError(f"unknown request {op}")
     read.end()
@@ -251,7 +338,24 @@ class End:
     more: bool
 
 
-Answer = Ok | Refused | Item | End
+@dataclass(frozen=True)
+class BlobHeld:
+    """Which pieces of a blob the mailbox holds: bit ``i`` (byte ``i // 8``, bit ``i % 8``,
+    least significant first) for piece ``i``."""
+
+    held: bytes
+
+    def has(self, index: int) -> bool:
+        return index >> 3 < len(self.held) and bool(self.held[index >> 3] & (1 << (index & 7)))
+
+
+@dataclass(frozen=True)
+class Piece:
+    index: int
+    data: bytes
+
+
+Answer = Ok | Refused | Item | End | BlobHeld | Piece
 
 
 def encode_answer(answer: Answer) -> bytes:
@@ -263,6 +367,10 @@ def encode_answer(answer: Answer) -> bytes:
     if isinstance(answer, Item):
         return (bytes([ANSWER_ITEM]) + _U64.pack(answer.id) + _U64.pack(answer.deposited_at_ms)
                 + _peer(answer.sender) + answer.payload)
+    if isinstance(answer, BlobHeld):
+        return bytes([ANSWER_BLOB_HELD]) + answer.held
+    if isinstance(answer, Piece):
+        return bytes([ANSWER_PIECE]) + _U32.pack(answer.index) + answer.data
     return bytes([ANSWER_END, int(answer.more)])
 
 
@@ -290,6 +398,17 @@ def decode_answer(frame: bytes) -> Answer:
         if more > 1:
             raise MailboxError("bad END")
         answer = End(bool(more))
+    elif frame[0] == ANSWER_BLOB_HELD:
+        held = read.rest()
+        if len(held) > (bl.MAX_PIECES + 7) // 8:
+            raise MailboxError("bad BLOB_HELD")
+        answer = BlobHeld(held)
+    elif frame[0] == ANSWER_PIECE:
+        index = read.u32()
+        data = read.rest()
+        if not data or len(data) > bl.MAX_PIECE:
+            raise MailboxError("bad PIECE")
+        answer = Piece(index, data)
     else:
         raise MailboxError(f"unknown answer {frame[0]}")
     read.end()

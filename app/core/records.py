@@ -146,6 +146,7 @@ class TransferInfo:
     reason: str | None         # why it failed
     served: int = 0            # chunks this node served for it since start (all requesters)
     speed: float = 0.0         # bytes/s over the last few seconds; 0 when nothing moves
+    held_by: str | None = None  # outgoing: the recipient's mailbox that holds all of it
 
 
 # The snippet of a ``SearchHit`` marks each matched word with these (control characters that

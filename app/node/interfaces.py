@@ -16,6 +16,7 @@ change) is a handler registered at wiring time, not an edit of the protocol serv
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from app.core import room as rc
 from app.core.dm import Ack, DirectMessage, Reject
 from app.core.events import Event
 from app.core.identity import Identity
+from app.core.mailbox import BlobHeld
 from app.core.records import ContactInfo, ContactState, MessageInfo, RoomInfo, RoomPostInfo
 from app.core.room import RoomPost
 
@@ -138,6 +140,33 @@ class MailDrop(Protocol):
     async def deposit(self, peer_id: str) -> None:
         """Leave ``peer_id``'s undelivered messages at their mailbox, if they have one."""
         ...
+
+
+class BlobSession(Protocol):
+    """Blob requests on one stream to a mailbox (``app.node.mailbox.blobs.BlobSession``);
+    a refusal is ``BlobRefused``."""
+
+    async def open(self, recipient: str, blob: bytes, size: int, pieces: int) -> BlobHeld: ...
+
+    async def put(self, recipient: str, blob: bytes, index: int, data: bytes) -> None: ...
+
+    async def get(self, blob: bytes, index: int) -> bytes | None: ...
+
+    async def delete(self, blob: bytes) -> None: ...
+
+
+class MailboxBlobs(Protocol):
+    """File bytes at mailboxes (``app.node.mailbox.MailboxClient``): a sender puts a blob at
+    the recipient's mailbox, the recipient reads it from its own."""
+
+    def blob_mailbox(self, peer_id: str) -> str | None:
+        """The mailbox to leave ``peer_id``'s files at, or None if they name none."""
+        ...
+
+    def is_mine(self, mailbox: str) -> bool: ...
+
+    def blob_session(self, mailbox: str, recipient: str
+                     ) -> AbstractAsyncContextManager[BlobSession]: ...
 
 
 class HeldOutbox(Outbox, Protocol):

@@ -84,7 +84,7 @@ from app.store.actions import ActionStore
 from app.store.chat_prefs import ChatPrefsStore
 from app.store.contacts import ContactStore
 from app.store.db import open_database
-from app.store.mailbox import HeldMessages, MailboxRecords, MailboxStore
+from app.store.mailbox import HeldMessages, MailboxRecords, MailboxStore, TransferBlobs
 from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
 from app.store.room_governance import GovernanceStore
@@ -359,6 +359,7 @@ class KithNode:
         contacts.on_connected.append(dms.kick)  # a contact came online: flush the outbox
         contacts.on_removed.append(files.revoke_offers_to)
         mail = self._wire_mailboxes(host, nursery, contacts, dms, dht)
+        files.use_mailboxes(mail, TransferBlobs(db))
         self._dht, self._contacts, self._dms, self._rooms, self._files = (
             dht, contacts, dms, rooms, files)
         host.get_network().register_notifee(_ConnectionWatcher(self))
@@ -413,7 +414,8 @@ class KithNode:
         self.us.mailbox_record = lambda: mail.record_text() if mail.mine else ""
         if self.config.serve_mailbox:
             self._mailbox_service = MailboxService(
-                MailboxStore(db), host=host, nursery=nursery, contacts=contacts,
+                MailboxStore(db, self.profile.path / "mailbox-blobs"), host=host,
+                nursery=nursery, contacts=contacts,
                 quotas=self.resources, first_frame_timeout=self.limits.first_frame_timeout,
                 limits=self.mailbox_limits)
             self._mailbox_service.start()

@@ -377,6 +377,41 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (room_id, invite_key)
     );
     """,
+    # File bytes at mailboxes (docs/protocol.md 10.8). Serving: each blob a sender declared
+    # for a user (its declared size counts toward the quotas from the start) and its sealed
+    # pieces, one row each (the bytes are in a file per blob, app/store/mailbox.py); a user
+    # who goes takes their blobs along. Sending or receiving:
+    # which mailbox blob holds the bytes of a direct transfer, and its key (the sealed offer
+    # carries them); ``state`` is the sender's upload ('uploading', 'deposited', 'refused') or
+    # the receiver's ('offered', 'deleted' once the mailbox let it go).
+    """
+    CREATE TABLE IF NOT EXISTS mailbox_blobs (
+        id        INTEGER PRIMARY KEY,
+        recipient TEXT NOT NULL REFERENCES mailbox_users (peer_id) ON DELETE CASCADE,
+        sender    TEXT NOT NULL,
+        blob      BLOB NOT NULL,
+        size      INTEGER NOT NULL,
+        pieces    INTEGER NOT NULL,
+        stored    INTEGER NOT NULL DEFAULT 0,
+        opened_at INTEGER NOT NULL,
+        UNIQUE (recipient, blob)
+    );
+    CREATE INDEX IF NOT EXISTS mailbox_blobs_by_sender ON mailbox_blobs (recipient, sender);
+    CREATE INDEX IF NOT EXISTS mailbox_blobs_by_age ON mailbox_blobs (opened_at);
+    CREATE TABLE IF NOT EXISTS mailbox_blob_pieces (
+        blob_row INTEGER NOT NULL REFERENCES mailbox_blobs (id) ON DELETE CASCADE,
+        idx      INTEGER NOT NULL,
+        size     INTEGER NOT NULL,       -- the piece is in the blob's file, at idx * MAX_PIECE
+        PRIMARY KEY (blob_row, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS transfer_blobs (
+        transfer_id BLOB PRIMARY KEY REFERENCES transfers (transfer_id) ON DELETE CASCADE,
+        mailbox     TEXT NOT NULL,
+        blob        BLOB NOT NULL,
+        key         BLOB NOT NULL,
+        state       TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

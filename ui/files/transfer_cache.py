@@ -23,6 +23,7 @@ from app.core.events import (
     FileCancelled,
     FileComplete,
     FileDeclined,
+    FileDeposited,
     FileEvent,
     FileFailed,
     FileOffer,
@@ -105,6 +106,7 @@ class TransferCache(QObject):
         events.subscribe(FileFailed, self._failed)
         events.subscribe(FileDeclined, self._declined)
         events.subscribe(FileCancelled, self._cancelled)
+        events.subscribe(FileDeposited, self._deposited)
 
     def _offered(self, event: FileOffered) -> None:
         if event.transfer not in self._infos:
@@ -150,6 +152,9 @@ class TransferCache(QObject):
 
     def _cancelled(self, event: FileCancelled) -> None:
         self._moved(event)
+
+    def _deposited(self, event: FileDeposited) -> None:
+        self._moved(event, held_by=event.mailbox)
 
     def _moved(self, event: FileEvent, refresh: bool = False, **changes: Any) -> None:
         """The transfer is where ``event`` says it left it, with ``changes``."""

@@ -63,6 +63,8 @@ def status_text(info: TransferInfo | None, speed: float, peer_name: str) -> str:
     if info.outgoing:
         if info.room_id:
             return tr("FileCard", "Shared with the room")
+        if info.held_by:
+            return tr("FileCard", "Waiting in {name}'s mailbox, sealed").format(name=peer_name)
         return tr("FileCard", "Waiting for {name} to accept").format(name=peer_name)
     if state is TransferState.RECEIVING:
         return tr("FileCard", "Starting…")

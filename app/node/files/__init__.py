@@ -28,7 +28,9 @@ stops serving it.
 The package, by concept: ``service`` (``FileTransfers``: what the user does, and where a
 transfer's state moves by the steps of ``app.core.transfer_state``), ``intake`` (offers and
 controls from peers, the handlers registered by payload kind), ``serving``, ``downloading``,
-``disk`` (hashing, writing and naming, in worker threads) and ``progress`` (speeds).
+``disk`` (hashing, writing and naming, in worker threads), ``progress`` (speeds), and, for a
+contact who is offline, ``mailbox_upload`` (leaving a file at their mailbox, sealed) and
+``mailbox_source`` (reading one left at ours).
 """
 
 from app.node.files.service import FileTransfers, TransferError

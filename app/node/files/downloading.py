@@ -13,6 +13,9 @@ says why each step is crash-safe).
 Room files have several sources: the author and every member that completed a download. A
 fetch asks connected members whether they hold the file (HAVE) and spreads chunk requests over
 all of them in parallel; a source that sends ``MAX_BAD_CHUNKS`` bad chunks is dropped.
+
+A direct offer whose sender is out of reach may be read from our own mailbox instead
+(``mailbox_source``, the source named ``MAILBOX``), when the sender left the file there.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from app.node.files.disk import (
     unlink_quietly,
     write_at,
 )
+from app.node.files.mailbox_source import MAILBOX, MailboxSource
 from app.node.files.progress import PROGRESS_SECONDS, Meters
 from app.node.files.serving import PROTOCOL_ID
 from app.node.framing import read_frame, read_frame_into, write_frame
@@ -132,6 +136,7 @@ class Downloads:
         self._tell = tell
         self._running: dict[bytes, _Task] = {}
         self._connected = Signal()
+        self.mailbox: MailboxSource | None = None  # set when the node wires mailboxes
 
     def peer_connected(self) -> None:
         """A source may be back: waiting downloads look again now."""
@@ -216,7 +221,10 @@ class Downloads:
                 await self._connected.wait(WAIT_SECONDS)
                 continue
             if not have_hashes:
-                await self._fetch_hashes(job, sources)
+                if sources == [MAILBOX]:
+                    await self._mailbox_hashes(job)
+                else:
+                    await self._fetch_hashes(job, sources)
                 continue
             before = job.t.done_bytes
             await self._fetch_round(job, sources)
@@ -227,7 +235,9 @@ class Downloads:
         """Connected peers that can serve this file now (the sender, or room holders)."""
         t = job.t
         if t.room_id is None:
-            return [t.peer_id] if self._connections.is_connected(t.peer_id) else []
+            if self._connections.is_connected(t.peer_id):
+                return [t.peer_id]
+            return [MAILBOX] if self.mailbox is not None and self.mailbox.usable(t) else []
         candidates = self._rooms.member_ids(t.room_id)
         candidates.add(t.peer_id)
         candidates = {p for p in candidates if p != self._me and p not in job.banned}
@@ -294,6 +304,26 @@ class Downloads:
             return
         await self._connected.wait(RETRY_SECONDS)
 
+    async def _mailbox_hashes(self, job: _Download) -> None:
+        """The hash list from the blob at our mailbox, checked as one from a peer."""
+        assert self.mailbox is not None
+        got = await self.mailbox.hashes(job.t)
+        if got is None:
+            return
+        if len(got) != job.offer.chunks * fc.HASH_SIZE or fc.content_hash(got) != job.offer.hash:
+            self._bad(job, MAILBOX, "its list of chunk hashes does not match the offer")
+            return
+        job.hashes = job.t.hashes = got
+        self.store.set_hashes(job.offer.transfer, got)
+
+    async def _mailbox_reader(self, job: _Download, peer_id: str,
+                              send: trio.MemorySendChannel[tuple[str, int, memoryview]],
+                              scope: trio.CancelScope) -> None:
+        assert self.mailbox is not None
+        async with send:
+            with scope:
+                await self.mailbox.read(job.t, job.pending, send)
+
     def _bad(self, job: _Download, peer_id: str, what: str) -> None:
         """Count a bad chunk from ``peer_id``; too many and it is dropped (or the transfer)."""
         count = job.bad.get(peer_id, 0) + 1
@@ -340,7 +370,8 @@ class Downloads:
                     for peer_id in sources:
                         scope = trio.CancelScope()
                         job.readers[peer_id] = scope
-                        nursery.start_soon(self._reader, job, peer_id, send.clone(), scope)
+                        reader = self._mailbox_reader if peer_id == MAILBOX else self._reader
+                        nursery.start_soon(reader, job, peer_id, send.clone(), scope)
         except BaseExceptionGroup as group:
             failed, _ = group.split(TransferFailed)
             if failed is None:
@@ -522,6 +553,8 @@ class Downloads:
         t, offer = job.t, job.offer
         if t.room_id is None:
             self._tell(t.peer_id, fc.FileControl(offer.transfer, "complete"))
+            if self.mailbox is not None:
+                self.mailbox.release(t)
         t.done_bytes = offer.size
         self._save(job)
         self.store.complete(offer.transfer, final)

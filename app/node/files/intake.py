@@ -25,6 +25,7 @@ from app.core.records import ContactState, MessageInfo
 from app.core.room import RoomPost
 from app.core.transfer_state import Step, TransferState
 from app.node.files.downloading import Downloads
+from app.node.files.mailbox_source import MailboxSource
 from app.node.interfaces import ContactBook, Emit, Quotas, Refusal, Tasks
 from app.store.messages import as_file_message, offer_summary
 from app.store.transfers import StoredTransfer, TransferStore
@@ -57,6 +58,7 @@ class Intake:
         self._downloads = downloads
         self._auto_accept_limit = auto_accept_limit
         self._auto_accept = auto_accept
+        self.mailbox: MailboxSource | None = None  # where a direct offer's blob is noted
 
     # -- offers -------------------------------------------------------------------------------
 
@@ -100,6 +102,8 @@ class Intake:
         if not self.store.add(offer, outgoing=False, peer_id=peer_id, room_id=room_id):
             log.info("ignored a repeated file offer %s from %s", offer.id_hex, peer_id)
             return False
+        if room_id is None and offer.blob is not None and self.mailbox is not None:
+            self.mailbox.offered(offer.transfer, offer.blob)
         self._emit(FileOffer(
             transfer=offer.id_hex, from_=peer_id, name_=offer.name, size=offer.size,
             hash=offer.hash.hex(), mime=offer.mime, room=room_id.hex() if room_id else None,
@@ -171,6 +175,8 @@ class Intake:
     async def _cancelled_by_peer(self, t: StoredTransfer) -> None:
         await self._downloads.stop(t.offer.transfer)
         await self._downloads.remove_part(t)
+        if self.mailbox is not None:
+            self.mailbox.release(t)
         self._emit(FileCancelled(transfer=t.id_hex, by="peer"))
 
 

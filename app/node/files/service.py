@@ -5,7 +5,9 @@ of kind 2) or to a room (``interfaces.RoomChannel``: a post of kind 3); acceptin
 resuming, declining and cancelling move a transfer by the steps of
 ``app.core.transfer_state``. The parts: ``serving`` answers ``/kith/file/1.0.0``,
 ``downloading`` fetches, ``intake`` takes offers and controls from peers (its handlers are
-registered by kind with ``DirectMessages`` and ``RoomService``).
+registered by kind with ``DirectMessages`` and ``RoomService``). With mailboxes in use
+(``use_mailboxes``), ``mailbox_upload`` leaves a file for an offline contact at their mailbox
+and ``mailbox_source`` reads one left for us at ours.
 """
 
 from __future__ import annotations
@@ -34,9 +36,21 @@ from app.core.transfer_state import Step, TransferState, can
 from app.node.files.disk import NotAFile, create_part, hash_source, in_place, stat_source
 from app.node.files.downloading import Downloads
 from app.node.files.intake import FileControls, FileOffers, Intake, RoomFiles
+from app.node.files.mailbox_source import MailboxSource
+from app.node.files.mailbox_upload import MailboxUploads
 from app.node.files.progress import Meters
 from app.node.files.serving import Serving
-from app.node.interfaces import Connections, ContactBook, Emit, Outbox, Quotas, RoomChannel, Tasks
+from app.node.interfaces import (
+    Connections,
+    ContactBook,
+    Emit,
+    MailboxBlobs,
+    Outbox,
+    Quotas,
+    RoomChannel,
+    Tasks,
+)
+from app.store.mailbox import TransferBlobs
 from app.store.profile import Profile, default_download_dir
 from app.store.transfers import StoredTransfer, TransferStore
 
@@ -70,7 +84,10 @@ class FileTransfers:
         self._contacts = contacts
         self._rooms = rooms
         self._outbox = outbox
+        self._nursery = nursery
+        self._connections = connections
         self._meters = Meters()
+        self.uploads: MailboxUploads | None = None
         self.serving = Serving(store, host=host, emit=emit, me=me, contacts=contacts, rooms=rooms,
                                meters=self._meters, tell=self._control,
                                first_frame_timeout=first_frame_timeout)
@@ -85,8 +102,20 @@ class FileTransfers:
         self.controls = FileControls(self.intake)
         self.room_files = RoomFiles(self.intake)
 
+    def use_mailboxes(self, mailboxes: MailboxBlobs, blobs: TransferBlobs) -> None:
+        """File bytes through mailboxes: left at an offline contact's, read from ours."""
+        self.uploads = MailboxUploads(self.store, blobs, mailboxes=mailboxes,
+                                      nursery=self._nursery, emit=self._emit,
+                                      connections=self._connections, tell=self._control)
+        source = MailboxSource(blobs, mailboxes=mailboxes, nursery=self._nursery)
+        self.downloads.mailbox = self.intake.mailbox = source
+
     def start(self) -> None:
         self.serving.start()
+        if self.uploads is not None:
+            self.uploads.start()
+        if self.downloads.mailbox is not None:
+            self.downloads.mailbox.start(self.store)
         for t in self.store.in_state(TransferState.RECEIVING, outgoing=False):
             self.downloads.spawn(t.offer.transfer)
 
@@ -153,12 +182,17 @@ class FileTransfers:
             raise TransferError("the file changed while it was being read; try again")
         name = name or source.name[: fc.MAX_NAME_CHARS] or "file"
         mime = mimetypes.guess_type(name.rsplit("/", 1)[-1])[0] or "application/octet-stream"
+        # The file may also wait at the contact's mailbox (the offer carries the key).
+        blob = (self.uploads.plan(to, size, chunk_size)
+                if room_id is None and self.uploads is not None else None)
         offer = fc.FileOffer(fc.new_transfer_id(), name, size, chunk_size,
-                             fc.content_hash(hashes), mime[: fc.MAX_MIME_CHARS])
+                             fc.content_hash(hashes), mime[: fc.MAX_MIME_CHARS], blob)
         body = offer.to_json()  # raises if too large
         self.store.add(offer, outgoing=True, peer_id="" if room_id else to, room_id=room_id,
                        path=full_path, src_size=after.st_size, src_mtime=after.st_mtime_ns,
                        hashes=hashes)
+        if blob is not None and self.uploads is not None:
+            self.uploads.leave(offer.transfer, blob, to)
         if room_id is not None:
             await self._rooms.post_payload(room_id, rc.KIND_FILE, body)
         else:  # the conversation shows the offer as a file card
@@ -260,6 +294,7 @@ class FileTransfers:
             raise TransferError(f"only an offer can be declined; this transfer is {t.state}")
         if t.room_id is None:
             self._control(t.peer_id, fc.FileControl(tid, "decline"))
+            self._release_blob(t)
         self._emit(FileDeclined(transfer=transfer_hex.lower(), by="me"))
 
     async def cancel(self, transfer_hex: str) -> None:
@@ -272,6 +307,7 @@ class FileTransfers:
         if not t.outgoing:
             await self.downloads.stop(tid)
             await self.downloads.remove_part(t)
+            self._release_blob(t)
         if t.room_id is None:
             self._control(t.peer_id, fc.FileControl(tid, "cancel"))
         self._emit(FileCancelled(transfer=t.id_hex, by="me"))
@@ -310,6 +346,7 @@ class FileTransfers:
             room_id=t.room_id.hex() if t.room_id else None, name=t.offer.name, size=t.offer.size,
             hash=t.offer.hash.hex(), state=t.state, bytes=done, path=path, reason=t.reason,
             served=self.serving.served.get(tid, 0), speed=self._meters.speed(tid, t.state),
+            held_by=self.uploads.held_by(tid) if t.outgoing and self.uploads else None,
         )
 
     def _incoming(self, tid: bytes) -> StoredTransfer:
@@ -317,6 +354,11 @@ class FileTransfers:
         if t is None or t.outgoing:
             raise TransferError(f"no incoming transfer {tid.hex()}")
         return t
+
+    def _release_blob(self, t: StoredTransfer) -> None:
+        """An incoming direct transfer is over: its blob at our mailbox, if any, may go."""
+        if t.room_id is None and self.downloads.mailbox is not None:
+            self.downloads.mailbox.release(t)
 
     def _control(self, peer_id: str, control: fc.FileControl) -> None:
         """Tell the other side of a direct transfer what changed (a file control)."""

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import multiaddr
 import trio
@@ -49,6 +50,7 @@ from app.node.framing import FrameError, Stream, read_frame, write_frame
 from app.node.host import connect_at
 from app.node.interfaces import BlockList, Connections, ContactBook, Emit, HeldOutbox, Tasks
 from app.node.isolation import is_local_fault
+from app.node.mailbox.blobs import BlobSession
 from app.node.mailbox.service import PROTOCOL_ID
 from app.node.signal import Signal
 from app.store.mailbox import HeldMessages, MailboxRecords
@@ -300,6 +302,35 @@ class MailboxClient:
             return mb.verify_record(peer_id, raw)
         except mb.MailboxError:
             return None
+
+    # -- file blobs (interfaces.MailboxBlobs) -------------------------------------------------
+
+    def blob_mailbox(self, peer_id: str) -> str | None:
+        """The mailbox to leave ``peer_id``'s files at: the first of their record's."""
+        record = self.record_of(peer_id)
+        return record.mailbox_ids()[0] if record is not None and record.mailboxes else None
+
+    def is_mine(self, mailbox: str) -> bool:
+        return mailbox in self.peer_ids()
+
+    @asynccontextmanager
+    async def blob_session(self, mailbox: str, recipient: str) -> AsyncIterator[BlobSession]:
+        """A stream to ``mailbox``: one of ours, or one of ``recipient``'s (from their signed
+        record: no other address is ever dialled for it)."""
+        addrs = [m.addr for m in self.mine if m.peer_id == mailbox]
+        record = self.record_of(recipient)
+        if record is not None:
+            addrs += [a for a in record.mailboxes if mb.mailbox_peer_id(a) == mailbox]
+        if not addrs:
+            raise MailboxUnavailable(f"{mailbox} is not a mailbox we know")
+        stream = await self._open(mailbox, addrs)
+        try:
+            yield BlobSession(stream)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await stream.reset()
+            raise
+        await stream.close()
 
     # -- talking to a mailbox ------------------------------------------------------------------
 

@@ -8,6 +8,11 @@ for someone who is not a user is refused exactly like one the user's block list 
 stranger learns nothing about whose mail is held here. Held mail is in SQLite and survives a
 restart; it goes when its user deletes it after collecting, when it is older than
 ``max_age`` (oldest first), or with its user.
+
+File blobs (docs/protocol.md 10.8) follow the same rules: a sender declares a blob's size
+before putting any piece, and the declared size counts toward the user's quota, the mailbox's
+and a per-sender share of its own (``sender_blob_bytes``, so that one 50 MB file fits beside
+the sender's messages); only the blob's recipient reads or deletes it.
 """
 
 from __future__ import annotations
@@ -22,17 +27,18 @@ from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 
+from app.core import blob as bl
 from app.core import dm
 from app.core import mailbox as mb
 from app.core.records import ContactState
 from app.node.framing import Stream, guarded, read_frame, write_frame
 from app.node.interfaces import ContactBook, Quotas, Tasks
-from app.store.mailbox import MailboxStore
+from app.store.mailbox import MailboxStore, read_piece, write_piece
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_ID = TProtocol(mb.PROTOCOL_ID)
-REQUEST_IDLE = 30.0        # a stream with no next request for this long is closed
+REQUEST_IDLE = 30.0        # a stream with no data of a next request for this long is reset
 STREAM_TIMEOUT = 300.0     # the longest a stream may last (a FETCH answer is up to ~4 MiB)
 MAX_RATE_SENDERS = 4096    # senders whose deposit rate is remembered at once
 
@@ -45,6 +51,8 @@ class MailboxLimits:
     user_bytes: int = 200 << 20
     sender_items: int = 1_000          # from one sender, for one user
     sender_bytes: int = 50 << 20
+    sender_blobs: int = 16             # file blobs from one sender, for one user...
+    sender_blob_bytes: int = 100 << 20  # ... and their declared bytes
     total_bytes: int = 2 << 30         # for all users together
     max_age: float = 30 * 86400.0      # held mail older than this is deleted, oldest first
     registration_age: float = 90 * 86400.0  # a user who has not renewed for this long goes
@@ -99,6 +107,7 @@ class MailboxService:
             if self._contacts.state(user) is not ContactState.CONTACT:
                 self.store.drop_user(user)
                 gone += 1
+        self.store.remove_orphans()  # the files of blobs that went with them
         if expired or gone:
             log.info("mailbox: expired %d held message(s) and %d user(s)", expired, gone)
 
@@ -111,18 +120,21 @@ class MailboxService:
 
     async def _serve(self, stream: Stream) -> None:
         peer_id = str(stream.muxed_conn.peer_id)  # type: ignore[attr-defined]
-        wait = self._first_frame_timeout
+        first = True
         while True:
             try:
-                with trio.fail_after(wait):
-                    frame = await read_frame(stream, mb.MAX_REQUEST)
+                if first:  # the whole first request, within the first-frame timeout
+                    with trio.fail_after(self._first_frame_timeout):
+                        frame = await read_frame(stream, mb.MAX_REQUEST)
+                else:  # later ones (a piece of 1 MiB on a slow link) as long as bytes come
+                    frame = await read_frame(stream, mb.MAX_REQUEST, idle=REQUEST_IDLE)
             except StreamEOF:
                 await stream.close()
                 return
             except trio.TooSlowError:
                 await stream.reset()
                 return
-            wait = REQUEST_IDLE
+            first = False
             try:
                 request = mb.decode_request(frame)
             except mb.MailboxError as exc:
@@ -135,8 +147,10 @@ class MailboxService:
                 await write_frame(stream, mb.encode_answer(self._deposit(peer_id, request)))
             elif isinstance(request, mb.Fetch):
                 await self._fetch(stream, peer_id, request)
-            else:
+            elif isinstance(request, mb.Delete):
                 await write_frame(stream, mb.encode_answer(self._delete(peer_id, request)))
+            else:
+                await write_frame(stream, mb.encode_answer(await self._blob(peer_id, request)))
 
     async def _refuse(self, stream: Stream, code: int) -> None:
         await write_frame(stream, mb.encode_answer(mb.Refused(code, "")))
@@ -178,6 +192,7 @@ class MailboxService:
         """Which quota a deposit of ``size`` bytes would break, in words; None if none."""
         limits = self.limits
         items, used = self.store.usage(recipient)
+        used += self.store.blob_usage(recipient)[1]
         if items >= limits.user_items or used + size > limits.user_bytes:
             return f"a user's mailbox holds {limits.user_items} messages, {limits.user_bytes} bytes"
         items, used = self.store.usage(recipient, sender)
@@ -217,4 +232,85 @@ class MailboxService:
         if not self._user(peer_id):
             return mb.Refused(mb.REFUSED_NOT_REGISTERED, "")
         self.store.delete(peer_id, request.ids)
+        return mb.Ok()
+
+    # -- file blobs ----------------------------------------------------------------------------
+
+    async def _blob(self, peer_id: str,
+                    request: mb.BlobOpen | mb.BlobPut | mb.BlobGet | mb.BlobDelete) -> mb.Answer:
+        if isinstance(request, mb.BlobOpen):
+            return self._blob_open(peer_id, request)
+        if isinstance(request, mb.BlobPut):
+            return await self._blob_put(peer_id, request)
+        if not self._user(peer_id):
+            return mb.Refused(mb.REFUSED_NOT_REGISTERED, "")
+        if isinstance(request, mb.BlobGet):
+            where = self.store.piece_at(peer_id, request.blob, request.index)
+            data = None if where is None else await trio.to_thread.run_sync(read_piece, *where)
+            if data is None:
+                return mb.Refused(mb.REFUSED_NOT_HELD, "")
+            return mb.Piece(request.index, data)
+        self.store.delete_blob(peer_id, request.blob)
+        return mb.Ok()
+
+    def _blob_open(self, sender: str, request: mb.BlobOpen) -> mb.Answer:
+        """Declare a blob (quotas checked against its whole size before anything is stored),
+        or resume one: the answer says which pieces are held."""
+        recipient = request.recipient
+        if request.pieces > bl.MAX_PIECES or request.size > request.pieces * bl.MAX_PIECE:
+            return mb.Refused(mb.REFUSED_TOO_LARGE, "")
+        if not self._take_token(sender):
+            self._quotas.refused(sender, "mailbox_rate",
+                                 f"{self.limits.deposit_burst} deposits in a burst, then "
+                                 f"{self.limits.deposit_rate:g} a second", peer_id=sender)
+            return mb.Refused(mb.REFUSED_RATE, "")
+        if (sender == recipient or not self._user(recipient)
+                or self.store.blocks(recipient, sender)):
+            return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+        held = self.store.blob(recipient, request.blob)
+        if held is not None:
+            if (held.sender, held.size, held.pieces) != (sender, request.size, request.pieces):
+                return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+            return mb.BlobHeld(self.store.held_pieces(held))
+        full = self._blob_full(recipient, sender, request.size)
+        if full is not None:
+            self._quotas.refused(sender, "mailbox_quota", full, peer_id=sender)
+            return mb.Refused(mb.REFUSED_FULL, "")
+        held = self.store.open_blob(recipient, sender, request.blob, request.size,
+                                    request.pieces)
+        return mb.BlobHeld(self.store.held_pieces(held))
+
+    def _blob_full(self, recipient: str, sender: str, size: int) -> str | None:
+        """Which quota a blob of ``size`` bytes would break, in words; None if none."""
+        limits = self.limits
+        used = self.store.usage(recipient)[1] + self.store.blob_usage(recipient)[1]
+        if used + size > limits.user_bytes:
+            return f"a user's mailbox holds {limits.user_bytes} bytes"
+        blobs, used = self.store.blob_usage(recipient, sender)
+        if blobs >= limits.sender_blobs or used + size > limits.sender_blob_bytes:
+            return (f"one sender may leave {limits.sender_blobs} files, "
+                    f"{limits.sender_blob_bytes} bytes per user")
+        if self.store.total()[1] + size > limits.total_bytes:
+            return f"the mailbox holds {limits.total_bytes} bytes in all"
+        return None
+
+    async def _blob_put(self, sender: str, request: mb.BlobPut) -> mb.Answer:
+        held = self.store.blob(request.recipient, request.blob)
+        if (held is None or held.sender != sender or not self._user(request.recipient)
+                or self.store.blocks(request.recipient, sender)):
+            return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+        if request.index >= held.pieces:
+            return mb.Refused(mb.REFUSED_MALFORMED, "")
+        if len(request.data) > bl.MAX_PIECE or held.stored + len(request.data) > held.size:
+            return mb.Refused(mb.REFUSED_TOO_LARGE, "")
+        if not self.store.has_piece(held, request.index):
+            path = self.store.blob_path(held.row)
+            await trio.to_thread.run_sync(write_piece, path, request.index * bl.MAX_PIECE,
+                                          request.data)
+            if not self.store.record_piece(held, request.index, len(request.data)):
+                fresh = self.store.blob(request.recipient, request.blob)
+                if fresh is None:
+                    return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")  # deleted meanwhile
+                if not self.store.has_piece(fresh, request.index):
+                    return mb.Refused(mb.REFUSED_TOO_LARGE, "")
         return mb.Ok()
