@@ -3,12 +3,12 @@
 Any py-libp2p module runs the package's ``__init__`` first, and that imports every transport,
 security protocol and discovery service py-libp2p has, with their dependencies: QUIC (and
 aioquic), TLS and AutoTLS (httpx, requests, pyOpenSSL), WebSocket (trio-websocket), mDNS,
-UPnP, bootstrap discovery, plaintext and secio, the DNS resolvers of multiaddr (dnspython,
-which loads aioquic once more) and prometheus_client for metrics. About 600 modules and
-23 MiB of memory, in the window and in ``kith node``, none of which Kith runs: it speaks TCP,
-Noise and Yamux only (``app.node.host``), finds peers on the LAN with its own mDNS
-(``app.node.lan``) and in its own DHT, dials IP addresses only (``addr_policy`` refuses DNS
-names) and switches metrics off.
+UPnP, bootstrap discovery, plaintext and secio, persistent peerstores, the DNS resolvers of
+multiaddr (dnspython, which loads aioquic once more) and prometheus_client for metrics. About
+600 modules and 24 MiB of memory, in the window and in ``kith node``, none of which Kith runs:
+it speaks TCP, Noise and Yamux only (``app.node.host``), finds peers on the LAN with its own
+mDNS (``app.node.lan``) and in its own DHT, dials IP addresses only (``addr_policy`` refuses
+DNS names) and switches metrics off.
 
 ``leave_out_unused_modules`` installs an import hook that answers imports of the packages in
 ``LEFT_OUT`` with stand-ins: a module of ``STAND_INS`` holds exactly the names the rest of
@@ -34,6 +34,7 @@ LEFT_OUT = (
     "libp2p.discovery.bootstrap",
     "libp2p.discovery.mdns",
     "libp2p.discovery.upnp",
+    "libp2p.peer.persistent",
     "libp2p.security.insecure",
     "libp2p.security.secio",
     "libp2p.security.tls",
@@ -100,6 +101,10 @@ STAND_INS: dict[str, dict[str, object]] = {
     "libp2p.discovery.bootstrap.bootstrap": {"BootstrapDiscovery": CLASS},
     "libp2p.discovery.mdns.mdns": {"MDNSDiscovery": CLASS, "create_mdns_discovery": FUNCTION},
     "libp2p.discovery.upnp.upnp": {"UpnpManager": CLASS},
+    "libp2p.peer.persistent": {
+        f"create_{kind}_{store}peerstore": FUNCTION for kind in ("sync", "async")
+        for store in ("", "sqlite_", "memory_", "leveldb_", "rocksdb_")
+    },
     "libp2p.security.insecure.transport": {
         "InsecureTransport": CLASS, "PLAINTEXT_PROTOCOL_ID": "/plaintext/2.0.0",
     },
