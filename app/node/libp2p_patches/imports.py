@@ -5,7 +5,7 @@ security protocol and discovery service py-libp2p has, with their dependencies: 
 aioquic), TLS and AutoTLS (httpx, requests, pyOpenSSL), WebSocket (trio-websocket), mDNS,
 UPnP, bootstrap discovery, plaintext and secio, persistent peerstores, the DNS resolvers of
 multiaddr (dnspython, which loads aioquic once more) and prometheus_client for metrics. About
-600 modules and 24 MiB of memory, in the window and in ``kith node``, none of which Kith runs:
+400 modules and 22 MiB of memory, in the window and in ``kith node``, none of which Kith runs:
 it speaks TCP, Noise and Yamux only (``app.node.host``), finds peers on the LAN with its own
 mDNS (``app.node.lan``) and in its own DHT, dials IP addresses only (``addr_policy`` refuses
 DNS names) and switches metrics off.
