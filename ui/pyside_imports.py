@@ -5,7 +5,7 @@ it, whether the module uses PySide6 (for ``from __feature__ import ...``): it re
 module's source with ``inspect.getsource``, and ``linecache`` keeps every line of it for the
 life of the process. For the window that is about 220 files and 6 MiB of memory. The check
 here gives the same answer (the source mentions "PySide6") from the file itself, which is
-then let go. ``tests/test_ui_app.py`` guards the internal it replaces.
+then let go. ``tests/test_pyside_imports.py`` guards the internal it replaces.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ py-libp2p (and multiaddr) imports from it, as classes and functions that raise `
 when used, exception classes nobody raises (they only appear in ``except`` clauses), and
 constants. Any other module or name under ``LEFT_OUT`` fails to import, loudly. Where one of
 these packages is already loaded for real (a program that imported py-libp2p before Kith),
-the hook stays out of its way. ``tests/test_libp2p_patches.py`` fails when an upgrade imports
+the hook stays out of its way. ``tests/test_libp2p_imports.py`` fails when an upgrade imports
 other names from these packages, or loads other packages.
 """
 
