@@ -210,8 +210,8 @@ class KithClient:
                 self._resolve(self._finished)
 
     async def _trio_main(self, ready: asyncio.Future[NodeReady]) -> None:
-        # Imported here: libp2p costs ~0.6 s to import, and only a running node needs it (the
-        # desktop app has imported it already, before Qt: app.main.preload_network_stack).
+        # Imported here, on the network thread: the node stack costs ~0.5 s and 45 MiB, and only
+        # a running node needs it (the window is already shown; a first run never loads it).
         from app.node.node import KithNode
         from app.node.resources import DEFAULT_LIMITS
 

@@ -174,17 +174,6 @@ def main_import(source: Path, profile_dir: Path | None) -> int:
     return 0
 
 
-def preload_network_stack() -> None:
-    """Import the node (libp2p, trio, zeroconf: about 1,200 modules) before Qt does.
-
-    PySide6 replaces ``builtins.__import__`` with its ``__feature__`` hook, and every module
-    imported through that hook costs more memory: the node stack takes 48 MiB of anonymous
-    memory when imported first and 78 MiB after PySide6, which is a window 30 MiB larger for
-    its whole life.
-    """
-    import app.node.node  # noqa: F401
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["node"]:
@@ -195,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     if not has_display():
         sys.stderr.write(NO_DISPLAY_HELP)
         return 2
-    preload_network_stack()
     if args.demo:
         from ui.shell.demo import run_demo
 

@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# As in the app: py-libp2p's unused parts stay out of the process (app.node.libp2p_patches.imports),
+# whichever test imports py-libp2p first.
+import app.node  # noqa: F401
+
 if TYPE_CHECKING:  # the GUI fixtures import Qt only when a test asks for them
     import qasync
     from PySide6.QtWidgets import QApplication

@@ -1,4 +1,3 @@
-# ruff: noqa: E402 - the network stack is imported before Qt, as in the app
 """How smooth the window stays while it receives a file.
 
     .venv/bin/python -m tests.benchmarks.file_ui_stall [--size 512]
@@ -20,10 +19,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-from app.main import preload_network_stack
-
-preload_network_stack()  # before Qt, as the kith command does: see its docstring
 
 import qasync
 from PySide6.QtCore import QTimer

@@ -27,8 +27,6 @@ from app.core.invite import InvalidInvite, parse_invite
 from app.core.room import invite_kind, parse_room_invite
 from app.store.profile import Profile, ProfileError
 from ui.bridge import EventBridge, TaskRunner
-from ui.identity.first_run import FirstRunDialog
-from ui.identity.identity_page import ImportProfileDialog
 from ui.identity.node_state import NodeState
 from ui.shell.single_instance import Handover, InstanceServer, hand_over
 from ui.style.resources import app_icon, ensure_emoji_font, ensure_ui_font
@@ -36,8 +34,10 @@ from ui.style.theme import apply_theme
 from ui.waits import signal_future, wait_painted
 from ui.window.main_window import MainWindow
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # dialogs are imported when first opened: a lighter window at start
     from app.client import KithClient
+    from ui.identity.first_run import FirstRunDialog
+    from ui.identity.identity_page import ImportProfileDialog
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class KithApp(QObject):
 
     async def ask_display_name(self) -> str | None:
         """The first-run dialog, awaited without a nested event loop; ``None`` if cancelled."""
+        from ui.identity.first_run import FirstRunDialog
         dialog = FirstRunDialog()
         dialog.import_requested.connect(lambda: self._import_profile(dialog))
         self.first_run_dialog = dialog
@@ -296,8 +297,9 @@ class KithApp(QObject):
         """First run ▸ Import a profile…: this computer takes over one exported elsewhere."""
         if self.profile is None:
             return None
+        from ui.identity.identity_page import ImportProfileDialog
         dialog = ImportProfileDialog(self.profile, self.runner, first_run)
-        dialog.imported.connect(lambda _: first_run.done(FirstRunDialog.DialogCode.Accepted))
+        dialog.imported.connect(lambda _: first_run.done(first_run.DialogCode.Accepted))
         dialog.finished.connect(lambda _: dialog.deleteLater())
         self.import_dialog = dialog
         dialog.open()

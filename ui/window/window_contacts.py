@@ -17,17 +17,17 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox, QPushButton
 from app.core.events import ContactChanged, ContactMailboxes, ContactRemoved, ContactRoute
 from app.core.invite import ContactInvite
 from app.core.records import ContactInfo, ContactState, short_peer_id
-from ui.contacts.add_contact import AddContactDialog
-from ui.contacts.blocked_dialog import BlockedDialog
-from ui.contacts.contact_details import ContactDetailsDialog
 from ui.sidebar.actions import ContactAction
 from ui.style.resources import tinted_icon
 from ui.widgets.confirm import confirm, destructive_button
 from ui.widgets.link_dialog import plain_words
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # dialogs are imported when first opened: a lighter window at start
     from app.client import KithClient
     from ui.bridge import EventBridge
+    from ui.contacts.add_contact import AddContactDialog
+    from ui.contacts.blocked_dialog import BlockedDialog
+    from ui.contacts.contact_details import ContactDetailsDialog
     from ui.window.frame import WindowFrame
 
 
@@ -211,6 +211,7 @@ class WindowContacts(QObject):
             return None
         dialog = self.details_dialogs.get(peer_id)
         if dialog is None:
+            from ui.contacts.contact_details import ContactDetailsDialog
             dialog = ContactDetailsDialog(window.state.peer_id, info, window)
             dialog.set_route(self.routes.get(peer_id, ""))
             dialog.rename_requested.connect(self.rename)
@@ -257,6 +258,7 @@ class WindowContacts(QObject):
 
     def show_blocked(self) -> BlockedDialog:
         if self.blocked_dialog is None:
+            from ui.contacts.blocked_dialog import BlockedDialog
             self.blocked_dialog = BlockedDialog(self.window)
             self.blocked_dialog.unblock_requested.connect(self.accept_request)
         self.blocked_dialog.set_blocked(self.window.sidebar.model.blocked())
@@ -268,6 +270,7 @@ class WindowContacts(QObject):
         if self.add_dialog is None:
             window = self.window
             client = window.client
+            from ui.contacts.add_contact import AddContactDialog
             dialog = AddContactDialog(
                 window.runner, window.state.peer_id,
                 client.add_contact if client is not None else None, window,

@@ -31,18 +31,18 @@ from app.core.events import (
     RoomSettingsChanged,
 )
 from app.core.records import ContactInfo, ContactState, RoomInfo, RoomMember, short_peer_id
-from ui.rooms.join_room import JoinRoomDialog
-from ui.rooms.new_room import NewRoomDialog
-from ui.rooms.room_invite import RoomInviteDialog
-from ui.rooms.room_settings import RoomSettingsDialog
 from ui.sidebar.actions import RoomAction
 from ui.style.resources import tinted_icon
 from ui.widgets.confirm import confirm, destructive_button
 from ui.widgets.link_dialog import plain_words
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # dialogs are imported when first opened: a lighter window at start
     from app.client import KithClient
     from ui.bridge import EventBridge
+    from ui.rooms.join_room import JoinRoomDialog
+    from ui.rooms.new_room import NewRoomDialog
+    from ui.rooms.room_invite import RoomInviteDialog
+    from ui.rooms.room_settings import RoomSettingsDialog
     from ui.window.frame import WindowFrame
 
 
@@ -319,6 +319,7 @@ class WindowRooms(QObject):
             if dialog is not None:
                 dialog.close()
             info = self.window.sidebar.model.room(room_id)
+            from ui.rooms.room_settings import RoomSettingsDialog
             dialog = RoomSettingsDialog(room_id, self.window.runner, self.window.client,
                                         self.author_name, info.name if info else "",
                                         self.window)
@@ -407,6 +408,7 @@ class WindowRooms(QObject):
         if self.new_room_dialog is None:
             window = self.window
             client = window.client
+            from ui.rooms.new_room import NewRoomDialog
             dialog = NewRoomDialog(
                 window.runner, client.create_room if client is not None else None, window)
             dialog.created.connect(self._room_ready)
@@ -426,6 +428,7 @@ class WindowRooms(QObject):
         if self.join_dialog is None:
             window = self.window
             client = window.client
+            from ui.rooms.join_room import JoinRoomDialog
             dialog = JoinRoomDialog(
                 window.runner, client.join_room if client is not None else None,
                 window.sidebar.model.room, window,
@@ -460,6 +463,7 @@ class WindowRooms(QObject):
             return None
         dialog = self.invite_dialogs.get(info.room_id)
         if dialog is None:
+            from ui.rooms.room_invite import RoomInviteDialog
             dialog = RoomInviteDialog(info, self.window)
             dialog.finished.connect(lambda _: self._forget_invite(info.room_id, dialog))
             dialog.send_requested.connect(lambda ids: self._send_invites(dialog, ids))

@@ -15,13 +15,13 @@ from PySide6.QtCore import QByteArray, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QPalette
 
 from app.store.profile import Settings
-from ui.identity.identity_page import ExportProfileDialog, IdentityPage
-from ui.settings.settings_dialog import PROFILE_TAB, SettingsDialog
 from ui.style.resources import tinted_icon
 from ui.style.theme import apply_theme
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # dialogs are imported when first opened: a lighter window at start
     from app.client import KithClient
+    from ui.identity.identity_page import ExportProfileDialog, IdentityPage
+    from ui.settings.settings_dialog import SettingsDialog
     from ui.window.frame import WindowFrame
 
 
@@ -102,13 +102,15 @@ class WindowSettings(QObject):
         if self.dialog is not None:
             self.dialog.set_client(client)
 
-    def show_settings(self, tab: int = PROFILE_TAB) -> SettingsDialog:
+    def show_settings(self, tab: int | None = None) -> SettingsDialog:
+        """The Settings dialog, opened at ``tab`` (default: the profile's) when not open yet."""
         if self.dialog is None:
+            from ui.settings.settings_dialog import PROFILE_TAB, SettingsDialog
             dialog = SettingsDialog(self.window.runner, self.client, self.window,
                                     state=self.window.state, has_tray=self.window.tray.available)
             dialog.saved.connect(self.apply)
             dialog.finished.connect(lambda _: self._forget(dialog))
-            dialog.tabs.setCurrentIndex(tab)
+            dialog.tabs.setCurrentIndex(PROFILE_TAB if tab is None else tab)
             self.dialog = dialog
         self.dialog.open()
         self.dialog.raise_()
@@ -121,6 +123,7 @@ class WindowSettings(QObject):
 
     def show_identity(self) -> IdentityPage:
         if self.identity_page is None:
+            from ui.identity.identity_page import IdentityPage
             page = IdentityPage(self.window.state, self.window)
             page.export_requested.connect(lambda: self.show_export())
             page.finished.connect(lambda _: self._forget_identity(page))
@@ -139,6 +142,7 @@ class WindowSettings(QObject):
         if self.profile_dir is None:
             return None
         if self.export_dialog is None:
+            from ui.identity.identity_page import ExportProfileDialog
             dialog = ExportProfileDialog(self.profile_dir, self.window.runner, self.window)
             dialog.finished.connect(lambda _: self._forget_export(dialog))
             self.export_dialog = dialog

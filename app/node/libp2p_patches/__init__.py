@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the import hook goes in before the patches import py-libp2p
 """Every change Kith makes to py-libp2p's internals, in one place.
 
 Kith pins py-libp2p 0.8.1. Where that version misbehaves against a hostile peer, or costs too
@@ -6,6 +7,12 @@ docstring says what is wrong, why it matters and what it relies on. Each has a g
 ``tests/test_libp2p_patches.py`` that fails when an upgrade moves that internal: then read the
 patch again, see whether upstream fixed it (``docs/libp2p-patches.md`` says what was reported
 or could be), and drop or adapt it.
+
+Before py-libp2p is first imported (this package's first lines, which ``app.node`` imports
+first):
+
+* ``imports.leave_out_unused_modules``: the transports, security protocols, discovery services
+  and metrics py-libp2p imports but Kith never runs are not loaded (about 400 modules and 22 MiB).
 
 For every connection of the process (``apply_process_patches``, from ``host.build_host``):
 
@@ -73,6 +80,10 @@ because ``Swarm.close_peer`` skips the second of two.
 """
 
 from __future__ import annotations
+
+from app.node.libp2p_patches.imports import leave_out_unused_modules
+
+leave_out_unused_modules()  # before the modules below import py-libp2p
 
 from app.node.libp2p_patches.kad_dht import bound_dht_answers
 from app.node.libp2p_patches.peer_record import carry_extra_fields

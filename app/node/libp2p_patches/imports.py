@@ -1,0 +1,177 @@
+"""Patch to what py-libp2p 0.8.1 imports: the parts Kith never runs are not loaded.
+
+Any py-libp2p module runs the package's ``__init__`` first, and that imports every transport,
+security protocol and discovery service py-libp2p has, with their dependencies: QUIC (and
+aioquic), TLS and AutoTLS (httpx, requests, pyOpenSSL), WebSocket (trio-websocket), mDNS,
+UPnP, bootstrap discovery, plaintext and secio, persistent peerstores, the DNS resolvers of
+multiaddr (dnspython, which loads aioquic once more) and prometheus_client for metrics. About
+400 modules and 22 MiB of memory, in the window and in ``kith node``, none of which Kith runs:
+it speaks TCP, Noise and Yamux only (``app.node.host``), finds peers on the LAN with its own
+mDNS (``app.node.lan``) and in its own DHT, dials IP addresses only (``addr_policy`` refuses
+DNS names) and switches metrics off.
+
+``leave_out_unused_modules`` installs an import hook that answers imports of the packages in
+``LEFT_OUT`` with stand-ins: a module of ``STAND_INS`` holds exactly the names the rest of
+py-libp2p (and multiaddr) imports from it, as classes and functions that raise ``NotLoaded``
+when used, exception classes nobody raises (they only appear in ``except`` clauses), and
+constants. Any other module or name under ``LEFT_OUT`` fails to import, loudly. Where one of
+these packages is already loaded for real (a program that imported py-libp2p before Kith),
+the hook stays out of its way. ``tests/test_libp2p_imports.py`` fails when an upgrade imports
+other names from these packages, or loads other packages.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+# Packages that are not loaded; a stand-in answers for each module of ``STAND_INS``.
+LEFT_OUT = (
+    "libp2p.discovery.bootstrap",
+    "libp2p.discovery.mdns",
+    "libp2p.discovery.upnp",
+    "libp2p.peer.persistent",
+    "libp2p.security.insecure",
+    "libp2p.security.secio",
+    "libp2p.security.tls",
+    "libp2p.transport.quic",
+    "libp2p.transport.websocket",
+    "multiaddr.resolvers",
+    "prometheus_client",
+)
+
+WHY = ("it is left out of Kith's process, which runs TCP, Noise and Yamux only "
+       "(app.node.libp2p_patches.imports)")
+
+
+class NotLoaded(ImportError):
+    """Something used a part of py-libp2p that Kith leaves out (``LEFT_OUT``)."""
+
+
+class _Kind:
+    def __init__(self, make: Callable[[str], object]) -> None:
+        self.make = make
+
+
+def _absent_class(qualname: str) -> type:
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise NotLoaded(f"{qualname}: {WHY}")
+
+    module, _, name = qualname.rpartition(".")
+    return type(name, (), {"__init__": refuse, "__module__": module, "__doc__": WHY})
+
+
+def _absent_error(qualname: str) -> type:
+    """An exception class for ``except`` clauses: nothing raises it, nothing is caught by it."""
+    module, _, name = qualname.rpartition(".")
+    return type(name, (Exception,), {"__module__": module, "__doc__": WHY})
+
+
+def _absent_function(qualname: str) -> Callable[..., NoReturn]:
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise NotLoaded(f"{qualname}: {WHY}")
+
+    refuse.__qualname__ = refuse.__name__ = qualname.rpartition(".")[2]
+    return refuse
+
+
+CLASS = _Kind(_absent_class)
+ERROR = _Kind(_absent_error)
+FUNCTION = _Kind(_absent_function)
+
+
+class NoDNSResolver:
+    """multiaddr's ``DNSResolver``, which py-libp2p's swarm builds whether or not it ever
+    resolves a name (it would load dnspython and aioquic). Kith dials IP addresses only."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def resolve(self, *args: object, **kwargs: object) -> NoReturn:
+        raise NotLoaded(f"multiaddr.resolvers.DNSResolver.resolve: {WHY}")
+
+
+# For each stand-in module, what py-libp2p 0.8.1 and multiaddr import from it: a kind above
+# (built per name) or the object itself.
+STAND_INS: dict[str, dict[str, object]] = {
+    "libp2p.discovery.bootstrap.bootstrap": {"BootstrapDiscovery": CLASS},
+    "libp2p.discovery.mdns.mdns": {"MDNSDiscovery": CLASS, "create_mdns_discovery": FUNCTION},
+    "libp2p.discovery.upnp.upnp": {"UpnpManager": CLASS},
+    "libp2p.peer.persistent": {
+        f"create_{kind}_{store}peerstore": FUNCTION for kind in ("sync", "async")
+        for store in ("", "sqlite_", "memory_", "leveldb_", "rocksdb_")
+    },
+    "libp2p.security.insecure.transport": {
+        "InsecureTransport": CLASS, "PLAINTEXT_PROTOCOL_ID": "/plaintext/2.0.0",
+    },
+    "libp2p.security.secio.transport": {},
+    "libp2p.security.tls.autotls.acme": {"ACMEClient": CLASS, "compute_b36_peer_id": FUNCTION},
+    "libp2p.security.tls.autotls.broker": {"BrokerClient": CLASS},
+    "libp2p.security.tls.transport": {"PROTOCOL_ID": "/tls/1.0.0", "TLSTransport": CLASS},
+    "libp2p.transport.quic.config": {"QUICTransportConfig": CLASS},
+    "libp2p.transport.quic.exceptions": {
+        "QUICStreamClosedError": ERROR, "QUICStreamResetError": ERROR,
+    },
+    "libp2p.transport.quic.stream": {"QUICStream": CLASS},
+    "libp2p.transport.quic.transport": {"QUICTransport": CLASS},
+    "libp2p.transport.quic.utils": {"is_quic_multiaddr": FUNCTION},
+    "libp2p.transport.websocket.connection": {"P2PWebSocketConnection": CLASS},
+    "libp2p.transport.websocket.transport": {"WebsocketTransport": CLASS},
+    "multiaddr.resolvers": {"DNSResolver": NoDNSResolver},
+    "multiaddr.resolvers.dns": {"DNSResolver": NoDNSResolver},
+    "prometheus_client": {
+        "CONTENT_TYPE_LATEST": "text/plain; version=0.0.4; charset=utf-8",
+        "CollectorRegistry": CLASS, "Counter": CLASS, "Gauge": CLASS, "Histogram": CLASS,
+        "generate_latest": FUNCTION, "start_http_server": FUNCTION,
+    },
+}
+
+
+def _root(name: str) -> str | None:
+    return next((root for root in LEFT_OUT if name == root or name.startswith(root + ".")),
+                None)
+
+
+def is_stand_in(module: object) -> bool:
+    return bool(getattr(module, "__kith_stand_in__", False))
+
+
+def _stand_in(name: str) -> types.ModuleType:
+    module = types.ModuleType(name, WHY)
+    module.__path__ = []  # a package: its submodules come to the hook too
+    module.__dict__["__kith_stand_in__"] = True
+    for attr, value in STAND_INS.get(name, {}).items():
+        setattr(module, attr, value.make(f"{name}.{attr}") if isinstance(value, _Kind) else value)
+
+    def missing(attr: str) -> Any:
+        raise AttributeError(f"{name}.{attr}: {WHY}")
+
+    module.__dict__["__getattr__"] = missing
+    return module
+
+
+class _LeaveOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        root = _root(fullname)
+        if root is None or (root in sys.modules and not is_stand_in(sys.modules[root])):
+            return None
+        if not any(known == fullname or known.startswith(fullname + ".") for known in STAND_INS):
+            raise ModuleNotFoundError(f"{fullname}: {WHY}", name=fullname)
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return _stand_in(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+def leave_out_unused_modules() -> None:
+    """Install the import hook (once); call before anything imports py-libp2p or multiaddr."""
+    if not any(isinstance(finder, _LeaveOut) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _LeaveOut())
