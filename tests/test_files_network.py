@@ -594,16 +594,14 @@ def test_only_chunks_verified_before_a_restart_are_read_back(tmp_path: Path) -> 
     part = tmp_path / "x.part"
     part.write_bytes(b"")
     written = bytearray(1)
-    with open(part, "r+b", 0) as f:
+    with disk.PartFile(str(part)) as f:
         for i in (1, 0, 3, 2, 5):   # written (and verified) by this process, out of order
             piece = data[i * chunk:(i + 1) * chunk]
             assert disk.write_at(f, i * chunk, piece, hashes[i * 32:(i + 1) * 32])
             disk.set_bit(written, i)
         assert not disk.write_at(f, 4 * chunk, b"bad" * 10, hashes[4 * 32:5 * 32])
-        f.seek(4 * chunk)
-        f.write(b"lost in a crash".ljust(chunk, b"\0"))  # chunk 4: verified before a restart
-        f.seek(len(data))
-        f.write(b"beyond the end")
+        f.write(4 * chunk, b"lost in a crash".ljust(chunk, b"\0"))  # verified before a restart
+        f.write(len(data), b"beyond the end")
     # Chunk 4 is read back and caught; the file is cut to the offered size.
     assert disk.bad_chunks(str(part), offer, hashes, written) == [4]
     assert part.stat().st_size == len(data)
