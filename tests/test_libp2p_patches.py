@@ -19,6 +19,7 @@ import trio
 from libp2p.abc import ConnectionType
 from libp2p.custom_types import TProtocol
 from libp2p.host.basic_host import BasicHost
+from libp2p.io.msgio import BaseMsgReadWriter
 from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
 from libp2p.network.connection.raw_connection import RawConnection
@@ -32,7 +33,11 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
-from libp2p.security.noise.io import BaseNoiseMsgReadWriter
+from libp2p.security.noise.io import (
+    BaseNoiseMsgReadWriter,
+    NoisePacketReadWriter,
+    NoiseTransportReadWriter,
+)
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
@@ -60,6 +65,11 @@ def _names(function: object) -> set[str]:
     return names
 
 
+def _upstream(function: object) -> object:
+    """py-libp2p's function behind a patch that keeps it as ``__wrapped__``."""
+    return getattr(function, "__wrapped__", function)
+
+
 def _params(function: object) -> list[str]:
     return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
 
@@ -81,7 +91,7 @@ def test_read_tcp_ahead_internals() -> None:
 
 def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
     # YamuxStream.write reads the module's frame size at each call.
-    assert "MAX_MESSAGE_SIZE" in _names(YamuxStream.write)
+    assert "MAX_MESSAGE_SIZE" in _names(_upstream(YamuxStream.write))
     # Credit release on every read is an environment switch, read at call time.
     assert "RELEASE_ON_READ" in inspect.getsource(yamux._yamux_release_on_read)
 
@@ -89,10 +99,31 @@ def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
 # -- Yamux ----------------------------------------------------------------------------------
 
 
+def test_write_in_batches_internals() -> None:
+    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
+    assert YamuxStream.write.__qualname__.startswith("write_in_batches.")
+    # What the batched write takes from py-libp2p: the stream's locks and window, the
+    # connection's write lock, and Noise's state, 2-byte length prefix and raw connection.
+    upstream_write = inspect.getsource(YamuxStream.write.__wrapped__)  # type: ignore[attr-defined]
+    for used in ("self.rw_lock.write_lock()", "self.send_window -= to_send",
+                 "self.send_closed", "self.closed", "await self.conn._write_frame(frame)",
+                 "with trio.move_on_after(5.0)"):
+        assert used in upstream_write, used
+    assert "_write_lock" in inspect.getsource(Yamux.__init__)
+    assert NoisePacketReadWriter.size_len_bytes == 2
+    assert "self.noise_state.encrypt(data)" in inspect.getsource(NoiseTransportReadWriter.encrypt)
+    assert "self.read_writer = NoisePacketReadWriter(" in inspect.getsource(
+        BaseNoiseMsgReadWriter.__init__)
+    assert "self.read_write_closer = read_write_closer" in inspect.getsource(
+        BaseMsgReadWriter.__init__)
+
+
+
 def test_write_frames_whole_internals() -> None:
     # Every frame goes through _write_frame, under the connection's write lock...
     assert _params(Yamux._write_frame) == ["self", "data"]
-    for method in (YamuxStream.write, YamuxStream.close, YamuxStream.reset, Yamux.close):
+    for method in (_upstream(YamuxStream.write), YamuxStream.close, YamuxStream.reset,
+                   Yamux.close):
         assert "_write_frame" in _names(method), method
     assert "_write_lock" in _names(Yamux.__init__)
     # ... Noise encrypts (spends a nonce) before it awaits the socket, which is why a cancelled
