@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import libp2p.host.basic_host as basic_host
@@ -16,6 +17,7 @@ import libp2p.kad_dht.peer_routing as peer_routing
 import multiaddr
 import pytest
 import trio
+import trio.lowlevel
 from libp2p.abc import ConnectionType
 from libp2p.custom_types import TProtocol
 from libp2p.host.basic_host import BasicHost
@@ -24,6 +26,7 @@ from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.connection.swarm_connection import SwarmConn
+from libp2p.network.stream.net_stream import NetStream
 from libp2p.network.swarm import Swarm
 from libp2p.peer.peerdata import PeerData
 from libp2p.peer.peerinfo import PeerInfo
@@ -46,6 +49,7 @@ from app.core.identity import Identity
 from app.node.gossip import ChatGossipSub, GossipConfig, KithPubsub, build_router
 from app.node.hole_punch import _KithDCUtR
 from app.node.host import build_host
+from app.node.libp2p_patches.locks import QuickLock
 from app.node.libp2p_patches.peerstore import IDENTIFY_MODULES
 from app.node.libp2p_patches.yamux import WindowedYamux
 
@@ -65,7 +69,7 @@ def _names(function: object) -> set[str]:
     return names
 
 
-def _upstream(function: object) -> object:
+def _upstream(function: Callable[..., Any]) -> Callable[..., Any]:
     """py-libp2p's function behind a patch that keeps it as ``__wrapped__``."""
     return getattr(function, "__wrapped__", function)
 
@@ -99,6 +103,68 @@ def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
 # -- Yamux ----------------------------------------------------------------------------------
 
 
+def test_quick_stream_locks_internals() -> None:
+    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
+    assert Yamux.__init__.__qualname__.startswith("quick_stream_locks.")
+    assert NetStream.__init__.__qualname__.startswith("quick_stream_locks.")
+    # Both locks are made in the constructors and only ever used with ``async with``.
+    for cls, name in ((Yamux, "streams_lock"), (NetStream, "_state_lock")):
+        assert f"self.{name} = trio.Lock()" in inspect.getsource(_upstream(cls.__init__))
+        source = inspect.getsource(inspect.getmodule(cls))  # type: ignore[arg-type]
+        assert source.count(f"self.{name}") == source.count(f"async with self.{name}:") + 1
+
+
+async def _other_task_runs_during(enter: Callable[[], Awaitable[None]]) -> int:
+    """How many times another runnable task got to run while ``enter`` ran 100 times."""
+    ran = 0
+
+    async def other() -> None:
+        nonlocal ran
+        while True:
+            ran += 1
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        await trio.lowlevel.checkpoint()
+        before = ran
+        for _ in range(100):
+            await enter()
+        during = ran - before
+        nursery.cancel_scope.cancel()
+    return during
+
+
+def test_a_free_quick_lock_is_taken_without_yielding_and_a_held_one_still_excludes() -> None:
+    async def scenario() -> None:
+        lock = QuickLock()
+
+        async def take() -> None:
+            async with lock:
+                pass
+
+        assert await _other_task_runs_during(take) == 0
+        # Held by one task, another waits until it is released.
+        order: list[str] = []
+
+        holding = trio.Event()
+
+        async def holder() -> None:
+            async with lock:
+                holding.set()
+                await trio.sleep(0.01)
+                order.append("holder done")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(holder)
+            await holding.wait()
+            async with lock:
+                order.append("waiter in")
+        assert order == ["holder done", "waiter in"]
+
+    trio.run(scenario)
+
+
 def test_write_in_batches_internals() -> None:
     build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
     assert YamuxStream.write.__qualname__.startswith("write_in_batches.")
@@ -109,7 +175,7 @@ def test_write_in_batches_internals() -> None:
                  "self.send_closed", "self.closed", "await self.conn._write_frame(frame)",
                  "with trio.move_on_after(5.0)"):
         assert used in upstream_write, used
-    assert "_write_lock" in inspect.getsource(Yamux.__init__)
+    assert "_write_lock" in inspect.getsource(_upstream(Yamux.__init__))
     assert NoisePacketReadWriter.size_len_bytes == 2
     assert "self.noise_state.encrypt(data)" in inspect.getsource(NoiseTransportReadWriter.encrypt)
     assert "self.read_writer = NoisePacketReadWriter(" in inspect.getsource(
@@ -125,7 +191,7 @@ def test_write_frames_whole_internals() -> None:
     for method in (_upstream(YamuxStream.write), YamuxStream.close, YamuxStream.reset,
                    Yamux.close):
         assert "_write_frame" in _names(method), method
-    assert "_write_lock" in _names(Yamux.__init__)
+    assert "_write_lock" in _names(_upstream(Yamux.__init__))
     # ... Noise encrypts (spends a nonce) before it awaits the socket, which is why a cancelled
     # write broke the connection ...
     source = inspect.getsource(BaseNoiseMsgReadWriter.write_msg)
@@ -144,7 +210,8 @@ def test_enforce_yamux_windows_internals() -> None:
     assert "self.streams[stream_id].recv_window -= len(data)" in incoming
     # ... and a TooSlowError raised there closes the connection.
     assert "except trio.TooSlowError:\n                        raise" in incoming
-    assert "self.stream_buffers: dict[int, bytearray] = {}" in inspect.getsource(Yamux.__init__)
+    assert "self.stream_buffers: dict[int, bytearray] = {}" in inspect.getsource(
+        _upstream(Yamux.__init__))
     build_host(Identity.generate(), [LOOPBACK])
     assert muxer_multistream.Yamux is WindowedYamux
 
@@ -158,7 +225,7 @@ def test_cap_and_widen_receive_window_internals() -> None:
     assert "total_delta += self._apply_autotune_epoch(buffered)" in inspect.getsource(
         YamuxStream._auto_tune_and_send_window_update)
     # ... and ``widen_receive_window`` sets the window under its lock and sends the credit.
-    init = _names(YamuxStream.__init__)
+    init = _names(_upstream(YamuxStream.__init__))
     assert {"window_lock", "recv_window", "target_recv_window"} <= init
     assert _params(YamuxStream.send_window_update)[:2] == ["self", "increment"]
 
@@ -178,7 +245,7 @@ def test_serve_inbound_connections_internals() -> None:
     # What the replacement calls.
     assert _params(Swarm.upgrade_inbound_raw_conn) == ["self", "raw_conn", "maddr"]
     assert _params(RawConnection)[:2] == ["stream", "initiator"]
-    assert "self.event_closed = trio.Event()" in inspect.getsource(Yamux.__init__)
+    assert "self.event_closed = trio.Event()" in inspect.getsource(_upstream(Yamux.__init__))
 
 
 def test_stop_auto_dialing_internals() -> None:
