@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+from libp2p.peer.id import ID
 
 from app.core import files as fc
 from app.core.events import Event
-from app.node.files import disk, downloading
+from app.node.files import PROTOCOL_ID, disk, downloading, serving
+from app.node.framing import write_frame
 from app.node.node import KithNode
 from tests.payload import MiB, content_hash, file_hash, make_file
 from tests.peers import Peer, befriend, peers
@@ -638,5 +641,44 @@ def test_progress_shown_is_already_recorded(tmp_path: Path) -> None:
             moving = [(shown, recorded) for shown, recorded in checked if 0 < shown < 100 * MiB]
             assert moving, "no progress shown part-way"
             assert all(shown <= recorded for shown, recorded in checked), checked
+
+    run(scenario)
+
+
+def test_the_next_chunk_is_read_while_one_is_being_sent(tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """Serving a request of several chunks, the sender reads and checks the next chunk while
+    the current one goes out: here the receiver reads nothing, so chunk 0 cannot be sent whole
+    (a stream's window is 256 KiB), and chunk 1 is read all the same."""
+    read: list[int] = []
+    real = serving.read_served
+
+    def recorded(path: str, offset: int, length: int, *rest: Any) -> bytes | None:
+        read.append(offset // MiB)
+        return real(path, offset, length, *rest)
+
+    monkeypatch.setattr(serving, "read_served", recorded)
+
+    async def scenario() -> None:
+        source = tmp_path / "data.bin"
+        make_file(source, 3 * MiB)
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            offer = await ada.client.send_file(bob.peer_id, str(source))
+            await bob.wait_event("file_offer", transfer=offer.transfer)
+
+            async def request_and_wait(node: KithNode) -> list[int]:
+                stream = await node.host.new_stream(ID.from_base58(ada.peer_id), [PROTOCOL_ID])
+                try:
+                    await write_frame(stream, fc.encode_request(
+                        bytes.fromhex(offer.transfer), fc.OP_GET_CHUNKS, (0, 1, 2)))
+                    with trio.fail_after(10):
+                        while 1 not in read:
+                            await trio.sleep(0.01)
+                    return list(read)
+                finally:
+                    await stream.reset()
+
+            assert await bob.client.call(request_and_wait) == [0, 1]
 
     run(scenario)

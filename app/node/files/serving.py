@@ -41,6 +41,27 @@ SERVE_IDLE = 120.0          # a serving stream with no request for this long is 
 Tell = Callable[[str, fc.FileControl], None]  # tell a peer about a transfer (a file control)
 
 
+class _ReadAhead:
+    """One chunk being read and checked in a worker thread (``read``'s answer, when done)."""
+
+    def __init__(self, nursery: trio.Nursery,
+                 read: Callable[[int, tuple[int | None, int | None] | None], bytes | None],
+                 index: int, unchanged: tuple[int | None, int | None] | None) -> None:
+        self._done = trio.Event()
+        self._data: bytes | None = None
+        nursery.start_soon(self._run, read, index, unchanged)
+
+    async def _run(self, read: Callable[[int, tuple[int | None, int | None] | None],
+                                        bytes | None],
+                   index: int, unchanged: tuple[int | None, int | None] | None) -> None:
+        self._data = await trio.to_thread.run_sync(read, index, unchanged)
+        self._done.set()
+
+    async def result(self) -> bytes | None:
+        await self._done.wait()
+        return self._data
+
+
 class Serving:
     """The ``/kith/file/1.0.0`` handler, and what it served (``served``, for tests and speed)."""
 
@@ -135,21 +156,29 @@ class Serving:
         if any(i >= offer.chunks for i in indexes):
             raise FrameError("chunk index out of range")
         unchanged = (t.src_size, t.src_mtime) if t.outgoing else None
-        for n, i in enumerate(indexes):
-            if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
-                raise FrameError("the transfer was revoked while being served")
-            length = fc.chunk_length(i, offer.size, offer.chunk_size)
-            data = await trio.to_thread.run_sync(
-                read_served, path, i * offer.chunk_size, length, unchanged,
-                hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
-            unchanged = None  # checked once per request
-            if data is None:
-                await self._not_the_offered_file(t)
-                raise FrameError(f"{path} is no longer the offered file")
-            if self.send_hook is not None:
-                data = self.send_hook(i, data)
-            await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
-            self._count_served(t, i, length)
+
+        def read(i: int, unchanged: tuple[int | None, int | None] | None) -> bytes | None:
+            return read_served(path, i * offer.chunk_size,
+                               fc.chunk_length(i, offer.size, offer.chunk_size), unchanged,
+                               hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
+
+        async with trio.open_nursery() as nursery:
+            # The next chunk is read and checked in a worker thread while this one is sent.
+            ahead = _ReadAhead(nursery, read, indexes[0], unchanged)  # size and time: once
+            for n, i in enumerate(indexes):
+                if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
+                    raise FrameError("the transfer was revoked while being served")
+                data = await ahead.result()
+                if n + 1 < len(indexes):
+                    ahead = _ReadAhead(nursery, read, indexes[n + 1], None)
+                if data is None:
+                    await self._not_the_offered_file(t)
+                    raise FrameError(f"{path} is no longer the offered file")
+                if self.send_hook is not None:
+                    data = self.send_hook(i, data)
+                length = len(data)
+                await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
+                self._count_served(t, i, length)
 
     async def _not_the_offered_file(self, t: StoredTransfer) -> None:
         """What is at ``t.path`` is not the offered file (any more): stop serving it."""
