@@ -57,7 +57,7 @@ from app.store.transfers import StoredTransfer, TransferStore
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT_BYTES = 16 << 20  # requested and not yet received, per source (4 chunks of 4 MiB)
+IN_FLIGHT_BYTES = 8 << 20   # requested and not yet received, per source (8 chunks of 1 MiB)
 WRITE_QUEUE_BYTES = 4 << 20  # received and waiting for the disk writer, at most
 MAX_BAD_CHUNKS = 3          # a source that sends this many bad chunks is dropped
 READ_TIMEOUT = 30.0         # no data for this long: the source is gone

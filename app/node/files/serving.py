@@ -44,17 +44,15 @@ Tell = Callable[[str, fc.FileControl], None]  # tell a peer about a transfer (a 
 class _ReadAhead:
     """One chunk being read and checked in a worker thread (``read``'s answer, when done)."""
 
-    def __init__(self, nursery: trio.Nursery,
-                 read: Callable[[int, tuple[int | None, int | None] | None], bytes | None],
-                 index: int, unchanged: tuple[int | None, int | None] | None) -> None:
+    def __init__(self, nursery: trio.Nursery, read: Callable[[int], bytes | None],
+                 transfer: bytes, index: int) -> None:
+        self.key = (transfer, index)
         self._done = trio.Event()
         self._data: bytes | None = None
-        nursery.start_soon(self._run, read, index, unchanged)
+        nursery.start_soon(self._run, read, index)
 
-    async def _run(self, read: Callable[[int, tuple[int | None, int | None] | None],
-                                        bytes | None],
-                   index: int, unchanged: tuple[int | None, int | None] | None) -> None:
-        self._data = await trio.to_thread.run_sync(read, index, unchanged)
+    async def _run(self, read: Callable[[int], bytes | None], index: int) -> None:
+        self._data = await trio.to_thread.run_sync(read, index)
         self._done.set()
 
     async def result(self) -> bytes | None:
@@ -120,65 +118,74 @@ class Serving:
             await stream.reset()
             return
         wait = self._first_frame_timeout  # then SERVE_IDLE between requests
-        while True:
-            try:
-                with trio.fail_after(wait):
-                    payload = await read_frame(stream, fc.MAX_REQUEST)
-            except StreamEOF:
-                await stream.close()
-                return
-            except trio.TooSlowError:
-                log.info("closing a file stream from %s: no request for %.0f s", peer_id, wait)
-                await stream.reset()
-                return
-            wait = SERVE_IDLE
-            request = fc.decode_request(payload)
-            t = self.store.get(request.transfer)
-            allowed, path = self._servable(t, peer_id)
-            if not allowed or t is None:
-                raise FrameError("file request for a transfer this peer may not have")
-            if request.op == fc.OP_HAVE:
-                await write_frame(stream, b"\x01" if path else b"\x00")
-                continue
-            if path is None or t.hashes is None:
-                raise FrameError("file request for a file we do not hold")
-            if request.op == fc.OP_GET_HASHES:
-                step = fc.MAX_HASHES_FRAME
-                for offset in range(0, len(t.hashes), step):
-                    await write_frame(stream, t.hashes[offset:offset + step])
-                continue
-            await self._serve_chunks(stream, t, path, request.indexes, peer_id)
+        async with trio.open_nursery() as nursery:
+            ahead: _ReadAhead | None = None  # the chunk after the last one sent, being read
+            while True:
+                try:
+                    with trio.fail_after(wait):
+                        payload = await read_frame(stream, fc.MAX_REQUEST)
+                except StreamEOF:
+                    await stream.close()
+                    return
+                except trio.TooSlowError:
+                    log.info("closing a file stream from %s: no request for %.0f s", peer_id, wait)
+                    await stream.reset()
+                    return
+                wait = SERVE_IDLE
+                request = fc.decode_request(payload)
+                t = self.store.get(request.transfer)
+                allowed, path = self._servable(t, peer_id)
+                if not allowed or t is None:
+                    raise FrameError("file request for a transfer this peer may not have")
+                if request.op == fc.OP_HAVE:
+                    await write_frame(stream, b"\x01" if path else b"\x00")
+                    continue
+                if path is None or t.hashes is None:
+                    raise FrameError("file request for a file we do not hold")
+                if request.op == fc.OP_GET_HASHES:
+                    step = fc.MAX_HASHES_FRAME
+                    for offset in range(0, len(t.hashes), step):
+                        await write_frame(stream, t.hashes[offset:offset + step])
+                    continue
+                ahead = await self._serve_chunks(stream, t, path, request.indexes, peer_id,
+                                                 nursery, ahead)
 
     async def _serve_chunks(self, stream: Stream, t: StoredTransfer, path: str,
-                            indexes: tuple[int, ...], peer_id: str) -> None:
+                            indexes: tuple[int, ...], peer_id: str, nursery: trio.Nursery,
+                            ahead: _ReadAhead | None) -> _ReadAhead | None:
+        """Send the chunks ``indexes``, each read and checked in a worker thread while the one
+        before it is sent; the chunk after the last one is read too (the next request usually
+        asks for it), and that read, started, is returned for the next request."""
         offer, hashes = t.offer, t.hashes
         assert hashes is not None
         if any(i >= offer.chunks for i in indexes):
             raise FrameError("chunk index out of range")
         unchanged = (t.src_size, t.src_mtime) if t.outgoing else None
 
-        def read(i: int, unchanged: tuple[int | None, int | None] | None) -> bytes | None:
+        def read(i: int) -> bytes | None:
             return read_served(path, i * offer.chunk_size,
                                fc.chunk_length(i, offer.size, offer.chunk_size), unchanged,
                                hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
 
-        async with trio.open_nursery() as nursery:
-            # The next chunk is read and checked in a worker thread while this one is sent.
-            ahead = _ReadAhead(nursery, read, indexes[0], unchanged)  # size and time: once
-            for n, i in enumerate(indexes):
-                if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
-                    raise FrameError("the transfer was revoked while being served")
-                data = await ahead.result()
-                if n + 1 < len(indexes):
-                    ahead = _ReadAhead(nursery, read, indexes[n + 1], None)
-                if data is None:
-                    await self._not_the_offered_file(t)
-                    raise FrameError(f"{path} is no longer the offered file")
-                if self.send_hook is not None:
-                    data = self.send_hook(i, data)
-                length = len(data)
-                await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
-                self._count_served(t, i, length)
+        if ahead is None or ahead.key != (offer.transfer, indexes[0]):
+            ahead = _ReadAhead(nursery, read, offer.transfer, indexes[0])
+        for n, i in enumerate(indexes):
+            if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
+                raise FrameError("the transfer was revoked while being served")
+            assert ahead is not None  # started for every index below offer.chunks
+            data = await ahead.result()
+            following = indexes[n + 1] if n + 1 < len(indexes) else i + 1
+            ahead = (_ReadAhead(nursery, read, offer.transfer, following)
+                     if following < offer.chunks else None)
+            if data is None:
+                await self._not_the_offered_file(t)
+                raise FrameError(f"{path} is no longer the offered file")
+            if self.send_hook is not None:
+                data = self.send_hook(i, data)
+            length = len(data)
+            await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
+            self._count_served(t, i, length)
+        return ahead
 
     async def _not_the_offered_file(self, t: StoredTransfer) -> None:
         """What is at ``t.path`` is not the offered file (any more): stop serving it."""
