@@ -117,38 +117,41 @@ class Serving:
         if self._contacts.state(peer_id) is ContactState.BLOCKED:
             await stream.reset()
             return
+        async with trio.open_nursery() as nursery:  # for chunks read ahead
+            await self._serve_requests(stream, peer_id, nursery)
+
+    async def _serve_requests(self, stream: Stream, peer_id: str, nursery: trio.Nursery) -> None:
         wait = self._first_frame_timeout  # then SERVE_IDLE between requests
-        async with trio.open_nursery() as nursery:
-            ahead: _ReadAhead | None = None  # the chunk after the last one sent, being read
-            while True:
-                try:
-                    with trio.fail_after(wait):
-                        payload = await read_frame(stream, fc.MAX_REQUEST)
-                except StreamEOF:
-                    await stream.close()
-                    return
-                except trio.TooSlowError:
-                    log.info("closing a file stream from %s: no request for %.0f s", peer_id, wait)
-                    await stream.reset()
-                    return
-                wait = SERVE_IDLE
-                request = fc.decode_request(payload)
-                t = self.store.get(request.transfer)
-                allowed, path = self._servable(t, peer_id)
-                if not allowed or t is None:
-                    raise FrameError("file request for a transfer this peer may not have")
-                if request.op == fc.OP_HAVE:
-                    await write_frame(stream, b"\x01" if path else b"\x00")
-                    continue
-                if path is None or t.hashes is None:
-                    raise FrameError("file request for a file we do not hold")
-                if request.op == fc.OP_GET_HASHES:
-                    step = fc.MAX_HASHES_FRAME
-                    for offset in range(0, len(t.hashes), step):
-                        await write_frame(stream, t.hashes[offset:offset + step])
-                    continue
-                ahead = await self._serve_chunks(stream, t, path, request.indexes, peer_id,
-                                                 nursery, ahead)
+        ahead: _ReadAhead | None = None  # the chunk after the last one sent, being read
+        while True:
+            try:
+                with trio.fail_after(wait):
+                    payload = await read_frame(stream, fc.MAX_REQUEST)
+            except StreamEOF:
+                await stream.close()
+                return
+            except trio.TooSlowError:
+                log.info("closing a file stream from %s: no request for %.0f s", peer_id, wait)
+                await stream.reset()
+                return
+            wait = SERVE_IDLE
+            request = fc.decode_request(payload)
+            t = self.store.get(request.transfer)
+            allowed, path = self._servable(t, peer_id)
+            if not allowed or t is None:
+                raise FrameError("file request for a transfer this peer may not have")
+            if request.op == fc.OP_HAVE:
+                await write_frame(stream, b"\x01" if path else b"\x00")
+                continue
+            if path is None or t.hashes is None:
+                raise FrameError("file request for a file we do not hold")
+            if request.op == fc.OP_GET_HASHES:
+                step = fc.MAX_HASHES_FRAME
+                for offset in range(0, len(t.hashes), step):
+                    await write_frame(stream, t.hashes[offset:offset + step])
+                continue
+            ahead = await self._serve_chunks(stream, t, path, request.indexes, peer_id,
+                                             nursery, ahead)
 
     async def _serve_chunks(self, stream: Stream, t: StoredTransfer, path: str,
                             indexes: tuple[int, ...], peer_id: str, nursery: trio.Nursery,
