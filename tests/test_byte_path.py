@@ -20,6 +20,7 @@ from multiaddr import Multiaddr
 from app.core.identity import Identity
 from app.node.host import build_host
 from app.node.libp2p_patches import apply_process_patches
+from app.node.libp2p_patches.yamux import BULK_WINDOW, FRAME_PAYLOAD, widen_receive_window
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
 PROTOCOL = TProtocol("/kith-test/bytes/1.0.0")
@@ -110,6 +111,45 @@ def test_bodies_arrive_whole_in_one_noise_message_or_split_over_two() -> None:
                 while len(received) < len(sizes):
                     await trio.sleep(0.01)
         assert received == payloads
+
+    trio.run(scenario)
+
+
+def test_a_large_write_goes_out_a_few_frames_per_socket_write() -> None:
+    """py-libp2p 0.8.1 wrote every frame to the socket alone (64 writes for 4 MiB)."""
+
+    async def scenario() -> None:
+        payload = os.urandom(4 << 20)
+        received: list[bytes] = []
+
+        async def serve(stream: INetStream) -> None:
+            await widen_receive_window(stream, BULK_WINDOW)  # the sender never waits for credit
+            assert await stream.read(1) == b"?"
+            await stream.write(b"go")
+            received.append(await read_exactly(stream, len(payload), 1 << 20))
+            await stream.write(b"ok")
+
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, serve)
+            stream = await a.new_stream(b.get_id(), [PROTOCOL])
+            await stream.write(b"?")  # opens the stream at the other side
+            assert await stream.read(2) == b"go"
+            session = stream.muxed_conn.secured_conn  # type: ignore[attr-defined]
+            raw = session.conn.read_writer.read_write_closer
+            writes: list[int] = []
+            real_write = raw.write
+
+            async def counted(data: bytes) -> None:
+                writes.append(len(data))
+                await real_write(data)
+
+            raw.write = counted
+            with trio.fail_after(20):
+                await stream.write(payload)
+                assert await stream.read(2) == b"ok"
+        assert received == [payload]
+        frames = -(-len(payload) // FRAME_PAYLOAD)
+        assert len(writes) <= frames // 4 + 4  # four frames a write (and a credit frame or so)
 
     trio.run(scenario)
 

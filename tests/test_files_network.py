@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+from libp2p.peer.id import ID
 
 from app.core import files as fc
 from app.core.events import Event
-from app.node.files import disk, downloading
+from app.node.files import PROTOCOL_ID, disk, downloading, serving
+from app.node.framing import write_frame
 from app.node.node import KithNode
 from tests.payload import MiB, content_hash, file_hash, make_file
 from tests.peers import Peer, befriend, peers
@@ -594,16 +597,14 @@ def test_only_chunks_verified_before_a_restart_are_read_back(tmp_path: Path) -> 
     part = tmp_path / "x.part"
     part.write_bytes(b"")
     written = bytearray(1)
-    with open(part, "r+b", 0) as f:
+    with disk.PartFile(str(part)) as f:
         for i in (1, 0, 3, 2, 5):   # written (and verified) by this process, out of order
             piece = data[i * chunk:(i + 1) * chunk]
             assert disk.write_at(f, i * chunk, piece, hashes[i * 32:(i + 1) * 32])
             disk.set_bit(written, i)
         assert not disk.write_at(f, 4 * chunk, b"bad" * 10, hashes[4 * 32:5 * 32])
-        f.seek(4 * chunk)
-        f.write(b"lost in a crash".ljust(chunk, b"\0"))  # chunk 4: verified before a restart
-        f.seek(len(data))
-        f.write(b"beyond the end")
+        f.write(4 * chunk, b"lost in a crash".ljust(chunk, b"\0"))  # verified before a restart
+        f.write(len(data), b"beyond the end")
     # Chunk 4 is read back and caught; the file is cut to the offered size.
     assert disk.bad_chunks(str(part), offer, hashes, written) == [4]
     assert part.stat().st_size == len(data)
@@ -640,5 +641,45 @@ def test_progress_shown_is_already_recorded(tmp_path: Path) -> None:
             moving = [(shown, recorded) for shown, recorded in checked if 0 < shown < 100 * MiB]
             assert moving, "no progress shown part-way"
             assert all(shown <= recorded for shown, recorded in checked), checked
+
+    run(scenario)
+
+
+def test_the_next_chunk_is_read_while_one_is_being_sent(tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """The sender reads and checks the next chunk while the current one goes out, the chunk
+    after a request's last too (the next request usually asks for it): here the receiver asks
+    for chunk 0 and reads nothing, so chunk 0 cannot be sent whole (a stream's window is
+    256 KiB), and chunk 1 is read all the same."""
+    read: list[int] = []
+    real = serving.read_served
+
+    def recorded(path: str, offset: int, length: int, *rest: Any) -> bytes | None:
+        read.append(offset // MiB)
+        return real(path, offset, length, *rest)
+
+    monkeypatch.setattr(serving, "read_served", recorded)
+
+    async def scenario() -> None:
+        source = tmp_path / "data.bin"
+        make_file(source, 3 * MiB)
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            offer = await ada.client.send_file(bob.peer_id, str(source))
+            await bob.wait_event("file_offer", transfer=offer.transfer)
+
+            async def request_and_wait(node: KithNode) -> list[int]:
+                stream = await node.host.new_stream(ID.from_base58(ada.peer_id), [PROTOCOL_ID])
+                try:
+                    await write_frame(stream, fc.encode_request(
+                        bytes.fromhex(offer.transfer), fc.OP_GET_CHUNKS, (0,)))
+                    with trio.fail_after(10):
+                        while 1 not in read:
+                            await trio.sleep(0.01)
+                    return list(read)
+                finally:
+                    await stream.reset()
+
+            assert await bob.client.call(request_and_wait) == [0, 1]
 
     run(scenario)

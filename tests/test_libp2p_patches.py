@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import libp2p.host.basic_host as basic_host
@@ -16,9 +17,11 @@ import libp2p.kad_dht.peer_routing as peer_routing
 import multiaddr
 import pytest
 import trio
+import trio.lowlevel
 from libp2p.abc import ConnectionType
 from libp2p.custom_types import TProtocol
 from libp2p.host.basic_host import BasicHost
+from libp2p.io.msgio import BaseMsgReadWriter
 from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
 from libp2p.network.connection.raw_connection import RawConnection
@@ -32,7 +35,11 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
-from libp2p.security.noise.io import BaseNoiseMsgReadWriter
+from libp2p.security.noise.io import (
+    BaseNoiseMsgReadWriter,
+    NoisePacketReadWriter,
+    NoiseTransportReadWriter,
+)
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
@@ -60,6 +67,11 @@ def _names(function: object) -> set[str]:
     return names
 
 
+def _upstream(function: Callable[..., Any]) -> Callable[..., Any]:
+    """py-libp2p's function behind a patch that keeps it as ``__wrapped__``."""
+    return getattr(function, "__wrapped__", function)
+
+
 def _params(function: object) -> list[str]:
     return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
 
@@ -81,7 +93,7 @@ def test_read_tcp_ahead_internals() -> None:
 
 def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
     # YamuxStream.write reads the module's frame size at each call.
-    assert "MAX_MESSAGE_SIZE" in _names(YamuxStream.write)
+    assert "MAX_MESSAGE_SIZE" in _names(_upstream(YamuxStream.write))
     # Credit release on every read is an environment switch, read at call time.
     assert "RELEASE_ON_READ" in inspect.getsource(yamux._yamux_release_on_read)
 
@@ -89,12 +101,33 @@ def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
 # -- Yamux ----------------------------------------------------------------------------------
 
 
+def test_write_in_batches_internals() -> None:
+    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
+    assert YamuxStream.write.__qualname__.startswith("write_in_batches.")
+    # What the batched write takes from py-libp2p: the stream's locks and window, the
+    # connection's write lock, and Noise's state, 2-byte length prefix and raw connection.
+    upstream_write = inspect.getsource(YamuxStream.write.__wrapped__)  # type: ignore[attr-defined]
+    for used in ("self.rw_lock.write_lock()", "self.send_window -= to_send",
+                 "self.send_closed", "self.closed", "await self.conn._write_frame(frame)",
+                 "with trio.move_on_after(5.0)"):
+        assert used in upstream_write, used
+    assert "_write_lock" in inspect.getsource(_upstream(Yamux.__init__))
+    assert NoisePacketReadWriter.size_len_bytes == 2
+    assert "self.noise_state.encrypt(data)" in inspect.getsource(NoiseTransportReadWriter.encrypt)
+    assert "self.read_writer = NoisePacketReadWriter(" in inspect.getsource(
+        BaseNoiseMsgReadWriter.__init__)
+    assert "self.read_write_closer = read_write_closer" in inspect.getsource(
+        BaseMsgReadWriter.__init__)
+
+
+
 def test_write_frames_whole_internals() -> None:
     # Every frame goes through _write_frame, under the connection's write lock...
     assert _params(Yamux._write_frame) == ["self", "data"]
-    for method in (YamuxStream.write, YamuxStream.close, YamuxStream.reset, Yamux.close):
+    for method in (_upstream(YamuxStream.write), YamuxStream.close, YamuxStream.reset,
+                   Yamux.close):
         assert "_write_frame" in _names(method), method
-    assert "_write_lock" in _names(Yamux.__init__)
+    assert "_write_lock" in _names(_upstream(Yamux.__init__))
     # ... Noise encrypts (spends a nonce) before it awaits the socket, which is why a cancelled
     # write broke the connection ...
     source = inspect.getsource(BaseNoiseMsgReadWriter.write_msg)
@@ -113,7 +146,8 @@ def test_enforce_yamux_windows_internals() -> None:
     assert "self.streams[stream_id].recv_window -= len(data)" in incoming
     # ... and a TooSlowError raised there closes the connection.
     assert "except trio.TooSlowError:\n                        raise" in incoming
-    assert "self.stream_buffers: dict[int, bytearray] = {}" in inspect.getsource(Yamux.__init__)
+    assert "self.stream_buffers: dict[int, bytearray] = {}" in inspect.getsource(
+        _upstream(Yamux.__init__))
     build_host(Identity.generate(), [LOOPBACK])
     assert muxer_multistream.Yamux is WindowedYamux
 
@@ -127,7 +161,7 @@ def test_cap_and_widen_receive_window_internals() -> None:
     assert "total_delta += self._apply_autotune_epoch(buffered)" in inspect.getsource(
         YamuxStream._auto_tune_and_send_window_update)
     # ... and ``widen_receive_window`` sets the window under its lock and sends the credit.
-    init = _names(YamuxStream.__init__)
+    init = _names(_upstream(YamuxStream.__init__))
     assert {"window_lock", "recv_window", "target_recv_window"} <= init
     assert _params(YamuxStream.send_window_update)[:2] == ["self", "increment"]
 
@@ -147,7 +181,7 @@ def test_serve_inbound_connections_internals() -> None:
     # What the replacement calls.
     assert _params(Swarm.upgrade_inbound_raw_conn) == ["self", "raw_conn", "maddr"]
     assert _params(RawConnection)[:2] == ["stream", "initiator"]
-    assert "self.event_closed = trio.Event()" in inspect.getsource(Yamux.__init__)
+    assert "self.event_closed = trio.Event()" in inspect.getsource(_upstream(Yamux.__init__))
 
 
 def test_stop_auto_dialing_internals() -> None:

@@ -5,8 +5,10 @@
 
 Moves a random file of ``--size`` MiB from one node to the other and prints a table: the time
 to hash and offer it, the time from accept to the verified, renamed file, the whole send ->
-file-on-disk time, MB/s, and the peak resident memory (VmHWM from /proc/<pid>/status) of each
-process. Memory should stay flat: it does not grow with the file size.
+file-on-disk time, MB/s, each run's time and their spread around the median, the CPU seconds
+per GB of each process (utime + stime from /proc, which a busy machine moves far less than
+wall time), and the peak resident memory (VmHWM from /proc/<pid>/status) of each process.
+Memory should stay flat: it does not grow with the file size.
 
 Then it moves the same file with magic-wormhole (``pip install -e '.[bench]'``, not part of
 ``dev``) through a mailbox server and a transit relay it runs on 127.0.0.1, and prints both
@@ -39,6 +41,14 @@ from app.core.files import choose_chunk_size
 from tests.nodeproc import NodeProcess
 from tests.payload import MiB, content_hash, file_hash, make_file
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process, all its threads (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
 
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -58,6 +68,8 @@ class KithResult:
     peak_b: float
     base_a: float
     base_b: float
+    cpu_a: float  # CPU seconds from send to the verified file, sender
+    cpu_b: float  # and receiver
 
 
 def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str) -> KithResult:
@@ -69,6 +81,7 @@ def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str) -> KithResu
         bob.request({"cmd": "add_contact", "invite": ready_a["invite"]}, "contact_added")
         ada.expect("contact_online", peer_id=ready_b["peer_id"])
         base_a, base_b = peak_rss_mib(ada.proc.pid), peak_rss_mib(bob.proc.pid)
+        cpu_a, cpu_b = cpu_seconds(ada.proc.pid), cpu_seconds(bob.proc.pid)
 
         started = time.perf_counter()
         ada.send({"cmd": "send_file", "to": ready_b["peer_id"], "path": str(source)})
@@ -81,6 +94,7 @@ def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str) -> KithResu
                     "file_accepted")
         done = bob.expect("file_complete", transfer=tid, timeout=3600)
         finished = time.perf_counter()
+        cpu_a, cpu_b = cpu_seconds(ada.proc.pid) - cpu_a, cpu_seconds(bob.proc.pid) - cpu_b
         assert done["hash"] == kith_hash, "hash mismatch"
         peak_a, peak_b = peak_rss_mib(ada.proc.pid), peak_rss_mib(bob.proc.pid)
         assert file_hash(done["path"]) == expected, "the received file differs"
@@ -88,7 +102,7 @@ def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str) -> KithResu
         ada.quit(timeout=30)
         bob.quit(timeout=30)
     return KithResult(hashed_s, finished - accepted, finished - started, peak_a, peak_b,
-                      base_a, base_b)
+                      base_a, base_b, cpu_a, cpu_b)
 
 
 @dataclass
@@ -96,6 +110,9 @@ class WormholeResult:
     total_s: float
     peak_send: float
     peak_receive: float
+    cpu_send: float     # CPU seconds of the whole run, sender
+    cpu_receive: float  # receiver
+    cpu_relay: float    # the transit relay (the mailbox server does almost nothing)
 
 
 def _free_port() -> int:
@@ -115,14 +132,14 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def _wait_rusage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-    """(exit status, peak RSS in MiB) of a child, from wait4's rusage."""
+def _wait_rusage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float, float]:
+    """(exit status, peak RSS in MiB, CPU seconds) of a child, from wait4's rusage."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 1024
+            return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         if time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("wormhole did not finish in time")
@@ -156,6 +173,7 @@ def run_wormhole(tmp: Path, source: Path, expected: str) -> WormholeResult | str
         out.mkdir()
         log_s, log_r = open(work / "send.out", "wb"), open(work / "receive.out", "wb")  # noqa: SIM115
         with log_s, log_r:
+            relay_cpu = cpu_seconds(servers[1].pid)
             started = time.perf_counter()
             sender = subprocess.Popen(
                 [*common, "send", "--no-listen", "--hide-progress", "--no-qr", "--code", code,
@@ -163,16 +181,17 @@ def run_wormhole(tmp: Path, source: Path, expected: str) -> WormholeResult | str
             receiver = subprocess.Popen(
                 [*common, "receive", "--no-listen", "--hide-progress", "--accept-file",
                           "-o", str(out), code], stdout=log_r, stderr=subprocess.STDOUT, cwd=work)
-            status_r, peak_r = _wait_rusage(receiver, 3600)
+            status_r, peak_r, cpu_r = _wait_rusage(receiver, 3600)
             total = time.perf_counter() - started
-            status_s, peak_s = _wait_rusage(sender, 60)
+            status_s, peak_s, cpu_s = _wait_rusage(sender, 60)
+            relay_cpu = cpu_seconds(servers[1].pid) - relay_cpu
         if status_r or status_s:
             tail = (work / "receive.out").read_text(errors="replace")[-300:]
             return f"wormhole failed (exit {status_r}/{status_s}): {tail!r}"
         received = out / source.name
         if file_hash(received) != expected:
             return "wormhole delivered a different file"
-        return WormholeResult(total, peak_s, peak_r)
+        return WormholeResult(total, peak_s, peak_r, cpu_s, cpu_r, relay_cpu)
     finally:
         for server in servers:
             server.terminate()
@@ -249,6 +268,10 @@ def main() -> None:
     def median(values: list[float]) -> float:
         return statistics.median(values)
 
+    def spread(values: list[float]) -> str:
+        mid = median(values)
+        return f"{(min(values) / mid - 1) * 100:+.0f} % to {(max(values) / mid - 1) * 100:+.0f} %"
+
     chunk_mib = choose_chunk_size(size) // MiB
     row("file", f"{args.size} MiB ({mb:.0f} MB), Kith chunks of {chunk_mib} MiB, "
                 f"{os.cpu_count()} CPUs")
@@ -258,6 +281,10 @@ def main() -> None:
     kith_total = median([k.total_s for k in kiths])
     row("Kith send -> file on disk", timed(kith_total))
     row("  each run", ", ".join(f"{k.total_s:.2f} s" for k in kiths))
+    row("  spread", f"{spread([k.total_s for k in kiths])} from the median")
+    row("Kith CPU s/GB sender / receiver",
+        f"{median([k.cpu_a for k in kiths]) / mb * 1e3:8.2f} / "
+        f"{median([k.cpu_b for k in kiths]) / mb * 1e3:.2f} (utime + stime, medians)")
     row("Kith peak RSS sender", f"{max(k.peak_a for k in kiths):8.1f} MiB "
                                 f"(idle before: {kiths[0].base_a:.1f} MiB)")
     row("Kith peak RSS receiver", f"{max(k.peak_b for k in kiths):8.1f} MiB "
@@ -266,6 +293,11 @@ def main() -> None:
         worm_total = median([w.total_s for w in worms])
         row("wormhole send -> file on disk", timed(worm_total) + " (via a local transit relay)")
         row("  each run", ", ".join(f"{w.total_s:.2f} s" for w in worms))
+        row("  spread", f"{spread([w.total_s for w in worms])} from the median")
+        row("wormhole CPU s/GB send / receive",
+            f"{median([w.cpu_send for w in worms]) / mb * 1e3:8.2f} / "
+            f"{median([w.cpu_receive for w in worms]) / mb * 1e3:.2f} "
+            f"(+ relay {median([w.cpu_relay for w in worms]) / mb * 1e3:.2f})")
         row("wormhole peak RSS send / receive",
             f"{max(w.peak_send for w in worms):8.1f} / "
             f"{max(w.peak_receive for w in worms):.1f} MiB")

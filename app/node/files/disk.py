@@ -7,11 +7,15 @@ and disk I/O of a large file take seconds.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import itertools
 import os
+import sys
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 from app.core import files as fc
 from app.store.transfers import StoredTransfer
@@ -77,15 +81,87 @@ def bad_chunks(path: str, offer: fc.FileOffer, hashes: bytes, trusted: bytearray
     return bad
 
 
-def write_at(f: BinaryIO, offset: int, data: bytes | memoryview, expected: bytes) -> bool:
+WRITE_BEHIND = 32 << 20  # bytes of a .part written and not yet known to be on disk, at most
+
+# sync_file_range(2) flags
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Linux only; Python's ``os`` does not offer it)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "posix_fadvise"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+class PartFile:
+    """A ``.part`` being filled with verified chunks (worker thread), written behind.
+
+    Each chunk written is sent to the disk at once, and once more than ``write_behind`` bytes
+    are on their way, the oldest are waited for and dropped from the page cache. A download
+    then recycles a few MiB of page cache instead of filling gigabytes of it: on a virtual
+    machine, page cache taken from memory the host has not backed yet (or took back) cost
+    about 2 s of kernel time per GiB written, and whether a run got such memory made transfer
+    times bimodal; recycled pages cost about 0.3 s. It also puts verified chunks on the disk
+    within ``write_behind`` bytes instead of whenever the kernel flushes. Elsewhere than Linux
+    chunks are plainly written.
+    """
+
+    def __init__(self, path: str, mode: str = "r+b", write_behind: int = WRITE_BEHIND) -> None:
+        self._file = open(path, mode, 0)  # noqa: SIM115 - closed by close()
+        self._fd = self._file.fileno()
+        self._write_behind = write_behind
+        self._behind: deque[tuple[int, int]] = deque()
+        self._behind_bytes = 0
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        self._file.seek(offset)
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0:]
+        if _sync_file_range is None or not len(data):
+            return
+        self._sync(offset, len(data), _WRITE)  # start writing it out now
+        self._behind.append((offset, len(data)))
+        self._behind_bytes += len(data)
+        while self._behind_bytes > self._write_behind:
+            start, length = self._behind.popleft()
+            self._behind_bytes -= length
+            self._sync(start, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER)
+            os.posix_fadvise(self._fd, start, length, os.POSIX_FADV_DONTNEED)
+
+    def _sync(self, offset: int, length: int, flags: int) -> None:
+        assert _sync_file_range is not None
+        if _sync_file_range(self._fd, offset, length, flags) != 0:
+            code = ctypes.get_errno()
+            if code not in (errno.ENOSYS, errno.EINVAL):  # not offered here: plain writes
+                raise OSError(code, os.strerror(code))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PartFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_at(f: PartFile, offset: int, data: bytes | memoryview, expected: bytes) -> bool:
     """Verify a chunk against its hash and write it at its offset (worker thread)."""
     if fc.chunk_hash(data) != expected:
         return False
-    f.seek(offset)
-    view = memoryview(data)
-    while view:
-        written = f.write(view)
-        view = view[written or 0:]
+    f.write(offset, data)
     return True
 
 

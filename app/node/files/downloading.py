@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import trio
 from libp2p.abc import IHost
@@ -38,6 +37,7 @@ from app.core import files as fc
 from app.core.events import FileComplete, FileFailed, FileProgress
 from app.core.transfer_state import Step, TransferState
 from app.node.files.disk import (
+    PartFile,
     bad_chunks,
     bit,
     finished_name,
@@ -348,10 +348,10 @@ class Downloads:
         path = job.t.part_path
         assert path is not None
         try:
-            f = await trio.to_thread.run_sync(open, path, "r+b", 0)
+            f = await trio.to_thread.run_sync(PartFile, path)
         except FileNotFoundError:
             # The .part vanished (deleted by hand): start over, nothing verified survives it.
-            f = await trio.to_thread.run_sync(open, path, "w+b", 0)
+            f = await trio.to_thread.run_sync(PartFile, path, "w+b")
             job.t.verified[:] = bytes(len(job.t.verified))
             job.t.done_bytes = 0
             job.written[:] = bytes(len(job.written))
@@ -430,7 +430,7 @@ class Downloads:
         finally:
             job.pending.extendleft(reversed(inflight))  # asked but never received: ask again
 
-    async def _writer(self, job: _Download, f: BinaryIO,
+    async def _writer(self, job: _Download, f: PartFile,
                       receive: trio.MemoryReceiveChannel[tuple[str, int, memoryview]]) -> None:
         offer, t = job.offer, job.t
         async with receive:

@@ -41,6 +41,25 @@ SERVE_IDLE = 120.0          # a serving stream with no request for this long is 
 Tell = Callable[[str, fc.FileControl], None]  # tell a peer about a transfer (a file control)
 
 
+class _ReadAhead:
+    """One chunk being read and checked in a worker thread (``read``'s answer, when done)."""
+
+    def __init__(self, nursery: trio.Nursery, read: Callable[[int], bytes | None],
+                 transfer: bytes, index: int) -> None:
+        self.key = (transfer, index)
+        self._done = trio.Event()
+        self._data: bytes | None = None
+        nursery.start_soon(self._run, read, index)
+
+    async def _run(self, read: Callable[[int], bytes | None], index: int) -> None:
+        self._data = await trio.to_thread.run_sync(read, index)
+        self._done.set()
+
+    async def result(self) -> bytes | None:
+        await self._done.wait()
+        return self._data
+
+
 class Serving:
     """The ``/kith/file/1.0.0`` handler, and what it served (``served``, for tests and speed)."""
 
@@ -98,7 +117,12 @@ class Serving:
         if self._contacts.state(peer_id) is ContactState.BLOCKED:
             await stream.reset()
             return
+        async with trio.open_nursery() as nursery:  # for chunks read ahead
+            await self._serve_requests(stream, peer_id, nursery)
+
+    async def _serve_requests(self, stream: Stream, peer_id: str, nursery: trio.Nursery) -> None:
         wait = self._first_frame_timeout  # then SERVE_IDLE between requests
+        ahead: _ReadAhead | None = None  # the chunk after the last one sent, being read
         while True:
             try:
                 with trio.fail_after(wait):
@@ -126,30 +150,45 @@ class Serving:
                 for offset in range(0, len(t.hashes), step):
                     await write_frame(stream, t.hashes[offset:offset + step])
                 continue
-            await self._serve_chunks(stream, t, path, request.indexes, peer_id)
+            ahead = await self._serve_chunks(stream, t, path, request.indexes, peer_id,
+                                             nursery, ahead)
 
     async def _serve_chunks(self, stream: Stream, t: StoredTransfer, path: str,
-                            indexes: tuple[int, ...], peer_id: str) -> None:
+                            indexes: tuple[int, ...], peer_id: str, nursery: trio.Nursery,
+                            ahead: _ReadAhead | None) -> _ReadAhead | None:
+        """Send the chunks ``indexes``, each read and checked in a worker thread while the one
+        before it is sent; the chunk after the last one is read too (the next request usually
+        asks for it), and that read, started, is returned for the next request."""
         offer, hashes = t.offer, t.hashes
         assert hashes is not None
         if any(i >= offer.chunks for i in indexes):
             raise FrameError("chunk index out of range")
         unchanged = (t.src_size, t.src_mtime) if t.outgoing else None
+
+        def read(i: int) -> bytes | None:
+            return read_served(path, i * offer.chunk_size,
+                               fc.chunk_length(i, offer.size, offer.chunk_size), unchanged,
+                               hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
+
+        if ahead is None or ahead.key != (offer.transfer, indexes[0]):
+            ahead = _ReadAhead(nursery, read, offer.transfer, indexes[0])
         for n, i in enumerate(indexes):
             if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
                 raise FrameError("the transfer was revoked while being served")
-            length = fc.chunk_length(i, offer.size, offer.chunk_size)
-            data = await trio.to_thread.run_sync(
-                read_served, path, i * offer.chunk_size, length, unchanged,
-                hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
-            unchanged = None  # checked once per request
+            assert ahead is not None  # started for every index below offer.chunks
+            data = await ahead.result()
+            following = indexes[n + 1] if n + 1 < len(indexes) else i + 1
+            ahead = (_ReadAhead(nursery, read, offer.transfer, following)
+                     if following < offer.chunks else None)
             if data is None:
                 await self._not_the_offered_file(t)
                 raise FrameError(f"{path} is no longer the offered file")
             if self.send_hook is not None:
                 data = self.send_hook(i, data)
+            length = len(data)
             await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
             self._count_served(t, i, length)
+        return ahead
 
     async def _not_the_offered_file(self, t: StoredTransfer) -> None:
         """What is at ``t.path`` is not the offered file (any more): stop serving it."""

@@ -21,6 +21,8 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 * ``yamux.fit_frames_to_noise``: a Yamux frame fits one Noise message (it took two).
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
+* ``yamux.write_in_batches``: a large Yamux write goes out four Noise messages per socket write
+  (one each, through four layers, before).
 * ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
   Noise nonce behind, which broke the whole connection.
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
@@ -95,6 +97,7 @@ from app.node.libp2p_patches.yamux import (
     fit_frames_to_noise,
     take_buffered_bodies,
     write_frames_whole,
+    write_in_batches,
 )
 
 
@@ -106,6 +109,7 @@ def apply_process_patches() -> None:
     batch_window_updates()
     take_buffered_bodies()
     write_frames_whole()
+    write_in_batches()
     enforce_yamux_windows()
     bound_peer_addrs()
     bound_identify()

@@ -11,6 +11,8 @@ cycle spent per byte is on the critical path:
   the window has been consumed (``batch_window_updates``).
 * A DATA frame's body, already decrypted in memory, was read again under a fresh timeout
   scope (``take_buffered_bodies``).
+* Each frame went through four layers of locks, copies and checkpoints and a socket write of
+  its own (``write_in_batches``).
 
 None changes the protocol: only how bytes are grouped into frames. The other patches here
 bound what a peer can make us buffer and keep one cancelled write from breaking a connection.
@@ -19,18 +21,23 @@ bound what a peer can make us buffer and keep one cancelled write from breaking 
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any
 
 import trio
 from libp2p.abc import INetStream
 from libp2p.network.connection.exceptions import RawConnError
-from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH
+from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH, NoiseTransportReadWriter
 from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer import muxer_multistream
+from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import (
+    HEADER_SIZE,
     MAX_WINDOW_SIZE,
+    TYPE_DATA,
     TYPE_GO_AWAY,
+    YAMUX_HEADER_FORMAT,
     Yamux,
     YamuxStream,
 )
@@ -148,6 +155,95 @@ def write_frames_whole() -> None:
 
     write_frame._kith = True  # type: ignore[attr-defined]
     Yamux._write_frame = write_frame  # type: ignore[method-assign]
+
+
+FRAME_PAYLOAD = MAX_PLAINTEXT_LENGTH - HEADER_SIZE  # a DATA frame's body, one Noise message
+BATCH_BYTES = 4 * FRAME_PAYLOAD  # a bulk write goes out this many bytes per socket write
+WINDOW_WAIT = 5.0  # py-libp2p's: a writer out of credit for this long fails
+
+
+def write_in_batches() -> None:
+    """py-libp2p 0.8.1: a large write to a Yamux stream over Noise goes out a few frames per
+    socket write.
+
+    ``YamuxStream.write`` sends each 64 KiB frame through four layers, each with its own lock,
+    copy and trio checkpoint (``Yamux._write_frame``, ``SecureSession.write``, Noise's
+    ``write_msg``, which prefixes the length by concatenation, and ``TrioTCPStream.write``),
+    one socket write per frame: most of a file sender's CPU besides encryption. Here a write
+    of more than one frame takes credit for up to ``BATCH_BYTES`` at a time, encrypts its
+    frames (from a memoryview, without slicing copies) and writes them with one ``send_all``,
+    under the connection's write lock and shielded as ``write_frames_whole`` does, so frames
+    and Noise nonces stay in order and a cancelled write cannot leave half a batch behind.
+    The bytes on the wire are exactly those of separate frames. Writes of one frame or less,
+    connections not over Noise, and frames not sized by ``fit_frames_to_noise`` take the
+    original path.
+    """
+    if getattr(YamuxStream.write, "_kith", False):
+        return
+    one_by_one = YamuxStream.write
+
+    async def write(self: YamuxStream, data: bytes) -> None:
+        session = self.conn.secured_conn
+        if (len(data) <= FRAME_PAYLOAD or yamux.MAX_MESSAGE_SIZE != MAX_PLAINTEXT_LENGTH
+                or not isinstance(session, SecureSession)
+                or not isinstance(session.conn, NoiseTransportReadWriter)):
+            await one_by_one(self, data)
+            return
+        noise = session.conn
+        view = memoryview(data).cast("B")
+        sent, total = 0, len(view)
+        while sent < total:
+            async with self.rw_lock.write_lock():
+                if self.send_closed:
+                    raise MuxedStreamError("Stream is closed for sending")
+                if self.closed:
+                    raise MuxedStreamError("Stream is closed")
+                size = min(self.send_window, BATCH_BYTES, total - sent)
+                if size > 0:
+                    # No await since the window was read: nothing else can take it.
+                    self.send_window -= size
+                    await _write_batch(self.conn, noise, self.stream_id, view[sent:sent + size])
+                    sent += size
+                    continue
+            await _wait_for_credit(self)
+
+    write._kith = True  # type: ignore[attr-defined]
+    write.__wrapped__ = one_by_one  # type: ignore[attr-defined]  # upstream's
+    YamuxStream.write = write  # type: ignore[method-assign]
+
+
+async def _write_batch(conn: Yamux, noise: NoiseTransportReadWriter, stream_id: int,
+                       body: memoryview) -> None:
+    """DATA frames of ``body`` for ``stream_id``, each one Noise message, in one socket write."""
+    async with conn._write_lock:
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
+                out = bytearray()
+                for at in range(0, len(body), FRAME_PAYLOAD):
+                    piece = body[at:at + FRAME_PAYLOAD]
+                    header = struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_DATA, 0, stream_id,
+                                         len(piece))
+                    sealed = noise.noise_state.encrypt(header + piece)
+                    out += len(sealed).to_bytes(2, "big")
+                    out += sealed
+                await noise.read_writer.read_write_closer.write(out)  # type: ignore[arg-type]
+            if late.cancelled_caught:
+                log.warning("%s took no frame for %.0f s; closing the connection",
+                            conn.peer_id, FRAME_WRITE_TIMEOUT)
+                await _close_quietly(conn.secured_conn)
+    if late.cancelled_caught:
+        raise RawConnError("a frame could not be written in time")
+    await trio.lowlevel.checkpoint()
+
+
+async def _wait_for_credit(stream: YamuxStream) -> None:
+    """Wait until the peer grants ``stream`` credit, as py-libp2p's write does (it polls)."""
+    with trio.move_on_after(WINDOW_WAIT) as waited:
+        while stream.send_window <= 0 and not stream.closed:  # noqa: ASYNC110 - no event
+            await trio.sleep(0.01)
+    if waited.cancelled_caught:
+        raise MuxedStreamError(f"Timed out waiting for window update after {WINDOW_WAIT:.0f} "
+                               "seconds.")
 
 
 async def _close_quietly(conn: Any) -> None:
