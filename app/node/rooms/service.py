@@ -30,6 +30,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.validators import signature_validator
 
 from app.core import room as rc
 from app.core.actions import KIND_REPLY
@@ -376,7 +377,8 @@ class RoomService:
         self._names.pop(secrets.room_id, None)  # a room joined again starts with no members
         live = LiveRoom(self.governor.secrets(secrets))
         self._live[secrets.room_id] = live
-        self._pubsub.set_topic_validator(secrets.topic, self._validator(live), False)
+        self._pubsub.set_topic_validator(secrets.topic, self._validator(live), False,
+                                         checks_signatures=True)
         self._nursery.start_soon(self._run_room, live)
 
     def refresh_keys(self, room_id: bytes) -> None:
@@ -404,6 +406,12 @@ class RoomService:
 
     def _admit_live(self, secrets: rc.RoomSecrets, forwarder: str,
                     message: rpc_pb2.Message) -> bool:
+        """The room's rules for a live post, gossip signature included (docs/protocol.md,
+        "Gossip signatures"): a post we do not hold, in a message naming its author as
+        publisher, is authenticated by the author's own signature just verified, and only
+        the gossip seqno is left unchecked, which at worst lets one authentic post through
+        once under an id a forger chose. Every other message, and any that would break a
+        quota (which blames its publisher), must carry a valid gossip signature."""
         try:
             post = self._verified.verify(secrets, message.data)  # taken back by _receive
         except rc.RoomError as exc:
@@ -415,14 +423,20 @@ class RoomService:
                      post.author, forwarder, problem)
             return False
         if forwarder == self._me:
-            return True  # our own publish
+            return True  # our own publish, signed a moment ago
         room_id = secrets.room_id
         held = post.kind == rc.KIND_ANNOUNCE or self.store.has_post(room_id, post.author_key,
                                                                       post.post_id)
         publisher = _publisher(bytes(message.from_id)) or forwarder
-        over = self.quotas.admit(room_id, None if held else post.author_key, publisher,
-                                 forwarder, len(message.data), time.monotonic())
-        if over is not None:
+        author_key = None if held else post.author_key
+        size, now = len(message.data), time.monotonic()
+        if not (publisher == post.author and not held and self.quotas.fits(
+                room_id, author_key, publisher, forwarder, size, now)
+                ) and not signature_validator(message):
+            log.info("room %s: dropped a post relayed by %s: its gossip signature does not "
+                     "match", secrets.id_hex, forwarder)
+            return False
+        if self.quotas.admit(room_id, author_key, publisher, forwarder, size, now) is not None:
             return False
         if post.kind != rc.KIND_ANNOUNCE and self.store.winner_over(post) is not None:
             # The other post of this equivocation is held: keep it, relay nothing, and tell
