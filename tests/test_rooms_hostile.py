@@ -20,7 +20,7 @@ from app.core import room as rc
 from app.core.events import RoomPostRemoved
 from app.core.identity import Identity
 from app.node.node import KithNode
-from app.node.room_limits import PUBLISHER_QUOTA
+from app.node.room_limits import AUTHOR_QUOTA, PUBLISHER_QUOTA
 from app.node.rooms import RoomServiceError
 from app.store.db import MIGRATIONS, open_database
 from app.store.rooms import RoomStore
@@ -448,5 +448,17 @@ def test_a_gossip_signature_is_needed_unless_the_post_itself_is_signed_by_the_pu
             assert await admits(gossip(mallory, secrets, new, 3))
             assert not await admits(gossip(bob_id, secrets, held_envelope, 4, forged=True))
             assert await admits(gossip(bob_id, secrets, held_envelope, 5))
+
+            # Quotas blame a message's publisher, so a post over one is never taken on its
+            # own signature: Mallory uses up Carol's author quota under her own name...
+            for seq in range(2, 2 + int(AUTHOR_QUOTA.posts.burst) + 100):
+                await admits(gossip(mallory, secrets, post(carol, secrets, "x", seq=seq), seq))
+            assert await node_value(ada, lambda n: n.rooms.quotas.penalised(
+                mallory.peer_id, time.monotonic()))
+            # ...then forges one under Carol's: refused, and Carol is not blamed.
+            assert not await admits(gossip(carol, secrets, post(carol, secrets, "y", seq=999),
+                                           999, forged=True))
+            assert not await node_value(ada, lambda n: n.rooms.quotas.penalised(
+                carol.peer_id, time.monotonic()))
 
     run(scenario)
