@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bursts
+SUMMARY_ADDRS_FOR = 2.0       # seconds a summary's link may reuse our addresses
 GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 MAX_GAPS = 1024               # gaps remembered per room while they wait for GAP_GRACE
 
@@ -90,6 +91,14 @@ def _publisher(from_id: bytes) -> str:
         return str(ID(from_id))
     except Exception:  # noqa: BLE001 - a bad id only loses the gap hint
         return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _room_link(secrets: rc.RoomSecrets, name: str, description: str, via: tuple[str, ...]
+               ) -> str:
+    """A room's link, built once for the same room, text and addresses (summaries ask for
+    it several times a second while posts arrive)."""
+    return rc.RoomInvite(secrets, name, description, via).to_link()
 
 
 def _parse_room_id(room_id: str) -> bytes:
@@ -140,6 +149,8 @@ class RoomService:
         self._live: dict[bytes, LiveRoom] = {}
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
+        self._via: tuple[str, ...] = ()
+        self._via_until = 0.0
         self._names: dict[bytes, dict[str, str]] = {}
         self._verified = VerifiedPosts()  # the validator's work, reused by _receive
         self.quotas = PostQuotas()
@@ -318,7 +329,8 @@ class RoomService:
             self._changed(room_id)
             self._emit(UnreadChanged(total=self._unread_total()))
 
-    def info(self, room_id: bytes) -> RoomInfo:
+    def info(self, room_id: bytes, via: tuple[str, ...] | None = None) -> RoomInfo:
+        """The room's list entry; ``via``: our addresses for its link, if known already."""
         stored = self.store.room(room_id)
         if stored is None:
             raise RoomServiceError("unknown room")
@@ -329,13 +341,24 @@ class RoomService:
         unread, preview = self.store.stats(room_id)
         return RoomInfo(
             room_id=room_id.hex(), name=stored.name, description=stored.description,
-            invite=self._invite(stored), members=len(members) + 1, online=online + 1,
+            invite=self._invite(stored, via), members=len(members) + 1, online=online + 1,
             unread=unread, last_message=preview, last_activity=stored.last_activity,
         )
 
-    def _invite(self, stored: StoredRoom) -> str:
-        via = tuple(self._us.addrs()[: rc.MAX_VIA])
-        return rc.RoomInvite(stored.secrets, stored.name, stored.description, via).to_link()
+    def _invite(self, stored: StoredRoom, via: tuple[str, ...] | None = None) -> str:
+        if via is None:
+            via = tuple(self._us.addrs()[: rc.MAX_VIA])
+        return _room_link(stored.secrets, stored.name, stored.description, via)
+
+    def _summary_via(self) -> tuple[str, ...]:
+        """Our addresses for the links in room summaries, looked up at most every
+        ``SUMMARY_ADDRS_FOR`` seconds: expanding them is half of what a summary costs, and
+        summaries go out every ``SUMMARY_DELAY`` while posts arrive."""
+        now = time.monotonic()
+        if now >= self._via_until:
+            self._via = tuple(self._us.addrs()[: rc.MAX_VIA])
+            self._via_until = now + SUMMARY_ADDRS_FOR
+        return self._via
 
     def _require(self, room_id_hex: str) -> StoredRoom:
         stored = self.store.room(_parse_room_id(room_id_hex))
@@ -366,7 +389,7 @@ class RoomService:
             if "members" in what:
                 self._emit(RoomMembersChanged(room_id=room_id.hex(),
                                                    members=tuple(self.members(room_id.hex()))))
-            self._emit(RoomChanged(room=self.info(room_id)))
+            self._emit(RoomChanged(room=self.info(room_id, self._summary_via())))
             unread = unread or "unread" in what
         if unread:
             self._emit(UnreadChanged(total=self._unread_total()))
