@@ -448,8 +448,9 @@ class RoomService:
         if forwarder == self._me:
             return True  # our own publish, signed a moment ago
         room_id = secrets.room_id
-        held = post.kind == rc.KIND_ANNOUNCE or self.store.has_post(room_id, post.author_key,
-                                                                      post.post_id)
+        # The post itself if held, and the posts it conflicts with: one query for both.
+        versions = [] if post.kind == rc.KIND_ANNOUNCE else self.store.held_versions(post)
+        held = post.kind == rc.KIND_ANNOUNCE or any(v.post_id == post.post_id for v in versions)
         publisher = _publisher(bytes(message.from_id)) or forwarder
         author_key = None if held else post.author_key
         size, now = len(message.data), time.monotonic()
@@ -461,7 +462,7 @@ class RoomService:
             return False
         if self.quotas.admit(room_id, author_key, publisher, forwarder, size, now) is not None:
             return False
-        if post.kind != rc.KIND_ANNOUNCE and self.store.winner_over(post) is not None:
+        if any(v.precedence < post.precedence for v in versions):
             # The other post of this equivocation is held: keep it, relay nothing, and tell
             # the room which one stands (whoever sent this one may hold only this one).
             self._nursery.start_soon(self._conflict_lost, secrets, post)
