@@ -665,6 +665,31 @@ def test_a_validator_checking_signatures_sees_unchecked_messages_and_a_forgery_f
     run(scenario)
 
 
+def test_a_forgery_taken_unchecked_does_not_keep_out_the_genuine_message_with_its_id() -> None:
+    """A validator that takes a message on its payload's own signature leaves the message id
+    (publisher + seqno) unchecked: a forger who wraps what it saw under the publisher's next
+    seqno gets it taken first. The genuine message with that id must still be handled, and
+    copies relayed with the same signature, or other forgeries, dropped."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            pubsub, sub, identity, _, stream, handled, _ = await raw_link(stack)
+            pubsub.set_topic_validator(TOPIC, lambda _, __: True, False, checks_signatures=True)
+            squatter = signed(identity, b"seen before, wrapped under the next seqno", 8)
+            squatter.signature = bytes(64)
+            await stream.write(frame(squatter))
+            assert (await sub.get()).data == squatter.data  # taken: the validator said so
+            genuine = signed(identity, b"genuine", 8)
+            forged_again = signed(identity, b"forged again", 8)
+            forged_again.signature = b"\x01" * 64
+            await stream.write(frame(genuine, genuine, forged_again, signed(identity, b"end", 9)))
+            assert (await sub.get()).data == b"genuine"
+            assert (await sub.get()).data == b"end"
+            assert handled.count(b"genuine") == 1 and b"forged again" not in handled
+
+    run(scenario)
+
+
 def test_validation_verdicts_are_kept_in_order_and_bounded() -> None:
     """``Verdicts``: upstream's cache semantics (TTL, size, least recently used out first)
     without its list scans."""

@@ -291,6 +291,13 @@ def test_pubsub_signature_internals() -> None:
     assert _params(Pubsub.set_topic_validator) == ["self", "topic", "validator",
                                                    "is_async_validator"]
     assert "self.validation_cache.clear_expired()" in inspect.getsource(Pubsub)
+    # KithPubsub._was_squatted forgets an id in the seen cache: a dict under a lock.
+    from libp2p.tools.timed_cache.base_timed_cache import BaseTimedCache
+    from libp2p.tools.timed_cache.last_seen_cache import LastSeenCache
+
+    assert {"lock", "cache"} <= _names(BaseTimedCache.__init__)
+    assert {"lock", "cache"} <= _names(LastSeenCache.has)
+    assert "seen_messages" in _names(Pubsub._is_msg_seen)
 
 
 def test_forget_gossip_internals() -> None:

@@ -318,6 +318,7 @@ class KithPubsub(Pubsub):
         self._verdicts = pubsub_signatures.Verdicts(cache.ttl, cache.max_size)
         self.validation_cache = self._verdicts
         self._checking_signatures: set[str] = set()  # topics whose validator checks them
+        self._unchecked = pubsub_signatures.Unchecked()
         self.dropped: defaultdict[str, int] = defaultdict(int)
         self.oversized = 0
         self._stalled: set[ID] = set()
@@ -403,6 +404,19 @@ class KithPubsub(Pubsub):
         super().remove_topic_validator(topic)
         self._checking_signatures.discard(topic)
 
+    def _was_squatted(self, msg: rpc_pb2.Message) -> bool:
+        """A seen id whose message was taken unchecked, and ``msg`` is the genuine one
+        (``pubsub_signatures.Unchecked``): forget the id, so ``msg`` is handled."""
+        msg_id = self._msg_id_constructor(msg)
+        if not self._unchecked.contested(msg_id, msg):
+            return False
+        log.info("pubsub: a message taken unchecked under id %s was not its publisher's",
+                 msg_id.hex())
+        with self.seen_messages.lock:
+            self.seen_messages.cache.pop(msg_id, None)
+        self._verdicts.forget(msg_id)
+        return True
+
     def _validator_checks_signature(self, msg: rpc_pb2.Message) -> bool:
         topics = msg.topicIDs
         return bool(topics) and all(
@@ -413,10 +427,13 @@ class KithPubsub(Pubsub):
         if self._validator_checks_signature(msg):
             with pubsub_signatures.deferred(msg):
                 await self._push_msg(msg_forwarder, msg)
-            if not self._is_msg_seen(msg):
+            msg_id = self._msg_id_constructor(msg)
+            if self._is_msg_seen(msg):
+                self._unchecked.taken(msg_id, bytes(msg.signature))
+            else:
                 # Rejected, perhaps for a signature that was never checked: the verdict
                 # belongs to these bytes, not to the message id, which a forger can reuse.
-                self._verdicts.forget(self._msg_id_constructor(msg))
+                self._verdicts.forget(msg_id)
             return
         await self._push_msg(msg_forwarder, msg)
 
@@ -481,7 +498,8 @@ class KithPubsub(Pubsub):
                     for subscription in rpc.subscriptions:
                         self.handle_subscription(peer_id, subscription)
                 for message in rpc.publish:
-                    if self._is_subscribed_to_msg(message) and not self._is_msg_seen(message):
+                    if self._is_subscribed_to_msg(message) and (
+                            not self._is_msg_seen(message) or self._was_squatted(message)):
                         await self.push_msg(peer_id, message)
                 if rpc.HasField("control"):
                     await self.router.handle_rpc(rpc, peer_id)

@@ -11,8 +11,10 @@ already authenticated by the key the message claims (see ``RoomService._signatur
 ``signature_validator``, which ``libp2p.pubsub.pubsub`` imported by name, is swapped for one
 that passes the messages a caller marked with ``deferred`` and checks every other message as
 before. Nothing on the wire changes: we still sign what we publish, and forward what we
-received byte for byte. A validator that checks signatures must not leave a verdict on a
-forgery cached under the message id, which a forger can reuse: ``Verdicts.forget``.
+received byte for byte. What a forger can still choose is the message id (publisher and
+seqno), and py-libp2p keys both its verdicts and its seen cache by id: a forged message a
+validator refused must leave no verdict behind (``Verdicts.forget``), and one it took on the
+payload's own signature must not keep the genuine message with that id out (``Unchecked``).
 tests/test_libp2p_patches.py guards the names.
 """
 
@@ -30,6 +32,8 @@ from libp2p.pubsub.validators import signature_validator
 
 verify: Callable[[Message], bool] = signature_validator
 """py-libp2p's own check of a gossip message's signature (by the key ``from`` names)."""
+
+MAX_UNCHECKED = 8192  # ids remembered (seen_ttl 120 s at 40 messages/s is 4800)
 
 _deferred: set[int] = set()  # ids of the messages in a push_msg whose validator checks them
 _installed = False
@@ -95,3 +99,35 @@ class Verdicts(ValidationCache):
         self.cache.pop(msg_id, None)
 
     forget = _remove
+
+
+class Unchecked:
+    """Message ids taken while their gossip signature was the validator's to check, with the
+    signature each came with.
+
+    Copies of a message relayed by other peers carry the very same signature bytes and are
+    dropped as seen, as before. A message under an id taken this way but with another
+    signature means one of the two was not signed by its publisher: if the newcomer's
+    signature holds, the one taken was a forgery that squatted on the id (a forger who saw a
+    post can wrap it under its author's next seqno), and the genuine message must be handled
+    after all (``contested``).
+    """
+
+    def __init__(self, limit: int = MAX_UNCHECKED) -> None:
+        self._taken: OrderedDict[bytes, bytes] = OrderedDict()
+        self._limit = limit
+
+    def taken(self, msg_id: bytes, signature: bytes) -> None:
+        self._taken[msg_id] = signature
+        self._taken.move_to_end(msg_id)
+        while len(self._taken) > self._limit:
+            self._taken.popitem(last=False)
+
+    def contested(self, msg_id: bytes, msg: Message) -> bool:
+        """Whether ``msg``, under an id already seen, is the genuine message for an id a
+        forgery took (its own signature holds); the id is then forgotten here."""
+        held = self._taken.get(msg_id)
+        if held is None or held == msg.signature or not verify(msg):
+            return False
+        del self._taken[msg_id]
+        return True
