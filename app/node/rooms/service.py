@@ -451,10 +451,11 @@ class RoomService:
         # The post itself if held, and the posts it conflicts with: one query for both.
         versions = [] if post.kind == rc.KIND_ANNOUNCE else self.store.held_versions(post)
         held = post.kind == rc.KIND_ANNOUNCE or any(v.post_id == post.post_id for v in versions)
-        publisher = _publisher(bytes(message.from_id)) or forwarder
+        named = _publisher(bytes(message.from_id))
+        publisher = named or forwarder
         author_key = None if held else post.author_key
         size, now = len(message.data), time.monotonic()
-        if not (publisher == post.author and not held and self.quotas.fits(
+        if not (named == post.author and not held and self.quotas.fits(
                 room_id, author_key, publisher, forwarder, size, now)
                 ) and not signature_validator(message):
             log.info("room %s: dropped a post relayed by %s: its gossip signature does not "
