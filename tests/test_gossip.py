@@ -625,3 +625,86 @@ def test_the_py_libp2p_names_kith_swaps_and_wraps_are_there() -> None:
     assert "env_to_send_in_RPC(" in inspect.getsource(GossipSub.publish)
     assert "self._periodic_security_cleanup()" in inspect.getsource(GossipSub.heartbeat)
     assert "recent_message_deliveries[topic].append(" in inspect.getsource(GossipSub.publish)
+
+
+def test_a_validator_checking_signatures_sees_unchecked_messages_and_a_forgery_frees_its_id(
+) -> None:
+    """``checks_signatures``: push_msg leaves the gossip signature to the topic's validator
+    (one Ed25519 check per room post instead of two), and a forgery the validator rejects
+    does not make the genuine message with the same id (publisher + seqno) invalid too."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            pubsub, sub, identity, _, stream, _, _ = await raw_link(stack)
+            checked: list[bytes] = []
+
+            def validator(_: ID, message: rpc_pb2.Message) -> bool:
+                checked.append(bytes(message.data))
+                return bool(signature_validator(message))
+
+            pubsub.set_topic_validator(TOPIC, validator, False, checks_signatures=True)
+            forged = signed(identity, b"forged", 5)
+            forged.signature = bytes(64)
+            await stream.write(frame(forged))
+            await wait_until(lambda: checked == [b"forged"], "the validator to see the forgery")
+            genuine = signed(identity, b"genuine", 5)
+            await stream.write(frame(genuine))
+            assert (await sub.get()).data == b"genuine"
+            assert checked == [b"forged", b"genuine"]
+
+            # Without the flag, upstream's order again: a bad signature never reaches it.
+            pubsub.set_topic_validator(TOPIC, validator, False)
+            forged = signed(identity, b"forged again", 6)
+            forged.signature = bytes(64)
+            await stream.write(frame(forged, signed(identity, b"after", 7)))
+            assert (await sub.get()).data == b"after"
+            assert checked == [b"forged", b"genuine", b"after"]
+            pubsub.remove_topic_validator(TOPIC)
+            assert not pubsub._validator_checks_signature(genuine)
+
+    run(scenario)
+
+
+def test_a_forgery_taken_unchecked_does_not_keep_out_the_genuine_message_with_its_id() -> None:
+    """A validator that takes a message on its payload's own signature leaves the message id
+    (publisher + seqno) unchecked: a forger who wraps what it saw under the publisher's next
+    seqno gets it taken first. The genuine message with that id must still be handled, and
+    copies relayed with the same signature, or other forgeries, dropped."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            pubsub, sub, identity, _, stream, handled, _ = await raw_link(stack)
+            pubsub.set_topic_validator(TOPIC, lambda _, __: True, False, checks_signatures=True)
+            squatter = signed(identity, b"seen before, wrapped under the next seqno", 8)
+            squatter.signature = bytes(64)
+            await stream.write(frame(squatter))
+            assert (await sub.get()).data == squatter.data  # taken: the validator said so
+            genuine = signed(identity, b"genuine", 8)
+            forged_again = signed(identity, b"forged again", 8)
+            forged_again.signature = b"\x01" * 64
+            await stream.write(frame(genuine, genuine, forged_again, signed(identity, b"end", 9)))
+            assert (await sub.get()).data == b"genuine"
+            assert (await sub.get()).data == b"end"
+            assert handled.count(b"genuine") == 1 and b"forged again" not in handled
+
+    run(scenario)
+
+
+def test_validation_verdicts_are_kept_in_order_and_bounded() -> None:
+    """``Verdicts``: upstream's cache semantics (TTL, size, least recently used out first)
+    without its list scans."""
+    from libp2p.pubsub.pubsub import ValidationResult
+
+    from app.node.libp2p_patches.pubsub_signatures import Verdicts
+
+    verdicts = Verdicts(ttl=300, max_size=3)
+    for i in range(3):
+        verdicts.put(b"%d" % i, ValidationResult(is_valid=True, timestamp=1e12))
+    assert verdicts.get(b"0") is not None  # now the most recently used
+    verdicts.put(b"3", ValidationResult(is_valid=False, timestamp=1e12))
+    assert list(verdicts.cache) == [b"2", b"0", b"3"]
+    verdicts.forget(b"2")
+    verdicts.put(b"old", ValidationResult(is_valid=True, timestamp=0.0))
+    assert verdicts.get(b"old") is None  # expired
+    verdicts.clear_expired()
+    assert list(verdicts.cache) == [b"0", b"3"]

@@ -314,6 +314,41 @@ def test_gossip_overrides_internals() -> None:
     assert "seen_messages" in _names(Pubsub.__init__)
 
 
+def test_pubsub_signature_internals() -> None:
+    """``pubsub_signatures``: push_msg checks signatures through the name ``signature_validator``
+    of ``libp2p.pubsub.pubsub``, under ``strict_signing``, before validate_msg; validate_msg
+    caches verdicts by message id in ``validation_cache``, whose get, put and _remove
+    ``pubsub_signatures.Verdicts`` overrides."""
+    import libp2p.pubsub.pubsub as pubsub_module
+    from libp2p.pubsub.pubsub import ValidationCache
+    from libp2p.pubsub.validators import signature_validator
+
+    from app.node.libp2p_patches import pubsub_signatures
+
+    pubsub_signatures.install()
+    assert pubsub_signatures.verify is signature_validator
+    assert pubsub_module.signature_validator.__qualname__.startswith("install.")
+    push = inspect.getsource(Pubsub.push_msg)
+    assert push.index("if self.strict_signing:") < push.index("signature_validator(msg)") \
+        < push.index("await self.validate_msg(") < push.index("self._mark_msg_seen(msg)")
+    validate = inspect.getsource(Pubsub.validate_msg)
+    assert "self.validation_cache.get(msg_id)" in validate
+    assert validate.count("self.validation_cache.put(") == 2
+    assert "validation_cache" in _names(Pubsub.__init__)
+    assert {"get", "put", "_remove", "clear_expired"} <= set(vars(ValidationCache))
+    assert _params(ValidationCache.__init__) == ["self", "ttl", "max_size"]
+    assert _params(Pubsub.set_topic_validator) == ["self", "topic", "validator",
+                                                   "is_async_validator"]
+    assert "self.validation_cache.clear_expired()" in inspect.getsource(Pubsub)
+    # KithPubsub._was_squatted forgets an id in the seen cache: a dict under a lock.
+    from libp2p.tools.timed_cache.base_timed_cache import BaseTimedCache
+    from libp2p.tools.timed_cache.last_seen_cache import LastSeenCache
+
+    assert {"lock", "cache"} <= _names(BaseTimedCache.__init__)
+    assert {"lock", "cache"} <= _names(LastSeenCache.has)
+    assert "seen_messages" in _names(Pubsub._is_msg_seen)
+
+
 def test_forget_gossip_internals() -> None:
     """``ChatGossipSub.forget`` removes a message from ``mcache.msgs`` alone: the ids its
     history still lists must be skipped by ``get``, ``window``'s readers and ``shift``."""

@@ -20,7 +20,7 @@ from app.core import room as rc
 from app.core.events import RoomPostRemoved
 from app.core.identity import Identity
 from app.node.node import KithNode
-from app.node.room_limits import PUBLISHER_QUOTA
+from app.node.room_limits import AUTHOR_QUOTA, PUBLISHER_QUOTA
 from app.node.rooms import RoomServiceError
 from app.store.db import MIGRATIONS, open_database
 from app.store.rooms import RoomStore
@@ -393,5 +393,72 @@ def test_a_profile_a_hostile_post_already_damaged_starts_and_works(tmp_path: Pat
                 assert await texts(bob, room.room_id) == ["from before", "after the repair"]
             finally:
                 await ada.stop()
+
+    run(scenario)
+
+
+def gossip(publisher: Identity, secrets: rc.RoomSecrets, envelope: bytes, seqno: int,
+           *, forged: bool = False) -> Any:
+    """A gossip message carrying ``envelope``, signed by ``publisher`` (or with a forged
+    signature)."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+
+    from app.node.host import key_pair
+
+    keys = key_pair(publisher)
+    message = rpc_pb2.Message(data=envelope, topicIDs=[secrets.topic],
+                              from_id=ID.from_pubkey(keys.public_key).to_bytes(),
+                              seqno=seqno.to_bytes(8, "big"))
+    message.signature = bytes(64) if forged else keys.private_key.sign(
+        PUBSUB_SIGNING_PREFIX.encode() + message.SerializeToString())
+    return message
+
+
+def test_a_gossip_signature_is_needed_unless_the_post_itself_is_signed_by_the_publisher(
+    tmp_path: Path
+) -> None:
+    """A member verifies one Ed25519 signature per new post, not two: a post it does not hold,
+    in a message whose publisher is the post's author, is authenticated by the post's own
+    signature. Everything else (a post published by someone else, a post already held) needs
+    a valid gossip signature, as before."""
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            room_id, secrets = await joined(bob, owner=ada)
+            held = await bob.client.post(room_id, "held")
+            await ada.wait_event("room_message", id=held.id)
+            held_envelope = await node_value(ada, lambda n: n.db.execute(
+                "SELECT envelope FROM room_posts WHERE post_id = ?",
+                (bytes.fromhex(held.id),)).fetchone()[0])
+            carol, mallory = Identity.generate(), Identity.generate()
+            new = post(carol, secrets, "new", seq=1)
+            bob_id = bob.profile.identity
+
+            async def admits(message: Any) -> bool:
+                def check(node: KithNode) -> bool:
+                    live = node.rooms._live[bytes.fromhex(room_id)]
+                    return node.rooms._admit_live(live.secrets, mallory.peer_id, message)
+
+                return bool(await node_value(ada, check))
+
+            assert await admits(gossip(carol, secrets, new, 1, forged=True))
+            assert not await admits(gossip(mallory, secrets, new, 2, forged=True))
+            assert await admits(gossip(mallory, secrets, new, 3))
+            assert not await admits(gossip(bob_id, secrets, held_envelope, 4, forged=True))
+            assert await admits(gossip(bob_id, secrets, held_envelope, 5))
+
+            # Quotas blame a message's publisher, so a post over one is never taken on its
+            # own signature: Mallory uses up Carol's author quota under her own name...
+            for seq in range(2, 2 + int(AUTHOR_QUOTA.posts.burst) + 100):
+                await admits(gossip(mallory, secrets, post(carol, secrets, "x", seq=seq), seq))
+            assert await node_value(ada, lambda n: n.rooms.quotas.penalised(
+                mallory.peer_id, time.monotonic()))
+            # ...then forges one under Carol's: refused, and Carol is not blamed.
+            assert not await admits(gossip(carol, secrets, post(carol, secrets, "y", seq=999),
+                                           999, forged=True))
+            assert not await node_value(ada, lambda n: n.rooms.quotas.penalised(
+                carol.peer_id, time.monotonic()))
 
     run(scenario)

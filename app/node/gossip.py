@@ -25,6 +25,9 @@ Every message is signed with the host key and every received one is verified (py
 default, which go and js interoperate with). A room layer that can check its own envelope
 should also register ``pubsub.set_topic_validator(topic, fn, is_async_validator)``: a message
 it rejects is neither delivered nor relayed. Validators may be async (5 s timeout).
+
+Length: py-libp2p's pubsub has no settings for most of what chat needs, so ``KithPubsub``
+overrides a dozen of its methods; they belong together, next to the configuration they serve.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub
+from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub, ValidatorFn
 from libp2p.pubsub.pubsub_notifee import PubsubNotifee
 from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
 from libp2p.pubsub.subscription import TrioSubscriptionAPI
@@ -58,7 +61,7 @@ from libp2p.utils import encode_varint_prefixed
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
 from app.node.isolation import is_local_fault
-from app.node.libp2p_patches import pubsub_records
+from app.node.libp2p_patches import pubsub_records, pubsub_signatures
 from app.node.libp2p_patches.service import isolate_service_tasks
 
 log = logging.getLogger(__name__)
@@ -311,6 +314,11 @@ class KithPubsub(Pubsub):
         self.config = config
         self.gossip = router  # typed access to the router (``self.router`` is the interface)
         self.peer_queues = _SizedQueues(config.outbound_queue_size)
+        cache = self.validation_cache
+        self._verdicts = pubsub_signatures.Verdicts(cache.ttl, cache.max_size)
+        self.validation_cache = self._verdicts
+        self._checking_signatures: set[str] = set()  # topics whose validator checks them
+        self._unchecked = pubsub_signatures.Unchecked()
         self.dropped: defaultdict[str, int] = defaultdict(int)
         self.oversized = 0
         self._stalled: set[ID] = set()
@@ -381,7 +389,55 @@ class KithPubsub(Pubsub):
             self._handle_dead_peer(peer_id)
         await super()._handle_new_peer(peer_id)
 
+    def set_topic_validator(self, topic: str, validator: ValidatorFn, is_async_validator: bool,
+                            checks_signatures: bool = False) -> None:
+        """Upstream's, and ``checks_signatures``: the validator checks each message's gossip
+        signature itself (``pubsub_signatures.verify``) wherever its payload is not already
+        signed by the key the message names, so push_msg does not check it first."""
+        super().set_topic_validator(topic, validator, is_async_validator)
+        if checks_signatures:
+            self._checking_signatures.add(topic)
+        else:
+            self._checking_signatures.discard(topic)
+
+    def remove_topic_validator(self, topic: str) -> None:
+        super().remove_topic_validator(topic)
+        self._checking_signatures.discard(topic)
+
+    def _was_squatted(self, msg: rpc_pb2.Message) -> bool:
+        """A seen id whose message was taken unchecked, and ``msg`` is the genuine one
+        (``pubsub_signatures.Unchecked``): forget the id, so ``msg`` is handled."""
+        msg_id = self._msg_id_constructor(msg)
+        if not self._unchecked.contested(msg_id, msg):
+            return False
+        log.info("pubsub: a message taken unchecked under id %s was not its publisher's",
+                 msg_id.hex())
+        with self.seen_messages.lock:
+            self.seen_messages.cache.pop(msg_id, None)
+        self._verdicts.forget(msg_id)
+        return True
+
+    def _validator_checks_signature(self, msg: rpc_pb2.Message) -> bool:
+        topics = msg.topicIDs
+        return bool(topics) and all(
+            t in self._checking_signatures and t in self.topic_validators for t in topics
+        )
+
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if self._validator_checks_signature(msg):
+            with pubsub_signatures.deferred(msg):
+                await self._push_msg(msg_forwarder, msg)
+            msg_id = self._msg_id_constructor(msg)
+            if self._is_msg_seen(msg):
+                self._unchecked.taken(msg_id, bytes(msg.signature))
+            else:
+                # Rejected, perhaps for a signature that was never checked: the verdict
+                # belongs to these bytes, not to the message id, which a forger can reuse.
+                self._verdicts.forget(msg_id)
+            return
+        await self._push_msg(msg_forwarder, msg)
+
+    async def _push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder == self.my_id:
             await super().push_msg(msg_forwarder, msg)
             return
@@ -442,7 +498,8 @@ class KithPubsub(Pubsub):
                     for subscription in rpc.subscriptions:
                         self.handle_subscription(peer_id, subscription)
                 for message in rpc.publish:
-                    if self._is_subscribed_to_msg(message) and not self._is_msg_seen(message):
+                    if self._is_subscribed_to_msg(message) and (
+                            not self._is_msg_seen(message) or self._was_squatted(message)):
                         await self.push_msg(peer_id, message)
                 if rpc.HasField("control"):
                     await self.router.handle_rpc(rpc, peer_id)
@@ -567,6 +624,7 @@ async def open_pubsub(
     """
     _quiet_pending_queue_warnings()
     pubsub_records.install()
+    pubsub_signatures.install()
     network = host.get_network()
     notifees_before = list(getattr(network, "notifees", []))
     router = build_router(config)

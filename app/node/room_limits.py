@@ -131,13 +131,7 @@ class PostQuotas:
         ``author_key`` is None for what does not count against its author (announces, posts
         already held). All buckets are checked before any is charged.
         """
-        checks: list[tuple[str, str, tuple[TokenBucket, TokenBucket]]] = [
-            ("forwarder", forwarder, self._forwarders.get(forwarder, now)),
-            ("publisher", publisher, self._publishers.get(publisher, now)),
-        ]
-        if author_key is not None:
-            checks.append(("author", author_key.hex(),
-                           self._authors.get((room_id, author_key), now)))
+        checks = self._checks(room_id, author_key, publisher, forwarder, now)
         for what, who, (posts, volume) in checks:
             if posts.refill(now) < 1 or volume.refill(now) < size:
                 self._dropped(what, who, room_id, publisher, forwarder, now)
@@ -146,6 +140,24 @@ class PostQuotas:
             posts.take(1, now)
             volume.take(size, now)
         return None
+
+    def fits(self, room_id: bytes, author_key: bytes | None, publisher: str, forwarder: str,
+             size: int, now: float) -> bool:
+        """Whether ``admit`` would let the post pass, charging and blaming no one."""
+        return all(posts.refill(now) >= 1 and volume.refill(now) >= size for _, _, (
+            posts, volume) in self._checks(room_id, author_key, publisher, forwarder, now))
+
+    def _checks(self, room_id: bytes, author_key: bytes | None, publisher: str,
+                forwarder: str, now: float) -> list[tuple[str, str, tuple[TokenBucket,
+                                                                          TokenBucket]]]:
+        checks: list[tuple[str, str, tuple[TokenBucket, TokenBucket]]] = [
+            ("forwarder", forwarder, self._forwarders.get(forwarder, now)),
+            ("publisher", publisher, self._publishers.get(publisher, now)),
+        ]
+        if author_key is not None:
+            checks.append(("author", author_key.hex(),
+                           self._authors.get((room_id, author_key), now)))
+        return checks
 
     def _dropped(self, what: str, who: str, room_id: bytes, publisher: str, forwarder: str,
                  now: float) -> None:

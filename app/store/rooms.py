@@ -188,6 +188,11 @@ class RoomStore:
             "ON CONFLICT DO NOTHING", [(post.room_id, post.author_key, s) for s in seqs],
         )
 
+    def held_versions(self, post: RoomPost) -> list[StoredPost]:
+        """Held posts of ``post``'s author with its post_id or author_seq: the post itself if
+        held, and the posts it conflicts with (8.7)."""
+        return self._rivals(post)
+
     def winner_over(self, post: RoomPost) -> StoredPost | None:
         """A held post that ``post`` conflicts with and loses to (8.7), if any."""
         mine = post.precedence
@@ -236,12 +241,6 @@ class RoomStore:
                 (post.author_seq, post.room_id),
             )
         return StoreResult(Intake.REPLACED if held else Intake.NEW, tuple(held))
-
-    def has_post(self, room_id: bytes, author_key: bytes, post_id: bytes) -> bool:
-        return self._conn.execute(
-            "SELECT 1 FROM room_posts WHERE room_id = ? AND author_key = ? AND post_id = ?",
-            (room_id, author_key, post_id),
-        ).fetchone() is not None
 
     def envelope(self, room_id: bytes, author_key: bytes, post_id: bytes) -> bytes | None:
         row = self._conn.execute(

@@ -48,10 +48,13 @@ For one host (``node.KithNode.run``, ``resources.ResourceManager.install``,
   swarm) that fails is logged and ends alone instead of stopping the service and the node
   (``app.node.isolation``); also from ``gossip.open_pubsub``.
 
-For every pubsub of the process (``pubsub_records.install``, from ``gossip.open_pubsub``):
+For every pubsub of the process (``pubsub_records.install`` and ``pubsub_signatures.install``,
+from ``gossip.open_pubsub``):
 
 * ``pubsub_records``: the signed peer record in each pubsub RPC is checked once per distinct
   record and peer (then again every 60 s), and ours is built at most once a second.
+* ``pubsub_signatures``: push_msg leaves the gossip signature to topic validators that check
+  it themselves (a room post signed by its own publisher needs one Ed25519 check, not two).
 
 For one stream:
 
@@ -70,9 +73,11 @@ Subclasses that live with their service, guarded here all the same:
   are not searched for relay addresses every 2 s).
 * ``app.node.gossip``: ``ChatGossipSub`` (IDONTWANT only where gossipsub 1.2 means it),
   ``KithPubsub`` (buffer sizes, payload limits, hostile frames, batched writes; overrides
-  ``subscribe``, ``notify_subscriptions``, ``publish``, ``push_msg``, ``stream_handler`` and
-  ``handle_sending_messages``) and ``_SizedQueues`` (``Pubsub.peer_queues``, which sizes each
-  peer's ``RpcQueue``); ``open_pubsub`` stops the seen-message cache's thread py-libp2p leaves.
+  ``subscribe``, ``notify_subscriptions``, ``publish``, ``push_msg``, ``stream_handler``,
+  ``set_topic_validator``, ``remove_topic_validator`` and ``handle_sending_messages``),
+  ``_SizedQueues`` (``Pubsub.peer_queues``, which sizes each peer's ``RpcQueue``) and
+  ``pubsub_signatures.Verdicts`` (its ``validation_cache``); ``open_pubsub`` stops the
+  seen-message cache's thread py-libp2p leaves.
 
 Not patches, and so not here: py-libp2p's own resource manager is switched off with the
 public ``Swarm.set_resource_manager(None)`` (``ResourceManager.install``, guarded in

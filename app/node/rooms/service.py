@@ -30,6 +30,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.validators import signature_validator
 
 from app.core import room as rc
 from app.core.actions import KIND_REPLY
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bursts
+SUMMARY_ADDRS_FOR = 2.0       # seconds a summary's link may reuse our addresses
 GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 MAX_GAPS = 1024               # gaps remembered per room while they wait for GAP_GRACE
 
@@ -89,6 +91,14 @@ def _publisher(from_id: bytes) -> str:
         return str(ID(from_id))
     except Exception:  # noqa: BLE001 - a bad id only loses the gap hint
         return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _room_link(secrets: rc.RoomSecrets, name: str, description: str, via: tuple[str, ...]
+               ) -> str:
+    """A room's link, built once for the same room, text and addresses (summaries ask for
+    it several times a second while posts arrive)."""
+    return rc.RoomInvite(secrets, name, description, via).to_link()
 
 
 def _parse_room_id(room_id: str) -> bytes:
@@ -139,6 +149,8 @@ class RoomService:
         self._live: dict[bytes, LiveRoom] = {}
         self._dirty: dict[bytes, set[str]] = {}
         self._flush_pending = False
+        self._via: tuple[str, ...] = ()
+        self._via_until = 0.0
         self._names: dict[bytes, dict[str, str]] = {}
         self._verified = VerifiedPosts()  # the validator's work, reused by _receive
         self.quotas = PostQuotas()
@@ -317,7 +329,8 @@ class RoomService:
             self._changed(room_id)
             self._emit(UnreadChanged(total=self._unread_total()))
 
-    def info(self, room_id: bytes) -> RoomInfo:
+    def info(self, room_id: bytes, via: tuple[str, ...] | None = None) -> RoomInfo:
+        """The room's list entry; ``via``: our addresses for its link, if known already."""
         stored = self.store.room(room_id)
         if stored is None:
             raise RoomServiceError("unknown room")
@@ -328,13 +341,24 @@ class RoomService:
         unread, preview = self.store.stats(room_id)
         return RoomInfo(
             room_id=room_id.hex(), name=stored.name, description=stored.description,
-            invite=self._invite(stored), members=len(members) + 1, online=online + 1,
+            invite=self._invite(stored, via), members=len(members) + 1, online=online + 1,
             unread=unread, last_message=preview, last_activity=stored.last_activity,
         )
 
-    def _invite(self, stored: StoredRoom) -> str:
-        via = tuple(self._us.addrs()[: rc.MAX_VIA])
-        return rc.RoomInvite(stored.secrets, stored.name, stored.description, via).to_link()
+    def _invite(self, stored: StoredRoom, via: tuple[str, ...] | None = None) -> str:
+        if via is None:
+            via = tuple(self._us.addrs()[: rc.MAX_VIA])
+        return _room_link(stored.secrets, stored.name, stored.description, via)
+
+    def _summary_via(self) -> tuple[str, ...]:
+        """Our addresses for the links in room summaries, looked up at most every
+        ``SUMMARY_ADDRS_FOR`` seconds: expanding them is half of what a summary costs, and
+        summaries go out every ``SUMMARY_DELAY`` while posts arrive."""
+        now = time.monotonic()
+        if now >= self._via_until:
+            self._via = tuple(self._us.addrs()[: rc.MAX_VIA])
+            self._via_until = now + SUMMARY_ADDRS_FOR
+        return self._via
 
     def _require(self, room_id_hex: str) -> StoredRoom:
         stored = self.store.room(_parse_room_id(room_id_hex))
@@ -365,7 +389,7 @@ class RoomService:
             if "members" in what:
                 self._emit(RoomMembersChanged(room_id=room_id.hex(),
                                                    members=tuple(self.members(room_id.hex()))))
-            self._emit(RoomChanged(room=self.info(room_id)))
+            self._emit(RoomChanged(room=self.info(room_id, self._summary_via())))
             unread = unread or "unread" in what
         if unread:
             self._emit(UnreadChanged(total=self._unread_total()))
@@ -376,7 +400,8 @@ class RoomService:
         self._names.pop(secrets.room_id, None)  # a room joined again starts with no members
         live = LiveRoom(self.governor.secrets(secrets))
         self._live[secrets.room_id] = live
-        self._pubsub.set_topic_validator(secrets.topic, self._validator(live), False)
+        self._pubsub.set_topic_validator(secrets.topic, self._validator(live), False,
+                                         checks_signatures=True)
         self._nursery.start_soon(self._run_room, live)
 
     def refresh_keys(self, room_id: bytes) -> None:
@@ -404,6 +429,12 @@ class RoomService:
 
     def _admit_live(self, secrets: rc.RoomSecrets, forwarder: str,
                     message: rpc_pb2.Message) -> bool:
+        """The room's rules for a live post, gossip signature included (docs/protocol.md,
+        "Gossip signatures"): a post we do not hold, in a message naming its author as
+        publisher, is authenticated by the author's own signature just verified, and only
+        the gossip seqno is left unchecked, which at worst lets one authentic post through
+        once under an id a forger chose. Every other message, and any that would break a
+        quota (which blames its publisher), must carry a valid gossip signature."""
         try:
             post = self._verified.verify(secrets, message.data)  # taken back by _receive
         except rc.RoomError as exc:
@@ -415,16 +446,24 @@ class RoomService:
                      post.author, forwarder, problem)
             return False
         if forwarder == self._me:
-            return True  # our own publish
+            return True  # our own publish, signed a moment ago
         room_id = secrets.room_id
-        held = post.kind == rc.KIND_ANNOUNCE or self.store.has_post(room_id, post.author_key,
-                                                                      post.post_id)
-        publisher = _publisher(bytes(message.from_id)) or forwarder
-        over = self.quotas.admit(room_id, None if held else post.author_key, publisher,
-                                 forwarder, len(message.data), time.monotonic())
-        if over is not None:
+        # The post itself if held, and the posts it conflicts with: one query for both.
+        versions = [] if post.kind == rc.KIND_ANNOUNCE else self.store.held_versions(post)
+        held = post.kind == rc.KIND_ANNOUNCE or any(v.post_id == post.post_id for v in versions)
+        named = _publisher(bytes(message.from_id))
+        publisher = named or forwarder
+        author_key = None if held else post.author_key
+        size, now = len(message.data), time.monotonic()
+        if not (named == post.author and not held and self.quotas.fits(
+                room_id, author_key, publisher, forwarder, size, now)
+                ) and not signature_validator(message):
+            log.info("room %s: dropped a post relayed by %s: its gossip signature does not "
+                     "match", secrets.id_hex, forwarder)
             return False
-        if post.kind != rc.KIND_ANNOUNCE and self.store.winner_over(post) is not None:
+        if self.quotas.admit(room_id, author_key, publisher, forwarder, size, now) is not None:
+            return False
+        if any(v.precedence < post.precedence for v in versions):
             # The other post of this equivocation is held: keep it, relay nothing, and tell
             # the room which one stands (whoever sent this one may hold only this one).
             self._nursery.start_soon(self._conflict_lost, secrets, post)
