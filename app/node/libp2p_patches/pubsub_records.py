@@ -55,7 +55,7 @@ def _check_once(check: Callable[[RPC, IHost, ID], bool]) -> None:
     when the bytes differ from the last record accepted from that peer, every
     ``RECHECK_AFTER`` seconds, and whenever the peerstore no longer holds the envelope that
     check stored (a newer record from identify, or addresses cleared). Otherwise the RPC is
-    accepted as the full check would accept it. tests/test_pubsub_records.py guards the names.
+    accepted as the full check would accept it. A guard in tests/test_gossip.py checks the names.
     """
     accepted: WeakKeyDictionary[Any, OrderedDict[ID, tuple[bytes, object, float]]] = (
         WeakKeyDictionary()
