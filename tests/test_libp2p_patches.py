@@ -306,6 +306,13 @@ def test_gossip_overrides_internals() -> None:
     new_peer = inspect.getsource(Pubsub._handle_new_peer)
     assert "queue = RpcQueue()" in new_peer and "self.peer_queues[peer_id] = queue" in new_peer
     assert RpcQueue()._queue.max_size > 0
+    # The hello is built by get_hello_packet before its write is awaited and the peer's queue
+    # registered: KithPubsub._handle_new_peer announces what changed in between.
+    hello_at = new_peer.index("self.get_hello_packet()")
+    assert hello_at < new_peer.index("await stream.write(") < new_peer.index(
+        "self.peer_queues[peer_id] = queue")
+    assert "topic_ids" in _names(Pubsub.get_hello_packet)
+    assert "_schedule_announce_retry" in vars(Pubsub)
     # subscribe is upstream's with our channel size; the router's IWANT rate is an attribute.
     assert {"subscribed_topics_send", "subscribed_topics_receive"} <= _names(Pubsub.subscribe)
     assert "max_iwant_requests_per_second" in _names(GossipSub.__init__)

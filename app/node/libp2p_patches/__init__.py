@@ -52,7 +52,8 @@ For every pubsub of the process (``pubsub_records.install`` and ``pubsub_signatu
 from ``gossip.open_pubsub``):
 
 * ``pubsub_records``: the signed peer record in each pubsub RPC is checked once per distinct
-  record and peer (then again every 60 s), and ours is built at most once a second.
+  record and peer (then again every 60 s), and ours is built at most once a second; an RPC
+  whose genuine record is older than the one held is handled, not dropped.
 * ``pubsub_signatures``: push_msg leaves the gossip signature to topic validators that check
   it themselves (a room post signed by its own publisher needs one Ed25519 check, not two).
 
