@@ -125,8 +125,17 @@ class World:
         await self.vic.wait_event("room_message", text=text, timeout=WAIT)
 
     async def new_room_with_bob(self) -> str:
-        """A room Vic creates and Bob joins: Bob's subscription and GRAFT reach Vic."""
+        """A room Vic creates and Bob joins: Bob's subscription and GRAFT reach Vic. Bob joins
+        once he knows Vic is in the room, so that he grafts her himself (had her GRAFT come
+        first, Bob would have had no control message to send)."""
         room = await self.vic.client.create_room(f"room {next(_counter)}")
+        topic = await on_node(self.vic, lambda node: node.rooms._live[
+            bytes.fromhex(room.room_id)].secrets.topic)
+        vic_id = await on_node(self.vic, lambda node: node.host.get_id())
+        bob = self.bob.client._node
+        assert bob is not None
+        await self.bob.wait_for(lambda: vic_id in _pubsub(bob).peer_topics.get(topic, set()),
+                                WAIT, "Bob to learn that Vic is in the new room")
         await self.bob.client.join_room(room.invite)
         return room.room_id
 
