@@ -125,8 +125,17 @@ class World:
         await self.vic.wait_event("room_message", text=text, timeout=WAIT)
 
     async def new_room_with_bob(self) -> str:
-        """A room Vic creates and Bob joins: Bob's subscription and GRAFT reach Vic."""
+        """A room Vic creates and Bob joins: Bob's subscription and GRAFT reach Vic. Bob joins
+        once he knows Vic is in the room, so that he grafts her himself (had her GRAFT come
+        first, Bob would have had no control message to send)."""
         room = await self.vic.client.create_room(f"room {next(_counter)}")
+        topic = await on_node(self.vic, lambda node: node.rooms._live[
+            bytes.fromhex(room.room_id)].secrets.topic)
+        vic_id = await on_node(self.vic, lambda node: node.host.get_id())
+        bob = self.bob.client._node
+        assert bob is not None
+        await self.bob.wait_for(lambda: vic_id in _pubsub(bob).peer_topics.get(topic, set()),
+                                WAIT, "Bob to learn that Vic is in the new room")
         await self.bob.client.join_room(room.invite)
         return room.room_id
 
@@ -283,6 +292,25 @@ def _stream_case(protocol: str) -> Case:
     return Case(lambda node: (node.host.get_mux().handlers, protocol), open_one, served)
 
 
+def _dcutr_refusals(w: World) -> int:
+    node = w.vic.client._node
+    assert node is not None and node._hole_punch is not None
+    return node._hole_punch.info()["refused_peers"]
+
+
+async def _dcutr_open(w: World) -> None:
+    await w.eve_stream("/libp2p/dcutr")
+
+
+async def _dcutr_served(w: World) -> None:
+    """Vic's DCUtR handler runs again for Eve's next stream: a stranger's exchange is refused
+    (counted, the stream reset at once), so whether Eve reads the protocol agreement before
+    the reset is up to the scheduler; the count is not."""
+    before = _dcutr_refusals(w)
+    await w.eve_stream("/libp2p/dcutr")
+    await w.vic.wait_for(lambda: _dcutr_refusals(w) > before, WAIT, "the DCUtR handler")
+
+
 async def _bad_protocol_name(w: World) -> None:
     """A protocol name that is not UTF-8, on a raw Yamux stream (0.8.1's multistream lets a
     UnicodeDecodeError out of its negotiation)."""
@@ -411,7 +439,8 @@ CASES: dict[str, Case] = {
     # every other inbound stream handler, py-libp2p's and Kith's, from a stranger
     "identify handler": _stream_case("/ipfs/id/1.0.0"),
     "ping handler": _stream_case("/ipfs/ping/1.0.0"),
-    "dcutr handler": _stream_case("/libp2p/dcutr"),
+    "dcutr handler": Case(lambda node: (node.host.get_mux().handlers, "/libp2p/dcutr"),
+                          _dcutr_open, _dcutr_served),
     "relay hop handler": _stream_case("/libp2p/circuit/relay/0.2.0/hop"),
     "relay stop handler": _stream_case("/libp2p/circuit/relay/0.2.0/stop"),
     "dht handler": _stream_case("/ipfs/kad/1.0.0"),

@@ -38,6 +38,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,10 @@ log = logging.getLogger(__name__)
 GOSSIP_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
 
 KIB = 1024
+
+# The topics the hello being sent to a new peer announced (``KithPubsub._handle_new_peer``);
+# one value per trio task, so peers set up at once do not mix them.
+_HELLO_TOPICS: ContextVar[frozenset[str] | None] = ContextVar("hello_topics", default=None)
 
 
 class PayloadTooLarge(ValueError):
@@ -375,19 +380,56 @@ class KithPubsub(Pubsub):
         await super().publish(topic_id, data)
 
     async def _handle_new_peer(self, peer_id: ID) -> None:
-        """Upstream's, after forgetting a stream whose connection already closed.
+        """Upstream's, after forgetting a stream whose connection already closed, and then
+        telling the peer what we joined or left while it was being set up.
 
         When a peer restarts and reconnects before its old connection's end is processed,
         0.8.1 still holds the old pubsub stream, sees the peer as known and skips the new
         connection: our subscriptions never reach the restarted peer, so it sends us nothing
         until our next write to the dead stream fails (tens of seconds).
+
+        0.8.1 builds the hello (our topics) before it awaits the hello's write and only then
+        registers the peer's queue; a ``subscribe`` or ``unsubscribe`` in between is in
+        neither the hello nor the queue, and gossipsub never announces it again: the peer
+        never learnt that we joined the room, and its posts never reached us.
         """
         stream = self.peers.get(peer_id)
         muxed = getattr(stream, "muxed_conn", None)
         if stream is not None and getattr(muxed, "is_closed", False):
             log.debug("pubsub: replacing the stale stream of %s", peer_id)
             self._handle_dead_peer(peer_id)
-        await super()._handle_new_peer(peer_id)
+        token = _HELLO_TOPICS.set(None)
+        try:
+            await super()._handle_new_peer(peer_id)
+            announced = _HELLO_TOPICS.get()
+        finally:
+            _HELLO_TOPICS.reset(token)
+        if announced is not None:
+            self._announce_changes_since_hello(peer_id, announced)
+
+    def get_hello_packet(self) -> rpc_pb2.RPC:
+        """Upstream's, noting the topics it announces for ``_handle_new_peer``."""
+        hello = super().get_hello_packet()
+        _HELLO_TOPICS.set(frozenset(subopt.topicid for subopt in hello.subscriptions))
+        return hello
+
+    def _announce_changes_since_hello(self, peer_id: ID, announced: frozenset[str]) -> None:
+        """Queue for ``peer_id`` the topics joined and left since its hello was built."""
+        queue = self.peer_queues.get(peer_id)
+        current = set(self.topic_ids)
+        changes = [rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic)
+                   for topic in sorted(current - announced)]
+        changes += [rpc_pb2.RPC.SubOpts(subscribe=False, topicid=topic)
+                    for topic in sorted(announced - current)]
+        if queue is None or not changes:
+            return
+        log.debug("pubsub: %d subscription changes during the set-up of %s", len(changes),
+                  peer_id)
+        packet = rpc_pb2.RPC(subscriptions=changes)
+        packet.senderRecord = pubsub_module.env_to_send_in_RPC(self.host)[0]
+        if not queue.push(packet):
+            for subopt in changes:
+                self._schedule_announce_retry(peer_id, subopt)
 
     def set_topic_validator(self, topic: str, validator: ValidatorFn, is_async_validator: bool,
                             checks_signatures: bool = False) -> None:

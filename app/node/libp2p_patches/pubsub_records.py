@@ -27,12 +27,14 @@ from weakref import WeakKeyDictionary
 import libp2p.pubsub.gossipsub as gossipsub_module
 import libp2p.pubsub.pubsub as pubsub_module
 from libp2p.abc import IHost
+from libp2p.peer.envelope import consume_envelope
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb.rpc_pb2 import RPC
 
 RECHECK_AFTER = 60.0   # a held record is checked and stored again this often (its TTL is 2 h)
 OWN_RECORD_FOR = 1.0   # our own record is rebuilt at most this often (addresses may change)
 MAX_PEERS = 1024       # records remembered per peerstore
+PEER_RECORD_DOMAIN = "libp2p-peer-record"  # what py-libp2p's check opens a record with
 
 _installed = False
 
@@ -73,6 +75,8 @@ def _check_once(check: Callable[[RPC, IHost, ID], bool]) -> None:
             state = getattr(store, "peer_record_map", {}).get(peer_id)
             if state is not None and state.envelope is known[1]:
                 return True
+        if _older_than_held(record, store, peer_id):
+            return True
         if not check(msg, host, peer_id):
             held.pop(peer_id, None)
             return False
@@ -86,6 +90,28 @@ def _check_once(check: Callable[[RPC, IHost, ID], bool]) -> None:
 
     pubsub_module.maybe_consume_signed_record = consume_signed_record_once
     gossipsub_module.maybe_consume_signed_record = consume_signed_record_once
+
+
+def _older_than_held(record: bytes, store: Any, peer_id: ID) -> bool:
+    """Whether ``record`` is ``peer_id``'s own genuine record, older than the one we hold.
+
+    A peer's RPCs carry the record it had when it built them; when its addresses change,
+    identify may bring us the new record before RPCs built with the old one arrive (and Kith
+    reuses its own record for up to ``OWN_RECORD_FOR``). py-libp2p 0.8.1 then fails the check
+    (``consume_peer_record`` refuses an older seq) and drops the whole RPC: subscriptions and
+    GRAFTs, which are never sent again, so the room never formed between the two. The RPC
+    comes over the peer's authenticated connection whatever its record says; only the
+    record is stale, so it is not stored, and the RPC is handled.
+    """
+    held = getattr(store, "peer_record_map", {}).get(peer_id)
+    if held is None:
+        return False
+    try:
+        envelope, peer_record = consume_envelope(record, PEER_RECORD_DOMAIN)
+    except Exception:  # noqa: BLE001 - malformed or forged: the full check refuses it
+        return False
+    return (peer_record.peer_id == peer_id and ID.from_pubkey(envelope.public_key) == peer_id
+            and peer_record.seq < held.seq)
 
 
 def _build_once(build: Callable[[IHost], tuple[bytes, bool]]) -> None:
