@@ -155,16 +155,21 @@ async def _async(value: bool) -> bool:
     return value
 
 
-async def _identified(peer: Peer, other: str) -> None:
-    """Wait until ``peer`` has run identify with ``other`` (its peerstore has the addresses)."""
+async def _identified(peer: Peer, other: str, claims: Sequence[str] = ()) -> None:
+    """Wait until ``peer`` has run identify with ``other``: its peerstore has the addresses,
+    among them one of ``claims`` if given (the relay's circuit address may come first)."""
+    claimed = {socket_key(c) or c for c in claims}
 
     async def addrs(node: KithNode) -> int:
         from libp2p.peer.id import ID
 
         try:
-            return len(node.host.get_peerstore().addrs(ID.from_base58(other)))
+            known = [str(a) for a in node.host.get_peerstore().addrs(ID.from_base58(other))]
         except Exception:  # noqa: BLE001 - not known yet
             return 0
+        if claimed and not any((socket_key(a) or strip_p2p(a)) in claimed for a in known):
+            return 0
+        return len(known)
 
     deadline = asyncio.get_running_loop().time() + 20
     while await peer.client.call(addrs) < 2:
@@ -214,7 +219,7 @@ def _contact_claims_are_bounded(tmp: str) -> None:
             await ada.client.add_contact(ContactInvite(eve.peer_id, "Eve", ()).to_link())
             for _ in range(MAX_SESSIONS_PER_PEER + 2):  # reconnecting does not reset the budget
                 await _connect_through(eve, ada.peer_id, circuit)
-                await _identified(ada, eve.peer_id)
+                await _identified(ada, eve.peer_id, claims)
                 await ada.client.call(_initiate(eve.peer_id))
                 await ada.client.call(lambda node: node.disconnect(eve.peer_id))
                 await _gone(eve, ada.peer_id)  # the next round is a new connection
