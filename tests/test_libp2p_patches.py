@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import libp2p.host.basic_host as basic_host
@@ -26,7 +26,6 @@ from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.connection.swarm_connection import SwarmConn
-from libp2p.network.stream.net_stream import NetStream
 from libp2p.network.swarm import Swarm
 from libp2p.peer.peerdata import PeerData
 from libp2p.peer.peerinfo import PeerInfo
@@ -49,7 +48,6 @@ from app.core.identity import Identity
 from app.node.gossip import ChatGossipSub, GossipConfig, KithPubsub, build_router
 from app.node.hole_punch import _KithDCUtR
 from app.node.host import build_host
-from app.node.libp2p_patches.locks import QuickLock
 from app.node.libp2p_patches.peerstore import IDENTIFY_MODULES
 from app.node.libp2p_patches.yamux import WindowedYamux
 
@@ -101,68 +99,6 @@ def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
 
 
 # -- Yamux ----------------------------------------------------------------------------------
-
-
-def test_quick_stream_locks_internals() -> None:
-    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
-    assert Yamux.__init__.__qualname__.startswith("quick_stream_locks.")
-    assert NetStream.__init__.__qualname__.startswith("quick_stream_locks.")
-    # Both locks are made in the constructors and only ever used with ``async with``.
-    for cls, name in ((Yamux, "streams_lock"), (NetStream, "_state_lock")):
-        assert f"self.{name} = trio.Lock()" in inspect.getsource(_upstream(cls.__init__))
-        source = inspect.getsource(inspect.getmodule(cls))  # type: ignore[arg-type]
-        assert source.count(f"self.{name}") == source.count(f"async with self.{name}:") + 1
-
-
-async def _other_task_runs_during(enter: Callable[[], Awaitable[None]]) -> int:
-    """How many times another runnable task got to run while ``enter`` ran 100 times."""
-    ran = 0
-
-    async def other() -> None:
-        nonlocal ran
-        while True:
-            ran += 1
-            await trio.lowlevel.checkpoint()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(other)
-        await trio.lowlevel.checkpoint()
-        before = ran
-        for _ in range(100):
-            await enter()
-        during = ran - before
-        nursery.cancel_scope.cancel()
-    return during
-
-
-def test_a_free_quick_lock_is_taken_without_yielding_and_a_held_one_still_excludes() -> None:
-    async def scenario() -> None:
-        lock = QuickLock()
-
-        async def take() -> None:
-            async with lock:
-                pass
-
-        assert await _other_task_runs_during(take) == 0
-        # Held by one task, another waits until it is released.
-        order: list[str] = []
-
-        holding = trio.Event()
-
-        async def holder() -> None:
-            async with lock:
-                holding.set()
-                await trio.sleep(0.01)
-                order.append("holder done")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(holder)
-            await holding.wait()
-            async with lock:
-                order.append("waiter in")
-        assert order == ["holder done", "waiter in"]
-
-    trio.run(scenario)
 
 
 def test_write_in_batches_internals() -> None:

@@ -23,8 +23,6 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
 * ``yamux.write_in_batches``: a large Yamux write goes out four Noise messages per socket write
   (one each, through four layers, before).
-* ``locks.quick_stream_locks``: Yamux's and streams' locks are taken without a trip through
-  the scheduler when free (three per received frame before).
 * ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
   Noise nonce behind, which broke the whole connection.
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
@@ -96,7 +94,6 @@ from app.node.libp2p_patches.imports import leave_out_unused_modules
 leave_out_unused_modules()  # before the modules below import py-libp2p
 
 from app.node.libp2p_patches.kad_dht import bound_dht_answers
-from app.node.libp2p_patches.locks import quick_stream_locks
 from app.node.libp2p_patches.peer_record import carry_extra_fields
 from app.node.libp2p_patches.peerstore import bound_identify, bound_peer_addrs
 from app.node.libp2p_patches.tcp import read_tcp_ahead
@@ -119,7 +116,6 @@ def apply_process_patches() -> None:
     take_buffered_bodies()
     write_frames_whole()
     write_in_batches()
-    quick_stream_locks()
     enforce_yamux_windows()
     bound_peer_addrs()
     bound_identify()
