@@ -167,12 +167,9 @@ class MailboxService:
         return (self.store.is_user(peer_id)
                 and self._contacts.state(peer_id) is ContactState.CONTACT)
 
-    def _deposit(self, sender: str, request: mb.Deposit) -> mb.Answer:
-        recipient, payload = request.recipient, request.payload
-        if len(payload) > mb.MAX_PAYLOAD:
-            return mb.Refused(mb.REFUSED_TOO_LARGE, "")
-        if payload[0] != dm.FRAME_MESSAGE:
-            return mb.Refused(mb.REFUSED_MALFORMED, "")
+    def _admit(self, sender: str, recipient: str) -> mb.Refused | None:
+        """The checks a deposit and a blob share: the sender's rate, then whether the mailbox
+        takes mail for ``recipient`` from ``sender`` (a non-user and a block look the same)."""
         if not self._take_token(sender):
             self._quotas.refused(sender, "mailbox_rate",
                                  f"{self.limits.deposit_burst} deposits in a burst, then "
@@ -181,6 +178,17 @@ class MailboxService:
         if (sender == recipient or not self._user(recipient)
                 or self.store.blocks(recipient, sender)):
             return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+        return None
+
+    def _deposit(self, sender: str, request: mb.Deposit) -> mb.Answer:
+        recipient, payload = request.recipient, request.payload
+        if len(payload) > mb.MAX_PAYLOAD:
+            return mb.Refused(mb.REFUSED_TOO_LARGE, "")
+        if payload[0] != dm.FRAME_MESSAGE:
+            return mb.Refused(mb.REFUSED_MALFORMED, "")
+        refused = self._admit(sender, recipient)
+        if refused is not None:
+            return refused
         full = self._full(recipient, sender, len(payload))
         if full is not None:
             self._quotas.refused(sender, "mailbox_quota", full, peer_id=sender)
@@ -259,14 +267,9 @@ class MailboxService:
         recipient = request.recipient
         if request.pieces > bl.MAX_PIECES or request.size > request.pieces * bl.MAX_PIECE:
             return mb.Refused(mb.REFUSED_TOO_LARGE, "")
-        if not self._take_token(sender):
-            self._quotas.refused(sender, "mailbox_rate",
-                                 f"{self.limits.deposit_burst} deposits in a burst, then "
-                                 f"{self.limits.deposit_rate:g} a second", peer_id=sender)
-            return mb.Refused(mb.REFUSED_RATE, "")
-        if (sender == recipient or not self._user(recipient)
-                or self.store.blocks(recipient, sender)):
-            return mb.Refused(mb.REFUSED_NOT_ACCEPTED, "")
+        refused = self._admit(sender, recipient)
+        if refused is not None:
+            return refused
         held = self.store.blob(recipient, request.blob)
         if held is not None:
             if (held.sender, held.size, held.pieces) != (sender, request.size, request.pieces):
