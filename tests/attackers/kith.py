@@ -130,9 +130,9 @@ def advertise(node: KithNode, claims: Sequence[str]) -> None:
     setattr(node.host, "get_addrs", lambda: list(addrs))  # noqa: B010
 
 
-def record_dials(node: KithNode) -> list[str]:
-    """Every address ``node``'s transports are asked to dial from now on, in order (the dial
-    still happens: this only writes it down)."""
+def record_dials(node: KithNode, when: Callable[[], bool] = lambda: True) -> list[str]:
+    """Every address ``node``'s transports are asked to dial from now on while ``when()``
+    holds, in order (the dial still happens: this only writes it down)."""
     dialled: list[str] = []
     swarm = node.host.get_network()
     assert isinstance(swarm, Swarm)
@@ -140,15 +140,16 @@ def record_dials(node: KithNode) -> list[str]:
         for name in ("dial", "dial_with_source"):
             inner = getattr(transport, name, None)
             if inner is not None:
-                setattr(transport, name, _recording(inner, dialled))
+                setattr(transport, name, _recording(inner, dialled, when))
     return dialled
 
 
 def _recording(
-    inner: Callable[..., Awaitable[Any]], dialled: list[str]
+    inner: Callable[..., Awaitable[Any]], dialled: list[str], when: Callable[[], bool]
 ) -> Callable[..., Awaitable[Any]]:
     async def dial(maddr: Multiaddr, *args: Any, **kwargs: Any) -> Any:
-        dialled.append(str(maddr))
+        if when():
+            dialled.append(str(maddr))
         return await inner(maddr, *args, **kwargs)
 
     return dial
