@@ -15,13 +15,21 @@ from typing import Any
 
 import pytest
 
-from app.node.libp2p_patches.imports import LEFT_OUT, STAND_INS, NotLoaded, is_stand_in
+from app.node.libp2p_patches.imports import (
+    DEFERRED,
+    LEFT_OUT,
+    STAND_INS,
+    NotLoaded,
+    is_stand_in,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # What the left-out packages would load (directly or through their dependencies).
 HEAVY = ("aioquic", "dns", "httpx", "miniupnpc", "OpenSSL", "prometheus_client", "pylsqpack",
          "requests", "service_identity", "trio_websocket", "urllib3", "wsproto", "zeroconf")
+# What the deferred modules load when first used (RSA, secp256k1, ECDSA keys, private networks).
+ON_FIRST_USE = ("Crypto", "cffi", "coincurve", "fastecdsa", "pycparser")
 
 # Two peers in a fresh interpreter exchange a direct message, then tell what is loaded.
 PROBE = """
@@ -74,16 +82,17 @@ def imports_from_left_out(path: Path, module: str) -> set[tuple[str, str | None]
     found: set[tuple[str, str | None]] = set()
     for node in _run_time_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            found.update((alias.name, None) for alias in node.names if _root(alias.name))
+            found.update((alias.name, None) for alias in node.names
+                         if _root(alias.name) or alias.name in DEFERRED)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
             for alias in node.names:
-                if f"{base}.{alias.name}" in STAND_INS:
+                if f"{base}.{alias.name}" in STAND_INS or f"{base}.{alias.name}" in DEFERRED:
                     found.add((f"{base}.{alias.name}", None))
-                elif _root(base):
+                elif _root(base) or base in DEFERRED:
                     found.add((base, alias.name))
     return found
 
@@ -93,6 +102,8 @@ def test_a_node_runs_without_the_left_out_packages(tmp_path: Path) -> None:
     real = {name for name, file in loaded.items() if file != "stand-in"}
     assert sorted(name for name in real if name.split(".")[0] in HEAVY or _root(name)) == []
     assert "libp2p.transport.quic.transport" in loaded  # the stand-in answered
+    assert sorted(name for name in real
+                  if name.split(".")[0] in ON_FIRST_USE or name in DEFERRED) == []
 
 
 def test_the_stand_ins_hold_what_the_rest_of_py_libp2p_imports(tmp_path: Path) -> None:
@@ -105,8 +116,9 @@ def test_the_stand_ins_hold_what_the_rest_of_py_libp2p_imports(tmp_path: Path) -
     modules_imported = {module for module, _ in found}
     names_imported = {(module, name) for module, name in found if name is not None}
     expected = {(module, name) for module, names in STAND_INS.items() for name in names}
+    expected |= {(module, name) for module, names in DEFERRED.items() for name in names}
     assert names_imported == expected
-    assert modules_imported == set(STAND_INS)
+    assert modules_imported == set(STAND_INS) | set(DEFERRED)
 
 
 def test_a_stand_in_refuses_to_be_used() -> None:
@@ -122,3 +134,73 @@ def test_a_stand_in_refuses_to_be_used() -> None:
         from libp2p.transport.quic.connection import QUICConnection  # noqa: F401
     with pytest.raises(AttributeError, match="left out of Kith"):
         _ = transport.QUICListener
+
+
+# A Kith host and a py-libp2p host with an RSA or secp256k1 identity connect, each way, in a
+# fresh interpreter: the deferred modules load when the first such key is made or read.
+STRANGER_PROBE = """
+import json, sys
+import multiaddr, trio
+from app.core.identity import Identity
+from app.node.host import build_host
+
+def loaded():
+    return sorted(n for n in sys.modules if n.split(".")[0] in sys.argv[2].split(","))
+
+async def main():
+    before = loaded()
+    from libp2p import new_host
+    from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import PeerInfo
+    from libp2p.security.noise.transport import PROTOCOL_ID, Transport
+    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX, Yamux
+    if sys.argv[1] == "rsa":
+        from libp2p.crypto.rsa import create_new_key_pair
+    else:
+        from libp2p.crypto.secp256k1 import create_new_key_pair
+    loopback = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
+    outcomes = []
+    for kith_dials in (False, True):
+        keys = create_new_key_pair()
+        noise = Transport(keys, noise_privkey=new_x25519_key_pair().private_key)
+        stranger = new_host(key_pair=keys, sec_opt={TProtocol(PROTOCOL_ID): noise},
+                            muxer_opt={TProtocol(YAMUX): Yamux}, listen_addrs=[loopback])
+        kith = build_host(Identity.generate(), [loopback])
+        async with kith.run([loopback]), stranger.run([loopback]):
+            dialer, listener = (kith, stranger) if kith_dials else (stranger, kith)
+            with trio.fail_after(20):
+                await dialer.connect(PeerInfo(listener.get_id(), listener.get_addrs()))
+                while not listener.get_network().get_connections(dialer.get_id()):
+                    await trio.sleep(0.01)
+            outcomes.append(type(kith.get_peerstore().pubkey(stranger.get_id())).__name__)
+    print(json.dumps({"before": before, "after": loaded(), "outcomes": outcomes}))
+
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize(("kind", "key_class", "package"), [
+    ("rsa", "RSAPublicKey", "Crypto"), ("secp256k1", "Secp256k1PublicKey", "coincurve"),
+])
+def test_a_stranger_with_another_key_type_connects(kind: str, key_class: str, package: str
+                                                   ) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", STRANGER_PROBE, kind, ",".join(ON_FIRST_USE)], cwd=ROOT,
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    found = json.loads(out.splitlines()[-1])
+    assert found["before"] == []  # a Kith host alone loads none of it
+    assert found["outcomes"] == [key_class, key_class]  # it read the stranger's key each way
+    assert package in found["after"]
+
+
+def test_a_deferred_name_loads_its_module_when_used() -> None:
+    """In this process the module may already be real: the stand-in's names work either way."""
+    from app.node.libp2p_patches.imports import Deferred, load_deferred
+
+    name = Deferred("libp2p.crypto.rsa", "RSAPublicKey")
+    real = load_deferred("libp2p.crypto.rsa")
+    assert not is_stand_in(real) and sys.modules["libp2p.crypto.rsa"] is real
+    assert name.real() is real.RSAPublicKey
+    with pytest.raises(ValueError):
+        name.from_bytes(b"not a key")  # the real method ran

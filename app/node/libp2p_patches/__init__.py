@@ -13,6 +13,7 @@ first):
 
 * ``imports.leave_out_unused_modules``: the transports, security protocols, discovery services
   and metrics py-libp2p imports but Kith never runs are not loaded (about 400 modules and 22 MiB).
+  RSA and secp256k1 keys and private networks (pycryptodome, coincurve) load on first use.
 
 For every connection of the process (``apply_process_patches``, from ``host.build_host``):
 
