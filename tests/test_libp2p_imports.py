@@ -17,6 +17,7 @@ import pytest
 
 from app.node.libp2p_patches.imports import (
     DEFERRED,
+    LAZY_PACKAGES,
     LEFT_OUT,
     STAND_INS,
     NotLoaded,
@@ -35,7 +36,7 @@ ON_FIRST_USE = ("Crypto", "cffi", "coincurve", "fastecdsa", "pycparser")
 PROBE = """
 import asyncio, json, sys
 from pathlib import Path
-from app.node.libp2p_patches.imports import is_stand_in
+from app.node.libp2p_patches.imports import is_lazy_package, is_stand_in
 from tests.peers import befriend, peers
 
 async def main(tmp):
@@ -46,6 +47,8 @@ async def main(tmp):
 
 asyncio.run(main(Path(sys.argv[1])))
 def where(module):
+    if is_lazy_package(module):
+        return "lazy"
     return "stand-in" if is_stand_in(module) else getattr(module, "__file__", None) or ""
 
 print(json.dumps({name: where(module) for name, module in list(sys.modules.items()) if module}))
@@ -99,11 +102,14 @@ def imports_from_left_out(path: Path, module: str) -> set[tuple[str, str | None]
 
 def test_a_node_runs_without_the_left_out_packages(tmp_path: Path) -> None:
     loaded = loaded_after_a_conversation(str(tmp_path))
-    real = {name for name, file in loaded.items() if file != "stand-in"}
+    real = {name for name, file in loaded.items() if file not in ("stand-in", "lazy")}
     assert sorted(name for name in real if name.split(".")[0] in HEAVY or _root(name)) == []
     assert "libp2p.transport.quic.transport" in loaded  # the stand-in answered
     assert sorted(name for name in real
                   if name.split(".")[0] in ON_FIRST_USE or name in DEFERRED) == []
+    # The packages whose __init__ would import all of them stay unrun (else the lever is gone).
+    assert {name: loaded.get(name) for name in LAZY_PACKAGES} == dict.fromkeys(LAZY_PACKAGES,
+                                                                                "lazy")
 
 
 def test_the_stand_ins_hold_what_the_rest_of_py_libp2p_imports(tmp_path: Path) -> None:
@@ -204,3 +210,35 @@ def test_a_deferred_name_loads_its_module_when_used() -> None:
     assert name.real() is real.RSAPublicKey
     with pytest.raises(ValueError):
         name.from_bytes(b"not a key")  # the real method ran
+
+
+LAZY_PROBE = """
+import datetime, json, sys
+import app.node.node
+from app.node.libp2p_patches.imports import is_lazy_package
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+was_lazy = is_lazy_package(x509)
+key = Ed25519PrivateKey.generate()
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kith")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1)).sign(key, None))
+from cryptography.x509.base import Certificate
+print(json.dumps({"was_lazy": was_lazy, "lazy": is_lazy_package(x509),
+                  "same_module": sys.modules["cryptography.x509"] is x509,
+                  "real_class": isinstance(cert, Certificate) and x509.Certificate is Certificate,
+                  "cn": cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value}))
+"""
+
+
+def test_a_lazy_package_runs_its_init_when_a_name_is_used() -> None:
+    """``cryptography.x509`` in a fresh interpreter: lazy after the node's imports, whole (the
+    same module object, its classes the real ones) once a name is taken from it."""
+    out = subprocess.run([sys.executable, "-c", LAZY_PROBE], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert json.loads(out.splitlines()[-1]) == {
+        "was_lazy": True, "lazy": False, "same_module": True, "real_class": True, "cn": "kith"}

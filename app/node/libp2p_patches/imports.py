@@ -19,6 +19,9 @@ these packages is already loaded for real (a program that imported py-libp2p bef
 the hook stays out of its way. ``tests/test_libp2p_imports.py`` fails when an upgrade imports
 other names from these packages, or loads other packages.
 
+The packages of ``LAZY_PACKAGES`` run their ``__init__`` (which imports all of the package) only
+when a name is first taken from the package itself; their modules load as usual when imported.
+
 The modules of ``DEFERRED`` are loaded on first use instead: RSA and secp256k1 identities,
 which py-libp2p imports (with pycryptodome, cffi's C parser and coincurve, 2 MiB) to read a
 peer's key, though Kith's own identities and its contacts' are Ed25519, and private networks
@@ -210,6 +213,51 @@ def _deferred_stand_in(name: str) -> types.ModuleType:
     return module
 
 
+# Packages whose ``__init__`` runs when a name of the package itself is first used: their
+# submodules load as usual (``from libp2p.bitswap.cid import parse_cid`` loads bitswap's
+# ``cid`` alone, not the whole of bitswap that the package's ``__init__`` imports).
+LAZY_PACKAGES: tuple[str, ...] = (
+    "cryptography.x509",  # for AutoTLS only, in ``basic_host``
+    "libp2p.bitswap",  # the DHT needs its ``cid`` module only
+    "libp2p.kad_dht",  # Kith imports the modules it uses; the package adds diagnostics
+    "libp2p.relay",
+    "libp2p.relay.circuit_v2",  # Kith imports the modules it uses, as it needs them
+)
+
+
+class _LazyPackageLoader(importlib.abc.Loader):
+    """Runs the real loader of a package of ``LAZY_PACKAGES`` when a name is missing from it."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        lock = threading.RLock()
+        real = self.real
+
+        def load(attr: str) -> Any:
+            if attr.startswith("__") and attr != "__all__":
+                raise AttributeError(f"{module.__name__}.{attr}")
+            with lock:
+                if module.__dict__.get("__getattr__") is load:
+                    del module.__dict__["__getattr__"]
+                    module.__loader__ = real
+                    if module.__spec__ is not None:
+                        module.__spec__.loader = real
+                    real.exec_module(module)
+            return getattr(module, attr)
+
+        module.__dict__["__getattr__"] = load
+
+
+def is_lazy_package(module: types.ModuleType) -> bool:
+    """True while ``module``'s ``__init__`` has not run yet (``LAZY_PACKAGES``)."""
+    return isinstance(getattr(module, "__loader__", None), _LazyPackageLoader)
+
+
 def _root(name: str) -> str | None:
     return next((root for root in LEFT_OUT if name == root or name.startswith(root + ".")),
                 None)
@@ -240,6 +288,11 @@ class _LeaveOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             if fullname in _loaded_for_real:
                 return None
             return importlib.machinery.ModuleSpec(fullname, self)
+        if fullname in LAZY_PACKAGES:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _LazyPackageLoader(spec.loader)
+            return spec
         root = _root(fullname)
         if root is None or (root in sys.modules and not is_stand_in(sys.modules[root])):
             return None
