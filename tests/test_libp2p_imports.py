@@ -17,7 +17,7 @@ import pytest
 
 from app.node.libp2p_patches.imports import (
     DEFERRED,
-    LAZY_PACKAGES,
+    LAZY_MODULES,
     LEFT_OUT,
     STAND_INS,
     NotLoaded,
@@ -36,7 +36,7 @@ ON_FIRST_USE = ("Crypto", "cffi", "coincurve", "fastecdsa", "pycparser")
 PROBE = """
 import asyncio, json, sys
 from pathlib import Path
-from app.node.libp2p_patches.imports import is_lazy_package, is_stand_in
+from app.node.libp2p_patches.imports import is_lazy_module, is_stand_in
 from tests.peers import befriend, peers
 
 async def main(tmp):
@@ -47,7 +47,7 @@ async def main(tmp):
 
 asyncio.run(main(Path(sys.argv[1])))
 def where(module):
-    if is_lazy_package(module):
+    if is_lazy_module(module):
         return "lazy"
     return "stand-in" if is_stand_in(module) else getattr(module, "__file__", None) or ""
 
@@ -108,7 +108,7 @@ def test_a_node_runs_without_the_left_out_packages(tmp_path: Path) -> None:
     assert sorted(name for name in real
                   if name.split(".")[0] in ON_FIRST_USE or name in DEFERRED) == []
     # The packages whose __init__ would import all of them stay unrun (else the lever is gone).
-    assert {name: loaded.get(name) for name in LAZY_PACKAGES} == dict.fromkeys(LAZY_PACKAGES,
+    assert {name: loaded.get(name) for name in LAZY_MODULES} == dict.fromkeys(LAZY_MODULES,
                                                                                 "lazy")
 
 
@@ -215,12 +215,12 @@ def test_a_deferred_name_loads_its_module_when_used() -> None:
 LAZY_PROBE = """
 import datetime, json, sys
 import app.node.node
-from app.node.libp2p_patches.imports import is_lazy_package
+from app.node.libp2p_patches.imports import is_lazy_module
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-was_lazy = is_lazy_package(x509)
+was_lazy = is_lazy_module(x509)
 key = Ed25519PrivateKey.generate()
 name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kith")])
 now = datetime.datetime.now(datetime.timezone.utc)
@@ -228,7 +228,7 @@ cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
         .public_key(key.public_key()).serial_number(1).not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=1)).sign(key, None))
 from cryptography.x509.base import Certificate
-print(json.dumps({"was_lazy": was_lazy, "lazy": is_lazy_package(x509),
+print(json.dumps({"was_lazy": was_lazy, "lazy": is_lazy_module(x509),
                   "same_module": sys.modules["cryptography.x509"] is x509,
                   "real_class": isinstance(cert, Certificate) and x509.Certificate is Certificate,
                   "cn": cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value}))

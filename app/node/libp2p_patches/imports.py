@@ -19,8 +19,9 @@ these packages is already loaded for real (a program that imported py-libp2p bef
 the hook stays out of its way. ``tests/test_libp2p_imports.py`` fails when an upgrade imports
 other names from these packages, or loads other packages.
 
-The packages of ``LAZY_PACKAGES`` run their ``__init__`` (which imports all of the package) only
-when a name is first taken from the package itself; their modules load as usual when imported.
+The modules of ``LAZY_MODULES`` run their body only when a name is first taken from them; for
+a package that is its ``__init__``, which imports all of the package, while its modules load
+as usual when imported.
 
 The modules of ``DEFERRED`` are loaded on first use instead: RSA and secp256k1 identities,
 which py-libp2p imports (with pycryptodome, cffi's C parser and coincurve, 2 MiB) to read a
@@ -213,20 +214,23 @@ def _deferred_stand_in(name: str) -> types.ModuleType:
     return module
 
 
-# Packages whose ``__init__`` runs when a name of the package itself is first used: their
-# submodules load as usual (``from libp2p.bitswap.cid import parse_cid`` loads bitswap's
-# ``cid`` alone, not the whole of bitswap that the package's ``__init__`` imports).
-LAZY_PACKAGES: tuple[str, ...] = (
+# Modules whose body runs when a name is first taken from them. For a package, that is its
+# ``__init__``, which imports the whole package, while its modules load as usual when imported
+# (``from libp2p.bitswap.cid import parse_cid`` loads bitswap's ``cid`` alone).
+LAZY_MODULES: tuple[str, ...] = (
     "cryptography.x509",  # for AutoTLS only, in ``basic_host``
     "libp2p.bitswap",  # the DHT needs its ``cid`` module only
     "libp2p.kad_dht",  # Kith imports the modules it uses; the package adds diagnostics
     "libp2p.relay",
     "libp2p.relay.circuit_v2",  # Kith imports the modules it uses, as it needs them
+    # protobuf's pure-Python messages (with text_format, its decoder and encoder): protobuf
+    # runs upb here, and descriptor_pool and builder import this module without using it
+    "google.protobuf.internal.python_message",
 )
 
 
-class _LazyPackageLoader(importlib.abc.Loader):
-    """Runs the real loader of a package of ``LAZY_PACKAGES`` when a name is missing from it."""
+class _LazyModuleLoader(importlib.abc.Loader):
+    """Runs the real loader of a module of ``LAZY_MODULES`` when a name is missing from it."""
 
     def __init__(self, real: importlib.abc.Loader) -> None:
         self.real = real
@@ -253,9 +257,9 @@ class _LazyPackageLoader(importlib.abc.Loader):
         module.__dict__["__getattr__"] = load
 
 
-def is_lazy_package(module: types.ModuleType) -> bool:
-    """True while ``module``'s ``__init__`` has not run yet (``LAZY_PACKAGES``)."""
-    return isinstance(getattr(module, "__loader__", None), _LazyPackageLoader)
+def is_lazy_module(module: types.ModuleType) -> bool:
+    """True while the body of ``module`` (of ``LAZY_MODULES``) has not run yet."""
+    return isinstance(getattr(module, "__loader__", None), _LazyModuleLoader)
 
 
 def _root(name: str) -> str | None:
@@ -288,10 +292,10 @@ class _LeaveOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             if fullname in _loaded_for_real:
                 return None
             return importlib.machinery.ModuleSpec(fullname, self)
-        if fullname in LAZY_PACKAGES:
+        if fullname in LAZY_MODULES:
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is not None and spec.loader is not None:
-                spec.loader = _LazyPackageLoader(spec.loader)
+                spec.loader = _LazyModuleLoader(spec.loader)
             return spec
         root = _root(fullname)
         if root is None or (root in sys.modules and not is_stand_in(sys.modules[root])):
