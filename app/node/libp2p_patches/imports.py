@@ -243,7 +243,7 @@ class _LazyModuleLoader(importlib.abc.Loader):
         real = self.real
 
         def load(attr: str) -> Any:
-            if attr.startswith("__") and attr != "__all__":
+            if attr == "__path__":  # the import system asks whether it is a package
                 raise AttributeError(f"{module.__name__}.{attr}")
             with lock:
                 if module.__dict__.get("__getattr__") is load:
@@ -294,7 +294,7 @@ class _LeaveOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return importlib.machinery.ModuleSpec(fullname, self)
         if fullname in LAZY_MODULES:
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if spec is not None and spec.loader is not None:
+            if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
                 spec.loader = _LazyModuleLoader(spec.loader)
             return spec
         root = _root(fullname)
