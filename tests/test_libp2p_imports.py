@@ -21,6 +21,7 @@ from app.node.libp2p_patches.imports import (
     LEFT_OUT,
     STAND_INS,
     NotLoaded,
+    is_lazy_module,
     is_stand_in,
 )
 
@@ -242,3 +243,34 @@ def test_a_lazy_package_runs_its_init_when_a_name_is_used() -> None:
                          text=True, timeout=60, check=True).stdout
     assert json.loads(out.splitlines()[-1]) == {
         "was_lazy": True, "lazy": False, "same_module": True, "real_class": True, "cn": "kith"}
+
+
+def test_a_lazy_module_runs_once_whichever_thread_asks_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from app.node.libp2p_patches import imports
+
+    (tmp_path / "kith_lazy_probe.py").write_text(
+        "import time\nRUNS.append(1)\ntime.sleep(0.05)\nVALUE = len(RUNS)\n", encoding="utf-8")
+    runs: list[int] = []
+    monkeypatch.setattr("builtins.RUNS", runs, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(imports, "LAZY_MODULES", (*LAZY_MODULES, "kith_lazy_probe"))
+    monkeypatch.delitem(sys.modules, "kith_lazy_probe", raising=False)
+    imports.leave_out_unused_modules()
+
+    import kith_lazy_probe
+
+    assert is_lazy_module(kith_lazy_probe) and runs == []
+    assert not hasattr(kith_lazy_probe, "__wrapped__") and runs == []  # a probe runs nothing
+    seen: list[int] = []
+    threads = [threading.Thread(target=lambda: seen.append(kith_lazy_probe.VALUE))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert runs == [1] and seen == [1] * 8 and not is_lazy_module(kith_lazy_probe)
+    with pytest.raises(AttributeError, match="no attribute 'MISSING'"):
+        _ = kith_lazy_probe.MISSING

@@ -226,6 +226,10 @@ LAZY_MODULES: tuple[str, ...] = (
     # protobuf's pure-Python messages (with text_format, its decoder and encoder): protobuf
     # runs upb here, and descriptor_pool and builder import this module without using it
     "google.protobuf.internal.python_message",
+    # The standard library's, imported by py-libp2p's dependencies for rare paths: gossipsub's
+    # score median, netaddr's reprs, importlib.metadata's RECORD files and globs, protobuf's
+    # well-known time types, a file's type guessed when sent.
+    "calendar", "csv", "glob", "mimetypes", "pprint", "secrets", "statistics",
 )
 
 
@@ -239,20 +243,35 @@ class _LazyModuleLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        lock = threading.RLock()
+        lock = threading.RLock()  # one body run, whichever thread asks first
+        running = threading.local()  # this thread is running the body: no second run
         real = self.real
 
         def load(attr: str) -> Any:
-            if attr == "__path__":  # the import system asks whether it is a package
+            if attr.startswith("__") and attr != "__all__":
+                # Probes run nothing: the import system's for ``__path__``, PySide6's import
+                # hook's and ``inspect``'s for ``__wrapped__`` (on every module imported).
                 raise AttributeError(f"{module.__name__}.{attr}")
             with lock:
-                if module.__dict__.get("__getattr__") is load:
-                    del module.__dict__["__getattr__"]
+                if module.__dict__.get("__getattr__") is load and not getattr(running, "on", False):
+                    running.on = True
                     module.__loader__ = real
                     if module.__spec__ is not None:
                         module.__spec__.loader = real
-                    real.exec_module(module)
-            return getattr(module, attr)
+                    try:
+                        real.exec_module(module)
+                    finally:
+                        running.on = False
+                    if module.__dict__.get("__getattr__") is load:  # (the body may define one)
+                        del module.__dict__["__getattr__"]
+            try:
+                return module.__dict__[attr]
+            except KeyError:
+                own = module.__dict__.get("__getattr__")
+                if own is not None and own is not load:
+                    return own(attr)
+                raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}"
+                                     ) from None
 
         module.__dict__["__getattr__"] = load
 
