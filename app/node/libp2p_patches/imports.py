@@ -226,6 +226,7 @@ LAZY_MODULES: tuple[str, ...] = (
     # protobuf's pure-Python messages (with text_format, its decoder and encoder): protobuf
     # runs upb here, and descriptor_pool and builder import this module without using it
     "google.protobuf.internal.python_message",
+    "cbor2",  # IPNS records only (and its C extension with it)
     # The standard library's, imported by py-libp2p's dependencies for rare paths: gossipsub's
     # score median, netaddr's reprs, importlib.metadata's RECORD files and globs, protobuf's
     # well-known time types, a file's type guessed when sent.
