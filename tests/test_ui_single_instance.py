@@ -227,6 +227,24 @@ def test_the_window_does_not_load_qtnetwork_where_sockets_serve(tmp_path: Path) 
     assert out.stdout.split() == ["True" if sys.platform == "win32" else "False"]
 
 
+def test_qt_local_sockets_hand_over_too(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Windows' way (Qt's QLocalServer and QLocalSocket), run here on Qt's Unix sockets."""
+    monkeypatch.setattr(single_instance, "QT_PIPES", True)
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    window = app.window
+    assert window is not None and app.instance_server is not None
+    assert app.instance_server.listening
+    link = contact_link()
+    assert run(qloop, hand_over(profile, link)) is Handover.HANDED_OVER
+    wait(qloop, lambda: (shown := window.contacts.add_dialog) is not None and shown.isVisible(),
+         "Add Contact to open")
+    assert run(qloop, hand_over(tmp_path / "nobody", None)) is Handover.NOT_RUNNING
+
+
 # -- the real second process -------------------------------------------------------------------
 
 

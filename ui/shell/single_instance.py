@@ -49,6 +49,8 @@ MAX_LINE = 8192           # bytes, newline included: invites are a few hundred
 REQUEST_TIMEOUT_MS = 3000  # a connection that has not said its line by then is dropped
 HANDOVER_TIMEOUT = 3.0     # seconds the second start waits for the running one to answer
 PROBE_TIMEOUT_MS = 300     # is anybody behind a socket that is in the way?
+# Qt's local sockets (named pipes) where Python has no Unix sockets; the tests use them anywhere.
+QT_PIPES = sys.platform == "win32"
 OPEN = b"open "
 ACTIVATE = b"activate"
 OK = b"ok"
@@ -125,7 +127,7 @@ class InstanceServer(QObject):
         super().__init__(parent)
         self.name = server_name(profile_dir)
         self._server: _UnixServer | _PipeServer = (
-            _PipeServer(self) if sys.platform == "win32" else _UnixServer(self))
+            _PipeServer(self) if QT_PIPES else _UnixServer(self))
 
     def listen(self) -> bool:
         """Start listening (call while holding the profile lock); False if it cannot."""
@@ -152,7 +154,7 @@ async def hand_over(profile_dir: Path | None, link: str | None,
         log.warning("the link cannot be handed over (too long or several lines); ignored")
         request = encode_request(None)
     name = server_name(profile_dir)
-    if sys.platform == "win32":
+    if QT_PIPES:
         return await _pipe_hand_over(name, request, timeout)
     return await _unix_hand_over(socket_path(name), request, timeout)
 
