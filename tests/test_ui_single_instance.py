@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import qasync
-from PySide6.QtCore import QDir
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -20,6 +19,7 @@ from app.core.identity import Identity
 from app.core.invite import ContactInvite
 from tests.ui_helpers import AppFactory, initialised_profile, run, wait
 from ui.identity.node_state import Presence
+from ui.shell import single_instance
 from ui.shell.app import KithApp
 from ui.shell.single_instance import (
     MAX_LINE,
@@ -46,7 +46,7 @@ def contact_link() -> str:
 
 
 def socket_path(profile: Path) -> str:
-    return os.path.join(QDir.tempPath(), server_name(profile))
+    return single_instance.socket_path(server_name(profile))
 
 
 def send_background(qtbot: QtBot, app: KithApp) -> QWidget:
@@ -189,6 +189,60 @@ def test_a_stale_socket_is_replaced(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a named pipe, not a socket file")
+def test_only_this_user_can_reach_the_socket_and_a_live_one_is_never_replaced(
+    qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    assert app.instance_server is not None and app.instance_server.listening
+    found = os.stat(socket_path(profile))
+    assert found.st_uid == os.getuid() and found.st_mode & 0o077 == 0
+    # A second server on the same profile (another program in the way) leaves it alone.
+    other = single_instance.InstanceServer(profile)
+    assert not other.listen()
+    assert os.stat(socket_path(profile)).st_ino == found.st_ino
+    assert run(qloop, hand_over(profile, None)) is Handover.HANDED_OVER
+    app.instance_server.close()
+    assert not os.path.exists(socket_path(profile))  # removed on close, as Qt did
+
+
+def test_the_window_does_not_load_qtnetwork_where_sockets_serve(tmp_path: Path) -> None:
+    """QtNetwork costs the window 2 MiB; on Linux and macOS Python's sockets do its job."""
+    probe = (
+        "import sys; from pathlib import Path\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from ui.shell.single_instance import InstanceServer\n"
+        "app = QApplication([])\n"
+        "server = InstanceServer(Path(sys.argv[1]))\n"
+        "assert server.listen()\n"
+        "server.close()\n"
+        "print('PySide6.QtNetwork' in sys.modules)\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "profile")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["True" if sys.platform == "win32" else "False"]
+
+
+def test_qt_local_sockets_hand_over_too(
+    qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Windows' way (Qt's QLocalServer and QLocalSocket), run here on Qt's Unix sockets."""
+    monkeypatch.setattr(single_instance, "QT_PIPES", True)
+    profile = tmp_path / "profile"
+    app = start(qloop, make_app, profile)
+    window = app.window
+    assert window is not None and app.instance_server is not None
+    assert app.instance_server.listening
+    link = contact_link()
+    assert run(qloop, hand_over(profile, link)) is Handover.HANDED_OVER
+    wait(qloop, lambda: (shown := window.contacts.add_dialog) is not None and shown.isVisible(),
+         "Add Contact to open")
+    assert run(qloop, hand_over(tmp_path / "nobody", None)) is Handover.NOT_RUNNING
 
 
 # -- the real second process -------------------------------------------------------------------

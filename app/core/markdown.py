@@ -12,10 +12,19 @@ is not one of the four stays as typed: a stray ``*``, ``snake_case_names``, ``2*
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+_HTML_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+
+def escape_html(text: str) -> str:
+    """``html.escape(text, quote=True)``: the same five characters, the same entities.
+    Importing ``html`` loads its table of 2,231 named entities (0.3 MiB) for ``unescape``,
+    which the window needs only in its search panel."""
+    return text.translate(_HTML_ESCAPES)
 
 
 class Style(StrEnum):
@@ -119,12 +128,12 @@ def styled_html(styled: Styled, links: list[tuple[int, int, str]]) -> str:
         opens.setdefault(start, []).append(TAGS[style][0])
         closes.setdefault(end, []).insert(0, TAGS[style][1])
     for start, end, url in links:
-        opens.setdefault(start, []).append(f'<a href="{html.escape(url, quote=True)}">')
+        opens.setdefault(start, []).append(f'<a href="{escape_html(url)}">')
         closes.setdefault(end, []).insert(0, "</a>")
     parts: list[str] = []
     for i, char in enumerate(styled.text):
         parts += closes.get(i, [])
         parts += opens.get(i, [])
-        parts.append("<br>" if char == "\n" else html.escape(char))
+        parts.append("<br>" if char == "\n" else escape_html(char))
     parts += closes.get(len(styled.text), [])
     return f'<div style="white-space: pre-wrap">{"".join(parts)}</div>'

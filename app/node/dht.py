@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
@@ -46,12 +46,14 @@ from app.core import mailbox as mb
 from app.core.invite import MAX_ADDR_LENGTH, MAX_ADDRS, strip_p2p
 from app.node.addr_policy import tcp_endpoint
 from app.node.dht_records import DhtBoundsError, mailbox_field, mailbox_record_in
-from app.node.dht_server import DhtServer
 from app.node.host import connect_at, forget_failed_dials
 from app.node.interfaces import Connections, Tasks
 from app.node.libp2p_patches.peer_record import set_extra_fields
 from app.node.relay import parse_relay_addrs
 from app.node.signal import Signal
+
+if TYPE_CHECKING:
+    from app.node.dht_server import DhtServer
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,8 @@ class DhtService:
         self._kad = KadDHT(self._host, DHTMode.CLIENT, enable_providers=False,
                            enable_values=False)
         if self._serve:
+            from app.node.dht_server import DhtServer  # serving only: not in the window
+
             self.server = DhtServer(self._host, self._connections, self._kad)
             self.server.register()
             log.info("DHT: serving /ipfs/kad/1.0.0 for others")

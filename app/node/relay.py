@@ -30,7 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
@@ -50,8 +50,10 @@ from app.core.events import RelayReserved
 from app.node.host import connect_at
 from app.node.interfaces import Connections, ContactBook, Emit, Tasks
 from app.node.libp2p_patches.basic_host import advertise_addrs, is_circuit, route_circuit_dials
-from app.node.relay_server import RelayServer
 from app.node.signal import Signal
+
+if TYPE_CHECKING:
+    from app.node.relay_server import RelayServer
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ class RelayService:
         route_circuit_dials(host, lambda circuit, peer: dial_circuit(host, circuit, peer.peer_id))
         advertise_addrs(host, self.relayed_addrs)
         if self._serve:
+            from app.node.relay_server import RelayServer  # serving only: not in the window
+
             self._server = RelayServer(host, self._me, self._contacts, self._connections,
                                        contacts_only=self._contacts_only)
             self._server.start()

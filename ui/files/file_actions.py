@@ -22,11 +22,11 @@ from app.core.records import TransferInfo
 from app.core.transfer_state import Step, TransferState, can
 from app.store.profile import default_download_dir as profile_download_dir
 from ui.files.file_kind import FileKind, file_kind
-from ui.files.image_viewer import ImageViewer
 
 if TYPE_CHECKING:
     from app.client import KithClient
     from ui.bridge import TaskRunner
+    from ui.files.image_viewer import ImageViewer
     from ui.files.transfer_cache import TransferCache
 
 
@@ -221,6 +221,8 @@ class FileActions(QObject):
         if self.viewer is not None:
             self.viewer.close()
             self.viewer.deleteLater()
+        from ui.files.image_viewer import ImageViewer  # when a picture is first viewed
+
         parent = self.parent()
         viewer = ImageViewer(info.path, info.name, parent if isinstance(parent, QWidget) else None)
         viewer.open_requested.connect(lambda: self._open(info, FileAction.OPEN))

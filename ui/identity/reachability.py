@@ -9,11 +9,11 @@ stay honest: without AutoNAT Kith cannot prove that a public address is open to 
 
 from __future__ import annotations
 
-import html
 import ipaddress
 
 from PySide6.QtCore import QCoreApplication
 
+from app.core.markdown import escape_html
 from app.core.records import short_peer_id
 
 DIRECT = "direct"
@@ -29,7 +29,7 @@ def _tr(text: str) -> str:
 
 def as_tooltip(text: str) -> str:
     """Rich text, so Qt wraps a long explanation instead of showing one endless line."""
-    return f"<p>{html.escape(text)}</p>" if text else ""
+    return f"<p>{escape_html(text)}</p>" if text else ""
 
 
 def _is_global(addr: str) -> bool:

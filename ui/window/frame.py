@@ -11,7 +11,6 @@ Those parts know the window as this class, so none of them imports the window th
 
 from __future__ import annotations
 
-import html
 import itertools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core.markdown import escape_html
 from app.core.records import ContactInfo, ContactState
 from ui.bridge import TaskRunner
 from ui.conversation.request_bar import RequestBar
@@ -355,8 +355,8 @@ class WindowFrame(QMainWindow):
             self._about = box
         self._about.setText(
             "<h3>Kith {version}</h3><p>{body}</p>".format(
-                version=html.escape(__version__),
-                body=html.escape(
+                version=escape_html(__version__),
+                body=escape_html(
                     self.tr(
                         "Peer-to-peer chat and file sharing. There is no server: every Kith is "
                         "both client and server, and messages are end-to-end encrypted."

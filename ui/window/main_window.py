@@ -23,7 +23,6 @@ from app.core.room import invite_kind
 from ui.bridge import EventBridge, TaskRunner
 from ui.identity.node_state import NodeState
 from ui.window.frame import WindowFrame
-from ui.window.shortcuts_dialog import ShortcutsDialog
 from ui.window.window_chats import WindowChats
 from ui.window.window_contacts import WindowContacts
 from ui.window.window_files import WindowFiles
@@ -33,6 +32,7 @@ from ui.window.window_settings import WindowSettings
 
 if TYPE_CHECKING:
     from app.client import KithClient
+    from ui.window.shortcuts_dialog import ShortcutsDialog
 
 
 class MainWindow(WindowFrame):
@@ -97,6 +97,8 @@ class MainWindow(WindowFrame):
     def show_shortcuts(self) -> ShortcutsDialog:
         """Help ▸ Keyboard Shortcuts, Ctrl+/."""
         if self.shortcuts is None:
+            from ui.window.shortcuts_dialog import ShortcutsDialog  # when first asked for
+
             self.shortcuts = ShortcutsDialog(self.menuBar(), self)
         self.shortcuts.open()
         self.shortcuts.raise_()

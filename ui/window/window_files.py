@@ -22,7 +22,6 @@ from ui.files.drop_target import DropTarget, FileDropFilter
 from ui.files.file_actions import FileActions
 from ui.files.paste_image import PasteImageDialog
 from ui.files.transfer_cache import TransferCache
-from ui.files.transfers_panel import TransfersPanel
 from ui.sidebar.model import (
     CONTACT_ROLE,
     KEY_ROLE,
@@ -36,6 +35,7 @@ from ui.sidebar.model import (
 if TYPE_CHECKING:
     from app.client import KithClient
     from ui.bridge import EventBridge
+    from ui.files.transfers_panel import TransfersPanel
     from ui.window.frame import WindowFrame
 
 REPAINT_MS = 100  # at most ten repaints a second for changed transfers
@@ -82,9 +82,7 @@ class WindowFiles(QObject):
         self._repaint.timeout.connect(self._flush)
         self.cache.changed.connect(self._changed)
 
-        self.panel = TransfersPanel(self.cache, self.actions, window)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
-        self.panel.hide()
+        self._panel: TransfersPanel | None = None  # made when first shown
         self._panel_shown = False
         self._build_actions()
 
@@ -97,7 +95,19 @@ class WindowFiles(QObject):
         self.transfers_action.setCheckable(True)
         self.transfers_action.setToolTip(self.tr("File transfers (Ctrl+Shift+T)"))
         self.transfers_action.toggled.connect(self._toggle_panel)
-        self.panel.visibilityChanged.connect(self._panel_visibility)
+
+    @property
+    def panel(self) -> TransfersPanel:
+        """The Transfers dock (View ▸ Transfers), made the first time it is asked for."""
+        if self._panel is None:
+            from ui.files.transfers_panel import TransfersPanel
+
+            panel = TransfersPanel(self.cache, self.actions, self.window)
+            self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+            panel.hide()
+            panel.visibilityChanged.connect(self._panel_visibility)
+            self._panel = panel
+        return self._panel
 
     def _toggle_panel(self, on: bool) -> None:
         if on:
@@ -108,8 +118,8 @@ class WindowFiles(QObject):
                 self.window.resizeDocks([self.panel], [PANEL_WIDTH], Qt.Orientation.Horizontal)
             self.panel.raise_()
             self.panel.list.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        else:
-            self.panel.hide()
+        elif self._panel is not None:
+            self._panel.hide()
 
     def _panel_visibility(self, visible: bool) -> None:
         if self.transfers_action.isChecked() != visible:
@@ -150,7 +160,8 @@ class WindowFiles(QObject):
                 index = model.index(row)
                 model.dataChanged.emit(index, index)
                 messages.remeasure(index)
-        self.panel.refresh()
+        if self._panel is not None:
+            self._panel.refresh()
 
     # -- sending ------------------------------------------------------------------------------
 

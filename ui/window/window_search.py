@@ -13,12 +13,12 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 from app.core.records import SearchHit
-from ui.search.quick_switcher import Candidate, QuickSwitcher
-from ui.search.search_panel import SearchPanel
 from ui.sidebar.model import Section
 
 if TYPE_CHECKING:
     from app.client import KithClient
+    from ui.search.quick_switcher import QuickSwitcher
+    from ui.search.search_panel import Searcher, SearchPanel
     from ui.window.frame import WindowFrame
 
 
@@ -26,10 +26,9 @@ class WindowSearch(QObject):
     def __init__(self, window: WindowFrame) -> None:
         super().__init__(window)
         self.window = window
-        self.panel = SearchPanel(window.runner, window)
-        self.panel.hit_activated.connect(self.open_hit)
-        self.switcher = QuickSwitcher(window)
-        self.switcher.chosen.connect(self.switch_to)
+        self._panel: SearchPanel | None = None  # both made when first opened
+        self._switcher: QuickSwitcher | None = None
+        self._searcher: Searcher | None = None
 
         self.search_action = QAction(self.tr("&Search Messages…"), window)
         self.search_action.setShortcut(QKeySequence.StandardKey.Find)
@@ -41,8 +40,29 @@ class WindowSearch(QObject):
         self.switcher_action.setShortcut(QKeySequence("Ctrl+K"))
         self.switcher_action.triggered.connect(lambda: self.show_switcher())
 
+    @property
+    def panel(self) -> SearchPanel:
+        if self._panel is None:
+            from ui.search.search_panel import SearchPanel
+
+            self._panel = SearchPanel(self.window.runner, self.window)
+            self._panel.hit_activated.connect(self.open_hit)
+            self._panel.set_searcher(self._searcher)
+        return self._panel
+
+    @property
+    def switcher(self) -> QuickSwitcher:
+        if self._switcher is None:
+            from ui.search.quick_switcher import QuickSwitcher
+
+            self._switcher = QuickSwitcher(self.window)
+            self._switcher.chosen.connect(self.switch_to)
+        return self._switcher
+
     def set_client(self, client: KithClient | None) -> None:
-        self.panel.set_searcher(client.search if client is not None else None)
+        self._searcher = client.search if client is not None else None
+        if self._panel is not None:
+            self._panel.set_searcher(self._searcher)
 
     def focus_filter(self) -> None:
         """View ▸ Filter Rooms and Contacts, Ctrl+Shift+F: the sidebar's search box."""
@@ -52,14 +72,18 @@ class WindowSearch(QObject):
 
     def show_search(self) -> SearchPanel:
         """View ▸ Search Messages…, Ctrl+F."""
-        self.switcher.close_panel(restore_focus=False)
+        if self._switcher is not None:
+            self._switcher.close_panel(restore_focus=False)
         self.panel.open()
         return self.panel
 
     def show_switcher(self) -> QuickSwitcher:
         """View ▸ Go to Room or Contact…, Ctrl+K: rooms and contacts, most recent first."""
-        self.panel.close_panel(restore_focus=False)
+        if self._panel is not None:
+            self._panel.close_panel(restore_focus=False)
         model = self.window.sidebar.model
+        from ui.search.quick_switcher import Candidate
+
         entries: list[tuple[float, Candidate]] = [
             (room.last_activity, Candidate("room", room.room_id, room.name))
             for room in model.rooms()

@@ -13,6 +13,9 @@ first):
 
 * ``imports.leave_out_unused_modules``: the transports, security protocols, discovery services
   and metrics py-libp2p imports but Kith never runs are not loaded (about 400 modules and 22 MiB).
+  RSA and secp256k1 keys and private networks (pycryptodome, coincurve) load on first use, and
+  a few packages (``LAZY_MODULES``: the relay's, the DHT's, bitswap, ``cryptography.x509``,
+  protobuf's pure-Python messages) run their body only when a name is taken from them.
 
 For every connection of the process (``apply_process_patches``, from ``host.build_host``):
 

@@ -18,13 +18,27 @@ constants. Any other module or name under ``LEFT_OUT`` fails to import, loudly. 
 these packages is already loaded for real (a program that imported py-libp2p before Kith),
 the hook stays out of its way. ``tests/test_libp2p_imports.py`` fails when an upgrade imports
 other names from these packages, or loads other packages.
+
+The modules of ``LAZY_MODULES`` run their body only when a name is first taken from them; for
+a package that is its ``__init__``, which imports all of the package, while its modules load
+as usual when imported.
+
+The modules of ``DEFERRED`` are loaded on first use instead: RSA and secp256k1 identities,
+which py-libp2p imports (with pycryptodome, cffi's C parser and coincurve, 2 MiB) to read a
+peer's key, though Kith's own identities and its contacts' are Ed25519, and private networks
+(a pre-shared key, Salsa20 from pycryptodome), which Kith does not configure. Their stand-in holds
+``Deferred`` names: calling one, or a method of one (``RSAPublicKey.from_bytes``), loads the
+real module in its place and calls the real function, so a stranger with such a key still
+connects. Nothing in py-libp2p 0.8.1 uses these names otherwise (no ``isinstance``).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
+import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -131,6 +145,143 @@ STAND_INS: dict[str, dict[str, object]] = {
 }
 
 
+# Modules loaded when first used, and the names py-libp2p 0.8.1 imports from them.
+DEFERRED: dict[str, tuple[str, ...]] = {
+    "libp2p.crypto.rsa": ("RSAPrivateKey", "RSAPublicKey", "create_new_key_pair"),
+    "libp2p.crypto.secp256k1": ("Secp256k1PrivateKey", "Secp256k1PublicKey"),
+    "libp2p.security.pnet.psk_conn": ("PskConn",),
+}
+_loaded_for_real: set[str] = set()
+_loading = threading.Lock()
+
+
+def load_deferred(name: str) -> types.ModuleType:
+    """The real module ``name`` of ``DEFERRED``, loaded in place of its stand-in."""
+    with _loading:
+        if name not in _loaded_for_real:
+            stand_in = sys.modules.pop(name, None)
+            _loaded_for_real.add(name)
+            try:
+                importlib.import_module(name)
+            except BaseException:
+                _loaded_for_real.discard(name)
+                if stand_in is not None:
+                    sys.modules[name] = stand_in
+                raise
+        return sys.modules[name]
+
+
+class Deferred:
+    """A name of a ``DEFERRED`` module, which loads the real module when called (or when one
+    of its attributes is called: py-libp2p keeps ``RSAPublicKey.from_bytes`` in a table)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<deferred {self.module}.{self.name}>"
+
+    def real(self) -> Any:
+        return getattr(load_deferred(self.module), self.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.real()(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Callable[..., Any]:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self.real(), attr)(*args, **kwargs)
+
+        call.__qualname__ = call.__name__ = f"{self.name}.{attr}"
+        return call
+
+
+def _deferred_stand_in(name: str) -> types.ModuleType:
+    module = types.ModuleType(name, "loaded on first use (app.node.libp2p_patches.imports)")
+    module.__dict__["__kith_stand_in__"] = True
+    for attr in DEFERRED[name]:
+        setattr(module, attr, Deferred(name, attr))
+
+    def real_attribute(attr: str) -> Any:
+        if attr.startswith("__"):  # the import system's probes (``__path__``) load nothing
+            raise AttributeError(f"{name}.{attr}")
+        return getattr(load_deferred(name), attr)
+
+    module.__dict__["__getattr__"] = real_attribute
+    return module
+
+
+# Modules whose body runs when a name is first taken from them. For a package, that is its
+# ``__init__``, which imports the whole package, while its modules load as usual when imported
+# (``from libp2p.bitswap.cid import parse_cid`` loads bitswap's ``cid`` alone).
+LAZY_MODULES: tuple[str, ...] = (
+    "cryptography.x509",  # for AutoTLS only, in ``basic_host``
+    "libp2p.bitswap",  # the DHT needs its ``cid`` module only
+    "libp2p.kad_dht",  # Kith imports the modules it uses; the package adds diagnostics
+    "libp2p.relay",
+    "libp2p.relay.circuit_v2",  # Kith imports the modules it uses, as it needs them
+    # protobuf's pure-Python messages (with text_format, its decoder and encoder): protobuf
+    # runs upb here, and descriptor_pool and builder import this module without using it
+    "google.protobuf.internal.python_message",
+    "cbor2",  # IPNS records only (and its C extension with it)
+    # The standard library's, imported by py-libp2p's dependencies for rare paths: gossipsub's
+    # score median, netaddr's reprs, importlib.metadata's RECORD files and globs, protobuf's
+    # well-known time types, a file's type guessed when sent.
+    "calendar", "csv", "glob", "mimetypes", "pprint", "secrets", "statistics",
+)
+
+
+class _LazyModuleLoader(importlib.abc.Loader):
+    """Runs the real loader of a module of ``LAZY_MODULES`` when a name is missing from it."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        lock = threading.RLock()  # one body run, whichever thread asks first
+        running = threading.local()  # this thread is running the body: no second run
+        real = self.real
+
+        def load(attr: str) -> Any:
+            if attr.startswith("__") and attr != "__all__":
+                # Probes run nothing: the import system's for ``__path__``, PySide6's import
+                # hook's and ``inspect``'s for ``__wrapped__`` (on every module imported).
+                raise AttributeError(f"{module.__name__}.{attr}")
+            with lock:
+                if module.__dict__.get("__getattr__") is load and not getattr(running, "on", False):
+                    running.on = True
+                    module.__loader__ = real
+                    if module.__spec__ is not None:
+                        module.__spec__.loader = real
+                    try:
+                        real.exec_module(module)
+                    finally:
+                        running.on = False
+                    if module.__dict__.get("__getattr__") is load:  # (the body may define one)
+                        del module.__dict__["__getattr__"]
+            try:
+                return module.__dict__[attr]
+            except KeyError:
+                own = module.__dict__.get("__getattr__")
+                if own is not None and own is not load:
+                    return own(attr)
+                raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}"
+                                     ) from None
+
+        module.__dict__["__getattr__"] = load
+
+
+def is_lazy_module(module: types.ModuleType) -> bool:
+    """True while the body of ``module`` (of ``LAZY_MODULES``) has not run yet."""
+    return isinstance(getattr(module, "__loader__", None), _LazyModuleLoader)
+
+
 def _root(name: str) -> str | None:
     return next((root for root in LEFT_OUT if name == root or name.startswith(root + ".")),
                 None)
@@ -157,6 +308,15 @@ def _stand_in(name: str) -> types.ModuleType:
 class _LeaveOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname in DEFERRED:
+            if fullname in _loaded_for_real:
+                return None
+            return importlib.machinery.ModuleSpec(fullname, self)
+        if fullname in LAZY_MODULES:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+                spec.loader = _LazyModuleLoader(spec.loader)
+            return spec
         root = _root(fullname)
         if root is None or (root in sys.modules and not is_stand_in(sys.modules[root])):
             return None
@@ -165,6 +325,8 @@ class _LeaveOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        if spec.name in DEFERRED:
+            return _deferred_stand_in(spec.name)
         return _stand_in(spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:
