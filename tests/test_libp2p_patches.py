@@ -161,9 +161,10 @@ def test_read_in_one_pass_internals() -> None:
     assert WindowedYamux.handle_incoming.__qualname__ == "handle_incoming"
     assert WindowedYamux.handle_incoming.__module__.endswith("yamux_reader")
     assert WindowedYamux.read_stream.__module__.endswith("yamux_reader")
-    pinned = {Yamux.handle_incoming: "ad15ff6943feac20", Yamux.read_stream: "d07c99299384666d",
-              Yamux._cleanup_on_error: "4fed61a999a34989",
-              Yamux._finalize_stream_locked: "95b60e92421133b4"}
+    pinned: dict[Callable[..., Any], str] = {
+        Yamux.handle_incoming: "ad15ff6943feac20", Yamux.read_stream: "d07c99299384666d",
+        Yamux._cleanup_on_error: "4fed61a999a34989",
+        Yamux._finalize_stream_locked: "95b60e92421133b4"}
     for method, digest in pinned.items():
         source = inspect.getsource(method).encode()
         assert hashlib.sha256(source).hexdigest()[:16] == digest, method.__name__

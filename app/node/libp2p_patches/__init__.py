@@ -22,7 +22,7 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
 * ``yamux.write_in_batches``: a large Yamux write goes out four Noise messages per socket write
-  (one each, through four layers, before).
+  (one each, through four layers, before); a small one as its one frame, the same way.
 * ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
   Noise nonce behind, which broke the whole connection.
 * ``yamux_reader.read_in_one_pass``: one reader per Yamux-over-Noise connection reads the

@@ -50,7 +50,7 @@ from libp2p.stream_muxer.yamux.yamux import (
     YamuxStream,
 )
 
-from app.node.libp2p_patches import tcp
+from app.node.libp2p_patches.tcp import has_read_ahead
 from app.node.libp2p_patches.yamux import WindowedYamux
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class _NoiseFrames:
         """One socket read: straight from a TCP socket once ``tcp.read_tcp_ahead`` holds
         nothing more (its lock and two wrappers cost each read a trip through the scheduler;
         nothing else reads this socket), otherwise through the raw connection."""
-        if self._tcp is None or tcp.has_read_ahead(self._tcp):
+        if self._tcp is None or has_read_ahead(self._tcp):
             return await self._raw.read(READ_SIZE)
         try:
             return await self._tcp.stream.receive_some(READ_SIZE)
