@@ -163,6 +163,7 @@ async def handle_incoming(self: WindowedYamux) -> None:
             if self.event_shutting_down.is_set():
                 break
             log.error("Error in handle_incoming for peer %s: %r", self.peer_id, error)
+            await trio.sleep(0.01)
     self.event_shutting_down.set()
     await self._cleanup_on_error()
 
@@ -206,11 +207,13 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
                 at = end
                 await _control(self, kind, flags, stream_id, length, body)
                 continue
+            body_at, at = at + HEADER_SIZE, end  # taken, whatever happens to it below
             stream = streams.get(stream_id)
-            if stream is not None:
-                piece = view[at + HEADER_SIZE:end]
+            buffer = buffers.get(stream_id)
+            if stream is not None and buffer is not None:
+                piece = view[body_at:end]
                 try:
-                    buffers[stream_id].extend(piece)
+                    buffer.extend(piece)
                 finally:
                     piece.release()
                 stream.recv_window -= length
@@ -223,7 +226,6 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
                     _close_or_reset(self, stream, flags)
                 if stream.closed:
                     self._finalize_stream_locked(stream, fully_closed=True)
-            at = end
         return at > 0, False
     finally:
         view.release()
