@@ -5,6 +5,7 @@ is looked at again rather than silently doing nothing. The last test shows what
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import inspect
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from libp2p.security.noise.io import (
     NoisePacketReadWriter,
     NoiseTransportReadWriter,
 )
+from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
@@ -150,6 +152,39 @@ def test_enforce_yamux_windows_internals() -> None:
         _upstream(Yamux.__init__))
     build_host(Identity.generate(), [LOOPBACK])
     assert muxer_multistream.Yamux is WindowedYamux
+
+
+def test_read_in_one_pass_internals() -> None:
+    """``yamux_reader`` reproduces what py-libp2p 0.8.1's frame loop and stream read do: any
+    change to them must be read again and carried over, so their text is pinned."""
+    build_host(Identity.generate(), [LOOPBACK])
+    assert WindowedYamux.handle_incoming.__qualname__ == "handle_incoming"
+    assert WindowedYamux.handle_incoming.__module__.endswith("yamux_reader")
+    assert WindowedYamux.read_stream.__module__.endswith("yamux_reader")
+    pinned: dict[Callable[..., Any], str] = {
+        Yamux.handle_incoming: "ad15ff6943feac20", Yamux.read_stream: "d07c99299384666d",
+        Yamux._cleanup_on_error: "4fed61a999a34989",
+        Yamux._finalize_stream_locked: "95b60e92421133b4"}
+    for method, digest in pinned.items():
+        source = inspect.getsource(method).encode()
+        assert hashlib.sha256(source).hexdigest()[:16] == digest, method.__name__
+    # It is started by this name, and reads the body timeout py-libp2p reads.
+    assert "await self.handle_incoming()" in inspect.getsource(
+        Yamux._handle_incoming_with_ready_signal)
+    assert "self.conn.read_stream(self.stream_id, n)" in inspect.getsource(YamuxStream.read)
+    assert "_yamux_data_read_timeout()" in inspect.getsource(Yamux._read_data_body)
+    # The state it reads and writes.
+    init = _names(_upstream(Yamux.__init__))
+    for name in ("streams", "stream_buffers", "stream_events", "streams_lock",
+                 "new_stream_send_channel", "event_shutting_down", "_rtt", "_ping_sent_time",
+                 "_ping_event"):
+        assert name in init, name
+    # Noise: a 2-byte length, then one message for ``noise_state.decrypt``; the session's
+    # buffer of what it decrypted before the muxer started.
+    assert NoisePacketReadWriter.size_len_bytes == 2
+    assert "self.noise_state.decrypt(data)" in inspect.getsource(
+        NoiseTransportReadWriter.decrypt)
+    assert _params(SecureSession._drain) == ["self", "n"]
 
 
 def test_cap_and_widen_receive_window_internals() -> None:

@@ -1,7 +1,7 @@
 """File transfer benchmark: two ``kith node`` processes on 127.0.0.1, and magic-wormhole.
 
     .venv/bin/python -m tests.benchmarks.files [--size 1024] [--runs 3] [--gui-size 512]
-                                               [--dir /tmp] [--no-wormhole]
+                                               [--dir /tmp] [--no-wormhole] [--against REV]
 
 Moves a random file of ``--size`` MiB from one node to the other and prints a table: the time
 to hash and offer it, the time from accept to the verified, renamed file, the whole send ->
@@ -17,6 +17,10 @@ first alternates too, and medians are compared, so a busy machine hurts both ali
 wormhole sides run ``--no-listen``: their direct-connection hints would name this machine's
 other interfaces, and the benchmark stays on 127.0.0.1, so the bytes go through the local relay
 (one extra local hop).
+
+``--against REV`` (a git revision, or a directory holding an ``app`` package) also moves the
+file with that revision's Kith in every round, in rotating order with this tree's and
+wormhole's, and prints its time and CPU seconds next to this tree's.
 
 Last, a Kith window in its own process (``file_ui_stall``) receives ``--gui-size`` MiB with the
 conversation open, and its worst Qt-thread stall and peak memory are printed.
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.files import choose_chunk_size
+from tests.benchmarks.rooms import export_revision
 from tests.nodeproc import NodeProcess
 from tests.payload import MiB, content_hash, file_hash, make_file
 
@@ -72,9 +77,12 @@ class KithResult:
     cpu_b: float  # and receiver
 
 
-def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str) -> KithResult:
-    ada = NodeProcess(tmp / "ada", name="Ada")
-    bob = NodeProcess(tmp / "bob", name="Bob")
+def run_kith(tmp: Path, source: Path, expected: str, kith_hash: str,
+             app: Path | None = None) -> KithResult:
+    """One transfer between two ``kith node`` processes (of the ``app`` package under
+    ``app``, this tree's by default)."""
+    ada = NodeProcess(tmp / "ada", name="Ada", source=app)
+    bob = NodeProcess(tmp / "bob", name="Bob", source=app)
     try:
         ready_a, ready_b = ada.expect("ready"), bob.expect("ready")
         ada.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
@@ -223,9 +231,12 @@ def main() -> None:
                         help="MiB the window receives for the stall figures (512; 0 skips)")
     parser.add_argument("--dir", default=None, help="where to put the temporary files")
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
+    parser.add_argument("--against", help="a git revision (or a directory holding an app "
+                        "package) whose Kith also runs in every round, in rotating order")
     args = parser.parse_args()
     size = args.size * MiB
     kiths: list[KithResult] = []
+    others: list[KithResult] = []
     worms: list[WormholeResult] = []
     worm_error = "skipped (--no-wormhole)" if args.no_wormhole else ""
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp_name:
@@ -233,16 +244,25 @@ def main() -> None:
         source = tmp / "payload.bin"
         expected = make_file(source, size)
         kith_hash = content_hash(source)
+        other_app = None
+        contenders = ["kith", "wormhole"]
+        if args.against is not None:
+            (tmp / "against").mkdir()
+            other_app = export_revision(args.against, tmp / "against")
+            contenders.insert(1, "against")
         for run in range(args.runs):
-            # Alternate who goes first: on a VM, the first writer of fresh memory pays for the
+            # Rotate who goes first: on a VM, the first writer of fresh memory pays for the
             # host backing it, and the next one reuses what the first freed.
-            order = ["kith", "wormhole"] if run % 2 == 0 else ["wormhole", "kith"]
+            turn = run % len(contenders)
+            order = contenders[turn:] + contenders[:turn]
             for who in order:
                 run_dir = tmp / f"{who}{run}"
                 run_dir.mkdir()
                 try:
                     if who == "kith":
                         kiths.append(run_kith(run_dir, source, expected, kith_hash))
+                    elif who == "against":
+                        others.append(run_kith(run_dir, source, expected, kith_hash, other_app))
                     elif not worm_error:
                         worm = run_wormhole(run_dir, source, expected)
                         if isinstance(worm, str):
@@ -250,7 +270,7 @@ def main() -> None:
                         else:
                             worms.append(worm)
                 except (OSError, RuntimeError) as exc:
-                    if who == "kith":
+                    if who != "wormhole":
                         raise
                     worm_error = f"unavailable: {exc}"
                 finally:
@@ -289,6 +309,14 @@ def main() -> None:
                                 f"(idle before: {kiths[0].base_a:.1f} MiB)")
     row("Kith peak RSS receiver", f"{max(k.peak_b for k in kiths):8.1f} MiB "
                                   f"(idle before: {kiths[0].base_b:.1f} MiB)")
+    if others:
+        other_total = median([k.total_s for k in others])
+        row(f"against {args.against}: send -> disk", timed(other_total))
+        row("  each run", ", ".join(f"{k.total_s:.2f} s" for k in others))
+        row("  CPU s/GB sender / receiver",
+            f"{median([k.cpu_a for k in others]) / mb * 1e3:8.2f} / "
+            f"{median([k.cpu_b for k in others]) / mb * 1e3:.2f} (utime + stime, medians)")
+        row("ratio this tree / against (time)", f"{kith_total / other_total:8.2f}x")
     if worms:
         worm_total = median([w.total_s for w in worms])
         row("wormhole send -> file on disk", timed(worm_total) + " (via a local transit relay)")

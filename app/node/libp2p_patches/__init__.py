@@ -25,9 +25,13 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
 * ``yamux.write_in_batches``: a large Yamux write goes out four Noise messages per socket write
-  (one each, through four layers, before).
+  (one each, through four layers, before); a small one as its one frame, the same way.
 * ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
   Noise nonce behind, which broke the whole connection.
+* ``yamux_reader.read_in_one_pass``: one reader per Yamux-over-Noise connection reads the
+  socket in large pieces, decrypts every whole Noise message and hands each frame to its
+  stream in the same pass; stream reads take no lock (a header read, a body read, locks and
+  debug strings per frame before).
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
   was buffered without end).
 * ``peerstore.bound_peer_addrs``: the peerstore keeps 32 addresses a peer, de-duplicated in
@@ -108,6 +112,7 @@ from app.node.libp2p_patches.yamux import (
     write_frames_whole,
     write_in_batches,
 )
+from app.node.libp2p_patches.yamux_reader import read_in_one_pass
 
 
 def apply_process_patches() -> None:
@@ -120,6 +125,7 @@ def apply_process_patches() -> None:
     write_frames_whole()
     write_in_batches()
     enforce_yamux_windows()
+    read_in_one_pass()
     bound_peer_addrs()
     bound_identify()
     bound_dht_answers()

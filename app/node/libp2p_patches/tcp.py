@@ -47,3 +47,9 @@ def read_tcp_ahead() -> None:
     read._kith = True  # type: ignore[attr-defined]
     read.unpatched = unbuffered  # type: ignore[attr-defined]
     TrioTCPStream.read = read  # type: ignore[method-assign]
+
+
+def has_read_ahead(stream: TrioTCPStream) -> bool:
+    """Whether ``read_tcp_ahead`` holds bytes of ``stream`` not yet read."""
+    state: Any = stream.__dict__
+    return bool(state.get("_kith_at", 0) < len(state.get("_kith_ahead", b"")))

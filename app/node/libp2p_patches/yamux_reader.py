@@ -1,0 +1,377 @@
+"""Patch to py-libp2p 0.8.1's Yamux over Noise: one pass from the socket to the stream buffers.
+
+In py-libp2p each received Yamux frame costs a ``read_exactly`` of its 12-byte header through
+``SecureSession`` (which reads a Noise message: its 2-byte length, its body, a decryption),
+another for its body under a fresh timeout, a trip through the scheduler for ``streams_lock``,
+and about eight debug calls whose f-strings are formatted whether or not anyone logs them;
+each stream read takes ``streams_lock`` again and formats four more. For a room post (three
+copies in per member) that was about 40 % of the network thread's Python time, and for a
+downloaded gigabyte most of the receiver's network thread besides decryption.
+
+Here one reader per connection reads the socket in large pieces, decrypts every whole Noise
+message it holds, and hands each Yamux frame to its stream in the same pass: a DATA frame for
+a known stream is appended to that stream's buffer (which enforces the window granted, see
+``yamux.WindowedYamux``) and its reader woken, with no lock, timeout scope or string. Frames
+that open, acknowledge, close or reset streams, pings and GO_AWAY do exactly what py-libp2p's
+``Yamux.handle_incoming`` does with them. What a peer can make us hold is what it could
+before: at most one socket read and one unfinished Noise message of ciphertext, and one
+unfinished frame of plaintext (a DATA frame announces at most ``MAX_WINDOW_SIZE`` bytes, and
+its body must come within py-libp2p's DATA read timeout, or the connection is closed).
+Connections that are not Yamux over Noise read the original way.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any
+
+import trio
+from libp2p.io.exceptions import IOException
+from libp2p.io.trio import TrioTCPStream
+from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.security.noise.io import NoisePacketReadWriter, NoiseTransportReadWriter
+from libp2p.security.secure_session import SecureSession
+from libp2p.stream_muxer.exceptions import MuxedStreamEOF, MuxedStreamReset
+from libp2p.stream_muxer.yamux import yamux
+from libp2p.stream_muxer.yamux.yamux import (
+    FLAG_ACK,
+    FLAG_FIN,
+    FLAG_RST,
+    FLAG_SYN,
+    HEADER_SIZE,
+    MAX_WINDOW_SIZE,
+    TYPE_DATA,
+    TYPE_GO_AWAY,
+    TYPE_PING,
+    TYPE_WINDOW_UPDATE,
+    YAMUX_HEADER_FORMAT,
+    Yamux,
+    YamuxStream,
+)
+
+from app.node.libp2p_patches.tcp import has_read_ahead
+from app.node.libp2p_patches.yamux import WindowedYamux
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 256 * 1024  # one socket read (tcp.READ_AHEAD serves it whole)
+NO_DEADLINE = float("inf")
+_HEADER = struct.Struct(YAMUX_HEADER_FORMAT)
+
+
+class _ConnectionLost(Exception):
+    """The socket ended or failed, or a Noise message did not authenticate."""
+
+
+class _NoiseFrames:
+    """The plaintext of one Noise session, read a socket read at a time.
+
+    ``plain`` holds decrypted bytes not yet taken as frames; ``sealed`` the start of a Noise
+    message whose end has not arrived.
+    """
+
+    def __init__(self, session: SecureSession) -> None:
+        noise = session.conn
+        assert isinstance(noise, NoiseTransportReadWriter)
+        self._decrypt = noise.noise_state.decrypt
+        self._raw = noise.read_writer.read_write_closer
+        raw = self._raw
+        self._tcp = (raw.stream if isinstance(raw, RawConnection)
+                     and isinstance(raw.stream, TrioTCPStream) else None)
+        self._sealed = b""
+        # What the session decrypted before the muxer started and nobody read yet.
+        self.plain = bytearray(session._drain(None))
+
+    async def _read(self) -> bytes:
+        """One socket read: straight from a TCP socket once ``tcp.read_tcp_ahead`` holds
+        nothing more (its lock and two wrappers cost each read a trip through the scheduler;
+        nothing else reads this socket), otherwise through the raw connection."""
+        if self._tcp is None or has_read_ahead(self._tcp):
+            return await self._raw.read(READ_SIZE)
+        try:
+            return await self._tcp.stream.receive_some(READ_SIZE)
+        except trio.ClosedResourceError:
+            return b""  # closed here, as TrioTCPStream.read says it
+
+    async def fill(self) -> None:
+        """Read the socket once and decrypt every whole Noise message read so far."""
+        try:
+            data = await self._read()
+        except Exception as error:  # any failure of the socket ends it
+            raise _ConnectionLost(str(error)) from error
+        if not data:
+            raise _ConnectionLost("end of stream")
+        if self._sealed:
+            data = self._sealed + data
+        at, end, size = 0, len(data), len(data)
+        plain, decrypt = self.plain, self._decrypt
+        while size - at >= 2:
+            end = at + 2 + (data[at] << 8 | data[at + 1])
+            if end > size:
+                break
+            try:
+                plain += decrypt(data[at + 2:end])
+            except Exception as error:
+                raise _ConnectionLost(f"undecryptable Noise message: {error}") from error
+            at = end
+        self._sealed = data[at:] if at < size else b""
+
+
+async def handle_incoming(self: WindowedYamux) -> None:
+    """``Yamux.handle_incoming`` in one pass over each socket read (see the module's docstring).
+
+    Ends, as the original does, by closing the connection (``_cleanup_on_error``) when the
+    socket ends or fails, a Noise message does not authenticate, a DATA frame announces more
+    than ``MAX_WINDOW_SIZE`` or its body does not come in time, a peer sends past a window it
+    was granted, or GO_AWAY arrives; and without it when the connection is closed locally.
+    """
+    session = self.secured_conn
+    if not (isinstance(session, SecureSession)
+            and isinstance(session.conn, NoiseTransportReadWriter)
+            and isinstance(session.conn.read_writer, NoisePacketReadWriter)
+            and session.conn.read_writer.size_len_bytes == 2):
+        await Yamux.handle_incoming(self)
+        return
+    frames = _NoiseFrames(session)
+    deadline = NO_DEADLINE  # for the body of the DATA frame whose header was read
+    while True:
+        try:
+            progress, pending = await _dispatch_frames(self, frames)
+            if self.event_shutting_down.is_set():
+                return  # closed here (Yamux.close), which cleans up itself
+            if not pending:
+                deadline = NO_DEADLINE
+            elif progress or deadline == NO_DEADLINE:
+                deadline = trio.current_time() + yamux._yamux_data_read_timeout()
+            with trio.move_on_at(deadline) as waiting:
+                await frames.fill()
+            if waiting.cancelled_caught:
+                log.warning("%s did not send the body of a DATA frame in time; closing the "
+                            "connection", self.peer_id)
+                break
+        except _ConnectionLost as lost:
+            log.debug("Yamux connection to %s ended: %s", self.peer_id, lost)
+            break
+        except (trio.TooSlowError, _GoAway):  # TooSlowError: yamux.FlowControlViolation
+            break
+        except (IOException, OSError, trio.ClosedResourceError,
+                trio.BrokenResourceError) as error:
+            log.debug("Yamux connection to %s failed: %r", self.peer_id, error)
+            break
+        except Exception as error:  # noqa: BLE001 - as the original: log, and read on
+            if self.event_shutting_down.is_set():
+                break
+            log.error("Error in handle_incoming for peer %s: %r", self.peer_id, error)
+            await trio.sleep(0.01)
+    self.event_shutting_down.set()
+    await self._cleanup_on_error()
+
+
+class _GoAway(Exception):
+    """The peer sent GO_AWAY, or a DATA frame larger than any window: the connection ends."""
+
+
+async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[bool, bool]:
+    """Hand every whole frame in ``frames.plain`` to its stream: (whether any was, whether the
+    body of a DATA frame whose header is there is still on its way)."""
+    plain = frames.plain
+    at, size = 0, len(plain)
+    streams, buffers, events = self.streams, self.stream_buffers, self.stream_events
+    view = memoryview(plain)
+    try:
+        while size - at >= HEADER_SIZE:
+            _, kind, flags, stream_id, length = _HEADER.unpack_from(view, at)
+            if kind != TYPE_DATA:
+                at += HEADER_SIZE
+                if kind == TYPE_WINDOW_UPDATE and not flags & (FLAG_SYN | FLAG_ACK):
+                    stream = streams.get(stream_id)
+                    if stream is not None:
+                        stream.send_window += length
+                        if flags:
+                            _close_or_reset(self, stream, flags)
+                        if stream.closed:
+                            self._finalize_stream_locked(stream, fully_closed=True)
+                else:
+                    await _control(self, kind, flags, stream_id, length, b"")
+                continue
+            if length > MAX_WINDOW_SIZE:
+                log.warning("%s announced a DATA frame of %d bytes (more than any window); "
+                            "closing the connection", self.peer_id, length)
+                raise _GoAway
+            end = at + HEADER_SIZE + length
+            if end > size:
+                return at > 0, True
+            if flags & (FLAG_SYN | FLAG_ACK):
+                body = bytes(view[at + HEADER_SIZE:end])
+                at = end
+                await _control(self, kind, flags, stream_id, length, body)
+                continue
+            body_at, at = at + HEADER_SIZE, end  # taken, whatever happens to it below
+            stream = streams.get(stream_id)
+            buffer = buffers.get(stream_id)
+            if stream is not None and buffer is not None:
+                piece = view[body_at:end]
+                try:
+                    buffer.extend(piece)
+                finally:
+                    piece.release()
+                stream.recv_window -= length
+                if stream.recv_window < 0:
+                    stream.recv_window = 0
+                event = events.get(stream_id)
+                if event is not None:
+                    event.set()
+                if flags:
+                    _close_or_reset(self, stream, flags)
+                if stream.closed:
+                    self._finalize_stream_locked(stream, fully_closed=True)
+        return at > 0, False
+    finally:
+        view.release()
+        del plain[:at]
+
+
+def _close_or_reset(self: WindowedYamux, stream: YamuxStream, flags: int) -> None:
+    """What ``Yamux.handle_incoming`` does with FIN and RST on a DATA or WINDOW_UPDATE frame of
+    a known stream (finalizing a closed stream is the caller's)."""
+    if flags & FLAG_FIN:
+        stream.recv_closed = True
+        if stream.send_closed:
+            stream.closed = True
+    if flags & FLAG_RST:
+        stream.closed = True
+        stream.reset_received = True
+    event = self.stream_events.get(stream.stream_id)
+    if event is not None and flags & (FLAG_FIN | FLAG_RST):
+        event.set()
+
+
+async def _control(self: WindowedYamux, kind: int, flags: int, stream_id: int, length: int,
+                   body: bytes) -> None:
+    """A frame that opens or acknowledges a stream, a ping or GO_AWAY: as py-libp2p 0.8.1's
+    ``Yamux.handle_incoming`` handles it (its branches, in its order, without the logging)."""
+    if kind in (TYPE_DATA, TYPE_WINDOW_UPDATE) and flags & FLAG_SYN:
+        await _open_inbound(self, kind, flags, stream_id, length, body)
+    elif kind in (TYPE_DATA, TYPE_WINDOW_UPDATE) and flags & FLAG_ACK:
+        async with self.streams_lock:
+            stream = self.streams.get(stream_id)
+            if stream is None:
+                return
+            if kind == TYPE_WINDOW_UPDATE:
+                if length > 0:
+                    async with stream.window_lock:
+                        stream.send_window += length
+            elif length > 0:
+                self.stream_buffers[stream_id].extend(body)
+                stream.recv_window = max(stream.recv_window - len(body), 0)
+                self.stream_events[stream_id].set()
+    elif kind == TYPE_GO_AWAY:
+        log.debug("%s sent GO_AWAY (code %d)", self.peer_id, length)
+        raise _GoAway
+    elif kind == TYPE_PING:
+        if flags & FLAG_SYN:
+            await self._write_frame(_HEADER.pack(0, TYPE_PING, FLAG_ACK, 0, length))
+        elif flags & FLAG_ACK:
+            rtt = trio.current_time() - self._ping_sent_time
+            self._rtt = rtt if self._rtt == 0.0 else (self._rtt + rtt) / 2
+            self._ping_event.set()
+
+
+async def _open_inbound(self: WindowedYamux, kind: int, flags: int, stream_id: int,
+                        length: int, body: bytes) -> None:
+    """A SYN: a new stream from the peer, acknowledged and handed to ``accept_stream`` (or, for
+    an id in use, a reset), as ``Yamux.handle_incoming`` does."""
+    answer: bytes | None = None
+    accepted: YamuxStream | None = None
+    async with self.streams_lock:
+        if stream_id in self.streams:
+            answer = _HEADER.pack(0, TYPE_WINDOW_UPDATE, FLAG_RST, stream_id, 0)
+        else:
+            stream = YamuxStream(stream_id, self, False)
+            self.streams[stream_id] = stream
+            self.stream_buffers[stream_id] = bytearray()
+            self.stream_events[stream_id] = trio.Event()
+            if kind == TYPE_WINDOW_UPDATE and length > 0:
+                async with stream.window_lock:
+                    stream.send_window += length
+            elif kind == TYPE_DATA and length > 0:
+                self.stream_buffers[stream_id].extend(body)
+                stream.recv_window = max(stream.recv_window - len(body), 0)
+                self.stream_events[stream_id].set()
+            if flags & FLAG_FIN:
+                stream.recv_closed = True
+                if stream.send_closed:
+                    stream.closed = True
+                self.stream_events[stream_id].set()
+                if stream.closed:
+                    self._finalize_stream_locked(stream, fully_closed=True)
+            if flags & FLAG_RST:
+                # Reset on arrival: delivered, so the acceptor sees it, but not acknowledged.
+                stream.closed = True
+                stream.reset_received = True
+                self.stream_events[stream_id].set()
+                self._finalize_stream_locked(stream, fully_closed=True)
+            else:
+                answer = _HEADER.pack(0, TYPE_WINDOW_UPDATE, FLAG_ACK, stream_id, 0)
+            accepted = stream
+    if answer is not None:
+        await self._write_frame(answer)
+    if accepted is not None:
+        await self.new_stream_send_channel.send(accepted)
+
+
+async def read_stream(self: WindowedYamux, stream_id: int, n: int | None = -1) -> bytes:
+    """``Yamux.read_stream`` without ``streams_lock`` and its debug strings.
+
+    Its checks, in its order, run with no ``await`` between them, so no other task can change
+    what they see: the lock only cost every read a trip through the scheduler.
+    """
+    if n is None:
+        n = -1
+    while True:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            raise MuxedStreamEOF("Stream closed")
+        if self.event_shutting_down.is_set():
+            raise MuxedStreamEOF("Connection shut down")
+        buffer = self.stream_buffers.get(stream_id)
+        if buffer is None:
+            if stream.reset_received:
+                raise MuxedStreamReset("Stream was reset")
+            raise MuxedStreamEOF("Stream buffer closed")
+        if buffer and (stream.recv_closed or not stream.reset_received):
+            if n == -1 or n >= len(buffer):
+                data = bytes(buffer)
+                buffer.clear()
+            else:
+                data = bytes(buffer[:n])
+                del buffer[:n]
+            if stream.closed:
+                self._finalize_stream_locked(stream, fully_closed=True)
+            return data
+        if stream.reset_received:
+            raise MuxedStreamReset("Stream was reset")
+        if stream.recv_closed:
+            raise MuxedStreamEOF("Stream is closed for receiving")
+        if stream.closed:
+            raise MuxedStreamReset("Stream is reset or closed")
+        event = self.stream_events.get(stream_id)
+        if event is None:
+            raise MuxedStreamEOF("Stream was removed")
+        await event.wait()
+        if self.stream_events.get(stream_id) is event:  # not if the stream went meanwhile
+            self.stream_events[stream_id] = trio.Event()
+
+
+def read_in_one_pass() -> None:
+    """py-libp2p 0.8.1: every ``WindowedYamux`` connection reads with ``handle_incoming`` and
+    ``read_stream`` of this module (``Yamux``, py-libp2p's class, keeps its own)."""
+    if getattr(WindowedYamux.handle_incoming, "_kith", False):
+        return
+    replacements: dict[str, Any] = {"handle_incoming": handle_incoming,
+                                     "read_stream": read_stream}
+    for name, replacement in replacements.items():
+        replacement._kith = True
+        replacement.__wrapped__ = getattr(Yamux, name)  # upstream's, for the guards
+        setattr(WindowedYamux, name, replacement)
