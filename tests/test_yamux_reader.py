@@ -237,7 +237,7 @@ def test_a_body_that_never_comes_closes_its_connection_only(
 
 
 @pytest.mark.parametrize("hostile", ["bad MAC", "oversized frame", "past the window",
-                                     "GO_AWAY"])
+                                     "announced past the window", "GO_AWAY"])
 def test_a_hostile_or_closing_peer_ends_its_connection_only(hostile: str) -> None:
     async def scenario() -> None:
         async with (trio.open_nursery() as nursery, connection(nursery) as peer,
@@ -255,6 +255,11 @@ def test_a_hostile_or_closing_peer_ends_its_connection_only(hostile: str) -> Non
                     body = bytes(60_000)
                     for _ in range(DEFAULT_WINDOW_SIZE // len(body) + 1):
                         await peer.send(peer.seal(frame(DATA, 0, 1, body)))
+                elif hostile == "announced past the window":
+                    # Only the header and a little: closed at once, not after the 60 s a body
+                    # may take, and without holding what it announced.
+                    await peer.send(peer.seal(frame(DATA, 0, 1, length=DEFAULT_WINDOW_SIZE + 1)
+                                              + b"x" * 10))
                 else:
                     await peer.send(peer.seal(frame(GO_AWAY, 0, 0, length=0)))
                 await peer.muxed.event_closed.wait()

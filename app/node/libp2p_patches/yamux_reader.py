@@ -15,8 +15,9 @@ a known stream is appended to that stream's buffer (which enforces the window gr
 that open, acknowledge, close or reset streams, pings and GO_AWAY do exactly what py-libp2p's
 ``Yamux.handle_incoming`` does with them. What a peer can make us hold is what it could
 before: at most one socket read and one unfinished Noise message of ciphertext, and one
-unfinished frame of plaintext (a DATA frame announces at most ``MAX_WINDOW_SIZE`` bytes, and
-its body must come within py-libp2p's DATA read timeout, or the connection is closed).
+unfinished frame of plaintext (a DATA frame announces at most what its stream's window has
+left, and its body must come within py-libp2p's DATA read timeout, or the connection is
+closed).
 Connections that are not Yamux over Noise read the original way.
 """
 
@@ -51,7 +52,7 @@ from libp2p.stream_muxer.yamux.yamux import (
 )
 
 from app.node.libp2p_patches.tcp import has_read_ahead
-from app.node.libp2p_patches.yamux import WindowedYamux
+from app.node.libp2p_patches.yamux import FlowControlViolation, WindowedYamux
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
                 raise _GoAway
             end = at + HEADER_SIZE + length
             if end > size:
+                _check_announced(self, flags, stream_id, length)
                 return at > 0, True
             if flags & (FLAG_SYN | FLAG_ACK):
                 body = bytes(view[at + HEADER_SIZE:end])
@@ -230,6 +232,26 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
     finally:
         view.release()
         del plain[:at]
+
+
+def _check_announced(self: WindowedYamux, flags: int, stream_id: int, length: int) -> None:
+    """A DATA frame whose body is still coming must fit the window its stream has left.
+
+    Its body would be refused when whole anyway (``yamux._WindowedBuffer``), but a peer could
+    make us hold up to 16 MiB of it per connection first, or keep us waiting for it; go-yamux
+    checks the header. Frames that open a stream get its initial window; bodies for streams we
+    no longer know are read and dropped, as py-libp2p does.
+    """
+    if flags & FLAG_SYN:
+        window = yamux.DEFAULT_WINDOW_SIZE
+    elif (stream := self.streams.get(stream_id)) is not None:
+        window = max(stream.recv_window, 0)
+    else:
+        return
+    if length > window:
+        log.warning("%s announced %d bytes on a stream with %d bytes of window left; closing "
+                    "the connection", self.peer_id, length, window)
+        raise FlowControlViolation
 
 
 def _close_or_reset(self: WindowedYamux, stream: YamuxStream, flags: int) -> None:
