@@ -273,3 +273,25 @@ def test_kith_started_again_hands_its_link_over_and_exits(
          "Add Contact to open")
     shown = window.contacts.add_dialog
     assert shown is not None and shown.link_edit.text() == link
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.getuid() != 0,
+                    reason="a socket file of another user (made as root)")
+def test_a_socket_of_another_user_in_its_place_is_told_nothing(
+    qloop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    profile = tmp_path / "profile"
+    path = socket_path(profile)
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    squatter.bind(path)
+    squatter.listen()
+    squatter.setblocking(False)
+    os.chown(path, 65534, 65534)  # nobody's
+    try:
+        link = ContactInvite(Identity.generate().peer_id, "Bob", ()).to_link()
+        assert run(qloop, hand_over(profile, link)) is Handover.NOT_RUNNING
+        with pytest.raises(BlockingIOError):
+            squatter.accept()  # never connected to, so the link never went there
+    finally:
+        squatter.close()
+        os.unlink(path)

@@ -307,6 +307,13 @@ class _UnixRequest(QObject):
 
 async def _unix_hand_over(path: str, request: bytes, timeout: float) -> Handover:
     try:
+        owner = os.stat(path).st_uid
+    except OSError:
+        return Handover.NOT_RUNNING
+    if owner != os.getuid():  # another user's program in our socket's place: tell it nothing
+        log.warning("%s belongs to another user; no handover", path)
+        return Handover.NOT_RUNNING
+    try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_unix_connection(path, limit=MAX_LINE), timeout)
     except (OSError, TimeoutError):
