@@ -21,7 +21,10 @@ other names from these packages, or loads other packages.
 
 The modules of ``LAZY_MODULES`` run their body only when a name is first taken from them; for
 a package that is its ``__init__``, which imports all of the package, while its modules load
-as usual when imported.
+as usual when imported. Not ``importlib.util.LazyLoader``: it runs the body at the first
+attribute of any kind, and importing any module of a package reads the package's
+``__path__`` (PySide6's import hook reads ``__wrapped__`` of every module), so every lazy
+package here would run at once.
 
 The modules of ``DEFERRED`` are loaded on first use instead: RSA and secp256k1 identities,
 which py-libp2p imports (with pycryptodome, cffi's C parser and coincurve, 2 MiB) to read a
