@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -52,6 +53,7 @@ BANNED = [
     "/ip6/::ffff:127.0.0.1/tcp/80",
     "/ip4/127.0.0.1/tcp/0",
 ]
+T = TypeVar("T")
 THIRD_PARTIES = [f"/ip4/203.0.113.{i % 250 + 1}/tcp/{1000 + i}" for i in range(900)]
 
 
@@ -144,15 +146,21 @@ def _stranger_makes_us_dial_nothing(tmp: str) -> None:
     asyncio.run(scenario())
 
 
-async def _gone(peer: Peer, other: str) -> None:
-    """Wait until ``peer`` has no connection to ``other`` left."""
+async def _connections(peer: Peer, other: str) -> list[object]:
+    return await peer.client.call(
+        lambda node: _async(list(node.connections.connections_to(other))))
+
+
+async def _gone(peer: Peer, other: str, old: list[object]) -> None:
+    """Wait until none of ``old``, ``peer``'s connections to ``other``, is open any more (a
+    new one may already be: a contact is dialled again as soon as it is lost)."""
     deadline = asyncio.get_running_loop().time() + 20
-    while await peer.client.call(lambda node: _async(node.is_connected(other))):
+    while any(any(c is o for o in old) for c in await _connections(peer, other)):
         assert asyncio.get_running_loop().time() < deadline, "the connection never closed"
         await asyncio.sleep(0.05)
 
 
-async def _async(value: bool) -> bool:
+async def _async(value: T) -> T:
     return value
 
 
@@ -233,8 +241,9 @@ def _contact_claims_are_bounded(tmp: str) -> None:
                 await _connect_through(eve, ada.peer_id, circuit)
                 await _identified(ada, eve.peer_id, dialable)
                 await ada.client.call(_initiate(eve.peer_id))
+                old = await _connections(eve, ada.peer_id)
                 await ada.client.call(lambda node: node.disconnect(eve.peer_id))
-                await _gone(eve, ada.peer_id)  # the next round is a new connection
+                await _gone(eve, ada.peer_id, old)  # the next round is a new connection
             # Eve's own CONNECT: only her addresses that may be dialled, within what is left.
             await _connect_through(eve, ada.peer_id, circuit)
             await _hostile_connect(eve, ada, claims[:300])
