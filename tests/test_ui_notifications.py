@@ -19,6 +19,8 @@ from tests.peers import Peer
 from tests.ui_helpers import AppFactory, run, start_online, wait, window_of
 from ui.identity.node_state import NodeState
 from ui.sidebar.actions import ChatAction
+from ui.window import desktop_notifications
+from ui.window.desktop_notifications import DesktopNotifications
 from ui.window.main_window import MainWindow
 
 ME = "12D3KooWLEGuTZS2gsjWf8FvKYxyGTYNTTBq3Mmb3a6BUZo2zUwQ"
@@ -116,7 +118,7 @@ def test_a_muted_conversation_does_not_notify(
             found[0].trigger()
 
         pat_writes("one")
-        service.wait_for(1)
+        assert [n["body"] for n in service.wait_for(1)] == ["one"]
         for _ in range(2):  # muting, unmuting and muting again all take
             menu_action(ChatAction.MUTE)
             wait(qloop, lambda: window.sidebar.model.prefs(pat.peer_id).muted, "muted")
@@ -126,3 +128,18 @@ def test_a_muted_conversation_does_not_notify(
             pat_writes("loud again")
         bodies = [n["body"] for n in service.wait_for(3)]
         assert bodies == ["one", "loud again", "loud again"]
+
+
+def test_a_notifier_reaches_its_own_bus_after_another_bus_went_away(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Qt returns the connection already open under a name whatever address is asked for: a
+    notifier made after an earlier one and its bus went away must not get that dead one, even
+    when it has the earlier one's ``id()`` (freed memory is reused; named by ``id()``, a
+    notifier in a whole-suite run once got the connection of a test before it)."""
+    monkeypatch.setattr(desktop_notifications, "id", lambda _: 1, raising=False)
+    for attempt in range(2):
+        with NotificationService(tmp_path / f"bus{attempt}") as service:
+            notifier = DesktopNotifications(service.address)
+            assert notifier.show("Bob", f"hello {attempt}", BOB, sound=False)
+            assert [n["body"] for n in service.wait_for(1)] == [f"hello {attempt}"]

@@ -17,6 +17,7 @@ False and Kith just does not notify.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -32,6 +33,9 @@ CALL_TIMEOUT_MS = 1000
 EXPIRE_MS = 6000
 MAX_REMEMBERED = 64  # notifications whose click still opens their conversation
 SOUND = "message-new-instant"  # the freedesktop sound theme's name for a new chat message
+# Qt hands back the connection already open under a name, whatever address is asked for, so
+# each notifier's connection gets a name no other one in the process had.
+_CONNECTION_NUMBERS = itertools.count(1)
 
 
 class DesktopNotifications(QObject):
@@ -64,7 +68,7 @@ class DesktopNotifications(QObject):
             return None
         address = self._address or os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
         if address:
-            bus = QDBusConnection.connectToBus(address, f"kith-notify-{id(self)}")
+            bus = QDBusConnection.connectToBus(address, f"kith-notify-{next(_CONNECTION_NUMBERS)}")
         else:
             bus = QDBusConnection.sessionBus()
         if not bus.isConnected():
