@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.memory_policy import keep_large_blocks
 
 NO_DISPLAY_HELP = """\
 Kith is a desktop app and needs a graphical session, but no display was found
@@ -175,6 +176,7 @@ def main_import(source: Path, profile_dir: Path | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_large_blocks()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["node"]:
         return main_node(argv[1:])
