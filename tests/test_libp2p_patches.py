@@ -45,6 +45,8 @@ from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
+from noise import constants as noise_constants
+from noise.connection import NoiseConnection
 
 from app.core.identity import Identity
 from app.node.gossip import ChatGossipSub, GossipConfig, KithPubsub, build_router
@@ -184,6 +186,12 @@ def test_read_in_one_pass_internals() -> None:
     assert NoisePacketReadWriter.size_len_bytes == 2
     assert "self.noise_state.decrypt(data)" in inspect.getsource(
         NoiseTransportReadWriter.decrypt)
+    # ...whose decryption it calls directly, to decrypt from a view: the wrapper's checks
+    # (handshake done, at most 65535 bytes) hold for every message it decrypts.
+    decrypt = inspect.getsource(NoiseConnection.decrypt)
+    assert "return self.noise_protocol.cipher_state_decrypt.decrypt_with_ad(None, data)" in decrypt
+    assert "self.handshake_finished" in decrypt and "MAX_MESSAGE_LEN" in decrypt
+    assert noise_constants.MAX_MESSAGE_LEN == 65535
     assert _params(SecureSession._drain) == ["self", "n"]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from functools import partial
 from typing import Any
 
 import trio
@@ -75,7 +76,12 @@ class _NoiseFrames:
     def __init__(self, session: SecureSession) -> None:
         noise = session.conn
         assert isinstance(noise, NoiseTransportReadWriter)
-        self._decrypt = noise.noise_state.decrypt
+        # ``NoiseConnection.decrypt`` takes only bytes, so each message would be sliced out of
+        # the read (a 64 KiB copy); its cipher state decrypts from a view. What the wrapper
+        # adds does not apply here: its handshake is done, and a 2-byte length cannot exceed
+        # its 65535-byte limit. A message that does not authenticate raises either way.
+        self._decrypt = partial(
+            noise.noise_state.noise_protocol.cipher_state_decrypt.decrypt_with_ad, None)
         self._raw = noise.read_writer.read_write_closer
         raw = self._raw
         self._tcp = (raw.stream if isinstance(raw, RawConnection)
@@ -107,12 +113,13 @@ class _NoiseFrames:
             data = self._sealed + data
         at, end, size = 0, len(data), len(data)
         plain, decrypt = self.plain, self._decrypt
+        view = memoryview(data)  # each message decrypted from a view: no slice copied
         while size - at >= 2:
             end = at + 2 + (data[at] << 8 | data[at + 1])
             if end > size:
                 break
             try:
-                plain += decrypt(data[at + 2:end])
+                plain += decrypt(view[at + 2:end])
             except Exception as error:
                 raise _ConnectionLost(f"undecryptable Noise message: {error}") from error
             at = end
