@@ -18,7 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import collections, resource, sys
 from app.memory_policy import keep_large_blocks
-applied = keep_large_blocks() if sys.argv[1] == "policy" else False
+if sys.argv[1] == "main":  # the kith command, as every process of it starts
+    import contextlib, io
+    from app.main import main
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(["--version"])
+    applied = True
+else:
+    applied = keep_large_blocks() if sys.argv[1] == "policy" else False
 piece = b"y" * (256 * 1024)
 def churn():
     in_flight = collections.deque()
@@ -56,6 +63,11 @@ def test_large_blocks_are_reused_warm() -> None:
     assert without > MOVED_PAGES // 2, (  # glibc's defaults: fresh pages, again and again
         "this glibc reuses large blocks by itself: app.memory_policy may no longer be needed")
     assert with_policy < MOVED_PAGES // 20
+
+
+def test_every_kith_process_sets_it_first() -> None:
+    _, faulted = faults("main")
+    assert faulted < MOVED_PAGES // 20
 
 
 def test_the_users_malloc_settings_win() -> None:
