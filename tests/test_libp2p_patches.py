@@ -27,6 +27,7 @@ from libp2p.io.trio import TrioTCPStream
 from libp2p.kad_dht.kad_dht import KadDHT, get_connection_type
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.connection.swarm_connection import SwarmConn
+from libp2p.network.stream.net_stream import NetStream
 from libp2p.network.swarm import Swarm
 from libp2p.peer.peerdata import PeerData
 from libp2p.peer.peerinfo import PeerInfo
@@ -166,7 +167,9 @@ def test_read_in_one_pass_internals() -> None:
     pinned: dict[Callable[..., Any], str] = {
         Yamux.handle_incoming: "ad15ff6943feac20", Yamux.read_stream: "d07c99299384666d",
         Yamux._cleanup_on_error: "4fed61a999a34989",
-        Yamux._finalize_stream_locked: "95b60e92421133b4"}
+        Yamux._finalize_stream_locked: "95b60e92421133b4",
+        # ``read_into``: NetStream.read's state checks and errors, YamuxStream.read's credit.
+        NetStream.read: "cc3b280850abe4b3", YamuxStream.read: "ca585f2199fd4e83"}
     for method, digest in pinned.items():
         source = inspect.getsource(method).encode()
         assert hashlib.sha256(source).hexdigest()[:16] == digest, method.__name__

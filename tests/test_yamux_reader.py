@@ -25,6 +25,7 @@ from noise.connection import Keypair, NoiseConnection
 
 from app.node.libp2p_patches import apply_process_patches
 from app.node.libp2p_patches.yamux import WindowedYamux
+from app.node.libp2p_patches.yamux_reader import read_stream_into
 
 HEADER = struct.Struct("!BBHII")
 DATA, WINDOW_UPDATE, PING, GO_AWAY = 0, 1, 2, 3
@@ -180,6 +181,148 @@ def test_frames_split_across_socket_reads_at_every_byte_arrive_whole() -> None:
             assert [a for a in peer.answers if a[1] & ACK] == [
                 (WINDOW_UPDATE, ACK, 2 * split + 1, 0) for split in range(1, size)]
             assert not [a for a in peer.answers if a[1] & RST]
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+def test_noise_messages_arriving_a_byte_per_socket_read_arrive_whole() -> None:
+    """Every socket read holds one byte: a Noise message's length and body are completed over
+    many reads, and the message after it starts in the read that ends the one before."""
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery, connection(nursery) as peer:
+            data = (peer.seal(frame(WINDOW_UPDATE, SYN, 1) + frame(DATA, 0, 1, b"one "))
+                    + peer.seal(frame(DATA, FIN, 1, b"two")))
+            with trio.fail_after(10):
+                for at in range(len(data)):
+                    await trio.testing.wait_all_tasks_blocked()
+                    await peer.send(data[at:at + 1])
+                stream = await peer.muxed.accept_stream()
+                assert await read_to_end(stream) == b"one two"
+            assert peer.ours.reads >= len(data)
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+async def read_all_into(peer: Peer, stream_id: int, size: int) -> bytes:
+    """A stream to its end, read into buffers of ``size`` bytes (a bulk reader's way)."""
+    data = b""
+    while True:
+        into = memoryview(bytearray(size))
+        try:
+            n = await read_stream_into(peer.muxed, stream_id, into)
+        except MuxedStreamEOF:
+            return data
+        assert 1 <= n <= size
+        data += into[:n]
+
+
+def test_a_reader_with_its_own_buffer_gets_every_byte_in_order() -> None:
+    """Bodies go straight into a waiting reader's buffer; what does not fit waits in the
+    stream's buffer and comes first in the next read, whatever the sizes; FIN ends it."""
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery, connection(nursery) as peer:
+            bodies = [bytes([65 + i]) * (100 + 37 * i) for i in range(12)]
+            expected = b"".join(bodies)
+            for sid, size in enumerate((1, 7, 64, 1000, len(expected) + 10)):
+                stream_id = 2 * sid + 1
+                await peer.send(peer.seal(frame(WINDOW_UPDATE, SYN, stream_id)))
+                stream = await peer.muxed.accept_stream()
+                async with trio.open_nursery() as readers:
+                    got: list[bytes] = []
+
+                    async def reader(size: int = size, stream_id: int = stream_id,
+                                     got: list[bytes] = got) -> None:
+                        got.append(await read_all_into(peer, stream_id, size))
+
+                    readers.start_soon(reader)
+                    with trio.fail_after(10):
+                        for i in range(0, len(bodies), 3):  # three frames per message
+                            await trio.testing.wait_all_tasks_blocked()
+                            flags = FIN if i + 3 >= len(bodies) else 0
+                            await peer.send(peer.seal(b"".join(
+                                frame(DATA, flags if j == i + 2 else 0, stream_id, bodies[j])
+                                for j in range(i, i + 3))))
+                assert got == [expected], size
+                assert stream_id not in peer.muxed.read_targets
+                await stream.close()
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+def test_a_reader_cancelled_after_its_bytes_came_leaves_them_for_the_next_read() -> None:
+    """Bytes copied into a waiting reader that is cancelled before it runs again are not
+    lost: they go back in front of the stream's buffer. The copy is made here as the frame
+    loop makes it, in the same step as the cancellation: which of the two runs first is
+    otherwise up to trio's scheduler."""
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery, connection(nursery) as peer:
+            await peer.send(peer.seal(frame(WINDOW_UPDATE, SYN, 1)))
+            stream = await peer.muxed.accept_stream()
+            scope = trio.CancelScope()
+
+            async def reader() -> None:
+                with scope:
+                    await read_stream_into(peer.muxed, 1, memoryview(bytearray(100)))
+                    raise AssertionError("the read was not cancelled")
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as readers:
+                    readers.start_soon(reader)
+                    await trio.testing.wait_all_tasks_blocked()
+                    scope.cancel()  # the reader is woken with Cancelled; before it runs ...
+                    target = peer.muxed.read_targets[1]
+                    assert target.fill(memoryview(b"first ")) == 6  # ... its bytes come
+                    peer.muxed.stream_buffers[1].extend(b"then ")  # and more after them
+                    peer.muxed.streams[1].recv_window -= 11
+                    peer.muxed.stream_events[1].set()
+                assert 1 not in peer.muxed.read_targets
+                await peer.send(peer.seal(frame(DATA, FIN, 1, b"second")))
+                assert await read_all_into(peer, 1, 4) == b"first then second"
+            await stream.close()
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+def test_a_reset_ends_a_reader_waiting_with_its_buffer_as_it_ends_any_reader() -> None:
+    """A stream reset while its reader waits: ``read_stream_into`` fails as ``read_stream``
+    does, for a reset alone and for data then a reset."""
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery, connection(nursery) as peer:
+            outcomes: dict[tuple[str, int], str] = {}
+
+            async def reader(way: str, stream_id: int) -> None:
+                try:
+                    if way == "into":
+                        await read_stream_into(peer.muxed, stream_id, memoryview(bytearray(9)))
+                    else:
+                        await peer.muxed.read_stream(stream_id, 9)
+                    outcomes[way, stream_id] = "read"
+                except (MuxedStreamEOF, MuxedStreamReset) as error:
+                    outcomes[way, stream_id] = type(error).__name__
+
+            with trio.fail_after(10):
+                for stream_id, before in ((1, b""), (3, b"data")):
+                    for way, sid in (("into", stream_id), ("plain", stream_id + 100)):
+                        await peer.send(peer.seal(frame(WINDOW_UPDATE, SYN, sid)))
+                        await peer.muxed.accept_stream()
+                        async with trio.open_nursery() as readers:
+                            readers.start_soon(reader, way, sid)
+                            await trio.testing.wait_all_tasks_blocked()
+                            rst = frame(WINDOW_UPDATE, RST, sid)
+                            await peer.send(peer.seal(
+                                frame(DATA, 0, sid, before) + rst if before else rst))
+                        outcomes[way, stream_id] = outcomes.pop((way, sid))
+            for stream_id in (1, 3):
+                assert outcomes["into", stream_id] == outcomes["plain", stream_id], outcomes
+            assert 1 not in peer.muxed.read_targets and 3 not in peer.muxed.read_targets
             nursery.cancel_scope.cancel()
 
     trio.run(scenario)

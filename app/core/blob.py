@@ -99,7 +99,7 @@ def nonce(index: int) -> bytes:
     return _NONCE_PAD + _U32.pack(index)
 
 
-def seal(ref: BlobRef, index: int, plain: bytes | memoryview) -> bytes:
+def seal(ref: BlobRef, index: int, plain: bytes | bytearray | memoryview) -> bytes:
     return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
         bytes(plain), ref.blob, nonce(index), ref.key))
 

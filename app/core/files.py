@@ -286,7 +286,7 @@ def encode_chunk_header(index: int) -> bytes:
     return _U32.pack(index)
 
 
-def decode_chunk(payload: bytes | bytearray) -> tuple[int, memoryview]:
+def decode_chunk(payload: bytes | bytearray | memoryview) -> tuple[int, memoryview]:
     """(index, data); ``data`` is a view into ``payload``, not a copy of a whole chunk."""
     if len(payload) < 4:
         raise FileError("chunk frame too short")

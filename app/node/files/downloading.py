@@ -410,8 +410,9 @@ class Downloads:
                                 continue
                             if not inflight:
                                 break
+                            # The data after the 4-byte header starts a page: direct I/O.
                             frame = await read_frame_into(stream, 4 + offer.chunk_size,
-                                                          idle=READ_TIMEOUT)
+                                                          idle=READ_TIMEOUT, align_at=4)
                             index, data = fc.decode_chunk(frame)
                             if index != inflight[0] or len(data) != fc.chunk_length(
                                     index, offer.size, offer.chunk_size):

@@ -187,7 +187,7 @@ class MailboxUploads:
             self._tell(t.peer_id, fc.FileControl(t.offer.transfer, "fail", CHANGED))
 
     @staticmethod
-    async def _plain(t: StoredTransfer, index: int) -> bytes | None:
+    async def _plain(t: StoredTransfer, index: int) -> bytes | bytearray | None:
         """Piece ``index`` in the clear: the hash list, or a chunk that still matches it."""
         if t.hashes is None or t.path is None:
             return None

@@ -44,18 +44,18 @@ Tell = Callable[[str, fc.FileControl], None]  # tell a peer about a transfer (a 
 class _ReadAhead:
     """One chunk being read and checked in a worker thread (``read``'s answer, when done)."""
 
-    def __init__(self, nursery: trio.Nursery, read: Callable[[int], bytes | None],
+    def __init__(self, nursery: trio.Nursery, read: Callable[[int], bytearray | None],
                  transfer: bytes, index: int) -> None:
         self.key = (transfer, index)
         self._done = trio.Event()
-        self._data: bytes | None = None
+        self._data: bytearray | None = None
         nursery.start_soon(self._run, read, index)
 
-    async def _run(self, read: Callable[[int], bytes | None], index: int) -> None:
+    async def _run(self, read: Callable[[int], bytearray | None], index: int) -> None:
         self._data = await trio.to_thread.run_sync(read, index)
         self._done.set()
 
-    async def result(self) -> bytes | None:
+    async def result(self) -> bytearray | None:
         await self._done.wait()
         return self._data
 
@@ -165,10 +165,12 @@ class Serving:
             raise FrameError("chunk index out of range")
         unchanged = (t.src_size, t.src_mtime) if t.outgoing else None
 
-        def read(i: int) -> bytes | None:
-            return read_served(path, i * offer.chunk_size,
-                               fc.chunk_length(i, offer.size, offer.chunk_size), unchanged,
-                               hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE])
+        def read(i: int) -> bytearray | None:
+            """Chunk ``i`` as the frame that carries it, read behind its header."""
+            length = fc.chunk_length(i, offer.size, offer.chunk_size)
+            return read_served(path, i * offer.chunk_size, length, unchanged,
+                               hashes[i * fc.HASH_SIZE:(i + 1) * fc.HASH_SIZE],
+                               encode_varint(4 + length) + fc.encode_chunk_header(i))
 
         if ahead is None or ahead.key != (offer.transfer, indexes[0]):
             ahead = _ReadAhead(nursery, read, offer.transfer, indexes[0])
@@ -176,17 +178,18 @@ class Serving:
             if n and not self._servable(self.store.get(offer.transfer), peer_id)[1]:
                 raise FrameError("the transfer was revoked while being served")
             assert ahead is not None  # started for every index below offer.chunks
-            data = await ahead.result()
+            frame = await ahead.result()
             following = indexes[n + 1] if n + 1 < len(indexes) else i + 1
             ahead = (_ReadAhead(nursery, read, offer.transfer, following)
                      if following < offer.chunks else None)
-            if data is None:
+            if frame is None:
                 await self._not_the_offered_file(t)
                 raise FrameError(f"{path} is no longer the offered file")
+            length = fc.chunk_length(i, offer.size, offer.chunk_size)
             if self.send_hook is not None:
-                data = self.send_hook(i, data)
-            length = len(data)
-            await stream.write(encode_varint(4 + length) + fc.encode_chunk_header(i) + data)
+                head = len(frame) - length
+                frame = frame[:head] + self.send_hook(i, bytes(frame[head:]))
+            await stream.write(frame)  # type: ignore[arg-type]  # any buffer: Yamux views it
             self._count_served(t, i, length)
         return ahead
 

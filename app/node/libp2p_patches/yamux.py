@@ -270,13 +270,17 @@ class _WindowedBuffer(bytearray):
         self._stream_id = stream_id
 
     def extend(self, data: Any) -> None:
-        stream = self._conn.streams.get(self._stream_id)
-        if stream is not None and len(data) > max(stream.recv_window, 0):
-            log.warning("%s sent %d bytes on a stream with %d bytes of window left; "
-                        "closing the connection", self._conn.peer_id, len(data),
-                        stream.recv_window)
-            raise FlowControlViolation
+        check_window(self._conn, self._stream_id, len(data))
         super().extend(data)
+
+
+def check_window(conn: Yamux, stream_id: int, length: int) -> None:
+    """``FlowControlViolation`` if ``length`` bytes more on ``stream_id`` exceed its window."""
+    stream = conn.streams.get(stream_id)
+    if stream is not None and length > max(stream.recv_window, 0):
+        log.warning("%s sent %d bytes on a stream with %d bytes of window left; "
+                    "closing the connection", conn.peer_id, length, stream.recv_window)
+        raise FlowControlViolation
 
 
 class _WindowedBuffers(dict[int, bytearray]):
@@ -296,6 +300,25 @@ class WindowedYamux(Yamux):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stream_buffers = _WindowedBuffers(self)
+        # Streams whose reader waits with a buffer of its own (``yamux_reader.read_into``).
+        self.read_targets: dict[int, ReadTarget] = {}
+
+
+class ReadTarget:
+    """The buffer a waiting reader wants its stream's next bytes in, and how much they fill."""
+
+    __slots__ = ("filled", "view")
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self.filled = 0
+
+    def fill(self, data: memoryview) -> int:
+        """Copy as much of ``data`` as there is room for; how much that was."""
+        n = min(len(data), len(self.view) - self.filled)
+        self.view[self.filled:self.filled + n] = data[:n]
+        self.filled += n
+        return n
 
 
 def enforce_yamux_windows() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -32,6 +33,8 @@ import trio
 from libp2p.io.exceptions import IOException
 from libp2p.io.trio import TrioTCPStream
 from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.network.stream.exceptions import StreamEOF, StreamError, StreamReset
+from libp2p.network.stream.net_stream import NetStream, StreamState
 from libp2p.security.noise.io import NoisePacketReadWriter, NoiseTransportReadWriter
 from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer.exceptions import MuxedStreamEOF, MuxedStreamReset
@@ -53,7 +56,12 @@ from libp2p.stream_muxer.yamux.yamux import (
 )
 
 from app.node.libp2p_patches.tcp import has_read_ahead
-from app.node.libp2p_patches.yamux import FlowControlViolation, WindowedYamux
+from app.node.libp2p_patches.yamux import (
+    FlowControlViolation,
+    ReadTarget,
+    WindowedYamux,
+    check_window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +117,42 @@ class _NoiseFrames:
             raise _ConnectionLost(str(error)) from error
         if not data:
             raise _ConnectionLost("end of stream")
-        if self._sealed:
-            data = self._sealed + data
-        at, end, size = 0, len(data), len(data)
+        at, size = (self._finish_sealed(data) if self._sealed else 0), len(data)
         plain, decrypt = self.plain, self._decrypt
         view = memoryview(data)  # each message decrypted from a view: no slice copied
         while size - at >= 2:
             end = at + 2 + (data[at] << 8 | data[at + 1])
             if end > size:
                 break
-            try:
-                plain += decrypt(view[at + 2:end])
-            except Exception as error:
-                raise _ConnectionLost(f"undecryptable Noise message: {error}") from error
+            plain += self._open(view[at + 2:end], decrypt)
             at = end
-        self._sealed = data[at:] if at < size else b""
+        if at < size:
+            self._sealed = data[at:]
+
+    def _finish_sealed(self, data: bytes) -> int:
+        """Complete the Noise message an earlier read began with the start of ``data``, and
+        return how much of ``data`` it took. Only that message is joined: joining the whole
+        read to it copied nearly every byte received once more."""
+        sealed = self._sealed
+        head = sealed if len(sealed) >= 2 else sealed + data[:2 - len(sealed)]
+        if len(head) < 2:
+            self._sealed = head
+            return len(data)
+        take = 2 + (head[0] << 8 | head[1]) - len(sealed)
+        if take > len(data):
+            self._sealed = sealed + data
+            return len(data)
+        message = sealed + data[:take]
+        self._sealed = b""
+        self.plain += self._open(memoryview(message)[2:], self._decrypt)
+        return take
+
+    @staticmethod
+    def _open(message: memoryview, decrypt: Callable[[memoryview], bytes]) -> bytes:
+        try:
+            return decrypt(message)
+        except Exception as error:
+            raise _ConnectionLost(f"undecryptable Noise message: {error}") from error
 
 
 async def handle_incoming(self: WindowedYamux) -> None:
@@ -186,6 +215,7 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
     plain = frames.plain
     at, size = 0, len(plain)
     streams, buffers, events = self.streams, self.stream_buffers, self.stream_events
+    targets = self.read_targets
     view = memoryview(plain)
     try:
         while size - at >= HEADER_SIZE:
@@ -220,11 +250,15 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
             stream = streams.get(stream_id)
             buffer = buffers.get(stream_id)
             if stream is not None and buffer is not None:
-                piece = view[body_at:end]
-                try:
-                    buffer.extend(piece)
-                finally:
-                    piece.release()
+                target = targets.get(stream_id) if not buffer else None
+                with view[body_at:end] as piece:
+                    if target is None:
+                        buffer.extend(piece)
+                    else:  # straight into the waiting reader's buffer, the rest after
+                        check_window(self, stream_id, length)
+                        taken = target.fill(piece)
+                        if taken < length:
+                            buffer.extend(piece[taken:])
                 stream.recv_window -= length
                 if stream.recv_window < 0:
                     stream.recv_window = 0
@@ -350,6 +384,41 @@ async def _open_inbound(self: WindowedYamux, kind: int, flags: int, stream_id: i
         await self.new_stream_send_channel.send(accepted)
 
 
+def _readable(self: WindowedYamux, stream_id: int) -> tuple[YamuxStream, bytearray, bool]:
+    """(the stream, its buffer, whether a read takes from the buffer now), or the error a
+    read of the stream raises now: ``Yamux.read_stream``'s checks, in its order."""
+    stream = self.streams.get(stream_id)
+    if stream is None:
+        raise MuxedStreamEOF("Stream closed")
+    if self.event_shutting_down.is_set():
+        raise MuxedStreamEOF("Connection shut down")
+    buffer = self.stream_buffers.get(stream_id)
+    if buffer is None:
+        if stream.reset_received:
+            raise MuxedStreamReset("Stream was reset")
+        raise MuxedStreamEOF("Stream buffer closed")
+    return stream, buffer, bool(buffer) and (stream.recv_closed or not stream.reset_received)
+
+
+def _event_to_wait(self: WindowedYamux, stream: YamuxStream, stream_id: int) -> trio.Event:
+    """The event a read of an empty stream waits for, or the error it raises instead."""
+    if stream.reset_received:
+        raise MuxedStreamReset("Stream was reset")
+    if stream.recv_closed:
+        raise MuxedStreamEOF("Stream is closed for receiving")
+    if stream.closed:
+        raise MuxedStreamReset("Stream is reset or closed")
+    event = self.stream_events.get(stream_id)
+    if event is None:
+        raise MuxedStreamEOF("Stream was removed")
+    return event
+
+
+def _renew_event(self: WindowedYamux, stream_id: int, event: trio.Event) -> None:
+    if self.stream_events.get(stream_id) is event:  # not if the stream went meanwhile
+        self.stream_events[stream_id] = trio.Event()
+
+
 async def read_stream(self: WindowedYamux, stream_id: int, n: int | None = -1) -> bytes:
     """``Yamux.read_stream`` without ``streams_lock`` and its debug strings.
 
@@ -359,17 +428,8 @@ async def read_stream(self: WindowedYamux, stream_id: int, n: int | None = -1) -
     if n is None:
         n = -1
     while True:
-        stream = self.streams.get(stream_id)
-        if stream is None:
-            raise MuxedStreamEOF("Stream closed")
-        if self.event_shutting_down.is_set():
-            raise MuxedStreamEOF("Connection shut down")
-        buffer = self.stream_buffers.get(stream_id)
-        if buffer is None:
-            if stream.reset_received:
-                raise MuxedStreamReset("Stream was reset")
-            raise MuxedStreamEOF("Stream buffer closed")
-        if buffer and (stream.recv_closed or not stream.reset_received):
+        stream, buffer, ready = _readable(self, stream_id)
+        if ready:
             if n == -1 or n >= len(buffer):
                 data = bytes(buffer)
                 buffer.clear()
@@ -379,18 +439,92 @@ async def read_stream(self: WindowedYamux, stream_id: int, n: int | None = -1) -
             if stream.closed:
                 self._finalize_stream_locked(stream, fully_closed=True)
             return data
-        if stream.reset_received:
-            raise MuxedStreamReset("Stream was reset")
-        if stream.recv_closed:
-            raise MuxedStreamEOF("Stream is closed for receiving")
-        if stream.closed:
-            raise MuxedStreamReset("Stream is reset or closed")
-        event = self.stream_events.get(stream_id)
-        if event is None:
-            raise MuxedStreamEOF("Stream was removed")
+        event = _event_to_wait(self, stream, stream_id)
         await event.wait()
-        if self.stream_events.get(stream_id) is event:  # not if the stream went meanwhile
-            self.stream_events[stream_id] = trio.Event()
+        _renew_event(self, stream_id, event)
+
+
+async def read_stream_into(self: WindowedYamux, stream_id: int, into: memoryview) -> int:
+    """``read_stream`` into the caller's buffer: how many bytes it put at the start of
+    ``into``, at least one.
+
+    With nothing buffered it waits with ``into`` registered as the stream's read target, and
+    ``_dispatch_frames`` copies DATA bodies straight there. A bulk reader (a file chunk) then
+    gets each byte copied once after decryption, not three times (into the stream's buffer,
+    out of it as ``bytes``, into its own buffer), and no buffer grows by reallocation.
+    """
+    while True:
+        stream, buffer, ready = _readable(self, stream_id)
+        if ready:
+            n = min(len(buffer), len(into))
+            with memoryview(buffer) as held:
+                into[:n] = held[:n]
+            del buffer[:n]
+            if stream.closed:
+                self._finalize_stream_locked(stream, fully_closed=True)
+            return n
+        event = _event_to_wait(self, stream, stream_id)
+        if stream_id in self.read_targets:  # another reader waits: share the buffer instead
+            await event.wait()
+            continue
+        target = self.read_targets[stream_id] = ReadTarget(into)
+        try:
+            await event.wait()
+        except BaseException:
+            # Cancelled after bytes were copied: they go back in front of the buffer, and
+            # the next read has them (the window already counted them).
+            if target.filled and stream_id in self.stream_buffers:
+                self.stream_buffers[stream_id][:0] = into[:target.filled]
+            raise
+        finally:
+            del self.read_targets[stream_id]
+        _renew_event(self, stream_id, event)
+        if not target.filled:
+            continue
+        if stream.reset_received and not stream.recv_closed:
+            raise MuxedStreamReset("Stream was reset")  # as a plain read drops its buffer
+        if stream.closed and not self.stream_buffers.get(stream_id):
+            self._finalize_stream_locked(stream, fully_closed=True)
+        return target.filled
+
+
+async def read_into(stream: Any, into: memoryview) -> int:
+    """Read at least one byte of ``stream`` (a ``NetStream``) into ``into``: how many.
+
+    On a Yamux-over-Noise stream (``read_in_one_pass``) the bytes come straight from the
+    decrypted frames (``read_stream_into``), with ``NetStream.read``'s state checks and its
+    errors, and the credit ``YamuxStream.read`` sends. Any other stream is read as usual and
+    copied. ``StreamEOF`` at the end, as ``NetStream.read`` raises it.
+    """
+    muxed = getattr(stream, "muxed_stream", None)
+    if (not isinstance(stream, NetStream) or not isinstance(muxed, YamuxStream)
+            or not isinstance(muxed.conn, WindowedYamux)
+            or not getattr(WindowedYamux.read_stream, "_kith", False)):
+        piece = await stream.read(len(into))
+        into[:len(piece)] = piece
+        return len(piece)
+    # NetStream.read checks these under its state lock; nothing can change them between a
+    # check and its raise, and taking the lock lets the frame loop run first, filling the
+    # stream's buffer instead of ``into``.
+    if stream._state == StreamState.ERROR:
+        raise StreamError("Cannot read from stream; stream is in error state")
+    if stream._state == StreamState.RESET:
+        raise StreamReset("Cannot read from stream; stream is reset")
+    try:
+        n = await read_stream_into(muxed.conn, muxed.stream_id, into)
+    except MuxedStreamEOF as error:
+        async with stream._state_lock:
+            if stream._state == StreamState.CLOSE_WRITE:
+                stream._state = StreamState.CLOSE_BOTH
+            elif stream._state == StreamState.OPEN:
+                stream._state = StreamState.CLOSE_READ
+        raise StreamEOF() from error
+    except MuxedStreamReset as error:
+        async with stream._state_lock:
+            stream._state = StreamState.RESET
+        raise StreamReset() from error
+    await muxed._auto_tune_and_send_window_update(bytes_read=n)
+    return n
 
 
 def read_in_one_pass() -> None:
