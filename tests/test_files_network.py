@@ -654,7 +654,7 @@ def test_the_next_chunk_is_read_while_one_is_being_sent(tmp_path: Path,
     read: list[int] = []
     real = serving.read_served
 
-    def recorded(path: str, offset: int, length: int, *rest: Any) -> bytes | None:
+    def recorded(path: str, offset: int, length: int, *rest: Any) -> bytearray | None:
         read.append(offset // MiB)
         return real(path, offset, length, *rest)
 

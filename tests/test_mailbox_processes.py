@@ -57,9 +57,12 @@ def test_messages_reach_bob_through_his_mailbox_while_ada_is_offline(tmp_path: P
         a_id = ready_a["peer_id"]
         ada.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
         bob.request({"cmd": "add_contact", "invite": ready_a["invite"]}, "contact_added")
-        # Bob's profile answer carries his signed mailbox record.
+        # Bob's invite carries his signed mailbox record (his profile answer does too).
         learned = ada.expect("contact_mailboxes", peer_id=b_id)
         assert learned["mailboxes"] == [mia_id]
+        # The record comes with the invite, before any connection: Ada has to have seen Bob
+        # online before he goes, or she never sees him go offline.
+        ada.expect("contact_online", peer_id=b_id)
 
         assert bob.quit() == 0
         ada.expect("contact_offline", peer_id=b_id)
@@ -134,7 +137,8 @@ def test_bob_killed_while_reading_a_file_from_his_mailbox_resumes_from_it(tmp_pa
         ready_a = ada.expect("ready")
         ada.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
         bob.request({"cmd": "add_contact", "invite": ready_a["invite"]}, "contact_added")
-        ada.expect("contact_mailboxes", peer_id=b_id)
+        ada.expect("contact_mailboxes", peer_id=b_id)  # from the invite, before connecting
+        ada.expect("contact_online", peer_id=b_id)
         assert bob.quit() == 0
         ada.expect("contact_offline", peer_id=b_id)
 

@@ -33,7 +33,8 @@ def one_run(tmp: Path, size: int) -> tuple[float, float]:
         ready_a = ada.expect("ready")
         ada.request({"cmd": "add_contact", "invite": ready_b["invite"]}, "contact_added")
         bob.request({"cmd": "add_contact", "invite": ready_a["invite"]}, "contact_added")
-        ada.expect("contact_mailboxes", peer_id=ready_b["peer_id"])
+        ada.expect("contact_mailboxes", peer_id=ready_b["peer_id"])  # from the invite
+        ada.expect("contact_online", peer_id=ready_b["peer_id"])  # or no offline to see
         assert bob.quit() == 0
         ada.expect("contact_offline", peer_id=ready_b["peer_id"])
         source = tmp / "night.bin"
