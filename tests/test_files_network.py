@@ -7,6 +7,7 @@ import errno
 import functools
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from app.node.framing import write_frame
 from app.node.node import KithNode
 from tests.payload import MiB, content_hash, file_hash, make_file
 from tests.peers import Peer, befriend, peers
+from tests.test_part_file import resident_pages
 
 
 def run(coro_fn):
@@ -95,6 +97,26 @@ def test_large_chunks_arrive_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             assert field(done, "hash") == content_hash(source, fc.MAX_CHUNK_SIZE)
             (mine,) = await ada.client.transfers()
             assert mine.served == 3
+
+    run(scenario)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="direct I/O is Linux's")
+def test_a_download_goes_to_the_disk_around_the_page_cache(tmp_path: Path) -> None:
+    """Each whole chunk goes from the buffer it was received and verified in to the disk with
+    direct I/O: none of its pages is in the page cache once the file is complete (the short
+    last chunk is written behind, through it)."""
+
+    async def scenario() -> None:
+        source = tmp_path / "source.bin"
+        expected = make_file(source, 8 * MiB + 5)
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            await befriend(ada, bob)
+            tid = await offer_and_accept(ada, bob, source, tmp_path / "inbox")
+            (done,) = await bob.wait_event("file_complete", transfer=tid, timeout=60)
+            final = Path(field(done, "path"))
+            assert resident_pages(final, 0, 8 * MiB) == 0
+            assert file_hash(final) == expected
 
     run(scenario)
 

@@ -9,6 +9,7 @@ import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import trio
@@ -24,7 +25,7 @@ from libp2p.stream_muxer.yamux.yamux import DEFAULT_WINDOW_SIZE
 from noise.connection import Keypair, NoiseConnection
 
 from app.node.libp2p_patches import apply_process_patches
-from app.node.libp2p_patches.yamux import WindowedYamux
+from app.node.libp2p_patches.yamux import WindowedYamux, _WindowedBuffer
 from app.node.libp2p_patches.yamux_reader import read_stream_into
 
 HEADER = struct.Struct("!BBHII")
@@ -219,9 +220,19 @@ async def read_all_into(peer: Peer, stream_id: int, size: int) -> bytes:
         data += into[:n]
 
 
-def test_a_reader_with_its_own_buffer_gets_every_byte_in_order() -> None:
+def test_a_reader_with_its_own_buffer_gets_every_byte_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Bodies go straight into a waiting reader's buffer; what does not fit waits in the
-    stream's buffer and comes first in the next read, whatever the sizes; FIN ends it."""
+    stream's buffer and comes first in the next read, whatever the sizes; FIN ends it. A
+    buffer with room for everything gets every byte without the stream's buffer."""
+    buffered: list[int] = []
+    extend = _WindowedBuffer.extend
+
+    def counted(self: _WindowedBuffer, data: Any) -> None:
+        buffered.append(len(data))
+        extend(self, data)
+
+    monkeypatch.setattr(_WindowedBuffer, "extend", counted)
 
     async def scenario() -> None:
         async with trio.open_nursery() as nursery, connection(nursery) as peer:
@@ -229,6 +240,7 @@ def test_a_reader_with_its_own_buffer_gets_every_byte_in_order() -> None:
             expected = b"".join(bodies)
             for sid, size in enumerate((1, 7, 64, 1000, len(expected) + 10)):
                 stream_id = 2 * sid + 1
+                buffered.clear()
                 await peer.send(peer.seal(frame(WINDOW_UPDATE, SYN, stream_id)))
                 stream = await peer.muxed.accept_stream()
                 async with trio.open_nursery() as readers:
@@ -247,6 +259,8 @@ def test_a_reader_with_its_own_buffer_gets_every_byte_in_order() -> None:
                                 frame(DATA, flags if j == i + 2 else 0, stream_id, bodies[j])
                                 for j in range(i, i + 3))))
                 assert got == [expected], size
+                if size > len(expected):
+                    assert not sum(buffered), buffered
                 assert stream_id not in peer.muxed.read_targets
                 await stream.close()
             nursery.cancel_scope.cancel()
