@@ -186,6 +186,29 @@ def test_two_authors_interleaving_300_posts_each_all_arrive() -> None:
     run(scenario)
 
 
+def test_a_peer_pruned_from_the_mesh_is_not_grafted_again_while_backed_off() -> None:
+    """Both sides of a PRUNE back off (the spec; py-libp2p 0.8.1 only on the pruned side, and
+    the peer it grafted again took that for a GRAFT flood and pruned it right back)."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            hs, pubsubs, _ = await line(stack, 3)
+            await connect(hs[0], hs[2])
+            router = pubsubs[0].gossip
+            await wait_until(lambda: len(router.mesh[TOPIC]) == 2, "both peers in the mesh")
+            # No await from here on: the router's own heartbeat cannot run in between.
+            router.degree = router.degree_low = router.degree_high = 1
+            _, to_prune = router.mesh_heartbeat()
+            assert len(to_prune) == 1 and len(router.mesh[TOPIC]) == 1
+            (pruned,) = to_prune
+            router.degree = router.degree_low = router.degree_high = 2
+            to_graft, _ = router.mesh_heartbeat()
+            assert pruned not in to_graft
+            assert pruned not in router.mesh[TOPIC]
+
+    run(scenario)
+
+
 def test_payload_limit_is_refused_on_publish_and_dropped_on_arrival() -> None:
     async def scenario() -> None:
         limit = GossipConfig().max_payload
@@ -714,6 +737,13 @@ def test_the_py_libp2p_names_kith_swaps_and_wraps_are_there() -> None:
     assert "env_to_send_in_RPC(" in inspect.getsource(GossipSub.publish)
     assert "self._periodic_security_cleanup()" in inspect.getsource(GossipSub.heartbeat)
     assert "recent_message_deliveries[topic].append(" in inspect.getsource(GossipSub.publish)
+    # ChatGossipSub.mesh_heartbeat: the heartbeat prunes what it returns, and a peer in backoff
+    # is not grafted (a release that backs off the pruned peer itself makes the override moot).
+    heartbeat = inspect.getsource(GossipSub.heartbeat)
+    assert "peers_to_graft, peers_to_prune = self.mesh_heartbeat()" in heartbeat
+    assert "_add_back_off" not in inspect.getsource(GossipSub.mesh_heartbeat)
+    assert "self._check_back_off(peer_id, topic) is False" in inspect.getsource(
+        GossipSub._get_in_topic_gossipsub_peers_from_minus)
 
 
 def test_a_validator_checking_signatures_sees_unchecked_messages_and_a_forgery_frees_its_id(

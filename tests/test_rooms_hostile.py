@@ -8,6 +8,7 @@ publishes whatever it likes; Kith's own rules do not stop it at the source.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -19,8 +20,9 @@ import pytest
 from app.core import room as rc
 from app.core.events import RoomPostRemoved
 from app.core.identity import Identity
+from app.node import room_limits
 from app.node.node import KithNode
-from app.node.room_limits import AUTHOR_QUOTA, PUBLISHER_QUOTA
+from app.node.room_limits import AUTHOR_QUOTA, PUBLISHER_QUOTA, Rate
 from app.node.rooms import RoomServiceError
 from app.store.db import MIGRATIONS, open_database
 from app.store.rooms import RoomStore
@@ -417,12 +419,16 @@ def gossip(publisher: Identity, secrets: rc.RoomSecrets, envelope: bytes, seqno:
 
 
 def test_a_gossip_signature_is_needed_unless_the_post_itself_is_signed_by_the_publisher(
-    tmp_path: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A member verifies one Ed25519 signature per new post, not two: a post it does not hold,
     in a message whose publisher is the post's author, is authenticated by the post's own
     signature. Everything else (a post published by someone else, a post already held) needs
     a valid gossip signature, as before."""
+    # An author's bucket that does not refill: the forged post below must meet it empty
+    # however long the checks before it took (at 10 a second, a tenth of a second is a post).
+    monkeypatch.setattr(room_limits, "AUTHOR_QUOTA", dataclasses.replace(
+        AUTHOR_QUOTA, posts=Rate(AUTHOR_QUOTA.posts.burst, 0.0)))
 
     async def scenario() -> None:
         async with peers(tmp_path, "Ada", "Bob") as (ada, bob):

@@ -158,7 +158,7 @@ class GossipConfig:
 
 
 class ChatGossipSub(GossipSub):
-    """py-libp2p's router with three 0.8.1 behaviours changed.
+    """py-libp2p's router with four 0.8.1 behaviours changed.
 
     IDONTWANT only where gossipsub 1.2 means it to be sent: 0.8.1 sends one IDONTWANT RPC to
     every 1.2 mesh peer for every message, even tiny ones and even for its own publishes. In
@@ -175,6 +175,8 @@ class ChatGossipSub(GossipSub):
     ``recent_message_deliveries``, which only adaptive gossip reads and trims. With it off
     (``GossipConfig.adaptive_gossip``) the lists grew for as long as the node ran.
     tests/test_gossip.py checks both.
+
+    A peer pruned from a mesh is backed off by the pruning side too (``mesh_heartbeat``).
     """
 
     def __init__(self, config: GossipConfig, **kwargs: Any) -> None:
@@ -187,6 +189,20 @@ class ChatGossipSub(GossipSub):
         super()._periodic_security_cleanup()
         if not self.adaptive_gossip_enabled:
             self.recent_message_deliveries.clear()
+
+    def mesh_heartbeat(self) -> tuple[defaultdict[ID, list[str]], defaultdict[ID, list[str]]]:
+        """Upstream's mesh upkeep, and a backoff for every peer it prunes.
+
+        The spec has both sides of a PRUNE back off from each other; 0.8.1 backs off only on
+        the pruned side. The pruning peer could then graft the same peer again at its next
+        heartbeat, which that peer, still backing off, takes for a GRAFT flood and prunes
+        right back: a mesh that shrank stayed below D_lo while the two kept at it.
+        """
+        peers_to_graft, peers_to_prune = super().mesh_heartbeat()
+        for peer, topics in peers_to_prune.items():
+            for topic in topics:
+                self._add_back_off(peer, topic, False)
+        return peers_to_graft, peers_to_prune
 
     def forget(self, data: bytes) -> None:
         """Drop the messages carrying ``data`` from the message cache, so that neither IWANT
