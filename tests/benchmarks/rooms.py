@@ -64,6 +64,7 @@ CPU_MEMBERS = 4
 CPU_POSTS = 400
 CPU_RATE = 40.0
 IDLE_SECONDS = 3.0
+GIVE_UP_AFTER_SECONDS = 20.0  # Part 1 stops waiting once no receiver got a post for this long
 QUIET_SHARE = 0.02  # a room has settled when its members use under 2 % of a core each
 SCALE_RATE = 10.0
 P99_GOAL_MS = 1000.0
@@ -207,23 +208,26 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
         wanted = set(sent_at)
         after = list(before)
         got = [0] * len(nodes)
-        deadline = time.monotonic() + 120
+        # A receiver's CPU is read when its count last grew, so a post it never gets (the
+        # author's quota refuses one of 400 at 40/s in a 2-member room) adds no idle wait.
+        last_arrival = time.monotonic()
+        arrived = [0.0] * len(nodes)  # seconds from the first post to a receiver's last
         pending = set(range(1, len(nodes)))
-        while pending and time.monotonic() < deadline:
+        while pending and time.monotonic() - last_arrival < GIVE_UP_AFTER_SECONDS:
             for i in sorted(pending):
-                got[i] = len(received_ids(nodes[i], wanted))
+                count = len(received_ids(nodes[i], wanted))
+                if count > got[i]:
+                    last_arrival = time.monotonic()
+                    got[i], after[i], arrived[i] = (
+                        count, cpu_seconds(nodes[i].proc.pid), last_arrival - started)
                 if got[i] >= len(wanted):
-                    after[i] = cpu_seconds(nodes[i].proc.pid)
                     pending.discard(i)
             time.sleep(0.02)
-        for i in pending:  # gave up waiting: count what arrived
-            after[i] = cpu_seconds(nodes[i].proc.pid)
         after[0] = cpu_seconds(author.proc.pid)
-        seconds = time.monotonic() - started
         if recorder is not None:
             recorder.stop()
         per_post = [1000 * (after[i] - before[i]) / max(1, got[i]) for i in range(1, len(nodes))]
-        idle_per_post = [1000 * rate_s * seconds / max(1, got[i])
+        idle_per_post = [1000 * rate_s * arrived[i] / max(1, got[i])
                          for i, rate_s in zip(range(1, len(nodes)), idle, strict=True)]
         return CpuRun(
             ms_per_post=statistics.mean(per_post),
@@ -324,6 +328,20 @@ def export_revision(ref: str, into: Path) -> Path:
     return into
 
 
+def versions_to_run(against: str | None, tmp: Path) -> list[tuple[str, Path | None]]:
+    """This tree, and with ``--against`` that revision's ``app`` exported under ``tmp``."""
+    versions: list[tuple[str, Path | None]] = [("this tree", None)]
+    if against is not None:
+        versions.append((against, export_revision(against, tmp)))
+    return versions
+
+
+def in_turn(versions: list[tuple[str, Path | None]], run: int) -> list[tuple[str, Path | None]]:
+    """Run ``run``'s order: which version goes first alternates, so a machine that gets busier
+    hurts both alike."""
+    return versions if run % 2 == 0 else versions[::-1]
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f}  ({min(values):.2f} - {max(values):.2f})"
 
@@ -332,13 +350,10 @@ def cpu_part(runs: int, against: str | None, spy: Path | None, members: int) -> 
     print(f"\nCPU per received post: {members} members, one author, {CPU_POSTS} posts at "
           f"{CPU_RATE:.0f}/s, {runs} runs; load average {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
-        versions: list[tuple[str, Path | None]] = [("this tree", None)]
-        if against is not None:
-            versions.append((against, export_revision(against, Path(tmp))))
+        versions = versions_to_run(against, Path(tmp))
         results: dict[str, list[CpuRun]] = {name: [] for name, _ in versions}
         for run in range(runs):
-            order = versions if run % 2 == 0 else versions[::-1]
-            for name, source in order:
+            for name, source in in_turn(versions, run):
                 out = spy / f"receiver-{name.replace('/', '_')}-{run}.json" if spy else None
                 r = run_cpu(source, out, members)
                 results[name].append(r)
@@ -364,9 +379,7 @@ def callgrind_part(against: str | None, out: Path) -> None:
     print(f"\ninstructions per received post (callgrind, receiver 1, {CALLGRIND_POSTS} posts at "
           f"{CALLGRIND_RATE:.0f}/s); load average {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
-        versions: list[tuple[str, Path | None]] = [("this tree", None)]
-        if against is not None:
-            versions.append((against, export_revision(against, Path(tmp))))
+        versions = versions_to_run(against, Path(tmp))
         for name, source in versions:
             print(f"{name:<12}  {run_callgrind(source, out) / 1e6:6.2f} M", flush=True)
 
@@ -375,17 +388,14 @@ def scale_part(sizes: list[int], posts: int, runs: int, against: str | None) -> 
     print(f"\nlargest room at {SCALE_RATE:.0f} posts/s, {posts} posts from rotating authors, "
           f"{runs} run(s) per size; load average {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
-        versions: list[tuple[str, Path | None]] = [("this tree", None)]
-        if against is not None:
-            versions.append((against, export_revision(against, Path(tmp))))
+        versions = versions_to_run(against, Path(tmp))
         print(f"{'members':>7}  {'version':<12}  {'delivery':>9}  {'p50 ms':>8}  {'p99 ms':>8}  "
               f"{'CPU ms/post/member':>18}  {'RSS MiB median/max':>18}  ok")
         largest = 0
         for n in sizes:
             results: dict[str, list[ScaleRun]] = {name: [] for name, _ in versions}
             for run in range(runs):
-                order = versions if run % 2 == 0 else versions[::-1]
-                for name, source in order:
+                for name, source in in_turn(versions, run):
                     r = run_scale(n, posts, source)
                     results[name].append(r)
                     print(f"{n:>7}  {name:<12}  {r.delivery:>8.1f}%  {r.p50:>8.1f}  "
