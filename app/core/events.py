@@ -9,7 +9,7 @@ catalogue both interfaces read (docs/cli.md lists the same events in the same or
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, ClassVar
 
 from app.core.records import (
@@ -30,12 +30,24 @@ class Event:
     name: ClassVar[str] = ""
 
     def to_json(self) -> dict[str, Any]:
-        body = asdict(self)
-        for f in fields(self):
-            if isinstance(body[f.name], tuple):
-                body[f.name] = list(body[f.name])
         # ``from_`` and friends: Python keywords get a trailing underscore in the dataclass.
-        return {"event": self.name, **{k.rstrip("_"): v for k, v in body.items()}}
+        return {"event": self.name, **{f.name.rstrip("_"): _plain(getattr(self, f.name))
+                                       for f in fields(self)}}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON sees it: dataclasses as dicts, tuples as lists. Unlike ``asdict`` it
+    copies nothing it does not convert (a deep copy of every field was most of the cost of a
+    headless node printing a room post)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return value
 
 
 @dataclass(frozen=True)
