@@ -8,9 +8,11 @@ import os
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+import pytest
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.io.trio import TrioTCPStream
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer.yamux import yamux
@@ -20,6 +22,7 @@ from multiaddr import Multiaddr
 from app.core.identity import Identity
 from app.node.host import build_host
 from app.node.libp2p_patches import apply_process_patches
+from app.node.libp2p_patches import yamux as yamux_patches
 from app.node.libp2p_patches.yamux import BULK_WINDOW, FRAME_PAYLOAD, widen_receive_window
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -150,6 +153,76 @@ def test_a_large_write_goes_out_a_few_frames_per_socket_write() -> None:
         assert received == [payload]
         frames = -(-len(payload) // FRAME_PAYLOAD)
         assert len(writes) <= frames // 4 + 4  # four frames a write (and a credit frame or so)
+
+    trio.run(scenario)
+
+
+async def _echo(stream: INetStream) -> None:
+    while data := await stream.read(1 << 16):
+        await stream.write(data)
+
+
+def test_a_small_write_goes_straight_to_the_socket_when_nothing_is_in_its_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A forwarded room post used to pass three locks, two cancel scopes and ``send_all``,
+    each a round through trio's scheduler; with all of them free it is one ``send``."""
+    through_tcp_write: list[int] = []
+    tcp_write = TrioTCPStream.write
+
+    async def counted(self: TrioTCPStream, data: bytes) -> None:
+        through_tcp_write.append(len(data))
+        await tcp_write(self, data)
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, _echo)
+            stream = await a.new_stream(b.get_id(), [PROTOCOL])
+            await stream.write(b"open")
+            assert await read_exactly(stream, 4, 4) == b"open"
+            monkeypatch.setattr(TrioTCPStream, "write", counted)
+            messages = [os.urandom(300 + i) for i in range(20)]
+            with trio.fail_after(10):
+                for message in messages:
+                    await stream.write(message)
+                    assert await read_exactly(stream, len(message), 1 << 16) == message
+            monkeypatch.setattr(TrioTCPStream, "write", tcp_write)
+        # The echoing side's credit frames still take the ordinary path; no data frame does.
+        assert all(size < 100 for size in through_tcp_write), through_tcp_write
+
+    trio.run(scenario)
+
+
+def test_a_frame_the_socket_takes_in_part_is_finished_before_any_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The straight write encrypts its frame before the socket takes it: what the socket
+    leaves must go out next, whole, or the peer's next decryption fails and the connection
+    dies with every stream on it."""
+    send_now = yamux_patches.send_now
+    monkeypatch.setattr(yamux_patches, "send_now", lambda sock, data: send_now(sock, data[:7]))
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, _echo)
+            streams = [await a.new_stream(b.get_id(), [PROTOCOL]) for _ in range(3)]
+            messages = [[os.urandom(200 + 10 * i + j) for i in range(10)] for j in range(3)]
+
+            async def talk(stream: INetStream, mine: list[bytes]) -> None:
+                for message in mine:
+                    await stream.write(message)
+                echoed = await read_exactly(stream, sum(map(len, mine)), 1 << 16)
+                assert echoed == b"".join(mine)
+
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    for stream, mine in zip(streams, messages, strict=True):
+                        nursery.start_soon(talk, stream, mine)
+                large = os.urandom(300_000)  # and the batched path after it
+                await streams[0].write(large)
+                assert await read_exactly(streams[0], len(large), 1 << 16) == large
+            (conn,) = a.get_network().get_connections(b.get_id())
+            assert not conn.is_closed
 
     trio.run(scenario)
 

@@ -21,12 +21,15 @@ bound what a peer can make us buffer and keep one cancelled write from breaking 
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 from typing import Any
 
 import trio
 from libp2p.abc import INetStream
+from libp2p.io.trio import TrioTCPStream
 from libp2p.network.connection.exceptions import RawConnError
+from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH, NoiseTransportReadWriter
 from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer import muxer_multistream
@@ -192,6 +195,11 @@ def write_in_batches() -> None:
         noise = session.conn
         view = memoryview(data).cast("B")
         sent, total = 0, len(view)
+        if total <= FRAME_PAYLOAD and (rest := _write_now(self, noise, view)) is not None:
+            if rest:
+                await _write_rest(self.conn, noise, rest)
+            await trio.lowlevel.checkpoint()
+            return
         while sent < total:
             async with self.rw_lock.write_lock():
                 if self.send_closed:
@@ -218,15 +226,8 @@ async def _write_batch(conn: Yamux, noise: NoiseTransportReadWriter, stream_id: 
     async with conn._write_lock:
         with trio.CancelScope(shield=True):
             with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
-                out = bytearray()
-                for at in range(0, len(body), FRAME_PAYLOAD):
-                    piece = body[at:at + FRAME_PAYLOAD]
-                    header = struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_DATA, 0, stream_id,
-                                         len(piece))
-                    sealed = noise.noise_state.encrypt(header + piece)
-                    out += len(sealed).to_bytes(2, "big")
-                    out += sealed
-                await noise.read_writer.read_write_closer.write(out)  # type: ignore[arg-type]
+                frames = _sealed_frames(noise, stream_id, body)
+                await noise.read_writer.read_write_closer.write(frames)  # type: ignore[arg-type]
             if late.cancelled_caught:
                 log.warning("%s took no frame for %.0f s; closing the connection",
                             conn.peer_id, FRAME_WRITE_TIMEOUT)
@@ -234,6 +235,79 @@ async def _write_batch(conn: Yamux, noise: NoiseTransportReadWriter, stream_id: 
     if late.cancelled_caught:
         raise RawConnError("a frame could not be written in time")
     await trio.lowlevel.checkpoint()
+
+
+def _sealed_frames(noise: NoiseTransportReadWriter, stream_id: int, body: memoryview
+                   ) -> bytearray:
+    """``body`` as DATA frames for ``stream_id``, each one length-prefixed Noise message."""
+    out = bytearray()
+    for at in range(0, len(body), FRAME_PAYLOAD):
+        piece = body[at:at + FRAME_PAYLOAD]
+        header = struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_DATA, 0, stream_id, len(piece))
+        sealed = noise.noise_state.encrypt(header + piece)
+        out += len(sealed).to_bytes(2, "big")
+        out += sealed
+    return out
+
+
+def _write_now(stream: YamuxStream, noise: NoiseTransportReadWriter, body: memoryview
+               ) -> bytearray | None:
+    """A small write straight to the socket when nothing stands in its way; None (nothing
+    done) when something does.
+
+    A forwarded room post went through three locks, two cancel scopes and a ``send_all``,
+    each a trip through trio's scheduler although all were free and the socket had room.
+    Here, with the stream's and the connection's write locks free, credit for the whole
+    frame, and no other write on the socket, the frame is encrypted and handed to a
+    non-blocking ``send`` at once. What the socket does not take is returned with the
+    connection's write lock held, for ``_write_rest`` to finish and release: the nonce is
+    spent, so that rest must follow before any other frame.
+    """
+    conn = stream.conn
+    raw = noise.read_writer.read_write_closer
+    tcp = raw.stream if isinstance(raw, RawConnection) else None
+    if (not isinstance(tcp, TrioTCPStream) or stream.send_closed or stream.closed
+            or stream.send_window < len(body) or stream.rw_lock._writer_lock.value < 1
+            or conn._write_lock.locked() or tcp.write_lock.locked()):
+        return None
+    sock = getattr(tcp.stream.socket, "_sock", None)  # trio's socket's own
+    if sock is None:
+        return None
+    conn._write_lock.acquire_nowait()
+    stream.send_window -= len(body)
+    frame = _sealed_frames(noise, stream.stream_id, body)
+    try:
+        taken = send_now(sock, frame)
+    except OSError:  # full (BlockingIOError) or broken: the ordinary write says which
+        taken = 0
+    if taken == len(frame):
+        conn._write_lock.release()
+        return bytearray()
+    del frame[:taken]
+    return frame
+
+
+def send_now(sock: socket.socket, data: bytearray) -> int:
+    """How many bytes of ``data`` the non-blocking ``sock`` takes now (a name of its own so a
+    test can stand in a socket that takes nothing)."""
+    return sock.send(data)
+
+
+async def _write_rest(conn: Yamux, noise: NoiseTransportReadWriter, rest: bytearray) -> None:
+    """The rest of a frame ``_write_now`` started, through the ordinary socket write,
+    shielded and timed as ``_write_batch``; releases the write lock ``_write_now`` took."""
+    try:
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
+                await noise.read_writer.read_write_closer.write(rest)  # type: ignore[arg-type]
+            if late.cancelled_caught:
+                log.warning("%s took no frame for %.0f s; closing the connection",
+                            conn.peer_id, FRAME_WRITE_TIMEOUT)
+                await _close_quietly(conn.secured_conn)
+    finally:
+        conn._write_lock.release()
+    if late.cancelled_caught:
+        raise RawConnError("a frame could not be written in time")
 
 
 async def _wait_for_credit(stream: YamuxStream) -> None:
