@@ -193,6 +193,35 @@ def test_a_small_write_goes_straight_to_the_socket_when_nothing_is_in_its_way(
     trio.run(scenario)
 
 
+def test_a_connection_reads_its_socket_straight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SocketStream.receive_some`` cost each read a trip through the scheduler after the
+    bytes came, on top of the wait before them: a connection's reader reads the socket
+    itself, on both sides."""
+    through_receive_some: list[int] = []
+    receive_some = trio.SocketStream.receive_some
+
+    async def counted(self: trio.SocketStream, max_bytes: int | None = None) -> bytes:
+        through_receive_some.append(max_bytes or 0)
+        return await receive_some(self, max_bytes)
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, _echo)
+            stream = await a.new_stream(b.get_id(), [PROTOCOL])
+            await stream.write(b"open")
+            assert await read_exactly(stream, 4, 4) == b"open"
+            monkeypatch.setattr(trio.SocketStream, "receive_some", counted)
+            with trio.fail_after(10):
+                for size in (1, 300, 70_000, 200_000):  # under the window: echoed while written
+                    message = os.urandom(size)
+                    await stream.write(message)
+                    assert await read_exactly(stream, size, 1 << 16) == message
+            monkeypatch.setattr(trio.SocketStream, "receive_some", receive_some)
+        assert through_receive_some == []
+
+    trio.run(scenario)
+
+
 def test_a_frame_the_socket_takes_in_part_is_finished_before_any_other(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,10 +5,12 @@ every byte, many Noise messages in one read, a body that never comes, a bad MAC.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -56,11 +58,13 @@ def noise_pair() -> tuple[NoiseConnection, NoiseConnection]:
 
 class CountedReads:
     """Our end of the socket pair, counting reads (of the socket, or of the raw connection
-    above it: py-libp2p's layers read the latter)."""
+    above it: py-libp2p's layers read the latter). Like ``trio.SocketStream`` it has a
+    ``socket`` whose ``_sock`` the reader reads straight, counted too."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.reads = 0
+        self.socket = SimpleNamespace(_sock=_CountedSocket(stream.socket._sock, self))  # type: ignore[attr-defined]
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         self.reads += 1
@@ -71,6 +75,20 @@ class CountedReads:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+class _CountedSocket:
+    """A non-blocking stdlib socket whose reads ``owner`` counts."""
+
+    def __init__(self, sock: socket.socket, owner: CountedReads) -> None:
+        self._sock, self._owner = sock, owner
+
+    def recv(self, size: int) -> bytes:
+        self._owner.reads += 1
+        return self._sock.recv(size)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
 
 
 @dataclass

@@ -24,6 +24,7 @@ Connections that are not Yamux over Noise read the original way.
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from functools import partial
@@ -94,20 +95,45 @@ class _NoiseFrames:
         raw = self._raw
         self._tcp = (raw.stream if isinstance(raw, RawConnection)
                      and isinstance(raw.stream, TrioTCPStream) else None)
+        # trio's socket keeps the non-blocking stdlib socket as ``_sock``.
+        self._sock: socket.socket | None = (
+            getattr(self._tcp.stream.socket, "_sock", None) if self._tcp is not None else None)
+        self._waited = True  # whether this task yielded since its last socket read
         self._sealed = b""
         # What the session decrypted before the muxer started and nobody read yet.
         self.plain = bytearray(session._drain(None))
 
     async def _read(self) -> bytes:
         """One socket read: straight from a TCP socket once ``tcp.read_tcp_ahead`` holds
-        nothing more (its lock and two wrappers cost each read a trip through the scheduler;
-        nothing else reads this socket), otherwise through the raw connection."""
-        if self._tcp is None or has_read_ahead(self._tcp):
+        nothing more (nothing else reads this socket), otherwise through the raw
+        connection."""
+        if self._tcp is None or self._sock is None or has_read_ahead(self._tcp):
             return await self._raw.read(READ_SIZE)
-        try:
-            return await self._tcp.stream.receive_some(READ_SIZE)
-        except trio.ClosedResourceError:
-            return b""  # closed here, as TrioTCPStream.read says it
+        return await self._receive(self._sock)
+
+    async def _receive(self, sock: socket.socket) -> bytes:
+        """What ``SocketStream.receive_some`` does, for less: its lock and wrappers cost a
+        room post's every copy a trip through the scheduler after the read as well as the
+        wait before it. A read that follows a wait returns at once; one that finds bytes
+        without having waited yields first, so a busy connection still lets others run."""
+        while True:
+            try:
+                data = sock.recv(READ_SIZE)
+            except BlockingIOError:
+                try:
+                    await trio.lowlevel.wait_readable(sock.fileno())
+                except trio.ClosedResourceError:
+                    return b""  # closed here while waiting, as TrioTCPStream.read says it
+                self._waited = True
+                continue
+            except OSError:
+                if sock.fileno() == -1:
+                    return b""  # closed here
+                raise
+            if not self._waited:
+                await trio.lowlevel.checkpoint()
+            self._waited = False
+            return data
 
     async def fill(self) -> None:
         """Read the socket once and decrypt every whole Noise message read so far."""
@@ -181,6 +207,9 @@ async def handle_incoming(self: WindowedYamux) -> None:
                 deadline = NO_DEADLINE
             elif progress or deadline == NO_DEADLINE:
                 deadline = trio.current_time() + yamux._yamux_data_read_timeout()
+            if deadline == NO_DEADLINE:
+                await frames.fill()
+                continue
             with trio.move_on_at(deadline) as waiting:
                 await frames.fill()
             if waiting.cancelled_caught:
