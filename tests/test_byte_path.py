@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 import trio
+import trio.testing
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.io.trio import TrioTCPStream
@@ -23,6 +24,7 @@ from app.core.identity import Identity
 from app.node.host import build_host
 from app.node.libp2p_patches import apply_process_patches
 from app.node.libp2p_patches import yamux as yamux_patches
+from app.node.libp2p_patches.net_stream import QuickLock
 from app.node.libp2p_patches.yamux import BULK_WINDOW, FRAME_PAYLOAD, widen_receive_window
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -218,6 +220,42 @@ def test_a_connection_reads_its_socket_straight(monkeypatch: pytest.MonkeyPatch)
                     assert await read_exactly(stream, size, 1 << 16) == message
             monkeypatch.setattr(trio.SocketStream, "receive_some", receive_some)
         assert through_receive_some == []
+
+    trio.run(scenario)
+
+
+def test_a_free_state_lock_is_taken_without_a_trip_through_the_scheduler() -> None:
+    """Every stream read and write enters its ``NetStream``'s state lock: free, that no
+    longer lets other tasks run first; held, it is waited for as before."""
+
+    async def scenario() -> None:
+        lock = QuickLock()
+        with trio.testing.assert_no_checkpoints():
+            async with lock:
+                assert lock.locked()
+        assert not lock.locked()
+
+        ran: list[str] = []
+        inside = trio.Event()
+
+        async def hold() -> None:
+            async with lock:
+                inside.set()
+                await trio.sleep(0.05)
+                ran.append("holder done")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold)
+            await inside.wait()
+            with trio.testing.assert_checkpoints():
+                async with lock:
+                    ran.append("waiter in")
+        assert ran == ["holder done", "waiter in"]
+
+        async with AsyncExitStack() as stack:
+            a, b = await two_hosts(stack, _echo)
+            stream = await a.new_stream(b.get_id(), [PROTOCOL])
+            assert isinstance(stream._state_lock, QuickLock)  # type: ignore[attr-defined]
 
     trio.run(scenario)
 

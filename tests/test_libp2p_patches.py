@@ -5,10 +5,12 @@ is looked at again rather than silently doing nothing. The last test shows what
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
 import inspect
 import socket
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -135,6 +137,20 @@ def test_write_in_batches_internals() -> None:
     with socket.socket() as plain:
         assert trio.socket.from_stdlib_socket(plain)._sock is plain  # type: ignore[attr-defined]
 
+
+
+def test_take_free_state_locks_internals() -> None:
+    """A ``NetStream``'s state lock is made once in ``__init__`` and only ever entered with
+    ``async with`` (all a ``QuickLock`` offers besides ``locked``)."""
+    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
+    assert NetStream.__init__.__qualname__.startswith("take_free_state_locks.")
+    assert "self._state_lock = trio.Lock()" in inspect.getsource(
+        NetStream.__init__.__wrapped__)  # type: ignore[attr-defined]
+    tree = ast.parse(textwrap.dedent(inspect.getsource(NetStream)))
+    entered = sum(1 for node in ast.walk(tree) if isinstance(node, ast.AsyncWith)
+                  and ast.unparse(node.items[0]) == "self._state_lock")
+    assert entered >= 4
+    assert inspect.getsource(NetStream).count("_state_lock") == entered + 1  # and the assignment
 
 
 def test_write_frames_whole_internals() -> None:

@@ -25,13 +25,17 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
 * ``yamux.write_in_batches``: a large Yamux write goes out four Noise messages per socket write
-  (one each, through four layers, before); a small one as its one frame, the same way.
+  (one each, through four layers, before); a small one as its one frame, straight to the
+  socket when its locks are free and the socket has room.
 * ``yamux.write_frames_whole``: a cancelled write can no longer leave half a frame and a spent
   Noise nonce behind, which broke the whole connection.
 * ``yamux_reader.read_in_one_pass``: one reader per Yamux-over-Noise connection reads the
   socket in large pieces, decrypts every whole Noise message and hands each frame to its
   stream in the same pass; stream reads take no lock (a header read, a body read, locks and
-  debug strings per frame before).
+  debug strings per frame before); it reads its TCP socket itself, with no trip through the
+  scheduler after a read that followed a wait.
+* ``net_stream.take_free_state_locks``: a stream's state lock, never held across an await,
+  is taken without a trip through the scheduler.
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
   was buffered without end).
 * ``peerstore.bound_peer_addrs``: the peerstore keeps 32 addresses a peer, de-duplicated in
@@ -101,6 +105,7 @@ from app.node.libp2p_patches.imports import leave_out_unused_modules
 leave_out_unused_modules()  # before the modules below import py-libp2p
 
 from app.node.libp2p_patches.kad_dht import bound_dht_answers
+from app.node.libp2p_patches.net_stream import take_free_state_locks
 from app.node.libp2p_patches.peer_record import carry_extra_fields
 from app.node.libp2p_patches.peerstore import bound_identify, bound_peer_addrs
 from app.node.libp2p_patches.tcp import read_tcp_ahead
@@ -126,6 +131,7 @@ def apply_process_patches() -> None:
     write_in_batches()
     enforce_yamux_windows()
     read_in_one_pass()
+    take_free_state_locks()
     bound_peer_addrs()
     bound_identify()
     bound_dht_answers()
