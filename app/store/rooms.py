@@ -66,6 +66,13 @@ class RoomStore:
             )
         return bool(cur.rowcount)
 
+    def lamport(self, room_id: bytes) -> int | None:
+        """The room's lamport clock (None: not a room of ours); what checking a received post
+        against the clock needs, without reading and checking the whole row."""
+        row = self._conn.execute("SELECT lamport FROM rooms WHERE room_id = ?",
+                                 (room_id,)).fetchone()
+        return None if row is None else clamped(row[0], MAX_LAMPORT)
+
     def room(self, room_id: bytes) -> StoredRoom | None:
         row = self._conn.execute(
             f"SELECT {ROOM_COLUMNS} FROM rooms WHERE room_id = ?", (room_id,),

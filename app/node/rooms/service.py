@@ -472,10 +472,10 @@ class RoomService:
 
     def _out_of_step(self, post: rc.RoomPost) -> str:
         """Why a verified post cannot be taken now, from the room's state ("" if it can)."""
-        stored = self.store.room(post.room_id)
-        if stored is not None and post.lamport > stored.lamport + rc.MAX_LAMPORT_STEP:
-            return (f"its lamport {post.lamport} leads the room's {stored.lamport} by more "
-                    f"than {rc.MAX_LAMPORT_STEP}")
+        lamport = self.store.lamport(post.room_id)
+        if lamport is not None and post.lamport > lamport + rc.MAX_LAMPORT_STEP:
+            return (f"its lamport {post.lamport} leads the room's {lamport} by more than "
+                    f"{rc.MAX_LAMPORT_STEP}")
         return ""
 
     async def _run_room(self, live: LiveRoom) -> None:
