@@ -22,6 +22,9 @@ import libp2p.pubsub.utils
 import pytest
 import trio
 from libp2p.abc import IHost, INetStream, ISubscriptionAPI
+from libp2p.exceptions import ParseError
+from libp2p.io.exceptions import IncompleteReadError, MessageTooLarge
+from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 from libp2p.peer.envelope import Envelope
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
@@ -40,6 +43,7 @@ from app.node.gossip import (
     GossipConfig,
     KithPubsub,
     PayloadTooLarge,
+    _RpcReader,
     open_pubsub,
 )
 from app.node.host import build_host, key_pair
@@ -562,6 +566,60 @@ def test_rpcs_arrive_whole_however_their_bytes_are_split() -> None:
             with trio.fail_after(DEADLINE):
                 got = {bytes((await sub.get()).data) for _ in range(6)}
             assert got == {b"m%d" % i for i in range(6)}
+
+    run(scenario)
+
+
+class _Pieces:
+    """A stream that hands out the given pieces, one per read, then ends."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = list(pieces)
+
+    async def read(self, n: int | None = None) -> bytes:
+        return self._pieces.pop(0) if self._pieces else b""
+
+
+def test_the_rpc_reader_cuts_rpcs_wherever_reads_split_them() -> None:
+    """Every split of three RPCs (a 1-byte, a 2-byte and a 3-byte length prefix) into two
+    reads: each comes out whole, in order, with no read beyond what the next one needs."""
+    rpcs = [b"a" * 5, b"b" * 200, b"c" * 20000]
+    data = b"".join(encode_varint_prefixed(r) for r in rpcs)
+
+    async def cut(pieces: list[bytes]) -> list[bytes]:
+        reader = _RpcReader(_Pieces(pieces), 1 << 20)  # type: ignore[arg-type]
+        return [await reader.next() for _ in rpcs]
+
+    for at in [*range(1, 215), *range(len(data) - 5, len(data) + 1)]:
+        assert trio.run(cut, [data[:at], data[at:]]) == rpcs, at
+    assert trio.run(cut, [bytes([b]) for b in data[:300]] + [data[300:]]) == rpcs
+
+
+def test_the_rpc_reader_refuses_bad_length_prefixes_before_any_body() -> None:
+    async def first(pieces: list[bytes], limit: int = 1000) -> bytes:
+        return await _RpcReader(_Pieces(pieces), limit).next()  # type: ignore[arg-type]
+
+    with pytest.raises(MessageTooLarge):
+        trio.run(first, [encode_varint_prefixed(b"x" * 1001)[:2]])  # the prefix alone
+    with pytest.raises(ParseError):
+        trio.run(first, [b"\x80" * 10 + b"\x01"])  # a varint of 11 bytes
+    with pytest.raises(IncompleteReadError):
+        trio.run(first, [encode_varint_prefixed(b"x" * 10)[:5]])  # the stream ends within
+
+
+def test_a_stream_with_an_overlong_length_prefix_is_reset_alone() -> None:
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            pubsub, sub, identity, client, stream, _, _ = await raw_link(stack)
+            await stream.write(b"\x80" * 11)
+            with trio.fail_after(DEADLINE):
+                with pytest.raises((StreamReset, StreamEOF)):
+                    while True:  # ended by the Kith peer
+                        await stream.read(1)
+                again = await client.new_stream(pubsub.host.get_id(), [PROTOCOL_ID_V11])
+                await again.write(frame(signed(identity, b"after", 1)))
+                assert (await sub.get()).data == b"after"
+            assert pubsub.manager.is_running
 
     run(scenario)
 

@@ -46,8 +46,8 @@ import libp2p.pubsub.pubsub as pubsub_module
 import trio
 from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.custom_types import TProtocol
-from libp2p.io.abc import Reader
-from libp2p.io.exceptions import IOException, MessageTooLarge
+from libp2p.exceptions import ParseError
+from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
 from libp2p.network.connection.exceptions import RawConnError
 from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
@@ -59,7 +59,6 @@ from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
 from libp2p.pubsub.subscription import TrioSubscriptionAPI
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
-from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
 from app.node.isolation import is_local_fault
 from app.node.libp2p_patches import pubsub_records, pubsub_signatures
@@ -73,6 +72,7 @@ log = logging.getLogger(__name__)
 GOSSIP_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
 
 KIB = 1024
+MAX_VARINT_BYTES = 10  # a 64-bit unsigned varint
 
 # The topics the hello being sent to a new peer announced (``KithPubsub._handle_new_peer``);
 # one value per trio task, so peers set up at once do not mix them.
@@ -520,7 +520,7 @@ class KithPubsub(Pubsub):
                 await stream.reset()
 
     async def continuously_read_stream(self, stream: INetStream) -> None:
-        """Upstream's RPC reader (0.8.1), reading through ``_ReadAhead`` and handling each
+        """Upstream's RPC reader (0.8.1), reading through ``_RpcReader`` and handling each
         received message in turn instead of starting a task for it.
 
         Upstream starts a ``push_msg`` task for every message in an RPC through the service
@@ -538,12 +538,10 @@ class KithPubsub(Pubsub):
         order upstream's tasks ran in. tests/test_gossip.py guards what this mirrors.
         """
         peer_id = stream.muxed_conn.peer_id
-        reader = _ReadAhead(stream)
+        reader = _RpcReader(stream, self.max_inbound_rpc_size)
         try:
             while self.manager.is_running:
-                incoming = await read_varint_prefixed_bytes_limited(
-                    reader, self.max_inbound_rpc_size
-                )
+                incoming = await reader.next()
                 rpc = rpc_pb2.RPC()
                 rpc.ParseFromString(incoming)
                 if not pubsub_module.maybe_consume_signed_record(rpc, self.host, peer_id):
@@ -648,27 +646,54 @@ class KithPubsub(Pubsub):
             await trio.sleep(0.002)
 
 
-class _ReadAhead(Reader):
-    """An inbound pubsub stream read a whole Yamux buffer at a time.
+class _RpcReader:
+    """The RPCs of an inbound pubsub stream, each cut from whole stream reads.
 
     py-libp2p 0.8.1 reads each RPC with ``read_varint_prefixed_bytes_limited``: one stream
     read per byte of the length prefix, then one for the body. Every stream read goes through
     ``NetStream.read`` and ``YamuxStream.read`` (locks, state checks, window accounting), so a
-    small RPC cost three of them. Here one read takes everything that has arrived and the RPC
-    reader is served from it; nothing beyond what the peer already sent is read early.
+    small RPC cost three of them. Here one read takes everything that has arrived, and every
+    whole RPC in it is cut out without another await. What is held is the rest of one read
+    and at most one unfinished RPC, whose announced length is checked against ``limit``
+    before its body is waited for.
     """
 
-    def __init__(self, stream: INetStream) -> None:
+    def __init__(self, stream: INetStream, limit: int) -> None:
         self._stream = stream
-        self._data = b""
-        self._at = 0
+        self._limit = limit
+        self._held = bytearray()
 
-    async def read(self, n: int | None = None) -> bytes:
-        if self._at >= len(self._data):
-            self._data, self._at = await self._stream.read(), 0
-        start = self._at
-        self._at = len(self._data) if n is None or n < 0 else min(start + n, len(self._data))
-        return self._data[start:self._at]
+    async def next(self) -> bytes:
+        """The next RPC's bytes; ``MessageTooLarge`` or ``ParseError`` for a bad length
+        prefix, and the stream's own error (or ``IncompleteReadError``) at its end."""
+        while (rpc := self._cut()) is None:
+            data = await self._stream.read()
+            if not data:
+                raise IncompleteReadError("pubsub stream ended within an RPC",
+                                          expected_bytes=1, received_bytes=0)
+            self._held += data
+        return rpc
+
+    def _cut(self) -> bytes | None:
+        held = self._held
+        length = shift = 0
+        for byte in held[:MAX_VARINT_BYTES]:
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        else:
+            if len(held) >= MAX_VARINT_BYTES:
+                raise ParseError("an RPC's length prefix is over 10 bytes")
+            return None  # the prefix is not all here yet
+        if length > self._limit:
+            raise MessageTooLarge(f"an RPC of {length} bytes, over the limit of {self._limit}")
+        start = shift // 7 + 1  # the prefix's length
+        if len(held) < start + length:
+            return None
+        rpc = bytes(held[start:start + length])
+        del held[:start + length]
+        return rpc
 
 
 @asynccontextmanager
