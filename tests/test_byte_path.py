@@ -24,7 +24,7 @@ from app.core.identity import Identity
 from app.node.host import build_host
 from app.node.libp2p_patches import apply_process_patches
 from app.node.libp2p_patches import yamux as yamux_patches
-from app.node.libp2p_patches.net_stream import QuickLock
+from app.node.libp2p_patches.quick_lock import QuickLock
 from app.node.libp2p_patches.yamux import BULK_WINDOW, FRAME_PAYLOAD, widen_receive_window
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -224,9 +224,10 @@ def test_a_connection_reads_its_socket_straight(monkeypatch: pytest.MonkeyPatch)
     trio.run(scenario)
 
 
-def test_a_free_state_lock_is_taken_without_a_trip_through_the_scheduler() -> None:
-    """Every stream read and write enters its ``NetStream``'s state lock: free, that no
-    longer lets other tasks run first; held, it is waited for as before."""
+def test_a_free_lock_is_taken_without_a_trip_through_the_scheduler() -> None:
+    """Every stream read and write enters its ``NetStream``'s state lock and every frame its
+    connection's write lock: free, that no longer lets other tasks run first; held, it is
+    waited for as before."""
 
     async def scenario() -> None:
         lock = QuickLock()
@@ -247,15 +248,27 @@ def test_a_free_state_lock_is_taken_without_a_trip_through_the_scheduler() -> No
         async with trio.open_nursery() as nursery:
             nursery.start_soon(hold)
             await inside.wait()
+            with pytest.raises(trio.WouldBlock):
+                lock.acquire_nowait()
             with trio.testing.assert_checkpoints():
                 async with lock:
                     ran.append("waiter in")
         assert ran == ["holder done", "waiter in"]
 
+        # A waiter cancelled while it waits never holds the lock.
+        lock.acquire_nowait()
+        with trio.move_on_after(0.05):
+            await lock.acquire()
+        lock.release()
+        assert not lock.locked()
+        with pytest.raises(RuntimeError):
+            lock.release()
+
         async with AsyncExitStack() as stack:
             a, b = await two_hosts(stack, _echo)
             stream = await a.new_stream(b.get_id(), [PROTOCOL])
             assert isinstance(stream._state_lock, QuickLock)  # type: ignore[attr-defined]
+            assert isinstance(stream.muxed_conn._write_lock, QuickLock)  # type: ignore[attr-defined]
 
     trio.run(scenario)
 

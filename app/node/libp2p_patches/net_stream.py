@@ -2,39 +2,18 @@
 
 ``NetStream.read`` and ``write`` check the stream's state under ``_state_lock``, a
 ``trio.Lock``, whose ``async with`` is a trip through trio's scheduler even when the lock is
-free. Only closing a stream holds it across an await, so it is nearly always free: each read
-and write of every stream (a room post's every copy in and out) paid a scheduler round for
-nothing.
+free (``quick_lock``). Only closing a stream holds it across an await, so it is nearly always
+free: each read and write of every stream (a room post's every copy in and out) paid a
+scheduler round for nothing.
 """
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
-import trio
 from libp2p.network.stream.net_stream import NetStream
 
-
-class QuickLock:
-    """A ``trio.Lock`` for ``async with`` that is taken without a scheduler round when free,
-    and waited for as usual when not."""
-
-    def __init__(self) -> None:
-        self._lock = trio.Lock()
-
-    async def __aenter__(self) -> None:
-        if self._lock.locked():
-            await self._lock.acquire()
-        else:
-            self._lock.acquire_nowait()
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        traceback: TracebackType | None) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
+from app.node.libp2p_patches.quick_lock import QuickLock
 
 
 def take_free_state_locks() -> None:

@@ -45,6 +45,8 @@ from libp2p.stream_muxer.yamux.yamux import (
     YamuxStream,
 )
 
+from app.node.libp2p_patches.quick_lock import QuickLock
+
 log = logging.getLogger(__name__)
 
 BULK_WINDOW = MAX_WINDOW_SIZE  # 16 MiB, the most a py-libp2p peer accepts
@@ -374,6 +376,9 @@ class WindowedYamux(Yamux):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stream_buffers = _WindowedBuffers(self)
+        # Nearly always free (a write holds it across an await only when the socket is full):
+        # see ``quick_lock``. Every frame of the connection is written under it.
+        self._write_lock = QuickLock()  # type: ignore[assignment]
         # Streams whose reader waits with a buffer of its own (``yamux_reader.read_into``).
         self.read_targets: dict[int, ReadTarget] = {}
 
