@@ -392,6 +392,27 @@ async def talk(peer: Peer, stream_id: int) -> None:
     assert await read_to_end(stream) == b"still here"
 
 
+def test_a_socket_emptied_by_a_read_is_waited_for_before_the_next() -> None:
+    """A room post arrives alone, in one socket read: a ``recv`` right after it, before
+    waiting, found nothing, one system call and one exception per post for nothing."""
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery, connection(nursery) as peer:
+            with trio.fail_after(10):
+                await peer.send(peer.seal(frame(WINDOW_UPDATE, SYN, 1)))
+                stream = await peer.muxed.accept_stream()
+                await trio.testing.wait_all_tasks_blocked()
+                before = peer.ours.reads
+                for i in range(20):
+                    await peer.send(peer.seal(frame(DATA, 0, 1, bytes([i]) * 300)))
+                    assert await stream.read(10_000) == bytes([i]) * 300
+                    await trio.testing.wait_all_tasks_blocked()
+            assert peer.ours.reads - before == 20  # one read per post, none in vain
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
 def test_a_body_that_never_comes_closes_its_connection_only(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PY_YAMUX_DATA_READ_TIMEOUT", "0.5")

@@ -99,6 +99,7 @@ class _NoiseFrames:
         self._sock: socket.socket | None = (
             getattr(self._tcp.stream.socket, "_sock", None) if self._tcp is not None else None)
         self._waited = True  # whether this task yielded since its last socket read
+        self._drained = False  # whether the last read took everything the socket held
         self._sealed = b""
         # What the session decrypted before the muxer started and nobody read yet.
         self.plain = bytearray(session._drain(None))
@@ -114,22 +115,28 @@ class _NoiseFrames:
     async def _receive(self, sock: socket.socket) -> bytes:
         """What ``SocketStream.receive_some`` does, for less: its lock and wrappers cost a
         room post's every copy a trip through the scheduler after the read as well as the
-        wait before it. A read that follows a wait returns at once; one that finds bytes
-        without having waited yields first, so a busy connection still lets others run."""
+        wait before it, and a ``recv`` that found nothing before the wait. A read that
+        follows a wait returns at once; one that finds bytes without having waited yields
+        first, so a busy connection still lets others run."""
         while True:
-            try:
-                data = sock.recv(READ_SIZE)
-            except BlockingIOError:
+            if self._drained:
                 try:
                     await trio.lowlevel.wait_readable(sock.fileno())
                 except trio.ClosedResourceError:
                     return b""  # closed here while waiting, as TrioTCPStream.read says it
                 self._waited = True
+            try:
+                data = sock.recv(READ_SIZE)
+            except BlockingIOError:
+                self._drained = True
                 continue
             except OSError:
                 if sock.fileno() == -1:
                     return b""  # closed here
                 raise
+            # A read short of READ_SIZE took all the socket held: the next one waits first
+            # rather than trying a ``recv`` that would find nothing.
+            self._drained = len(data) < READ_SIZE
             if not self._waited:
                 await trio.lowlevel.checkpoint()
             self._waited = False
