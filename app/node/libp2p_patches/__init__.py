@@ -34,8 +34,9 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
   stream in the same pass; stream reads take no lock (a header read, a body read, locks and
   debug strings per frame before); it reads its TCP socket itself, with no trip through the
   scheduler after a read that followed a wait.
-* ``net_stream.take_free_state_locks``: a stream's state lock, never held across an await,
-  is taken without a trip through the scheduler.
+* ``net_stream.take_free_state_locks``: a stream's state lock, nearly always free, is taken
+  without a trip through the scheduler (``quick_lock.QuickLock``, also each connection's
+  write lock, from ``yamux.WindowedYamux``).
 * ``yamux.enforce_yamux_windows``: a peer that sends past a stream's window is cut off (it
   was buffered without end).
 * ``peerstore.bound_peer_addrs``: the peerstore keeps 32 addresses a peer, de-duplicated in
