@@ -275,9 +275,9 @@ def _write_now(stream: YamuxStream, noise: NoiseTransportReadWriter, body: memor
     sock = getattr(tcp.stream.socket, "_sock", None)  # trio's socket's own
     if sock is None:
         return None
+    frame = _sealed_frames(noise, stream.stream_id, body)  # from here on it must go out
     conn._write_lock.acquire_nowait()
     stream.send_window -= len(body)
-    frame = _sealed_frames(noise, stream.stream_id, body)
     try:
         taken = send_now(sock, frame)
     except OSError:  # full (BlockingIOError) or broken: the ordinary write says which

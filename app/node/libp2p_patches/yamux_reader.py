@@ -120,8 +120,10 @@ class _NoiseFrames:
         first, so a busy connection still lets others run."""
         while True:
             if self._drained:
+                if (fd := sock.fileno()) == -1:
+                    return b""  # closed here
                 try:
-                    await trio.lowlevel.wait_readable(sock.fileno())
+                    await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:
                     return b""  # closed here while waiting, as TrioTCPStream.read says it
                 self._waited = True
