@@ -164,6 +164,15 @@ async def _echo(stream: INetStream) -> None:
         await stream.write(data)
 
 
+async def echo_stream(stack: AsyncExitStack) -> INetStream:
+    """A stream to a host that echoes it, opened at both ends (answered once)."""
+    a, b = await two_hosts(stack, _echo)
+    stream = await a.new_stream(b.get_id(), [PROTOCOL])
+    await stream.write(b"open")
+    assert await read_exactly(stream, 4, 4) == b"open"
+    return stream
+
+
 def test_a_small_write_goes_straight_to_the_socket_when_nothing_is_in_its_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -178,10 +187,7 @@ def test_a_small_write_goes_straight_to_the_socket_when_nothing_is_in_its_way(
 
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
-            a, b = await two_hosts(stack, _echo)
-            stream = await a.new_stream(b.get_id(), [PROTOCOL])
-            await stream.write(b"open")
-            assert await read_exactly(stream, 4, 4) == b"open"
+            stream = await echo_stream(stack)
             monkeypatch.setattr(TrioTCPStream, "write", counted)
             messages = [os.urandom(300 + i) for i in range(20)]
             with trio.fail_after(10):
@@ -208,10 +214,7 @@ def test_a_connection_reads_its_socket_straight(monkeypatch: pytest.MonkeyPatch)
 
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
-            a, b = await two_hosts(stack, _echo)
-            stream = await a.new_stream(b.get_id(), [PROTOCOL])
-            await stream.write(b"open")
-            assert await read_exactly(stream, 4, 4) == b"open"
+            stream = await echo_stream(stack)
             monkeypatch.setattr(trio.SocketStream, "receive_some", counted)
             with trio.fail_after(10):
                 for size in (1, 300, 70_000, 200_000):  # under the window: echoed while written
