@@ -108,8 +108,12 @@ class Intake(Enum):
 
 @dataclass(frozen=True)
 class StoreResult:
+    """``gap_before``: a stored post whose author's previous post (author_seq - 1) is not
+    held, found by the same query that looked for its rivals."""
+
     intake: Intake
     removed: tuple[StoredPost, ...] = ()
+    gap_before: bool = False
 
     @property
     def stored(self) -> bool:

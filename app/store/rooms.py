@@ -48,11 +48,17 @@ from app.store.room_sync import SyncPage, SyncPages
 
 
 class RoomStore:
-    """All reads and writes of ``rooms``, ``room_posts``, ``room_members``, ``room_conflicts``."""
+    """All reads and writes of ``rooms``, ``room_posts``, ``room_members``, ``room_conflicts``.
+
+    The node has one per profile, and it is the only writer of a room's lamport clock, so
+    it keeps the clocks it has read: every received post is checked against its room's
+    clock, twice (the validator and the reader), and each read was an SQL statement.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._sync = SyncPages(conn)
+        self._lamports: dict[bytes, int] = {}  # room id -> its stored lamport clock
 
     # -- rooms --------------------------------------------------------------------------------
 
@@ -69,9 +75,21 @@ class RoomStore:
     def lamport(self, room_id: bytes) -> int | None:
         """The room's lamport clock (None: not a room of ours); what checking a received post
         against the clock needs, without reading and checking the whole row."""
+        known = self._lamports.get(room_id)
+        if known is not None:
+            return known
         row = self._conn.execute("SELECT lamport FROM rooms WHERE room_id = ?",
                                  (room_id,)).fetchone()
-        return None if row is None else clamped(row[0], MAX_LAMPORT)
+        if row is None:
+            return None
+        self._lamports[room_id] = lamport = clamped(row[0], MAX_LAMPORT)
+        return lamport
+
+    def _clock_moved(self, post: RoomPost) -> None:
+        """After the commit that stored ``post`` (a rolled-back one leaves the clock alone)."""
+        known = self._lamports.get(post.room_id)
+        if known is not None and post.lamport > known:
+            self._lamports[post.room_id] = post.lamport
 
     def room(self, room_id: bytes) -> StoredRoom | None:
         row = self._conn.execute(
@@ -103,6 +121,7 @@ class RoomStore:
             self._conn.execute("DELETE FROM room_conflicts WHERE room_id = ?", (room_id,))
             self._conn.execute("DELETE FROM drafts WHERE conversation = ?", (room_id.hex(),))
             self._conn.execute("DELETE FROM rooms WHERE room_id = ?", (room_id,))
+        self._lamports.pop(room_id, None)
 
     def stats(self, room_id: bytes) -> tuple[int, str]:
         """(unread count, newest text preview)."""
@@ -168,6 +187,7 @@ class RoomStore:
             result = self._store(post, envelope, state, read=True, own=True)
             if not result.stored:  # our number is taken by a post we signed earlier
                 raise sqlite3.IntegrityError("this post's number is already used")
+        self._clock_moved(post)
         return post, envelope
 
     def store_post(self, post: RoomPost, envelope: bytes, state: str, read: bool,
@@ -178,7 +198,10 @@ class RoomStore:
         counter moves past it and the number is never used again.
         """
         with self._conn:
-            return self._store(post, envelope, state, read, own)
+            result = self._store(post, envelope, state, read, own)
+        if result.stored:
+            self._clock_moved(post)
+        return result
 
     def _rivals(self, post: RoomPost) -> list[StoredPost]:
         """Held posts of the same author with the post's author_seq or post_id."""
@@ -219,7 +242,17 @@ class RoomStore:
             (post.room_id, post.author_key, post.post_id),
         ).fetchone():
             return StoreResult(Intake.DUPLICATE)  # deleted for everyone: never taken again
-        held = self._rivals(post)
+        # Its rivals and, in the same query, its author's previous post.
+        found = list(posts_from_rows(self._conn.execute(
+            f"SELECT {POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
+            "AND (author_seq IN (?, ?) OR post_id = ?)",
+            (post.room_id, post.author_key, post.author_seq, post.author_seq - 1,
+             post.post_id),
+        ).fetchall()))
+        held = [p for p in found
+                if p.author_seq == post.author_seq or p.post_id == post.post_id]
+        gap_before = post.author_seq > 1 and not any(
+            p.author_seq == post.author_seq - 1 for p in found)
         mine = post.precedence
         if any(h.precedence == mine for h in held):
             return StoreResult(Intake.DUPLICATE)
@@ -247,7 +280,7 @@ class RoomStore:
                 "UPDATE rooms SET my_seq = max(my_seq, ?) WHERE room_id = ?",
                 (post.author_seq, post.room_id),
             )
-        return StoreResult(Intake.REPLACED if held else Intake.NEW, tuple(held))
+        return StoreResult(Intake.REPLACED if held else Intake.NEW, tuple(held), gap_before)
 
     def envelope(self, room_id: bytes, author_key: bytes, post_id: bytes) -> bytes | None:
         row = self._conn.execute(

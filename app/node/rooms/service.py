@@ -143,7 +143,6 @@ class RoomService:
         self.kinds.register(rc.KIND_TEXT, TextPosts())
         # Views see a post through ``decorate`` (edits, reactions: ``MessageActions``).
         self.decorate: Callable[[RoomPostInfo], RoomPostInfo] = lambda post: post
-        self.on_stored: list[Callable[[rc.RoomPost], None]] = []
         # Roles, removal and key epochs of governed rooms: set when the node is wired.
         self.governor: RoomGovernor = Ungoverned()
         self._live: dict[bytes, LiveRoom] = {}
@@ -533,8 +532,6 @@ class RoomService:
             await self._conflict_lost(secrets, post)
         if not result.stored:
             return Taken(post, result)  # a duplicate or a lost equivocation: shown once
-        for listener in self.on_stored:
-            listener(post)
         if result.intake is Intake.REPLACED:
             log.info("room %s: %s signed two posts numbered %d; %s stands", secrets.id_hex,
                      post.author, post.author_seq, post.post_id.hex())
@@ -558,9 +555,7 @@ class RoomService:
                                    text=info.text, sent_at=post.sent_at_ms,
                                    reply_to=info.reply_to))
         self._changed(secrets.room_id, unread=shown)
-        if post.author_seq > 1 and not self.store.has_seq(
-            secrets.room_id, post.author_key, post.author_seq - 1
-        ):
+        if result.gap_before:
             self._gap_seen(live, post, source or post.author)
         return Taken(post, result)
 
