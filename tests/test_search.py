@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 from app.cli import JsonLines, handle_line
+from app.client import _now
+from app.core.actions import KIND_REPLY
 from app.core.identity import Identity
 from app.core.records import MATCH_END, MATCH_START, ContactState
 from app.core.room import KIND_FILE, KIND_TEXT, RoomPost, RoomSecrets
+from app.store.actions import ActionStore
 from app.store.contacts import ContactStore
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate, open_database
 from app.store.messages import MessageStore
 from app.store.rooms import RoomStore
-from app.store.search import SearchStore, match_expression
+from app.store.search import INDEX_DELAY, SearchStore, match_expression
 from tests.peers import befriend, peers
 
 ME = Identity.generate().peer_id
@@ -234,6 +237,91 @@ def test_insert_keeps_the_messages_rowid(world: World) -> None:
     assert world.conn.execute("SELECT max(seq) FROM messages").fetchone()[0] == info.seq
 
 
+def pending(world: World) -> int:
+    return int(world.conn.execute("SELECT count(*) FROM search_pending").fetchone()[0])
+
+
+def test_room_posts_wait_for_the_index_and_a_search_takes_them_first(world: World) -> None:
+    """Storing a room post writes no index segment; the next search indexes it, in arrival
+    order with the direct messages indexed at once."""
+    world.contact(BOB, "Bob")
+    room = world.room("Garden")
+    first = world.post(room, CAROL, "tomatoes ripen")
+    dm = world.receive(BOB, "tomatoes for sale")
+    last = world.post(room, BOB, "tomatoes everywhere")
+    assert (world.indexed(), pending(world)) == (1, 2)  # the direct message only
+    assert world.search("tomatoes") == [last, dm, first]
+    assert (world.indexed(), pending(world)) == (3, 0)
+    assert world.search_store.index_pending() == 0  # nothing twice
+    assert world.indexed() == 3
+
+
+def test_room_posts_are_indexed_a_batch_per_transaction(world: World) -> None:
+    room = world.room("Batch")
+    ids = [world.post(room, CAROL, f"note {i}") for i in range(5)]
+    assert [world.search_store.index_pending(batch=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert world.search("note") == ids[::-1]
+
+
+def test_an_edit_that_came_before_its_post_is_what_gets_indexed(world: World) -> None:
+    room = world.room("Edits")
+    post_id = (1000).to_bytes(16, "big")
+    post = RoomPost(post_id=post_id, room_id=room.room_id, author=CAROL, lamport=1,
+                    author_seq=1, sent_at_ms=1000, kind=KIND_TEXT, body=b"first draft")
+    actions = ActionStore(world.conn)
+    assert actions.edit_post(room.room_id, post.author_key, post_id, "final wording", 2,
+                             b"\x01" * 16, 2000)
+    assert world.rooms.store_post(post, b"envelope", "received", read=False)
+    assert world.search("draft") == []
+    assert world.search("wording") == [post_id.hex()]
+    # A reply is indexed without the id of what it answers.
+    target = "ab" * 16
+    reply = world.post(room, CAROL, target + "count me in", kind=KIND_REPLY)
+    assert world.search("count") == [reply] and world.search(target[:5]) == []
+
+
+def test_a_room_post_removed_before_it_was_indexed_leaves_nothing(world: World) -> None:
+    room = world.room("Gone")
+    world.post(room, CAROL, "ephemeral words")
+    kept = world.room("Kept")
+    world.post(kept, CAROL, "ephemeral but kept")
+    world.rooms.remove_room(room.room_id)
+    assert pending(world) == 1
+    assert world.search_store.index_pending() == 1
+    assert world.indexed() == 1 and world.search("ephemeral") != []
+    assert world.conn.execute("SELECT count(*) FROM search_docs").fetchone()[0] == 1
+
+
+def test_migration_to_batched_room_posts_keeps_what_was_indexed(tmp_path: Path) -> None:
+    """A profile of the version before: its posts stay indexed, new ones wait, and removing
+    an old one still takes it out of the index."""
+    conn = sqlite3.connect(tmp_path / "before.db")
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (0)")
+    for script in MIGRATIONS[:-1]:
+        conn.executescript("BEGIN;" + script + ";COMMIT;")
+    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
+    conn.commit()
+    secrets = RoomSecrets.generate()
+    conn.execute("INSERT INTO rooms (room_id, key, name, joined_at, last_activity) "
+                 "VALUES (?, ?, 'Old', 0, 0)", (secrets.room_id, secrets.key))
+    conn.execute("INSERT INTO room_posts (room_id, post_id, author, author_key, lamport, "
+                 "author_seq, sent_at, kind, body, envelope, state) VALUES "
+                 "(?, x'0101', ?, x'02', 1, 1, 1000, ?, 'older words', x'00', 'received')",
+                 (secrets.room_id, CAROL, KIND_TEXT))
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM search_index").fetchone()[0] == 1
+    assert migrate(conn) == SCHEMA_VERSION - 1
+    world = World(conn)
+    newer = world.post(secrets, CAROL, "newer words")
+    assert pending(world) == 1
+    assert world.search("words") == [newer, "0101"]
+    conn.execute("DELETE FROM room_posts WHERE post_id = x'0101'")
+    conn.commit()
+    assert world.search("words") == [newer] and world.indexed() == 1
+    conn.close()
+
+
 def test_migration_from_4_indexes_existing_rows_oldest_first(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "old.db")
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -294,6 +382,14 @@ def test_a_received_message_and_room_post_are_found(tmp_path: Path) -> None:
             await bob.client.join_room(room.invite)
             post = await bob.client.post(room.room_id, "The lab is booked for Thursday")
             await ada.wait_event("room_message", id=post.id)
+            # The node indexes it within INDEX_DELAY without a search asking.
+            deadline = asyncio.get_running_loop().time() + INDEX_DELAY + 10
+            while await ada.client.call(lambda node: _now(SearchStore(node.db).has_pending())):
+                assert asyncio.get_running_loop().time() < deadline, "never indexed"
+                await asyncio.sleep(0.05)
+            assert await ada.client.call(lambda node: _now(node.db.execute(
+                "SELECT count(*) FROM search_index WHERE search_index MATCH 'booked'"
+            ).fetchone()[0])) == 1
             found = await ada.client.search("lab booked")
             assert [h.message_id for h in found] == [post.id]
             assert found[0].kind == "room" and found[0].conversation == room.room_id

@@ -512,12 +512,6 @@ class MessageActions:
 
     # -- decorating what views read -----------------------------------------------------------
 
-    def post_stored(self, post: RoomPost) -> None:
-        """A room post was stored (``RoomService.on_stored``): one whose edit came first is
-        found in search by its newest text."""
-        if post.kind in (1, ac.KIND_REPLY):
-            self.store.reindex_edited(post.room_id, post.author_key, post.post_id)
-
     def decorate_messages(self, peer_id: str, messages: list[MessageInfo]) -> list[MessageInfo]:
         """Direct messages with their reactions."""
         found = self.store.reactions(peer_id, [m.id for m in messages])

@@ -79,6 +79,7 @@ from app.node.room_invitations import RoomInvitations
 from app.node.rooms import RoomService
 from app.node.rooms.governance import RoomGovernance
 from app.node.rooms.invite_cards import RoomInviteCards
+from app.node.search_indexing import index_room_posts
 from app.node.typing_signals import FEATURE_TYPING, TypingSignals
 from app.store.actions import ActionStore
 from app.store.chat_prefs import ChatPrefsStore
@@ -89,6 +90,7 @@ from app.store.messages import MessageStore
 from app.store.profile import Profile, Settings
 from app.store.room_governance import GovernanceStore
 from app.store.rooms import RoomStore
+from app.store.search import SearchStore
 from app.store.transfers import TransferStore
 
 log = logging.getLogger(__name__)
@@ -369,6 +371,7 @@ class KithNode:
         mail.start()
         governance.start([r.secrets.room_id for r in rooms.store.rooms()])
         rooms.start()
+        nursery.start_soon(index_room_posts, SearchStore(db))
         files.start()
         relay = RelayService(
             host, nursery, emit, me, connections=connections, contacts=contacts,
@@ -467,7 +470,6 @@ class KithNode:
             rooms.kinds.register(kind, RoomActionPosts(kind, store, emit, forget))
         dms.wire_form = actions.wire_form
         rooms.decorate = actions.decorate_post
-        rooms.on_stored.append(actions.post_stored)
         contacts.on_profile.append(actions.profile_received)
         rooms.roster.on_features.append(actions.member_features)
         actions.receipts = ReadReceipts(store, emit=emit, contacts=contacts, outbox=dms,

@@ -268,13 +268,6 @@ class ActionStore:
             (room_id, author_key, post_id)).fetchone()
         return bytes(row[0]) if row else None
 
-    def reindex_edited(self, room_id: bytes, author_key: bytes, post_id: bytes) -> None:
-        """A post that arrives after its edit: the index holds the newest text."""
-        edit = self.post_edit(room_id, author_key, post_id)
-        if edit is not None:
-            with self._conn:
-                self._reindex_post(room_id, author_key, post_id, edit[0])
-
     def _reindex_post(self, room_id: bytes, author_key: bytes, post_id: bytes, text: str
                       ) -> None:
         self._conn.execute(

@@ -412,6 +412,30 @@ MIGRATIONS: list[str] = [
         state       TEXT NOT NULL
     );
     """,
+    # Room posts (text and replies) are indexed for search in batches, not in the commit that
+    # stores them (app/store/search.py, ``SearchStore.index_pending``): at gossip rates the
+    # index was about 40 % of storing a post. A stored post gets its docid at once (so the
+    # order of results is still arrival order) and waits in ``search_pending``; indexing
+    # takes the post's newest edit, if one came first. Direct messages are indexed at once.
+    """
+    CREATE TABLE search_pending (docid INTEGER PRIMARY KEY);
+    DROP TRIGGER IF EXISTS search_post_added;
+    DROP TRIGGER IF EXISTS search_reply_added;
+    DROP TRIGGER IF EXISTS search_post_removed;
+    DROP TRIGGER IF EXISTS search_reply_removed;
+    CREATE TRIGGER search_post_added AFTER INSERT ON room_posts WHEN new.kind IN (1, 16) BEGIN
+        INSERT INTO search_docs (kind, row) VALUES (1, new.seq);
+        INSERT INTO search_pending (docid) VALUES (last_insert_rowid());
+    END;
+    CREATE TRIGGER search_post_removed AFTER DELETE ON room_posts WHEN old.kind IN (1, 16)
+    BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT docid FROM search_docs WHERE kind = 1 AND row = old.seq);
+        DELETE FROM search_pending WHERE docid =
+            (SELECT docid FROM search_docs WHERE kind = 1 AND row = old.seq);
+        DELETE FROM search_docs WHERE kind = 1 AND row = old.seq;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

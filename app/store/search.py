@@ -1,8 +1,11 @@
 """Full-text search over every conversation (SQLite FTS5, schema migration 5).
 
-The index (``search_index``) holds the text of direct messages and room posts of kind 1; triggers
-on ``messages`` and ``room_posts`` keep it in step, so nothing here writes. Each indexed text has
-a ``docid`` given in arrival order, and results are the newest ``limit`` by docid: FTS5 walks a
+The index (``search_index``) holds the text of direct messages and of room posts (text and
+replies, with their newest edit). Triggers on ``messages`` keep direct messages in step at
+once. A stored room post only gets its docid and a row in ``search_pending``; ``index_pending``
+indexes waiting posts in batches, which the node does every ``INDEX_DELAY`` seconds and
+``search`` does first, so a search always sees every stored post. Each indexed text has a
+``docid`` given in arrival order, and results are the newest ``limit`` by docid: FTS5 walks a
 term's list backwards and stops after the page, which keeps a query on a million messages in
 milliseconds even for words that occur in most of them (tests/benchmarks/search.py).
 
@@ -12,15 +15,21 @@ every word and adds the one ``*`` itself (a prefix on the last word, for search 
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 
+from app.core.actions import KIND_REPLY, TARGET_HEX
 from app.core.records import MATCH_END, MATCH_START, SearchHit, short_peer_id
+
+log = logging.getLogger(__name__)
 
 MAX_TERMS = 8          # words of a query that count; more only slow the query down
 MAX_TERM_CHARS = 64
 MAX_LIMIT = 200
 SNIPPET_TOKENS = 12    # words of context FTS5's snippet() keeps around the match
+INDEX_DELAY = 2.0      # seconds a stored room post may wait for the index (search does not)
+INDEX_BATCH = 500      # room posts indexed per transaction
 
 _DM = 0
 _ROOM = 1
@@ -51,10 +60,38 @@ def match_expression(text: str) -> str | None:
 
 
 class SearchStore:
-    """Reads the search index; ``search`` returns hits newest first."""
+    """Reads the search index (``search`` returns hits newest first) and indexes the room
+    posts waiting for it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+
+    def has_pending(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM search_pending LIMIT 1").fetchone() is not None
+
+    def index_pending(self, batch: int = INDEX_BATCH) -> int:
+        """Index up to ``batch`` waiting room posts, oldest first, in one transaction; returns
+        how many were waiting in that batch. A post's text is its newest edit if one is held;
+        a reply's is what follows its target's id (docs/protocol.md 11)."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO search_index (rowid, content) SELECT q.docid, coalesce(e.text, "
+                "CASE p.kind WHEN ? THEN substr(CAST(p.body AS TEXT), ?) "
+                "ELSE CAST(p.body AS TEXT) END) "
+                "FROM (SELECT docid FROM search_pending ORDER BY docid LIMIT ?) q "
+                "JOIN search_docs d ON d.docid = q.docid JOIN room_posts p ON p.seq = d.row "
+                "LEFT JOIN room_edits e ON e.room_id = p.room_id "
+                "AND e.author_key = p.author_key AND e.post_id = p.post_id",
+                (KIND_REPLY, TARGET_HEX + 1, batch),
+            )
+            return self._conn.execute(
+                "DELETE FROM search_pending WHERE docid IN "
+                "(SELECT docid FROM search_pending ORDER BY docid LIMIT ?)", (batch,),
+            ).rowcount
+
+    def index_all_pending(self) -> None:
+        while self.index_pending() == INDEX_BATCH:
+            pass
 
     def search(self, text: str, limit: int = 50, my_name: str = "", me: str = ""
                ) -> list[SearchHit]:
@@ -67,6 +104,10 @@ class SearchStore:
         expression = match_expression(text)
         if expression is None:
             return []
+        try:
+            self.index_all_pending()
+        except sqlite3.OperationalError as exc:  # a full disk: search what is indexed
+            log.warning("search: room posts stored last are not indexed yet: %s", exc)
         limit = max(1, min(limit, MAX_LIMIT))
         rows = self._conn.execute(
             "SELECT d.kind, d.row, hits.snip FROM (SELECT rowid, "
