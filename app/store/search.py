@@ -90,7 +90,8 @@ class SearchStore:
             ).rowcount
 
     def index_all_pending(self) -> None:
-        while self.index_pending() == INDEX_BATCH:
+        """What ``search`` does first; nothing is written when nothing waits (typing)."""
+        while self.has_pending() and self.index_pending() == INDEX_BATCH:
             pass
 
     def search(self, text: str, limit: int = 50, my_name: str = "", me: str = ""
