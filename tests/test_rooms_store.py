@@ -179,6 +179,51 @@ def test_a_counter_behind_our_own_held_posts_never_reuses_their_numbers(
     assert len(rooms.history(secrets.room_id, None, 10)) == 4
 
 
+def test_the_room_clock_read_once_follows_what_is_stored(db: sqlite3.Connection) -> None:
+    """The store keeps a room's clock after reading it once: posts stored, ours built, a
+    rolled-back store and leaving the room must all be reflected as a read would."""
+    rooms = RoomStore(db)
+    secrets = new_room(rooms)
+    room_id = secrets.room_id
+    assert rooms.lamport(room_id) == 0
+    store(rooms, secrets, envelope(secrets, 1, lamport=40))
+    assert rooms.lamport(room_id) == 40
+    store(rooms, secrets, envelope(secrets, 2, lamport=30))  # behind: the clock stays
+    assert rooms.lamport(room_id) == 40
+    assert post_own(rooms, secrets).lamport == 41 and rooms.lamport(room_id) == 41
+    ahead = rc.decode_post(secrets, envelope(secrets, 3, lamport=90))
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON room_posts BEGIN "
+               "SELECT RAISE(ABORT, 'refused'); END")
+    with pytest.raises(sqlite3.IntegrityError):
+        rooms.store_post(ahead, envelope(secrets, 3, lamport=90), "received", read=False)
+    db.execute("DROP TRIGGER refuse")
+    assert rooms.lamport(room_id) == 41 == RoomStore(db).lamport(room_id)
+    rooms.remove_room(room_id)
+    assert rooms.lamport(room_id) is None
+
+
+def test_storing_a_post_says_whether_its_authors_previous_one_is_held(
+    db: sqlite3.Connection
+) -> None:
+    rooms = RoomStore(db)
+    secrets = new_room(rooms)
+
+    def gap(seq: int, **kw: object) -> bool:
+        data = envelope(secrets, seq, author=MALLORY, **kw)  # type: ignore[arg-type]
+        result = rooms.store_post(rc.decode_post(secrets, data), data, "received", read=False)
+        assert result.stored
+        return result.gap_before
+
+    assert gap(1) is False  # the first has no predecessor
+    assert gap(3) is True
+    assert gap(2) is False
+    assert gap(4) is False
+    assert gap(9, post_id=b"\x33" * 16) is True
+    other = envelope(secrets, 8, author=ADA)  # another author's 8 is not MALLORY's
+    assert store(rooms, secrets, other) is Intake.NEW
+    assert gap(10) is False and gap(12) is True
+
+
 # ---- equivocation ---------------------------------------------------------------------------
 
 

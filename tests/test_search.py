@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
+from trio.testing import MockClock
 
 from app.cli import JsonLines, handle_line
 from app.client import _now
@@ -19,6 +21,7 @@ from app.core.actions import KIND_REPLY
 from app.core.identity import Identity
 from app.core.records import MATCH_END, MATCH_START, ContactState
 from app.core.room import KIND_FILE, KIND_TEXT, RoomPost, RoomSecrets
+from app.node.search_indexing import index_room_posts
 from app.store.actions import ActionStore
 from app.store.contacts import ContactStore
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate, open_database
@@ -403,3 +406,27 @@ def test_a_received_message_and_room_post_are_found(tmp_path: Path) -> None:
             assert "\u0002booked\u0003" in reply["hits"][0]["snippet"]
 
     asyncio.run(scenario())
+
+
+def test_the_node_indexes_waiting_posts_and_outlasts_a_full_disk(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """``index_room_posts`` on trio's mock clock: a turn that finds the disk full leaves the
+    posts waiting and logs it; the next turn with room indexes them, and nothing stops."""
+    room = world.room("Disk")
+    ids = [world.post(room, CAROL, f"waiting post {i} " + "word " * 200) for i in range(20)]
+    pages = world.conn.execute("PRAGMA page_count").fetchone()[0]
+    world.conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(index_room_posts, world.search_store)
+            await trio.sleep(INDEX_DELAY * 1.5)
+            assert pending(world) == 20 and world.indexed() == 0
+            assert "wait for the next try" in caplog.text
+            world.conn.execute("PRAGMA max_page_count = 1073741823")
+            await trio.sleep(INDEX_DELAY)
+            assert pending(world) == 0 and world.indexed() == 20
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario, clock=MockClock(autojump_threshold=0))
+    assert world.search("waiting") == ids[::-1]

@@ -13,6 +13,7 @@ import sqlite3
 
 import trio
 
+from app.node.isolation import is_local_fault
 from app.store.search import INDEX_BATCH, INDEX_DELAY, SearchStore
 
 log = logging.getLogger(__name__)
@@ -26,5 +27,7 @@ async def index_room_posts(store: SearchStore) -> None:
         try:
             while store.has_pending() and store.index_pending() == INDEX_BATCH:
                 await trio.lowlevel.checkpoint()
-        except sqlite3.OperationalError as exc:  # a full or failing disk: the posts wait
+        except sqlite3.Error as exc:  # a full disk, say: the posts wait for the next turn
+            if is_local_fault(exc):
+                raise  # a damaged profile stops the node (app.node.isolation)
             log.warning("search index: room posts wait for the next try: %s", exc)
