@@ -507,3 +507,41 @@ def test_reactions_end_the_same_whatever_order_their_changes_arrive(
     for lamport, removed in arrival:
         assert not store.react("ab" * 16, "cd" * 16, "Ada", "👍", removed, lamport)
     assert store.reactions("ab" * 16, ["cd" * 16]) == shown
+
+
+def test_room_posts_are_decorated_with_one_statement_per_page(tmp_path: Path) -> None:
+    """Edits and reactions of a page of room posts come from one query: an edit belongs to
+    its author's post only (post ids are the author's to choose), taken-back reactions are
+    not shown, and pages beyond one statement's share are read in turn."""
+    from app.core.room import RoomSecrets
+    from app.store.actions import ActionStore
+    from app.store.db import open_database
+    from app.store.rooms import RoomStore
+
+    conn = open_database(tmp_path / "kith.db")
+    secrets = RoomSecrets.generate()
+    RoomStore(conn).add_room(secrets, "Room", "")
+    room, hexed = secrets.room_id, secrets.room_id.hex()
+    store = ActionStore(conn)
+    ada, bob, same = b"\x0a" * 32, b"\x0b" * 32, b"\x01" * 16
+    many = [(ada, i.to_bytes(16, "big")) for i in range(2, 902)]
+    assert store.edit_post(room, ada, same, "Ada's newer text", 5, b"\x09" * 16, 1234)
+    assert store.edit_post(room, ada, many[-1][1], "the last one", 6, b"\x08" * 16, 99)
+    store.react(hexed, same.hex(), "Ada", "👍", False, 1)
+    store.react(hexed, same.hex(), "Bob", "❤️", False, 2)
+    store.react(hexed, same.hex(), "Cy", "🎉", False, 3)
+    store.react(hexed, same.hex(), "Cy", "🎉", True, 4)  # taken back
+    store.react(hexed, many[0][1].hex(), "Bob", "👍", False, 5)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    edits, reactions = store.room_decorations(room, [(ada, same), (bob, same)])
+    assert len(statements) == 1
+    assert edits == {(ada, same): ("Ada's newer text", 1234)}
+    assert reactions == {same.hex(): (("👍", ("Ada",)), ("❤️", ("Bob",)))}
+    assert reactions == store.reactions(hexed, [same.hex()])
+    statements.clear()
+    edits, reactions = store.room_decorations(room, [(bob, same), *many])
+    assert len(statements) == 3  # 901 posts, 400 a statement
+    assert edits == {many[-1]: ("the last one", 99)}
+    assert reactions == store.reactions(hexed, [same.hex(), *(p.hex() for _, p in many)])
+    conn.close()

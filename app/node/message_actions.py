@@ -525,17 +525,15 @@ class MessageActions:
 
     def decorate_posts(self, room_id: str, posts: list[RoomPostInfo]) -> list[RoomPostInfo]:
         room = bytes.fromhex(room_id)
-        reactions = self.store.reactions(room_id, [p.id for p in posts])
+        keys = [(bytes.fromhex(p.order[1]), bytes.fromhex(p.id)) for p in posts]
+        edits, reactions = self.store.room_decorations(room, keys)
         out = []
-        for post in posts:
+        for post, key in zip(posts, keys, strict=True):
             changes: dict[str, Any] = {}
             if post.kind == ac.KIND_REPLY:
                 changes["reply_to"] = self._reply_target(room, post)
-            if post.kind in (1, ac.KIND_REPLY):
-                edit = self.store.post_edit(room, bytes.fromhex(post.order[1]),
-                                            bytes.fromhex(post.id))
-                if edit is not None:
-                    changes["text"], changes["edited_at"] = edit
+            if post.kind in (1, ac.KIND_REPLY) and (edit := edits.get(key)) is not None:
+                changes["text"], changes["edited_at"] = edit
             if post.id in reactions:
                 changes["reactions"] = reactions[post.id]
             out.append(_with(post, **changes) if changes else post)

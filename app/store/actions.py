@@ -229,7 +229,36 @@ class ActionStore:
                 (conversation, *chunk))
             for target, emoji, by in rows:
                 out.setdefault(target, {}).setdefault(emoji, []).append(by)
-        return {t: tuple((e, tuple(who)) for e, who in emoji.items()) for t, emoji in out.items()}
+        return _grouped(out)
+
+    def room_decorations(self, room_id: bytes, posts: list[tuple[bytes, bytes]]
+                         ) -> tuple[dict[tuple[bytes, bytes], tuple[str, int]],
+                                    dict[str, Reactions]]:
+        """For ``posts`` ((author key, post id) each): their newest edits (text, the author's
+        clock of that edit), and their reactions by post id in hex, as ``reactions``. One
+        statement per 400 posts: a received post is decorated with one, a history page too
+        (it took one per post)."""
+        edits: dict[tuple[bytes, bytes], tuple[str, int]] = {}
+        found: dict[str, dict[str, list[str]]] = {}
+        for start in range(0, len(posts), 400):
+            chunk = posts[start:start + 400]
+            ids = [post_id for _, post_id in chunk]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT 0, author_key, post_id, text, sent_at, 0 FROM room_edits "
+                f"WHERE room_id = ? AND post_id IN ({marks}) UNION ALL "
+                f"SELECT 1, NULL, target, emoji, by_peer, rowid FROM reactions "
+                f"WHERE conversation = ? AND removed = 0 AND target IN ({marks}) "
+                f"ORDER BY 1, 6",
+                (room_id, *ids, room_id.hex(), *(post_id.hex() for post_id in ids)))
+            wanted = set(chunk)
+            for reaction, author_key, target, text_or_emoji, sent_at_or_by, _ in rows:
+                if reaction:
+                    found.setdefault(target, {}).setdefault(text_or_emoji, []).append(
+                        sent_at_or_by)
+                elif (key := (bytes(author_key), bytes(target))) in wanted:
+                    edits[key] = (text_or_emoji, int(sent_at_or_by))
+        return edits, _grouped(found)
 
     # -- rooms --------------------------------------------------------------------------------
 
@@ -253,14 +282,6 @@ class ActionStore:
                 (room_id, author_key, post_id, text, lamport, edit_id, sent_at))
             self._reindex_post(room_id, author_key, post_id, text)
         return True
-
-    def post_edit(self, room_id: bytes, author_key: bytes, post_id: bytes
-                  ) -> tuple[str, int] | None:
-        """(newest text, the author's clock of that edit) of a post, if it was edited."""
-        row = self._conn.execute(
-            "SELECT text, sent_at FROM room_edits WHERE room_id = ? AND author_key = ? "
-            "AND post_id = ?", (room_id, author_key, post_id)).fetchone()
-        return (row[0], int(row[1])) if row else None
 
     def post_body(self, room_id: bytes, author_key: bytes, post_id: bytes) -> bytes | None:
         row = self._conn.execute(
@@ -336,3 +357,8 @@ class ActionStore:
             return None
         return frozenset(f for f in value if isinstance(f, str)) if isinstance(value, list) \
             else None
+
+
+def _grouped(found: dict[str, dict[str, list[str]]]) -> dict[str, Reactions]:
+    """Reactions by target as records hold them: emoji in the order first set, with who."""
+    return {t: tuple((e, tuple(who)) for e, who in emoji.items()) for t, emoji in found.items()}
