@@ -191,11 +191,12 @@ def test_the_room_clock_read_once_follows_what_is_stored(db: sqlite3.Connection)
     store(rooms, secrets, envelope(secrets, 2, lamport=30))  # behind: the clock stays
     assert rooms.lamport(room_id) == 40
     assert post_own(rooms, secrets).lamport == 41 and rooms.lamport(room_id) == 41
-    ahead = rc.decode_post(secrets, envelope(secrets, 3, lamport=90))
+    # Numbered after our own post (3), so it reaches the insert, which a trigger refuses.
+    data = envelope(secrets, 4, lamport=90)
     db.execute("CREATE TRIGGER refuse BEFORE INSERT ON room_posts BEGIN "
                "SELECT RAISE(ABORT, 'refused'); END")
     with pytest.raises(sqlite3.IntegrityError):
-        rooms.store_post(ahead, envelope(secrets, 3, lamport=90), "received", read=False)
+        rooms.store_post(rc.decode_post(secrets, data), data, "received", read=False)
     db.execute("DROP TRIGGER refuse")
     assert rooms.lamport(room_id) == 41 == RoomStore(db).lamport(room_id)
     rooms.remove_room(room_id)
