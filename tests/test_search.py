@@ -283,6 +283,19 @@ def test_an_edit_that_came_before_its_post_is_what_gets_indexed(world: World) ->
     assert world.search("count") == [reply] and world.search(target[:5]) == []
 
 
+def test_a_post_waiting_though_indexed_already_does_not_stop_indexing(world: World) -> None:
+    """A damaged profile: a waiting post whose docid the index holds already. It is indexed
+    again with its text, and the posts after it are indexed too."""
+    room = world.room("Mended")
+    first = world.post(room, CAROL, "original words")
+    assert world.search_store.index_pending() == 1
+    world.conn.execute("INSERT INTO search_pending (docid) SELECT max(docid) FROM search_docs")
+    world.conn.commit()
+    later = world.post(room, CAROL, "later words")
+    assert world.search("words") == [later, first]
+    assert (world.indexed(), pending(world)) == (2, 0)
+
+
 def test_a_room_post_removed_before_it_was_indexed_leaves_nothing(world: World) -> None:
     room = world.room("Gone")
     world.post(room, CAROL, "ephemeral words")

@@ -72,10 +72,13 @@ class SearchStore:
     def index_pending(self, batch: int = INDEX_BATCH) -> int:
         """Index up to ``batch`` waiting room posts, oldest first, in one transaction; returns
         how many were waiting in that batch. A post's text is its newest edit if one is held;
-        a reply's is what follows its target's id (docs/protocol.md 11)."""
+        a reply's is what follows its target's id (docs/protocol.md 11). A post indexed
+        already (a damaged or hand-mended profile) is indexed again, not refused: a refusal
+        would stop every later batch, and every search."""
         with self._conn:
             self._conn.execute(
-                "INSERT INTO search_index (rowid, content) SELECT q.docid, coalesce(e.text, "
+                "INSERT OR REPLACE INTO search_index (rowid, content) SELECT q.docid, "
+                "coalesce(e.text, "
                 "CASE p.kind WHEN ? THEN substr(CAST(p.body AS TEXT), ?) "
                 "ELSE CAST(p.body AS TEXT) END) "
                 "FROM (SELECT docid FROM search_pending ORDER BY docid LIMIT ?) q "
