@@ -468,3 +468,27 @@ def test_a_gossip_signature_is_needed_unless_the_post_itself_is_signed_by_the_pu
                 carol.peer_id, time.monotonic()))
 
     run(scenario)
+
+
+def test_a_quota_check_charges_nothing_until_admitted_and_blames_only_what_breaks() -> None:
+    """``PostQuotas.check`` finds and refills a post's buckets once; the validator decides on
+    its gossip signature from ``fits``, then ``admit`` charges all three buckets, or, if one is
+    empty, none of them, counting the drop against the publisher."""
+    quotas = room_limits.PostQuotas()
+    room, author, now = b"r" * 32, b"a" * 32, 1000.0
+    burst = int(PUBLISHER_QUOTA.posts.burst)
+    for _ in range(3):  # asked, never admitted: nothing is charged
+        assert quotas.check(room, author, "pub", "fwd", 10, now).fits
+    for _ in range(burst):  # under the publisher's burst; other authors, so theirs holds
+        admission = quotas.check(room, None, "pub", "fwd", 10, now)
+        assert admission.fits and admission.admit() is None
+    over = quotas.check(room, author, "pub", "fwd", 10, now)
+    assert not over.fits
+    assert over.admit() == "publisher"
+    assert quotas.dropped == 1 and quotas.penalised("pub", now)
+    assert not quotas.penalised("fwd", now)
+    # Nothing was charged for the refused post: the author's bucket is full, and another
+    # publisher's post by the same author passes.
+    assert quotas.check(room, author, "other", "fwd", 10, now).admit() is None
+    assert quotas.check(room, author, "pub", "fwd", 10,
+                        now + 2 / PUBLISHER_QUOTA.posts.per_second).admit() is None

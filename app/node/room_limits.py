@@ -124,32 +124,14 @@ class PostQuotas:
         self._logged: dict[Hashable, tuple[float, int]] = {}
         self.dropped = 0
 
-    def admit(self, room_id: bytes, author_key: bytes | None, publisher: str, forwarder: str,
-              size: int, now: float) -> str | None:
-        """Charge one live post; None if it may pass, else which quota it broke.
+    def check(self, room_id: bytes, author_key: bytes | None, publisher: str, forwarder: str,
+              size: int, now: float) -> Admission:
+        """Which quota one live post would break, charging and blaming no one yet.
 
         ``author_key`` is None for what does not count against its author (announces, posts
-        already held). All buckets are checked before any is charged.
+        already held). The buckets are found and refilled once: the room's validator asks
+        whether a post fits before it decides to check a gossip signature, then admits it.
         """
-        checks = self._checks(room_id, author_key, publisher, forwarder, now)
-        for what, who, (posts, volume) in checks:
-            if posts.refill(now) < 1 or volume.refill(now) < size:
-                self._dropped(what, who, room_id, publisher, forwarder, now)
-                return what
-        for _, _, (posts, volume) in checks:
-            posts.take(1, now)
-            volume.take(size, now)
-        return None
-
-    def fits(self, room_id: bytes, author_key: bytes | None, publisher: str, forwarder: str,
-             size: int, now: float) -> bool:
-        """Whether ``admit`` would let the post pass, charging and blaming no one."""
-        return all(posts.refill(now) >= 1 and volume.refill(now) >= size for _, _, (
-            posts, volume) in self._checks(room_id, author_key, publisher, forwarder, now))
-
-    def _checks(self, room_id: bytes, author_key: bytes | None, publisher: str,
-                forwarder: str, now: float) -> list[tuple[str, str, tuple[TokenBucket,
-                                                                          TokenBucket]]]:
         checks: list[tuple[str, str, tuple[TokenBucket, TokenBucket]]] = [
             ("forwarder", forwarder, self._forwarders.get(forwarder, now)),
             ("publisher", publisher, self._publishers.get(publisher, now)),
@@ -157,10 +139,15 @@ class PostQuotas:
         if author_key is not None:
             checks.append(("author", author_key.hex(),
                            self._authors.get((room_id, author_key), now)))
-        return checks
+        for what, who, (posts, volume) in checks:
+            if posts.refill(now) < 1 or volume.refill(now) < size:
+                return Admission(self, checks, (what, who), room_id, publisher, forwarder,
+                                 size, now)
+        return Admission(self, checks, None, room_id, publisher, forwarder, size, now)
 
-    def _dropped(self, what: str, who: str, room_id: bytes, publisher: str, forwarder: str,
-                 now: float) -> None:
+    def blame(self, what: str, who: str, room_id: bytes, publisher: str, forwarder: str,
+              now: float) -> None:
+        """Count a post dropped over ``what``'s quota, penalise its sender, log it."""
         self.dropped += 1
         self._penalise(forwarder if what == "forwarder" else publisher, now)
         key = (what, who)
@@ -187,6 +174,40 @@ class PostQuotas:
         """Went over a quota in the last ``SYNC_PENALTY`` seconds: not a source for sync."""
         since = self._penalised.get(peer_id)
         return since is not None and now - since < SYNC_PENALTY
+
+
+class Admission:
+    """One live post's standing against the quotas (``PostQuotas.check``): ``fits`` says
+    whether it would pass; ``admit`` charges every bucket, or blames the one it breaks."""
+
+    def __init__(self, quotas: PostQuotas,
+                 checks: list[tuple[str, str, tuple[TokenBucket, TokenBucket]]],
+                 broken: tuple[str, str] | None, room_id: bytes, publisher: str,
+                 forwarder: str, size: int, now: float) -> None:
+        self._quotas = quotas
+        self._checks = checks
+        self._broken = broken
+        self._room_id = room_id
+        self._publisher = publisher
+        self._forwarder = forwarder
+        self._size = size
+        self._now = now
+
+    @property
+    def fits(self) -> bool:
+        return self._broken is None
+
+    def admit(self) -> str | None:
+        """Charge the post; None if it may pass, else which quota it broke (and blame)."""
+        if self._broken is not None:
+            what, who = self._broken
+            self._quotas.blame(what, who, self._room_id, self._publisher, self._forwarder,
+                                  self._now)
+            return what
+        for _, _, (posts, volume) in self._checks:
+            posts.take(1, self._now)
+            volume.take(self._size, self._now)
+        return None
 
 
 class ServeLimits:

@@ -453,14 +453,14 @@ class RoomService:
         named = _publisher(bytes(message.from_id))
         publisher = named or forwarder
         author_key = None if held else post.author_key
-        size, now = len(message.data), time.monotonic()
-        if not (named == post.author and not held and self.quotas.fits(
-                room_id, author_key, publisher, forwarder, size, now)
+        admission = self.quotas.check(room_id, author_key, publisher, forwarder,
+                                      len(message.data), time.monotonic())
+        if not (named == post.author and not held and admission.fits
                 ) and not signature_validator(message):
             log.info("room %s: dropped a post relayed by %s: its gossip signature does not "
                      "match", secrets.id_hex, forwarder)
             return False
-        if self.quotas.admit(room_id, author_key, publisher, forwarder, size, now) is not None:
+        if admission.admit() is not None:
             return False
         if any(v.precedence < post.precedence for v in versions):
             # The other post of this equivocation is held: keep it, relay nothing, and tell
