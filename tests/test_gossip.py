@@ -25,6 +25,7 @@ from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.exceptions import ParseError
 from libp2p.io.exceptions import IncompleteReadError, MessageTooLarge
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset
+from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.envelope import Envelope
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
@@ -47,6 +48,7 @@ from app.node.gossip import (
     open_pubsub,
 )
 from app.node.host import build_host, key_pair
+from app.node.libp2p_patches import yamux as yamux_patches
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
 TOPIC = "kith-room-test"
@@ -188,6 +190,48 @@ def test_a_relayed_message_reaches_the_mesh_and_waits_for_a_peer_not_yet_in_the_
             joined = await late.subscribe(TOPIC)
             with trio.fail_after(DEADLINE):
                 assert (await joined.get()).data == b"relayed"
+
+    run(scenario)
+
+
+def test_a_relay_writes_forwarded_posts_at_once_and_finishes_what_the_socket_leaves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``KithPubsub.send_without_waiting``: with a peer's queue empty, a relayed post is
+    written there and then, not handed to the peer's sender task. Here the socket takes only
+    7 bytes of each first try: the rest of that frame, already encrypted, must still go out
+    before any later post, or the far end's next decryption fails and every post after it is
+    lost with the connection."""
+    send_now = yamux_patches.send_now
+    monkeypatch.setattr(yamux_patches, "send_now", lambda sock, data: send_now(sock, data[:7]))
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            _, pubsubs, subs = await line(stack, 3)
+            relay = pubsubs[1]
+            written: list[bool] = []
+            send_without_waiting = relay.send_without_waiting
+
+            def recording(peer: ID, frame_bytes: bytes) -> bool:
+                written.append(send_without_waiting(peer, frame_bytes))
+                return written[-1]
+
+            monkeypatch.setattr(relay, "send_without_waiting", recording)
+            sent = [b"relayed %03d " % i + os.urandom(8) for i in range(200)]
+            for data in sent:
+                await pubsubs[0].publish(TOPIC, data)
+            with trio.fail_after(DEADLINE):
+                got = [(await subs[2].get()).data for _ in sent]
+            assert got == sent  # all of them, once each, in order
+            assert True in written  # some went out at once, their rest finished by a task
+            # Something queued for the peer (its sender task not yet run): nothing overtakes it.
+            far, queued = pubsubs[2].host.get_id(), signed(Identity.generate(), b"queued", 1)
+            relay.peer_queues[far].push(rpc_pb2.RPC(publish=[queued]))
+            later = signed(Identity.generate(), b"later", 1)
+            assert not send_without_waiting(
+                far, encode_varint_prefixed(rpc_pb2.RPC(publish=[later]).SerializeToString()))
+            with trio.fail_after(DEADLINE):
+                assert (await subs[2].get()).data == b"queued"
 
     run(scenario)
 
@@ -337,7 +381,13 @@ def test_hostile_messages_do_not_stop_pubsub() -> None:
     run(scenario)
 
 
-def test_a_peer_whose_link_stops_draining_does_not_stall_publishing() -> None:
+def test_a_peer_whose_link_stops_draining_does_not_stall_publishing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A connection whose frame waits this long is closed (at 10 s the test would wait so long
+    # for the shielded write to give up when it ends).
+    monkeypatch.setattr(yamux_patches, "FRAME_WRITE_TIMEOUT", 1.0)
+
     async def scenario() -> None:
         config = GossipConfig(outbound_queue_size=16, publish_stall=0.2)
         async with AsyncExitStack() as stack:
@@ -346,11 +396,23 @@ def test_a_peer_whose_link_stops_draining_does_not_stall_publishing() -> None:
             await connect(hs[0], hs[2])  # c is now a direct neighbour of a too
             await a.wait_for_mesh(hs[2].get_id(), TOPIC, timeout=DEADLINE)
 
+            # The link to c stops draining (a hung TCP connection, a sleeping laptop): its
+            # socket takes nothing, and a write waiting for it never completes.
+            stream: Any = a.peers[hs[2].get_id()]
+            tcp = stream.muxed_stream.conn.secured_conn.conn.read_writer.read_write_closer.stream
+            hung = tcp.stream.socket._sock
+
             async def never_completes(data: bytes) -> None:
                 await trio.sleep_forever()
 
-            # The link to c stops draining (a hung TCP connection, a sleeping laptop).
-            a.peers[hs[2].get_id()].write = never_completes  # type: ignore[method-assign]
+            def takes_nothing_there(sock: Any, data: bytearray) -> int:
+                if sock is hung:
+                    raise BlockingIOError
+                return send_now(sock, data)
+
+            send_now = yamux_patches.send_now
+            monkeypatch.setattr(yamux_patches, "send_now", takes_nothing_there)
+            tcp.write = never_completes
 
             received: Counter[bytes] = Counter()
             async with trio.open_nursery() as nursery:
@@ -845,6 +907,12 @@ def test_the_py_libp2p_names_kith_swaps_and_wraps_are_there() -> None:
         assert step in send, step
     assert "self._pending_control.get(peer_id)" in inspect.getsource(
         GossipSub._piggyback_control_retry)
+    # KithPubsub.send_without_waiting writes where NetStream.write would: not in these states.
+    write = inspect.getsource(NetStream.write)
+    for refused in ("StreamState.ERROR", "StreamState.RESET",
+                    "[StreamState.CLOSE_WRITE, StreamState.CLOSE_BOTH]"):
+        assert refused in write, refused
+    assert "await self.muxed_stream.write(data)" in write
     # ChatGossipSub.mesh_heartbeat: the heartbeat prunes what it returns, and a peer in backoff
     # is not grafted (a release that backs off the pruned peer itself makes the override moot).
     heartbeat = inspect.getsource(GossipSub.heartbeat)

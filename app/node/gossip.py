@@ -51,6 +51,7 @@ from libp2p.exceptions import ParseError
 from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
 from libp2p.network.connection.exceptions import RawConnError
 from libp2p.network.stream.exceptions import StreamEOF, StreamError
+from libp2p.network.stream.net_stream import NetStream, StreamState
 from libp2p.peer.id import ID
 from libp2p.pubsub.exceptions import NoPubsubAttached
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
@@ -59,11 +60,13 @@ from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub, ValidatorFn
 from libp2p.pubsub.pubsub_notifee import PubsubNotifee
 from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
 from libp2p.pubsub.subscription import TrioSubscriptionAPI
+from libp2p.stream_muxer.yamux.yamux import YamuxStream
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
 
 from app.node.isolation import is_local_fault
 from app.node.libp2p_patches import pubsub_records, pubsub_signatures
+from app.node.libp2p_patches import yamux as yamux_patches
 from app.node.libp2p_patches.service import isolate_service_tasks
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ GOSSIP_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PRO
 
 KIB = 1024
 MAX_VARINT_BYTES = 10  # a 64-bit unsigned varint
+# States in which py-libp2p's NetStream.write writes (it refuses the others).
+_WRITABLE = (StreamState.INIT, StreamState.OPEN, StreamState.CLOSE_READ)
 
 # The topics the hello being sent to a new peer announced (``KithPubsub._handle_new_peer``);
 # one value per trio task, so peers set up at once do not mix them.
@@ -230,7 +235,9 @@ class ChatGossipSub(GossipSub):
         for every peer it sends to. Here the origin is one ``ID``, the RPC is built once and
         only if it goes somewhere, and it is queued as it is for a peer with no control
         message waiting to ride along and room in a frame (else through ``send_rpc``, which
-        copies it to attach that control). tests/test_gossip.py guards what this mirrors.
+        copies it to attach that control), or written to the peer at once when its queue is
+        empty (``KithPubsub.send_without_waiting``). tests/test_gossip.py guards what this
+        mirrors.
         """
         pubsub = self.pubsub
         if pubsub is None:
@@ -251,14 +258,19 @@ class ChatGossipSub(GossipSub):
         rpc: rpc_pb2.RPC | None = None
         if targets:
             rpc = self._publish_rpc(pubsub_msg)
+            frame = b""
             for peer in targets:
                 queue = pubsub.peer_queues.get(peer)
-                if (queue is not None and peer not in self._pending_control
-                        and rpc.ByteSize() <= queue.max_message_size):
-                    if not queue.push(rpc):
-                        self._handle_dropped_rpc(peer, rpc, "queue_full")
-                else:
+                if (queue is None or peer in self._pending_control
+                        or rpc.ByteSize() > queue.max_message_size):
                     self.send_rpc(peer, rpc)
+                    continue
+                if isinstance(pubsub, KithPubsub):
+                    frame = frame or encode_varint_prefixed(rpc.SerializeToString())
+                    if pubsub.send_without_waiting(peer, frame):
+                        continue
+                if not queue.push(rpc):
+                    self._handle_dropped_rpc(peer, rpc, "queue_full")
         # For peers whose protocol or subscription has not arrived yet (upstream's queue,
         # flushed when it does).
         queued: set[ID] = set()
@@ -673,6 +685,37 @@ class KithPubsub(Pubsub):
                 await stream.write(b"".join(frames))
         except Exception:  # StreamClosed, StreamReset, or anything else: as upstream
             log.debug("pubsub sender for %s stopped", peer_id, exc_info=True)
+            self._handle_dead_peer(peer_id)
+
+    def send_without_waiting(self, peer_id: ID, frame: bytes) -> bool:
+        """Write one length-prefixed RPC to ``peer_id`` at once, past its queue; False when
+        nothing was written (queue it).
+
+        A forwarded post queued for a peer wakes that peer's sender task (``Event``, a trip
+        through trio's scheduler, a checkpoint after the write) to do what can be done here
+        when the queue is empty and the write need not wait (``write_without_waiting``):
+        with the queue empty and no write under way, nothing queued can be overtaken. What
+        the socket does not take at once is finished by a task, holding the connection's
+        write lock, so it still goes out before anything else.
+        """
+        queue, stream = self.peer_queues.get(peer_id), self.peers.get(peer_id)
+        if queue is None or len(queue) > 0 or not isinstance(stream, NetStream):
+            return False
+        muxed = stream.muxed_stream
+        if not isinstance(muxed, YamuxStream) or stream._state not in _WRITABLE:
+            return False
+        rest = yamux_patches.write_without_waiting(muxed, frame)
+        if rest is None:
+            return False
+        if rest:
+            self.manager.run_task(self._finish_write, peer_id, muxed, rest)
+        return True
+
+    async def _finish_write(self, peer_id: ID, stream: YamuxStream, rest: bytearray) -> None:
+        try:
+            await yamux_patches.finish_write(stream, rest)
+        except Exception:  # as a failed write of the sender task
+            log.debug("pubsub write to %s failed", peer_id, exc_info=True)
             self._handle_dead_peer(peer_id)
 
     def _room_peers(self, topics: Iterable[str]) -> set[ID]:

@@ -289,6 +289,31 @@ def _write_now(stream: YamuxStream, noise: NoiseTransportReadWriter, body: memor
     return frame
 
 
+def write_without_waiting(stream: YamuxStream, data: bytes) -> bytearray | None:
+    """``data`` (at most one frame's body) written to ``stream`` at once, as ``write`` would
+    send it, for a caller that must not wait (the pubsub router forwarding a post, which
+    would otherwise wake the peer's sender task to write it).
+
+    None: something stands in the way (see ``_write_now``) and nothing was done. Otherwise
+    what the socket did not take, empty when it took everything; a rest holds the
+    connection's write lock and must be finished with ``finish_write``.
+    """
+    session = stream.conn.secured_conn
+    if (not data or len(data) > FRAME_PAYLOAD or yamux.MAX_MESSAGE_SIZE != MAX_PLAINTEXT_LENGTH
+            or not isinstance(session, SecureSession)
+            or not isinstance(session.conn, NoiseTransportReadWriter)):
+        return None
+    return _write_now(stream, session.conn, memoryview(data).cast("B"))
+
+
+async def finish_write(stream: YamuxStream, rest: bytearray) -> None:
+    """The rest ``write_without_waiting`` left, written and the write lock released."""
+    session = stream.conn.secured_conn
+    assert isinstance(session, SecureSession) and isinstance(session.conn,
+                                                             NoiseTransportReadWriter)
+    await _write_rest(stream.conn, session.conn, rest)
+
+
 def send_now(sock: socket.socket, data: bytearray) -> int:
     """How many bytes of ``data`` the non-blocking ``sock`` takes now (a name of its own so a
     test can stand in a socket that takes nothing)."""
