@@ -13,6 +13,7 @@ import pytest
 from app.core import room as rc
 from app.core.identity import Identity
 from app.core.seq_ranges import HeldRanges
+from app.store.actions import ActionStore
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, open_database
 from app.store.room_rows import Intake
 from app.store.rooms import RoomStore
@@ -223,6 +224,30 @@ def test_storing_a_post_says_whether_its_authors_previous_one_is_held(
     other = envelope(secrets, 8, author=ADA)  # another author's 8 is not MALLORY's
     assert store(rooms, secrets, other) is Intake.NEW
     assert gap(10) is False and gap(12) is True
+
+
+def test_a_post_deleted_for_everyone_is_never_taken_again(db: sqlite3.Connection) -> None:
+    """One query looks for a post's rivals and its tombstone: a deleted post offered again
+    (by sync, or a member who missed the deletion) is a duplicate, and so is a rival with
+    its post id; its neighbours by number, and the same id from another author, are not."""
+    rooms, actions = RoomStore(db), ActionStore(db)
+    secrets = new_room(rooms)
+    doomed = envelope(secrets, 2, post_id=b"\x44" * 16)
+    assert store(rooms, secrets, envelope(secrets, 1)) is Intake.NEW
+    assert store(rooms, secrets, doomed) is Intake.NEW
+    post = rc.decode_post(secrets, doomed)
+    assert actions.delete_post(secrets.room_id, post.author_key, post.post_id) == doomed
+    assert store(rooms, secrets, doomed) is Intake.DUPLICATE
+    assert store(rooms, secrets, envelope(secrets, 7, post_id=b"\x44" * 16)) is Intake.DUPLICATE
+    assert not rooms.has_seq(secrets.room_id, post.author_key, 2)
+    result = rooms.store_post(*_decoded(secrets, envelope(secrets, 3)), "received", read=False)
+    assert result.intake is Intake.NEW and result.gap_before  # its predecessor is gone
+    mallory = envelope(secrets, 2, author=MALLORY, post_id=b"\x44" * 16)
+    assert store(rooms, secrets, mallory) is Intake.NEW
+
+
+def _decoded(secrets: rc.RoomSecrets, data: bytes) -> tuple[rc.RoomPost, bytes]:
+    return rc.decode_post(secrets, data), data
 
 
 # ---- equivocation ---------------------------------------------------------------------------
