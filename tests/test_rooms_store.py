@@ -246,6 +246,37 @@ def test_a_post_deleted_for_everyone_is_never_taken_again(db: sqlite3.Connection
     assert store(rooms, secrets, mallory) is Intake.NEW
 
 
+def test_a_post_looked_up_by_the_validator_is_stored_without_asking_again(
+    db: sqlite3.Connection
+) -> None:
+    """The validator's look-up answers the store's question too while the connection has
+    written nothing since; a write in between (a rival stored first, a deletion for everyone
+    of the post itself) is seen."""
+    rooms = RoomStore(db)
+    secrets = new_room(rooms)
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    post, data = _decoded(secrets, envelope(secrets, 1))
+    assert rooms.held_versions(post) == []
+    looked = len(statements)
+    assert rooms.store_post(post, data, "received", read=False).intake is Intake.NEW
+    assert not [s for s in statements[looked:] if "room_tombstones" in s]
+    later, later_data = _decoded(secrets, envelope(secrets, 2))
+    assert rooms.held_versions(later) == []
+    rival = envelope(secrets, 2, post_id=b"\x55" * 16)  # another post numbered 2
+    assert store(rooms, secrets, rival) is Intake.NEW
+    looked = len(statements)
+    result = rooms.store_post(later, later_data, "received", read=False)
+    assert result.intake in (Intake.LOST, Intake.REPLACED)  # the rival was seen
+    assert [s for s in statements[looked:] if "room_tombstones" in s]
+    doomed, doomed_data = _decoded(secrets, envelope(secrets, 3))
+    assert rooms.held_versions(doomed) == []
+    ActionStore(db).delete_post(secrets.room_id, doomed.author_key, doomed.post_id)
+    assert rooms.store_post(doomed, doomed_data, "received", read=False).intake is (
+        Intake.DUPLICATE)
+    db.set_trace_callback(None)
+
+
 def _decoded(secrets: rc.RoomSecrets, data: bytes) -> tuple[rc.RoomPost, bytes]:
     return rc.decode_post(secrets, data), data
 

@@ -59,6 +59,9 @@ class RoomStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        # The last ``_look_up``: (its post, the connection's total_changes then, its answer).
+        self._looked: tuple[tuple[bytes, bytes, bytes, int], int,
+                            tuple[bool, list[StoredPost]]] | None = None
         self._sync = SyncPages(conn)
         self._lamports: dict[bytes, int] = {}  # room id -> its stored lamport clock
 
@@ -223,7 +226,31 @@ class RoomStore:
     def held_versions(self, post: RoomPost) -> list[StoredPost]:
         """Held posts of ``post``'s author with its post_id or author_seq: the post itself if
         held, and the posts it conflicts with (8.7)."""
-        return self._rivals(post)
+        _, found = self._look_up(post)
+        return [p for p in found if p.author_seq == post.author_seq or p.post_id == post.post_id]
+
+    def _look_up(self, post: RoomPost) -> tuple[bool, list[StoredPost]]:
+        """Whether ``post`` was deleted for everyone, and the held posts of its author with
+        its post_id, its author_seq or the one before: one statement, whose answer stands
+        while this connection writes nothing (``total_changes``; it is the profile's only
+        writer). The room's validator looks a live post up, and storing it just after asks
+        the same: each statement costs a received post more than its work."""
+        key = (post.room_id, post.author_key, post.post_id, post.author_seq)
+        looked = self._looked
+        if looked is not None and looked[0] == key and looked[1] == self._conn.total_changes:
+            return looked[2]
+        rows = self._conn.execute(
+            f"SELECT 0, {POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
+            "AND (author_seq IN (?, ?) OR post_id = ?) "
+            f"UNION ALL SELECT 1, {_NO_POST} FROM room_tombstones "
+            "WHERE room_id = ? AND author_key = ? AND post_id = ?",
+            (post.room_id, post.author_key, post.author_seq, post.author_seq - 1,
+             post.post_id, post.room_id, post.author_key, post.post_id),
+        ).fetchall()
+        answer = (any(row[0] for row in rows),
+                  list(posts_from_rows([row[1:] for row in rows if not row[0]])))
+        self._looked = (key, self._conn.total_changes, answer)
+        return answer
 
     def winner_over(self, post: RoomPost) -> StoredPost | None:
         """A held post that ``post`` conflicts with and loses to (8.7), if any."""
@@ -239,20 +266,9 @@ class RoomStore:
 
     def _store(self, post: RoomPost, envelope: bytes, state: str, read: bool,
                own: bool = False) -> StoreResult:
-        # Its rivals, its author's previous post and whether it was deleted for everyone
-        # (a row of NULLs flagged 1), in one statement: each costs a received post more
-        # than its work (caches other work emptied).
-        rows = self._conn.execute(
-            f"SELECT 0, {POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
-            "AND (author_seq IN (?, ?) OR post_id = ?) "
-            f"UNION ALL SELECT 1, {_NO_POST} FROM room_tombstones "
-            "WHERE room_id = ? AND author_key = ? AND post_id = ?",
-            (post.room_id, post.author_key, post.author_seq, post.author_seq - 1,
-             post.post_id, post.room_id, post.author_key, post.post_id),
-        ).fetchall()
-        if any(row[0] for row in rows):
+        tombstoned, found = self._look_up(post)
+        if tombstoned:
             return StoreResult(Intake.DUPLICATE)  # deleted for everyone: never taken again
-        found = list(posts_from_rows([row[1:] for row in rows]))
         held = [p for p in found
                 if p.author_seq == post.author_seq or p.post_id == post.post_id]
         gap_before = post.author_seq > 1 and not any(
