@@ -236,6 +236,53 @@ def test_a_relay_writes_forwarded_posts_at_once_and_finishes_what_the_socket_lea
     run(scenario)
 
 
+def test_a_burst_a_relay_reads_at_once_goes_on_to_each_peer_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages a relay handles while its reader holds more of the sender's bytes are queued,
+    not written one by one: the peer's sender task writes the burst in one write (a frame
+    and a system call for all), and a message arriving alone is written at once."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            hs, pubsubs, subs = await line(stack, 2)
+            relay, far = pubsubs[0], hs[1].get_id()
+            identity = Identity.generate()
+            client = build_host(identity, [LOOPBACK])
+            await stack.enter_async_context(client.run([LOOPBACK]))
+            await connect(client, hs[0])
+            stream = await client.new_stream(hs[0].get_id(), [PROTOCOL_ID_V11])
+            at_once: list[bool] = []
+            send_without_waiting = relay.send_without_waiting
+
+            def recording(peer: ID, frame_bytes: bytes) -> bool:
+                at_once.append(send_without_waiting(peer, frame_bytes))
+                return at_once[-1]
+
+            monkeypatch.setattr(relay, "send_without_waiting", recording)
+            writes: list[int] = []
+            to_far = relay.peers[far]
+            write = to_far.write
+
+            async def counting(data: bytes) -> None:
+                writes.append(len(data))
+                await write(data)
+
+            monkeypatch.setattr(to_far, "write", counting)
+            burst = [signed(identity, b"burst %d" % i, i + 1) for i in range(8)]
+            await stream.write(frame(*burst[:4]) + frame(*burst[4:6]) + frame(*burst[6:]))
+            with trio.fail_after(DEADLINE):
+                got = [bytes((await subs[1].get()).data) for _ in burst]
+            assert got == [m.data for m in burst]
+            assert at_once == [False] * 8 and len(writes) == 1  # the burst in one write
+            await stream.write(frame(signed(identity, b"alone", 20)))
+            with trio.fail_after(DEADLINE):
+                assert (await subs[1].get()).data == b"alone"
+            assert at_once[8:] == [True] and len(writes) == 1  # straight to the socket
+
+    run(scenario)
+
+
 def test_two_authors_interleaving_300_posts_each_all_arrive() -> None:
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
