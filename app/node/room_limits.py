@@ -202,7 +202,7 @@ class Admission:
         if self._broken is not None:
             what, who = self._broken
             self._quotas.blame(what, who, self._room_id, self._publisher, self._forwarder,
-                                  self._now)
+                               self._now)
             return what
         for _, _, (posts, volume) in self._checks:
             posts.take(1, self._now)
