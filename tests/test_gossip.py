@@ -194,6 +194,20 @@ def test_a_relayed_message_reaches_the_mesh_and_waits_for_a_peer_not_yet_in_the_
     run(scenario)
 
 
+def answers_of_send_without_waiting(monkeypatch: pytest.MonkeyPatch,
+                                    relay: KithPubsub) -> list[bool]:
+    """What ``relay.send_without_waiting`` answers from now on, in order."""
+    answers: list[bool] = []
+    send_without_waiting = relay.send_without_waiting
+
+    def recording(peer: ID, frame_bytes: bytes) -> bool:
+        answers.append(send_without_waiting(peer, frame_bytes))
+        return answers[-1]
+
+    monkeypatch.setattr(relay, "send_without_waiting", recording)
+    return answers
+
+
 def test_a_relay_writes_forwarded_posts_at_once_and_finishes_what_the_socket_leaves(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -209,14 +223,8 @@ def test_a_relay_writes_forwarded_posts_at_once_and_finishes_what_the_socket_lea
         async with AsyncExitStack() as stack:
             _, pubsubs, subs = await line(stack, 3)
             relay = pubsubs[1]
-            written: list[bool] = []
             send_without_waiting = relay.send_without_waiting
-
-            def recording(peer: ID, frame_bytes: bytes) -> bool:
-                written.append(send_without_waiting(peer, frame_bytes))
-                return written[-1]
-
-            monkeypatch.setattr(relay, "send_without_waiting", recording)
+            written = answers_of_send_without_waiting(monkeypatch, relay)
             sent = [b"relayed %03d " % i + os.urandom(8) for i in range(200)]
             for data in sent:
                 await pubsubs[0].publish(TOPIC, data)
@@ -252,14 +260,7 @@ def test_a_burst_a_relay_reads_at_once_goes_on_to_each_peer_in_one_write(
             await stack.enter_async_context(client.run([LOOPBACK]))
             await connect(client, hs[0])
             stream = await client.new_stream(hs[0].get_id(), [PROTOCOL_ID_V11])
-            at_once: list[bool] = []
-            send_without_waiting = relay.send_without_waiting
-
-            def recording(peer: ID, frame_bytes: bytes) -> bool:
-                at_once.append(send_without_waiting(peer, frame_bytes))
-                return at_once[-1]
-
-            monkeypatch.setattr(relay, "send_without_waiting", recording)
+            at_once = answers_of_send_without_waiting(monkeypatch, relay)
             writes: list[int] = []
             to_far = relay.peers[far]
             write = to_far.write

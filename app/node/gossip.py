@@ -261,11 +261,11 @@ class ChatGossipSub(GossipSub):
         rpc: rpc_pb2.RPC | None = None
         if targets:
             rpc = self._publish_rpc(pubsub_msg)
-            frame = b""
+            size, frame = rpc.ByteSize(), b""
             for peer in targets:
                 queue = pubsub.peer_queues.get(peer)
                 if (queue is None or peer in self._pending_control
-                        or rpc.ByteSize() > queue.max_message_size):
+                        or size > queue.max_message_size):
                     self.send_rpc(peer, rpc)
                     continue
                 if isinstance(pubsub, KithPubsub):

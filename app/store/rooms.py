@@ -208,14 +208,6 @@ class RoomStore:
             self._clock_moved(post)
         return result
 
-    def _rivals(self, post: RoomPost) -> list[StoredPost]:
-        """Held posts of the same author with the post's author_seq or post_id."""
-        return list(posts_from_rows(self._conn.execute(
-            f"SELECT {POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
-            "AND (author_seq = ? OR post_id = ?)",
-            (post.room_id, post.author_key, post.author_seq, post.post_id),
-        ).fetchall()))
-
     def _mark_conflicts(self, post: RoomPost, rivals: list[StoredPost]) -> None:
         seqs = {post.author_seq, *(r.author_seq for r in rivals)}
         self._conn.executemany(
@@ -255,12 +247,12 @@ class RoomStore:
     def winner_over(self, post: RoomPost) -> StoredPost | None:
         """A held post that ``post`` conflicts with and loses to (8.7), if any."""
         mine = post.precedence
-        return next((r for r in self._rivals(post) if r.precedence < mine), None)
+        return next((r for r in self.held_versions(post) if r.precedence < mine), None)
 
     def record_conflict(self, post: RoomPost) -> None:
         """Remember that ``post`` and the held posts it conflicts with were both seen."""
         with self._conn:
-            rivals = [r for r in self._rivals(post) if r.precedence != post.precedence]
+            rivals = [r for r in self.held_versions(post) if r.precedence != post.precedence]
             if rivals:
                 self._mark_conflicts(post, rivals)
 
