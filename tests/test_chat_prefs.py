@@ -92,18 +92,22 @@ def test_unknown_conversations_and_values_are_refused(tmp_path: Path) -> None:
         store.update("x", starred=True)
 
 
+BEFORE_CHAT_PREFS = 7  # the schema version before the chat list's choices had a table
+
+
 def test_the_migration_adds_the_table_to_a_profile_of_the_previous_version(
     tmp_path: Path,
 ) -> None:
     conn = sqlite3.connect(tmp_path / "kith.db")
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     conn.execute("INSERT INTO schema_version VALUES (0)")
-    for script in MIGRATIONS[:-1]:
+    for script in MIGRATIONS[:BEFORE_CHAT_PREFS]:
         conn.executescript(script)
-    conn.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) - 1,))
+    conn.execute("UPDATE schema_version SET version = ?", (BEFORE_CHAT_PREFS,))
     conn.execute("INSERT INTO drafts VALUES ('someone', 'kept')")
     conn.commit()
-    assert migrate(conn) == SCHEMA_VERSION - 1
+    assert "chat_prefs" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert migrate(conn) == BEFORE_CHAT_PREFS
     assert schema_version(conn) == SCHEMA_VERSION
     assert conn.execute("SELECT text FROM drafts").fetchall() == [("kept",)]
     assert ChatPrefsStore(conn).all() == []

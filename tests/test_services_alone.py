@@ -178,7 +178,8 @@ class FakeQuotas:
         self.offers_allowed = 10
 
     def message_refusal(self, peer_id: str, *, contact: bool, known: bool,
-                        stored: tuple[int, int], pending_requests: int, size: int
+                        stored: Callable[[], tuple[int, int]],
+                        pending_requests: Callable[[], int], size: int
                         ) -> tuple[str, str] | None:
         return None
 

@@ -12,6 +12,7 @@ This module only turns payloads into bytes and back; the varint framing lives in
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ HEADER_SIZE = _HEADER.size  # 90
 # Version and message id keep their place in every version, so a REJECT can name the message.
 _VERSIONED_PREFIX = 1 + MESSAGE_ID_SIZE
 _MIN_MESSAGE_PAYLOAD = 1 + NONCE_SIZE + MAC_SIZE + _VERSIONED_PREFIX
+# The peers whose shared key is kept (a few hundred bytes each): every contact of a large
+# address book; a stranger cycling peer ids only pushes out the oldest.
+BOXES_KEPT = 1024
 
 
 class DmError(ValueError):
@@ -186,8 +190,14 @@ def _check_message_id(message_id: bytes) -> None:
         raise ValueError(f"a message id is {MESSAGE_ID_SIZE} bytes")
 
 
+@functools.lru_cache(maxsize=BOXES_KEPT)
 def _box(identity: Identity, peer_id: str) -> nacl.public.Box:
-    """The crypto_box between our key and the X25519 form of the key behind ``peer_id``."""
+    """The crypto_box between our key and the X25519 form of the key behind ``peer_id``.
+
+    Kept per peer: deriving it is three curve operations (the peer's key to X25519, our
+    public key, the shared key), several times the cost of sealing a message. A peer id that
+    holds no usable key raises, and nothing is kept for it.
+    """
     try:
         peer_x25519 = x25519_public_from_peer_id(peer_id)
     except nacl.exceptions.CryptoError:
@@ -242,6 +252,21 @@ def _body_limit(kind: int) -> int:
     return MAX_TEXT_BYTES if kind == KIND_TEXT else MAX_FILE_BODY_BYTES
 
 
+def check_payload(identity: Identity, recipient: str, kind: int, body: bytes) -> bytes:
+    """Refuse a payload the recipient would refuse, or that cannot be sealed to them;
+    returns the recipient's Ed25519 key."""
+    if kind not in KINDS:
+        raise UnsupportedKind(f"unsupported message kind {kind}")
+    if not body:
+        raise EmptyMessage("the message is empty")
+    limit = _body_limit(kind)
+    if len(body) > limit:
+        raise MessageTooLarge(f"the message is too long ({len(body)} bytes; the limit is {limit})")
+    recipient_key = public_key_from_peer_id(recipient)  # raises InvalidPeerId
+    _box(identity, recipient)  # raises InvalidPeerId for a key with no X25519 form
+    return recipient_key
+
+
 def encode_payload(
     identity: Identity,
     recipient: str,
@@ -253,18 +278,24 @@ def encode_payload(
     nonce: bytes | None = None,
 ) -> bytes:
     """A whole MESSAGE payload of any known kind, refused if the recipient would refuse it."""
-    if kind not in KINDS:
-        raise UnsupportedKind(f"unsupported message kind {kind}")
-    if not body:
-        raise EmptyMessage("the message is empty")
-    limit = _body_limit(kind)
-    if len(body) > limit:
-        raise MessageTooLarge(f"the message is too long ({len(body)} bytes; the limit is {limit})")
-    recipient_key = public_key_from_peer_id(recipient)  # raises InvalidPeerId
+    recipient_key = check_payload(identity, recipient, kind, body)
     inner = encode_inner(
         identity, recipient_key, body, message_id=message_id, sent_at_ms=sent_at_ms, kind=kind
     )
     return seal_inner(identity, recipient, inner, nonce)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a broken clipboard
+        raise DmError("the text is not valid Unicode") from None
+
+
+def check_message(identity: Identity, recipient: str, text: str, kind: int = KIND_TEXT) -> None:
+    """Raise what ``encode_message`` would, without signing or sealing: a message queued
+    for later is refused at once, and sealed only when it is sent."""
+    check_payload(identity, recipient, kind, _utf8(text))
 
 
 def encode_message(
@@ -281,11 +312,7 @@ def encode_message(
 
     ``text`` is the body as text: the message for kind 1, the JSON for file kinds.
     """
-    try:
-        body = text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates, e.g. from a broken clipboard
-        raise DmError("the text is not valid Unicode") from None
-    return encode_payload(identity, recipient, kind, body, message_id=message_id,
+    return encode_payload(identity, recipient, kind, _utf8(text), message_id=message_id,
                           sent_at_ms=sent_at_ms, nonce=nonce)
 
 

@@ -193,9 +193,8 @@ class DirectMessages:
             raise ContactError("this person is blocked; unblock them first")
         msg_id = dm.new_message_id()
         sent_at = int(time.time() * 1000)
-        # Encode once now so a bad payload fails here, with the caller, not later in the outbox.
-        dm.encode_message(self._us.identity, peer_id, body, message_id=msg_id,
-                          sent_at_ms=sent_at, kind=kind)
+        # A bad payload fails here, with the caller, not later in the outbox.
+        dm.check_message(self._us.identity, peer_id, body, kind=kind)
         info = self.store.queue_outgoing(peer_id, msg_id, body, sent_at, kind=kind,
                                          reply_to=reply_to)
         handler = self.kinds.get(kind)
@@ -439,8 +438,8 @@ class DirectMessages:
         state = self._contacts.state(peer_id)
         refused = self._quotas.message_refusal(
             peer_id, contact=state is ContactState.CONTACT, known=state is not None,
-            stored=self.store.incoming_usage(peer_id),
-            pending_requests=self._contacts.requests(),
+            stored=lambda: self.store.incoming_usage(peer_id),
+            pending_requests=self._contacts.requests,
             size=len(message.text.encode("utf-8")),
         )
         if refused is None:

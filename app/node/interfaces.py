@@ -76,7 +76,8 @@ class Quotas(Protocol):
     """What strangers may leave with us (``app.node.resources.ResourceManager``)."""
 
     def message_refusal(self, peer_id: str, *, contact: bool, known: bool,
-                        stored: tuple[int, int], pending_requests: int, size: int
+                        stored: Callable[[], tuple[int, int]],
+                        pending_requests: Callable[[], int], size: int
                         ) -> tuple[str, str] | None: ...
 
     def offer_refusal(self, peer_id: str, pending: int) -> str | None: ...

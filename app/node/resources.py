@@ -511,21 +511,24 @@ class ResourceManager:
     # -- stored data --------------------------------------------------------------------------
 
     def message_refusal(self, peer_id: str, *, contact: bool, known: bool,
-                        stored: tuple[int, int], pending_requests: int, size: int
+                        stored: Callable[[], tuple[int, int]],
+                        pending_requests: Callable[[], int], size: int
                         ) -> tuple[str, str] | None:
         """(limit, why) a direct message from ``peer_id`` may not be stored; None: it may.
 
         ``contact``: the peer is an accepted contact (no quota); ``known``: it already has a
-        message request (or is blocked) here; ``stored``: (messages, bytes) already kept from
-        it; ``size``: this message's body in bytes.
+        message request (or is blocked) here; ``stored()``: (messages, bytes) already kept
+        from it; ``size``: this message's body in bytes. ``stored`` and ``pending_requests``
+        are only asked for a peer that is not a contact: counting a contact's conversation on
+        every message would cost more the longer it grows.
         """
         if contact:
             return None
         limits = self.limits
-        if not known and pending_requests >= limits.pending_requests:
+        if not known and pending_requests() >= limits.pending_requests:
             return "message_requests", (f"{limits.pending_requests} message requests are "
                                         "already waiting for an answer")
-        count, used = stored
+        count, used = stored()
         if count >= limits.request_messages or used + size > limits.request_bytes:
             return "request_quota", (f"a message request keeps at most "
                                      f"{limits.request_messages} messages and "

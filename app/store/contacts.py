@@ -16,8 +16,7 @@ MAX_INVITE_ADDRS_PER_PEER = 16  # an invite carries at most 16; newer invites re
 
 _CONTACT_QUERY = """
 SELECT c.peer_id, c.their_name, c.local_name, c.state, c.verified, c.last_seen, c.last_activity,
-       (SELECT count(*) FROM messages m
-         WHERE m.peer_id = c.peer_id AND m.outgoing = 0 AND m.read = 0) AS unread,
+       c.unread,
        (SELECT json_array(m.kind, m.text) FROM messages m
          WHERE m.peer_id = c.peer_id AND m.kind IN (1, 2) AND m.deleted = 0
          ORDER BY m.seq DESC LIMIT 1)

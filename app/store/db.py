@@ -436,6 +436,52 @@ MIGRATIONS: list[str] = [
         DELETE FROM search_docs WHERE kind = 1 AND row = old.seq;
     END;
     """,
+    # 15: unread counts kept with their conversation, in the same transaction as every change to
+    # what they count: counting them was a walk over every unread (or, for a contact, every
+    # received) message, and each received message asked for its contact's count and the
+    # total, so a message cost more the longer a conversation went unread. A contact's count
+    # is that of its received unread messages (which may be stored before the contact is), a
+    # room's that of its unread posts (which cannot outlive it).
+    """
+    ALTER TABLE contacts ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+    UPDATE contacts SET unread = (SELECT count(*) FROM messages m
+        WHERE m.peer_id = contacts.peer_id AND m.outgoing = 0 AND m.read = 0);
+    UPDATE rooms SET unread = (SELECT count(*) FROM room_posts p
+        WHERE p.room_id = rooms.room_id AND p.read = 0);
+    CREATE TRIGGER unread_contact_added AFTER INSERT ON contacts BEGIN
+        UPDATE contacts SET unread = (SELECT count(*) FROM messages m
+            WHERE m.peer_id = new.peer_id AND m.outgoing = 0 AND m.read = 0)
+        WHERE peer_id = new.peer_id;
+    END;
+    CREATE TRIGGER unread_message_added AFTER INSERT ON messages
+    WHEN new.outgoing = 0 AND new.read = 0 BEGIN
+        UPDATE contacts SET unread = unread + 1 WHERE peer_id = new.peer_id;
+    END;
+    CREATE TRIGGER unread_message_removed AFTER DELETE ON messages
+    WHEN old.outgoing = 0 AND old.read = 0 BEGIN
+        UPDATE contacts SET unread = unread - 1 WHERE peer_id = old.peer_id;
+    END;
+    CREATE TRIGGER unread_message_changed AFTER UPDATE OF peer_id, outgoing, read ON messages
+    WHEN (old.outgoing = 0 AND old.read = 0) != (new.outgoing = 0 AND new.read = 0)
+        OR old.peer_id != new.peer_id BEGIN
+        UPDATE contacts SET unread = unread - 1
+            WHERE peer_id = old.peer_id AND old.outgoing = 0 AND old.read = 0;
+        UPDATE contacts SET unread = unread + 1
+            WHERE peer_id = new.peer_id AND new.outgoing = 0 AND new.read = 0;
+    END;
+    CREATE TRIGGER unread_post_added AFTER INSERT ON room_posts WHEN new.read = 0 BEGIN
+        UPDATE rooms SET unread = unread + 1 WHERE room_id = new.room_id;
+    END;
+    CREATE TRIGGER unread_post_removed AFTER DELETE ON room_posts WHEN old.read = 0 BEGIN
+        UPDATE rooms SET unread = unread - 1 WHERE room_id = old.room_id;
+    END;
+    CREATE TRIGGER unread_post_changed AFTER UPDATE OF room_id, read ON room_posts
+    WHEN (old.read = 0) != (new.read = 0) OR old.room_id != new.room_id BEGIN
+        UPDATE rooms SET unread = unread - 1 WHERE room_id = old.room_id AND old.read = 0;
+        UPDATE rooms SET unread = unread + 1 WHERE room_id = new.room_id AND new.read = 0;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

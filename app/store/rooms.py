@@ -130,9 +130,9 @@ class RoomStore:
 
     def stats(self, room_id: bytes) -> tuple[int, str]:
         """(unread count, newest text preview)."""
-        unread = self._conn.execute(
-            "SELECT count(*) FROM room_posts WHERE room_id = ? AND read = 0", (room_id,)
-        ).fetchone()[0]
+        found = self._conn.execute(
+            "SELECT unread FROM rooms WHERE room_id = ?", (room_id,)).fetchone()
+        unread = found[0] if found else 0
         last = self._conn.execute(
             f"SELECT kind, body, (SELECT text FROM room_edits e WHERE e.room_id = p.room_id "
             f"AND e.author_key = p.author_key AND e.post_id = p.post_id) FROM room_posts p "
@@ -160,8 +160,9 @@ class RoomStore:
         return cur.rowcount
 
     def unread_total(self) -> int:
+        """Unread posts in every room (kept per room by the schema's triggers, migration 15)."""
         return int(self._conn.execute(
-            "SELECT count(*) FROM room_posts WHERE read = 0"
+            "SELECT coalesce(sum(unread), 0) FROM rooms"
         ).fetchone()[0])
 
     # -- posts --------------------------------------------------------------------------------
