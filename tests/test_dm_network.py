@@ -32,8 +32,8 @@ def test_conversation_both_ways_with_states_and_history(tmp_path: Path) -> None:
             sent = await ada.client.send(bob.peer_id, "hello Bob ✓")
             assert sent.state is Delivery.SENDING
             (got,) = await bob.wait_event("message")
-            assert (got.from_, got.text, got.id, got.request) == (  # type: ignore[attr-defined]
-                ada.peer_id, "hello Bob ✓", sent.id, False
+            assert (got.from_, got.text, got.id, got.request, got.via) == (  # type: ignore[attr-defined]
+                ada.peer_id, "hello Bob ✓", sent.id, False, "direct"
             )
             await ada.wait_event("delivered", id=sent.id)
             assert ada.named("transmitted")[0].id == sent.id  # type: ignore[attr-defined]

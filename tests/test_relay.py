@@ -63,10 +63,11 @@ def test_dm_through_a_relay_when_only_the_circuit_address_is_known(tmp_path: Pat
             ).to_link()
             await ada.client.add_contact(only_relayed)
             await ada.wait_event("contact_online", peer_id=bob.peer_id, timeout=15)
-            sent = await ada.client.send(bob.peer_id, "hello through the relay")
-            (got,) = await bob.wait_event("message", timeout=15)
-            assert got.text == "hello through the relay"  # type: ignore[attr-defined]
-            await ada.wait_event("delivered", id=sent.id, timeout=15)
+            for text in ("hello through the relay", "and again"):  # the route is kept per link
+                sent = await ada.client.send(bob.peer_id, text)
+                (got,) = await bob.wait_event("message", id=sent.id, timeout=15)
+                assert (got.text, got.via) == (text, "relay")  # type: ignore[attr-defined]
+                await ada.wait_event("delivered", id=sent.id, timeout=15)
 
             async def remote_addrs(node: KithNode) -> list[str]:
                 from libp2p.peer.id import ID

@@ -28,9 +28,13 @@ class HostConnections:
     def connections_to(self, peer_id: str) -> list[INetConn]:
         """Every live connection (``INetConn``) to ``peer_id``."""
         try:
-            conns: Any = self._host.get_network().connections.get(ID.from_base58(peer_id))
-        except ValueError:
-            return []
+            peer = ID(peer_id_bytes(peer_id))  # kept per peer id: no base58 decoding each time
+        except InvalidPeerId:
+            try:
+                peer = ID.from_base58(peer_id)  # a peer id of another key type (a relay's)
+            except ValueError:
+                return []
+        conns: Any = self._host.get_network().connections.get(peer)
         return conns if isinstance(conns, list) else [conns] if conns else []
 
     def is_connected(self, peer_id: str) -> bool:

@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 
 import trio
@@ -131,6 +132,8 @@ class DirectMessages:
         self._kick: dict[str, Signal] = {}
         self.mail_drop: MailDrop | None = None  # where to leave what cannot be delivered now
         self._kicks: dict[str, int] = {}  # kicks per peer, to see one that came meanwhile
+        self._relayed_conns: weakref.WeakKeyDictionary[object, bool] = (
+            weakref.WeakKeyDictionary())
         self.held_by: Callable[[int], str | None] = lambda seq: None  # which mailbox holds seq
         # How a stored outgoing message goes on the wire: (kind, body). As stored, unless the
         # node wires another (a reply is stored as text and sent as kind 16 or as a quote).
@@ -459,9 +462,18 @@ class DirectMessages:
     def _route(self, peer_id: str) -> str:
         """How a message on a stream from ``peer_id`` came: "relay" when every connection to
         them goes through a circuit relay, else "direct"."""
-        conns = self._connections.connections_to(peer_id)
-        relayed = [any("/p2p-circuit" in str(a) for a in _transport_addrs(c)) for c in conns]
+        relayed = [self._relayed(c) for c in self._connections.connections_to(peer_id)]
         return "relay" if relayed and all(relayed) else "direct"
+
+    def _relayed(self, conn: object) -> bool:
+        """Whether ``conn`` goes through a circuit relay, worked out once per connection: its
+        addresses do not change, and writing them out as text cost more than storing the
+        message."""
+        known = self._relayed_conns.get(conn)
+        if known is None:
+            known = any("/p2p-circuit" in str(a) for a in _transport_addrs(conn))
+            self._relayed_conns[conn] = known
+        return known
 
     def _store_and_take(self, peer_id: str, message: dm.DirectMessage, via: str) -> None:
         message = dataclasses.replace(message, via=via)

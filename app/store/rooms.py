@@ -266,10 +266,10 @@ class RoomStore:
                 if p.author_seq == post.author_seq or p.post_id == post.post_id]
         gap_before = post.author_seq > 1 and not any(
             p.author_seq == post.author_seq - 1 for p in found)
-        mine = post.precedence
-        if any(h.precedence == mine for h in held):
-            return StoreResult(Intake.DUPLICATE)
         if held:
+            mine = post.precedence  # a hash of the post: only worked out when it is needed
+            if any(h.precedence == mine for h in held):
+                return StoreResult(Intake.DUPLICATE)
             self._mark_conflicts(post, held)
             if any(h.precedence < mine for h in held):
                 return StoreResult(Intake.LOST)
