@@ -7,6 +7,7 @@ on a qasync loop over pytest-qt's QApplication.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,14 @@ from pytestqt.qtbot import QtBot
 import ui.shell.app
 from app.client import KithClient
 from app.core.events import NodeFailed
-from app.store.profile import Profile
+from app.core.identity import Identity
+from app.core.records import ContactState
+from app.core.room import RoomSecrets, decode_post, encode_text_post
+from app.store.contacts import ContactStore
+from app.store.db import open_database
+from app.store.messages import MessageStore
+from app.store.profile import DB_FILE, Profile
+from app.store.rooms import RoomStore
 from tests.ui_helpers import (
     LOOPBACK,
     AppFactory,
@@ -137,6 +145,34 @@ def test_main_window_shows_who_and_where_you_are(
     assert all(a.endswith(f"/p2p/{peer_id}") for a in panel.addresses())
     assert any(a.startswith("/ip4/127.0.0.1/tcp/") for a in panel.addresses())
     assert window.banner.message() == ""
+    assert app.errors == []
+
+
+def test_the_window_lists_a_profiles_rooms_and_contacts_with_their_unread_counts(
+    qloop: qasync.QEventLoop, make_app: AppFactory, profile_dir: Path
+) -> None:
+    """What a profile holds shows once the lists have loaded (``lists_loaded``, which the
+    screenshot tool waits for), with the counts the schema keeps."""
+    initialised_profile(profile_dir, "Ada")
+    bob = Identity(b"\x0b" * 32)
+    conn = open_database(profile_dir / DB_FILE)
+    ContactStore(conn).upsert(bob.peer_id, ContactState.CONTACT, "Bob")
+    for text in ("one", "two", "three"):
+        MessageStore(conn).store_incoming(bob.peer_id, os.urandom(16), text, 1_767_225_600_000)
+    secrets = RoomSecrets.generate()
+    RoomStore(conn).add_room(secrets, "Book club", "")
+    for seq in (1, 2):
+        data = encode_text_post(bob, secrets, f"post {seq}", lamport=seq, author_seq=seq,
+                                sent_at_ms=1_767_225_600_000 + seq)
+        RoomStore(conn).store_post(decode_post(secrets, data), data, "received", read=False)
+    conn.close()
+    app = make_app(profile_dir)
+    window = started(qloop, app)
+    run(qloop, wait_until(lambda: window.lists_loaded, what="the lists"))
+    model = window.sidebar.model
+    assert [(r.name, r.unread) for r in model.rooms()] == [("Book club", 2)]
+    contact = model.contact(bob.peer_id)
+    assert contact is not None and (contact.name, contact.unread) == ("Bob", 3)
     assert app.errors == []
 
 

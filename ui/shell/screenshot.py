@@ -4,8 +4,8 @@
         [--size WxH] [--theme light|dark] [--scene empty|conversation] [--details]
 
 Runs the same start-up as ``kith`` (minus the first-run dialog: the profile is initialised with
-NAME when needed), waits until the peer is online and the window has painted, grabs the window,
-then shuts down cleanly. ``packaging/screenshot.sh`` runs it under a private Xvfb.
+NAME when needed), waits until the peer is online, the contacts and rooms are loaded and the
+window has painted, grabs the window, then shuts down cleanly. ``packaging/screenshot.sh`` runs it under a private Xvfb.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ async def shoot(args: argparse.Namespace) -> int:
             lambda: window.windowHandle() is not None and window.windowHandle().isExposed(),
             EXPOSE_TIMEOUT, "the window to be exposed",
         )
+        # The lists load after the node is up: a picture taken before shows no rooms.
+        await wait_until(lambda: window.lists_loaded, EXPOSE_TIMEOUT, "the lists to load")
         await wait_painted(window)  # a paint after the online state has been applied
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if not window.grab().save(str(args.out), "PNG"):

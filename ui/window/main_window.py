@@ -48,6 +48,7 @@ class MainWindow(WindowFrame):
         self.search = WindowSearch(self)       # Ctrl+F message search, Ctrl+K quick switcher
         self.preferences = WindowSettings(self)  # Settings…, Your Identity…, Export Profile…
         self.chats = WindowChats(self)         # pin, mute, mark unread, drafts, next chat
+        self.lists_loaded = False  # contacts, rooms and the unread count shown since set_client
         self.contacts.join_room_requested.connect(self.rooms.show_join_room)
         self.conversation.messages.kith_link_activated.connect(self.open_kith_link)
         self._build_menus()
@@ -156,6 +157,7 @@ class MainWindow(WindowFrame):
         self.conversation.set_client(client)
         self.contacts.set_client(client)
         self.rooms.set_client(client)
+        self.lists_loaded = False
         if client is not None:
             self.runner.run(self._load(client), self.tr("Loading your contacts"))
 
@@ -164,6 +166,7 @@ class MainWindow(WindowFrame):
         await self.rooms.load(client)
         await self.chats.load(client)
         self.set_unread(await client.unread_total())
+        self.lists_loaded = True
         last = self.preferences.last_conversation
         if last and self.conversation.conversation_key is None:
             self.chats.open(last)  # where the user left off
