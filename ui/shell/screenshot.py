@@ -5,7 +5,8 @@
 
 Runs the same start-up as ``kith`` (minus the first-run dialog: the profile is initialised with
 NAME when needed), waits until the peer is online, the contacts and rooms are loaded and the
-window has painted, grabs the window, then shuts down cleanly. ``packaging/screenshot.sh`` runs it under a private Xvfb.
+window has painted, grabs the window, then shuts down cleanly. ``packaging/screenshot.sh`` runs
+it under a private Xvfb.
 """
 
 from __future__ import annotations
