@@ -1,7 +1,7 @@
 """Light and dark, switched at run time as Settings ▸ Appearance does: every text the window
 paints reads on what it is painted on (WCAG contrast of the colours actually used), and
-widgets with style sheets (the invite card, the composer, the sidebar and its scroll bar)
-follow the switch instead of keeping the palette they started with."""
+widgets with style sheets (the invite card, the composer) and the sidebar's scroll bar follow
+the switch instead of keeping the palette they started with."""
 
 from __future__ import annotations
 
@@ -125,6 +125,10 @@ def assert_window_readable(window: MainWindow, dark: bool) -> None:
     for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Button):
         assert bar.palette().color(role) == app_palette.color(role), \
             "the sidebar's scroll bar keeps the other theme"
+    # Drawn by the theme's style: under a style sheet it was a bare box with a black handle.
+    assert bar.style().metaObject().className() == \
+        QApplication.style().metaObject().className()
+    assert window.sidebar.view.palette().color(QPalette.ColorRole.Base).alpha() == 0
 
     header = window.conversation.header
     assert_reads("the conversation's name", header.name_label.palette().color(

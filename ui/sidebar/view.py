@@ -72,7 +72,11 @@ class SidebarView(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        set_style_sheet(self, "QTreeView { background: transparent; }")
+        # The sidebar's colour shows through. Not by a style sheet: one on the view styles
+        # its scroll bar too, which then draws as a bare box (no theme, a black handle).
+        transparent = self.palette()
+        transparent.setColor(QPalette.ColorRole.Base, Qt.GlobalColor.transparent)
+        self.setPalette(transparent)
         self.viewport().setAutoFillBackground(False)
         self.delegate = SidebarDelegate(self)
         self.setItemDelegate(self.delegate)
