@@ -61,3 +61,26 @@ def test_address_keys() -> None:
     assert address_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_key("not an address") == "not an address"
+
+
+def test_a_contacts_messages_are_never_counted_and_a_strangers_are() -> None:
+    """Counting what a peer stored walks their conversation: only a stranger's is counted."""
+    manager = ResourceManager(DEFAULT_LIMITS, lambda _: PeerClass.STRANGER,
+                              lambda _: None, lambda _: None)
+    asked: list[str] = []
+
+    def stored() -> tuple[int, int]:
+        asked.append("stored")
+        return DEFAULT_LIMITS.request_messages, 0
+
+    def pending() -> int:
+        asked.append("pending")
+        return 0
+
+    assert manager.message_refusal("p", contact=True, known=True, stored=stored,
+                                   pending_requests=pending, size=10) is None
+    assert asked == []
+    refused = manager.message_refusal("p", contact=False, known=False, stored=stored,
+                                      pending_requests=pending, size=10)
+    assert refused is not None and refused[0] == "request_quota"
+    assert asked == ["pending", "stored"]
