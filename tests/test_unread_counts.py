@@ -17,14 +17,14 @@ from app.core.identity import Identity
 from app.core.records import ContactState
 from app.store.actions import ActionStore
 from app.store.contacts import ContactStore
-from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate
+from app.store.db import MIGRATIONS, migrate
 from app.store.messages import MessageStore
 from app.store.rooms import RoomStore
 
 PEERS = [Identity(bytes([0x20 + i]) * 32).peer_id for i in range(3)]
 AUTHOR = Identity(b"\x0a" * 32)
 T = 1_767_225_600_000
-BEFORE_COUNTS = SCHEMA_VERSION - 1  # the version before unread counts were kept
+BEFORE_COUNTS = 14  # the version before unread counts were kept
 
 
 def fresh() -> sqlite3.Connection:
@@ -146,7 +146,7 @@ def test_a_rooms_unread_count_follows_every_change_to_its_posts(
         assert_counts_hold(conn)
 
 
-def test_a_profile_of_the_previous_version_gets_its_counts(tmp_path: Path) -> None:
+def test_a_profile_of_version_14_gets_its_counts(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "kith.db")
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     conn.execute("INSERT INTO schema_version VALUES (?)", (BEFORE_COUNTS,))

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 
 from app.core.actions import (
-    KIND_DELETE,
     KIND_EDIT,
     MAX_REACTION_ROWS_PER_PERSON,
     MAX_REACTIONS_PER_PERSON,
@@ -152,14 +151,6 @@ class ActionStore:
         return Located(msg_id, peer_id=peer_id, author="" if outgoing else peer_id,
                        outgoing=outgoing, kind=kind, text=text)
 
-    def deleted_dm(self, peer_id: str, msg_id: str) -> bool:
-        """The message ``msg_id`` from ``peer_id`` was deleted, or its delete already came."""
-        return self._conn.execute(
-            "SELECT 1 FROM messages WHERE peer_id = ? AND ((msg_id = ? AND deleted = 1) OR "
-            "(target = ? AND kind = ? AND outgoing = 0))",
-            (peer_id, bytes.fromhex(msg_id), msg_id, KIND_DELETE),
-        ).fetchone() is not None
-
     def mark_read_up_to(self, peer_id: str, msg_id: str) -> list[str]:
         """Our messages to ``peer_id`` up to ``msg_id`` were read: the ids that changed."""
         row = self._conn.execute(
@@ -237,27 +228,30 @@ class ActionStore:
         """For ``posts`` ((author key, post id) each): their newest edits (text, the author's
         clock of that edit), and their reactions by post id in hex, as ``reactions``. One
         statement per 400 posts: a received post is decorated with one, a history page too
-        (it took one per post)."""
+        (it took one per post). Edits are joined on their whole key: by post id alone SQLite
+        walked every edit of the room for each statement."""
         edits: dict[tuple[bytes, bytes], tuple[str, int]] = {}
         found: dict[str, dict[str, list[str]]] = {}
         for start in range(0, len(posts), 400):
             chunk = posts[start:start + 400]
-            ids = [post_id for _, post_id in chunk]
-            marks = ",".join("?" * len(chunk))
+            pairs = ",".join(["(?, ?)"] * len(chunk))
             rows = self._conn.execute(
-                f"SELECT 0, author_key, post_id, text, sent_at, 0 FROM room_edits "
-                f"WHERE room_id = ? AND post_id IN ({marks}) UNION ALL "
-                f"SELECT 1, NULL, target, emoji, by_peer, rowid FROM reactions "
-                f"WHERE conversation = ? AND removed = 0 AND target IN ({marks}) "
-                f"ORDER BY 1, 6",
-                (room_id, *ids, room_id.hex(), *(post_id.hex() for post_id in ids)))
-            wanted = set(chunk)
+                f"WITH wanted (author_key, post_id) AS (VALUES {pairs}) "
+                "SELECT 0, e.author_key, e.post_id, e.text, e.sent_at, 0 FROM wanted w "
+                "JOIN room_edits e ON e.room_id = ? AND e.author_key = w.author_key "
+                "AND e.post_id = w.post_id UNION ALL "
+                "SELECT 1, NULL, target, emoji, by_peer, rowid FROM reactions "
+                f"WHERE conversation = ? AND removed = 0 AND target IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY 1, 6",
+                (*(part for pair in chunk for part in pair), room_id, room_id.hex(),
+                 *(post_id.hex() for _, post_id in chunk)))
             for reaction, author_key, target, text_or_emoji, sent_at_or_by, _ in rows:
                 if reaction:
                     found.setdefault(target, {}).setdefault(text_or_emoji, []).append(
                         sent_at_or_by)
-                elif (key := (bytes(author_key), bytes(target))) in wanted:
-                    edits[key] = (text_or_emoji, int(sent_at_or_by))
+                else:
+                    edits[bytes(author_key), bytes(target)] = (text_or_emoji,
+                                                               int(sent_at_or_by))
         return edits, _grouped(found)
 
     # -- rooms --------------------------------------------------------------------------------

@@ -34,8 +34,9 @@ class GovernanceStore:
         """The room's log entries as stored (a body that does not parse is left out)."""
         rows = self._conn.execute(
             "SELECT author_key, lamport, post_id, author_seq, sent_at, body FROM room_posts "
-            "WHERE room_id = ? AND kind = ? ORDER BY lamport, author_key, post_id LIMIT ?",
-            (room_id, KIND_MEMBERSHIP, MAX_ENTRY_ROWS),
+            f"WHERE room_id = ? AND kind = {KIND_MEMBERSHIP} "  # a literal: the partial index
+            "ORDER BY lamport, author_key, post_id LIMIT ?",
+            (room_id, MAX_ENTRY_ROWS),
         ).fetchall()
         out = []
         total = 0

@@ -47,6 +47,17 @@ from app.store.room_rows import (
 from app.store.room_sync import SyncPage, SyncPages
 
 _NO_POST = ", ".join(["NULL"] * len(POST_COLUMNS.split(",")))  # a tombstone's row, as a post's
+# A post's tombstone and the held posts of its author with its post_id, its author_seq or the
+# one before. Each branch seeks a whole unique index: "author_seq IN (..) OR post_id = ?" in one
+# branch made SQLite walk every post of the author in the room (32 ms at 40,000 posts).
+_LOOK_UP = (
+    f"SELECT 0, {POST_COLUMNS} FROM room_posts WHERE room_id = ?1 AND author_key = ?2 "
+    "AND author_seq IN (?3, ?4) "
+    f"UNION ALL SELECT 0, {POST_COLUMNS} FROM room_posts WHERE room_id = ?1 AND author_key = ?2 "
+    "AND post_id = ?5 AND author_seq NOT IN (?3, ?4) "
+    f"UNION ALL SELECT 1, {_NO_POST} FROM room_tombstones "
+    "WHERE room_id = ?1 AND author_key = ?2 AND post_id = ?5"
+)
 
 
 class RoomStore:
@@ -232,14 +243,8 @@ class RoomStore:
         looked = self._looked
         if looked is not None and looked[0] == key and looked[1] == self._conn.total_changes:
             return looked[2]
-        rows = self._conn.execute(
-            f"SELECT 0, {POST_COLUMNS} FROM room_posts WHERE room_id = ? AND author_key = ? "
-            "AND (author_seq IN (?, ?) OR post_id = ?) "
-            f"UNION ALL SELECT 1, {_NO_POST} FROM room_tombstones "
-            "WHERE room_id = ? AND author_key = ? AND post_id = ?",
-            (post.room_id, post.author_key, post.author_seq, post.author_seq - 1,
-             post.post_id, post.room_id, post.author_key, post.post_id),
-        ).fetchall()
+        rows = self._conn.execute(_LOOK_UP, (post.room_id, post.author_key, post.author_seq,
+                                             post.author_seq - 1, post.post_id)).fetchall()
         answer = (any(row[0] for row in rows),
                   list(posts_from_rows([row[1:] for row in rows if not row[0]])))
         self._looked = (key, self._conn.total_changes, answer)
@@ -302,11 +307,12 @@ class RoomStore:
         ).fetchone()
         return row[0] if row and isinstance(row[0], bytes) else None
 
-    def set_post_state(self, room_id: bytes, post_id: bytes, state: str) -> bool:
+    def set_post_state(self, room_id: bytes, author_key: bytes, post_id: bytes, state: str
+                       ) -> bool:
         with self._conn:
             cur = self._conn.execute(
-                "UPDATE room_posts SET state = ? WHERE room_id = ? AND post_id = ? AND state != ?",
-                (state, room_id, post_id, state),
+                "UPDATE room_posts SET state = ? WHERE room_id = ? AND author_key = ? "
+                "AND post_id = ? AND state != ?", (state, room_id, author_key, post_id, state),
             )
         return bool(cur.rowcount)
 

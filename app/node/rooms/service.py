@@ -501,7 +501,9 @@ class RoomService:
         return set(self._pubsub.peer_topics.get(secrets.topic, set()))
 
     def _confirm(self, room_id: bytes, post_id: bytes) -> None:
-        if self.store.set_post_state(room_id, post_id, PostState.CONFIRMED.value):
+        """One of our own posts reached a member."""
+        if self.store.set_post_state(room_id, self._us.identity.public_key, post_id,
+                                     PostState.CONFIRMED.value):
             self._emit(RoomPostConfirmed(room=room_id.hex(), id=post_id.hex()))
 
     async def _receive(self, live: LiveRoom, envelope: bytes, source: str) -> Taken:
