@@ -96,7 +96,9 @@ trap 'exit 129' HUP
 
 # --- Xvfb on a free display ----------------------------------------------------
 # -displayfd makes Xvfb pick a free display number itself and report it, so
-# concurrent runs cannot collide.
+# concurrent runs cannot collide. The file exists before Xvfb starts: the redirection
+# below happens in the background job, which the loop could otherwise read before.
+: >"$TMP/display"
 Xvfb -displayfd 3 -screen 0 1920x1200x24 -nolisten tcp \
     3>"$TMP/display" >"$TMP/xvfb.log" 2>&1 &
 XVFB_PID=$!

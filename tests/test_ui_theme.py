@@ -9,8 +9,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QScrollBar,
+    QStyle,
+    QStyleOptionSlider,
+    QStyleOptionViewItem,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from app.core.events import RoomChanged
@@ -188,3 +196,37 @@ def test_an_unchecked_box_can_be_seen(qtbot: QtBot, theme: str) -> None:
     edge += [image.pixelColor(rect.center().x(), y) for y in range(rect.top(), rect.bottom() + 1)]
     seen = max(pal.contrast(colour, behind) for colour in edge)
     assert seen >= 3.0, f"{theme}: the box's outline is {seen:.2f}:1 against the window"
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_scroll_handle_stands_out_from_its_groove_and_more_while_dragged(
+    qtbot: QtBot, qapp: QApplication, theme: str,
+) -> None:
+    """Fusion drew the handle near-white on a near-white groove in the light theme."""
+    apply_theme(theme, qapp)
+    bar = QScrollBar(Qt.Orientation.Vertical)
+    qtbot.addWidget(bar)
+    bar.setRange(0, 300)
+    bar.setPageStep(100)
+    bar.resize(bar.sizeHint().width(), 240)
+    bar.show()
+    qtbot.waitExposed(bar)
+    option = QStyleOptionSlider()
+    bar.initStyleOption(option)
+    handle = bar.style().subControlRect(QStyle.ComplexControl.CC_ScrollBar, option,
+                                        QStyle.SubControl.SC_ScrollBarSlider, bar)
+    groove = bar.style().subControlRect(QStyle.ComplexControl.CC_ScrollBar, option,
+                                        QStyle.SubControl.SC_ScrollBarGroove, bar)
+    assert handle.bottom() + 20 < groove.bottom()
+    below = QPoint(groove.center().x(), (handle.bottom() + groove.bottom()) // 2)
+
+    def colours() -> tuple[QColor, QColor]:
+        image = bar.grab().toImage()
+        return image.pixelColor(handle.center()), image.pixelColor(below)
+
+    idle, track = colours()
+    assert pal.contrast(idle, track) >= 3.0, (idle.name(), track.name())
+    qtbot.mousePress(bar, Qt.MouseButton.LeftButton, pos=handle.center())
+    dragged, track = colours()
+    qtbot.mouseRelease(bar, Qt.MouseButton.LeftButton, pos=handle.center())
+    assert pal.contrast(dragged, track) > pal.contrast(idle, track)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 
 import shiboken6
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QApplication,
@@ -20,13 +20,16 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyleFactory,
     QStyleOption,
+    QStyleOptionComplex,
+    QStyleOptionSlider,
     QWidget,
 )
 
-from ui.style.palette import mix
+from ui.style.palette import contrast, mix
 
 THEMES = ("system", "light", "dark")
 EDGE_TOWARD_TEXT = 0.6  # a check box's outline: this far from the base colour toward the text
+HANDLE_CONTRAST = 3.0  # a scroll handle against its groove (WCAG's for user interface parts)
 
 _original: tuple[str, QPalette] | None = None
 _current = "system"
@@ -78,13 +81,28 @@ def dark_palette() -> QPalette:
     return palette
 
 
+def scroll_handle(palette: QPalette, active: bool) -> QColor:
+    """A scroll bar's handle: the groove's colour moved towards the text until the two
+    differ by ``HANDLE_CONTRAST`` (further while it is hovered or dragged). Fusion paints
+    the groove with the button colour, darkened by up to 7 % across its width."""
+    groove, text = palette.color(Role.Button).darker(108), palette.color(Role.Text)
+    for step in range(21):
+        colour = mix(groove, text, step / 20)
+        if contrast(colour, groove) >= HANDLE_CONTRAST:
+            return mix(colour, text, 0.25) if active else colour
+    return text
+
+
 class KithStyle(QProxyStyle):
-    """Fusion, with check boxes that show on a dark palette.
+    """Fusion, with check boxes that show on a dark palette and scroll handles that show on
+    a light one.
 
     Fusion outlines an unchecked box in the window colour made darker, and fills it with the
     base colour: on a dark palette both are near black, and the box cannot be seen (check
     boxes in Settings, the contacts to invite to a room). The outline is drawn again, halfway
-    between the base and the text colour, whatever the palette.
+    between the base and the text colour, whatever the palette. Fusion's scroll handle is
+    the button colour on the window colour, near-white on near-white in the light theme:
+    the handle is drawn as a rounded bar that stands out from its groove (``scroll_handle``).
     """
 
     BOXES = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
@@ -92,6 +110,33 @@ class KithStyle(QProxyStyle):
 
     def __init__(self) -> None:
         super().__init__(QStyleFactory.create("Fusion"))
+
+    def drawComplexControl(self, control: QStyle.ComplexControl, option: QStyleOptionComplex,
+                           painter: QPainter, widget: QWidget | None = None) -> None:
+        if control is not QStyle.ComplexControl.CC_ScrollBar or not isinstance(
+                option, QStyleOptionSlider):
+            super().drawComplexControl(control, option, painter, widget)
+            return
+        slider = QStyle.SubControl.SC_ScrollBarSlider
+        rest = QStyleOptionSlider(option)
+        rest.subControls = option.subControls & ~slider
+        super().drawComplexControl(control, rest, painter, widget)
+        if not option.subControls & slider or option.maximum == option.minimum:
+            return
+        handle = self.baseStyle().subControlRect(control, option, slider, widget)
+        inset = max(2, min(handle.width(), handle.height()) // 4)
+        bar = handle.adjusted(inset, inset, -inset, -inset)
+        if bar.isEmpty():
+            return
+        active = bool(option.activeSubControls & slider) or bool(
+            option.state & QStyle.StateFlag.State_Sunken)
+        radius = min(bar.width(), bar.height()) / 2
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(scroll_handle(option.palette, active))
+        painter.drawRoundedRect(bar, radius, radius)
+        painter.restore()
 
     def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,
                       painter: QPainter, widget: QWidget | None = None) -> None:
