@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from app.core.room import MAX_AUTHOR_SEQ
-from app.core.seq_ranges import Range
+from app.core.seq_ranges import HeldRanges, Range
 
 MAX_CONFLICTS_SERVED = 64  # equivocation winners sent in one sync page (8.9)
 
@@ -38,14 +38,57 @@ class SyncPage:
     queries: int = 0
 
 
+@dataclass
+class _Held:
+    """A room's held ranges as of row ``last_row`` and the room's ``removals``-th deletion."""
+
+    ranges: HeldRanges
+    last_row: int
+    removals: int
+
+
 class SyncPages:
     """The sync side of the ``room_posts`` table (``RoomStore`` hands these out)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._held: dict[bytes, _Held] = {}
+        # Deletions counted per room by a trigger of this connection only (temp, never in
+        # the profile): a room's kept ranges stand until one of its posts is deleted, by
+        # whichever store. New rows are found by their rowid, which only grows.
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS room_post_removals "
+                     "(room_id BLOB PRIMARY KEY, removals INTEGER NOT NULL)")
+        conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS room_post_removed AFTER DELETE ON "
+                     "main.room_posts BEGIN INSERT INTO room_post_removals VALUES (old.room_id, 1)"
+                     " ON CONFLICT DO UPDATE SET removals = removals + 1; END")
 
     def held_ranges(self, room_id: bytes) -> dict[bytes, list[Range]]:
-        """For each author: the author_seq numbers held, as ascending disjoint ranges."""
+        """For each author: the author_seq numbers held, as ascending disjoint ranges.
+
+        Worked out from the whole room once, then kept: each sync (every minute or so, and
+        at each connection) adds the rows stored since. Walking the room took 0.1 s at
+        40,000 posts on the network thread. A deletion in the room starts again from it.
+        """
+        row = self._conn.execute("SELECT removals FROM room_post_removals WHERE room_id = ?",
+                                 (room_id,)).fetchone()
+        removals = int(row[0]) if row else 0
+        last_row = int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM room_posts"
+                                          ).fetchone()[0])
+        held = self._held.get(room_id)
+        if held is None or held.removals != removals:
+            held = _Held(HeldRanges(self._whole_room(room_id)), last_row, removals)
+            self._held[room_id] = held
+        else:
+            for key, author_seq in self._conn.execute(
+                    "SELECT author_key, author_seq FROM room_posts WHERE seq > ? AND seq <= ? "
+                    "AND +room_id = ?",  # "+": read by rowid, not through the room's index
+                    (held.last_row, last_row, room_id)):
+                if isinstance(author_seq, int) and author_seq > 0:
+                    held.ranges.add(bytes(key), author_seq)
+            held.last_row = last_row
+        return {author: list(held.ranges.ranges(author)) for author in held.ranges.authors()}
+
+    def _whole_room(self, room_id: bytes) -> dict[bytes, list[Range]]:
         rows = self._conn.execute(
             "SELECT author_key, min(author_seq), max(author_seq) FROM (SELECT author_key, "
             "author_seq, author_seq - row_number() OVER (PARTITION BY author_key "

@@ -333,8 +333,6 @@ class RoomStore:
             ).fetchall()
         return list(posts_from_rows(rows[::-1]))
 
-    # -- sync ---------------------------------------------------------------------------------
-
     # -- sync (app.store.room_sync) ------------------------------------------------------------
 
     def held_ranges(self, room_id: bytes) -> dict[bytes, list[Range]]:
