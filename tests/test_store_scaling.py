@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core import room as rc
+from app.core.actions import KIND_EDIT
 from app.core.identity import Identity
 from app.store.actions import ActionStore
 from app.store.contacts import ContactState, ContactStore
@@ -177,19 +178,24 @@ def test_finding_a_message_or_a_post_by_its_id_costs_the_same_in_a_long_history(
     reaction or an edit received names its target by id, and so does a user's action: each
     found without walking every message, or every post of the room."""
     rooms, actions, messages = RoomStore(db), ActionStore(db), MessageStore(db)
+    governance = GovernanceStore(db)
     secrets = rc.RoomSecrets.generate()
     rooms.add_room(secrets, "Room", "")
     peer = Identity(b"\x0b" * 32).peer_id
 
     def find(number: int) -> int:
-        post_id = post(secrets, number)[0].post_id.hex()
+        raw_id = post(secrets, number)[0].post_id
+        post_id = raw_id.hex()
         msg_id = number.to_bytes(16, "big").hex()
         found = [actions.find_dm(msg_id), actions.find_dm(msg_id, peer),
-                 actions.find_post(post_id), actions.find_post(post_id, secrets.room_id)]
+                 actions.find_post(post_id), actions.find_post(post_id, secrets.room_id),
+                 governance.post_author(secrets.room_id, raw_id)]
         assert all(found)
         return steps(db, lambda: (
             actions.find_dm(msg_id), actions.find_dm(msg_id, peer),
-            actions.find_post(post_id), actions.find_post(post_id, secrets.room_id)))
+            actions.find_post(post_id), actions.find_post(post_id, secrets.room_id),
+            governance.post_author(secrets.room_id, raw_id),
+            actions.hide_post(secrets.room_id, raw_id)))  # delete for me: found, then deleted
 
     def fill_both(first: int, last: int) -> None:
         for number in range(first, last + 1):
@@ -240,8 +246,12 @@ def test_a_profile_of_version_15_gets_the_indexes(tmp_path: Path) -> None:
     item, data = post(secrets, 1)
     rooms.store_post(item, data, "received", read=False)
     assert migrate(conn) == 15
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"messages_by_id", "room_posts_by_id", "room_posts_membership"} <= names
+    indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                "AND sql IS NOT NULL").fetchall())
+    assert {"messages_by_id", "room_posts_by_id"} <= indexes.keys()
+    # The partial indexes name their kinds as literals; the queries use the same constants.
+    assert f"WHERE kind = {rc.KIND_MEMBERSHIP}" in indexes["room_posts_membership"]
+    assert f"WHERE kind = {KIND_EDIT}" in indexes["room_posts_edits"]
     actions = ActionStore(conn)
     found = actions.find_dm((b"\x01" * 16).hex())
     assert found is not None and found.text == "hello"

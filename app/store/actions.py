@@ -74,8 +74,8 @@ class ActionStore:
             raw = bytes.fromhex(post_id)
         except ValueError:
             return None
-        sql = "SELECT room_id, author, kind, body FROM room_posts WHERE post_id = ? " \
-              "AND kind IN (1, 3, 16)"
+        sql = "SELECT room_id, author, kind, body FROM room_posts INDEXED BY room_posts_by_id " \
+              "WHERE post_id = ? AND kind IN (1, 3, 16)"
         params: list[object] = [raw]
         if room_id is not None:
             sql += " AND room_id = ?"
@@ -307,11 +307,12 @@ class ActionStore:
             self._conn.execute(
                 "DELETE FROM room_edits WHERE room_id = ? AND author_key = ? AND post_id = ?",
                 (room_id, author_key, post_id))
-            # The author's edit posts of it carry its text too: they go with it.
+            # The author's edit posts of it carry its text too: they go with it. (The kind
+            # and the expression as the partial index room_posts_edits has them.)
             self._conn.execute(
-                "DELETE FROM room_posts WHERE room_id = ? AND author_key = ? AND kind = ? "
-                "AND substr(body, 1, 32) = ?",
-                (room_id, author_key, KIND_EDIT, post_id.hex().encode()))
+                "DELETE FROM room_posts WHERE room_id = ? AND author_key = ? "
+                f"AND kind = {KIND_EDIT} AND substr(body, 1, 32) = ?",
+                (room_id, author_key, post_id.hex().encode()))
             self._conn.execute("DELETE FROM reactions WHERE conversation = ? AND target = ?",
                                (room_id.hex(), post_id.hex()))
         return bytes(held[0]) if held and cur.rowcount else None
@@ -325,7 +326,8 @@ class ActionStore:
         """Delete a post for me: as for everyone, on this device only (its author's key is
         read from the row)."""
         row = self._conn.execute(
-            "SELECT author_key FROM room_posts WHERE room_id = ? AND post_id = ?",
+            "SELECT author_key FROM room_posts INDEXED BY room_posts_by_id "
+            "WHERE room_id = ? AND post_id = ?",  # the room's order index would walk the room
             (room_id, post_id)).fetchone()
         return None if row is None else self.delete_post(room_id, bytes(row[0]), post_id)
 

@@ -133,7 +133,8 @@ class GovernanceStore:
 
     def post_author(self, room_id: bytes, post_id: bytes) -> str | None:
         row = self._conn.execute(
-            "SELECT author FROM room_posts WHERE room_id = ? AND post_id = ? AND kind != ?",
+            "SELECT author FROM room_posts INDEXED BY room_posts_by_id WHERE room_id = ? "
+            "AND post_id = ? AND kind != ?",
             (room_id, post_id, KIND_MEMBERSHIP)).fetchone()
         return str(row[0]) if row else None
 
@@ -156,8 +157,9 @@ class GovernanceStore:
         return bool(cur.rowcount)
 
     def count_entries(self, room_id: bytes) -> int:
-        row = self._conn.execute("SELECT count(*) FROM room_posts WHERE room_id = ? AND kind = ?",
-                                 (room_id, KIND_MEMBERSHIP)).fetchone()
+        row = self._conn.execute(
+            f"SELECT count(*) FROM room_posts WHERE room_id = ? AND kind = {KIND_MEMBERSHIP}",
+            (room_id,)).fetchone()  # a literal kind: the partial index of entries
         return int(row[0]) if row else 0
 
     def member_name(self, peer_id: str) -> str:
