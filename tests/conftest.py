@@ -11,6 +11,7 @@ os.environ["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=/nonexistent/kith-tests-have
 
 import asyncio
 import gc
+import sqlite3
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
 @pytest.fixture
 def profile_dir(tmp_path: Path) -> Path:
     return tmp_path / "profile"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A profile's database on a real SQLite file, migrated to the current schema."""
+    from app.store.db import open_database
+
+    conn = open_database(tmp_path / "kith.db")
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @pytest.fixture

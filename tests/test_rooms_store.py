@@ -5,7 +5,6 @@ only move forward, and choosing sync pages past holes."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ T = 1_767_225_600_000
 # This branch's migration, found by what it does (other branches append migrations too).
 ROOM_REPAIR = next(i for i, m in enumerate(MIGRATIONS) if "room_conflicts" in m)
 
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = open_database(tmp_path / "kith.db")
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def envelope(secrets: rc.RoomSecrets, seq: int, *, author: Identity = ADA, lamport: int = 0,

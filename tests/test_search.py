@@ -8,7 +8,6 @@ import asyncio
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from app.core.room import KIND_FILE, KIND_TEXT, RoomPost, RoomSecrets
 from app.node.search_indexing import index_room_posts
 from app.store.actions import ActionStore
 from app.store.contacts import ContactStore
-from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate, open_database
+from app.store.db import MIGRATIONS, SCHEMA_VERSION, migrate
 from app.store.messages import MessageStore
 from app.store.rooms import RoomStore
 from app.store.search import INDEX_DELAY, SearchStore, match_expression
@@ -34,14 +33,6 @@ ME = Identity.generate().peer_id
 BOB = Identity.generate().peer_id
 CAROL = Identity.generate().peer_id
 
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = open_database(tmp_path / "kith.db")
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 class World:

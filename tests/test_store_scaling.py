@@ -8,10 +8,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,14 +28,6 @@ ADA = Identity(b"\x0a" * 32)
 T = 1_767_225_600_000
 HISTORY = 1500  # posts already held when the cost is counted the second time
 
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = open_database(tmp_path / "kith.db")
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def steps(conn: sqlite3.Connection, work: Callable[[], object]) -> int:

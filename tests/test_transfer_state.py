@@ -4,8 +4,6 @@ announced by the events and read by the window."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +19,11 @@ from app.core.transfer_state import (
     sources,
     target,
 )
-from app.store.db import open_database
 from app.store.transfers import TransferStore
 from ui.files.file_actions import FileAction, actions_for
 
 S = TransferState
 
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = open_database(tmp_path / "kith.db")
-    yield conn
-    conn.close()
 
 
 def _offer() -> fc.FileOffer:
