@@ -26,6 +26,7 @@ from tests.benchmarks.rooms import (
     in_turn,
     load_average,
     percentile,
+    print_table,
     spread,
     versions_to_run,
 )
@@ -138,11 +139,7 @@ def main() -> None:
     rows.append(("lost, duplicated, out of order", *(
         f"{sum(r.lost for r in results[n])}, {sum(r.duplicated for r in results[n])}, "
         f"{sum(not r.in_order for r in results[n])}" for n, _ in versions)))
-    widths = [max(len(line[i]) for line in rows) for i in range(len(rows[0]))]
-    for i, line in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows)
     print(f"goals: p50 <= 5 ms, p99 <= 25 ms, nothing lost or duplicated; "
           f"load average now {load_average()}")
 

@@ -35,7 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.rooms import in_turn, load_average, spread, versions_to_run
+from tests.benchmarks.rooms import (
+    in_turn,
+    load_average,
+    print_table,
+    spread,
+    versions_to_run,
+)
 from tests.nodeproc import NodeProcess
 
 CONTACTS = 50
@@ -207,11 +213,7 @@ def main() -> None:
     for key, label, unit in MEASURES:
         rows.append((label, *(spread([r[key] for r in results[name]]).strip() + " " + unit
                               for name, _ in versions)))
-    widths = [max(len(line[i]) for line in rows) for i in range(len(rows[0]))]
-    for i, line in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows)
     print(f"load average now {load_average()}")
 
 

@@ -346,6 +346,15 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f}  ({min(values):.2f} - {max(values):.2f})"
 
 
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    """``rows`` in aligned columns, the first one a header underlined."""
+    widths = [max(len(line[i]) for line in rows) for i in range(len(rows[0]))]
+    for i, line in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 def cpu_part(runs: int, against: str | None, spy: Path | None, members: int) -> None:
     print(f"\nCPU per received post: {members} members, one author, {CPU_POSTS} posts at "
           f"{CPU_RATE:.0f}/s, {runs} runs; load average {load_average()}")
