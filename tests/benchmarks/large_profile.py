@@ -1,7 +1,7 @@
 """A large profile: what a node does on a long history.
 
     .venv/bin/python -m tests.benchmarks.large_profile [--messages 200000] [--posts 200000]
-        [--runs 3] [--against <revision>]
+        [--runs 5] [--against <revision>]
 
 Each version builds its own profile with its own code (so each opens it at its own schema):
 50 contacts sharing ``--messages`` messages, half of them ours, the last 2,500 received ones
@@ -181,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--posts", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=3, help="runs per version (3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per version (5)")
     parser.add_argument("--against", help="a git revision (or a directory holding an app "
                         "package) to compare with, runs alternating")
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
