@@ -327,7 +327,9 @@ def check_held_ranges(conn: sqlite3.Connection, actions_taken: list[tuple[str, i
                 (secrets.room_id, bytes([seq, 1]) * 8, seq))
             conn.commit()
         elif step == "leave":
+            rooms.held_ranges(secrets.room_id)
             rooms.remove_room(secrets.room_id)
+            assert secrets.room_id not in rooms._sync._held  # nothing kept of a room left
             joined[which] = rc.RoomSecrets.generate()
             rooms.add_room(joined[which], "Room", "")
             held[which].clear()

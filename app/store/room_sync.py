@@ -88,6 +88,10 @@ class SyncPages:
             held.last_row = last_row
         return {author: list(held.ranges.ranges(author)) for author in held.ranges.authors()}
 
+    def forget(self, room_id: bytes) -> None:
+        """The room was left: its kept ranges go with it."""
+        self._held.pop(room_id, None)
+
     def _whole_room(self, room_id: bytes) -> dict[bytes, list[Range]]:
         rows = self._conn.execute(
             "SELECT author_key, min(author_seq), max(author_seq) FROM (SELECT author_key, "

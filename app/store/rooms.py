@@ -138,6 +138,7 @@ class RoomStore:
             self._conn.execute("DELETE FROM drafts WHERE conversation = ?", (room_id.hex(),))
             self._conn.execute("DELETE FROM rooms WHERE room_id = ?", (room_id,))
         self._lamports.pop(room_id, None)
+        self._sync.forget(room_id)
 
     def stats(self, room_id: bytes) -> tuple[int, str]:
         """(unread count, newest text preview)."""
