@@ -27,9 +27,9 @@ setup, control messages (IHAVE, GRAFT), quotas, room summaries, the view's edits
 Part 2, the same work done alone or in a loop, in this process: ``decode_post`` plus the
 store's look-up and insert with its commit, timed on this thread's CPU clock, once per post
 after a 25 ms sleep (40 posts/s, one at a time, as a live room delivers them), in bursts of
-four every 100 ms, and back to back. On a machine whose idle cores go to other work, code run
-once after a pause costs several times what it costs in a loop (caches, clocks); this prints
-how much on this machine.
+four every 100 ms, and back to back. On the virtual machines these figures come from, the
+work spread out at 40/s costs several times what it costs back to back; this prints how much
+on the machine it runs on.
 """
 
 from __future__ import annotations
