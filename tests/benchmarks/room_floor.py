@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import trio
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from libp2p.pubsub.pb import rpc_pb2
 
@@ -173,6 +174,7 @@ class LeanReceiver:
         self._events = events
         self._seen: set[bytes] = set()
         self._sinks: list[tuple[socket.socket, NoiseCipher]] = []
+        self._all_in = trio.Event()
         self.started_cpu: float | None = None
         self.received = 0
 
@@ -197,10 +199,10 @@ class LeanReceiver:
                            "lamport": post.lamport, "sent_at_ms": post.sent_at_ms,
                            "state": "received"})
         self.received += 1
+        if self.received == self._posts:
+            self._all_in.set()
 
     async def read(self, sock: socket.socket) -> None:
-        import trio
-
         cipher, pending, stream = NoiseCipher(), b"", b""
         while self.received < self._posts:
             if self._tick:
@@ -228,21 +230,16 @@ class LeanReceiver:
                         self.handle(message)
 
     async def run(self, listener: socket.socket, copies: int) -> None:
-        import trio
-
         peers = [await self._accept(listener) for _ in range(copies)]
         self._sinks = [(await self._accept(listener), NoiseCipher()) for _ in range(copies - 1)]
         async with trio.open_nursery() as nursery:
             for sock in peers:
                 nursery.start_soon(self.read, sock)
-            while self.received < self._posts:
-                await trio.sleep(0.05)
+            await self._all_in.wait()
             nursery.cancel_scope.cancel()
 
     @staticmethod
     async def _accept(listener: socket.socket) -> socket.socket:
-        import trio
-
         await trio.lowlevel.wait_readable(listener.fileno())
         sock, _ = listener.accept()
         sock.setblocking(False)
@@ -258,8 +255,6 @@ def process_cpu() -> float:
 def receive(profile: Path, posts: int, copies: int, hand_off: bool, tick: float) -> None:
     """The child: listen, print the port, take ``posts`` posts, report CPU per post on
     stderr as JSON."""
-    import trio
-
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
