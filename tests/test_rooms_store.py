@@ -24,7 +24,6 @@ T = 1_767_225_600_000
 ROOM_REPAIR = next(i for i, m in enumerate(MIGRATIONS) if "room_conflicts" in m)
 
 
-
 def envelope(secrets: rc.RoomSecrets, seq: int, *, author: Identity = ADA, lamport: int = 0,
              text: str | None = None, post_id: bytes | None = None, size: int = 0) -> bytes:
     body = text if text is not None else f"post {seq}" + "x" * size

@@ -34,7 +34,6 @@ BOB = Identity.generate().peer_id
 CAROL = Identity.generate().peer_id
 
 
-
 class World:
     """The stores over one database, with helpers that write like the node does."""
 

@@ -29,7 +29,6 @@ T = 1_767_225_600_000
 HISTORY = 1500  # posts already held when the cost is counted the second time
 
 
-
 def steps(conn: sqlite3.Connection, work: Callable[[], object]) -> int:
     """SQLite's virtual-machine steps that ``work`` takes (triggers included)."""
     count = 0

@@ -25,7 +25,6 @@ from ui.files.file_actions import FileAction, actions_for
 S = TransferState
 
 
-
 def _offer() -> fc.FileOffer:
     return fc.FileOffer(fc.new_transfer_id(), "a.bin", 10, 1 << 20, b"\x00" * 32,
                         "application/octet-stream")

@@ -57,6 +57,7 @@ from libp2p.pubsub.pb import rpc_pb2
 
 from app.core import room as rc
 from app.core.identity import Identity, peer_id_bytes
+from app.node.framing import encode_frame
 from app.store.db import open_database
 from app.store.rooms import RoomStore
 from tests.benchmarks.rooms import load_average, print_table
@@ -90,15 +91,6 @@ class NoiseCipher:
         return self._aead.decrypt(self._next(), sealed, None)
 
 
-def uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | 0x80 if value else low)
-        if not value:
-            return bytes(out)
-
-
 def read_uvarint(data: bytes) -> tuple[int, int] | None:
     """(value, bytes used), or None while ``data`` holds only part of it."""
     value = shift = 0
@@ -112,7 +104,7 @@ def read_uvarint(data: bytes) -> tuple[int, int] | None:
 
 def data_frame(rpc: bytes) -> bytes:
     """A Yamux DATA frame on stream 1 carrying one length-prefixed RPC."""
-    body = uvarint(len(rpc)) + rpc
+    body = encode_frame(rpc)
     return YAMUX_HEADER.pack(0, 0, 0, 1, len(body)) + body
 
 
@@ -178,7 +170,7 @@ class LeanReceiver:
         self.started_cpu: float | None = None
         self.received = 0
 
-    def handle(self, message: Any) -> None:
+    def handle(self, message: rpc_pb2.Message) -> None:
         key = message.from_id + message.seqno
         if key in self._seen:
             return
