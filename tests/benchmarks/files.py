@@ -7,8 +7,9 @@ Moves a random file of ``--size`` MiB from one node to the other and prints a ta
 to hash and offer it, the time from accept to the verified, renamed file, the whole send ->
 file-on-disk time, MB/s, each run's time and their spread around the median, the CPU seconds
 per GB of each process (utime + stime from /proc, which a busy machine moves far less than
-wall time), and the peak resident memory (VmHWM from /proc/<pid>/status) of each process.
-Memory should stay flat: it does not grow with the file size.
+wall time; the medians, then each run's, in the order of the times), and the peak resident
+memory (VmHWM from /proc/<pid>/status) of each process. Memory should stay flat: it does not
+grow with the file size.
 
 Then it moves the same file with magic-wormhole (``pip install -e '.[bench]'``, not part of
 ``dev``) through a mailbox server and a transit relay it runs on 127.0.0.1, and prints both
@@ -292,6 +293,10 @@ def main() -> None:
         mid = median(values)
         return f"{(min(values) / mid - 1) * 100:+.0f} % to {(max(values) / mid - 1) * 100:+.0f} %"
 
+    def per_run_cpu(pairs: list[tuple[float, float]]) -> str:
+        # Beside each run's time: a fast run with the same CPU was the machine's, not ours.
+        return ", ".join(f"{a / mb * 1e3:.2f} / {b / mb * 1e3:.2f}" for a, b in pairs)
+
     chunk_mib = choose_chunk_size(size) // MiB
     row("file", f"{args.size} MiB ({mb:.0f} MB), Kith chunks of {chunk_mib} MiB, "
                 f"{os.cpu_count()} CPUs")
@@ -305,6 +310,7 @@ def main() -> None:
     row("Kith CPU s/GB sender / receiver",
         f"{median([k.cpu_a for k in kiths]) / mb * 1e3:8.2f} / "
         f"{median([k.cpu_b for k in kiths]) / mb * 1e3:.2f} (utime + stime, medians)")
+    row("  each run", per_run_cpu([(k.cpu_a, k.cpu_b) for k in kiths]))
     row("Kith peak RSS sender", f"{max(k.peak_a for k in kiths):8.1f} MiB "
                                 f"(idle before: {kiths[0].base_a:.1f} MiB)")
     row("Kith peak RSS receiver", f"{max(k.peak_b for k in kiths):8.1f} MiB "
@@ -326,6 +332,7 @@ def main() -> None:
             f"{median([w.cpu_send for w in worms]) / mb * 1e3:8.2f} / "
             f"{median([w.cpu_receive for w in worms]) / mb * 1e3:.2f} "
             f"(+ relay {median([w.cpu_relay for w in worms]) / mb * 1e3:.2f})")
+        row("  each run", per_run_cpu([(w.cpu_send, w.cpu_receive) for w in worms]))
         row("wormhole peak RSS send / receive",
             f"{max(w.peak_send for w in worms):8.1f} / "
             f"{max(w.peak_receive for w in worms):.1f} MiB")
