@@ -39,7 +39,6 @@ import asyncio
 import json
 import resource
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -60,7 +59,7 @@ from app.core.identity import Identity, peer_id_bytes
 from app.node.framing import encode_frame
 from app.store.db import open_database
 from app.store.rooms import RoomStore
-from tests.benchmarks.rooms import load_average, print_table
+from tests.benchmarks.rooms import load_average, print_table, spread
 
 SESSION_KEY = b"k" * 32  # both ends' Noise key: the handshake is not what is measured
 SECRETS = rc.RoomSecrets(b"r" * 16, b"s" * 32)
@@ -370,11 +369,6 @@ def run_alone(posts: int, burst: int, gap: float) -> float:
                 used += time.thread_time() - started
         conn.close()
     return 1e6 * used / posts
-
-
-def spread(values: list[float], digits: int) -> str:
-    return (f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f} - "
-            f"{max(values):.{digits}f})")
 
 
 @dataclass(frozen=True)

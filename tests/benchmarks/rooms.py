@@ -342,8 +342,10 @@ def in_turn(versions: list[tuple[str, Path | None]], run: int) -> list[tuple[str
     return versions if run % 2 == 0 else versions[::-1]
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):6.2f}  ({min(values):.2f} - {max(values):.2f})"
+def spread(values: list[float], digits: int = 2) -> str:
+    """The median and (min - max) of ``values``, ``digits`` after the point."""
+    return (f"{statistics.median(values):6.{digits}f}  ({min(values):.{digits}f} - "
+            f"{max(values):.{digits}f})")
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:
