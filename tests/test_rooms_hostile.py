@@ -20,6 +20,7 @@ import pytest
 from app.core import room as rc
 from app.core.events import RoomPostRemoved
 from app.core.identity import Identity
+from app.core.records import RoomMember
 from app.node import room_limits
 from app.node.node import KithNode
 from app.node.room_limits import AUTHOR_QUOTA, PUBLISHER_QUOTA, Rate
@@ -188,6 +189,56 @@ def test_a_replayed_old_announce_does_not_roll_a_name_back(tmp_path: Path) -> No
                 await attacker.stop()
             names = {m.peer_id: m.name for m in await ada.client.room_members(room_id)}
             assert names[bob.peer_id] == "Robert"
+
+    run(scenario)
+
+
+def last_member_list(peer: Peer) -> dict[str, RoomMember]:
+    """The members of the last member list ``peer``'s views were sent, by peer id."""
+    lists = peer.named("room_members")
+    return {m.peer_id: m for m in lists[-1].members} if lists else {}  # type: ignore[attr-defined]
+
+
+def test_the_member_list_goes_out_only_when_what_it_shows_changes(tmp_path: Path) -> None:
+    """A known member announcing again (every minute, 50 a minute in a room of 50) rebuilds no
+    list; a new name does, and so does the member going offline, at once."""
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            room_id, secrets = await joined(bob, owner=ada)
+            me, bob_addrs = bob.profile.identity, list(bob.ready.addrs if bob.ready else ())
+            now = int(time.time() * 1000)
+
+            def bob_as(name: str, later_ms: int) -> bytes:
+                return rc.encode_announce(me, secrets, name, bob_addrs, lamport=0,
+                                          sent_at_ms=now + later_ms)
+
+            attacker = await attacker_at(ada, secrets)  # relays Bob's own signed announces
+            mallory = Identity.generate()
+            try:
+                await attacker.publish(secrets.topic, [post(mallory, secrets, "hello", seq=1)])
+                await ada.wait_for(lambda: mallory.peer_id in last_member_list(ada),
+                                   what="the poster listed")
+                lists = len(ada.named("room_members"))
+                await attacker.publish(secrets.topic, [bob_as("Bob", 1000),
+                                                       post(mallory, secrets, "marker", seq=2)])
+                await ada.wait_event("room_message", text="marker")
+                summaries = len(ada.named("room"))
+                # The summary after the marker carries every change made before it.
+                await ada.wait_for(lambda: len(ada.named("room")) > summaries,
+                                   what="the summary after the marker")
+                assert len(ada.named("room_members")) == lists
+                names = {m.peer_id: m.name for m in await ada.client.room_members(room_id)}
+                assert names[bob.peer_id] == "Bob"
+
+                await attacker.publish(secrets.topic, [bob_as("Robert", 2000)])
+                await ada.wait_for(lambda: last_member_list(ada)[bob.peer_id].name == "Robert",
+                                   what="the new name listed")
+            finally:
+                await attacker.stop()
+            assert last_member_list(ada)[bob.peer_id].online
+            await bob.stop()
+            await ada.wait_for(lambda: not last_member_list(ada)[bob.peer_id].online,
+                               what="Bob listed offline")
 
     run(scenario)
 

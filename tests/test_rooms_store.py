@@ -14,7 +14,7 @@ from app.core.identity import Identity
 from app.core.seq_ranges import HeldRanges
 from app.store.actions import ActionStore
 from app.store.db import MIGRATIONS, SCHEMA_VERSION, open_database
-from app.store.room_rows import Intake
+from app.store.room_rows import Announced, Intake
 from app.store.rooms import RoomStore
 
 ADA = Identity(b"\x0a" * 32)
@@ -314,13 +314,18 @@ def test_only_a_newer_announce_changes_a_member(db: sqlite3.Connection) -> None:
     secrets = new_room(rooms)
     room_id, who = secrets.room_id, MALLORY.peer_id
     rooms.upsert_member(room_id, who, "", (), None)  # known from a post, not announced yet
-    assert rooms.apply_announce(room_id, who, "Bob", (), 1.0, lamport=4, sent_at_ms=T) is False
-    assert rooms.apply_announce(room_id, who, "Robert", (), 2.0, 4, T + 60_000) is False
+    assert rooms.apply_announce(room_id, who, "Bob", (), 1.0, lamport=4,
+                                sent_at_ms=T) == Announced(new=False, name="", last_seen=None)
+    assert rooms.apply_announce(room_id, who, "Robert", (), 2.0, 4,
+                                T + 60_000) == Announced(new=False, name="Bob", last_seen=1.0)
     assert rooms.apply_announce(room_id, who, "Bob", (), 3.0, 4, T) is None  # replayed
     assert rooms.apply_announce(room_id, who, "Bob", (), 3.0, 3, T + 90_000) is None  # older
     assert [(m.name, m.last_seen) for m in rooms.members(room_id)] == [("Robert", 2.0)]
-    assert rooms.apply_announce(room_id, who, "Rob", (), 4.0, 5, T) is False  # a later clock
-    assert rooms.apply_announce(room_id, "someone else", "Cy", (), 4.0, 0, 0) is True
+    assert rooms.apply_announce(room_id, who, "Rob", (), 4.0, 5, T) == Announced(
+        new=False, name="Robert", last_seen=2.0)  # a later clock
+    assert rooms.apply_announce(room_id, "someone else", "Cy", (), 4.0, 0, 0) == Announced(
+        new=True)
+    assert sorted(rooms.member_ids(room_id)) == sorted([who, "someone else"])
 
 
 # ---- sync pages -----------------------------------------------------------------------------

@@ -8,6 +8,9 @@ network tests run the same services wired into real nodes.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import random
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +25,7 @@ from libp2p.peer.id import ID
 
 from app.core import dm
 from app.core import files as fc
+from app.core import room as rc
 from app.core.events import (
     Event,
     FileCancelled,
@@ -38,6 +42,8 @@ from app.node.dm import DirectMessages
 from app.node.files.intake import FileControls, FileOffers, Intake
 from app.node.interfaces import Refusal
 from app.node.payloads import PayloadKinds
+from app.node.rooms.live import LiveRoom
+from app.node.rooms.members import ANNOUNCE_INTERVAL, ONLINE_WINDOW, Members
 from app.store.db import open_database
 from app.store.messages import MessageStore
 from app.store.transfers import TransferStore
@@ -413,3 +419,42 @@ def test_file_offer_intake_alone(db_at: Callable[[str], sqlite3.Connection]) -> 
             nursery.cancel_scope.cancel()
 
     trio.run(scenario)
+
+
+def test_members_who_came_online_together_do_not_announce_in_waves() -> None:
+    """50 members start at one instant (a room formed at once, a network back). Each announces
+    at once, then at most 60 s later and every 54 - 66 s after, so two gaps in a row stay under
+    the 150 s a member is shown online for; and after the first minute no 12 s hold more than
+    half the room's announces (with every wait drawn from 54 - 66 s, all 50 fell in one)."""
+    random.seed(18)
+    secrets = rc.RoomSecrets.generate()
+    times: dict[int, list[float]] = {}
+
+    def member(i: int) -> tuple[Members, LiveRoom]:
+        async def publish(_secrets: rc.RoomSecrets, _envelope: bytes) -> None:
+            times.setdefault(i, []).append(trio.current_time())
+
+        us = SimpleNamespace(identity=Identity.generate(), display_name=lambda: f"M{i}",
+                             addrs=lambda: [])
+        members = Members(
+            SimpleNamespace(room=lambda _room_id: SimpleNamespace(lamport=0)),  # type: ignore[arg-type]
+            SimpleNamespace(gossip=SimpleNamespace(mesh={secrets.topic: {"a peer"}})),  # type: ignore[arg-type]
+            us=us, host=None, nursery=None, connections=None,  # type: ignore[arg-type]
+            live=lambda _room_id: None, publish=publish,
+            request_sync=lambda _live, _peer: None, members_changed=lambda _room_id: None)
+        return members, LiveRoom(secrets)
+
+    async def scenario() -> None:
+        with trio.move_on_after(360):
+            async with trio.open_nursery() as nursery:
+                for i in range(50):
+                    nursery.start_soon(Members.announce_loop, *member(i))
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+    for announced in times.values():
+        gaps = [b - a for a, b in itertools.pairwise(announced)]
+        assert announced[0] == 0 and gaps[0] <= ANNOUNCE_INTERVAL
+        assert all(0.9 * ANNOUNCE_INTERVAL <= gap <= 1.1 * ANNOUNCE_INTERVAL for gap in gaps[1:])
+        assert all(a + b < ONLINE_WINDOW for a, b in itertools.pairwise(gaps))
+    later = sorted(t for announced in times.values() for t in announced if t >= 60)
+    assert max(bisect.bisect_left(later, t + 12) - n for n, t in enumerate(later)) <= 25

@@ -97,6 +97,17 @@ class StoredMember:
     last_seen: float | None
 
 
+@dataclass(frozen=True)
+class Announced:
+    """A member's newer announce, taken: who they were before it, so that the caller tells
+    the views only what they show changed (a known member re-announcing every minute changes
+    nothing there)."""
+
+    new: bool  # a member we did not know
+    name: str = ""  # their name before this announce
+    last_seen: float | None = None  # when their previous announce was taken
+
+
 class Intake(Enum):
     """What storing a verified post did."""
 

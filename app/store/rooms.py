@@ -32,6 +32,7 @@ from app.store.room_rows import (
     ORDER_DESC,
     POST_COLUMNS,
     ROOM_COLUMNS,
+    Announced,
     DamagedRow,
     Intake,
     StoredMember,
@@ -375,15 +376,15 @@ class RoomStore:
         return False
 
     def apply_announce(self, room_id: bytes, peer_id: str, name: str, addrs: tuple[str, ...],
-                       seen: float, lamport: int, sent_at_ms: int) -> bool | None:
+                       seen: float, lamport: int, sent_at_ms: int) -> Announced | None:
         """Take a member's announce if it is newer than the last one taken from them.
 
         Newer means a higher (lamport, sent_at): a replayed old announce, by anyone, changes
-        nothing (None). Otherwise True if the member was new, False if updated.
+        nothing (None). Otherwise what the member was before it.
         """
         with self._conn:
             row = self._conn.execute(
-                "SELECT announce_lamport, announce_sent_at FROM room_members "
+                "SELECT announce_lamport, announce_sent_at, name, last_seen FROM room_members "
                 "WHERE room_id = ? AND peer_id = ?", (room_id, peer_id),
             ).fetchone()
             if row is not None and isinstance(row[0], int) and isinstance(row[1], int) and (
@@ -399,7 +400,10 @@ class RoomStore:
                 "announce_sent_at = excluded.announce_sent_at",
                 (room_id, peer_id, name, json.dumps(list(addrs)), seen, lamport, sent_at_ms),
             )
-        return row is None
+        if row is None:
+            return Announced(new=True)
+        return Announced(new=False, name=str(row[2] or ""),
+                         last_seen=float(row[3]) if isinstance(row[3], int | float) else None)
 
     def members(self, room_id: bytes) -> list[StoredMember]:
         rows = self._conn.execute(
@@ -418,6 +422,13 @@ class RoomStore:
             out.append(StoredMember(str(peer_id), str(name), tuple(parsed),
                                     float(seen) if isinstance(seen, int | float) else None))
         return out
+
+    def member_ids(self, room_id: bytes) -> list[str]:
+        """The room's members' peer ids alone: a count or a connection check needs no more
+        (``members`` parses every member's addresses)."""
+        rows = self._conn.execute(
+            "SELECT peer_id FROM room_members WHERE room_id = ?", (room_id,))
+        return [str(r[0]) for r in rows]
 
     def rooms_of(self, peer_id: str) -> list[bytes]:
         rows = self._conn.execute(

@@ -23,6 +23,7 @@ from app.node.gossip import KithPubsub
 from app.node.host import connect_at
 from app.node.interfaces import Connections, LocalPeer, Tasks
 from app.node.rooms.live import LiveRoom
+from app.store.room_rows import Announced
 from app.store.rooms import RoomStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,15 @@ DIAL_TIMEOUT = 10.0
 MAX_ROOM_DIALS = 8            # members dialled per room when we have no room peer connected
 ONLINE_WINDOW = 2.5 * ANNOUNCE_INTERVAL  # a member announced within this is shown online
 RESYNC_PEERS = 2              # members asked again when new keys open what we could not
+
+
+def shown_differently(taken: Announced, name: str, now: float) -> bool:
+    """Whether an announce changes the member list as views show it: a new member, a new
+    name, or one who counted as offline for want of a recent announce. (Online also needs a
+    connection; connecting and disconnecting report the list themselves.) In a room of 50
+    members, 50 announces a minute would otherwise each rebuild the list for nothing."""
+    return (taken.new or taken.name != name or taken.last_seen is None
+            or now - taken.last_seen >= ONLINE_WINDOW)
 
 
 class Members:
@@ -89,9 +99,13 @@ class Members:
                 while not self._pubsub.gossip.mesh.get(live.secrets.topic):  # noqa: ASYNC110
                     await trio.sleep(0.05)
                 await self.announce(live)
+        # The first wait is drawn from most of an interval: members who came online together
+        # (a room formed at once, a network back) would otherwise keep announcing in waves,
+        # each member taking every other's announce within a few seconds, once a minute.
+        await trio.sleep(ANNOUNCE_INTERVAL * random.uniform(0.1, 1.0))
         while True:
-            await trio.sleep(ANNOUNCE_INTERVAL * random.uniform(0.9, 1.1))
             await self.announce(live)
+            await trio.sleep(ANNOUNCE_INTERVAL * random.uniform(0.9, 1.1))
 
     async def on_announce(self, live: LiveRoom, post: rc.RoomPost) -> None:
         """Another member's announce: remember them, answer a newcomer, dial, catch up."""
@@ -99,16 +113,18 @@ class Members:
             return
         room_id = live.secrets.room_id
         announce = post.announce
-        new = self.store.apply_announce(room_id, post.author, announce.name, announce.addrs,
-                                        time.time(), post.lamport, post.sent_at_ms)
-        if new is None:
+        now = time.time()
+        taken = self.store.apply_announce(room_id, post.author, announce.name, announce.addrs,
+                                          now, post.lamport, post.sent_at_ms)
+        if taken is None:
             log.debug("room %s: ignored an announce by %s older than one already taken",
                       live.secrets.id_hex, post.author)
             return
-        self._members_changed(room_id)
+        if shown_differently(taken, announce.name, now):
+            self._members_changed(room_id)
         for listener in self.on_features:
             listener(post.author, announce.features)
-        if new and time.monotonic() - live.last_announce > REANNOUNCE_MIN_GAP:
+        if taken.new and time.monotonic() - live.last_announce > REANNOUNCE_MIN_GAP:
             await self.announce(live)  # so the newcomer learns who is here now
         if not self._connections.is_connected(post.author):
             self._nursery.start_soon(self._dial_member, post.author, announce.addrs)
@@ -137,7 +153,7 @@ class Members:
     def resync(self, live: LiveRoom) -> None:
         """Sync again from a few connected members: new epoch keys open posts we dropped."""
         live.synced_with.clear()
-        connected = [m.peer_id for m in self.store.members(live.secrets.room_id)
-                     if self._connections.is_connected(m.peer_id)]
+        connected = [m for m in self.store.member_ids(live.secrets.room_id)
+                     if self._connections.is_connected(m)]
         for peer_id in random.sample(connected, min(len(connected), RESYNC_PEERS)):
             self._request_sync(live, peer_id)

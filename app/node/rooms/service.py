@@ -273,7 +273,7 @@ class RoomService:
 
     def member_ids(self, room_id: bytes) -> set[str]:
         """Every member of the room we know of, as stored."""
-        return {m.peer_id for m in self.store.members(room_id)}
+        return set(self.store.member_ids(room_id))
 
     def rooms_of(self, peer_id: str) -> list[bytes]:
         """The rooms we share with ``peer_id``."""
@@ -334,9 +334,9 @@ class RoomService:
         if stored is None:
             raise RoomServiceError("unknown room")
         roles = self.governor.roles(room_id)  # a governed room: its admitted members only
-        members = [m for m in self.store.members(room_id)
-                   if m.peer_id != self._me and (not roles or m.peer_id in roles)]
-        online = sum(1 for m in members if self._connections.is_connected(m.peer_id))
+        members = [m for m in self.store.member_ids(room_id)
+                   if m != self._me and (not roles or m in roles)]
+        online = sum(1 for m in members if self._connections.is_connected(m))
         unread, preview = self.store.stats(room_id)
         return RoomInfo(
             room_id=room_id.hex(), name=stored.name, description=stored.description,
@@ -647,12 +647,12 @@ class RoomService:
             live = self._live.get(room_id)
             if live is not None:
                 self.sync.request(live, peer_id)
-                self._changed(room_id)
+                self._changed(room_id, members=True)  # they show online again
 
     def peer_disconnected(self, peer_id: str) -> None:
         for room_id in self.store.rooms_of(peer_id):
             if room_id in self._live:
-                self._changed(room_id)
+                self._changed(room_id, members=True)
 
     # -- records ------------------------------------------------------------------------------
 

@@ -223,8 +223,8 @@ class HistorySync:
         while True:
             await trio.sleep(SYNC_INTERVAL * random.uniform(0.8, 1.2))
             room_id = live.secrets.room_id
-            members = [m.peer_id for m in self.store.members(room_id)
-                       if m.peer_id != self._me and self._connections.is_connected(m.peer_id)]
+            members = [m for m in self.store.member_ids(room_id)
+                       if m != self._me and self._connections.is_connected(m)]
             if members:
                 self.request(live, random.choice(members))
             else:
