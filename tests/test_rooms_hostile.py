@@ -25,6 +25,8 @@ from app.node import room_limits
 from app.node.node import KithNode
 from app.node.room_limits import AUTHOR_QUOTA, PUBLISHER_QUOTA, Rate
 from app.node.rooms import RoomServiceError
+from app.node.rooms import members as rooms_members
+from app.node.rooms import service as rooms_service
 from app.store.db import MIGRATIONS, open_database
 from app.store.rooms import RoomStore
 from tests.attackers import RawHost, room_attacker
@@ -239,6 +241,34 @@ def test_the_member_list_goes_out_only_when_what_it_shows_changes(tmp_path: Path
             await bob.stop()
             await ada.wait_for(lambda: not last_member_list(ada)[bob.peer_id].online,
                                what="Bob listed offline")
+
+    run(scenario)
+
+
+def test_a_member_whose_announces_stop_is_listed_offline(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still connected, but no announce for the online window: the list says offline without
+    waiting for anything else to change; a fresh announce lists them online again."""
+    for module in (rooms_service, rooms_members):
+        monkeypatch.setattr(module, "ONLINE_WINDOW", 2.0)
+    monkeypatch.setattr(rooms_service, "PRESENCE_CHECK", 0.1)
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "Ada", "Bob") as (ada, bob):
+            _, secrets = await joined(bob, owner=ada)
+            me, bob_addrs = bob.profile.identity, list(bob.ready.addrs if bob.ready else ())
+            attacker = await attacker_at(ada, secrets)  # relays Bob's own signed announces
+            try:
+                for later_ms in (60_000, 120_000):
+                    fresh = rc.encode_announce(me, secrets, "Bob", bob_addrs, lamport=0,
+                                               sent_at_ms=int(time.time() * 1000) + later_ms)
+                    await attacker.publish(secrets.topic, [fresh])
+                    await ada.wait_for(lambda: last_member_list(ada)[bob.peer_id].online,
+                                       what="Bob listed online")
+                    await ada.wait_for(lambda: not last_member_list(ada)[bob.peer_id].online,
+                                       what="Bob listed offline once his announces stopped")
+            finally:
+                await attacker.stop()
 
     run(scenario)
 

@@ -65,7 +65,7 @@ from app.node.rooms.live import LiveRoom, Taken, decoded_or_none
 from app.node.rooms.members import ONLINE_WINDOW, Members
 from app.node.rooms.sync import HistorySync
 from app.node.rooms.verified_posts import VerifiedPosts
-from app.store.room_rows import Intake, StoredPost, StoredRoom, StoreResult
+from app.store.room_rows import Intake, StoredMember, StoredPost, StoredRoom, StoreResult
 from app.store.rooms import RoomStore
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ SUMMARY_DELAY = 0.25          # coalesce room-list and unread updates during bur
 SUMMARY_ADDRS_FOR = 2.0       # seconds a summary's link may reuse our addresses
 GAP_GRACE = 2.0               # a missing predecessor may still come by another relay
 MAX_GAPS = 1024               # gaps remembered per room while they wait for GAP_GRACE
+PRESENCE_CHECK = 30.0         # how often a room looks for members whose announces stopped
 
 
 class RoomServiceError(ValueError):
@@ -151,6 +152,7 @@ class RoomService:
         self._via: tuple[str, ...] = ()
         self._via_until = 0.0
         self._names: dict[bytes, dict[str, str]] = {}
+        self._shown_online: dict[bytes, frozenset[str]] = {}  # in the last member list sent
         self._verified = VerifiedPosts()  # the validator's work, reused by _receive
         self.quotas = PostQuotas()
         self._answered: OrderedDict[tuple[bytes, bytes, int], None] = OrderedDict()
@@ -223,6 +225,7 @@ class RoomService:
         room_id = self._require(room_id_hex).secrets.room_id
         await self.governor.leaving(room_id)
         live = self._live.pop(room_id, None)
+        self._shown_online.pop(room_id, None)
         if live is not None:
             live.scope.cancel()
             self._pubsub.remove_topic_validator(live.secrets.topic)
@@ -292,12 +295,31 @@ class RoomService:
         for member in self.store.members(room_id):
             if member.peer_id == self._me or (roles and member.peer_id not in roles):
                 continue
-            online = self._connections.is_connected(member.peer_id) and (
-                member.last_seen is not None and now - member.last_seen < ONLINE_WINDOW
-            )
-            out.append(RoomMember(member.peer_id, member.name or member.peer_id[:12], online,
-                                  member.last_seen, False, roles.get(member.peer_id, "")))
+            out.append(RoomMember(member.peer_id, member.name or member.peer_id[:12],
+                                  self._online(member, now), member.last_seen, False,
+                                  roles.get(member.peer_id, "")))
+        self._shown_online[room_id] = frozenset(m.peer_id for m in out if m.online and not m.is_me)
         return out
+
+    def _online(self, member: StoredMember, now: float) -> bool:
+        """Connected, and announced within ``ONLINE_WINDOW``."""
+        return self._connections.is_connected(member.peer_id) and (
+            member.last_seen is not None and now - member.last_seen < ONLINE_WINDOW)
+
+    async def _expire_presence(self, live: LiveRoom) -> None:
+        """Send the member list again when someone shown online stops counting as online
+        with nothing else to say so: still connected, but no announce for ``ONLINE_WINDOW``
+        (a task of the live room)."""
+        room_id = live.secrets.room_id
+        while True:
+            await trio.sleep(PRESENCE_CHECK)
+            shown = self._shown_online.get(room_id)
+            if shown is None:
+                continue
+            now = time.time()
+            if any(m.peer_id in shown and not self._online(m, now)
+                   for m in self.store.members(room_id)):
+                self._members_changed(room_id)
 
     def member_invite(self, room_id_hex: str, peer_id: str) -> str:
         """A contact link for a room member, from what their announces taught us."""
@@ -483,6 +505,7 @@ class RoomService:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.roster.announce_loop, live)
                 nursery.start_soon(self.sync.sync_loop, live)
+                nursery.start_soon(self._expire_presence, live)
                 async for message in subscription:
                     source = _publisher(bytes(message.from_id))
                     try:
