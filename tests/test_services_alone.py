@@ -42,6 +42,7 @@ from app.node.dm import DirectMessages
 from app.node.files.intake import FileControls, FileOffers, Intake
 from app.node.interfaces import Refusal
 from app.node.payloads import PayloadKinds
+from app.node.rooms import members as rooms_members
 from app.node.rooms.live import LiveRoom
 from app.node.rooms.members import ANNOUNCE_INTERVAL, ONLINE_WINDOW, Members
 from app.store.db import open_database
@@ -421,12 +422,13 @@ def test_file_offer_intake_alone(db_at: Callable[[str], sqlite3.Connection]) -> 
     trio.run(scenario)
 
 
-def test_members_who_came_online_together_do_not_announce_in_waves() -> None:
+def test_members_who_came_online_together_do_not_announce_in_waves(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """50 members start at one instant (a room formed at once, a network back). Each announces
     at once, then at most 60 s later and every 54 - 66 s after, so two gaps in a row stay under
     the 150 s a member is shown online for; and after the first minute no 12 s hold more than
     half the room's announces (with every wait drawn from 54 - 66 s, all 50 fell in one)."""
-    random.seed(18)
+    monkeypatch.setattr(rooms_members, "random", random.Random(18))  # the same draws each run
     secrets = rc.RoomSecrets.generate()
     times: dict[int, list[float]] = {}
 
