@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import json
 import os
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import libp2p.peer.peerstore
@@ -39,8 +41,10 @@ from libp2p.utils import encode_varint_prefixed
 from multiaddr import Multiaddr
 
 from app.core.identity import Identity
+from app.node import delivery_hint
 from app.node.gossip import (
     GOSSIP_PROTOCOLS,
+    ChatGossipSub,
     GossipConfig,
     KithPubsub,
     PayloadTooLarge,
@@ -51,6 +55,7 @@ from app.node.host import build_host, key_pair
 from app.node.libp2p_patches import yamux as yamux_patches
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
+ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "kith-room-test"
 DEADLINE = 15.0
 
@@ -190,6 +195,77 @@ def test_a_relayed_message_reaches_the_mesh_and_waits_for_a_peer_not_yet_in_the_
             joined = await late.subscribe(TOPIC)
             with trio.fail_after(DEADLINE):
                 assert (await joined.get()).data == b"relayed"
+
+    run(scenario)
+
+
+async def full_mesh(
+    stack: AsyncExitStack, count: int
+) -> tuple[list[IHost], list[KithPubsub], list[ISubscriptionAPI]]:
+    """``count`` Kith peers, each connected to every other, all in TOPIC, each with every
+    other in its mesh (a small room)."""
+    hs = await start_hosts(stack, count)
+    pubsubs = [await stack.enter_async_context(open_pubsub(h)) for h in hs]
+    for a, b in itertools.combinations(hs, 2):
+        await connect(a, b)
+    subs = [await p.subscribe(TOPIC) for p in pubsubs]
+    await wait_until(lambda: all(
+        {h.get_id() for h in hs} - {own.get_id()} <= pubsub.gossip.mesh.get(TOPIC, set())
+        for own, pubsub in zip(hs, pubsubs, strict=True)), "every peer in every mesh")
+    return hs, pubsubs, subs
+
+
+def idontwant_sent(monkeypatch: pytest.MonkeyPatch) -> list[ID]:
+    """The peers every router of this process sends IDONTWANT to from now on, in order."""
+    sent: list[ID] = []
+    emit = ChatGossipSub.emit_idontwant
+
+    async def counted(self: ChatGossipSub, ids: list[bytes], peer: ID) -> None:
+        sent.append(peer)
+        await emit(self, ids, peer)
+
+    monkeypatch.setattr(ChatGossipSub, "emit_idontwant", counted)
+    return sent
+
+
+def test_an_author_sends_to_the_whole_room_and_no_member_forwards_a_copy_the_others_have(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delivery hint (``app.node.delivery_hint``): in a room where everyone holds a link to
+    the author, each member gets each post once; before, each got it from every mesh
+    neighbour too (three copies in a room of four), and for a post of 1 KiB or more told
+    each of them it did not want it (IDONTWANT). Forwarding to a peer the author is not
+    linked to is the line tests' (``line``)."""
+    idontwant = idontwant_sent(monkeypatch)
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            hs, pubsubs, subs = await full_mesh(stack, 4)
+            counters: list[Counter[bytes]] = [Counter() for _ in pubsubs]
+            async with trio.open_nursery() as nursery:
+                for sub, counter in zip(subs, counters, strict=True):
+                    nursery.start_soon(count_into, sub, counter)
+                sent = [b"post %03d " % i + os.urandom(16) for i in range(60)]
+                sent += [b"long post %03d " % i + os.urandom(2048) for i in range(10)]
+                rounds = [(0, sent[:30]), (1, sent[30:60]), (2, sent[60:])]
+                for author, posts in rounds:  # the first round is no special case
+                    for data in posts:
+                        await pubsubs[author].publish(TOPIC, data)
+                    await wait_until(lambda p=posts: all(  # type: ignore[misc]
+                        c[d] for c in counters for d in p), "the posts everywhere")
+                await flush(pubsubs, counters)
+                nursery.cancel_scope.cancel()
+            for counter in counters:
+                assert set(counter) == set(sent) and set(counter.values()) == {1}
+            assert [p.seen_copies for p in pubsubs] == [0, 0, 0, 0]
+            assert idontwant == []
+            # A peer whose link stopped draining (its queue over half full and not moving,
+            # as test_a_peer_whose_link_stops_draining... makes one) is not named: the
+            # others forward the post there.
+            stalled = hs[3].get_id()
+            monkeypatch.setattr(pubsubs[0], "is_stalled", lambda peer: peer == stalled)
+            await pubsubs[0].publish(TOPIC, b"to a stalled link too")
+            await wait_until(lambda: pubsubs[3].seen_copies == 2, "two forwarded copies")
+            assert [p.seen_copies for p in pubsubs[:3]] == [0, 0, 0]
 
     run(scenario)
 
@@ -470,8 +546,8 @@ def test_a_peer_whose_link_stops_draining_does_not_stall_publishing(
                         await a.publish(TOPIC, b"%03d" % i)
                 await wait_until(lambda: len(received) == 200, "200 posts at b")
                 nursery.cancel_scope.cancel()
-            assert hs[2].get_id() in a._stalled
-            assert hs[1].get_id() not in a._stalled
+            assert a.is_stalled(hs[2].get_id())
+            assert not a.is_stalled(hs[1].get_id())
 
     run(scenario)
 
@@ -691,6 +767,116 @@ def test_messages_are_handled_in_order_without_a_task_each_and_seen_copies_first
             assert started == []
 
     run(scenario)
+
+
+def hinted(message: rpc_pb2.Message, hint: bytes) -> bytes:
+    """An RPC frame carrying ``message`` and ``hint`` (the delivery hint's field, or any
+    bytes) after it, as an RPC's fields may come in any order."""
+    return encode_varint_prefixed(rpc_pb2.RPC(publish=[message]).SerializeToString() + hint)
+
+
+async def raw_link_and_a_neighbour(
+    stack: AsyncExitStack,
+) -> tuple[Identity, INetStream, IHost, ISubscriptionAPI]:
+    """``raw_link``'s Kith peer (the member) with one more Kith peer in TOPIC, each in the
+    other's mesh: the raw client's identity and stream, and the neighbour's host and
+    subscription, which shows what the member forwards."""
+    member, _, identity, _, stream, _, _ = await raw_link(stack)
+    [next_host] = await start_hosts(stack, 1)
+    neighbour = await stack.enter_async_context(open_pubsub(next_host))
+    await connect(member.host, next_host)
+    got = await neighbour.subscribe(TOPIC)
+    await neighbour.wait_for_mesh(member.host.get_id(), TOPIC, timeout=DEADLINE)
+    await wait_until(lambda: next_host.get_id() in member.gossip.mesh.get(TOPIC, set()),
+                     "the neighbour in the member's mesh")
+    return identity, stream, next_host, got
+
+
+def test_only_an_authors_own_delivery_hint_keeps_a_member_from_forwarding() -> None:
+    """The hint names peers the author sent its message to, and the member skips them when it
+    forwards. A hint from anyone but the author, or a malformed one, changes nothing: the
+    member forwards to every mesh neighbour, as a peer of the version before does."""
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            identity, stream, next_host, got = await raw_link_and_a_neighbour(stack)
+            names_neighbour = delivery_hint.encode([next_host.get_id()])
+            other = Identity.generate()  # an author the raw client only relays for
+            seqno = itertools.count(1)
+            cases = [
+                (identity, names_neighbour, False),  # the author's word: not forwarded
+                (other, names_neighbour, True),  # a relay's word: ignored
+                (identity, names_neighbour[:2] + b"\x07" + names_neighbour[3:10], True),  # 7 bytes
+                (identity, delivery_hint.encode([]) + bytes((0xCA, 0x3E, 0x88, 0x04))
+                 + names_neighbour[3:] * 65, True),  # 65 tags: over the limit
+                (identity, names_neighbour, False),  # and the author's word again
+            ]
+            for number, (author, hint, forwarded) in enumerate(cases):
+                data = b"case %d" % number
+                await stream.write(hinted(signed(author, data, next(seqno)), hint))
+                marker = b"marker %d" % number  # the member forwards it: the link is ordered
+                await stream.write(frame(signed(other, marker, next(seqno))))
+                with trio.fail_after(DEADLINE):
+                    first = bytes((await got.get()).data)
+                    if forwarded:
+                        assert first == data
+                        first = bytes((await got.get()).data)
+                    assert first == marker, (number, first)
+
+    run(scenario)
+
+
+def test_idontwant_goes_to_the_mesh_peers_that_might_still_send_the_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post of 1 KiB or more: IDONTWANT to a mesh neighbour its author did not name, never
+    to its author or to the peer it came from, and none to a neighbour the author named."""
+    idontwant = idontwant_sent(monkeypatch)
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            identity, stream, next_host, got = await raw_link_and_a_neighbour(stack)
+            long = os.urandom(2048)
+            names_neighbour = delivery_hint.encode([next_host.get_id()])
+            for seqno, hint, told in ((1, b"", True), (2, names_neighbour, False)):
+                idontwant.clear()
+                await stream.write(hinted(signed(identity, long + bytes([seqno]), seqno), hint))
+                await stream.write(frame(signed(Identity.generate(), b"marker", 1)))
+                with trio.fail_after(DEADLINE):
+                    while (await got.get()).data != b"marker":
+                        pass
+                assert [p for p in idontwant if p != next_host.get_id()] == []
+                assert (next_host.get_id() in idontwant) == told, seqno
+
+    run(scenario)
+
+
+def test_the_delivery_hint_vectors_of_the_protocol_document_hold() -> None:
+    """docs/protocol.md 8.8's vectors, computed here without ``delivery_hint``."""
+    vectors = json.loads((ROOT / "tests" / "vectors" / "dm.json").read_text())["vectors"]
+    peers = [bytes.fromhex(vectors[f"{who}.peer_id_bytes"]) for who in ("sender", "recipient")]
+    tags = [peer[-8:] for peer in peers]
+    key = bytes(((1001 << 3 | 2) & 0x7F | 0x80, (1001 << 3 | 2) >> 7))
+    field = key + bytes((16,)) + b"".join(tags)
+    document = (ROOT / "docs" / "protocol.md").read_text()
+    for peer, peer_tag in zip(peers, tags, strict=True):
+        assert peer.hex() in document and f"`{peer_tag.hex()}`" in document
+    assert f"`{field.hex()}`" in document
+    assert delivery_hint.encode([ID(peer) for peer in peers]) == field
+
+
+def test_a_delivery_hint_reads_back_and_a_stock_peer_ignores_it() -> None:
+    ids = [ID.from_pubkey(key_pair(Identity.generate()).public_key) for _ in range(70)]
+    field = delivery_hint.encode(ids)
+    assert len(field) == 2 + 2 + 64 * 8  # key, length, and the first 64 peers only
+    assert delivery_hint.decode(field) == {i.to_bytes()[-8:] for i in ids[:64]}
+    assert delivery_hint.decode(b"") == frozenset()
+    assert delivery_hint.decode(field[:-1]) == frozenset()  # cut short: not a protobuf
+    message = rpc_pb2.Message(data=b"post", topicIDs=[TOPIC])
+    body = rpc_pb2.RPC(publish=[message]).SerializeToString() + field
+    stock = rpc_pb2.RPC()
+    stock.ParseFromString(body)  # py-libp2p's own parse of the RPC: the field is unknown
+    assert list(stock.publish) == [message]
+    assert delivery_hint.decode(body) == delivery_hint.decode(field)
 
 
 def test_rpcs_arrive_whole_however_their_bytes_are_split() -> None:

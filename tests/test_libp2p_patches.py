@@ -54,7 +54,7 @@ from noise import constants as noise_constants
 from noise.connection import NoiseConnection
 
 from app.core.identity import Identity
-from app.node.gossip import ChatGossipSub, GossipConfig, KithPubsub, build_router
+from app.node.gossip import GossipConfig, KithPubsub, build_router
 from app.node.hole_punch import _KithDCUtR
 from app.node.host import build_host
 from app.node.libp2p_patches import yamux as yamux_patches
@@ -372,8 +372,11 @@ def test_gossip_overrides_internals() -> None:
     _same_signature(KithPubsub, Pubsub, (
         "subscribe", "notify_subscriptions", "publish", "push_msg", "stream_handler",
         "handle_sending_messages"))
-    _same_signature(ChatGossipSub, GossipSub, ("_emit_idontwant_for_message",))
+    # ChatGossipSub.publish sends IDONTWANT itself (_send_idontwant) where upstream's calls
+    # _emit_idontwant_for_message, through the method both use.
     assert "_emit_idontwant_for_message" in _names(GossipSub.publish)
+    assert "emit_idontwant" in _names(GossipSub._emit_idontwant_for_message)
+    assert _params(GossipSub.emit_idontwant) == ["self", "msg_ids", "to_peer"]
     # Each peer's outbound queue is built with the default size and stored in peer_queues,
     # where _SizedQueues resizes it; its bound is the inner queue's max_size.
     new_peer = inspect.getsource(Pubsub._handle_new_peer)

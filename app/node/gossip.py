@@ -64,6 +64,7 @@ from libp2p.stream_muxer.yamux.yamux import YamuxStream
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils import encode_varint_prefixed
 
+from app.node import delivery_hint
 from app.node.isolation import is_local_fault
 from app.node.libp2p_patches import pubsub_records, pubsub_signatures
 from app.node.libp2p_patches import yamux as yamux_patches
@@ -168,13 +169,14 @@ class GossipConfig:
 
 
 class ChatGossipSub(GossipSub):
-    """py-libp2p's router with five 0.8.1 behaviours changed.
+    """py-libp2p's router with six 0.8.1 behaviours changed.
 
     IDONTWANT only where gossipsub 1.2 means it to be sent: 0.8.1 sends one IDONTWANT RPC to
     every 1.2 mesh peer for every message, even tiny ones and even for its own publishes. In
     a three-peer line that is six RPCs per post instead of two and cut throughput by more than
     half. go-libp2p sends them only for messages of at least 1 KiB (``idontwant_threshold``)
-    that it received from someone else; so do we. IDONTWANTs that peers send us are honoured.
+    that it received from someone else; so do we, and only to peers that might still send it
+    to us. IDONTWANTs that peers send us are honoured.
 
     No peer scorer: 0.8.1 builds one even without score parameters, with every weight 0 and
     every threshold minus infinity, so no gate can ever close; it still computed two scores
@@ -188,7 +190,9 @@ class ChatGossipSub(GossipSub):
 
     A peer pruned from a mesh is backed off by the pruning side too (``mesh_heartbeat``).
 
-    Forwarding (``publish``) in fewer steps per copy, with the same outcome for every peer.
+    Forwarding (``publish``) in fewer steps per copy, with the same outcome for every peer;
+    our own messages go to every peer in the topic, with the delivery hint that spares the
+    peers who got it from us a copy from each other (``app.node.delivery_hint``).
     """
 
     def __init__(self, config: GossipConfig, **kwargs: Any) -> None:
@@ -219,14 +223,26 @@ class ChatGossipSub(GossipSub):
         for mid in [mid for mid, message in cache.items() if message.data == data]:
             del cache[mid]
 
-    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
+    async def _send_idontwant(self, msg_id: bytes, topic_ids: Iterable[str],
+                              came_from: ID) -> None:
+        """IDONTWANT for a message of at least 1 KiB received from someone else, to the 1.2
+        mesh peers that might still send it to us: not its author and not the peer it came
+        from (no one sends a message back to either; 0.8.1 told them too), and not the
+        peers its author says it sent it to (``app.node.delivery_hint``), who leave us out
+        when they forward it, as we are named too. Upstream's ``publish`` calls
+        ``_emit_idontwant_for_message`` at this point, which sends to every 1.2 mesh peer."""
         # Called by ``publish`` right after ``mcache.put(message)``, so the message is there.
         message = self.mcache.get(msg_id)
-        if message is None or len(message.data) < self.idontwant_threshold:
+        if (message is None or len(message.data) < self.idontwant_threshold
+                or self.pubsub is None or message.from_id == self.pubsub.my_id.to_bytes()):
             return
-        if self.pubsub is not None and message.from_id == self.pubsub.my_id.to_bytes():
-            return
-        await super()._emit_idontwant_for_message(msg_id, topic_ids)
+        sent_to = delivery_hint.AUTHOR_SENT_TO.get()
+        skipped = {ID(message.from_id), came_from}
+        peers = {peer for topic in topic_ids for peer in self.mesh.get(topic, ())
+                 if peer not in skipped and delivery_hint.tag(peer) not in sent_to}
+        for peer in peers:
+            if self.peer_protocol.get(peer) == PROTOCOL_ID_V12:
+                await self.emit_idontwant([msg_id], peer)
 
     async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
         """Upstream's forwarding of a validated message (0.8.1), with the same outcome for
@@ -256,11 +272,20 @@ class ChatGossipSub(GossipSub):
         topics = pubsub_msg.topicIDs
         targets = [peer for peer in self._get_peers_to_send(topics, msg_forwarder, origin,
                                                              msg_id) if peer in pubsub.peers]
-        await self._emit_idontwant_for_message(msg_id, topics)
+        hint = b""
+        if origin == pubsub.my_id:
+            targets = self._flood_targets(topics, targets)
+            # Not named: a peer whose link stopped draining, which may not get it from us;
+            # the mesh forwards it to that peer too.
+            hint = delivery_hint.encode(peer for peer in targets if not (
+                isinstance(pubsub, KithPubsub) and pubsub.is_stalled(peer)))
+        elif msg_forwarder == origin and (sent_to := delivery_hint.AUTHOR_SENT_TO.get()):
+            targets = [peer for peer in targets if delivery_hint.tag(peer) not in sent_to]
+        await self._send_idontwant(msg_id, topics, msg_forwarder)
         await self._notify_observers(topics, msg_id)
         rpc: rpc_pb2.RPC | None = None
         if targets:
-            rpc = self._publish_rpc(pubsub_msg)
+            rpc = self._publish_rpc(pubsub_msg, hint)
             size, frame = rpc.ByteSize(), b""
             for peer in targets:
                 queue = pubsub.peer_queues.get(peer)
@@ -288,7 +313,7 @@ class ChatGossipSub(GossipSub):
                         and peer not in self.direct_peers):
                     queued.add(peer)
         if queued:
-            rpc = rpc or self._publish_rpc(pubsub_msg)
+            rpc = rpc or self._publish_rpc(pubsub_msg, hint)
             stamp = time.time()
             for peer in queued:
                 self._prune_pending_messages(peer)
@@ -299,11 +324,28 @@ class ChatGossipSub(GossipSub):
             if self.adaptive_gossip_enabled:
                 self.recent_message_deliveries[topic].append(now)
 
-    def _publish_rpc(self, pubsub_msg: rpc_pb2.Message) -> rpc_pb2.RPC:
+    def _publish_rpc(self, pubsub_msg: rpc_pb2.Message, hint: bytes = b"") -> rpc_pb2.RPC:
         rpc = rpc_pb2.RPC(publish=[pubsub_msg])
         if isinstance(self.pubsub, Pubsub):
             rpc.senderRecord = pubsub_module.env_to_send_in_RPC(self.pubsub.host)[0]
+        if hint:
+            rpc.MergeFromString(hint)  # an unknown field to protobuf: kept, and written out
         return rpc
+
+    def _flood_targets(self, topics: Iterable[str], mesh_targets: list[ID]) -> list[ID]:
+        """Where our own message goes: every peer in its topics, not only the mesh
+        (gossipsub v1.1's flood publishing, go-libp2p's default), mesh peers first, so the
+        delivery hint (``app.node.delivery_hint``) names them all and no one forwards it
+        to a peer that already has it."""
+        pubsub = self.pubsub
+        if pubsub is None:
+            raise NoPubsubAttached
+        chosen = dict.fromkeys(mesh_targets)
+        for topic in topics:
+            for peer in pubsub.peer_topics.get(topic, ()):
+                if peer in self.peer_protocol and peer in pubsub.peers:
+                    chosen[peer] = None
+        return list(chosen)
 
     async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: ID) -> None:
         """Upstream's handling of a peer's control messages (IHAVE, IWANT, GRAFT, PRUNE,
@@ -425,6 +467,7 @@ class KithPubsub(Pubsub):
         self._unchecked = pubsub_signatures.Unchecked()
         self.dropped: defaultdict[str, int] = defaultdict(int)
         self.oversized = 0
+        self.seen_copies = 0  # copies of messages already seen, dropped as they arrived
         self._stalled: set[ID] = set()
 
     async def subscribe(self, topic_id: str) -> ISubscriptionAPI:
@@ -621,6 +664,7 @@ class KithPubsub(Pubsub):
         order upstream's tasks ran in. tests/test_gossip.py guards what this mirrors.
         """
         peer_id = stream.muxed_conn.peer_id
+        sender = peer_id.to_bytes()
         reader = _RpcReader(stream, self.max_inbound_rpc_size)
         try:
             while self.manager.is_running:
@@ -637,14 +681,24 @@ class KithPubsub(Pubsub):
                     for subscription in rpc.subscriptions:
                         self.handle_subscription(peer_id, subscription)
                 last = len(rpc.publish) - 1
+                sent_to: frozenset[bytes] | None = None
                 for index, message in enumerate(rpc.publish):
-                    if self._is_subscribed_to_msg(message) and (
-                            not self._is_msg_seen(message) or self._was_squatted(message)):
-                        at_once = _FORWARD_AT_ONCE.set(index == last and not reader.holding)
-                        try:
-                            await self.push_msg(peer_id, message)
-                        finally:
-                            _FORWARD_AT_ONCE.reset(at_once)
+                    if not self._is_subscribed_to_msg(message):
+                        continue
+                    if self._is_msg_seen(message) and not self._was_squatted(message):
+                        self.seen_copies += 1
+                        continue
+                    if message.from_id == sender:  # its author: the hint is theirs
+                        sent_to = delivery_hint.decode(incoming) if sent_to is None else sent_to
+                        hint = delivery_hint.AUTHOR_SENT_TO.set(sent_to)
+                    else:
+                        hint = delivery_hint.AUTHOR_SENT_TO.set(frozenset())
+                    at_once = _FORWARD_AT_ONCE.set(index == last and not reader.holding)
+                    try:
+                        await self.push_msg(peer_id, message)
+                    finally:
+                        _FORWARD_AT_ONCE.reset(at_once)
+                        delivery_hint.AUTHOR_SENT_TO.reset(hint)
                 if rpc.HasField("control"):
                     await self.router.handle_rpc(rpc, peer_id)
                 if stream.metric_send_channel is not None:
@@ -731,6 +785,10 @@ class KithPubsub(Pubsub):
         except Exception:  # as a failed write of the sender task
             log.debug("pubsub write to %s failed", peer_id, exc_info=True)
             self._handle_dead_peer(peer_id)
+
+    def is_stalled(self, peer_id: ID) -> bool:
+        """Whether ``peer_id``'s outbound queue stopped draining (``_wait_for_outbound_room``)."""
+        return peer_id in self._stalled
 
     def _room_peers(self, topics: Iterable[str]) -> set[ID]:
         peers: set[ID] = set()
