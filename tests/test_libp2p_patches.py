@@ -18,6 +18,7 @@ import libp2p.host.basic_host as basic_host
 import libp2p.identity.identify.identify as identify
 import libp2p.identity.identify_push.identify_push as identify_push
 import libp2p.kad_dht.peer_routing as peer_routing
+import libp2p.transport.tcp.tcp as tcp_transport
 import multiaddr
 import pytest
 import trio
@@ -57,6 +58,7 @@ from app.core.identity import Identity
 from app.node.gossip import GossipConfig, KithPubsub, build_router
 from app.node.hole_punch import _KithDCUtR
 from app.node.host import build_host
+from app.node.libp2p_patches import tcp as tcp_patches
 from app.node.libp2p_patches import yamux as yamux_patches
 from app.node.libp2p_patches.peerstore import IDENTIFY_MODULES
 from app.node.libp2p_patches.yamux import WindowedYamux
@@ -101,6 +103,35 @@ def test_read_tcp_ahead_internals() -> None:
     assert "read" in _names(RawConnection.read)
 
 
+def test_every_tcp_connection_notices_a_dead_link() -> None:
+    """``detect_dead_links``: a dialled and an accepted connection both carry keepalive
+    probes and the unacknowledged-data timeout, as the kernel reports them."""
+    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
+    # Both of the TCP transport's paths (dial and accept) wrap their socket in TrioTCPStream.
+    assert inspect.getsource(tcp_transport).count("TrioTCPStream(stream)") == 2
+    assert _params(_upstream(TrioTCPStream.__init__)) == ["self", "stream"]
+
+    async def both_ends() -> list[tuple[int, int, int, int]]:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        dialled = await trio.open_tcp_stream("127.0.0.1", port)
+        accepted = await listener.accept()
+        found = []
+        for end in (TrioTCPStream(dialled), TrioTCPStream(accepted)):
+            sock = end.stream.socket
+            found.append((sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                          sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                          sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                          sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)))
+            await end.close()
+        await listener.aclose()
+        return found
+
+    wanted = (1, tcp_patches.KEEPALIVE_IDLE, tcp_patches.KEEPALIVE_INTERVAL,
+              1000 * tcp_patches.DEAD_LINK_AFTER)
+    assert trio.run(both_ends) == [wanted, wanted]
+
+
 def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
     # YamuxStream.write reads the module's frame size at each call.
     assert "MAX_MESSAGE_SIZE" in _names(_upstream(YamuxStream.write))
@@ -131,7 +162,7 @@ def test_write_in_batches_internals() -> None:
     # And for a small write straight to the socket: the locks it finds free, and the
     # non-blocking socket under TCP's stream (trio keeps the stdlib socket as ``_sock``).
     assert "self._writer_lock = trio.Semaphore(1)" in inspect.getsource(ReadWriteLock.__init__)
-    assert "self.write_lock = trio.Lock()" in inspect.getsource(TrioTCPStream.__init__)
+    assert "self.write_lock = trio.Lock()" in inspect.getsource(_upstream(TrioTCPStream.__init__))
     assert "self.stream.send_all(data)" in inspect.getsource(TrioTCPStream.write)
     assert "self.stream = stream" in inspect.getsource(RawConnection.__init__)
     with socket.socket() as plain:
@@ -265,7 +296,7 @@ def test_stop_auto_dialing_internals() -> None:
 
 def test_what_the_account_reads_of_py_libp2p() -> None:
     """``socket_is_open`` and ``is_inbound`` (``ResourceManager.account``)."""
-    assert "stream" in _names(TrioTCPStream.__init__)
+    assert "stream" in _names(_upstream(TrioTCPStream.__init__))
     assert "socket" in _names(trio.SocketStream.__init__)
     assert "INBOUND" in _names(SwarmConn._handle_muxed_stream)
     assert "_direction" in _names(SwarmConn._handle_muxed_stream)

@@ -18,46 +18,48 @@ def envelope(seq: int, secrets: rc.RoomSecrets = SECRETS, text: str = "hello") -
                                sent_at_ms=1)
 
 
-def test_the_reader_takes_the_post_the_validator_verified() -> None:
+def test_the_reader_takes_the_post_the_validator_verified_and_who_relayed_it() -> None:
     posts = VerifiedPosts()
     data = envelope(1)
-    verified = posts.verify(SECRETS, data)
-    assert posts.take(SECRETS, data) is verified  # not opened a second time
+    verified = posts.verify(SECRETS, data, "relay")
+    post, relayed_by = posts.take(SECRETS, data)
+    assert post is verified and relayed_by == "relay"  # not opened a second time
     assert len(posts) == 0
-    again = posts.take(SECRETS, data)  # taken once; another take opens it again
-    assert again == verified and again is not verified
+    again, unknown = posts.take(SECRETS, data)  # taken once; another take opens it again
+    assert again == verified and again is not verified and unknown == ""
 
 
 def test_a_post_is_reused_only_for_the_same_bytes_and_the_same_room_secrets() -> None:
     posts = VerifiedPosts()
     data = envelope(1)
-    posts.verify(SECRETS, data)
+    posts.verify(SECRETS, data, "relay")
     other_key = rc.RoomSecrets(SECRETS.room_id, rc.RoomSecrets.generate().key)
     with pytest.raises(rc.WrongRoomKey):
         posts.take(other_key, data)
     altered = data[:-1] + bytes([data[-1] ^ 1])
     with pytest.raises(rc.WrongRoomKey):
         posts.take(SECRETS, altered)
-    assert posts.take(SECRETS, data).text == "hello 1"
+    assert posts.take(SECRETS, data)[0].text == "hello 1"
 
 
 def test_a_refused_post_is_not_kept() -> None:
     posts = VerifiedPosts()
     with pytest.raises(rc.RoomError):
-        posts.verify(SECRETS, envelope(1, rc.RoomSecrets.generate()))
+        posts.verify(SECRETS, envelope(1, rc.RoomSecrets.generate()), "relay")
     assert len(posts) == 0
 
 
 def test_what_is_kept_is_bounded_by_count_and_by_bytes() -> None:
     posts = VerifiedPosts(max_kept=3, max_bytes=10**6)
     data = [envelope(seq) for seq in range(1, 6)]
-    kept = [posts.verify(SECRETS, d) for d in data]
+    kept = [posts.verify(SECRETS, d, "relay") for d in data]
     assert len(posts) == 3
-    assert posts.take(SECRETS, data[0]) is not kept[0]  # the oldest went first
-    assert posts.take(SECRETS, data[4]) is kept[4]
+    assert posts.take(SECRETS, data[0]) == (kept[0], "")  # the oldest went first: opened again
+    assert posts.take(SECRETS, data[0])[0] is not kept[0]
+    assert posts.take(SECRETS, data[4])[0] is kept[4]
 
     big = [envelope(seq, text="x" * 3000) for seq in range(1, 5)]
     posts = VerifiedPosts(max_kept=100, max_bytes=2 * len(big[0]))
     for one in big:
-        posts.verify(SECRETS, one)
+        posts.verify(SECRETS, one, "relay")
     assert len(posts) == 2

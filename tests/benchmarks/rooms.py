@@ -17,7 +17,10 @@ spread (min - max). ``--members 2`` (a receiver reads each post once and forward
 one) and ``3`` (two copies read, one forwarded) separate what a post costs a receiver from
 what each further copy costs. The same receivers' CPU while the room sits idle is measured
 just before (3 s) and shown as what the posting time alone would cost, so what the posts
-themselves cost is the difference. CPU time counts what the process did, not how long it
+themselves cost is the difference. "loop thread" is the part of it spent by the receivers'
+main thread, which runs the event loop that takes the node's events (``kith node`` prints
+them; the window's views take them there); the rest is the network thread. CPU time counts
+what the process did, not how long it
 waited for a core, so it moves much less than latency on a busy machine; it still moves
 (caches, and more batching when a process falls behind).
 
@@ -70,9 +73,11 @@ SCALE_RATE = 10.0
 P99_GOAL_MS = 1000.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """utime + stime of a process, from /proc (all its threads), or of one of its threads
+    (``thread=pid``: the main one, which runs the event loop)."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -168,6 +173,7 @@ def post_at_rate(room: str, authors: list[NodeProcess], posts: int, rate: float
 @dataclass
 class CpuRun:
     ms_per_post: float        # mean over receivers: CPU ms / posts received
+    loop_ms_per_post: float   # of which their main thread's (the event loop: views, events)
     idle_ms_per_post: float   # the same receivers idle for as long, per post
     author_ms_per_post: float
     delivered: float          # % of posts each receiver printed, live
@@ -203,10 +209,11 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
                 for n, b in zip(receivers, idle_before, strict=True)]
         recorder = PySpy(receivers[0].proc.pid, spy) if spy is not None else None
         before = [cpu_seconds(n.proc.pid) for n in nodes]
+        loop_before = [cpu_seconds(n.proc.pid, n.proc.pid) for n in nodes]
         started = time.monotonic()
         sent_at, _, rate = post_at_rate(room, [author], CPU_POSTS, CPU_RATE)
         wanted = set(sent_at)
-        after = list(before)
+        after, loop_after = list(before), list(loop_before)
         got = [0] * len(nodes)
         # A receiver's CPU is read when its count last grew, so a post it never gets (the
         # author's quota refuses one of 400 at 40/s in a 2-member room) adds no idle wait.
@@ -218,8 +225,9 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
                 count = len(received_ids(nodes[i], wanted))
                 if count > got[i]:
                     last_arrival = time.monotonic()
-                    got[i], after[i], arrived[i] = (
-                        count, cpu_seconds(nodes[i].proc.pid), last_arrival - started)
+                    pid = nodes[i].proc.pid
+                    got[i], after[i], loop_after[i], arrived[i] = (
+                        count, cpu_seconds(pid), cpu_seconds(pid, pid), last_arrival - started)
                 if got[i] >= len(wanted):
                     pending.discard(i)
             time.sleep(0.02)
@@ -227,10 +235,13 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
         if recorder is not None:
             recorder.stop()
         per_post = [1000 * (after[i] - before[i]) / max(1, got[i]) for i in range(1, len(nodes))]
+        loop_per_post = [1000 * (loop_after[i] - loop_before[i]) / max(1, got[i])
+                         for i in range(1, len(nodes))]
         idle_per_post = [1000 * rate_s * arrived[i] / max(1, got[i])
                          for i, rate_s in zip(range(1, len(nodes)), idle, strict=True)]
         return CpuRun(
             ms_per_post=statistics.mean(per_post),
+            loop_ms_per_post=statistics.mean(loop_per_post),
             idle_ms_per_post=statistics.mean(idle_per_post),
             author_ms_per_post=1000 * (after[0] - before[0]) / len(wanted),
             delivered=100 * sum(got[1:]) / (len(wanted) * len(receivers)),
@@ -369,15 +380,17 @@ def cpu_part(runs: int, against: str | None, spy: Path | None, members: int) -> 
                 r = run_cpu(source, out, members)
                 results[name].append(r)
                 print(f"  run {run + 1} {name:<12} {r.ms_per_post:6.2f} ms/post "
-                      f"(idle share {r.idle_ms_per_post:.2f}), author {r.author_ms_per_post:.2f}"
+                      f"(idle share {r.idle_ms_per_post:.2f}, loop thread "
+                      f"{r.loop_ms_per_post:.2f}), author {r.author_ms_per_post:.2f}"
                       f" ms/post, delivered live {r.delivered:.1f} %, {r.rate:.1f} posts/s",
                       flush=True)
     print(f"\n{'version':<12}  {'ms CPU per received post, median (min - max)':<46}"
-          f"  {'idle part':>9}  {'author ms/post':>14}")
+          f"  {'idle part':>9}  {'loop thread':>11}  {'author ms/post':>14}")
     for name, _ in versions:
         rs = results[name]
         print(f"{name:<12}  {spread([r.ms_per_post for r in rs]):<46}  "
               f"{statistics.median(r.idle_ms_per_post for r in rs):>9.2f}  "
+              f"{statistics.median(r.loop_ms_per_post for r in rs):>11.2f}  "
               f"{statistics.median(r.author_ms_per_post for r in rs):>14.2f}")
     if against is not None:
         now = statistics.median(r.ms_per_post for r in results["this tree"])

@@ -21,6 +21,9 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 
 * ``tcp.read_tcp_ahead``: TCP reads fetch up to 256 KiB at a time (two ``recv`` calls per
   Noise message before).
+* ``tcp.detect_dead_links``: a TCP connection whose peer acknowledges nothing for about 30 s
+  (keepalive probes while idle, ``TCP_USER_TIMEOUT`` while sending) is closed by the kernel; a
+  link that died without a FIN or RST stayed up for 15 minutes or for good.
 * ``yamux.fit_frames_to_noise``: a Yamux frame fits one Noise message (it took two).
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
@@ -109,7 +112,7 @@ from app.node.libp2p_patches.kad_dht import bound_dht_answers
 from app.node.libp2p_patches.net_stream import take_free_state_locks
 from app.node.libp2p_patches.peer_record import carry_extra_fields
 from app.node.libp2p_patches.peerstore import bound_identify, bound_peer_addrs
-from app.node.libp2p_patches.tcp import read_tcp_ahead
+from app.node.libp2p_patches.tcp import detect_dead_links, read_tcp_ahead
 from app.node.libp2p_patches.yamux import (
     batch_window_updates,
     enforce_yamux_windows,
@@ -125,6 +128,7 @@ def apply_process_patches() -> None:
     """The patches to py-libp2p's classes and modules, for every host of this process; each
     applies once, however often this is called. Call before the first host is built."""
     read_tcp_ahead()
+    detect_dead_links()
     fit_frames_to_noise()
     batch_window_updates()
     take_buffered_bodies()

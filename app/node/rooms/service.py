@@ -457,7 +457,7 @@ class RoomService:
         once under an id a forger chose. Every other message, and any that would break a
         quota (which blames its publisher), must carry a valid gossip signature."""
         try:
-            post = self._verified.verify(secrets, message.data)  # taken back by _receive
+            post = self._verified.verify(secrets, message.data, forwarder)  # for _receive
         except rc.RoomError as exc:
             log.info("dropped a room post relayed by %s: %s", forwarder, exc)
             return False
@@ -530,10 +530,11 @@ class RoomService:
             self._emit(RoomPostConfirmed(room=room_id.hex(), id=post_id.hex()))
 
     async def _receive(self, live: LiveRoom, envelope: bytes, source: str) -> Taken:
-        """Verify and take in one envelope (live or synced)."""
+        """Verify and take in one envelope (live or synced). ``source``: the peer a synced
+        post came from, or a live post's publisher (whose relay ``_admit_live`` kept)."""
         secrets = live.secrets
         try:
-            post = self._verified.take(secrets, envelope)
+            post, relayed_by = self._verified.take(secrets, envelope)
         except rc.RoomError as exc:
             log.info("dropped a post for room %s from %s: %s", secrets.id_hex, source, exc)
             return Taken(None, None)
@@ -581,7 +582,7 @@ class RoomService:
                                    reply_to=info.reply_to))
         self._changed(secrets.room_id, unread=shown)
         if result.gap_before:
-            self._gap_seen(live, post, source or post.author)
+            self._gap_seen(live, post, relayed_by or source or post.author)
         return Taken(post, result)
 
     def _note_author(self, room_id: bytes, author: str) -> None:
@@ -593,7 +594,9 @@ class RoomService:
 
     def _gap_seen(self, live: LiveRoom, post: rc.RoomPost, peer_id: str) -> None:
         """A post came before its author's previous one: sync from ``peer_id`` unless that
-        one arrives within ``GAP_GRACE`` (relays deliver a burst slightly out of order)."""
+        one arrives within ``GAP_GRACE`` (relays deliver a burst slightly out of order).
+        ``peer_id`` is the member that relayed the post, if known: it is connected and holds
+        what came before, where the author may be out of reach."""
         first = not live.gaps
         if len(live.gaps) < MAX_GAPS:  # a flood of gaps is one sync anyway
             live.gaps[(post.author_key, post.author_seq - 1)] = peer_id
