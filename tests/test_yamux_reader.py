@@ -59,12 +59,14 @@ def noise_pair() -> tuple[NoiseConnection, NoiseConnection]:
 class CountedReads:
     """Our end of the socket pair, counting reads (of the socket, or of the raw connection
     above it: py-libp2p's layers read the latter). Like ``trio.SocketStream`` it has a
-    ``socket`` whose ``_sock`` the reader reads straight, counted too."""
+    ``socket`` whose ``_sock`` the reader reads straight, counted too, and whose options
+    (``tcp.detect_dead_links``) are the real socket's."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.reads = 0
-        self.socket = SimpleNamespace(_sock=_CountedSocket(stream.socket._sock, self))  # type: ignore[attr-defined]
+        self.socket = SimpleNamespace(_sock=_CountedSocket(stream.socket._sock, self),  # type: ignore[attr-defined]
+                                      setsockopt=stream.socket.setsockopt)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         self.reads += 1
