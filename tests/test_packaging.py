@@ -9,6 +9,8 @@ environment, as a user of the bundle would.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
 import json
 import os
 import queue
@@ -230,6 +232,38 @@ def test_install_and_uninstall_launcher(tmp_path: Path) -> None:
     assert not list((data / "icons").rglob("kith.*"))
     mimeapps = (config / "mimeapps.list").read_text()
     assert "kith.desktop" not in mimeapps and "text/html=browser.desktop" in mimeapps
+
+
+def test_setup_compiles_kiths_modules(tmp_path: Path) -> None:
+    """setup.sh, run on a copy of the checkout sharing its .venv (so pip has nothing to do),
+    leaves beside every module of app/ and ui/ the bytecode Python reads in place of compiling
+    it (a timestamp-checked file naming the source's mtime and size), and run again after a
+    module changed, that module's anew."""
+    venv = ROOT / ".venv"
+    stamp = (venv / ".kith-setup-stamp").read_text().split()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    # Otherwise setup.sh would reinstall Kith from the copy, into the shared .venv.
+    assert stamp[0] == digest, "run bash packaging/setup.sh --dev first"
+    copy = tmp_path / "kith"
+    for part in ("app", "ui", "packaging"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    (copy / ".venv").symlink_to(venv)
+    modules = sorted((copy / "app").rglob("*.py")) + sorted((copy / "ui").rglob("*.py"))
+    changed = copy / "app" / "core" / "markdown.py"
+
+    for _ in range(2):
+        subprocess.run(["bash", str(copy / "packaging" / "setup.sh")], cwd=copy, check=True,
+                       capture_output=True, timeout=300)
+        for module in modules:
+            cached = Path(importlib.util.cache_from_source(str(module)))
+            magic, flags, mtime, size = struct.unpack("<4sIII", cached.read_bytes()[:16])
+            source = module.stat()
+            assert (magic, flags, mtime, size) == (
+                importlib.util.MAGIC_NUMBER, 0, int(source.st_mtime), source.st_size), module
+        changed.write_text(changed.read_text() + "\n# changed\n")
+        later = time.time() + 5
+        os.utime(changed, (later, later))
 
 
 # --- bundled font --------------------------------------------------------------------------

@@ -28,11 +28,16 @@ package here would run at once.
 
 The modules of ``DEFERRED`` are loaded on first use instead: RSA and secp256k1 identities,
 which py-libp2p imports (with pycryptodome, cffi's C parser and coincurve, 2 MiB) to read a
-peer's key, though Kith's own identities and its contacts' are Ed25519, and private networks
-(a pre-shared key, Salsa20 from pycryptodome), which Kith does not configure. Their stand-in holds
-``Deferred`` names: calling one, or a method of one (``RSAPublicKey.from_bytes``), loads the
-real module in its place and calls the real function, so a stranger with such a key still
-connects. Nothing in py-libp2p 0.8.1 uses these names otherwise (no ``isinstance``).
+peer's key, though Kith's own identities and its contacts' are Ed25519; private networks (a
+pre-shared key, Salsa20 from pycryptodome), which Kith does not configure; and
+``importlib.metadata``, which py-libp2p imports only to read its own version as it loads, and
+which loads the ``email`` package to parse a distribution's metadata (0.9 MiB together in the
+window). Their stand-in holds ``Deferred`` names: calling one, or a method of one
+(``RSAPublicKey.from_bytes``), loads the real module in its place and calls the real
+function, so a stranger with such a key still connects. ``importlib.metadata.version`` is
+answered without the module where the distribution is a ``.dist-info`` directory
+(``installed_version``); any other name of it loads the module.
+Nothing in py-libp2p 0.8.1 uses these names otherwise (no ``isinstance``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
+import re
 import sys
 import threading
 import types
@@ -153,6 +160,7 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "libp2p.crypto.rsa": ("RSAPrivateKey", "RSAPublicKey", "create_new_key_pair"),
     "libp2p.crypto.secp256k1": ("Secp256k1PrivateKey", "Secp256k1PublicKey"),
     "libp2p.security.pnet.psk_conn": ("PskConn",),
+    "importlib.metadata": ("version",),
 }
 _loaded_for_real: set[str] = set()
 _loading = threading.Lock()
@@ -161,6 +169,9 @@ _loading = threading.Lock()
 def load_deferred(name: str) -> types.ModuleType:
     """The real module ``name`` of ``DEFERRED``, loaded in place of its stand-in."""
     with _loading:
+        current = sys.modules.get(name)
+        if current is not None and not is_stand_in(current):
+            _loaded_for_real.add(name)  # loaded for real before the hook: never run twice
         if name not in _loaded_for_real:
             stand_in = sys.modules.pop(name, None)
             _loaded_for_real.add(name)
@@ -202,11 +213,70 @@ class Deferred:
         return call
 
 
+def installed_version(distribution: str) -> str:
+    """``importlib.metadata.version``, read from the ``Version`` field of the distribution's
+    ``METADATA`` where it is installed as a ``.dist-info`` directory, the first on
+    ``sys.path`` as that module looks; any other layout (an ``.egg-info`` first, a zip, no
+    field) asks the real module, which raises what it raises."""
+    wanted = _distribution_key(distribution)
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip or a missing directory: the real module looks there
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if not dot or _distribution_key(stem.partition("-")[0]) != wanted:
+                continue
+            if suffix == "dist-info":
+                found = _metadata_version(os.path.join(entry or ".", name, "METADATA"))
+                if found is not None:
+                    return found
+            if suffix in ("dist-info", "egg-info", "egg"):
+                break
+        else:
+            continue
+        break
+    real: Any = load_deferred("importlib.metadata")
+    return str(real.version(distribution))
+
+
+def _distribution_key(name: str) -> str:
+    """A distribution's name as ``importlib.metadata`` compares them (PEP 503, underscores)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _metadata_version(path: str) -> str | None:
+    """The ``Version`` field of a ``METADATA`` file's headers (they end at the first empty
+    line), or None."""
+    try:
+        with open(path, encoding="utf-8") as metadata:
+            for line in metadata:
+                if not line.strip():
+                    return None
+                field, colon, value = line.partition(":")
+                if colon and field == "Version":
+                    return value.strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+# Names a ``DEFERRED`` stand-in answers itself, without loading its module.
+ANSWERED: dict[tuple[str, str], Callable[..., Any]] = {
+    ("importlib.metadata", "version"): installed_version,
+}
+
+
 def _deferred_stand_in(name: str) -> types.ModuleType:
     module = types.ModuleType(name, "loaded on first use (app.node.libp2p_patches.imports)")
     module.__dict__["__kith_stand_in__"] = True
     for attr in DEFERRED[name]:
-        setattr(module, attr, Deferred(name, attr))
+        setattr(module, attr, ANSWERED.get((name, attr)) or Deferred(name, attr))
+    spec = importlib.machinery.PathFinder.find_spec(name, _parent_path(name))
+    if spec is not None and spec.submodule_search_locations is not None:
+        # A package: its modules load as usual when imported, without its ``__init__``.
+        module.__path__ = list(spec.submodule_search_locations)
 
     def real_attribute(attr: str) -> Any:
         if attr.startswith("__"):  # the import system's probes (``__path__``) load nothing
@@ -215,6 +285,11 @@ def _deferred_stand_in(name: str) -> types.ModuleType:
 
     module.__dict__["__getattr__"] = real_attribute
     return module
+
+
+def _parent_path(name: str) -> list[str] | None:
+    parent = name.rpartition(".")[0]
+    return list(getattr(sys.modules[parent], "__path__", [])) if parent else None
 
 
 # Modules whose body runs when a name is first taken from them. For a package, that is its
