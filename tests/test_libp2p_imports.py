@@ -216,7 +216,6 @@ def test_a_deferred_name_loads_its_module_when_used() -> None:
         name.from_bytes(b"not a key")  # the real method ran
 
 
-
 def test_a_distributions_version_reads_as_importlib_metadata_reads_it() -> None:
     """Every distribution installed here, by its name as published and as normalized, and one
     that is not installed (the real module's error)."""
@@ -257,10 +256,10 @@ def test_py_libp2p_reads_its_version_without_importlib_metadata() -> None:
     out = subprocess.run([sys.executable, "-c", METADATA_PROBE], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
     found = json.loads(out.splitlines()[-1])
-    assert found == {"stand_in": True, "email": False, "version": found["real_version"],
-                     "module_alone": True, "real_after": True, "libp2p_listed": True,
-                     "real_version": found["real_version"]}
-    assert found["real_version"].count(".") >= 1
+    assert found.pop("version") == found.pop("real_version")
+    assert found == {"stand_in": True, "email": False, "module_alone": True, "real_after": True,
+                     "libp2p_listed": True}
+
 
 LAZY_PROBE = """
 import datetime, json, sys
