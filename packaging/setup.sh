@@ -203,7 +203,7 @@ fi
 
 # Kith's own modules compiled to bytecode, as pip compiles an installed package (an editable
 # install leaves them as source): where Python may not write its cache (PYTHONDONTWRITEBYTECODE,
-# a read-only checkout), each start of the window compiled about 200 modules, 0.3 s of CPU and
+# a read-only checkout), each start of the window compiled about 180 modules, 0.3 s of CPU and
 # 1.4 MiB of memory it kept. Files already compiled and unchanged are skipped.
 if ! "$VPY" -m compileall -q --invalidation-mode timestamp app ui >/dev/null; then
     warn "Kith's modules could not all be compiled to bytecode; they run from source"
