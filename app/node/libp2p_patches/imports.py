@@ -220,25 +220,28 @@ def installed_version(distribution: str) -> str:
     field) asks the real module, which raises what it raises."""
     wanted = _distribution_key(distribution)
     for entry in sys.path:
+        directory = entry or "."
         try:
-            names = os.listdir(entry or ".")
+            names = os.listdir(directory)
         except OSError:  # a zip or a missing directory: the real module looks there
             continue
-        for name in names:
-            stem, dot, suffix = name.rpartition(".")
-            if not dot or _distribution_key(stem.partition("-")[0]) != wanted:
-                continue
-            if suffix == "dist-info":
-                found = _metadata_version(os.path.join(entry or ".", name, "METADATA"))
-                if found is not None:
-                    return found
-            if suffix in ("dist-info", "egg-info", "egg"):
-                break
-        else:
-            continue
-        break
+        found = next((name for name in names if _names_distribution(name, wanted)), None)
+        if found is not None:  # the first found decides, as in the real module
+            if found.endswith(".dist-info"):
+                version = _metadata_version(os.path.join(directory, found, "METADATA"))
+                if version is not None:
+                    return version
+            break
     real: Any = load_deferred("importlib.metadata")
     return str(real.version(distribution))
+
+
+def _names_distribution(name: str, wanted: str) -> bool:
+    """Whether the directory entry ``name`` holds the metadata of the distribution ``wanted``
+    (a ``_distribution_key``)."""
+    stem, _, suffix = name.rpartition(".")
+    return (suffix in ("dist-info", "egg-info", "egg")
+            and _distribution_key(stem.partition("-")[0]) == wanted)
 
 
 def _distribution_key(name: str) -> str:
