@@ -131,3 +131,16 @@ class NodeProcess:
             ) from None
         assert code == -9, f"exit {code}, not SIGKILL; stderr tail: {''.join(self.stderr[-20:])}"
         self._pump_thread.join(timeout=10)
+
+
+def befriend(a: NodeProcess, b: NodeProcess, timeout: float = 20) -> tuple[str, str]:
+    """Two freshly started nodes made each other's contacts, both seen online; their peer
+    ids."""
+    a_id, b_id = a.expect("ready")["peer_id"], b.expect("ready")["peer_id"]
+    a_invite = a.request({"cmd": "status"}, "status")["invite"]
+    b_invite = b.request({"cmd": "status"}, "status")["invite"]
+    a.request({"cmd": "add_contact", "invite": b_invite}, "contact_added")
+    b.request({"cmd": "add_contact", "invite": a_invite}, "contact_added")
+    a.expect("contact_online", timeout=timeout, peer_id=b_id)
+    b.expect("contact_online", timeout=timeout, peer_id=a_id)
+    return a_id, b_id

@@ -132,6 +132,24 @@ def test_every_tcp_connection_notices_a_dead_link() -> None:
     assert trio.run(both_ends) == [wanted, wanted]
 
 
+def test_notice_hung_peers_internals() -> None:
+    """``notice_hung_peers``: every connection runs ``_measure_rtt_loop`` for its life, and an
+    answer to a ping is timed and signalled through the attributes the loop sets."""
+    build_host(Identity.generate(), [LOOPBACK])  # applies the process patches
+    assert "nursery.start_soon(self._measure_rtt_loop)" in inspect.getsource(Yamux.start)
+    assert _params(_upstream(Yamux._measure_rtt_loop)) == ["self"]
+    upstream_loop = inspect.getsource(_upstream(Yamux._measure_rtt_loop))
+    for name in ("self._ping_id += 1", "self._ping_event = trio.Event()",
+                 "self._ping_sent_time = trio.current_time()"):
+        assert name in upstream_loop, name
+    for name in ("_ping_id", "_ping_event", "_ping_sent_time", "_rtt"):
+        assert name in _names(_upstream(Yamux.__init__)), name
+    # The answer is handled by Kith's reader (yamux_reader._control), which stamps
+    # last_received at each socket read; a relayed connection's raw stream is not TCP.
+    assert "self.stream = stream" in inspect.getsource(RawConnection.__init__)
+    assert "self.stream = stream" in inspect.getsource(_upstream(TrioTCPStream.__init__))
+
+
 def test_fit_frames_to_noise_and_batch_window_updates_internals() -> None:
     # YamuxStream.write reads the module's frame size at each call.
     assert "MAX_MESSAGE_SIZE" in _names(_upstream(YamuxStream.write))

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns import Netns, namespaces
-from tests.nodeproc import NodeProcess
+from tests.nodeproc import NodeProcess, befriend
 
 A_IP = "198.51.100.1"
 B_IP = "198.51.100.2"
@@ -88,13 +88,7 @@ def _two_contacts(tmp_path: Path) -> Iterator[tuple[Netns, NodeProcess, NodeProc
             for short, ip, name in (("a", A_IP, "Ada"), ("b", B_IP, "Bob")):
                 nodes.append(_node(tmp_path, net, short, ip, name))
             ada, bob = nodes
-            ada_id, bob_id = ada.expect("ready")["peer_id"], bob.expect("ready")["peer_id"]
-            ada_invite = ada.request({"cmd": "status"}, "status")["invite"]
-            bob_invite = bob.request({"cmd": "status"}, "status")["invite"]
-            ada.request({"cmd": "add_contact", "invite": bob_invite}, "contact_added")
-            bob.request({"cmd": "add_contact", "invite": ada_invite}, "contact_added")
-            ada.expect("contact_online", timeout=20, peer_id=bob_id)
-            bob.expect("contact_online", timeout=20, peer_id=ada_id)
+            ada_id, bob_id = befriend(ada, bob)
             yield net, ada, bob, ada_id, bob_id
         finally:
             for node in nodes:

@@ -60,13 +60,15 @@ class CountedReads:
     """Our end of the socket pair, counting reads (of the socket, or of the raw connection
     above it: py-libp2p's layers read the latter). Like ``trio.SocketStream`` it has a
     ``socket`` whose ``_sock`` the reader reads straight, counted too, and whose options
-    (``tcp.detect_dead_links``) are the real socket's."""
+    (``tcp.detect_dead_links``, ``liveness.bytes_acked``) are the real socket's."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.reads = 0
         self.socket = SimpleNamespace(_sock=_CountedSocket(stream.socket._sock, self),  # type: ignore[attr-defined]
-                                      setsockopt=stream.socket.setsockopt)
+                                      setsockopt=stream.socket.setsockopt,
+                                      getsockopt=stream.socket.getsockopt,
+                                      fileno=stream.socket.fileno)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         self.reads += 1

@@ -24,6 +24,11 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
 * ``tcp.detect_dead_links``: a TCP connection whose peer acknowledges nothing for about 30 s
   (keepalive probes while idle, ``TCP_USER_TIMEOUT`` while sending) is closed by the kernel; a
   link that died without a FIN or RST stayed up for 15 minutes or for good.
+* ``liveness.notice_hung_peers``: a connection whose peer's kernel took our Yamux ping and
+  whose process then sent nothing for 20 s is closed; a peer that hung with its TCP up (a
+  stopped or deadlocked process) stayed online for good. A write waiting on the socket gets
+  more time while the peer's kernel acknowledges (``yamux.write_on_time``); its 10 s cut off
+  live peers behind slow uplinks mid-transfer.
 * ``yamux.fit_frames_to_noise``: a Yamux frame fits one Noise message (it took two).
 * ``yamux.batch_window_updates``: Yamux credit goes back per half window, not per read.
 * ``yamux.take_buffered_bodies``: a Yamux body already decrypted is taken without a read.
@@ -109,6 +114,7 @@ from app.node.libp2p_patches.imports import leave_out_unused_modules
 leave_out_unused_modules()  # before the modules below import py-libp2p
 
 from app.node.libp2p_patches.kad_dht import bound_dht_answers
+from app.node.libp2p_patches.liveness import notice_hung_peers
 from app.node.libp2p_patches.net_stream import take_free_state_locks
 from app.node.libp2p_patches.peer_record import carry_extra_fields
 from app.node.libp2p_patches.peerstore import bound_identify, bound_peer_addrs
@@ -129,6 +135,7 @@ def apply_process_patches() -> None:
     applies once, however often this is called. Call before the first host is built."""
     read_tcp_ahead()
     detect_dead_links()
+    notice_hung_peers()
     fit_frames_to_noise()
     batch_window_updates()
     take_buffered_bodies()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -50,8 +51,9 @@ from app.node.libp2p_patches.quick_lock import QuickLock
 log = logging.getLogger(__name__)
 
 BULK_WINDOW = MAX_WINDOW_SIZE  # 16 MiB, the most a py-libp2p peer accepts
-# How long one frame may take to reach the socket (go-yamux's ConnectionWriteTimeout); a
-# peer that has not taken it by then is gone, and the connection is closed.
+# How long a write may wait on the socket (go-yamux's ConnectionWriteTimeout) while the peer's
+# kernel acknowledges nothing (``liveness`` pushes the limit back while it does); a peer that
+# took nothing by then is gone, and the connection is closed.
 FRAME_WRITE_TIMEOUT = 10.0
 
 
@@ -134,9 +136,10 @@ def write_frames_whole() -> None:
     the nonce spent: every later message fails authentication at the peer, and the whole
     connection, with every stream and circuit on it, dies. Seen as a relay's connection to a
     peer dropping when a circuit through it ended. Here the write cannot be cancelled once it
-    has the lock; a peer that does not take a frame within ``FRAME_WRITE_TIMEOUT`` has its
-    connection closed, as go-yamux does. GO_AWAY, the last frame of a connection being closed,
-    is written as before, so closing stays as quick to cancel as it was.
+    has the lock; a peer that takes nothing of it for ``FRAME_WRITE_TIMEOUT`` has its
+    connection closed, as go-yamux does (``write_on_time``). GO_AWAY, the last frame of a
+    connection being closed, is written as before, so closing stays as quick to cancel as it
+    was.
     """
     if getattr(Yamux._write_frame, "_kith", False):
         return
@@ -147,15 +150,7 @@ def write_frames_whole() -> None:
             await unprotected(self, data)
             return
         async with self._write_lock:
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
-                    await self.secured_conn.write(data)
-                if late.cancelled_caught:
-                    log.warning("%s took no frame for %.0f s; closing the connection",
-                                self.peer_id, FRAME_WRITE_TIMEOUT)
-                    await _close_quietly(self.secured_conn)
-        if late.cancelled_caught:
-            raise RawConnError("a frame could not be written in time")
+            await write_on_time(self, self.secured_conn.write, data)
         await trio.lowlevel.checkpoint()
 
     write_frame._kith = True  # type: ignore[attr-defined]
@@ -226,16 +221,8 @@ async def _write_batch(conn: Yamux, noise: NoiseTransportReadWriter, stream_id: 
                        body: memoryview) -> None:
     """DATA frames of ``body`` for ``stream_id``, each one Noise message, in one socket write."""
     async with conn._write_lock:
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
-                frames = _sealed_frames(noise, stream_id, body)
-                await noise.read_writer.read_write_closer.write(frames)  # type: ignore[arg-type]
-            if late.cancelled_caught:
-                log.warning("%s took no frame for %.0f s; closing the connection",
-                            conn.peer_id, FRAME_WRITE_TIMEOUT)
-                await _close_quietly(conn.secured_conn)
-    if late.cancelled_caught:
-        raise RawConnError("a frame could not be written in time")
+        frames = _sealed_frames(noise, stream_id, body)
+        await write_on_time(conn, noise.read_writer.read_write_closer.write, frames)
     await trio.lowlevel.checkpoint()
 
 
@@ -324,15 +311,30 @@ async def _write_rest(conn: Yamux, noise: NoiseTransportReadWriter, rest: bytear
     """The rest of a frame ``_write_now`` started, through the ordinary socket write,
     shielded and timed as ``_write_batch``; releases the write lock ``_write_now`` took."""
     try:
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
-                await noise.read_writer.read_write_closer.write(rest)  # type: ignore[arg-type]
-            if late.cancelled_caught:
-                log.warning("%s took no frame for %.0f s; closing the connection",
-                            conn.peer_id, FRAME_WRITE_TIMEOUT)
-                await _close_quietly(conn.secured_conn)
+        await write_on_time(conn, noise.read_writer.read_write_closer.write, rest)
     finally:
         conn._write_lock.release()
+
+
+async def write_on_time(conn: Yamux, write: Callable[[Any], Awaitable[None]], data: Any
+                        ) -> None:
+    """``write(data)`` to the socket, uncancellable (``write_frames_whole``); the connection is
+    closed and ``RawConnError`` raised when it waits ``FRAME_WRITE_TIMEOUT`` seconds, a limit
+    ``liveness`` pushes back while the peer's kernel keeps acknowledging what we sent (a live
+    peer behind a slow link takes a batch in more than that)."""
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(FRAME_WRITE_TIMEOUT) as late:
+            if isinstance(conn, WindowedYamux):
+                conn.write_in_progress = late
+            try:
+                await write(data)
+            finally:
+                if isinstance(conn, WindowedYamux):
+                    conn.write_in_progress = None
+        if late.cancelled_caught:
+            log.warning("%s took nothing we wrote for %.0f s; closing the connection",
+                        conn.peer_id, FRAME_WRITE_TIMEOUT)
+            await close_quietly(conn.secured_conn)
     if late.cancelled_caught:
         raise RawConnError("a frame could not be written in time")
 
@@ -347,7 +349,8 @@ async def _wait_for_credit(stream: YamuxStream) -> None:
                                "seconds.")
 
 
-async def _close_quietly(conn: Any) -> None:
+async def close_quietly(conn: Any) -> None:
+    """Close ``conn`` (its reader then ends the connection), whatever closing raises."""
     try:
         await conn.close()
     except Exception:
@@ -406,6 +409,11 @@ class WindowedYamux(Yamux):
         self._write_lock = QuickLock()  # type: ignore[assignment]
         # Streams whose reader waits with a buffer of its own (``yamux_reader.read_into``).
         self.read_targets: dict[int, ReadTarget] = {}
+        # When ``yamux_reader`` last read anything from the peer (trio's clock); None while
+        # it does not read this connection (``liveness`` then judges no silence).
+        self.last_received: float | None = None
+        # The time limit of the write waiting on the socket, if any (``write_on_time``).
+        self.write_in_progress: trio.CancelScope | None = None
 
 
 class ReadTarget:

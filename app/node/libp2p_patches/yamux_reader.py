@@ -208,6 +208,7 @@ async def handle_incoming(self: WindowedYamux) -> None:
     frames = _NoiseFrames(session)
     deadline = NO_DEADLINE  # for the body of the DATA frame whose header was read
     while True:
+        self.last_received = trio.current_time()  # the handshake, then each socket read
         try:
             progress, pending = await _dispatch_frames(self, frames)
             if self.event_shutting_down.is_set():
