@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -283,6 +284,58 @@ def test_reservations_recover_after_the_relay_restarts(tmp_path: Path) -> None:
         _reserved_invite(ada, w.relay_id)
         _reserved_invite(bob, w.relay_id)
         ada.expect("contact_online", timeout=30, peer_id=bob_id)
+        ada.message(bob, bob_id, "after the relay came back")
+
+
+ANSWER_WITHIN = 3  # seconds, in place of the 20 the nodes use (tests/test_hung_peer.py)
+SHORT_LIVENESS = f"""\
+import app.node.contacts as contacts
+import app.node.libp2p_patches.liveness as liveness
+import app.node.relay as relay
+
+liveness.PING_INTERVAL, liveness.ANSWER_WITHIN = 1.0, {ANSWER_WITHIN}.0
+contacts.MAX_BACKOFF = relay.MAX_BACKOFF = 2.0
+"""
+
+
+def test_a_relay_that_hangs_is_noticed_and_its_circuits_end_with_it(tmp_path: Path) -> None:
+    """R is stopped (SIGSTOP: its kernel keeps the connections and acknowledges what comes).
+    A and B, who met only through R, each notice their connection to R gone silent after a
+    ping, and with it the circuit between them: each sees the other offline, and a message
+    written meanwhile waits. When R runs again both reserve again, and it is delivered.
+    Before, both stayed online through a relay that forwarded nothing, for good."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SHORT_LIVENESS)
+    with world(tmp_path) as w:
+        relay = w.relay()
+        relay.expect("ready")
+        ada = w.node("a", "ada", "--listen", f"/ip4/{A_IP}/tcp/0",
+                     "--relay", w.relay_addr(R_A_IP), name="Ada", pythonpath=site)
+        bob = w.node("b", "bob", "--listen", f"/ip4/{B_IP}/tcp/0",
+                     "--relay", w.relay_addr(R_B_IP), name="Bob", pythonpath=site)
+        ada_id, bob_id = ada.expect("ready")["peer_id"], bob.expect("ready")["peer_id"]
+        ada.request({"cmd": "add_contact", "invite": _reserved_invite(bob, w.relay_id)},
+                    "contact_added")
+        bob.request({"cmd": "add_contact", "invite": _reserved_invite(ada, w.relay_id)},
+                    "contact_added")
+        ada.expect("contact_online", timeout=20, peer_id=bob_id)
+        ada.message(bob, bob_id, "before the relay hangs")
+
+        os.kill(relay.proc.pid, signal.SIGSTOP)
+        try:
+            stopped_at = time.monotonic()
+            sent = ada.request({"cmd": "send", "to": bob_id, "text": "while R hangs"}, "sent")
+            ada.expect("contact_offline", timeout=20 * ANSWER_WITHIN, peer_id=bob_id)
+            bob.expect("contact_offline", timeout=20 * ANSWER_WITHIN, peer_id=ada_id)
+            noticed = time.monotonic() - stopped_at
+            assert noticed < 4 * ANSWER_WITHIN, f"noticed after {noticed:.1f} s"
+            assert not ada.printed("delivered", id=sent["id"])
+        finally:
+            os.kill(relay.proc.pid, signal.SIGCONT)
+        ada.expect("contact_online", timeout=60, peer_id=bob_id)
+        ada.expect("delivered", timeout=60, id=sent["id"])
+        assert bob.expect("message", timeout=20, id=sent["id"])["text"] == "while R hangs"
         ada.message(bob, bob_id, "after the relay came back")
 
 
