@@ -155,7 +155,7 @@ def notice_hung_peers() -> None:
         async with trio.open_nursery() as nursery:
             if sock is not None and isinstance(self, WindowedYamux):
                 nursery.start_soon(push_write_limits, self, sock)
-            await _ping_until_closed(self)
+            await _ping_until_closed(self, sock)
             nursery.cancel_scope.cancel()
 
     ping_loop._kith = True  # type: ignore[attr-defined]
@@ -177,12 +177,13 @@ async def push_write_limits(conn: WindowedYamux, sock: trio.socket.SocketType) -
                                  trio.current_time() + yamux_patches.FRAME_WRITE_TIMEOUT)
 
 
-async def _ping_until_closed(conn: Yamux) -> None:
-    """Ping every ``PING_INTERVAL`` seconds; close the connection if the peer is judged hung."""
+async def _ping_until_closed(conn: Yamux, sock: trio.socket.SocketType | None) -> None:
+    """Ping every ``PING_INTERVAL`` seconds; close the connection if the peer is judged hung
+    (only where ``sock``, its TCP socket, is known)."""
     await trio.sleep(0.5)  # as upstream: let the connection settle
     while not conn.event_shutting_down.is_set():
         try:
-            if not await _ping_once(conn):
+            if not await _ping_once(conn, sock):
                 log.warning("%s stayed silent %.0f s after its kernel took our ping; "
                             "closing the connection", conn.peer_id, ANSWER_WITHIN)
                 await close_quietly(conn.secured_conn)
@@ -193,26 +194,23 @@ async def _ping_until_closed(conn: Yamux) -> None:
             await conn.event_shutting_down.wait()
 
 
-async def _ping_once(conn: Yamux) -> bool:
+async def _ping_once(conn: Yamux, sock: trio.socket.SocketType | None) -> bool:
     """Ping ``conn`` and wait for the answer: False when the peer is judged hung."""
     conn._ping_id += 1
     conn._ping_event = answered = trio.Event()
     await conn._write_frame(struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_PING, FLAG_SYN, 0,
                                         conn._ping_id))
     now = conn._ping_sent_time = trio.current_time()
-    sock = tcp_socket(conn)
-    last_received = conn.last_received if isinstance(conn, WindowedYamux) else None
-    watch = PingWatch.start(sock, now) if sock is not None and last_received is not None \
-        else None
-    if watch is None:
-        with trio.move_on_after(PONG_WAIT):
+    watch = PingWatch.start(sock, now) if sock is not None else None
+    if watch is None or not isinstance(conn, WindowedYamux) or conn.last_received is None:
+        with trio.move_on_after(PONG_WAIT):  # nothing to judge by: as upstream
             await answered.wait()
         return True
     while not answered.is_set() and not conn.event_shutting_down.is_set():
         with trio.move_on_after(POLL):
             await answered.wait()
-        assert isinstance(conn, WindowedYamux) and conn.last_received is not None
-        if not answered.is_set() and watch.silent_too_long(trio.current_time(),
-                                                           conn.last_received):
+        received = conn.last_received
+        if (not answered.is_set() and received is not None
+                and watch.silent_too_long(trio.current_time(), received)):
             return False
     return True
