@@ -7,13 +7,17 @@ through two ``kith node`` processes is tests/test_hung_peer.py."""
 
 from __future__ import annotations
 
+import re
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import trio
+from libp2p.stream_muxer.yamux.yamux import FLAG_ACK, FLAG_SYN, TYPE_PING, YAMUX_HEADER_FORMAT
 
 from app.node.libp2p_patches.liveness import (
     ANSWER_WITHIN,
@@ -140,3 +144,14 @@ def test_a_closed_socket_is_not_judged() -> None:
         sender.close()
         assert bytes_acked(sock) is None and bytes_queued(sock) is None
         assert not watch.silent_too_long(10 * ANSWER_WITHIN, last_received=0.0)
+
+
+def test_the_ping_frames_in_the_protocol_document_are_the_ones_sent() -> None:
+    """docs/protocol.md ("Hung peers") gives the 7th ping and its answer byte for byte."""
+    text = " ".join((Path(__file__).parent.parent / "docs" / "protocol.md").read_text().split())
+    found = re.search(r"for the 7th ping: `([0-9a-f ]+)` \(ping, SYN\) and `([0-9a-f ]+)` "
+                      r"\(answer, ACK\)", text)
+    assert found is not None
+    ping, answer = (bytes.fromhex(group) for group in found.groups())
+    assert ping == struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_PING, FLAG_SYN, 0, 7)
+    assert answer == struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_PING, FLAG_ACK, 0, 7)
