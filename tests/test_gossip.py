@@ -52,6 +52,7 @@ from app.node.gossip import (
     open_pubsub,
 )
 from app.node.host import build_host, key_pair
+from app.node.libp2p_patches import read_pacing
 from app.node.libp2p_patches import yamux as yamux_patches
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -291,7 +292,9 @@ def test_a_relay_writes_forwarded_posts_at_once_and_finishes_what_the_socket_lea
     written there and then, not handed to the peer's sender task. Here the socket takes only
     7 bytes of each first try: the rest of that frame, already encrypted, must still go out
     before any later post, or the far end's next decryption fails and every post after it is
-    lost with the connection."""
+    lost with the connection. The relay reads each post as it comes (``read_pacing``
+    would hand it the burst in batches, queued for the sender task)."""
+    monkeypatch.setattr(read_pacing, "PATIENCE", 0.0)
     send_now = yamux_patches.send_now
     monkeypatch.setattr(yamux_patches, "send_now", lambda sock, data: send_now(sock, data[:7]))
 

@@ -274,6 +274,19 @@ def test_read_in_one_pass_internals() -> None:
     assert _params(SecureSession._drain) == ["self", "n"]
 
 
+def test_read_pacing_internals() -> None:
+    """``read_pacing``: a patient stream is forgotten where py-libp2p ends every stream,
+    ``_finalize_stream_locked`` (its ``fully_closed`` by keyword); gossip streams are marked
+    from ``Pubsub.peers`` (ours, set as the peer's hello goes out) and from
+    ``continuously_read_stream`` (the peer's, which its stream handler calls)."""
+    assert _params(Yamux._finalize_stream_locked) == ["self", "stream", "fully_closed"]
+    assert (inspect.signature(Yamux._finalize_stream_locked).parameters["fully_closed"].kind
+            is inspect.Parameter.KEYWORD_ONLY)
+    assert "self.peers[peer_id] = stream" in inspect.getsource(Pubsub._handle_new_peer)
+    assert "await self.continuously_read_stream(stream)" in inspect.getsource(
+        Pubsub.stream_handler)
+
+
 def test_cap_and_widen_receive_window_internals() -> None:
     # A stream's window grows in one place only, which ``cap_receive_window`` replaces...
     stream_source = inspect.getsource(YamuxStream)

@@ -548,6 +548,8 @@ class KithPubsub(Pubsub):
             _HELLO_TOPICS.reset(token)
         if announced is not None:
             self._announce_changes_since_hello(peer_id, announced)
+        if (ours := self.peers.get(peer_id)) is not None:
+            yamux_patches.let_wait(ours)  # its window updates, as the peer's posts below
 
     def get_hello_packet(self) -> rpc_pb2.RPC:
         """Upstream's, noting the topics it announces for ``_handle_new_peer``."""
@@ -665,6 +667,7 @@ class KithPubsub(Pubsub):
         """
         peer_id = stream.muxed_conn.peer_id
         sender = peer_id.to_bytes()
+        yamux_patches.let_wait(stream)  # a busy room's RPCs are read in batches
         reader = _RpcReader(stream, self.max_inbound_rpc_size)
         try:
             while self.manager.is_running:

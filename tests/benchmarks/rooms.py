@@ -13,8 +13,11 @@ Part 1, the CPU one room post costs each member: 4 members, one author posts 400
 40 posts/s; for each receiving member, its CPU time (utime + stime from /proc) from the first
 post until it has printed the last ``room_message``, divided by the posts it received. A run's
 figure is the mean over the receivers; the table shows the median of ``--runs`` runs and their
-spread (min - max). ``--members 2`` (a receiver reads each post once and forwards it to no
-one) and ``3`` (two copies read, one forwarded) separate what a post costs a receiver from
+spread (min - max). Beside it, the latency from each post command to each receiver's
+``room_message`` (p50 and p99 over all receivers; wall-clock, so a quiet machine's figure
+only): what reading a busy room in batches (``read_pacing``) costs in time. ``--members 2``
+(a receiver reads each post once and forwards it to no one) and ``3`` (two copies read, one
+forwarded) separate what a post costs a receiver from
 what each further copy costs. The same receivers' CPU while the room sits idle is measured
 just before (3 s) and shown as what the posting time alone would cost, so what the posts
 themselves cost is the difference. "loop thread" is the part of it spent by the receivers'
@@ -178,6 +181,8 @@ class CpuRun:
     author_ms_per_post: float
     delivered: float          # % of posts each receiver printed, live
     rate: float               # posts/s achieved
+    p50_ms: float             # post command -> a receiver's room_message, over all receivers
+    p99_ms: float
 
 
 class PySpy:
@@ -215,6 +220,7 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
         wanted = set(sent_at)
         after, loop_after = list(before), list(loop_before)
         got = [0] * len(nodes)
+        latencies: list[float] = []
         # A receiver's CPU is read when its count last grew, so a post it never gets (the
         # author's quota refuses one of 400 at 40/s in a 2-member room) adds no idle wait.
         last_arrival = time.monotonic()
@@ -222,7 +228,8 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
         pending = set(range(1, len(nodes)))
         while pending and time.monotonic() - last_arrival < GIVE_UP_AFTER_SECONDS:
             for i in sorted(pending):
-                count = len(received_ids(nodes[i], wanted))
+                arrivals = received_ids(nodes[i], wanted)
+                count = len(arrivals)
                 if count > got[i]:
                     last_arrival = time.monotonic()
                     pid = nodes[i].proc.pid
@@ -231,6 +238,9 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
                 if got[i] >= len(wanted):
                     pending.discard(i)
             time.sleep(0.02)
+        for node in receivers:
+            latencies += [1000 * (t - sent_at[post]) for post, t in
+                          received_ids(node, wanted).items()]
         after[0] = cpu_seconds(author.proc.pid)
         if recorder is not None:
             recorder.stop()
@@ -246,6 +256,8 @@ def run_cpu(source: Path | None, spy: Path | None = None, members: int = CPU_MEM
             author_ms_per_post=1000 * (after[0] - before[0]) / len(wanted),
             delivered=100 * sum(got[1:]) / (len(wanted) * len(receivers)),
             rate=rate,
+            p50_ms=percentile(latencies, 0.50),
+            p99_ms=percentile(latencies, 0.99),
         )
 
 
@@ -382,16 +394,19 @@ def cpu_part(runs: int, against: str | None, spy: Path | None, members: int) -> 
                 print(f"  run {run + 1} {name:<12} {r.ms_per_post:6.2f} ms/post "
                       f"(idle share {r.idle_ms_per_post:.2f}, loop thread "
                       f"{r.loop_ms_per_post:.2f}), author {r.author_ms_per_post:.2f}"
-                      f" ms/post, delivered live {r.delivered:.1f} %, {r.rate:.1f} posts/s",
-                      flush=True)
+                      f" ms/post, delivered live {r.delivered:.1f} %, {r.rate:.1f} posts/s, "
+                      f"latency p50 {r.p50_ms:.0f} ms, p99 {r.p99_ms:.0f} ms", flush=True)
     print(f"\n{'version':<12}  {'ms CPU per received post, median (min - max)':<46}"
-          f"  {'idle part':>9}  {'loop thread':>11}  {'author ms/post':>14}")
+          f"  {'idle part':>9}  {'loop thread':>11}  {'author ms/post':>14}"
+          f"  {'latency p50 / p99 ms':>20}")
     for name, _ in versions:
         rs = results[name]
         print(f"{name:<12}  {spread([r.ms_per_post for r in rs]):<46}  "
               f"{statistics.median(r.idle_ms_per_post for r in rs):>9.2f}  "
               f"{statistics.median(r.loop_ms_per_post for r in rs):>11.2f}  "
-              f"{statistics.median(r.author_ms_per_post for r in rs):>14.2f}")
+              f"{statistics.median(r.author_ms_per_post for r in rs):>14.2f}  "
+              f"{statistics.median(r.p50_ms for r in rs):>11.0f} / "
+              f"{statistics.median(r.p99_ms for r in rs):<6.0f}")
     if against is not None:
         now = statistics.median(r.ms_per_post for r in results["this tree"])
         then = statistics.median(r.ms_per_post for r in results[against])

@@ -47,6 +47,7 @@ from libp2p.stream_muxer.yamux.yamux import (
 )
 
 from app.node.libp2p_patches.quick_lock import QuickLock
+from app.node.libp2p_patches.read_pacing import ReadPacer
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,16 @@ class WindowedYamux(Yamux):
         self.last_received: float | None = None
         # The time limit of the write waiting on the socket, if any (``write_on_time``).
         self.write_in_progress: trio.CancelScope | None = None
+        # Streams whose frames may wait for the next read, and when that read is
+        # (``let_wait``, ``read_pacing``).
+        self.patient_streams: set[int] = set()
+        self.pacer = ReadPacer()
+
+    def _finalize_stream_locked(self, stream: YamuxStream, *, fully_closed: bool) -> None:
+        """Upstream's, forgetting that the stream was patient: ids are not reused, but a
+        peer that opens and closes streams must not grow the set."""
+        self.patient_streams.discard(stream.stream_id)
+        super()._finalize_stream_locked(stream, fully_closed=fully_closed)
 
 
 class ReadTarget:
@@ -445,6 +456,14 @@ def enforce_yamux_windows() -> None:
     options give, so the name is replaced in its module.
     """
     muxer_multistream.Yamux = WindowedYamux  # type: ignore[misc]
+
+
+def let_wait(stream: INetStream) -> None:
+    """Frames of ``stream`` (a ``NetStream``) may wait a moment for the next socket read
+    while they come often (``read_pacing``, read by ``yamux_reader``)."""
+    muxed = getattr(stream, "muxed_stream", None)
+    if isinstance(muxed, YamuxStream) and isinstance(muxed.conn, WindowedYamux):
+        muxed.conn.patient_streams.add(muxed.stream_id)
 
 
 def cap_receive_window(stream: INetStream, cap: int) -> None:

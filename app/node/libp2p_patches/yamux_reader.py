@@ -144,6 +144,11 @@ class _NoiseFrames:
             self._waited = False
             return data
 
+    def after_pause(self) -> None:
+        """The reader slept (a checkpoint): read the socket before waiting on it."""
+        self._drained = False
+        self._waited = True
+
     async def fill(self) -> None:
         """Read the socket once and decrypt every whole Noise message read so far."""
         try:
@@ -210,7 +215,7 @@ async def handle_incoming(self: WindowedYamux) -> None:
     while True:
         self.last_received = trio.current_time()  # the handshake, then each socket read
         try:
-            progress, pending = await _dispatch_frames(self, frames)
+            progress, pending, patient = await _dispatch_frames(self, frames)
             if self.event_shutting_down.is_set():
                 return  # closed here (Yamux.close), which cleans up itself
             if not pending:
@@ -218,6 +223,10 @@ async def handle_incoming(self: WindowedYamux) -> None:
             elif progress or deadline == NO_DEADLINE:
                 deadline = trio.current_time() + yamux._yamux_data_read_timeout()
             if deadline == NO_DEADLINE:
+                read_at = self.last_received
+                if (wake := self.pacer.next_read_at(read_at, patient)) > read_at:
+                    await trio.sleep_until(wake)
+                    frames.after_pause()
                 await frames.fill()
                 continue
             with trio.move_on_at(deadline) as waiting:
@@ -248,17 +257,25 @@ class _GoAway(Exception):
     """The peer sent GO_AWAY, or a DATA frame larger than any window: the connection ends."""
 
 
-async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[bool, bool]:
+async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames
+                           ) -> tuple[bool, bool, bool]:
     """Hand every whole frame in ``frames.plain`` to its stream: (whether any was, whether the
-    body of a DATA frame whose header is there is still on its way)."""
+    body of a DATA frame whose header is there is still on its way, whether every frame was
+    a plain DATA or WINDOW_UPDATE frame of a patient stream)."""
     plain = frames.plain
     at, size = 0, len(plain)
     streams, buffers, events = self.streams, self.stream_buffers, self.stream_events
     targets = self.read_targets
+    patient_streams = self.patient_streams
+    patient = urgent = False
     view = memoryview(plain)
     try:
         while size - at >= HEADER_SIZE:
             _, kind, flags, stream_id, length = _HEADER.unpack_from(view, at)
+            if flags or stream_id not in patient_streams:
+                urgent = True
+            else:
+                patient = True
             if kind != TYPE_DATA:
                 at += HEADER_SIZE
                 if kind == TYPE_WINDOW_UPDATE and not flags & (FLAG_SYN | FLAG_ACK):
@@ -279,7 +296,7 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
             end = at + HEADER_SIZE + length
             if end > size:
                 _check_announced(self, flags, stream_id, length)
-                return at > 0, True
+                return at > 0, True, False
             if flags & (FLAG_SYN | FLAG_ACK):
                 body = bytes(view[at + HEADER_SIZE:end])
                 at = end
@@ -308,7 +325,7 @@ async def _dispatch_frames(self: WindowedYamux, frames: _NoiseFrames) -> tuple[b
                     _close_or_reset(self, stream, flags)
                 if stream.closed:
                     self._finalize_stream_locked(stream, fully_closed=True)
-        return at > 0, False
+        return at > 0, False, patient and not urgent
     finally:
         view.release()
         del plain[:at]
