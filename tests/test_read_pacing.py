@@ -20,7 +20,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.stream.net_stream import NetStream
 from libp2p.stream_muxer.yamux.yamux import YamuxStream
 
-from app.node.libp2p_patches import read_pacing
+from app.node.libp2p_patches import read_pacing, yamux_reader
 from app.node.libp2p_patches.read_pacing import BUSY_WITHIN, PATIENCE, ReadPacer
 from app.node.libp2p_patches.yamux import WindowedYamux
 from tests.test_gossip import TOPIC, line
@@ -137,6 +137,33 @@ def test_a_read_holding_anything_else_is_followed_by_the_next_at_once() -> None:
             assert await room.read(10_000) == POST
             await settled()
             assert peer.muxed.pacer.pauses == 2  # that post's read, room-only and close: busy
+            nursery.cancel_scope.cancel()
+
+    run_on_mock_clock(scenario)
+
+
+def test_a_read_that_leaves_more_in_the_socket_is_followed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy room whose posts fill a read (here 1000 bytes) is read on until the socket is
+    empty: only then does the reader wait."""
+    monkeypatch.setattr(yamux_reader, "READ_SIZE", 1000)
+
+    async def scenario() -> None:
+        clock = mock_clock()
+        async with trio.open_nursery() as nursery, connection(nursery) as peer:
+            room = await patient_stream(peer, 1)
+            await busy(peer, room, 1)
+            burst = [bytes([i]) * 200 for i in range(20)]  # about 4.6 KB on the wire
+            await peer.send(b"".join(peer.seal(frame(DATA, 0, 1, post)) for post in burst))
+            await settled()
+            assert peer.muxed.stream_buffers[1] == b""
+            reads = peer.ours.reads
+            clock.jump(PATIENCE)
+            await settled()  # no more time passes: each full read is followed by the next
+            assert peer.muxed.stream_buffers[1] == b"".join(burst)
+            assert peer.ours.reads - reads >= 5
+            assert peer.muxed.pacer.pauses == 2  # and then, the socket empty, it waits
             nursery.cancel_scope.cancel()
 
     run_on_mock_clock(scenario)

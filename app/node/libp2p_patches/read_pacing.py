@@ -4,12 +4,12 @@ A room post read alone wakes every layer above the socket for itself: the connec
 the pubsub stream's reader, the room's reader and the thread that shows it. At 40 posts/s that
 wake cost a member more CPU than the post's own work (docs/performance.md, "Reading a busy room
 in batches"). So when two socket reads in a row held nothing but frames of patient streams
-(``yamux_reader.let_wait``: gossip), within ``BUSY_WITHIN`` of each other, the next read waits
-until ``PATIENCE`` after the last, and takes everything that came meanwhile in one pass. A read
-that held any other frame (a direct message, a file's data, a ping, a stream opened or closed)
-is followed by the next at once, and a quiet room's lone post is never held. A direct message
-that arrives on a busy room's connection while its reader waits is held as long as the posts
-around it: ``PATIENCE`` at most.
+(``yamux.let_wait``: gossip), within ``BUSY_WITHIN`` of each other, the next read waits until
+``PATIENCE`` after the last, and takes everything that came meanwhile in one pass. A read that
+held any other frame (a direct message, a file's data, a ping, a stream opened or closed) is
+followed by the next at once, and so is one that left more in the socket than it took; a quiet
+room's lone post is never held. A direct message that arrives on a busy room's connection while
+its reader waits is held as long as the posts around it: ``PATIENCE`` at most.
 """
 
 from __future__ import annotations

@@ -101,6 +101,7 @@ class _NoiseFrames:
         self._waited = True  # whether this task yielded since its last socket read
         self._drained = False  # whether the last read took everything the socket held
         self._sealed = b""
+        self.took_all = False  # whether the last ``fill`` read less than it asked for
         # What the session decrypted before the muxer started and nobody read yet.
         self.plain = bytearray(session._drain(None))
 
@@ -157,6 +158,7 @@ class _NoiseFrames:
             raise _ConnectionLost(str(error)) from error
         if not data:
             raise _ConnectionLost("end of stream")
+        self.took_all = len(data) < READ_SIZE
         at, size = (self._finish_sealed(data) if self._sealed else 0), len(data)
         plain, decrypt = self.plain, self._decrypt
         view = memoryview(data)  # each message decrypted from a view: no slice copied
@@ -224,7 +226,9 @@ async def handle_incoming(self: WindowedYamux) -> None:
                 deadline = trio.current_time() + yamux._yamux_data_read_timeout()
             if deadline == NO_DEADLINE:
                 read_at = self.last_received
-                if (wake := self.pacer.next_read_at(read_at, patient)) > read_at:
+                # A read that filled its buffer left more in the socket: read on.
+                if (wake := self.pacer.next_read_at(read_at, patient and frames.took_all)
+                        ) > read_at:
                     await trio.sleep_until(wake)
                     frames.after_pause()
                 await frames.fill()
