@@ -29,16 +29,22 @@ from tests.test_yamux_reader import DATA, FIN, SYN, WINDOW_UPDATE, Peer, connect
 POST = b"p" * 200  # a room post's size, about
 
 
-def test_the_rule_holds_only_room_reads_that_follow_each_other_closely() -> None:
+def test_the_rule_holds_only_a_lasting_streak_of_room_reads() -> None:
     pacer = ReadPacer()
-    assert pacer.next_read_at(10.0, True) == 10.0  # a quiet room's post: read on at once
-    assert pacer.next_read_at(10.05, False) == 10.05  # anything else: at once, always
-    # A second room-only read within BUSY_WITHIN of the first: a busy room.
-    assert pacer.next_read_at(10.1, True) == 10.1 + PATIENCE
-    assert pacer.next_read_at(10.1 + PATIENCE, True) == 10.1 + 2 * PATIENCE  # still busy
-    assert pacer.next_read_at(10.3, False) == 10.3
-    quiet = 10.1 + 2 * PATIENCE + BUSY_WITHIN + 0.01
-    assert pacer.next_read_at(quiet, True) == quiet  # the room went quiet: at once again
+    # A connection's first moments: a few gossip messages close together, never held.
+    assert [pacer.next_read_at(t, True) for t in (10.0, 10.001, 10.004)] == [
+        10.0, 10.001, 10.004]
+    # Room-only reads each within BUSY_WITHIN of the last, for BUSY_FOR: a busy room.
+    assert pacer.next_read_at(10.1, True) == 10.1
+    assert pacer.next_read_at(10.2, True) == 10.2
+    assert pacer.next_read_at(10.3, True) == 10.3 + PATIENCE
+    assert pacer.next_read_at(10.4, True) == 10.4 + PATIENCE  # still busy
+    # Anything else: at once, and the streak starts again.
+    assert pacer.next_read_at(10.45, False) == 10.45
+    assert pacer.next_read_at(10.5, True) == 10.5
+    # A gap longer than BUSY_WITHIN ends a streak too.
+    assert pacer.next_read_at(10.7, True) == 10.7
+    assert pacer.next_read_at(10.9, True) == 10.9
     assert pacer.pauses == 2
 
 
@@ -63,8 +69,13 @@ async def settled() -> None:
 
 
 async def busy(peer: Peer, stream: NetStream, stream_id: int) -> None:
-    """Two posts read one after the other: the reader now waits PATIENCE before reading on."""
-    for _ in range(2):
+    """Posts read 0.1 s apart for longer than BUSY_FOR: the reader now waits PATIENCE before
+    reading on."""
+    clock = mock_clock()
+    for n in range(4):  # read at 0, 0.1, 0.2 and 0.3 s
+        if n:
+            clock.jump(0.1)
+        assert peer.muxed.pacer.pauses == 0
         await peer.send(peer.seal(frame(DATA, 0, stream_id, POST)))
         assert await stream.read(10_000) == POST
         await settled()
@@ -132,11 +143,12 @@ def test_a_read_holding_anything_else_is_followed_by_the_next_at_once() -> None:
             assert await direct.read(100) == b"hello"
             assert await room.read(10_000) == POST
             await settled()
-            # The next post is read with no time passing: nothing waits after that read.
-            await peer.send(peer.seal(frame(DATA, 0, 1, POST)))
-            assert await room.read(10_000) == POST
-            await settled()
-            assert peer.muxed.pacer.pauses == 2  # that post's read, room-only and close: busy
+            # The next posts are read with no time passing: the streak starts again.
+            for _ in range(3):
+                await peer.send(peer.seal(frame(DATA, 0, 1, POST)))
+                assert await room.read(10_000) == POST
+                await settled()
+            assert peer.muxed.pacer.pauses == 1
             nursery.cancel_scope.cancel()
 
     run_on_mock_clock(scenario)
@@ -146,7 +158,7 @@ def test_a_read_that_leaves_more_in_the_socket_is_followed_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A busy room whose posts fill a read (here 1000 bytes) is read on until the socket is
-    empty: only then does the reader wait."""
+    empty, and its streak starts again."""
     monkeypatch.setattr(yamux_reader, "READ_SIZE", 1000)
 
     async def scenario() -> None:
@@ -163,7 +175,7 @@ def test_a_read_that_leaves_more_in_the_socket_is_followed_at_once(
             await settled()  # no more time passes: each full read is followed by the next
             assert peer.muxed.stream_buffers[1] == b"".join(burst)
             assert peer.ours.reads - reads >= 5
-            assert peer.muxed.pacer.pauses == 2  # and then, the socket empty, it waits
+            assert peer.muxed.pacer.pauses == 1
             nursery.cancel_scope.cancel()
 
     run_on_mock_clock(scenario)
@@ -174,6 +186,10 @@ def test_a_quiet_room_and_direct_traffic_are_never_held() -> None:
         clock = mock_clock()
         async with trio.open_nursery() as nursery, connection(nursery) as peer:
             room, direct = await room_and_direct(peer)
+            for _ in range(5):  # a connection's first moments: gossip close together
+                await peer.send(peer.seal(frame(DATA, 0, 1, POST)))
+                assert await room.read(10_000) == POST
+                await settled()
             for _ in range(5):  # a post now and then: each read at once
                 clock.jump(BUSY_WITHIN + 0.01)
                 await peer.send(peer.seal(frame(DATA, 0, 1, POST)))

@@ -41,8 +41,8 @@ For every connection of the process (``apply_process_patches``, from ``host.buil
   socket in large pieces, decrypts every whole Noise message and hands each frame to its
   stream in the same pass; stream reads take no lock (a header read, a body read, locks and
   debug strings per frame before); it reads its TCP socket itself, with no trip through the
-  scheduler after a read that followed a wait. When a room is busy (two reads in a row that
-  held only gossip, close together) it reads again only 100 ms after the last read
+  scheduler after a read that followed a wait. When a room is busy (reads holding only gossip,
+  close together, for a quarter of a second) it reads again only 100 ms after the last read
   (``read_pacing``, streams marked by ``yamux.let_wait``): a post read alone woke every layer
   above the socket for itself.
 * ``net_stream.take_free_state_locks``: a stream's state lock, nearly always free, is taken
