@@ -9,7 +9,6 @@ and everyone's connection to the relay ``local`` (this computer).
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 from app.core.config import NodeConfig
@@ -17,6 +16,7 @@ from app.core.events import ContactRoute, NodeStatus, ReachabilityChanged
 from app.core.invite import ContactInvite, strip_p2p
 from app.node.reachability import address_route, best_route, own_state
 from tests.peers import LOOPBACK, Peer
+from tests.ports import port_to_listen_on
 
 DOC = "/ip4/198.51.100.7/tcp/4001"  # a documentation range: not global
 PRIVATE = "/ip4/192.168.1.20/tcp/4001"
@@ -53,15 +53,9 @@ def test_route_of_an_address_and_the_best_of_several() -> None:
     assert best_route(["", ""]) == ""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_reachability_follows_a_reservation_and_routes_name_the_relay(tmp_path: Path) -> None:
     async def scenario() -> None:
-        port = _free_port()
+        port = port_to_listen_on()
         relay = Peer(tmp_path / "relay", "Relay", NodeConfig(
             listen=(f"/ip4/127.0.0.1/tcp/{port}",), serve_relay=True))
         relay_addr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{relay.peer_id}"

@@ -8,7 +8,6 @@ one-click request then travels over the network and must arrive as a message req
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import qasync
@@ -23,6 +22,7 @@ from app.core.invite import ContactInvite, strip_p2p
 from app.core.records import ContactState
 from app.store.profile import Profile
 from tests.peers import Peer
+from tests.ports import port_to_listen_on
 from tests.ui_helpers import AppFactory, initialised_profile, run, start_online, wait, window_of
 from ui.identity.reachability import own_text, route_text
 from ui.settings.settings_dialog import NETWORK_TAB
@@ -81,17 +81,11 @@ def test_nearby_lists_strangers_and_one_click_sends_a_request_they_receive(
     assert nearby.shown_peers() == [] and not nearby.isVisible()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_reachability_and_routes_through_a_relay_and_on_this_computer(
     qtbot: QtBot, qloop: qasync.QEventLoop, make_app: AppFactory, pat: Peer, tmp_path: Path
 ) -> None:
     # A relay on a port chosen now, started only after Ada's window is up.
-    port = _free_port()
+    port = port_to_listen_on()
     relay = Peer(tmp_path / "relay", "Relay", NodeConfig(
         listen=(f"/ip4/127.0.0.1/tcp/{port}",), serve_relay=True))
     relay_addr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{relay.peer_id}"
